@@ -1,0 +1,4 @@
+/* zlt-message.c: placeholder until its owner lands it */
+#include "config.h"
+
+#include "zlt-message.h"

@@ -1,0 +1,4 @@
+/* zlt-plugin-loader.h: placeholder until its owner lands it */
+#pragma once
+
+#include <glib.h>

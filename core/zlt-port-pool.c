@@ -1,0 +1,4 @@
+/* zlt-port-pool.c: placeholder until its owner lands it */
+#include "config.h"
+
+#include "zlt-port-pool.h"

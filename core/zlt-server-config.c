@@ -1,0 +1,4 @@
+/* zlt-server-config.c: placeholder until its owner lands it */
+#include "config.h"
+
+#include "zlt-server-config.h"

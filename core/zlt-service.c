@@ -1,0 +1,4 @@
+/* zlt-service.c: placeholder until its owner lands it */
+#include "config.h"
+
+#include "zlt-service.h"

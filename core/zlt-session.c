@@ -1,0 +1,4 @@
+/* zlt-session.c: placeholder until its owner lands it */
+#include "config.h"
+
+#include "zlt-session.h"

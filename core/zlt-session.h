@@ -1,0 +1,4 @@
+/* zlt-session.h: placeholder until its owner lands it */
+#pragma once
+
+#include <glib.h>

@@ -1,0 +1,4 @@
+/* zlt-transport.c: placeholder until its owner lands it */
+#include "config.h"
+
+#include "zlt-transport.h"

@@ -1,0 +1,4 @@
+/* zlt-tunnel.c: placeholder until its owner lands it */
+#include "config.h"
+
+#include "zlt-tunnel.h"

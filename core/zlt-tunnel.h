@@ -1,0 +1,4 @@
+/* zlt-tunnel.h: placeholder until its owner lands it */
+#pragma once
+
+#include <glib.h>

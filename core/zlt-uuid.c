@@ -1,0 +1,96 @@
+/* zlt-uuid.c: parse and print UUIDs in the wire's byte order */
+#include "config.h"
+
+#include <string.h>
+
+#include "zlt-uuid.h"
+
+void
+zlt_uuid_generate (ZltUuid *uuid)
+{
+  g_autofree char *str = g_uuid_string_random ();
+
+  g_return_if_fail (uuid != NULL);
+  /* g_uuid_string_random() is a version 4 UUID from a good random source */
+  if (!zlt_uuid_parse (str, uuid))
+    g_assert_not_reached ();
+}
+
+gboolean
+zlt_uuid_parse (const char *str, ZltUuid *uuid)
+{
+  guint i = 0;
+
+  g_return_val_if_fail (uuid != NULL, FALSE);
+  if (str == NULL || !g_uuid_string_is_valid (str))
+    return FALSE;
+  for (const char *p = str; *p != '\0'; p++)
+    {
+      int hi, lo;
+      if (*p == '-')
+        continue;
+      hi = g_ascii_xdigit_value (p[0]);
+      lo = g_ascii_xdigit_value (p[1]);
+      if (hi < 0 || lo < 0 || i >= ZLT_UUID_SIZE)
+        return FALSE;
+      uuid->bytes[i++] = (guint8) ((hi << 4) | lo);
+      p++;
+    }
+  return i == ZLT_UUID_SIZE;
+}
+
+void
+zlt_uuid_format (const ZltUuid *uuid, char out[ZLT_UUID_STRING_LEN + 1])
+{
+  static const char hex[] = "0123456789abcdef";
+  guint o = 0;
+
+  for (guint i = 0; i < ZLT_UUID_SIZE; i++)
+    {
+      if (i == 4 || i == 6 || i == 8 || i == 10)
+        out[o++] = '-';
+      out[o++] = hex[uuid->bytes[i] >> 4];
+      out[o++] = hex[uuid->bytes[i] & 0xf];
+    }
+  out[o] = '\0';
+}
+
+char *
+zlt_uuid_to_string (const ZltUuid *uuid)
+{
+  char buf[ZLT_UUID_STRING_LEN + 1];
+
+  g_return_val_if_fail (uuid != NULL, NULL);
+  zlt_uuid_format (uuid, buf);
+  return g_strdup (buf);
+}
+
+gboolean
+zlt_uuid_equal (const ZltUuid *a, const ZltUuid *b)
+{
+  return memcmp (a->bytes, b->bytes, ZLT_UUID_SIZE) == 0;
+}
+
+gboolean
+zlt_uuid_is_nil (const ZltUuid *uuid)
+{
+  static const ZltUuid nil = { { 0 } };
+  return zlt_uuid_equal (uuid, &nil);
+}
+
+guint
+zlt_uuid_hash (gconstpointer uuid)
+{
+  const guint8 *b = ((const ZltUuid *) uuid)->bytes;
+  guint h;
+
+  /* random v4 UUIDs: any four bytes are already well mixed */
+  memcpy (&h, b + 12, sizeof h);
+  return h;
+}
+
+gboolean
+zlt_uuid_equal_func (gconstpointer a, gconstpointer b)
+{
+  return zlt_uuid_equal (a, b);
+}

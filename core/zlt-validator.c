@@ -1,0 +1,4 @@
+/* zlt-validator.c: placeholder until its owner lands it */
+#include "config.h"
+
+#include "zlt-validator.h"
