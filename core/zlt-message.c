@@ -1,4 +1,1347 @@
-/* zlt-message.c: placeholder until its owner lands it */
+/* zlt-message.c: the control channel's wire codec (PROTOCOL.md §1, PROTOCOL-v2.md §1)
+ *
+ * Decoding never trusts a length: every read checks the bytes left first, in gsize,
+ * without adding anything to an untrusted value. Encoding refuses rather than truncates.
+ */
 #include "config.h"
 
+#include <string.h>
+
 #include "zlt-message.h"
+
+#define EXT_ENTRY_HEADER 3 /* u8 tag, u16 length */
+#define EXT_TAG_MAX ZLT_EXT_TAG_CODE
+#define EXT_KNOWN_FLAGS                                                                            \
+  (ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_PROOF | ZLT_EXT_RESUME | ZLT_EXT_RESUME_SECRET         \
+   | ZLT_EXT_HEARTBEAT_MS | ZLT_EXT_RESUMED | ZLT_EXT_ASSIGNED_PORT | ZLT_EXT_EXPOSE               \
+   | ZLT_EXT_CODE)
+
+typedef struct
+{
+  const char *name;
+  guint16 size;
+} ExtTagInfo;
+
+/* indexed by tag; PROTOCOL-v2.md §1 */
+static const ExtTagInfo ext_tags[EXT_TAG_MAX + 1] = {
+  [ZLT_EXT_TAG_VERSION] = { "VERSION", 2 },
+  [ZLT_EXT_TAG_CAPS] = { "CAPS", 4 },
+  [ZLT_EXT_TAG_PROOF] = { "PROOF", ZLT_HASH_SIZE },
+  [ZLT_EXT_TAG_RESUME] = { "RESUME", ZLT_UUID_SIZE + ZLT_HASH_SIZE },
+  [ZLT_EXT_TAG_RESUME_SECRET] = { "RESUME_SECRET", ZLT_HASH_SIZE },
+  [ZLT_EXT_TAG_HEARTBEAT_MS] = { "HEARTBEAT_MS", 4 },
+  [ZLT_EXT_TAG_RESUMED] = { "RESUMED", 1 },
+  [ZLT_EXT_TAG_ASSIGNED_PORT] = { "ASSIGNED_PORT", 2 },
+  [ZLT_EXT_TAG_EXPOSE] = { "EXPOSE", 1 },
+  [ZLT_EXT_TAG_CODE] = { "CODE", 2 },
+};
+
+G_DEFINE_BOXED_TYPE (ZltMessage, zlt_message, zlt_message_copy, zlt_message_free)
+
+/* ---- types ------------------------------------------------------------------------- */
+
+const char *
+zlt_message_type_to_string (ZltMessageType type)
+{
+  switch (type)
+    {
+    case ZLT_MESSAGE_AUTH:
+      return "Auth";
+    case ZLT_MESSAGE_AUTH_OK:
+      return "AuthOk";
+    case ZLT_MESSAGE_AUTH_FAIL:
+      return "AuthFail";
+    case ZLT_MESSAGE_REGISTER:
+      return "Register";
+    case ZLT_MESSAGE_REGISTER_OK:
+      return "RegisterOk";
+    case ZLT_MESSAGE_REGISTER_FAIL:
+      return "RegisterFail";
+    case ZLT_MESSAGE_CONNECT:
+      return "Connect";
+    case ZLT_MESSAGE_CONNECT_ACK:
+      return "ConnectAck";
+    case ZLT_MESSAGE_CONNECT_FAIL:
+      return "ConnectFail";
+    case ZLT_MESSAGE_HEARTBEAT:
+      return "Heartbeat";
+    case ZLT_MESSAGE_HEARTBEAT_ACK:
+      return "HeartbeatAck";
+    case ZLT_MESSAGE_UNREGISTER:
+      return "Unregister";
+    case ZLT_MESSAGE_DISCONNECT:
+      return "Disconnect";
+    default:
+      return "unknown";
+    }
+}
+
+gboolean
+zlt_message_type_is_valid (guint type)
+{
+  switch (type)
+    {
+    case ZLT_MESSAGE_AUTH:
+    case ZLT_MESSAGE_AUTH_OK:
+    case ZLT_MESSAGE_AUTH_FAIL:
+    case ZLT_MESSAGE_REGISTER:
+    case ZLT_MESSAGE_REGISTER_OK:
+    case ZLT_MESSAGE_REGISTER_FAIL:
+    case ZLT_MESSAGE_CONNECT:
+    case ZLT_MESSAGE_CONNECT_ACK:
+    case ZLT_MESSAGE_CONNECT_FAIL:
+    case ZLT_MESSAGE_HEARTBEAT:
+    case ZLT_MESSAGE_HEARTBEAT_ACK:
+    case ZLT_MESSAGE_UNREGISTER:
+    case ZLT_MESSAGE_DISCONNECT:
+      return TRUE;
+    default:
+      return FALSE;
+    }
+}
+
+gboolean
+zlt_message_type_has_ext (ZltMessageType type)
+{
+  switch (type)
+    {
+    case ZLT_MESSAGE_AUTH:
+    case ZLT_MESSAGE_AUTH_OK:
+    case ZLT_MESSAGE_AUTH_FAIL:
+    case ZLT_MESSAGE_REGISTER:
+    case ZLT_MESSAGE_REGISTER_OK:
+    case ZLT_MESSAGE_REGISTER_FAIL:
+    case ZLT_MESSAGE_CONNECT:
+    case ZLT_MESSAGE_DISCONNECT:
+      return TRUE;
+    default:
+      return FALSE;
+    }
+}
+
+/* The tags a type uses; other known tags are skipped when decoding, refused when
+ * encoding. */
+static guint32
+ext_flags_for_type (ZltMessageType type)
+{
+  switch (type)
+    {
+    case ZLT_MESSAGE_AUTH:
+      return ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_PROOF | ZLT_EXT_RESUME;
+    case ZLT_MESSAGE_AUTH_OK:
+      return ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_RESUME_SECRET | ZLT_EXT_HEARTBEAT_MS
+             | ZLT_EXT_RESUMED;
+    case ZLT_MESSAGE_AUTH_FAIL:
+    case ZLT_MESSAGE_REGISTER_FAIL:
+    case ZLT_MESSAGE_DISCONNECT:
+      return ZLT_EXT_CODE;
+    case ZLT_MESSAGE_REGISTER:
+      return ZLT_EXT_EXPOSE;
+    case ZLT_MESSAGE_REGISTER_OK:
+      return ZLT_EXT_ASSIGNED_PORT;
+    default:
+      return 0;
+    }
+}
+
+/* ---- construction ------------------------------------------------------------------ */
+
+ZltMessage *
+zlt_message_new (ZltMessageType type)
+{
+  ZltMessage *msg = g_new0 (ZltMessage, 1);
+
+  msg->type = type;
+  return msg;
+}
+
+ZltMessage *
+zlt_message_copy (const ZltMessage *msg)
+{
+  ZltMessage *copy;
+
+  g_return_val_if_fail (msg != NULL, NULL);
+
+  copy = g_new (ZltMessage, 1);
+  *copy = *msg;
+  copy->token = g_strdup (msg->token);
+  copy->reason = g_strdup (msg->reason);
+  copy->name = g_strdup (msg->name);
+  copy->client_addr = g_strdup (msg->client_addr);
+  return copy;
+}
+
+void
+zlt_message_free (ZltMessage *msg)
+{
+  if (msg == NULL)
+    return;
+  /* a v1 token is a bearer secret, and the extension block may hold proofs */
+  if (msg->token != NULL)
+    explicit_bzero (msg->token, strlen (msg->token));
+  g_free (msg->token);
+  g_free (msg->reason);
+  g_free (msg->name);
+  g_free (msg->client_addr);
+  explicit_bzero (msg, sizeof *msg);
+  g_free (msg);
+}
+
+ZltMessage *
+zlt_message_new_auth (const char *token, const ZltUuid *client_id)
+{
+  ZltMessage *msg = zlt_message_new (ZLT_MESSAGE_AUTH);
+
+  msg->token = g_strdup (token);
+  if (client_id != NULL)
+    msg->client_id = *client_id;
+  return msg;
+}
+
+ZltMessage *
+zlt_message_new_auth_ok (const ZltUuid *tunnel_id)
+{
+  ZltMessage *msg = zlt_message_new (ZLT_MESSAGE_AUTH_OK);
+
+  if (tunnel_id != NULL)
+    msg->tunnel_id = *tunnel_id;
+  return msg;
+}
+
+ZltMessage *
+zlt_message_new_auth_fail (const char *reason)
+{
+  ZltMessage *msg = zlt_message_new (ZLT_MESSAGE_AUTH_FAIL);
+
+  msg->reason = g_strdup (reason);
+  return msg;
+}
+
+ZltMessage *
+zlt_message_new_register (const char *name, ZltProtocol protocol, guint16 local_port,
+                          guint16 remote_port)
+{
+  ZltMessage *msg = zlt_message_new (ZLT_MESSAGE_REGISTER);
+
+  msg->name = g_strdup (name);
+  msg->protocol = protocol;
+  msg->local_port = local_port;
+  msg->remote_port = remote_port;
+  return msg;
+}
+
+ZltMessage *
+zlt_message_new_register_ok (const ZltUuid *service_id)
+{
+  ZltMessage *msg = zlt_message_new (ZLT_MESSAGE_REGISTER_OK);
+
+  if (service_id != NULL)
+    msg->service_id = *service_id;
+  return msg;
+}
+
+ZltMessage *
+zlt_message_new_register_fail (const char *reason)
+{
+  ZltMessage *msg = zlt_message_new (ZLT_MESSAGE_REGISTER_FAIL);
+
+  msg->reason = g_strdup (reason);
+  return msg;
+}
+
+ZltMessage *
+zlt_message_new_connect (const ZltUuid *service_id, const ZltUuid *connection_id,
+                         const char *client_addr)
+{
+  ZltMessage *msg = zlt_message_new (ZLT_MESSAGE_CONNECT);
+
+  if (service_id != NULL)
+    msg->service_id = *service_id;
+  if (connection_id != NULL)
+    msg->connection_id = *connection_id;
+  msg->client_addr = g_strdup (client_addr);
+  return msg;
+}
+
+ZltMessage *
+zlt_message_new_connect_ack (const ZltUuid *connection_id)
+{
+  ZltMessage *msg = zlt_message_new (ZLT_MESSAGE_CONNECT_ACK);
+
+  if (connection_id != NULL)
+    msg->connection_id = *connection_id;
+  return msg;
+}
+
+ZltMessage *
+zlt_message_new_connect_fail (const ZltUuid *connection_id, const char *reason)
+{
+  ZltMessage *msg = zlt_message_new (ZLT_MESSAGE_CONNECT_FAIL);
+
+  if (connection_id != NULL)
+    msg->connection_id = *connection_id;
+  msg->reason = g_strdup (reason);
+  return msg;
+}
+
+ZltMessage *
+zlt_message_new_heartbeat (guint64 timestamp)
+{
+  ZltMessage *msg = zlt_message_new (ZLT_MESSAGE_HEARTBEAT);
+
+  msg->timestamp = timestamp;
+  return msg;
+}
+
+ZltMessage *
+zlt_message_new_heartbeat_ack (guint64 timestamp)
+{
+  ZltMessage *msg = zlt_message_new (ZLT_MESSAGE_HEARTBEAT_ACK);
+
+  msg->timestamp = timestamp;
+  return msg;
+}
+
+ZltMessage *
+zlt_message_new_unregister (const ZltUuid *service_id)
+{
+  ZltMessage *msg = zlt_message_new (ZLT_MESSAGE_UNREGISTER);
+
+  if (service_id != NULL)
+    msg->service_id = *service_id;
+  return msg;
+}
+
+ZltMessage *
+zlt_message_new_disconnect (const char *reason)
+{
+  ZltMessage *msg = zlt_message_new (ZLT_MESSAGE_DISCONNECT);
+
+  msg->reason = g_strdup (reason);
+  return msg;
+}
+
+/* ---- extension setters ------------------------------------------------------------- */
+
+static void
+ext_mark (ZltMessage *msg, guint32 flag)
+{
+  msg->has_ext = TRUE;
+  msg->ext.present |= flag;
+}
+
+void
+zlt_message_set_version (ZltMessage *msg, guint16 version)
+{
+  g_return_if_fail (msg != NULL);
+  msg->ext.version = version;
+  ext_mark (msg, ZLT_EXT_VERSION);
+}
+
+void
+zlt_message_set_caps (ZltMessage *msg, guint32 caps)
+{
+  g_return_if_fail (msg != NULL);
+  msg->ext.caps = caps;
+  ext_mark (msg, ZLT_EXT_CAPS);
+}
+
+void
+zlt_message_set_proof (ZltMessage *msg, const guint8 proof[ZLT_HASH_SIZE])
+{
+  g_return_if_fail (msg != NULL);
+  g_return_if_fail (proof != NULL);
+  memcpy (msg->ext.proof, proof, ZLT_HASH_SIZE);
+  ext_mark (msg, ZLT_EXT_PROOF);
+}
+
+void
+zlt_message_set_resume (ZltMessage *msg, const ZltUuid *tunnel_id, const guint8 mac[ZLT_HASH_SIZE])
+{
+  g_return_if_fail (msg != NULL);
+  g_return_if_fail (tunnel_id != NULL);
+  g_return_if_fail (mac != NULL);
+  msg->ext.resume_tunnel_id = *tunnel_id;
+  memcpy (msg->ext.resume_mac, mac, ZLT_HASH_SIZE);
+  ext_mark (msg, ZLT_EXT_RESUME);
+}
+
+void
+zlt_message_set_resume_secret (ZltMessage *msg, const guint8 secret[ZLT_HASH_SIZE])
+{
+  g_return_if_fail (msg != NULL);
+  g_return_if_fail (secret != NULL);
+  memcpy (msg->ext.resume_secret, secret, ZLT_HASH_SIZE);
+  ext_mark (msg, ZLT_EXT_RESUME_SECRET);
+}
+
+void
+zlt_message_set_heartbeat_ms (ZltMessage *msg, guint32 heartbeat_ms)
+{
+  g_return_if_fail (msg != NULL);
+  msg->ext.heartbeat_ms = heartbeat_ms;
+  ext_mark (msg, ZLT_EXT_HEARTBEAT_MS);
+}
+
+void
+zlt_message_set_resumed (ZltMessage *msg, gboolean resumed)
+{
+  g_return_if_fail (msg != NULL);
+  msg->ext.resumed = resumed ? 1 : 0;
+  ext_mark (msg, ZLT_EXT_RESUMED);
+}
+
+void
+zlt_message_set_assigned_port (ZltMessage *msg, guint16 port)
+{
+  g_return_if_fail (msg != NULL);
+  msg->ext.assigned_port = port;
+  ext_mark (msg, ZLT_EXT_ASSIGNED_PORT);
+}
+
+void
+zlt_message_set_expose (ZltMessage *msg, ZltExpose expose)
+{
+  g_return_if_fail (msg != NULL);
+  msg->ext.expose = (guint8)expose;
+  ext_mark (msg, ZLT_EXT_EXPOSE);
+}
+
+void
+zlt_message_set_code (ZltMessage *msg, ZltReasonCode code)
+{
+  g_return_if_fail (msg != NULL);
+  msg->ext.code = (guint16)code;
+  ext_mark (msg, ZLT_EXT_CODE);
+}
+
+gboolean
+zlt_message_has_ext_fields (const ZltMessage *msg, guint32 flags)
+{
+  g_return_val_if_fail (msg != NULL, FALSE);
+  return msg->has_ext && (msg->ext.present & flags) == flags;
+}
+
+/* ---- encoding ---------------------------------------------------------------------- */
+
+/* Appends only while the frame stays within ZLT_MAX_MESSAGE_SIZE, but keeps counting, so
+ * the refusal can say how big the frame would have been. */
+typedef struct
+{
+  GByteArray *out;
+  gsize size; /* bytes of this frame so far, header included */
+  gboolean overflow;
+} Writer;
+
+static void
+put (Writer *w, const void *data, gsize n)
+{
+  if (!w->overflow && n <= ZLT_MAX_MESSAGE_SIZE && w->size <= ZLT_MAX_MESSAGE_SIZE - n)
+    g_byte_array_append (w->out, data, (guint)n);
+  else
+    w->overflow = TRUE;
+  w->size = (w->size > G_MAXSIZE - n) ? G_MAXSIZE : w->size + n;
+}
+
+static void
+put_u8 (Writer *w, guint8 v)
+{
+  put (w, &v, 1);
+}
+
+static void
+put_u16 (Writer *w, guint16 v)
+{
+  guint8 b[2] = { (guint8)(v >> 8), (guint8)v };
+  put (w, b, sizeof b);
+}
+
+static void
+put_u32 (Writer *w, guint32 v)
+{
+  guint8 b[4] = { (guint8)(v >> 24), (guint8)(v >> 16), (guint8)(v >> 8), (guint8)v };
+  put (w, b, sizeof b);
+}
+
+static void
+put_u64 (Writer *w, guint64 v)
+{
+  put_u32 (w, (guint32)(v >> 32));
+  put_u32 (w, (guint32)v);
+}
+
+static void
+put_uuid (Writer *w, const ZltUuid *uuid)
+{
+  put (w, uuid->bytes, ZLT_UUID_SIZE);
+}
+
+/* str8 (prefix 1) or str16 (prefix 2) */
+static gboolean
+put_str (Writer *w, const char *field, const char *s, guint prefix, GError **error)
+{
+  const gsize max = prefix == 1 ? G_MAXUINT8 : G_MAXUINT16;
+  gsize len;
+
+  if (s == NULL)
+    s = "";
+  len = strlen (s);
+  if (len > max)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_ENCODE,
+                   "%s too long: %" G_GSIZE_FORMAT " bytes (at most %" G_GSIZE_FORMAT ")", field,
+                   len, max);
+      return FALSE;
+    }
+  if (!g_utf8_validate_len (s, len, NULL))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_ENCODE, "%s is not valid UTF-8", field);
+      return FALSE;
+    }
+  if (prefix == 1)
+    put_u8 (w, (guint8)len);
+  else
+    put_u16 (w, (guint16)len);
+  put (w, s, len);
+  return TRUE;
+}
+
+static void
+put_ext_entry (Writer *w, ZltExtTag tag, const void *value)
+{
+  put_u8 (w, (guint8)tag);
+  put_u16 (w, ext_tags[tag].size);
+  put (w, value, ext_tags[tag].size);
+}
+
+static gboolean
+put_ext (Writer *w, const ZltMessage *msg, GError **error)
+{
+  const guint32 allowed = ext_flags_for_type (msg->type);
+  const ZltMessageExt *ext = &msg->ext;
+  guint32 extra = ext->present & ~allowed;
+
+  if (!zlt_message_type_has_ext (msg->type))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_ENCODE, "%s has no extension block",
+                   zlt_message_type_to_string (msg->type));
+      return FALSE;
+    }
+  if (extra != 0)
+    {
+      guint bit = (guint)g_bit_nth_lsf (extra, -1);
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_ENCODE, "extension field %s is not defined for %s",
+                   (extra & EXT_KNOWN_FLAGS) == extra ? ext_tags[bit].name : "(unknown)",
+                   zlt_message_type_to_string (msg->type));
+      return FALSE;
+    }
+
+  put_u8 (w, ZLT_EXT_MARKER);
+  /* in tag order, so the bytes of a message are always the same */
+  for (guint tag = 1; tag <= EXT_TAG_MAX; tag++)
+    {
+      guint8 buf[ZLT_UUID_SIZE + ZLT_HASH_SIZE];
+
+      if ((ext->present & ZLT_EXT_FLAG (tag)) == 0)
+        continue;
+      switch ((ZltExtTag)tag)
+        {
+        case ZLT_EXT_TAG_VERSION:
+          buf[0] = (guint8)(ext->version >> 8);
+          buf[1] = (guint8)ext->version;
+          break;
+        case ZLT_EXT_TAG_CAPS:
+          buf[0] = (guint8)(ext->caps >> 24);
+          buf[1] = (guint8)(ext->caps >> 16);
+          buf[2] = (guint8)(ext->caps >> 8);
+          buf[3] = (guint8)ext->caps;
+          break;
+        case ZLT_EXT_TAG_PROOF:
+          memcpy (buf, ext->proof, ZLT_HASH_SIZE);
+          break;
+        case ZLT_EXT_TAG_RESUME:
+          memcpy (buf, ext->resume_tunnel_id.bytes, ZLT_UUID_SIZE);
+          memcpy (buf + ZLT_UUID_SIZE, ext->resume_mac, ZLT_HASH_SIZE);
+          break;
+        case ZLT_EXT_TAG_RESUME_SECRET:
+          memcpy (buf, ext->resume_secret, ZLT_HASH_SIZE);
+          break;
+        case ZLT_EXT_TAG_HEARTBEAT_MS:
+          buf[0] = (guint8)(ext->heartbeat_ms >> 24);
+          buf[1] = (guint8)(ext->heartbeat_ms >> 16);
+          buf[2] = (guint8)(ext->heartbeat_ms >> 8);
+          buf[3] = (guint8)ext->heartbeat_ms;
+          break;
+        case ZLT_EXT_TAG_RESUMED:
+          buf[0] = ext->resumed;
+          break;
+        case ZLT_EXT_TAG_ASSIGNED_PORT:
+          buf[0] = (guint8)(ext->assigned_port >> 8);
+          buf[1] = (guint8)ext->assigned_port;
+          break;
+        case ZLT_EXT_TAG_EXPOSE:
+          buf[0] = ext->expose;
+          break;
+        case ZLT_EXT_TAG_CODE:
+          buf[0] = (guint8)(ext->code >> 8);
+          buf[1] = (guint8)ext->code;
+          break;
+        default:
+          continue;
+        }
+      put_ext_entry (w, (ZltExtTag)tag, buf);
+      explicit_bzero (buf, sizeof buf);
+    }
+  return TRUE;
+}
+
+static gboolean
+put_payload (Writer *w, const ZltMessage *msg, GError **error)
+{
+  switch (msg->type)
+    {
+    case ZLT_MESSAGE_AUTH:
+      if (!put_str (w, "token", msg->token, 2, error))
+        return FALSE;
+      put_uuid (w, &msg->client_id);
+      break;
+    case ZLT_MESSAGE_AUTH_OK:
+      put_uuid (w, &msg->tunnel_id);
+      break;
+    case ZLT_MESSAGE_AUTH_FAIL:
+    case ZLT_MESSAGE_REGISTER_FAIL:
+    case ZLT_MESSAGE_DISCONNECT:
+      if (!put_str (w, "reason", msg->reason, 2, error))
+        return FALSE;
+      break;
+    case ZLT_MESSAGE_REGISTER:
+      if (msg->protocol != ZLT_PROTOCOL_TCP && msg->protocol != ZLT_PROTOCOL_UDP)
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_ENCODE, "invalid protocol %d",
+                       (int)msg->protocol);
+          return FALSE;
+        }
+      if (!put_str (w, "name", msg->name, 1, error))
+        return FALSE;
+      put_u8 (w, (guint8)msg->protocol);
+      put_u16 (w, msg->local_port);
+      put_u16 (w, msg->remote_port);
+      break;
+    case ZLT_MESSAGE_REGISTER_OK:
+    case ZLT_MESSAGE_UNREGISTER:
+      put_uuid (w, &msg->service_id);
+      break;
+    case ZLT_MESSAGE_CONNECT:
+      put_uuid (w, &msg->service_id);
+      put_uuid (w, &msg->connection_id);
+      if (!put_str (w, "client_addr", msg->client_addr, 2, error))
+        return FALSE;
+      break;
+    case ZLT_MESSAGE_CONNECT_ACK:
+      put_uuid (w, &msg->connection_id);
+      break;
+    case ZLT_MESSAGE_CONNECT_FAIL:
+      put_uuid (w, &msg->connection_id);
+      if (!put_str (w, "reason", msg->reason, 2, error))
+        return FALSE;
+      break;
+    case ZLT_MESSAGE_HEARTBEAT:
+    case ZLT_MESSAGE_HEARTBEAT_ACK:
+      put_u64 (w, msg->timestamp);
+      break;
+    default:
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_ENCODE, "unknown message type 0x%02x",
+                   (guint)msg->type);
+      return FALSE;
+    }
+  if (msg->has_ext && !put_ext (w, msg, error))
+    return FALSE;
+  return TRUE;
+}
+
+gboolean
+zlt_message_encode (const ZltMessage *msg, GByteArray *out, GError **error)
+{
+  Writer w = { out, 0, FALSE };
+  guint start;
+  gsize payload_len;
+  guint8 *hdr;
+
+  g_return_val_if_fail (msg != NULL, FALSE);
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (out->len > G_MAXUINT - ZLT_MAX_MESSAGE_SIZE)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_ENCODE, "output buffer full (%u bytes)", out->len);
+      return FALSE;
+    }
+  start = out->len;
+
+  put_u8 (&w, (guint8)msg->type);
+  put_u32 (&w, 0); /* the payload length, filled in below */
+  if (!put_payload (&w, msg, error))
+    {
+      g_prefix_error (error, "cannot encode %s: ", zlt_message_type_to_string (msg->type));
+      g_byte_array_set_size (out, start);
+      return FALSE;
+    }
+  if (w.overflow)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_ENCODE,
+                   "cannot encode %s: message too large: %" G_GSIZE_FORMAT " bytes (at most %u)",
+                   zlt_message_type_to_string (msg->type), w.size, (guint)ZLT_MAX_MESSAGE_SIZE);
+      g_byte_array_set_size (out, start);
+      return FALSE;
+    }
+
+  payload_len = w.size - ZLT_HEADER_SIZE;
+  hdr = out->data + start;
+  hdr[1] = (guint8)(payload_len >> 24);
+  hdr[2] = (guint8)(payload_len >> 16);
+  hdr[3] = (guint8)(payload_len >> 8);
+  hdr[4] = (guint8)payload_len;
+  return TRUE;
+}
+
+GBytes *
+zlt_message_encode_bytes (const ZltMessage *msg, GError **error)
+{
+  g_autoptr (GByteArray) out = g_byte_array_new ();
+
+  g_return_val_if_fail (msg != NULL, NULL);
+
+  if (!zlt_message_encode (msg, out, error))
+    return NULL;
+  return g_byte_array_free_to_bytes (g_steal_pointer (&out));
+}
+
+/* ---- decoding ---------------------------------------------------------------------- */
+
+typedef struct
+{
+  const guint8 *data;
+  gsize len;
+  gsize pos; /* always <= len */
+} Reader;
+
+static gsize
+reader_left (const Reader *r)
+{
+  return r->len - r->pos;
+}
+
+static gboolean
+reader_need (const Reader *r, gsize n, const char *field, GError **error)
+{
+  if (reader_left (r) >= n)
+    return TRUE;
+  g_set_error (error, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+               "payload too short: %s needs %" G_GSIZE_FORMAT " bytes at offset %" G_GSIZE_FORMAT
+               ", %" G_GSIZE_FORMAT " left",
+               field, n, r->pos, reader_left (r));
+  return FALSE;
+}
+
+static guint16
+be16 (const guint8 *p)
+{
+  return (guint16)((p[0] << 8) | p[1]);
+}
+
+static guint32
+be32 (const guint8 *p)
+{
+  return ((guint32)p[0] << 24) | ((guint32)p[1] << 16) | ((guint32)p[2] << 8) | p[3];
+}
+
+static gboolean
+get_u8 (Reader *r, const char *field, guint8 *out, GError **error)
+{
+  if (!reader_need (r, 1, field, error))
+    return FALSE;
+  *out = r->data[r->pos];
+  r->pos += 1;
+  return TRUE;
+}
+
+static gboolean
+get_u16 (Reader *r, const char *field, guint16 *out, GError **error)
+{
+  if (!reader_need (r, 2, field, error))
+    return FALSE;
+  *out = be16 (r->data + r->pos);
+  r->pos += 2;
+  return TRUE;
+}
+
+static gboolean
+get_u64 (Reader *r, const char *field, guint64 *out, GError **error)
+{
+  if (!reader_need (r, 8, field, error))
+    return FALSE;
+  *out = ((guint64)be32 (r->data + r->pos) << 32) | be32 (r->data + r->pos + 4);
+  r->pos += 8;
+  return TRUE;
+}
+
+static gboolean
+get_uuid (Reader *r, const char *field, ZltUuid *out, GError **error)
+{
+  if (!reader_need (r, ZLT_UUID_SIZE, field, error))
+    return FALSE;
+  memcpy (out->bytes, r->data + r->pos, ZLT_UUID_SIZE);
+  r->pos += ZLT_UUID_SIZE;
+  return TRUE;
+}
+
+/* str8 (prefix 1) or str16 (prefix 2) */
+static gboolean
+get_str (Reader *r, const char *field, guint prefix, char **out, GError **error)
+{
+  gsize len;
+  const char *s;
+
+  if (prefix == 1)
+    {
+      guint8 l8;
+      if (!get_u8 (r, field, &l8, error))
+        return FALSE;
+      len = l8;
+    }
+  else
+    {
+      guint16 l16;
+      if (!get_u16 (r, field, &l16, error))
+        return FALSE;
+      len = l16;
+    }
+  if (!reader_need (r, len, field, error))
+    return FALSE;
+  s = (const char *)r->data + r->pos;
+  if (memchr (s, '\0', len) != NULL)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_PROTOCOL, "%s contains a NUL byte", field);
+      return FALSE;
+    }
+  if (!g_utf8_validate_len (s, len, NULL))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_PROTOCOL, "%s is not valid UTF-8", field);
+      return FALSE;
+    }
+  *out = g_strndup (s, len);
+  r->pos += len;
+  return TRUE;
+}
+
+static void
+ext_store (ZltMessageExt *ext, ZltExtTag tag, const guint8 *v)
+{
+  switch (tag)
+    {
+    case ZLT_EXT_TAG_VERSION:
+      ext->version = be16 (v);
+      break;
+    case ZLT_EXT_TAG_CAPS:
+      ext->caps = be32 (v);
+      break;
+    case ZLT_EXT_TAG_PROOF:
+      memcpy (ext->proof, v, ZLT_HASH_SIZE);
+      break;
+    case ZLT_EXT_TAG_RESUME:
+      memcpy (ext->resume_tunnel_id.bytes, v, ZLT_UUID_SIZE);
+      memcpy (ext->resume_mac, v + ZLT_UUID_SIZE, ZLT_HASH_SIZE);
+      break;
+    case ZLT_EXT_TAG_RESUME_SECRET:
+      memcpy (ext->resume_secret, v, ZLT_HASH_SIZE);
+      break;
+    case ZLT_EXT_TAG_HEARTBEAT_MS:
+      ext->heartbeat_ms = be32 (v);
+      break;
+    case ZLT_EXT_TAG_RESUMED:
+      ext->resumed = v[0];
+      break;
+    case ZLT_EXT_TAG_ASSIGNED_PORT:
+      ext->assigned_port = be16 (v);
+      break;
+    case ZLT_EXT_TAG_EXPOSE:
+      ext->expose = v[0];
+      break;
+    case ZLT_EXT_TAG_CODE:
+      ext->code = be16 (v);
+      break;
+    default:
+      break;
+    }
+}
+
+/* The rest of the reader is an extension block (PROTOCOL-v2.md §1). */
+static gboolean
+get_ext (Reader *r, ZltMessage *msg, GError **error)
+{
+  const guint32 allowed = ext_flags_for_type (msg->type);
+  guint32 seen = 0;
+  guint8 marker;
+
+  if (!get_u8 (r, "extension marker", &marker, error))
+    return FALSE;
+  if (marker != ZLT_EXT_MARKER)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+                   "unknown extension block marker 0x%02x (expected 0x%02x)", marker,
+                   (guint)ZLT_EXT_MARKER);
+      return FALSE;
+    }
+  while (reader_left (r) > 0)
+    {
+      gsize entry = r->pos;
+      guint8 tag;
+      guint16 size;
+      const guint8 *value;
+
+      if (reader_left (r) < EXT_ENTRY_HEADER)
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+                       "truncated extension entry at offset %" G_GSIZE_FORMAT ": %" G_GSIZE_FORMAT
+                       " bytes left",
+                       entry, reader_left (r));
+          return FALSE;
+        }
+      tag = r->data[r->pos];
+      size = be16 (r->data + r->pos + 1);
+      r->pos += EXT_ENTRY_HEADER;
+      if (size > reader_left (r))
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+                       "extension entry 0x%02x at offset %" G_GSIZE_FORMAT
+                       " overruns the payload: %u bytes, %" G_GSIZE_FORMAT " left",
+                       tag, entry, size, reader_left (r));
+          return FALSE;
+        }
+      value = r->data + r->pos;
+      r->pos += size;
+
+      if (tag == 0 || tag > EXT_TAG_MAX)
+        continue; /* unknown: skipped for forward compatibility */
+      if (size != ext_tags[tag].size)
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+                       "extension field %s has %u bytes (must be %u)", ext_tags[tag].name, size,
+                       ext_tags[tag].size);
+          return FALSE;
+        }
+      if (seen & ZLT_EXT_FLAG (tag))
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_PROTOCOL, "duplicate extension field %s",
+                       ext_tags[tag].name);
+          return FALSE;
+        }
+      seen |= ZLT_EXT_FLAG (tag);
+      if ((allowed & ZLT_EXT_FLAG (tag)) == 0)
+        continue; /* known, but not used by this type: skipped as well */
+      ext_store (&msg->ext, (ZltExtTag)tag, value);
+      msg->ext.present |= ZLT_EXT_FLAG (tag);
+    }
+  msg->has_ext = TRUE;
+  return TRUE;
+}
+
+static gboolean
+get_payload (Reader *r, ZltMessage *msg, GError **error)
+{
+  guint8 protocol;
+
+  switch (msg->type)
+    {
+    case ZLT_MESSAGE_AUTH:
+      if (!get_str (r, "token", 2, &msg->token, error)
+          || !get_uuid (r, "client_id", &msg->client_id, error))
+        return FALSE;
+      break;
+    case ZLT_MESSAGE_AUTH_OK:
+      if (!get_uuid (r, "tunnel_id", &msg->tunnel_id, error))
+        return FALSE;
+      break;
+    case ZLT_MESSAGE_AUTH_FAIL:
+    case ZLT_MESSAGE_REGISTER_FAIL:
+    case ZLT_MESSAGE_DISCONNECT:
+      if (!get_str (r, "reason", 2, &msg->reason, error))
+        return FALSE;
+      break;
+    case ZLT_MESSAGE_REGISTER:
+      if (!get_str (r, "name", 1, &msg->name, error) || !get_u8 (r, "protocol", &protocol, error))
+        return FALSE;
+      if (protocol != ZLT_PROTOCOL_TCP && protocol != ZLT_PROTOCOL_UDP)
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_PROTOCOL, "invalid protocol byte 0x%02x",
+                       protocol);
+          return FALSE;
+        }
+      msg->protocol = (ZltProtocol)protocol;
+      if (!get_u16 (r, "local_port", &msg->local_port, error)
+          || !get_u16 (r, "remote_port", &msg->remote_port, error))
+        return FALSE;
+      break;
+    case ZLT_MESSAGE_REGISTER_OK:
+    case ZLT_MESSAGE_UNREGISTER:
+      if (!get_uuid (r, "service_id", &msg->service_id, error))
+        return FALSE;
+      break;
+    case ZLT_MESSAGE_CONNECT:
+      if (!get_uuid (r, "service_id", &msg->service_id, error)
+          || !get_uuid (r, "connection_id", &msg->connection_id, error)
+          || !get_str (r, "client_addr", 2, &msg->client_addr, error))
+        return FALSE;
+      break;
+    case ZLT_MESSAGE_CONNECT_ACK:
+      if (!get_uuid (r, "connection_id", &msg->connection_id, error))
+        return FALSE;
+      break;
+    case ZLT_MESSAGE_CONNECT_FAIL:
+      if (!get_uuid (r, "connection_id", &msg->connection_id, error)
+          || !get_str (r, "reason", 2, &msg->reason, error))
+        return FALSE;
+      break;
+    case ZLT_MESSAGE_HEARTBEAT:
+    case ZLT_MESSAGE_HEARTBEAT_ACK:
+      if (!get_u64 (r, "timestamp", &msg->timestamp, error))
+        return FALSE;
+      break;
+    default:
+      /* the caller checked the type */
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_UNKNOWN_TYPE, "unknown message type 0x%02x",
+                   (guint)msg->type);
+      return FALSE;
+    }
+
+  if (reader_left (r) == 0)
+    return TRUE;
+  if (!zlt_message_type_has_ext (msg->type))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+                   "payload too long: %" G_GSIZE_FORMAT " bytes, %" G_GSIZE_FORMAT
+                   " unexpected after the fields (no extension block on this type)",
+                   r->len, reader_left (r));
+      return FALSE;
+    }
+  return get_ext (r, msg, error);
+}
+
+ZltMessage *
+zlt_message_decode (const guint8 *data, gsize len, gsize *consumed, GError **error)
+{
+  g_autoptr (ZltMessage) msg = NULL;
+  Reader r;
+  guint8 type;
+  guint32 payload_len;
+
+  g_return_val_if_fail (data != NULL || len == 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (consumed != NULL)
+    *consumed = 0;
+
+  /* PROTOCOL.md §1.1: this order exactly */
+  if (len < ZLT_HEADER_SIZE)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_TOO_SHORT,
+                   "frame too short: %" G_GSIZE_FORMAT " bytes (the header alone is %u)", len,
+                   (guint)ZLT_HEADER_SIZE);
+      return NULL;
+    }
+  type = data[0];
+  if (!zlt_message_type_is_valid (type))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_UNKNOWN_TYPE, "unknown message type 0x%02x", type);
+      return NULL;
+    }
+  payload_len = be32 (data + 1);
+  if (payload_len > ZLT_MAX_PAYLOAD)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_PAYLOAD_TOO_LARGE,
+                   "payload too large: %u bytes (at most %u)", payload_len, (guint)ZLT_MAX_PAYLOAD);
+      return NULL;
+    }
+  if (len - ZLT_HEADER_SIZE < payload_len)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INCOMPLETE,
+                   "incomplete frame: %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes", len,
+                   (gsize)ZLT_HEADER_SIZE + payload_len);
+      return NULL;
+    }
+
+  msg = zlt_message_new ((ZltMessageType)type);
+  r.data = data + ZLT_HEADER_SIZE;
+  r.len = payload_len;
+  r.pos = 0;
+  if (!get_payload (&r, msg, error))
+    {
+      g_prefix_error (error, "invalid %s message: ", zlt_message_type_to_string (msg->type));
+      return NULL;
+    }
+
+  if (consumed != NULL)
+    *consumed = ZLT_HEADER_SIZE + (gsize)payload_len;
+  return g_steal_pointer (&msg);
+}
+
+GPtrArray *
+zlt_message_decode_all (const guint8 *data, gsize len, GError **error)
+{
+  g_autoptr (GPtrArray) msgs = g_ptr_array_new_with_free_func ((GDestroyNotify)zlt_message_free);
+  gsize pos = 0;
+
+  g_return_val_if_fail (data != NULL || len == 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  /* at least one frame: an empty buffer fails as "too short" */
+  do
+    {
+      gsize used = 0;
+      ZltMessage *msg = zlt_message_decode (data + pos, len - pos, &used, error);
+
+      if (msg == NULL)
+        {
+          g_prefix_error (error, "frame %u at offset %" G_GSIZE_FORMAT ": ", msgs->len + 1, pos);
+          return NULL;
+        }
+      g_ptr_array_add (msgs, msg);
+      pos += used; /* used <= len - pos */
+    }
+  while (pos < len);
+  return g_steal_pointer (&msgs);
+}
+
+/* ---- diagnostics ------------------------------------------------------------------- */
+
+static void
+append_uuid (GString *s, const char *field, const ZltUuid *uuid)
+{
+  char buf[ZLT_UUID_STRING_LEN + 1];
+
+  zlt_uuid_format (uuid, buf);
+  g_string_append_printf (s, " %s=%s", field, buf);
+}
+
+static void
+append_str (GString *s, const char *field, const char *value)
+{
+  g_autofree char *escaped = g_strescape (value != NULL ? value : "", NULL);
+
+  g_string_append_printf (s, " %s=\"%s\"", field, escaped);
+}
+
+char *
+zlt_message_to_string (const ZltMessage *msg)
+{
+  GString *s;
+  const ZltMessageExt *ext;
+
+  g_return_val_if_fail (msg != NULL, NULL);
+
+  ext = &msg->ext;
+  s = g_string_new (zlt_message_type_to_string (msg->type));
+  switch (msg->type)
+    {
+    case ZLT_MESSAGE_AUTH:
+      g_string_append_printf (s, " token=<%" G_GSIZE_FORMAT " bytes>",
+                              msg->token != NULL ? strlen (msg->token) : 0);
+      append_uuid (s, "client_id", &msg->client_id);
+      break;
+    case ZLT_MESSAGE_AUTH_OK:
+      append_uuid (s, "tunnel_id", &msg->tunnel_id);
+      break;
+    case ZLT_MESSAGE_AUTH_FAIL:
+    case ZLT_MESSAGE_REGISTER_FAIL:
+    case ZLT_MESSAGE_DISCONNECT:
+      append_str (s, "reason", msg->reason);
+      break;
+    case ZLT_MESSAGE_REGISTER:
+      append_str (s, "name", msg->name);
+      g_string_append_printf (s, " protocol=%s local_port=%u remote_port=%u",
+                              zlt_protocol_to_string (msg->protocol), msg->local_port,
+                              msg->remote_port);
+      break;
+    case ZLT_MESSAGE_REGISTER_OK:
+    case ZLT_MESSAGE_UNREGISTER:
+      append_uuid (s, "service_id", &msg->service_id);
+      break;
+    case ZLT_MESSAGE_CONNECT:
+      append_uuid (s, "service_id", &msg->service_id);
+      append_uuid (s, "connection_id", &msg->connection_id);
+      append_str (s, "client_addr", msg->client_addr);
+      break;
+    case ZLT_MESSAGE_CONNECT_ACK:
+      append_uuid (s, "connection_id", &msg->connection_id);
+      break;
+    case ZLT_MESSAGE_CONNECT_FAIL:
+      append_uuid (s, "connection_id", &msg->connection_id);
+      append_str (s, "reason", msg->reason);
+      break;
+    case ZLT_MESSAGE_HEARTBEAT:
+    case ZLT_MESSAGE_HEARTBEAT_ACK:
+      g_string_append_printf (s, " timestamp=%" G_GUINT64_FORMAT, msg->timestamp);
+      break;
+    default:
+      g_string_append_printf (s, " type=0x%02x", (guint)msg->type);
+      break;
+    }
+
+  if (!msg->has_ext)
+    return g_string_free (s, FALSE);
+  g_string_append (s, " ext={");
+  if (ext->present & ZLT_EXT_VERSION)
+    g_string_append_printf (s, " version=%u", ext->version);
+  if (ext->present & ZLT_EXT_CAPS)
+    g_string_append_printf (s, " caps=0x%x", ext->caps);
+  if (ext->present & ZLT_EXT_PROOF)
+    g_string_append (s, " proof=<redacted>");
+  if (ext->present & ZLT_EXT_RESUME)
+    {
+      append_uuid (s, "resume_tunnel_id", &ext->resume_tunnel_id);
+      g_string_append (s, " resume_mac=<redacted>");
+    }
+  if (ext->present & ZLT_EXT_RESUME_SECRET)
+    g_string_append (s, " resume_secret=<redacted>");
+  if (ext->present & ZLT_EXT_HEARTBEAT_MS)
+    g_string_append_printf (s, " heartbeat_ms=%u", ext->heartbeat_ms);
+  if (ext->present & ZLT_EXT_RESUMED)
+    g_string_append_printf (s, " resumed=%u", ext->resumed);
+  if (ext->present & ZLT_EXT_ASSIGNED_PORT)
+    g_string_append_printf (s, " assigned_port=%u", ext->assigned_port);
+  if (ext->present & ZLT_EXT_EXPOSE)
+    g_string_append_printf (s, " expose=%u", ext->expose);
+  if (ext->present & ZLT_EXT_CODE)
+    g_string_append_printf (s, " code=%s(%u)", zlt_reason_code_to_string (ext->code), ext->code);
+  g_string_append (s, " }");
+  return g_string_free (s, FALSE);
+}
+
+/* ---- reason codes ------------------------------------------------------------------ */
+
+const char *
+zlt_reason_code_to_string (ZltReasonCode code)
+{
+  switch (code)
+    {
+    case ZLT_REASON_NONE:
+      return "NONE";
+    case ZLT_REASON_BAD_TOKEN:
+      return "BAD_TOKEN";
+    case ZLT_REASON_EXPIRED_TOKEN:
+      return "EXPIRED_TOKEN";
+    case ZLT_REASON_NOT_ALLOWED:
+      return "NOT_ALLOWED";
+    case ZLT_REASON_DUPLICATE_NAME:
+      return "DUPLICATE_NAME";
+    case ZLT_REASON_PORT_IN_USE:
+      return "PORT_IN_USE";
+    case ZLT_REASON_PORT_OUT_OF_RANGE:
+      return "PORT_OUT_OF_RANGE";
+    case ZLT_REASON_PORTS_EXHAUSTED:
+      return "PORTS_EXHAUSTED";
+    case ZLT_REASON_LIMIT:
+      return "LIMIT";
+    case ZLT_REASON_PROTOCOL:
+      return "PROTOCOL";
+    case ZLT_REASON_TIMEOUT:
+      return "TIMEOUT";
+    case ZLT_REASON_SHUTDOWN:
+      return "SHUTDOWN";
+    case ZLT_REASON_LEGACY_REFUSED:
+      return "LEGACY_REFUSED";
+    case ZLT_REASON_IN_USE:
+      return "IN_USE";
+    case ZLT_REASON_INTERNAL:
+      return "INTERNAL";
+    default:
+      return "UNKNOWN";
+    }
+}
+
+ZltError
+zlt_reason_code_to_error (ZltReasonCode code)
+{
+  switch (code)
+    {
+    case ZLT_REASON_BAD_TOKEN:
+      return ZLT_ERROR_BAD_TOKEN;
+    case ZLT_REASON_EXPIRED_TOKEN:
+      return ZLT_ERROR_EXPIRED_TOKEN;
+    case ZLT_REASON_NOT_ALLOWED:
+      return ZLT_ERROR_NOT_ALLOWED;
+    case ZLT_REASON_DUPLICATE_NAME:
+      return ZLT_ERROR_DUPLICATE_NAME;
+    case ZLT_REASON_PORT_IN_USE:
+      return ZLT_ERROR_PORT_IN_USE;
+    case ZLT_REASON_PORT_OUT_OF_RANGE:
+      return ZLT_ERROR_PORT_OUT_OF_RANGE;
+    case ZLT_REASON_PORTS_EXHAUSTED:
+      return ZLT_ERROR_PORTS_EXHAUSTED;
+    case ZLT_REASON_LIMIT:
+      return ZLT_ERROR_LIMIT;
+    case ZLT_REASON_PROTOCOL:
+      return ZLT_ERROR_PROTOCOL;
+    case ZLT_REASON_TIMEOUT:
+      return ZLT_ERROR_TIMEOUT;
+    case ZLT_REASON_SHUTDOWN:
+      return ZLT_ERROR_CLOSED;
+    case ZLT_REASON_LEGACY_REFUSED:
+      return ZLT_ERROR_LEGACY_REFUSED;
+    case ZLT_REASON_IN_USE:
+      return ZLT_ERROR_IN_USE;
+    case ZLT_REASON_NONE:
+    case ZLT_REASON_INTERNAL:
+    default:
+      return ZLT_ERROR_FAILED;
+    }
+}
+
+ZltReasonCode
+zlt_reason_code_from_error (const GError *error)
+{
+  if (error == NULL || error->domain != ZLT_ERROR)
+    return ZLT_REASON_INTERNAL;
+  switch ((ZltError)error->code)
+    {
+    case ZLT_ERROR_BAD_TOKEN:
+      return ZLT_REASON_BAD_TOKEN;
+    case ZLT_ERROR_EXPIRED_TOKEN:
+      return ZLT_REASON_EXPIRED_TOKEN;
+    case ZLT_ERROR_NOT_ALLOWED:
+      return ZLT_REASON_NOT_ALLOWED;
+    case ZLT_ERROR_DUPLICATE_NAME:
+      return ZLT_REASON_DUPLICATE_NAME;
+    case ZLT_ERROR_PORT_IN_USE:
+      return ZLT_REASON_PORT_IN_USE;
+    case ZLT_ERROR_PORT_OUT_OF_RANGE:
+      return ZLT_REASON_PORT_OUT_OF_RANGE;
+    case ZLT_ERROR_PORTS_EXHAUSTED:
+      return ZLT_REASON_PORTS_EXHAUSTED;
+    case ZLT_ERROR_LIMIT:
+      return ZLT_REASON_LIMIT;
+    case ZLT_ERROR_PROTOCOL:
+    case ZLT_ERROR_TOO_SHORT:
+    case ZLT_ERROR_INCOMPLETE:
+    case ZLT_ERROR_UNKNOWN_TYPE:
+    case ZLT_ERROR_PAYLOAD_TOO_LARGE:
+      return ZLT_REASON_PROTOCOL;
+    case ZLT_ERROR_TIMEOUT:
+      return ZLT_REASON_TIMEOUT;
+    case ZLT_ERROR_CLOSED:
+      return ZLT_REASON_SHUTDOWN;
+    case ZLT_ERROR_LEGACY_REFUSED:
+      return ZLT_REASON_LEGACY_REFUSED;
+    case ZLT_ERROR_IN_USE:
+      return ZLT_REASON_IN_USE;
+    default:
+      return ZLT_REASON_INTERNAL;
+    }
+}
+
+gboolean
+zlt_reason_code_is_fatal (ZltReasonCode code)
+{
+  return code == ZLT_REASON_BAD_TOKEN || code == ZLT_REASON_EXPIRED_TOKEN
+         || code == ZLT_REASON_LEGACY_REFUSED;
+}
