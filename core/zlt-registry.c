@@ -1,4 +1,1092 @@
-/* zlt-registry.c: placeholder until its owner lands it */
+/* zlt-registry.c: the server's state: tunnels, services, port pools, leases
+ *
+ * The registry owns a reference on every tunnel it lists and follows each tunnel's
+ * ::service-added and ::service-removed, so a service removed from its tunnel by any
+ * path gives its public port back and leaves the indexes. Services it registers itself
+ * get their port from the pool of their protocol.
+ *
+ * Leases: a tunnel whose control channel ended can be held for a grace period. It stays
+ * listed with its services and ports (the server keeps their listeners open); when the
+ * agent resumes in time, it registers its services again and each registration of a
+ * held name gets the very same service, id and port back. When the period runs out the
+ * tunnel is removed as if by zlt_registry_remove_tunnel().
+ */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
+#include "zlt-error.h"
 #include "zlt-registry.h"
+
+typedef struct
+{
+  ZltRegistry *registry;
+  ZltTunnel *tunnel; /* (owned) */
+  ZltUuid key;       /* the id the entry is filed under */
+  GSource *hold_source;
+  gulong added_id;
+  gulong removed_id;
+  gulong id_notify_id;
+} TunnelEntry;
+
+typedef struct
+{
+  ZltRegistry *registry;
+  ZltService *service; /* (owned) */
+  ZltUuid key;
+  ZltProtocol protocol;
+  guint16 port;       /* allocated from the registry's pool by the registry; 0 for none */
+  gboolean unclaimed; /* held over a resume, not registered again yet */
+  gulong id_notify_id;
+} ServiceEntry;
+
+struct _ZltRegistry
+{
+  GObject parent_instance;
+
+  ZltPortPool *tcp_pool;
+  ZltPortPool *udp_pool;
+  guint max_tunnels;  /* 0 = unlimited */
+  guint max_services; /* per tunnel; 0 = unlimited */
+
+  GHashTable *tunnels;  /* &TunnelEntry.key → TunnelEntry (owned) */
+  GHashTable *services; /* &ServiceEntry.key → ServiceEntry (owned) */
+  GHashTable *by_name;  /* name (owned) → GPtrArray of ServiceEntry (borrowed) */
+  GHashTable *by_port;  /* protocol << 16 | port → ServiceEntry (borrowed) */
+  GMainContext *context;
+};
+
+enum
+{
+  PROP_0,
+  PROP_TCP_POOL,
+  PROP_UDP_POOL,
+  PROP_MAX_TUNNELS,
+  PROP_MAX_SERVICES_PER_TUNNEL,
+  PROP_N_TUNNELS,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+enum
+{
+  SIGNAL_TUNNEL_ADDED,
+  SIGNAL_TUNNEL_REMOVED,
+  SIGNAL_SERVICE_ADDED,
+  SIGNAL_SERVICE_REMOVED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+G_DEFINE_FINAL_TYPE (ZltRegistry, zlt_registry, G_TYPE_OBJECT)
+
+#define PORT_KEY(protocol, port) GUINT_TO_POINTER (((guint)(protocol) << 16) | (guint)(port))
+
+static void
+cancel_source (GSource **source)
+{
+  if (*source == NULL)
+    return;
+  g_source_destroy (*source);
+  g_clear_pointer (source, g_source_unref);
+}
+
+static void
+tunnel_entry_free (gpointer data)
+{
+  TunnelEntry *entry = data;
+
+  cancel_source (&entry->hold_source);
+  g_clear_signal_handler (&entry->added_id, entry->tunnel);
+  g_clear_signal_handler (&entry->removed_id, entry->tunnel);
+  g_clear_signal_handler (&entry->id_notify_id, entry->tunnel);
+  g_object_unref (entry->tunnel);
+  g_free (entry);
+}
+
+static void
+service_entry_free (gpointer data)
+{
+  ServiceEntry *entry = data;
+
+  g_clear_signal_handler (&entry->id_notify_id, entry->service);
+  g_object_unref (entry->service);
+  g_free (entry);
+}
+
+static TunnelEntry *
+find_tunnel_entry (ZltRegistry *self, ZltTunnel *tunnel)
+{
+  TunnelEntry *entry = g_hash_table_lookup (self->tunnels, zlt_tunnel_get_id (tunnel));
+
+  return entry != NULL && entry->tunnel == tunnel ? entry : NULL;
+}
+
+static ServiceEntry *
+find_service_entry (ZltRegistry *self, ZltService *service)
+{
+  ServiceEntry *entry = g_hash_table_lookup (self->services, zlt_service_get_id (service));
+
+  return entry != NULL && entry->service == service ? entry : NULL;
+}
+
+static ZltPortPool *
+pool_for (ZltRegistry *self, ZltProtocol protocol)
+{
+  return protocol == ZLT_PROTOCOL_UDP ? self->udp_pool : self->tcp_pool;
+}
+
+/* ids may change under us (an agent-side object, or a careless caller): refile */
+static void
+on_service_id_notify (ZltService *service, GParamSpec *pspec, gpointer user_data)
+{
+  ServiceEntry *entry = user_data;
+  ZltRegistry *self = entry->registry;
+
+  g_hash_table_steal (self->services, &entry->key);
+  entry->key = *zlt_service_get_id (service);
+  if (!g_hash_table_insert (self->services, &entry->key, entry))
+    g_warning ("two services share the id of service %s", zlt_service_get_name (service));
+}
+
+static void
+on_tunnel_id_notify (ZltTunnel *tunnel, GParamSpec *pspec, gpointer user_data)
+{
+  TunnelEntry *entry = user_data;
+  ZltRegistry *self = entry->registry;
+
+  g_hash_table_steal (self->tunnels, &entry->key);
+  entry->key = *zlt_tunnel_get_id (tunnel);
+  if (!g_hash_table_insert (self->tunnels, &entry->key, entry))
+    g_warning ("two tunnels share one id");
+}
+
+static ServiceEntry *
+index_service (ZltRegistry *self, ZltService *service, guint16 port)
+{
+  ServiceEntry *entry = g_new0 (ServiceEntry, 1);
+  const char *name = zlt_service_get_name (service);
+  GPtrArray *same_name;
+
+  entry->registry = self;
+  entry->service = g_object_ref (service);
+  entry->key = *zlt_service_get_id (service);
+  entry->protocol = zlt_service_get_protocol (service);
+  entry->port = port;
+  entry->id_notify_id
+      = g_signal_connect (service, "notify::id", G_CALLBACK (on_service_id_notify), entry);
+  if (!g_hash_table_insert (self->services, &entry->key, entry))
+    g_warning ("two services share the id of service %s", name);
+
+  same_name = g_hash_table_lookup (self->by_name, name);
+  if (same_name == NULL)
+    {
+      same_name = g_ptr_array_new ();
+      g_hash_table_insert (self->by_name, g_strdup (name), same_name);
+    }
+  g_ptr_array_add (same_name, entry);
+  if (port != 0)
+    g_hash_table_insert (self->by_port, PORT_KEY (entry->protocol, port), entry);
+  return entry;
+}
+
+static void
+unindex_service (ZltRegistry *self, ServiceEntry *entry)
+{
+  const char *name = zlt_service_get_name (entry->service);
+  GPtrArray *same_name = g_hash_table_lookup (self->by_name, name);
+
+  if (same_name != NULL)
+    {
+      g_ptr_array_remove_fast (same_name, entry);
+      if (same_name->len == 0)
+        g_hash_table_remove (self->by_name, name);
+    }
+  if (entry->port != 0)
+    {
+      if (g_hash_table_lookup (self->by_port, PORT_KEY (entry->protocol, entry->port)) == entry)
+        g_hash_table_remove (self->by_port, PORT_KEY (entry->protocol, entry->port));
+      zlt_port_pool_release (pool_for (self, entry->protocol), entry->port);
+    }
+  g_hash_table_remove (self->services, &entry->key);
+}
+
+static void
+on_tunnel_service_added (ZltTunnel *tunnel, ZltService *service, gpointer user_data)
+{
+  TunnelEntry *tentry = user_data;
+  ZltRegistry *self = tentry->registry;
+
+  /* services added to the tunnel directly, not by zlt_registry_register_service() */
+  if (find_service_entry (self, service) == NULL)
+    index_service (self, service, 0);
+  g_signal_emit (self, signals[SIGNAL_SERVICE_ADDED], 0, service);
+}
+
+static void
+on_tunnel_service_removed (ZltTunnel *tunnel, ZltService *service, gpointer user_data)
+{
+  TunnelEntry *tentry = user_data;
+  ZltRegistry *self = tentry->registry;
+  ServiceEntry *entry = find_service_entry (self, service);
+
+  if (entry == NULL)
+    return;
+  g_signal_emit (self, signals[SIGNAL_SERVICE_REMOVED], 0, service);
+  /* a handler may have run the registry's own removal path already */
+  entry = find_service_entry (self, service);
+  if (entry != NULL)
+    unindex_service (self, entry);
+}
+
+static void
+remove_tunnel_entry (ZltRegistry *self, TunnelEntry *entry)
+{
+  g_autoptr (ZltTunnel) tunnel = g_object_ref (entry->tunnel);
+  g_autoptr (GPtrArray) services = zlt_tunnel_get_services (tunnel);
+
+  cancel_source (&entry->hold_source);
+  for (guint i = 0; i < services->len; i++)
+    zlt_tunnel_remove_service (tunnel, g_ptr_array_index (services, i));
+
+  /* the entry may be gone if a handler above removed the tunnel already */
+  entry = find_tunnel_entry (self, tunnel);
+  if (entry == NULL)
+    return;
+  g_hash_table_remove (self->tunnels, &entry->key);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_TUNNELS]);
+  g_signal_emit (self, signals[SIGNAL_TUNNEL_REMOVED], 0, tunnel);
+}
+
+static void
+zlt_registry_set_property (GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec)
+{
+  ZltRegistry *self = ZLT_REGISTRY (object);
+
+  switch (prop_id)
+    {
+    case PROP_TCP_POOL:
+      self->tcp_pool = g_value_dup_object (value);
+      break;
+    case PROP_UDP_POOL:
+      self->udp_pool = g_value_dup_object (value);
+      break;
+    case PROP_MAX_TUNNELS:
+      zlt_registry_set_max_tunnels (self, g_value_get_uint (value));
+      break;
+    case PROP_MAX_SERVICES_PER_TUNNEL:
+      zlt_registry_set_max_services_per_tunnel (self, g_value_get_uint (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+zlt_registry_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  ZltRegistry *self = ZLT_REGISTRY (object);
+
+  switch (prop_id)
+    {
+    case PROP_TCP_POOL:
+      g_value_set_object (value, self->tcp_pool);
+      break;
+    case PROP_UDP_POOL:
+      g_value_set_object (value, self->udp_pool);
+      break;
+    case PROP_MAX_TUNNELS:
+      g_value_set_uint (value, self->max_tunnels);
+      break;
+    case PROP_MAX_SERVICES_PER_TUNNEL:
+      g_value_set_uint (value, self->max_services);
+      break;
+    case PROP_N_TUNNELS:
+      g_value_set_uint (value, g_hash_table_size (self->tunnels));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+zlt_registry_constructed (GObject *object)
+{
+  ZltRegistry *self = ZLT_REGISTRY (object);
+
+  G_OBJECT_CLASS (zlt_registry_parent_class)->constructed (object);
+  if (self->tcp_pool == NULL)
+    self->tcp_pool = zlt_port_pool_new ();
+  if (self->udp_pool == NULL)
+    self->udp_pool = zlt_port_pool_new ();
+}
+
+static void
+zlt_registry_dispose (GObject *object)
+{
+  ZltRegistry *self = ZLT_REGISTRY (object);
+  GHashTableIter iter;
+  gpointer value;
+
+  /* quietly: give the ports back (the pools may be shared) and let go of the tunnels,
+   * which keep their services */
+  g_hash_table_iter_init (&iter, self->services);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      ServiceEntry *entry = value;
+
+      if (entry->port != 0)
+        zlt_port_pool_release (pool_for (self, entry->protocol), entry->port);
+    }
+  g_hash_table_remove_all (self->by_port);
+  g_hash_table_remove_all (self->by_name);
+  g_hash_table_remove_all (self->services);
+  g_hash_table_remove_all (self->tunnels);
+  g_clear_object (&self->tcp_pool);
+  g_clear_object (&self->udp_pool);
+  G_OBJECT_CLASS (zlt_registry_parent_class)->dispose (object);
+}
+
+static void
+zlt_registry_finalize (GObject *object)
+{
+  ZltRegistry *self = ZLT_REGISTRY (object);
+
+  g_hash_table_unref (self->by_port);
+  g_hash_table_unref (self->by_name);
+  g_hash_table_unref (self->services);
+  g_hash_table_unref (self->tunnels);
+  g_main_context_unref (self->context);
+  G_OBJECT_CLASS (zlt_registry_parent_class)->finalize (object);
+}
+
+static void
+zlt_registry_class_init (ZltRegistryClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  const GParamFlags co = G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS;
+  const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS;
+
+  object_class->set_property = zlt_registry_set_property;
+  object_class->get_property = zlt_registry_get_property;
+  object_class->constructed = zlt_registry_constructed;
+  object_class->dispose = zlt_registry_dispose;
+  object_class->finalize = zlt_registry_finalize;
+
+  /**
+   * ZltRegistry:tcp-pool:
+   * Where public TCP ports come from; a default pool when not given.
+   */
+  properties[PROP_TCP_POOL] = g_param_spec_object ("tcp-pool", NULL, NULL, ZLT_TYPE_PORT_POOL, co);
+  /**
+   * ZltRegistry:udp-pool:
+   * Where public UDP ports come from; a default pool when not given.
+   */
+  properties[PROP_UDP_POOL] = g_param_spec_object ("udp-pool", NULL, NULL, ZLT_TYPE_PORT_POOL, co);
+  /**
+   * ZltRegistry:max-tunnels:
+   * How many tunnels (held ones included) may be listed at once; 0 for no limit.
+   */
+  properties[PROP_MAX_TUNNELS] = g_param_spec_uint ("max-tunnels", NULL, NULL, 0, G_MAXUINT, 0, rw);
+  /**
+   * ZltRegistry:max-services-per-tunnel:
+   * How many services one tunnel may register; 0 for no limit.
+   */
+  properties[PROP_MAX_SERVICES_PER_TUNNEL]
+      = g_param_spec_uint ("max-services-per-tunnel", NULL, NULL, 0, G_MAXUINT, 0, rw);
+  properties[PROP_N_TUNNELS]
+      = g_param_spec_uint ("n-tunnels", NULL, NULL, 0, G_MAXUINT, 0,
+                           G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  signals[SIGNAL_TUNNEL_ADDED]
+      = g_signal_new ("tunnel-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                      g_cclosure_marshal_VOID__OBJECT, G_TYPE_NONE, 1, ZLT_TYPE_TUNNEL);
+  /**
+   * ZltRegistry::tunnel-removed:
+   * @tunnel: the tunnel, already unlisted and without services
+   */
+  signals[SIGNAL_TUNNEL_REMOVED]
+      = g_signal_new ("tunnel-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                      g_cclosure_marshal_VOID__OBJECT, G_TYPE_NONE, 1, ZLT_TYPE_TUNNEL);
+  /**
+   * ZltRegistry::service-added:
+   * @service: the service; zlt_service_get_tunnel() names its tunnel
+   */
+  signals[SIGNAL_SERVICE_ADDED]
+      = g_signal_new ("service-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                      g_cclosure_marshal_VOID__OBJECT, G_TYPE_NONE, 1, ZLT_TYPE_SERVICE);
+  /**
+   * ZltRegistry::service-removed:
+   * @service: the service; zlt_service_get_tunnel() still names its tunnel and its port
+   *   is still reserved until the emission ends
+   */
+  signals[SIGNAL_SERVICE_REMOVED]
+      = g_signal_new ("service-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+                      NULL, g_cclosure_marshal_VOID__OBJECT, G_TYPE_NONE, 1, ZLT_TYPE_SERVICE);
+}
+
+static void
+zlt_registry_init (ZltRegistry *self)
+{
+  self->tunnels
+      = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, NULL, tunnel_entry_free);
+  self->services
+      = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, NULL, service_entry_free);
+  self->by_name
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_ptr_array_unref);
+  self->by_port = g_hash_table_new (NULL, NULL);
+  self->context = g_main_context_ref_thread_default ();
+}
+
+/**
+ * zlt_registry_new:
+ * @tcp_pool: (nullable): where public TCP ports come from, or %NULL for the default
+ * @udp_pool: (nullable): where public UDP ports come from, or %NULL for the default
+ *
+ * Returns: (transfer full): an empty registry without limits
+ */
+ZltRegistry *
+zlt_registry_new (ZltPortPool *tcp_pool, ZltPortPool *udp_pool)
+{
+  g_return_val_if_fail (tcp_pool == NULL || ZLT_IS_PORT_POOL (tcp_pool), NULL);
+  g_return_val_if_fail (udp_pool == NULL || ZLT_IS_PORT_POOL (udp_pool), NULL);
+
+  return g_object_new (ZLT_TYPE_REGISTRY, "tcp-pool", tcp_pool, "udp-pool", udp_pool, NULL);
+}
+
+/**
+ * zlt_registry_new_from_ranges:
+ * @ranges: port ranges as zlt_port_pool_new_from_string() takes them
+ * @error: return location for a %ZLT_ERROR_INVALID_CONFIG error
+ *
+ * Makes a registry with separate TCP and UDP pools of the same ranges.
+ *
+ * Returns: (transfer full): the registry, or %NULL if @ranges is malformed
+ */
+ZltRegistry *
+zlt_registry_new_from_ranges (const char *ranges, GError **error)
+{
+  g_autoptr (ZltPortPool) tcp = NULL;
+  g_autoptr (ZltPortPool) udp = NULL;
+
+  g_return_val_if_fail (ranges != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  tcp = zlt_port_pool_new_from_string (ranges, error);
+  if (tcp == NULL)
+    return NULL;
+  udp = zlt_port_pool_new_from_string (ranges, error);
+  if (udp == NULL)
+    return NULL;
+  return zlt_registry_new (tcp, udp);
+}
+
+/**
+ * zlt_registry_get_port_pool:
+ * @protocol: TCP or UDP
+ *
+ * Returns: (transfer none): the pool public ports of @protocol come from
+ */
+ZltPortPool *
+zlt_registry_get_port_pool (ZltRegistry *self, ZltProtocol protocol)
+{
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), NULL);
+  return pool_for (self, protocol);
+}
+
+guint
+zlt_registry_get_max_tunnels (ZltRegistry *self)
+{
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), 0);
+  return self->max_tunnels;
+}
+
+/**
+ * zlt_registry_set_max_tunnels:
+ * @max_tunnels: the new limit, 0 for none
+ *
+ * A lower limit refuses new tunnels; it never drops listed ones.
+ */
+void
+zlt_registry_set_max_tunnels (ZltRegistry *self, guint max_tunnels)
+{
+  g_return_if_fail (ZLT_IS_REGISTRY (self));
+
+  if (self->max_tunnels == max_tunnels)
+    return;
+  self->max_tunnels = max_tunnels;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_TUNNELS]);
+}
+
+guint
+zlt_registry_get_max_services_per_tunnel (ZltRegistry *self)
+{
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), 0);
+  return self->max_services;
+}
+
+/**
+ * zlt_registry_set_max_services_per_tunnel:
+ * @max_services: the new limit, 0 for none
+ *
+ * A lower limit refuses new registrations; it never drops registered services.
+ */
+void
+zlt_registry_set_max_services_per_tunnel (ZltRegistry *self, guint max_services)
+{
+  g_return_if_fail (ZLT_IS_REGISTRY (self));
+
+  if (self->max_services == max_services)
+    return;
+  self->max_services = max_services;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_SERVICES_PER_TUNNEL]);
+}
+
+guint
+zlt_registry_get_n_tunnels (ZltRegistry *self)
+{
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), 0);
+  return g_hash_table_size (self->tunnels);
+}
+
+/**
+ * zlt_registry_add_tunnel:
+ * @tunnel: a tunnel, typically just authenticated
+ * @error: return location for an error
+ *
+ * Lists @tunnel (taking a reference) and emits ::tunnel-added, then ::service-added for
+ * any services it already has. Fails with %ZLT_ERROR_LIMIT at #ZltRegistry:max-tunnels
+ * and %ZLT_ERROR_IN_USE when a tunnel of the same id is listed.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+zlt_registry_add_tunnel (ZltRegistry *self, ZltTunnel *tunnel, GError **error)
+{
+  TunnelEntry *entry;
+  g_autoptr (GPtrArray) services = NULL;
+  guint n_tunnels;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), FALSE);
+  g_return_val_if_fail (ZLT_IS_TUNNEL (tunnel), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (g_hash_table_contains (self->tunnels, zlt_tunnel_get_id (tunnel)))
+    {
+      g_autofree char *id = zlt_tunnel_dup_id_string (tunnel);
+
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_IN_USE, _ ("tunnel %s is already connected"), id);
+      return FALSE;
+    }
+  n_tunnels = g_hash_table_size (self->tunnels);
+  if (self->max_tunnels != 0 && n_tunnels >= self->max_tunnels)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_LIMIT,
+                   _ ("the server already has its maximum of %u tunnels"), self->max_tunnels);
+      return FALSE;
+    }
+
+  entry = g_new0 (TunnelEntry, 1);
+  entry->registry = self;
+  entry->tunnel = g_object_ref (tunnel);
+  entry->key = *zlt_tunnel_get_id (tunnel);
+  entry->added_id
+      = g_signal_connect (tunnel, "service-added", G_CALLBACK (on_tunnel_service_added), entry);
+  entry->removed_id
+      = g_signal_connect (tunnel, "service-removed", G_CALLBACK (on_tunnel_service_removed), entry);
+  entry->id_notify_id
+      = g_signal_connect (tunnel, "notify::id", G_CALLBACK (on_tunnel_id_notify), entry);
+  g_hash_table_insert (self->tunnels, &entry->key, entry);
+
+  services = zlt_tunnel_get_services (tunnel);
+  for (guint i = 0; i < services->len; i++)
+    if (find_service_entry (self, g_ptr_array_index (services, i)) == NULL)
+      index_service (self, g_ptr_array_index (services, i), 0);
+
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_TUNNELS]);
+  g_signal_emit (self, signals[SIGNAL_TUNNEL_ADDED], 0, tunnel);
+  for (guint i = 0; i < services->len; i++)
+    g_signal_emit (self, signals[SIGNAL_SERVICE_ADDED], 0, g_ptr_array_index (services, i));
+  return TRUE;
+}
+
+/**
+ * zlt_registry_remove_tunnel:
+ * @tunnel: a listed tunnel, held or not
+ *
+ * Removes every service of @tunnel (each one gives its port back; ::service-removed on
+ * the tunnel and on the registry), cancels any hold, unlists the tunnel and emits
+ * ::tunnel-removed.
+ *
+ * Returns: %TRUE if @tunnel was listed
+ */
+gboolean
+zlt_registry_remove_tunnel (ZltRegistry *self, ZltTunnel *tunnel)
+{
+  TunnelEntry *entry;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), FALSE);
+  g_return_val_if_fail (ZLT_IS_TUNNEL (tunnel), FALSE);
+
+  entry = find_tunnel_entry (self, tunnel);
+  if (entry == NULL)
+    return FALSE;
+  remove_tunnel_entry (self, entry);
+  return TRUE;
+}
+
+/**
+ * zlt_registry_lookup_tunnel:
+ * @id: a tunnel id
+ *
+ * Returns: (transfer none) (nullable): the listed tunnel with @id, held ones included
+ */
+ZltTunnel *
+zlt_registry_lookup_tunnel (ZltRegistry *self, const ZltUuid *id)
+{
+  TunnelEntry *entry;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), NULL);
+  g_return_val_if_fail (id != NULL, NULL);
+
+  entry = g_hash_table_lookup (self->tunnels, id);
+  return entry != NULL ? entry->tunnel : NULL;
+}
+
+/**
+ * zlt_registry_get_tunnels:
+ *
+ * Returns: (transfer full) (element-type ZltTunnel): a snapshot of the listed tunnels,
+ *   in no particular order
+ */
+GPtrArray *
+zlt_registry_get_tunnels (ZltRegistry *self)
+{
+  GPtrArray *out;
+  GHashTableIter iter;
+  gpointer value;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), NULL);
+
+  out = g_ptr_array_new_full (g_hash_table_size (self->tunnels), g_object_unref);
+  g_hash_table_iter_init (&iter, self->tunnels);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (out, g_object_ref (((TunnelEntry *)value)->tunnel));
+  return out;
+}
+
+static gboolean
+can_reclaim (ZltService *old, ZltProtocol protocol, guint16 requested_port, ZltExpose expose)
+{
+  return zlt_service_get_protocol (old) == protocol && zlt_service_get_expose (old) == expose
+         && (expose == ZLT_EXPOSE_INTERNAL || requested_port == 0
+             || requested_port == zlt_service_get_assigned_port (old));
+}
+
+/**
+ * zlt_registry_register_service:
+ * @tunnel: a listed tunnel
+ * @name: the service name, unique within @tunnel
+ * @protocol: TCP or UDP
+ * @local_port: the port on the agent's side
+ * @requested_port: the public port asked for, 0 for any; ignored for internal services
+ * @expose: public services get a port from the pool of @protocol, internal ones none
+ * @error: return location for an error
+ *
+ * Errors: %ZLT_ERROR_NOT_FOUND (tunnel not listed), %ZLT_ERROR_DUPLICATE_NAME,
+ * %ZLT_ERROR_LIMIT (#ZltRegistry:max-services-per-tunnel), and the port pool's
+ * %ZLT_ERROR_PORT_OUT_OF_RANGE, %ZLT_ERROR_PORT_IN_USE and %ZLT_ERROR_PORTS_EXHAUSTED.
+ *
+ * After zlt_registry_resume_tunnel(), registering a name the tunnel held with the same
+ * protocol and expose (and a requested port of 0 or the one it had) gives back the held
+ * service, with its id and assigned port; no ::service-added is emitted for it then.
+ *
+ * Returns: (transfer none) (nullable): the service, owned by @tunnel, or %NULL on error
+ */
+ZltService *
+zlt_registry_register_service (ZltRegistry *self, ZltTunnel *tunnel, const char *name,
+                               ZltProtocol protocol, guint16 local_port, guint16 requested_port,
+                               ZltExpose expose, GError **error)
+{
+  ZltService *existing;
+  g_autoptr (ZltService) service = NULL;
+  g_autoptr (GError) local_error = NULL;
+  ServiceEntry *entry;
+  guint16 port = 0;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), NULL);
+  g_return_val_if_fail (ZLT_IS_TUNNEL (tunnel), NULL);
+  g_return_val_if_fail (name != NULL && *name != '\0', NULL);
+  g_return_val_if_fail (protocol == ZLT_PROTOCOL_TCP || protocol == ZLT_PROTOCOL_UDP, NULL);
+  g_return_val_if_fail (expose == ZLT_EXPOSE_PUBLIC || expose == ZLT_EXPOSE_INTERNAL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (find_tunnel_entry (self, tunnel) == NULL)
+    {
+      g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND,
+                           _ ("the tunnel is not known to the server"));
+      return NULL;
+    }
+
+  existing = zlt_tunnel_lookup_service (tunnel, name);
+  if (existing != NULL)
+    {
+      entry = find_service_entry (self, existing);
+      if (entry == NULL || !entry->unclaimed)
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_DUPLICATE_NAME,
+                       _ ("a service named “%s” already exists"), name);
+          return NULL;
+        }
+      if (can_reclaim (existing, protocol, requested_port, expose))
+        {
+          entry->unclaimed = FALSE;
+          zlt_service_set_local_port (existing, local_port);
+          if (expose == ZLT_EXPOSE_PUBLIC)
+            zlt_service_set_requested_port (existing, requested_port);
+          return existing;
+        }
+      /* held under other terms: start afresh (its port is free again for this) */
+      zlt_tunnel_remove_service (tunnel, existing);
+    }
+
+  if (self->max_services != 0 && zlt_tunnel_get_n_services (tunnel) >= self->max_services)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_LIMIT,
+                   _ ("the tunnel already has its maximum of %u services"), self->max_services);
+      return NULL;
+    }
+
+  if (expose == ZLT_EXPOSE_PUBLIC)
+    {
+      port = zlt_port_pool_allocate (pool_for (self, protocol), requested_port, &local_error);
+      if (port == 0)
+        {
+          g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
+                                      _ ("cannot register service “%s”: "), name);
+          return NULL;
+        }
+    }
+
+  service = g_object_new (ZLT_TYPE_SERVICE, "name", name, "protocol", protocol, "expose", expose,
+                          "local-port", (guint)local_port, "requested-port",
+                          (guint)(expose == ZLT_EXPOSE_PUBLIC ? requested_port : 0),
+                          "assigned-port", (guint)port, NULL);
+  /* filed with its port before the tunnel announces it, so handlers see it complete */
+  entry = index_service (self, service, port);
+  if (!zlt_tunnel_add_service (tunnel, service, &local_error))
+    {
+      /* not reachable with the checks above, but never leak the port */
+      unindex_service (self, entry);
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
+  return service; /* the tunnel and the registry hold it */
+}
+
+/**
+ * zlt_registry_unregister_service:
+ * @service: a service of a listed tunnel
+ * @error: return location for a %ZLT_ERROR_NOT_FOUND error
+ *
+ * Removes @service from its tunnel and gives its port back.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+zlt_registry_unregister_service (ZltRegistry *self, ZltService *service, GError **error)
+{
+  ZltTunnel *tunnel;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), FALSE);
+  g_return_val_if_fail (ZLT_IS_SERVICE (service), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  tunnel = zlt_service_get_tunnel (service);
+  if (find_service_entry (self, service) == NULL || tunnel == NULL)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, _ ("no such service “%s”"),
+                   zlt_service_get_name (service));
+      return FALSE;
+    }
+  zlt_tunnel_remove_service (tunnel, service);
+  return TRUE;
+}
+
+/**
+ * zlt_registry_reassign_port:
+ * @service: a public service whose assigned port could not be bound
+ * @error: return location for an error
+ *
+ * Marks the service's port unusable in its pool (so nobody gets it again until
+ * zlt_port_pool_clear_unusable()) and, when the agent asked for any port, gives the
+ * service the next free one. When the agent asked for that very port, fails with
+ * %ZLT_ERROR_PORT_IN_USE; the service then has no port (assigned-port 0) and the caller
+ * should unregister it.
+ *
+ * Returns: the new port, or 0 on error
+ */
+guint16
+zlt_registry_reassign_port (ZltRegistry *self, ZltService *service, GError **error)
+{
+  ServiceEntry *entry;
+  ZltPortPool *pool;
+  guint16 old_port, port;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), 0);
+  g_return_val_if_fail (ZLT_IS_SERVICE (service), 0);
+  g_return_val_if_fail (error == NULL || *error == NULL, 0);
+
+  entry = find_service_entry (self, service);
+  if (entry == NULL || entry->port == 0)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND,
+                   _ ("service “%s” has no public port from this server"),
+                   zlt_service_get_name (service));
+      return 0;
+    }
+  pool = pool_for (self, entry->protocol);
+  old_port = entry->port;
+  g_hash_table_remove (self->by_port, PORT_KEY (entry->protocol, old_port));
+  zlt_port_pool_mark_unusable (pool, old_port);
+  entry->port = 0;
+
+  if (zlt_service_get_requested_port (service) != 0)
+    {
+      zlt_service_set_assigned_port (service, 0);
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE, _ ("port %u is in use"), old_port);
+      return 0;
+    }
+  port = zlt_port_pool_allocate (pool, 0, error);
+  if (port != 0)
+    {
+      entry->port = port;
+      g_hash_table_insert (self->by_port, PORT_KEY (entry->protocol, port), entry);
+    }
+  zlt_service_set_assigned_port (service, port);
+  return port;
+}
+
+/**
+ * zlt_registry_lookup_service:
+ * @id: a service id
+ *
+ * Returns: (transfer none) (nullable): the service with @id, in any listed tunnel
+ */
+ZltService *
+zlt_registry_lookup_service (ZltRegistry *self, const ZltUuid *id)
+{
+  ServiceEntry *entry;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), NULL);
+  g_return_val_if_fail (id != NULL, NULL);
+
+  entry = g_hash_table_lookup (self->services, id);
+  return entry != NULL ? entry->service : NULL;
+}
+
+/**
+ * zlt_registry_lookup_service_by_name:
+ * @name: a service name
+ * @error: return location for an error
+ *
+ * Names are unique per tunnel only; this finds a name across the whole server, as an
+ * access session asks for it. Use zlt_tunnel_lookup_service() for one tunnel.
+ * Fails with %ZLT_ERROR_NOT_FOUND, or %ZLT_ERROR_DUPLICATE_NAME when several tunnels
+ * have a service of that name.
+ *
+ * Returns: (transfer none) (nullable): the one service called @name
+ */
+ZltService *
+zlt_registry_lookup_service_by_name (ZltRegistry *self, const char *name, GError **error)
+{
+  GPtrArray *same_name;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  same_name = g_hash_table_lookup (self->by_name, name);
+  if (same_name == NULL || same_name->len == 0)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, _ ("no such service “%s”"), name);
+      return NULL;
+    }
+  if (same_name->len > 1)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_DUPLICATE_NAME,
+                   _ ("%u tunnels have a service named “%s”"), same_name->len, name);
+      return NULL;
+    }
+  return ((ServiceEntry *)g_ptr_array_index (same_name, 0))->service;
+}
+
+/**
+ * zlt_registry_lookup_service_by_port:
+ * @protocol: TCP or UDP
+ * @port: a public port
+ *
+ * Returns: (transfer none) (nullable): the service the registry gave @port to
+ */
+ZltService *
+zlt_registry_lookup_service_by_port (ZltRegistry *self, ZltProtocol protocol, guint16 port)
+{
+  ServiceEntry *entry;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), NULL);
+
+  if (port == 0)
+    return NULL;
+  entry = g_hash_table_lookup (self->by_port, PORT_KEY (protocol, port));
+  return entry != NULL ? entry->service : NULL;
+}
+
+static gboolean
+hold_expired_cb (gpointer user_data)
+{
+  TunnelEntry *entry = user_data;
+
+  /* the dispatch keeps the source alive until we return */
+  g_clear_pointer (&entry->hold_source, g_source_unref);
+  remove_tunnel_entry (entry->registry, entry);
+  return G_SOURCE_REMOVE;
+}
+
+/**
+ * zlt_registry_hold_tunnel:
+ * @tunnel: a listed tunnel whose control channel ended
+ * @grace_ms: how long to keep it for a resume; 0 removes it now
+ *
+ * Sets the tunnel's state to disconnected and keeps it listed, with its services and
+ * their ports, for @grace_ms. zlt_registry_resume_tunnel() takes it back; otherwise it is
+ * removed (as by zlt_registry_remove_tunnel()) when the time is up. Holding a held tunnel
+ * again restarts the period.
+ *
+ * Returns: %TRUE if @tunnel was listed
+ */
+gboolean
+zlt_registry_hold_tunnel (ZltRegistry *self, ZltTunnel *tunnel, guint grace_ms)
+{
+  TunnelEntry *entry;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), FALSE);
+  g_return_val_if_fail (ZLT_IS_TUNNEL (tunnel), FALSE);
+
+  entry = find_tunnel_entry (self, tunnel);
+  if (entry == NULL)
+    return FALSE;
+  zlt_tunnel_set_state (tunnel, ZLT_TUNNEL_STATE_DISCONNECTED);
+  /* a state handler may have removed it */
+  entry = find_tunnel_entry (self, tunnel);
+  if (entry == NULL)
+    return TRUE;
+  if (grace_ms == 0)
+    {
+      remove_tunnel_entry (self, entry);
+      return TRUE;
+    }
+  cancel_source (&entry->hold_source);
+  entry->hold_source = g_timeout_source_new (grace_ms);
+  g_source_set_callback (entry->hold_source, hold_expired_cb, entry, NULL);
+  g_source_set_static_name (entry->hold_source, "[zlt] tunnel resume grace");
+  g_source_attach (entry->hold_source, self->context);
+  return TRUE;
+}
+
+/**
+ * zlt_registry_is_held:
+ * @tunnel: a tunnel
+ *
+ * Returns: %TRUE if @tunnel is listed and waiting for a resume
+ */
+gboolean
+zlt_registry_is_held (ZltRegistry *self, ZltTunnel *tunnel)
+{
+  TunnelEntry *entry;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), FALSE);
+  g_return_val_if_fail (ZLT_IS_TUNNEL (tunnel), FALSE);
+
+  entry = find_tunnel_entry (self, tunnel);
+  return entry != NULL && entry->hold_source != NULL;
+}
+
+/**
+ * zlt_registry_resume_tunnel:
+ * @id: the id of a held tunnel (after the caller checked the resume proof)
+ * @error: return location for an error
+ *
+ * Ends the hold. The tunnel's services stay, waiting to be registered again with
+ * zlt_registry_register_service(), which gives each one back with its port;
+ * zlt_registry_drop_unclaimed() removes those the agent no longer registers. The caller
+ * sets the tunnel's state. Fails with %ZLT_ERROR_NOT_FOUND for an unknown (or expired)
+ * tunnel and %ZLT_ERROR_IN_USE for a tunnel that is not held.
+ *
+ * Returns: (transfer none) (nullable): the tunnel, still listed
+ */
+ZltTunnel *
+zlt_registry_resume_tunnel (ZltRegistry *self, const ZltUuid *id, GError **error)
+{
+  TunnelEntry *entry;
+  g_autoptr (GPtrArray) services = NULL;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), NULL);
+  g_return_val_if_fail (id != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  entry = g_hash_table_lookup (self->tunnels, id);
+  if (entry == NULL)
+    {
+      g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, _ ("no such tunnel to resume"));
+      return NULL;
+    }
+  if (entry->hold_source == NULL)
+    {
+      g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_IN_USE, _ ("the tunnel is still connected"));
+      return NULL;
+    }
+  cancel_source (&entry->hold_source);
+  services = zlt_tunnel_get_services (entry->tunnel);
+  for (guint i = 0; i < services->len; i++)
+    {
+      ServiceEntry *sentry = find_service_entry (self, g_ptr_array_index (services, i));
+
+      if (sentry != NULL)
+        sentry->unclaimed = TRUE;
+    }
+  return entry->tunnel;
+}
+
+/**
+ * zlt_registry_drop_unclaimed:
+ * @tunnel: a resumed tunnel
+ *
+ * Removes the services held over the resume that the agent did not register again.
+ *
+ * Returns: how many were removed
+ */
+guint
+zlt_registry_drop_unclaimed (ZltRegistry *self, ZltTunnel *tunnel)
+{
+  g_autoptr (GPtrArray) services = NULL;
+  guint n = 0;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), 0);
+  g_return_val_if_fail (ZLT_IS_TUNNEL (tunnel), 0);
+
+  if (find_tunnel_entry (self, tunnel) == NULL)
+    return 0;
+  services = zlt_tunnel_get_services (tunnel);
+  for (guint i = 0; i < services->len; i++)
+    {
+      ZltService *service = g_ptr_array_index (services, i);
+      ServiceEntry *sentry = find_service_entry (self, service);
+
+      if (sentry != NULL && sentry->unclaimed && zlt_tunnel_remove_service (tunnel, service))
+        n++;
+    }
+  return n;
+}
