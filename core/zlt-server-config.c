@@ -1,4 +1,546 @@
-/* zlt-server-config.c: placeholder until its owner lands it */
+/* zlt-server-config.c: the [server] part of the config */
 #include "config.h"
 
+#include <string.h>
+
+#include <gio/gio.h>
+#include <glib/gi18n-lib.h>
+
+#include "zlt-config-private.h"
+#include "zlt-error.h"
 #include "zlt-server-config.h"
+
+#define GROUP ZLT_SERVER_CONFIG_GROUP
+
+struct _ZltServerConfig
+{
+  GObject parent_instance;
+
+  GKeyFile *keyfile; /* the whole file, for the validator's group */
+  char *listen_address;
+  guint16 listen_port;
+  char *public_bind_address;
+  char *tls_certificate;
+  char *tls_key;
+  guint16 port_min;
+  guint16 port_max;
+  guint max_tunnels;
+  guint max_services_per_tunnel;
+  guint heartbeat_interval;
+  guint heartbeat_timeout;
+  guint auth_timeout;
+  guint connect_timeout;
+  guint resume_grace;
+  gboolean allow_legacy_auth;
+  char *validator;
+  char *validator_group;
+  gboolean insecure;
+};
+
+G_DEFINE_FINAL_TYPE (ZltServerConfig, zlt_server_config, G_TYPE_OBJECT)
+
+static const char *const known_keys[] = {
+  "listen",
+  "public-bind-address",
+  "tls-certificate",
+  "tls-key",
+  "port-range",
+  "max-tunnels",
+  "max-services-per-tunnel",
+  "heartbeat-interval",
+  "heartbeat-timeout",
+  "auth-timeout",
+  "connect-timeout",
+  "resume-grace",
+  "allow-legacy-auth",
+  "validator",
+  "insecure",
+  NULL,
+};
+
+static void
+zlt_server_config_finalize (GObject *object)
+{
+  ZltServerConfig *self = ZLT_SERVER_CONFIG (object);
+
+  g_clear_pointer (&self->keyfile, g_key_file_unref);
+  g_free (self->listen_address);
+  g_free (self->public_bind_address);
+  g_free (self->tls_certificate);
+  g_free (self->tls_key);
+  g_free (self->validator);
+  g_free (self->validator_group);
+
+  G_OBJECT_CLASS (zlt_server_config_parent_class)->finalize (object);
+}
+
+static void
+zlt_server_config_class_init (ZltServerConfigClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->finalize = zlt_server_config_finalize;
+}
+
+static void
+zlt_server_config_init (ZltServerConfig *self)
+{
+}
+
+static gboolean
+zlt_server_config_parse_listen (ZltServerConfig *self, const char *value, GError **error)
+{
+  g_autoptr (GSocketConnectable) addr = NULL;
+  g_autoptr (GError) error_local = NULL;
+  const char *host;
+
+  addr = g_network_address_parse (value, ZLT_SERVER_CONFIG_DEFAULT_PORT, &error_local);
+  if (addr == NULL)
+    {
+      zlt_config_error (error, GROUP, "listen", _ ("‘%s’ is not an address:port (%s)"), value,
+                        error_local->message);
+      return FALSE;
+    }
+  host = g_network_address_get_hostname (G_NETWORK_ADDRESS (addr));
+  if (!g_hostname_is_ip_address (host))
+    {
+      zlt_config_error (error, GROUP, "listen", _ ("‘%s’ is not an IP address"), host);
+      return FALSE;
+    }
+  self->listen_address = g_strdup (host);
+  self->listen_port = g_network_address_get_port (G_NETWORK_ADDRESS (addr));
+  return TRUE;
+}
+
+static gboolean
+zlt_server_config_parse_port_range (ZltServerConfig *self, const char *value, GError **error)
+{
+  g_auto (GStrv) parts = g_strsplit (value, "-", -1);
+  guint64 min = 0;
+  guint64 max = 0;
+
+  if (g_strv_length (parts) != 2
+      || !g_ascii_string_to_unsigned (g_strstrip (parts[0]), 10, 1, G_MAXUINT16, &min, NULL)
+      || !g_ascii_string_to_unsigned (g_strstrip (parts[1]), 10, 1, G_MAXUINT16, &max, NULL))
+    {
+      zlt_config_error (error, GROUP, "port-range",
+                        _ ("‘%s’ is not a range like 30000-31000 of ports from 1 to 65535"), value);
+      return FALSE;
+    }
+  if (min > max)
+    {
+      zlt_config_error (error, GROUP, "port-range", _ ("the first port of ‘%s’ is above the last"),
+                        value);
+      return FALSE;
+    }
+  self->port_min = min;
+  self->port_max = max;
+  return TRUE;
+}
+
+/* @error is never NULL here: absence of a key and failure are told apart by it. */
+static ZltServerConfig *
+zlt_server_config_parse (GKeyFile *kf, const char *base_dir, GError **error)
+{
+  g_autoptr (ZltServerConfig) self = g_object_new (ZLT_TYPE_SERVER_CONFIG, NULL);
+  g_autofree char *listen = NULL;
+  g_autofree char *port_range = NULL;
+
+  if (!g_key_file_has_group (kf, GROUP))
+    {
+      zlt_config_error (error, GROUP, NULL, _ ("group missing"));
+      return NULL;
+    }
+  if (!zlt_config_check_keys (kf, GROUP, known_keys, error))
+    return NULL;
+  self->keyfile = zlt_config_copy_keyfile (kf);
+
+  /* listen */
+  listen = zlt_config_get_string (kf, GROUP, "listen", error);
+  if (listen == NULL && *error != NULL)
+    return NULL;
+  if (!zlt_server_config_parse_listen (self, listen != NULL ? listen : "0.0.0.0:3679", error))
+    return NULL;
+
+  /* public-bind-address */
+  self->public_bind_address = zlt_config_get_string (kf, GROUP, "public-bind-address", error);
+  if (*error != NULL)
+    return NULL;
+  if (self->public_bind_address == NULL)
+    self->public_bind_address = g_strdup ("0.0.0.0");
+  if (!g_hostname_is_ip_address (self->public_bind_address))
+    {
+      zlt_config_error (error, GROUP, "public-bind-address", _ ("‘%s’ is not an IP address"),
+                        self->public_bind_address);
+      return NULL;
+    }
+
+  /* tls-certificate, tls-key */
+  self->tls_certificate = zlt_config_get_string (kf, GROUP, "tls-certificate", error);
+  if (*error != NULL)
+    return NULL;
+  self->tls_key = zlt_config_get_string (kf, GROUP, "tls-key", error);
+  if (*error != NULL)
+    return NULL;
+  if ((self->tls_certificate == NULL) != (self->tls_key == NULL))
+    {
+      zlt_config_error (error, GROUP, self->tls_certificate == NULL ? "tls-certificate" : "tls-key",
+                        _ ("tls-certificate and tls-key go together: set both or neither"));
+      return NULL;
+    }
+  self->tls_certificate = zlt_config_resolve_path (base_dir, self->tls_certificate);
+  self->tls_key = zlt_config_resolve_path (base_dir, self->tls_key);
+
+  /* port-range */
+  port_range = zlt_config_get_string (kf, GROUP, "port-range", error);
+  if (port_range == NULL && *error != NULL)
+    return NULL;
+  if (!zlt_server_config_parse_port_range (self, port_range != NULL ? port_range : "30000-31000",
+                                           error))
+    return NULL;
+  if (self->listen_port >= self->port_min && self->listen_port <= self->port_max)
+    {
+      zlt_config_error (error, GROUP, "listen", _ ("port %u lies inside port-range %u-%u"),
+                        (guint)self->listen_port, (guint)self->port_min, (guint)self->port_max);
+      return NULL;
+    }
+
+  /* limits and timers, in seconds */
+  if (!zlt_config_get_uint (kf, GROUP, "max-tunnels", 256, 1, 1000000, &self->max_tunnels, error)
+      || !zlt_config_get_uint (kf, GROUP, "max-services-per-tunnel", 32, 1, 65535,
+                               &self->max_services_per_tunnel, error)
+      || !zlt_config_get_uint (kf, GROUP, "heartbeat-interval", 15, 1, 3600,
+                               &self->heartbeat_interval, error)
+      || !zlt_config_get_uint (kf, GROUP, "heartbeat-timeout", 45, 1, 86400,
+                               &self->heartbeat_timeout, error)
+      || !zlt_config_get_uint (kf, GROUP, "auth-timeout", 10, 1, 3600, &self->auth_timeout, error)
+      || !zlt_config_get_uint (kf, GROUP, "connect-timeout", 10, 1, 3600, &self->connect_timeout,
+                               error)
+      || !zlt_config_get_uint (kf, GROUP, "resume-grace", 30, 0, 86400, &self->resume_grace, error))
+    return NULL;
+  if (self->heartbeat_timeout <= self->heartbeat_interval)
+    {
+      zlt_config_error (error, GROUP, "heartbeat-timeout",
+                        _ ("must be greater than heartbeat-interval (%u), not %u"),
+                        self->heartbeat_interval, self->heartbeat_timeout);
+      return NULL;
+    }
+
+  /* auth */
+  if (!zlt_config_get_bool (kf, GROUP, "allow-legacy-auth", FALSE, &self->allow_legacy_auth, error)
+      || !zlt_config_get_bool (kf, GROUP, "insecure", FALSE, &self->insecure, error))
+    return NULL;
+  self->validator = zlt_config_get_string (kf, GROUP, "validator", error);
+  if (*error != NULL)
+    return NULL;
+  if (self->validator == NULL)
+    self->validator = g_strdup ("token-file");
+  if (!zlt_config_plugin_name_is_valid (self->validator))
+    {
+      zlt_config_error (error, GROUP, "validator",
+                        _ ("‘%s’ is not a plugin name (lowercase letters, digits and '-')"),
+                        self->validator);
+      return NULL;
+    }
+  self->validator_group = g_strdup_printf ("validator:%s", self->validator);
+
+  return g_steal_pointer (&self);
+}
+
+/**
+ * zlt_server_config_new_from_keyfile:
+ * @keyfile: a config with a [server] group; [validator:<name>] groups are kept for the
+ *   validator
+ *
+ * Relative paths stay relative to the working directory.
+ *
+ * Returns: (transfer full): the config, or NULL with %ZLT_ERROR_INVALID_CONFIG naming
+ *   the group and key
+ */
+ZltServerConfig *
+zlt_server_config_new_from_keyfile (GKeyFile *keyfile, GError **error)
+{
+  g_autoptr (GError) error_local = NULL;
+  ZltServerConfig *self;
+
+  g_return_val_if_fail (keyfile != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  self = zlt_server_config_parse (keyfile, NULL, &error_local);
+  if (self == NULL)
+    g_propagate_error (error, g_steal_pointer (&error_local));
+  return self;
+}
+
+/**
+ * zlt_server_config_new_from_file:
+ *
+ * Relative paths in the file are taken relative to the file's directory.
+ *
+ * Returns: (transfer full): the config, or NULL with @error set
+ */
+ZltServerConfig *
+zlt_server_config_new_from_file (const char *path, GError **error)
+{
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autoptr (GError) error_local = NULL;
+  g_autofree char *base_dir = NULL;
+  ZltServerConfig *self;
+
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, &error_local))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG, _ ("cannot read %s: %s"), path,
+                   error_local->message);
+      return NULL;
+    }
+  base_dir = g_path_get_dirname (path);
+  self = zlt_server_config_parse (kf, base_dir, &error_local);
+  if (self == NULL)
+    {
+      g_propagate_prefixed_error (error, g_steal_pointer (&error_local), "%s: ", path);
+      return NULL;
+    }
+  return self;
+}
+
+/**
+ * zlt_server_config_new_default:
+ *
+ * Returns: (transfer full): the built-in defaults: listen on 0.0.0.0:3679, public ports
+ *   30000-31000, validator token-file
+ */
+ZltServerConfig *
+zlt_server_config_new_default (void)
+{
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autoptr (GError) error = NULL;
+  ZltServerConfig *self;
+
+  static const char defaults[] = "# every key takes its built-in value\n[" GROUP "]\n";
+
+  g_key_file_load_from_data (kf, defaults, -1, G_KEY_FILE_NONE, NULL);
+  self = zlt_server_config_parse (kf, NULL, &error);
+  /* the defaults are valid by construction */
+  g_return_val_if_fail (self != NULL, NULL);
+  return self;
+}
+
+/**
+ * zlt_server_config_to_keyfile:
+ *
+ * Returns: (transfer full): every [server] key written out explicitly, plus every other
+ *   group of the source (validator groups and whatever other parts of the program own)
+ */
+GKeyFile *
+zlt_server_config_to_keyfile (ZltServerConfig *self)
+{
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autofree char *listen = NULL;
+  g_autofree char *range = NULL;
+
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
+
+  if (strchr (self->listen_address, ':') != NULL)
+    listen = g_strdup_printf ("[%s]:%u", self->listen_address, (guint)self->listen_port);
+  else
+    listen = g_strdup_printf ("%s:%u", self->listen_address, (guint)self->listen_port);
+  range = g_strdup_printf ("%u-%u", (guint)self->port_min, (guint)self->port_max);
+
+  g_key_file_set_string (kf, GROUP, "listen", listen);
+  g_key_file_set_string (kf, GROUP, "public-bind-address", self->public_bind_address);
+  if (self->tls_certificate != NULL)
+    {
+      g_key_file_set_string (kf, GROUP, "tls-certificate", self->tls_certificate);
+      g_key_file_set_string (kf, GROUP, "tls-key", self->tls_key);
+    }
+  g_key_file_set_string (kf, GROUP, "port-range", range);
+  g_key_file_set_uint64 (kf, GROUP, "max-tunnels", self->max_tunnels);
+  g_key_file_set_uint64 (kf, GROUP, "max-services-per-tunnel", self->max_services_per_tunnel);
+  g_key_file_set_uint64 (kf, GROUP, "heartbeat-interval", self->heartbeat_interval);
+  g_key_file_set_uint64 (kf, GROUP, "heartbeat-timeout", self->heartbeat_timeout);
+  g_key_file_set_uint64 (kf, GROUP, "auth-timeout", self->auth_timeout);
+  g_key_file_set_uint64 (kf, GROUP, "connect-timeout", self->connect_timeout);
+  g_key_file_set_uint64 (kf, GROUP, "resume-grace", self->resume_grace);
+  g_key_file_set_boolean (kf, GROUP, "allow-legacy-auth", self->allow_legacy_auth);
+  g_key_file_set_string (kf, GROUP, "validator", self->validator);
+  g_key_file_set_boolean (kf, GROUP, "insecure", self->insecure);
+
+  zlt_config_copy_groups (kf, self->keyfile, GROUP, NULL);
+  return g_steal_pointer (&kf);
+}
+
+/**
+ * zlt_server_config_get_listen_address:
+ * Returns: the IP address the control channel listens on
+ */
+const char *
+zlt_server_config_get_listen_address (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
+  return self->listen_address;
+}
+
+guint16
+zlt_server_config_get_listen_port (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), 0);
+  return self->listen_port;
+}
+
+/**
+ * zlt_server_config_get_public_bind_address:
+ * Returns: the IP address public service listeners bind
+ */
+const char *
+zlt_server_config_get_public_bind_address (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
+  return self->public_bind_address;
+}
+
+/**
+ * zlt_server_config_get_tls_certificate:
+ * Returns: (nullable): path of the PEM certificate, NULL for plain WebSocket
+ */
+const char *
+zlt_server_config_get_tls_certificate (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
+  return self->tls_certificate;
+}
+
+/**
+ * zlt_server_config_get_tls_key:
+ * Returns: (nullable): path of the PEM private key, set exactly when the certificate is
+ */
+const char *
+zlt_server_config_get_tls_key (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
+  return self->tls_key;
+}
+
+gboolean
+zlt_server_config_get_use_tls (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), FALSE);
+  return self->tls_certificate != NULL;
+}
+
+/**
+ * zlt_server_config_get_port_range:
+ * @min: (out) (optional): first public port
+ * @max: (out) (optional): last public port, inclusive
+ */
+void
+zlt_server_config_get_port_range (ZltServerConfig *self, guint16 *min, guint16 *max)
+{
+  g_return_if_fail (ZLT_IS_SERVER_CONFIG (self));
+  if (min != NULL)
+    *min = self->port_min;
+  if (max != NULL)
+    *max = self->port_max;
+}
+
+guint
+zlt_server_config_get_max_tunnels (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), 0);
+  return self->max_tunnels;
+}
+
+guint
+zlt_server_config_get_max_services_per_tunnel (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), 0);
+  return self->max_services_per_tunnel;
+}
+
+/**
+ * zlt_server_config_get_heartbeat_interval:
+ * Returns: seconds between heartbeats (as every timer getter here, in seconds)
+ */
+guint
+zlt_server_config_get_heartbeat_interval (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), 0);
+  return self->heartbeat_interval;
+}
+
+guint
+zlt_server_config_get_heartbeat_timeout (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), 0);
+  return self->heartbeat_timeout;
+}
+
+guint
+zlt_server_config_get_auth_timeout (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), 0);
+  return self->auth_timeout;
+}
+
+guint
+zlt_server_config_get_connect_timeout (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), 0);
+  return self->connect_timeout;
+}
+
+guint
+zlt_server_config_get_resume_grace (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), 0);
+  return self->resume_grace;
+}
+
+gboolean
+zlt_server_config_get_allow_legacy_auth (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), FALSE);
+  return self->allow_legacy_auth;
+}
+
+/**
+ * zlt_server_config_get_validator:
+ * Returns: the validator plugin's name
+ */
+const char *
+zlt_server_config_get_validator (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
+  return self->validator;
+}
+
+gboolean
+zlt_server_config_get_insecure (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), FALSE);
+  return self->insecure;
+}
+
+/**
+ * zlt_server_config_get_validator_group:
+ * Returns: `validator:<name>`, the group to hand zlt_plugin_loader_new_validator()
+ */
+const char *
+zlt_server_config_get_validator_group (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
+  return self->validator_group;
+}
+
+/**
+ * zlt_server_config_get_keyfile:
+ * Returns: (transfer none): the key file the config was read from, for the validator
+ */
+GKeyFile *
+zlt_server_config_get_keyfile (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
+  return self->keyfile;
+}

@@ -1,4 +1,237 @@
-/* zlt-validator.c: placeholder until its owner lands it */
+/* zlt-validator.c: plugin base deciding whether a credential may open a tunnel */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
+#include "zlt-error.h"
 #include "zlt-validator.h"
+
+G_DEFINE_ABSTRACT_TYPE (ZltValidator, zlt_validator, G_TYPE_OBJECT)
+
+static void
+zlt_validator_real_validate_async (ZltValidator *self, const ZltCredential *credential,
+                                   GCancellable *cancellable, GAsyncReadyCallback callback,
+                                   gpointer user_data)
+{
+  ZltValidatorClass *klass = ZLT_VALIDATOR_GET_CLASS (self);
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_autoptr (GError) error = NULL;
+  ZltGrant *grant;
+
+  g_task_set_source_tag (task, zlt_validator_real_validate_async);
+  if (klass->validate == NULL)
+    {
+      g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_FAILED,
+                               _ ("validator %s cannot validate credentials"), klass->name);
+      return;
+    }
+  grant = klass->validate (self, credential, &error);
+  if (grant == NULL)
+    {
+      if (error == NULL)
+        g_set_error_literal (&error, ZLT_ERROR, ZLT_ERROR_BAD_TOKEN, _ ("invalid token"));
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (task, grant, g_object_unref);
+}
+
+static ZltGrant *
+zlt_validator_real_validate_finish (ZltValidator *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+zlt_validator_class_init (ZltValidatorClass *klass)
+{
+  klass->validate_async = zlt_validator_real_validate_async;
+  klass->validate_finish = zlt_validator_real_validate_finish;
+}
+
+static void
+zlt_validator_init (ZltValidator *self)
+{
+}
+
+const char *
+zlt_validator_get_name (ZltValidator *self)
+{
+  g_return_val_if_fail (ZLT_IS_VALIDATOR (self), NULL);
+
+  return ZLT_VALIDATOR_GET_CLASS (self)->name;
+}
+
+/**
+ * zlt_validator_is_insecure:
+ * Returns: TRUE for validators that let anyone in (development only)
+ */
+gboolean
+zlt_validator_is_insecure (ZltValidator *self)
+{
+  g_return_val_if_fail (ZLT_IS_VALIDATOR (self), TRUE);
+
+  return ZLT_VALIDATOR_GET_CLASS (self)->insecure;
+}
+
+static gboolean
+zlt_validator_config_says_insecure (GKeyFile *config, const char *group)
+{
+  const char *groups[] = { "server", group };
+
+  for (guint i = 0; i < G_N_ELEMENTS (groups); i++)
+    {
+      if (groups[i] != NULL && g_key_file_has_key (config, groups[i], "insecure", NULL)
+          && g_key_file_get_boolean (config, groups[i], "insecure", NULL))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/**
+ * zlt_validator_configure:
+ * @config: the whole config; the validator reads @group and nothing it does not own
+ * @group: the validator's group, usually `validator:<name>`
+ *
+ * An insecure validator is refused with %ZLT_ERROR_INSECURE unless @config says
+ * `insecure=true` in [server] or in @group.
+ */
+gboolean
+zlt_validator_configure (ZltValidator *self, GKeyFile *config, const char *group, GError **error)
+{
+  ZltValidatorClass *klass;
+
+  g_return_val_if_fail (ZLT_IS_VALIDATOR (self), FALSE);
+  g_return_val_if_fail (config != NULL, FALSE);
+  g_return_val_if_fail (group != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  klass = ZLT_VALIDATOR_GET_CLASS (self);
+  if (klass->insecure)
+    {
+      if (!zlt_validator_config_says_insecure (config, group))
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INSECURE,
+                       _ ("validator %s lets every token in; set insecure=true in [server] to "
+                          "use it anyway"),
+                       klass->name);
+          return FALSE;
+        }
+      g_message ("validator %s lets every token in: never use it outside development", klass->name);
+    }
+  if (klass->configure != NULL && !klass->configure (self, config, group, error))
+    return FALSE;
+  return TRUE;
+}
+
+/**
+ * zlt_validator_validate_async:
+ * @credential: what the agent presented; copied if the validator needs it later
+ *
+ * Checks @credential; finish with zlt_validator_validate_finish().
+ */
+void
+zlt_validator_validate_async (ZltValidator *self, const ZltCredential *credential,
+                              GCancellable *cancellable, GAsyncReadyCallback callback,
+                              gpointer user_data)
+{
+  g_return_if_fail (ZLT_IS_VALIDATOR (self));
+  g_return_if_fail (credential != NULL);
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  ZLT_VALIDATOR_GET_CLASS (self)->validate_async (self, credential, cancellable, callback,
+                                                  user_data);
+}
+
+/**
+ * zlt_validator_validate_finish:
+ *
+ * A grant that has already expired is turned into %ZLT_ERROR_EXPIRED_TOKEN here, so a
+ * validator that forgets to check cannot let it through.
+ *
+ * Returns: (transfer full): the grant, or NULL with %ZLT_ERROR_BAD_TOKEN,
+ *   %ZLT_ERROR_EXPIRED_TOKEN or another error
+ */
+ZltGrant *
+zlt_validator_validate_finish (ZltValidator *self, GAsyncResult *result, GError **error)
+{
+  g_autoptr (ZltGrant) grant = NULL;
+  g_autoptr (GError) error_local = NULL;
+
+  g_return_val_if_fail (ZLT_IS_VALIDATOR (self), NULL);
+  g_return_val_if_fail (G_IS_ASYNC_RESULT (result), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  grant = ZLT_VALIDATOR_GET_CLASS (self)->validate_finish (self, result, &error_local);
+  if (grant == NULL)
+    {
+      if (error_local == NULL)
+        g_set_error_literal (&error_local, ZLT_ERROR, ZLT_ERROR_BAD_TOKEN, _ ("invalid token"));
+      g_propagate_error (error, g_steal_pointer (&error_local));
+      return NULL;
+    }
+  if (zlt_grant_is_expired (grant, g_get_real_time () / G_USEC_PER_SEC))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_EXPIRED_TOKEN, _ ("token %s has expired"),
+                   zlt_grant_get_name (grant));
+      return NULL;
+    }
+  return g_steal_pointer (&grant);
+}
+
+/**
+ * zlt_validator_add_token:
+ * @name: a name for the token, unique within the validator
+ * @hash: SHA-256 of the token
+ * @services: (nullable): the services it may register or reach; NULL = all
+ * @expiry: unix time in seconds; 0 = never
+ *
+ * Registers a token at runtime, as node tunnels do for their own tokens.
+ */
+gboolean
+zlt_validator_add_token (ZltValidator *self, const char *name, const guint8 hash[ZLT_HASH_SIZE],
+                         const char *const *services, gint64 expiry, GError **error)
+{
+  ZltValidatorClass *klass;
+
+  g_return_val_if_fail (ZLT_IS_VALIDATOR (self), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+  g_return_val_if_fail (hash != NULL, FALSE);
+  g_return_val_if_fail (expiry >= 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  klass = ZLT_VALIDATOR_GET_CLASS (self);
+  if (klass->add_token == NULL)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_FAILED,
+                   _ ("validator %s cannot add tokens at runtime"), klass->name);
+      return FALSE;
+    }
+  return klass->add_token (self, name, hash, services, expiry, error);
+}
+
+/**
+ * zlt_validator_remove_token:
+ * Forgets a token added with zlt_validator_add_token(); %ZLT_ERROR_NOT_FOUND when
+ * there is none by that name.
+ */
+gboolean
+zlt_validator_remove_token (ZltValidator *self, const char *name, GError **error)
+{
+  ZltValidatorClass *klass;
+
+  g_return_val_if_fail (ZLT_IS_VALIDATOR (self), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  klass = ZLT_VALIDATOR_GET_CLASS (self);
+  if (klass->remove_token == NULL)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_FAILED,
+                   _ ("validator %s cannot remove tokens at runtime"), klass->name);
+      return FALSE;
+    }
+  return klass->remove_token (self, name, error);
+}

@@ -1,4 +1,67 @@
-/* zlt-validator.h: placeholder until its owner lands it */
+/* zlt-validator.h: plugin base deciding whether a credential may open a tunnel */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
+
+#include "zlt-credential.h"
+#include "zlt-grant.h"
+
+G_BEGIN_DECLS
+
+#define ZLT_TYPE_VALIDATOR (zlt_validator_get_type ())
+G_DECLARE_DERIVABLE_TYPE (ZltValidator, zlt_validator, ZLT, VALIDATOR, GObject)
+
+/**
+ * ZltValidatorClass:
+ * @name: the name configs and the loader use ("token-file"); set in class_init
+ * @insecure: TRUE for validators that let anyone in (allow-all); the base class then
+ *   refuses to configure them unless the config says `insecure=true`
+ * @configure: reads the validator's own group of the config; optional
+ * @validate: synchronous check, for validators that need no I/O; the default
+ *   @validate_async runs it
+ * @validate_async: checks the credential; fails with %ZLT_ERROR_BAD_TOKEN or
+ *   %ZLT_ERROR_EXPIRED_TOKEN
+ * @validate_finish: when NULL, the base class propagates a #GTask pointer result
+ * @add_token: registers a token at runtime (node tunnels); optional
+ * @remove_token: forgets a token added at runtime; optional
+ */
+struct _ZltValidatorClass
+{
+  GObjectClass parent_class;
+
+  const char *name;
+  gboolean insecure;
+
+  gboolean (*configure) (ZltValidator *self, GKeyFile *config, const char *group, GError **error);
+  ZltGrant *(*validate) (ZltValidator *self, const ZltCredential *credential, GError **error);
+  void (*validate_async) (ZltValidator *self, const ZltCredential *credential,
+                          GCancellable *cancellable, GAsyncReadyCallback callback,
+                          gpointer user_data);
+  ZltGrant *(*validate_finish) (ZltValidator *self, GAsyncResult *result, GError **error);
+  gboolean (*add_token) (ZltValidator *self, const char *name, const guint8 hash[ZLT_HASH_SIZE],
+                         const char *const *services, gint64 expiry, GError **error);
+  gboolean (*remove_token) (ZltValidator *self, const char *name, GError **error);
+
+  gpointer padding[8];
+};
+
+const char *
+zlt_validator_get_name (ZltValidator *self);
+gboolean
+zlt_validator_is_insecure (ZltValidator *self);
+
+gboolean
+zlt_validator_configure (ZltValidator *self, GKeyFile *config, const char *group, GError **error);
+void
+zlt_validator_validate_async (ZltValidator *self, const ZltCredential *credential,
+                              GCancellable *cancellable, GAsyncReadyCallback callback,
+                              gpointer user_data);
+ZltGrant *
+zlt_validator_validate_finish (ZltValidator *self, GAsyncResult *result, GError **error);
+gboolean
+zlt_validator_add_token (ZltValidator *self, const char *name, const guint8 hash[ZLT_HASH_SIZE],
+                         const char *const *services, gint64 expiry, GError **error);
+gboolean
+zlt_validator_remove_token (ZltValidator *self, const char *name, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,175 @@
+/* zlt-listener.c: a bound listening endpoint of a transport */
+#include "config.h"
+
+#include "zlt-listener.h"
+
+typedef struct
+{
+  guint16 port;
+  gboolean closed;
+} ZltListenerPrivate;
+
+G_DEFINE_TYPE_WITH_PRIVATE (ZltListener, zlt_listener, G_TYPE_OBJECT)
+
+enum
+{
+  PROP_0,
+  PROP_PORT,
+  PROP_CLOSED,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+enum
+{
+  SIGNAL_INCOMING,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+static void
+zlt_listener_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  ZltListener *self = ZLT_LISTENER (object);
+  ZltListenerPrivate *priv = zlt_listener_get_instance_private (self);
+
+  switch (prop_id)
+    {
+    case PROP_PORT:
+      g_value_set_uint (value, priv->port);
+      break;
+    case PROP_CLOSED:
+      g_value_set_boolean (value, priv->closed);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+    }
+}
+
+static void
+zlt_listener_class_init (ZltListenerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->get_property = zlt_listener_get_property;
+
+  /**
+   * ZltListener:port:
+   * The port actually bound, which is what to announce when port 0 was asked for.
+   */
+  properties[PROP_PORT]
+      = g_param_spec_uint ("port", NULL, NULL, 0, G_MAXUINT16, 0,
+                           G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  properties[PROP_CLOSED]
+      = g_param_spec_boolean ("closed", NULL, NULL, FALSE,
+                              G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * ZltListener::incoming:
+   * @stream: the accepted stream; take a reference to keep it
+   * @peer: (nullable): the remote address, when the transport knows it
+   *
+   * Emitted for every accepted connection of a stream transport.
+   */
+  signals[SIGNAL_INCOMING]
+      = g_signal_new ("incoming", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                      G_STRUCT_OFFSET (ZltListenerClass, incoming), NULL, NULL, NULL, G_TYPE_NONE,
+                      2, G_TYPE_IO_STREAM, G_TYPE_SOCKET_ADDRESS);
+}
+
+static void
+zlt_listener_init (ZltListener *self)
+{
+}
+
+/**
+ * zlt_listener_get_port:
+ * Returns: the bound port (0 before the implementation set it)
+ */
+guint16
+zlt_listener_get_port (ZltListener *self)
+{
+  ZltListenerPrivate *priv;
+
+  g_return_val_if_fail (ZLT_IS_LISTENER (self), 0);
+
+  priv = zlt_listener_get_instance_private (self);
+  return priv->port;
+}
+
+gboolean
+zlt_listener_is_closed (ZltListener *self)
+{
+  ZltListenerPrivate *priv;
+
+  g_return_val_if_fail (ZLT_IS_LISTENER (self), TRUE);
+
+  priv = zlt_listener_get_instance_private (self);
+  return priv->closed;
+}
+
+/**
+ * zlt_listener_close:
+ * Stops accepting. Safe to call more than once; only the first call reaches the
+ * implementation. No #ZltListener::incoming is emitted afterwards.
+ */
+void
+zlt_listener_close (ZltListener *self)
+{
+  ZltListenerPrivate *priv;
+  ZltListenerClass *klass;
+
+  g_return_if_fail (ZLT_IS_LISTENER (self));
+
+  priv = zlt_listener_get_instance_private (self);
+  if (priv->closed)
+    return;
+  priv->closed = TRUE;
+
+  klass = ZLT_LISTENER_GET_CLASS (self);
+  if (klass->close != NULL)
+    klass->close (self);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CLOSED]);
+}
+
+/**
+ * zlt_listener_set_port:
+ * For implementations: records the port that was actually bound.
+ */
+void
+zlt_listener_set_port (ZltListener *self, guint16 port)
+{
+  ZltListenerPrivate *priv;
+
+  g_return_if_fail (ZLT_IS_LISTENER (self));
+
+  priv = zlt_listener_get_instance_private (self);
+  if (priv->port == port)
+    return;
+  priv->port = port;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PORT]);
+}
+
+/**
+ * zlt_listener_emit_incoming:
+ * For implementations: announces an accepted stream. Ignored once the listener is
+ * closed (the stream is then dropped, which closes it when the last reference goes).
+ */
+void
+zlt_listener_emit_incoming (ZltListener *self, GIOStream *stream, GSocketAddress *peer)
+{
+  ZltListenerPrivate *priv;
+
+  g_return_if_fail (ZLT_IS_LISTENER (self));
+  g_return_if_fail (G_IS_IO_STREAM (stream));
+  g_return_if_fail (peer == NULL || G_IS_SOCKET_ADDRESS (peer));
+
+  priv = zlt_listener_get_instance_private (self);
+  if (priv->closed)
+    return;
+  g_signal_emit (self, signals[SIGNAL_INCOMING], 0, stream, peer);
+}

@@ -1,0 +1,44 @@
+/* zlt-listener.h: a bound listening endpoint of a transport */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define ZLT_TYPE_LISTENER (zlt_listener_get_type ())
+G_DECLARE_DERIVABLE_TYPE (ZltListener, zlt_listener, ZLT, LISTENER, GObject)
+
+/**
+ * ZltListenerClass:
+ * @incoming: class handler of the #ZltListener::incoming signal
+ * @close: stops accepting and releases the socket; called once, by zlt_listener_close()
+ *
+ * Implementations set the bound port with zlt_listener_set_port() before handing the
+ * listener out, announce each accepted stream with zlt_listener_emit_incoming(), and call
+ * zlt_listener_close() from their own dispose before chaining up.
+ */
+struct _ZltListenerClass
+{
+  GObjectClass parent_class;
+
+  void (*incoming) (ZltListener *self, GIOStream *stream, GSocketAddress *peer);
+
+  void (*close) (ZltListener *self);
+
+  gpointer padding[8];
+};
+
+guint16
+zlt_listener_get_port (ZltListener *self);
+gboolean
+zlt_listener_is_closed (ZltListener *self);
+void
+zlt_listener_close (ZltListener *self);
+
+/* For implementations. */
+void
+zlt_listener_set_port (ZltListener *self, guint16 port);
+void
+zlt_listener_emit_incoming (ZltListener *self, GIOStream *stream, GSocketAddress *peer);
+
+G_END_DECLS
