@@ -1,0 +1,1336 @@
+/* zlt-relay.c: joins two GIOStreams and copies bytes both ways
+ *
+ * Each direction runs in one of three modes, chosen when the relay is made:
+ *
+ * - zero copy (Linux, both streams plain GSocketConnections): splice(2) from the source
+ *   socket into a pipe and from the pipe into the destination socket. One GSource per
+ *   relay watches both fds; the events it asks for follow the state, so a full pipe
+ *   stops reading (back-pressure) and an idle direction asks only for G_IO_IN. A pipe
+ *   is taken from a small per-thread pool when data arrives and given back once it is
+ *   empty and the source has nothing more, so an idle relay holds no pipe. A pipe that
+ *   fills up is enlarged once to ZLT_RELAY_PIPE_SIZE (if the kernel lets us).
+ * - pollable (both ends pollable, e.g. TLS or a GSimpleIOStream over sockets):
+ *   nonblocking reads into a per-thread scratch buffer of ZLT_RELAY_CHUNK_SIZE, written
+ *   straight on; only bytes the destination would not take are copied into a buffer of
+ *   the direction's own, which is freed once the direction is idle again. Nothing is
+ *   read while such bytes wait.
+ * - async (anything else): read_async / write_all_async, one chunk at a time, into a
+ *   buffer of 4 KiB that grows to ZLT_RELAY_CHUNK_SIZE while reads fill it and shrinks
+ *   again when they don't.
+ *
+ * Half-close: when one source ends, the destination is shut for writing and the other
+ * direction goes on. Sockets get shutdown(SHUT_WR) (also when the output stream is any
+ * socket-backed stream, whose close alone would send nothing); any other stream,
+ * GTlsConnection included, gets its output stream closed, which for TLS sends
+ * close_notify (TCP FIN follows when the connection itself is closed at the end).
+ *
+ * When both directions have ended, or on the first error, or at zlt_relay_close(), the
+ * relay closes both streams and emits ::finished once. SIGPIPE needs no handling here:
+ * GSocket's class init ignores it process-wide, and splice to a socket raises it. */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gio/gfiledescriptorbased.h>
+
+#include "zlt-relay.h"
+
+/* bytes one direction moves per main-loop dispatch before letting others run */
+#define RELAY_BUDGET (4 * 1024 * 1024)
+#define ASYNC_MIN_CHUNK 4096
+#define PIPE_POOL_MAX 32
+
+G_DEFINE_ENUM_TYPE (ZltRelayDirection, zlt_relay_direction,
+                    G_DEFINE_ENUM_VALUE (ZLT_RELAY_A_TO_B, "a-to-b"),
+                    G_DEFINE_ENUM_VALUE (ZLT_RELAY_B_TO_A, "b-to-a"))
+
+typedef enum
+{
+  DIR_SPLICE,
+  DIR_POLL,
+  DIR_ASYNC,
+} DirMode;
+
+typedef struct
+{
+  int r;
+  int w;
+  gsize size;
+  gboolean grow_tried;
+} RelayPipe;
+
+typedef struct
+{
+  ZltRelay *relay; /* unowned back pointer; the direction lives inside it */
+  GIOStream *dst_stream;
+  GInputStream *in;
+  GOutputStream *out;
+  DirMode mode;
+
+  GBytes *prefix;
+  gsize prefix_off;
+
+  gboolean eof;     /* the source ended */
+  gboolean closing; /* the destination's output stream is being closed */
+  gboolean done;    /* all delivered, destination shut for writing */
+  guint64 total;
+  guint64 delta; /* not yet reported to the counter func */
+
+  /* zero copy */
+  int src_fd;
+  int dst_fd;
+  RelayPipe pipe;
+  gsize pipe_fill;
+  gboolean want_in;
+  gboolean want_out;
+
+  /* userspace: bytes buf[buf_off, buf_len) are waiting for the destination */
+  guint8 *buf;
+  gsize buf_size;
+  gsize buf_off;
+  gsize buf_len;
+  gsize next_size;
+  GSource *wait;
+} RelayDir;
+
+typedef struct
+{
+  GSource source;
+  ZltRelay *relay; /* unowned; the relay destroys the source before it goes */
+  gpointer tag_a;
+  gpointer tag_b;
+  GIOCondition events_a;
+  GIOCondition events_b;
+} SpliceSource;
+
+struct _ZltRelay
+{
+  GObject parent_instance;
+
+  GIOStream *a;
+  GIOStream *b;
+  RelayDir dirs[2];
+  gboolean zero_copy;
+
+  gboolean started;
+  gboolean running; /* holds a reference on itself while TRUE */
+  gboolean finished;
+  gboolean streams_closed;
+  guint ops_pending; /* async operations holding a reference */
+
+  GMainContext *context;
+  GCancellable *cancellable;
+  GSource *splice_source;
+
+  ZltRelayCounterFunc counter_func;
+  gpointer counter_data;
+  GDestroyNotify counter_destroy;
+};
+
+G_DEFINE_FINAL_TYPE (ZltRelay, zlt_relay, G_TYPE_OBJECT)
+
+enum
+{
+  PROP_0,
+  PROP_A,
+  PROP_B,
+  PROP_BYTES_A_TO_B,
+  PROP_BYTES_B_TO_A,
+  PROP_ZERO_COPY,
+  N_PROPS
+};
+
+static GParamSpec *props[N_PROPS];
+
+enum
+{
+  SIGNAL_FINISHED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+static void
+relay_after_io (ZltRelay *self);
+static void
+relay_finish (ZltRelay *self, const GError *error);
+static void
+relay_maybe_close_streams (ZltRelay *self);
+
+static gboolean
+set_errno_error (GError **error, int errsv, const char *what)
+{
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv), "%s: %s", what,
+               g_strerror (errsv));
+  return FALSE;
+}
+
+/* ---------------------------------------------------------------------------------
+ * per-thread resources: the userspace scratch buffer and the pool of empty pipes */
+
+static GPrivate scratch_key = G_PRIVATE_INIT (g_free);
+
+static guint8 *
+scratch_get (void)
+{
+  guint8 *scratch = g_private_get (&scratch_key);
+
+  if (scratch == NULL)
+    {
+      scratch = g_malloc (ZLT_RELAY_CHUNK_SIZE);
+      g_private_set (&scratch_key, scratch);
+    }
+  return scratch;
+}
+
+#ifdef HAVE_SPLICE
+typedef struct
+{
+  guint n;
+  RelayPipe pipes[PIPE_POOL_MAX];
+} PipePool;
+
+static void
+pipe_pool_free (gpointer data)
+{
+  PipePool *pool = data;
+
+  for (guint i = 0; i < pool->n; i++)
+    {
+      close (pool->pipes[i].r);
+      close (pool->pipes[i].w);
+    }
+  g_free (pool);
+}
+
+static GPrivate pipe_pool_key = G_PRIVATE_INIT (pipe_pool_free);
+
+static gboolean
+pipe_acquire (RelayPipe *pipe, GError **error)
+{
+  PipePool *pool = g_private_get (&pipe_pool_key);
+  int fds[2];
+  int size;
+
+  if (pool != NULL && pool->n > 0)
+    {
+      *pipe = pool->pipes[--pool->n];
+      return TRUE;
+    }
+  if (pipe2 (fds, O_CLOEXEC | O_NONBLOCK) < 0)
+    return set_errno_error (error, errno, "failed to create pipe");
+  size = fcntl (fds[1], F_GETPIPE_SZ);
+  pipe->r = fds[0];
+  pipe->w = fds[1];
+  pipe->size = size > 0 ? (gsize)size : 4096;
+  pipe->grow_tried = FALSE;
+  return TRUE;
+}
+
+/* Only for empty pipes: a pipe holding bytes would pass them to someone else. */
+static void
+pipe_release (RelayPipe *pipe)
+{
+  PipePool *pool = g_private_get (&pipe_pool_key);
+
+  if (pipe->r < 0)
+    return;
+  if (pool == NULL)
+    {
+      pool = g_new0 (PipePool, 1);
+      g_private_set (&pipe_pool_key, pool);
+    }
+  if (pool->n < PIPE_POOL_MAX)
+    {
+      pool->pipes[pool->n++] = *pipe;
+    }
+  else
+    {
+      close (pipe->r);
+      close (pipe->w);
+    }
+  pipe->r = pipe->w = -1;
+}
+
+static void
+pipe_discard (RelayPipe *pipe)
+{
+  if (pipe->r < 0)
+    return;
+  close (pipe->r);
+  close (pipe->w);
+  pipe->r = pipe->w = -1;
+}
+
+static void
+pipe_grow (RelayPipe *pipe)
+{
+  int size;
+
+  if (pipe->grow_tried || pipe->size >= ZLT_RELAY_PIPE_SIZE)
+    return;
+  pipe->grow_tried = TRUE;
+  /* EPERM past /proc/sys/fs/pipe-user-pages-soft or pipe-max-size: keep what we have */
+  size = fcntl (pipe->w, F_SETPIPE_SZ, ZLT_RELAY_PIPE_SIZE);
+  if (size > 0)
+    pipe->size = (gsize)size;
+}
+#endif
+
+/* ---------------------------------------------------------------------------------
+ * shared by all modes */
+
+static void
+dir_count (RelayDir *d, gsize n)
+{
+  d->total += n;
+  d->delta += n;
+}
+
+/* The next bytes waiting for the destination: the prefix first, then the buffer. */
+static gboolean
+dir_pending (RelayDir *d, const guint8 **data, gsize *len)
+{
+  if (d->prefix != NULL)
+    {
+      gsize size;
+      const guint8 *p = g_bytes_get_data (d->prefix, &size);
+
+      *data = p + d->prefix_off;
+      *len = size - d->prefix_off;
+      return TRUE;
+    }
+  if (d->buf_off < d->buf_len)
+    {
+      *data = d->buf + d->buf_off;
+      *len = d->buf_len - d->buf_off;
+      return TRUE;
+    }
+  return FALSE;
+}
+
+static void
+dir_consume (RelayDir *d, gsize n)
+{
+  dir_count (d, n);
+  if (d->prefix != NULL)
+    {
+      d->prefix_off += n;
+      if (d->prefix_off >= g_bytes_get_size (d->prefix))
+        g_clear_pointer (&d->prefix, g_bytes_unref);
+      return;
+    }
+  d->buf_off += n;
+  if (d->buf_off >= d->buf_len)
+    d->buf_off = d->buf_len = 0;
+}
+
+static gsize
+dir_buffered (RelayDir *d)
+{
+  gsize n = d->pipe_fill + (d->buf_len - d->buf_off);
+
+  if (d->prefix != NULL)
+    n += g_bytes_get_size (d->prefix) - d->prefix_off;
+  return n;
+}
+
+static void
+dir_close_out_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr (ZltRelay) self = user_data; /* the reference the operation held */
+  g_autoptr (GError) error = NULL;
+  RelayDir *d = self->dirs[0].out == G_OUTPUT_STREAM (source) ? &self->dirs[0] : &self->dirs[1];
+  gboolean ok = g_output_stream_close_finish (G_OUTPUT_STREAM (source), res, &error);
+
+  self->ops_pending--;
+  d->closing = FALSE;
+  if (self->finished)
+    {
+      relay_maybe_close_streams (self);
+      return;
+    }
+  if (!ok)
+    {
+      g_prefix_error (&error, "failed to close the write side: ");
+      relay_finish (self, error);
+      return;
+    }
+  d->done = TRUE;
+  relay_after_io (self);
+}
+
+/* The source ended and everything has been delivered: shut the destination for writing.
+ * Sets done at once, or closing until the output stream's close completes. */
+static void
+dir_shutdown (RelayDir *d)
+{
+  ZltRelay *self = d->relay;
+  GSocket *sock = NULL;
+
+  if (G_IS_SOCKET_CONNECTION (d->dst_stream) && !G_IS_TCP_WRAPPER_CONNECTION (d->dst_stream))
+    sock = g_socket_connection_get_socket (G_SOCKET_CONNECTION (d->dst_stream));
+  if (sock != NULL)
+    {
+      g_autoptr (GError) error = NULL;
+
+      /* a peer that is already gone is the other direction's business */
+      if (!g_socket_shutdown (sock, FALSE, TRUE, &error))
+        g_debug ("relay: shutdown: %s", error->message);
+      d->done = TRUE;
+      return;
+    }
+  /* a socket's output stream: closing it would send nothing to the peer */
+  if (G_IS_FILE_DESCRIPTOR_BASED (d->out))
+    {
+      int fd = g_file_descriptor_based_get_fd (G_FILE_DESCRIPTOR_BASED (d->out));
+
+      if (shutdown (fd, SHUT_WR) == 0 || errno == ENOTCONN)
+        {
+          d->done = TRUE;
+          return;
+        }
+    }
+  d->closing = TRUE;
+  self->ops_pending++;
+  g_output_stream_close_async (d->out, G_PRIORITY_DEFAULT, self->cancellable, dir_close_out_done,
+                               g_object_ref (self));
+}
+
+/* ---------------------------------------------------------------------------------
+ * zero copy */
+
+#ifdef HAVE_SPLICE
+static gboolean
+dir_splice_pump (RelayDir *d, GError **error)
+{
+  gsize budget = RELAY_BUDGET;
+  gboolean in_blocked = FALSE;
+
+  d->want_in = d->want_out = FALSE;
+  if (d->done || d->closing)
+    return TRUE;
+
+  while (d->prefix != NULL)
+    {
+      const guint8 *data;
+      gsize len;
+      gssize n;
+
+      dir_pending (d, &data, &len);
+      n = send (d->dst_fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          if (errno == EAGAIN || errno == EWOULDBLOCK)
+            {
+              d->want_out = TRUE;
+              return TRUE;
+            }
+          return set_errno_error (error, errno, "failed to write");
+        }
+      dir_consume (d, (gsize)n);
+    }
+
+  for (;;)
+    {
+      gboolean progress = FALSE;
+      gssize n;
+
+      if (!d->eof && budget > 0 && (d->pipe.r < 0 || d->pipe_fill < d->pipe.size))
+        {
+          if (d->pipe.r < 0 && !pipe_acquire (&d->pipe, error))
+            return FALSE;
+          n = splice (d->src_fd, NULL, d->pipe.w, NULL, d->pipe.size - d->pipe_fill,
+                      SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+          if (n > 0)
+            {
+              d->pipe_fill += (gsize)n;
+              budget -= MIN (budget, (gsize)n);
+              in_blocked = FALSE;
+              progress = TRUE;
+              if (d->pipe_fill >= d->pipe.size)
+                pipe_grow (&d->pipe);
+            }
+          else if (n == 0)
+            {
+              d->eof = TRUE;
+              progress = TRUE;
+            }
+          else if (errno == EINTR)
+            progress = TRUE;
+          /* EAGAIN: the socket has nothing, or the pipe has no free slot */
+          else if (errno == EAGAIN)
+            in_blocked = TRUE;
+          else
+            return set_errno_error (error, errno, "failed to read");
+        }
+      if (d->pipe_fill > 0)
+        {
+          n = splice (d->pipe.r, NULL, d->dst_fd, NULL, d->pipe_fill,
+                      SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+          if (n > 0)
+            {
+              d->pipe_fill -= (gsize)n;
+              dir_count (d, (gsize)n);
+              progress = TRUE;
+            }
+          else if (n < 0 && errno == EINTR)
+            progress = TRUE;
+          else if (n < 0 && errno != EAGAIN)
+            return set_errno_error (error, errno, "failed to write");
+        }
+      if (!progress)
+        break;
+    }
+
+  if (d->pipe_fill == 0 && (d->eof || in_blocked))
+    pipe_release (&d->pipe);
+  if (d->eof && d->pipe_fill == 0)
+    {
+      dir_shutdown (d);
+      return TRUE;
+    }
+  /* bytes left in the pipe mean the destination said EAGAIN */
+  d->want_out = d->pipe_fill > 0;
+  /* a read that would block with bytes in the pipe may be a full pipe: wait for the
+   * destination instead of spinning on a readable source */
+  d->want_in = !d->eof && (d->pipe_fill == 0 || (!in_blocked && d->pipe_fill < d->pipe.size));
+  return TRUE;
+}
+
+static void
+splice_source_update (ZltRelay *self)
+{
+  SpliceSource *ss = (SpliceSource *)self->splice_source;
+  GIOCondition ea = (self->dirs[0].want_in ? G_IO_IN : 0) | (self->dirs[1].want_out ? G_IO_OUT : 0);
+  GIOCondition eb = (self->dirs[1].want_in ? G_IO_IN : 0) | (self->dirs[0].want_out ? G_IO_OUT : 0);
+
+  if (ea != ss->events_a)
+    {
+      g_source_modify_unix_fd (&ss->source, ss->tag_a, ea);
+      ss->events_a = ea;
+    }
+  if (eb != ss->events_b)
+    {
+      g_source_modify_unix_fd (&ss->source, ss->tag_b, eb);
+      ss->events_b = eb;
+    }
+}
+
+static gboolean
+splice_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  SpliceSource *ss = (SpliceSource *)source;
+  g_autoptr (ZltRelay) self = g_object_ref (ss->relay);
+  g_autoptr (GError) error = NULL;
+  GIOCondition ra = g_source_query_unix_fd (source, ss->tag_a);
+  GIOCondition rb = g_source_query_unix_fd (source, ss->tag_b);
+  gboolean bad = ((ra | rb) & (G_IO_ERR | G_IO_HUP | G_IO_NVAL)) != 0;
+
+  if ((bad || (ra & G_IO_IN) || (rb & G_IO_OUT)) && !dir_splice_pump (&self->dirs[0], &error))
+    {
+      relay_finish (self, error);
+      return G_SOURCE_CONTINUE;
+    }
+  if ((bad || (rb & G_IO_IN) || (ra & G_IO_OUT)) && !dir_splice_pump (&self->dirs[1], &error))
+    {
+      relay_finish (self, error);
+      return G_SOURCE_CONTINUE;
+    }
+  relay_after_io (self);
+  if (!self->finished)
+    splice_source_update (self);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs splice_source_funcs = {
+  .dispatch = splice_source_dispatch,
+};
+
+static void
+relay_start_splice (ZltRelay *self)
+{
+  SpliceSource *ss;
+
+  for (guint i = 0; i < 2; i++)
+    {
+      self->dirs[i].want_in = TRUE;
+      self->dirs[i].want_out = self->dirs[i].prefix != NULL;
+    }
+  self->splice_source = g_source_new (&splice_source_funcs, sizeof (SpliceSource));
+  g_source_set_static_name (self->splice_source, "zlt-relay");
+  ss = (SpliceSource *)self->splice_source;
+  ss->relay = self;
+  ss->tag_a = g_source_add_unix_fd (self->splice_source, self->dirs[0].src_fd, 0);
+  ss->tag_b = g_source_add_unix_fd (self->splice_source, self->dirs[1].src_fd, 0);
+  splice_source_update (self);
+  g_source_attach (self->splice_source, self->context);
+}
+#endif
+
+/* ---------------------------------------------------------------------------------
+ * pollable userspace */
+
+static gboolean
+dir_poll_ready (GObject *stream, gpointer user_data);
+
+static void
+dir_poll_wait (RelayDir *d, gboolean for_output)
+{
+  GSource *source;
+
+  if (for_output)
+    source = g_pollable_output_stream_create_source (G_POLLABLE_OUTPUT_STREAM (d->out), NULL);
+  else
+    source = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (d->in), NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (dir_poll_ready), d, NULL);
+  g_source_attach (source, d->relay->context);
+  d->wait = source;
+}
+
+static void
+dir_free_buf (RelayDir *d)
+{
+  g_clear_pointer (&d->buf, g_free);
+  d->buf_size = d->buf_off = d->buf_len = 0;
+}
+
+static gboolean
+dir_poll_pump (RelayDir *d, GError **error)
+{
+  ZltRelay *self = d->relay;
+  gsize budget = RELAY_BUDGET;
+
+  if (d->done || d->closing)
+    return TRUE;
+  for (;;)
+    {
+      const guint8 *data;
+      guint8 *buf;
+      gsize len;
+      gssize n;
+      gssize written;
+      GError *local = NULL;
+
+      if (dir_pending (d, &data, &len))
+        {
+          n = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (d->out), data,
+                                                          len, self->cancellable, &local);
+          if (n < 0)
+            {
+              if (!g_error_matches (local, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+                {
+                  g_propagate_error (error, local);
+                  return FALSE;
+                }
+              g_error_free (local);
+              dir_poll_wait (d, TRUE);
+              return TRUE;
+            }
+          dir_consume (d, (gsize)n);
+          continue;
+        }
+      if (d->eof)
+        {
+          dir_free_buf (d);
+          dir_shutdown (d);
+          return TRUE;
+        }
+      if (budget == 0)
+        {
+          dir_poll_wait (d, FALSE); /* ready at once if the source still has bytes */
+          return TRUE;
+        }
+
+      buf = d->buf != NULL ? d->buf : scratch_get ();
+      n = g_pollable_input_stream_read_nonblocking (
+          G_POLLABLE_INPUT_STREAM (d->in), buf, ZLT_RELAY_CHUNK_SIZE, self->cancellable, &local);
+      if (n < 0)
+        {
+          if (!g_error_matches (local, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            {
+              g_propagate_error (error, local);
+              return FALSE;
+            }
+          g_error_free (local);
+          dir_free_buf (d); /* idle: hold no memory */
+          dir_poll_wait (d, FALSE);
+          return TRUE;
+        }
+      if (n == 0)
+        {
+          d->eof = TRUE;
+          continue;
+        }
+      budget -= MIN (budget, (gsize)n);
+      if (buf == d->buf)
+        {
+          d->buf_off = 0;
+          d->buf_len = (gsize)n;
+          continue;
+        }
+
+      /* straight from the scratch buffer; keep only what the destination refused */
+      written = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (d->out), buf,
+                                                            (gsize)n, self->cancellable, &local);
+      if (written < 0)
+        {
+          if (!g_error_matches (local, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            {
+              g_propagate_error (error, local);
+              return FALSE;
+            }
+          g_clear_error (&local);
+          written = 0;
+        }
+      dir_count (d, (gsize)written);
+      if (written < n)
+        {
+          if (d->buf == NULL)
+            {
+              d->buf = g_malloc (ZLT_RELAY_CHUNK_SIZE);
+              d->buf_size = ZLT_RELAY_CHUNK_SIZE;
+            }
+          memcpy (d->buf, buf + written, (gsize)(n - written));
+          d->buf_off = 0;
+          d->buf_len = (gsize)(n - written);
+        }
+    }
+}
+
+static gboolean
+dir_poll_ready (GObject *stream, gpointer user_data)
+{
+  RelayDir *d = user_data;
+  g_autoptr (ZltRelay) self = g_object_ref (d->relay);
+  g_autoptr (GError) error = NULL;
+
+  /* the dispatch holds its own reference on the source until we return */
+  g_clear_pointer (&d->wait, g_source_unref);
+  if (!dir_poll_pump (d, &error))
+    relay_finish (self, error);
+  else
+    relay_after_io (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* ---------------------------------------------------------------------------------
+ * async userspace */
+
+static void
+dir_async_next (RelayDir *d);
+
+static RelayDir *
+dir_for_stream (ZltRelay *self, GObject *stream)
+{
+  if (self->dirs[0].in == (GInputStream *)stream || self->dirs[0].out == (GOutputStream *)stream)
+    return &self->dirs[0];
+  return &self->dirs[1];
+}
+
+static void
+dir_async_write_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr (ZltRelay) self = user_data; /* the reference the operation held */
+  g_autoptr (GError) error = NULL;
+  RelayDir *d = dir_for_stream (self, source);
+  gsize written = 0;
+  gboolean ok = g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), res, &written, &error);
+
+  self->ops_pending--;
+  if (self->finished)
+    {
+      relay_maybe_close_streams (self);
+      return;
+    }
+  if (!ok)
+    {
+      relay_finish (self, error);
+      return;
+    }
+  dir_consume (d, written);
+  dir_async_next (d);
+  relay_after_io (self);
+}
+
+static void
+dir_async_read_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr (ZltRelay) self = user_data; /* the reference the operation held */
+  g_autoptr (GError) error = NULL;
+  RelayDir *d = dir_for_stream (self, source);
+  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), res, &error);
+
+  self->ops_pending--;
+  if (self->finished)
+    {
+      relay_maybe_close_streams (self);
+      return;
+    }
+  if (n < 0)
+    {
+      relay_finish (self, error);
+      return;
+    }
+  if (n == 0)
+    {
+      d->eof = TRUE;
+    }
+  else
+    {
+      /* grow while reads fill the buffer, drop back to the minimum when they are small */
+      if ((gsize)n == d->buf_size)
+        d->next_size = MIN (d->buf_size * 4, ZLT_RELAY_CHUNK_SIZE);
+      else if ((gsize)n <= ASYNC_MIN_CHUNK)
+        d->next_size = ASYNC_MIN_CHUNK;
+      d->buf_off = 0;
+      d->buf_len = (gsize)n;
+    }
+  dir_async_next (d);
+  relay_after_io (self);
+}
+
+static void
+dir_async_next (RelayDir *d)
+{
+  ZltRelay *self = d->relay;
+  const guint8 *data;
+  gsize len;
+
+  if (d->done || d->closing || self->finished)
+    return;
+  if (dir_pending (d, &data, &len))
+    {
+      self->ops_pending++;
+      g_output_stream_write_all_async (d->out, data, len, G_PRIORITY_DEFAULT, self->cancellable,
+                                       dir_async_write_done, g_object_ref (self));
+      return;
+    }
+  if (d->eof)
+    {
+      dir_shutdown (d);
+      return;
+    }
+  if (d->buf == NULL || d->buf_size != d->next_size)
+    {
+      g_free (d->buf);
+      d->buf = g_malloc (d->next_size);
+      d->buf_size = d->next_size;
+    }
+  self->ops_pending++;
+  g_input_stream_read_async (d->in, d->buf, d->buf_size, G_PRIORITY_DEFAULT, self->cancellable,
+                             dir_async_read_done, g_object_ref (self));
+}
+
+/* ---------------------------------------------------------------------------------
+ * life cycle */
+
+static void
+relay_flush_counters (ZltRelay *self)
+{
+  guint64 ab = self->dirs[0].delta;
+  guint64 ba = self->dirs[1].delta;
+
+  if (ab == 0 && ba == 0)
+    return;
+  self->dirs[0].delta = self->dirs[1].delta = 0;
+  if (self->counter_func != NULL)
+    self->counter_func (ab, ba, self->counter_data);
+}
+
+/* After bytes moved or a direction ended: report, and finish once both have ended. */
+static void
+relay_after_io (ZltRelay *self)
+{
+  relay_flush_counters (self);
+  if (!self->finished && self->dirs[0].done && self->dirs[1].done)
+    relay_finish (self, NULL);
+}
+
+static void
+relay_stop_io (ZltRelay *self)
+{
+  if (self->splice_source != NULL)
+    {
+      g_source_destroy (self->splice_source);
+      g_clear_pointer (&self->splice_source, g_source_unref);
+    }
+  for (guint i = 0; i < 2; i++)
+    {
+      RelayDir *d = &self->dirs[i];
+
+      if (d->wait != NULL)
+        {
+          g_source_destroy (d->wait);
+          g_clear_pointer (&d->wait, g_source_unref);
+        }
+#ifdef HAVE_SPLICE
+      if (d->pipe_fill == 0)
+        pipe_release (&d->pipe);
+      else
+        pipe_discard (&d->pipe);
+#endif
+      d->pipe_fill = 0;
+      /* an async read may still be writing into its buffer: that one goes in finalize */
+      if (d->mode != DIR_ASYNC)
+        dir_free_buf (d);
+    }
+}
+
+/* Close both streams once no operation of ours is left on them. */
+static void
+relay_maybe_close_streams (ZltRelay *self)
+{
+  if (!self->finished || self->streams_closed || self->ops_pending > 0)
+    return;
+  self->streams_closed = TRUE;
+  g_io_stream_close_async (self->a, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+  g_io_stream_close_async (self->b, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+}
+
+static void
+relay_finish (ZltRelay *self, const GError *error)
+{
+  gboolean held = self->running;
+
+  if (self->finished)
+    return;
+  self->finished = TRUE;
+  self->running = FALSE;
+  if (error != NULL)
+    g_debug ("relay: finished: %s", error->message);
+  relay_flush_counters (self);
+  g_cancellable_cancel (self->cancellable);
+  relay_stop_io (self);
+  relay_maybe_close_streams (self);
+  if (self->dirs[0].total > 0)
+    g_object_notify_by_pspec (G_OBJECT (self), props[PROP_BYTES_A_TO_B]);
+  if (self->dirs[1].total > 0)
+    g_object_notify_by_pspec (G_OBJECT (self), props[PROP_BYTES_B_TO_A]);
+  g_signal_emit (self, signals[SIGNAL_FINISHED], 0, error);
+  if (held)
+    g_object_unref (self); /* the reference taken at the start; may be the last */
+}
+
+static gboolean
+relay_fail_closed_cb (gpointer user_data)
+{
+  ZltRelay *self = user_data;
+  g_autoptr (GError) error = NULL;
+
+  error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED, "stream is already closed");
+  relay_finish (self, error);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+dir_init (ZltRelay *self, guint index, GIOStream *src, GIOStream *dst)
+{
+  RelayDir *d = &self->dirs[index];
+
+  d->relay = self;
+  d->dst_stream = dst;
+  d->in = g_io_stream_get_input_stream (src);
+  d->out = g_io_stream_get_output_stream (dst);
+  d->src_fd = d->dst_fd = -1;
+  d->pipe.r = d->pipe.w = -1;
+  d->next_size = ASYNC_MIN_CHUNK;
+}
+
+/* A plain socket connection whose streams read and write the socket directly. */
+static GSocket *
+plain_socket (GIOStream *stream)
+{
+#ifdef HAVE_SPLICE
+  GType type = G_OBJECT_TYPE (stream);
+  GSocket *sock;
+
+  if (type != G_TYPE_SOCKET_CONNECTION && type != G_TYPE_TCP_CONNECTION
+      && type != G_TYPE_UNIX_CONNECTION)
+    return NULL;
+  sock = g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
+  if (sock == NULL || g_socket_is_closed (sock)
+      || g_socket_get_socket_type (sock) != G_SOCKET_TYPE_STREAM || g_socket_get_fd (sock) < 0)
+    return NULL;
+  return sock;
+#else
+  return NULL;
+#endif
+}
+
+static DirMode
+userspace_mode (RelayDir *d)
+{
+  if (G_IS_POLLABLE_INPUT_STREAM (d->in)
+      && g_pollable_input_stream_can_poll (G_POLLABLE_INPUT_STREAM (d->in))
+      && G_IS_POLLABLE_OUTPUT_STREAM (d->out)
+      && g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (d->out)))
+    return DIR_POLL;
+  return DIR_ASYNC;
+}
+
+static void
+zlt_relay_constructed (GObject *object)
+{
+  ZltRelay *self = ZLT_RELAY (object);
+  GSocket *sa = plain_socket (self->a);
+  GSocket *sb = plain_socket (self->b);
+
+  G_OBJECT_CLASS (zlt_relay_parent_class)->constructed (object);
+
+  dir_init (self, ZLT_RELAY_A_TO_B, self->a, self->b);
+  dir_init (self, ZLT_RELAY_B_TO_A, self->b, self->a);
+  self->zero_copy = sa != NULL && sb != NULL;
+  if (self->zero_copy)
+    {
+      self->dirs[0].mode = self->dirs[1].mode = DIR_SPLICE;
+      self->dirs[0].src_fd = self->dirs[1].dst_fd = g_socket_get_fd (sa);
+      self->dirs[1].src_fd = self->dirs[0].dst_fd = g_socket_get_fd (sb);
+    }
+  else
+    {
+      self->dirs[0].mode = userspace_mode (&self->dirs[0]);
+      self->dirs[1].mode = userspace_mode (&self->dirs[1]);
+    }
+}
+
+static void
+zlt_relay_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  ZltRelay *self = ZLT_RELAY (object);
+
+  switch (prop_id)
+    {
+    case PROP_A:
+      g_value_set_object (value, self->a);
+      break;
+    case PROP_B:
+      g_value_set_object (value, self->b);
+      break;
+    case PROP_BYTES_A_TO_B:
+      g_value_set_uint64 (value, self->dirs[0].total);
+      break;
+    case PROP_BYTES_B_TO_A:
+      g_value_set_uint64 (value, self->dirs[1].total);
+      break;
+    case PROP_ZERO_COPY:
+      g_value_set_boolean (value, self->zero_copy);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+zlt_relay_set_property (GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec)
+{
+  ZltRelay *self = ZLT_RELAY (object);
+
+  switch (prop_id)
+    {
+    case PROP_A:
+      self->a = g_value_dup_object (value);
+      break;
+    case PROP_B:
+      self->b = g_value_dup_object (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+zlt_relay_dispose (GObject *object)
+{
+  ZltRelay *self = ZLT_RELAY (object);
+
+  /* a running relay holds a reference on itself, so this is after the end or before
+   * the start, and no operation of ours is pending */
+  g_cancellable_cancel (self->cancellable);
+  relay_stop_io (self);
+  if (self->counter_destroy != NULL)
+    self->counter_destroy (self->counter_data);
+  self->counter_func = NULL;
+  self->counter_data = NULL;
+  self->counter_destroy = NULL;
+  g_clear_pointer (&self->context, g_main_context_unref);
+
+  G_OBJECT_CLASS (zlt_relay_parent_class)->dispose (object);
+}
+
+static void
+zlt_relay_finalize (GObject *object)
+{
+  ZltRelay *self = ZLT_RELAY (object);
+
+  for (guint i = 0; i < 2; i++)
+    {
+      g_clear_pointer (&self->dirs[i].prefix, g_bytes_unref);
+      dir_free_buf (&self->dirs[i]);
+    }
+  g_clear_object (&self->a);
+  g_clear_object (&self->b);
+  g_clear_object (&self->cancellable);
+
+  G_OBJECT_CLASS (zlt_relay_parent_class)->finalize (object);
+}
+
+static void
+zlt_relay_class_init (ZltRelayClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->constructed = zlt_relay_constructed;
+  object_class->get_property = zlt_relay_get_property;
+  object_class->set_property = zlt_relay_set_property;
+  object_class->dispose = zlt_relay_dispose;
+  object_class->finalize = zlt_relay_finalize;
+
+  props[PROP_A]
+      = g_param_spec_object ("a", NULL, NULL, G_TYPE_IO_STREAM,
+                             G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  props[PROP_B]
+      = g_param_spec_object ("b", NULL, NULL, G_TYPE_IO_STREAM,
+                             G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltRelay:bytes-a-to-b:
+   * Bytes delivered from a to b so far. Read it at any time; it is notified only when
+   * the relay finishes (use zlt_relay_set_counter_func() to follow it).
+   */
+  props[PROP_BYTES_A_TO_B]
+      = g_param_spec_uint64 ("bytes-a-to-b", NULL, NULL, 0, G_MAXUINT64, 0,
+                             G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_BYTES_B_TO_A]
+      = g_param_spec_uint64 ("bytes-b-to-a", NULL, NULL, 0, G_MAXUINT64, 0,
+                             G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_ZERO_COPY]
+      = g_param_spec_boolean ("zero-copy", NULL, NULL, FALSE,
+                              G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, props);
+
+  /**
+   * ZltRelay::finished:
+   * @error: (nullable): why it ended; %NULL when both directions ended cleanly,
+   *   %G_IO_ERROR_CANCELLED after zlt_relay_close()
+   *
+   * Emitted exactly once, after both streams have been asked to close.
+   */
+  signals[SIGNAL_FINISHED]
+      = g_signal_new ("finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                      G_TYPE_NONE, 1, G_TYPE_ERROR | G_SIGNAL_TYPE_STATIC_SCOPE);
+}
+
+static void
+zlt_relay_init (ZltRelay *self)
+{
+  self->cancellable = g_cancellable_new ();
+}
+
+/* ---------------------------------------------------------------------------------
+ * public API */
+
+/**
+ * zlt_relay_new:
+ * @a: one stream
+ * @b: the other stream
+ *
+ * Makes a relay that, once started, copies @a's input to @b's output and @b's input to
+ * @a's output. From zlt_relay_start() on the relay owns both streams: it closes them
+ * when it finishes. Bytes a caller has already read from either stream go in with
+ * zlt_relay_set_prefix().
+ */
+ZltRelay *
+zlt_relay_new (GIOStream *a, GIOStream *b)
+{
+  g_return_val_if_fail (G_IS_IO_STREAM (a), NULL);
+  g_return_val_if_fail (G_IS_IO_STREAM (b), NULL);
+  g_return_val_if_fail (a != b, NULL);
+
+  return g_object_new (ZLT_TYPE_RELAY, "a", a, "b", b, NULL);
+}
+
+/**
+ * zlt_relay_set_prefix:
+ * @direction: which destination gets the bytes
+ * @bytes: (nullable): bytes to write to the destination before anything relayed
+ *
+ * For bytes already taken from the source stream (read-ahead while parsing a request,
+ * a buffered input stream's contents). Only before zlt_relay_start().
+ */
+void
+zlt_relay_set_prefix (ZltRelay *self, ZltRelayDirection direction, GBytes *bytes)
+{
+  RelayDir *d;
+
+  g_return_if_fail (ZLT_IS_RELAY (self));
+  g_return_if_fail (direction == ZLT_RELAY_A_TO_B || direction == ZLT_RELAY_B_TO_A);
+  g_return_if_fail (!self->started);
+
+  d = &self->dirs[direction];
+  g_clear_pointer (&d->prefix, g_bytes_unref);
+  d->prefix_off = 0;
+  if (bytes != NULL && g_bytes_get_size (bytes) > 0)
+    d->prefix = g_bytes_ref (bytes);
+}
+
+/**
+ * zlt_relay_set_counter_func:
+ * @func: (nullable): called with the bytes moved since its last call
+ *
+ * Replaces the counter function; @destroy is called for @user_data when it is replaced
+ * or the relay goes away.
+ */
+void
+zlt_relay_set_counter_func (ZltRelay *self, ZltRelayCounterFunc func, gpointer user_data,
+                            GDestroyNotify destroy)
+{
+  GDestroyNotify old_destroy;
+  gpointer old_data;
+
+  g_return_if_fail (ZLT_IS_RELAY (self));
+
+  old_destroy = self->counter_destroy;
+  old_data = self->counter_data;
+  self->counter_func = func;
+  self->counter_data = user_data;
+  self->counter_destroy = destroy;
+  if (old_destroy != NULL)
+    old_destroy (old_data);
+}
+
+/**
+ * zlt_relay_start:
+ *
+ * Starts relaying on the thread-default main context. The relay keeps itself alive
+ * until ::finished, so the caller may drop its reference at once.
+ */
+void
+zlt_relay_start (ZltRelay *self)
+{
+  g_return_if_fail (ZLT_IS_RELAY (self));
+  g_return_if_fail (!self->started);
+
+  self->started = TRUE;
+  if (self->finished) /* closed before it started */
+    return;
+  self->context = g_main_context_ref_thread_default ();
+  self->running = TRUE;
+  g_object_ref (self);
+
+  if (g_io_stream_is_closed (self->a) || g_io_stream_is_closed (self->b)
+      || (self->zero_copy && (plain_socket (self->a) == NULL || plain_socket (self->b) == NULL)))
+    {
+      GSource *idle = g_idle_source_new ();
+
+      g_source_set_callback (idle, relay_fail_closed_cb, g_object_ref (self), g_object_unref);
+      g_source_attach (idle, self->context);
+      g_source_unref (idle);
+      return;
+    }
+
+#ifdef HAVE_SPLICE
+  if (self->zero_copy)
+    {
+      relay_start_splice (self);
+      return;
+    }
+#endif
+  for (guint i = 0; i < 2; i++)
+    {
+      RelayDir *d = &self->dirs[i];
+
+      if (d->mode == DIR_POLL)
+        dir_poll_wait (d, d->prefix != NULL);
+      else
+        dir_async_next (d);
+    }
+}
+
+/**
+ * zlt_relay_close:
+ *
+ * Tears the relay down now: stops relaying, closes both streams and emits ::finished
+ * with %G_IO_ERROR_CANCELLED, unless it has finished already.
+ */
+void
+zlt_relay_close (ZltRelay *self)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_return_if_fail (ZLT_IS_RELAY (self));
+
+  if (self->finished)
+    return;
+  error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "relay closed");
+  relay_finish (self, error);
+}
+
+GIOStream *
+zlt_relay_get_stream_a (ZltRelay *self)
+{
+  g_return_val_if_fail (ZLT_IS_RELAY (self), NULL);
+  return self->a;
+}
+
+GIOStream *
+zlt_relay_get_stream_b (ZltRelay *self)
+{
+  g_return_val_if_fail (ZLT_IS_RELAY (self), NULL);
+  return self->b;
+}
+
+/**
+ * zlt_relay_is_zero_copy:
+ *
+ * Whether bytes move with splice(2) and never enter userspace: both streams are plain
+ * socket connections and the platform has splice.
+ */
+gboolean
+zlt_relay_is_zero_copy (ZltRelay *self)
+{
+  g_return_val_if_fail (ZLT_IS_RELAY (self), FALSE);
+  return self->zero_copy;
+}
+
+/* Started and not finished yet. */
+gboolean
+zlt_relay_is_running (ZltRelay *self)
+{
+  g_return_val_if_fail (ZLT_IS_RELAY (self), FALSE);
+  return self->running;
+}
+
+guint64
+zlt_relay_get_bytes_a_to_b (ZltRelay *self)
+{
+  g_return_val_if_fail (ZLT_IS_RELAY (self), 0);
+  return self->dirs[0].total;
+}
+
+guint64
+zlt_relay_get_bytes_b_to_a (ZltRelay *self)
+{
+  g_return_val_if_fail (ZLT_IS_RELAY (self), 0);
+  return self->dirs[1].total;
+}
+
+/**
+ * zlt_relay_get_buffered_bytes:
+ *
+ * Bytes the relay has taken from a source and not yet delivered (in pipes, buffers and
+ * prefixes). Bounded by back-pressure: at most a pipe or a chunk per direction plus
+ * the prefixes.
+ */
+gsize
+zlt_relay_get_buffered_bytes (ZltRelay *self)
+{
+  g_return_val_if_fail (ZLT_IS_RELAY (self), 0);
+  return dir_buffered (&self->dirs[0]) + dir_buffered (&self->dirs[1]);
+}

@@ -1,0 +1,64 @@
+/* zlt-relay.h: the one bidirectional byte relay the server, the agent and access
+ * sessions share */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+/* Largest pipe a zero-copy direction grows to, and the userspace chunk size. */
+#define ZLT_RELAY_PIPE_SIZE (1024 * 1024)
+#define ZLT_RELAY_CHUNK_SIZE (256 * 1024)
+
+typedef enum
+{
+  ZLT_RELAY_A_TO_B, /*< nick=a-to-b >*/
+  ZLT_RELAY_B_TO_A, /*< nick=b-to-a >*/
+} ZltRelayDirection;
+
+GType
+zlt_relay_direction_get_type (void) G_GNUC_CONST;
+#define ZLT_TYPE_RELAY_DIRECTION (zlt_relay_direction_get_type ())
+
+/**
+ * ZltRelayCounterFunc:
+ * @a_to_b: bytes delivered to b since the last call
+ * @b_to_a: bytes delivered to a since the last call
+ * @user_data: the data given to zlt_relay_set_counter_func()
+ *
+ * Called from the relay's main context after each batch of relayed bytes, and once
+ * more just before #ZltRelay::finished when bytes are still unreported.
+ */
+typedef void (*ZltRelayCounterFunc) (guint64 a_to_b, guint64 b_to_a, gpointer user_data);
+
+#define ZLT_TYPE_RELAY (zlt_relay_get_type ())
+G_DECLARE_FINAL_TYPE (ZltRelay, zlt_relay, ZLT, RELAY, GObject)
+
+ZltRelay *
+zlt_relay_new (GIOStream *a, GIOStream *b);
+void
+zlt_relay_set_prefix (ZltRelay *self, ZltRelayDirection direction, GBytes *bytes);
+void
+zlt_relay_set_counter_func (ZltRelay *self, ZltRelayCounterFunc func, gpointer user_data,
+                            GDestroyNotify destroy);
+void
+zlt_relay_start (ZltRelay *self);
+void
+zlt_relay_close (ZltRelay *self);
+
+GIOStream *
+zlt_relay_get_stream_a (ZltRelay *self);
+GIOStream *
+zlt_relay_get_stream_b (ZltRelay *self);
+gboolean
+zlt_relay_is_zero_copy (ZltRelay *self);
+gboolean
+zlt_relay_is_running (ZltRelay *self);
+guint64
+zlt_relay_get_bytes_a_to_b (ZltRelay *self);
+guint64
+zlt_relay_get_bytes_b_to_a (ZltRelay *self);
+gsize
+zlt_relay_get_buffered_bytes (ZltRelay *self);
+
+G_END_DECLS

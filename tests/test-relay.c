@@ -1,0 +1,888 @@
+/* test-relay.c: the bidirectional relay over real loopback sockets */
+#include "config.h"
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include "zlayer-tunnel.h"
+
+#define DEADLINE_S 60
+
+/* How the relay's two streams are presented, which decides its modes. */
+typedef enum
+{
+  MODE_ZERO_COPY, /* both plain socket connections: splice */
+  MODE_POLLABLE,  /* b wrapped in a GSimpleIOStream: pollable userspace both ways */
+  MODE_MIXED,     /* a's input behind a GBufferedInputStream: async one way, pollable back */
+  MODE_ASYNC,     /* both inputs buffered: async both ways */
+} Mode;
+
+static const char *const mode_names[] = { "zero-copy", "pollable", "mixed", "async" };
+
+/* ---------------------------------------------------------------------------------
+ * main context helpers: wait on conditions, never sleep */
+
+static gboolean
+wake_cb (gpointer user_data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+#define SPIN_UNTIL(cond)                                                                           \
+  G_STMT_START                                                                                     \
+  {                                                                                                \
+    gint64 deadline_ = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;                      \
+    guint wake_ = g_timeout_add (50, wake_cb, NULL);                                               \
+    while (!(cond))                                                                                \
+      {                                                                                            \
+        if (g_get_monotonic_time () > deadline_)                                                   \
+          g_error ("timed out waiting for %s", #cond);                                             \
+        g_main_context_iteration (NULL, TRUE);                                                     \
+      }                                                                                            \
+    g_source_remove (wake_);                                                                       \
+  }                                                                                                \
+  G_STMT_END
+
+/* Runs the context until nothing is ready for @idle_rounds iterations in a row. Fails if
+ * that never happens: something is spinning. */
+static void
+spin_until_quiet (guint idle_rounds)
+{
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  guint idle = 0;
+
+  while (idle < idle_rounds)
+    {
+      if (g_main_context_iteration (NULL, FALSE))
+        idle = 0;
+      else
+        idle++;
+      if (g_get_monotonic_time () > deadline)
+        g_error ("the main context never went quiet");
+    }
+}
+
+/* ---------------------------------------------------------------------------------
+ * sockets */
+
+static GSocketListener *listener;
+static GSocketAddress *listen_address;
+
+static void
+make_pair (GSocketConnection **client, GSocketConnection **server)
+{
+  g_autoptr (GSocketClient) sc = g_socket_client_new ();
+  g_autoptr (GError) error = NULL;
+
+  if (listener == NULL)
+    {
+      g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+      g_autoptr (GSocketAddress) addr = g_inet_socket_address_new (lo, 0);
+
+      listener = g_socket_listener_new ();
+      g_socket_listener_set_backlog (listener, 512);
+      g_socket_listener_add_address (listener, addr, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                                     NULL, &listen_address, &error);
+      g_assert_no_error (error);
+    }
+  /* loopback: the handshake completes in the backlog, so connect and accept in turn */
+  *client = g_socket_client_connect (sc, G_SOCKET_CONNECTABLE (listen_address), NULL, &error);
+  g_assert_no_error (error);
+  *server = g_socket_listener_accept (listener, NULL, NULL, &error);
+  g_assert_no_error (error);
+}
+
+static GSocket *
+conn_socket (GSocketConnection *conn)
+{
+  return g_socket_connection_get_socket (conn);
+}
+
+static void
+set_buffers (GSocketConnection *conn, int size)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_socket_set_option (conn_socket (conn), SOL_SOCKET, SO_SNDBUF, size, &error);
+  g_assert_no_error (error);
+  g_socket_set_option (conn_socket (conn), SOL_SOCKET, SO_RCVBUF, size, &error);
+  g_assert_no_error (error);
+}
+
+static GIOStream *
+wrap (GSocketConnection *conn, gboolean buffered)
+{
+  GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (conn));
+  g_autoptr (GInputStream) bin = NULL;
+
+  if (buffered)
+    {
+      bin = g_buffered_input_stream_new (in);
+      in = bin;
+    }
+  return g_simple_io_stream_new (in, g_io_stream_get_output_stream (G_IO_STREAM (conn)));
+}
+
+static GBytes *
+random_bytes (gsize size, guint32 seed)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (seed);
+  guint32 *data = g_malloc (size);
+
+  for (gsize i = 0; i < size / 4; i++)
+    data[i] = g_rand_int (rand);
+  return g_bytes_new_take (data, size);
+}
+
+static char *
+sha256_of (GBytes *prefix, GBytes *data)
+{
+  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+
+  if (prefix != NULL)
+    g_checksum_update (sum, g_bytes_get_data (prefix, NULL), g_bytes_get_size (prefix));
+  if (data != NULL)
+    g_checksum_update (sum, g_bytes_get_data (data, NULL), g_bytes_get_size (data));
+  return g_strdup (g_checksum_get_string (sum));
+}
+
+/* ---------------------------------------------------------------------------------
+ * an endpoint: sends some bytes, reads to the end, hashes what it got */
+
+typedef struct
+{
+  GSocketConnection *conn;
+  GCancellable *cancellable;
+  GBytes *send;
+  gboolean send_after_eof;      /* reply only once the peer has finished */
+  gboolean shutdown_after_send; /* shut the write side once all is sent */
+  gboolean paused;              /* not reading */
+  gboolean reading;
+  gboolean sent;
+  gboolean eof;
+  guint pending;
+  guint64 received;
+  GChecksum *sum;
+  GError *error;
+  guint8 *rbuf;
+} Endpoint;
+
+#define ENDPOINT_READ_SIZE (64 * 1024)
+
+static void
+endpoint_read (Endpoint *ep);
+static void
+endpoint_send (Endpoint *ep);
+
+static Endpoint *
+endpoint_new (GSocketConnection *conn, GBytes *send)
+{
+  Endpoint *ep = g_new0 (Endpoint, 1);
+
+  ep->conn = g_object_ref (conn);
+  ep->cancellable = g_cancellable_new ();
+  ep->send = send != NULL ? g_bytes_ref (send) : NULL;
+  ep->shutdown_after_send = TRUE;
+  ep->sum = g_checksum_new (G_CHECKSUM_SHA256);
+  ep->rbuf = g_malloc (ENDPOINT_READ_SIZE);
+  return ep;
+}
+
+static void
+endpoint_set_error (Endpoint *ep, GError *error)
+{
+  if (ep->error == NULL)
+    ep->error = error;
+  else
+    g_error_free (error);
+}
+
+static void
+endpoint_write_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  Endpoint *ep = user_data;
+  GError *error = NULL;
+
+  ep->pending--;
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), res, NULL, &error))
+    {
+      endpoint_set_error (ep, error);
+      return;
+    }
+  ep->sent = TRUE;
+  if (ep->shutdown_after_send)
+    g_socket_shutdown (conn_socket (ep->conn), FALSE, TRUE, NULL);
+}
+
+static void
+endpoint_send (Endpoint *ep)
+{
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (ep->conn));
+
+  if (ep->send == NULL)
+    {
+      ep->sent = TRUE;
+      if (ep->shutdown_after_send)
+        g_socket_shutdown (conn_socket (ep->conn), FALSE, TRUE, NULL);
+      return;
+    }
+  ep->pending++;
+  g_output_stream_write_all_async (out, g_bytes_get_data (ep->send, NULL),
+                                   g_bytes_get_size (ep->send), G_PRIORITY_DEFAULT, ep->cancellable,
+                                   endpoint_write_done, ep);
+}
+
+static void
+endpoint_read_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  Endpoint *ep = user_data;
+  GError *error = NULL;
+  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), res, &error);
+
+  ep->pending--;
+  ep->reading = FALSE;
+  if (n < 0)
+    {
+      endpoint_set_error (ep, error);
+      return;
+    }
+  if (n == 0)
+    {
+      ep->eof = TRUE;
+      if (ep->send_after_eof)
+        endpoint_send (ep);
+      return;
+    }
+  g_checksum_update (ep->sum, ep->rbuf, n);
+  ep->received += n;
+  if (!ep->paused)
+    endpoint_read (ep);
+}
+
+static void
+endpoint_read (Endpoint *ep)
+{
+  GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (ep->conn));
+
+  ep->reading = TRUE;
+  ep->pending++;
+  g_input_stream_read_async (in, ep->rbuf, ENDPOINT_READ_SIZE, G_PRIORITY_DEFAULT, ep->cancellable,
+                             endpoint_read_done, ep);
+}
+
+static void
+endpoint_start (Endpoint *ep)
+{
+  if (!ep->send_after_eof)
+    endpoint_send (ep);
+  if (!ep->paused)
+    endpoint_read (ep);
+}
+
+static void
+endpoint_resume (Endpoint *ep)
+{
+  ep->paused = FALSE;
+  if (!ep->reading && !ep->eof && ep->error == NULL)
+    endpoint_read (ep);
+}
+
+/* reached the end of its input, cleanly or not */
+static gboolean
+endpoint_ended (Endpoint *ep)
+{
+  return ep->eof || (ep->error != NULL && !ep->reading);
+}
+
+static void
+endpoint_free (Endpoint *ep)
+{
+  g_cancellable_cancel (ep->cancellable);
+  SPIN_UNTIL (ep->pending == 0);
+  g_io_stream_close (G_IO_STREAM (ep->conn), NULL, NULL);
+  g_object_unref (ep->conn);
+  g_object_unref (ep->cancellable);
+  g_clear_pointer (&ep->send, g_bytes_unref);
+  g_checksum_free (ep->sum);
+  g_clear_error (&ep->error);
+  g_free (ep->rbuf);
+  g_free (ep);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Endpoint, endpoint_free)
+
+/* ---------------------------------------------------------------------------------
+ * a relay between client and server:
+ *   client <-> relay_a  [ZltRelay]  relay_b <-> server */
+
+typedef struct
+{
+  GSocketConnection *client;
+  GSocketConnection *relay_a;
+  GSocketConnection *relay_b;
+  GSocketConnection *server;
+  GIOStream *a;
+  GIOStream *b;
+  ZltRelay *relay; /* a weak pointer once started */
+  guint finished;
+  GError *error;
+  guint64 counted_ab;
+  guint64 counted_ba;
+  gsize max_buffered;
+  gboolean counter_destroyed;
+  /* as the relay had them at ::finished */
+  guint64 final_ab;
+  guint64 final_ba;
+  gsize final_buffered;
+} Fixture;
+
+static void
+on_finished (ZltRelay *relay, const GError *error, gpointer user_data)
+{
+  Fixture *f = user_data;
+
+  f->finished++;
+  g_clear_error (&f->error);
+  if (error != NULL)
+    f->error = g_error_copy (error);
+  g_assert_false (zlt_relay_is_running (relay));
+  g_object_get (relay, "bytes-a-to-b", &f->final_ab, "bytes-b-to-a", &f->final_ba, NULL);
+  g_assert_cmpuint (f->final_ab, ==, zlt_relay_get_bytes_a_to_b (relay));
+  g_assert_cmpuint (f->final_ba, ==, zlt_relay_get_bytes_b_to_a (relay));
+  f->final_buffered = zlt_relay_get_buffered_bytes (relay);
+  /* the counter func has heard of every byte by now */
+  g_assert_cmpuint (f->counted_ab, ==, f->final_ab);
+  g_assert_cmpuint (f->counted_ba, ==, f->final_ba);
+}
+
+static void
+on_counter (guint64 a_to_b, guint64 b_to_a, gpointer user_data)
+{
+  Fixture *f = user_data;
+
+  g_assert_true (a_to_b > 0 || b_to_a > 0);
+  f->counted_ab += a_to_b;
+  f->counted_ba += b_to_a;
+  f->max_buffered = MAX (f->max_buffered, zlt_relay_get_buffered_bytes (f->relay));
+}
+
+static void
+on_counter_destroy (gpointer user_data)
+{
+  Fixture *f = user_data;
+
+  f->counter_destroyed = TRUE;
+}
+
+static void
+fixture_init (Fixture *f, Mode mode, int buffer_size)
+{
+  make_pair (&f->client, &f->relay_a);
+  make_pair (&f->relay_b, &f->server);
+  if (buffer_size > 0)
+    {
+      set_buffers (f->client, buffer_size);
+      set_buffers (f->relay_a, buffer_size);
+      set_buffers (f->relay_b, buffer_size);
+      set_buffers (f->server, buffer_size);
+    }
+  switch (mode)
+    {
+    case MODE_ZERO_COPY:
+      f->a = g_object_ref (G_IO_STREAM (f->relay_a));
+      f->b = g_object_ref (G_IO_STREAM (f->relay_b));
+      break;
+    case MODE_POLLABLE:
+      f->a = g_object_ref (G_IO_STREAM (f->relay_a));
+      f->b = wrap (f->relay_b, FALSE);
+      break;
+    case MODE_MIXED:
+      f->a = wrap (f->relay_a, TRUE);
+      f->b = g_object_ref (G_IO_STREAM (f->relay_b));
+      break;
+    case MODE_ASYNC:
+      f->a = wrap (f->relay_a, TRUE);
+      f->b = wrap (f->relay_b, TRUE);
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+  f->relay = zlt_relay_new (f->a, f->b);
+  g_assert_cmpint (zlt_relay_is_zero_copy (f->relay), ==, mode == MODE_ZERO_COPY);
+  g_signal_connect (f->relay, "finished", G_CALLBACK (on_finished), f);
+  zlt_relay_set_counter_func (f->relay, on_counter, f, on_counter_destroy);
+}
+
+/* Starts the relay and drops our reference: it must keep itself alive. */
+static void
+fixture_start (Fixture *f)
+{
+  zlt_relay_start (f->relay);
+  g_assert_true (zlt_relay_is_running (f->relay));
+  g_object_add_weak_pointer (G_OBJECT (f->relay), (gpointer *)&f->relay);
+  g_object_unref (f->relay);
+  g_assert_nonnull (f->relay);
+}
+
+static void
+fixture_clear (Fixture *f)
+{
+  /* the relay went away once it had finished, and let go of the counter's data */
+  SPIN_UNTIL (f->relay == NULL);
+  g_assert_true (f->counter_destroyed);
+  g_assert_cmpuint (f->finished, ==, 1);
+  /* its streams were closed */
+  SPIN_UNTIL (g_io_stream_is_closed (f->a) && g_io_stream_is_closed (f->b));
+  g_io_stream_close (G_IO_STREAM (f->relay_a), NULL, NULL);
+  g_io_stream_close (G_IO_STREAM (f->relay_b), NULL, NULL);
+  g_clear_object (&f->a);
+  g_clear_object (&f->b);
+  g_clear_object (&f->client);
+  g_clear_object (&f->relay_a);
+  g_clear_object (&f->relay_b);
+  g_clear_object (&f->server);
+  g_clear_error (&f->error);
+  spin_until_quiet (10);
+}
+
+/* ---------------------------------------------------------------------------------
+ * tests */
+
+#define BIG (8 * 1024 * 1024)
+
+static void
+test_transfer (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+  Fixture f = { 0 };
+  g_autoptr (GBytes) up = random_bytes (BIG, 1);
+  g_autoptr (GBytes) down = random_bytes (BIG, 2);
+  g_autoptr (GBytes) prefix_up = g_bytes_new_static ("GET / HTTP/1.1\r\n", 16);
+  g_autoptr (GBytes) prefix_down = g_bytes_new_static ("HTTP/1.1 101 Switching\r\n", 24);
+  g_autoptr (Endpoint) client = NULL;
+  g_autoptr (Endpoint) server = NULL;
+  g_autofree char *want_up = sha256_of (prefix_up, up);
+  g_autofree char *want_down = sha256_of (prefix_down, down);
+
+  fixture_init (&f, mode, 0);
+  zlt_relay_set_prefix (f.relay, ZLT_RELAY_A_TO_B, prefix_up);
+  zlt_relay_set_prefix (f.relay, ZLT_RELAY_B_TO_A, prefix_down);
+  client = endpoint_new (f.client, up);
+  server = endpoint_new (f.server, down);
+  endpoint_start (client);
+  endpoint_start (server);
+  fixture_start (&f);
+
+  SPIN_UNTIL (f.finished > 0 && client->eof && server->eof);
+  g_assert_no_error (f.error);
+  g_assert_no_error (client->error);
+  g_assert_no_error (server->error);
+  g_assert_cmpuint (server->received, ==, BIG + 16);
+  g_assert_cmpuint (client->received, ==, BIG + 24);
+  g_assert_cmpstr (g_checksum_get_string (server->sum), ==, want_up);
+  g_assert_cmpstr (g_checksum_get_string (client->sum), ==, want_down);
+
+  /* counters: properties, getters and the counter func agree (see on_finished) */
+  g_assert_cmpuint (f.final_ab, ==, BIG + 16);
+  g_assert_cmpuint (f.final_ba, ==, BIG + 24);
+  g_assert_cmpuint (f.final_buffered, ==, 0);
+  g_assert_cmpuint (f.finished, ==, 1);
+
+  fixture_clear (&f);
+}
+
+static void
+test_half_close (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+  Fixture f = { 0 };
+  g_autoptr (GBytes) request = random_bytes (100 * 1024, 3);
+  g_autoptr (GBytes) reply = random_bytes (1024 * 1024, 4);
+  g_autoptr (Endpoint) client = NULL;
+  g_autoptr (Endpoint) server = NULL;
+  g_autofree char *want_request = sha256_of (NULL, request);
+  g_autofree char *want_reply = sha256_of (NULL, reply);
+
+  fixture_init (&f, mode, 0);
+  client = endpoint_new (f.client, request);
+  server = endpoint_new (f.server, reply);
+  server->send_after_eof = TRUE; /* answers only after the request has ended */
+  endpoint_start (client);
+  endpoint_start (server);
+  fixture_start (&f);
+
+  /* the request arrives whole and ends; the relay goes on for the reply */
+  SPIN_UNTIL (server->eof);
+  g_assert_cmpstr (g_checksum_get_string (server->sum), ==, want_request);
+  g_assert_cmpuint (f.finished, ==, 0);
+
+  SPIN_UNTIL (client->eof && f.finished > 0);
+  g_assert_no_error (f.error);
+  g_assert_no_error (client->error);
+  g_assert_no_error (server->error);
+  g_assert_true (server->sent);
+  g_assert_cmpuint (client->received, ==, 1024 * 1024);
+  g_assert_cmpstr (g_checksum_get_string (client->sum), ==, want_reply);
+
+  spin_until_quiet (10);
+  g_assert_cmpuint (f.finished, ==, 1);
+  fixture_clear (&f);
+}
+
+static void
+test_backpressure (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+  Fixture f = { 0 };
+  gsize total = 16 * 1024 * 1024;
+  g_autoptr (GBytes) up = random_bytes (total, 5);
+  g_autoptr (Endpoint) client = NULL;
+  g_autoptr (Endpoint) server = NULL;
+  g_autofree char *want = sha256_of (NULL, up);
+  gsize bound = mode == MODE_ZERO_COPY ? ZLT_RELAY_PIPE_SIZE : ZLT_RELAY_CHUNK_SIZE;
+
+  /* small kernel buffers, so 16 MiB cannot hide in them */
+  fixture_init (&f, mode, 64 * 1024);
+  client = endpoint_new (f.client, up);
+  server = endpoint_new (f.server, NULL);
+  server->paused = TRUE;
+  endpoint_start (client);
+  endpoint_start (server);
+  fixture_start (&f);
+
+  /* the server reads nothing: everything stalls, and nothing spins */
+  spin_until_quiet (200);
+  g_assert_false (client->sent);
+  g_assert_cmpuint (server->received, ==, 0);
+  g_assert_cmpuint (zlt_relay_get_bytes_a_to_b (f.relay), <, total / 2);
+  g_assert_cmpuint (zlt_relay_get_buffered_bytes (f.relay), <=, bound);
+  g_test_message ("stalled after %" G_GUINT64_FORMAT " bytes relayed, %" G_GSIZE_FORMAT
+                  " buffered in the relay",
+                  zlt_relay_get_bytes_a_to_b (f.relay), zlt_relay_get_buffered_bytes (f.relay));
+
+  endpoint_resume (server);
+  SPIN_UNTIL (server->eof && client->eof && f.finished > 0);
+  g_assert_no_error (f.error);
+  g_assert_no_error (server->error);
+  g_assert_cmpuint (server->received, ==, total);
+  g_assert_cmpstr (g_checksum_get_string (server->sum), ==, want);
+  g_assert_cmpuint (f.max_buffered, <=, bound);
+
+  fixture_clear (&f);
+}
+
+static void
+test_close (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+  Fixture f = { 0 };
+  g_autoptr (GBytes) ping = g_bytes_new_static ("ping", 4);
+  g_autoptr (Endpoint) client = NULL;
+  g_autoptr (Endpoint) server = NULL;
+
+  fixture_init (&f, mode, 0);
+  client = endpoint_new (f.client, ping);
+  client->shutdown_after_send = FALSE;
+  server = endpoint_new (f.server, NULL);
+  server->shutdown_after_send = FALSE;
+  endpoint_start (client);
+  endpoint_start (server);
+  fixture_start (&f);
+
+  SPIN_UNTIL (server->received == 4);
+  g_assert_cmpuint (f.finished, ==, 0);
+  zlt_relay_close (f.relay);
+  g_assert_cmpuint (f.finished, ==, 1);
+  g_assert_error (f.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+
+  /* both peers see the end; for wrapped streams the socket goes when its owner closes it */
+  if (mode != MODE_ZERO_COPY)
+    {
+      SPIN_UNTIL (g_io_stream_is_closed (f.a) && g_io_stream_is_closed (f.b));
+      g_io_stream_close (G_IO_STREAM (f.relay_a), NULL, NULL);
+      g_io_stream_close (G_IO_STREAM (f.relay_b), NULL, NULL);
+    }
+  SPIN_UNTIL (endpoint_ended (client) && endpoint_ended (server));
+  if (f.relay != NULL)
+    zlt_relay_close (f.relay); /* a no-op once finished */
+  g_assert_cmpuint (f.finished, ==, 1);
+  fixture_clear (&f);
+}
+
+static void
+test_reset (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+  Fixture f = { 0 };
+  g_autoptr (GBytes) some = random_bytes (64 * 1024, 6);
+  g_autoptr (Endpoint) client = NULL;
+  g_autoptr (Endpoint) server = NULL;
+  g_autoptr (GError) error = NULL;
+
+  fixture_init (&f, mode, 0);
+  client = endpoint_new (f.client, some);
+  client->shutdown_after_send = FALSE;
+  server = endpoint_new (f.server, NULL);
+  server->shutdown_after_send = FALSE;
+  endpoint_start (client);
+  endpoint_start (server);
+  fixture_start (&f);
+
+  SPIN_UNTIL (server->received == 64 * 1024);
+  /* SO_LINGER 0: close sends RST */
+  {
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+    g_assert_true (
+        setsockopt (g_socket_get_fd (conn_socket (f.client)), SOL_SOCKET, SO_LINGER, &lg, sizeof lg)
+        == 0);
+  }
+  g_cancellable_cancel (client->cancellable);
+  SPIN_UNTIL (client->pending == 0);
+  g_socket_close (conn_socket (f.client), &error);
+  g_assert_no_error (error);
+
+  SPIN_UNTIL (f.finished > 0);
+  g_assert_nonnull (f.error);
+  g_test_message ("relay ended with: %s", f.error->message);
+  g_assert_false (g_error_matches (f.error, G_IO_ERROR, G_IO_ERROR_CANCELLED));
+  if (mode != MODE_ZERO_COPY)
+    {
+      SPIN_UNTIL (g_io_stream_is_closed (f.a) && g_io_stream_is_closed (f.b));
+      g_io_stream_close (G_IO_STREAM (f.relay_a), NULL, NULL);
+      g_io_stream_close (G_IO_STREAM (f.relay_b), NULL, NULL);
+    }
+  SPIN_UNTIL (endpoint_ended (server));
+  g_assert_cmpuint (f.finished, ==, 1);
+  fixture_clear (&f);
+}
+
+static void
+test_close_before_start (void)
+{
+  Fixture f = { 0 };
+
+  fixture_init (&f, MODE_ZERO_COPY, 0);
+  zlt_relay_close (f.relay);
+  g_assert_cmpuint (f.finished, ==, 1);
+  g_assert_error (f.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_false (zlt_relay_is_running (f.relay));
+  g_clear_object (&f.relay);
+  fixture_clear (&f);
+}
+
+#define N_CONCURRENT 200
+#define SMALL (64 * 1024)
+
+static guint
+count_done (Fixture *fs, Endpoint **clients, Endpoint **servers)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < N_CONCURRENT; i++)
+    if (fs[i].finished > 0 && clients[i]->eof && servers[i]->eof)
+      n++;
+  return n;
+}
+
+static void
+test_concurrent (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+  Fixture *fs = g_new0 (Fixture, N_CONCURRENT);
+  Endpoint *clients[N_CONCURRENT];
+  Endpoint *servers[N_CONCURRENT];
+  GBytes *ups[N_CONCURRENT];
+  GBytes *downs[N_CONCURRENT];
+  guint n_done = 0;
+
+  for (guint i = 0; i < N_CONCURRENT; i++)
+    {
+      fixture_init (&fs[i], mode, 0);
+      ups[i] = random_bytes (SMALL, 100 + i);
+      downs[i] = random_bytes (SMALL, 1000 + i);
+      clients[i] = endpoint_new (fs[i].client, ups[i]);
+      servers[i] = endpoint_new (fs[i].server, downs[i]);
+    }
+  for (guint i = 0; i < N_CONCURRENT; i++)
+    {
+      endpoint_start (clients[i]);
+      endpoint_start (servers[i]);
+      fixture_start (&fs[i]);
+    }
+
+  SPIN_UNTIL ((n_done = count_done (fs, clients, servers)) == N_CONCURRENT);
+
+  for (guint i = 0; i < N_CONCURRENT; i++)
+    {
+      g_autofree char *want_up = sha256_of (NULL, ups[i]);
+      g_autofree char *want_down = sha256_of (NULL, downs[i]);
+
+      g_assert_no_error (fs[i].error);
+      g_assert_cmpuint (servers[i]->received, ==, SMALL);
+      g_assert_cmpuint (clients[i]->received, ==, SMALL);
+      g_assert_cmpstr (g_checksum_get_string (servers[i]->sum), ==, want_up);
+      g_assert_cmpstr (g_checksum_get_string (clients[i]->sum), ==, want_down);
+      endpoint_free (clients[i]);
+      endpoint_free (servers[i]);
+      g_bytes_unref (ups[i]);
+      g_bytes_unref (downs[i]);
+      fixture_clear (&fs[i]);
+    }
+  g_free (fs);
+}
+
+/* ---------------------------------------------------------------------------------
+ * perf (-m perf): one 256 MiB stream, endpoints in threads as real peers would be */
+
+#define PERF_SIZE ((guint64)256 * 1024 * 1024)
+#define PERF_CHUNK (256 * 1024)
+
+static gpointer
+perf_send_thread (gpointer data)
+{
+  GSocket *sock = data;
+  g_autofree char *buf = g_malloc0 (PERF_CHUNK);
+  guint64 left = PERF_SIZE;
+
+  while (left > 0)
+    {
+      gssize n = g_socket_send (sock, buf, MIN (left, PERF_CHUNK), NULL, NULL);
+
+      g_assert_cmpint (n, >, 0);
+      left -= n;
+    }
+  g_socket_shutdown (sock, FALSE, TRUE, NULL);
+  return NULL;
+}
+
+static gpointer
+perf_recv_thread (gpointer data)
+{
+  GSocket *sock = data;
+  g_autofree char *buf = g_malloc (PERF_CHUNK);
+  guint64 got = 0;
+  gssize n;
+
+  while ((n = g_socket_receive (sock, buf, PERF_CHUNK, NULL, NULL)) > 0)
+    got += n;
+  g_assert_cmpint (n, ==, 0);
+  g_socket_shutdown (sock, FALSE, TRUE, NULL); /* so the relay's other direction ends */
+  return GSIZE_TO_POINTER ((gsize)(got == PERF_SIZE));
+}
+
+static double
+perf_run (int how)
+{
+  GSocketConnection *client, *ra, *rb, *server;
+  g_autoptr (GIOStream) a = NULL;
+  g_autoptr (GIOStream) b = NULL;
+  ZltRelay *relay = NULL;
+  GThread *sender, *receiver;
+  gint64 start;
+  double secs;
+  gboolean ok = FALSE;
+
+  make_pair (&client, &ra);
+  make_pair (&rb, &server);
+  start = g_get_monotonic_time ();
+  if (how == 0)
+    {
+      /* direct: client straight to its peer */
+      sender = g_thread_new ("send", perf_send_thread, conn_socket (client));
+      receiver = g_thread_new ("recv", perf_recv_thread, conn_socket (ra));
+    }
+  else
+    {
+      a = g_object_ref (G_IO_STREAM (ra));
+      b = how == 1 ? g_object_ref (G_IO_STREAM (rb)) : wrap (rb, how == 3);
+      if (how == 3)
+        {
+          g_clear_object (&a);
+          a = wrap (ra, TRUE);
+        }
+      relay = zlt_relay_new (a, b);
+      g_object_add_weak_pointer (G_OBJECT (relay), (gpointer *)&relay);
+      zlt_relay_start (relay);
+      g_object_unref (relay);
+      sender = g_thread_new ("send", perf_send_thread, conn_socket (client));
+      receiver = g_thread_new ("recv", perf_recv_thread, conn_socket (server));
+      SPIN_UNTIL (relay == NULL);
+    }
+  ok = GPOINTER_TO_SIZE (g_thread_join (receiver)) != 0;
+  secs = (g_get_monotonic_time () - start) / (double)G_USEC_PER_SEC;
+  g_thread_join (sender);
+  g_assert_true (ok);
+  spin_until_quiet (10);
+  g_io_stream_close (G_IO_STREAM (ra), NULL, NULL);
+  g_io_stream_close (G_IO_STREAM (rb), NULL, NULL);
+  g_object_unref (client);
+  g_object_unref (ra);
+  g_object_unref (rb);
+  g_object_unref (server);
+  return PERF_SIZE * 8 / secs / 1e9;
+}
+
+static void
+test_perf (void)
+{
+  static const char *const names[]
+      = { "direct", "relay zero-copy", "relay pollable", "relay async" };
+  double direct = 0;
+
+  if (!g_test_perf ())
+    {
+      g_test_skip ("only with -m perf");
+      return;
+    }
+  for (int how = 0; how < 4; how++)
+    {
+      double best = 0;
+
+      for (int i = 0; i < 3; i++)
+        best = MAX (best, perf_run (how));
+      if (how == 0)
+        direct = best;
+      g_test_message ("%-16s %6.2f Gbit/s  (%.2fx direct)", names[how], best, best / direct);
+      g_printerr ("%-16s %6.2f Gbit/s  (%.2fx direct)\n", names[how], best, best / direct);
+    }
+}
+
+int
+main (int argc, char **argv)
+{
+  static const char *const tests[] = { "transfer", "half-close", "backpressure", "close", "reset" };
+  static const GTestDataFunc funcs[]
+      = { test_transfer, test_half_close, test_backpressure, test_close, test_reset };
+  struct rlimit rl;
+  int ret;
+
+  /* 200 relays: 800 sockets and their pipes */
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+    {
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit (RLIMIT_NOFILE, &rl);
+    }
+
+  g_test_init (&argc, &argv, NULL);
+  for (guint t = 0; t < G_N_ELEMENTS (tests); t++)
+    for (int m = MODE_ZERO_COPY; m <= MODE_ASYNC; m++)
+      {
+        g_autofree char *path = g_strdup_printf ("/relay/%s/%s", tests[t], mode_names[m]);
+
+        g_test_add_data_func (path, GINT_TO_POINTER (m), funcs[t]);
+      }
+  g_test_add_func ("/relay/close-before-start", test_close_before_start);
+  g_test_add_data_func ("/relay/concurrent/zero-copy", GINT_TO_POINTER (MODE_ZERO_COPY),
+                        test_concurrent);
+  g_test_add_data_func ("/relay/concurrent/pollable", GINT_TO_POINTER (MODE_POLLABLE),
+                        test_concurrent);
+  g_test_add_func ("/relay/perf/throughput", test_perf);
+  ret = g_test_run ();
+
+  if (listener != NULL)
+    g_socket_listener_close (listener);
+  g_clear_object (&listener);
+  g_clear_object (&listen_address);
+  return ret;
+}
