@@ -1,0 +1,905 @@
+/* zlt-agent.c: dial out, authenticate, register, answer Connect, stay connected.
+ *
+ * One control channel at a time. Everything the agent knows about the server side
+ * lives on its ZltTunnel (role agent): the tunnel id, the services with the ports the
+ * server assigned. Reconnects ask for those same ports again, so a public port
+ * survives a network blip (session resume) and even a server restart (the port is
+ * requested explicitly and is free on the fresh server). */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
+
+#include "zlt-agent.h"
+#include "zlt-backoff.h"
+#include "zlt-channel.h"
+#include "zlt-crypto.h"
+#include "zlt-heartbeat.h"
+#include "zlt-message.h"
+#include "zlt-relay.h"
+#include "zlt-source.h"
+#include "zlt-util.h"
+#include "zlt-enum-types.h"
+
+/* A session that lasted this long resets the backoff. */
+#define HEALTHY_SESSION_US (5 * G_USEC_PER_SEC)
+
+struct _ZltAgent
+{
+  GObject parent_instance;
+
+  ZltClientConfig *config;
+  ZltControlTransport *control;
+  ZltTransport *tcp;
+  GUri *url;
+  ZltTlsOptions *tls;
+
+  guint8 token_hash[ZLT_HASH_SIZE];
+  char *key_id;
+  char *legacy_token; /* only when the config allows raw-token auth */
+  ZltUuid client_id;
+
+  gboolean running;
+  GCancellable *cancellable; /* of the current connection attempt and session */
+  ZltChannel *channel;
+  ZltHeartbeat *heartbeat;
+  ZltTunnel *tunnel;
+  GQueue register_queue; /* ZltService* awaiting RegisterOk/Fail, in request order */
+  gboolean v2;
+  gboolean authenticated;
+  gint64 session_started;
+  guint8 session_key[ZLT_HASH_SIZE];
+  gboolean have_resume;
+  ZltUuid resume_id;
+  guint8 resume_secret[ZLT_HASH_SIZE];
+
+  ZltBackoff backoff;
+  GSource *retry;
+  guint retry_delay_ms;
+  gboolean fatal; /* the server said retrying soon is pointless */
+  char *last_error;
+  guint n_sessions;
+  GHashTable *relays; /* ZltRelay* (owned) → ZltService* (owned) */
+};
+
+G_DEFINE_FINAL_TYPE (ZltAgent, zlt_agent, G_TYPE_OBJECT)
+
+enum
+{
+  PROP_0,
+  PROP_STATE,
+  PROP_LAST_ERROR,
+  PROP_N_SESSIONS,
+  N_PROPS
+};
+static GParamSpec *props[N_PROPS];
+
+enum
+{
+  SIGNAL_REGISTERED,
+  SIGNAL_REGISTER_FAILED,
+  N_SIGNALS
+};
+static guint signals[N_SIGNALS];
+
+static void connect_now (ZltAgent *self);
+static void session_end (ZltAgent *self, const char *why);
+
+static void
+set_last_error (ZltAgent *self, const char *error)
+{
+  if (g_strcmp0 (self->last_error, error) == 0)
+    return;
+  g_free (self->last_error);
+  self->last_error = g_strdup (error);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_LAST_ERROR]);
+}
+
+static void
+set_state (ZltAgent *self, ZltTunnelState state)
+{
+  if (zlt_tunnel_get_state (self->tunnel) == state)
+    return;
+  zlt_tunnel_set_state (self->tunnel, state);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_STATE]);
+}
+
+static gboolean
+send_message (ZltAgent *self, ZltMessage *msg)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) bytes = zlt_message_encode_bytes (msg, &error);
+
+  if (bytes == NULL)
+    {
+      set_last_error (self, error->message);
+      return FALSE;
+    }
+  if (self->channel == NULL || !zlt_channel_send (self->channel, bytes, &error))
+    return FALSE;
+  return TRUE;
+}
+
+/* ---- reconnecting ---- */
+
+static gboolean
+on_retry (gpointer user_data)
+{
+  ZltAgent *self = user_data;
+
+  zlt_source_clear (&self->retry);
+  connect_now (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_retry (ZltAgent *self)
+{
+  if (!self->running || self->retry != NULL)
+    return;
+  if (self->authenticated && g_get_monotonic_time () - self->session_started >= HEALTHY_SESSION_US)
+    zlt_backoff_reset (&self->backoff);
+  self->retry_delay_ms =
+    self->fatal ? zlt_backoff_max (&self->backoff) : zlt_backoff_next (&self->backoff);
+  self->fatal = FALSE;
+  g_message ("reconnecting in %.1f s", self->retry_delay_ms / 1000.0);
+  self->retry = zlt_timeout_source_attach (self->retry_delay_ms, on_retry, self);
+}
+
+/* ---- data connections ---- */
+
+typedef struct
+{
+  ZltAgent *agent;
+  ZltService *service;
+  ZltUuid connection_id;
+  GIOStream *local;
+} ConnectData;
+
+static void
+connect_data_free (ConnectData *d)
+{
+  g_object_unref (d->agent);
+  g_object_unref (d->service);
+  g_clear_object (&d->local);
+  g_free (d);
+}
+
+static void
+count_bytes (guint64 a_to_b, guint64 b_to_a, gpointer user_data)
+{
+  /* a = data connection (from the public side), b = local service; the tunnel's
+   * counters follow the service's */
+  zlt_service_add_bytes (user_data, a_to_b, b_to_a);
+}
+
+static void
+on_relay_finished (ZltRelay *relay, const GError *error, gpointer user_data)
+{
+  ZltAgent *self = user_data;
+  ZltService *service = g_hash_table_lookup (self->relays, relay);
+
+  if (service == NULL)
+    return;
+  zlt_service_connection_closed (service);
+  g_hash_table_remove (self->relays, relay);
+}
+
+static void
+connect_fail (ZltAgent *self, const ZltUuid *connection_id, const char *reason)
+{
+  g_autoptr (ZltMessage) fail = zlt_message_new_connect_fail (connection_id, reason);
+  send_message (self, fail);
+}
+
+static void
+data_opened (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  ConnectData *d = user_data;
+  ZltAgent *self = d->agent;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) prefix = NULL;
+  g_autoptr (GIOStream) data = NULL;
+  g_autoptr (ZltRelay) relay = NULL;
+
+  data = zlt_control_transport_open_data_finish (self->control, result, &prefix, &error);
+  if (data == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_debug ("data connection for %s failed: %s", zlt_service_get_name (d->service),
+                 error->message);
+      connect_data_free (d);
+      return;
+    }
+  relay = zlt_relay_new (data, d->local);
+  if (prefix != NULL && g_bytes_get_size (prefix) > 0)
+    zlt_relay_set_prefix (relay, ZLT_RELAY_A_TO_B, prefix);
+  zlt_relay_set_counter_func (relay, count_bytes, d->service, NULL);
+  g_signal_connect_object (relay, "finished", G_CALLBACK (on_relay_finished), self, 0);
+  g_hash_table_insert (self->relays, g_object_ref (relay), g_object_ref (d->service));
+  zlt_service_connection_opened (d->service);
+  zlt_relay_start (relay);
+  connect_data_free (d);
+}
+
+static void
+local_dialed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  ConnectData *d = user_data;
+  ZltAgent *self = d->agent;
+  g_autoptr (GError) error = NULL;
+  char tid[ZLT_UUID_STRING_LEN + 1], cid[ZLT_UUID_STRING_LEN + 1];
+  guint8 mac[ZLT_HASH_SIZE];
+  g_autofree char *mac_hex = NULL;
+  g_autoptr (ZltMessage) ack = NULL;
+
+  d->local = zlt_transport_dial_finish (ZLT_TRANSPORT (source), result, &error);
+  if (d->local == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          g_autofree char *reason =
+            g_strdup_printf (_("local service %s refused: %s"), zlt_service_get_name (d->service),
+                             error->message);
+          g_debug ("%s", reason);
+          connect_fail (self, &d->connection_id, reason);
+        }
+      connect_data_free (d);
+      return;
+    }
+  ack = zlt_message_new_connect_ack (&d->connection_id);
+  send_message (self, ack);
+
+  zlt_uuid_format (zlt_tunnel_get_id (self->tunnel), tid);
+  zlt_uuid_format (&d->connection_id, cid);
+  zlt_data_mac (self->session_key, zlt_tunnel_get_id (self->tunnel), &d->connection_id, mac);
+  mac_hex = zlt_hex_encode (mac, sizeof mac);
+  zlt_control_transport_open_data_async (self->control, self->url, self->tls, tid, cid, mac_hex,
+                                 10 * 1000, self->cancellable, data_opened, d);
+}
+
+static void
+handle_connect (ZltAgent *self, const ZltMessage *msg)
+{
+  ZltService *service = zlt_tunnel_lookup_service_by_id (self->tunnel, &msg->service_id);
+  const ZltServiceConfig *sc;
+  ConnectData *d;
+
+  if (service == NULL)
+    {
+      connect_fail (self, &msg->connection_id, _("unknown service"));
+      return;
+    }
+  if (!self->v2)
+    {
+      connect_fail (self, &msg->connection_id, _("a v1 session has no data plane"));
+      return;
+    }
+  sc = zlt_client_config_lookup_service (self->config, zlt_service_get_name (service));
+  d = g_new0 (ConnectData, 1);
+  d->agent = g_object_ref (self);
+  d->service = g_object_ref (service);
+  d->connection_id = msg->connection_id;
+  zlt_transport_dial_async (self->tcp, sc && sc->local_host ? sc->local_host : "127.0.0.1",
+                            zlt_service_get_local_port (service), self->cancellable, local_dialed,
+                            d);
+}
+
+/* ---- registration ---- */
+
+static void
+register_service (ZltAgent *self, ZltService *service)
+{
+  guint16 port = zlt_service_get_assigned_port (service);
+  g_autoptr (ZltMessage) reg = NULL;
+
+  /* once the server chose a port, keep asking for that one */
+  if (port == 0)
+    port = zlt_service_get_requested_port (service);
+  reg = zlt_message_new_register (zlt_service_get_name (service),
+                                  zlt_service_get_protocol (service),
+                                  zlt_service_get_local_port (service), port);
+  if (self->v2 && zlt_service_get_expose (service) == ZLT_EXPOSE_INTERNAL)
+    zlt_message_set_expose (reg, ZLT_EXPOSE_INTERNAL);
+  if (send_message (self, reg))
+    g_queue_push_tail (&self->register_queue, g_object_ref (service));
+}
+
+static void
+handle_register_reply (ZltAgent *self, const ZltMessage *msg)
+{
+  g_autoptr (ZltService) service = g_queue_pop_head (&self->register_queue);
+
+  if (service == NULL)
+    {
+      session_end (self, _("server sent a registration reply nobody asked for"));
+      return;
+    }
+  if (msg->type == ZLT_MESSAGE_REGISTER_OK)
+    {
+      zlt_service_set_id (service, &msg->service_id);
+      if (zlt_message_has_ext_fields (msg, ZLT_EXT_ASSIGNED_PORT))
+        zlt_service_set_assigned_port (service, msg->ext.assigned_port);
+      else if (zlt_service_get_requested_port (service) != 0)
+        zlt_service_set_assigned_port (service, zlt_service_get_requested_port (service));
+      g_message ("service %s registered, public port %u", zlt_service_get_name (service),
+                 zlt_service_get_assigned_port (service));
+      g_signal_emit (self, signals[SIGNAL_REGISTERED], 0, service);
+    }
+  else
+    {
+      g_autoptr (GError) error = g_error_new (
+        ZLT_ERROR,
+        zlt_message_has_ext_fields (msg, ZLT_EXT_CODE) ? zlt_reason_code_to_error (msg->ext.code)
+                                                        : ZLT_ERROR_FAILED,
+        _("server refused service %s: %s"), zlt_service_get_name (service), msg->reason);
+      g_message ("%s", error->message);
+      set_last_error (self, error->message);
+      g_signal_emit (self, signals[SIGNAL_REGISTER_FAILED], 0, service, error);
+    }
+}
+
+/* ---- authentication ---- */
+
+static void
+send_auth (ZltAgent *self)
+{
+  GBytes *nonce = zlt_channel_get_nonce (self->channel);
+  g_autoptr (ZltMessage) auth = NULL;
+
+  if (nonce != NULL)
+    {
+      guint8 proof[ZLT_HASH_SIZE];
+      self->v2 = TRUE;
+      auth = zlt_message_new_auth (self->key_id, &self->client_id);
+      zlt_auth_proof (self->token_hash, g_bytes_get_data (nonce, NULL), &self->client_id, proof);
+      zlt_message_set_version (auth, ZLT_PROTOCOL_VERSION);
+      zlt_message_set_caps (auth, ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME);
+      zlt_message_set_proof (auth, proof);
+      if (self->have_resume)
+        {
+          guint8 mac[ZLT_HASH_SIZE];
+          zlt_resume_mac (self->resume_secret, g_bytes_get_data (nonce, NULL), mac);
+          zlt_message_set_resume (auth, &self->resume_id, mac);
+        }
+    }
+  else if (self->legacy_token != NULL)
+    {
+      self->v2 = FALSE;
+      auth = zlt_message_new_auth (self->legacy_token, &self->client_id);
+    }
+  else
+    {
+      self->fatal = TRUE;
+      session_end (self, _("the server sent no challenge (an older server?); set legacy-auth=true "
+                           "to send the raw token to it"));
+      return;
+    }
+  send_message (self, auth);
+}
+
+static void
+handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
+{
+  GBytes *nonce = zlt_channel_get_nonce (self->channel);
+  g_autoptr (GPtrArray) services = NULL;
+  gboolean resumed = zlt_message_has_ext_fields (msg, ZLT_EXT_RESUMED) && msg->ext.resumed;
+  char id[ZLT_UUID_STRING_LEN + 1];
+
+  if (self->authenticated)
+    {
+      session_end (self, _("server sent AuthOk twice"));
+      return;
+    }
+  self->authenticated = TRUE;
+  self->session_started = g_get_monotonic_time ();
+  self->n_sessions++;
+  zlt_tunnel_set_id (self->tunnel, &msg->tunnel_id);
+  if (self->v2)
+    zlt_session_key (self->token_hash, g_bytes_get_data (nonce, NULL), &msg->tunnel_id,
+                     self->session_key);
+  self->have_resume = zlt_message_has_ext_fields (msg, ZLT_EXT_RESUME_SECRET);
+  if (self->have_resume)
+    {
+      self->resume_id = msg->tunnel_id;
+      memcpy (self->resume_secret, msg->ext.resume_secret, ZLT_HASH_SIZE);
+    }
+  zlt_uuid_format (&msg->tunnel_id, id);
+  g_message ("tunnel %s %s", id, resumed ? "resumed" : "established");
+  set_last_error (self, NULL);
+  self->retry_delay_ms = 0;
+  set_state (self, ZLT_TUNNEL_STATE_CONNECTED);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_N_SESSIONS]);
+  zlt_heartbeat_start (self->heartbeat);
+
+  services = zlt_tunnel_get_services (self->tunnel);
+  for (guint i = 0; i < services->len; i++)
+    register_service (self, g_ptr_array_index (services, i));
+}
+
+static void
+handle_refusal (ZltAgent *self, const ZltMessage *msg)
+{
+  gboolean has_code = zlt_message_has_ext_fields (msg, ZLT_EXT_CODE);
+  g_autofree char *text = NULL;
+
+  /* a v1 server gives no code: its AuthFail is about the token, so do not hammer it */
+  if (msg->type == ZLT_MESSAGE_AUTH_FAIL)
+    self->fatal = has_code ? zlt_reason_code_is_fatal (msg->ext.code) : TRUE;
+  else if (has_code)
+    self->fatal = zlt_reason_code_is_fatal (msg->ext.code);
+  text = g_strdup_printf (msg->type == ZLT_MESSAGE_AUTH_FAIL ? _("authentication failed: %s")
+                                                             : _("server disconnected us: %s"),
+                          msg->reason);
+  session_end (self, text);
+}
+
+static void
+handle_message (ZltAgent *self, const ZltMessage *msg)
+{
+  if (!self->authenticated && msg->type != ZLT_MESSAGE_AUTH_OK &&
+      msg->type != ZLT_MESSAGE_AUTH_FAIL && msg->type != ZLT_MESSAGE_DISCONNECT &&
+      msg->type != ZLT_MESSAGE_HEARTBEAT)
+    {
+      session_end (self, _("server sent a frame before AuthOk"));
+      return;
+    }
+  switch (msg->type)
+    {
+    case ZLT_MESSAGE_AUTH_OK:
+      handle_auth_ok (self, msg);
+      break;
+    case ZLT_MESSAGE_AUTH_FAIL:
+    case ZLT_MESSAGE_DISCONNECT:
+      handle_refusal (self, msg);
+      break;
+    case ZLT_MESSAGE_REGISTER_OK:
+    case ZLT_MESSAGE_REGISTER_FAIL:
+      handle_register_reply (self, msg);
+      break;
+    case ZLT_MESSAGE_CONNECT:
+      handle_connect (self, msg);
+      break;
+    case ZLT_MESSAGE_HEARTBEAT:
+      {
+        g_autoptr (ZltMessage) ack = zlt_message_new_heartbeat_ack (msg->timestamp);
+        send_message (self, ack);
+      }
+      break;
+    case ZLT_MESSAGE_HEARTBEAT_ACK:
+      zlt_heartbeat_acked (self->heartbeat, msg->timestamp);
+      break;
+    case ZLT_MESSAGE_AUTH:
+    case ZLT_MESSAGE_REGISTER:
+    case ZLT_MESSAGE_CONNECT_ACK:
+    case ZLT_MESSAGE_CONNECT_FAIL:
+    case ZLT_MESSAGE_UNREGISTER:
+    default:
+      session_end (self, _("server sent a frame only agents send"));
+      break;
+    }
+}
+
+static void
+on_channel_message (ZltChannel *channel, GBytes *bytes, gpointer user_data)
+{
+  ZltAgent *self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) frames = NULL;
+  gsize len;
+  const guint8 *data = g_bytes_get_data (bytes, &len);
+
+  g_object_ref (self);
+  zlt_heartbeat_received (self->heartbeat);
+  frames = zlt_message_decode_all (data, len, &error);
+  if (frames == NULL)
+    {
+      g_autofree char *why = g_strdup_printf (_("malformed frame from server: %s"), error->message);
+      session_end (self, why);
+    }
+  else
+    for (guint i = 0; i < frames->len && self->channel == channel; i++)
+      handle_message (self, g_ptr_array_index (frames, i));
+  g_object_unref (self);
+}
+
+static void
+on_channel_closed (ZltChannel *channel, const GError *error, gpointer user_data)
+{
+  ZltAgent *self = user_data;
+
+  session_end (self, error ? error->message : _("server closed the connection"));
+}
+
+static void
+on_heartbeat_send (ZltHeartbeat *heartbeat, guint64 timestamp, gpointer user_data)
+{
+  ZltAgent *self = user_data;
+  g_autoptr (ZltMessage) hb = zlt_message_new_heartbeat (timestamp);
+
+  send_message (self, hb);
+}
+
+static void
+on_heartbeat_timeout (ZltHeartbeat *heartbeat, gpointer user_data)
+{
+  session_end (user_data, _("server stopped answering (heartbeat timeout)"));
+}
+
+/* Ends the current session (if any) and schedules the next attempt. */
+static void
+session_end (ZltAgent *self, const char *why)
+{
+  g_autoptr (ZltChannel) channel = g_steal_pointer (&self->channel);
+
+  if (why != NULL)
+    {
+      g_message ("%s", why);
+      set_last_error (self, why);
+    }
+  zlt_heartbeat_stop (self->heartbeat);
+  g_queue_clear_full (&self->register_queue, g_object_unref);
+  if (channel != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (channel, self);
+      zlt_channel_close (channel, 1000, NULL);
+    }
+  /* connections in flight belong to the old session; relays already running keep
+   * going: their data connections do not depend on the control channel */
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  if (self->running)
+    {
+      set_state (self, ZLT_TUNNEL_STATE_DISCONNECTED);
+      schedule_retry (self);
+    }
+}
+
+static void
+control_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (ZltAgent) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltChannel) channel = NULL;
+
+  channel = zlt_control_transport_connect_control_finish (self->control, result, &error);
+  if (channel == NULL)
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+      if (g_error_matches (error, ZLT_ERROR, ZLT_ERROR_TLS))
+        self->fatal = TRUE;
+      {
+        g_autofree char *why = g_strdup_printf (_("cannot reach %s: %s"),
+                                                zlt_client_config_get_server_url (self->config),
+                                                error->message);
+        session_end (self, why);
+      }
+      return;
+    }
+  if (!self->running)
+    {
+      zlt_channel_close (channel, 1001, NULL);
+      return;
+    }
+  self->channel = g_steal_pointer (&channel);
+  g_signal_connect (self->channel, "message", G_CALLBACK (on_channel_message), self);
+  g_signal_connect (self->channel, "closed", G_CALLBACK (on_channel_closed), self);
+  send_auth (self);
+}
+
+static void
+connect_now (ZltAgent *self)
+{
+  if (!self->running)
+    return;
+  self->authenticated = FALSE;
+  g_clear_object (&self->cancellable);
+  self->cancellable = g_cancellable_new ();
+  set_state (self, ZLT_TUNNEL_STATE_CONNECTING);
+  zlt_control_transport_connect_control_async (self->control, self->url, self->tls, 10 * 1000,
+                                       self->cancellable, control_connected,
+                                       g_object_ref (self));
+}
+
+/* ---- public API ---- */
+
+void
+zlt_agent_start (ZltAgent *self)
+{
+  g_return_if_fail (ZLT_IS_AGENT (self));
+  if (self->running)
+    return;
+  self->running = TRUE;
+  zlt_backoff_reset (&self->backoff);
+  connect_now (self);
+}
+
+void
+zlt_agent_stop (ZltAgent *self)
+{
+  g_autoptr (GPtrArray) relays = NULL;
+
+  g_return_if_fail (ZLT_IS_AGENT (self));
+  if (!self->running)
+    return;
+  self->running = FALSE;
+  zlt_source_clear (&self->retry);
+  session_end (self, NULL);
+  relays = zlt_hash_table_ref_keys (self->relays);
+  for (guint i = 0; i < relays->len; i++)
+    zlt_relay_close (g_ptr_array_index (relays, i));
+  set_state (self, ZLT_TUNNEL_STATE_DISCONNECTED);
+}
+
+ZltTunnel *
+zlt_agent_get_tunnel (ZltAgent *self)
+{
+  g_return_val_if_fail (ZLT_IS_AGENT (self), NULL);
+  return self->tunnel;
+}
+
+ZltTunnelState
+zlt_agent_get_state (ZltAgent *self)
+{
+  g_return_val_if_fail (ZLT_IS_AGENT (self), ZLT_TUNNEL_STATE_FAILED);
+  return zlt_tunnel_get_state (self->tunnel);
+}
+
+const char *
+zlt_agent_get_last_error (ZltAgent *self)
+{
+  g_return_val_if_fail (ZLT_IS_AGENT (self), NULL);
+  return self->last_error;
+}
+
+guint
+zlt_agent_get_n_sessions (ZltAgent *self)
+{
+  g_return_val_if_fail (ZLT_IS_AGENT (self), 0);
+  return self->n_sessions;
+}
+
+guint
+zlt_agent_get_retry_delay_ms (ZltAgent *self)
+{
+  g_return_val_if_fail (ZLT_IS_AGENT (self), 0);
+  return self->retry_delay_ms;
+}
+
+gint64
+zlt_agent_get_latency_us (ZltAgent *self)
+{
+  g_return_val_if_fail (ZLT_IS_AGENT (self), -1);
+  return zlt_heartbeat_get_latency_us (self->heartbeat);
+}
+
+guint
+zlt_agent_get_n_relays (ZltAgent *self)
+{
+  g_return_val_if_fail (ZLT_IS_AGENT (self), 0);
+  return g_hash_table_size (self->relays);
+}
+
+static ZltService *
+service_from_config (const ZltServiceConfig *sc)
+{
+  ZltService *service = zlt_service_new (sc->name, sc->protocol, sc->local_port, sc->expose);
+
+  zlt_service_set_requested_port (service, sc->remote_port);
+  return service;
+}
+
+gboolean
+zlt_agent_add_service (ZltAgent *self, const ZltServiceConfig *sc, GError **error)
+{
+  g_autoptr (ZltService) service = NULL;
+
+  g_return_val_if_fail (ZLT_IS_AGENT (self), FALSE);
+  if (!zlt_client_config_add_service (self->config, sc, error))
+    return FALSE;
+  service = service_from_config (sc);
+  if (!zlt_tunnel_add_service (self->tunnel, service, error))
+    {
+      zlt_client_config_remove_service (self->config, sc->name);
+      return FALSE;
+    }
+  if (self->authenticated && self->channel != NULL)
+    register_service (self, service);
+  return TRUE;
+}
+
+gboolean
+zlt_agent_remove_service (ZltAgent *self, const char *name, GError **error)
+{
+  ZltService *service;
+
+  g_return_val_if_fail (ZLT_IS_AGENT (self), FALSE);
+  service = zlt_tunnel_lookup_service (self->tunnel, name);
+  if (service == NULL)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, _("no service named “%s”"), name);
+      return FALSE;
+    }
+  if (self->authenticated && self->channel != NULL && !zlt_uuid_is_nil (zlt_service_get_id (service)))
+    {
+      g_autoptr (ZltMessage) unreg = zlt_message_new_unregister (zlt_service_get_id (service));
+      send_message (self, unreg);
+    }
+  zlt_tunnel_remove_service (self->tunnel, service);
+  zlt_client_config_remove_service (self->config, name);
+  return TRUE;
+}
+
+static void
+zlt_agent_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  ZltAgent *self = ZLT_AGENT (object);
+
+  switch (prop_id)
+    {
+    case PROP_STATE:
+      g_value_set_enum (value, zlt_tunnel_get_state (self->tunnel));
+      break;
+    case PROP_LAST_ERROR:
+      g_value_set_string (value, self->last_error);
+      break;
+    case PROP_N_SESSIONS:
+      g_value_set_uint (value, self->n_sessions);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+zlt_agent_dispose (GObject *object)
+{
+  ZltAgent *self = ZLT_AGENT (object);
+
+  if (self->running)
+    zlt_agent_stop (self);
+  if (self->heartbeat != NULL)
+    g_signal_handlers_disconnect_by_data (self->heartbeat, self);
+  g_clear_object (&self->heartbeat);
+  g_clear_pointer (&self->relays, g_hash_table_unref);
+  g_clear_object (&self->tunnel);
+  g_clear_object (&self->control);
+  g_clear_object (&self->tcp);
+  g_clear_object (&self->config);
+  G_OBJECT_CLASS (zlt_agent_parent_class)->dispose (object);
+}
+
+static void
+zlt_agent_finalize (GObject *object)
+{
+  ZltAgent *self = ZLT_AGENT (object);
+
+  g_clear_pointer (&self->url, g_uri_unref);
+  zlt_tls_options_free (self->tls);
+  g_free (self->key_id);
+  if (self->legacy_token != NULL)
+    memset (self->legacy_token, 0, strlen (self->legacy_token));
+  g_free (self->legacy_token);
+  memset (self->token_hash, 0, sizeof self->token_hash);
+  g_free (self->last_error);
+  G_OBJECT_CLASS (zlt_agent_parent_class)->finalize (object);
+}
+
+static void
+zlt_agent_class_init (ZltAgentClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->get_property = zlt_agent_get_property;
+  object_class->dispose = zlt_agent_dispose;
+  object_class->finalize = zlt_agent_finalize;
+
+  props[PROP_STATE] = g_param_spec_enum ("state", NULL, NULL, ZLT_TYPE_TUNNEL_STATE,
+                                         ZLT_TUNNEL_STATE_PENDING,
+                                         G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY |
+                                           G_PARAM_STATIC_STRINGS);
+  props[PROP_LAST_ERROR] =
+    g_param_spec_string ("last-error", NULL, NULL, NULL,
+                         G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_N_SESSIONS] =
+    g_param_spec_uint ("n-sessions", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, props);
+
+  signals[SIGNAL_REGISTERED] =
+    g_signal_new ("registered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 1, ZLT_TYPE_SERVICE);
+  signals[SIGNAL_REGISTER_FAILED] =
+    g_signal_new ("register-failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                  NULL, G_TYPE_NONE, 2, ZLT_TYPE_SERVICE, G_TYPE_ERROR);
+}
+
+static void
+zlt_agent_init (ZltAgent *self)
+{
+  self->tunnel = zlt_tunnel_new (ZLT_ROLE_AGENT);
+  self->relays = g_hash_table_new_full (NULL, NULL, g_object_unref, g_object_unref);
+  g_queue_init (&self->register_queue);
+  zlt_uuid_generate (&self->client_id);
+}
+
+ZltAgent *
+zlt_agent_new_full (ZltClientConfig *config, const char *token, ZltControlTransport *control,
+                    ZltTransport *tcp)
+{
+  g_autoptr (ZltAgent) self = NULL;
+  GPtrArray *services;
+  ZltTlsOptions tls = { 0 };
+  g_autoptr (GError) error = NULL;
+
+  g_return_val_if_fail (ZLT_IS_CLIENT_CONFIG (config), NULL);
+  g_return_val_if_fail (token != NULL, NULL);
+  g_return_val_if_fail (ZLT_IS_CONTROL_TRANSPORT (control), NULL);
+  g_return_val_if_fail (ZLT_IS_TRANSPORT (tcp), NULL);
+
+  self = g_object_new (ZLT_TYPE_AGENT, NULL);
+  self->config = g_object_ref (config);
+  self->control = g_object_ref (control);
+  self->tcp = g_object_ref (tcp);
+  /* the config validated the URL */
+  self->url = g_uri_parse (zlt_client_config_get_server_url (config), G_URI_FLAGS_NONE, &error);
+  g_return_val_if_fail (self->url != NULL, NULL);
+  tls.ca_file = (char *) zlt_client_config_get_tls_ca_file (config);
+  tls.pinned_sha256 = (char *) zlt_client_config_get_tls_pinned_sha256 (config);
+  tls.insecure = zlt_client_config_get_tls_insecure (config);
+  if (tls.insecure)
+    g_message ("TLS certificate verification is OFF (tls-insecure=true): anyone on the path can "
+               "impersonate the server");
+  self->tls = zlt_tls_options_copy (&tls);
+
+  zlt_token_hash_raw (token, self->token_hash);
+  self->key_id = zlt_token_key_id (token);
+  if (zlt_client_config_get_legacy_auth (config))
+    self->legacy_token = g_strdup (token);
+
+  self->heartbeat = zlt_heartbeat_new (zlt_client_config_get_heartbeat_interval (config) * 1000,
+                                       zlt_client_config_get_heartbeat_timeout (config) * 1000);
+  g_signal_connect (self->heartbeat, "send", G_CALLBACK (on_heartbeat_send), self);
+  g_signal_connect (self->heartbeat, "timeout", G_CALLBACK (on_heartbeat_timeout), self);
+  zlt_backoff_init (&self->backoff, (guint) (zlt_client_config_get_backoff_min (config) * 1000),
+                    (guint) (zlt_client_config_get_backoff_max (config) * 1000));
+
+  services = zlt_client_config_get_services (config);
+  for (guint i = 0; i < services->len; i++)
+    {
+      g_autoptr (ZltService) service = service_from_config (g_ptr_array_index (services, i));
+      zlt_tunnel_add_service (self->tunnel, service, NULL);
+    }
+  return g_steal_pointer (&self);
+}
+
+ZltAgent *
+zlt_agent_new (ZltClientConfig *config, ZltPluginLoader *loader, GError **error)
+{
+  g_autofree char *token = NULL;
+  g_autoptr (ZltTransport) control = NULL;
+  g_autoptr (ZltTransport) tcp = NULL;
+  ZltAgent *agent;
+
+  g_return_val_if_fail (ZLT_IS_CLIENT_CONFIG (config), NULL);
+  g_return_val_if_fail (ZLT_IS_PLUGIN_LOADER (loader), NULL);
+
+  control = zlt_plugin_loader_new_transport (loader, "websocket", error);
+  if (control == NULL)
+    return NULL;
+  tcp = zlt_plugin_loader_new_transport (loader, "tcp", error);
+  if (tcp == NULL)
+    return NULL;
+  if (!ZLT_IS_CONTROL_TRANSPORT (control))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_PLUGIN,
+                   _("transport “websocket” cannot carry control channels"));
+      return NULL;
+    }
+  token = zlt_client_config_load_token (config, error);
+  if (token == NULL)
+    return NULL;
+  agent = zlt_agent_new_full (config, token, ZLT_CONTROL_TRANSPORT (control), tcp);
+  memset (token, 0, strlen (token));
+  return agent;
+}

@@ -1,0 +1,43 @@
+/* zlt-agent.h: the end behind NAT that dials out and serves local services */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "zlt-client-config.h"
+#include "zlt-plugin-loader.h"
+#include "zlt-control-transport.h"
+#include "zlt-tunnel.h"
+
+G_BEGIN_DECLS
+
+#define ZLT_TYPE_AGENT (zlt_agent_get_type ())
+G_DECLARE_FINAL_TYPE (ZltAgent, zlt_agent, ZLT, AGENT, GObject)
+
+/* Reads the token (file or environment) named by @config and takes the transports
+ * from @loader. */
+ZltAgent *zlt_agent_new (ZltClientConfig *config, ZltPluginLoader *loader, GError **error);
+/* The same with every part given; @token is only kept as its hash unless the config
+ * allows raw-token (legacy) authentication. */
+ZltAgent *zlt_agent_new_full (ZltClientConfig *config, const char *token,
+                              ZltControlTransport *control, ZltTransport *tcp);
+
+/* Connects and keeps reconnecting (exponential backoff with jitter) until stopped. */
+void zlt_agent_start (ZltAgent *self);
+void zlt_agent_stop (ZltAgent *self);
+
+/* The agent's view of its tunnel: id, state, services with their assigned ports. */
+ZltTunnel *zlt_agent_get_tunnel (ZltAgent *self);
+ZltTunnelState zlt_agent_get_state (ZltAgent *self);
+const char *zlt_agent_get_last_error (ZltAgent *self);
+/* Number of completed authentications (first connect and every reconnect). */
+guint zlt_agent_get_n_sessions (ZltAgent *self);
+/* Delay chosen for the next reconnect, in ms; 0 when connected. */
+guint zlt_agent_get_retry_delay_ms (ZltAgent *self);
+gint64 zlt_agent_get_latency_us (ZltAgent *self);
+guint zlt_agent_get_n_relays (ZltAgent *self);
+
+/* Adds or removes a service at run time (registered at once when connected). */
+gboolean zlt_agent_add_service (ZltAgent *self, const ZltServiceConfig *service, GError **error);
+gboolean zlt_agent_remove_service (ZltAgent *self, const char *name, GError **error);
+
+G_END_DECLS

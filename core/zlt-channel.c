@@ -1,0 +1,202 @@
+/* zlt-channel.c: base of the control-channel implementations */
+#include "config.h"
+
+#include "zlt-channel.h"
+
+typedef struct
+{
+  char *peer_address;
+  GBytes *nonce;
+  gboolean closed;
+} ZltChannelPrivate;
+
+G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (ZltChannel, zlt_channel, G_TYPE_OBJECT)
+
+enum
+{
+  PROP_0,
+  PROP_PEER_ADDRESS,
+  N_PROPS
+};
+static GParamSpec *props[N_PROPS];
+
+enum
+{
+  SIGNAL_MESSAGE,
+  SIGNAL_CLOSED,
+  N_SIGNALS
+};
+static guint signals[N_SIGNALS];
+
+gboolean
+zlt_channel_send (ZltChannel *self, GBytes *message, GError **error)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
+
+  g_return_val_if_fail (ZLT_IS_CHANNEL (self), FALSE);
+  g_return_val_if_fail (message != NULL, FALSE);
+
+  if (priv->closed)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED, "channel is closed");
+      return FALSE;
+    }
+  return ZLT_CHANNEL_GET_CLASS (self)->send (self, message, error);
+}
+
+void
+zlt_channel_close (ZltChannel *self, guint16 code, const char *reason)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
+
+  g_return_if_fail (ZLT_IS_CHANNEL (self));
+  if (priv->closed)
+    return;
+  ZLT_CHANNEL_GET_CLASS (self)->close (self, code, reason);
+}
+
+gsize
+zlt_channel_get_pending (ZltChannel *self)
+{
+  g_return_val_if_fail (ZLT_IS_CHANNEL (self), 0);
+  if (ZLT_CHANNEL_GET_CLASS (self)->get_pending == NULL)
+    return 0;
+  return ZLT_CHANNEL_GET_CLASS (self)->get_pending (self);
+}
+
+gboolean
+zlt_channel_is_closed (ZltChannel *self)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
+
+  g_return_val_if_fail (ZLT_IS_CHANNEL (self), TRUE);
+  return priv->closed;
+}
+
+const char *
+zlt_channel_get_peer_address (ZltChannel *self)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
+
+  g_return_val_if_fail (ZLT_IS_CHANNEL (self), NULL);
+  return priv->peer_address;
+}
+
+GBytes *
+zlt_channel_get_nonce (ZltChannel *self)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
+
+  g_return_val_if_fail (ZLT_IS_CHANNEL (self), NULL);
+  return priv->nonce;
+}
+
+void
+zlt_channel_set_nonce (ZltChannel *self, GBytes *nonce)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
+
+  g_return_if_fail (ZLT_IS_CHANNEL (self));
+  g_clear_pointer (&priv->nonce, g_bytes_unref);
+  if (nonce != NULL)
+    priv->nonce = g_bytes_ref (nonce);
+}
+
+void
+zlt_channel_emit_message (ZltChannel *self, GBytes *message)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
+
+  if (!priv->closed)
+    g_signal_emit (self, signals[SIGNAL_MESSAGE], 0, message);
+}
+
+void
+zlt_channel_emit_closed (ZltChannel *self, const GError *error)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
+
+  if (priv->closed)
+    return;
+  priv->closed = TRUE;
+  /* handlers commonly drop the last reference */
+  g_object_ref (self);
+  g_signal_emit (self, signals[SIGNAL_CLOSED], 0, error);
+  g_object_unref (self);
+}
+
+static void
+zlt_channel_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (ZLT_CHANNEL (object));
+
+  switch (prop_id)
+    {
+    case PROP_PEER_ADDRESS:
+      g_value_set_string (value, priv->peer_address);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+zlt_channel_set_property (GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (ZLT_CHANNEL (object));
+
+  switch (prop_id)
+    {
+    case PROP_PEER_ADDRESS:
+      g_free (priv->peer_address);
+      priv->peer_address = g_value_dup_string (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+zlt_channel_finalize (GObject *object)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (ZLT_CHANNEL (object));
+
+  g_free (priv->peer_address);
+  g_clear_pointer (&priv->nonce, g_bytes_unref);
+  G_OBJECT_CLASS (zlt_channel_parent_class)->finalize (object);
+}
+
+static void
+zlt_channel_class_init (ZltChannelClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->get_property = zlt_channel_get_property;
+  object_class->set_property = zlt_channel_set_property;
+  object_class->finalize = zlt_channel_finalize;
+
+  props[PROP_PEER_ADDRESS] =
+    g_param_spec_string ("peer-address", NULL, NULL, NULL,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, props);
+
+  /**
+   * ZltChannel::message:
+   * @message: one binary message (one or more protocol frames)
+   */
+  signals[SIGNAL_MESSAGE] =
+    g_signal_new ("message", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 1, G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
+  /**
+   * ZltChannel::closed:
+   * @error: (nullable): why, or %NULL for an orderly close; emitted exactly once
+   */
+  signals[SIGNAL_CLOSED] =
+    g_signal_new ("closed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 1, G_TYPE_ERROR | G_SIGNAL_TYPE_STATIC_SCOPE);
+}
+
+static void
+zlt_channel_init (ZltChannel *self)
+{
+}

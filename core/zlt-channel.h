@@ -1,0 +1,44 @@
+/* zlt-channel.h: a message channel carrying control frames (WebSocket in practice) */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define ZLT_TYPE_CHANNEL (zlt_channel_get_type ())
+G_DECLARE_DERIVABLE_TYPE (ZltChannel, zlt_channel, ZLT, CHANNEL, GObject)
+
+/**
+ * ZltChannelClass:
+ * @send: queue one binary message; never blocks
+ * @close: start an orderly close; #ZltChannel::closed follows
+ *
+ * Transport plugins subclass this; the server and agent only see messages in and out.
+ */
+struct _ZltChannelClass
+{
+  GObjectClass parent_class;
+
+  gboolean (*send) (ZltChannel *self, GBytes *message, GError **error);
+  void (*close) (ZltChannel *self, guint16 code, const char *reason);
+  /* bytes queued but not yet handed to the kernel, for back-pressure */
+  gsize (*get_pending) (ZltChannel *self);
+
+  gpointer padding[8];
+};
+
+gboolean zlt_channel_send (ZltChannel *self, GBytes *message, GError **error);
+void zlt_channel_close (ZltChannel *self, guint16 code, const char *reason);
+gsize zlt_channel_get_pending (ZltChannel *self);
+gboolean zlt_channel_is_closed (ZltChannel *self);
+const char *zlt_channel_get_peer_address (ZltChannel *self);
+/* the challenge nonce of the handshake (ZLT_NONCE_SIZE bytes), or NULL if the
+ * peer sent none (a v1 server) */
+GBytes *zlt_channel_get_nonce (ZltChannel *self);
+
+/* for implementations */
+void zlt_channel_set_nonce (ZltChannel *self, GBytes *nonce);
+void zlt_channel_emit_message (ZltChannel *self, GBytes *message);
+void zlt_channel_emit_closed (ZltChannel *self, const GError *error);
+
+G_END_DECLS

@@ -1,0 +1,70 @@
+/* zlt-control-transport.c: thin checked wrappers over the class vfuncs */
+#include "config.h"
+
+#include "zlt-control-transport.h"
+
+G_DEFINE_ABSTRACT_TYPE (ZltControlTransport, zlt_control_transport, ZLT_TYPE_TRANSPORT)
+
+ZltControlListener *
+zlt_control_transport_listen_control (ZltControlTransport *self, const char *bind_address,
+                                      guint16 port, GTlsCertificate *certificate,
+                                      guint handshake_timeout_ms, GError **error)
+{
+  g_return_val_if_fail (ZLT_IS_CONTROL_TRANSPORT (self), NULL);
+  g_return_val_if_fail (bind_address != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  return ZLT_CONTROL_TRANSPORT_GET_CLASS (self)->listen_control (
+    self, bind_address, port, certificate, handshake_timeout_ms, error);
+}
+
+void
+zlt_control_transport_connect_control_async (ZltControlTransport *self, GUri *url,
+                                             const ZltTlsOptions *tls, guint timeout_ms,
+                                             GCancellable *cancellable,
+                                             GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (ZLT_IS_CONTROL_TRANSPORT (self));
+  g_return_if_fail (url != NULL);
+  ZLT_CONTROL_TRANSPORT_GET_CLASS (self)->connect_control_async (self, url, tls, timeout_ms,
+                                                                 cancellable, callback, user_data);
+}
+
+ZltChannel *
+zlt_control_transport_connect_control_finish (ZltControlTransport *self, GAsyncResult *result,
+                                              GError **error)
+{
+  g_return_val_if_fail (ZLT_IS_CONTROL_TRANSPORT (self), NULL);
+  return ZLT_CONTROL_TRANSPORT_GET_CLASS (self)->connect_control_finish (self, result, error);
+}
+
+void
+zlt_control_transport_open_data_async (ZltControlTransport *self, GUri *url,
+                                       const ZltTlsOptions *tls, const char *tunnel_id,
+                                       const char *connection_id, const char *mac,
+                                       guint timeout_ms, GCancellable *cancellable,
+                                       GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (ZLT_IS_CONTROL_TRANSPORT (self));
+  g_return_if_fail (url != NULL && tunnel_id != NULL && connection_id != NULL && mac != NULL);
+  ZLT_CONTROL_TRANSPORT_GET_CLASS (self)->open_data_async (self, url, tls, tunnel_id,
+                                                           connection_id, mac, timeout_ms,
+                                                           cancellable, callback, user_data);
+}
+
+GIOStream *
+zlt_control_transport_open_data_finish (ZltControlTransport *self, GAsyncResult *result,
+                                        GBytes **prefix, GError **error)
+{
+  g_return_val_if_fail (ZLT_IS_CONTROL_TRANSPORT (self), NULL);
+  return ZLT_CONTROL_TRANSPORT_GET_CLASS (self)->open_data_finish (self, result, prefix, error);
+}
+
+static void
+zlt_control_transport_class_init (ZltControlTransportClass *klass)
+{
+}
+
+static void
+zlt_control_transport_init (ZltControlTransport *self)
+{
+}

@@ -1,0 +1,68 @@
+/* zlt-control-transport.h: a transport that can also carry the control channel and
+ * the data connections (the websocket plugin) */
+#pragma once
+
+#include "zlt-channel.h"
+#include "zlt-control-listener.h"
+#include "zlt-tls.h"
+#include "zlt-transport.h"
+
+G_BEGIN_DECLS
+
+#define ZLT_TYPE_CONTROL_TRANSPORT (zlt_control_transport_get_type ())
+G_DECLARE_DERIVABLE_TYPE (ZltControlTransport, zlt_control_transport, ZLT, CONTROL_TRANSPORT,
+                          ZltTransport)
+
+/**
+ * ZltControlTransportClass:
+ * @listen_control: the server's port: control channels and data connections;
+ *   @certificate makes it TLS; connections that have not upgraded within
+ *   @handshake_timeout_ms are closed
+ * @connect_control_async: the agent's control channel to @url
+ * @open_data_async: one data connection for @connection_id (PROTOCOL-v2.md §3);
+ *   the finish function also returns bytes that arrived right after the upgrade
+ */
+struct _ZltControlTransportClass
+{
+  ZltTransportClass parent_class;
+
+  ZltControlListener *(*listen_control) (ZltControlTransport *self, const char *bind_address,
+                                         guint16 port, GTlsCertificate *certificate,
+                                         guint handshake_timeout_ms, GError **error);
+  void (*connect_control_async) (ZltControlTransport *self, GUri *url, const ZltTlsOptions *tls,
+                                 guint timeout_ms, GCancellable *cancellable,
+                                 GAsyncReadyCallback callback, gpointer user_data);
+  ZltChannel *(*connect_control_finish) (ZltControlTransport *self, GAsyncResult *result,
+                                         GError **error);
+  void (*open_data_async) (ZltControlTransport *self, GUri *url, const ZltTlsOptions *tls,
+                           const char *tunnel_id, const char *connection_id, const char *mac,
+                           guint timeout_ms, GCancellable *cancellable,
+                           GAsyncReadyCallback callback, gpointer user_data);
+  GIOStream *(*open_data_finish) (ZltControlTransport *self, GAsyncResult *result,
+                                  GBytes **prefix, GError **error);
+
+  gpointer padding[8];
+};
+
+ZltControlListener *zlt_control_transport_listen_control (ZltControlTransport *self,
+                                                          const char *bind_address, guint16 port,
+                                                          GTlsCertificate *certificate,
+                                                          guint handshake_timeout_ms,
+                                                          GError **error);
+void zlt_control_transport_connect_control_async (ZltControlTransport *self, GUri *url,
+                                                  const ZltTlsOptions *tls, guint timeout_ms,
+                                                  GCancellable *cancellable,
+                                                  GAsyncReadyCallback callback,
+                                                  gpointer user_data);
+ZltChannel *zlt_control_transport_connect_control_finish (ZltControlTransport *self,
+                                                          GAsyncResult *result, GError **error);
+void zlt_control_transport_open_data_async (ZltControlTransport *self, GUri *url,
+                                            const ZltTlsOptions *tls, const char *tunnel_id,
+                                            const char *connection_id, const char *mac,
+                                            guint timeout_ms, GCancellable *cancellable,
+                                            GAsyncReadyCallback callback, gpointer user_data);
+GIOStream *zlt_control_transport_open_data_finish (ZltControlTransport *self,
+                                                   GAsyncResult *result, GBytes **prefix,
+                                                   GError **error);
+
+G_END_DECLS

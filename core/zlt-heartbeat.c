@@ -1,0 +1,220 @@
+/* zlt-heartbeat.c: one timer for sending, one deadline for silence.
+ *
+ * The deadline is re-armed lazily: receiving a frame only records the time, and when
+ * the deadline fires it either reports a dead peer or moves itself to the new
+ * deadline. A busy channel thus costs no timer churn per frame. */
+#include "config.h"
+
+#include "zlt-heartbeat.h"
+
+struct _ZltHeartbeat
+{
+  GObject parent_instance;
+
+  guint interval_ms;
+  guint timeout_ms;
+  gint64 last_rx;   /* monotonic µs */
+  gint64 latency_us;
+  GSource *tick;
+  GSource *deadline;
+};
+
+G_DEFINE_FINAL_TYPE (ZltHeartbeat, zlt_heartbeat, G_TYPE_OBJECT)
+
+enum
+{
+  PROP_0,
+  PROP_LATENCY_US,
+  N_PROPS
+};
+static GParamSpec *props[N_PROPS];
+
+enum
+{
+  SIGNAL_SEND,
+  SIGNAL_TIMEOUT,
+  N_SIGNALS
+};
+static guint signals[N_SIGNALS];
+
+static void
+clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+static gboolean
+on_tick (gpointer user_data)
+{
+  ZltHeartbeat *self = user_data;
+
+  g_signal_emit (self, signals[SIGNAL_SEND], 0, (guint64) (g_get_real_time () / 1000));
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_deadline (gpointer user_data)
+{
+  ZltHeartbeat *self = user_data;
+  gint64 due = self->last_rx + (gint64) self->timeout_ms * 1000;
+
+  if (g_get_monotonic_time () < due)
+    {
+      g_source_set_ready_time (self->deadline, due);
+      return G_SOURCE_CONTINUE;
+    }
+  g_object_ref (self);
+  zlt_heartbeat_stop (self);
+  g_signal_emit (self, signals[SIGNAL_TIMEOUT], 0);
+  g_object_unref (self);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+dispatch_ready (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  return callback (user_data);
+}
+
+static GSourceFuncs deadline_funcs = { NULL, NULL, dispatch_ready, NULL, NULL, NULL };
+
+void
+zlt_heartbeat_start (ZltHeartbeat *self)
+{
+  g_return_if_fail (ZLT_IS_HEARTBEAT (self));
+
+  zlt_heartbeat_stop (self);
+  self->last_rx = g_get_monotonic_time ();
+  self->tick = g_timeout_source_new (self->interval_ms);
+  g_source_set_callback (self->tick, on_tick, self, NULL);
+  g_source_attach (self->tick, g_main_context_get_thread_default ());
+
+  self->deadline = g_source_new (&deadline_funcs, sizeof (GSource));
+  g_source_set_callback (self->deadline, on_deadline, self, NULL);
+  g_source_set_ready_time (self->deadline, self->last_rx + (gint64) self->timeout_ms * 1000);
+  g_source_attach (self->deadline, g_main_context_get_thread_default ());
+}
+
+void
+zlt_heartbeat_stop (ZltHeartbeat *self)
+{
+  g_return_if_fail (ZLT_IS_HEARTBEAT (self));
+  clear_source (&self->tick);
+  clear_source (&self->deadline);
+}
+
+void
+zlt_heartbeat_received (ZltHeartbeat *self)
+{
+  self->last_rx = g_get_monotonic_time ();
+}
+
+void
+zlt_heartbeat_acked (ZltHeartbeat *self, guint64 timestamp)
+{
+  gint64 now_ms = g_get_real_time () / 1000;
+  gint64 rtt;
+
+  g_return_if_fail (ZLT_IS_HEARTBEAT (self));
+  /* a peer echoing nonsense must not produce negative or huge latencies */
+  if (timestamp > (guint64) now_ms || (guint64) now_ms - timestamp > 3600 * 1000)
+    return;
+  rtt = (now_ms - (gint64) timestamp) * 1000;
+  if (rtt != self->latency_us)
+    {
+      self->latency_us = rtt;
+      g_object_notify_by_pspec (G_OBJECT (self), props[PROP_LATENCY_US]);
+    }
+}
+
+gint64
+zlt_heartbeat_get_latency_us (ZltHeartbeat *self)
+{
+  g_return_val_if_fail (ZLT_IS_HEARTBEAT (self), -1);
+  return self->latency_us;
+}
+
+guint
+zlt_heartbeat_get_interval_ms (ZltHeartbeat *self)
+{
+  return self->interval_ms;
+}
+
+guint
+zlt_heartbeat_get_timeout_ms (ZltHeartbeat *self)
+{
+  return self->timeout_ms;
+}
+
+static void
+zlt_heartbeat_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  ZltHeartbeat *self = ZLT_HEARTBEAT (object);
+
+  switch (prop_id)
+    {
+    case PROP_LATENCY_US:
+      g_value_set_int64 (value, self->latency_us);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+zlt_heartbeat_dispose (GObject *object)
+{
+  zlt_heartbeat_stop (ZLT_HEARTBEAT (object));
+  G_OBJECT_CLASS (zlt_heartbeat_parent_class)->dispose (object);
+}
+
+static void
+zlt_heartbeat_class_init (ZltHeartbeatClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->get_property = zlt_heartbeat_get_property;
+  object_class->dispose = zlt_heartbeat_dispose;
+
+  props[PROP_LATENCY_US] =
+    g_param_spec_int64 ("latency-us", NULL, NULL, -1, G_MAXINT64, -1,
+                        G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, props);
+
+  /**
+   * ZltHeartbeat::send:
+   * @timestamp: Unix time in ms to put in the Heartbeat frame
+   */
+  signals[SIGNAL_SEND] = g_signal_new ("send", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                                       NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_UINT64);
+  /**
+   * ZltHeartbeat::timeout:
+   * Nothing arrived from the peer within the timeout; the heartbeat has stopped.
+   */
+  signals[SIGNAL_TIMEOUT] = g_signal_new ("timeout", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                          0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+}
+
+static void
+zlt_heartbeat_init (ZltHeartbeat *self)
+{
+  self->latency_us = -1;
+}
+
+ZltHeartbeat *
+zlt_heartbeat_new (guint interval_ms, guint timeout_ms)
+{
+  ZltHeartbeat *self;
+
+  g_return_val_if_fail (interval_ms > 0, NULL);
+  g_return_val_if_fail (timeout_ms > 0, NULL);
+
+  self = g_object_new (ZLT_TYPE_HEARTBEAT, NULL);
+  self->interval_ms = interval_ms;
+  self->timeout_ms = timeout_ms;
+  return self;
+}

@@ -1,0 +1,109 @@
+/* zlt-net.c */
+#include "config.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <glib/gi18n-lib.h>
+
+#include "zlt-error.h"
+#include "zlt-net.h"
+
+char *
+zlt_net_format_address (GSocketAddress *address)
+{
+  GInetAddress *inet;
+  g_autofree char *host = NULL;
+  guint16 port;
+
+  if (!G_IS_INET_SOCKET_ADDRESS (address))
+    return NULL;
+  inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address));
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address));
+  host = g_inet_address_to_string (inet);
+  if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
+    return g_strdup_printf ("[%s]:%u", host, port);
+  return g_strdup_printf ("%s:%u", host, port);
+}
+
+char *
+zlt_net_peer_of (GIOStream *stream)
+{
+  g_autoptr (GSocketAddress) address = NULL;
+  GIOStream *base = stream;
+
+  if (G_IS_TLS_CONNECTION (stream))
+    g_object_get (stream, "base-io-stream", &base, NULL);
+  else
+    g_object_ref (base);
+  if (G_IS_SOCKET_CONNECTION (base))
+    address = g_socket_connection_get_remote_address (G_SOCKET_CONNECTION (base), NULL);
+  g_object_unref (base);
+  return address ? zlt_net_format_address (address) : NULL;
+}
+
+void
+zlt_net_set_nodelay (GSocketConnection *connection)
+{
+  GSocket *socket;
+
+  g_return_if_fail (G_IS_SOCKET_CONNECTION (connection));
+  socket = g_socket_connection_get_socket (connection);
+  if (g_socket_get_protocol (socket) == G_SOCKET_PROTOCOL_TCP)
+    g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+}
+
+gboolean
+zlt_net_parse_host_port (const char *str, const char *default_host, char **host, guint16 *port,
+                         GError **error)
+{
+  const char *colon;
+  const char *port_str;
+  g_autofree char *h = NULL;
+  guint64 value;
+
+  g_return_val_if_fail (str != NULL, FALSE);
+
+  if (str[0] == '[')
+    {
+      const char *end = strchr (str, ']');
+      if (end == NULL || end[1] != ':')
+        goto bad;
+      h = g_strndup (str + 1, end - str - 1);
+      port_str = end + 2;
+    }
+  else if ((colon = strrchr (str, ':')) != NULL)
+    {
+      if (strchr (str, ':') != colon)
+        goto bad; /* bare IPv6 needs brackets */
+      h = colon == str ? g_strdup (default_host) : g_strndup (str, colon - str);
+      port_str = colon + 1;
+    }
+  else
+    {
+      h = g_strdup (default_host);
+      port_str = str;
+    }
+  if (h == NULL || *h == '\0' ||
+      !g_ascii_string_to_unsigned (port_str, 10, 0, 65535, &value, NULL))
+    goto bad;
+  if (host != NULL)
+    *host = g_steal_pointer (&h);
+  if (port != NULL)
+    *port = (guint16) value;
+  return TRUE;
+
+bad:
+  g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+               _("“%s” is not an address of the form host:port"), str);
+  return FALSE;
+}
+
+GSocket *
+zlt_net_plain_socket (GIOStream *stream)
+{
+  if (G_IS_SOCKET_CONNECTION (stream))
+    return g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
+  return NULL;
+}

@@ -1,0 +1,560 @@
+/* zlt-server-peer.c: one agent's control channel on the server, from the first byte
+ * to the last: authentication, registrations, heartbeats, and the defined answer to
+ * every malformed or unexpected frame. */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
+
+#include "zlt-server-private.h"
+#include "zlt-source.h"
+
+typedef enum
+{
+  PEER_AWAIT_AUTH,
+  PEER_AUTHENTICATING,
+  PEER_READY,
+  PEER_CLOSED,
+} PeerState;
+
+struct _ZltServerPeer
+{
+  GObject parent_instance;
+
+  ZltServer *server; /* unowned: the server owns its peers */
+  ZltChannel *channel;
+  PeerState state;
+  GSource *auth_deadline;
+  ZltHeartbeat *heartbeat;
+  GCancellable *cancellable;
+
+  ZltTunnel *tunnel;
+  ZltGrant *grant;
+  gboolean v2;
+  guint32 caps;
+  guint8 session_key[ZLT_HASH_SIZE];
+  char id[ZLT_UUID_STRING_LEN + 1]; /* of the tunnel, for logs */
+};
+
+G_DEFINE_FINAL_TYPE (ZltServerPeer, zlt_server_peer, G_TYPE_OBJECT)
+
+static void peer_finish (ZltServerPeer *self, gboolean hold);
+
+static guint32
+server_caps (void)
+{
+  return ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME;
+}
+
+gboolean
+zlt_server_peer_send (ZltServerPeer *self, ZltMessage *msg)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) bytes = zlt_message_encode_bytes (msg, &error);
+
+  if (bytes == NULL)
+    {
+      /* our own message: a bug or an oversized reason; never send half of it */
+      g_warning ("cannot encode %s: %s", zlt_message_type_to_string (msg->type), error->message);
+      return FALSE;
+    }
+  if (!zlt_channel_send (self->channel, bytes, &error))
+    {
+      g_debug ("send to %s failed: %s", zlt_channel_get_peer_address (self->channel),
+               error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Refuses before authentication (AuthFail) or ends a session (Disconnect), then
+ * closes the channel; what was queued before is still delivered. */
+void
+zlt_server_peer_disconnect (ZltServerPeer *self, ZltReasonCode code, const char *reason)
+{
+  g_autoptr (ZltMessage) msg = NULL;
+
+  if (self->state == PEER_CLOSED)
+    return;
+  if (self->state == PEER_READY)
+    msg = zlt_message_new_disconnect (reason);
+  else
+    msg = zlt_message_new_auth_fail (reason);
+  /* only a peer that showed it speaks v2 gets the extension block */
+  if (self->v2 && code != ZLT_REASON_NONE)
+    zlt_message_set_code (msg, code);
+  g_debug ("closing %s: %s", zlt_channel_get_peer_address (self->channel), reason);
+  zlt_server_peer_send (self, msg);
+  zlt_channel_close (self->channel, 1000, NULL);
+  /* a peer that never answers our close must not keep anything alive */
+  peer_finish (self, code == ZLT_REASON_TIMEOUT && self->state == PEER_READY);
+}
+
+static void
+protocol_error (ZltServerPeer *self, const char *what)
+{
+  g_autofree char *reason = g_strdup_printf ("protocol error: %s", what);
+  zlt_server_peer_disconnect (self, ZLT_REASON_PROTOCOL, reason);
+}
+
+/* ---- authentication ---- */
+
+static void
+send_auth_ok (ZltServerPeer *self, gboolean resumed)
+{
+  g_autoptr (ZltMessage) ok = zlt_message_new_auth_ok (zlt_tunnel_get_id (self->tunnel));
+  ZltServerConfig *config = zlt_server_get_config (self->server);
+
+  if (self->v2)
+    {
+      guint8 secret[ZLT_HASH_SIZE];
+      GBytes *nonce = zlt_channel_get_nonce (self->channel);
+
+      zlt_message_set_version (ok, ZLT_PROTOCOL_VERSION);
+      zlt_message_set_caps (ok, server_caps ());
+      zlt_message_set_heartbeat_ms (ok, zlt_server_config_get_heartbeat_interval (config) * 1000);
+      if (resumed)
+        zlt_message_set_resumed (ok, TRUE);
+      zlt_session_key (zlt_grant_get_token_hash (self->grant),
+                       g_bytes_get_data (nonce, NULL), zlt_tunnel_get_id (self->tunnel),
+                       self->session_key);
+      if (self->caps & ZLT_CAP_RESUME)
+        {
+          zlt_random_bytes (secret, sizeof secret);
+          zlt_message_set_resume_secret (ok, secret);
+          zlt_server_remember_resume (self->server, self->tunnel, secret,
+                                      zlt_grant_get_token_hash (self->grant));
+        }
+    }
+  zlt_server_peer_send (self, ok);
+}
+
+typedef struct
+{
+  ZltServerPeer *peer;
+  gboolean want_resume;
+  ZltUuid resume_id;
+  guint8 resume_mac[ZLT_HASH_SIZE];
+  char *client_id;
+} AuthData;
+
+static void
+auth_data_free (AuthData *d)
+{
+  g_object_unref (d->peer);
+  g_free (d->client_id);
+  g_free (d);
+}
+
+static void
+validated (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  AuthData *d = user_data;
+  ZltServerPeer *self = d->peer;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltGrant) grant = NULL;
+  ZltRegistry *registry;
+  gboolean resumed = FALSE;
+
+  grant = zlt_validator_validate_finish (ZLT_VALIDATOR (source), result, &error);
+  if (self->state != PEER_AUTHENTICATING)
+    goto out; /* closed meanwhile */
+  if (grant == NULL)
+    {
+      g_message ("authentication failed for %s: %s", zlt_channel_get_peer_address (self->channel),
+                 error->message);
+      zlt_server_peer_disconnect (self, zlt_reason_code_from_error (error), error->message);
+      goto out;
+    }
+  if (zlt_grant_is_expired (grant, g_get_real_time () / G_USEC_PER_SEC))
+    {
+      zlt_server_peer_disconnect (self, ZLT_REASON_EXPIRED_TOKEN, _("token expired"));
+      goto out;
+    }
+  self->grant = g_steal_pointer (&grant);
+  registry = zlt_server_get_registry (self->server);
+
+  if (d->want_resume && self->v2)
+    {
+      GBytes *nonce = zlt_channel_get_nonce (self->channel);
+      ZltTunnel *held = zlt_server_try_resume (self->server, &d->resume_id,
+                                               g_bytes_get_data (nonce, NULL), d->resume_mac,
+                                               zlt_grant_get_token_hash (self->grant));
+      if (held != NULL)
+        {
+          self->tunnel = g_object_ref (held);
+          resumed = TRUE;
+        }
+    }
+  if (self->tunnel == NULL)
+    {
+      g_autoptr (ZltTunnel) tunnel = zlt_tunnel_new (ZLT_ROLE_SERVER);
+      if (!zlt_registry_add_tunnel (registry, tunnel, &error))
+        {
+          zlt_server_peer_disconnect (self, zlt_reason_code_from_error (error), error->message);
+          goto out;
+        }
+      self->tunnel = g_steal_pointer (&tunnel);
+    }
+  zlt_tunnel_set_peer_address (self->tunnel, zlt_channel_get_peer_address (self->channel));
+  zlt_tunnel_set_client_id (self->tunnel, d->client_id);
+  zlt_tunnel_set_token_name (self->tunnel, zlt_grant_get_name (self->grant));
+  zlt_tunnel_set_state (self->tunnel, ZLT_TUNNEL_STATE_CONNECTED);
+
+  zlt_source_clear (&self->auth_deadline);
+  self->state = PEER_READY;
+  send_auth_ok (self, resumed);
+  zlt_heartbeat_start (self->heartbeat);
+  zlt_uuid_format (zlt_tunnel_get_id (self->tunnel), self->id);
+  g_message ("tunnel %s %s for %s (%s)", self->id,
+             resumed ? "resumed" : "opened", zlt_channel_get_peer_address (self->channel),
+             zlt_grant_get_name (self->grant) ? zlt_grant_get_name (self->grant) : "unnamed token");
+  zlt_server_peer_ready (self->server, self);
+out:
+  auth_data_free (d);
+}
+
+static void
+handle_auth (ZltServerPeer *self, const ZltMessage *msg)
+{
+  ZltServerConfig *config = zlt_server_get_config (self->server);
+  g_autoptr (ZltCredential) credential = NULL;
+  AuthData *d;
+
+  if (self->state != PEER_AWAIT_AUTH)
+    {
+      protocol_error (self, "Auth sent twice");
+      return;
+    }
+  if (zlt_message_has_ext_fields (msg, ZLT_EXT_PROOF))
+    {
+      GBytes *nonce = zlt_channel_get_nonce (self->channel);
+      self->v2 = TRUE;
+      if (nonce == NULL || g_bytes_get_size (nonce) != ZLT_NONCE_SIZE)
+        {
+          zlt_server_peer_disconnect (self, ZLT_REASON_PROTOCOL, _("no challenge was issued"));
+          return;
+        }
+      credential = zlt_credential_new_proof (msg->token, g_bytes_get_data (nonce, NULL),
+                                             &msg->client_id, msg->ext.proof);
+      if (zlt_message_has_ext_fields (msg, ZLT_EXT_CAPS))
+        self->caps = msg->ext.caps;
+    }
+  else
+    {
+      if (msg->has_ext)
+        self->v2 = TRUE;
+      if (!zlt_server_config_get_allow_legacy_auth (config))
+        {
+          zlt_server_peer_disconnect (self, ZLT_REASON_LEGACY_REFUSED,
+                                      _("raw-token authentication is disabled on this server"));
+          return;
+        }
+      credential = zlt_credential_new_token (msg->token);
+    }
+  self->state = PEER_AUTHENTICATING;
+  d = g_new0 (AuthData, 1);
+  d->peer = g_object_ref (self);
+  d->client_id = zlt_uuid_to_string (&msg->client_id);
+  if (zlt_message_has_ext_fields (msg, ZLT_EXT_RESUME))
+    {
+      d->want_resume = TRUE;
+      d->resume_id = msg->ext.resume_tunnel_id;
+      memcpy (d->resume_mac, msg->ext.resume_mac, ZLT_HASH_SIZE);
+    }
+  zlt_validator_validate_async (zlt_server_get_validator (self->server), credential,
+                                self->cancellable, validated, d);
+}
+
+static gboolean
+on_auth_deadline (gpointer user_data)
+{
+  ZltServerPeer *self = user_data;
+
+  zlt_source_clear (&self->auth_deadline);
+  zlt_server_peer_disconnect (self, ZLT_REASON_TIMEOUT, _("authentication timeout"));
+  return G_SOURCE_REMOVE;
+}
+
+/* ---- registrations ---- */
+
+static void
+register_fail (ZltServerPeer *self, ZltReasonCode code, const char *reason)
+{
+  g_autoptr (ZltMessage) fail = zlt_message_new_register_fail (reason);
+
+  if (self->v2)
+    zlt_message_set_code (fail, code);
+  zlt_server_peer_send (self, fail);
+}
+
+static void
+register_ok (ZltServerPeer *self, ZltService *service)
+{
+  g_autoptr (ZltMessage) ok = zlt_message_new_register_ok (zlt_service_get_id (service));
+
+  if (self->v2)
+    zlt_message_set_assigned_port (ok, zlt_service_get_assigned_port (service));
+  zlt_server_peer_send (self, ok);
+}
+
+static void
+handle_register (ZltServerPeer *self, const ZltMessage *msg)
+{
+  ZltRegistry *registry = zlt_server_get_registry (self->server);
+  g_autoptr (GError) error = NULL;
+  ZltExpose expose = ZLT_EXPOSE_PUBLIC;
+  ZltService *service;
+
+  if (zlt_message_has_ext_fields (msg, ZLT_EXT_EXPOSE))
+    expose = msg->ext.expose == ZLT_EXPOSE_INTERNAL ? ZLT_EXPOSE_INTERNAL : ZLT_EXPOSE_PUBLIC;
+  if (zlt_grant_is_expired (self->grant, g_get_real_time () / G_USEC_PER_SEC))
+    {
+      zlt_server_peer_disconnect (self, ZLT_REASON_EXPIRED_TOKEN, _("token expired"));
+      return;
+    }
+  if (!zlt_grant_allows_service (self->grant, msg->name))
+    {
+      g_autofree char *reason =
+        g_strdup_printf (_("token is not allowed to register service “%s”"), msg->name);
+      register_fail (self, ZLT_REASON_NOT_ALLOWED, reason);
+      return;
+    }
+  if (msg->protocol == ZLT_PROTOCOL_UDP)
+    {
+      register_fail (self, ZLT_REASON_NOT_ALLOWED, _("this server does not carry UDP services yet"));
+      return;
+    }
+
+  /* on a resumed tunnel the registry hands back the held service, port and all */
+  service = zlt_registry_register_service (registry, self->tunnel, msg->name, msg->protocol,
+                                           msg->local_port, msg->remote_port, expose, &error);
+  if (service == NULL)
+    {
+      register_fail (self, zlt_reason_code_from_error (error), error->message);
+      return;
+    }
+  if (!zlt_server_open_service (self->server, service, &error))
+    {
+      zlt_registry_unregister_service (registry, service, NULL);
+      register_fail (self, zlt_reason_code_from_error (error), error->message);
+      return;
+    }
+  g_message ("tunnel %s: service %s on port %u", self->id,
+             msg->name, zlt_service_get_assigned_port (service));
+  register_ok (self, service);
+}
+
+static void
+handle_unregister (ZltServerPeer *self, const ZltMessage *msg)
+{
+  ZltService *service = zlt_tunnel_lookup_service_by_id (self->tunnel, &msg->service_id);
+
+  /* unknown ids are ignored: the agent may race a server-side removal */
+  if (service == NULL)
+    return;
+  zlt_server_close_service (self->server, service);
+  zlt_registry_unregister_service (zlt_server_get_registry (self->server), service, NULL);
+}
+
+/* ---- dispatch ---- */
+
+static void
+handle_message (ZltServerPeer *self, const ZltMessage *msg)
+{
+  if (self->state == PEER_AWAIT_AUTH && msg->type != ZLT_MESSAGE_AUTH)
+    {
+      zlt_server_peer_disconnect (self, ZLT_REASON_PROTOCOL, _("expected Auth"));
+      return;
+    }
+  if (self->state == PEER_AUTHENTICATING)
+    {
+      /* nothing may overtake the validator's answer */
+      protocol_error (self, "frame before AuthOk");
+      return;
+    }
+  switch (msg->type)
+    {
+    case ZLT_MESSAGE_AUTH:
+      handle_auth (self, msg);
+      break;
+    case ZLT_MESSAGE_REGISTER:
+      handle_register (self, msg);
+      break;
+    case ZLT_MESSAGE_UNREGISTER:
+      handle_unregister (self, msg);
+      break;
+    case ZLT_MESSAGE_HEARTBEAT:
+      {
+        g_autoptr (ZltMessage) ack = zlt_message_new_heartbeat_ack (msg->timestamp);
+        zlt_server_peer_send (self, ack);
+      }
+      break;
+    case ZLT_MESSAGE_HEARTBEAT_ACK:
+      zlt_heartbeat_acked (self->heartbeat, msg->timestamp);
+      break;
+    case ZLT_MESSAGE_CONNECT_ACK:
+      break; /* v2 agents confirm with the data connection itself */
+    case ZLT_MESSAGE_CONNECT_FAIL:
+      zlt_server_connect_failed (self->server, self, &msg->connection_id, msg->reason);
+      break;
+    case ZLT_MESSAGE_AUTH_OK:
+    case ZLT_MESSAGE_AUTH_FAIL:
+    case ZLT_MESSAGE_REGISTER_OK:
+    case ZLT_MESSAGE_REGISTER_FAIL:
+    case ZLT_MESSAGE_CONNECT:
+    case ZLT_MESSAGE_DISCONNECT:
+    default:
+      {
+        g_autofree char *what =
+          g_strdup_printf ("%s is not sent by agents", zlt_message_type_to_string (msg->type));
+        protocol_error (self, what);
+      }
+      break;
+    }
+}
+
+static void
+on_channel_message (ZltChannel *channel, GBytes *bytes, gpointer user_data)
+{
+  ZltServerPeer *self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) frames = NULL;
+  gsize len;
+  const guint8 *data = g_bytes_get_data (bytes, &len);
+
+  g_object_ref (self);
+  zlt_heartbeat_received (self->heartbeat);
+  if (self->tunnel != NULL)
+    zlt_tunnel_touch (self->tunnel);
+  frames = zlt_message_decode_all (data, len, &error);
+  if (frames == NULL)
+    protocol_error (self, error->message);
+  else
+    for (guint i = 0; i < frames->len && self->state != PEER_CLOSED; i++)
+      handle_message (self, g_ptr_array_index (frames, i));
+  g_object_unref (self);
+}
+
+static void
+on_channel_closed (ZltChannel *channel, const GError *error, gpointer user_data)
+{
+  ZltServerPeer *self = user_data;
+
+  if (error != NULL)
+    g_debug ("control channel of %s closed: %s", zlt_channel_get_peer_address (channel),
+             error->message);
+  /* a vanished v2 agent gets its tunnel held for a resume */
+  peer_finish (self, self->state == PEER_READY);
+}
+
+static void
+on_heartbeat_send (ZltHeartbeat *heartbeat, guint64 timestamp, gpointer user_data)
+{
+  ZltServerPeer *self = user_data;
+  g_autoptr (ZltMessage) hb = zlt_message_new_heartbeat (timestamp);
+
+  zlt_server_peer_send (self, hb);
+}
+
+static void
+on_heartbeat_timeout (ZltHeartbeat *heartbeat, gpointer user_data)
+{
+  ZltServerPeer *self = user_data;
+
+  g_message ("tunnel %s: no heartbeat from %s, dropping it", self->id,
+             zlt_channel_get_peer_address (self->channel));
+  zlt_server_peer_disconnect (self, ZLT_REASON_TIMEOUT, _("heartbeat timeout"));
+}
+
+/* Ends the peer once; the server decides what happens to its tunnel. */
+static void
+peer_finish (ZltServerPeer *self, gboolean hold)
+{
+  gboolean was_ready = self->state == PEER_READY;
+
+  if (self->state == PEER_CLOSED)
+    return;
+  self->state = PEER_CLOSED;
+  g_cancellable_cancel (self->cancellable);
+  zlt_heartbeat_stop (self->heartbeat);
+  zlt_source_clear (&self->auth_deadline);
+  g_signal_handlers_disconnect_by_data (self->channel, self);
+  if (!zlt_channel_is_closed (self->channel))
+    zlt_channel_close (self->channel, 1000, NULL);
+  if (self->tunnel != NULL && was_ready)
+    zlt_tunnel_set_state (self->tunnel, ZLT_TUNNEL_STATE_DISCONNECTED);
+  /* may drop the server's last reference to us */
+  zlt_server_peer_gone (self->server, self, hold && was_ready && self->v2 &&
+                                              (self->caps & ZLT_CAP_RESUME));
+}
+
+ZltTunnel *
+zlt_server_peer_get_tunnel (ZltServerPeer *self)
+{
+  return self->tunnel;
+}
+
+ZltGrant *
+zlt_server_peer_get_grant (ZltServerPeer *self)
+{
+  return self->grant;
+}
+
+const guint8 *
+zlt_server_peer_get_session_key (ZltServerPeer *self)
+{
+  return self->v2 && self->state == PEER_READY ? self->session_key : NULL;
+}
+
+static void
+zlt_server_peer_dispose (GObject *object)
+{
+  ZltServerPeer *self = ZLT_SERVER_PEER (object);
+
+  zlt_source_clear (&self->auth_deadline);
+  if (self->channel != NULL)
+    g_signal_handlers_disconnect_by_data (self->channel, self);
+  if (self->heartbeat != NULL)
+    g_signal_handlers_disconnect_by_data (self->heartbeat, self);
+  g_clear_object (&self->heartbeat);
+  g_clear_object (&self->channel);
+  g_clear_object (&self->tunnel);
+  g_clear_object (&self->grant);
+  g_clear_object (&self->cancellable);
+  G_OBJECT_CLASS (zlt_server_peer_parent_class)->dispose (object);
+}
+
+static void
+zlt_server_peer_class_init (ZltServerPeerClass *klass)
+{
+  G_OBJECT_CLASS (klass)->dispose = zlt_server_peer_dispose;
+}
+
+static void
+zlt_server_peer_init (ZltServerPeer *self)
+{
+  self->cancellable = g_cancellable_new ();
+  g_strlcpy (self->id, "-", sizeof self->id);
+}
+
+ZltServerPeer *
+zlt_server_peer_new (ZltServer *server, ZltChannel *channel)
+{
+  ZltServerConfig *config = zlt_server_get_config (server);
+  ZltServerPeer *self = g_object_new (ZLT_TYPE_SERVER_PEER, NULL);
+  guint interval = zlt_server_config_get_heartbeat_interval (config);
+  guint timeout = zlt_server_config_get_heartbeat_timeout (config);
+
+  self->server = server;
+  self->channel = g_object_ref (channel);
+  self->heartbeat = zlt_heartbeat_new (interval * 1000, timeout * 1000);
+  g_signal_connect (self->heartbeat, "send", G_CALLBACK (on_heartbeat_send), self);
+  g_signal_connect (self->heartbeat, "timeout", G_CALLBACK (on_heartbeat_timeout), self);
+  g_signal_connect (channel, "message", G_CALLBACK (on_channel_message), self);
+  g_signal_connect (channel, "closed", G_CALLBACK (on_channel_closed), self);
+
+  self->auth_deadline =
+    zlt_timeout_source_attach (zlt_server_config_get_auth_timeout (config) * 1000,
+                               on_auth_deadline, self);
+  return self;
+}

@@ -1,0 +1,38 @@
+/* zlt-server-private.h: what ZltServer and its per-connection peers share */
+#pragma once
+
+#include "zlt-channel.h"
+#include "zlt-heartbeat.h"
+#include "zlt-message.h"
+#include "zlt-server.h"
+
+G_BEGIN_DECLS
+
+#define ZLT_TYPE_SERVER_PEER (zlt_server_peer_get_type ())
+G_DECLARE_FINAL_TYPE (ZltServerPeer, zlt_server_peer, ZLT, SERVER_PEER, GObject)
+
+ZltServerPeer *zlt_server_peer_new (ZltServer *server, ZltChannel *channel);
+ZltTunnel *zlt_server_peer_get_tunnel (ZltServerPeer *self);
+ZltGrant *zlt_server_peer_get_grant (ZltServerPeer *self);
+/* NULL for a v1 peer: it has no data plane */
+const guint8 *zlt_server_peer_get_session_key (ZltServerPeer *self);
+gboolean zlt_server_peer_send (ZltServerPeer *self, ZltMessage *msg);
+void zlt_server_peer_disconnect (ZltServerPeer *self, ZltReasonCode code, const char *reason);
+
+/* server side services the peer calls */
+void zlt_server_peer_ready (ZltServer *self, ZltServerPeer *peer);
+void zlt_server_peer_gone (ZltServer *self, ZltServerPeer *peer, gboolean hold);
+gboolean zlt_server_open_service (ZltServer *self, ZltService *service, GError **error);
+void zlt_server_close_service (ZltServer *self, ZltService *service);
+void zlt_server_connect_failed (ZltServer *self, ZltServerPeer *peer, const ZltUuid *connection_id,
+                                const char *reason);
+/* v2 resume bookkeeping */
+void zlt_server_remember_resume (ZltServer *self, ZltTunnel *tunnel,
+                                 const guint8 secret[ZLT_HASH_SIZE],
+                                 const guint8 token_hash[ZLT_HASH_SIZE]);
+ZltTunnel *zlt_server_try_resume (ZltServer *self, const ZltUuid *tunnel_id,
+                                  const guint8 nonce[ZLT_NONCE_SIZE],
+                                  const guint8 mac[ZLT_HASH_SIZE],
+                                  const guint8 token_hash[ZLT_HASH_SIZE]);
+
+G_END_DECLS

@@ -1,0 +1,656 @@
+/* zlt-server.c: the public end. It owns the control port, the agents' control
+ * channels (ZltServerPeer), one public listener per service, the public connections
+ * that wait for their data connection, and the relays that carry them.
+ *
+ * Whatever removes a service (Unregister, a tunnel ending, a resume grace running out)
+ * goes through the registry; the server follows the registry's signals to close the
+ * service's listener and connections, so no path can forget to. */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
+
+#include "zlt-net.h"
+#include "zlt-relay.h"
+#include "zlt-server-private.h"
+#include "zlt-source.h"
+#include "zlt-util.h"
+
+struct _ZltServer
+{
+  GObject parent_instance;
+
+  ZltServerConfig *config;
+  ZltRegistry *registry;
+  ZltValidator *validator;
+  ZltControlTransport *control;
+  ZltTransport *tcp;
+
+  ZltControlListener *control_listener;
+  GHashTable *peers;           /* ZltServerPeer* (owned) */
+  GHashTable *peer_by_tunnel;  /* ZltTunnel* → ZltServerPeer* (unowned) */
+  GHashTable *listeners;       /* ZltService* → ZltListener* (both owned) */
+  GHashTable *pending;         /* ZltUuid* connection id → Pending* */
+  GHashTable *relays;          /* ZltRelay* (owned) → RelayInfo* */
+  GHashTable *resume;          /* ZltUuid* tunnel id → ResumeInfo* */
+  gboolean running;
+};
+
+G_DEFINE_FINAL_TYPE (ZltServer, zlt_server, G_TYPE_OBJECT)
+
+/* A public connection waiting for its data connection. */
+typedef struct
+{
+  ZltServer *server;
+  ZltUuid id;
+  ZltService *service;
+  ZltTunnel *tunnel;
+  GIOStream *stream;
+  GSource *timeout;
+} Pending;
+
+typedef struct
+{
+  ZltService *service;
+  ZltTunnel *tunnel;
+} RelayInfo;
+
+typedef struct
+{
+  guint8 secret[ZLT_HASH_SIZE];
+  guint8 token_hash[ZLT_HASH_SIZE];
+} ResumeInfo;
+
+/* Bound on public connections that wait for an agent at once, per server; past it new
+ * ones are closed at once rather than piling up (a flood must not exhaust memory). */
+#define MAX_PENDING 4096
+
+static void
+pending_free (Pending *p)
+{
+  zlt_source_clear (&p->timeout);
+  if (p->stream != NULL)
+    g_io_stream_close (p->stream, NULL, NULL);
+  g_clear_object (&p->stream);
+  g_clear_object (&p->service);
+  g_clear_object (&p->tunnel);
+  g_free (p);
+}
+
+static void
+relay_info_free (RelayInfo *info)
+{
+  g_clear_object (&info->service);
+  g_clear_object (&info->tunnel);
+  g_free (info);
+}
+
+/* ---- peers ---- */
+
+static void
+on_channel (ZltControlListener *listener, ZltChannel *channel, gpointer user_data)
+{
+  ZltServer *self = user_data;
+  ZltServerPeer *peer;
+
+  if (!self->running)
+    {
+      zlt_channel_close (channel, 1001, "shutting down");
+      return;
+    }
+  peer = zlt_server_peer_new (self, channel);
+  g_hash_table_add (self->peers, peer);
+}
+
+void
+zlt_server_peer_ready (ZltServer *self, ZltServerPeer *peer)
+{
+  ZltTunnel *tunnel = zlt_server_peer_get_tunnel (peer);
+
+  g_hash_table_insert (self->peer_by_tunnel, tunnel, peer);
+}
+
+void
+zlt_server_peer_gone (ZltServer *self, ZltServerPeer *peer, gboolean hold)
+{
+  ZltTunnel *tunnel = zlt_server_peer_get_tunnel (peer);
+
+  if (tunnel != NULL && g_hash_table_lookup (self->peer_by_tunnel, tunnel) == peer)
+    {
+      g_hash_table_remove (self->peer_by_tunnel, tunnel);
+      if (hold && self->running)
+        {
+          guint grace_ms = zlt_server_config_get_resume_grace (self->config) * 1000;
+          g_debug ("holding tunnel for %u ms for a resume", grace_ms);
+          zlt_registry_hold_tunnel (self->registry, tunnel, grace_ms);
+        }
+      else
+        zlt_registry_remove_tunnel (self->registry, tunnel);
+    }
+  g_hash_table_remove (self->peers, peer);
+}
+
+/* ---- resume ---- */
+
+void
+zlt_server_remember_resume (ZltServer *self, ZltTunnel *tunnel, const guint8 secret[ZLT_HASH_SIZE],
+                            const guint8 token_hash[ZLT_HASH_SIZE])
+{
+  ResumeInfo *info = g_new0 (ResumeInfo, 1);
+  ZltUuid *key = g_memdup2 (zlt_tunnel_get_id (tunnel), sizeof (ZltUuid));
+
+  memcpy (info->secret, secret, ZLT_HASH_SIZE);
+  memcpy (info->token_hash, token_hash, ZLT_HASH_SIZE);
+  g_hash_table_replace (self->resume, key, info);
+}
+
+ZltTunnel *
+zlt_server_try_resume (ZltServer *self, const ZltUuid *tunnel_id,
+                       const guint8 nonce[ZLT_NONCE_SIZE], const guint8 mac[ZLT_HASH_SIZE],
+                       const guint8 token_hash[ZLT_HASH_SIZE])
+{
+  ResumeInfo *info = g_hash_table_lookup (self->resume, tunnel_id);
+  guint8 expected[ZLT_HASH_SIZE];
+  ZltTunnel *tunnel;
+
+  if (info == NULL)
+    return NULL;
+  zlt_resume_mac (info->secret, nonce, expected);
+  /* the same token, and proof of the secret only the previous session saw */
+  if (!zlt_secure_equal (expected, sizeof expected, mac, ZLT_HASH_SIZE) ||
+      !zlt_secure_equal (info->token_hash, ZLT_HASH_SIZE, token_hash, ZLT_HASH_SIZE))
+    return NULL;
+  tunnel = zlt_registry_lookup_tunnel (self->registry, tunnel_id);
+  if (tunnel == NULL || g_hash_table_contains (self->peer_by_tunnel, tunnel))
+    return NULL;
+  if (zlt_registry_is_held (self->registry, tunnel) &&
+      zlt_registry_resume_tunnel (self->registry, tunnel_id, NULL) == NULL)
+    return NULL;
+  return tunnel;
+}
+
+/* ---- public side ---- */
+
+static gboolean
+on_pending_timeout (gpointer user_data)
+{
+  Pending *p = user_data;
+
+  zlt_source_clear (&p->timeout);
+  g_debug ("public connection waited too long for its data connection");
+  g_hash_table_remove (p->server->pending, &p->id);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_public_incoming (ZltListener *listener, GIOStream *stream, GSocketAddress *address,
+                    gpointer user_data)
+{
+  ZltService *service = user_data;
+  ZltTunnel *tunnel = zlt_service_get_tunnel (service);
+  ZltServer *self = g_object_get_data (G_OBJECT (listener), "zlt-server");
+  ZltServerPeer *peer = tunnel ? g_hash_table_lookup (self->peer_by_tunnel, tunnel) : NULL;
+  ZltGrant *grant;
+  g_autofree char *client_addr = zlt_net_format_address (address);
+  g_autoptr (ZltMessage) connect = NULL;
+  Pending *p;
+
+  if (G_IS_SOCKET_CONNECTION (stream))
+    zlt_net_set_nodelay (G_SOCKET_CONNECTION (stream));
+  if (peer == NULL || g_hash_table_size (self->pending) >= MAX_PENDING)
+    {
+      /* the agent is away (held for a resume) or we are flooded */
+      g_io_stream_close (stream, NULL, NULL);
+      return;
+    }
+  /* scope and expiry hold for every connection, not only at Register */
+  grant = zlt_server_peer_get_grant (peer);
+  if (zlt_grant_is_expired (grant, g_get_real_time () / G_USEC_PER_SEC) ||
+      !zlt_grant_allows_service (grant, zlt_service_get_name (service)))
+    {
+      g_io_stream_close (stream, NULL, NULL);
+      return;
+    }
+
+  p = g_new0 (Pending, 1);
+  p->server = self;
+  zlt_uuid_generate (&p->id);
+  p->service = g_object_ref (service);
+  p->tunnel = g_object_ref (tunnel);
+  p->stream = g_object_ref (stream);
+  p->timeout = zlt_timeout_source_attach (zlt_server_config_get_connect_timeout (self->config) *
+                                            1000,
+                                          on_pending_timeout, p);
+  g_hash_table_insert (self->pending, &p->id, p);
+
+  connect = zlt_message_new_connect (zlt_service_get_id (service), &p->id,
+                                     client_addr ? client_addr : "");
+  if (!zlt_server_peer_send (peer, connect))
+    g_hash_table_remove (self->pending, &p->id);
+}
+
+/* A port can be free in our pool and still be held by some other program; a
+ * service that asked for any port then moves on to the next free one. */
+#define MAX_BIND_ATTEMPTS 16
+
+gboolean
+zlt_server_open_service (ZltServer *self, ZltService *service, GError **error)
+{
+  g_autoptr (ZltListener) listener = NULL;
+  const char *bind = zlt_server_config_get_public_bind_address (self->config);
+  g_autoptr (GError) local_error = NULL;
+
+  /* internal services have no port; a resumed one still has its listener */
+  if (zlt_service_get_expose (service) == ZLT_EXPOSE_INTERNAL ||
+      g_hash_table_contains (self->listeners, service))
+    return TRUE;
+  for (guint attempt = 0; listener == NULL; attempt++)
+    {
+      g_clear_error (&local_error);
+      listener = zlt_transport_listen (self->tcp, bind, zlt_service_get_assigned_port (service),
+                                       &local_error);
+      if (listener != NULL)
+        break;
+      if (!g_error_matches (local_error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE) ||
+          zlt_service_get_requested_port (service) != 0 || attempt + 1 >= MAX_BIND_ATTEMPTS)
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
+      g_debug ("port %u is taken by another program, trying the next one",
+               zlt_service_get_assigned_port (service));
+      if (zlt_registry_reassign_port (self->registry, service, error) == 0)
+        return FALSE;
+    }
+  g_object_set_data (G_OBJECT (listener), "zlt-server", self);
+  g_signal_connect_object (listener, "incoming", G_CALLBACK (on_public_incoming), service, 0);
+  g_hash_table_insert (self->listeners, g_object_ref (service), g_steal_pointer (&listener));
+  return TRUE;
+}
+
+void
+zlt_server_close_service (ZltServer *self, ZltService *service)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+  g_autoptr (GPtrArray) doomed = g_ptr_array_new_with_free_func (g_object_unref);
+
+  g_hash_table_remove (self->listeners, service);
+
+  g_hash_table_iter_init (&iter, self->pending);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (((Pending *) value)->service == service)
+      g_hash_table_iter_remove (&iter);
+
+  g_hash_table_iter_init (&iter, self->relays);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (((RelayInfo *) value)->service == service)
+      g_ptr_array_add (doomed, g_object_ref (key));
+  for (guint i = 0; i < doomed->len; i++)
+    zlt_relay_close (g_ptr_array_index (doomed, i));
+}
+
+void
+zlt_server_connect_failed (ZltServer *self, ZltServerPeer *peer, const ZltUuid *connection_id,
+                           const char *reason)
+{
+  Pending *p = g_hash_table_lookup (self->pending, connection_id);
+
+  if (p == NULL || p->tunnel != zlt_server_peer_get_tunnel (peer))
+    return;
+  g_debug ("agent could not reach %s: %s", zlt_service_get_name (p->service), reason);
+  g_hash_table_remove (self->pending, connection_id);
+}
+
+/* ---- data connections ---- */
+
+static guint
+on_data_request (ZltControlListener *listener, const char *tunnel_id, const char *connection_id,
+                 const char *mac_hex, gpointer user_data)
+{
+  ZltServer *self = user_data;
+  ZltUuid tid, cid;
+  guint8 mac[ZLT_HASH_SIZE], expected[ZLT_HASH_SIZE];
+  Pending *p;
+  ZltServerPeer *peer;
+  const guint8 *key;
+
+  if (!zlt_uuid_parse (tunnel_id, &tid) || !zlt_uuid_parse (connection_id, &cid) ||
+      !zlt_hash_from_hex (mac_hex, mac))
+    return 400;
+  p = g_hash_table_lookup (self->pending, &cid);
+  if (p == NULL)
+    return 404;
+  if (!zlt_uuid_equal (zlt_tunnel_get_id (p->tunnel), &tid))
+    return 403;
+  peer = g_hash_table_lookup (self->peer_by_tunnel, p->tunnel);
+  key = peer ? zlt_server_peer_get_session_key (peer) : NULL;
+  if (key == NULL)
+    return 403;
+  zlt_data_mac (key, &tid, &cid, expected);
+  if (!zlt_secure_equal (expected, sizeof expected, mac, sizeof mac))
+    return 403;
+  return 101;
+}
+
+static void
+count_bytes (guint64 a_to_b, guint64 b_to_a, gpointer user_data)
+{
+  RelayInfo *info = user_data;
+
+  /* a = public client, b = agent: a→b flows into the service */
+  zlt_service_add_bytes (info->service, a_to_b, b_to_a); /* the tunnel's count too */
+}
+
+static void
+on_relay_finished (ZltRelay *relay, const GError *error, gpointer user_data)
+{
+  ZltServer *self = user_data;
+  RelayInfo *info = g_hash_table_lookup (self->relays, relay);
+
+  if (info == NULL)
+    return;
+  zlt_service_connection_closed (info->service); /* and the tunnel's signal */
+  g_hash_table_remove (self->relays, relay);
+}
+
+static void
+on_data_stream (ZltControlListener *listener, const char *connection_id, GIOStream *stream,
+                gpointer user_data)
+{
+  ZltServer *self = user_data;
+  ZltUuid cid;
+  Pending *p;
+  g_autoptr (ZltRelay) relay = NULL;
+  RelayInfo *info;
+
+  if (!zlt_uuid_parse (connection_id, &cid) ||
+      (p = g_hash_table_lookup (self->pending, &cid)) == NULL)
+    {
+      /* the public side gave up between the 101 and now */
+      g_io_stream_close (stream, NULL, NULL);
+      return;
+    }
+  relay = zlt_relay_new (p->stream, stream);
+  info = g_new0 (RelayInfo, 1);
+  info->service = g_object_ref (p->service);
+  info->tunnel = g_object_ref (p->tunnel);
+  g_clear_object (&p->stream); /* the relay has it now */
+  g_hash_table_remove (self->pending, &cid);
+
+  g_hash_table_insert (self->relays, g_object_ref (relay), info);
+  zlt_relay_set_counter_func (relay, count_bytes, info, NULL);
+  g_signal_connect_object (relay, "finished", G_CALLBACK (on_relay_finished), self, 0);
+  zlt_service_connection_opened (info->service);
+  zlt_relay_start (relay);
+}
+
+/* ---- registry ---- */
+
+static void
+on_service_removed (ZltRegistry *registry, ZltService *service, gpointer user_data)
+{
+  zlt_server_close_service (user_data, service);
+}
+
+static void
+on_tunnel_removed (ZltRegistry *registry, ZltTunnel *tunnel, gpointer user_data)
+{
+  ZltServer *self = user_data;
+  g_autoptr (GPtrArray) services = zlt_tunnel_get_services (tunnel);
+  ZltServerPeer *peer = g_hash_table_lookup (self->peer_by_tunnel, tunnel);
+
+  for (guint i = 0; i < services->len; i++)
+    zlt_server_close_service (self, g_ptr_array_index (services, i));
+  g_hash_table_remove (self->resume, zlt_tunnel_get_id (tunnel));
+  if (peer != NULL)
+    zlt_server_peer_disconnect (peer, ZLT_REASON_NONE, _("tunnel removed"));
+}
+
+/* ---- public API ---- */
+
+gboolean
+zlt_server_start (ZltServer *self, GError **error)
+{
+  const char *host = zlt_server_config_get_listen_address (self->config);
+  guint16 port = zlt_server_config_get_listen_port (self->config);
+  g_autoptr (GTlsCertificate) certificate = NULL;
+  const char *cert_file, *key_file;
+
+  g_return_val_if_fail (ZLT_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (!self->running, FALSE);
+
+  if (zlt_validator_is_insecure (self->validator) && !zlt_server_config_get_insecure (self->config))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INSECURE,
+                   _("validator “%s” accepts any token; set insecure=true to run it anyway"),
+                   zlt_validator_get_name (self->validator));
+      return FALSE;
+    }
+  cert_file = zlt_server_config_get_tls_certificate (self->config);
+  key_file = zlt_server_config_get_tls_key (self->config);
+  if (cert_file != NULL)
+    {
+      certificate = zlt_tls_load_server_certificate (cert_file, key_file, error);
+      if (certificate == NULL)
+        return FALSE;
+    }
+  self->control_listener =
+    zlt_control_transport_listen_control (self->control, host, port, certificate,
+                                  zlt_server_config_get_auth_timeout (self->config) * 1000, error);
+  if (self->control_listener == NULL)
+    return FALSE;
+  g_signal_connect_object (self->control_listener, "channel", G_CALLBACK (on_channel), self, 0);
+  g_signal_connect_object (self->control_listener, "data-request", G_CALLBACK (on_data_request),
+                           self, 0);
+  g_signal_connect_object (self->control_listener, "data-stream", G_CALLBACK (on_data_stream),
+                           self, 0);
+  self->running = TRUE;
+  g_message ("listening on %s:%u (%s)", host, zlt_listener_get_port (ZLT_LISTENER (self->control_listener)),
+             certificate ? "wss" : "ws");
+  return TRUE;
+}
+
+void
+zlt_server_stop (ZltServer *self)
+{
+  g_autoptr (GPtrArray) peers = NULL;
+  g_autoptr (GPtrArray) relays = NULL;
+  g_autoptr (GPtrArray) tunnels = NULL;
+
+  g_return_if_fail (ZLT_IS_SERVER (self));
+  if (!self->running)
+    return;
+  self->running = FALSE;
+  if (self->control_listener != NULL)
+    zlt_listener_close (ZLT_LISTENER (self->control_listener));
+  g_clear_object (&self->control_listener);
+
+  peers = zlt_hash_table_ref_keys (self->peers);
+  for (guint i = 0; i < peers->len; i++)
+    zlt_server_peer_disconnect (g_ptr_array_index (peers, i), ZLT_REASON_SHUTDOWN,
+                                _("server shutting down"));
+
+  tunnels = zlt_registry_get_tunnels (self->registry);
+  for (guint i = 0; i < tunnels->len; i++)
+    zlt_registry_remove_tunnel (self->registry, g_ptr_array_index (tunnels, i));
+
+  relays = zlt_hash_table_ref_keys (self->relays);
+  for (guint i = 0; i < relays->len; i++)
+    zlt_relay_close (g_ptr_array_index (relays, i));
+
+  g_hash_table_remove_all (self->pending);
+  g_hash_table_remove_all (self->listeners);
+  g_hash_table_remove_all (self->resume);
+}
+
+guint16
+zlt_server_get_port (ZltServer *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER (self), 0);
+  return self->control_listener ? zlt_listener_get_port (ZLT_LISTENER (self->control_listener)) : 0;
+}
+
+ZltServerConfig *
+zlt_server_get_config (ZltServer *self)
+{
+  return self->config;
+}
+
+ZltRegistry *
+zlt_server_get_registry (ZltServer *self)
+{
+  return self->registry;
+}
+
+ZltValidator *
+zlt_server_get_validator (ZltServer *self)
+{
+  return self->validator;
+}
+
+guint
+zlt_server_get_n_peers (ZltServer *self)
+{
+  return g_hash_table_size (self->peers);
+}
+
+guint
+zlt_server_get_n_pending (ZltServer *self)
+{
+  return g_hash_table_size (self->pending);
+}
+
+guint
+zlt_server_get_n_relays (ZltServer *self)
+{
+  return g_hash_table_size (self->relays);
+}
+
+gboolean
+zlt_server_disconnect_tunnel (ZltServer *self, const ZltUuid *tunnel_id, const char *reason,
+                              GError **error)
+{
+  ZltTunnel *tunnel = zlt_registry_lookup_tunnel (self->registry, tunnel_id);
+  ZltServerPeer *peer = tunnel ? g_hash_table_lookup (self->peer_by_tunnel, tunnel) : NULL;
+
+  if (tunnel == NULL)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, _("no such tunnel"));
+      return FALSE;
+    }
+  if (peer != NULL)
+    zlt_server_peer_disconnect (peer, ZLT_REASON_NONE, reason ? reason : _("disconnected"));
+  /* no resume after an operator's disconnect */
+  zlt_registry_remove_tunnel (self->registry, tunnel);
+  return TRUE;
+}
+
+static void
+zlt_server_dispose (GObject *object)
+{
+  ZltServer *self = ZLT_SERVER (object);
+
+  zlt_server_stop (self);
+  if (self->registry != NULL)
+    g_signal_handlers_disconnect_by_data (self->registry, self);
+  g_clear_pointer (&self->peers, g_hash_table_unref);
+  g_clear_pointer (&self->peer_by_tunnel, g_hash_table_unref);
+  g_clear_pointer (&self->pending, g_hash_table_unref);
+  g_clear_pointer (&self->relays, g_hash_table_unref);
+  g_clear_pointer (&self->listeners, g_hash_table_unref);
+  g_clear_pointer (&self->resume, g_hash_table_unref);
+  g_clear_object (&self->registry);
+  g_clear_object (&self->validator);
+  g_clear_object (&self->control);
+  g_clear_object (&self->tcp);
+  g_clear_object (&self->config);
+  G_OBJECT_CLASS (zlt_server_parent_class)->dispose (object);
+}
+
+static void
+listener_close_free (gpointer listener)
+{
+  zlt_listener_close (listener);
+  g_object_unref (listener);
+}
+
+static void
+zlt_server_class_init (ZltServerClass *klass)
+{
+  G_OBJECT_CLASS (klass)->dispose = zlt_server_dispose;
+}
+
+static void
+zlt_server_init (ZltServer *self)
+{
+  self->peers = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
+  self->peer_by_tunnel = g_hash_table_new (NULL, NULL);
+  self->listeners = g_hash_table_new_full (NULL, NULL, g_object_unref, listener_close_free);
+  self->pending = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, NULL,
+                                         (GDestroyNotify) pending_free);
+  self->relays = g_hash_table_new_full (NULL, NULL, g_object_unref,
+                                        (GDestroyNotify) relay_info_free);
+  self->resume = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, g_free, g_free);
+}
+
+ZltServer *
+zlt_server_new_full (ZltServerConfig *config, ZltValidator *validator, ZltControlTransport *control,
+                     ZltTransport *tcp)
+{
+  ZltServer *self;
+  guint16 first, last;
+
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (config), NULL);
+  g_return_val_if_fail (ZLT_IS_VALIDATOR (validator), NULL);
+  g_return_val_if_fail (ZLT_IS_CONTROL_TRANSPORT (control), NULL);
+  g_return_val_if_fail (ZLT_IS_TRANSPORT (tcp), NULL);
+
+  self = g_object_new (ZLT_TYPE_SERVER, NULL);
+  self->config = g_object_ref (config);
+  self->validator = g_object_ref (validator);
+  self->control = g_object_ref (control);
+  self->tcp = g_object_ref (tcp);
+  zlt_server_config_get_port_range (config, &first, &last);
+  {
+    g_autoptr (ZltPortPool) tcp_pool = zlt_port_pool_new_range (first, last);
+    g_autoptr (ZltPortPool) udp_pool = zlt_port_pool_new_range (first, last);
+    self->registry = zlt_registry_new (tcp_pool, udp_pool);
+  }
+  zlt_registry_set_max_tunnels (self->registry, zlt_server_config_get_max_tunnels (config));
+  zlt_registry_set_max_services_per_tunnel (self->registry,
+                                            zlt_server_config_get_max_services_per_tunnel (config));
+  g_signal_connect (self->registry, "service-removed", G_CALLBACK (on_service_removed), self);
+  g_signal_connect (self->registry, "tunnel-removed", G_CALLBACK (on_tunnel_removed), self);
+  return self;
+}
+
+ZltServer *
+zlt_server_new (ZltServerConfig *config, ZltPluginLoader *loader, GError **error)
+{
+  g_autoptr (ZltValidator) validator = NULL;
+  g_autoptr (ZltTransport) control = NULL;
+  g_autoptr (ZltTransport) tcp = NULL;
+
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (config), NULL);
+  g_return_val_if_fail (ZLT_IS_PLUGIN_LOADER (loader), NULL);
+
+  validator = zlt_plugin_loader_new_validator (loader, zlt_server_config_get_validator (config),
+                                               zlt_server_config_get_keyfile (config),
+                                               zlt_server_config_get_validator_group (config),
+                                               error);
+  if (validator == NULL)
+    return NULL;
+  control = zlt_plugin_loader_new_transport (loader, "websocket", error);
+  if (control == NULL)
+    return NULL;
+  tcp = zlt_plugin_loader_new_transport (loader, "tcp", error);
+  if (tcp == NULL)
+    return NULL;
+  if (!ZLT_IS_CONTROL_TRANSPORT (control))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_PLUGIN,
+                   _("transport “websocket” cannot carry control channels"));
+      return NULL;
+    }
+  return zlt_server_new_full (config, validator, ZLT_CONTROL_TRANSPORT (control), tcp);
+}

@@ -1,0 +1,42 @@
+/* zlt-server.h: the public end of the tunnel */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "zlt-plugin-loader.h"
+#include "zlt-registry.h"
+#include "zlt-server-config.h"
+#include "zlt-control-transport.h"
+#include "zlt-validator.h"
+
+G_BEGIN_DECLS
+
+#define ZLT_TYPE_SERVER (zlt_server_get_type ())
+G_DECLARE_FINAL_TYPE (ZltServer, zlt_server, ZLT, SERVER, GObject)
+
+/* Builds a server from its config, taking the validator and transports from @loader. */
+ZltServer *zlt_server_new (ZltServerConfig *config, ZltPluginLoader *loader, GError **error);
+/* The same with every part given (tests, embedders). */
+ZltServer *zlt_server_new_full (ZltServerConfig *config, ZltValidator *validator,
+                                ZltControlTransport *control, ZltTransport *tcp);
+
+gboolean zlt_server_start (ZltServer *self, GError **error);
+/* Disconnects every agent (Disconnect "server shutting down") and closes every port. */
+void zlt_server_stop (ZltServer *self);
+
+/* The control port actually bound (useful when the config asked for port 0). */
+guint16 zlt_server_get_port (ZltServer *self);
+ZltServerConfig *zlt_server_get_config (ZltServer *self);
+ZltRegistry *zlt_server_get_registry (ZltServer *self);
+ZltValidator *zlt_server_get_validator (ZltServer *self);
+/* Control connections open right now, authenticated or not. */
+guint zlt_server_get_n_peers (ZltServer *self);
+/* Public connections waiting for their data connection. */
+guint zlt_server_get_n_pending (ZltServer *self);
+/* Relayed connections. */
+guint zlt_server_get_n_relays (ZltServer *self);
+
+gboolean zlt_server_disconnect_tunnel (ZltServer *self, const ZltUuid *tunnel_id,
+                                       const char *reason, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,45 @@
+/* zlt-tls.h: how the agent decides to trust a server, and server certificates */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+/**
+ * ZltTlsOptions:
+ * @ca_file: (nullable): PEM file of trusted CAs instead of the system's
+ * @pinned_sha256: (nullable): 64 hex digits, SHA-256 of the server certificate (DER);
+ *   when set, the certificate must match it whatever the CAs say
+ * @insecure: accept any certificate (explicit opt-in, logged loudly)
+ */
+typedef struct
+{
+  char *ca_file;
+  char *pinned_sha256;
+  gboolean insecure;
+} ZltTlsOptions;
+
+ZltTlsOptions *zlt_tls_options_copy (const ZltTlsOptions *options);
+void zlt_tls_options_free (ZltTlsOptions *options);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZltTlsOptions, zlt_tls_options_free)
+
+/* Lowercase hex SHA-256 of the certificate's DER bytes. */
+char *zlt_tls_certificate_fingerprint (GTlsCertificate *certificate);
+
+/* Applies @options to a client connection: database, certificate checks. */
+gboolean zlt_tls_setup_client (GTlsClientConnection *connection, const ZltTlsOptions *options,
+                               GError **error);
+
+/* The decision for a certificate the TLS library could not validate by itself
+ * (GTlsConnection::accept-certificate). */
+gboolean zlt_tls_accept_certificate (const ZltTlsOptions *options, GTlsCertificate *certificate,
+                                     GTlsCertificateFlags errors);
+
+/* After the handshake: enforces the pin even for CA-valid certificates. */
+gboolean zlt_tls_check_peer (const ZltTlsOptions *options, GTlsCertificate *peer, GError **error);
+
+/* Loads a server certificate and key (PEM files). */
+GTlsCertificate *zlt_tls_load_server_certificate (const char *cert_file, const char *key_file,
+                                                  GError **error);
+
+G_END_DECLS

@@ -1,0 +1,12 @@
+/* zlt-util.h: small helpers GLib 2.74 lacks */
+#pragma once
+
+#include <glib-object.h>
+
+G_BEGIN_DECLS
+
+/* The keys of @table (GObjects), each with a reference held, so the caller can act on
+ * them while handlers remove entries (g_hash_table_get_keys_as_ptr_array is 2.76). */
+GPtrArray *zlt_hash_table_ref_keys (GHashTable *table);
+
+G_END_DECLS

@@ -1,0 +1,146 @@
+/* zlt-ws-channel.c: binary WebSocket messages in, binary messages out */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
+
+#include "zlt-ws-channel.h"
+
+struct _ZltWsChannel
+{
+  ZltChannel parent_instance;
+
+  SoupWebsocketConnection *connection;
+  GError *error; /* first error seen, reported with ::closed */
+};
+
+G_DEFINE_FINAL_TYPE (ZltWsChannel, zlt_ws_channel, ZLT_TYPE_CHANNEL)
+
+static void
+on_message (SoupWebsocketConnection *connection, gint type, GBytes *message, gpointer user_data)
+{
+  ZltWsChannel *self = user_data;
+
+  if (type != SOUP_WEBSOCKET_DATA_BINARY)
+    {
+      /* v1 peers never send text: anything else is a protocol violation */
+      if (self->error == NULL)
+        self->error = g_error_new (ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+                                   _("peer sent a text message on the control channel"));
+      soup_websocket_connection_close (connection, SOUP_WEBSOCKET_CLOSE_UNSUPPORTED_DATA,
+                                       "binary frames only");
+      return;
+    }
+  zlt_channel_emit_message (ZLT_CHANNEL (self), message);
+}
+
+static void
+on_error (SoupWebsocketConnection *connection, GError *error, gpointer user_data)
+{
+  ZltWsChannel *self = user_data;
+
+  if (self->error == NULL)
+    self->error = g_error_copy (error);
+}
+
+static void
+on_closed (SoupWebsocketConnection *connection, gpointer user_data)
+{
+  ZltWsChannel *self = user_data;
+  gushort code = soup_websocket_connection_get_close_code (connection);
+
+  if (self->error == NULL && code != SOUP_WEBSOCKET_CLOSE_NORMAL &&
+      code != SOUP_WEBSOCKET_CLOSE_GOING_AWAY && code != 0)
+    {
+      const char *data = soup_websocket_connection_get_close_data (connection);
+      self->error = g_error_new (ZLT_ERROR, ZLT_ERROR_CLOSED, _("connection closed (code %u%s%s)"),
+                                 code, data && *data ? ": " : "", data ? data : "");
+    }
+  zlt_channel_emit_closed (ZLT_CHANNEL (self), self->error);
+}
+
+static gboolean
+zlt_ws_channel_send (ZltChannel *channel, GBytes *message, GError **error)
+{
+  ZltWsChannel *self = ZLT_WS_CHANNEL (channel);
+  gsize len;
+  gconstpointer data;
+
+  if (soup_websocket_connection_get_state (self->connection) != SOUP_WEBSOCKET_STATE_OPEN)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED, _("connection is closing"));
+      return FALSE;
+    }
+  data = g_bytes_get_data (message, &len);
+  soup_websocket_connection_send_binary (self->connection, data, len);
+  return TRUE;
+}
+
+static void
+zlt_ws_channel_close (ZltChannel *channel, guint16 code, const char *reason)
+{
+  ZltWsChannel *self = ZLT_WS_CHANNEL (channel);
+
+  if (soup_websocket_connection_get_state (self->connection) == SOUP_WEBSOCKET_STATE_OPEN)
+    soup_websocket_connection_close (self->connection, code ? code : SOUP_WEBSOCKET_CLOSE_NORMAL,
+                                     reason);
+}
+
+static void
+zlt_ws_channel_dispose (GObject *object)
+{
+  ZltWsChannel *self = ZLT_WS_CHANNEL (object);
+
+  if (self->connection != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->connection, self);
+      if (soup_websocket_connection_get_state (self->connection) == SOUP_WEBSOCKET_STATE_OPEN)
+        soup_websocket_connection_close (self->connection, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, NULL);
+      g_clear_object (&self->connection);
+    }
+  G_OBJECT_CLASS (zlt_ws_channel_parent_class)->dispose (object);
+}
+
+static void
+zlt_ws_channel_finalize (GObject *object)
+{
+  ZltWsChannel *self = ZLT_WS_CHANNEL (object);
+
+  g_clear_error (&self->error);
+  G_OBJECT_CLASS (zlt_ws_channel_parent_class)->finalize (object);
+}
+
+static void
+zlt_ws_channel_class_init (ZltWsChannelClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  ZltChannelClass *channel_class = ZLT_CHANNEL_CLASS (klass);
+
+  object_class->dispose = zlt_ws_channel_dispose;
+  object_class->finalize = zlt_ws_channel_finalize;
+  channel_class->send = zlt_ws_channel_send;
+  channel_class->close = zlt_ws_channel_close;
+}
+
+static void
+zlt_ws_channel_init (ZltWsChannel *self)
+{
+}
+
+ZltChannel *
+zlt_ws_channel_new (SoupWebsocketConnection *connection, const char *peer_address, GBytes *nonce)
+{
+  ZltWsChannel *self;
+
+  g_return_val_if_fail (SOUP_IS_WEBSOCKET_CONNECTION (connection), NULL);
+
+  self = g_object_new (ZLT_TYPE_WS_CHANNEL, "peer-address", peer_address, NULL);
+  self->connection = g_object_ref (connection);
+  zlt_channel_set_nonce (ZLT_CHANNEL (self), nonce);
+  soup_websocket_connection_set_max_incoming_payload_size (connection, ZLT_WS_MAX_INCOMING);
+  /* heartbeats are the protocol's own; no WebSocket pings */
+  soup_websocket_connection_set_keepalive_interval (connection, 0);
+  g_signal_connect (connection, "message", G_CALLBACK (on_message), self);
+  g_signal_connect (connection, "error", G_CALLBACK (on_error), self);
+  g_signal_connect (connection, "closed", G_CALLBACK (on_closed), self);
+  return ZLT_CHANNEL (self);
+}

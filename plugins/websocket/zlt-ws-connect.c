@@ -1,0 +1,402 @@
+/* zlt-ws-connect.c: outgoing connections of the websocket transport */
+#define _GNU_SOURCE /* memmem */
+#include "config.h"
+
+#include <string.h>
+#include <glib/gi18n-lib.h>
+
+#include "zlt-ws-channel.h"
+#include "zlt-ws-connect.h"
+#include "zlt-ws-listener.h"
+
+/* A response head bigger than this is not from a zlt server. */
+#define MAX_RESPONSE_HEAD 8192
+
+static gboolean
+is_tls_url (GUri *url)
+{
+  const char *scheme = g_uri_get_scheme (url);
+  return g_ascii_strcasecmp (scheme, "wss") == 0 || g_ascii_strcasecmp (scheme, "https") == 0;
+}
+
+static guint16
+url_port (GUri *url)
+{
+  int port = g_uri_get_port (url);
+  if (port > 0)
+    return (guint16) port;
+  return is_tls_url (url) ? 443 : 80;
+}
+
+/* ---- control channel ---- */
+
+typedef struct
+{
+  SoupSession *session;
+  SoupMessage *msg;
+  ZltTlsOptions *tls;
+  char *peer;
+} ControlData;
+
+static void
+control_data_free (ControlData *d)
+{
+  g_clear_object (&d->msg);
+  g_clear_object (&d->session);
+  zlt_tls_options_free (d->tls);
+  g_free (d->peer);
+  g_free (d);
+}
+
+static gboolean
+on_accept_certificate (SoupMessage *msg, GTlsCertificate *certificate, GTlsCertificateFlags errors,
+                       gpointer user_data)
+{
+  ControlData *d = user_data;
+  return zlt_tls_accept_certificate (d->tls, certificate, errors);
+}
+
+static void
+on_network_event (SoupMessage *msg, GSocketClientEvent event, GIOStream *connection,
+                  gpointer user_data)
+{
+  /* small control frames (Heartbeat, ConnectAck) must leave at once */
+  if (event == G_SOCKET_CLIENT_CONNECTED && G_IS_SOCKET_CONNECTION (connection))
+    zlt_net_set_nodelay (G_SOCKET_CONNECTION (connection));
+}
+
+static void
+control_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  ControlData *d = g_task_get_task_data (task);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SoupWebsocketConnection) ws = NULL;
+  g_autoptr (GBytes) nonce = NULL;
+  const char *nonce_hex;
+  ZltChannel *channel;
+
+  ws = soup_session_websocket_connect_finish (SOUP_SESSION (source), result, &error);
+  if (ws == NULL)
+    {
+      guint status = soup_message_get_status (d->msg);
+      if (status == SOUP_STATUS_NOT_FOUND)
+        g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+                                 _("the server has no tunnel endpoint at this path (404)"));
+      else
+        g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  if (is_tls_url (soup_message_get_uri (d->msg)) &&
+      !zlt_tls_check_peer (d->tls, soup_message_get_tls_peer_certificate (d->msg), &error))
+    {
+      soup_websocket_connection_close (ws, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, NULL);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  nonce_hex =
+    soup_message_headers_get_one (soup_message_get_response_headers (d->msg), "X-Zlt-Nonce");
+  if (nonce_hex != NULL)
+    {
+      guint8 raw[ZLT_NONCE_SIZE];
+      if (!zlt_hash_from_hex (nonce_hex, raw))
+        {
+          soup_websocket_connection_close (ws, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, NULL);
+          g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+                                   _("server sent a malformed challenge nonce"));
+          return;
+        }
+      nonce = g_bytes_new (raw, sizeof raw);
+    }
+  channel = zlt_ws_channel_new (ws, d->peer, nonce);
+  g_task_return_pointer (task, channel, g_object_unref);
+}
+
+void
+zlt_ws_connect_control_async (GUri *url, const ZltTlsOptions *tls, guint timeout_ms,
+                              GCancellable *cancellable, GAsyncReadyCallback callback,
+                              gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  ControlData *d = g_new0 (ControlData, 1);
+  g_autofree char *http_url = NULL;
+  g_autoptr (GUri) http = NULL;
+
+  g_task_set_source_tag (task, zlt_ws_connect_control_async);
+  g_task_set_task_data (task, d, (GDestroyNotify) control_data_free);
+  d->tls = zlt_tls_options_copy (tls);
+  d->peer = g_strdup_printf ("%s:%u", g_uri_get_host (url), url_port (url));
+  d->session = soup_session_new_with_options ("timeout", (timeout_ms + 999) / 1000, "user-agent",
+                                              "zlayer-tunnel/" PACKAGE_VERSION, NULL);
+  if (tls != NULL && tls->ca_file != NULL)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GTlsDatabase) db = g_tls_file_database_new (tls->ca_file, &error);
+      if (db == NULL)
+        {
+          g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_TLS,
+                                   _("failed to load CA file %s: %s"), tls->ca_file,
+                                   error->message);
+          return;
+        }
+      soup_session_set_tls_database (d->session, db);
+    }
+  /* libsoup wants http(s) URIs for the upgrade request */
+  http = g_uri_build (G_URI_FLAGS_ENCODED, is_tls_url (url) ? "https" : "http", NULL,
+                      g_uri_get_host (url), url_port (url),
+                      *g_uri_get_path (url) ? g_uri_get_path (url) : "/tunnel/v1", NULL, NULL);
+  http_url = g_uri_to_string (http);
+  d->msg = soup_message_new_from_uri (SOUP_METHOD_GET, http);
+  g_signal_connect (d->msg, "accept-certificate", G_CALLBACK (on_accept_certificate), d);
+  g_signal_connect (d->msg, "network-event", G_CALLBACK (on_network_event), NULL);
+  soup_session_websocket_connect_async (d->session, d->msg, NULL, NULL, G_PRIORITY_DEFAULT,
+                                        cancellable, control_connected, g_steal_pointer (&task));
+}
+
+ZltChannel *
+zlt_ws_connect_control_finish (GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* ---- data connections ---- */
+
+typedef struct
+{
+  ZltTlsOptions *tls;
+  GIOStream *stream;
+  char *host;
+  guint16 port;
+  char *request;
+  GByteArray *head;
+  GBytes *prefix;
+  GSource *timeout;
+} DataOpen;
+
+static void
+data_open_free (DataOpen *d)
+{
+  zlt_tls_options_free (d->tls);
+  g_clear_object (&d->stream);
+  g_free (d->host);
+  g_free (d->request);
+  g_byte_array_unref (d->head);
+  g_clear_pointer (&d->prefix, g_bytes_unref);
+  if (d->timeout != NULL)
+    {
+      g_source_destroy (d->timeout);
+      g_source_unref (d->timeout);
+    }
+  g_free (d);
+}
+
+static void read_head (GTask *task);
+
+static void
+head_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  DataOpen *d = g_task_get_task_data (task);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) chunk = NULL;
+  g_autoptr (SoupMessageHeaders) headers = NULL;
+  const guint8 *end;
+  gsize head_len;
+  guint status = 0;
+  g_autofree char *reason = NULL;
+
+  chunk = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), result, &error);
+  if (chunk == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  if (g_bytes_get_size (chunk) == 0)
+    {
+      g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_CLOSED,
+                               _("server closed the data connection during the upgrade"));
+      return;
+    }
+  g_byte_array_append (d->head, g_bytes_get_data (chunk, NULL), g_bytes_get_size (chunk));
+  end = memmem (d->head->data, d->head->len, "\r\n\r\n", 4);
+  if (end == NULL)
+    {
+      if (d->head->len > MAX_RESPONSE_HEAD)
+        g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+                                 _("data upgrade response too large"));
+      else
+        read_head (g_steal_pointer (&task));
+      return;
+    }
+  head_len = (gsize) (end - d->head->data) + 4;
+  headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_RESPONSE);
+  if (!soup_headers_parse_response ((const char *) d->head->data, (int) head_len, headers, NULL,
+                                    &status, &reason))
+    {
+      g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+                               _("malformed data upgrade response"));
+      return;
+    }
+  if (status != SOUP_STATUS_SWITCHING_PROTOCOLS)
+    {
+      g_task_return_new_error (task, ZLT_ERROR, status == 403 ? ZLT_ERROR_NOT_ALLOWED
+                                                 : status == 404 || status == 410
+                                                   ? ZLT_ERROR_NOT_FOUND
+                                                   : ZLT_ERROR_PROTOCOL,
+                               _("server refused the data connection: %u %s"), status,
+                               reason ? reason : "");
+      return;
+    }
+  /* bytes of the public connection may already follow the 101 */
+  d->prefix = g_bytes_new (d->head->data + head_len, d->head->len - head_len);
+  g_task_return_pointer (task, g_object_ref (d->stream), g_object_unref);
+}
+
+static void
+read_head (GTask *task)
+{
+  DataOpen *d = g_task_get_task_data (task);
+
+  g_input_stream_read_bytes_async (g_io_stream_get_input_stream (d->stream), 4096,
+                                   G_PRIORITY_DEFAULT, g_task_get_cancellable (task), head_read,
+                                   task);
+}
+
+static void
+request_written (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  read_head (g_steal_pointer (&task));
+}
+
+static void
+send_request (GTask *task)
+{
+  DataOpen *d = g_task_get_task_data (task);
+
+  g_output_stream_write_all_async (g_io_stream_get_output_stream (d->stream), d->request,
+                                   strlen (d->request), G_PRIORITY_DEFAULT,
+                                   g_task_get_cancellable (task), request_written, task);
+}
+
+static void
+tls_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  DataOpen *d = g_task_get_task_data (task);
+  g_autoptr (GError) error = NULL;
+
+  if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error) ||
+      !zlt_tls_check_peer (d->tls,
+                           g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (source)),
+                           &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  send_request (g_steal_pointer (&task));
+}
+
+static void
+connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  DataOpen *d = g_task_get_task_data (task);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocketConnection) connection = NULL;
+
+  connection = g_socket_client_connect_to_host_finish (G_SOCKET_CLIENT (source), result, &error);
+  if (connection == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  zlt_net_set_nodelay (connection);
+  if (d->tls != NULL)
+    {
+      g_autoptr (GSocketConnectable) identity = g_network_address_new (d->host, d->port);
+      g_autoptr (GIOStream) tls = g_tls_client_connection_new (G_IO_STREAM (connection), identity,
+                                                               &error);
+      if (tls == NULL || !zlt_tls_setup_client (G_TLS_CLIENT_CONNECTION (tls), d->tls, &error))
+        {
+          g_task_return_error (task, g_steal_pointer (&error));
+          return;
+        }
+      d->stream = g_object_ref (tls);
+      g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT,
+                                        g_task_get_cancellable (task), tls_done,
+                                        g_steal_pointer (&task));
+      return;
+    }
+  d->stream = G_IO_STREAM (g_steal_pointer (&connection));
+  send_request (g_steal_pointer (&task));
+}
+
+static gboolean
+data_timeout (gpointer user_data)
+{
+  GTask *task = user_data;
+
+  /* cancelling makes the pending step return; the task reports the timeout */
+  g_cancellable_cancel (g_task_get_cancellable (task));
+  return G_SOURCE_REMOVE;
+}
+
+void
+zlt_ws_open_data_async (GUri *url, const ZltTlsOptions *tls, const char *tunnel_id,
+                        const char *connection_id, const char *mac, guint timeout_ms,
+                        GCancellable *cancellable, GAsyncReadyCallback callback,
+                        gpointer user_data)
+{
+  g_autoptr (GCancellable) own = g_cancellable_new ();
+  g_autoptr (GTask) task = NULL;
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  DataOpen *d = g_new0 (DataOpen, 1);
+
+  if (cancellable != NULL)
+    g_cancellable_connect (cancellable, G_CALLBACK (g_cancellable_cancel), g_object_ref (own),
+                           g_object_unref);
+  task = g_task_new (NULL, own, callback, user_data);
+  g_task_set_source_tag (task, zlt_ws_open_data_async);
+  g_task_set_task_data (task, d, (GDestroyNotify) data_open_free);
+  d->host = g_strdup (g_uri_get_host (url));
+  d->port = url_port (url);
+  d->head = g_byte_array_new ();
+  if (is_tls_url (url))
+    d->tls = zlt_tls_options_copy (tls);
+  d->request = g_strdup_printf ("GET " ZLT_WS_DATA_PATH " HTTP/1.1\r\n"
+                                "Host: %s:%u\r\n"
+                                "Connection: Upgrade\r\n"
+                                "Upgrade: " ZLT_WS_DATA_UPGRADE "\r\n"
+                                "X-Zlt-Tunnel: %s\r\n"
+                                "X-Zlt-Connection: %s\r\n"
+                                "X-Zlt-Mac: %s\r\n\r\n",
+                                d->host, d->port, tunnel_id, connection_id, mac);
+  if (timeout_ms > 0)
+    {
+      d->timeout = g_timeout_source_new (timeout_ms);
+      g_source_set_callback (d->timeout, data_timeout, task, NULL);
+      g_source_attach (d->timeout, g_main_context_get_thread_default ());
+    }
+  g_socket_client_connect_to_host_async (client, d->host, d->port, own, connected,
+                                         g_steal_pointer (&task));
+}
+
+GIOStream *
+zlt_ws_open_data_finish (GAsyncResult *result, GBytes **prefix, GError **error)
+{
+  GTask *task = G_TASK (result);
+  DataOpen *d = g_task_get_task_data (task);
+  GIOStream *stream = g_task_propagate_pointer (task, error);
+
+  if (stream != NULL && prefix != NULL)
+    *prefix = g_bytes_ref (d->prefix);
+  return stream;
+}

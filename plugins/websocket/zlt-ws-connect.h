@@ -1,0 +1,21 @@
+/* zlt-ws-connect.h: the agent's side: control WebSocket and raw data connections */
+#pragma once
+
+#include <libsoup/soup.h>
+
+#include "zlayer-tunnel.h"
+
+G_BEGIN_DECLS
+
+void zlt_ws_connect_control_async (GUri *url, const ZltTlsOptions *tls, guint timeout_ms,
+                                   GCancellable *cancellable, GAsyncReadyCallback callback,
+                                   gpointer user_data);
+ZltChannel *zlt_ws_connect_control_finish (GAsyncResult *result, GError **error);
+
+void zlt_ws_open_data_async (GUri *url, const ZltTlsOptions *tls, const char *tunnel_id,
+                             const char *connection_id, const char *mac, guint timeout_ms,
+                             GCancellable *cancellable, GAsyncReadyCallback callback,
+                             gpointer user_data);
+GIOStream *zlt_ws_open_data_finish (GAsyncResult *result, GBytes **prefix, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,563 @@
+/* zlt-test-util.c */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "zlt-test-util.h"
+
+gboolean
+zlt_test_tick (gpointer data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* ---- echo service ---- */
+
+struct _ZltTestEcho
+{
+  GSocketService *service;
+  guint16 port;
+  guint n_accepted;
+};
+
+typedef struct
+{
+  GSocketConnection *connection;
+  guint8 buf[65536];
+} EchoConn;
+
+static void echo_read (EchoConn *c);
+
+static void
+echo_conn_free (EchoConn *c)
+{
+  g_io_stream_close (G_IO_STREAM (c->connection), NULL, NULL);
+  g_object_unref (c->connection);
+  g_free (c);
+}
+
+static void
+echo_written (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  EchoConn *c = user_data;
+
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, NULL))
+    {
+      echo_conn_free (c);
+      return;
+    }
+  echo_read (c);
+}
+
+static void
+echo_got (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  EchoConn *c = user_data;
+  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, NULL);
+
+  if (n <= 0)
+    {
+      /* the client half-closed: everything is echoed, so half-close back */
+      g_socket_shutdown (g_socket_connection_get_socket (c->connection), FALSE, TRUE, NULL);
+      echo_conn_free (c);
+      return;
+    }
+  g_output_stream_write_all_async (g_io_stream_get_output_stream (G_IO_STREAM (c->connection)),
+                                   c->buf, (gsize) n, G_PRIORITY_DEFAULT, NULL, echo_written, c);
+}
+
+static void
+echo_read (EchoConn *c)
+{
+  g_input_stream_read_async (g_io_stream_get_input_stream (G_IO_STREAM (c->connection)), c->buf,
+                             sizeof c->buf, G_PRIORITY_DEFAULT, NULL, echo_got, c);
+}
+
+static gboolean
+echo_incoming (GSocketService *service, GSocketConnection *connection, GObject *source,
+               gpointer user_data)
+{
+  ZltTestEcho *echo = user_data;
+  EchoConn *c = g_new0 (EchoConn, 1);
+
+  echo->n_accepted++;
+  c->connection = g_object_ref (connection);
+  echo_read (c);
+  return TRUE;
+}
+
+ZltTestEcho *
+zlt_test_echo_new (void)
+{
+  ZltTestEcho *echo = g_new0 (ZltTestEcho, 1);
+  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) address = g_inet_socket_address_new (lo, 0);
+  g_autoptr (GSocketAddress) effective = NULL;
+  g_autoptr (GError) error = NULL;
+
+  echo->service = g_socket_service_new ();
+  g_socket_listener_add_address (G_SOCKET_LISTENER (echo->service), address, G_SOCKET_TYPE_STREAM,
+                                 G_SOCKET_PROTOCOL_TCP, NULL, &effective, &error);
+  g_assert_no_error (error);
+  echo->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (effective));
+  g_signal_connect (echo->service, "incoming", G_CALLBACK (echo_incoming), echo);
+  g_socket_service_start (echo->service);
+  return echo;
+}
+
+guint16
+zlt_test_echo_get_port (ZltTestEcho *echo)
+{
+  return echo->port;
+}
+
+guint
+zlt_test_echo_get_n_accepted (ZltTestEcho *echo)
+{
+  return echo->n_accepted;
+}
+
+void
+zlt_test_echo_free (ZltTestEcho *echo)
+{
+  g_socket_service_stop (echo->service);
+  g_socket_listener_close (G_SOCKET_LISTENER (echo->service));
+  g_object_unref (echo->service);
+  g_free (echo);
+}
+
+guint16
+zlt_test_closed_port (void)
+{
+  g_autoptr (GSocket) socket =
+    g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) address = g_inet_socket_address_new (lo, 0);
+  g_autoptr (GSocketAddress) bound = NULL;
+  guint16 port;
+
+  g_assert_true (g_socket_bind (socket, address, FALSE, NULL));
+  bound = g_socket_get_local_address (socket, NULL);
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  g_socket_close (socket, NULL);
+  return port;
+}
+
+/* ---- blocking clients in a thread ---- */
+
+static GSocket *
+connect_loopback (guint16 port, GError **error)
+{
+  g_autoptr (GSocket) socket =
+    g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
+  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) address = g_inet_socket_address_new (lo, port);
+
+  if (socket == NULL)
+    return NULL;
+  g_socket_set_timeout (socket, 60);
+  if (!g_socket_connect (socket, address, NULL, error))
+    return NULL;
+  return g_steal_pointer (&socket);
+}
+
+static gboolean
+send_all (GSocket *socket, const guint8 *data, gsize len, GError **error)
+{
+  while (len > 0)
+    {
+      gssize n = g_socket_send (socket, (const char *) data, MIN (len, 65536), NULL, error);
+      if (n < 0)
+        return FALSE;
+      data += n;
+      len -= (gsize) n;
+    }
+  return TRUE;
+}
+
+static void
+transfer_run (ZltTestTransfer *t)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) sockets = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autofree guint8 *payload = g_malloc (t->n_bytes ? t->n_bytes : 1);
+  g_autofree char *expected = NULL;
+  guint n = MAX (t->n_connections, 1);
+
+  for (gsize i = 0; i < t->n_bytes; i++)
+    payload[i] = (guint8) g_random_int ();
+  expected = g_compute_checksum_for_data (G_CHECKSUM_SHA256, payload, t->n_bytes);
+
+  /* all connections open at once */
+  for (guint i = 0; i < n; i++)
+    {
+      GSocket *socket = connect_loopback (t->port, &error);
+      if (socket == NULL)
+        goto fail;
+      g_ptr_array_add (sockets, socket);
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      GSocket *socket = g_ptr_array_index (sockets, i);
+      g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+      gsize got = 0;
+      char buf[65536];
+
+      /* one connection at a time is written fully only when it is alone (large
+       * transfers); many small ones all fit in the socket buffers */
+      if (n == 1)
+        {
+          /* write and read interleaved so a large echo cannot deadlock */
+          gsize off = 0;
+          g_socket_set_blocking (socket, FALSE);
+          while (TRUE)
+            {
+              GIOCondition want = G_IO_IN | (off < t->n_bytes ? G_IO_OUT : 0);
+              if (!g_socket_condition_timed_wait (socket, want, 60 * G_USEC_PER_SEC, NULL, &error))
+                goto fail;
+              if (off < t->n_bytes && (g_socket_condition_check (socket, G_IO_OUT) & G_IO_OUT))
+                {
+                  gssize w = g_socket_send (socket, (const char *) payload + off,
+                                            MIN (t->n_bytes - off, 65536), NULL, NULL);
+                  if (w > 0)
+                    off += (gsize) w;
+                  if (off == t->n_bytes && !g_socket_shutdown (socket, FALSE, TRUE, &error))
+                    goto fail;
+                }
+              if (g_socket_condition_check (socket, G_IO_IN | G_IO_HUP | G_IO_ERR))
+                {
+                  gssize r = g_socket_receive (socket, buf, sizeof buf, NULL, &error);
+                  if (r < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+                    {
+                      g_clear_error (&error);
+                      continue;
+                    }
+                  if (r < 0)
+                    goto fail;
+                  if (r == 0)
+                    break;
+                  g_checksum_update (sum, (const guchar *) buf, r);
+                  got += (gsize) r;
+                }
+            }
+        }
+      else
+        {
+          if (!send_all (socket, payload, t->n_bytes, &error) ||
+              !g_socket_shutdown (socket, FALSE, TRUE, &error))
+            goto fail;
+        }
+      if (n > 1)
+        continue;
+      t->received += got;
+      if (g_strcmp0 (g_checksum_get_string (sum), expected) != 0)
+        {
+          t->error = g_strdup_printf ("echo differs: got %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
+                                      " bytes",
+                                      got, t->n_bytes);
+          return;
+        }
+    }
+  if (n > 1)
+    for (guint i = 0; i < n; i++)
+      {
+        GSocket *socket = g_ptr_array_index (sockets, i);
+        g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+        gsize got = 0;
+        char buf[65536];
+        gssize r;
+
+        while ((r = g_socket_receive (socket, buf, sizeof buf, NULL, &error)) > 0)
+          {
+            g_checksum_update (sum, (const guchar *) buf, r);
+            got += (gsize) r;
+          }
+        if (r < 0)
+          goto fail;
+        t->received += got;
+        if (g_strcmp0 (g_checksum_get_string (sum), expected) != 0)
+          {
+            t->error = g_strdup_printf ("connection %u: echo differs (%" G_GSIZE_FORMAT " bytes)",
+                                        i, got);
+            return;
+          }
+      }
+  t->ok = TRUE;
+  return;
+
+fail:
+  t->error = g_strdup (error ? error->message : "failed");
+}
+
+static gpointer
+transfer_thread (gpointer user_data)
+{
+  ZltTestTransfer *t = user_data;
+
+  transfer_run (t);
+  g_atomic_int_set (&t->done, 1);
+  return NULL;
+}
+
+GThread *
+zlt_test_transfer_start (ZltTestTransfer *transfer)
+{
+  return g_thread_new ("transfer", transfer_thread, transfer);
+}
+
+void
+zlt_test_transfer_finish (GThread *thread, ZltTestTransfer *transfer, guint timeout_ms)
+{
+  ZLT_TEST_WAIT_FOR (g_atomic_int_get (&transfer->done), timeout_ms);
+  g_thread_join (thread);
+}
+
+typedef struct
+{
+  guint16 port;
+  gboolean closed;
+  gint done;
+} ClosedProbe;
+
+static gpointer
+closed_thread (gpointer user_data)
+{
+  ClosedProbe *p = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocket) socket = connect_loopback (p->port, &error);
+  char buf[16];
+
+  if (socket != NULL)
+    {
+      gssize n;
+      g_socket_send (socket, "x", 1, NULL, NULL);
+      n = g_socket_receive (socket, buf, sizeof buf, NULL, NULL);
+      p->closed = n <= 0;
+    }
+  else
+    p->closed = TRUE;
+  g_atomic_int_set (&p->done, 1);
+  return NULL;
+}
+
+gboolean
+zlt_test_expect_closed (guint16 port, guint timeout_ms)
+{
+  ClosedProbe p = { port, FALSE, 0 };
+  GThread *thread = g_thread_new ("closed-probe", closed_thread, &p);
+
+  ZLT_TEST_WAIT_FOR (g_atomic_int_get (&p.done), timeout_ms);
+  g_thread_join (thread);
+  return p.closed;
+}
+
+gboolean
+zlt_test_connect_refused (guint16 port)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocket) socket = connect_loopback (port, &error);
+
+  return socket == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
+}
+
+/* ---- harness ---- */
+
+static void
+write_private (const char *path, const char *contents)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_file_set_contents_full (path, contents, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error);
+  g_assert_no_error (error);
+}
+
+void
+zlt_test_harness_init (ZltTestHarness *h, const char *port_range)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *url = NULL;
+
+  memset (h, 0, sizeof *h);
+  h->tmpdir = g_dir_make_tmp ("zlt-test-XXXXXX", &error);
+  g_assert_no_error (error);
+  h->token_file = g_build_filename (h->tmpdir, "tokens", NULL);
+  h->agent_token_file = g_build_filename (h->tmpdir, "agent-token", NULL);
+  write_private (h->token_file, "# test tokens\n");
+  h->token = zlt_test_harness_add_token (h, "name=test");
+  write_private (h->agent_token_file, h->token);
+
+  h->server_keyfile = g_key_file_new ();
+  g_key_file_set_string (h->server_keyfile, "server", "listen", "127.0.0.1:0");
+  g_key_file_set_string (h->server_keyfile, "server", "public-bind-address", "127.0.0.1");
+  g_key_file_set_string (h->server_keyfile, "server", "port-range", port_range);
+  g_key_file_set_integer (h->server_keyfile, "server", "heartbeat-interval", 1);
+  g_key_file_set_integer (h->server_keyfile, "server", "heartbeat-timeout", 2);
+  g_key_file_set_integer (h->server_keyfile, "server", "resume-grace", 5);
+  g_key_file_set_string (h->server_keyfile, "server", "validator", "token-file");
+  g_key_file_set_string (h->server_keyfile, "validator:token-file", "path", h->token_file);
+
+  h->agent_keyfile = g_key_file_new ();
+  g_key_file_set_string (h->agent_keyfile, "agent", "token-file", h->agent_token_file);
+  g_key_file_set_integer (h->agent_keyfile, "agent", "heartbeat-interval", 1);
+  g_key_file_set_integer (h->agent_keyfile, "agent", "heartbeat-timeout", 2);
+  g_key_file_set_double (h->agent_keyfile, "agent", "backoff-min", 0.05);
+  g_key_file_set_double (h->agent_keyfile, "agent", "backoff-max", 0.5);
+
+  h->loader = zlt_plugin_loader_new (NULL);
+  zlt_plugin_loader_load_all (h->loader, &error);
+  g_assert_no_error (error);
+  h->echo = zlt_test_echo_new ();
+}
+
+char *
+zlt_test_harness_add_token (ZltTestHarness *h, const char *fields)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *contents = NULL;
+  guint8 raw[24];
+  g_autofree char *secret = NULL;
+  char *token;
+  g_autofree char *hash = NULL;
+  g_autofree char *updated = NULL;
+
+  zlt_random_bytes (raw, sizeof raw);
+  secret = zlt_hex_encode (raw, sizeof raw);
+  token = g_strdup_printf ("zlt_%s", secret);
+  hash = zlt_token_hash_hex (token);
+  g_file_get_contents (h->token_file, &contents, NULL, &error);
+  g_assert_no_error (error);
+  updated = g_strdup_printf ("%s%s %s\n", contents, hash, fields ? fields : "");
+  write_private (h->token_file, updated);
+  return token;
+}
+
+void
+zlt_test_harness_start_server (ZltTestHarness *h)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltServerConfig) config = zlt_server_config_new_from_keyfile (h->server_keyfile,
+                                                                           &error);
+  g_autofree char *url = NULL;
+
+  g_assert_no_error (error);
+  h->server = zlt_server_new (config, h->loader, &error);
+  g_assert_no_error (error);
+  zlt_server_start (h->server, &error);
+  g_assert_no_error (error);
+  /* the agent follows the server to whatever port it got */
+  url = g_strdup_printf ("%s://127.0.0.1:%u/tunnel/v1",
+                         zlt_server_config_get_use_tls (config) ? "wss" : "ws",
+                         zlt_server_get_port (h->server));
+  g_key_file_set_string (h->agent_keyfile, "agent", "server", url);
+}
+
+void
+zlt_test_harness_stop_server (ZltTestHarness *h)
+{
+  if (h->server == NULL)
+    return;
+  zlt_server_stop (h->server);
+  g_clear_object (&h->server);
+}
+
+void
+zlt_test_harness_add_service (ZltTestHarness *h, const char *name, guint16 local_port,
+                              guint16 remote_port)
+{
+  g_autofree char *group = g_strdup_printf ("service:%s", name);
+
+  g_key_file_set_string (h->agent_keyfile, group, "protocol", "tcp");
+  g_key_file_set_integer (h->agent_keyfile, group, "local-port", local_port);
+  g_key_file_set_integer (h->agent_keyfile, group, "remote-port", remote_port);
+}
+
+void
+zlt_test_harness_start_agent (ZltTestHarness *h)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltClientConfig) config = zlt_client_config_new_from_keyfile (h->agent_keyfile,
+                                                                           &error);
+
+  g_assert_no_error (error);
+  h->agent = zlt_agent_new (config, h->loader, &error);
+  g_assert_no_error (error);
+  zlt_agent_start (h->agent);
+}
+
+guint16
+zlt_test_harness_wait_registered (ZltTestHarness *h, const char *name)
+{
+  ZltTunnel *tunnel = zlt_agent_get_tunnel (h->agent);
+  ZltService *service = zlt_tunnel_lookup_service (tunnel, name);
+
+  g_assert_nonnull (service);
+  ZLT_TEST_WAIT_FOR (zlt_agent_get_state (h->agent) == ZLT_TUNNEL_STATE_CONNECTED &&
+                       zlt_service_get_assigned_port (service) != 0 &&
+                       !zlt_uuid_is_nil (zlt_service_get_id (service)),
+                     10000);
+  return zlt_service_get_assigned_port (service);
+}
+
+void
+zlt_test_harness_clear (ZltTestHarness *h)
+{
+  if (h->agent != NULL)
+    zlt_agent_stop (h->agent);
+  g_clear_object (&h->agent);
+  zlt_test_harness_stop_server (h);
+  g_clear_pointer (&h->echo, zlt_test_echo_free);
+  g_clear_object (&h->loader);
+  g_clear_pointer (&h->server_keyfile, g_key_file_unref);
+  g_clear_pointer (&h->agent_keyfile, g_key_file_unref);
+  if (h->tmpdir != NULL)
+    {
+      g_autoptr (GDir) dir = g_dir_open (h->tmpdir, 0, NULL);
+      const char *name;
+      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree char *path = g_build_filename (h->tmpdir, name, NULL);
+          g_unlink (path);
+        }
+      g_rmdir (h->tmpdir);
+    }
+  g_clear_pointer (&h->tmpdir, g_free);
+  g_clear_pointer (&h->token_file, g_free);
+  g_clear_pointer (&h->agent_token_file, g_free);
+  g_clear_pointer (&h->token, g_free);
+  /* let closes and finished relays run their last callbacks */
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+}
+
+gboolean
+zlt_test_make_certificate (const char *dir, char **cert_file, char **key_file)
+{
+  g_autofree char *tmpl = g_build_filename (dir, "cert.cfg", NULL);
+  g_autofree char *key = g_build_filename (dir, "key.pem", NULL);
+  g_autofree char *cert = g_build_filename (dir, "cert.pem", NULL);
+  g_autofree char *cmd1 = NULL;
+  g_autofree char *cmd2 = NULL;
+  g_autofree char *out1 = NULL, *err1 = NULL, *out2 = NULL, *err2 = NULL;
+  gint status = 0;
+
+  write_private (tmpl, "cn = 127.0.0.1\n"
+                       "dns_name = localhost\n"
+                       "ip_address = 127.0.0.1\n"
+                       "expiration_days = 2\n"
+                       "tls_www_server\n"
+                       "signing_key\n"
+                       "encryption_key\n");
+  cmd1 = g_strdup_printf ("certtool --generate-privkey --key-type=ecdsa --outfile %s", key);
+  cmd2 = g_strdup_printf ("certtool --generate-self-signed --load-privkey %s --template %s "
+                          "--outfile %s",
+                          key, tmpl, cert);
+  /* capture the tool's chatter: our stdout is the TAP stream */
+  if (!g_spawn_command_line_sync (cmd1, &out1, &err1, &status, NULL) || status != 0 ||
+      !g_spawn_command_line_sync (cmd2, &out2, &err2, &status, NULL) || status != 0)
+    return FALSE;
+  *cert_file = g_steal_pointer (&cert);
+  *key_file = g_steal_pointer (&key);
+  return TRUE;
+}
