@@ -1,0 +1,664 @@
+/* zlt-cli.c: zlayer-tunnel, the command-line tool.
+ *
+ * Foreground modes need no daemon: `server`, `agent`, `token new` and `demo`.
+ * Options become a GKeyFile in the same shape as the config file, so the command line
+ * and the file go through one validation path. Tokens never appear on the command
+ * line: only files and environment variables. */
+#include "config.h"
+
+#include <errno.h>
+#include <glib-unix.h>
+#include <glib/gi18n.h>
+#include <glib/gstdio.h>
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "zlayer-tunnel.h"
+
+/* Exit codes a script can tell apart. */
+enum
+{
+  EXIT_OK = 0,
+  EXIT_FAILURE_RUNTIME = 1,
+  EXIT_USAGE = 2,
+  EXIT_CONFIG = 3,
+};
+
+static gboolean opt_verbose;
+static GMainLoop *main_loop;
+static int exit_code;
+
+static void
+log_handler (const char *domain, GLogLevelFlags level, const char *message, gpointer data)
+{
+  g_autoptr (GDateTime) now = g_date_time_new_now_local ();
+  g_autofree char *stamp = g_date_time_format (now, "%H:%M:%S");
+  const char *tag = "";
+
+  if ((level & G_LOG_LEVEL_DEBUG) && !opt_verbose)
+    return;
+  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+    tag = "error: ";
+  else if (level & G_LOG_LEVEL_WARNING)
+    tag = "warning: ";
+  fprintf (stderr, "%s %s%s\n", stamp, tag, message);
+}
+
+static gboolean
+on_quit_signal (gpointer user_data)
+{
+  g_message (_("stopping"));
+  g_main_loop_quit (main_loop);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+run_main_loop (void)
+{
+  guint sigint = g_unix_signal_add (SIGINT, on_quit_signal, NULL);
+  guint sigterm = g_unix_signal_add (SIGTERM, on_quit_signal, NULL);
+
+  g_main_loop_run (main_loop);
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
+}
+
+static int
+fail (int code, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+static int
+fail (int code, const char *format, ...)
+{
+  va_list args;
+  g_autofree char *text = NULL;
+
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  fprintf (stderr, "zlayer-tunnel: %s\n", text);
+  return code;
+}
+
+static GKeyFile *
+load_keyfile (const char *path, GError **error)
+{
+  g_autoptr (GKeyFile) keyfile = g_key_file_new ();
+
+  if (path != NULL && !g_key_file_load_from_file (keyfile, path, G_KEY_FILE_NONE, error))
+    {
+      g_prefix_error (error, _("cannot read %s: "), path);
+      return NULL;
+    }
+  return g_steal_pointer (&keyfile);
+}
+
+static ZltPluginLoader *
+load_plugins (GError **error)
+{
+  g_autoptr (ZltPluginLoader) loader = zlt_plugin_loader_new (NULL);
+  GHashTable *skipped;
+  GHashTableIter iter;
+  gpointer path, reason;
+
+  if (!zlt_plugin_loader_load_all (loader, error))
+    return NULL;
+  skipped = zlt_plugin_loader_get_skipped (loader);
+  g_hash_table_iter_init (&iter, skipped);
+  while (g_hash_table_iter_next (&iter, &path, &reason))
+    g_message (_("skipped plugin %s: %s"), (const char *) path, (const char *) reason);
+  return g_steal_pointer (&loader);
+}
+
+/* ---- server ---- */
+
+static int
+cmd_server (int argc, char **argv)
+{
+  g_autofree char *config_path = NULL;
+  g_autofree char *listen = NULL;
+  g_autofree char *token_file = NULL;
+  g_autofree char *port_range = NULL;
+  g_autofree char *public_bind = NULL;
+  g_autofree char *tls_cert = NULL;
+  g_autofree char *tls_key = NULL;
+  gboolean allow_legacy = FALSE;
+  gboolean insecure_allow_all = FALSE;
+  GOptionEntry entries[] = {
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path, N_("Read the [server] group of FILE"),
+      N_("FILE") },
+    { "listen", 'l', 0, G_OPTION_ARG_STRING, &listen,
+      N_("Control address (default 0.0.0.0:3679)"), N_("ADDR:PORT") },
+    { "token-file", 't', 0, G_OPTION_ARG_FILENAME, &token_file,
+      N_("File of accepted token hashes (see “token new”)"), N_("FILE") },
+    { "port-range", 'p', 0, G_OPTION_ARG_STRING, &port_range,
+      N_("Public ports to hand out (default 30000-31000)"), N_("FIRST-LAST") },
+    { "public-bind", 0, 0, G_OPTION_ARG_STRING, &public_bind,
+      N_("Address public ports listen on (default 0.0.0.0)"), N_("ADDR") },
+    { "tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert, N_("TLS certificate (PEM)"),
+      N_("FILE") },
+    { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key, N_("TLS private key (PEM)"), N_("FILE") },
+    { "allow-legacy-auth", 0, 0, G_OPTION_ARG_NONE, &allow_legacy,
+      N_("Accept v1 agents that send their raw token"), NULL },
+    { "insecure-allow-all", 0, 0, G_OPTION_ARG_NONE, &insecure_allow_all,
+      N_("Accept ANY token (development only)"), NULL },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, N_("Show debug messages"), NULL },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) context = g_option_context_new (_("— run a tunnel server"));
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GKeyFile) keyfile = NULL;
+  g_autoptr (ZltServerConfig) config = NULL;
+  g_autoptr (ZltPluginLoader) loader = NULL;
+  g_autoptr (ZltServer) server = NULL;
+
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fail (EXIT_USAGE, "%s", error->message);
+  keyfile = load_keyfile (config_path, &error);
+  if (keyfile == NULL)
+    return fail (EXIT_CONFIG, "%s", error->message);
+  if (listen != NULL)
+    g_key_file_set_string (keyfile, "server", "listen", listen);
+  if (port_range != NULL)
+    g_key_file_set_string (keyfile, "server", "port-range", port_range);
+  if (public_bind != NULL)
+    g_key_file_set_string (keyfile, "server", "public-bind-address", public_bind);
+  if (tls_cert != NULL)
+    g_key_file_set_string (keyfile, "server", "tls-certificate", tls_cert);
+  if (tls_key != NULL)
+    g_key_file_set_string (keyfile, "server", "tls-key", tls_key);
+  if (allow_legacy)
+    g_key_file_set_boolean (keyfile, "server", "allow-legacy-auth", TRUE);
+  if (insecure_allow_all)
+    {
+      g_key_file_set_string (keyfile, "server", "validator", "allow-all");
+      g_key_file_set_boolean (keyfile, "server", "insecure", TRUE);
+      g_key_file_set_boolean (keyfile, "validator:allow-all", "insecure", TRUE);
+    }
+  else if (token_file != NULL)
+    {
+      g_key_file_set_string (keyfile, "server", "validator", "token-file");
+      g_key_file_set_string (keyfile, "validator:token-file", "path", token_file);
+    }
+  if (!g_key_file_has_group (keyfile, "server"))
+    g_key_file_set_string (keyfile, "server", "validator", "token-file");
+
+  config = zlt_server_config_new_from_keyfile (keyfile, &error);
+  if (config == NULL)
+    return fail (EXIT_CONFIG, "%s", error->message);
+  loader = load_plugins (&error);
+  if (loader == NULL)
+    return fail (EXIT_CONFIG, "%s", error->message);
+  server = zlt_server_new (config, loader, &error);
+  if (server == NULL)
+    return fail (EXIT_CONFIG, "%s", error->message);
+  if (!zlt_server_start (server, &error))
+    return fail (EXIT_FAILURE_RUNTIME, "%s", error->message);
+  run_main_loop ();
+  zlt_server_stop (server);
+  return exit_code;
+}
+
+/* ---- agent ---- */
+
+/* tcp:NAME:LOCAL[:REMOTE] or NAME:LOCAL[:REMOTE] */
+static gboolean
+parse_expose (const char *spec, GKeyFile *keyfile, GError **error)
+{
+  g_auto (GStrv) parts = g_strsplit (spec, ":", -1);
+  guint n = g_strv_length (parts);
+  guint i = 0;
+  const char *protocol = "tcp";
+  g_autofree char *group = NULL;
+  guint64 local, remote = 0;
+
+  if (n > 0 && (g_str_equal (parts[0], "tcp") || g_str_equal (parts[0], "udp")))
+    protocol = parts[i++];
+  if (n - i < 2 || n - i > 3 ||
+      !g_ascii_string_to_unsigned (parts[i + 1], 10, 1, 65535, &local, NULL) ||
+      (n - i == 3 && !g_ascii_string_to_unsigned (parts[i + 2], 10, 0, 65535, &remote, NULL)))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                   _("--expose %s: expected [tcp:]NAME:LOCAL_PORT[:REMOTE_PORT]"), spec);
+      return FALSE;
+    }
+  group = g_strdup_printf ("service:%s", parts[i]);
+  g_key_file_set_string (keyfile, group, "protocol", protocol);
+  g_key_file_set_integer (keyfile, group, "local-port", (gint) local);
+  g_key_file_set_integer (keyfile, group, "remote-port", (gint) remote);
+  return TRUE;
+}
+
+static void
+on_agent_registered (ZltAgent *agent, ZltService *service, gpointer user_data)
+{
+  const char *server_host = user_data;
+
+  g_print (_("%s is reachable at %s:%u\n"), zlt_service_get_name (service), server_host,
+           zlt_service_get_assigned_port (service));
+}
+
+static int
+cmd_agent (int argc, char **argv)
+{
+  g_autofree char *config_path = NULL;
+  g_autofree char *server_url = NULL;
+  g_autofree char *token_file = NULL;
+  g_autofree char *token_env = NULL;
+  g_autofree char *ca_file = NULL;
+  g_autofree char *pin = NULL;
+  g_auto (GStrv) exposes = NULL;
+  gboolean insecure_tls = FALSE;
+  gboolean legacy = FALSE;
+  GOptionEntry entries[] = {
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
+      N_("Read the [agent] and [service:*] groups of FILE"), N_("FILE") },
+    { "server", 's', 0, G_OPTION_ARG_STRING, &server_url, N_("Server URL (ws:// or wss://)"),
+      N_("URL") },
+    { "token-file", 't', 0, G_OPTION_ARG_FILENAME, &token_file,
+      N_("Read the token from FILE (mode 0600)"), N_("FILE") },
+    { "token-env", 0, 0, G_OPTION_ARG_STRING, &token_env,
+      N_("Read the token from environment variable VAR"), N_("VAR") },
+    { "expose", 'e', 0, G_OPTION_ARG_STRING_ARRAY, &exposes,
+      N_("Expose a local service (repeatable)"), N_("[tcp:]NAME:LOCAL[:REMOTE]") },
+    { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &ca_file, N_("Trust the CAs in FILE for wss://"),
+      N_("FILE") },
+    { "pin-sha256", 0, 0, G_OPTION_ARG_STRING, &pin,
+      N_("Trust only the server certificate with this SHA-256"), N_("HEX") },
+    { "insecure-skip-verify", 0, 0, G_OPTION_ARG_NONE, &insecure_tls,
+      N_("Do not verify the server certificate (dangerous)"), NULL },
+    { "legacy-auth", 0, 0, G_OPTION_ARG_NONE, &legacy,
+      N_("Send the raw token to servers without a challenge (v1)"), NULL },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, N_("Show debug messages"), NULL },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) context = g_option_context_new (_("— expose local services"));
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GKeyFile) keyfile = NULL;
+  g_autoptr (ZltClientConfig) config = NULL;
+  g_autoptr (ZltPluginLoader) loader = NULL;
+  g_autoptr (ZltAgent) agent = NULL;
+  g_autoptr (GUri) uri = NULL;
+
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fail (EXIT_USAGE, "%s", error->message);
+  keyfile = load_keyfile (config_path, &error);
+  if (keyfile == NULL)
+    return fail (EXIT_CONFIG, "%s", error->message);
+  if (server_url != NULL)
+    g_key_file_set_string (keyfile, "agent", "server", server_url);
+  if (token_file != NULL)
+    g_key_file_set_string (keyfile, "agent", "token-file", token_file);
+  if (token_env != NULL)
+    g_key_file_set_string (keyfile, "agent", "token-env", token_env);
+  if (ca_file != NULL)
+    g_key_file_set_string (keyfile, "agent", "tls-ca-file", ca_file);
+  if (pin != NULL)
+    g_key_file_set_string (keyfile, "agent", "tls-pinned-sha256", pin);
+  if (insecure_tls)
+    g_key_file_set_boolean (keyfile, "agent", "tls-insecure", TRUE);
+  if (legacy)
+    g_key_file_set_boolean (keyfile, "agent", "legacy-auth", TRUE);
+  for (guint i = 0; exposes != NULL && exposes[i] != NULL; i++)
+    if (!parse_expose (exposes[i], keyfile, &error))
+      return fail (EXIT_USAGE, "%s", error->message);
+
+  config = zlt_client_config_new_from_keyfile (keyfile, &error);
+  if (config == NULL)
+    return fail (EXIT_CONFIG, "%s", error->message);
+  loader = load_plugins (&error);
+  if (loader == NULL)
+    return fail (EXIT_CONFIG, "%s", error->message);
+  agent = zlt_agent_new (config, loader, &error);
+  if (agent == NULL)
+    return fail (EXIT_CONFIG, "%s", error->message);
+  uri = g_uri_parse (zlt_client_config_get_server_url (config), G_URI_FLAGS_NONE, NULL);
+  g_signal_connect (agent, "registered", G_CALLBACK (on_agent_registered),
+                    (gpointer) (uri ? g_uri_get_host (uri) : "server"));
+  zlt_agent_start (agent);
+  run_main_loop ();
+  zlt_agent_stop (agent);
+  return exit_code;
+}
+
+/* ---- token new ---- */
+
+static int
+cmd_token (int argc, char **argv)
+{
+  g_autofree char *name = NULL;
+  g_autofree char *services = NULL;
+  g_autofree char *expires = NULL;
+  g_autofree char *output = NULL;
+  GOptionEntry entries[] = {
+    { "name", 'n', 0, G_OPTION_ARG_STRING, &name, N_("A name for logs and status"), N_("NAME") },
+    { "services", 0, 0, G_OPTION_ARG_STRING, &services,
+      N_("Services the token may register (default: all)"), N_("A,B,…") },
+    { "expires", 0, 0, G_OPTION_ARG_STRING, &expires,
+      N_("Expiry, e.g. 2027-01-01T00:00:00Z"), N_("WHEN") },
+    { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
+      N_("Write the token to FILE (mode 0600) instead of printing it"), N_("FILE") },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) context = g_option_context_new (_("new — make a token"));
+  g_autoptr (GError) error = NULL;
+  guint8 raw[32];
+  g_autofree char *secret = NULL;
+  g_autofree char *token = NULL;
+  g_autofree char *hash = NULL;
+  g_autoptr (GString) line = NULL;
+
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fail (EXIT_USAGE, "%s", error->message);
+  if (argc != 2 || !g_str_equal (argv[1], "new"))
+    return fail (EXIT_USAGE, _("usage: zlayer-tunnel token new [--name N] [--services A,B] "
+                               "[--expires WHEN] [--output FILE]"));
+  if (name != NULL && (strchr (name, ' ') || strchr (name, '\t')))
+    return fail (EXIT_USAGE, _("--name must not contain spaces"));
+  if (services != NULL)
+    {
+      g_auto (GStrv) list = g_strsplit (services, ",", -1);
+      for (guint i = 0; list[i] != NULL; i++)
+        if (!g_str_equal (list[i], "*") && !zlt_service_name_is_valid (list[i]))
+          return fail (EXIT_USAGE, _("“%s” is not a valid service name"), list[i]);
+    }
+  if (expires != NULL)
+    {
+      g_autoptr (GDateTime) when = g_date_time_new_from_iso8601 (expires, NULL);
+      if (when == NULL)
+        return fail (EXIT_USAGE, _("--expires wants an ISO 8601 time such as 2027-01-01T00:00:00Z"));
+    }
+
+  zlt_random_bytes (raw, sizeof raw);
+  secret = zlt_hex_encode (raw, sizeof raw);
+  memset (raw, 0, sizeof raw);
+  token = g_strdup_printf ("zlt_%s", secret);
+  hash = zlt_token_hash_hex (token);
+  line = g_string_new (hash);
+  if (name != NULL)
+    g_string_append_printf (line, " name=%s", name);
+  if (services != NULL)
+    g_string_append_printf (line, " services=%s", services);
+  if (expires != NULL)
+    g_string_append_printf (line, " expires=%s", expires);
+
+  if (output != NULL)
+    {
+      g_autofree char *contents = g_strdup_printf ("%s\n", token);
+      if (!g_file_set_contents_full (output, contents, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
+                                     &error))
+        return fail (EXIT_FAILURE_RUNTIME, "%s", error->message);
+      g_print (_("token written to %s\n"), output);
+    }
+  else
+    {
+      g_print (_("token (shown once; store it in a file of mode 0600 for the agent):\n"));
+      g_print ("%s\n", token);
+    }
+  g_print (_("line for the server's token file:\n"));
+  g_print ("%s\n", line->str);
+  memset (token, 0, strlen (token));
+  return EXIT_OK;
+}
+
+/* ---- demo: the whole path on loopback ---- */
+
+typedef struct
+{
+  GSocketService *service;
+  guint16 port;
+} DemoWeb;
+
+static gboolean
+demo_web_incoming (GSocketService *service, GSocketConnection *connection, GObject *source,
+                   gpointer user_data)
+{
+  static const char reply[] = "HTTP/1.1 200 OK\r\n"
+                              "Content-Type: text/plain\r\n"
+                              "Content-Length: 33\r\n"
+                              "Connection: close\r\n\r\n"
+                              "hello through the zlayer tunnel\r\n";
+  char buf[4096];
+  GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (connection));
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
+
+  /* tiny and blocking on purpose: one request, one answer (the demo's own client) */
+  if (g_input_stream_read (in, buf, sizeof buf, NULL, NULL) > 0)
+    g_output_stream_write_all (out, reply, sizeof reply - 1, NULL, NULL, NULL);
+  g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+  return TRUE;
+}
+
+typedef struct
+{
+  guint16 port;
+  char *response;
+  gint done;
+} DemoFetch;
+
+static gpointer
+demo_fetch_thread (gpointer user_data)
+{
+  DemoFetch *fetch = user_data;
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GSocketConnection) connection = NULL;
+  g_autoptr (GString) response = g_string_new (NULL);
+  const char request[] = "GET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n";
+  char buf[4096];
+  gssize n;
+
+  g_socket_client_set_timeout (client, 10);
+  connection = g_socket_client_connect_to_host (client, "127.0.0.1", fetch->port, NULL, NULL);
+  if (connection != NULL &&
+      g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)),
+                                 request, sizeof request - 1, NULL, NULL, NULL))
+    while ((n = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (connection)), buf,
+                                     sizeof buf, NULL, NULL)) > 0)
+      g_string_append_len (response, buf, n);
+  fetch->response = g_string_free (g_steal_pointer (&response), FALSE);
+  g_atomic_int_set (&fetch->done, 1);
+  return NULL;
+}
+
+static gboolean
+demo_timeout (gpointer user_data)
+{
+  gboolean *timed_out = user_data;
+  *timed_out = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static int
+cmd_demo (int argc, char **argv)
+{
+  GOptionEntry entries[] = {
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, N_("Show debug messages"), NULL },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) context =
+    g_option_context_new (_("— run a server, an agent and a web service on loopback"));
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *token_path = NULL;
+  g_autofree char *hashes_path = NULL;
+  g_autofree char *hashes = NULL;
+  g_autofree char *url = NULL;
+  g_autofree char *token = NULL;
+  guint8 raw[32];
+  g_autoptr (GKeyFile) server_kf = g_key_file_new ();
+  g_autoptr (GKeyFile) agent_kf = g_key_file_new ();
+  g_autoptr (ZltServerConfig) server_config = NULL;
+  g_autoptr (ZltClientConfig) agent_config = NULL;
+  g_autoptr (ZltPluginLoader) loader = NULL;
+  g_autoptr (ZltServer) server = NULL;
+  g_autoptr (ZltAgent) agent = NULL;
+  g_autoptr (GSocketService) web = NULL;
+  g_autoptr (GSocketAddress) web_addr = NULL;
+  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (lo, 0);
+  ZltService *service;
+  gboolean timed_out = FALSE;
+  GSource *deadline;
+  DemoFetch fetch = { 0 };
+  GThread *thread;
+  guint16 web_port;
+
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fail (EXIT_USAGE, "%s", error->message);
+
+  /* a fresh token, stored as the server stores it: only its hash */
+  dir = g_dir_make_tmp ("zlayer-demo-XXXXXX", &error);
+  if (dir == NULL)
+    return fail (EXIT_FAILURE_RUNTIME, "%s", error->message);
+  zlt_random_bytes (raw, sizeof raw);
+  {
+    g_autofree char *hex = zlt_hex_encode (raw, sizeof raw);
+    token = g_strdup_printf ("zlt_%s", hex);
+  }
+  token_path = g_build_filename (dir, "agent.token", NULL);
+  hashes_path = g_build_filename (dir, "tokens", NULL);
+  {
+    g_autofree char *hash = zlt_token_hash_hex (token);
+    hashes = g_strdup_printf ("%s name=demo\n", hash);
+  }
+  if (!g_file_set_contents_full (token_path, token, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
+                                 &error) ||
+      !g_file_set_contents_full (hashes_path, hashes, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
+                                 &error))
+    return fail (EXIT_FAILURE_RUNTIME, "%s", error->message);
+
+  /* the local service: a tiny web server on a free loopback port */
+  web = g_socket_service_new ();
+  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (web), any, G_SOCKET_TYPE_STREAM,
+                                      G_SOCKET_PROTOCOL_TCP, NULL, &web_addr, &error))
+    return fail (EXIT_FAILURE_RUNTIME, "%s", error->message);
+  web_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (web_addr));
+  g_signal_connect (web, "incoming", G_CALLBACK (demo_web_incoming), NULL);
+  g_socket_service_start (web);
+
+  g_key_file_set_string (server_kf, "server", "listen", "127.0.0.1:0");
+  g_key_file_set_string (server_kf, "server", "public-bind-address", "127.0.0.1");
+  g_key_file_set_string (server_kf, "server", "validator", "token-file");
+  g_key_file_set_string (server_kf, "validator:token-file", "path", hashes_path);
+  server_config = zlt_server_config_new_from_keyfile (server_kf, &error);
+  if (server_config == NULL)
+    return fail (EXIT_CONFIG, "%s", error->message);
+  loader = load_plugins (&error);
+  if (loader == NULL)
+    return fail (EXIT_CONFIG, "%s", error->message);
+  server = zlt_server_new (server_config, loader, &error);
+  if (server == NULL || !zlt_server_start (server, &error))
+    return fail (EXIT_FAILURE_RUNTIME, "%s", error->message);
+
+  url = g_strdup_printf ("ws://127.0.0.1:%u/tunnel/v1", zlt_server_get_port (server));
+  g_key_file_set_string (agent_kf, "agent", "server", url);
+  g_key_file_set_string (agent_kf, "agent", "token-file", token_path);
+  g_key_file_set_string (agent_kf, "service:web", "protocol", "tcp");
+  g_key_file_set_integer (agent_kf, "service:web", "local-port", web_port);
+  agent_config = zlt_client_config_new_from_keyfile (agent_kf, &error);
+  if (agent_config == NULL)
+    return fail (EXIT_CONFIG, "%s", error->message);
+  agent = zlt_agent_new (agent_config, loader, &error);
+  if (agent == NULL)
+    return fail (EXIT_CONFIG, "%s", error->message);
+  zlt_agent_start (agent);
+
+  deadline = g_timeout_source_new_seconds (15);
+  g_source_set_callback (deadline, demo_timeout, &timed_out, NULL);
+  g_source_attach (deadline, NULL);
+  service = zlt_tunnel_lookup_service (zlt_agent_get_tunnel (agent), "web");
+  while (!timed_out && zlt_service_get_assigned_port (service) == 0)
+    g_main_context_iteration (NULL, TRUE);
+  if (timed_out)
+    return fail (EXIT_FAILURE_RUNTIME, _("the agent did not register within 15 s: %s"),
+                 zlt_agent_get_last_error (agent) ? zlt_agent_get_last_error (agent) : "?");
+
+  g_print (_("server   ws://127.0.0.1:%u/tunnel/v1\n"), zlt_server_get_port (server));
+  g_print (_("service  web → 127.0.0.1:%u, public port %u\n"), web_port,
+           zlt_service_get_assigned_port (service));
+  fetch.port = zlt_service_get_assigned_port (service);
+  thread = g_thread_new ("demo-fetch", demo_fetch_thread, &fetch);
+  while (!timed_out && !g_atomic_int_get (&fetch.done))
+    g_main_context_iteration (NULL, TRUE);
+  if (!g_atomic_int_get (&fetch.done))
+    return fail (EXIT_FAILURE_RUNTIME, _("no answer through the tunnel within 15 s"));
+  g_thread_join (thread);
+  g_source_destroy (deadline);
+  g_source_unref (deadline);
+  g_print (_("GET through the tunnel answered:\n%s"), fetch.response);
+  exit_code = strstr (fetch.response, "hello through the zlayer tunnel") ? EXIT_OK
+                                                                          : EXIT_FAILURE_RUNTIME;
+  g_free (fetch.response);
+  g_print (exit_code == EXIT_OK ? _("the tunnel works\n") : _("unexpected answer\n"));
+
+  zlt_agent_stop (agent);
+  zlt_server_stop (server);
+  g_socket_service_stop (web);
+  g_unlink (token_path);
+  g_unlink (hashes_path);
+  g_rmdir (dir);
+  memset (token, 0, strlen (token));
+  return exit_code;
+}
+
+static void
+usage (void)
+{
+  g_printerr ("%s", _("usage: zlayer-tunnel COMMAND [OPTIONS]\n"
+                      "\n"
+                      "commands:\n"
+                      "  server     run a tunnel server in the foreground\n"
+                      "  agent      expose local services through a server\n"
+                      "  token new  make a token and the line for the server's token file\n"
+                      "  demo       server, agent and a web service on loopback, end to end\n"
+                      "\n"
+                      "“zlayer-tunnel COMMAND --help” shows a command's options.\n"));
+}
+
+int
+main (int argc, char **argv)
+{
+  const char *command;
+  int rc;
+
+  setlocale (LC_ALL, "");
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
+  zlt_init ();
+  g_log_set_default_handler (log_handler, NULL);
+
+  if (argc < 2 || g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h"))
+    {
+      usage ();
+      return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+  command = argv[1];
+  if (g_str_equal (command, "--version"))
+    {
+      g_print ("zlayer-tunnel %s\n", PACKAGE_VERSION);
+      return EXIT_OK;
+    }
+  main_loop = g_main_loop_new (NULL, FALSE);
+  /* each command parses its own options; argv[1] stands in for the program name */
+  if (g_str_equal (command, "server"))
+    rc = cmd_server (argc - 1, argv + 1);
+  else if (g_str_equal (command, "agent"))
+    rc = cmd_agent (argc - 1, argv + 1);
+  else if (g_str_equal (command, "token"))
+    rc = cmd_token (argc - 1, argv + 1);
+  else if (g_str_equal (command, "demo"))
+    rc = cmd_demo (argc - 1, argv + 1);
+  else
+    {
+      usage ();
+      rc = fail (EXIT_USAGE, _("unknown command “%s”"), command);
+    }
+  g_main_loop_unref (main_loop);
+  return rc;
+}
