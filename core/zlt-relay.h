@@ -26,8 +26,9 @@ zlt_relay_direction_get_type (void) G_GNUC_CONST;
  * @b_to_a: bytes delivered to a since the last call
  * @user_data: the data given to zlt_relay_set_counter_func()
  *
- * Called from the relay's main context after each batch of relayed bytes, and once
- * more just before #ZltRelay::finished when bytes are still unreported.
+ * Called from the relay's main context after each batch of relayed bytes (one call per
+ * main-loop dispatch, not per syscall), and once more just before #ZltRelay::finished
+ * when bytes are still unreported; never after it.
  */
 typedef void (*ZltRelayCounterFunc) (guint64 a_to_b, guint64 b_to_a, gpointer user_data);
 

@@ -29,6 +29,7 @@ struct _ZltServerPeer
 
   ZltTunnel *tunnel;
   ZltGrant *grant;
+  ZltCredential *credential; /* kept to check again when the tokens change */
   gboolean v2;
   guint32 caps;
   guint8 session_key[ZLT_HASH_SIZE];
@@ -170,6 +171,13 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
       zlt_server_peer_disconnect (self, ZLT_REASON_EXPIRED_TOKEN, _("token expired"));
       goto out;
     }
+  if (self->v2 && zlt_grant_get_token_hash (grant) == NULL)
+    {
+      /* no hash, no session key: such a validator can only serve v1 agents */
+      zlt_server_peer_disconnect (self, ZLT_REASON_BAD_TOKEN,
+                                  _("this server's validator cannot check v2 proofs"));
+      goto out;
+    }
   self->grant = g_steal_pointer (&grant);
   registry = zlt_server_get_registry (self->server);
 
@@ -252,6 +260,7 @@ handle_auth (ZltServerPeer *self, const ZltMessage *msg)
       credential = zlt_credential_new_token (msg->token);
     }
   self->state = PEER_AUTHENTICATING;
+  self->credential = zlt_credential_copy (credential);
   d = g_new0 (AuthData, 1);
   d->peer = g_object_ref (self);
   d->client_id = zlt_uuid_to_string (&msg->client_id);
@@ -488,6 +497,36 @@ peer_finish (ZltServerPeer *self, gboolean hold)
                                               (self->caps & ZLT_CAP_RESUME));
 }
 
+static void
+rechecked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (ZltServerPeer) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltGrant) grant = zlt_validator_validate_finish (ZLT_VALIDATOR (source), result,
+                                                              &error);
+
+  if (self->state != PEER_READY)
+    return;
+  if (grant == NULL)
+    {
+      g_message ("tunnel %s: token no longer valid: %s", self->id, error->message);
+      zlt_server_peer_disconnect (self, zlt_reason_code_from_error (error), error->message);
+      return;
+    }
+  /* the new scope applies to the next Register and the next connection */
+  g_set_object (&self->grant, grant);
+}
+
+/* The validator's tokens changed (file edited, token revoked): ask again. */
+void
+zlt_server_peer_recheck (ZltServerPeer *self)
+{
+  if (self->state != PEER_READY || self->credential == NULL)
+    return;
+  zlt_validator_validate_async (zlt_server_get_validator (self->server), self->credential,
+                                self->cancellable, rechecked, g_object_ref (self));
+}
+
 ZltTunnel *
 zlt_server_peer_get_tunnel (ZltServerPeer *self)
 {
@@ -520,6 +559,7 @@ zlt_server_peer_dispose (GObject *object)
   g_clear_object (&self->channel);
   g_clear_object (&self->tunnel);
   g_clear_object (&self->grant);
+  g_clear_pointer (&self->credential, zlt_credential_free);
   g_clear_object (&self->cancellable);
   G_OBJECT_CLASS (zlt_server_peer_parent_class)->dispose (object);
 }

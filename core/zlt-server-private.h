@@ -18,6 +18,7 @@ ZltGrant *zlt_server_peer_get_grant (ZltServerPeer *self);
 const guint8 *zlt_server_peer_get_session_key (ZltServerPeer *self);
 gboolean zlt_server_peer_send (ZltServerPeer *self, ZltMessage *msg);
 void zlt_server_peer_disconnect (ZltServerPeer *self, ZltReasonCode code, const char *reason);
+void zlt_server_peer_recheck (ZltServerPeer *self);
 
 /* server side services the peer calls */
 void zlt_server_peer_ready (ZltServer *self, ZltServerPeer *peer);

@@ -406,6 +406,16 @@ on_tunnel_removed (ZltRegistry *registry, ZltTunnel *tunnel, gpointer user_data)
     zlt_server_peer_disconnect (peer, ZLT_REASON_NONE, _("tunnel removed"));
 }
 
+static void
+on_validator_changed (ZltValidator *validator, gpointer user_data)
+{
+  ZltServer *self = user_data;
+  g_autoptr (GPtrArray) peers = zlt_hash_table_ref_keys (self->peers);
+
+  for (guint i = 0; i < peers->len; i++)
+    zlt_server_peer_recheck (g_ptr_array_index (peers, i));
+}
+
 /* ---- public API ---- */
 
 gboolean
@@ -621,6 +631,9 @@ zlt_server_new_full (ZltServerConfig *config, ZltValidator *validator, ZltContro
                                             zlt_server_config_get_max_services_per_tunnel (config));
   g_signal_connect (self->registry, "service-removed", G_CALLBACK (on_service_removed), self);
   g_signal_connect (self->registry, "tunnel-removed", G_CALLBACK (on_tunnel_removed), self);
+  /* validators that can change their tokens at run time say so */
+  if (g_signal_lookup ("changed", G_OBJECT_TYPE (validator)) != 0)
+    g_signal_connect_object (validator, "changed", G_CALLBACK (on_validator_changed), self, 0);
   return self;
 }
 

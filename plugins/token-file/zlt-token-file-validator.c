@@ -33,9 +33,10 @@
 /* file events come in bursts (delete + create, rename + attributes): reload once */
 #define ZLT_TOKEN_FILE_RELOAD_DELAY_MS 100
 
-/* Group or others must never write the file (they could add tokens) and others must
- * never read it (for v2 proofs the stored hash is the secret, PROTOCOL-v2.md §2). */
-#define ZLT_TOKEN_FILE_FORBIDDEN_MODE (S_IWGRP | S_IWOTH | S_IROTH)
+/* Group or others must never write the file (they could add tokens) nor read it: for
+ * v2 proofs the stored hash is the secret (PROTOCOL-v2.md §2), so a group member who
+ * can read it could sign in as any token. */
+#define ZLT_TOKEN_FILE_FORBIDDEN_MODE (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)
 
 struct _ZltTokenFileValidator
 {
