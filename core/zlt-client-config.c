@@ -377,7 +377,7 @@ zlt_client_config_parse_agent (ZltClientConfig *self, GKeyFile *kf, const char *
   /* timers */
   if (!zlt_config_get_uint (kf, GROUP, "heartbeat-interval", 15, 1, 3600, &self->heartbeat_interval,
                             error)
-      || !zlt_config_get_uint (kf, GROUP, "heartbeat-timeout", 45, 1, 86400,
+      || !zlt_config_get_uint (kf, GROUP, "heartbeat-timeout", 30, 1, 86400,
                                &self->heartbeat_timeout, error))
     return FALSE;
   if (self->heartbeat_timeout <= self->heartbeat_interval)

@@ -211,7 +211,7 @@ zlt_server_config_parse (GKeyFile *kf, const char *base_dir, GError **error)
                                &self->max_services_per_tunnel, error)
       || !zlt_config_get_uint (kf, GROUP, "heartbeat-interval", 15, 1, 3600,
                                &self->heartbeat_interval, error)
-      || !zlt_config_get_uint (kf, GROUP, "heartbeat-timeout", 45, 1, 86400,
+      || !zlt_config_get_uint (kf, GROUP, "heartbeat-timeout", 30, 1, 86400,
                                &self->heartbeat_timeout, error)
       || !zlt_config_get_uint (kf, GROUP, "auth-timeout", 10, 1, 3600, &self->auth_timeout, error)
       || !zlt_config_get_uint (kf, GROUP, "connect-timeout", 10, 1, 3600, &self->connect_timeout,

@@ -61,7 +61,7 @@ assert_server_defaults (ZltServerConfig *config)
   g_assert_cmpuint (zlt_server_config_get_max_tunnels (config), ==, 256);
   g_assert_cmpuint (zlt_server_config_get_max_services_per_tunnel (config), ==, 32);
   g_assert_cmpuint (zlt_server_config_get_heartbeat_interval (config), ==, 15);
-  g_assert_cmpuint (zlt_server_config_get_heartbeat_timeout (config), ==, 45);
+  g_assert_cmpuint (zlt_server_config_get_heartbeat_timeout (config), ==, 30);
   g_assert_cmpuint (zlt_server_config_get_auth_timeout (config), ==, 10);
   g_assert_cmpuint (zlt_server_config_get_connect_timeout (config), ==, 10);
   g_assert_cmpuint (zlt_server_config_get_resume_grace (config), ==, 30);
@@ -251,7 +251,7 @@ test_client_defaults (void)
   g_assert_false (zlt_client_config_get_tls_insecure (config));
   g_assert_false (zlt_client_config_get_legacy_auth (config));
   g_assert_cmpuint (zlt_client_config_get_heartbeat_interval (config), ==, 15);
-  g_assert_cmpuint (zlt_client_config_get_heartbeat_timeout (config), ==, 45);
+  g_assert_cmpuint (zlt_client_config_get_heartbeat_timeout (config), ==, 30);
   g_assert_cmpfloat (zlt_client_config_get_backoff_min (config), ==, 1.0);
   g_assert_cmpfloat (zlt_client_config_get_backoff_max (config), ==, 60.0);
   g_assert_cmpuint (zlt_client_config_get_services (config)->len, ==, 0);
