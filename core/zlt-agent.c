@@ -41,6 +41,7 @@ struct _ZltAgent
   gboolean running;
   GCancellable *cancellable; /* of the current connection attempt and session */
   ZltChannel *channel;
+  GSource *auth_deadline; /* a server that accepts the upgrade but never answers Auth */
   ZltHeartbeat *heartbeat;
   ZltTunnel *tunnel;
   GQueue register_queue; /* ZltService* awaiting RegisterOk/Fail, in request order */
@@ -332,6 +333,20 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
         zlt_message_has_ext_fields (msg, ZLT_EXT_CODE) ? zlt_reason_code_to_error (msg->ext.code)
                                                         : ZLT_ERROR_FAILED,
         _("server refused service %s: %s"), zlt_service_get_name (service), msg->reason);
+
+      /* the port we had is gone (another program took it, or the server's range
+       * changed): a service configured for any port takes any port */
+      if (zlt_service_get_requested_port (service) == 0 &&
+          zlt_service_get_assigned_port (service) != 0 &&
+          (g_error_matches (error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE) ||
+           g_error_matches (error, ZLT_ERROR, ZLT_ERROR_PORT_OUT_OF_RANGE)))
+        {
+          g_message (_("public port %u of %s is no longer available, asking for any port"),
+                     zlt_service_get_assigned_port (service), zlt_service_get_name (service));
+          zlt_service_set_assigned_port (service, 0);
+          register_service (self, service);
+          return;
+        }
       g_message ("%s", error->message);
       set_last_error (self, error->message);
       g_signal_emit (self, signals[SIGNAL_REGISTER_FAILED], 0, service, error);
@@ -391,6 +406,7 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
       return;
     }
   self->authenticated = TRUE;
+  zlt_source_clear (&self->auth_deadline);
   self->session_started = g_get_monotonic_time ();
   self->n_sessions++;
   zlt_tunnel_set_id (self->tunnel, &msg->tunnel_id);
@@ -427,6 +443,10 @@ handle_refusal (ZltAgent *self, const ZltMessage *msg)
     self->fatal = has_code ? zlt_reason_code_is_fatal (msg->ext.code) : TRUE;
   else if (has_code)
     self->fatal = zlt_reason_code_is_fatal (msg->ext.code);
+  /* a server going down for a restart is usually back at once: start over from the
+   * shortest delay rather than where an earlier outage left the backoff */
+  if (has_code && msg->ext.code == ZLT_REASON_SHUTDOWN)
+    zlt_backoff_reset (&self->backoff);
   text = g_strdup_printf (msg->type == ZLT_MESSAGE_AUTH_FAIL ? _("authentication failed: %s")
                                                              : _("server disconnected us: %s"),
                           msg->reason);
@@ -537,6 +557,7 @@ session_end (ZltAgent *self, const char *why)
       set_last_error (self, why);
     }
   zlt_heartbeat_stop (self->heartbeat);
+  zlt_source_clear (&self->auth_deadline);
   g_queue_clear_full (&self->register_queue, g_object_unref);
   if (channel != NULL)
     {
@@ -552,6 +573,16 @@ session_end (ZltAgent *self, const char *why)
       set_state (self, ZLT_TUNNEL_STATE_DISCONNECTED);
       schedule_retry (self);
     }
+}
+
+static gboolean
+on_auth_deadline (gpointer user_data)
+{
+  ZltAgent *self = user_data;
+
+  zlt_source_clear (&self->auth_deadline);
+  session_end (self, _("server stopped answering (no reply to authentication)"));
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -584,6 +615,9 @@ control_connected (GObject *source, GAsyncResult *result, gpointer user_data)
   self->channel = g_steal_pointer (&channel);
   g_signal_connect (self->channel, "message", G_CALLBACK (on_channel_message), self);
   g_signal_connect (self->channel, "closed", G_CALLBACK (on_channel_closed), self);
+  /* the heartbeat only runs once authenticated; until then the same timeout applies */
+  self->auth_deadline = zlt_timeout_source_attach (zlt_heartbeat_get_timeout_ms (self->heartbeat),
+                                                   on_auth_deadline, self);
   send_auth (self);
 }
 

@@ -15,7 +15,8 @@ zlt_backoff_init (ZltBackoff *backoff, guint min_ms, guint max_ms)
 static guint
 jitter (guint ceiling)
 {
-  guint half = ceiling / 2;
+  /* rounded up: never below half of @ceiling, and never 0 */
+  guint half = ceiling - ceiling / 2;
   return half + (guint) g_random_int_range (0, (gint32) MIN (ceiling - half, G_MAXINT32 - 1) + 1);
 }
 

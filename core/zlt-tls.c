@@ -67,11 +67,75 @@ zlt_tls_accept_certificate (const ZltTlsOptions *options, GTlsCertificate *certi
   return options->insecure;
 }
 
+static char *
+describe_flags (GTlsCertificateFlags errors)
+{
+  static const struct
+  {
+    GTlsCertificateFlags flag;
+    const char *text;
+  } names[] = {
+    { G_TLS_CERTIFICATE_UNKNOWN_CA, N_("issuer unknown") },
+    { G_TLS_CERTIFICATE_BAD_IDENTITY, N_("issued for another host") },
+    { G_TLS_CERTIFICATE_NOT_ACTIVATED, N_("not valid yet") },
+    { G_TLS_CERTIFICATE_EXPIRED, N_("expired") },
+    { G_TLS_CERTIFICATE_REVOKED, N_("revoked") },
+    { G_TLS_CERTIFICATE_INSECURE, N_("insecure algorithm") },
+  };
+  g_autoptr (GString) text = g_string_new (NULL);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
+    if (errors & names[i].flag)
+      g_string_append_printf (text, "%s%s", text->len ? ", " : "", _(names[i].text));
+  if (text->len == 0)
+    g_string_append (text, _("cannot be verified"));
+  return g_string_free (g_steal_pointer (&text), FALSE);
+}
+
+GError *
+zlt_tls_rejection_error (const ZltTlsOptions *options, GTlsCertificateFlags errors)
+{
+  g_autofree char *why = NULL;
+
+  if (options != NULL && options->pinned_sha256 != NULL)
+    return g_error_new_literal (ZLT_ERROR, ZLT_ERROR_TLS,
+                                _("server certificate does not match the pinned SHA-256 "
+                                  "fingerprint"));
+  why = describe_flags (errors);
+  return g_error_new (ZLT_ERROR, ZLT_ERROR_TLS,
+                      _("server certificate is not trusted (%s); trust it with tls-ca-file or "
+                        "tls-pinned-sha256"),
+                      why);
+}
+
+#define REJECTED_KEY "zlt-tls-rejected"
+
 static gboolean
 on_accept_certificate (GTlsConnection *connection, GTlsCertificate *certificate,
                        GTlsCertificateFlags errors, gpointer user_data)
 {
-  return zlt_tls_accept_certificate (user_data, certificate, errors);
+  ZltTlsOptions *options = user_data;
+
+  if (zlt_tls_accept_certificate (options, certificate, errors))
+    return TRUE;
+  /* remembered so that the handshake error can say why */
+  g_object_set_data_full (G_OBJECT (connection), REJECTED_KEY,
+                          zlt_tls_rejection_error (options, errors), (GDestroyNotify) g_error_free);
+  return FALSE;
+}
+
+void
+zlt_tls_explain_rejection (GTlsConnection *connection, GError **error)
+{
+  const GError *rejected;
+
+  g_return_if_fail (G_IS_TLS_CONNECTION (connection));
+  rejected = g_object_get_data (G_OBJECT (connection), REJECTED_KEY);
+  if (rejected == NULL || error == NULL || *error == NULL ||
+      g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  g_clear_error (error);
+  *error = g_error_copy (rejected);
 }
 
 gboolean
@@ -90,12 +154,11 @@ zlt_tls_setup_client (GTlsClientConnection *connection, const ZltTlsOptions *opt
         }
       g_tls_connection_set_database (G_TLS_CONNECTION (connection), database);
     }
-  if (options != NULL && (options->pinned_sha256 != NULL || options->insecure))
-    {
-      ZltTlsOptions *copy = zlt_tls_options_copy (options);
-      g_signal_connect_data (connection, "accept-certificate", G_CALLBACK (on_accept_certificate),
-                             copy, (GClosureNotify) (void (*) (void)) zlt_tls_options_free, 0);
-    }
+  /* our own verdict for certificates the TLS library cannot validate, so that a
+   * refusal can be explained (zlt_tls_explain_rejection()) */
+  g_signal_connect_data (connection, "accept-certificate", G_CALLBACK (on_accept_certificate),
+                         zlt_tls_options_copy (options),
+                         (GClosureNotify) (void (*) (void)) zlt_tls_options_free, 0);
   return TRUE;
 }
 

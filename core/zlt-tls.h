@@ -35,6 +35,14 @@ gboolean zlt_tls_setup_client (GTlsClientConnection *connection, const ZltTlsOpt
 gboolean zlt_tls_accept_certificate (const ZltTlsOptions *options, GTlsCertificate *certificate,
                                      GTlsCertificateFlags errors);
 
+/* The error that says why zlt_tls_accept_certificate() refused a certificate with
+ * @errors: a pin mismatch, or which checks it failed (ZLT_ERROR_TLS). */
+GError *zlt_tls_rejection_error (const ZltTlsOptions *options, GTlsCertificateFlags errors);
+
+/* After a failed handshake of a connection set up with zlt_tls_setup_client(): when the
+ * certificate was refused, replaces *@error with one that says why. */
+void zlt_tls_explain_rejection (GTlsConnection *connection, GError **error);
+
 /* After the handshake: enforces the pin even for CA-valid certificates. */
 gboolean zlt_tls_check_peer (const ZltTlsOptions *options, GTlsCertificate *peer, GError **error);
 

@@ -486,6 +486,18 @@ zlt_test_harness_start_agent (ZltTestHarness *h)
   zlt_agent_start (h->agent);
 }
 
+void
+zlt_test_harness_set_agent_token (ZltTestHarness *h, const char *token)
+{
+  write_private (h->agent_token_file, token);
+}
+
+void
+zlt_test_harness_set_agent_url (ZltTestHarness *h, const char *url)
+{
+  g_key_file_set_string (h->agent_keyfile, "agent", "server", url);
+}
+
 guint16
 zlt_test_harness_wait_registered (ZltTestHarness *h, const char *name)
 {
@@ -560,4 +572,385 @@ zlt_test_make_certificate (const char *dir, char **cert_file, char **key_file)
   *cert_file = g_steal_pointer (&cert);
   *key_file = g_steal_pointer (&key);
   return TRUE;
+}
+
+/* ---- raw WebSocket client ---- */
+
+struct _ZltTestWs
+{
+  SoupSession *session;
+  SoupMessage *msg;
+  SoupWebsocketConnection *conn;
+  GError *connect_error;
+  gboolean connect_done;
+  GQueue queue; /* GBytes*: binary messages */
+  gboolean closed;
+  gboolean auto_ack;
+  GBytes *nonce;
+};
+
+static void
+ws_on_message (SoupWebsocketConnection *conn, gint type, GBytes *message, gpointer user_data)
+{
+  ZltTestWs *ws = user_data;
+  gsize len;
+  const guint8 *data = g_bytes_get_data (message, &len);
+
+  /* the server never sends text: fail loudly rather than queue it */
+  g_assert_cmpint (type, ==, SOUP_WEBSOCKET_DATA_BINARY);
+  if (ws->auto_ack && len > 0 && data[0] == ZLT_MESSAGE_HEARTBEAT)
+    {
+      gsize consumed = 0;
+      g_autoptr (ZltMessage) hb = zlt_message_decode (data, len, &consumed, NULL);
+
+      if (hb != NULL && consumed == len)
+        {
+          g_autoptr (ZltMessage) ack = zlt_message_new_heartbeat_ack (hb->timestamp);
+          zlt_test_ws_send_message (ws, ack);
+          return;
+        }
+    }
+  g_queue_push_tail (&ws->queue, g_bytes_ref (message));
+}
+
+static void
+ws_on_closed (SoupWebsocketConnection *conn, gpointer user_data)
+{
+  ZltTestWs *ws = user_data;
+
+  ws->closed = TRUE;
+}
+
+static void
+ws_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  ZltTestWs *ws = user_data;
+
+  ws->conn = soup_session_websocket_connect_finish (SOUP_SESSION (source), result,
+                                                    &ws->connect_error);
+  ws->connect_done = TRUE;
+}
+
+ZltTestWs *
+zlt_test_ws_try_connect (guint16 port, const char *path, guint *status, GError **error)
+{
+  ZltTestWs *ws = g_new0 (ZltTestWs, 1);
+  g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u%s", port, path);
+  const char *nonce_hex;
+
+  g_queue_init (&ws->queue);
+  ws->auto_ack = TRUE;
+  ws->session = soup_session_new ();
+  ws->msg = soup_message_new (SOUP_METHOD_GET, url);
+  g_assert_nonnull (ws->msg);
+  soup_session_websocket_connect_async (ws->session, ws->msg, NULL, NULL, G_PRIORITY_DEFAULT,
+                                        NULL, ws_connected, ws);
+  ZLT_TEST_WAIT_FOR (ws->connect_done, 10000);
+  if (status != NULL)
+    *status = soup_message_get_status (ws->msg);
+  if (ws->conn == NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&ws->connect_error));
+      zlt_test_ws_free (ws);
+      return NULL;
+    }
+  nonce_hex = soup_message_headers_get_one (soup_message_get_response_headers (ws->msg),
+                                            "X-Zlt-Nonce");
+  if (nonce_hex != NULL)
+    {
+      g_autoptr (GBytes) nonce = zlt_test_bytes_from_hex (nonce_hex);
+      g_assert_cmpuint (g_bytes_get_size (nonce), ==, ZLT_NONCE_SIZE);
+      ws->nonce = g_steal_pointer (&nonce);
+    }
+  soup_websocket_connection_set_keepalive_interval (ws->conn, 0);
+  g_signal_connect (ws->conn, "message", G_CALLBACK (ws_on_message), ws);
+  g_signal_connect (ws->conn, "closed", G_CALLBACK (ws_on_closed), ws);
+  return ws;
+}
+
+ZltTestWs *
+zlt_test_ws_connect (guint16 port, const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  ZltTestWs *ws = zlt_test_ws_try_connect (port, path, NULL, &error);
+
+  g_assert_no_error (error);
+  return ws;
+}
+
+void
+zlt_test_ws_set_auto_ack (ZltTestWs *ws, gboolean auto_ack)
+{
+  ws->auto_ack = auto_ack;
+}
+
+GBytes *
+zlt_test_ws_get_nonce (ZltTestWs *ws)
+{
+  return ws->nonce;
+}
+
+void
+zlt_test_ws_send (ZltTestWs *ws, const void *data, gsize len)
+{
+  g_assert_cmpint (soup_websocket_connection_get_state (ws->conn), ==, SOUP_WEBSOCKET_STATE_OPEN);
+  soup_websocket_connection_send_binary (ws->conn, data, len);
+}
+
+void
+zlt_test_ws_send_bytes (ZltTestWs *ws, GBytes *bytes)
+{
+  gsize len;
+  gconstpointer data = g_bytes_get_data (bytes, &len);
+
+  zlt_test_ws_send (ws, data, len);
+}
+
+void
+zlt_test_ws_send_text (ZltTestWs *ws, const char *text)
+{
+  g_assert_cmpint (soup_websocket_connection_get_state (ws->conn), ==, SOUP_WEBSOCKET_STATE_OPEN);
+  soup_websocket_connection_send_text (ws->conn, text);
+}
+
+void
+zlt_test_ws_send_message (ZltTestWs *ws, const ZltMessage *msg)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) bytes = zlt_message_encode_bytes (msg, &error);
+
+  g_assert_no_error (error);
+  zlt_test_ws_send_bytes (ws, bytes);
+}
+
+GBytes *
+zlt_test_ws_next (ZltTestWs *ws, guint timeout_ms)
+{
+  ZLT_TEST_WAIT_FOR (!g_queue_is_empty (&ws->queue) || ws->closed, timeout_ms);
+  return g_queue_pop_head (&ws->queue);
+}
+
+ZltMessage *
+zlt_test_ws_expect (ZltTestWs *ws, ZltMessageType type, GBytes **raw, guint timeout_ms)
+{
+  g_autoptr (GBytes) bytes = zlt_test_ws_next (ws, timeout_ms);
+  g_autoptr (GError) error = NULL;
+  ZltMessage *msg;
+  gsize len, consumed = 0;
+  const guint8 *data;
+
+  if (bytes == NULL)
+    g_error ("connection closed while waiting for %s", zlt_message_type_to_string (type));
+  data = g_bytes_get_data (bytes, &len);
+  msg = zlt_message_decode (data, len, &consumed, &error);
+  g_assert_no_error (error);
+  /* one frame per message, nothing after it */
+  g_assert_cmpuint (consumed, ==, len);
+  if (msg->type != type)
+    g_error ("expected %s, got %s", zlt_message_type_to_string (type),
+             zlt_message_type_to_string (msg->type));
+  if (raw != NULL)
+    *raw = g_steal_pointer (&bytes);
+  return msg;
+}
+
+gushort
+zlt_test_ws_wait_closed (ZltTestWs *ws, guint timeout_ms)
+{
+  ZLT_TEST_WAIT_FOR (ws->closed, timeout_ms);
+  return soup_websocket_connection_get_close_code (ws->conn);
+}
+
+gboolean
+zlt_test_ws_is_closed (ZltTestWs *ws)
+{
+  return ws->closed;
+}
+
+guint
+zlt_test_ws_get_n_queued (ZltTestWs *ws)
+{
+  return g_queue_get_length (&ws->queue);
+}
+
+void
+zlt_test_ws_free (ZltTestWs *ws)
+{
+  if (ws->conn != NULL)
+    {
+      if (soup_websocket_connection_get_state (ws->conn) == SOUP_WEBSOCKET_STATE_OPEN)
+        soup_websocket_connection_close (ws->conn, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+      /* the close handshake, so nothing is left half-done behind the test */
+      ZLT_TEST_WAIT_FOR (ws->closed, 10000);
+      g_signal_handlers_disconnect_by_data (ws->conn, ws);
+      g_clear_object (&ws->conn);
+    }
+  g_queue_clear_full (&ws->queue, (GDestroyNotify) g_bytes_unref);
+  g_clear_pointer (&ws->nonce, g_bytes_unref);
+  g_clear_error (&ws->connect_error);
+  g_clear_object (&ws->msg);
+  if (ws->session != NULL)
+    soup_session_abort (ws->session);
+  g_clear_object (&ws->session);
+  g_free (ws);
+}
+
+GBytes *
+zlt_test_bytes_from_hex (const char *hex)
+{
+  g_autoptr (GByteArray) out = g_byte_array_new ();
+  int hi = -1;
+
+  for (const char *p = hex; *p != '\0'; p++)
+    {
+      int v;
+      if (g_ascii_isspace (*p))
+        continue;
+      v = g_ascii_xdigit_value (*p);
+      g_assert_cmpint (v, >=, 0);
+      if (hi < 0)
+        hi = v;
+      else
+        {
+          guint8 b = (guint8) (hi << 4 | v);
+          g_byte_array_append (out, &b, 1);
+          hi = -1;
+        }
+    }
+  g_assert_cmpint (hi, <, 0);
+  return g_byte_array_free_to_bytes (g_steal_pointer (&out));
+}
+
+/* ---- raw TCP client in a thread ---- */
+
+static gpointer
+raw_thread (gpointer user_data)
+{
+  ZltTestRaw *r = user_data;
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) address = g_inet_socket_address_new (lo, r->port);
+  g_autoptr (GSocketConnection) conn = NULL;
+  g_autoptr (GError) error = NULL;
+  gint64 start;
+
+  g_socket_client_set_timeout (client, 60);
+  conn = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, &error);
+  if (conn == NULL)
+    goto out;
+  r->connected = TRUE;
+  start = g_get_monotonic_time ();
+  if (r->request != NULL &&
+      !g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)), r->request,
+                                  strlen (r->request), NULL, NULL, &error))
+    goto out;
+  while (TRUE)
+    {
+      char buf[4096];
+      gssize n = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (conn)), buf,
+                                      sizeof buf, NULL, &error);
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+        goto out;
+      if (n <= 0)
+        {
+          /* EOF or reset: both mean the peer closed */
+          g_clear_error (&error);
+          r->closed = TRUE;
+          break;
+        }
+      g_string_append_len (r->reply, buf, n);
+      if (r->stop_at_line && strstr (r->reply->str, "\r\n") != NULL)
+        break;
+    }
+  r->elapsed_ms = (g_get_monotonic_time () - start) / 1000;
+
+out:
+  if (error != NULL)
+    r->error = g_strdup (error->message);
+  if (conn != NULL)
+    g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
+  g_atomic_int_set (&r->done, 1);
+  return NULL;
+}
+
+GThread *
+zlt_test_raw_start (ZltTestRaw *raw)
+{
+  raw->reply = g_string_new (NULL);
+  return g_thread_new ("raw-client", raw_thread, raw);
+}
+
+void
+zlt_test_raw_finish (GThread *thread, ZltTestRaw *raw, guint timeout_ms)
+{
+  ZLT_TEST_WAIT_FOR (g_atomic_int_get (&raw->done), timeout_ms);
+  g_thread_join (thread);
+}
+
+void
+zlt_test_raw_clear (ZltTestRaw *raw)
+{
+  if (raw->reply != NULL)
+    g_string_free (raw->reply, TRUE);
+  raw->reply = NULL;
+  g_clear_pointer (&raw->error, g_free);
+}
+
+guint
+zlt_test_http_status (guint16 port, const char *request, guint timeout_ms)
+{
+  ZltTestRaw raw = { 0 };
+  GThread *thread;
+  guint status = 0;
+
+  raw.port = port;
+  raw.request = request;
+  raw.stop_at_line = TRUE;
+  thread = zlt_test_raw_start (&raw);
+  zlt_test_raw_finish (thread, &raw, timeout_ms);
+  g_assert_null (raw.error);
+  if (g_str_has_prefix (raw.reply->str, "HTTP/1.1 ") || g_str_has_prefix (raw.reply->str, "HTTP/1.0 "))
+    status = (guint) g_ascii_strtoull (raw.reply->str + 9, NULL, 10);
+  zlt_test_raw_clear (&raw);
+  return status;
+}
+
+/* ---- more agents ---- */
+
+ZltAgent *
+zlt_test_harness_new_agent (ZltTestHarness *h, const char *token, const char *const *services)
+{
+  static guint counter;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autofree char *data = g_key_file_to_data (h->agent_keyfile, NULL, NULL);
+  g_autofree char *name = g_strdup_printf ("agent-token-%u", ++counter);
+  g_autofree char *path = g_build_filename (h->tmpdir, name, NULL);
+  g_autoptr (ZltClientConfig) config = NULL;
+  ZltAgent *agent;
+
+  g_key_file_load_from_data (kf, data, (gsize) -1, G_KEY_FILE_NONE, &error);
+  g_assert_no_error (error);
+  write_private (path, token);
+  g_key_file_set_string (kf, "agent", "token-file", path);
+  if (services != NULL)
+    {
+      g_auto (GStrv) groups = g_key_file_get_groups (kf, NULL);
+      for (guint i = 0; groups[i] != NULL; i++)
+        if (g_str_has_prefix (groups[i], "service:"))
+          g_key_file_remove_group (kf, groups[i], NULL);
+      for (guint i = 0; services[i] != NULL; i++)
+        {
+          g_auto (GStrv) parts = g_strsplit (services[i], ":", 2);
+          g_autofree char *group = g_strdup_printf ("service:%s", parts[0]);
+          g_assert_nonnull (parts[1]);
+          g_key_file_set_string (kf, group, "protocol", "tcp");
+          g_key_file_set_string (kf, group, "local-port", parts[1]);
+        }
+    }
+  config = zlt_client_config_new_from_keyfile (kf, &error);
+  g_assert_no_error (error);
+  agent = zlt_agent_new (config, h->loader, &error);
+  g_assert_no_error (error);
+  return agent;
 }

@@ -2,6 +2,8 @@
  * echo servers, blocking clients in threads, and a server + agent harness */
 #pragma once
 
+#include <libsoup/soup.h>
+
 #include "zlayer-tunnel.h"
 
 G_BEGIN_DECLS
@@ -88,11 +90,83 @@ void zlt_test_harness_stop_server (ZltTestHarness *h);
 void zlt_test_harness_add_service (ZltTestHarness *h, const char *name, guint16 local_port,
                                    guint16 remote_port);
 void zlt_test_harness_start_agent (ZltTestHarness *h);
+/* Replaces the token the agent presents (its token file) before start_agent. */
+void zlt_test_harness_set_agent_token (ZltTestHarness *h, const char *token);
+/* Points the agent at @url ([agent] server) instead of the harness's server. */
+void zlt_test_harness_set_agent_url (ZltTestHarness *h, const char *url);
 /* Waits until the agent registered @name and returns its public port. */
 guint16 zlt_test_harness_wait_registered (ZltTestHarness *h, const char *name);
 void zlt_test_harness_clear (ZltTestHarness *h);
 
 /* A self-signed certificate for 127.0.0.1/localhost made with certtool, in @dir. */
 gboolean zlt_test_make_certificate (const char *dir, char **cert_file, char **key_file);
+
+/* ---- raw clients: what a peer we do not control sends ---- */
+
+/* A raw WebSocket client of the control channel (libsoup 3), for crafted frames.
+ * Received messages queue up; Heartbeats from the server are answered at once (and
+ * left out of the queue) unless auto-ack is turned off. */
+typedef struct _ZltTestWs ZltTestWs;
+/* Connects to ws://127.0.0.1:@port@path and waits for the upgrade. */
+ZltTestWs *zlt_test_ws_connect (guint16 port, const char *path);
+/* The same, returning NULL and the error when the upgrade fails, with the HTTP
+ * status in @status (optional). */
+ZltTestWs *zlt_test_ws_try_connect (guint16 port, const char *path, guint *status,
+                                    GError **error);
+void zlt_test_ws_set_auto_ack (ZltTestWs *ws, gboolean auto_ack);
+/* The 32 raw bytes of the upgrade's X-Zlt-Nonce header, NULL when there was none. */
+GBytes *zlt_test_ws_get_nonce (ZltTestWs *ws);
+void zlt_test_ws_send (ZltTestWs *ws, const void *data, gsize len);
+void zlt_test_ws_send_bytes (ZltTestWs *ws, GBytes *bytes);
+void zlt_test_ws_send_text (ZltTestWs *ws, const char *text);
+/* Encodes @msg (asserting it encodes) and sends it as one binary message. */
+void zlt_test_ws_send_message (ZltTestWs *ws, const ZltMessage *msg);
+/* The next binary message, waiting up to @timeout_ms; NULL once the connection is
+ * closed and the queue is empty (fails the test on timeout). */
+GBytes *zlt_test_ws_next (ZltTestWs *ws, guint timeout_ms);
+/* The next message, which must be exactly one frame of @type; returns it decoded and,
+ * in @raw (optional), its bytes. Fails the test otherwise. */
+ZltMessage *zlt_test_ws_expect (ZltTestWs *ws, ZltMessageType type, GBytes **raw,
+                                guint timeout_ms);
+/* Waits until the connection is closed; returns the close code the server sent. */
+gushort zlt_test_ws_wait_closed (ZltTestWs *ws, guint timeout_ms);
+gboolean zlt_test_ws_is_closed (ZltTestWs *ws);
+guint zlt_test_ws_get_n_queued (ZltTestWs *ws);
+/* Closes (if open) and frees. */
+void zlt_test_ws_free (ZltTestWs *ws);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZltTestWs, zlt_test_ws_free)
+
+/* Parses "01 0a ff" (spaces and newlines ignored) into bytes; asserts it is hex. */
+GBytes *zlt_test_bytes_from_hex (const char *hex);
+
+/* A raw TCP client in a thread (GSocketClient, blocking): connects to 127.0.0.1:port,
+ * writes request (NULL: nothing), then reads until the peer closes or, with
+ * stop_at_line, until the first CRLF-terminated line arrived. */
+typedef struct
+{
+  guint16 port;
+  const char *request;
+  gboolean stop_at_line;
+  /* results */
+  gboolean connected;
+  gboolean closed;   /* EOF or reset from the peer */
+  GString *reply;    /* what was read */
+  gint64 elapsed_ms; /* from connected to closed / first line */
+  char *error;
+  gint done;
+} ZltTestRaw;
+GThread *zlt_test_raw_start (ZltTestRaw *raw);
+/* Joins the thread, spinning the main context meanwhile. */
+void zlt_test_raw_finish (GThread *thread, ZltTestRaw *raw, guint timeout_ms);
+void zlt_test_raw_clear (ZltTestRaw *raw);
+/* Sends an HTTP request written by hand; returns the status code of the reply's
+ * status line, 0 when the peer closed without one. */
+guint zlt_test_http_status (guint16 port, const char *request, guint timeout_ms);
+
+/* A second agent of the harness's agent config, but with @token (written to a file of
+ * its own) and, when @services is not NULL, only the services in that NULL-terminated
+ * list of "name:local-port" entries. Not started. */
+ZltAgent *zlt_test_harness_new_agent (ZltTestHarness *h, const char *token,
+                                      const char *const *services);
 
 G_END_DECLS

@@ -36,6 +36,7 @@ typedef struct
   SoupMessage *msg;
   ZltTlsOptions *tls;
   char *peer;
+  GError *rejected; /* why our accept-certificate verdict refused the server */
 } ControlData;
 
 static void
@@ -45,6 +46,7 @@ control_data_free (ControlData *d)
   g_clear_object (&d->session);
   zlt_tls_options_free (d->tls);
   g_free (d->peer);
+  g_clear_error (&d->rejected);
   g_free (d);
 }
 
@@ -53,7 +55,13 @@ on_accept_certificate (SoupMessage *msg, GTlsCertificate *certificate, GTlsCerti
                        gpointer user_data)
 {
   ControlData *d = user_data;
-  return zlt_tls_accept_certificate (d->tls, certificate, errors);
+
+  if (zlt_tls_accept_certificate (d->tls, certificate, errors))
+    return TRUE;
+  /* libsoup only reports an unacceptable certificate: keep the reason */
+  g_clear_error (&d->rejected);
+  d->rejected = zlt_tls_rejection_error (d->tls, errors);
+  return FALSE;
 }
 
 static void
@@ -83,6 +91,8 @@ control_connected (GObject *source, GAsyncResult *result, gpointer user_data)
       if (status == SOUP_STATUS_NOT_FOUND)
         g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
                                  _("the server has no tunnel endpoint at this path (404)"));
+      else if (d->rejected != NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_task_return_error (task, g_steal_pointer (&d->rejected));
       else
         g_task_return_error (task, g_steal_pointer (&error));
       return;
@@ -293,8 +303,13 @@ tls_done (GObject *source, GAsyncResult *result, gpointer user_data)
   DataOpen *d = g_task_get_task_data (task);
   g_autoptr (GError) error = NULL;
 
-  if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error) ||
-      !zlt_tls_check_peer (d->tls,
+  if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error))
+    {
+      zlt_tls_explain_rejection (G_TLS_CONNECTION (source), &error);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  if (!zlt_tls_check_peer (d->tls,
                            g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (source)),
                            &error))
     {
@@ -324,15 +339,18 @@ connected (GObject *source, GAsyncResult *result, gpointer user_data)
       g_autoptr (GSocketConnectable) identity = g_network_address_new (d->host, d->port);
       g_autoptr (GIOStream) tls = g_tls_client_connection_new (G_IO_STREAM (connection), identity,
                                                                &error);
+      /* taken before the call that steals the task: argument evaluation order is
+       * unspecified */
+      GCancellable *cancellable = g_task_get_cancellable (task);
+
       if (tls == NULL || !zlt_tls_setup_client (G_TLS_CLIENT_CONNECTION (tls), d->tls, &error))
         {
           g_task_return_error (task, g_steal_pointer (&error));
           return;
         }
       d->stream = g_object_ref (tls);
-      g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT,
-                                        g_task_get_cancellable (task), tls_done,
-                                        g_steal_pointer (&task));
+      g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT, cancellable,
+                                        tls_done, g_steal_pointer (&task));
       return;
     }
   d->stream = G_IO_STREAM (g_steal_pointer (&connection));

@@ -1,0 +1,211 @@
+/* test-tls.c: a wss:// server with a self-signed certificate, and agents that trust it
+ * through a CA file, a pinned fingerprint or not at all */
+#include "config.h"
+
+#include <string.h>
+
+#include "zlt-test-util.h"
+
+typedef struct
+{
+  ZltTestHarness h;
+  char *cert_file;
+  char *key_file;
+  char *fingerprint;
+} Fixture;
+
+static void
+fixture_setup (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GTlsCertificate) cert = NULL;
+
+  zlt_test_harness_init (&f->h, "32200-32299");
+  if (!zlt_test_make_certificate (f->h.tmpdir, &f->cert_file, &f->key_file))
+    g_error ("certtool (gnutls-bin) failed to make a test certificate");
+  cert = g_tls_certificate_new_from_file (f->cert_file, &error);
+  g_assert_no_error (error);
+  f->fingerprint = zlt_tls_certificate_fingerprint (cert);
+  g_assert_cmpuint (strlen (f->fingerprint), ==, 64);
+  g_key_file_set_string (f->h.server_keyfile, "server", "tls-certificate", f->cert_file);
+  g_key_file_set_string (f->h.server_keyfile, "server", "tls-key", f->key_file);
+}
+
+static void
+fixture_teardown (Fixture *f, gconstpointer data)
+{
+  zlt_test_harness_clear (&f->h);
+  g_free (f->cert_file);
+  g_free (f->key_file);
+  g_free (f->fingerprint);
+}
+
+/* Starts the TLS server and checks the harness gave the agent a wss:// URL. */
+static void
+start_tls_server (Fixture *f)
+{
+  g_autofree char *url = NULL;
+
+  zlt_test_harness_start_server (&f->h);
+  url = g_key_file_get_string (f->h.agent_keyfile, "agent", "server", NULL);
+  g_assert_true (g_str_has_prefix (url, "wss://127.0.0.1:"));
+  zlt_test_harness_add_service (&f->h, "echo", zlt_test_echo_get_port (f->h.echo), 0);
+}
+
+static void
+transfer (guint16 port, gsize n_bytes)
+{
+  ZltTestTransfer t = { 0 };
+  GThread *thread;
+  gint64 started = g_get_monotonic_time ();
+
+  t.port = port;
+  t.n_bytes = n_bytes;
+  t.n_connections = 1;
+  thread = zlt_test_transfer_start (&t);
+  zlt_test_transfer_finish (thread, &t, 60000);
+  g_assert_null (t.error);
+  g_assert_true (t.ok);
+  g_assert_cmpuint (t.received, ==, n_bytes);
+  g_test_message ("%" G_GSIZE_FORMAT " bytes echoed through the TLS tunnel in %.0f ms", n_bytes,
+                  (g_get_monotonic_time () - started) / 1000.0);
+  g_free (t.error);
+}
+
+static void
+assert_tunnel_carries_8mib (Fixture *f)
+{
+  guint16 port = zlt_test_harness_wait_registered (&f->h, "echo");
+  ZltService *service;
+
+  g_assert_cmpuint (port, >=, 32200);
+  g_assert_cmpuint (port, <=, 32299);
+  transfer (port, 8 * 1024 * 1024);
+  /* the data connection (TLS as well) carried it, and the relays ended cleanly */
+  service = zlt_registry_lookup_service_by_port (zlt_server_get_registry (f->h.server),
+                                                 ZLT_PROTOCOL_TCP, port);
+  g_assert_nonnull (service);
+  ZLT_TEST_WAIT_FOR (zlt_server_get_n_relays (f->h.server) == 0
+                         && zlt_agent_get_n_relays (f->h.agent) == 0,
+                     10000);
+  g_assert_cmpuint (zlt_service_get_bytes_in (service), ==, 8 * 1024 * 1024);
+  g_assert_cmpuint (zlt_service_get_total_connections (service), ==, 1);
+}
+
+static void
+test_ca_file (Fixture *f, gconstpointer data)
+{
+  start_tls_server (f);
+  g_key_file_set_string (f->h.agent_keyfile, "agent", "tls-ca-file", f->cert_file);
+  zlt_test_harness_start_agent (&f->h);
+  assert_tunnel_carries_8mib (f);
+  g_assert_null (zlt_agent_get_last_error (f->h.agent));
+}
+
+static void
+test_pinned (Fixture *f, gconstpointer data)
+{
+  /* the pin alone is enough (no CA file); its case does not matter */
+  g_autofree char *upper = g_ascii_strup (f->fingerprint, -1);
+
+  start_tls_server (f);
+  g_key_file_set_string (f->h.agent_keyfile, "agent", "tls-pinned-sha256", upper);
+  zlt_test_harness_start_agent (&f->h);
+  assert_tunnel_carries_8mib (f);
+  g_assert_null (zlt_agent_get_last_error (f->h.agent));
+}
+
+/* Waits for the first failure and checks the agent never got a session. */
+static const char *
+wait_refused (Fixture *f)
+{
+  const char *error;
+
+  ZLT_TEST_WAIT_FOR (zlt_agent_get_last_error (f->h.agent) != NULL
+                         && zlt_agent_get_retry_delay_ms (f->h.agent) > 0,
+                     10000);
+  error = zlt_agent_get_last_error (f->h.agent);
+  g_test_message ("last-error: %s (retrying in %u ms)", error,
+                  zlt_agent_get_retry_delay_ms (f->h.agent));
+  g_assert_cmpint (zlt_agent_get_state (f->h.agent), !=, ZLT_TUNNEL_STATE_CONNECTED);
+  g_assert_cmpuint (zlt_agent_get_n_sessions (f->h.agent), ==, 0);
+  g_assert_cmpuint (zlt_registry_get_n_tunnels (zlt_server_get_registry (f->h.server)), ==, 0);
+  return error;
+}
+
+static void
+test_wrong_pin (Fixture *f, gconstpointer data)
+{
+  g_autofree char *wrong = g_strdup (f->fingerprint);
+  const char *error;
+
+  wrong[10] = wrong[10] == '0' ? '1' : '0';
+  start_tls_server (f);
+  g_key_file_set_string (f->h.agent_keyfile, "agent", "tls-pinned-sha256", wrong);
+  /* a long cap makes the fatal-class backoff unmistakable */
+  g_key_file_set_double (f->h.agent_keyfile, "agent", "backoff-max", 30.0);
+  zlt_test_harness_start_agent (&f->h);
+  error = wait_refused (f);
+  g_assert_nonnull (strstr (error, "does not match the pinned SHA-256 fingerprint"));
+  /* retrying soon cannot help: straight to the (jittered) cap */
+  g_assert_cmpuint (zlt_agent_get_retry_delay_ms (f->h.agent), >=, 15000);
+}
+
+static void
+test_untrusted (Fixture *f, gconstpointer data)
+{
+  const char *error;
+
+  /* no CA file, no pin, not insecure: the system CAs do not know our certificate */
+  start_tls_server (f);
+  g_key_file_set_double (f->h.agent_keyfile, "agent", "backoff-max", 30.0);
+  zlt_test_harness_start_agent (&f->h);
+  error = wait_refused (f);
+  g_assert_nonnull (strstr (error, "server certificate is not trusted"));
+  g_assert_nonnull (strstr (error, "issuer unknown"));
+  g_assert_cmpuint (zlt_agent_get_retry_delay_ms (f->h.agent), >=, 15000);
+}
+
+static void
+test_insecure (Fixture *f, gconstpointer data)
+{
+  start_tls_server (f);
+  g_key_file_set_boolean (f->h.agent_keyfile, "agent", "tls-insecure", TRUE);
+  /* said once, at message level (a warning would be fatal here) */
+  g_test_expect_message ("zlt", G_LOG_LEVEL_MESSAGE, "TLS certificate verification is OFF*");
+  zlt_test_harness_start_agent (&f->h);
+  g_test_assert_expected_messages ();
+  transfer (zlt_test_harness_wait_registered (&f->h, "echo"), 1024 * 1024);
+}
+
+static void
+test_plain_agent (Fixture *f, gconstpointer data)
+{
+  g_autofree char *url = NULL;
+  const char *error;
+
+  /* ws:// to a TLS port: the server's handshake fails, the agent reports and retries */
+  start_tls_server (f);
+  url = g_strdup_printf ("ws://127.0.0.1:%u/tunnel/v1", zlt_server_get_port (f->h.server));
+  zlt_test_harness_set_agent_url (&f->h, url);
+  zlt_test_harness_start_agent (&f->h);
+  error = wait_refused (f);
+  g_assert_true (g_str_has_prefix (error, "cannot reach ws://127.0.0.1:"));
+  /* nothing is left half-open on the server */
+  ZLT_TEST_WAIT_FOR (zlt_agent_get_retry_delay_ms (f->h.agent) > 0, 5000);
+  g_assert_cmpuint (zlt_server_get_n_pending (f->h.server), ==, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  zlt_init ();
+  g_test_add ("/tls/ca-file", Fixture, NULL, fixture_setup, test_ca_file, fixture_teardown);
+  g_test_add ("/tls/pinned", Fixture, NULL, fixture_setup, test_pinned, fixture_teardown);
+  g_test_add ("/tls/wrong-pin", Fixture, NULL, fixture_setup, test_wrong_pin, fixture_teardown);
+  g_test_add ("/tls/untrusted", Fixture, NULL, fixture_setup, test_untrusted, fixture_teardown);
+  g_test_add ("/tls/insecure", Fixture, NULL, fixture_setup, test_insecure, fixture_teardown);
+  g_test_add ("/tls/plain-agent", Fixture, NULL, fixture_setup, test_plain_agent, fixture_teardown);
+  return g_test_run ();
+}
