@@ -43,7 +43,7 @@ static void peer_finish (ZltServerPeer *self, gboolean hold);
 static guint32
 server_caps (void)
 {
-  return ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME;
+  return ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP;
 }
 
 gboolean
@@ -296,6 +296,17 @@ register_fail (ZltServerPeer *self, ZltReasonCode code, const char *reason)
   zlt_server_peer_send (self, fail);
 }
 
+/* A v1 peer gets the text only, so the text names what the code would say. */
+static void
+register_fail_error (ZltServerPeer *self, const GError *error)
+{
+  g_autofree char *reason = NULL;
+
+  if (g_error_matches (error, ZLT_ERROR, ZLT_ERROR_PORTS_EXHAUSTED))
+    reason = g_strdup_printf (_("port range exhausted: %s"), error->message);
+  register_fail (self, zlt_reason_code_from_error (error), reason ? reason : error->message);
+}
+
 static void
 register_ok (ZltServerPeer *self, ZltService *service)
 {
@@ -328,9 +339,10 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
       register_fail (self, ZLT_REASON_NOT_ALLOWED, reason);
       return;
     }
-  if (msg->protocol == ZLT_PROTOCOL_UDP)
+  if (!zlt_server_supports_protocol (self->server, msg->protocol))
     {
-      register_fail (self, ZLT_REASON_NOT_ALLOWED, _("this server does not carry UDP services yet"));
+      register_fail (self, ZLT_REASON_NOT_ALLOWED,
+                     _("this server has no udp transport plugin: UDP services are not available"));
       return;
     }
 
@@ -339,13 +351,13 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
                                            msg->local_port, msg->remote_port, expose, &error);
   if (service == NULL)
     {
-      register_fail (self, zlt_reason_code_from_error (error), error->message);
+      register_fail_error (self, error);
       return;
     }
   if (!zlt_server_open_service (self->server, service, &error))
     {
       zlt_registry_unregister_service (registry, service, NULL);
-      register_fail (self, zlt_reason_code_from_error (error), error->message);
+      register_fail_error (self, error);
       return;
     }
   g_message ("tunnel %s: service %s on port %u", self->id,

@@ -909,7 +909,8 @@ zlt_test_http_status (guint16 port, const char *request, guint timeout_ms)
   thread = zlt_test_raw_start (&raw);
   zlt_test_raw_finish (thread, &raw, timeout_ms);
   g_assert_null (raw.error);
-  if (g_str_has_prefix (raw.reply->str, "HTTP/1.1 ") || g_str_has_prefix (raw.reply->str, "HTTP/1.0 "))
+  if (g_str_has_prefix (raw.reply->str, "HTTP/1.1 ") ||
+      g_str_has_prefix (raw.reply->str, "HTTP/1.0 "))
     status = (guint) g_ascii_strtoull (raw.reply->str + 9, NULL, 10);
   zlt_test_raw_clear (&raw);
   return status;

@@ -40,6 +40,12 @@ on_error (SoupWebsocketConnection *connection, GError *error, gpointer user_data
 
   if (self->error == NULL)
     self->error = g_error_copy (error);
+  /* libsoup drops the connection without a word when a message is over the limit;
+   * say why first (1009), while the connection still takes a frame */
+  if (g_error_matches (error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG) &&
+      soup_websocket_connection_get_state (connection) == SOUP_WEBSOCKET_STATE_OPEN)
+    soup_websocket_connection_close (connection, SOUP_WEBSOCKET_CLOSE_TOO_BIG,
+                                     "message too big");
 }
 
 static void
