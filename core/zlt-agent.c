@@ -30,6 +30,7 @@ struct _ZltAgent
   ZltClientConfig *config;
   ZltControlTransport *control;
   ZltTransport *tcp;
+  ZltTransport *udp; /* NULL without the udp plugin */
   GUri *url;
   ZltTlsOptions *tls;
 
@@ -275,12 +276,19 @@ handle_connect (ZltAgent *self, const ZltMessage *msg)
       connect_fail (self, &msg->connection_id, _("a v1 session has no data plane"));
       return;
     }
+  if (zlt_service_get_protocol (service) == ZLT_PROTOCOL_UDP && self->udp == NULL)
+    {
+      connect_fail (self, &msg->connection_id, _("this agent has no udp transport plugin"));
+      return;
+    }
   sc = zlt_client_config_lookup_service (self->config, zlt_service_get_name (service));
   d = g_new0 (ConnectData, 1);
   d->agent = g_object_ref (self);
   d->service = g_object_ref (service);
   d->connection_id = msg->connection_id;
-  zlt_transport_dial_async (self->tcp, sc && sc->local_host ? sc->local_host : "127.0.0.1",
+  /* a UDP "connection" is one flow: a framed stream over a connected UDP socket */
+  zlt_transport_dial_async (zlt_service_get_protocol (service) == ZLT_PROTOCOL_UDP ? self->udp
+                                                                                  : self->tcp, sc && sc->local_host ? sc->local_host : "127.0.0.1",
                             zlt_service_get_local_port (service), self->cancellable, local_dialed,
                             d);
 }
@@ -368,7 +376,7 @@ send_auth (ZltAgent *self)
       auth = zlt_message_new_auth (self->key_id, &self->client_id);
       zlt_auth_proof (self->token_hash, g_bytes_get_data (nonce, NULL), &self->client_id, proof);
       zlt_message_set_version (auth, ZLT_PROTOCOL_VERSION);
-      zlt_message_set_caps (auth, ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME);
+      zlt_message_set_caps (auth, ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP);
       zlt_message_set_proof (auth, proof);
       if (self->have_resume)
         {
@@ -799,6 +807,7 @@ zlt_agent_dispose (GObject *object)
   g_clear_object (&self->tunnel);
   g_clear_object (&self->control);
   g_clear_object (&self->tcp);
+  g_clear_object (&self->udp);
   g_clear_object (&self->config);
   G_OBJECT_CLASS (zlt_agent_parent_class)->dispose (object);
 }
@@ -859,7 +868,7 @@ zlt_agent_init (ZltAgent *self)
 
 ZltAgent *
 zlt_agent_new_full (ZltClientConfig *config, const char *token, ZltControlTransport *control,
-                    ZltTransport *tcp)
+                    ZltTransport *tcp, ZltTransport *udp)
 {
   g_autoptr (ZltAgent) self = NULL;
   GPtrArray *services;
@@ -875,6 +884,7 @@ zlt_agent_new_full (ZltClientConfig *config, const char *token, ZltControlTransp
   self->config = g_object_ref (config);
   self->control = g_object_ref (control);
   self->tcp = g_object_ref (tcp);
+  self->udp = udp ? g_object_ref (udp) : NULL;
   /* the config validated the URL */
   self->url = g_uri_parse (zlt_client_config_get_server_url (config), G_URI_FLAGS_NONE, &error);
   g_return_val_if_fail (self->url != NULL, NULL);
@@ -913,6 +923,7 @@ zlt_agent_new (ZltClientConfig *config, ZltPluginLoader *loader, GError **error)
   g_autofree char *token = NULL;
   g_autoptr (ZltTransport) control = NULL;
   g_autoptr (ZltTransport) tcp = NULL;
+  g_autoptr (ZltTransport) udp = NULL;
   ZltAgent *agent;
 
   g_return_val_if_fail (ZLT_IS_CLIENT_CONFIG (config), NULL);
@@ -924,6 +935,8 @@ zlt_agent_new (ZltClientConfig *config, ZltPluginLoader *loader, GError **error)
   tcp = zlt_plugin_loader_new_transport (loader, "tcp", error);
   if (tcp == NULL)
     return NULL;
+  if (zlt_plugin_loader_get_transport_type (loader, "udp") != G_TYPE_INVALID)
+    udp = zlt_plugin_loader_new_transport (loader, "udp", error);
   if (!ZLT_IS_CONTROL_TRANSPORT (control))
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_PLUGIN,
@@ -933,7 +946,7 @@ zlt_agent_new (ZltClientConfig *config, ZltPluginLoader *loader, GError **error)
   token = zlt_client_config_load_token (config, error);
   if (token == NULL)
     return NULL;
-  agent = zlt_agent_new_full (config, token, ZLT_CONTROL_TRANSPORT (control), tcp);
+  agent = zlt_agent_new_full (config, token, ZLT_CONTROL_TRANSPORT (control), tcp, udp);
   memset (token, 0, strlen (token));
   return agent;
 }

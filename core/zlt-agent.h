@@ -19,7 +19,7 @@ ZltAgent *zlt_agent_new (ZltClientConfig *config, ZltPluginLoader *loader, GErro
 /* The same with every part given; @token is only kept as its hash unless the config
  * allows raw-token (legacy) authentication. */
 ZltAgent *zlt_agent_new_full (ZltClientConfig *config, const char *token,
-                              ZltControlTransport *control, ZltTransport *tcp);
+                              ZltControlTransport *control, ZltTransport *tcp, ZltTransport *udp);
 
 /* Connects and keeps reconnecting (exponential backoff with jitter) until stopped. */
 void zlt_agent_start (ZltAgent *self);

@@ -24,6 +24,7 @@ struct _ZltServer
   ZltValidator *validator;
   ZltControlTransport *control;
   ZltTransport *tcp;
+  ZltTransport *udp; /* NULL without the udp plugin */
 
   ZltControlListener *control_listener;
   GHashTable *peers;           /* ZltServerPeer* (owned) */
@@ -246,7 +247,10 @@ zlt_server_open_service (ZltServer *self, ZltService *service, GError **error)
   for (guint attempt = 0; listener == NULL; attempt++)
     {
       g_clear_error (&local_error);
-      listener = zlt_transport_listen (self->tcp, bind, zlt_service_get_assigned_port (service),
+      listener = zlt_transport_listen (zlt_service_get_protocol (service) == ZLT_PROTOCOL_UDP
+                                         ? self->udp
+                                         : self->tcp,
+                                       bind, zlt_service_get_assigned_port (service),
                                        &local_error);
       if (listener != NULL)
         break;
@@ -518,6 +522,13 @@ zlt_server_get_validator (ZltServer *self)
   return self->validator;
 }
 
+gboolean
+zlt_server_supports_protocol (ZltServer *self, ZltProtocol protocol)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER (self), FALSE);
+  return protocol == ZLT_PROTOCOL_TCP || (protocol == ZLT_PROTOCOL_UDP && self->udp != NULL);
+}
+
 guint
 zlt_server_get_n_peers (ZltServer *self)
 {
@@ -542,12 +553,15 @@ zlt_server_disconnect_tunnel (ZltServer *self, const ZltUuid *tunnel_id, const c
 {
   ZltTunnel *tunnel = zlt_registry_lookup_tunnel (self->registry, tunnel_id);
   ZltServerPeer *peer = tunnel ? g_hash_table_lookup (self->peer_by_tunnel, tunnel) : NULL;
+  g_autoptr (ZltTunnel) hold = NULL;
 
   if (tunnel == NULL)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, _("no such tunnel"));
       return FALSE;
     }
+  /* the peer may drop the last reference to the tunnel as it goes */
+  hold = g_object_ref (tunnel);
   if (peer != NULL)
     zlt_server_peer_disconnect (peer, ZLT_REASON_NONE, reason ? reason : _("disconnected"));
   /* no resume after an operator's disconnect */
@@ -573,6 +587,7 @@ zlt_server_dispose (GObject *object)
   g_clear_object (&self->validator);
   g_clear_object (&self->control);
   g_clear_object (&self->tcp);
+  g_clear_object (&self->udp);
   g_clear_object (&self->config);
   G_OBJECT_CLASS (zlt_server_parent_class)->dispose (object);
 }
@@ -605,7 +620,7 @@ zlt_server_init (ZltServer *self)
 
 ZltServer *
 zlt_server_new_full (ZltServerConfig *config, ZltValidator *validator, ZltControlTransport *control,
-                     ZltTransport *tcp)
+                     ZltTransport *tcp, ZltTransport *udp)
 {
   ZltServer *self;
   guint16 first, last;
@@ -620,6 +635,7 @@ zlt_server_new_full (ZltServerConfig *config, ZltValidator *validator, ZltContro
   self->validator = g_object_ref (validator);
   self->control = g_object_ref (control);
   self->tcp = g_object_ref (tcp);
+  self->udp = udp ? g_object_ref (udp) : NULL;
   zlt_server_config_get_port_range (config, &first, &last);
   {
     g_autoptr (ZltPortPool) tcp_pool = zlt_port_pool_new_range (first, last);
@@ -643,6 +659,7 @@ zlt_server_new (ZltServerConfig *config, ZltPluginLoader *loader, GError **error
   g_autoptr (ZltValidator) validator = NULL;
   g_autoptr (ZltTransport) control = NULL;
   g_autoptr (ZltTransport) tcp = NULL;
+  g_autoptr (ZltTransport) udp = NULL;
 
   g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (config), NULL);
   g_return_val_if_fail (ZLT_IS_PLUGIN_LOADER (loader), NULL);
@@ -659,11 +676,14 @@ zlt_server_new (ZltServerConfig *config, ZltPluginLoader *loader, GError **error
   tcp = zlt_plugin_loader_new_transport (loader, "tcp", error);
   if (tcp == NULL)
     return NULL;
+  /* optional: without it, UDP services are refused with a clear reason */
+  if (zlt_plugin_loader_get_transport_type (loader, "udp") != G_TYPE_INVALID)
+    udp = zlt_plugin_loader_new_transport (loader, "udp", error);
   if (!ZLT_IS_CONTROL_TRANSPORT (control))
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_PLUGIN,
                    _("transport “websocket” cannot carry control channels"));
       return NULL;
     }
-  return zlt_server_new_full (config, validator, ZLT_CONTROL_TRANSPORT (control), tcp);
+  return zlt_server_new_full (config, validator, ZLT_CONTROL_TRANSPORT (control), tcp, udp);
 }

@@ -18,7 +18,8 @@ G_DECLARE_FINAL_TYPE (ZltServer, zlt_server, ZLT, SERVER, GObject)
 ZltServer *zlt_server_new (ZltServerConfig *config, ZltPluginLoader *loader, GError **error);
 /* The same with every part given (tests, embedders). */
 ZltServer *zlt_server_new_full (ZltServerConfig *config, ZltValidator *validator,
-                                ZltControlTransport *control, ZltTransport *tcp);
+                                ZltControlTransport *control, ZltTransport *tcp,
+                                ZltTransport *udp);
 
 gboolean zlt_server_start (ZltServer *self, GError **error);
 /* Disconnects every agent (Disconnect "server shutting down") and closes every port. */
@@ -29,6 +30,8 @@ guint16 zlt_server_get_port (ZltServer *self);
 ZltServerConfig *zlt_server_get_config (ZltServer *self);
 ZltRegistry *zlt_server_get_registry (ZltServer *self);
 ZltValidator *zlt_server_get_validator (ZltServer *self);
+/* Whether services of @protocol can be registered (UDP needs the udp plugin). */
+gboolean zlt_server_supports_protocol (ZltServer *self, ZltProtocol protocol);
 /* Control connections open right now, authenticated or not. */
 guint zlt_server_get_n_peers (ZltServer *self);
 /* Public connections waiting for their data connection. */
