@@ -149,12 +149,17 @@ schedule_retry (ZltAgent *self)
 
 /* ---- data connections ---- */
 
+/* One Connect: the local service is dialed and the data connection opened at the
+ * same time (neither waits for the other on the critical path), then joined. */
 typedef struct
 {
   ZltAgent *agent;
   ZltService *service;
   ZltUuid connection_id;
+  guint pending; /* of the two operations */
   GIOStream *local;
+  GIOStream *data;
+  GBytes *prefix; /* bytes that followed the data connection's 101 */
 } ConnectData;
 
 static void
@@ -162,7 +167,13 @@ connect_data_free (ConnectData *d)
 {
   g_object_unref (d->agent);
   g_object_unref (d->service);
+  if (d->local != NULL)
+    g_io_stream_close (d->local, NULL, NULL);
+  if (d->data != NULL)
+    g_io_stream_close (d->data, NULL, NULL);
   g_clear_object (&d->local);
+  g_clear_object (&d->data);
+  g_clear_pointer (&d->prefix, g_bytes_unref);
   g_free (d);
 }
 
@@ -193,34 +204,43 @@ connect_fail (ZltAgent *self, const ZltUuid *connection_id, const char *reason)
   send_message (self, fail);
 }
 
+/* Both operations have finished: relay, or give up (closing whatever opened). */
+static void
+connect_join (ConnectData *d)
+{
+  ZltAgent *self = d->agent;
+  g_autoptr (ZltRelay) relay = NULL;
+
+  if (--d->pending > 0)
+    return;
+  if (d->local != NULL && d->data != NULL)
+    {
+      relay = zlt_relay_new (d->data, d->local);
+      if (d->prefix != NULL && g_bytes_get_size (d->prefix) > 0)
+        zlt_relay_set_prefix (relay, ZLT_RELAY_A_TO_B, d->prefix);
+      zlt_relay_set_counter_func (relay, count_bytes, d->service, NULL);
+      g_signal_connect_object (relay, "finished", G_CALLBACK (on_relay_finished), self, 0);
+      g_hash_table_insert (self->relays, g_object_ref (relay), g_object_ref (d->service));
+      zlt_service_connection_opened (d->service);
+      /* the relay owns the streams now */
+      g_clear_object (&d->local);
+      g_clear_object (&d->data);
+      zlt_relay_start (relay);
+    }
+  connect_data_free (d);
+}
+
 static void
 data_opened (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   ConnectData *d = user_data;
-  ZltAgent *self = d->agent;
   g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) prefix = NULL;
-  g_autoptr (GIOStream) data = NULL;
-  g_autoptr (ZltRelay) relay = NULL;
 
-  data = zlt_control_transport_open_data_finish (self->control, result, &prefix, &error);
-  if (data == NULL)
-    {
-      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        g_debug ("data connection for %s failed: %s", zlt_service_get_name (d->service),
-                 error->message);
-      connect_data_free (d);
-      return;
-    }
-  relay = zlt_relay_new (data, d->local);
-  if (prefix != NULL && g_bytes_get_size (prefix) > 0)
-    zlt_relay_set_prefix (relay, ZLT_RELAY_A_TO_B, prefix);
-  zlt_relay_set_counter_func (relay, count_bytes, d->service, NULL);
-  g_signal_connect_object (relay, "finished", G_CALLBACK (on_relay_finished), self, 0);
-  g_hash_table_insert (self->relays, g_object_ref (relay), g_object_ref (d->service));
-  zlt_service_connection_opened (d->service);
-  zlt_relay_start (relay);
-  connect_data_free (d);
+  d->data = zlt_control_transport_open_data_finish (d->agent->control, result, &d->prefix, &error);
+  if (d->data == NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    g_debug ("data connection for %s failed: %s", zlt_service_get_name (d->service),
+             error->message);
+  connect_join (d);
 }
 
 static void
@@ -229,10 +249,6 @@ local_dialed (GObject *source, GAsyncResult *result, gpointer user_data)
   ConnectData *d = user_data;
   ZltAgent *self = d->agent;
   g_autoptr (GError) error = NULL;
-  char tid[ZLT_UUID_STRING_LEN + 1], cid[ZLT_UUID_STRING_LEN + 1];
-  guint8 mac[ZLT_HASH_SIZE];
-  g_autofree char *mac_hex = NULL;
-  g_autoptr (ZltMessage) ack = NULL;
 
   d->local = zlt_transport_dial_finish (ZLT_TRANSPORT (source), result, &error);
   if (d->local == NULL)
@@ -245,18 +261,13 @@ local_dialed (GObject *source, GAsyncResult *result, gpointer user_data)
           g_debug ("%s", reason);
           connect_fail (self, &d->connection_id, reason);
         }
-      connect_data_free (d);
-      return;
     }
-  ack = zlt_message_new_connect_ack (&d->connection_id);
-  send_message (self, ack);
-
-  zlt_uuid_format (zlt_tunnel_get_id (self->tunnel), tid);
-  zlt_uuid_format (&d->connection_id, cid);
-  zlt_data_mac (self->session_key, zlt_tunnel_get_id (self->tunnel), &d->connection_id, mac);
-  mac_hex = zlt_hex_encode (mac, sizeof mac);
-  zlt_control_transport_open_data_async (self->control, self->url, self->tls, tid, cid, mac_hex,
-                                 10 * 1000, self->cancellable, data_opened, d);
+  else
+    {
+      g_autoptr (ZltMessage) ack = zlt_message_new_connect_ack (&d->connection_id);
+      send_message (self, ack);
+    }
+  connect_join (d);
 }
 
 static void
@@ -265,6 +276,9 @@ handle_connect (ZltAgent *self, const ZltMessage *msg)
   ZltService *service = zlt_tunnel_lookup_service_by_id (self->tunnel, &msg->service_id);
   const ZltServiceConfig *sc;
   ConnectData *d;
+  char tid[ZLT_UUID_STRING_LEN + 1], cid[ZLT_UUID_STRING_LEN + 1];
+  guint8 mac[ZLT_HASH_SIZE];
+  g_autofree char *mac_hex = NULL;
 
   if (service == NULL)
     {
@@ -286,11 +300,20 @@ handle_connect (ZltAgent *self, const ZltMessage *msg)
   d->agent = g_object_ref (self);
   d->service = g_object_ref (service);
   d->connection_id = msg->connection_id;
+  d->pending = 2;
   /* a UDP "connection" is one flow: a framed stream over a connected UDP socket */
   zlt_transport_dial_async (zlt_service_get_protocol (service) == ZLT_PROTOCOL_UDP ? self->udp
-                                                                                  : self->tcp, sc && sc->local_host ? sc->local_host : "127.0.0.1",
+                                                                                  : self->tcp,
+                            sc && sc->local_host ? sc->local_host : "127.0.0.1",
                             zlt_service_get_local_port (service), self->cancellable, local_dialed,
                             d);
+
+  zlt_uuid_format (zlt_tunnel_get_id (self->tunnel), tid);
+  zlt_uuid_format (&d->connection_id, cid);
+  zlt_data_mac (self->session_key, zlt_tunnel_get_id (self->tunnel), &d->connection_id, mac);
+  mac_hex = zlt_hex_encode (mac, sizeof mac);
+  zlt_control_transport_open_data_async (self->control, self->url, self->tls, tid, cid, mac_hex,
+                                         10 * 1000, self->cancellable, data_opened, d);
 }
 
 /* ---- registration ---- */

@@ -162,6 +162,37 @@ zlt_tls_setup_client (GTlsClientConnection *connection, const ZltTlsOptions *opt
   return TRUE;
 }
 
+GIOStream *
+zlt_tls_client_connection_new (GIOStream *base, GSocketConnectable *identity,
+                               const ZltTlsOptions *options, GError **error)
+{
+  GTlsBackend *backend = g_tls_backend_get_default ();
+  gboolean system_cas =
+    options == NULL ||
+    (options->ca_file == NULL && options->pinned_sha256 == NULL && !options->insecure);
+  g_autoptr (GIOStream) tls = NULL;
+
+  if (system_cas)
+    tls = g_tls_client_connection_new (base, identity, error);
+  else
+    tls = g_initable_new (g_tls_backend_get_client_connection_type (backend), NULL, error,
+                          "base-io-stream", base, "server-identity", identity, "database", NULL,
+                          NULL);
+  if (tls == NULL || !zlt_tls_setup_client (G_TLS_CLIENT_CONNECTION (tls), options, error))
+    return NULL;
+  return g_steal_pointer (&tls);
+}
+
+GIOStream *
+zlt_tls_server_connection_new (GIOStream *base, GTlsCertificate *certificate, GError **error)
+{
+  GTlsBackend *backend = g_tls_backend_get_default ();
+
+  return g_initable_new (g_tls_backend_get_server_connection_type (backend), NULL, error,
+                         "base-io-stream", base, "certificate", certificate, "database", NULL,
+                         NULL);
+}
+
 gboolean
 zlt_tls_check_peer (const ZltTlsOptions *options, GTlsCertificate *peer, GError **error)
 {

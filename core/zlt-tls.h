@@ -43,6 +43,15 @@ GError *zlt_tls_rejection_error (const ZltTlsOptions *options, GTlsCertificateFl
  * certificate was refused, replaces *@error with one that says why. */
 void zlt_tls_explain_rejection (GTlsConnection *connection, GError **error);
 
+/* A client connection for @options. When the system CAs play no part (a pin, a CA
+ * file, or verification off), the connection gets no default database: glib-networking
+ * would otherwise parse the whole system CA bundle for every connection. */
+GIOStream *zlt_tls_client_connection_new (GIOStream *base, GSocketConnectable *identity,
+                                          const ZltTlsOptions *options, GError **error);
+/* A server connection; servers do not check client certificates, so no CA database. */
+GIOStream *zlt_tls_server_connection_new (GIOStream *base, GTlsCertificate *certificate,
+                                          GError **error);
+
 /* After the handshake: enforces the pin even for CA-valid certificates. */
 gboolean zlt_tls_check_peer (const ZltTlsOptions *options, GTlsCertificate *peer, GError **error);
 

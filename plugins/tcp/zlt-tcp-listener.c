@@ -76,6 +76,8 @@ zlt_tcp_listener_new (const char *bind_address, guint16 port, GError **error)
     }
   self = g_object_new (ZLT_TYPE_TCP_LISTENER, NULL);
   self->service = g_socket_service_new ();
+  /* bursts of connects must not overflow the kernel's default backlog of 10 */
+  g_socket_listener_set_backlog (G_SOCKET_LISTENER (self->service), 1024);
   address = g_inet_socket_address_new (inet, port);
   if (!g_socket_listener_add_address (G_SOCKET_LISTENER (self->service), address,
                                       G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,

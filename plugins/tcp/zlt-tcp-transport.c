@@ -77,6 +77,9 @@ zlt_tcp_transport_init (ZltTcpTransport *self)
   self->client = g_socket_client_new ();
   /* a local service that does not answer within this is as good as down */
   g_socket_client_set_timeout (self->client, 10);
+  /* local services are next door: no proxy lookup (libproxy costs a thread hop and
+   * a file read per connection) */
+  g_socket_client_set_enable_proxy (self->client, FALSE);
 }
 
 static gboolean

@@ -337,13 +337,13 @@ connected (GObject *source, GAsyncResult *result, gpointer user_data)
   if (d->tls != NULL)
     {
       g_autoptr (GSocketConnectable) identity = g_network_address_new (d->host, d->port);
-      g_autoptr (GIOStream) tls = g_tls_client_connection_new (G_IO_STREAM (connection), identity,
-                                                               &error);
+      g_autoptr (GIOStream) tls =
+        zlt_tls_client_connection_new (G_IO_STREAM (connection), identity, d->tls, &error);
       /* taken before the call that steals the task: argument evaluation order is
        * unspecified */
       GCancellable *cancellable = g_task_get_cancellable (task);
 
-      if (tls == NULL || !zlt_tls_setup_client (G_TLS_CLIENT_CONNECTION (tls), d->tls, &error))
+      if (tls == NULL)
         {
           g_task_return_error (task, g_steal_pointer (&error));
           return;
@@ -368,14 +368,13 @@ data_timeout (gpointer user_data)
 }
 
 void
-zlt_ws_open_data_async (GUri *url, const ZltTlsOptions *tls, const char *tunnel_id,
+zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *tls, const char *tunnel_id,
                         const char *connection_id, const char *mac, guint timeout_ms,
                         GCancellable *cancellable, GAsyncReadyCallback callback,
                         gpointer user_data)
 {
   g_autoptr (GCancellable) own = g_cancellable_new ();
   g_autoptr (GTask) task = NULL;
-  g_autoptr (GSocketClient) client = g_socket_client_new ();
   DataOpen *d = g_new0 (DataOpen, 1);
 
   if (cancellable != NULL)

@@ -12,7 +12,9 @@ void zlt_ws_connect_control_async (GUri *url, const ZltTlsOptions *tls, guint ti
                                    gpointer user_data);
 ZltChannel *zlt_ws_connect_control_finish (GAsyncResult *result, GError **error);
 
-void zlt_ws_open_data_async (GUri *url, const ZltTlsOptions *tls, const char *tunnel_id,
+/* @client is shared by all data connections of a transport (its proxy setting is
+ * decided once, see ZltWsTransport) */
+void zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *tls, const char *tunnel_id,
                              const char *connection_id, const char *mac, guint timeout_ms,
                              GCancellable *cancellable, GAsyncReadyCallback callback,
                              gpointer user_data);

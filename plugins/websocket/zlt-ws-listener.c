@@ -117,7 +117,7 @@ on_incoming (GSocketService *service, GSocketConnection *connection, GObject *so
     {
       g_autoptr (GError) error = NULL;
       g_autoptr (GIOStream) tls =
-        g_tls_server_connection_new (G_IO_STREAM (connection), self->certificate, &error);
+        zlt_tls_server_connection_new (G_IO_STREAM (connection), self->certificate, &error);
       if (tls == NULL)
         {
           g_debug ("cannot start TLS: %s", error->message);
@@ -357,6 +357,7 @@ zlt_ws_listener_new (const char *bind_address, guint16 port, GTlsCertificate *ce
   soup_server_add_handler (self->soup, NULL, server_callback, self, NULL);
 
   self->service = g_socket_service_new ();
+  g_socket_listener_set_backlog (G_SOCKET_LISTENER (self->service), 1024);
   address = g_inet_socket_address_new (inet, port);
   if (!g_socket_listener_add_address (G_SOCKET_LISTENER (self->service), address,
                                       G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,

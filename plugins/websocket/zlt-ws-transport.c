@@ -11,6 +11,11 @@
 struct _ZltWsTransport
 {
   ZltControlTransport parent_instance;
+
+  /* one client for every data connection; its proxy use is decided once per server
+   * URL rather than by a proxy lookup per connection */
+  GSocketClient *data_client;
+  char *proxy_checked_for;
 };
 
 G_DEFINE_FINAL_TYPE (ZltWsTransport, zlt_ws_transport, ZLT_TYPE_CONTROL_TRANSPORT)
@@ -32,11 +37,34 @@ zlt_ws_transport_listen_control (ZltControlTransport *transport, const char *bin
 }
 
 static void
+proxy_looked_up (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (ZltWsTransport) self = user_data;
+  g_auto (GStrv) proxies = g_proxy_resolver_lookup_finish (G_PROXY_RESOLVER (source), result, NULL);
+
+  /* anything but a plain "direct://" keeps GSocketClient's own proxy handling */
+  if (proxies != NULL && proxies[0] != NULL && proxies[1] == NULL &&
+      g_str_equal (proxies[0], "direct://"))
+    g_socket_client_set_enable_proxy (self->data_client, FALSE);
+}
+
+static void
 zlt_ws_transport_connect_control_async (ZltControlTransport *transport, GUri *url,
                                         const ZltTlsOptions *tls, guint timeout_ms,
                                         GCancellable *cancellable, GAsyncReadyCallback callback,
                                         gpointer user_data)
 {
+  ZltWsTransport *self = ZLT_WS_TRANSPORT (transport);
+  g_autofree char *url_string = g_uri_to_string (url);
+
+  if (g_strcmp0 (self->proxy_checked_for, url_string) != 0)
+    {
+      g_free (self->proxy_checked_for);
+      self->proxy_checked_for = g_strdup (url_string);
+      g_socket_client_set_enable_proxy (self->data_client, TRUE);
+      g_proxy_resolver_lookup_async (g_proxy_resolver_get_default (), url_string, NULL,
+                                     proxy_looked_up, g_object_ref (self));
+    }
   zlt_ws_connect_control_async (url, tls, timeout_ms, cancellable, callback, user_data);
 }
 
@@ -54,7 +82,7 @@ zlt_ws_transport_open_data_async (ZltControlTransport *transport, GUri *url,
                                   GCancellable *cancellable, GAsyncReadyCallback callback,
                                   gpointer user_data)
 {
-  zlt_ws_open_data_async (url, tls, tunnel_id, connection_id, mac, timeout_ms, cancellable,
+  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id, connection_id, mac, timeout_ms, cancellable,
                           callback, user_data);
 }
 
@@ -66,11 +94,22 @@ zlt_ws_transport_open_data_finish (ZltControlTransport *transport, GAsyncResult 
 }
 
 static void
+zlt_ws_transport_finalize (GObject *object)
+{
+  ZltWsTransport *self = ZLT_WS_TRANSPORT (object);
+
+  g_clear_object (&self->data_client);
+  g_free (self->proxy_checked_for);
+  G_OBJECT_CLASS (zlt_ws_transport_parent_class)->finalize (object);
+}
+
+static void
 zlt_ws_transport_class_init (ZltWsTransportClass *klass)
 {
   ZltTransportClass *transport_class = ZLT_TRANSPORT_CLASS (klass);
   ZltControlTransportClass *control_class = ZLT_CONTROL_TRANSPORT_CLASS (klass);
 
+  G_OBJECT_CLASS (klass)->finalize = zlt_ws_transport_finalize;
   transport_class->name = "websocket";
   transport_class->protocol = ZLT_PROTOCOL_TCP;
   transport_class->listen = zlt_ws_transport_listen;
@@ -84,6 +123,7 @@ zlt_ws_transport_class_init (ZltWsTransportClass *klass)
 static void
 zlt_ws_transport_init (ZltWsTransport *self)
 {
+  self->data_client = g_socket_client_new ();
 }
 
 static gboolean
