@@ -31,6 +31,7 @@ struct _ZltServerConfig
   guint auth_timeout;
   guint connect_timeout;
   guint resume_grace;
+  guint udp_idle_timeout;
   gboolean allow_legacy_auth;
   char *validator;
   char *validator_group;
@@ -52,6 +53,7 @@ static const char *const known_keys[] = {
   "auth-timeout",
   "connect-timeout",
   "resume-grace",
+  "udp-idle-timeout",
   "allow-legacy-auth",
   "validator",
   "insecure",
@@ -216,7 +218,9 @@ zlt_server_config_parse (GKeyFile *kf, const char *base_dir, GError **error)
       || !zlt_config_get_uint (kf, GROUP, "auth-timeout", 10, 1, 3600, &self->auth_timeout, error)
       || !zlt_config_get_uint (kf, GROUP, "connect-timeout", 10, 1, 3600, &self->connect_timeout,
                                error)
-      || !zlt_config_get_uint (kf, GROUP, "resume-grace", 30, 0, 86400, &self->resume_grace, error))
+      || !zlt_config_get_uint (kf, GROUP, "resume-grace", 30, 0, 86400, &self->resume_grace, error)
+      || !zlt_config_get_uint (kf, GROUP, "udp-idle-timeout", 60, 1, 86400,
+                               &self->udp_idle_timeout, error))
     return NULL;
   if (self->heartbeat_timeout <= self->heartbeat_interval)
     {
@@ -364,6 +368,7 @@ zlt_server_config_to_keyfile (ZltServerConfig *self)
   g_key_file_set_uint64 (kf, GROUP, "auth-timeout", self->auth_timeout);
   g_key_file_set_uint64 (kf, GROUP, "connect-timeout", self->connect_timeout);
   g_key_file_set_uint64 (kf, GROUP, "resume-grace", self->resume_grace);
+  g_key_file_set_uint64 (kf, GROUP, "udp-idle-timeout", self->udp_idle_timeout);
   g_key_file_set_boolean (kf, GROUP, "allow-legacy-auth", self->allow_legacy_auth);
   g_key_file_set_string (kf, GROUP, "validator", self->validator);
   g_key_file_set_boolean (kf, GROUP, "insecure", self->insecure);
@@ -496,6 +501,17 @@ zlt_server_config_get_resume_grace (ZltServerConfig *self)
 {
   g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), 0);
   return self->resume_grace;
+}
+
+/**
+ * zlt_server_config_get_udp_idle_timeout:
+ * Returns: seconds without a datagram either way after which a UDP flow ends
+ */
+guint
+zlt_server_config_get_udp_idle_timeout (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), 0);
+  return self->udp_idle_timeout;
 }
 
 gboolean

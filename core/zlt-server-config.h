@@ -48,6 +48,8 @@ guint
 zlt_server_config_get_connect_timeout (ZltServerConfig *self);
 guint
 zlt_server_config_get_resume_grace (ZltServerConfig *self);
+guint
+zlt_server_config_get_udp_idle_timeout (ZltServerConfig *self);
 gboolean
 zlt_server_config_get_allow_legacy_auth (ZltServerConfig *self);
 const char *
