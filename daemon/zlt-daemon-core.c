@@ -1,0 +1,584 @@
+/* zlt-daemon-core.c: the roles zlayer-tunneld runs, built from one config file.
+ *
+ * The file is a GKeyFile: [server] (with its [validator:NAME]) runs the server role,
+ * [agent] with its [service:NAME] groups runs the agent role, [daemon] holds the
+ * daemon's own settings. Reloading applies what can change without a restart: the
+ * agent's services (the control channel stays up), [daemon], and the validator's
+ * tokens. */
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <grp.h>
+#include <string.h>
+
+#include "zlt-daemon-core.h"
+#include "zlt-daemon-error.h"
+
+struct _ZltDaemon
+{
+  GObject parent_instance;
+
+  char *config_path;
+  ZltPluginLoader *loader;
+
+  ZltServer *server;
+  char *server_fingerprint; /* [server] and its validator group, as last read */
+
+  ZltAgent *agent;
+  ZltClientConfig *agent_config; /* the agent's own: runtime changes show up in it */
+  char *agent_fingerprint;       /* [agent], as last read */
+  GHashTable *file_services;     /* name → ZltServiceConfig: [service:*] as last read */
+
+  char *admin_group;
+  gboolean running;
+};
+
+G_DEFINE_FINAL_TYPE (ZltDaemon, zlt_daemon, G_TYPE_OBJECT)
+
+enum
+{
+  PROP_0,
+  PROP_ADMIN_GROUP,
+  N_PROPS
+};
+static GParamSpec *props[N_PROPS];
+
+static const char *const daemon_keys[] = { "admin-group", NULL };
+
+/* ---- reading the file ---- */
+
+static GKeyFile *
+read_keyfile (const char *path, GError **error)
+{
+  g_autoptr (GKeyFile) keyfile = g_key_file_new ();
+  g_autoptr (GError) error_local = NULL;
+
+  if (!g_key_file_load_from_file (keyfile, path, G_KEY_FILE_NONE, &error_local))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG, _ ("cannot read %s: %s"), path,
+                   error_local->message);
+      return NULL;
+    }
+  if (!g_key_file_has_group (keyfile, ZLT_SERVER_CONFIG_GROUP)
+      && !g_key_file_has_group (keyfile, ZLT_CLIENT_CONFIG_GROUP))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                   _ ("%s: neither a [server] nor an [agent] group: nothing to run"), path);
+      return NULL;
+    }
+  return g_steal_pointer (&keyfile);
+}
+
+/* [daemon]: returns the admin group (NULL when unset) in @admin_group */
+static gboolean
+parse_daemon_group (GKeyFile *keyfile, const char *path, char **admin_group, GError **error)
+{
+  g_auto (GStrv) keys = NULL;
+  g_autofree char *group = NULL;
+
+  *admin_group = NULL;
+  if (!g_key_file_has_group (keyfile, ZLT_DAEMON_CONFIG_GROUP))
+    return TRUE;
+  keys = g_key_file_get_keys (keyfile, ZLT_DAEMON_CONFIG_GROUP, NULL, NULL);
+  for (guint i = 0; keys != NULL && keys[i] != NULL; i++)
+    if (!g_strv_contains (daemon_keys, keys[i]))
+      {
+        g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG, _ ("%s: [%s] %s: unknown key"),
+                     path, ZLT_DAEMON_CONFIG_GROUP, keys[i]);
+        return FALSE;
+      }
+  group = g_key_file_get_string (keyfile, ZLT_DAEMON_CONFIG_GROUP, "admin-group", NULL);
+  if (group != NULL)
+    {
+      g_strstrip (group);
+      if (group[0] == '\0' || strpbrk (group, " \t:,") != NULL)
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                       _ ("%s: [%s] admin-group: “%s” is not a group name"), path,
+                       ZLT_DAEMON_CONFIG_GROUP, group);
+          return FALSE;
+        }
+    }
+  *admin_group = g_steal_pointer (&group);
+  return TRUE;
+}
+
+/* The keys of @group as text, to notice changes a reload cannot apply. */
+static char *
+group_fingerprint (GKeyFile *keyfile, const char *group)
+{
+  g_autoptr (GString) text = g_string_new (NULL);
+  g_auto (GStrv) keys = g_key_file_get_keys (keyfile, group, NULL, NULL);
+
+  for (guint i = 0; keys != NULL && keys[i] != NULL; i++)
+    {
+      g_autofree char *value = g_key_file_get_value (keyfile, group, keys[i], NULL);
+      g_string_append_printf (text, "%s=%s\n", keys[i], value ? value : "");
+    }
+  return g_string_free (g_steal_pointer (&text), FALSE);
+}
+
+static char *
+server_fingerprint (GKeyFile *keyfile, ZltServerConfig *config)
+{
+  g_autofree char *server = group_fingerprint (keyfile, ZLT_SERVER_CONFIG_GROUP);
+  g_autofree char *validator
+      = group_fingerprint (keyfile, zlt_server_config_get_validator_group (config));
+
+  return g_strconcat (server, "\n", validator, NULL);
+}
+
+static GHashTable *
+service_table (ZltClientConfig *config)
+{
+  GHashTable *table = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                             (GDestroyNotify) zlt_service_config_free);
+  GPtrArray *services = zlt_client_config_get_services (config);
+
+  for (guint i = 0; i < services->len; i++)
+    {
+      const ZltServiceConfig *sc = g_ptr_array_index (services, i);
+      g_hash_table_insert (table, g_strdup (sc->name), zlt_service_config_copy (sc));
+    }
+  return table;
+}
+
+static gboolean
+service_config_equal (const ZltServiceConfig *a, const ZltServiceConfig *b)
+{
+  return g_str_equal (a->name, b->name) && a->protocol == b->protocol
+         && g_strcmp0 (a->local_host, b->local_host) == 0 && a->local_port == b->local_port
+         && a->remote_port == b->remote_port && a->expose == b->expose;
+}
+
+static void
+set_admin_group (ZltDaemon *self, const char *admin_group)
+{
+  if (g_strcmp0 (self->admin_group, admin_group) == 0)
+    return;
+  g_free (self->admin_group);
+  self->admin_group = g_strdup (admin_group);
+  if (admin_group != NULL && getgrnam (admin_group) == NULL)
+    g_message ("admin group %s does not exist (yet): only root may change anything", admin_group);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_ADMIN_GROUP]);
+}
+
+static ZltPluginLoader *
+load_plugins (GError **error)
+{
+  g_autoptr (ZltPluginLoader) loader = zlt_plugin_loader_new (NULL);
+  GHashTableIter iter;
+  gpointer path, reason;
+
+  if (!zlt_plugin_loader_load_all (loader, error))
+    return NULL;
+  g_hash_table_iter_init (&iter, zlt_plugin_loader_get_skipped (loader));
+  while (g_hash_table_iter_next (&iter, &path, &reason))
+    g_message ("skipped plugin %s: %s", (const char *) path, (const char *) reason);
+  return g_steal_pointer (&loader);
+}
+
+/* ---- GObject ---- */
+
+static void
+zlt_daemon_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  ZltDaemon *self = ZLT_DAEMON (object);
+
+  switch (prop_id)
+    {
+    case PROP_ADMIN_GROUP:
+      g_value_set_string (value, self->admin_group);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+zlt_daemon_dispose (GObject *object)
+{
+  ZltDaemon *self = ZLT_DAEMON (object);
+
+  zlt_daemon_stop (self);
+  g_clear_object (&self->agent);
+  g_clear_object (&self->agent_config);
+  g_clear_object (&self->server);
+  g_clear_object (&self->loader);
+  G_OBJECT_CLASS (zlt_daemon_parent_class)->dispose (object);
+}
+
+static void
+zlt_daemon_finalize (GObject *object)
+{
+  ZltDaemon *self = ZLT_DAEMON (object);
+
+  g_free (self->config_path);
+  g_free (self->server_fingerprint);
+  g_free (self->agent_fingerprint);
+  g_clear_pointer (&self->file_services, g_hash_table_unref);
+  g_free (self->admin_group);
+  G_OBJECT_CLASS (zlt_daemon_parent_class)->finalize (object);
+}
+
+static void
+zlt_daemon_class_init (ZltDaemonClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->get_property = zlt_daemon_get_property;
+  object_class->dispose = zlt_daemon_dispose;
+  object_class->finalize = zlt_daemon_finalize;
+
+  props[PROP_ADMIN_GROUP]
+      = g_param_spec_string ("admin-group", NULL, NULL, NULL,
+                             G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, props);
+}
+
+static void
+zlt_daemon_init (ZltDaemon *self)
+{
+}
+
+/* ---- public API ---- */
+
+ZltDaemon *
+zlt_daemon_new (const char *config_path, GError **error)
+{
+  g_autoptr (ZltDaemon) self = NULL;
+  g_autoptr (GKeyFile) keyfile = NULL;
+  g_autofree char *admin_group = NULL;
+
+  g_return_val_if_fail (config_path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  keyfile = read_keyfile (config_path, error);
+  if (keyfile == NULL || !parse_daemon_group (keyfile, config_path, &admin_group, error))
+    return NULL;
+
+  self = g_object_new (ZLT_TYPE_DAEMON, NULL);
+  self->config_path = g_strdup (config_path);
+  self->admin_group = g_steal_pointer (&admin_group);
+  self->loader = load_plugins (error);
+  if (self->loader == NULL)
+    return NULL;
+
+  if (g_key_file_has_group (keyfile, ZLT_SERVER_CONFIG_GROUP))
+    {
+      g_autoptr (ZltServerConfig) config = zlt_server_config_new_from_file (config_path, error);
+
+      if (config == NULL)
+        return NULL;
+      self->server = zlt_server_new (config, self->loader, error);
+      if (self->server == NULL)
+        return NULL;
+      self->server_fingerprint = server_fingerprint (keyfile, config);
+    }
+  if (g_key_file_has_group (keyfile, ZLT_CLIENT_CONFIG_GROUP))
+    {
+      self->agent_config = zlt_client_config_new_from_file (config_path, error);
+      if (self->agent_config == NULL)
+        return NULL;
+      self->agent = zlt_agent_new (self->agent_config, self->loader, error);
+      if (self->agent == NULL)
+        return NULL;
+      self->agent_fingerprint = group_fingerprint (keyfile, ZLT_CLIENT_CONFIG_GROUP);
+      self->file_services = service_table (self->agent_config);
+    }
+  return g_steal_pointer (&self);
+}
+
+gboolean
+zlt_daemon_start (ZltDaemon *self, GError **error)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), FALSE);
+
+  if (self->running)
+    return TRUE;
+  if (self->server != NULL && !zlt_server_start (self->server, error))
+    {
+      g_prefix_error (error, _ ("cannot start the server role: "));
+      return FALSE;
+    }
+  if (self->agent != NULL)
+    {
+      g_message ("agent role: connecting to %s",
+                 zlt_client_config_get_server_url (self->agent_config));
+      zlt_agent_start (self->agent);
+    }
+  self->running = TRUE;
+  return TRUE;
+}
+
+void
+zlt_daemon_stop (ZltDaemon *self)
+{
+  g_return_if_fail (ZLT_IS_DAEMON (self));
+
+  if (!self->running)
+    return;
+  self->running = FALSE;
+  /* our own agent first: it says goodbye to whichever server it uses */
+  if (self->agent != NULL)
+    zlt_agent_stop (self->agent);
+  if (self->server != NULL)
+    zlt_server_stop (self->server);
+}
+
+gboolean
+zlt_daemon_is_idle (ZltDaemon *self)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), TRUE);
+
+  if (self->agent != NULL && zlt_agent_get_n_relays (self->agent) > 0)
+    return FALSE;
+  if (self->server != NULL
+      && (zlt_server_get_n_peers (self->server) > 0 || zlt_server_get_n_relays (self->server) > 0
+          || zlt_server_get_n_pending (self->server) > 0))
+    return FALSE;
+  return TRUE;
+}
+
+static void
+reload_server (ZltDaemon *self, GKeyFile *keyfile)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltServerConfig) config = NULL;
+  g_autofree char *fingerprint = NULL;
+  ZltValidator *validator;
+
+  if (self->server == NULL)
+    {
+      if (g_key_file_has_group (keyfile, ZLT_SERVER_CONFIG_GROUP))
+        g_message ("reload: the new [server] group takes effect at the next restart");
+      return;
+    }
+  if (!g_key_file_has_group (keyfile, ZLT_SERVER_CONFIG_GROUP))
+    g_message ("reload: removing the server role takes effect at the next restart");
+  else
+    {
+      config = zlt_server_config_new_from_file (self->config_path, &error);
+      if (config == NULL)
+        g_message ("reload: [server] is invalid, the running server keeps its settings: %s",
+                   error->message);
+      else
+        {
+          fingerprint = server_fingerprint (keyfile, config);
+          if (g_strcmp0 (fingerprint, self->server_fingerprint) != 0)
+            g_message ("reload: changes to [server] and [%s] take effect at the next restart",
+                       zlt_server_config_get_validator_group (config));
+        }
+    }
+
+  /* the token file is the one part of the server that reloads */
+  validator = zlt_server_get_validator (self->server);
+  if (g_signal_lookup ("reload", G_OBJECT_TYPE (validator)) != 0)
+    {
+      gboolean ok = FALSE;
+
+      g_signal_emit_by_name (validator, "reload", &ok);
+      if (ok)
+        g_debug ("reload: validator %s re-read its tokens", zlt_validator_get_name (validator));
+    }
+}
+
+static gboolean
+reload_agent (ZltDaemon *self, GKeyFile *keyfile, GError **error)
+{
+  g_autoptr (ZltClientConfig) config = NULL;
+  g_autoptr (GHashTable) services = NULL;
+  g_autofree char *fingerprint = NULL;
+  GPtrArray *list;
+  GHashTableIter iter;
+  gpointer name;
+
+  if (self->agent == NULL)
+    {
+      if (g_key_file_has_group (keyfile, ZLT_CLIENT_CONFIG_GROUP))
+        g_message ("reload: the new [agent] group takes effect at the next restart");
+      return TRUE;
+    }
+  if (!g_key_file_has_group (keyfile, ZLT_CLIENT_CONFIG_GROUP))
+    {
+      g_message ("reload: removing the agent role takes effect at the next restart");
+      return TRUE;
+    }
+  config = zlt_client_config_new_from_file (self->config_path, error);
+  if (config == NULL)
+    return FALSE;
+  fingerprint = group_fingerprint (keyfile, ZLT_CLIENT_CONFIG_GROUP);
+  if (g_strcmp0 (fingerprint, self->agent_fingerprint) != 0)
+    g_message ("reload: changes to [agent] take effect at the next restart");
+
+  services = service_table (config);
+
+  /* removed from the file: unexpose (services exposed over D-Bus stay) */
+  g_hash_table_iter_init (&iter, self->file_services);
+  while (g_hash_table_iter_next (&iter, &name, NULL))
+    if (!g_hash_table_contains (services, name)
+        && zlt_client_config_lookup_service (self->agent_config, name) != NULL)
+      {
+        g_autoptr (GError) error_local = NULL;
+
+        if (zlt_agent_remove_service (self->agent, name, &error_local))
+          g_message ("reload: service %s removed", (const char *) name);
+        else
+          g_message ("reload: cannot remove service %s: %s", (const char *) name,
+                     error_local->message);
+      }
+
+  /* changed: remove now, add below; in file order so ports are asked for in order */
+  list = zlt_client_config_get_services (config);
+  for (guint i = 0; i < list->len; i++)
+    {
+      const ZltServiceConfig *sc = g_ptr_array_index (list, i);
+      const ZltServiceConfig *running
+          = zlt_client_config_lookup_service (self->agent_config, sc->name);
+
+      if (running != NULL && !service_config_equal (running, sc))
+        {
+          g_message ("reload: service %s changed", sc->name);
+          zlt_agent_remove_service (self->agent, sc->name, NULL);
+        }
+    }
+  for (guint i = 0; i < list->len; i++)
+    {
+      const ZltServiceConfig *sc = g_ptr_array_index (list, i);
+      g_autoptr (GError) error_local = NULL;
+
+      if (zlt_client_config_lookup_service (self->agent_config, sc->name) != NULL)
+        continue;
+      if (zlt_agent_add_service (self->agent, sc, &error_local))
+        g_message ("reload: service %s exposed (local port %u)", sc->name, sc->local_port);
+      else
+        g_message ("reload: cannot expose service %s: %s", sc->name, error_local->message);
+    }
+
+  g_clear_pointer (&self->file_services, g_hash_table_unref);
+  self->file_services = g_steal_pointer (&services);
+  return TRUE;
+}
+
+gboolean
+zlt_daemon_reload (ZltDaemon *self, GError **error)
+{
+  g_autoptr (GKeyFile) keyfile = NULL;
+  g_autofree char *admin_group = NULL;
+  g_autoptr (ZltClientConfig) check = NULL;
+
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  g_message ("reloading %s", self->config_path);
+  keyfile = read_keyfile (self->config_path, error);
+  if (keyfile == NULL || !parse_daemon_group (keyfile, self->config_path, &admin_group, error))
+    return FALSE;
+  /* all or nothing: the agent's part must be valid before anything changes */
+  if (self->agent != NULL && g_key_file_has_group (keyfile, ZLT_CLIENT_CONFIG_GROUP))
+    {
+      check = zlt_client_config_new_from_file (self->config_path, error);
+      if (check == NULL)
+        return FALSE;
+    }
+
+  set_admin_group (self, admin_group);
+  reload_server (self, keyfile);
+  return reload_agent (self, keyfile, error);
+}
+
+const char *
+zlt_daemon_get_config_path (ZltDaemon *self)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), NULL);
+  return self->config_path;
+}
+
+ZltServer *
+zlt_daemon_get_server (ZltDaemon *self)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), NULL);
+  return self->server;
+}
+
+ZltAgent *
+zlt_daemon_get_agent (ZltDaemon *self)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), NULL);
+  return self->agent;
+}
+
+ZltClientConfig *
+zlt_daemon_get_agent_config (ZltDaemon *self)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), NULL);
+  return self->agent_config;
+}
+
+const char *
+zlt_daemon_get_admin_group (ZltDaemon *self)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), NULL);
+  return self->admin_group;
+}
+
+gboolean
+zlt_daemon_expose (ZltDaemon *self, const ZltServiceConfig *service, GError **error)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), FALSE);
+  g_return_val_if_fail (service != NULL, FALSE);
+
+  if (self->agent == NULL)
+    {
+      g_set_error (error, ZLT_DAEMON_ERROR, ZLT_DAEMON_ERROR_ROLE_NOT_CONFIGURED,
+                   _ ("the agent role is not configured (no [agent] group in %s)"),
+                   self->config_path);
+      return FALSE;
+    }
+  if (!zlt_agent_add_service (self->agent, service, error))
+    return FALSE;
+  g_message ("service %s exposed (local port %u)", service->name, service->local_port);
+  return TRUE;
+}
+
+gboolean
+zlt_daemon_unexpose (ZltDaemon *self, const char *name, GError **error)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+
+  if (self->agent == NULL)
+    {
+      g_set_error (error, ZLT_DAEMON_ERROR, ZLT_DAEMON_ERROR_ROLE_NOT_CONFIGURED,
+                   _ ("the agent role is not configured (no [agent] group in %s)"),
+                   self->config_path);
+      return FALSE;
+    }
+  if (!zlt_agent_remove_service (self->agent, name, error))
+    return FALSE;
+  g_message ("service %s removed", name);
+  return TRUE;
+}
+
+gboolean
+zlt_daemon_disconnect_tunnel (ZltDaemon *self, ZltTunnel *tunnel, const char *reason,
+                              GError **error)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), FALSE);
+  g_return_val_if_fail (ZLT_IS_TUNNEL (tunnel), FALSE);
+
+  if (self->server == NULL)
+    {
+      g_set_error (error, ZLT_DAEMON_ERROR, ZLT_DAEMON_ERROR_ROLE_NOT_CONFIGURED,
+                   _ ("the server role is not configured (no [server] group in %s)"),
+                   self->config_path);
+      return FALSE;
+    }
+  if (zlt_tunnel_get_role (tunnel) != ZLT_ROLE_SERVER)
+    {
+      g_set_error (error, ZLT_DAEMON_ERROR, ZLT_DAEMON_ERROR_NOT_SUPPORTED,
+                   _ ("the agent's own tunnel cannot be disconnected; stop the daemon instead"));
+      return FALSE;
+    }
+  return zlt_server_disconnect_tunnel (self->server, zlt_tunnel_get_id (tunnel), reason, error);
+}

@@ -1,0 +1,48 @@
+/* zlt-daemon-core.h: the roles zlayer-tunneld runs, built from one config file */
+#pragma once
+
+#include "zlayer-tunnel.h"
+
+G_BEGIN_DECLS
+
+/* [daemon] admin-group=NAME: members may call the mutating D-Bus methods */
+#define ZLT_DAEMON_CONFIG_GROUP "daemon"
+#define ZLT_DAEMON_DEFAULT_CONFIG ZLT_SYSCONFDIR "/zlayer-tunnel.conf"
+
+#define ZLT_TYPE_DAEMON (zlt_daemon_get_type ())
+G_DECLARE_FINAL_TYPE (ZltDaemon, zlt_daemon, ZLT, DAEMON, GObject)
+
+/* Reads @config_path, loads the plugins and builds the server role (a [server] group)
+ * and the agent role (an [agent] group); starts nothing. Fails with
+ * %ZLT_ERROR_INVALID_CONFIG (or the plugin's error) naming the group and key. */
+ZltDaemon *zlt_daemon_new (const char *config_path, GError **error);
+
+/* The server first (it may serve our own agent), then the agent. */
+gboolean zlt_daemon_start (ZltDaemon *self, GError **error);
+/* Disconnects every agent, closes every port and the agent's control channel. */
+void zlt_daemon_stop (ZltDaemon *self);
+/* Whether stopped roles still have connections closing. */
+gboolean zlt_daemon_is_idle (ZltDaemon *self);
+
+/* Re-reads the config file: [service:*] groups are applied to the running agent
+ * (removed ones unexposed, new ones exposed, changed ones both) without dropping its
+ * control channel; [daemon] applies at once; the validator re-reads its tokens. Changes
+ * that need a restart are logged. An invalid file changes nothing. */
+gboolean zlt_daemon_reload (ZltDaemon *self, GError **error);
+
+const char *zlt_daemon_get_config_path (ZltDaemon *self);
+/* nullable: the roles the config does not run */
+ZltServer *zlt_daemon_get_server (ZltDaemon *self);
+ZltAgent *zlt_daemon_get_agent (ZltDaemon *self);
+ZltClientConfig *zlt_daemon_get_agent_config (ZltDaemon *self);
+/* nullable */
+const char *zlt_daemon_get_admin_group (ZltDaemon *self);
+
+/* Agent role: adds or removes a service at run time. */
+gboolean zlt_daemon_expose (ZltDaemon *self, const ZltServiceConfig *service, GError **error);
+gboolean zlt_daemon_unexpose (ZltDaemon *self, const char *name, GError **error);
+/* Server role: ends @tunnel (one of the server's) with no resume. */
+gboolean zlt_daemon_disconnect_tunnel (ZltDaemon *self, ZltTunnel *tunnel, const char *reason,
+                                       GError **error);
+
+G_END_DECLS

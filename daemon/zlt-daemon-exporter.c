@@ -1,0 +1,881 @@
+/* zlt-daemon-exporter.c: mirrors the daemon's tunnels and services to D-Bus.
+ *
+ * Every ZltTunnel and ZltService of the running roles gets a skeleton object below
+ * /org/zlayer/Tunnel1 (Tunnel/N, Service/N), exported through a GDBusObjectManagerServer.
+ * A skeleton is filled from its core object whenever that object notifies; the core
+ * objects coalesce their byte-counter notifications (ZLT_NOTIFY_INTERVAL_MS) and the
+ * skeletons coalesce property changes into one PropertiesChanged per main-loop turn, so
+ * traffic never turns into a signal per chunk. Everything runs on the main thread.
+ *
+ * Methods that change something ask zlt-daemon-auth first; the rest answer at once. */
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <string.h>
+
+#include "zlt-daemon-auth.h"
+#include "zlt-daemon-error.h"
+#include "zlt-daemon-exporter.h"
+#include "zlt-dbus-generated.h"
+
+/* one exported object and the core object it shows */
+typedef struct
+{
+  ZltDaemonExporter *exporter; /* not owned */
+  GObject *core;               /* ZltTunnel or ZltService, owned */
+  char *path;
+  ZltDbusObjectSkeleton *object;
+  GDBusInterfaceSkeleton *iface; /* ZltDbusTunnel or ZltDbusService skeleton */
+  gulong notify_id;
+} Mirror;
+
+struct _ZltDaemonExporter
+{
+  GObject parent_instance;
+
+  ZltDaemon *daemon; /* NULL once unexported */
+  GDBusConnection *connection;
+  gboolean session_bus;
+  GCancellable *cancellable; /* of caller checks in flight */
+
+  GDBusObjectManagerServer *manager;
+  ZltDbusManager *manager_iface;
+  GHashTable *tunnels;  /* ZltTunnel* → Mirror* (owned) */
+  GHashTable *services; /* ZltService* → Mirror* (owned) */
+  GHashTable *paths;    /* path → Mirror* of a tunnel (borrowed) */
+  GHashTable *pending;  /* server services to export once their port is open (refs) */
+  GSource *pending_source;
+  guint next_tunnel;
+  guint next_service;
+};
+
+G_DEFINE_FINAL_TYPE (ZltDaemonExporter, zlt_daemon_exporter, G_TYPE_OBJECT)
+
+static const char *
+enum_nick (GType type, gint value)
+{
+  g_autoptr (GEnumClass) klass = g_type_class_ref (type);
+  GEnumValue *v = g_enum_get_value (klass, value);
+
+  /* static enum types keep their class (and nicks) for good */
+  return v != NULL ? v->value_nick : "";
+}
+
+/* D-Bus strings cannot be NULL */
+static const char *
+or_empty (const char *s)
+{
+  return s != NULL ? s : "";
+}
+
+static Mirror *
+tunnel_mirror (ZltDaemonExporter *self, ZltTunnel *tunnel)
+{
+  return tunnel != NULL ? g_hash_table_lookup (self->tunnels, tunnel) : NULL;
+}
+
+static ZltTunnel *
+agent_tunnel (ZltDaemonExporter *self)
+{
+  ZltAgent *agent = self->daemon ? zlt_daemon_get_agent (self->daemon) : NULL;
+
+  return agent != NULL ? zlt_agent_get_tunnel (agent) : NULL;
+}
+
+/* ---- filling skeletons ---- */
+
+static void
+sync_manager (ZltDaemonExporter *self)
+{
+  ZltDbusManager *m = self->manager_iface;
+  ZltServer *server = zlt_daemon_get_server (self->daemon);
+  ZltAgent *agent = zlt_daemon_get_agent (self->daemon);
+  const char *roles[3] = { NULL };
+  guint n = 0;
+
+  if (server != NULL)
+    roles[n++] = "server";
+  if (agent != NULL)
+    roles[n++] = "agent";
+  zlt_dbus_manager_set_version (m, PACKAGE_VERSION);
+  zlt_dbus_manager_set_roles (m, roles);
+
+  if (server != NULL)
+    {
+      const char *host = zlt_server_config_get_listen_address (zlt_server_get_config (server));
+      g_autofree char *address = NULL;
+
+      if (strchr (host, ':') != NULL)
+        address = g_strdup_printf ("[%s]:%u", host, zlt_server_get_port (server));
+      else
+        address = g_strdup_printf ("%s:%u", host, zlt_server_get_port (server));
+      zlt_dbus_manager_set_server_address (m, address);
+    }
+  else
+    zlt_dbus_manager_set_server_address (m, "");
+
+  if (agent != NULL)
+    {
+      const char *error = zlt_agent_get_last_error (agent);
+
+      zlt_dbus_manager_set_agent_server (
+          m, zlt_client_config_get_server_url (zlt_daemon_get_agent_config (self->daemon)));
+      zlt_dbus_manager_set_agent_state (
+          m, enum_nick (ZLT_TYPE_TUNNEL_STATE, zlt_agent_get_state (agent)));
+      zlt_dbus_manager_set_agent_last_error (m, or_empty (error));
+      zlt_dbus_manager_set_agent_sessions (m, zlt_agent_get_n_sessions (agent));
+    }
+  else
+    {
+      zlt_dbus_manager_set_agent_server (m, "");
+      zlt_dbus_manager_set_agent_state (m, "");
+      zlt_dbus_manager_set_agent_last_error (m, "");
+      zlt_dbus_manager_set_agent_sessions (m, 0);
+    }
+  zlt_dbus_manager_set_ntunnels (m, g_hash_table_size (self->tunnels));
+}
+
+static void
+sync_tunnel (ZltDaemonExporter *self, Mirror *mirror)
+{
+  ZltTunnel *tunnel = ZLT_TUNNEL (mirror->core);
+  ZltDbusTunnel *iface = ZLT_DBUS_TUNNEL (mirror->iface);
+  g_autofree char *id = zlt_tunnel_dup_id_string (tunnel);
+  g_autoptr (GPtrArray) services = zlt_tunnel_get_services (tunnel);
+  g_autoptr (GPtrArray) paths = g_ptr_array_new ();
+  const char *last_error = NULL;
+
+  for (guint i = 0; i < services->len; i++)
+    {
+      Mirror *service = g_hash_table_lookup (self->services, g_ptr_array_index (services, i));
+      if (service != NULL)
+        g_ptr_array_add (paths, service->path);
+    }
+  g_ptr_array_add (paths, NULL);
+  if (tunnel == agent_tunnel (self))
+    last_error = zlt_agent_get_last_error (zlt_daemon_get_agent (self->daemon));
+
+  zlt_dbus_tunnel_set_id (iface, or_empty (id));
+  zlt_dbus_tunnel_set_role (iface, enum_nick (ZLT_TYPE_ROLE, zlt_tunnel_get_role (tunnel)));
+  zlt_dbus_tunnel_set_state (iface,
+                             enum_nick (ZLT_TYPE_TUNNEL_STATE, zlt_tunnel_get_state (tunnel)));
+  zlt_dbus_tunnel_set_peer_address (iface, or_empty (zlt_tunnel_get_peer_address (tunnel)));
+  zlt_dbus_tunnel_set_client_id (iface, or_empty (zlt_tunnel_get_client_id (tunnel)));
+  zlt_dbus_tunnel_set_token_name (iface, or_empty (zlt_tunnel_get_token_name (tunnel)));
+  zlt_dbus_tunnel_set_created (iface, zlt_tunnel_get_created (tunnel));
+  zlt_dbus_tunnel_set_last_activity (iface, zlt_tunnel_get_last_activity (tunnel));
+  zlt_dbus_tunnel_set_bytes_in (iface, zlt_tunnel_get_bytes_in (tunnel));
+  zlt_dbus_tunnel_set_bytes_out (iface, zlt_tunnel_get_bytes_out (tunnel));
+  zlt_dbus_tunnel_set_services (iface, (const char *const *) paths->pdata);
+  zlt_dbus_tunnel_set_last_error (iface, or_empty (last_error));
+}
+
+static void
+sync_service (ZltDaemonExporter *self, Mirror *mirror)
+{
+  ZltService *service = ZLT_SERVICE (mirror->core);
+  ZltDbusService *iface = ZLT_DBUS_SERVICE (mirror->iface);
+  g_autofree char *id = zlt_service_dup_id_string (service);
+  Mirror *tunnel = tunnel_mirror (self, zlt_service_get_tunnel (service));
+
+  zlt_dbus_service_set_id (iface, or_empty (id));
+  zlt_dbus_service_set_name (iface, zlt_service_get_name (service));
+  zlt_dbus_service_set_protocol (iface,
+                                 zlt_protocol_to_string (zlt_service_get_protocol (service)));
+  zlt_dbus_service_set_expose (iface,
+                               enum_nick (ZLT_TYPE_EXPOSE, zlt_service_get_expose (service)));
+  zlt_dbus_service_set_local_port (iface, zlt_service_get_local_port (service));
+  zlt_dbus_service_set_requested_port (iface, zlt_service_get_requested_port (service));
+  zlt_dbus_service_set_assigned_port (iface, zlt_service_get_assigned_port (service));
+  zlt_dbus_service_set_active_connections (iface, zlt_service_get_active_connections (service));
+  zlt_dbus_service_set_total_connections (iface, zlt_service_get_total_connections (service));
+  zlt_dbus_service_set_bytes_in (iface, zlt_service_get_bytes_in (service));
+  zlt_dbus_service_set_bytes_out (iface, zlt_service_get_bytes_out (service));
+  /* "/" is the D-Bus spelling of "none" */
+  zlt_dbus_service_set_tunnel (iface, tunnel != NULL ? tunnel->path : "/");
+}
+
+static void
+on_core_notify (GObject *object, GParamSpec *pspec, gpointer user_data)
+{
+  Mirror *mirror = user_data;
+
+  if (ZLT_IS_TUNNEL (object))
+    sync_tunnel (mirror->exporter, mirror);
+  else
+    sync_service (mirror->exporter, mirror);
+}
+
+/* ---- objects coming and going ---- */
+
+static void
+mirror_free (gpointer data)
+{
+  Mirror *mirror = data;
+
+  g_clear_signal_handler (&mirror->notify_id, mirror->core);
+  g_clear_object (&mirror->core);
+  g_clear_object (&mirror->iface);
+  g_clear_object (&mirror->object);
+  g_free (mirror->path);
+  g_free (mirror);
+}
+
+static gboolean on_tunnel_handle_disconnect (ZltDaemonExporter *self,
+                                             GDBusMethodInvocation *invocation);
+
+static void
+add_tunnel (ZltDaemonExporter *self, ZltTunnel *tunnel)
+{
+  g_autoptr (ZltDbusTunnel) iface = NULL;
+  Mirror *mirror;
+
+  if (g_hash_table_contains (self->tunnels, tunnel))
+    return;
+  mirror = g_new0 (Mirror, 1);
+  mirror->exporter = self;
+  mirror->core = g_object_ref (G_OBJECT (tunnel));
+  mirror->path = g_strdup_printf (ZLT_DBUS_PATH "/Tunnel/%u", self->next_tunnel++);
+  mirror->object = zlt_dbus_object_skeleton_new (mirror->path);
+  iface = zlt_dbus_tunnel_skeleton_new ();
+  g_signal_connect_object (iface, "handle-disconnect", G_CALLBACK (on_tunnel_handle_disconnect),
+                           self, G_CONNECT_SWAPPED);
+  zlt_dbus_object_skeleton_set_tunnel (mirror->object, iface);
+  mirror->iface = G_DBUS_INTERFACE_SKELETON (g_steal_pointer (&iface));
+  g_hash_table_insert (self->tunnels, tunnel, mirror);
+  g_hash_table_insert (self->paths, mirror->path, mirror);
+
+  sync_tunnel (self, mirror);
+  mirror->notify_id = g_signal_connect (tunnel, "notify", G_CALLBACK (on_core_notify), mirror);
+  g_dbus_object_manager_server_export (self->manager, G_DBUS_OBJECT_SKELETON (mirror->object));
+  zlt_dbus_manager_set_ntunnels (self->manager_iface, g_hash_table_size (self->tunnels));
+  g_debug ("exported %s (%s tunnel)", mirror->path,
+           enum_nick (ZLT_TYPE_ROLE, zlt_tunnel_get_role (tunnel)));
+}
+
+static void
+remove_tunnel (ZltDaemonExporter *self, ZltTunnel *tunnel)
+{
+  Mirror *mirror = tunnel_mirror (self, tunnel);
+
+  if (mirror == NULL)
+    return;
+  g_dbus_object_manager_server_unexport (self->manager, mirror->path);
+  g_hash_table_remove (self->paths, mirror->path);
+  g_hash_table_remove (self->tunnels, tunnel);
+  zlt_dbus_manager_set_ntunnels (self->manager_iface, g_hash_table_size (self->tunnels));
+}
+
+static void
+add_service (ZltDaemonExporter *self, ZltService *service)
+{
+  g_autoptr (ZltDbusService) iface = NULL;
+  Mirror *mirror, *tunnel;
+
+  if (g_hash_table_contains (self->services, service))
+    return;
+  mirror = g_new0 (Mirror, 1);
+  mirror->exporter = self;
+  mirror->core = g_object_ref (G_OBJECT (service));
+  mirror->path = g_strdup_printf (ZLT_DBUS_PATH "/Service/%u", self->next_service++);
+  mirror->object = zlt_dbus_object_skeleton_new (mirror->path);
+  iface = zlt_dbus_service_skeleton_new ();
+  zlt_dbus_object_skeleton_set_service (mirror->object, iface);
+  mirror->iface = G_DBUS_INTERFACE_SKELETON (g_steal_pointer (&iface));
+  g_hash_table_insert (self->services, service, mirror);
+
+  sync_service (self, mirror);
+  mirror->notify_id = g_signal_connect (service, "notify", G_CALLBACK (on_core_notify), mirror);
+  g_dbus_object_manager_server_export (self->manager, G_DBUS_OBJECT_SKELETON (mirror->object));
+  tunnel = tunnel_mirror (self, zlt_service_get_tunnel (service));
+  if (tunnel != NULL)
+    {
+      /* Services follows the object at once rather than at the next idle */
+      sync_tunnel (self, tunnel);
+      g_dbus_interface_skeleton_flush (tunnel->iface);
+    }
+}
+
+static void
+remove_service (ZltDaemonExporter *self, ZltService *service)
+{
+  Mirror *mirror = g_hash_table_lookup (self->services, service);
+  Mirror *tunnel;
+
+  if (mirror == NULL)
+    return;
+  g_dbus_object_manager_server_unexport (self->manager, mirror->path);
+  g_hash_table_remove (self->services, service);
+  tunnel = tunnel_mirror (self, zlt_service_get_tunnel (service));
+  if (tunnel != NULL)
+    {
+      /* Services follows the object at once rather than at the next idle */
+      sync_tunnel (self, tunnel);
+      g_dbus_interface_skeleton_flush (tunnel->iface);
+    }
+}
+
+static void
+on_tunnel_added (ZltRegistry *registry, ZltTunnel *tunnel, gpointer user_data)
+{
+  add_tunnel (user_data, tunnel);
+}
+
+static void
+on_tunnel_removed (ZltRegistry *registry, ZltTunnel *tunnel, gpointer user_data)
+{
+  ZltDaemonExporter *self = user_data;
+  g_autoptr (GPtrArray) services = zlt_tunnel_get_services (tunnel);
+
+  for (guint i = 0; i < services->len; i++)
+    remove_service (self, g_ptr_array_index (services, i));
+  remove_tunnel (self, tunnel);
+}
+
+static void
+on_service_added (GObject *registry_or_tunnel, ZltService *service, gpointer user_data)
+{
+  add_service (user_data, service);
+}
+
+static void
+on_service_removed (GObject *registry_or_tunnel, ZltService *service, gpointer user_data)
+{
+  ZltDaemonExporter *self = user_data;
+
+  if (!g_hash_table_remove (self->pending, service))
+    remove_service (self, service);
+}
+
+static gboolean
+add_pending_services (gpointer user_data)
+{
+  ZltDaemonExporter *self = user_data;
+  GHashTableIter iter;
+  gpointer service;
+
+  g_clear_pointer (&self->pending_source, g_source_unref);
+  g_hash_table_iter_init (&iter, self->pending);
+  while (g_hash_table_iter_next (&iter, &service, NULL))
+    {
+      add_service (self, service);
+      g_hash_table_iter_remove (&iter);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* The registry lists a server's service before the server has bound its public port
+ * (and may still move it to another port), all within one main-loop dispatch: export it
+ * right after, so an AssignedPort on the bus is a port that accepts connections. */
+static void
+on_server_service_added (ZltRegistry *registry, ZltService *service, gpointer user_data)
+{
+  ZltDaemonExporter *self = user_data;
+
+  g_hash_table_add (self->pending, g_object_ref (service));
+  if (self->pending_source != NULL)
+    return;
+  self->pending_source = g_idle_source_new ();
+  g_source_set_priority (self->pending_source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (self->pending_source, add_pending_services, self, NULL);
+  g_source_set_static_name (self->pending_source, "[zlt] export server services");
+  g_source_attach (self->pending_source, NULL);
+}
+
+static void
+on_agent_notify (ZltAgent *agent, GParamSpec *pspec, gpointer user_data)
+{
+  ZltDaemonExporter *self = user_data;
+  Mirror *mirror = tunnel_mirror (self, zlt_agent_get_tunnel (agent));
+
+  sync_manager (self);
+  if (mirror != NULL)
+    sync_tunnel (self, mirror);
+}
+
+/* ---- the caller check ---- */
+
+/* runs once the caller may go ahead; answers @invocation itself */
+typedef void (*AuthorizedFunc) (ZltDaemonExporter *self, GDBusMethodInvocation *invocation);
+
+typedef struct
+{
+  ZltDaemonExporter *self;
+  AuthorizedFunc func;
+} AuthCall;
+
+static void
+auth_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  AuthCall *call = user_data;
+  g_autoptr (ZltDaemonExporter) self = call->self;
+  GDBusMethodInvocation *invocation = G_DBUS_METHOD_INVOCATION (source);
+  g_autoptr (GError) error = NULL;
+  AuthorizedFunc func = call->func;
+
+  g_free (call);
+  if (!zlt_daemon_auth_check_finish (result, &error))
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) || self->daemon == NULL)
+        g_dbus_method_invocation_return_error_literal (invocation, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                       _ ("the daemon is shutting down"));
+      else
+        g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  if (self->daemon == NULL)
+    {
+      g_dbus_method_invocation_return_error_literal (invocation, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                     _ ("the daemon is shutting down"));
+      return;
+    }
+  func (self, invocation);
+}
+
+/* for handle-* signal handlers: checks the caller, then runs @func */
+static gboolean
+authorize (ZltDaemonExporter *self, GDBusMethodInvocation *invocation, AuthorizedFunc func)
+{
+  AuthCall *call = g_new0 (AuthCall, 1);
+
+  call->self = g_object_ref (self);
+  call->func = func;
+  zlt_daemon_auth_check_async (invocation, zlt_daemon_get_admin_group (self->daemon),
+                               self->session_bus, self->cancellable, auth_done, call);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- Manager methods ---- */
+
+static gboolean
+parse_expose_options (GVariant *options, ZltProtocol *protocol, char **local_host,
+                      guint16 *remote_port, ZltExpose *expose, GError **error)
+{
+  GVariantIter iter;
+  const char *key;
+  GVariant *next;
+
+  g_variant_iter_init (&iter, options);
+  while (g_variant_iter_next (&iter, "{&sv}", &key, &next))
+    {
+      g_autoptr (GVariant) value = next;
+      const char *type = NULL;
+
+      if (g_str_equal (key, "protocol"))
+        {
+          type = "s";
+          if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING)
+              && !zlt_protocol_from_string (g_variant_get_string (value, NULL), protocol))
+            {
+              g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
+                           _ ("option protocol: must be tcp or udp"));
+              return FALSE;
+            }
+        }
+      else if (g_str_equal (key, "local-host"))
+        {
+          type = "s";
+          if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+            {
+              g_free (*local_host);
+              *local_host = g_variant_dup_string (value, NULL);
+            }
+        }
+      else if (g_str_equal (key, "remote-port"))
+        {
+          type = "q";
+          if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT16))
+            *remote_port = g_variant_get_uint16 (value);
+        }
+      else if (g_str_equal (key, "expose"))
+        {
+          type = "s";
+          if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+            {
+              const char *s = g_variant_get_string (value, NULL);
+
+              if (g_str_equal (s, "public"))
+                *expose = ZLT_EXPOSE_PUBLIC;
+              else if (g_str_equal (s, "internal"))
+                *expose = ZLT_EXPOSE_INTERNAL;
+              else
+                {
+                  g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
+                               _ ("option expose: must be public or internal"));
+                  return FALSE;
+                }
+            }
+        }
+      else
+        {
+          g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS, _ ("unknown option “%s”"),
+                       key);
+          return FALSE;
+        }
+      if (!g_variant_is_of_type (value, G_VARIANT_TYPE (type)))
+        {
+          g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
+                       _ ("option %s: must be of type %s, not %s"), key, type,
+                       g_variant_get_type_string (value));
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static void
+do_expose (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  const char *name;
+  guint16 local_port;
+  g_autoptr (GVariant) options = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltServiceConfig) sc = NULL;
+  g_autofree char *local_host = NULL;
+  ZltProtocol protocol = ZLT_PROTOCOL_TCP;
+  guint16 remote_port = 0;
+  ZltExpose expose = ZLT_EXPOSE_PUBLIC;
+  ZltService *service;
+  Mirror *mirror;
+
+  g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(&sq@a{sv})", &name,
+                 &local_port, &options);
+  if (!parse_expose_options (options, &protocol, &local_host, &remote_port, &expose, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  sc = zlt_service_config_new (name, protocol, local_host, local_port, remote_port, expose);
+  if (!zlt_daemon_expose (self->daemon, sc, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  service = zlt_tunnel_lookup_service (agent_tunnel (self), name);
+  mirror = service != NULL ? g_hash_table_lookup (self->services, service) : NULL;
+  zlt_dbus_manager_complete_expose (self->manager_iface, invocation,
+                                    mirror != NULL ? mirror->path : "/");
+}
+
+static gboolean
+on_handle_expose (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  return authorize (self, invocation, do_expose);
+}
+
+static void
+do_unexpose (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  const char *name;
+  g_autoptr (GError) error = NULL;
+
+  g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(&s)", &name);
+  if (!zlt_daemon_unexpose (self->daemon, name, &error))
+    g_dbus_method_invocation_return_gerror (invocation, error);
+  else
+    zlt_dbus_manager_complete_unexpose (self->manager_iface, invocation);
+}
+
+static gboolean
+on_handle_unexpose (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  return authorize (self, invocation, do_unexpose);
+}
+
+static gint
+compare_paths (gconstpointer a, gconstpointer b)
+{
+  const char *pa = *(const char *const *) a;
+  const char *pb = *(const char *const *) b;
+
+  /* Tunnel/2 before Tunnel/10 */
+  if (strlen (pa) != strlen (pb))
+    return strlen (pa) < strlen (pb) ? -1 : 1;
+  return strcmp (pa, pb);
+}
+
+static gboolean
+on_handle_list_tunnels (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  g_autoptr (GPtrArray) paths = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->tunnels);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (paths, ((Mirror *) value)->path);
+  g_ptr_array_sort (paths, compare_paths);
+  g_ptr_array_add (paths, NULL);
+  zlt_dbus_manager_complete_list_tunnels (self->manager_iface, invocation,
+                                          (const char *const *) paths->pdata);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+disconnect_tunnel_at (ZltDaemonExporter *self, GDBusMethodInvocation *invocation, const char *path,
+                      const char *reason)
+{
+  g_autoptr (GError) error = NULL;
+  Mirror *mirror = g_hash_table_lookup (self->paths, path);
+
+  if (mirror == NULL)
+    g_set_error (&error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, _ ("no tunnel at %s"), path);
+  else
+    zlt_daemon_disconnect_tunnel (self->daemon, ZLT_TUNNEL (mirror->core),
+                                  reason[0] != '\0' ? reason : NULL, &error);
+  if (error != NULL)
+    g_dbus_method_invocation_return_gerror (invocation, error);
+  else
+    g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+static void
+do_disconnect_tunnel (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  const char *path, *reason;
+
+  g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(&o&s)", &path, &reason);
+  disconnect_tunnel_at (self, invocation, path, reason);
+}
+
+static gboolean
+on_handle_disconnect_tunnel (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  return authorize (self, invocation, do_disconnect_tunnel);
+}
+
+static void
+do_tunnel_disconnect (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  const char *reason;
+
+  g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(&s)", &reason);
+  disconnect_tunnel_at (self, invocation, g_dbus_method_invocation_get_object_path (invocation),
+                        reason);
+}
+
+static gboolean
+on_tunnel_handle_disconnect (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  return authorize (self, invocation, do_tunnel_disconnect);
+}
+
+static void
+do_not_supported (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  g_dbus_method_invocation_return_error_literal (invocation, ZLT_DAEMON_ERROR,
+                                                 ZLT_DAEMON_ERROR_NOT_SUPPORTED,
+                                                 _ ("on-demand access is not available in this "
+                                                    "build"));
+}
+
+/* StartAccess, StopAccess, AddNodeTunnel and RemoveNodeTunnel */
+static gboolean
+on_handle_not_supported (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  return authorize (self, invocation, do_not_supported);
+}
+
+static void
+do_reload (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!zlt_daemon_reload (self->daemon, &error))
+    {
+      g_message ("reload failed, nothing changed: %s", error->message);
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  zlt_dbus_manager_complete_reload (self->manager_iface, invocation);
+}
+
+static gboolean
+on_handle_reload (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  return authorize (self, invocation, do_reload);
+}
+
+static const struct
+{
+  const char *signal;
+  GCallback handler;
+} manager_methods[] = {
+  { "handle-expose", G_CALLBACK (on_handle_expose) },
+  { "handle-unexpose", G_CALLBACK (on_handle_unexpose) },
+  { "handle-list-tunnels", G_CALLBACK (on_handle_list_tunnels) },
+  { "handle-disconnect-tunnel", G_CALLBACK (on_handle_disconnect_tunnel) },
+  { "handle-start-access", G_CALLBACK (on_handle_not_supported) },
+  { "handle-stop-access", G_CALLBACK (on_handle_not_supported) },
+  { "handle-add-node-tunnel", G_CALLBACK (on_handle_not_supported) },
+  { "handle-remove-node-tunnel", G_CALLBACK (on_handle_not_supported) },
+  { "handle-reload", G_CALLBACK (on_handle_reload) },
+};
+
+/* ---- GObject and public API ---- */
+
+static void
+zlt_daemon_exporter_dispose (GObject *object)
+{
+  ZltDaemonExporter *self = ZLT_DAEMON_EXPORTER (object);
+
+  zlt_daemon_exporter_unexport (self);
+  g_clear_object (&self->cancellable);
+  g_clear_object (&self->connection);
+  G_OBJECT_CLASS (zlt_daemon_exporter_parent_class)->dispose (object);
+}
+
+static void
+zlt_daemon_exporter_finalize (GObject *object)
+{
+  ZltDaemonExporter *self = ZLT_DAEMON_EXPORTER (object);
+
+  g_hash_table_unref (self->pending);
+  g_hash_table_unref (self->paths);
+  g_hash_table_unref (self->services);
+  g_hash_table_unref (self->tunnels);
+  G_OBJECT_CLASS (zlt_daemon_exporter_parent_class)->finalize (object);
+}
+
+static void
+zlt_daemon_exporter_class_init (ZltDaemonExporterClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = zlt_daemon_exporter_dispose;
+  object_class->finalize = zlt_daemon_exporter_finalize;
+}
+
+static void
+zlt_daemon_exporter_init (ZltDaemonExporter *self)
+{
+  self->tunnels = g_hash_table_new_full (NULL, NULL, NULL, mirror_free);
+  self->services = g_hash_table_new_full (NULL, NULL, NULL, mirror_free);
+  self->paths = g_hash_table_new (g_str_hash, g_str_equal);
+  self->pending = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
+  self->cancellable = g_cancellable_new ();
+}
+
+ZltDaemonExporter *
+zlt_daemon_exporter_new (ZltDaemon *daemon, GDBusConnection *connection, gboolean session_bus,
+                         GError **error)
+{
+  g_autoptr (ZltDaemonExporter) self = NULL;
+  ZltServer *server;
+  ZltAgent *agent;
+
+  g_return_val_if_fail (ZLT_IS_DAEMON (daemon), NULL);
+  g_return_val_if_fail (G_IS_DBUS_CONNECTION (connection), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  zlt_dbus_error_register ();
+  self = g_object_new (ZLT_TYPE_DAEMON_EXPORTER, NULL);
+  self->daemon = g_object_ref (daemon);
+  self->connection = g_object_ref (connection);
+  self->session_bus = session_bus;
+
+  /* the Manager interface sits on the object manager's own path */
+  self->manager_iface = zlt_dbus_manager_skeleton_new ();
+  /* handlers take (self, invocation) and read the arguments from the invocation */
+  for (guint i = 0; i < G_N_ELEMENTS (manager_methods); i++)
+    g_signal_connect_object (self->manager_iface, manager_methods[i].signal,
+                             manager_methods[i].handler, self, G_CONNECT_SWAPPED);
+  sync_manager (self);
+  if (!g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (self->manager_iface),
+                                         connection, ZLT_DBUS_PATH, error))
+    {
+      g_prefix_error (error, _ ("cannot export %s: "), ZLT_DBUS_PATH);
+      return NULL;
+    }
+
+  /* objects are exported as they are added, so later changes reach the bus */
+  self->manager = g_dbus_object_manager_server_new (ZLT_DBUS_PATH);
+  g_dbus_object_manager_server_set_connection (self->manager, connection);
+
+  agent = zlt_daemon_get_agent (daemon);
+  if (agent != NULL)
+    {
+      ZltTunnel *tunnel = zlt_agent_get_tunnel (agent);
+      g_autoptr (GPtrArray) services = zlt_tunnel_get_services (tunnel);
+
+      add_tunnel (self, tunnel);
+      for (guint i = 0; i < services->len; i++)
+        add_service (self, g_ptr_array_index (services, i));
+      g_signal_connect (tunnel, "service-added", G_CALLBACK (on_service_added), self);
+      g_signal_connect (tunnel, "service-removed", G_CALLBACK (on_service_removed), self);
+      g_signal_connect (agent, "notify", G_CALLBACK (on_agent_notify), self);
+    }
+  server = zlt_daemon_get_server (daemon);
+  if (server != NULL)
+    {
+      ZltRegistry *registry = zlt_server_get_registry (server);
+      g_autoptr (GPtrArray) tunnels = zlt_registry_get_tunnels (registry);
+
+      for (guint i = 0; i < tunnels->len; i++)
+        {
+          g_autoptr (GPtrArray) services = zlt_tunnel_get_services (g_ptr_array_index (tunnels, i));
+
+          add_tunnel (self, g_ptr_array_index (tunnels, i));
+          for (guint j = 0; j < services->len; j++)
+            add_service (self, g_ptr_array_index (services, j));
+        }
+      g_signal_connect (registry, "tunnel-added", G_CALLBACK (on_tunnel_added), self);
+      g_signal_connect (registry, "tunnel-removed", G_CALLBACK (on_tunnel_removed), self);
+      g_signal_connect (registry, "service-added", G_CALLBACK (on_server_service_added), self);
+      g_signal_connect (registry, "service-removed", G_CALLBACK (on_service_removed), self);
+    }
+  sync_manager (self);
+  return g_steal_pointer (&self);
+}
+
+void
+zlt_daemon_exporter_unexport (ZltDaemonExporter *self)
+{
+  g_return_if_fail (ZLT_IS_DAEMON_EXPORTER (self));
+
+  if (self->daemon == NULL)
+    return;
+  g_cancellable_cancel (self->cancellable);
+  if (self->pending_source != NULL)
+    {
+      g_source_destroy (self->pending_source);
+      g_clear_pointer (&self->pending_source, g_source_unref);
+    }
+  g_hash_table_remove_all (self->pending);
+  if (zlt_daemon_get_agent (self->daemon) != NULL)
+    {
+      ZltAgent *agent = zlt_daemon_get_agent (self->daemon);
+
+      g_signal_handlers_disconnect_by_data (zlt_agent_get_tunnel (agent), self);
+      g_signal_handlers_disconnect_by_data (agent, self);
+    }
+  if (zlt_daemon_get_server (self->daemon) != NULL)
+    g_signal_handlers_disconnect_by_data (
+        zlt_server_get_registry (zlt_daemon_get_server (self->daemon)), self);
+
+  if (self->manager != NULL)
+    {
+      GHashTableIter iter;
+      gpointer value;
+
+      g_hash_table_iter_init (&iter, self->services);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        g_dbus_object_manager_server_unexport (self->manager, ((Mirror *) value)->path);
+      g_hash_table_iter_init (&iter, self->tunnels);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        g_dbus_object_manager_server_unexport (self->manager, ((Mirror *) value)->path);
+      g_dbus_object_manager_server_set_connection (self->manager, NULL);
+      g_clear_object (&self->manager);
+    }
+  g_hash_table_remove_all (self->paths);
+  g_hash_table_remove_all (self->services);
+  g_hash_table_remove_all (self->tunnels);
+  if (self->manager_iface != NULL)
+    {
+      if (g_dbus_interface_skeleton_get_connection (G_DBUS_INTERFACE_SKELETON (self->manager_iface))
+          != NULL)
+        g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (self->manager_iface));
+      g_clear_object (&self->manager_iface);
+    }
+  g_clear_object (&self->daemon);
+}

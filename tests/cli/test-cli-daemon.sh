@@ -1,0 +1,266 @@
+#!/bin/sh
+# The CLI's daemon commands against the build-tree zlayer-tunneld on a private session
+# bus. Run it under dbus-run-session:
+#
+#   dbus-run-session -- sh test-cli-daemon.sh ZLAYER_TUNNEL [ZLAYER_TUNNELD]
+#
+# Without a daemon the CLI must say so and exit 4 (always checked). With ZLAYER_TUNNELD
+# it starts the daemon with server and agent roles on 127.0.0.1; the agent exposes
+# "ctl", which is the daemon's own server control port (a real TCP service). Then it
+# checks status/tunnels/services/sessions (tables and --json), expose/unexpose, reload,
+# errors without the GDBus prefix, and "not running" again once the daemon is stopped.
+# Prints TAP. Waits are bounded polls, never fixed sleeps.
+cli=$1
+daemon=${2:-}
+py=/usr/bin/python3
+name=org.zlayer.Tunnel1
+not_running="zlayer-tunnel: zlayer-tunneld is not running (no owner of $name on the session bus)"
+
+if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then
+  echo "1..0 # SKIP no session bus: run under dbus-run-session"
+  exit 0
+fi
+export ZLT_BUS=session
+
+tmp=$(mktemp -d) || exit 1
+daemon_pid=""
+cleanup() {
+  if [ -n "$daemon_pid" ]; then
+    kill "$daemon_pid" 2>/dev/null
+    wait "$daemon_pid" 2>/dev/null
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+n=0
+fail=0
+result() {
+  # result STATUS DESCRIPTION [FILE TO SHOW ON FAILURE]
+  n=$((n + 1))
+  if [ "$1" -eq 0 ]; then
+    echo "ok $n - $2"
+  else
+    echo "not ok $n - $2"
+    if [ -n "${3:-}" ] && [ -f "$3" ]; then
+      sed 's/^/# /' "$3"
+    fi
+    fail=1
+  fi
+}
+skip() {
+  n=$((n + 1))
+  echo "ok $n # SKIP $1"
+}
+
+# poll SECONDS COMMAND...: until COMMAND succeeds or the deadline passes
+poll() {
+  deadline=$(($(date +%s) + $1))
+  shift
+  while :; do
+    "$@" && return 0
+    [ "$(date +%s)" -ge "$deadline" ] && return 1
+    sleep 0.1
+  done
+}
+
+# json FILE EXPRESSION: EXPRESSION (Python, the document is d) holds
+json() {
+  "$py" -c 'import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+    sys.exit(0 if eval("(" + sys.argv[2] + ")") else 1)
+except (ValueError, KeyError, TypeError, OSError) as e:
+    print("# %s: %s" % (type(e).__name__, e), file=sys.stderr)
+    sys.exit(1)' "$1" "$2"
+}
+
+# cli_json FILE COMMAND...: run the CLI with --json into FILE, exit 0 and valid JSON
+cli_json() {
+  out=$1
+  shift
+  "$cli" "$@" --json >"$out" 2>"$out.err" && "$py" -m json.tool "$out" >/dev/null 2>&1
+}
+
+has_owner() {
+  gdbus call --session --dest org.freedesktop.DBus --object-path /org/freedesktop/DBus \
+    --method org.freedesktop.DBus.NameHasOwner "$name" 2>/dev/null | grep -q true
+}
+
+echo "1..29"
+
+# ---- no daemon ----
+
+"$cli" status >"$tmp/out" 2>"$tmp/err"
+rc=$?
+result $((rc != 4)) "status without a daemon exits 4 (got $rc)" "$tmp/err"
+[ "$(cat "$tmp/err")" = "$not_running" ]
+result $? "status without a daemon says so" "$tmp/err"
+"$cli" tunnels --json >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ $rc -eq 4 ] && [ ! -s "$tmp/out" ]
+result $? "tunnels --json without a daemon exits 4 and prints no JSON (got $rc)" "$tmp/err"
+env -u ZLT_BUS "$cli" expose web 8080 --session >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ $rc -eq 4 ] && grep -qF "on the session bus" "$tmp/err"
+result $? "expose --session without a daemon exits 4 (got $rc)" "$tmp/err"
+
+# ---- with the daemon ----
+
+if [ -z "$daemon" ] || [ ! -x "$daemon" ]; then
+  while [ $n -lt 29 ]; do
+    skip "zlayer-tunneld is not built"
+  done
+  exit $fail
+fi
+
+# a token, the server's token file with its hash, a free control port, a public range
+"$cli" token new --name cli-test --output "$tmp/agent.token" >"$tmp/token.out" 2>&1
+(umask 077 && tail -n 1 "$tmp/token.out" >"$tmp/tokens")
+port=$("$py" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
+lo=$((20000 + ($$ % 100) * 100))
+hi=$((lo + 99))
+cat >"$tmp/daemon.conf" <<CONF
+[server]
+listen=127.0.0.1:$port
+public-bind-address=127.0.0.1
+port-range=$lo-$hi
+validator=token-file
+
+[validator:token-file]
+path=$tmp/tokens
+
+[agent]
+server=ws://127.0.0.1:$port/tunnel/v1
+token-file=$tmp/agent.token
+backoff-min=0.1
+backoff-max=1
+
+[service:ctl]
+local-port=$port
+CONF
+
+"$daemon" --session --config "$tmp/daemon.conf" >"$tmp/daemon.log" 2>&1 &
+daemon_pid=$!
+alive() { kill -0 "$daemon_pid" 2>/dev/null; }
+owned_or_dead() { has_owner || ! alive; }
+poll 20 owned_or_dead
+has_owner
+result $? "zlayer-tunneld owns $name on the session bus" "$tmp/daemon.log"
+if [ $fail -ne 0 ]; then
+  echo "Bail out! zlayer-tunneld did not start"
+  exit 1
+fi
+
+# the agent registers ctl; both the agent's and the server's view of it appear
+registered() {
+  cli_json "$tmp/status.json" status &&
+    json "$tmp/status.json" '
+[s["name"] for t in d["tunnels"] if t["role"] == "agent" and t["state"] == "connected"
+ for s in t["services"] if s["assigned_port"] > 0] == ["ctl"]
+and [s["name"] for t in d["tunnels"] if t["role"] == "server" for s in t["services"]] == ["ctl"]'
+}
+poll 20 registered
+result $? "status --json: the agent's tunnel is connected and ctl registered" "$tmp/status.json"
+
+version=$("$cli" --version | cut -d' ' -f2)
+json "$tmp/status.json" 'd["version"] == "'"$version"'"'
+result $? "status --json: version $version" "$tmp/status.json"
+json "$tmp/status.json" 'sorted(d["roles"]) == ["agent", "server"]'
+result $? "status --json: roles server and agent" "$tmp/status.json"
+json "$tmp/status.json" 'd["server"]["address"] == "127.0.0.1:'"$port"'"'
+result $? "status --json: server address 127.0.0.1:$port" "$tmp/status.json"
+json "$tmp/status.json" 'd["agent"]["server"] == "ws://127.0.0.1:'"$port"'/tunnel/v1"
+and d["agent"]["state"] == "connected" and d["agent"]["last_error"] == ""'
+result $? "status --json: agent server, state and last error" "$tmp/status.json"
+json "$tmp/status.json" 'all(set(t) >= {"path", "id", "role", "state", "peer_address",
+  "client_id", "token_name", "created_us", "last_activity_us", "bytes_in", "bytes_out",
+  "services"} and all(set(s) >= {"name", "protocol", "expose", "local_port",
+  "requested_port", "assigned_port", "active_connections", "total_connections",
+  "bytes_in", "bytes_out", "tunnel"} for s in t["services"]) for t in d["tunnels"])
+and any(s["local_port"] == '"$port"' for t in d["tunnels"] for s in t["services"])'
+result $? "status --json: tunnels and services carry their keys and counters" "$tmp/status.json"
+
+"$cli" status >"$tmp/out" 2>&1
+rc=$?
+[ $rc -eq 0 ] && grep -q "^zlayer-tunneld $version" "$tmp/out" && grep -q "ctl" "$tmp/out"
+result $? "status prints the daemon and its services" "$tmp/out"
+
+"$cli" tunnels >"$tmp/out" 2>&1
+rc=$?
+[ $rc -eq 0 ] && head -n 1 "$tmp/out" | grep -q '^ID  *ROLE  *STATE' &&
+  grep -q ' agent  *connected ' "$tmp/out" && grep -q ' server ' "$tmp/out"
+result $? "tunnels prints a table with both roles" "$tmp/out"
+
+"$cli" services >"$tmp/out" 2>&1
+rc=$?
+[ $rc -eq 0 ] && head -n 1 "$tmp/out" | grep -q '^NAME  *ROLE  *PROTOCOL' &&
+  [ "$(grep -c '^ctl ' "$tmp/out")" -eq 2 ]
+result $? "services prints a table with ctl in both roles" "$tmp/out"
+# columns line up: PROTOCOL's column holds tcp in every row
+awk 'NR == 1 { col = index($0, "PROTOCOL"); next }
+     substr($0, col, 3) != "tcp" { bad = 1 } END { exit bad || col == 0 }' "$tmp/out"
+result $? "services: columns are aligned" "$tmp/out"
+
+cli_json "$tmp/services.json" services
+result $? "services --json is JSON" "$tmp/services.json.err"
+
+# expose and unexpose change what services --json shows
+"$cli" expose extra "$port" --remote-port 0 --protocol tcp >"$tmp/out" 2>&1
+result $? "expose extra exits 0" "$tmp/out"
+extra_registered() {
+  cli_json "$tmp/services.json" services &&
+    json "$tmp/services.json" 'sorted(s["assigned_port"] > 0 for s in d["services"]
+                                      if s["name"] == "extra") == [True, True]'
+}
+poll 20 extra_registered
+result $? "services --json shows extra, registered" "$tmp/services.json"
+json "$tmp/services.json" 'all(s["expose"] == "public" and s["protocol"] == "tcp"
+                               for s in d["services"] if s["name"] == "extra")'
+result $? "extra is public tcp" "$tmp/services.json"
+
+"$cli" unexpose extra >"$tmp/out" 2>&1
+result $? "unexpose extra exits 0" "$tmp/out"
+extra_gone() {
+  cli_json "$tmp/services.json" services &&
+    json "$tmp/services.json" '"extra" not in [s["name"] for s in d["services"]]
+                               and "ctl" in [s["name"] for s in d["services"]]'
+}
+poll 20 extra_gone
+result $? "services --json no longer shows extra (ctl stays)" "$tmp/services.json"
+
+"$cli" unexpose no-such-service >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ $rc -eq 1 ] && [ -s "$tmp/err" ] && ! grep -q 'GDBus' "$tmp/err"
+result $? "a D-Bus error exits 1 with the daemon's message, no GDBus prefix (got $rc)" "$tmp/err"
+
+"$cli" expose 'bad name' 80 >"$tmp/out" 2>&1
+rc=$?
+result $((rc != 2)) "expose with an invalid name is a usage error (got $rc)" "$tmp/out"
+
+cli_json "$tmp/sessions.json" sessions && json "$tmp/sessions.json" 'd == {"sessions": []}'
+result $? "sessions --json lists no sessions" "$tmp/sessions.json"
+"$cli" sessions >"$tmp/out" 2>&1
+result $? "sessions exits 0" "$tmp/out"
+
+"$cli" reload >"$tmp/out" 2>&1
+result $? "reload exits 0" "$tmp/out"
+poll 20 registered
+result $? "after reload the tunnel and ctl are still there" "$tmp/status.json"
+
+# stop the daemon we started; the CLI says it is not running
+kill "$daemon_pid"
+wait "$daemon_pid"
+rc=$?
+daemon_pid=""
+result $rc "zlayer-tunneld exits 0 on SIGTERM (got $rc)" "$tmp/daemon.log"
+"$cli" status >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ $rc -eq 4 ] && [ "$(cat "$tmp/err")" = "$not_running" ]
+result $? "status after the daemon stopped exits 4 and says so (got $rc)" "$tmp/err"
+
+exit $fail
