@@ -35,6 +35,7 @@
 #include "zlt-heartbeat.h"
 #include "zlt-server.h"
 #include "zlt-agent.h"
+#include "zlt-access-manager.h"
 
 G_BEGIN_DECLS
 

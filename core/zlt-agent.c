@@ -46,7 +46,9 @@ struct _ZltAgent
   ZltHeartbeat *heartbeat;
   ZltTunnel *tunnel;
   GQueue register_queue; /* ZltService* awaiting RegisterOk/Fail, in request order */
+  GQueue access_waiting; /* GTask* of access streams asked for while not connected */
   gboolean v2;
+  guint32 server_caps;
   gboolean authenticated;
   gint64 session_started;
   guint8 session_key[ZLT_HASH_SIZE];
@@ -85,6 +87,7 @@ static guint signals[N_SIGNALS];
 
 static void connect_now (ZltAgent *self);
 static void session_end (ZltAgent *self, const char *why);
+static void access_flush (ZltAgent *self, const char *why);
 
 static void
 set_last_error (ZltAgent *self, const char *error)
@@ -316,6 +319,158 @@ handle_connect (ZltAgent *self, const ZltMessage *msg)
                                          10 * 1000, self->cancellable, data_opened, d);
 }
 
+/* ---- access streams ---- */
+
+typedef struct
+{
+  char *service;
+  GBytes *prefix; /* bytes that followed the 101 */
+} AccessData;
+
+static void
+access_data_free (AccessData *d)
+{
+  g_free (d->service);
+  g_clear_pointer (&d->prefix, g_bytes_unref);
+  g_free (d);
+}
+
+static void
+access_opened (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  AccessData *d = g_task_get_task_data (task);
+  GError *error = NULL;
+  GIOStream *stream;
+  ZltAgent *self = g_task_get_source_object (task);
+
+  /* the transport's task may have no source object */
+  stream = zlt_control_transport_open_data_finish (self->control, result, &d->prefix, &error);
+  if (stream == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, stream, g_object_unref);
+}
+
+/* Opens the stream of @task in the current session (PROTOCOL-v2.md §6): a fresh
+ * connection id and our own tunnel id, MACed under our session key. */
+static void
+access_launch (ZltAgent *self, GTask *task)
+{
+  AccessData *d = g_task_get_task_data (task);
+  ZltUuid cid;
+  char tid_str[ZLT_UUID_STRING_LEN + 1], cid_str[ZLT_UUID_STRING_LEN + 1];
+  guint8 mac[ZLT_HASH_SIZE];
+  g_autofree char *mac_hex = NULL;
+
+  if (g_task_return_error_if_cancelled (task))
+    {
+      g_object_unref (task);
+      return;
+    }
+  if (!self->v2 || !(self->server_caps & ZLT_CAP_ACCESS))
+    {
+      g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+                               _("the server does not offer on-demand access"));
+      g_object_unref (task);
+      return;
+    }
+  zlt_uuid_generate (&cid);
+  zlt_uuid_format (zlt_tunnel_get_id (self->tunnel), tid_str);
+  zlt_uuid_format (&cid, cid_str);
+  zlt_data_mac (self->session_key, zlt_tunnel_get_id (self->tunnel), &cid, mac);
+  mac_hex = zlt_hex_encode (mac, sizeof mac);
+  zlt_control_transport_open_access_async (self->control, self->url, self->tls, tid_str, cid_str,
+                                           mac_hex, d->service, 10 * 1000,
+                                           g_task_get_cancellable (task), access_opened, task);
+}
+
+/* Starts the access streams that waited for a session (@why == NULL), or fails them
+ * with @why: the attempt they waited for did not succeed. */
+static void
+access_flush (ZltAgent *self, const char *why)
+{
+  GTask *task;
+
+  while ((task = g_queue_pop_head (&self->access_waiting)) != NULL)
+    {
+      if (why == NULL)
+        access_launch (self, task);
+      else
+        {
+          g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_CLOSED, "%s", why);
+          g_object_unref (task);
+        }
+    }
+}
+
+/**
+ * zlt_agent_open_access_async:
+ * @service: the name of a service some agent registered on the server
+ * @cancellable: (nullable): to give up
+ *
+ * Opens one access stream to @service through the server: a byte stream that the
+ * server joins to a new connection of that service, exactly as if it had come to the
+ * service's public port (PROTOCOL-v2.md §6). The agent's token must reach @service.
+ * While the agent is connecting, the stream waits for that attempt; a stopped agent
+ * fails at once.
+ */
+void
+zlt_agent_open_access_async (ZltAgent *self, const char *service, GCancellable *cancellable,
+                             GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = NULL;
+  AccessData *d;
+
+  g_return_if_fail (ZLT_IS_AGENT (self));
+  g_return_if_fail (service != NULL);
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, zlt_agent_open_access_async);
+  if (!zlt_service_name_is_valid (service))
+    {
+      g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                               _("“%s” is not a valid service name"), service);
+      return;
+    }
+  if (!self->running)
+    {
+      g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_CLOSED, _("the agent is not running"));
+      return;
+    }
+  d = g_new0 (AccessData, 1);
+  d->service = g_strdup (service);
+  g_task_set_task_data (task, d, (GDestroyNotify) access_data_free);
+  if (self->authenticated && self->channel != NULL)
+    access_launch (self, g_steal_pointer (&task));
+  else
+    g_queue_push_tail (&self->access_waiting, g_steal_pointer (&task));
+}
+
+/**
+ * zlt_agent_open_access_finish:
+ * @prefix: (out) (optional): bytes of the service that arrived with the server's 101;
+ *   they come before anything read from the stream
+ *
+ * Returns: (transfer full): the access stream, or %NULL with @error set (a refusal of
+ *   the server maps 403 to %ZLT_ERROR_NOT_ALLOWED, 404 to %ZLT_ERROR_NOT_FOUND and 409
+ *   to %ZLT_ERROR_DUPLICATE_NAME)
+ */
+GIOStream *
+zlt_agent_open_access_finish (ZltAgent *self, GAsyncResult *result, GBytes **prefix,
+                              GError **error)
+{
+  GIOStream *stream;
+  AccessData *d;
+
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  stream = g_task_propagate_pointer (G_TASK (result), error);
+  d = g_task_get_task_data (G_TASK (result));
+  if (stream != NULL && prefix != NULL)
+    *prefix = d->prefix ? g_bytes_ref (d->prefix) : g_bytes_new (NULL, 0);
+  return stream;
+}
+
 /* ---- registration ---- */
 
 static void
@@ -399,7 +554,7 @@ send_auth (ZltAgent *self)
       auth = zlt_message_new_auth (self->key_id, &self->client_id);
       zlt_auth_proof (self->token_hash, g_bytes_get_data (nonce, NULL), &self->client_id, proof);
       zlt_message_set_version (auth, ZLT_PROTOCOL_VERSION);
-      zlt_message_set_caps (auth, ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP);
+      zlt_message_set_caps (auth, ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP | ZLT_CAP_ACCESS);
       zlt_message_set_proof (auth, proof);
       if (self->have_resume)
         {
@@ -441,6 +596,7 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
   self->session_started = g_get_monotonic_time ();
   self->n_sessions++;
   zlt_tunnel_set_id (self->tunnel, &msg->tunnel_id);
+  self->server_caps = zlt_message_has_ext_fields (msg, ZLT_EXT_CAPS) ? msg->ext.caps : 0;
   if (self->v2)
     zlt_session_key (self->token_hash, g_bytes_get_data (nonce, NULL), &msg->tunnel_id,
                      self->session_key);
@@ -461,6 +617,7 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
   services = zlt_tunnel_get_services (self->tunnel);
   for (guint i = 0; i < services->len; i++)
     register_service (self, g_ptr_array_index (services, i));
+  access_flush (self, NULL);
 }
 
 static void
@@ -590,6 +747,8 @@ session_end (ZltAgent *self, const char *why)
   zlt_heartbeat_stop (self->heartbeat);
   zlt_source_clear (&self->auth_deadline);
   g_queue_clear_full (&self->register_queue, g_object_unref);
+  /* access streams that waited for this attempt learn why it failed */
+  access_flush (self, why ? why : _("the agent was stopped"));
   if (channel != NULL)
     {
       g_signal_handlers_disconnect_by_data (channel, self);
@@ -886,6 +1045,7 @@ zlt_agent_init (ZltAgent *self)
   self->tunnel = zlt_tunnel_new (ZLT_ROLE_AGENT);
   self->relays = g_hash_table_new_full (NULL, NULL, g_object_unref, g_object_unref);
   g_queue_init (&self->register_queue);
+  g_queue_init (&self->access_waiting);
   zlt_uuid_generate (&self->client_id);
 }
 

@@ -40,4 +40,12 @@ guint zlt_agent_get_n_relays (ZltAgent *self);
 gboolean zlt_agent_add_service (ZltAgent *self, const ZltServiceConfig *service, GError **error);
 gboolean zlt_agent_remove_service (ZltAgent *self, const char *name, GError **error);
 
+/* On-demand access (PROTOCOL-v2.md §6): one stream to a service of any agent on the
+ * server, through it, with this agent's token. */
+void zlt_agent_open_access_async (ZltAgent *self, const char *service,
+                                  GCancellable *cancellable, GAsyncReadyCallback callback,
+                                  gpointer user_data);
+GIOStream *zlt_agent_open_access_finish (ZltAgent *self, GAsyncResult *result, GBytes **prefix,
+                                         GError **error);
+
 G_END_DECLS

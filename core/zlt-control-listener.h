@@ -20,9 +20,11 @@ struct _ZltControlListenerClass
 /* For implementations. */
 void zlt_control_listener_emit_channel (ZltControlListener *self, ZltChannel *channel);
 /* Asks the server whether to accept a data connection: returns an HTTP status,
- * 101 to accept. */
+ * 101 to accept. @service is the X-Zlt-Service header of an access stream
+ * (PROTOCOL-v2.md §6), NULL on an agent's data connection. */
 guint zlt_control_listener_emit_data_request (ZltControlListener *self, const char *tunnel_id,
-                                              const char *connection_id, const char *mac);
+                                              const char *connection_id, const char *mac,
+                                              const char *service);
 void zlt_control_listener_emit_data_stream (ZltControlListener *self, const char *connection_id,
                                             GIOStream *stream);
 

@@ -1,6 +1,8 @@
 /* zlt-control-transport.c: thin checked wrappers over the class vfuncs */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "zlt-control-transport.h"
 
 G_DEFINE_ABSTRACT_TYPE (ZltControlTransport, zlt_control_transport, ZLT_TYPE_TRANSPORT)
@@ -57,6 +59,32 @@ zlt_control_transport_open_data_finish (ZltControlTransport *self, GAsyncResult 
 {
   g_return_val_if_fail (ZLT_IS_CONTROL_TRANSPORT (self), NULL);
   return ZLT_CONTROL_TRANSPORT_GET_CLASS (self)->open_data_finish (self, result, prefix, error);
+}
+
+void
+zlt_control_transport_open_access_async (ZltControlTransport *self, GUri *url,
+                                         const ZltTlsOptions *tls, const char *tunnel_id,
+                                         const char *connection_id, const char *mac,
+                                         const char *service, guint timeout_ms,
+                                         GCancellable *cancellable, GAsyncReadyCallback callback,
+                                         gpointer user_data)
+{
+  ZltControlTransportClass *klass;
+
+  g_return_if_fail (ZLT_IS_CONTROL_TRANSPORT (self));
+  g_return_if_fail (url != NULL && tunnel_id != NULL && connection_id != NULL && mac != NULL);
+  g_return_if_fail (service != NULL);
+  klass = ZLT_CONTROL_TRANSPORT_GET_CLASS (self);
+  if (klass->open_access_async == NULL)
+    {
+      g_task_report_new_error (self, callback, user_data, zlt_control_transport_open_access_async,
+                               G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                               _("transport “%s” cannot open access streams"),
+                               zlt_transport_get_name (ZLT_TRANSPORT (self)));
+      return;
+    }
+  klass->open_access_async (self, url, tls, tunnel_id, connection_id, mac, service, timeout_ms,
+                            cancellable, callback, user_data);
 }
 
 static void

@@ -21,6 +21,8 @@ G_DECLARE_DERIVABLE_TYPE (ZltControlTransport, zlt_control_transport, ZLT, CONTR
  * @connect_control_async: the agent's control channel to @url
  * @open_data_async: one data connection for @connection_id (PROTOCOL-v2.md §3);
  *   the finish function also returns bytes that arrived right after the upgrade
+ * @open_access_async: the same upgrade with an X-Zlt-Service header: an access stream
+ *   to a named service (PROTOCOL-v2.md §6); finished with @open_data_finish
  */
 struct _ZltControlTransportClass
 {
@@ -40,8 +42,12 @@ struct _ZltControlTransportClass
                            GAsyncReadyCallback callback, gpointer user_data);
   GIOStream *(*open_data_finish) (ZltControlTransport *self, GAsyncResult *result,
                                   GBytes **prefix, GError **error);
+  void (*open_access_async) (ZltControlTransport *self, GUri *url, const ZltTlsOptions *tls,
+                             const char *tunnel_id, const char *connection_id, const char *mac,
+                             const char *service, guint timeout_ms, GCancellable *cancellable,
+                             GAsyncReadyCallback callback, gpointer user_data);
 
-  gpointer padding[8];
+  gpointer padding[7];
 };
 
 ZltControlListener *zlt_control_transport_listen_control (ZltControlTransport *self,
@@ -64,5 +70,12 @@ void zlt_control_transport_open_data_async (ZltControlTransport *self, GUri *url
 GIOStream *zlt_control_transport_open_data_finish (ZltControlTransport *self,
                                                    GAsyncResult *result, GBytes **prefix,
                                                    GError **error);
+/* An access stream to @service; finish with zlt_control_transport_open_data_finish(). */
+void zlt_control_transport_open_access_async (ZltControlTransport *self, GUri *url,
+                                              const ZltTlsOptions *tls, const char *tunnel_id,
+                                              const char *connection_id, const char *mac,
+                                              const char *service, guint timeout_ms,
+                                              GCancellable *cancellable,
+                                              GAsyncReadyCallback callback, gpointer user_data);
 
 G_END_DECLS

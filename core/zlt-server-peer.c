@@ -43,7 +43,7 @@ static void peer_finish (ZltServerPeer *self, gboolean hold);
 static guint32
 server_caps (void)
 {
-  return ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP;
+  return ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP | ZLT_CAP_ACCESS;
 }
 
 gboolean
@@ -549,6 +549,13 @@ ZltGrant *
 zlt_server_peer_get_grant (ZltServerPeer *self)
 {
   return self->grant;
+}
+
+/* what the peer said it can do in its Auth (0 for v1) */
+guint32
+zlt_server_peer_get_caps (ZltServerPeer *self)
+{
+  return self->caps;
 }
 
 const guint8 *

@@ -16,6 +16,7 @@ ZltTunnel *zlt_server_peer_get_tunnel (ZltServerPeer *self);
 ZltGrant *zlt_server_peer_get_grant (ZltServerPeer *self);
 /* NULL for a v1 peer: it has no data plane */
 const guint8 *zlt_server_peer_get_session_key (ZltServerPeer *self);
+guint32 zlt_server_peer_get_caps (ZltServerPeer *self);
 gboolean zlt_server_peer_send (ZltServerPeer *self, ZltMessage *msg);
 void zlt_server_peer_disconnect (ZltServerPeer *self, ZltReasonCode code, const char *reason);
 void zlt_server_peer_recheck (ZltServerPeer *self);

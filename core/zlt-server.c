@@ -4,11 +4,17 @@
  *
  * Whatever removes a service (Unregister, a tunnel ending, a resume grace running out)
  * goes through the registry; the server follows the registry's signals to close the
- * service's listener and connections, so no path can forget to. */
+ * service's listener and connections, so no path can forget to.
+ *
+ * An access stream (PROTOCOL-v2.md §6) is a data connection of an access client's
+ * own session that names a service instead of a waiting connection; once accepted it
+ * is treated like one more public connection of that service. Its relay remembers the
+ * access client's tunnel, so that when that tunnel ends the relay goes with it. */
 #include "config.h"
 
 #include <glib/gi18n-lib.h>
 
+#include "zlt-client-config.h" /* zlt_service_name_is_valid */
 #include "zlt-net.h"
 #include "zlt-relay.h"
 #include "zlt-server-private.h"
@@ -33,6 +39,7 @@ struct _ZltServer
   GHashTable *pending;         /* ZltUuid* connection id → Pending* */
   GHashTable *relays;          /* ZltRelay* (owned) → RelayInfo* */
   GHashTable *resume;          /* ZltUuid* tunnel id → ResumeInfo* */
+  GHashTable *access_requests; /* ZltUuid* connection id → AccessRequest*, 101 sent */
   gboolean running;
 };
 
@@ -45,6 +52,7 @@ typedef struct
   ZltUuid id;
   ZltService *service;
   ZltTunnel *tunnel;
+  ZltTunnel *access_tunnel; /* the access client's, NULL for a public connection */
   GIOStream *stream;
   GSource *timeout;
 } Pending;
@@ -53,7 +61,18 @@ typedef struct
 {
   ZltService *service;
   ZltTunnel *tunnel;
+  ZltTunnel *access_tunnel;
 } RelayInfo;
+
+/* An access stream between its accepted request and its stream. */
+typedef struct
+{
+  ZltServer *server;
+  ZltUuid id;
+  ZltTunnel *access_tunnel;
+  char *service_name;
+  GSource *timeout;
+} AccessRequest;
 
 typedef struct
 {
@@ -74,6 +93,7 @@ pending_free (Pending *p)
   g_clear_object (&p->stream);
   g_clear_object (&p->service);
   g_clear_object (&p->tunnel);
+  g_clear_object (&p->access_tunnel);
   g_free (p);
 }
 
@@ -82,7 +102,17 @@ relay_info_free (RelayInfo *info)
 {
   g_clear_object (&info->service);
   g_clear_object (&info->tunnel);
+  g_clear_object (&info->access_tunnel);
   g_free (info);
+}
+
+static void
+access_request_free (AccessRequest *r)
+{
+  zlt_source_clear (&r->timeout);
+  g_clear_object (&r->access_tunnel);
+  g_free (r->service_name);
+  g_free (r);
 }
 
 /* ---- peers ---- */
@@ -152,6 +182,7 @@ zlt_server_try_resume (ZltServer *self, const ZltUuid *tunnel_id,
   ResumeInfo *info = g_hash_table_lookup (self->resume, tunnel_id);
   guint8 expected[ZLT_HASH_SIZE];
   ZltTunnel *tunnel;
+  ZltServerPeer *old;
 
   if (info == NULL)
     return NULL;
@@ -161,8 +192,23 @@ zlt_server_try_resume (ZltServer *self, const ZltUuid *tunnel_id,
       !zlt_secure_equal (info->token_hash, ZLT_HASH_SIZE, token_hash, ZLT_HASH_SIZE))
     return NULL;
   tunnel = zlt_registry_lookup_tunnel (self->registry, tunnel_id);
-  if (tunnel == NULL || g_hash_table_contains (self->peer_by_tunnel, tunnel))
+  if (tunnel == NULL)
     return NULL;
+  old = g_hash_table_lookup (self->peer_by_tunnel, tunnel);
+  if (old != NULL)
+    {
+      /* the agent noticed the dead connection before we did (a NAT dropped it
+       * silently): the proven new session takes the tunnel over. Unmapped first, so
+       * the old peer's end neither holds nor removes the tunnel. */
+      g_object_ref (old);
+      g_hash_table_remove (self->peer_by_tunnel, tunnel);
+      zlt_server_peer_disconnect (old, ZLT_REASON_IN_USE, _("resumed by a new connection"));
+      g_object_unref (old);
+      /* through the registry's own hold and resume, so the agent's registrations
+       * reclaim its services exactly as after an ordinary resume */
+      zlt_registry_hold_tunnel (self->registry, tunnel,
+                                MAX (zlt_server_config_get_resume_grace (self->config), 1) * 1000);
+    }
   if (zlt_registry_is_held (self->registry, tunnel) &&
       zlt_registry_resume_tunnel (self->registry, tunnel_id, NULL) == NULL)
     return NULL;
@@ -182,21 +228,19 @@ on_pending_timeout (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* A new connection to @service, from its public listener or an access stream (then
+ * @access_tunnel is the access client's): announce it to the owning agent with
+ * Connect and wait for the agent's data connection. */
 static void
-on_public_incoming (ZltListener *listener, GIOStream *stream, GSocketAddress *address,
-                    gpointer user_data)
+start_connection (ZltServer *self, ZltService *service, GIOStream *stream,
+                  const char *client_addr, ZltTunnel *access_tunnel)
 {
-  ZltService *service = user_data;
   ZltTunnel *tunnel = zlt_service_get_tunnel (service);
-  ZltServer *self = g_object_get_data (G_OBJECT (listener), "zlt-server");
   ZltServerPeer *peer = tunnel ? g_hash_table_lookup (self->peer_by_tunnel, tunnel) : NULL;
   ZltGrant *grant;
-  g_autofree char *client_addr = zlt_net_format_address (address);
   g_autoptr (ZltMessage) connect = NULL;
   Pending *p;
 
-  if (G_IS_SOCKET_CONNECTION (stream))
-    zlt_net_set_nodelay (G_SOCKET_CONNECTION (stream));
   if (peer == NULL || g_hash_table_size (self->pending) >= MAX_PENDING)
     {
       /* the agent is away (held for a resume) or we are flooded */
@@ -217,6 +261,7 @@ on_public_incoming (ZltListener *listener, GIOStream *stream, GSocketAddress *ad
   zlt_uuid_generate (&p->id);
   p->service = g_object_ref (service);
   p->tunnel = g_object_ref (tunnel);
+  p->access_tunnel = access_tunnel ? g_object_ref (access_tunnel) : NULL;
   p->stream = g_object_ref (stream);
   p->timeout = zlt_timeout_source_attach (zlt_server_config_get_connect_timeout (self->config) *
                                             1000,
@@ -227,6 +272,19 @@ on_public_incoming (ZltListener *listener, GIOStream *stream, GSocketAddress *ad
                                      client_addr ? client_addr : "");
   if (!zlt_server_peer_send (peer, connect))
     g_hash_table_remove (self->pending, &p->id);
+}
+
+static void
+on_public_incoming (ZltListener *listener, GIOStream *stream, GSocketAddress *address,
+                    gpointer user_data)
+{
+  ZltService *service = user_data;
+  ZltServer *self = g_object_get_data (G_OBJECT (listener), "zlt-server");
+  g_autofree char *client_addr = zlt_net_format_address (address);
+
+  if (G_IS_SOCKET_CONNECTION (stream))
+    zlt_net_set_nodelay (G_SOCKET_CONNECTION (stream));
+  start_connection (self, service, stream, client_addr, NULL);
 }
 
 /* A port can be free in our pool and still be held by some other program; a
@@ -311,9 +369,77 @@ zlt_server_connect_failed (ZltServer *self, ZltServerPeer *peer, const ZltUuid *
 
 /* ---- data connections ---- */
 
+static gboolean
+on_access_request_timeout (gpointer user_data)
+{
+  AccessRequest *r = user_data;
+
+  zlt_source_clear (&r->timeout);
+  g_hash_table_remove (r->server->access_requests, &r->id);
+  return G_SOURCE_REMOVE;
+}
+
+/* An access stream: the MAC is the access client's own, under its session key; its
+ * grant must reach @service_name, and the service must have its agent connected. */
+static guint
+access_request (ZltServer *self, const ZltUuid *tid, const ZltUuid *cid,
+                const guint8 mac[ZLT_HASH_SIZE], const char *service_name)
+{
+  guint8 expected[ZLT_HASH_SIZE];
+  ZltTunnel *access_tunnel = zlt_registry_lookup_tunnel (self->registry, tid);
+  ZltServerPeer *peer = access_tunnel ? g_hash_table_lookup (self->peer_by_tunnel, access_tunnel)
+                                      : NULL;
+  const guint8 *key = peer ? zlt_server_peer_get_session_key (peer) : NULL;
+  ZltGrant *grant;
+  ZltService *service;
+  ZltTunnel *owner;
+  g_autoptr (GError) error = NULL;
+  AccessRequest *r;
+
+  if (!zlt_service_name_is_valid (service_name))
+    return 400;
+  if (key == NULL || !(zlt_server_peer_get_caps (peer) & ZLT_CAP_ACCESS))
+    return 403;
+  zlt_data_mac (key, tid, cid, expected);
+  if (!zlt_secure_equal (expected, sizeof expected, mac, ZLT_HASH_SIZE))
+    return 403;
+  /* connection ids are fresh per stream: never one that is already in use */
+  if (g_hash_table_contains (self->pending, cid) ||
+      g_hash_table_contains (self->access_requests, cid))
+    return 409;
+  grant = zlt_server_peer_get_grant (peer);
+  if (zlt_grant_is_expired (grant, g_get_real_time () / G_USEC_PER_SEC) ||
+      !zlt_grant_allows_service (grant, service_name))
+    {
+      g_debug ("access to %s refused: not in the token's scope, or the token expired",
+               service_name);
+      return 403;
+    }
+  service = zlt_registry_lookup_service_by_name (self->registry, service_name, &error);
+  if (service == NULL)
+    return g_error_matches (error, ZLT_ERROR, ZLT_ERROR_DUPLICATE_NAME) ? 409 : 404;
+  owner = zlt_service_get_tunnel (service);
+  if (owner == NULL || !g_hash_table_contains (self->peer_by_tunnel, owner) ||
+      zlt_service_get_protocol (service) != ZLT_PROTOCOL_TCP)
+    return 503; /* its agent is away (held for a resume); UDP has no access streams */
+  if (g_hash_table_size (self->access_requests) >= MAX_PENDING)
+    return 503;
+
+  r = g_new0 (AccessRequest, 1);
+  r->server = self;
+  r->id = *cid;
+  r->access_tunnel = g_object_ref (access_tunnel);
+  r->service_name = g_strdup (service_name);
+  r->timeout = zlt_timeout_source_attach (zlt_server_config_get_connect_timeout (self->config) *
+                                            1000,
+                                          on_access_request_timeout, r);
+  g_hash_table_insert (self->access_requests, &r->id, r);
+  return 101;
+}
+
 static guint
 on_data_request (ZltControlListener *listener, const char *tunnel_id, const char *connection_id,
-                 const char *mac_hex, gpointer user_data)
+                 const char *mac_hex, const char *service_name, gpointer user_data)
 {
   ZltServer *self = user_data;
   ZltUuid tid, cid;
@@ -325,6 +451,8 @@ on_data_request (ZltControlListener *listener, const char *tunnel_id, const char
   if (!zlt_uuid_parse (tunnel_id, &tid) || !zlt_uuid_parse (connection_id, &cid) ||
       !zlt_hash_from_hex (mac_hex, mac))
     return 400;
+  if (service_name != NULL)
+    return access_request (self, &tid, &cid, mac, service_name);
   p = g_hash_table_lookup (self->pending, &cid);
   if (p == NULL)
     return 404;
@@ -349,6 +477,25 @@ count_bytes (guint64 a_to_b, guint64 b_to_a, gpointer user_data)
   zlt_service_add_bytes (info->service, a_to_b, b_to_a); /* the tunnel's count too */
 }
 
+/* The access stream's request was accepted: it becomes a new connection of the
+ * service, looked up again (it may have gone in between). */
+static void
+access_stream (ZltServer *self, AccessRequest *r, GIOStream *stream)
+{
+  g_autoptr (GError) error = NULL;
+  ZltService *service =
+    zlt_registry_lookup_service_by_name (self->registry, r->service_name, &error);
+  const char *client_addr = zlt_tunnel_get_peer_address (r->access_tunnel);
+
+  if (service == NULL || !g_hash_table_contains (self->peer_by_tunnel, r->access_tunnel))
+    {
+      g_io_stream_close (stream, NULL, NULL);
+      return;
+    }
+  g_debug ("access stream to %s from %s", r->service_name, client_addr ? client_addr : "?");
+  start_connection (self, service, stream, client_addr ? client_addr : "", r->access_tunnel);
+}
+
 static void
 on_relay_finished (ZltRelay *relay, const GError *error, gpointer user_data)
 {
@@ -370,7 +517,16 @@ on_data_stream (ZltControlListener *listener, const char *connection_id, GIOStre
   Pending *p;
   g_autoptr (ZltRelay) relay = NULL;
   RelayInfo *info;
+  AccessRequest *r;
 
+  if (zlt_uuid_parse (connection_id, &cid) &&
+      (r = g_hash_table_lookup (self->access_requests, &cid)) != NULL)
+    {
+      g_hash_table_steal (self->access_requests, &cid);
+      access_stream (self, r, stream);
+      access_request_free (r);
+      return;
+    }
   if (!zlt_uuid_parse (connection_id, &cid) ||
       (p = g_hash_table_lookup (self->pending, &cid)) == NULL)
     {
@@ -382,6 +538,7 @@ on_data_stream (ZltControlListener *listener, const char *connection_id, GIOStre
   info = g_new0 (RelayInfo, 1);
   info->service = g_object_ref (p->service);
   info->tunnel = g_object_ref (p->tunnel);
+  info->access_tunnel = p->access_tunnel ? g_object_ref (p->access_tunnel) : NULL;
   g_clear_object (&p->stream); /* the relay has it now */
   g_hash_table_remove (self->pending, &cid);
 
@@ -390,6 +547,35 @@ on_data_stream (ZltControlListener *listener, const char *connection_id, GIOStre
   g_signal_connect_object (relay, "finished", G_CALLBACK (on_relay_finished), self, 0);
   zlt_service_connection_opened (info->service);
   zlt_relay_start (relay);
+}
+
+/* Ends what an access client's tunnel had open: accepted requests, connections
+ * waiting for their agent, and relays. */
+static void
+close_access (ZltServer *self, ZltTunnel *access_tunnel)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+  g_autoptr (GPtrArray) doomed = g_ptr_array_new_with_free_func (g_object_unref);
+
+  g_hash_table_iter_init (&iter, self->access_requests);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (((AccessRequest *) value)->access_tunnel == access_tunnel)
+      g_hash_table_iter_remove (&iter);
+
+  g_hash_table_iter_init (&iter, self->pending);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (((Pending *) value)->access_tunnel == access_tunnel)
+      g_hash_table_iter_remove (&iter);
+
+  g_hash_table_iter_init (&iter, self->relays);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (((RelayInfo *) value)->access_tunnel == access_tunnel)
+      g_ptr_array_add (doomed, g_object_ref (key));
+  if (doomed->len > 0)
+    g_debug ("closing %u access connections of an ended tunnel", doomed->len);
+  for (guint i = 0; i < doomed->len; i++)
+    zlt_relay_close (g_ptr_array_index (doomed, i));
 }
 
 /* ---- registry ---- */
@@ -409,6 +595,7 @@ on_tunnel_removed (ZltRegistry *registry, ZltTunnel *tunnel, gpointer user_data)
 
   for (guint i = 0; i < services->len; i++)
     zlt_server_close_service (self, g_ptr_array_index (services, i));
+  close_access (self, tunnel);
   g_hash_table_remove (self->resume, zlt_tunnel_get_id (tunnel));
   if (peer != NULL)
     zlt_server_peer_disconnect (peer, ZLT_REASON_NONE, _("tunnel removed"));
@@ -496,6 +683,7 @@ zlt_server_stop (ZltServer *self)
   for (guint i = 0; i < relays->len; i++)
     zlt_relay_close (g_ptr_array_index (relays, i));
 
+  g_hash_table_remove_all (self->access_requests);
   g_hash_table_remove_all (self->pending);
   g_hash_table_remove_all (self->listeners);
   g_hash_table_remove_all (self->resume);
@@ -583,6 +771,7 @@ zlt_server_dispose (GObject *object)
     g_signal_handlers_disconnect_by_data (self->registry, self);
   g_clear_pointer (&self->peers, g_hash_table_unref);
   g_clear_pointer (&self->peer_by_tunnel, g_hash_table_unref);
+  g_clear_pointer (&self->access_requests, g_hash_table_unref);
   g_clear_pointer (&self->pending, g_hash_table_unref);
   g_clear_pointer (&self->relays, g_hash_table_unref);
   g_clear_pointer (&self->listeners, g_hash_table_unref);
@@ -620,6 +809,8 @@ zlt_server_init (ZltServer *self)
   self->relays = g_hash_table_new_full (NULL, NULL, g_object_unref,
                                         (GDestroyNotify) relay_info_free);
   self->resume = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, g_free, g_free);
+  self->access_requests = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, NULL,
+                                                 (GDestroyNotify) access_request_free);
 }
 
 ZltServer *

@@ -27,6 +27,7 @@ struct _ZltSession
   guint64 total_connections;
   guint64 bytes_in;
   guint64 bytes_out;
+  char *last_error;
 
   guint dirty;
   GSource *notify_source;
@@ -46,6 +47,7 @@ enum
   PROP_TOTAL_CONNECTIONS,
   PROP_BYTES_IN,
   PROP_BYTES_OUT,
+  PROP_LAST_ERROR,
   N_PROPS
 };
 
@@ -193,6 +195,9 @@ zlt_session_get_property (GObject *object, guint prop_id, GValue *value, GParamS
     case PROP_BYTES_OUT:
       g_value_set_uint64 (value, self->bytes_out);
       break;
+    case PROP_LAST_ERROR:
+      g_value_set_string (value, self->last_error);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -216,6 +221,7 @@ zlt_session_finalize (GObject *object)
   g_free (self->endpoint);
   g_free (self->local_address);
   g_free (self->remote_service);
+  g_free (self->last_error);
   g_main_context_unref (self->context);
   G_OBJECT_CLASS (zlt_session_parent_class)->finalize (object);
 }
@@ -279,6 +285,12 @@ zlt_session_class_init (ZltSessionClass *klass)
    * Bytes sent to the remote service. Notified at most every %ZLT_NOTIFY_INTERVAL_MS.
    */
   properties[PROP_BYTES_OUT] = g_param_spec_uint64 ("bytes-out", NULL, NULL, 0, G_MAXUINT64, 0, ro);
+  /**
+   * ZltSession:last-error:
+   * Why the last connection through the session failed (the server refused the service,
+   * the token was refused, ...), or %NULL.
+   */
+  properties[PROP_LAST_ERROR] = g_param_spec_string ("last-error", NULL, NULL, NULL, ro);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /**
@@ -556,4 +568,27 @@ zlt_session_add_bytes (ZltSession *self, guint64 bytes_in, guint64 bytes_out)
       g_source_set_static_name (self->notify_source, "[zlt] session notify");
       g_source_attach (self->notify_source, self->context);
     }
+}
+
+const char *
+zlt_session_get_last_error (ZltSession *self)
+{
+  g_return_val_if_fail (ZLT_IS_SESSION (self), NULL);
+  return self->last_error;
+}
+
+/**
+ * zlt_session_set_last_error:
+ * @last_error: (nullable): a message for users
+ */
+void
+zlt_session_set_last_error (ZltSession *self, const char *last_error)
+{
+  g_return_if_fail (ZLT_IS_SESSION (self));
+
+  if (g_strcmp0 (self->last_error, last_error) == 0)
+    return;
+  g_free (self->last_error);
+  self->last_error = g_strdup (last_error);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_ERROR]);
 }

@@ -55,4 +55,9 @@ zlt_session_add_bytes (ZltSession *self, guint64 bytes_in, guint64 bytes_out);
 void
 zlt_session_flush_notify (ZltSession *self);
 
+const char *
+zlt_session_get_last_error (ZltSession *self);
+void
+zlt_session_set_last_error (ZltSession *self, const char *last_error);
+
 G_END_DECLS

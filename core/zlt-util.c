@@ -1,6 +1,9 @@
 /* zlt-util.c */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
+#include "zlt-error.h"
 #include "zlt-util.h"
 
 GPtrArray *
@@ -14,4 +17,77 @@ zlt_hash_table_ref_keys (GHashTable *table)
   while (g_hash_table_iter_next (&iter, &key, NULL))
     g_ptr_array_add (keys, g_object_ref (key));
   return keys;
+}
+
+/**
+ * zlt_parse_duration:
+ * @text: one or more NUMBER UNIT groups, unit s, m, h or d; a lone number is seconds
+ * @seconds: (out): the total
+ *
+ * Returns: %FALSE with %ZLT_ERROR_INVALID_CONFIG for anything else, or a total that does
+ *   not fit in a guint
+ */
+gboolean
+zlt_parse_duration (const char *text, guint *seconds, GError **error)
+{
+  const char *p = text;
+  guint64 total = 0;
+  guint groups = 0;
+
+  g_return_val_if_fail (text != NULL, FALSE);
+  g_return_val_if_fail (seconds != NULL, FALSE);
+
+  if (*p == '\0')
+    goto bad;
+  while (*p != '\0')
+    {
+      guint64 value = 0, unit;
+
+      if (!g_ascii_isdigit (*p))
+        goto bad;
+      for (; g_ascii_isdigit (*p); p++)
+        {
+          value = value * 10 + (guint64) (*p - '0');
+          if (value > G_MAXUINT)
+            goto bad;
+        }
+      switch (*p)
+        {
+        case '\0':
+          /* a bare number only on its own: "1h30" is a typo, not 1h30s */
+          if (groups > 0)
+            goto bad;
+          unit = 1;
+          break;
+        case 's':
+          unit = 1;
+          p++;
+          break;
+        case 'm':
+          unit = 60;
+          p++;
+          break;
+        case 'h':
+          unit = 3600;
+          p++;
+          break;
+        case 'd':
+          unit = 86400;
+          p++;
+          break;
+        default:
+          goto bad;
+        }
+      groups++;
+      total += value * unit;
+      if (total > G_MAXUINT)
+        goto bad;
+    }
+  *seconds = (guint) total;
+  return TRUE;
+
+bad:
+  g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+               _("“%s” is not a duration (for example 90s, 30m, 2h, 1d)"), text);
+  return FALSE;
 }

@@ -252,7 +252,8 @@ head_read (GObject *source, GAsyncResult *result, gpointer user_data)
       g_task_return_new_error (task, ZLT_ERROR, status == 403 ? ZLT_ERROR_NOT_ALLOWED
                                                  : status == 404 || status == 410
                                                    ? ZLT_ERROR_NOT_FOUND
-                                                   : ZLT_ERROR_PROTOCOL,
+                                                 : status == 409 ? ZLT_ERROR_DUPLICATE_NAME
+                                                                 : ZLT_ERROR_PROTOCOL,
                                _("server refused the data connection: %u %s"), status,
                                reason ? reason : "");
       return;
@@ -369,7 +370,8 @@ data_timeout (gpointer user_data)
 
 void
 zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *tls, const char *tunnel_id,
-                        const char *connection_id, const char *mac, guint timeout_ms,
+                        const char *connection_id, const char *mac, const char *service,
+                        guint timeout_ms,
                         GCancellable *cancellable, GAsyncReadyCallback callback,
                         gpointer user_data)
 {
@@ -394,8 +396,11 @@ zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *t
                                 "Upgrade: " ZLT_WS_DATA_UPGRADE "\r\n"
                                 "X-Zlt-Tunnel: %s\r\n"
                                 "X-Zlt-Connection: %s\r\n"
-                                "X-Zlt-Mac: %s\r\n\r\n",
-                                d->host, d->port, tunnel_id, connection_id, mac);
+                                "X-Zlt-Mac: %s\r\n"
+                                "%s%s%s\r\n",
+                                d->host, d->port, tunnel_id, connection_id, mac,
+                                service ? "X-Zlt-Service: " : "", service ? service : "",
+                                service ? "\r\n" : "");
   if (timeout_ms > 0)
     {
       d->timeout = g_timeout_source_new (timeout_ms);

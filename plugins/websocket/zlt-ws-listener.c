@@ -238,6 +238,8 @@ handle_data (ZltWsListener *self, SoupServerMessage *msg)
   const char *tunnel_id = soup_message_headers_get_one (req, "X-Zlt-Tunnel");
   const char *connection_id = soup_message_headers_get_one (req, "X-Zlt-Connection");
   const char *mac = soup_message_headers_get_one (req, "X-Zlt-Mac");
+  /* present on access streams only (PROTOCOL-v2.md §6) */
+  const char *service = soup_message_headers_get_one (req, "X-Zlt-Service");
   guint status;
 
   if (soup_server_message_get_method (msg) != SOUP_METHOD_GET ||
@@ -249,7 +251,7 @@ handle_data (ZltWsListener *self, SoupServerMessage *msg)
       return;
     }
   status = zlt_control_listener_emit_data_request (ZLT_CONTROL_LISTENER (self), tunnel_id,
-                                                   connection_id, mac);
+                                                   connection_id, mac, service);
   if (status != SOUP_STATUS_SWITCHING_PROTOCOLS)
     {
       reply_text (msg, status ? status : SOUP_STATUS_NOT_FOUND, "data connection refused");

@@ -82,8 +82,21 @@ zlt_ws_transport_open_data_async (ZltControlTransport *transport, GUri *url,
                                   GCancellable *cancellable, GAsyncReadyCallback callback,
                                   gpointer user_data)
 {
-  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id, connection_id, mac, timeout_ms, cancellable,
+  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id, connection_id, mac, NULL, timeout_ms, cancellable,
                           callback, user_data);
+}
+
+static void
+zlt_ws_transport_open_access_async (ZltControlTransport *transport, GUri *url,
+                                    const ZltTlsOptions *tls, const char *tunnel_id,
+                                    const char *connection_id, const char *mac,
+                                    const char *service, guint timeout_ms,
+                                    GCancellable *cancellable, GAsyncReadyCallback callback,
+                                    gpointer user_data)
+{
+  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id,
+                          connection_id, mac, service, timeout_ms, cancellable, callback,
+                          user_data);
 }
 
 static GIOStream *
@@ -118,6 +131,7 @@ zlt_ws_transport_class_init (ZltWsTransportClass *klass)
   control_class->connect_control_finish = zlt_ws_transport_connect_control_finish;
   control_class->open_data_async = zlt_ws_transport_open_data_async;
   control_class->open_data_finish = zlt_ws_transport_open_data_finish;
+  control_class->open_access_async = zlt_ws_transport_open_access_async;
 }
 
 static void
