@@ -36,6 +36,8 @@
 #include "zlt-server.h"
 #include "zlt-agent.h"
 #include "zlt-access-manager.h"
+#include "zlt-node-tunnel.h"
+#include "zlt-node-manager.h"
 
 G_BEGIN_DECLS
 

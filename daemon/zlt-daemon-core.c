@@ -2,9 +2,11 @@
  *
  * The file is a GKeyFile: [server] (with its [validator:NAME]) runs the server role,
  * [agent] with its [service:NAME] groups runs the agent role, [daemon] holds the
- * daemon's own settings. Reloading applies what can change without a restart: the
- * agent's services (the control channel stays up), [daemon], and the validator's
- * tokens. */
+ * daemon's own settings, [node:NAME] node-to-node tunnels (ZltNodeManager: this node,
+ * [daemon] node-name, runs the agent of those that start here and accepts the tokens of
+ * those that end here). Reloading applies what can change without a restart: the
+ * agent's services (the control channel stays up), [daemon], the validator's tokens and
+ * the node tunnels. */
 #include "config.h"
 
 #include <glib/gi18n.h>
@@ -29,7 +31,11 @@ struct _ZltDaemon
   char *agent_fingerprint;       /* [agent], as last read */
   GHashTable *file_services;     /* name → ZltServiceConfig: [service:*] as last read */
 
+  ZltNodeManager *nodes;
+  GHashTable *file_nodes; /* name → ZltNodeTunnel: [node:*] as last read (refs) */
+
   char *admin_group;
+  char *node_name; /* as set at start; a change needs a restart */
   gboolean running;
 };
 
@@ -43,9 +49,45 @@ enum
 };
 static GParamSpec *props[N_PROPS];
 
-static const char *const daemon_keys[] = { "admin-group", NULL };
+static const char *const daemon_keys[] = { "admin-group", "node-name", NULL };
 
 /* ---- reading the file ---- */
+
+static gboolean
+has_node_groups (GKeyFile *keyfile)
+{
+  g_auto (GStrv) groups = g_key_file_get_groups (keyfile, NULL);
+
+  for (guint i = 0; groups[i] != NULL; i++)
+    if (g_str_has_prefix (groups[i], ZLT_NODE_CONFIG_PREFIX))
+      return TRUE;
+  return FALSE;
+}
+
+/* [node:*], in file order; NULL with @error set when one is invalid */
+static GPtrArray *
+parse_node_groups (GKeyFile *keyfile, const char *path, GError **error)
+{
+  g_autoptr (GPtrArray) nodes = g_ptr_array_new_with_free_func (g_object_unref);
+  g_auto (GStrv) groups = g_key_file_get_groups (keyfile, NULL);
+  g_autofree char *base_dir = g_path_get_dirname (path);
+
+  for (guint i = 0; groups[i] != NULL; i++)
+    {
+      ZltNodeTunnel *node;
+
+      if (!g_str_has_prefix (groups[i], ZLT_NODE_CONFIG_PREFIX))
+        continue;
+      node = zlt_node_tunnel_new_from_keyfile (keyfile, groups[i], base_dir, error);
+      if (node == NULL)
+        {
+          g_prefix_error (error, "%s: ", path);
+          return NULL;
+        }
+      g_ptr_array_add (nodes, node);
+    }
+  return g_steal_pointer (&nodes);
+}
 
 static GKeyFile *
 read_keyfile (const char *path, GError **error)
@@ -60,10 +102,10 @@ read_keyfile (const char *path, GError **error)
       return NULL;
     }
   if (!g_key_file_has_group (keyfile, ZLT_SERVER_CONFIG_GROUP)
-      && !g_key_file_has_group (keyfile, ZLT_CLIENT_CONFIG_GROUP))
+      && !g_key_file_has_group (keyfile, ZLT_CLIENT_CONFIG_GROUP) && !has_node_groups (keyfile))
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                   _ ("%s: neither a [server] nor an [agent] group: nothing to run"), path);
+                   _ ("%s: no [server], [agent] or [node:NAME] group: nothing to run"), path);
       return NULL;
     }
   return g_steal_pointer (&keyfile);
@@ -71,12 +113,15 @@ read_keyfile (const char *path, GError **error)
 
 /* [daemon]: returns the admin group (NULL when unset) in @admin_group */
 static gboolean
-parse_daemon_group (GKeyFile *keyfile, const char *path, char **admin_group, GError **error)
+parse_daemon_group (GKeyFile *keyfile, const char *path, char **admin_group, char **node_name,
+                    GError **error)
 {
   g_auto (GStrv) keys = NULL;
   g_autofree char *group = NULL;
+  g_autofree char *node = NULL;
 
   *admin_group = NULL;
+  *node_name = NULL;
   if (!g_key_file_has_group (keyfile, ZLT_DAEMON_CONFIG_GROUP))
     return TRUE;
   keys = g_key_file_get_keys (keyfile, ZLT_DAEMON_CONFIG_GROUP, NULL, NULL);
@@ -99,7 +144,21 @@ parse_daemon_group (GKeyFile *keyfile, const char *path, char **admin_group, GEr
           return FALSE;
         }
     }
+  node = g_key_file_get_string (keyfile, ZLT_DAEMON_CONFIG_GROUP, "node-name", NULL);
+  if (node != NULL)
+    {
+      g_strstrip (node);
+      if (!zlt_node_name_is_valid (node))
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                       _ ("%s: [%s] node-name: “%s” is not a node name (1-64 letters, digits, "
+                          "‘-’, ‘_’ or ‘.’)"),
+                       path, ZLT_DAEMON_CONFIG_GROUP, node);
+          return FALSE;
+        }
+    }
   *admin_group = g_steal_pointer (&group);
+  *node_name = g_steal_pointer (&node);
   return TRUE;
 }
 
@@ -201,6 +260,7 @@ zlt_daemon_dispose (GObject *object)
   ZltDaemon *self = ZLT_DAEMON (object);
 
   zlt_daemon_stop (self);
+  g_clear_object (&self->nodes);
   g_clear_object (&self->agent);
   g_clear_object (&self->agent_config);
   g_clear_object (&self->server);
@@ -217,7 +277,9 @@ zlt_daemon_finalize (GObject *object)
   g_free (self->server_fingerprint);
   g_free (self->agent_fingerprint);
   g_clear_pointer (&self->file_services, g_hash_table_unref);
+  g_clear_pointer (&self->file_nodes, g_hash_table_unref);
   g_free (self->admin_group);
+  g_free (self->node_name);
   G_OBJECT_CLASS (zlt_daemon_parent_class)->finalize (object);
 }
 
@@ -239,6 +301,7 @@ zlt_daemon_class_init (ZltDaemonClass *klass)
 static void
 zlt_daemon_init (ZltDaemon *self)
 {
+  self->file_nodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
 }
 
 /* ---- public API ---- */
@@ -249,12 +312,18 @@ zlt_daemon_new (const char *config_path, GError **error)
   g_autoptr (ZltDaemon) self = NULL;
   g_autoptr (GKeyFile) keyfile = NULL;
   g_autofree char *admin_group = NULL;
+  g_autofree char *node_name = NULL;
+  g_autoptr (GPtrArray) nodes = NULL;
 
   g_return_val_if_fail (config_path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   keyfile = read_keyfile (config_path, error);
-  if (keyfile == NULL || !parse_daemon_group (keyfile, config_path, &admin_group, error))
+  if (keyfile == NULL
+      || !parse_daemon_group (keyfile, config_path, &admin_group, &node_name, error))
+    return NULL;
+  nodes = parse_node_groups (keyfile, config_path, error);
+  if (nodes == NULL)
     return NULL;
 
   self = g_object_new (ZLT_TYPE_DAEMON, NULL);
@@ -286,6 +355,22 @@ zlt_daemon_new (const char *config_path, GError **error)
       self->agent_fingerprint = group_fingerprint (keyfile, ZLT_CLIENT_CONFIG_GROUP);
       self->file_services = service_table (self->agent_config);
     }
+
+  /* node tunnels: tokens of inbound ones are registered before the server starts */
+  self->node_name = node_name != NULL ? g_steal_pointer (&node_name) : g_strdup (g_get_host_name ());
+  self->nodes = zlt_node_manager_new (self->node_name, self->loader, self->server);
+  for (guint i = 0; i < nodes->len; i++)
+    {
+      ZltNodeTunnel *node = g_ptr_array_index (nodes, i);
+
+      if (!zlt_node_manager_add (self->nodes, node, error))
+        {
+          g_prefix_error (error, "%s: ", config_path);
+          return NULL;
+        }
+      g_hash_table_insert (self->file_nodes, g_strdup (zlt_node_tunnel_get_name (node)),
+                           g_object_ref (node));
+    }
   return g_steal_pointer (&self);
 }
 
@@ -307,6 +392,7 @@ zlt_daemon_start (ZltDaemon *self, GError **error)
                  zlt_client_config_get_server_url (self->agent_config));
       zlt_agent_start (self->agent);
     }
+  zlt_node_manager_start (self->nodes);
   self->running = TRUE;
   return TRUE;
 }
@@ -322,6 +408,7 @@ zlt_daemon_stop (ZltDaemon *self)
   /* our own agent first: it says goodbye to whichever server it uses */
   if (self->agent != NULL)
     zlt_agent_stop (self->agent);
+  zlt_node_manager_stop (self->nodes);
   if (self->server != NULL)
     zlt_server_stop (self->server);
 }
@@ -332,6 +419,8 @@ zlt_daemon_is_idle (ZltDaemon *self)
   g_return_val_if_fail (ZLT_IS_DAEMON (self), TRUE);
 
   if (self->agent != NULL && zlt_agent_get_n_relays (self->agent) > 0)
+    return FALSE;
+  if (self->nodes != NULL && zlt_node_manager_get_n_relays (self->nodes) > 0)
     return FALSE;
   if (self->server != NULL
       && (zlt_server_get_n_peers (self->server) > 0 || zlt_server_get_n_relays (self->server) > 0
@@ -460,11 +549,75 @@ reload_agent (ZltDaemon *self, GKeyFile *keyfile, GError **error)
   return TRUE;
 }
 
+/* [node:*]: removed ones go (with their token), changed ones are replaced, new ones
+ * added; inbound ones that stay re-read their token file. Node tunnels added over D-Bus
+ * stay unless the file now defines one of the same name. */
+static void
+reload_nodes (ZltDaemon *self, GPtrArray *nodes, const char *node_name)
+{
+  g_autoptr (GHashTable) table
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  GHashTableIter iter;
+  gpointer name, value;
+
+  if (g_strcmp0 (node_name != NULL ? node_name : g_get_host_name (), self->node_name) != 0)
+    g_message ("reload: a new [daemon] node-name takes effect at the next restart");
+  for (guint i = 0; i < nodes->len; i++)
+    {
+      ZltNodeTunnel *node = g_ptr_array_index (nodes, i);
+      g_hash_table_insert (table, g_strdup (zlt_node_tunnel_get_name (node)), g_object_ref (node));
+    }
+
+  g_hash_table_iter_init (&iter, self->file_nodes);
+  while (g_hash_table_iter_next (&iter, &name, &value))
+    {
+      ZltNodeTunnel *old = value;
+      ZltNodeTunnel *running = zlt_node_manager_lookup (self->nodes, name);
+
+      if (running != old || g_hash_table_contains (table, name))
+        continue;
+      if (zlt_node_manager_remove (self->nodes, name, NULL))
+        g_message ("reload: node tunnel %s removed", (const char *) name);
+    }
+
+  zlt_node_manager_refresh_tokens (self->nodes);
+  for (guint i = 0; i < nodes->len; i++)
+    {
+      ZltNodeTunnel *node = g_ptr_array_index (nodes, i);
+      const char *tname = zlt_node_tunnel_get_name (node);
+      ZltNodeTunnel *running = zlt_node_manager_lookup (self->nodes, tname);
+      g_autoptr (GError) error_local = NULL;
+
+      if (running != NULL && zlt_node_tunnel_equal (running, node))
+        {
+          /* the running one stays the file's */
+          g_hash_table_insert (table, g_strdup (tname), g_object_ref (running));
+          continue;
+        }
+      if (running != NULL)
+        {
+          g_message ("reload: node tunnel %s changed", tname);
+          zlt_node_manager_remove (self->nodes, tname, NULL);
+        }
+      if (zlt_node_manager_add (self->nodes, node, &error_local))
+        g_message ("reload: node tunnel %s added", tname);
+      else
+        {
+          g_message ("reload: cannot add node tunnel %s: %s", tname, error_local->message);
+          g_hash_table_remove (table, tname);
+        }
+    }
+  g_clear_pointer (&self->file_nodes, g_hash_table_unref);
+  self->file_nodes = g_steal_pointer (&table);
+}
+
 gboolean
 zlt_daemon_reload (ZltDaemon *self, GError **error)
 {
   g_autoptr (GKeyFile) keyfile = NULL;
   g_autofree char *admin_group = NULL;
+  g_autofree char *node_name = NULL;
+  g_autoptr (GPtrArray) nodes = NULL;
   g_autoptr (ZltClientConfig) check = NULL;
 
   g_return_val_if_fail (ZLT_IS_DAEMON (self), FALSE);
@@ -472,7 +625,11 @@ zlt_daemon_reload (ZltDaemon *self, GError **error)
 
   g_message ("reloading %s", self->config_path);
   keyfile = read_keyfile (self->config_path, error);
-  if (keyfile == NULL || !parse_daemon_group (keyfile, self->config_path, &admin_group, error))
+  if (keyfile == NULL
+      || !parse_daemon_group (keyfile, self->config_path, &admin_group, &node_name, error))
+    return FALSE;
+  nodes = parse_node_groups (keyfile, self->config_path, error);
+  if (nodes == NULL)
     return FALSE;
   /* all or nothing: the agent's part must be valid before anything changes */
   if (self->agent != NULL && g_key_file_has_group (keyfile, ZLT_CLIENT_CONFIG_GROUP))
@@ -484,7 +641,10 @@ zlt_daemon_reload (ZltDaemon *self, GError **error)
 
   set_admin_group (self, admin_group);
   reload_server (self, keyfile);
-  return reload_agent (self, keyfile, error);
+  if (!reload_agent (self, keyfile, error))
+    return FALSE;
+  reload_nodes (self, nodes, node_name);
+  return TRUE;
 }
 
 const char *
@@ -581,4 +741,43 @@ zlt_daemon_disconnect_tunnel (ZltDaemon *self, ZltTunnel *tunnel, const char *re
       return FALSE;
     }
   return zlt_server_disconnect_tunnel (self->server, zlt_tunnel_get_id (tunnel), reason, error);
+}
+
+ZltNodeManager *
+zlt_daemon_get_node_manager (ZltDaemon *self)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), NULL);
+  return self->nodes;
+}
+
+const char *
+zlt_daemon_get_node_name (ZltDaemon *self)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), NULL);
+  return self->node_name;
+}
+
+gboolean
+zlt_daemon_add_node_tunnel (ZltDaemon *self, ZltNodeTunnel *tunnel, GError **error)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), FALSE);
+  g_return_val_if_fail (ZLT_IS_NODE_TUNNEL (tunnel), FALSE);
+
+  if (!zlt_node_manager_add (self->nodes, tunnel, error))
+    return FALSE;
+  g_message ("node tunnel %s added (from %s to %s)", zlt_node_tunnel_get_name (tunnel),
+             zlt_node_tunnel_get_from (tunnel), zlt_node_tunnel_get_to (tunnel));
+  return TRUE;
+}
+
+gboolean
+zlt_daemon_remove_node_tunnel (ZltDaemon *self, const char *name, GError **error)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+
+  if (!zlt_node_manager_remove (self->nodes, name, error))
+    return FALSE;
+  g_message ("node tunnel %s removed", name);
+  return TRUE;
 }

@@ -5,7 +5,8 @@
 
 G_BEGIN_DECLS
 
-/* [daemon] admin-group=NAME: members may call the mutating D-Bus methods */
+/* [daemon] admin-group=NAME: members may call the mutating D-Bus methods;
+ * [daemon] node-name=NAME: this node in [node:*] definitions (default: the host name) */
 #define ZLT_DAEMON_CONFIG_GROUP "daemon"
 #define ZLT_DAEMON_DEFAULT_CONFIG ZLT_SYSCONFDIR "/zlayer-tunnel.conf"
 
@@ -41,6 +42,13 @@ const char *zlt_daemon_get_admin_group (ZltDaemon *self);
 /* Agent role: adds or removes a service at run time. */
 gboolean zlt_daemon_expose (ZltDaemon *self, const ZltServiceConfig *service, GError **error);
 gboolean zlt_daemon_unexpose (ZltDaemon *self, const char *name, GError **error);
+/* Node tunnels: this node's name and its tunnels (never NULL, maybe empty). */
+const char *zlt_daemon_get_node_name (ZltDaemon *self);
+ZltNodeManager *zlt_daemon_get_node_manager (ZltDaemon *self);
+/* Adds or removes a node tunnel at run time (Reload leaves these alone unless the file
+ * defines one of the same name). */
+gboolean zlt_daemon_add_node_tunnel (ZltDaemon *self, ZltNodeTunnel *tunnel, GError **error);
+gboolean zlt_daemon_remove_node_tunnel (ZltDaemon *self, const char *name, GError **error);
 /* Server role: ends @tunnel (one of the server's) with no resume. */
 gboolean zlt_daemon_disconnect_tunnel (ZltDaemon *self, ZltTunnel *tunnel, const char *reason,
                                        GError **error);

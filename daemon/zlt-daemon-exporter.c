@@ -1,7 +1,8 @@
 /* zlt-daemon-exporter.c: mirrors the daemon's tunnels and services to D-Bus.
  *
- * Every ZltTunnel and ZltService of the running roles gets a skeleton object below
- * /org/zlayer/Tunnel1 (Tunnel/N, Service/N), exported through a GDBusObjectManagerServer.
+ * Every ZltTunnel and ZltService of the running roles, and every ZltNodeTunnel of the
+ * daemon's ZltNodeManager, gets a skeleton object below /org/zlayer/Tunnel1 (Tunnel/N,
+ * Service/N, Node/N), exported through a GDBusObjectManagerServer.
  * A skeleton is filled from its core object whenever that object notifies; the core
  * objects coalesce their byte-counter notifications (ZLT_NOTIFY_INTERVAL_MS) and the
  * skeletons coalesce property changes into one PropertiesChanged per main-loop turn, so
@@ -22,10 +23,10 @@
 typedef struct
 {
   ZltDaemonExporter *exporter; /* not owned */
-  GObject *core;               /* ZltTunnel or ZltService, owned */
+  GObject *core;               /* ZltTunnel, ZltService or ZltNodeTunnel, owned */
   char *path;
   ZltDbusObjectSkeleton *object;
-  GDBusInterfaceSkeleton *iface; /* ZltDbusTunnel or ZltDbusService skeleton */
+  GDBusInterfaceSkeleton *iface; /* ZltDbusTunnel, ZltDbusService or ZltDbusNode skeleton */
   gulong notify_id;
 } Mirror;
 
@@ -42,11 +43,13 @@ struct _ZltDaemonExporter
   ZltDbusManager *manager_iface;
   GHashTable *tunnels;  /* ZltTunnel* → Mirror* (owned) */
   GHashTable *services; /* ZltService* → Mirror* (owned) */
+  GHashTable *nodes;    /* ZltNodeTunnel* → Mirror* (owned) */
   GHashTable *paths;    /* path → Mirror* of a tunnel (borrowed) */
   GHashTable *pending;  /* server services to export once their port is open (refs) */
   GSource *pending_source;
   guint next_tunnel;
   guint next_service;
+  guint next_node;
 };
 
 G_DEFINE_FINAL_TYPE (ZltDaemonExporter, zlt_daemon_exporter, G_TYPE_OBJECT)
@@ -195,6 +198,45 @@ sync_service (ZltDaemonExporter *self, Mirror *mirror)
   zlt_dbus_service_set_tunnel (iface, tunnel != NULL ? tunnel->path : "/");
 }
 
+static const char *
+direction_string (ZltNodeDirection direction)
+{
+  switch (direction)
+    {
+    case ZLT_NODE_DIRECTION_OUTBOUND:
+      return "outbound";
+    case ZLT_NODE_DIRECTION_INBOUND:
+      return "inbound";
+    case ZLT_NODE_DIRECTION_NONE:
+    default:
+      return "none";
+    }
+}
+
+static void
+sync_node (ZltDaemonExporter *self, Mirror *mirror)
+{
+  ZltNodeTunnel *node = ZLT_NODE_TUNNEL (mirror->core);
+  ZltDbusNode *iface = ZLT_DBUS_NODE (mirror->iface);
+
+  zlt_dbus_node_set_name (iface, zlt_node_tunnel_get_name (node));
+  zlt_dbus_node_set_from_node (iface, zlt_node_tunnel_get_from (node));
+  zlt_dbus_node_set_to_node (iface, zlt_node_tunnel_get_to (node));
+  zlt_dbus_node_set_server (iface, or_empty (zlt_node_tunnel_get_server (node)));
+  zlt_dbus_node_set_direction (iface, direction_string (zlt_node_tunnel_get_direction (node)));
+  zlt_dbus_node_set_local_port (iface, zlt_node_tunnel_get_local_port (node));
+  zlt_dbus_node_set_remote_port (iface, zlt_node_tunnel_get_remote_port (node));
+  zlt_dbus_node_set_protocol (iface, zlt_protocol_to_string (zlt_node_tunnel_get_protocol (node)));
+  zlt_dbus_node_set_exposure (iface,
+                              enum_nick (ZLT_TYPE_EXPOSE, zlt_node_tunnel_get_exposure (node)));
+  zlt_dbus_node_set_state (iface,
+                           enum_nick (ZLT_TYPE_TUNNEL_STATE, zlt_node_tunnel_get_state (node)));
+  zlt_dbus_node_set_last_error (iface, or_empty (zlt_node_tunnel_get_last_error (node)));
+  zlt_dbus_node_set_bytes_in (iface, zlt_node_tunnel_get_bytes_in (node));
+  zlt_dbus_node_set_bytes_out (iface, zlt_node_tunnel_get_bytes_out (node));
+  zlt_dbus_node_set_latency_us (iface, zlt_node_tunnel_get_latency_us (node));
+}
+
 static void
 on_core_notify (GObject *object, GParamSpec *pspec, gpointer user_data)
 {
@@ -202,6 +244,14 @@ on_core_notify (GObject *object, GParamSpec *pspec, gpointer user_data)
 
   if (ZLT_IS_TUNNEL (object))
     sync_tunnel (mirror->exporter, mirror);
+  else if (ZLT_IS_NODE_TUNNEL (object))
+    {
+      sync_node (mirror->exporter, mirror);
+      /* a state change is sent at once, so a watcher sees every step (disconnected, then
+       * connected again) rather than only the last one of a main-loop turn */
+      if (pspec == NULL || g_str_equal (pspec->name, "state"))
+        g_dbus_interface_skeleton_flush (mirror->iface);
+    }
   else
     sync_service (mirror->exporter, mirror);
 }
@@ -313,6 +363,53 @@ remove_service (ZltDaemonExporter *self, ZltService *service)
       sync_tunnel (self, tunnel);
       g_dbus_interface_skeleton_flush (tunnel->iface);
     }
+}
+
+static void
+add_node (ZltDaemonExporter *self, ZltNodeTunnel *node)
+{
+  g_autoptr (ZltDbusNode) iface = NULL;
+  Mirror *mirror;
+
+  if (g_hash_table_contains (self->nodes, node))
+    return;
+  mirror = g_new0 (Mirror, 1);
+  mirror->exporter = self;
+  mirror->core = g_object_ref (G_OBJECT (node));
+  mirror->path = g_strdup_printf (ZLT_DBUS_PATH "/Node/%u", self->next_node++);
+  mirror->object = zlt_dbus_object_skeleton_new (mirror->path);
+  iface = zlt_dbus_node_skeleton_new ();
+  zlt_dbus_object_skeleton_set_node (mirror->object, iface);
+  mirror->iface = G_DBUS_INTERFACE_SKELETON (g_steal_pointer (&iface));
+  g_hash_table_insert (self->nodes, node, mirror);
+
+  sync_node (self, mirror);
+  mirror->notify_id = g_signal_connect (node, "notify", G_CALLBACK (on_core_notify), mirror);
+  g_dbus_object_manager_server_export (self->manager, G_DBUS_OBJECT_SKELETON (mirror->object));
+  g_debug ("exported %s (node tunnel %s)", mirror->path, zlt_node_tunnel_get_name (node));
+}
+
+static void
+remove_node (ZltDaemonExporter *self, ZltNodeTunnel *node)
+{
+  Mirror *mirror = g_hash_table_lookup (self->nodes, node);
+
+  if (mirror == NULL)
+    return;
+  g_dbus_object_manager_server_unexport (self->manager, mirror->path);
+  g_hash_table_remove (self->nodes, node);
+}
+
+static void
+on_node_added (ZltNodeManager *manager, ZltNodeTunnel *node, gpointer user_data)
+{
+  add_node (user_data, node);
+}
+
+static void
+on_node_removed (ZltNodeManager *manager, ZltNodeTunnel *node, gpointer user_data)
+{
+  remove_node (user_data, node);
 }
 
 static void
@@ -660,6 +757,121 @@ on_tunnel_handle_disconnect (ZltDaemonExporter *self, GDBusMethodInvocation *inv
   return authorize (self, invocation, do_tunnel_disconnect);
 }
 
+/* AddNodeTunnel's definition as a [node:NAME] group, so both take the same checks */
+static const struct
+{
+  const char *key;
+  const char *type;
+} node_options[] = {
+  { "from", "s" },
+  { "to", "s" },
+  { "server", "s" },
+  { "local-port", "q" },
+  { "remote-port", "q" },
+  { "protocol", "s" },
+  { "exposure", "s" },
+  { "token-file", "s" },
+  { "heartbeat-interval", "u" },
+  { "heartbeat-timeout", "u" },
+  { "backoff-min", "d" },
+  { "backoff-max", "d" },
+  { "tls-ca-file", "s" },
+  { "tls-pinned-sha256", "s" },
+};
+
+static ZltNodeTunnel *
+node_from_definition (ZltDaemonExporter *self, const char *name, GVariant *definition,
+                      GError **error)
+{
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autofree char *group = g_strconcat (ZLT_NODE_CONFIG_PREFIX, name, NULL);
+  g_autofree char *base_dir = g_path_get_dirname (zlt_daemon_get_config_path (self->daemon));
+  GVariantIter iter;
+  const char *key;
+  GVariant *next;
+
+  g_variant_iter_init (&iter, definition);
+  while (g_variant_iter_next (&iter, "{&sv}", &key, &next))
+    {
+      g_autoptr (GVariant) value = next;
+      const char *type = NULL;
+
+      for (guint i = 0; i < G_N_ELEMENTS (node_options); i++)
+        if (g_str_equal (node_options[i].key, key))
+          type = node_options[i].type;
+      if (type == NULL)
+        {
+          g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
+                       _ ("unknown definition key “%s”"), key);
+          return NULL;
+        }
+      if (!g_variant_is_of_type (value, G_VARIANT_TYPE (type)))
+        {
+          g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
+                       _ ("definition key %s: must be of type %s, not %s"), key, type,
+                       g_variant_get_type_string (value));
+          return NULL;
+        }
+      if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+        g_key_file_set_string (kf, group, key, g_variant_get_string (value, NULL));
+      else if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT16))
+        g_key_file_set_uint64 (kf, group, key, g_variant_get_uint16 (value));
+      else if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
+        g_key_file_set_uint64 (kf, group, key, g_variant_get_uint32 (value));
+      else
+        g_key_file_set_double (kf, group, key, g_variant_get_double (value));
+    }
+  /* an empty definition makes no group: the checks then say what is missing */
+  return zlt_node_tunnel_new_from_keyfile (kf, group, base_dir, error);
+}
+
+static void
+do_add_node_tunnel (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  const char *name;
+  g_autoptr (GVariant) definition = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltNodeTunnel) node = NULL;
+  Mirror *mirror;
+
+  g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(&s@a{sv})", &name,
+                 &definition);
+  node = node_from_definition (self, name, definition, &error);
+  if (node == NULL || !zlt_daemon_add_node_tunnel (self->daemon, node, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  mirror = g_hash_table_lookup (self->nodes, node);
+  zlt_dbus_manager_complete_add_node_tunnel (self->manager_iface, invocation,
+                                             mirror != NULL ? mirror->path : "/");
+}
+
+static gboolean
+on_handle_add_node_tunnel (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  return authorize (self, invocation, do_add_node_tunnel);
+}
+
+static void
+do_remove_node_tunnel (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  const char *name;
+  g_autoptr (GError) error = NULL;
+
+  g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(&s)", &name);
+  if (!zlt_daemon_remove_node_tunnel (self->daemon, name, &error))
+    g_dbus_method_invocation_return_gerror (invocation, error);
+  else
+    zlt_dbus_manager_complete_remove_node_tunnel (self->manager_iface, invocation);
+}
+
+static gboolean
+on_handle_remove_node_tunnel (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  return authorize (self, invocation, do_remove_node_tunnel);
+}
+
 static void
 do_not_supported (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
 {
@@ -669,7 +881,7 @@ do_not_supported (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
                                                     "build"));
 }
 
-/* StartAccess, StopAccess, AddNodeTunnel and RemoveNodeTunnel */
+/* StartAccess and StopAccess */
 static gboolean
 on_handle_not_supported (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
 {
@@ -707,8 +919,8 @@ static const struct
   { "handle-disconnect-tunnel", G_CALLBACK (on_handle_disconnect_tunnel) },
   { "handle-start-access", G_CALLBACK (on_handle_not_supported) },
   { "handle-stop-access", G_CALLBACK (on_handle_not_supported) },
-  { "handle-add-node-tunnel", G_CALLBACK (on_handle_not_supported) },
-  { "handle-remove-node-tunnel", G_CALLBACK (on_handle_not_supported) },
+  { "handle-add-node-tunnel", G_CALLBACK (on_handle_add_node_tunnel) },
+  { "handle-remove-node-tunnel", G_CALLBACK (on_handle_remove_node_tunnel) },
   { "handle-reload", G_CALLBACK (on_handle_reload) },
 };
 
@@ -732,6 +944,7 @@ zlt_daemon_exporter_finalize (GObject *object)
 
   g_hash_table_unref (self->pending);
   g_hash_table_unref (self->paths);
+  g_hash_table_unref (self->nodes);
   g_hash_table_unref (self->services);
   g_hash_table_unref (self->tunnels);
   G_OBJECT_CLASS (zlt_daemon_exporter_parent_class)->finalize (object);
@@ -751,6 +964,7 @@ zlt_daemon_exporter_init (ZltDaemonExporter *self)
 {
   self->tunnels = g_hash_table_new_full (NULL, NULL, NULL, mirror_free);
   self->services = g_hash_table_new_full (NULL, NULL, NULL, mirror_free);
+  self->nodes = g_hash_table_new_full (NULL, NULL, NULL, mirror_free);
   self->paths = g_hash_table_new (g_str_hash, g_str_equal);
   self->pending = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
   self->cancellable = g_cancellable_new ();
@@ -824,6 +1038,15 @@ zlt_daemon_exporter_new (ZltDaemon *daemon, GDBusConnection *connection, gboolea
       g_signal_connect (registry, "service-added", G_CALLBACK (on_server_service_added), self);
       g_signal_connect (registry, "service-removed", G_CALLBACK (on_service_removed), self);
     }
+  {
+    ZltNodeManager *nodes = zlt_daemon_get_node_manager (daemon);
+    g_autoptr (GPtrArray) list = zlt_node_manager_get_tunnels (nodes);
+
+    for (guint i = 0; i < list->len; i++)
+      add_node (self, g_ptr_array_index (list, i));
+    g_signal_connect (nodes, "node-added", G_CALLBACK (on_node_added), self);
+    g_signal_connect (nodes, "node-removed", G_CALLBACK (on_node_removed), self);
+  }
   sync_manager (self);
   return g_steal_pointer (&self);
 }
@@ -849,6 +1072,7 @@ zlt_daemon_exporter_unexport (ZltDaemonExporter *self)
       g_signal_handlers_disconnect_by_data (zlt_agent_get_tunnel (agent), self);
       g_signal_handlers_disconnect_by_data (agent, self);
     }
+  g_signal_handlers_disconnect_by_data (zlt_daemon_get_node_manager (self->daemon), self);
   if (zlt_daemon_get_server (self->daemon) != NULL)
     g_signal_handlers_disconnect_by_data (
         zlt_server_get_registry (zlt_daemon_get_server (self->daemon)), self);
@@ -858,6 +1082,9 @@ zlt_daemon_exporter_unexport (ZltDaemonExporter *self)
       GHashTableIter iter;
       gpointer value;
 
+      g_hash_table_iter_init (&iter, self->nodes);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        g_dbus_object_manager_server_unexport (self->manager, ((Mirror *) value)->path);
       g_hash_table_iter_init (&iter, self->services);
       while (g_hash_table_iter_next (&iter, NULL, &value))
         g_dbus_object_manager_server_unexport (self->manager, ((Mirror *) value)->path);
@@ -868,6 +1095,7 @@ zlt_daemon_exporter_unexport (ZltDaemonExporter *self)
       g_clear_object (&self->manager);
     }
   g_hash_table_remove_all (self->paths);
+  g_hash_table_remove_all (self->nodes);
   g_hash_table_remove_all (self->services);
   g_hash_table_remove_all (self->tunnels);
   if (self->manager_iface != NULL)

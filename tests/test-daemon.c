@@ -759,12 +759,13 @@ test_expose (Fixture *f, gconstpointer data)
   zlt_dbus_manager_call_stop_access_sync (f->manager, BUS_PATH "/Session/0", G_DBUS_CALL_FLAGS_NONE,
                                           -1, NULL, &error);
   expect_error (&error, ERROR_PREFIX "NotSupported");
+  /* node tunnels (test-node covers them): an empty definition, an unknown name */
   zlt_dbus_manager_call_add_node_tunnel_sync (f->manager, "n", g_variant_new ("a{sv}", NULL),
                                               G_DBUS_CALL_FLAGS_NONE, -1, &node, NULL, &error);
-  expect_error (&error, ERROR_PREFIX "NotSupported");
+  expect_error (&error, ERROR_PREFIX "InvalidConfig");
   zlt_dbus_manager_call_remove_node_tunnel_sync (f->manager, "n", G_DBUS_CALL_FLAGS_NONE, -1, NULL,
                                                  &error);
-  expect_error (&error, ERROR_PREFIX "NotSupported");
+  expect_error (&error, ERROR_PREFIX "NotFound");
   g_assert_null (session);
   g_assert_null (node);
 

@@ -182,7 +182,7 @@ def full(c, extra_port):
     check(remote_error(lambda: c.call("StartAccess", GLib.Variant("(sa{sv})", ("echo", {}))))
           == ERROR + "NotSupported", "StartAccess: NotSupported")
     check(remote_error(lambda: c.call("AddNodeTunnel", GLib.Variant("(sa{sv})", ("n", {}))))
-          == ERROR + "NotSupported", "AddNodeTunnel: NotSupported")
+          == ERROR + "InvalidConfig", "AddNodeTunnel (empty definition): InvalidConfig")
 
 
 def denied(c):
