@@ -136,7 +136,7 @@ zlt_service_config_validate (const ZltServiceConfig *service, GError **error)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
                    _ ("service name ‘%s’ must be 1 to %u letters, digits, '-' or '_'"),
-                   service->name, (guint)ZLT_SERVICE_NAME_MAX);
+                   service->name, (guint) ZLT_SERVICE_NAME_MAX);
       return FALSE;
     }
   if (service->protocol != ZLT_PROTOCOL_TCP && service->protocol != ZLT_PROTOCOL_UDP)
@@ -204,7 +204,7 @@ zlt_client_config_class_init (ZltClientConfigClass *klass)
 static void
 zlt_client_config_init (ZltClientConfig *self)
 {
-  self->services = g_ptr_array_new_with_free_func ((GDestroyNotify)zlt_service_config_free);
+  self->services = g_ptr_array_new_with_free_func ((GDestroyNotify) zlt_service_config_free);
 }
 
 static gboolean
@@ -417,7 +417,7 @@ zlt_client_config_parse_service (GKeyFile *kf, const char *group, GError **error
     {
       zlt_config_error (error, group, NULL,
                         _ ("service name ‘%s’ must be 1 to %u letters, digits, '-' or '_'"), name,
-                        (guint)ZLT_SERVICE_NAME_MAX);
+                        (guint) ZLT_SERVICE_NAME_MAX);
       return NULL;
     }
   if (!zlt_config_check_keys (kf, group, service_keys, error))
@@ -783,7 +783,7 @@ zlt_client_config_find_service (ZltClientConfig *self, const char *name)
       const ZltServiceConfig *service = g_ptr_array_index (self->services, i);
 
       if (g_strcmp0 (service->name, name) == 0)
-        return (gint)i;
+        return (gint) i;
     }
   return -1;
 }
@@ -880,7 +880,7 @@ zlt_client_config_read_token_file (const char *path, GError **error)
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INSECURE,
                    _ ("token file %s is accessible by group or others (mode %04o); "
                       "run chmod 600 on it"),
-                   path, (guint)(st.st_mode & 07777));
+                   path, (guint) (st.st_mode & 07777));
       g_close (fd, NULL);
       return NULL;
     }
@@ -908,7 +908,7 @@ zlt_client_config_read_token_file (const char *path, GError **error)
   if (len > TOKEN_MAX_SIZE)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                   _ ("token file %s is larger than %u bytes"), path, (guint)TOKEN_MAX_SIZE);
+                   _ ("token file %s is larger than %u bytes"), path, (guint) TOKEN_MAX_SIZE);
       explicit_bzero (buf, sizeof (buf));
       return NULL;
     }

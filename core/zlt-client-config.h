@@ -34,77 +34,48 @@ typedef struct
 } ZltServiceConfig;
 
 #define ZLT_TYPE_SERVICE_CONFIG (zlt_service_config_get_type ())
-GType
-zlt_service_config_get_type (void) G_GNUC_CONST;
+GType zlt_service_config_get_type (void) G_GNUC_CONST;
 
-ZltServiceConfig *
-zlt_service_config_new (const char *name, ZltProtocol protocol, const char *local_host,
-                        guint16 local_port, guint16 remote_port, ZltExpose expose);
-ZltServiceConfig *
-zlt_service_config_copy (const ZltServiceConfig *service);
-void
-zlt_service_config_free (ZltServiceConfig *service);
-gboolean
-zlt_service_config_validate (const ZltServiceConfig *service, GError **error);
-gboolean
-zlt_service_name_is_valid (const char *name);
+ZltServiceConfig *zlt_service_config_new (const char *name, ZltProtocol protocol,
+                                          const char *local_host, guint16 local_port,
+                                          guint16 remote_port, ZltExpose expose);
+ZltServiceConfig *zlt_service_config_copy (const ZltServiceConfig *service);
+void zlt_service_config_free (ZltServiceConfig *service);
+gboolean zlt_service_config_validate (const ZltServiceConfig *service, GError **error);
+gboolean zlt_service_name_is_valid (const char *name);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZltServiceConfig, zlt_service_config_free)
 
 #define ZLT_TYPE_CLIENT_CONFIG (zlt_client_config_get_type ())
 G_DECLARE_FINAL_TYPE (ZltClientConfig, zlt_client_config, ZLT, CLIENT_CONFIG, GObject)
 
-ZltClientConfig *
-zlt_client_config_new_default (void);
-ZltClientConfig *
-zlt_client_config_new_from_keyfile (GKeyFile *keyfile, GError **error);
-ZltClientConfig *
-zlt_client_config_new_from_file (const char *path, GError **error);
-GKeyFile *
-zlt_client_config_to_keyfile (ZltClientConfig *self);
+ZltClientConfig *zlt_client_config_new_default (void);
+ZltClientConfig *zlt_client_config_new_from_keyfile (GKeyFile *keyfile, GError **error);
+ZltClientConfig *zlt_client_config_new_from_file (const char *path, GError **error);
+GKeyFile *zlt_client_config_to_keyfile (ZltClientConfig *self);
 
-const char *
-zlt_client_config_get_server_url (ZltClientConfig *self);
-const char *
-zlt_client_config_get_server_host (ZltClientConfig *self);
-guint16
-zlt_client_config_get_server_port (ZltClientConfig *self);
-const char *
-zlt_client_config_get_server_path (ZltClientConfig *self);
-gboolean
-zlt_client_config_get_use_tls (ZltClientConfig *self);
-const char *
-zlt_client_config_get_token_file (ZltClientConfig *self);
-const char *
-zlt_client_config_get_token_env (ZltClientConfig *self);
-const char *
-zlt_client_config_get_tls_ca_file (ZltClientConfig *self);
-const char *
-zlt_client_config_get_tls_pinned_sha256 (ZltClientConfig *self);
-gboolean
-zlt_client_config_get_tls_insecure (ZltClientConfig *self);
-gboolean
-zlt_client_config_get_legacy_auth (ZltClientConfig *self);
-guint
-zlt_client_config_get_heartbeat_interval (ZltClientConfig *self);
-guint
-zlt_client_config_get_heartbeat_timeout (ZltClientConfig *self);
-gdouble
-zlt_client_config_get_backoff_min (ZltClientConfig *self);
-gdouble
-zlt_client_config_get_backoff_max (ZltClientConfig *self);
+const char *zlt_client_config_get_server_url (ZltClientConfig *self);
+const char *zlt_client_config_get_server_host (ZltClientConfig *self);
+guint16 zlt_client_config_get_server_port (ZltClientConfig *self);
+const char *zlt_client_config_get_server_path (ZltClientConfig *self);
+gboolean zlt_client_config_get_use_tls (ZltClientConfig *self);
+const char *zlt_client_config_get_token_file (ZltClientConfig *self);
+const char *zlt_client_config_get_token_env (ZltClientConfig *self);
+const char *zlt_client_config_get_tls_ca_file (ZltClientConfig *self);
+const char *zlt_client_config_get_tls_pinned_sha256 (ZltClientConfig *self);
+gboolean zlt_client_config_get_tls_insecure (ZltClientConfig *self);
+gboolean zlt_client_config_get_legacy_auth (ZltClientConfig *self);
+guint zlt_client_config_get_heartbeat_interval (ZltClientConfig *self);
+guint zlt_client_config_get_heartbeat_timeout (ZltClientConfig *self);
+gdouble zlt_client_config_get_backoff_min (ZltClientConfig *self);
+gdouble zlt_client_config_get_backoff_max (ZltClientConfig *self);
 
-GPtrArray *
-zlt_client_config_get_services (ZltClientConfig *self);
-const ZltServiceConfig *
-zlt_client_config_lookup_service (ZltClientConfig *self, const char *name);
-gboolean
-zlt_client_config_add_service (ZltClientConfig *self, const ZltServiceConfig *service,
-                               GError **error);
-gboolean
-zlt_client_config_remove_service (ZltClientConfig *self, const char *name);
+GPtrArray *zlt_client_config_get_services (ZltClientConfig *self);
+const ZltServiceConfig *zlt_client_config_lookup_service (ZltClientConfig *self, const char *name);
+gboolean zlt_client_config_add_service (ZltClientConfig *self, const ZltServiceConfig *service,
+                                        GError **error);
+gboolean zlt_client_config_remove_service (ZltClientConfig *self, const char *name);
 
-char *
-zlt_client_config_load_token (ZltClientConfig *self, GError **error);
+char *zlt_client_config_load_token (ZltClientConfig *self, GError **error);
 
 G_END_DECLS

@@ -67,7 +67,7 @@ zlt_config_get_uint (GKeyFile *kf, const char *group, const char *key, guint dfl
                         min, max, value);
       return FALSE;
     }
-  *out = (guint)v;
+  *out = (guint) v;
   return TRUE;
 }
 

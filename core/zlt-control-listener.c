@@ -49,9 +49,8 @@ zlt_control_listener_class_init (ZltControlListenerClass *klass)
    * ZltControlListener::channel:
    * @channel: a new control channel, before any frame
    */
-  signals[SIGNAL_CHANNEL] =
-    g_signal_new ("channel", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
-                  G_TYPE_NONE, 1, ZLT_TYPE_CHANNEL);
+  signals[SIGNAL_CHANNEL] = g_signal_new ("channel", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                          0, NULL, NULL, NULL, G_TYPE_NONE, 1, ZLT_TYPE_CHANNEL);
   /**
    * ZltControlListener::data-request:
    * @tunnel_id: X-Zlt-Tunnel
@@ -60,17 +59,17 @@ zlt_control_listener_class_init (ZltControlListenerClass *klass)
    * @service: (nullable): X-Zlt-Service, present on access streams only
    * Returns: the HTTP status to answer with, 101 to accept; the first handler decides
    */
-  signals[SIGNAL_DATA_REQUEST] =
-    g_signal_new ("data-request", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
-                  g_signal_accumulator_first_wins, NULL, NULL, G_TYPE_UINT, 4, G_TYPE_STRING,
-                  G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING);
+  signals[SIGNAL_DATA_REQUEST]
+      = g_signal_new ("data-request", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                      g_signal_accumulator_first_wins, NULL, NULL, G_TYPE_UINT, 4, G_TYPE_STRING,
+                      G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING);
   /**
    * ZltControlListener::data-stream:
    * An accepted data connection, its 101 already sent.
    */
-  signals[SIGNAL_DATA_STREAM] =
-    g_signal_new ("data-stream", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-                  NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_IO_STREAM);
+  signals[SIGNAL_DATA_STREAM]
+      = g_signal_new ("data-stream", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                      NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_IO_STREAM);
 }
 
 static void

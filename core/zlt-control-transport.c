@@ -16,7 +16,7 @@ zlt_control_transport_listen_control (ZltControlTransport *self, const char *bin
   g_return_val_if_fail (bind_address != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   return ZLT_CONTROL_TRANSPORT_GET_CLASS (self)->listen_control (
-    self, bind_address, port, certificate, handshake_timeout_ms, error);
+      self, bind_address, port, certificate, handshake_timeout_ms, error);
 }
 
 void
@@ -42,15 +42,14 @@ zlt_control_transport_connect_control_finish (ZltControlTransport *self, GAsyncR
 void
 zlt_control_transport_open_data_async (ZltControlTransport *self, GUri *url,
                                        const ZltTlsOptions *tls, const char *tunnel_id,
-                                       const char *connection_id, const char *mac,
-                                       guint timeout_ms, GCancellable *cancellable,
-                                       GAsyncReadyCallback callback, gpointer user_data)
+                                       const char *connection_id, const char *mac, guint timeout_ms,
+                                       GCancellable *cancellable, GAsyncReadyCallback callback,
+                                       gpointer user_data)
 {
   g_return_if_fail (ZLT_IS_CONTROL_TRANSPORT (self));
   g_return_if_fail (url != NULL && tunnel_id != NULL && connection_id != NULL && mac != NULL);
-  ZLT_CONTROL_TRANSPORT_GET_CLASS (self)->open_data_async (self, url, tls, tunnel_id,
-                                                           connection_id, mac, timeout_ms,
-                                                           cancellable, callback, user_data);
+  ZLT_CONTROL_TRANSPORT_GET_CLASS (self)->open_data_async (
+      self, url, tls, tunnel_id, connection_id, mac, timeout_ms, cancellable, callback, user_data);
 }
 
 GIOStream *
@@ -79,7 +78,7 @@ zlt_control_transport_open_access_async (ZltControlTransport *self, GUri *url,
     {
       g_task_report_new_error (self, callback, user_data, zlt_control_transport_open_access_async,
                                G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                               _("transport “%s” cannot open access streams"),
+                               _ ("transport “%s” cannot open access streams"),
                                zlt_transport_get_name (ZLT_TRANSPORT (self)));
       return;
     }

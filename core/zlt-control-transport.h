@@ -40,8 +40,8 @@ struct _ZltControlTransportClass
                            const char *tunnel_id, const char *connection_id, const char *mac,
                            guint timeout_ms, GCancellable *cancellable,
                            GAsyncReadyCallback callback, gpointer user_data);
-  GIOStream *(*open_data_finish) (ZltControlTransport *self, GAsyncResult *result,
-                                  GBytes **prefix, GError **error);
+  GIOStream *(*open_data_finish) (ZltControlTransport *self, GAsyncResult *result, GBytes **prefix,
+                                  GError **error);
   void (*open_access_async) (ZltControlTransport *self, GUri *url, const ZltTlsOptions *tls,
                              const char *tunnel_id, const char *connection_id, const char *mac,
                              const char *service, guint timeout_ms, GCancellable *cancellable,
@@ -58,8 +58,7 @@ ZltControlListener *zlt_control_transport_listen_control (ZltControlTransport *s
 void zlt_control_transport_connect_control_async (ZltControlTransport *self, GUri *url,
                                                   const ZltTlsOptions *tls, guint timeout_ms,
                                                   GCancellable *cancellable,
-                                                  GAsyncReadyCallback callback,
-                                                  gpointer user_data);
+                                                  GAsyncReadyCallback callback, gpointer user_data);
 ZltChannel *zlt_control_transport_connect_control_finish (ZltControlTransport *self,
                                                           GAsyncResult *result, GError **error);
 void zlt_control_transport_open_data_async (ZltControlTransport *self, GUri *url,
@@ -67,9 +66,8 @@ void zlt_control_transport_open_data_async (ZltControlTransport *self, GUri *url
                                             const char *connection_id, const char *mac,
                                             guint timeout_ms, GCancellable *cancellable,
                                             GAsyncReadyCallback callback, gpointer user_data);
-GIOStream *zlt_control_transport_open_data_finish (ZltControlTransport *self,
-                                                   GAsyncResult *result, GBytes **prefix,
-                                                   GError **error);
+GIOStream *zlt_control_transport_open_data_finish (ZltControlTransport *self, GAsyncResult *result,
+                                                   GBytes **prefix, GError **error);
 /* An access stream to @service; finish with zlt_control_transport_open_data_finish(). */
 void zlt_control_transport_open_access_async (ZltControlTransport *self, GUri *url,
                                               const ZltTlsOptions *tls, const char *tunnel_id,

@@ -24,8 +24,8 @@ checksum_update (GChecksum *checksum, const guint8 *data, gsize len)
   /* g_checksum_update() takes a gssize where -1 means "NUL-terminated" */
   while (len > 0)
     {
-      gsize chunk = MIN (len, (gsize)G_MAXINT32);
-      g_checksum_update (checksum, data, (gssize)chunk);
+      gsize chunk = MIN (len, (gsize) G_MAXINT32);
+      g_checksum_update (checksum, data, (gssize) chunk);
       data += chunk;
       len -= chunk;
     }
@@ -36,8 +36,8 @@ hmac_update (GHmac *hmac, const guint8 *data, gsize len)
 {
   while (len > 0)
     {
-      gsize chunk = MIN (len, (gsize)G_MAXINT32);
-      g_hmac_update (hmac, data, (gssize)chunk);
+      gsize chunk = MIN (len, (gsize) G_MAXINT32);
+      g_hmac_update (hmac, data, (gssize) chunk);
       data += chunk;
       len -= chunk;
     }
@@ -53,7 +53,7 @@ zlt_token_hash_raw (const char *token, guint8 out[ZLT_HASH_SIZE])
   g_return_if_fail (out != NULL);
 
   checksum = g_checksum_new (G_CHECKSUM_SHA256);
-  checksum_update (checksum, (const guint8 *)token, strlen (token));
+  checksum_update (checksum, (const guint8 *) token, strlen (token));
   g_checksum_get_digest (checksum, out, &digest_len);
 }
 
@@ -91,7 +91,7 @@ zlt_hash_from_hex (const char *hex, guint8 out[ZLT_HASH_SIZE])
       lo = g_ascii_xdigit_value (hex[2 * i + 1]);
       if (lo < 0)
         goto fail;
-      tmp[i] = (guint8)((hi << 4) | lo);
+      tmp[i] = (guint8) ((hi << 4) | lo);
     }
   if (hex[ZLT_HASH_HEX_LEN] != '\0')
     goto fail;
@@ -132,9 +132,9 @@ zlt_secure_equal (const guint8 *a, gsize a_len, const guint8 *b, gsize b_len)
   for (gsize i = 0; i < a_len; i++)
     {
       const guint8 other = (a_len == b_len) ? b[i] : a[i];
-      diff |= (guint8)(a[i] ^ other);
+      diff |= (guint8) (a[i] ^ other);
     }
-  return (diff | (guint8)(a_len != b_len)) == 0;
+  return (diff | (guint8) (a_len != b_len)) == 0;
 }
 
 gboolean
@@ -143,7 +143,7 @@ zlt_secure_str_equal (const char *a, const char *b)
   /* a missing secret never matches, not even another missing one */
   if (a == NULL || b == NULL)
     return FALSE;
-  return zlt_secure_equal ((const guint8 *)a, strlen (a), (const guint8 *)b, strlen (b));
+  return zlt_secure_equal ((const guint8 *) a, strlen (a), (const guint8 *) b, strlen (b));
 }
 
 static void
@@ -191,7 +191,7 @@ zlt_auth_proof (const guint8 token_hash[ZLT_HASH_SIZE], const guint8 nonce[ZLT_N
   g_return_if_fail (out != NULL);
 
   zlt_hmac_sha256 (token_hash, ZLT_HASH_SIZE, out, AUTH_LABEL, LABEL_LEN (AUTH_LABEL), nonce,
-                   (gsize)ZLT_NONCE_SIZE, client_id->bytes, (gsize)ZLT_UUID_SIZE, NULL);
+                   (gsize) ZLT_NONCE_SIZE, client_id->bytes, (gsize) ZLT_UUID_SIZE, NULL);
 }
 
 void
@@ -204,7 +204,7 @@ zlt_session_key (const guint8 token_hash[ZLT_HASH_SIZE], const guint8 nonce[ZLT_
   g_return_if_fail (out != NULL);
 
   zlt_hmac_sha256 (token_hash, ZLT_HASH_SIZE, out, SESSION_LABEL, LABEL_LEN (SESSION_LABEL), nonce,
-                   (gsize)ZLT_NONCE_SIZE, tunnel_id->bytes, (gsize)ZLT_UUID_SIZE, NULL);
+                   (gsize) ZLT_NONCE_SIZE, tunnel_id->bytes, (gsize) ZLT_UUID_SIZE, NULL);
 }
 
 void
@@ -217,8 +217,8 @@ zlt_data_mac (const guint8 session_key[ZLT_HASH_SIZE], const ZltUuid *tunnel_id,
   g_return_if_fail (out != NULL);
 
   zlt_hmac_sha256 (session_key, ZLT_HASH_SIZE, out, DATA_LABEL, LABEL_LEN (DATA_LABEL),
-                   tunnel_id->bytes, (gsize)ZLT_UUID_SIZE, connection_id->bytes,
-                   (gsize)ZLT_UUID_SIZE, NULL);
+                   tunnel_id->bytes, (gsize) ZLT_UUID_SIZE, connection_id->bytes,
+                   (gsize) ZLT_UUID_SIZE, NULL);
 }
 
 void
@@ -230,7 +230,7 @@ zlt_resume_mac (const guint8 resume_secret[ZLT_HASH_SIZE], const guint8 nonce[ZL
   g_return_if_fail (out != NULL);
 
   zlt_hmac_sha256 (resume_secret, ZLT_HASH_SIZE, out, RESUME_LABEL, LABEL_LEN (RESUME_LABEL), nonce,
-                   (gsize)ZLT_NONCE_SIZE, NULL);
+                   (gsize) ZLT_NONCE_SIZE, NULL);
 }
 
 static gboolean
@@ -254,7 +254,7 @@ read_dev_urandom (guint8 *buf, gsize len)
           return FALSE;
         }
       buf += n;
-      len -= (gsize)n;
+      len -= (gsize) n;
     }
   close (fd);
   return TRUE;
@@ -274,7 +274,7 @@ zlt_random_bytes (guint8 *buf, gsize len)
       ssize_t n = getrandom (buf + done, len - done, 0);
       if (n > 0)
         {
-          done += (gsize)n;
+          done += (gsize) n;
           continue;
         }
       if (n < 0 && (errno == EINTR || errno == EAGAIN))

@@ -7,10 +7,10 @@
 
 G_BEGIN_DECLS
 
-#define ZLT_HASH_SIZE 32        /* SHA-256 */
+#define ZLT_HASH_SIZE 32 /* SHA-256 */
 #define ZLT_HASH_HEX_LEN 64
 #define ZLT_NONCE_SIZE 32
-#define ZLT_KEY_ID_LEN 16       /* hex digits of the token hash that name a token */
+#define ZLT_KEY_ID_LEN 16 /* hex digits of the token hash that name a token */
 
 /* Lowercase hex SHA-256 of the token's UTF-8 bytes (what v1 servers store). */
 char *zlt_token_hash_hex (const char *token);

@@ -12,7 +12,8 @@ G_BEGIN_DECLS
  * Every failure the library reports has its own code, so callers (and the daemon's
  * D-Bus error mapping) can tell them apart.
  */
-typedef enum {
+typedef enum
+{
   ZLT_ERROR_FAILED,            /*< nick=failed >*/
   ZLT_ERROR_PROTOCOL,          /*< nick=protocol >*/
   ZLT_ERROR_TOO_SHORT,         /*< nick=too-short >*/

@@ -159,7 +159,7 @@ zlt_grant_get_services (ZltGrant *self)
 {
   g_return_val_if_fail (ZLT_IS_GRANT (self), NULL);
 
-  return (const char *const *)self->services;
+  return (const char *const *) self->services;
 }
 
 gint64
@@ -194,7 +194,7 @@ zlt_grant_allows_service (ZltGrant *self, const char *service)
 
   if (self->services == NULL)
     return TRUE;
-  return g_strv_contains ((const char *const *)self->services, service);
+  return g_strv_contains ((const char *const *) self->services, service);
 }
 
 /**

@@ -13,7 +13,7 @@ struct _ZltHeartbeat
 
   guint interval_ms;
   guint timeout_ms;
-  gint64 last_rx;   /* monotonic µs */
+  gint64 last_rx; /* monotonic µs */
   gint64 latency_us;
   GSource *tick;
   GSource *deadline;
@@ -180,9 +180,9 @@ zlt_heartbeat_class_init (ZltHeartbeatClass *klass)
   object_class->get_property = zlt_heartbeat_get_property;
   object_class->dispose = zlt_heartbeat_dispose;
 
-  props[PROP_LATENCY_US] =
-    g_param_spec_int64 ("latency-us", NULL, NULL, -1, G_MAXINT64, -1,
-                        G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_LATENCY_US]
+      = g_param_spec_int64 ("latency-us", NULL, NULL, -1, G_MAXINT64, -1,
+                            G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, props);
 
   /**

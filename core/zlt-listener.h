@@ -28,17 +28,12 @@ struct _ZltListenerClass
   gpointer padding[8];
 };
 
-guint16
-zlt_listener_get_port (ZltListener *self);
-gboolean
-zlt_listener_is_closed (ZltListener *self);
-void
-zlt_listener_close (ZltListener *self);
+guint16 zlt_listener_get_port (ZltListener *self);
+gboolean zlt_listener_is_closed (ZltListener *self);
+void zlt_listener_close (ZltListener *self);
 
 /* For implementations. */
-void
-zlt_listener_set_port (ZltListener *self, guint16 port);
-void
-zlt_listener_emit_incoming (ZltListener *self, GIOStream *stream, GSocketAddress *peer);
+void zlt_listener_set_port (ZltListener *self, guint16 port);
+void zlt_listener_emit_incoming (ZltListener *self, GIOStream *stream, GSocketAddress *peer);
 
 G_END_DECLS

@@ -403,7 +403,7 @@ void
 zlt_message_set_expose (ZltMessage *msg, ZltExpose expose)
 {
   g_return_if_fail (msg != NULL);
-  msg->ext.expose = (guint8)expose;
+  msg->ext.expose = (guint8) expose;
   ext_mark (msg, ZLT_EXT_EXPOSE);
 }
 
@@ -411,7 +411,7 @@ void
 zlt_message_set_code (ZltMessage *msg, ZltReasonCode code)
 {
   g_return_if_fail (msg != NULL);
-  msg->ext.code = (guint16)code;
+  msg->ext.code = (guint16) code;
   ext_mark (msg, ZLT_EXT_CODE);
 }
 
@@ -437,7 +437,7 @@ static void
 put (Writer *w, const void *data, gsize n)
 {
   if (!w->overflow && n <= ZLT_MAX_MESSAGE_SIZE && w->size <= ZLT_MAX_MESSAGE_SIZE - n)
-    g_byte_array_append (w->out, data, (guint)n);
+    g_byte_array_append (w->out, data, (guint) n);
   else
     w->overflow = TRUE;
   w->size = (w->size > G_MAXSIZE - n) ? G_MAXSIZE : w->size + n;
@@ -452,22 +452,22 @@ put_u8 (Writer *w, guint8 v)
 static void
 put_u16 (Writer *w, guint16 v)
 {
-  guint8 b[2] = { (guint8)(v >> 8), (guint8)v };
+  guint8 b[2] = { (guint8) (v >> 8), (guint8) v };
   put (w, b, sizeof b);
 }
 
 static void
 put_u32 (Writer *w, guint32 v)
 {
-  guint8 b[4] = { (guint8)(v >> 24), (guint8)(v >> 16), (guint8)(v >> 8), (guint8)v };
+  guint8 b[4] = { (guint8) (v >> 24), (guint8) (v >> 16), (guint8) (v >> 8), (guint8) v };
   put (w, b, sizeof b);
 }
 
 static void
 put_u64 (Writer *w, guint64 v)
 {
-  put_u32 (w, (guint32)(v >> 32));
-  put_u32 (w, (guint32)v);
+  put_u32 (w, (guint32) (v >> 32));
+  put_u32 (w, (guint32) v);
 }
 
 static void
@@ -499,9 +499,9 @@ put_str (Writer *w, const char *field, const char *s, guint prefix, GError **err
       return FALSE;
     }
   if (prefix == 1)
-    put_u8 (w, (guint8)len);
+    put_u8 (w, (guint8) len);
   else
-    put_u16 (w, (guint16)len);
+    put_u16 (w, (guint16) len);
   put (w, s, len);
   return TRUE;
 }
@@ -509,7 +509,7 @@ put_str (Writer *w, const char *field, const char *s, guint prefix, GError **err
 static void
 put_ext_entry (Writer *w, ZltExtTag tag, const void *value)
 {
-  put_u8 (w, (guint8)tag);
+  put_u8 (w, (guint8) tag);
   put_u16 (w, ext_tags[tag].size);
   put (w, value, ext_tags[tag].size);
 }
@@ -529,7 +529,7 @@ put_ext (Writer *w, const ZltMessage *msg, GError **error)
     }
   if (extra != 0)
     {
-      guint bit = (guint)g_bit_nth_lsf (extra, -1);
+      guint bit = (guint) g_bit_nth_lsf (extra, -1);
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_ENCODE, "extension field %s is not defined for %s",
                    (extra & EXT_KNOWN_FLAGS) == extra ? ext_tags[bit].name : "(unknown)",
                    zlt_message_type_to_string (msg->type));
@@ -544,17 +544,17 @@ put_ext (Writer *w, const ZltMessage *msg, GError **error)
 
       if ((ext->present & ZLT_EXT_FLAG (tag)) == 0)
         continue;
-      switch ((ZltExtTag)tag)
+      switch ((ZltExtTag) tag)
         {
         case ZLT_EXT_TAG_VERSION:
-          buf[0] = (guint8)(ext->version >> 8);
-          buf[1] = (guint8)ext->version;
+          buf[0] = (guint8) (ext->version >> 8);
+          buf[1] = (guint8) ext->version;
           break;
         case ZLT_EXT_TAG_CAPS:
-          buf[0] = (guint8)(ext->caps >> 24);
-          buf[1] = (guint8)(ext->caps >> 16);
-          buf[2] = (guint8)(ext->caps >> 8);
-          buf[3] = (guint8)ext->caps;
+          buf[0] = (guint8) (ext->caps >> 24);
+          buf[1] = (guint8) (ext->caps >> 16);
+          buf[2] = (guint8) (ext->caps >> 8);
+          buf[3] = (guint8) ext->caps;
           break;
         case ZLT_EXT_TAG_PROOF:
           memcpy (buf, ext->proof, ZLT_HASH_SIZE);
@@ -567,29 +567,29 @@ put_ext (Writer *w, const ZltMessage *msg, GError **error)
           memcpy (buf, ext->resume_secret, ZLT_HASH_SIZE);
           break;
         case ZLT_EXT_TAG_HEARTBEAT_MS:
-          buf[0] = (guint8)(ext->heartbeat_ms >> 24);
-          buf[1] = (guint8)(ext->heartbeat_ms >> 16);
-          buf[2] = (guint8)(ext->heartbeat_ms >> 8);
-          buf[3] = (guint8)ext->heartbeat_ms;
+          buf[0] = (guint8) (ext->heartbeat_ms >> 24);
+          buf[1] = (guint8) (ext->heartbeat_ms >> 16);
+          buf[2] = (guint8) (ext->heartbeat_ms >> 8);
+          buf[3] = (guint8) ext->heartbeat_ms;
           break;
         case ZLT_EXT_TAG_RESUMED:
           buf[0] = ext->resumed;
           break;
         case ZLT_EXT_TAG_ASSIGNED_PORT:
-          buf[0] = (guint8)(ext->assigned_port >> 8);
-          buf[1] = (guint8)ext->assigned_port;
+          buf[0] = (guint8) (ext->assigned_port >> 8);
+          buf[1] = (guint8) ext->assigned_port;
           break;
         case ZLT_EXT_TAG_EXPOSE:
           buf[0] = ext->expose;
           break;
         case ZLT_EXT_TAG_CODE:
-          buf[0] = (guint8)(ext->code >> 8);
-          buf[1] = (guint8)ext->code;
+          buf[0] = (guint8) (ext->code >> 8);
+          buf[1] = (guint8) ext->code;
           break;
         default:
           continue;
         }
-      put_ext_entry (w, (ZltExtTag)tag, buf);
+      put_ext_entry (w, (ZltExtTag) tag, buf);
       explicit_bzero (buf, sizeof buf);
     }
   return TRUE;
@@ -618,12 +618,12 @@ put_payload (Writer *w, const ZltMessage *msg, GError **error)
       if (msg->protocol != ZLT_PROTOCOL_TCP && msg->protocol != ZLT_PROTOCOL_UDP)
         {
           g_set_error (error, ZLT_ERROR, ZLT_ERROR_ENCODE, "invalid protocol %d",
-                       (int)msg->protocol);
+                       (int) msg->protocol);
           return FALSE;
         }
       if (!put_str (w, "name", msg->name, 1, error))
         return FALSE;
-      put_u8 (w, (guint8)msg->protocol);
+      put_u8 (w, (guint8) msg->protocol);
       put_u16 (w, msg->local_port);
       put_u16 (w, msg->remote_port);
       break;
@@ -651,7 +651,7 @@ put_payload (Writer *w, const ZltMessage *msg, GError **error)
       break;
     default:
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_ENCODE, "unknown message type 0x%02x",
-                   (guint)msg->type);
+                   (guint) msg->type);
       return FALSE;
     }
   if (msg->has_ext && !put_ext (w, msg, error))
@@ -678,7 +678,7 @@ zlt_message_encode (const ZltMessage *msg, GByteArray *out, GError **error)
     }
   start = out->len;
 
-  put_u8 (&w, (guint8)msg->type);
+  put_u8 (&w, (guint8) msg->type);
   put_u32 (&w, 0); /* the payload length, filled in below */
   if (!put_payload (&w, msg, error))
     {
@@ -690,17 +690,17 @@ zlt_message_encode (const ZltMessage *msg, GByteArray *out, GError **error)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_ENCODE,
                    "cannot encode %s: message too large: %" G_GSIZE_FORMAT " bytes (at most %u)",
-                   zlt_message_type_to_string (msg->type), w.size, (guint)ZLT_MAX_MESSAGE_SIZE);
+                   zlt_message_type_to_string (msg->type), w.size, (guint) ZLT_MAX_MESSAGE_SIZE);
       g_byte_array_set_size (out, start);
       return FALSE;
     }
 
   payload_len = w.size - ZLT_HEADER_SIZE;
   hdr = out->data + start;
-  hdr[1] = (guint8)(payload_len >> 24);
-  hdr[2] = (guint8)(payload_len >> 16);
-  hdr[3] = (guint8)(payload_len >> 8);
-  hdr[4] = (guint8)payload_len;
+  hdr[1] = (guint8) (payload_len >> 24);
+  hdr[2] = (guint8) (payload_len >> 16);
+  hdr[3] = (guint8) (payload_len >> 8);
+  hdr[4] = (guint8) payload_len;
   return TRUE;
 }
 
@@ -746,13 +746,13 @@ reader_need (const Reader *r, gsize n, const char *field, GError **error)
 static guint16
 be16 (const guint8 *p)
 {
-  return (guint16)((p[0] << 8) | p[1]);
+  return (guint16) ((p[0] << 8) | p[1]);
 }
 
 static guint32
 be32 (const guint8 *p)
 {
-  return ((guint32)p[0] << 24) | ((guint32)p[1] << 16) | ((guint32)p[2] << 8) | p[3];
+  return ((guint32) p[0] << 24) | ((guint32) p[1] << 16) | ((guint32) p[2] << 8) | p[3];
 }
 
 static gboolean
@@ -780,7 +780,7 @@ get_u64 (Reader *r, const char *field, guint64 *out, GError **error)
 {
   if (!reader_need (r, 8, field, error))
     return FALSE;
-  *out = ((guint64)be32 (r->data + r->pos) << 32) | be32 (r->data + r->pos + 4);
+  *out = ((guint64) be32 (r->data + r->pos) << 32) | be32 (r->data + r->pos + 4);
   r->pos += 8;
   return TRUE;
 }
@@ -818,7 +818,7 @@ get_str (Reader *r, const char *field, guint prefix, char **out, GError **error)
     }
   if (!reader_need (r, len, field, error))
     return FALSE;
-  s = (const char *)r->data + r->pos;
+  s = (const char *) r->data + r->pos;
   if (memchr (s, '\0', len) != NULL)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_PROTOCOL, "%s contains a NUL byte", field);
@@ -889,7 +889,7 @@ get_ext (Reader *r, ZltMessage *msg, GError **error)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
                    "unknown extension block marker 0x%02x (expected 0x%02x)", marker,
-                   (guint)ZLT_EXT_MARKER);
+                   (guint) ZLT_EXT_MARKER);
       return FALSE;
     }
   while (reader_left (r) > 0)
@@ -939,7 +939,7 @@ get_ext (Reader *r, ZltMessage *msg, GError **error)
       seen |= ZLT_EXT_FLAG (tag);
       if ((allowed & ZLT_EXT_FLAG (tag)) == 0)
         continue; /* known, but not used by this type: skipped as well */
-      ext_store (&msg->ext, (ZltExtTag)tag, value);
+      ext_store (&msg->ext, (ZltExtTag) tag, value);
       msg->ext.present |= ZLT_EXT_FLAG (tag);
     }
   msg->has_ext = TRUE;
@@ -977,7 +977,7 @@ get_payload (Reader *r, ZltMessage *msg, GError **error)
                        protocol);
           return FALSE;
         }
-      msg->protocol = (ZltProtocol)protocol;
+      msg->protocol = (ZltProtocol) protocol;
       if (!get_u16 (r, "local_port", &msg->local_port, error)
           || !get_u16 (r, "remote_port", &msg->remote_port, error))
         return FALSE;
@@ -1010,7 +1010,7 @@ get_payload (Reader *r, ZltMessage *msg, GError **error)
     default:
       /* the caller checked the type */
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_UNKNOWN_TYPE, "unknown message type 0x%02x",
-                   (guint)msg->type);
+                   (guint) msg->type);
       return FALSE;
     }
 
@@ -1046,7 +1046,7 @@ zlt_message_decode (const guint8 *data, gsize len, gsize *consumed, GError **err
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_TOO_SHORT,
                    "frame too short: %" G_GSIZE_FORMAT " bytes (the header alone is %u)", len,
-                   (guint)ZLT_HEADER_SIZE);
+                   (guint) ZLT_HEADER_SIZE);
       return NULL;
     }
   type = data[0];
@@ -1059,18 +1059,19 @@ zlt_message_decode (const guint8 *data, gsize len, gsize *consumed, GError **err
   if (payload_len > ZLT_MAX_PAYLOAD)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_PAYLOAD_TOO_LARGE,
-                   "payload too large: %u bytes (at most %u)", payload_len, (guint)ZLT_MAX_PAYLOAD);
+                   "payload too large: %u bytes (at most %u)", payload_len,
+                   (guint) ZLT_MAX_PAYLOAD);
       return NULL;
     }
   if (len - ZLT_HEADER_SIZE < payload_len)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INCOMPLETE,
                    "incomplete frame: %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes", len,
-                   (gsize)ZLT_HEADER_SIZE + payload_len);
+                   (gsize) ZLT_HEADER_SIZE + payload_len);
       return NULL;
     }
 
-  msg = zlt_message_new ((ZltMessageType)type);
+  msg = zlt_message_new ((ZltMessageType) type);
   r.data = data + ZLT_HEADER_SIZE;
   r.len = payload_len;
   r.pos = 0;
@@ -1081,14 +1082,14 @@ zlt_message_decode (const guint8 *data, gsize len, gsize *consumed, GError **err
     }
 
   if (consumed != NULL)
-    *consumed = ZLT_HEADER_SIZE + (gsize)payload_len;
+    *consumed = ZLT_HEADER_SIZE + (gsize) payload_len;
   return g_steal_pointer (&msg);
 }
 
 GPtrArray *
 zlt_message_decode_all (const guint8 *data, gsize len, GError **error)
 {
-  g_autoptr (GPtrArray) msgs = g_ptr_array_new_with_free_func ((GDestroyNotify)zlt_message_free);
+  g_autoptr (GPtrArray) msgs = g_ptr_array_new_with_free_func ((GDestroyNotify) zlt_message_free);
   gsize pos = 0;
 
   g_return_val_if_fail (data != NULL || len == 0, NULL);
@@ -1183,7 +1184,7 @@ zlt_message_to_string (const ZltMessage *msg)
       g_string_append_printf (s, " timestamp=%" G_GUINT64_FORMAT, msg->timestamp);
       break;
     default:
-      g_string_append_printf (s, " type=0x%02x", (guint)msg->type);
+      g_string_append_printf (s, " type=0x%02x", (guint) msg->type);
       break;
     }
 
@@ -1302,7 +1303,7 @@ zlt_reason_code_from_error (const GError *error)
 {
   if (error == NULL || error->domain != ZLT_ERROR)
     return ZLT_REASON_INTERNAL;
-  switch ((ZltError)error->code)
+  switch ((ZltError) error->code)
     {
     case ZLT_ERROR_BAD_TOKEN:
       return ZLT_REASON_BAD_TOKEN;

@@ -139,107 +139,68 @@ typedef struct
 } ZltMessage;
 
 #define ZLT_TYPE_MESSAGE (zlt_message_get_type ())
-GType
-zlt_message_get_type (void) G_GNUC_CONST;
+GType zlt_message_get_type (void) G_GNUC_CONST;
 
-const char *
-zlt_message_type_to_string (ZltMessageType type);
-gboolean
-zlt_message_type_is_valid (guint type);
+const char *zlt_message_type_to_string (ZltMessageType type);
+gboolean zlt_message_type_is_valid (guint type);
 /* Whether the type may carry an extension block (PROTOCOL-v2.md §1). */
-gboolean
-zlt_message_type_has_ext (ZltMessageType type);
+gboolean zlt_message_type_has_ext (ZltMessageType type);
 
-ZltMessage *
-zlt_message_new (ZltMessageType type);
-ZltMessage *
-zlt_message_copy (const ZltMessage *msg);
-void
-zlt_message_free (ZltMessage *msg);
+ZltMessage *zlt_message_new (ZltMessageType type);
+ZltMessage *zlt_message_copy (const ZltMessage *msg);
+void zlt_message_free (ZltMessage *msg);
 
-ZltMessage *
-zlt_message_new_auth (const char *token, const ZltUuid *client_id);
-ZltMessage *
-zlt_message_new_auth_ok (const ZltUuid *tunnel_id);
-ZltMessage *
-zlt_message_new_auth_fail (const char *reason);
-ZltMessage *
-zlt_message_new_register (const char *name, ZltProtocol protocol, guint16 local_port,
-                          guint16 remote_port);
-ZltMessage *
-zlt_message_new_register_ok (const ZltUuid *service_id);
-ZltMessage *
-zlt_message_new_register_fail (const char *reason);
-ZltMessage *
-zlt_message_new_connect (const ZltUuid *service_id, const ZltUuid *connection_id,
-                         const char *client_addr);
-ZltMessage *
-zlt_message_new_connect_ack (const ZltUuid *connection_id);
-ZltMessage *
-zlt_message_new_connect_fail (const ZltUuid *connection_id, const char *reason);
-ZltMessage *
-zlt_message_new_heartbeat (guint64 timestamp);
-ZltMessage *
-zlt_message_new_heartbeat_ack (guint64 timestamp);
-ZltMessage *
-zlt_message_new_unregister (const ZltUuid *service_id);
-ZltMessage *
-zlt_message_new_disconnect (const char *reason);
+ZltMessage *zlt_message_new_auth (const char *token, const ZltUuid *client_id);
+ZltMessage *zlt_message_new_auth_ok (const ZltUuid *tunnel_id);
+ZltMessage *zlt_message_new_auth_fail (const char *reason);
+ZltMessage *zlt_message_new_register (const char *name, ZltProtocol protocol, guint16 local_port,
+                                      guint16 remote_port);
+ZltMessage *zlt_message_new_register_ok (const ZltUuid *service_id);
+ZltMessage *zlt_message_new_register_fail (const char *reason);
+ZltMessage *zlt_message_new_connect (const ZltUuid *service_id, const ZltUuid *connection_id,
+                                     const char *client_addr);
+ZltMessage *zlt_message_new_connect_ack (const ZltUuid *connection_id);
+ZltMessage *zlt_message_new_connect_fail (const ZltUuid *connection_id, const char *reason);
+ZltMessage *zlt_message_new_heartbeat (guint64 timestamp);
+ZltMessage *zlt_message_new_heartbeat_ack (guint64 timestamp);
+ZltMessage *zlt_message_new_unregister (const ZltUuid *service_id);
+ZltMessage *zlt_message_new_disconnect (const char *reason);
 
 /* Setters for the extension block: each sets has_ext and the tag's bit. */
-void
-zlt_message_set_version (ZltMessage *msg, guint16 version);
-void
-zlt_message_set_caps (ZltMessage *msg, guint32 caps);
-void
-zlt_message_set_proof (ZltMessage *msg, const guint8 proof[ZLT_HASH_SIZE]);
-void
-zlt_message_set_resume (ZltMessage *msg, const ZltUuid *tunnel_id, const guint8 mac[ZLT_HASH_SIZE]);
-void
-zlt_message_set_resume_secret (ZltMessage *msg, const guint8 secret[ZLT_HASH_SIZE]);
-void
-zlt_message_set_heartbeat_ms (ZltMessage *msg, guint32 heartbeat_ms);
-void
-zlt_message_set_resumed (ZltMessage *msg, gboolean resumed);
-void
-zlt_message_set_assigned_port (ZltMessage *msg, guint16 port);
-void
-zlt_message_set_expose (ZltMessage *msg, ZltExpose expose);
-void
-zlt_message_set_code (ZltMessage *msg, ZltReasonCode code);
+void zlt_message_set_version (ZltMessage *msg, guint16 version);
+void zlt_message_set_caps (ZltMessage *msg, guint32 caps);
+void zlt_message_set_proof (ZltMessage *msg, const guint8 proof[ZLT_HASH_SIZE]);
+void zlt_message_set_resume (ZltMessage *msg, const ZltUuid *tunnel_id,
+                             const guint8 mac[ZLT_HASH_SIZE]);
+void zlt_message_set_resume_secret (ZltMessage *msg, const guint8 secret[ZLT_HASH_SIZE]);
+void zlt_message_set_heartbeat_ms (ZltMessage *msg, guint32 heartbeat_ms);
+void zlt_message_set_resumed (ZltMessage *msg, gboolean resumed);
+void zlt_message_set_assigned_port (ZltMessage *msg, guint16 port);
+void zlt_message_set_expose (ZltMessage *msg, ZltExpose expose);
+void zlt_message_set_code (ZltMessage *msg, ZltReasonCode code);
 /* TRUE when every tag in flags (ZltExtFlags) was present. */
-gboolean
-zlt_message_has_ext_fields (const ZltMessage *msg, guint32 flags);
+gboolean zlt_message_has_ext_fields (const ZltMessage *msg, guint32 flags);
 
 /* Appends one frame to out; on error out is left as it was. */
-gboolean
-zlt_message_encode (const ZltMessage *msg, GByteArray *out, GError **error);
-GBytes *
-zlt_message_encode_bytes (const ZltMessage *msg, GError **error);
+gboolean zlt_message_encode (const ZltMessage *msg, GByteArray *out, GError **error);
+GBytes *zlt_message_encode_bytes (const ZltMessage *msg, GError **error);
 
 /* Decodes the first frame of data; *consumed (optional) gets its size, 0 on error. */
-ZltMessage *
-zlt_message_decode (const guint8 *data, gsize len, gsize *consumed, GError **error);
+ZltMessage *zlt_message_decode (const guint8 *data, gsize len, gsize *consumed, GError **error);
 /* Decodes frames back to back filling all of data (at least one); every one must decode.
  * Returns an array of ZltMessage that frees its elements. */
-GPtrArray *
-zlt_message_decode_all (const guint8 *data, gsize len, GError **error);
+GPtrArray *zlt_message_decode_all (const guint8 *data, gsize len, GError **error);
 
 /* One line for debug logs; secrets (token, proof, MACs, resume secret) are left out. */
-char *
-zlt_message_to_string (const ZltMessage *msg);
+char *zlt_message_to_string (const ZltMessage *msg);
 
-const char *
-zlt_reason_code_to_string (ZltReasonCode code);
+const char *zlt_reason_code_to_string (ZltReasonCode code);
 /* The ZLT_ERROR code that matches a reason code, and back (ZLT_REASON_INTERNAL for an
  * error outside the domain or without a matching code). */
-ZltError
-zlt_reason_code_to_error (ZltReasonCode code);
-ZltReasonCode
-zlt_reason_code_from_error (const GError *error);
+ZltError zlt_reason_code_to_error (ZltReasonCode code);
+ZltReasonCode zlt_reason_code_from_error (const GError *error);
 /* Reasons an agent must not retry quickly (PROTOCOL-v2.md §1). */
-gboolean
-zlt_reason_code_is_fatal (ZltReasonCode code);
+gboolean zlt_reason_code_is_fatal (ZltReasonCode code);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZltMessage, zlt_message_free)
 

@@ -85,8 +85,7 @@ zlt_net_parse_host_port (const char *str, const char *default_host, char **host,
       h = g_strdup (default_host);
       port_str = str;
     }
-  if (h == NULL || *h == '\0' ||
-      !g_ascii_string_to_unsigned (port_str, 10, 0, 65535, &value, NULL))
+  if (h == NULL || *h == '\0' || !g_ascii_string_to_unsigned (port_str, 10, 0, 65535, &value, NULL))
     goto bad;
   if (host != NULL)
     *host = g_steal_pointer (&h);
@@ -96,7 +95,7 @@ zlt_net_parse_host_port (const char *str, const char *default_host, char **host,
 
 bad:
   g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-               _("“%s” is not an address of the form host:port"), str);
+               _ ("“%s” is not an address of the form host:port"), str);
   return FALSE;
 }
 

@@ -65,10 +65,10 @@ zlt_plugin_loader_class_init (ZltPluginLoaderClass *klass)
 static void
 zlt_plugin_loader_init (ZltPluginLoader *self)
 {
-  self->transports
-      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_type_class_unref);
-  self->validators
-      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_type_class_unref);
+  self->transports = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                            (GDestroyNotify) g_type_class_unref);
+  self->validators = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                            (GDestroyNotify) g_type_class_unref);
   self->skipped = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   self->loaded = g_ptr_array_new_with_free_func (g_free);
 }
@@ -132,8 +132,8 @@ static const char *
 zlt_plugin_loader_class_name (GTypeClass *klass)
 {
   if (G_TYPE_CHECK_CLASS_TYPE (klass, ZLT_TYPE_TRANSPORT))
-    return ((ZltTransportClass *)klass)->name;
-  return ((ZltValidatorClass *)klass)->name;
+    return ((ZltTransportClass *) klass)->name;
+  return ((ZltValidatorClass *) klass)->name;
 }
 
 static gboolean
@@ -260,13 +260,13 @@ zlt_plugin_loader_check_file (const char *path, char **reason)
   if (st.st_uid != 0 && st.st_uid != euid)
     {
       *reason = g_strdup_printf (_ ("unsafe owner: uid %u is neither root nor the current user"),
-                                 (guint)st.st_uid);
+                                 (guint) st.st_uid);
       return FALSE;
     }
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
     {
       *reason = g_strdup_printf (_ ("unsafe permissions: writable by group or others (mode %04o)"),
-                                 (guint)(st.st_mode & 07777));
+                                 (guint) (st.st_mode & 07777));
       return FALSE;
     }
   return TRUE;
@@ -316,11 +316,11 @@ zlt_plugin_loader_load_one (ZltPluginLoader *self, const char *path, char **reas
       g_module_close (module);
       return FALSE;
     }
-  abi = *(const guint32 *)abi_symbol;
+  abi = *(const guint32 *) abi_symbol;
   if (abi != ZLT_PLUGIN_ABI_VERSION)
     {
       *reason = g_strdup_printf (_ ("incompatible plugin ABI version %u, expected %u"), abi,
-                                 (guint)ZLT_PLUGIN_ABI_VERSION);
+                                 (guint) ZLT_PLUGIN_ABI_VERSION);
       g_module_close (module);
       return FALSE;
     }
@@ -340,9 +340,9 @@ zlt_plugin_loader_load_one (ZltPluginLoader *self, const char *path, char **reas
   g_hash_table_replace (resident_modules, g_strdup (basename), g_strdup (path));
   G_UNLOCK (resident_modules);
 
-  register_func = (ZltPluginRegisterFunc)register_symbol;
-  self->pending_transports = g_ptr_array_new_with_free_func ((GDestroyNotify)g_type_class_unref);
-  self->pending_validators = g_ptr_array_new_with_free_func ((GDestroyNotify)g_type_class_unref);
+  register_func = (ZltPluginRegisterFunc) register_symbol;
+  self->pending_transports = g_ptr_array_new_with_free_func ((GDestroyNotify) g_type_class_unref);
+  self->pending_validators = g_ptr_array_new_with_free_func ((GDestroyNotify) g_type_class_unref);
   ok = register_func (self, &error);
   transports = g_steal_pointer (&self->pending_transports);
   validators = g_steal_pointer (&self->pending_validators);
@@ -365,7 +365,7 @@ zlt_plugin_loader_load_one (ZltPluginLoader *self, const char *path, char **reas
 static gint
 zlt_plugin_loader_compare_str (gconstpointer a, gconstpointer b)
 {
-  return g_strcmp0 (*(const char *const *)a, *(const char *const *)b);
+  return g_strcmp0 (*(const char *const *) a, *(const char *const *) b);
 }
 
 /**
@@ -466,7 +466,7 @@ zlt_plugin_loader_get_validator_type (ZltPluginLoader *self, const char *name)
 static GStrv
 zlt_plugin_loader_sorted_names (GHashTable *table)
 {
-  g_autofree const char **keys = (const char **)g_hash_table_get_keys_as_array (table, NULL);
+  g_autofree const char **keys = (const char **) g_hash_table_get_keys_as_array (table, NULL);
   g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
 
   qsort (keys, g_hash_table_size (table), sizeof (char *), zlt_plugin_loader_compare_str);

@@ -47,36 +47,24 @@ typedef gboolean (*ZltPluginRegisterFunc) (ZltPluginLoader *loader, GError **err
     return register_func (loader, error);                                                          \
   }
 
-ZltPluginLoader *
-zlt_plugin_loader_new (const char *directory);
-const char *
-zlt_plugin_loader_get_directory (ZltPluginLoader *self);
-gboolean
-zlt_plugin_loader_load_all (ZltPluginLoader *self, GError **error);
-GHashTable *
-zlt_plugin_loader_get_skipped (ZltPluginLoader *self);
-GPtrArray *
-zlt_plugin_loader_get_loaded (ZltPluginLoader *self);
+ZltPluginLoader *zlt_plugin_loader_new (const char *directory);
+const char *zlt_plugin_loader_get_directory (ZltPluginLoader *self);
+gboolean zlt_plugin_loader_load_all (ZltPluginLoader *self, GError **error);
+GHashTable *zlt_plugin_loader_get_skipped (ZltPluginLoader *self);
+GPtrArray *zlt_plugin_loader_get_loaded (ZltPluginLoader *self);
 
 /* For plugins (from their entry point) and for hosts with built-in types. */
-gboolean
-zlt_plugin_loader_add_transport_type (ZltPluginLoader *self, GType type, GError **error);
-gboolean
-zlt_plugin_loader_add_validator_type (ZltPluginLoader *self, GType type, GError **error);
+gboolean zlt_plugin_loader_add_transport_type (ZltPluginLoader *self, GType type, GError **error);
+gboolean zlt_plugin_loader_add_validator_type (ZltPluginLoader *self, GType type, GError **error);
 
-GType
-zlt_plugin_loader_get_transport_type (ZltPluginLoader *self, const char *name);
-GType
-zlt_plugin_loader_get_validator_type (ZltPluginLoader *self, const char *name);
-GStrv
-zlt_plugin_loader_list_transports (ZltPluginLoader *self);
-GStrv
-zlt_plugin_loader_list_validators (ZltPluginLoader *self);
+GType zlt_plugin_loader_get_transport_type (ZltPluginLoader *self, const char *name);
+GType zlt_plugin_loader_get_validator_type (ZltPluginLoader *self, const char *name);
+GStrv zlt_plugin_loader_list_transports (ZltPluginLoader *self);
+GStrv zlt_plugin_loader_list_validators (ZltPluginLoader *self);
 
-ZltTransport *
-zlt_plugin_loader_new_transport (ZltPluginLoader *self, const char *name, GError **error);
-ZltValidator *
-zlt_plugin_loader_new_validator (ZltPluginLoader *self, const char *name, GKeyFile *config,
-                                 const char *group, GError **error);
+ZltTransport *zlt_plugin_loader_new_transport (ZltPluginLoader *self, const char *name,
+                                               GError **error);
+ZltValidator *zlt_plugin_loader_new_validator (ZltPluginLoader *self, const char *name,
+                                               GKeyFile *config, const char *group, GError **error);
 
 G_END_DECLS

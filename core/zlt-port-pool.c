@@ -74,7 +74,7 @@ port_index (ZltPortPool *self, guint16 port)
   if (port < self->base || port >= self->base + self->span)
     return -1;
   i = port - self->base;
-  return bit_get (self->in_pool, i) ? (gint)i : -1;
+  return bit_get (self->in_pool, i) ? (gint) i : -1;
 }
 
 static void
@@ -130,7 +130,7 @@ parse_port (const char *str, guint *out, GError **error)
                    local_error->message);
       return FALSE;
     }
-  *out = (guint)v;
+  *out = (guint) v;
   return TRUE;
 }
 
@@ -301,7 +301,7 @@ zlt_port_pool_new_from_string (const char *ranges, GError **error)
   if (!parse_ranges (ranges, parsed, error))
     return NULL;
   self = g_object_new (ZLT_TYPE_PORT_POOL, NULL);
-  zlt_port_pool_load (self, (const PortRange *)(gpointer)parsed->data, parsed->len);
+  zlt_port_pool_load (self, (const PortRange *) (gpointer) parsed->data, parsed->len);
   return self;
 }
 
@@ -332,12 +332,12 @@ zlt_port_pool_allocate (ZltPortPool *self, guint16 requested, GError **error)
                        _ ("port %u is outside the server’s port ranges"), requested);
           return 0;
         }
-      if (bit_get (self->allocated, (guint)i) || bit_get (self->unusable, (guint)i))
+      if (bit_get (self->allocated, (guint) i) || bit_get (self->unusable, (guint) i))
         {
           g_set_error (error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE, _ ("port %u is in use"), requested);
           return 0;
         }
-      bit_set (self->allocated, (guint)i);
+      bit_set (self->allocated, (guint) i);
       set_n_free (self, self->n_free - 1);
       return requested;
     }
@@ -349,11 +349,11 @@ zlt_port_pool_allocate (ZltPortPool *self, guint16 requested, GError **error)
 
       if (avail == 0)
         continue;
-      i = w * 64 + (guint)__builtin_ctzll (avail);
+      i = w * 64 + (guint) __builtin_ctzll (avail);
       self->hint = w;
       bit_set (self->allocated, i);
       set_n_free (self, self->n_free - 1);
-      return (guint16)(self->base + i);
+      return (guint16) (self->base + i);
     }
   self->hint = self->n_words;
   g_set_error (error, ZLT_ERROR, ZLT_ERROR_PORTS_EXHAUSTED, _ ("no free port left (%u in use)"),
@@ -377,12 +377,12 @@ zlt_port_pool_release (ZltPortPool *self, guint16 port)
   g_return_val_if_fail (ZLT_IS_PORT_POOL (self), FALSE);
 
   i = port_index (self, port);
-  if (i < 0 || !bit_get (self->allocated, (guint)i))
+  if (i < 0 || !bit_get (self->allocated, (guint) i))
     return FALSE;
-  bit_clear (self->allocated, (guint)i);
-  if (!bit_get (self->unusable, (guint)i))
+  bit_clear (self->allocated, (guint) i);
+  if (!bit_get (self->unusable, (guint) i))
     {
-      self->hint = MIN (self->hint, (guint)i / 64);
+      self->hint = MIN (self->hint, (guint) i / 64);
       set_n_free (self, self->n_free + 1);
     }
   return TRUE;
@@ -405,11 +405,11 @@ zlt_port_pool_mark_unusable (ZltPortPool *self, guint16 port)
   g_return_if_fail (ZLT_IS_PORT_POOL (self));
 
   i = port_index (self, port);
-  if (i < 0 || bit_get (self->unusable, (guint)i))
+  if (i < 0 || bit_get (self->unusable, (guint) i))
     return;
-  was_free = !bit_get (self->allocated, (guint)i);
-  bit_clear (self->allocated, (guint)i);
-  bit_set (self->unusable, (guint)i);
+  was_free = !bit_get (self->allocated, (guint) i);
+  bit_clear (self->allocated, (guint) i);
+  bit_set (self->unusable, (guint) i);
   if (was_free)
     set_n_free (self, self->n_free - 1);
 }
@@ -432,7 +432,7 @@ zlt_port_pool_clear_unusable (ZltPortPool *self)
     {
       if (self->unusable[w] == 0)
         continue;
-      n += (guint)__builtin_popcountll (self->unusable[w]);
+      n += (guint) __builtin_popcountll (self->unusable[w]);
       self->unusable[w] = 0;
       self->hint = MIN (self->hint, w);
     }
@@ -454,7 +454,7 @@ zlt_port_pool_is_allocated (ZltPortPool *self, guint16 port)
 
   g_return_val_if_fail (ZLT_IS_PORT_POOL (self), FALSE);
   i = port_index (self, port);
-  return i >= 0 && bit_get (self->allocated, (guint)i);
+  return i >= 0 && bit_get (self->allocated, (guint) i);
 }
 
 gboolean
@@ -464,7 +464,7 @@ zlt_port_pool_is_unusable (ZltPortPool *self, guint16 port)
 
   g_return_val_if_fail (ZLT_IS_PORT_POOL (self), FALSE);
   i = port_index (self, port);
-  return i >= 0 && bit_get (self->unusable, (guint)i);
+  return i >= 0 && bit_get (self->unusable, (guint) i);
 }
 
 guint

@@ -11,33 +11,20 @@ G_BEGIN_DECLS
 #define ZLT_TYPE_PORT_POOL (zlt_port_pool_get_type ())
 G_DECLARE_FINAL_TYPE (ZltPortPool, zlt_port_pool, ZLT, PORT_POOL, GObject)
 
-ZltPortPool *
-zlt_port_pool_new (void);
-ZltPortPool *
-zlt_port_pool_new_range (guint16 first, guint16 last);
-ZltPortPool *
-zlt_port_pool_new_from_string (const char *ranges, GError **error);
+ZltPortPool *zlt_port_pool_new (void);
+ZltPortPool *zlt_port_pool_new_range (guint16 first, guint16 last);
+ZltPortPool *zlt_port_pool_new_from_string (const char *ranges, GError **error);
 
-guint16
-zlt_port_pool_allocate (ZltPortPool *self, guint16 requested, GError **error);
-gboolean
-zlt_port_pool_release (ZltPortPool *self, guint16 port);
-void
-zlt_port_pool_mark_unusable (ZltPortPool *self, guint16 port);
-guint
-zlt_port_pool_clear_unusable (ZltPortPool *self);
+guint16 zlt_port_pool_allocate (ZltPortPool *self, guint16 requested, GError **error);
+gboolean zlt_port_pool_release (ZltPortPool *self, guint16 port);
+void zlt_port_pool_mark_unusable (ZltPortPool *self, guint16 port);
+guint zlt_port_pool_clear_unusable (ZltPortPool *self);
 
-gboolean
-zlt_port_pool_contains (ZltPortPool *self, guint16 port);
-gboolean
-zlt_port_pool_is_allocated (ZltPortPool *self, guint16 port);
-gboolean
-zlt_port_pool_is_unusable (ZltPortPool *self, guint16 port);
-guint
-zlt_port_pool_get_n_total (ZltPortPool *self);
-guint
-zlt_port_pool_get_n_free (ZltPortPool *self);
-char *
-zlt_port_pool_to_string (ZltPortPool *self);
+gboolean zlt_port_pool_contains (ZltPortPool *self, guint16 port);
+gboolean zlt_port_pool_is_allocated (ZltPortPool *self, guint16 port);
+gboolean zlt_port_pool_is_unusable (ZltPortPool *self, guint16 port);
+guint zlt_port_pool_get_n_total (ZltPortPool *self);
+guint zlt_port_pool_get_n_free (ZltPortPool *self);
+char *zlt_port_pool_to_string (ZltPortPool *self);
 
 G_END_DECLS

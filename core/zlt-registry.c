@@ -82,7 +82,7 @@ static guint signals[N_SIGNALS];
 
 G_DEFINE_FINAL_TYPE (ZltRegistry, zlt_registry, G_TYPE_OBJECT)
 
-#define PORT_KEY(protocol, port) GUINT_TO_POINTER (((guint)(protocol) << 16) | (guint)(port))
+#define PORT_KEY(protocol, port) GUINT_TO_POINTER (((guint) (protocol) << 16) | (guint) (port))
 
 static void
 cancel_source (GSource **source)
@@ -436,7 +436,7 @@ zlt_registry_init (ZltRegistry *self)
   self->services
       = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, NULL, service_entry_free);
   self->by_name
-      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_ptr_array_unref);
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
   self->by_port = g_hash_table_new (NULL, NULL);
   self->context = g_main_context_ref_thread_default ();
 }
@@ -674,7 +674,7 @@ zlt_registry_get_tunnels (ZltRegistry *self)
   out = g_ptr_array_new_full (g_hash_table_size (self->tunnels), g_object_unref);
   g_hash_table_iter_init (&iter, self->tunnels);
   while (g_hash_table_iter_next (&iter, NULL, &value))
-    g_ptr_array_add (out, g_object_ref (((TunnelEntry *)value)->tunnel));
+    g_ptr_array_add (out, g_object_ref (((TunnelEntry *) value)->tunnel));
   return out;
 }
 
@@ -772,9 +772,9 @@ zlt_registry_register_service (ZltRegistry *self, ZltTunnel *tunnel, const char 
     }
 
   service = g_object_new (ZLT_TYPE_SERVICE, "name", name, "protocol", protocol, "expose", expose,
-                          "local-port", (guint)local_port, "requested-port",
-                          (guint)(expose == ZLT_EXPOSE_PUBLIC ? requested_port : 0),
-                          "assigned-port", (guint)port, NULL);
+                          "local-port", (guint) local_port, "requested-port",
+                          (guint) (expose == ZLT_EXPOSE_PUBLIC ? requested_port : 0),
+                          "assigned-port", (guint) port, NULL);
   /* filed with its port before the tunnel announces it, so handlers see it complete */
   entry = index_service (self, service, port);
   if (!zlt_tunnel_add_service (tunnel, service, &local_error))
@@ -921,7 +921,7 @@ zlt_registry_lookup_service_by_name (ZltRegistry *self, const char *name, GError
                    _ ("%u tunnels have a service named “%s”"), same_name->len, name);
       return NULL;
     }
-  return ((ServiceEntry *)g_ptr_array_index (same_name, 0))->service;
+  return ((ServiceEntry *) g_ptr_array_index (same_name, 0))->service;
 }
 
 /**

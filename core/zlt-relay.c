@@ -155,12 +155,9 @@ enum
 
 static guint signals[N_SIGNALS];
 
-static void
-relay_after_io (ZltRelay *self);
-static void
-relay_finish (ZltRelay *self, const GError *error);
-static void
-relay_maybe_close_streams (ZltRelay *self);
+static void relay_after_io (ZltRelay *self);
+static void relay_finish (ZltRelay *self, const GError *error);
+static void relay_maybe_close_streams (ZltRelay *self);
 
 static gboolean
 set_errno_error (GError **error, int errsv, const char *what)
@@ -227,7 +224,7 @@ pipe_acquire (RelayPipe *pipe, GError **error)
   size = fcntl (fds[1], F_GETPIPE_SZ);
   pipe->r = fds[0];
   pipe->w = fds[1];
-  pipe->size = size > 0 ? (gsize)size : 4096;
+  pipe->size = size > 0 ? (gsize) size : 4096;
   pipe->grow_tried = FALSE;
   return TRUE;
 }
@@ -278,7 +275,7 @@ pipe_grow (RelayPipe *pipe)
   /* EPERM past /proc/sys/fs/pipe-user-pages-soft or pipe-max-size: keep what we have */
   size = fcntl (pipe->w, F_SETPIPE_SZ, ZLT_RELAY_PIPE_SIZE);
   if (size > 0)
-    pipe->size = (gsize)size;
+    pipe->size = (gsize) size;
 }
 #endif
 
@@ -435,7 +432,7 @@ dir_splice_pump (RelayDir *d, GError **error)
             }
           return set_errno_error (error, errno, "failed to write");
         }
-      dir_consume (d, (gsize)n);
+      dir_consume (d, (gsize) n);
     }
 
   for (;;)
@@ -451,8 +448,8 @@ dir_splice_pump (RelayDir *d, GError **error)
                       SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
           if (n > 0)
             {
-              d->pipe_fill += (gsize)n;
-              budget -= MIN (budget, (gsize)n);
+              d->pipe_fill += (gsize) n;
+              budget -= MIN (budget, (gsize) n);
               in_blocked = FALSE;
               progress = TRUE;
               if (d->pipe_fill >= d->pipe.size)
@@ -477,8 +474,8 @@ dir_splice_pump (RelayDir *d, GError **error)
                       SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
           if (n > 0)
             {
-              d->pipe_fill -= (gsize)n;
-              dir_count (d, (gsize)n);
+              d->pipe_fill -= (gsize) n;
+              dir_count (d, (gsize) n);
               progress = TRUE;
             }
           else if (n < 0 && errno == EINTR)
@@ -508,7 +505,7 @@ dir_splice_pump (RelayDir *d, GError **error)
 static void
 splice_source_update (ZltRelay *self)
 {
-  SpliceSource *ss = (SpliceSource *)self->splice_source;
+  SpliceSource *ss = (SpliceSource *) self->splice_source;
   GIOCondition ea = (self->dirs[0].want_in ? G_IO_IN : 0) | (self->dirs[1].want_out ? G_IO_OUT : 0);
   GIOCondition eb = (self->dirs[1].want_in ? G_IO_IN : 0) | (self->dirs[0].want_out ? G_IO_OUT : 0);
 
@@ -527,7 +524,7 @@ splice_source_update (ZltRelay *self)
 static gboolean
 splice_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 {
-  SpliceSource *ss = (SpliceSource *)source;
+  SpliceSource *ss = (SpliceSource *) source;
   g_autoptr (ZltRelay) self = g_object_ref (ss->relay);
   g_autoptr (GError) error = NULL;
   GIOCondition ra = g_source_query_unix_fd (source, ss->tag_a);
@@ -566,7 +563,7 @@ relay_start_splice (ZltRelay *self)
     }
   self->splice_source = g_source_new (&splice_source_funcs, sizeof (SpliceSource));
   g_source_set_static_name (self->splice_source, "zlt-relay");
-  ss = (SpliceSource *)self->splice_source;
+  ss = (SpliceSource *) self->splice_source;
   ss->relay = self;
   ss->tag_a = g_source_add_unix_fd (self->splice_source, self->dirs[0].src_fd, 0);
   ss->tag_b = g_source_add_unix_fd (self->splice_source, self->dirs[1].src_fd, 0);
@@ -578,8 +575,7 @@ relay_start_splice (ZltRelay *self)
 /* ---------------------------------------------------------------------------------
  * pollable userspace */
 
-static gboolean
-dir_poll_ready (GObject *stream, gpointer user_data);
+static gboolean dir_poll_ready (GObject *stream, gpointer user_data);
 
 static void
 dir_poll_wait (RelayDir *d, gboolean for_output)
@@ -634,7 +630,7 @@ dir_poll_pump (RelayDir *d, GError **error)
               dir_poll_wait (d, TRUE);
               return TRUE;
             }
-          dir_consume (d, (gsize)n);
+          dir_consume (d, (gsize) n);
           continue;
         }
       if (d->eof)
@@ -669,17 +665,17 @@ dir_poll_pump (RelayDir *d, GError **error)
           d->eof = TRUE;
           continue;
         }
-      budget -= MIN (budget, (gsize)n);
+      budget -= MIN (budget, (gsize) n);
       if (buf == d->buf)
         {
           d->buf_off = 0;
-          d->buf_len = (gsize)n;
+          d->buf_len = (gsize) n;
           continue;
         }
 
       /* straight from the scratch buffer; keep only what the destination refused */
       written = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (d->out), buf,
-                                                            (gsize)n, self->cancellable, &local);
+                                                            (gsize) n, self->cancellable, &local);
       if (written < 0)
         {
           if (!g_error_matches (local, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
@@ -690,7 +686,7 @@ dir_poll_pump (RelayDir *d, GError **error)
           g_clear_error (&local);
           written = 0;
         }
-      dir_count (d, (gsize)written);
+      dir_count (d, (gsize) written);
       if (written < n)
         {
           if (d->buf == NULL)
@@ -698,9 +694,9 @@ dir_poll_pump (RelayDir *d, GError **error)
               d->buf = g_malloc (ZLT_RELAY_CHUNK_SIZE);
               d->buf_size = ZLT_RELAY_CHUNK_SIZE;
             }
-          memcpy (d->buf, buf + written, (gsize)(n - written));
+          memcpy (d->buf, buf + written, (gsize) (n - written));
           d->buf_off = 0;
-          d->buf_len = (gsize)(n - written);
+          d->buf_len = (gsize) (n - written);
         }
     }
 }
@@ -724,13 +720,12 @@ dir_poll_ready (GObject *stream, gpointer user_data)
 /* ---------------------------------------------------------------------------------
  * async userspace */
 
-static void
-dir_async_next (RelayDir *d);
+static void dir_async_next (RelayDir *d);
 
 static RelayDir *
 dir_for_stream (ZltRelay *self, GObject *stream)
 {
-  if (self->dirs[0].in == (GInputStream *)stream || self->dirs[0].out == (GOutputStream *)stream)
+  if (self->dirs[0].in == (GInputStream *) stream || self->dirs[0].out == (GOutputStream *) stream)
     return &self->dirs[0];
   return &self->dirs[1];
 }
@@ -786,12 +781,12 @@ dir_async_read_done (GObject *source, GAsyncResult *res, gpointer user_data)
   else
     {
       /* grow while reads fill the buffer, drop back to the minimum when they are small */
-      if ((gsize)n == d->buf_size)
+      if ((gsize) n == d->buf_size)
         d->next_size = MIN (d->buf_size * 4, ZLT_RELAY_CHUNK_SIZE);
-      else if ((gsize)n <= ASYNC_MIN_CHUNK)
+      else if ((gsize) n <= ASYNC_MIN_CHUNK)
         d->next_size = ASYNC_MIN_CHUNK;
       d->buf_off = 0;
-      d->buf_len = (gsize)n;
+      d->buf_len = (gsize) n;
     }
   dir_async_next (d);
   relay_after_io (self);

@@ -16,8 +16,7 @@ typedef enum
   ZLT_RELAY_B_TO_A, /*< nick=b-to-a >*/
 } ZltRelayDirection;
 
-GType
-zlt_relay_direction_get_type (void) G_GNUC_CONST;
+GType zlt_relay_direction_get_type (void) G_GNUC_CONST;
 #define ZLT_TYPE_RELAY_DIRECTION (zlt_relay_direction_get_type ())
 
 /**
@@ -35,31 +34,19 @@ typedef void (*ZltRelayCounterFunc) (guint64 a_to_b, guint64 b_to_a, gpointer us
 #define ZLT_TYPE_RELAY (zlt_relay_get_type ())
 G_DECLARE_FINAL_TYPE (ZltRelay, zlt_relay, ZLT, RELAY, GObject)
 
-ZltRelay *
-zlt_relay_new (GIOStream *a, GIOStream *b);
-void
-zlt_relay_set_prefix (ZltRelay *self, ZltRelayDirection direction, GBytes *bytes);
-void
-zlt_relay_set_counter_func (ZltRelay *self, ZltRelayCounterFunc func, gpointer user_data,
-                            GDestroyNotify destroy);
-void
-zlt_relay_start (ZltRelay *self);
-void
-zlt_relay_close (ZltRelay *self);
+ZltRelay *zlt_relay_new (GIOStream *a, GIOStream *b);
+void zlt_relay_set_prefix (ZltRelay *self, ZltRelayDirection direction, GBytes *bytes);
+void zlt_relay_set_counter_func (ZltRelay *self, ZltRelayCounterFunc func, gpointer user_data,
+                                 GDestroyNotify destroy);
+void zlt_relay_start (ZltRelay *self);
+void zlt_relay_close (ZltRelay *self);
 
-GIOStream *
-zlt_relay_get_stream_a (ZltRelay *self);
-GIOStream *
-zlt_relay_get_stream_b (ZltRelay *self);
-gboolean
-zlt_relay_is_zero_copy (ZltRelay *self);
-gboolean
-zlt_relay_is_running (ZltRelay *self);
-guint64
-zlt_relay_get_bytes_a_to_b (ZltRelay *self);
-guint64
-zlt_relay_get_bytes_b_to_a (ZltRelay *self);
-gsize
-zlt_relay_get_buffered_bytes (ZltRelay *self);
+GIOStream *zlt_relay_get_stream_a (ZltRelay *self);
+GIOStream *zlt_relay_get_stream_b (ZltRelay *self);
+gboolean zlt_relay_is_zero_copy (ZltRelay *self);
+gboolean zlt_relay_is_running (ZltRelay *self);
+guint64 zlt_relay_get_bytes_a_to_b (ZltRelay *self);
+guint64 zlt_relay_get_bytes_b_to_a (ZltRelay *self);
+gsize zlt_relay_get_buffered_bytes (ZltRelay *self);
 
 G_END_DECLS

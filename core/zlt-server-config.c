@@ -203,7 +203,7 @@ zlt_server_config_parse (GKeyFile *kf, const char *base_dir, GError **error)
   if (self->listen_port >= self->port_min && self->listen_port <= self->port_max)
     {
       zlt_config_error (error, GROUP, "listen", _ ("port %u lies inside port-range %u-%u"),
-                        (guint)self->listen_port, (guint)self->port_min, (guint)self->port_max);
+                        (guint) self->listen_port, (guint) self->port_min, (guint) self->port_max);
       return NULL;
     }
 
@@ -219,8 +219,8 @@ zlt_server_config_parse (GKeyFile *kf, const char *base_dir, GError **error)
       || !zlt_config_get_uint (kf, GROUP, "connect-timeout", 10, 1, 3600, &self->connect_timeout,
                                error)
       || !zlt_config_get_uint (kf, GROUP, "resume-grace", 30, 0, 86400, &self->resume_grace, error)
-      || !zlt_config_get_uint (kf, GROUP, "udp-idle-timeout", 60, 1, 86400,
-                               &self->udp_idle_timeout, error))
+      || !zlt_config_get_uint (kf, GROUP, "udp-idle-timeout", 60, 1, 86400, &self->udp_idle_timeout,
+                               error))
     return NULL;
   if (self->heartbeat_timeout <= self->heartbeat_interval)
     {
@@ -348,10 +348,10 @@ zlt_server_config_to_keyfile (ZltServerConfig *self)
   g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
 
   if (strchr (self->listen_address, ':') != NULL)
-    listen = g_strdup_printf ("[%s]:%u", self->listen_address, (guint)self->listen_port);
+    listen = g_strdup_printf ("[%s]:%u", self->listen_address, (guint) self->listen_port);
   else
-    listen = g_strdup_printf ("%s:%u", self->listen_address, (guint)self->listen_port);
-  range = g_strdup_printf ("%u-%u", (guint)self->port_min, (guint)self->port_max);
+    listen = g_strdup_printf ("%s:%u", self->listen_address, (guint) self->listen_port);
+  range = g_strdup_printf ("%u-%u", (guint) self->port_min, (guint) self->port_max);
 
   g_key_file_set_string (kf, GROUP, "listen", listen);
   g_key_file_set_string (kf, GROUP, "public-bind-address", self->public_bind_address);

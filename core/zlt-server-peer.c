@@ -115,9 +115,8 @@ send_auth_ok (ZltServerPeer *self, gboolean resumed)
       zlt_message_set_heartbeat_ms (ok, zlt_server_config_get_heartbeat_interval (config) * 1000);
       if (resumed)
         zlt_message_set_resumed (ok, TRUE);
-      zlt_session_key (zlt_grant_get_token_hash (self->grant),
-                       g_bytes_get_data (nonce, NULL), zlt_tunnel_get_id (self->tunnel),
-                       self->session_key);
+      zlt_session_key (zlt_grant_get_token_hash (self->grant), g_bytes_get_data (nonce, NULL),
+                       zlt_tunnel_get_id (self->tunnel), self->session_key);
       if (self->caps & ZLT_CAP_RESUME)
         {
           zlt_random_bytes (secret, sizeof secret);
@@ -168,14 +167,14 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   if (zlt_grant_is_expired (grant, g_get_real_time () / G_USEC_PER_SEC))
     {
-      zlt_server_peer_disconnect (self, ZLT_REASON_EXPIRED_TOKEN, _("token expired"));
+      zlt_server_peer_disconnect (self, ZLT_REASON_EXPIRED_TOKEN, _ ("token expired"));
       goto out;
     }
   if (self->v2 && zlt_grant_get_token_hash (grant) == NULL)
     {
       /* no hash, no session key: such a validator can only serve v1 agents */
       zlt_server_peer_disconnect (self, ZLT_REASON_BAD_TOKEN,
-                                  _("this server's validator cannot check v2 proofs"));
+                                  _ ("this server's validator cannot check v2 proofs"));
       goto out;
     }
   self->grant = g_steal_pointer (&grant);
@@ -184,9 +183,9 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
   if (d->want_resume && self->v2)
     {
       GBytes *nonce = zlt_channel_get_nonce (self->channel);
-      ZltTunnel *held = zlt_server_try_resume (self->server, &d->resume_id,
-                                               g_bytes_get_data (nonce, NULL), d->resume_mac,
-                                               zlt_grant_get_token_hash (self->grant));
+      ZltTunnel *held
+          = zlt_server_try_resume (self->server, &d->resume_id, g_bytes_get_data (nonce, NULL),
+                                   d->resume_mac, zlt_grant_get_token_hash (self->grant));
       if (held != NULL)
         {
           self->tunnel = g_object_ref (held);
@@ -213,8 +212,8 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
   send_auth_ok (self, resumed);
   zlt_heartbeat_start (self->heartbeat);
   zlt_uuid_format (zlt_tunnel_get_id (self->tunnel), self->id);
-  g_message ("tunnel %s %s for %s (%s)", self->id,
-             resumed ? "resumed" : "opened", zlt_channel_get_peer_address (self->channel),
+  g_message ("tunnel %s %s for %s (%s)", self->id, resumed ? "resumed" : "opened",
+             zlt_channel_get_peer_address (self->channel),
              zlt_grant_get_name (self->grant) ? zlt_grant_get_name (self->grant) : "unnamed token");
   zlt_server_peer_ready (self->server, self);
 out:
@@ -239,7 +238,7 @@ handle_auth (ZltServerPeer *self, const ZltMessage *msg)
       self->v2 = TRUE;
       if (nonce == NULL || g_bytes_get_size (nonce) != ZLT_NONCE_SIZE)
         {
-          zlt_server_peer_disconnect (self, ZLT_REASON_PROTOCOL, _("no challenge was issued"));
+          zlt_server_peer_disconnect (self, ZLT_REASON_PROTOCOL, _ ("no challenge was issued"));
           return;
         }
       credential = zlt_credential_new_proof (msg->token, g_bytes_get_data (nonce, NULL),
@@ -254,7 +253,7 @@ handle_auth (ZltServerPeer *self, const ZltMessage *msg)
       if (!zlt_server_config_get_allow_legacy_auth (config))
         {
           zlt_server_peer_disconnect (self, ZLT_REASON_LEGACY_REFUSED,
-                                      _("raw-token authentication is disabled on this server"));
+                                      _ ("raw-token authentication is disabled on this server"));
           return;
         }
       credential = zlt_credential_new_token (msg->token);
@@ -280,7 +279,7 @@ on_auth_deadline (gpointer user_data)
   ZltServerPeer *self = user_data;
 
   zlt_source_clear (&self->auth_deadline);
-  zlt_server_peer_disconnect (self, ZLT_REASON_TIMEOUT, _("authentication timeout"));
+  zlt_server_peer_disconnect (self, ZLT_REASON_TIMEOUT, _ ("authentication timeout"));
   return G_SOURCE_REMOVE;
 }
 
@@ -303,7 +302,7 @@ register_fail_error (ZltServerPeer *self, const GError *error)
   g_autofree char *reason = NULL;
 
   if (g_error_matches (error, ZLT_ERROR, ZLT_ERROR_PORTS_EXHAUSTED))
-    reason = g_strdup_printf (_("port range exhausted: %s"), error->message);
+    reason = g_strdup_printf (_ ("port range exhausted: %s"), error->message);
   register_fail (self, zlt_reason_code_from_error (error), reason ? reason : error->message);
 }
 
@@ -329,20 +328,20 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
     expose = msg->ext.expose == ZLT_EXPOSE_INTERNAL ? ZLT_EXPOSE_INTERNAL : ZLT_EXPOSE_PUBLIC;
   if (zlt_grant_is_expired (self->grant, g_get_real_time () / G_USEC_PER_SEC))
     {
-      zlt_server_peer_disconnect (self, ZLT_REASON_EXPIRED_TOKEN, _("token expired"));
+      zlt_server_peer_disconnect (self, ZLT_REASON_EXPIRED_TOKEN, _ ("token expired"));
       return;
     }
   if (!zlt_grant_allows_service (self->grant, msg->name))
     {
-      g_autofree char *reason =
-        g_strdup_printf (_("token is not allowed to register service “%s”"), msg->name);
+      g_autofree char *reason
+          = g_strdup_printf (_ ("token is not allowed to register service “%s”"), msg->name);
       register_fail (self, ZLT_REASON_NOT_ALLOWED, reason);
       return;
     }
   if (!zlt_server_supports_protocol (self->server, msg->protocol))
     {
       register_fail (self, ZLT_REASON_NOT_ALLOWED,
-                     _("this server has no udp transport plugin: UDP services are not available"));
+                     _ ("this server has no udp transport plugin: UDP services are not available"));
       return;
     }
 
@@ -360,8 +359,8 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
       register_fail_error (self, error);
       return;
     }
-  g_message ("tunnel %s: service %s on port %u", self->id,
-             msg->name, zlt_service_get_assigned_port (service));
+  g_message ("tunnel %s: service %s on port %u", self->id, msg->name,
+             zlt_service_get_assigned_port (service));
   register_ok (self, service);
 }
 
@@ -384,7 +383,7 @@ handle_message (ZltServerPeer *self, const ZltMessage *msg)
 {
   if (self->state == PEER_AWAIT_AUTH && msg->type != ZLT_MESSAGE_AUTH)
     {
-      zlt_server_peer_disconnect (self, ZLT_REASON_PROTOCOL, _("expected Auth"));
+      zlt_server_peer_disconnect (self, ZLT_REASON_PROTOCOL, _ ("expected Auth"));
       return;
     }
   if (self->state == PEER_AUTHENTICATING)
@@ -426,8 +425,8 @@ handle_message (ZltServerPeer *self, const ZltMessage *msg)
     case ZLT_MESSAGE_DISCONNECT:
     default:
       {
-        g_autofree char *what =
-          g_strdup_printf ("%s is not sent by agents", zlt_message_type_to_string (msg->type));
+        g_autofree char *what
+            = g_strdup_printf ("%s is not sent by agents", zlt_message_type_to_string (msg->type));
         protocol_error (self, what);
       }
       break;
@@ -484,7 +483,7 @@ on_heartbeat_timeout (ZltHeartbeat *heartbeat, gpointer user_data)
 
   g_message ("tunnel %s: no heartbeat from %s, dropping it", self->id,
              zlt_channel_get_peer_address (self->channel));
-  zlt_server_peer_disconnect (self, ZLT_REASON_TIMEOUT, _("heartbeat timeout"));
+  zlt_server_peer_disconnect (self, ZLT_REASON_TIMEOUT, _ ("heartbeat timeout"));
 }
 
 /* Ends the peer once; the server decides what happens to its tunnel. */
@@ -505,8 +504,8 @@ peer_finish (ZltServerPeer *self, gboolean hold)
   if (self->tunnel != NULL && was_ready)
     zlt_tunnel_set_state (self->tunnel, ZLT_TUNNEL_STATE_DISCONNECTED);
   /* may drop the server's last reference to us */
-  zlt_server_peer_gone (self->server, self, hold && was_ready && self->v2 &&
-                                              (self->caps & ZLT_CAP_RESUME));
+  zlt_server_peer_gone (self->server, self,
+                        hold && was_ready && self->v2 && (self->caps & ZLT_CAP_RESUME));
 }
 
 static void
@@ -514,8 +513,8 @@ rechecked (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (ZltServerPeer) self = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (ZltGrant) grant = zlt_validator_validate_finish (ZLT_VALIDATOR (source), result,
-                                                              &error);
+  g_autoptr (ZltGrant) grant
+      = zlt_validator_validate_finish (ZLT_VALIDATOR (source), result, &error);
 
   if (self->state != PEER_READY)
     return;
@@ -612,8 +611,7 @@ zlt_server_peer_new (ZltServer *server, ZltChannel *channel)
   g_signal_connect (channel, "message", G_CALLBACK (on_channel_message), self);
   g_signal_connect (channel, "closed", G_CALLBACK (on_channel_closed), self);
 
-  self->auth_deadline =
-    zlt_timeout_source_attach (zlt_server_config_get_auth_timeout (config) * 1000,
-                               on_auth_deadline, self);
+  self->auth_deadline = zlt_timeout_source_attach (
+      zlt_server_config_get_auth_timeout (config) * 1000, on_auth_deadline, self);
   return self;
 }

@@ -188,8 +188,8 @@ zlt_server_try_resume (ZltServer *self, const ZltUuid *tunnel_id,
     return NULL;
   zlt_resume_mac (info->secret, nonce, expected);
   /* the same token, and proof of the secret only the previous session saw */
-  if (!zlt_secure_equal (expected, sizeof expected, mac, ZLT_HASH_SIZE) ||
-      !zlt_secure_equal (info->token_hash, ZLT_HASH_SIZE, token_hash, ZLT_HASH_SIZE))
+  if (!zlt_secure_equal (expected, sizeof expected, mac, ZLT_HASH_SIZE)
+      || !zlt_secure_equal (info->token_hash, ZLT_HASH_SIZE, token_hash, ZLT_HASH_SIZE))
     return NULL;
   tunnel = zlt_registry_lookup_tunnel (self->registry, tunnel_id);
   if (tunnel == NULL)
@@ -202,15 +202,15 @@ zlt_server_try_resume (ZltServer *self, const ZltUuid *tunnel_id,
        * the old peer's end neither holds nor removes the tunnel. */
       g_object_ref (old);
       g_hash_table_remove (self->peer_by_tunnel, tunnel);
-      zlt_server_peer_disconnect (old, ZLT_REASON_IN_USE, _("resumed by a new connection"));
+      zlt_server_peer_disconnect (old, ZLT_REASON_IN_USE, _ ("resumed by a new connection"));
       g_object_unref (old);
       /* through the registry's own hold and resume, so the agent's registrations
        * reclaim its services exactly as after an ordinary resume */
       zlt_registry_hold_tunnel (self->registry, tunnel,
                                 MAX (zlt_server_config_get_resume_grace (self->config), 1) * 1000);
     }
-  if (zlt_registry_is_held (self->registry, tunnel) &&
-      zlt_registry_resume_tunnel (self->registry, tunnel_id, NULL) == NULL)
+  if (zlt_registry_is_held (self->registry, tunnel)
+      && zlt_registry_resume_tunnel (self->registry, tunnel_id, NULL) == NULL)
     return NULL;
   return tunnel;
 }
@@ -232,8 +232,8 @@ on_pending_timeout (gpointer user_data)
  * @access_tunnel is the access client's): announce it to the owning agent with
  * Connect and wait for the agent's data connection. */
 static void
-start_connection (ZltServer *self, ZltService *service, GIOStream *stream,
-                  const char *client_addr, ZltTunnel *access_tunnel)
+start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const char *client_addr,
+                  ZltTunnel *access_tunnel)
 {
   ZltTunnel *tunnel = zlt_service_get_tunnel (service);
   ZltServerPeer *peer = tunnel ? g_hash_table_lookup (self->peer_by_tunnel, tunnel) : NULL;
@@ -249,8 +249,8 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream,
     }
   /* scope and expiry hold for every connection, not only at Register */
   grant = zlt_server_peer_get_grant (peer);
-  if (zlt_grant_is_expired (grant, g_get_real_time () / G_USEC_PER_SEC) ||
-      !zlt_grant_allows_service (grant, zlt_service_get_name (service)))
+  if (zlt_grant_is_expired (grant, g_get_real_time () / G_USEC_PER_SEC)
+      || !zlt_grant_allows_service (grant, zlt_service_get_name (service)))
     {
       g_io_stream_close (stream, NULL, NULL);
       return;
@@ -263,9 +263,8 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream,
   p->tunnel = g_object_ref (tunnel);
   p->access_tunnel = access_tunnel ? g_object_ref (access_tunnel) : NULL;
   p->stream = g_object_ref (stream);
-  p->timeout = zlt_timeout_source_attach (zlt_server_config_get_connect_timeout (self->config) *
-                                            1000,
-                                          on_pending_timeout, p);
+  p->timeout = zlt_timeout_source_attach (
+      zlt_server_config_get_connect_timeout (self->config) * 1000, on_pending_timeout, p);
   g_hash_table_insert (self->pending, &p->id, p);
 
   connect = zlt_message_new_connect (zlt_service_get_id (service), &p->id,
@@ -299,21 +298,19 @@ zlt_server_open_service (ZltServer *self, ZltService *service, GError **error)
   g_autoptr (GError) local_error = NULL;
 
   /* internal services have no port; a resumed one still has its listener */
-  if (zlt_service_get_expose (service) == ZLT_EXPOSE_INTERNAL ||
-      g_hash_table_contains (self->listeners, service))
+  if (zlt_service_get_expose (service) == ZLT_EXPOSE_INTERNAL
+      || g_hash_table_contains (self->listeners, service))
     return TRUE;
   for (guint attempt = 0; listener == NULL; attempt++)
     {
       g_clear_error (&local_error);
-      listener = zlt_transport_listen (zlt_service_get_protocol (service) == ZLT_PROTOCOL_UDP
-                                         ? self->udp
-                                         : self->tcp,
-                                       bind, zlt_service_get_assigned_port (service),
-                                       &local_error);
+      listener = zlt_transport_listen (
+          zlt_service_get_protocol (service) == ZLT_PROTOCOL_UDP ? self->udp : self->tcp, bind,
+          zlt_service_get_assigned_port (service), &local_error);
       if (listener != NULL)
         break;
-      if (!g_error_matches (local_error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE) ||
-          zlt_service_get_requested_port (service) != 0 || attempt + 1 >= MAX_BIND_ATTEMPTS)
+      if (!g_error_matches (local_error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE)
+          || zlt_service_get_requested_port (service) != 0 || attempt + 1 >= MAX_BIND_ATTEMPTS)
         {
           g_propagate_error (error, g_steal_pointer (&local_error));
           return FALSE;
@@ -387,8 +384,8 @@ access_request (ZltServer *self, const ZltUuid *tid, const ZltUuid *cid,
 {
   guint8 expected[ZLT_HASH_SIZE];
   ZltTunnel *access_tunnel = zlt_registry_lookup_tunnel (self->registry, tid);
-  ZltServerPeer *peer = access_tunnel ? g_hash_table_lookup (self->peer_by_tunnel, access_tunnel)
-                                      : NULL;
+  ZltServerPeer *peer
+      = access_tunnel ? g_hash_table_lookup (self->peer_by_tunnel, access_tunnel) : NULL;
   const guint8 *key = peer ? zlt_server_peer_get_session_key (peer) : NULL;
   ZltGrant *grant;
   ZltService *service;
@@ -404,12 +401,12 @@ access_request (ZltServer *self, const ZltUuid *tid, const ZltUuid *cid,
   if (!zlt_secure_equal (expected, sizeof expected, mac, ZLT_HASH_SIZE))
     return 403;
   /* connection ids are fresh per stream: never one that is already in use */
-  if (g_hash_table_contains (self->pending, cid) ||
-      g_hash_table_contains (self->access_requests, cid))
+  if (g_hash_table_contains (self->pending, cid)
+      || g_hash_table_contains (self->access_requests, cid))
     return 409;
   grant = zlt_server_peer_get_grant (peer);
-  if (zlt_grant_is_expired (grant, g_get_real_time () / G_USEC_PER_SEC) ||
-      !zlt_grant_allows_service (grant, service_name))
+  if (zlt_grant_is_expired (grant, g_get_real_time () / G_USEC_PER_SEC)
+      || !zlt_grant_allows_service (grant, service_name))
     {
       g_debug ("access to %s refused: not in the token's scope, or the token expired",
                service_name);
@@ -419,8 +416,8 @@ access_request (ZltServer *self, const ZltUuid *tid, const ZltUuid *cid,
   if (service == NULL)
     return g_error_matches (error, ZLT_ERROR, ZLT_ERROR_DUPLICATE_NAME) ? 409 : 404;
   owner = zlt_service_get_tunnel (service);
-  if (owner == NULL || !g_hash_table_contains (self->peer_by_tunnel, owner) ||
-      zlt_service_get_protocol (service) != ZLT_PROTOCOL_TCP)
+  if (owner == NULL || !g_hash_table_contains (self->peer_by_tunnel, owner)
+      || zlt_service_get_protocol (service) != ZLT_PROTOCOL_TCP)
     return 503; /* its agent is away (held for a resume); UDP has no access streams */
   if (g_hash_table_size (self->access_requests) >= MAX_PENDING)
     return 503;
@@ -430,9 +427,8 @@ access_request (ZltServer *self, const ZltUuid *tid, const ZltUuid *cid,
   r->id = *cid;
   r->access_tunnel = g_object_ref (access_tunnel);
   r->service_name = g_strdup (service_name);
-  r->timeout = zlt_timeout_source_attach (zlt_server_config_get_connect_timeout (self->config) *
-                                            1000,
-                                          on_access_request_timeout, r);
+  r->timeout = zlt_timeout_source_attach (
+      zlt_server_config_get_connect_timeout (self->config) * 1000, on_access_request_timeout, r);
   g_hash_table_insert (self->access_requests, &r->id, r);
   return 101;
 }
@@ -448,8 +444,8 @@ on_data_request (ZltControlListener *listener, const char *tunnel_id, const char
   ZltServerPeer *peer;
   const guint8 *key;
 
-  if (!zlt_uuid_parse (tunnel_id, &tid) || !zlt_uuid_parse (connection_id, &cid) ||
-      !zlt_hash_from_hex (mac_hex, mac))
+  if (!zlt_uuid_parse (tunnel_id, &tid) || !zlt_uuid_parse (connection_id, &cid)
+      || !zlt_hash_from_hex (mac_hex, mac))
     return 400;
   if (service_name != NULL)
     return access_request (self, &tid, &cid, mac, service_name);
@@ -483,8 +479,8 @@ static void
 access_stream (ZltServer *self, AccessRequest *r, GIOStream *stream)
 {
   g_autoptr (GError) error = NULL;
-  ZltService *service =
-    zlt_registry_lookup_service_by_name (self->registry, r->service_name, &error);
+  ZltService *service
+      = zlt_registry_lookup_service_by_name (self->registry, r->service_name, &error);
   const char *client_addr = zlt_tunnel_get_peer_address (r->access_tunnel);
 
   if (service == NULL || !g_hash_table_contains (self->peer_by_tunnel, r->access_tunnel))
@@ -519,16 +515,16 @@ on_data_stream (ZltControlListener *listener, const char *connection_id, GIOStre
   RelayInfo *info;
   AccessRequest *r;
 
-  if (zlt_uuid_parse (connection_id, &cid) &&
-      (r = g_hash_table_lookup (self->access_requests, &cid)) != NULL)
+  if (zlt_uuid_parse (connection_id, &cid)
+      && (r = g_hash_table_lookup (self->access_requests, &cid)) != NULL)
     {
       g_hash_table_steal (self->access_requests, &cid);
       access_stream (self, r, stream);
       access_request_free (r);
       return;
     }
-  if (!zlt_uuid_parse (connection_id, &cid) ||
-      (p = g_hash_table_lookup (self->pending, &cid)) == NULL)
+  if (!zlt_uuid_parse (connection_id, &cid)
+      || (p = g_hash_table_lookup (self->pending, &cid)) == NULL)
     {
       /* the public side gave up between the 101 and now */
       g_io_stream_close (stream, NULL, NULL);
@@ -598,7 +594,7 @@ on_tunnel_removed (ZltRegistry *registry, ZltTunnel *tunnel, gpointer user_data)
   close_access (self, tunnel);
   g_hash_table_remove (self->resume, zlt_tunnel_get_id (tunnel));
   if (peer != NULL)
-    zlt_server_peer_disconnect (peer, ZLT_REASON_NONE, _("tunnel removed"));
+    zlt_server_peer_disconnect (peer, ZLT_REASON_NONE, _ ("tunnel removed"));
 }
 
 static void
@@ -627,7 +623,7 @@ zlt_server_start (ZltServer *self, GError **error)
   if (zlt_validator_is_insecure (self->validator) && !zlt_server_config_get_insecure (self->config))
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INSECURE,
-                   _("validator “%s” accepts any token; set insecure=true to run it anyway"),
+                   _ ("validator “%s” accepts any token; set insecure=true to run it anyway"),
                    zlt_validator_get_name (self->validator));
       return FALSE;
     }
@@ -639,18 +635,19 @@ zlt_server_start (ZltServer *self, GError **error)
       if (certificate == NULL)
         return FALSE;
     }
-  self->control_listener =
-    zlt_control_transport_listen_control (self->control, host, port, certificate,
-                                  zlt_server_config_get_auth_timeout (self->config) * 1000, error);
+  self->control_listener = zlt_control_transport_listen_control (
+      self->control, host, port, certificate,
+      zlt_server_config_get_auth_timeout (self->config) * 1000, error);
   if (self->control_listener == NULL)
     return FALSE;
   g_signal_connect_object (self->control_listener, "channel", G_CALLBACK (on_channel), self, 0);
   g_signal_connect_object (self->control_listener, "data-request", G_CALLBACK (on_data_request),
                            self, 0);
-  g_signal_connect_object (self->control_listener, "data-stream", G_CALLBACK (on_data_stream),
-                           self, 0);
+  g_signal_connect_object (self->control_listener, "data-stream", G_CALLBACK (on_data_stream), self,
+                           0);
   self->running = TRUE;
-  g_message ("listening on %s:%u (%s)", host, zlt_listener_get_port (ZLT_LISTENER (self->control_listener)),
+  g_message ("listening on %s:%u (%s)", host,
+             zlt_listener_get_port (ZLT_LISTENER (self->control_listener)),
              certificate ? "wss" : "ws");
   return TRUE;
 }
@@ -673,7 +670,7 @@ zlt_server_stop (ZltServer *self)
   peers = zlt_hash_table_ref_keys (self->peers);
   for (guint i = 0; i < peers->len; i++)
     zlt_server_peer_disconnect (g_ptr_array_index (peers, i), ZLT_REASON_SHUTDOWN,
-                                _("server shutting down"));
+                                _ ("server shutting down"));
 
   tunnels = zlt_registry_get_tunnels (self->registry);
   for (guint i = 0; i < tunnels->len; i++)
@@ -749,13 +746,13 @@ zlt_server_disconnect_tunnel (ZltServer *self, const ZltUuid *tunnel_id, const c
 
   if (tunnel == NULL)
     {
-      g_set_error (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, _("no such tunnel"));
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, _ ("no such tunnel"));
       return FALSE;
     }
   /* the peer may drop the last reference to the tunnel as it goes */
   hold = g_object_ref (tunnel);
   if (peer != NULL)
-    zlt_server_peer_disconnect (peer, ZLT_REASON_NONE, reason ? reason : _("disconnected"));
+    zlt_server_peer_disconnect (peer, ZLT_REASON_NONE, reason ? reason : _ ("disconnected"));
   /* no resume after an operator's disconnect */
   zlt_registry_remove_tunnel (self->registry, tunnel);
   return TRUE;
@@ -806,8 +803,8 @@ zlt_server_init (ZltServer *self)
   self->listeners = g_hash_table_new_full (NULL, NULL, g_object_unref, listener_close_free);
   self->pending = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, NULL,
                                          (GDestroyNotify) pending_free);
-  self->relays = g_hash_table_new_full (NULL, NULL, g_object_unref,
-                                        (GDestroyNotify) relay_info_free);
+  self->relays
+      = g_hash_table_new_full (NULL, NULL, g_object_unref, (GDestroyNotify) relay_info_free);
   self->resume = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, g_free, g_free);
   self->access_requests = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, NULL,
                                                  (GDestroyNotify) access_request_free);
@@ -859,10 +856,9 @@ zlt_server_new (ZltServerConfig *config, ZltPluginLoader *loader, GError **error
   g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (config), NULL);
   g_return_val_if_fail (ZLT_IS_PLUGIN_LOADER (loader), NULL);
 
-  validator = zlt_plugin_loader_new_validator (loader, zlt_server_config_get_validator (config),
-                                               zlt_server_config_get_keyfile (config),
-                                               zlt_server_config_get_validator_group (config),
-                                               error);
+  validator = zlt_plugin_loader_new_validator (
+      loader, zlt_server_config_get_validator (config), zlt_server_config_get_keyfile (config),
+      zlt_server_config_get_validator_group (config), error);
   if (validator == NULL)
     return NULL;
   control = zlt_plugin_loader_new_transport (loader, "websocket", error);
@@ -877,7 +873,7 @@ zlt_server_new (ZltServerConfig *config, ZltPluginLoader *loader, GError **error
   if (!ZLT_IS_CONTROL_TRANSPORT (control))
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_PLUGIN,
-                   _("transport “websocket” cannot carry control channels"));
+                   _ ("transport “websocket” cannot carry control channels"));
       return NULL;
     }
   return zlt_server_new_full (config, validator, ZLT_CONTROL_TRANSPORT (control), tcp, udp);

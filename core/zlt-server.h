@@ -18,8 +18,7 @@ G_DECLARE_FINAL_TYPE (ZltServer, zlt_server, ZLT, SERVER, GObject)
 ZltServer *zlt_server_new (ZltServerConfig *config, ZltPluginLoader *loader, GError **error);
 /* The same with every part given (tests, embedders). */
 ZltServer *zlt_server_new_full (ZltServerConfig *config, ZltValidator *validator,
-                                ZltControlTransport *control, ZltTransport *tcp,
-                                ZltTransport *udp);
+                                ZltControlTransport *control, ZltTransport *tcp, ZltTransport *udp);
 
 gboolean zlt_server_start (ZltServer *self, GError **error);
 /* Disconnects every agent (Disconnect "server shutting down") and closes every port. */

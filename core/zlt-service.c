@@ -92,13 +92,13 @@ zlt_service_set_property (GObject *object, guint prop_id, const GValue *value, G
       self->expose = g_value_get_enum (value);
       break;
     case PROP_LOCAL_PORT:
-      zlt_service_set_local_port (self, (guint16)g_value_get_uint (value));
+      zlt_service_set_local_port (self, (guint16) g_value_get_uint (value));
       break;
     case PROP_REQUESTED_PORT:
-      zlt_service_set_requested_port (self, (guint16)g_value_get_uint (value));
+      zlt_service_set_requested_port (self, (guint16) g_value_get_uint (value));
       break;
     case PROP_ASSIGNED_PORT:
-      zlt_service_set_assigned_port (self, (guint16)g_value_get_uint (value));
+      zlt_service_set_assigned_port (self, (guint16) g_value_get_uint (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -257,7 +257,7 @@ zlt_service_new (const char *name, ZltProtocol protocol, guint16 local_port, Zlt
   g_return_val_if_fail (name != NULL && *name != '\0', NULL);
 
   return g_object_new (ZLT_TYPE_SERVICE, "name", name, "protocol", protocol, "local-port",
-                       (guint)local_port, "expose", expose, NULL);
+                       (guint) local_port, "expose", expose, NULL);
 }
 
 const ZltUuid *

@@ -18,54 +18,32 @@ typedef struct _ZltTunnel ZltTunnel;
 #define ZLT_TYPE_SERVICE (zlt_service_get_type ())
 G_DECLARE_FINAL_TYPE (ZltService, zlt_service, ZLT, SERVICE, GObject)
 
-ZltService *
-zlt_service_new (const char *name, ZltProtocol protocol, guint16 local_port, ZltExpose expose);
+ZltService *zlt_service_new (const char *name, ZltProtocol protocol, guint16 local_port,
+                             ZltExpose expose);
 
-const ZltUuid *
-zlt_service_get_id (ZltService *self);
-char *
-zlt_service_dup_id_string (ZltService *self);
-void
-zlt_service_set_id (ZltService *self, const ZltUuid *id);
-const char *
-zlt_service_get_name (ZltService *self);
-ZltProtocol
-zlt_service_get_protocol (ZltService *self);
-ZltExpose
-zlt_service_get_expose (ZltService *self);
-guint16
-zlt_service_get_local_port (ZltService *self);
-void
-zlt_service_set_local_port (ZltService *self, guint16 port);
-guint16
-zlt_service_get_requested_port (ZltService *self);
-void
-zlt_service_set_requested_port (ZltService *self, guint16 port);
-guint16
-zlt_service_get_assigned_port (ZltService *self);
-void
-zlt_service_set_assigned_port (ZltService *self, guint16 port);
-ZltTunnel *
-zlt_service_get_tunnel (ZltService *self);
-void
-zlt_service_set_tunnel (ZltService *self, ZltTunnel *tunnel);
+const ZltUuid *zlt_service_get_id (ZltService *self);
+char *zlt_service_dup_id_string (ZltService *self);
+void zlt_service_set_id (ZltService *self, const ZltUuid *id);
+const char *zlt_service_get_name (ZltService *self);
+ZltProtocol zlt_service_get_protocol (ZltService *self);
+ZltExpose zlt_service_get_expose (ZltService *self);
+guint16 zlt_service_get_local_port (ZltService *self);
+void zlt_service_set_local_port (ZltService *self, guint16 port);
+guint16 zlt_service_get_requested_port (ZltService *self);
+void zlt_service_set_requested_port (ZltService *self, guint16 port);
+guint16 zlt_service_get_assigned_port (ZltService *self);
+void zlt_service_set_assigned_port (ZltService *self, guint16 port);
+ZltTunnel *zlt_service_get_tunnel (ZltService *self);
+void zlt_service_set_tunnel (ZltService *self, ZltTunnel *tunnel);
 
-guint
-zlt_service_get_active_connections (ZltService *self);
-guint64
-zlt_service_get_total_connections (ZltService *self);
-guint64
-zlt_service_get_bytes_in (ZltService *self);
-guint64
-zlt_service_get_bytes_out (ZltService *self);
+guint zlt_service_get_active_connections (ZltService *self);
+guint64 zlt_service_get_total_connections (ZltService *self);
+guint64 zlt_service_get_bytes_in (ZltService *self);
+guint64 zlt_service_get_bytes_out (ZltService *self);
 
-void
-zlt_service_connection_opened (ZltService *self);
-void
-zlt_service_connection_closed (ZltService *self);
-void
-zlt_service_add_bytes (ZltService *self, guint64 bytes_in, guint64 bytes_out);
-void
-zlt_service_flush_notify (ZltService *self);
+void zlt_service_connection_opened (ZltService *self);
+void zlt_service_connection_closed (ZltService *self);
+void zlt_service_add_bytes (ZltService *self, guint64 bytes_in, guint64 bytes_out);
+void zlt_service_flush_notify (ZltService *self);
 
 G_END_DECLS

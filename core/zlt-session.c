@@ -69,8 +69,7 @@ enum
 
 G_DEFINE_FINAL_TYPE (ZltSession, zlt_session, G_TYPE_OBJECT)
 
-static void
-arm_expiry (ZltSession *self);
+static void arm_expiry (ZltSession *self);
 
 static void
 cancel_source (GSource **source)
@@ -114,7 +113,7 @@ arm_expiry (ZltSession *self)
   else if (delay_us / 1000 >= G_MAXUINT)
     delay_ms = G_MAXUINT;
   else
-    delay_ms = (guint)((delay_us + 999) / 1000);
+    delay_ms = (guint) ((delay_us + 999) / 1000);
   self->expire_source = g_timeout_source_new (delay_ms);
   g_source_set_callback (self->expire_source, expire_cb, self, NULL);
   g_source_set_static_name (self->expire_source, "[zlt] session expiry");
@@ -329,7 +328,7 @@ zlt_session_new (const char *endpoint, const char *local_address, const char *re
   self = g_object_new (ZLT_TYPE_SESSION, "endpoint", endpoint, "local-address", local_address,
                        "remote-service", remote_service, NULL);
   if (ttl_seconds > 0)
-    zlt_session_set_expires (self, self->created + (gint64)ttl_seconds * G_USEC_PER_SEC);
+    zlt_session_set_expires (self, self->created + (gint64) ttl_seconds * G_USEC_PER_SEC);
   return self;
 }
 

@@ -75,20 +75,20 @@ describe_flags (GTlsCertificateFlags errors)
     GTlsCertificateFlags flag;
     const char *text;
   } names[] = {
-    { G_TLS_CERTIFICATE_UNKNOWN_CA, N_("issuer unknown") },
-    { G_TLS_CERTIFICATE_BAD_IDENTITY, N_("issued for another host") },
-    { G_TLS_CERTIFICATE_NOT_ACTIVATED, N_("not valid yet") },
-    { G_TLS_CERTIFICATE_EXPIRED, N_("expired") },
-    { G_TLS_CERTIFICATE_REVOKED, N_("revoked") },
-    { G_TLS_CERTIFICATE_INSECURE, N_("insecure algorithm") },
+    { G_TLS_CERTIFICATE_UNKNOWN_CA, N_ ("issuer unknown") },
+    { G_TLS_CERTIFICATE_BAD_IDENTITY, N_ ("issued for another host") },
+    { G_TLS_CERTIFICATE_NOT_ACTIVATED, N_ ("not valid yet") },
+    { G_TLS_CERTIFICATE_EXPIRED, N_ ("expired") },
+    { G_TLS_CERTIFICATE_REVOKED, N_ ("revoked") },
+    { G_TLS_CERTIFICATE_INSECURE, N_ ("insecure algorithm") },
   };
   g_autoptr (GString) text = g_string_new (NULL);
 
   for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
     if (errors & names[i].flag)
-      g_string_append_printf (text, "%s%s", text->len ? ", " : "", _(names[i].text));
+      g_string_append_printf (text, "%s%s", text->len ? ", " : "", _ (names[i].text));
   if (text->len == 0)
-    g_string_append (text, _("cannot be verified"));
+    g_string_append (text, _ ("cannot be verified"));
   return g_string_free (g_steal_pointer (&text), FALSE);
 }
 
@@ -99,12 +99,12 @@ zlt_tls_rejection_error (const ZltTlsOptions *options, GTlsCertificateFlags erro
 
   if (options != NULL && options->pinned_sha256 != NULL)
     return g_error_new_literal (ZLT_ERROR, ZLT_ERROR_TLS,
-                                _("server certificate does not match the pinned SHA-256 "
-                                  "fingerprint"));
+                                _ ("server certificate does not match the pinned SHA-256 "
+                                   "fingerprint"));
   why = describe_flags (errors);
   return g_error_new (ZLT_ERROR, ZLT_ERROR_TLS,
-                      _("server certificate is not trusted (%s); trust it with tls-ca-file or "
-                        "tls-pinned-sha256"),
+                      _ ("server certificate is not trusted (%s); trust it with tls-ca-file or "
+                         "tls-pinned-sha256"),
                       why);
 }
 
@@ -131,8 +131,8 @@ zlt_tls_explain_rejection (GTlsConnection *connection, GError **error)
 
   g_return_if_fail (G_IS_TLS_CONNECTION (connection));
   rejected = g_object_get_data (G_OBJECT (connection), REJECTED_KEY);
-  if (rejected == NULL || error == NULL || *error == NULL ||
-      g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  if (rejected == NULL || error == NULL || *error == NULL
+      || g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
   g_clear_error (error);
   *error = g_error_copy (rejected);
@@ -149,7 +149,7 @@ zlt_tls_setup_client (GTlsClientConnection *connection, const ZltTlsOptions *opt
       g_autoptr (GTlsDatabase) database = g_tls_file_database_new (options->ca_file, error);
       if (database == NULL)
         {
-          g_prefix_error (error, _("failed to load CA file %s: "), options->ca_file);
+          g_prefix_error (error, _ ("failed to load CA file %s: "), options->ca_file);
           return FALSE;
         }
       g_tls_connection_set_database (G_TLS_CONNECTION (connection), database);
@@ -167,9 +167,9 @@ zlt_tls_client_connection_new (GIOStream *base, GSocketConnectable *identity,
                                const ZltTlsOptions *options, GError **error)
 {
   GTlsBackend *backend = g_tls_backend_get_default ();
-  gboolean system_cas =
-    options == NULL ||
-    (options->ca_file == NULL && options->pinned_sha256 == NULL && !options->insecure);
+  gboolean system_cas
+      = options == NULL
+        || (options->ca_file == NULL && options->pinned_sha256 == NULL && !options->insecure);
   g_autoptr (GIOStream) tls = NULL;
 
   if (system_cas)
@@ -201,7 +201,7 @@ zlt_tls_check_peer (const ZltTlsOptions *options, GTlsCertificate *peer, GError 
   if (!pin_matches (options, peer))
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_TLS,
-                   _("server certificate does not match the pinned SHA-256 fingerprint"));
+                   _ ("server certificate does not match the pinned SHA-256 fingerprint"));
       return FALSE;
     }
   return TRUE;
@@ -215,6 +215,6 @@ zlt_tls_load_server_certificate (const char *cert_file, const char *key_file, GE
   g_return_val_if_fail (cert_file != NULL, NULL);
   certificate = g_tls_certificate_new_from_files (cert_file, key_file, error);
   if (certificate == NULL)
-    g_prefix_error (error, _("failed to load TLS certificate %s: "), cert_file);
+    g_prefix_error (error, _ ("failed to load TLS certificate %s: "), cert_file);
   return certificate;
 }

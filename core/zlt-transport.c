@@ -80,7 +80,7 @@ zlt_transport_listen (ZltTransport *self, const char *bind_address, guint16 port
         g_set_error (&error_local, ZLT_ERROR, ZLT_ERROR_FAILED, _ ("unknown error"));
       g_propagate_prefixed_error (error, g_steal_pointer (&error_local),
                                   _ ("failed to listen on %s port %u: "), bind_address,
-                                  (guint)port);
+                                  (guint) port);
       return NULL;
     }
   return g_steal_pointer (&listener);

@@ -38,18 +38,14 @@ struct _ZltTransportClass
   gpointer padding[8];
 };
 
-const char *
-zlt_transport_get_name (ZltTransport *self);
-ZltProtocol
-zlt_transport_get_protocol (ZltTransport *self);
+const char *zlt_transport_get_name (ZltTransport *self);
+ZltProtocol zlt_transport_get_protocol (ZltTransport *self);
 
-ZltListener *
-zlt_transport_listen (ZltTransport *self, const char *bind_address, guint16 port, GError **error);
-void
-zlt_transport_dial_async (ZltTransport *self, const char *host, guint16 port,
-                          GCancellable *cancellable, GAsyncReadyCallback callback,
-                          gpointer user_data);
-GIOStream *
-zlt_transport_dial_finish (ZltTransport *self, GAsyncResult *result, GError **error);
+ZltListener *zlt_transport_listen (ZltTransport *self, const char *bind_address, guint16 port,
+                                   GError **error);
+void zlt_transport_dial_async (ZltTransport *self, const char *host, guint16 port,
+                               GCancellable *cancellable, GAsyncReadyCallback callback,
+                               gpointer user_data);
+GIOStream *zlt_transport_dial_finish (ZltTransport *self, GAsyncResult *result, GError **error);
 
 G_END_DECLS

@@ -581,7 +581,7 @@ zlt_tunnel_add_service (ZltTunnel *self, ZltService *service, GError **error)
       return FALSE;
     }
   g_ptr_array_add (self->services, g_object_ref (service));
-  g_hash_table_insert (self->by_name, (gpointer)name, service);
+  g_hash_table_insert (self->by_name, (gpointer) name, service);
   zlt_service_set_tunnel (service, self);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_SERVICES]);
   g_signal_emit (self, signals[SIGNAL_SERVICE_ADDED], 0, service);
@@ -666,7 +666,7 @@ zlt_tunnel_get_n_services (ZltTunnel *self)
 static gpointer
 copy_ref (gconstpointer src, gpointer user_data)
 {
-  return g_object_ref ((gpointer)src);
+  return g_object_ref ((gpointer) src);
 }
 
 /**

@@ -88,6 +88,6 @@ zlt_parse_duration (const char *text, guint *seconds, GError **error)
 
 bad:
   g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-               _("“%s” is not a duration (for example 90s, 30m, 2h, 1d)"), text);
+               _ ("“%s” is not a duration (for example 90s, 30m, 2h, 1d)"), text);
   return FALSE;
 }

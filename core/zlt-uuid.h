@@ -8,7 +8,8 @@ G_BEGIN_DECLS
 #define ZLT_UUID_SIZE 16
 #define ZLT_UUID_STRING_LEN 36
 
-typedef struct {
+typedef struct
+{
   guint8 bytes[ZLT_UUID_SIZE];
 } ZltUuid;
 

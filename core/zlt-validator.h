@@ -45,23 +45,18 @@ struct _ZltValidatorClass
   gpointer padding[8];
 };
 
-const char *
-zlt_validator_get_name (ZltValidator *self);
-gboolean
-zlt_validator_is_insecure (ZltValidator *self);
+const char *zlt_validator_get_name (ZltValidator *self);
+gboolean zlt_validator_is_insecure (ZltValidator *self);
 
-gboolean
-zlt_validator_configure (ZltValidator *self, GKeyFile *config, const char *group, GError **error);
-void
-zlt_validator_validate_async (ZltValidator *self, const ZltCredential *credential,
-                              GCancellable *cancellable, GAsyncReadyCallback callback,
-                              gpointer user_data);
-ZltGrant *
-zlt_validator_validate_finish (ZltValidator *self, GAsyncResult *result, GError **error);
-gboolean
-zlt_validator_add_token (ZltValidator *self, const char *name, const guint8 hash[ZLT_HASH_SIZE],
-                         const char *const *services, gint64 expiry, GError **error);
-gboolean
-zlt_validator_remove_token (ZltValidator *self, const char *name, GError **error);
+gboolean zlt_validator_configure (ZltValidator *self, GKeyFile *config, const char *group,
+                                  GError **error);
+void zlt_validator_validate_async (ZltValidator *self, const ZltCredential *credential,
+                                   GCancellable *cancellable, GAsyncReadyCallback callback,
+                                   gpointer user_data);
+ZltGrant *zlt_validator_validate_finish (ZltValidator *self, GAsyncResult *result, GError **error);
+gboolean zlt_validator_add_token (ZltValidator *self, const char *name,
+                                  const guint8 hash[ZLT_HASH_SIZE], const char *const *services,
+                                  gint64 expiry, GError **error);
+gboolean zlt_validator_remove_token (ZltValidator *self, const char *name, GError **error);
 
 G_END_DECLS

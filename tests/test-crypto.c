@@ -25,7 +25,7 @@ static void
 fixed_nonce (guint8 nonce[ZLT_NONCE_SIZE])
 {
   for (guint i = 0; i < ZLT_NONCE_SIZE; i++)
-    nonce[i] = (guint8)i;
+    nonce[i] = (guint8) i;
 }
 
 static void
@@ -108,7 +108,7 @@ test_crypto_secure_equal (void)
     {
       guint8 c[4];
       memcpy (c, a, 4);
-      c[i / 8] ^= (guint8)(1u << (i % 8));
+      c[i / 8] ^= (guint8) (1u << (i % 8));
       g_assert_false (zlt_secure_equal (a, 4, c, 4));
     }
 
@@ -131,11 +131,11 @@ test_crypto_hmac_rfc4231 (void)
   guint8 split[ZLT_HASH_SIZE];
 
   /* RFC 4231 test case 2 */
-  zlt_hmac_sha256 ((const guint8 *)key, strlen (key), out, data, strlen (data), NULL);
+  zlt_hmac_sha256 ((const guint8 *) key, strlen (key), out, data, strlen (data), NULL);
   assert_hex (out, sizeof out, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 
   /* the parts are concatenated, wherever they are split */
-  zlt_hmac_sha256 ((const guint8 *)key, strlen (key), split, data, (gsize)4, data + 4, (gsize)0,
+  zlt_hmac_sha256 ((const guint8 *) key, strlen (key), split, data, (gsize) 4, data + 4, (gsize) 0,
                    data + 4, strlen (data) - 4, NULL);
   g_assert_cmpmem (split, sizeof split, out, sizeof out);
 
@@ -143,7 +143,7 @@ test_crypto_hmac_rfc4231 (void)
   {
     guint8 k[20];
     memset (k, 0x0b, sizeof k);
-    zlt_hmac_sha256 (k, sizeof k, out, "Hi There", (gsize)8, NULL);
+    zlt_hmac_sha256 (k, sizeof k, out, "Hi There", (gsize) 8, NULL);
     assert_hex (out, sizeof out,
                 "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
   }
@@ -244,7 +244,7 @@ test_crypto_resume_mac (void)
   guint8 mac[ZLT_HASH_SIZE], again[ZLT_HASH_SIZE];
 
   for (guint i = 0; i < ZLT_HASH_SIZE; i++)
-    secret[i] = (guint8)(0x40 + i);
+    secret[i] = (guint8) (0x40 + i);
   fixed_nonce (nonce);
 
   zlt_resume_mac (secret, nonce, mac);
@@ -298,7 +298,7 @@ test_crypto_hex (void)
   g_autofree char *short_hex = NULL;
 
   for (guint i = 0; i < sizeof data; i++)
-    data[i] = (guint8)i;
+    data[i] = (guint8) i;
   hex = zlt_hex_encode (data, sizeof data);
   g_assert_cmpuint (strlen (hex), ==, 512);
   g_assert_true (g_str_has_prefix (hex, "000102030405060708090a0b0c0d0e0f10"));

@@ -45,7 +45,7 @@ from_hex (const char *hex)
         }
       g_assert_cmpint (g_ascii_xdigit_value (p[0]), >=, 0);
       g_assert_cmpint (g_ascii_xdigit_value (p[1]), >=, 0);
-      b = (guint8)((g_ascii_xdigit_value (p[0]) << 4) | g_ascii_xdigit_value (p[1]));
+      b = (guint8) ((g_ascii_xdigit_value (p[0]) << 4) | g_ascii_xdigit_value (p[1]));
       g_byte_array_append (out, &b, 1);
       p += 2;
     }
@@ -105,10 +105,10 @@ fix_length (GByteArray *frame)
 {
   guint32 l = frame->len - ZLT_HEADER_SIZE;
 
-  frame->data[1] = (guint8)(l >> 24);
-  frame->data[2] = (guint8)(l >> 16);
-  frame->data[3] = (guint8)(l >> 8);
-  frame->data[4] = (guint8)l;
+  frame->data[1] = (guint8) (l >> 24);
+  frame->data[2] = (guint8) (l >> 16);
+  frame->data[3] = (guint8) (l >> 8);
+  frame->data[4] = (guint8) l;
 }
 
 static void
@@ -279,7 +279,7 @@ set_tag (ZltMessage *msg, guint32 flag)
   ZltUuid t = uuid (TUNNEL_ID);
 
   for (guint i = 0; i < ZLT_HASH_SIZE; i++)
-    h[i] = (guint8)(0xa0 + i);
+    h[i] = (guint8) (0xa0 + i);
   switch (flag)
     {
     case ZLT_EXT_VERSION:
@@ -613,7 +613,7 @@ test_message_ext_layout (void)
                     "10 11 12 13 14 15 16 17 18 19 1A 1B 1C 1D 1E 1F");
 
     for (guint i = 0; i < sizeof proof; i++)
-      proof[i] = (guint8)i;
+      proof[i] = (guint8) i;
     zlt_message_set_proof (msg, proof);
     zlt_message_set_caps (msg, 0x1f);
     zlt_message_set_version (msg, ZLT_PROTOCOL_VERSION);
@@ -647,7 +647,7 @@ test_message_wrong_length (void)
       for (gsize cut = 1; cut <= payload; cut++)
         {
           g_autoptr (GByteArray) shorter = g_byte_array_new ();
-          g_byte_array_append (shorter, frame->data, (guint)(frame->len - cut));
+          g_byte_array_append (shorter, frame->data, (guint) (frame->len - cut));
           fix_length (shorter);
           assert_decode_error (shorter->data, shorter->len, ZLT_ERROR_PROTOCOL);
           /* and with the old header: incomplete */
@@ -659,7 +659,7 @@ test_message_wrong_length (void)
       for (guint extra = 0; extra < 256; extra++)
         {
           g_autoptr (GByteArray) longer = g_byte_array_new ();
-          guint8 b = (guint8)extra;
+          guint8 b = (guint8) extra;
 
           g_byte_array_append (longer, frame->data, frame->len);
           g_byte_array_append (longer, &b, 1);
@@ -731,7 +731,7 @@ test_message_bad_protocol_byte (void)
   for (guint p = 2; p < 256; p++)
     {
       g_autoptr (GByteArray) b = from_hex ("10 00 00 00 09 03 73 73 68 00 00 16 08 AE");
-      b->data[9] = (guint8)p;
+      b->data[9] = (guint8) p;
       assert_decode_error (b->data, b->len, ZLT_ERROR_PROTOCOL);
     }
 }
@@ -967,7 +967,7 @@ test_message_encode_errors (void)
     assert_encode_error (hb);
     hb_empty->has_ext = TRUE;
     assert_encode_error (hb_empty);
-    zlt_message_set_resume (auth_ok, &id, (const guint8 *)"0123456789abcdef0123456789abcdef");
+    zlt_message_set_resume (auth_ok, &id, (const guint8 *) "0123456789abcdef0123456789abcdef");
     assert_encode_error (auth_ok); /* RESUME is for Auth */
     zlt_message_set_code (reg, ZLT_REASON_LIMIT);
     assert_encode_error (reg);
@@ -987,7 +987,7 @@ test_message_several (void)
   g_autoptr (GByteArray) buf = g_byte_array_new ();
   g_autoptr (GPtrArray) msgs = NULL;
   g_autoptr (GPtrArray) originals
-      = g_ptr_array_new_with_free_func ((GDestroyNotify)zlt_message_free);
+      = g_ptr_array_new_with_free_func ((GDestroyNotify) zlt_message_free);
   g_autoptr (GError) error = NULL;
   gsize pos = 0;
 
@@ -1145,7 +1145,7 @@ test_message_misc (void)
 static GPtrArray *
 fuzz_corpus (void)
 {
-  GPtrArray *corpus = g_ptr_array_new_with_free_func ((GDestroyNotify)g_byte_array_unref);
+  GPtrArray *corpus = g_ptr_array_new_with_free_func ((GDestroyNotify) g_byte_array_unref);
 
   for (guint i = 0; i < G_N_ELEMENTS (all_types); i++)
     {
@@ -1227,28 +1227,28 @@ test_message_fuzz (void)
   for (guint iter = 0; iter < FUZZ_ITERATIONS; iter++)
     {
       const GByteArray *base = g_ptr_array_index (corpus, g_rand_int_range (rand, 0, corpus->len));
-      guint mode = (guint)g_rand_int_range (rand, 0, 6);
+      guint mode = (guint) g_rand_int_range (rand, 0, 6);
       gsize len;
 
       g_assert_cmpuint (base->len, <=, sizeof buf / 2);
       switch (mode)
         {
         case 0: /* random bytes */
-          len = (gsize)g_rand_int_range (rand, 0, 80);
+          len = (gsize) g_rand_int_range (rand, 0, 80);
           for (gsize i = 0; i < len; i++)
-            buf[i] = (guint8)g_rand_int (rand);
+            buf[i] = (guint8) g_rand_int (rand);
           break;
         case 1: /* random bytes behind a plausible header */
-          len = (gsize)g_rand_int_range (rand, ZLT_HEADER_SIZE, 80);
+          len = (gsize) g_rand_int_range (rand, ZLT_HEADER_SIZE, 80);
           for (gsize i = 0; i < len; i++)
-            buf[i] = (guint8)g_rand_int (rand);
-          buf[0] = (guint8)all_types[g_rand_int_range (rand, 0, G_N_ELEMENTS (all_types))];
+            buf[i] = (guint8) g_rand_int (rand);
+          buf[0] = (guint8) all_types[g_rand_int_range (rand, 0, G_N_ELEMENTS (all_types))];
           buf[1] = buf[2] = 0;
           buf[3] = 0;
-          buf[4] = (guint8)(len - ZLT_HEADER_SIZE);
+          buf[4] = (guint8) (len - ZLT_HEADER_SIZE);
           break;
         case 2: /* a truncated valid frame */
-          len = (gsize)g_rand_int_range (rand, 0, (gint32)base->len + 1);
+          len = (gsize) g_rand_int_range (rand, 0, (gint32) base->len + 1);
           memcpy (buf, base->data, len);
           break;
         case 3: /* bit flips */
@@ -1256,8 +1256,8 @@ test_message_fuzz (void)
           memcpy (buf, base->data, len);
           for (guint f = g_rand_int_range (rand, 1, 5); f > 0; f--)
             {
-              gsize at = (gsize)g_rand_int_range (rand, 0, (gint32)len);
-              buf[at] ^= (guint8)(1u << g_rand_int_range (rand, 0, 8));
+              gsize at = (gsize) g_rand_int_range (rand, 0, (gint32) len);
+              buf[at] ^= (guint8) (1u << g_rand_int_range (rand, 0, 8));
             }
           break;
         case 4: /* flips in the payload, with a header that agrees: reaches the field parsers */
@@ -1266,22 +1266,22 @@ test_message_fuzz (void)
           if (len > ZLT_HEADER_SIZE)
             for (guint f = g_rand_int_range (rand, 1, 4); f > 0; f--)
               {
-                gsize at = (gsize)g_rand_int_range (rand, ZLT_HEADER_SIZE, (gint32)len);
-                buf[at] = (guint8)g_rand_int (rand);
+                gsize at = (gsize) g_rand_int_range (rand, ZLT_HEADER_SIZE, (gint32) len);
+                buf[at] = (guint8) g_rand_int (rand);
               }
           if (g_rand_boolean (rand))
             {
-              len = (gsize)g_rand_int_range (rand, ZLT_HEADER_SIZE, (gint32)len + 1);
+              len = (gsize) g_rand_int_range (rand, ZLT_HEADER_SIZE, (gint32) len + 1);
             }
           buf[1] = buf[2] = 0;
-          buf[3] = (guint8)((len - ZLT_HEADER_SIZE) >> 8);
-          buf[4] = (guint8)(len - ZLT_HEADER_SIZE);
+          buf[3] = (guint8) ((len - ZLT_HEADER_SIZE) >> 8);
+          buf[4] = (guint8) (len - ZLT_HEADER_SIZE);
           break;
         default: /* two frames spliced, or garbage appended */
           {
             const GByteArray *other
                 = g_ptr_array_index (corpus, g_rand_int_range (rand, 0, corpus->len));
-            gsize cut = (gsize)g_rand_int_range (rand, 0, (gint32)base->len + 1);
+            gsize cut = (gsize) g_rand_int_range (rand, 0, (gint32) base->len + 1);
             memcpy (buf, base->data, cut);
             memcpy (buf + cut, other->data, other->len);
             len = cut + other->len;

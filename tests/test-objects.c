@@ -22,7 +22,7 @@ count_cb (gpointer instance, gpointer arg, gpointer user_data)
 static void
 count_plain_cb (gpointer instance, gpointer user_data)
 {
-  ((Counter *)user_data)->count++;
+  ((Counter *) user_data)->count++;
 }
 
 static void
@@ -43,7 +43,7 @@ watch (gpointer object, const char *signal)
 static gboolean
 deadline_cb (gpointer user_data)
 {
-  *(gboolean *)user_data = TRUE;
+  *(gboolean *) user_data = TRUE;
   return G_SOURCE_REMOVE;
 }
 
@@ -345,7 +345,7 @@ check_tunnel_during_removal (ZltTunnel *tunnel, ZltService *service, gpointer us
   /* still ours during the emission, but no longer listed */
   g_assert_true (zlt_service_get_tunnel (service) == tunnel);
   g_assert_null (zlt_tunnel_lookup_service (tunnel, zlt_service_get_name (service)));
-  (*(guint *)user_data)++;
+  (*(guint *) user_data)++;
 }
 
 static void

@@ -200,7 +200,7 @@ test_port_pool_unusable (void)
 static void
 count_notify (GObject *object, GParamSpec *pspec, gpointer user_data)
 {
-  (*(guint *)user_data)++;
+  (*(guint *) user_data)++;
 }
 
 static void
@@ -237,7 +237,7 @@ test_port_pool_large (void)
   g_assert_cmpuint (zlt_port_pool_allocate (pool, 0, &error), ==, 0);
   g_assert_error (error, ZLT_ERROR, ZLT_ERROR_PORTS_EXHAUSTED);
   for (guint p = 2; p <= 65535; p += 2)
-    g_assert_true (zlt_port_pool_release (pool, (guint16)p));
+    g_assert_true (zlt_port_pool_release (pool, (guint16) p));
   g_assert_cmpuint (zlt_port_pool_get_n_free (pool), ==, 32767);
   for (guint p = 2; p <= 65535; p += 2)
     g_assert_cmpuint (zlt_port_pool_allocate (pool, 0, NULL), ==, p);

@@ -18,7 +18,7 @@ typedef struct
 static void
 count_cb (gpointer instance, gpointer arg, gpointer user_data)
 {
-  (*(guint *)user_data)++;
+  (*(guint *) user_data)++;
 }
 
 static void
@@ -72,7 +72,7 @@ register_ok (Fixture *f, ZltTunnel *tunnel, const char *name, ZltProtocol protoc
 static gboolean
 deadline_cb (gpointer user_data)
 {
-  *(gboolean *)user_data = TRUE;
+  *(gboolean *) user_data = TRUE;
   return G_SOURCE_REMOVE;
 }
 

@@ -169,10 +169,8 @@ typedef struct
 
 #define ENDPOINT_READ_SIZE (64 * 1024)
 
-static void
-endpoint_read (Endpoint *ep);
-static void
-endpoint_send (Endpoint *ep);
+static void endpoint_read (Endpoint *ep);
+static void endpoint_send (Endpoint *ep);
 
 static Endpoint *
 endpoint_new (GSocketConnection *conn, GBytes *send)
@@ -419,7 +417,7 @@ fixture_start (Fixture *f)
 {
   zlt_relay_start (f->relay);
   g_assert_true (zlt_relay_is_running (f->relay));
-  g_object_add_weak_pointer (G_OBJECT (f->relay), (gpointer *)&f->relay);
+  g_object_add_weak_pointer (G_OBJECT (f->relay), (gpointer *) &f->relay);
   g_object_unref (f->relay);
   g_assert_nonnull (f->relay);
 }
@@ -735,7 +733,7 @@ test_concurrent (gconstpointer data)
 /* ---------------------------------------------------------------------------------
  * perf (-m perf): one 256 MiB stream, endpoints in threads as real peers would be */
 
-#define PERF_SIZE ((guint64)256 * 1024 * 1024)
+#define PERF_SIZE ((guint64) 256 * 1024 * 1024)
 #define PERF_CHUNK (256 * 1024)
 
 static gpointer
@@ -768,7 +766,7 @@ perf_recv_thread (gpointer data)
     got += n;
   g_assert_cmpint (n, ==, 0);
   g_socket_shutdown (sock, FALSE, TRUE, NULL); /* so the relay's other direction ends */
-  return GSIZE_TO_POINTER ((gsize)(got == PERF_SIZE));
+  return GSIZE_TO_POINTER ((gsize) (got == PERF_SIZE));
 }
 
 static double
@@ -802,7 +800,7 @@ perf_run (int how)
           a = wrap (ra, TRUE);
         }
       relay = zlt_relay_new (a, b);
-      g_object_add_weak_pointer (G_OBJECT (relay), (gpointer *)&relay);
+      g_object_add_weak_pointer (G_OBJECT (relay), (gpointer *) &relay);
       zlt_relay_start (relay);
       g_object_unref (relay);
       sender = g_thread_new ("send", perf_send_thread, conn_socket (client));
@@ -810,7 +808,7 @@ perf_run (int how)
       SPIN_UNTIL (relay == NULL);
     }
   ok = GPOINTER_TO_SIZE (g_thread_join (receiver)) != 0;
-  secs = (g_get_monotonic_time () - start) / (double)G_USEC_PER_SEC;
+  secs = (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC;
   g_thread_join (sender);
   g_assert_true (ok);
   spin_until_quiet (10);

@@ -55,8 +55,8 @@ test_large_transfer (Fixture *f, gconstpointer data)
   registry = zlt_server_get_registry (f->h.server);
   server_service = zlt_registry_lookup_service_by_port (registry, ZLT_PROTOCOL_TCP, t.port);
   g_assert_nonnull (server_service);
-  ZLT_TEST_WAIT_FOR (zlt_server_get_n_relays (f->h.server) == 0 &&
-                       zlt_agent_get_n_relays (f->h.agent) == 0,
+  ZLT_TEST_WAIT_FOR (zlt_server_get_n_relays (f->h.server) == 0
+                         && zlt_agent_get_n_relays (f->h.agent) == 0,
                      10000);
   g_assert_cmpuint (zlt_service_get_bytes_in (server_service), ==, t.n_bytes);
   g_assert_cmpuint (zlt_service_get_bytes_out (server_service), ==, t.n_bytes);
@@ -131,10 +131,10 @@ test_requested_port_and_unregister (Fixture *f, gconstpointer data)
   /* unregistering closes the public port */
   zlt_agent_remove_service (f->h.agent, "fixed", &error);
   g_assert_no_error (error);
-  ZLT_TEST_WAIT_FOR (
-    zlt_registry_lookup_service_by_port (zlt_server_get_registry (f->h.server), ZLT_PROTOCOL_TCP,
-                                         31150) == NULL,
-    5000);
+  ZLT_TEST_WAIT_FOR (zlt_registry_lookup_service_by_port (zlt_server_get_registry (f->h.server),
+                                                          ZLT_PROTOCOL_TCP, 31150)
+                         == NULL,
+                     5000);
   g_assert_true (zlt_test_connect_refused (port));
 }
 
@@ -166,10 +166,10 @@ main (int argc, char **argv)
   zlt_init ();
   g_test_add ("/tunnel/large-transfer-half-close", Fixture, NULL, fixture_setup,
               test_large_transfer, fixture_teardown);
-  g_test_add ("/tunnel/200-concurrent", Fixture, NULL, fixture_setup,
-              test_concurrent_connections, fixture_teardown);
-  g_test_add ("/tunnel/local-service-down", Fixture, NULL, fixture_setup,
-              test_local_service_down, fixture_teardown);
+  g_test_add ("/tunnel/200-concurrent", Fixture, NULL, fixture_setup, test_concurrent_connections,
+              fixture_teardown);
+  g_test_add ("/tunnel/local-service-down", Fixture, NULL, fixture_setup, test_local_service_down,
+              fixture_teardown);
   g_test_add ("/tunnel/requested-port-and-unregister", Fixture, NULL, fixture_setup,
               test_requested_port_and_unregister, fixture_teardown);
   g_test_add ("/tunnel/counters", Fixture, NULL, fixture_setup, test_server_counts_connections,

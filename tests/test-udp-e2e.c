@@ -43,8 +43,8 @@ udp_echo_new (void)
   g_autoptr (GSocketAddress) bound = NULL;
   g_autoptr (GError) error = NULL;
 
-  echo->socket =
-    g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
+  echo->socket
+      = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
   g_assert_no_error (error);
   g_socket_set_blocking (echo->socket, FALSE);
   g_socket_bind (echo->socket, address, FALSE, &error);
@@ -85,8 +85,8 @@ peer_thread (gpointer user_data)
 {
   Peer *p = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (GSocket) socket =
-    g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
+  g_autoptr (GSocket) socket
+      = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
   g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
   g_autoptr (GSocketAddress) server = g_inet_socket_address_new (lo, p->port);
   g_autofree guint8 *out = g_malloc (65507);
@@ -179,9 +179,9 @@ test_udp_datagrams (void)
   g_assert_cmpuint (zlt_service_get_bytes_in (service), >=, 1 + 1400 + 8000 + 65507);
 
   /* idle flows end by themselves (udp-idle-timeout=1 s), both sides of the tunnel */
-  ZLT_TEST_WAIT_FOR (zlt_service_get_active_connections (service) == 0 &&
-                       zlt_server_get_n_relays (h.server) == 0 &&
-                       zlt_agent_get_n_relays (h.agent) == 0,
+  ZLT_TEST_WAIT_FOR (zlt_service_get_active_connections (service) == 0
+                         && zlt_server_get_n_relays (h.server) == 0
+                         && zlt_agent_get_n_relays (h.agent) == 0,
                      10000);
 
   zlt_test_harness_clear (&h);

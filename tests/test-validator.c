@@ -21,7 +21,7 @@ static ZltPluginLoader *loader = NULL;
 static gboolean
 set_flag_cb (gpointer data)
 {
-  *(gboolean *)data = TRUE;
+  *(gboolean *) data = TRUE;
   return G_SOURCE_REMOVE;
 }
 
@@ -36,7 +36,7 @@ set_flag_cb (gpointer data)
     if (!_timed_out)                                                                               \
       g_source_remove (_id);                                                                       \
     if (!(expr))                                                                                   \
-      g_error ("timed out after %u ms waiting for: %s", (guint)(timeout_ms), #expr);               \
+      g_error ("timed out after %u ms waiting for: %s", (guint) (timeout_ms), #expr);              \
   }                                                                                                \
   G_STMT_END
 
@@ -216,7 +216,7 @@ fixture_teardown (Fixture *f, gconstpointer data)
 {
   if (f->validator != NULL)
     {
-      g_object_add_weak_pointer (G_OBJECT (f->validator), (gpointer *)&f->validator);
+      g_object_add_weak_pointer (G_OBJECT (f->validator), (gpointer *) &f->validator);
       g_object_unref (f->validator);
       /* nothing else may hold on to it: a leaked validator keeps watching files */
       g_assert_null (f->validator);
@@ -288,7 +288,7 @@ test_v1_grant (Fixture *f, gconstpointer data)
   g_assert_cmpstr (zlt_grant_get_name (grant), ==, "alice");
   services = zlt_grant_get_services (grant);
   g_assert_nonnull (services);
-  g_assert_cmpuint (g_strv_length ((char **)services), ==, 2);
+  g_assert_cmpuint (g_strv_length ((char **) services), ==, 2);
   g_assert_cmpstr (services[0], ==, "web");
   g_assert_cmpstr (services[1], ==, "ssh");
   g_assert_true (zlt_grant_allows_service (grant, "web"));
@@ -581,7 +581,7 @@ test_permissions (Fixture *f, gconstpointer data)
     {
       g_autoptr (GError) error = NULL;
       g_autoptr (ZltValidator) validator = NULL;
-      g_autofree char *mode = g_strdup_printf ("%04o", (guint)refused[i]);
+      g_autofree char *mode = g_strdup_printf ("%04o", (guint) refused[i]);
 
       write_file (f->path, line, refused[i]);
       validator = zlt_plugin_loader_new_validator (loader, "token-file", f->config, GROUP, &error);

@@ -131,8 +131,8 @@ zlt_test_echo_free (ZltTestEcho *echo)
 guint16
 zlt_test_closed_port (void)
 {
-  g_autoptr (GSocket) socket =
-    g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  g_autoptr (GSocket) socket
+      = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
   g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
   g_autoptr (GSocketAddress) address = g_inet_socket_address_new (lo, 0);
   g_autoptr (GSocketAddress) bound = NULL;
@@ -150,8 +150,8 @@ zlt_test_closed_port (void)
 static GSocket *
 connect_loopback (guint16 port, GError **error)
 {
-  g_autoptr (GSocket) socket =
-    g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
+  g_autoptr (GSocket) socket
+      = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
   g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
   g_autoptr (GSocketAddress) address = g_inet_socket_address_new (lo, port);
 
@@ -245,8 +245,8 @@ transfer_run (ZltTestTransfer *t)
         }
       else
         {
-          if (!send_all (socket, payload, t->n_bytes, &error) ||
-              !g_socket_shutdown (socket, FALSE, TRUE, &error))
+          if (!send_all (socket, payload, t->n_bytes, &error)
+              || !g_socket_shutdown (socket, FALSE, TRUE, &error))
             goto fail;
         }
       if (n > 1)
@@ -437,8 +437,8 @@ void
 zlt_test_harness_start_server (ZltTestHarness *h)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (ZltServerConfig) config = zlt_server_config_new_from_keyfile (h->server_keyfile,
-                                                                           &error);
+  g_autoptr (ZltServerConfig) config
+      = zlt_server_config_new_from_keyfile (h->server_keyfile, &error);
   g_autofree char *url = NULL;
 
   g_assert_no_error (error);
@@ -477,8 +477,8 @@ void
 zlt_test_harness_start_agent (ZltTestHarness *h)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (ZltClientConfig) config = zlt_client_config_new_from_keyfile (h->agent_keyfile,
-                                                                           &error);
+  g_autoptr (ZltClientConfig) config
+      = zlt_client_config_new_from_keyfile (h->agent_keyfile, &error);
 
   g_assert_no_error (error);
   h->agent = zlt_agent_new (config, h->loader, &error);
@@ -505,9 +505,9 @@ zlt_test_harness_wait_registered (ZltTestHarness *h, const char *name)
   ZltService *service = zlt_tunnel_lookup_service (tunnel, name);
 
   g_assert_nonnull (service);
-  ZLT_TEST_WAIT_FOR (zlt_agent_get_state (h->agent) == ZLT_TUNNEL_STATE_CONNECTED &&
-                       zlt_service_get_assigned_port (service) != 0 &&
-                       !zlt_uuid_is_nil (zlt_service_get_id (service)),
+  ZLT_TEST_WAIT_FOR (zlt_agent_get_state (h->agent) == ZLT_TUNNEL_STATE_CONNECTED
+                         && zlt_service_get_assigned_port (service) != 0
+                         && !zlt_uuid_is_nil (zlt_service_get_id (service)),
                      10000);
   return zlt_service_get_assigned_port (service);
 }
@@ -566,8 +566,8 @@ zlt_test_make_certificate (const char *dir, char **cert_file, char **key_file)
                           "--outfile %s",
                           key, tmpl, cert);
   /* capture the tool's chatter: our stdout is the TAP stream */
-  if (!g_spawn_command_line_sync (cmd1, &out1, &err1, &status, NULL) || status != 0 ||
-      !g_spawn_command_line_sync (cmd2, &out2, &err2, &status, NULL) || status != 0)
+  if (!g_spawn_command_line_sync (cmd1, &out1, &err1, &status, NULL) || status != 0
+      || !g_spawn_command_line_sync (cmd2, &out2, &err2, &status, NULL) || status != 0)
     return FALSE;
   *cert_file = g_steal_pointer (&cert);
   *key_file = g_steal_pointer (&key);
@@ -626,8 +626,8 @@ ws_connected (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   ZltTestWs *ws = user_data;
 
-  ws->conn = soup_session_websocket_connect_finish (SOUP_SESSION (source), result,
-                                                    &ws->connect_error);
+  ws->conn
+      = soup_session_websocket_connect_finish (SOUP_SESSION (source), result, &ws->connect_error);
   ws->connect_done = TRUE;
 }
 
@@ -643,8 +643,8 @@ zlt_test_ws_try_connect (guint16 port, const char *path, guint *status, GError *
   ws->session = soup_session_new ();
   ws->msg = soup_message_new (SOUP_METHOD_GET, url);
   g_assert_nonnull (ws->msg);
-  soup_session_websocket_connect_async (ws->session, ws->msg, NULL, NULL, G_PRIORITY_DEFAULT,
-                                        NULL, ws_connected, ws);
+  soup_session_websocket_connect_async (ws->session, ws->msg, NULL, NULL, G_PRIORITY_DEFAULT, NULL,
+                                        ws_connected, ws);
   ZLT_TEST_WAIT_FOR (ws->connect_done, 10000);
   if (status != NULL)
     *status = soup_message_get_status (ws->msg);
@@ -654,8 +654,8 @@ zlt_test_ws_try_connect (guint16 port, const char *path, guint *status, GError *
       zlt_test_ws_free (ws);
       return NULL;
     }
-  nonce_hex = soup_message_headers_get_one (soup_message_get_response_headers (ws->msg),
-                                            "X-Zlt-Nonce");
+  nonce_hex
+      = soup_message_headers_get_one (soup_message_get_response_headers (ws->msg), "X-Zlt-Nonce");
   if (nonce_hex != NULL)
     {
       g_autoptr (GBytes) nonce = zlt_test_bytes_from_hex (nonce_hex);
@@ -840,9 +840,9 @@ raw_thread (gpointer user_data)
     goto out;
   r->connected = TRUE;
   start = g_get_monotonic_time ();
-  if (r->request != NULL &&
-      !g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)), r->request,
-                                  strlen (r->request), NULL, NULL, &error))
+  if (r->request != NULL
+      && !g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)), r->request,
+                                     strlen (r->request), NULL, NULL, &error))
     goto out;
   while (TRUE)
     {
@@ -909,8 +909,8 @@ zlt_test_http_status (guint16 port, const char *request, guint timeout_ms)
   thread = zlt_test_raw_start (&raw);
   zlt_test_raw_finish (thread, &raw, timeout_ms);
   g_assert_null (raw.error);
-  if (g_str_has_prefix (raw.reply->str, "HTTP/1.1 ") ||
-      g_str_has_prefix (raw.reply->str, "HTTP/1.0 "))
+  if (g_str_has_prefix (raw.reply->str, "HTTP/1.1 ")
+      || g_str_has_prefix (raw.reply->str, "HTTP/1.0 "))
     status = (guint) g_ascii_strtoull (raw.reply->str + 9, NULL, 10);
   zlt_test_raw_clear (&raw);
   return status;

@@ -11,20 +11,20 @@ G_BEGIN_DECLS
 /* Spins the thread-default main context until @expr holds, failing the test after
  * @timeout_ms. A 20 ms tick keeps re-checking conditions that no event announces
  * (a thread finishing); otherwise the context wakes on the events themselves. */
-#define ZLT_TEST_WAIT_FOR(expr, timeout_ms)                                                       \
-  G_STMT_START                                                                                    \
-  {                                                                                               \
-    gint64 _deadline = g_get_monotonic_time () + (gint64) (timeout_ms) * 1000;                    \
-    GSource *_tick = g_timeout_source_new (20);                                                   \
-    g_source_set_callback (_tick, zlt_test_tick, NULL, NULL);                                     \
-    g_source_attach (_tick, g_main_context_get_thread_default ());                                \
-    while (!(expr) && g_get_monotonic_time () < _deadline)                                        \
-      g_main_context_iteration (g_main_context_get_thread_default (), TRUE);                      \
-    g_source_destroy (_tick);                                                                     \
-    g_source_unref (_tick);                                                                       \
-    if (!(expr))                                                                                  \
-      g_error ("timed out after %u ms waiting for: %s", (guint) (timeout_ms), #expr);             \
-  }                                                                                               \
+#define ZLT_TEST_WAIT_FOR(expr, timeout_ms)                                                        \
+  G_STMT_START                                                                                     \
+  {                                                                                                \
+    gint64 _deadline = g_get_monotonic_time () + (gint64) (timeout_ms) *1000;                      \
+    GSource *_tick = g_timeout_source_new (20);                                                    \
+    g_source_set_callback (_tick, zlt_test_tick, NULL, NULL);                                      \
+    g_source_attach (_tick, g_main_context_get_thread_default ());                                 \
+    while (!(expr) && g_get_monotonic_time () < _deadline)                                         \
+      g_main_context_iteration (g_main_context_get_thread_default (), TRUE);                       \
+    g_source_destroy (_tick);                                                                      \
+    g_source_unref (_tick);                                                                        \
+    if (!(expr))                                                                                   \
+      g_error ("timed out after %u ms waiting for: %s", (guint) (timeout_ms), #expr);              \
+  }                                                                                                \
   G_STMT_END
 gboolean zlt_test_tick (gpointer data);
 
@@ -44,7 +44,7 @@ guint16 zlt_test_closed_port (void);
 typedef struct
 {
   guint16 port;
-  gsize n_bytes;      /* random bytes to send before half-closing */
+  gsize n_bytes; /* random bytes to send before half-closing */
   guint n_connections;
   /* results */
   gboolean ok;
@@ -70,8 +70,8 @@ typedef struct
 {
   char *tmpdir;
   char *token;
-  char *token_file;        /* the server's file of hashes */
-  char *agent_token_file;  /* the agent's token */
+  char *token_file;       /* the server's file of hashes */
+  char *agent_token_file; /* the agent's token */
   GKeyFile *server_keyfile;
   GKeyFile *agent_keyfile;
   ZltPluginLoader *loader;
@@ -111,8 +111,7 @@ typedef struct _ZltTestWs ZltTestWs;
 ZltTestWs *zlt_test_ws_connect (guint16 port, const char *path);
 /* The same, returning NULL and the error when the upgrade fails, with the HTTP
  * status in @status (optional). */
-ZltTestWs *zlt_test_ws_try_connect (guint16 port, const char *path, guint *status,
-                                    GError **error);
+ZltTestWs *zlt_test_ws_try_connect (guint16 port, const char *path, guint *status, GError **error);
 void zlt_test_ws_set_auto_ack (ZltTestWs *ws, gboolean auto_ack);
 /* The 32 raw bytes of the upgrade's X-Zlt-Nonce header, NULL when there was none. */
 GBytes *zlt_test_ws_get_nonce (ZltTestWs *ws);
@@ -126,8 +125,7 @@ void zlt_test_ws_send_message (ZltTestWs *ws, const ZltMessage *msg);
 GBytes *zlt_test_ws_next (ZltTestWs *ws, guint timeout_ms);
 /* The next message, which must be exactly one frame of @type; returns it decoded and,
  * in @raw (optional), its bytes. Fails the test otherwise. */
-ZltMessage *zlt_test_ws_expect (ZltTestWs *ws, ZltMessageType type, GBytes **raw,
-                                guint timeout_ms);
+ZltMessage *zlt_test_ws_expect (ZltTestWs *ws, ZltMessageType type, GBytes **raw, guint timeout_ms);
 /* Waits until the connection is closed; returns the close code the server sent. */
 gushort zlt_test_ws_wait_closed (ZltTestWs *ws, guint timeout_ms);
 gboolean zlt_test_ws_is_closed (ZltTestWs *ws);

@@ -71,7 +71,7 @@ zlt_tcp_listener_new (const char *bind_address, guint16 port, GError **error)
   if (inet == NULL)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                   _("“%s” is not an IP address to listen on"), bind_address);
+                   _ ("“%s” is not an IP address to listen on"), bind_address);
       return NULL;
     }
   self = g_object_new (ZLT_TYPE_TCP_LISTENER, NULL);
@@ -80,17 +80,17 @@ zlt_tcp_listener_new (const char *bind_address, guint16 port, GError **error)
   g_socket_listener_set_backlog (G_SOCKET_LISTENER (self->service), 1024);
   address = g_inet_socket_address_new (inet, port);
   if (!g_socket_listener_add_address (G_SOCKET_LISTENER (self->service), address,
-                                      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,
-                                      &effective, error))
+                                      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL, &effective,
+                                      error))
     {
       if (error != NULL && g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE))
         {
           g_clear_error (error);
           g_set_error (error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE,
-                       _("port %u is already in use on %s"), port, bind_address);
+                       _ ("port %u is already in use on %s"), port, bind_address);
         }
       else
-        g_prefix_error (error, _("failed to listen on %s:%u: "), bind_address, port);
+        g_prefix_error (error, _ ("failed to listen on %s:%u: "), bind_address, port);
       return NULL;
     }
   zlt_listener_set_port (ZLT_LISTENER (self),

@@ -102,7 +102,7 @@ read_token_file (const char *path, gsize *len_out, GError **error)
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INSECURE,
                    _ ("token file %s belongs to uid %u; it must belong to root or to the user "
                       "the server runs as (uid %u)"),
-                   path, (guint)st.st_uid, (guint)geteuid ());
+                   path, (guint) st.st_uid, (guint) geteuid ());
       g_close (fd, NULL);
       return NULL;
     }
@@ -111,7 +111,7 @@ read_token_file (const char *path, gsize *len_out, GError **error)
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INSECURE,
                    _ ("token file %s can be written by group or others or read by others "
                       "(mode %04o); run chmod 600 on it"),
-                   path, (guint)(st.st_mode & 07777));
+                   path, (guint) (st.st_mode & 07777));
       g_close (fd, NULL);
       return NULL;
     }
@@ -119,13 +119,13 @@ read_token_file (const char *path, gsize *len_out, GError **error)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
                    _ ("token file %s is larger than %u bytes"), path,
-                   (guint)ZLT_TOKEN_FILE_MAX_SIZE);
+                   (guint) ZLT_TOKEN_FILE_MAX_SIZE);
       g_close (fd, NULL);
       return NULL;
     }
 
   /* one byte more than fstat said tells a file that grew meanwhile */
-  cap = (gsize)st.st_size + 1;
+  cap = (gsize) st.st_size + 1;
   buf = g_malloc (cap + 1);
   while (len < cap)
     {
@@ -178,7 +178,7 @@ zlt_token_file_validator_load (ZltTokenFileValidator *self, gboolean *changed, G
   data = read_token_file (self->path, &len, error);
   if (data == NULL)
     return FALSE;
-  g_checksum_update (checksum, (const guchar *)data, len);
+  g_checksum_update (checksum, (const guchar *) data, len);
   g_checksum_get_digest (checksum, digest, &digest_len);
   set = zlt_token_set_parse (data, len, self->path, error);
   wipe (data, len);
@@ -353,7 +353,7 @@ zlt_token_file_validator_validate (ZltValidator *validator, const ZltCredential 
                    entry->name, when != NULL ? when : "?");
       return NULL;
     }
-  return zlt_grant_new (entry->name, entry->hash, (const char *const *)entry->services,
+  return zlt_grant_new (entry->name, entry->hash, (const char *const *) entry->services,
                         entry->expiry);
 }
 

@@ -36,7 +36,7 @@ zlt_token_entry_new (const char *name, const guint8 hash[ZLT_HASH_SIZE],
   memcpy (entry->key_id, hex, ZLT_KEY_ID_LEN);
   entry->key_id[ZLT_KEY_ID_LEN] = '\0';
   entry->name = g_strdup (name != NULL ? name : entry->key_id);
-  entry->services = g_strdupv ((char **)services);
+  entry->services = g_strdupv ((char **) services);
   entry->expiry = expiry;
   return entry;
 }
@@ -94,9 +94,9 @@ zlt_token_set_new (void)
 {
   ZltTokenSet *set = g_new0 (ZltTokenSet, 1);
 
-  set->entries = g_ptr_array_new_with_free_func ((GDestroyNotify)zlt_token_entry_free);
+  set->entries = g_ptr_array_new_with_free_func ((GDestroyNotify) zlt_token_entry_free);
   set->by_key_id
-      = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
+      = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) g_ptr_array_unref);
   return set;
 }
 
@@ -271,7 +271,7 @@ parse_services (const char *value, GStrv *out, GError **error)
           g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
                        _ ("services: entry %u is not a service name (1 to %u letters, digits, "
                           "'-' or '_'; or * alone for all)"),
-                       i + 1, (guint)ZLT_SERVICE_NAME_MAX);
+                       i + 1, (guint) ZLT_SERVICE_NAME_MAX);
           return FALSE;
         }
     }
@@ -302,7 +302,7 @@ parse_expires (const char *value, gint64 *out, GError **error)
                                _ ("expires: unix time out of range"));
           return FALSE;
         }
-      *out = (gint64)seconds;
+      *out = (gint64) seconds;
     }
   else
     {
@@ -383,7 +383,7 @@ parse_line (char *line, GError **error)
               g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
                            _ ("name: must be 1 to %u bytes of UTF-8 without spaces or control "
                               "characters"),
-                           (guint)ZLT_TOKEN_NAME_MAX);
+                           (guint) ZLT_TOKEN_NAME_MAX);
               return NULL;
             }
           name = g_strdup (eq + 1);
@@ -430,7 +430,7 @@ parse_line (char *line, GError **error)
       g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG, _ ("empty line"));
       return NULL;
     }
-  return zlt_token_entry_new (name, hash, (const char *const *)services, expiry);
+  return zlt_token_entry_new (name, hash, (const char *const *) services, expiry);
 }
 
 static const ZltTokenEntry *

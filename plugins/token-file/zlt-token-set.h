@@ -16,34 +16,23 @@ typedef struct
   guint line;     /* where it came from in the file; 0 for runtime tokens */
 } ZltTokenEntry;
 
-ZltTokenEntry *
-zlt_token_entry_new (const char *name, const guint8 hash[ZLT_HASH_SIZE],
-                     const char *const *services, gint64 expiry);
-void
-zlt_token_entry_free (ZltTokenEntry *entry);
-gboolean
-zlt_token_entry_is_expired (const ZltTokenEntry *entry, gint64 now);
+ZltTokenEntry *zlt_token_entry_new (const char *name, const guint8 hash[ZLT_HASH_SIZE],
+                                    const char *const *services, gint64 expiry);
+void zlt_token_entry_free (ZltTokenEntry *entry);
+gboolean zlt_token_entry_is_expired (const ZltTokenEntry *entry, gint64 now);
 
 typedef struct _ZltTokenSet ZltTokenSet;
 
-ZltTokenSet *
-zlt_token_set_new (void);
-ZltTokenSet *
-zlt_token_set_parse (const char *data, gsize len, const char *origin, GError **error);
-void
-zlt_token_set_free (ZltTokenSet *set);
+ZltTokenSet *zlt_token_set_new (void);
+ZltTokenSet *zlt_token_set_parse (const char *data, gsize len, const char *origin, GError **error);
+void zlt_token_set_free (ZltTokenSet *set);
 
-guint
-zlt_token_set_get_size (ZltTokenSet *set);
-void
-zlt_token_set_add (ZltTokenSet *set, ZltTokenEntry *entry);
-gboolean
-zlt_token_set_remove_name (ZltTokenSet *set, const char *name);
-const ZltTokenEntry *
-zlt_token_set_find (ZltTokenSet *set, const ZltCredential *credential);
+guint zlt_token_set_get_size (ZltTokenSet *set);
+void zlt_token_set_add (ZltTokenSet *set, ZltTokenEntry *entry);
+gboolean zlt_token_set_remove_name (ZltTokenSet *set, const char *name);
+const ZltTokenEntry *zlt_token_set_find (ZltTokenSet *set, const ZltCredential *credential);
 
-gboolean
-zlt_token_name_is_valid (const char *name);
+gboolean zlt_token_name_is_valid (const char *name);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZltTokenEntry, zlt_token_entry_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZltTokenSet, zlt_token_set_free)

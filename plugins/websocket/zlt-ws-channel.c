@@ -25,7 +25,7 @@ on_message (SoupWebsocketConnection *connection, gint type, GBytes *message, gpo
       /* v1 peers never send text: anything else is a protocol violation */
       if (self->error == NULL)
         self->error = g_error_new (ZLT_ERROR, ZLT_ERROR_PROTOCOL,
-                                   _("peer sent a text message on the control channel"));
+                                   _ ("peer sent a text message on the control channel"));
       soup_websocket_connection_close (connection, SOUP_WEBSOCKET_CLOSE_UNSUPPORTED_DATA,
                                        "binary frames only");
       return;
@@ -42,10 +42,9 @@ on_error (SoupWebsocketConnection *connection, GError *error, gpointer user_data
     self->error = g_error_copy (error);
   /* libsoup drops the connection without a word when a message is over the limit;
    * say why first (1009), while the connection still takes a frame */
-  if (g_error_matches (error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG) &&
-      soup_websocket_connection_get_state (connection) == SOUP_WEBSOCKET_STATE_OPEN)
-    soup_websocket_connection_close (connection, SOUP_WEBSOCKET_CLOSE_TOO_BIG,
-                                     "message too big");
+  if (g_error_matches (error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG)
+      && soup_websocket_connection_get_state (connection) == SOUP_WEBSOCKET_STATE_OPEN)
+    soup_websocket_connection_close (connection, SOUP_WEBSOCKET_CLOSE_TOO_BIG, "message too big");
 }
 
 static void
@@ -54,11 +53,11 @@ on_closed (SoupWebsocketConnection *connection, gpointer user_data)
   ZltWsChannel *self = user_data;
   gushort code = soup_websocket_connection_get_close_code (connection);
 
-  if (self->error == NULL && code != SOUP_WEBSOCKET_CLOSE_NORMAL &&
-      code != SOUP_WEBSOCKET_CLOSE_GOING_AWAY && code != 0)
+  if (self->error == NULL && code != SOUP_WEBSOCKET_CLOSE_NORMAL
+      && code != SOUP_WEBSOCKET_CLOSE_GOING_AWAY && code != 0)
     {
       const char *data = soup_websocket_connection_get_close_data (connection);
-      self->error = g_error_new (ZLT_ERROR, ZLT_ERROR_CLOSED, _("connection closed (code %u%s%s)"),
+      self->error = g_error_new (ZLT_ERROR, ZLT_ERROR_CLOSED, _ ("connection closed (code %u%s%s)"),
                                  code, data && *data ? ": " : "", data ? data : "");
     }
   zlt_channel_emit_closed (ZLT_CHANNEL (self), self->error);
@@ -73,7 +72,7 @@ zlt_ws_channel_send (ZltChannel *channel, GBytes *message, GError **error)
 
   if (soup_websocket_connection_get_state (self->connection) != SOUP_WEBSOCKET_STATE_OPEN)
     {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED, _("connection is closing"));
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED, _ ("connection is closing"));
       return FALSE;
     }
   data = g_bytes_get_data (message, &len);

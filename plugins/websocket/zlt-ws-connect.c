@@ -90,22 +90,22 @@ control_connected (GObject *source, GAsyncResult *result, gpointer user_data)
       guint status = soup_message_get_status (d->msg);
       if (status == SOUP_STATUS_NOT_FOUND)
         g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
-                                 _("the server has no tunnel endpoint at this path (404)"));
+                                 _ ("the server has no tunnel endpoint at this path (404)"));
       else if (d->rejected != NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         g_task_return_error (task, g_steal_pointer (&d->rejected));
       else
         g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
-  if (is_tls_url (soup_message_get_uri (d->msg)) &&
-      !zlt_tls_check_peer (d->tls, soup_message_get_tls_peer_certificate (d->msg), &error))
+  if (is_tls_url (soup_message_get_uri (d->msg))
+      && !zlt_tls_check_peer (d->tls, soup_message_get_tls_peer_certificate (d->msg), &error))
     {
       soup_websocket_connection_close (ws, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, NULL);
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
-  nonce_hex =
-    soup_message_headers_get_one (soup_message_get_response_headers (d->msg), "X-Zlt-Nonce");
+  nonce_hex
+      = soup_message_headers_get_one (soup_message_get_response_headers (d->msg), "X-Zlt-Nonce");
   if (nonce_hex != NULL)
     {
       guint8 raw[ZLT_NONCE_SIZE];
@@ -113,7 +113,7 @@ control_connected (GObject *source, GAsyncResult *result, gpointer user_data)
         {
           soup_websocket_connection_close (ws, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, NULL);
           g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
-                                   _("server sent a malformed challenge nonce"));
+                                   _ ("server sent a malformed challenge nonce"));
           return;
         }
       nonce = g_bytes_new (raw, sizeof raw);
@@ -145,7 +145,7 @@ zlt_ws_connect_control_async (GUri *url, const ZltTlsOptions *tls, guint timeout
       if (db == NULL)
         {
           g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_TLS,
-                                   _("failed to load CA file %s: %s"), tls->ca_file,
+                                   _ ("failed to load CA file %s: %s"), tls->ca_file,
                                    error->message);
           return;
         }
@@ -224,7 +224,7 @@ head_read (GObject *source, GAsyncResult *result, gpointer user_data)
   if (g_bytes_get_size (chunk) == 0)
     {
       g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_CLOSED,
-                               _("server closed the data connection during the upgrade"));
+                               _ ("server closed the data connection during the upgrade"));
       return;
     }
   g_byte_array_append (d->head, g_bytes_get_data (chunk, NULL), g_bytes_get_size (chunk));
@@ -233,7 +233,7 @@ head_read (GObject *source, GAsyncResult *result, gpointer user_data)
     {
       if (d->head->len > MAX_RESPONSE_HEAD)
         g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
-                                 _("data upgrade response too large"));
+                                 _ ("data upgrade response too large"));
       else
         read_head (g_steal_pointer (&task));
       return;
@@ -244,17 +244,17 @@ head_read (GObject *source, GAsyncResult *result, gpointer user_data)
                                     &status, &reason))
     {
       g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
-                               _("malformed data upgrade response"));
+                               _ ("malformed data upgrade response"));
       return;
     }
   if (status != SOUP_STATUS_SWITCHING_PROTOCOLS)
     {
-      g_task_return_new_error (task, ZLT_ERROR, status == 403 ? ZLT_ERROR_NOT_ALLOWED
-                                                 : status == 404 || status == 410
-                                                   ? ZLT_ERROR_NOT_FOUND
-                                                 : status == 409 ? ZLT_ERROR_DUPLICATE_NAME
-                                                                 : ZLT_ERROR_PROTOCOL,
-                               _("server refused the data connection: %u %s"), status,
+      g_task_return_new_error (task, ZLT_ERROR,
+                               status == 403                    ? ZLT_ERROR_NOT_ALLOWED
+                               : status == 404 || status == 410 ? ZLT_ERROR_NOT_FOUND
+                               : status == 409                  ? ZLT_ERROR_DUPLICATE_NAME
+                                                                : ZLT_ERROR_PROTOCOL,
+                               _ ("server refused the data connection: %u %s"), status,
                                reason ? reason : "");
       return;
     }
@@ -310,9 +310,8 @@ tls_done (GObject *source, GAsyncResult *result, gpointer user_data)
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
-  if (!zlt_tls_check_peer (d->tls,
-                           g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (source)),
-                           &error))
+  if (!zlt_tls_check_peer (
+          d->tls, g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (source)), &error))
     {
       g_task_return_error (task, g_steal_pointer (&error));
       return;
@@ -338,8 +337,8 @@ connected (GObject *source, GAsyncResult *result, gpointer user_data)
   if (d->tls != NULL)
     {
       g_autoptr (GSocketConnectable) identity = g_network_address_new (d->host, d->port);
-      g_autoptr (GIOStream) tls =
-        zlt_tls_client_connection_new (G_IO_STREAM (connection), identity, d->tls, &error);
+      g_autoptr (GIOStream) tls
+          = zlt_tls_client_connection_new (G_IO_STREAM (connection), identity, d->tls, &error);
       /* taken before the call that steals the task: argument evaluation order is
        * unspecified */
       GCancellable *cancellable = g_task_get_cancellable (task);
@@ -369,11 +368,10 @@ data_timeout (gpointer user_data)
 }
 
 void
-zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *tls, const char *tunnel_id,
-                        const char *connection_id, const char *mac, const char *service,
-                        guint timeout_ms,
-                        GCancellable *cancellable, GAsyncReadyCallback callback,
-                        gpointer user_data)
+zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *tls,
+                        const char *tunnel_id, const char *connection_id, const char *mac,
+                        const char *service, guint timeout_ms, GCancellable *cancellable,
+                        GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr (GCancellable) own = g_cancellable_new ();
   g_autoptr (GTask) task = NULL;

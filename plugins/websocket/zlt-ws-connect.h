@@ -15,11 +15,10 @@ ZltChannel *zlt_ws_connect_control_finish (GAsyncResult *result, GError **error)
 /* @client is shared by all data connections of a transport (its proxy setting is
  * decided once, see ZltWsTransport); @service (nullable) makes it an access stream
  * (X-Zlt-Service, PROTOCOL-v2.md §6) */
-void zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *tls, const char *tunnel_id,
-                             const char *connection_id, const char *mac, const char *service,
-                             guint timeout_ms,
-                             GCancellable *cancellable, GAsyncReadyCallback callback,
-                             gpointer user_data);
+void zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *tls,
+                             const char *tunnel_id, const char *connection_id, const char *mac,
+                             const char *service, guint timeout_ms, GCancellable *cancellable,
+                             GAsyncReadyCallback callback, gpointer user_data);
 GIOStream *zlt_ws_open_data_finish (GAsyncResult *result, GBytes **prefix, GError **error);
 
 G_END_DECLS

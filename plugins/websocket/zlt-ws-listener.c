@@ -116,16 +116,15 @@ on_incoming (GSocketService *service, GSocketConnection *connection, GObject *so
   if (self->certificate != NULL)
     {
       g_autoptr (GError) error = NULL;
-      g_autoptr (GIOStream) tls =
-        zlt_tls_server_connection_new (G_IO_STREAM (connection), self->certificate, &error);
+      g_autoptr (GIOStream) tls
+          = zlt_tls_server_connection_new (G_IO_STREAM (connection), self->certificate, &error);
       if (tls == NULL)
         {
           g_debug ("cannot start TLS: %s", error->message);
           return TRUE;
         }
       g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT,
-                                        self->cancellable, tls_handshake_done,
-                                        g_object_ref (self));
+                                        self->cancellable, tls_handshake_done, g_object_ref (self));
       return TRUE;
     }
   hand_to_soup (self, G_IO_STREAM (connection), connection);
@@ -139,8 +138,7 @@ static GIOStream *
 take_back (ZltWsListener *self, SoupServerMessage *msg, GIOStream **ours, char **peer_out)
 {
   g_autoptr (GIOStream) stolen = NULL;
-  g_autofree char *peer =
-    zlt_net_format_address (soup_server_message_get_remote_address (msg));
+  g_autofree char *peer = zlt_net_format_address (soup_server_message_get_remote_address (msg));
   ZltWsPending *p = peer ? g_hash_table_lookup (self->pending, peer) : NULL;
 
   stolen = soup_server_message_steal_connection (msg);
@@ -242,10 +240,10 @@ handle_data (ZltWsListener *self, SoupServerMessage *msg)
   const char *service = soup_message_headers_get_one (req, "X-Zlt-Service");
   guint status;
 
-  if (soup_server_message_get_method (msg) != SOUP_METHOD_GET ||
-      !soup_message_headers_header_contains (req, "Upgrade", ZLT_WS_DATA_UPGRADE) ||
-      !soup_message_headers_header_contains (req, "Connection", "Upgrade") || tunnel_id == NULL ||
-      connection_id == NULL || mac == NULL)
+  if (soup_server_message_get_method (msg) != SOUP_METHOD_GET
+      || !soup_message_headers_header_contains (req, "Upgrade", ZLT_WS_DATA_UPGRADE)
+      || !soup_message_headers_header_contains (req, "Connection", "Upgrade") || tunnel_id == NULL
+      || connection_id == NULL || mac == NULL)
     {
       reply_text (msg, SOUP_STATUS_BAD_REQUEST, "not a zlt data upgrade");
       return;
@@ -331,8 +329,8 @@ zlt_ws_listener_class_init (ZltWsListenerClass *klass)
 static void
 zlt_ws_listener_init (ZltWsListener *self)
 {
-  self->pending = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-                                         (GDestroyNotify) pending_free);
+  self->pending
+      = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) pending_free);
   self->cancellable = g_cancellable_new ();
 }
 
@@ -349,7 +347,7 @@ zlt_ws_listener_new (const char *bind_address, guint16 port, GTlsCertificate *ce
   if (inet == NULL)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                   _("“%s” is not an IP address to listen on"), bind_address);
+                   _ ("“%s” is not an IP address to listen on"), bind_address);
       return NULL;
     }
   self = g_object_new (ZLT_TYPE_WS_LISTENER, NULL);
@@ -362,10 +360,10 @@ zlt_ws_listener_new (const char *bind_address, guint16 port, GTlsCertificate *ce
   g_socket_listener_set_backlog (G_SOCKET_LISTENER (self->service), 1024);
   address = g_inet_socket_address_new (inet, port);
   if (!g_socket_listener_add_address (G_SOCKET_LISTENER (self->service), address,
-                                      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,
-                                      &effective, error))
+                                      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL, &effective,
+                                      error))
     {
-      g_prefix_error (error, _("failed to listen on %s:%u: "), bind_address, port);
+      g_prefix_error (error, _ ("failed to listen on %s:%u: "), bind_address, port);
       return NULL;
     }
   zlt_listener_set_port (ZLT_LISTENER (self),

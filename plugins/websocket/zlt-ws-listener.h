@@ -15,7 +15,7 @@ G_DECLARE_FINAL_TYPE (ZltWsListener, zlt_ws_listener, ZLT, WS_LISTENER, ZltContr
 #define ZLT_WS_DATA_UPGRADE "zlt-data/2"
 
 ZltControlListener *zlt_ws_listener_new (const char *bind_address, guint16 port,
-                                  GTlsCertificate *certificate, guint handshake_timeout_ms,
-                                  GError **error);
+                                         GTlsCertificate *certificate, guint handshake_timeout_ms,
+                                         GError **error);
 
 G_END_DECLS

@@ -43,8 +43,8 @@ proxy_looked_up (GObject *source, GAsyncResult *result, gpointer user_data)
   g_auto (GStrv) proxies = g_proxy_resolver_lookup_finish (G_PROXY_RESOLVER (source), result, NULL);
 
   /* anything but a plain "direct://" keeps GSocketClient's own proxy handling */
-  if (proxies != NULL && proxies[0] != NULL && proxies[1] == NULL &&
-      g_str_equal (proxies[0], "direct://"))
+  if (proxies != NULL && proxies[0] != NULL && proxies[1] == NULL
+      && g_str_equal (proxies[0], "direct://"))
     g_socket_client_set_enable_proxy (self->data_client, FALSE);
 }
 
@@ -82,17 +82,16 @@ zlt_ws_transport_open_data_async (ZltControlTransport *transport, GUri *url,
                                   GCancellable *cancellable, GAsyncReadyCallback callback,
                                   gpointer user_data)
 {
-  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id, connection_id, mac, NULL, timeout_ms, cancellable,
-                          callback, user_data);
+  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id,
+                          connection_id, mac, NULL, timeout_ms, cancellable, callback, user_data);
 }
 
 static void
 zlt_ws_transport_open_access_async (ZltControlTransport *transport, GUri *url,
                                     const ZltTlsOptions *tls, const char *tunnel_id,
-                                    const char *connection_id, const char *mac,
-                                    const char *service, guint timeout_ms,
-                                    GCancellable *cancellable, GAsyncReadyCallback callback,
-                                    gpointer user_data)
+                                    const char *connection_id, const char *mac, const char *service,
+                                    guint timeout_ms, GCancellable *cancellable,
+                                    GAsyncReadyCallback callback, gpointer user_data)
 {
   zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id,
                           connection_id, mac, service, timeout_ms, cancellable, callback,

@@ -6,8 +6,7 @@
 G_MODULE_EXPORT extern const guint32 zlt_plugin_abi_version;
 G_MODULE_EXPORT const guint32 zlt_plugin_abi_version = ZLT_PLUGIN_ABI_VERSION + 41;
 
-G_MODULE_EXPORT gboolean
-zlt_plugin_register (ZltPluginLoader *loader, GError **error);
+G_MODULE_EXPORT gboolean zlt_plugin_register (ZltPluginLoader *loader, GError **error);
 
 G_MODULE_EXPORT gboolean
 zlt_plugin_register (ZltPluginLoader *loader, GError **error)

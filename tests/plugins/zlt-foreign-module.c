@@ -3,8 +3,7 @@
 
 #include <gmodule.h>
 
-G_MODULE_EXPORT int
-zlt_foreign_answer (void);
+G_MODULE_EXPORT int zlt_foreign_answer (void);
 
 G_MODULE_EXPORT int
 zlt_foreign_answer (void)

@@ -183,7 +183,7 @@ zlt_test_validator_add_token (ZltValidator *validator, const char *name,
 
   token->name = g_strdup (name);
   memcpy (token->hash, hash, ZLT_HASH_SIZE);
-  token->services = g_strdupv ((char **)services);
+  token->services = g_strdupv ((char **) services);
   token->expiry = expiry;
   g_hash_table_replace (self->tokens, g_strndup (hex, ZLT_KEY_ID_LEN), token);
   return TRUE;
@@ -192,7 +192,7 @@ zlt_test_validator_add_token (ZltValidator *validator, const char *name,
 static gboolean
 zlt_test_validator_remove_name_cb (gpointer key, gpointer value, gpointer user_data)
 {
-  return g_strcmp0 (((ZltTestToken *)value)->name, user_data) == 0;
+  return g_strcmp0 (((ZltTestToken *) value)->name, user_data) == 0;
 }
 
 static gboolean
@@ -200,7 +200,7 @@ zlt_test_validator_remove_token (ZltValidator *validator, const char *name, GErr
 {
   ZltTestValidator *self = ZLT_TEST_VALIDATOR (validator);
 
-  if (g_hash_table_foreach_remove (self->tokens, zlt_test_validator_remove_name_cb, (gpointer)name)
+  if (g_hash_table_foreach_remove (self->tokens, zlt_test_validator_remove_name_cb, (gpointer) name)
       == 0)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, "no token named %s", name);
@@ -233,7 +233,7 @@ zlt_test_validator_configure (ZltValidator *validator, GKeyFile *config, const c
       return FALSE;
     }
   services = g_key_file_get_string_list (config, group, "services", NULL, NULL);
-  return zlt_test_validator_add_token (validator, name, hash, (const char *const *)services,
+  return zlt_test_validator_add_token (validator, name, hash, (const char *const *) services,
                                        g_key_file_get_int64 (config, group, "expiry", NULL), error);
 }
 
@@ -251,7 +251,7 @@ zlt_test_validator_validate (ZltValidator *validator, const ZltCredential *crede
       return NULL;
     }
   /* expiry is left to the base class on purpose */
-  return zlt_grant_new (token->name, token->hash, (const char *const *)token->services,
+  return zlt_grant_new (token->name, token->hash, (const char *const *) token->services,
                         token->expiry);
 }
 
@@ -281,7 +281,7 @@ static void
 zlt_test_validator_init (ZltTestValidator *self)
 {
   self->tokens = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                        (GDestroyNotify)zlt_test_token_free);
+                                        (GDestroyNotify) zlt_test_token_free);
 }
 
 /* ZltTestInsecureValidator */
