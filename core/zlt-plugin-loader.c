@@ -575,3 +575,39 @@ zlt_plugin_loader_new_validator (ZltPluginLoader *self, const char *name, GKeyFi
     }
   return g_steal_pointer (&validator);
 }
+
+gboolean
+zlt_plugin_loader_new_tunnel_transports (ZltPluginLoader *self, ZltControlTransport **control,
+                                         ZltTransport **tcp, ZltTransport **udp, GError **error)
+{
+  g_autoptr (ZltTransport) ws = NULL;
+  g_autoptr (ZltTransport) plain = NULL;
+  g_autoptr (ZltTransport) datagram = NULL;
+
+  g_return_val_if_fail (ZLT_IS_PLUGIN_LOADER (self), FALSE);
+  g_return_val_if_fail (control != NULL && tcp != NULL && udp != NULL, FALSE);
+
+  ws = zlt_plugin_loader_new_transport (self, "websocket", error);
+  if (ws == NULL)
+    return FALSE;
+  if (!ZLT_IS_CONTROL_TRANSPORT (ws))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_PLUGIN,
+                   _ ("transport “websocket” cannot carry control channels"));
+      return FALSE;
+    }
+  plain = zlt_plugin_loader_new_transport (self, "tcp", error);
+  if (plain == NULL)
+    return FALSE;
+  /* optional: without it, UDP services are refused with a clear reason */
+  if (zlt_plugin_loader_get_transport_type (self, "udp") != G_TYPE_INVALID)
+    {
+      datagram = zlt_plugin_loader_new_transport (self, "udp", error);
+      if (datagram == NULL)
+        return FALSE;
+    }
+  *control = ZLT_CONTROL_TRANSPORT (g_steal_pointer (&ws));
+  *tcp = g_steal_pointer (&plain);
+  *udp = g_steal_pointer (&datagram);
+  return TRUE;
+}

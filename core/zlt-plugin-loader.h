@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 #include <gmodule.h>
 
+#include "zlt-control-transport.h"
 #include "zlt-transport.h"
 #include "zlt-validator.h"
 
@@ -62,6 +63,11 @@ GType zlt_plugin_loader_get_validator_type (ZltPluginLoader *self, const char *n
 GStrv zlt_plugin_loader_list_transports (ZltPluginLoader *self);
 GStrv zlt_plugin_loader_list_validators (ZltPluginLoader *self);
 
+/* The transports both ends of a tunnel need: "websocket" (control channel and data
+ * connections), "tcp", and "udp" when that plugin is there (*udp is NULL otherwise). */
+gboolean zlt_plugin_loader_new_tunnel_transports (ZltPluginLoader *self,
+                                                  ZltControlTransport **control, ZltTransport **tcp,
+                                                  ZltTransport **udp, GError **error);
 ZltTransport *zlt_plugin_loader_new_transport (ZltPluginLoader *self, const char *name,
                                                GError **error);
 ZltValidator *zlt_plugin_loader_new_validator (ZltPluginLoader *self, const char *name,

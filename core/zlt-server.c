@@ -849,7 +849,7 @@ ZltServer *
 zlt_server_new (ZltServerConfig *config, ZltPluginLoader *loader, GError **error)
 {
   g_autoptr (ZltValidator) validator = NULL;
-  g_autoptr (ZltTransport) control = NULL;
+  g_autoptr (ZltControlTransport) control = NULL;
   g_autoptr (ZltTransport) tcp = NULL;
   g_autoptr (ZltTransport) udp = NULL;
 
@@ -861,20 +861,7 @@ zlt_server_new (ZltServerConfig *config, ZltPluginLoader *loader, GError **error
       zlt_server_config_get_validator_group (config), error);
   if (validator == NULL)
     return NULL;
-  control = zlt_plugin_loader_new_transport (loader, "websocket", error);
-  if (control == NULL)
+  if (!zlt_plugin_loader_new_tunnel_transports (loader, &control, &tcp, &udp, error))
     return NULL;
-  tcp = zlt_plugin_loader_new_transport (loader, "tcp", error);
-  if (tcp == NULL)
-    return NULL;
-  /* optional: without it, UDP services are refused with a clear reason */
-  if (zlt_plugin_loader_get_transport_type (loader, "udp") != G_TYPE_INVALID)
-    udp = zlt_plugin_loader_new_transport (loader, "udp", error);
-  if (!ZLT_IS_CONTROL_TRANSPORT (control))
-    {
-      g_set_error (error, ZLT_ERROR, ZLT_ERROR_PLUGIN,
-                   _ ("transport “websocket” cannot carry control channels"));
-      return NULL;
-    }
-  return zlt_server_new_full (config, validator, ZLT_CONTROL_TRANSPORT (control), tcp, udp);
+  return zlt_server_new_full (config, validator, control, tcp, udp);
 }
