@@ -59,7 +59,8 @@ struct _ZltAgent
   ZltBackoff backoff;
   GSource *retry;
   guint retry_delay_ms;
-  gboolean fatal; /* the server said retrying soon is pointless */
+  gboolean fatal;      /* the server said retrying soon is pointless (for the next delay) */
+  gboolean last_fatal; /* :fatal, until the next successful authentication */
   char *last_error;
   guint n_sessions;
   GHashTable *relays; /* ZltRelay* (owned) → ZltService* (owned) */
@@ -73,6 +74,7 @@ enum
   PROP_STATE,
   PROP_LAST_ERROR,
   PROP_N_SESSIONS,
+  PROP_FATAL,
   N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -97,6 +99,15 @@ set_last_error (ZltAgent *self, const char *error)
   g_free (self->last_error);
   self->last_error = g_strdup (error);
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_LAST_ERROR]);
+}
+
+static void
+set_fatal (ZltAgent *self, gboolean fatal)
+{
+  if (self->last_fatal == fatal)
+    return;
+  self->last_fatal = fatal;
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_FATAL]);
 }
 
 static void
@@ -143,8 +154,8 @@ schedule_retry (ZltAgent *self)
     return;
   if (self->authenticated && g_get_monotonic_time () - self->session_started >= HEALTHY_SESSION_US)
     zlt_backoff_reset (&self->backoff);
-  self->retry_delay_ms =
-    self->fatal ? zlt_backoff_max (&self->backoff) : zlt_backoff_next (&self->backoff);
+  self->retry_delay_ms
+      = self->fatal ? zlt_backoff_max (&self->backoff) : zlt_backoff_next (&self->backoff);
   self->fatal = FALSE;
   g_message ("reconnecting in %.1f s", self->retry_delay_ms / 1000.0);
   self->retry = zlt_timeout_source_attach (self->retry_delay_ms, on_retry, self);
@@ -258,9 +269,9 @@ local_dialed (GObject *source, GAsyncResult *result, gpointer user_data)
     {
       if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         {
-          g_autofree char *reason =
-            g_strdup_printf (_("local service %s refused: %s"), zlt_service_get_name (d->service),
-                             error->message);
+          g_autofree char *reason
+              = g_strdup_printf (_ ("local service %s refused: %s"),
+                                 zlt_service_get_name (d->service), error->message);
           g_debug ("%s", reason);
           connect_fail (self, &d->connection_id, reason);
         }
@@ -285,17 +296,17 @@ handle_connect (ZltAgent *self, const ZltMessage *msg)
 
   if (service == NULL)
     {
-      connect_fail (self, &msg->connection_id, _("unknown service"));
+      connect_fail (self, &msg->connection_id, _ ("unknown service"));
       return;
     }
   if (!self->v2)
     {
-      connect_fail (self, &msg->connection_id, _("a v1 session has no data plane"));
+      connect_fail (self, &msg->connection_id, _ ("a v1 session has no data plane"));
       return;
     }
   if (zlt_service_get_protocol (service) == ZLT_PROTOCOL_UDP && self->udp == NULL)
     {
-      connect_fail (self, &msg->connection_id, _("this agent has no udp transport plugin"));
+      connect_fail (self, &msg->connection_id, _ ("this agent has no udp transport plugin"));
       return;
     }
   sc = zlt_client_config_lookup_service (self->config, zlt_service_get_name (service));
@@ -305,11 +316,10 @@ handle_connect (ZltAgent *self, const ZltMessage *msg)
   d->connection_id = msg->connection_id;
   d->pending = 2;
   /* a UDP "connection" is one flow: a framed stream over a connected UDP socket */
-  zlt_transport_dial_async (zlt_service_get_protocol (service) == ZLT_PROTOCOL_UDP ? self->udp
-                                                                                  : self->tcp,
-                            sc && sc->local_host ? sc->local_host : "127.0.0.1",
-                            zlt_service_get_local_port (service), self->cancellable, local_dialed,
-                            d);
+  zlt_transport_dial_async (
+      zlt_service_get_protocol (service) == ZLT_PROTOCOL_UDP ? self->udp : self->tcp,
+      sc && sc->local_host ? sc->local_host : "127.0.0.1", zlt_service_get_local_port (service),
+      self->cancellable, local_dialed, d);
 
   zlt_uuid_format (zlt_tunnel_get_id (self->tunnel), tid);
   zlt_uuid_format (&d->connection_id, cid);
@@ -371,7 +381,7 @@ access_launch (ZltAgent *self, GTask *task)
   if (!self->v2 || !(self->server_caps & ZLT_CAP_ACCESS))
     {
       g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
-                               _("the server does not offer on-demand access"));
+                               _ ("the server does not offer on-demand access"));
       g_object_unref (task);
       return;
     }
@@ -430,12 +440,12 @@ zlt_agent_open_access_async (ZltAgent *self, const char *service, GCancellable *
   if (!zlt_service_name_is_valid (service))
     {
       g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                               _("“%s” is not a valid service name"), service);
+                               _ ("“%s” is not a valid service name"), service);
       return;
     }
   if (!self->running)
     {
-      g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_CLOSED, _("the agent is not running"));
+      g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_CLOSED, _ ("the agent is not running"));
       return;
     }
   d = g_new0 (AccessData, 1);
@@ -457,8 +467,7 @@ zlt_agent_open_access_async (ZltAgent *self, const char *service, GCancellable *
  *   to %ZLT_ERROR_DUPLICATE_NAME)
  */
 GIOStream *
-zlt_agent_open_access_finish (ZltAgent *self, GAsyncResult *result, GBytes **prefix,
-                              GError **error)
+zlt_agent_open_access_finish (ZltAgent *self, GAsyncResult *result, GBytes **prefix, GError **error)
 {
   GIOStream *stream;
   AccessData *d;
@@ -498,7 +507,7 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
 
   if (service == NULL)
     {
-      session_end (self, _("server sent a registration reply nobody asked for"));
+      session_end (self, _ ("server sent a registration reply nobody asked for"));
       return;
     }
   if (msg->type == ZLT_MESSAGE_REGISTER_OK)
@@ -515,19 +524,19 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
   else
     {
       g_autoptr (GError) error = g_error_new (
-        ZLT_ERROR,
-        zlt_message_has_ext_fields (msg, ZLT_EXT_CODE) ? zlt_reason_code_to_error (msg->ext.code)
-                                                        : ZLT_ERROR_FAILED,
-        _("server refused service %s: %s"), zlt_service_get_name (service), msg->reason);
+          ZLT_ERROR,
+          zlt_message_has_ext_fields (msg, ZLT_EXT_CODE) ? zlt_reason_code_to_error (msg->ext.code)
+                                                         : ZLT_ERROR_FAILED,
+          _ ("server refused service %s: %s"), zlt_service_get_name (service), msg->reason);
 
       /* the port we had is gone (another program took it, or the server's range
        * changed): a service configured for any port takes any port */
-      if (zlt_service_get_requested_port (service) == 0 &&
-          zlt_service_get_assigned_port (service) != 0 &&
-          (g_error_matches (error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE) ||
-           g_error_matches (error, ZLT_ERROR, ZLT_ERROR_PORT_OUT_OF_RANGE)))
+      if (zlt_service_get_requested_port (service) == 0
+          && zlt_service_get_assigned_port (service) != 0
+          && (g_error_matches (error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE)
+              || g_error_matches (error, ZLT_ERROR, ZLT_ERROR_PORT_OUT_OF_RANGE)))
         {
-          g_message (_("public port %u of %s is no longer available, asking for any port"),
+          g_message (_ ("public port %u of %s is no longer available, asking for any port"),
                      zlt_service_get_assigned_port (service), zlt_service_get_name (service));
           zlt_service_set_assigned_port (service, 0);
           register_service (self, service);
@@ -571,8 +580,8 @@ send_auth (ZltAgent *self)
   else
     {
       self->fatal = TRUE;
-      session_end (self, _("the server sent no challenge (an older server?); set legacy-auth=true "
-                           "to send the raw token to it"));
+      session_end (self, _ ("the server sent no challenge (an older server?); set legacy-auth=true "
+                            "to send the raw token to it"));
       return;
     }
   send_message (self, auth);
@@ -588,7 +597,7 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
 
   if (self->authenticated)
     {
-      session_end (self, _("server sent AuthOk twice"));
+      session_end (self, _ ("server sent AuthOk twice"));
       return;
     }
   self->authenticated = TRUE;
@@ -609,6 +618,7 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
   zlt_uuid_format (&msg->tunnel_id, id);
   g_message ("tunnel %s %s", id, resumed ? "resumed" : "established");
   set_last_error (self, NULL);
+  set_fatal (self, FALSE);
   self->retry_delay_ms = 0;
   set_state (self, ZLT_TUNNEL_STATE_CONNECTED);
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_N_SESSIONS]);
@@ -635,8 +645,8 @@ handle_refusal (ZltAgent *self, const ZltMessage *msg)
    * shortest delay rather than where an earlier outage left the backoff */
   if (has_code && msg->ext.code == ZLT_REASON_SHUTDOWN)
     zlt_backoff_reset (&self->backoff);
-  text = g_strdup_printf (msg->type == ZLT_MESSAGE_AUTH_FAIL ? _("authentication failed: %s")
-                                                             : _("server disconnected us: %s"),
+  text = g_strdup_printf (msg->type == ZLT_MESSAGE_AUTH_FAIL ? _ ("authentication failed: %s")
+                                                             : _ ("server disconnected us: %s"),
                           msg->reason);
   session_end (self, text);
 }
@@ -644,11 +654,10 @@ handle_refusal (ZltAgent *self, const ZltMessage *msg)
 static void
 handle_message (ZltAgent *self, const ZltMessage *msg)
 {
-  if (!self->authenticated && msg->type != ZLT_MESSAGE_AUTH_OK &&
-      msg->type != ZLT_MESSAGE_AUTH_FAIL && msg->type != ZLT_MESSAGE_DISCONNECT &&
-      msg->type != ZLT_MESSAGE_HEARTBEAT)
+  if (!self->authenticated && msg->type != ZLT_MESSAGE_AUTH_OK && msg->type != ZLT_MESSAGE_AUTH_FAIL
+      && msg->type != ZLT_MESSAGE_DISCONNECT && msg->type != ZLT_MESSAGE_HEARTBEAT)
     {
-      session_end (self, _("server sent a frame before AuthOk"));
+      session_end (self, _ ("server sent a frame before AuthOk"));
       return;
     }
   switch (msg->type)
@@ -682,7 +691,7 @@ handle_message (ZltAgent *self, const ZltMessage *msg)
     case ZLT_MESSAGE_CONNECT_FAIL:
     case ZLT_MESSAGE_UNREGISTER:
     default:
-      session_end (self, _("server sent a frame only agents send"));
+      session_end (self, _ ("server sent a frame only agents send"));
       break;
     }
 }
@@ -701,7 +710,8 @@ on_channel_message (ZltChannel *channel, GBytes *bytes, gpointer user_data)
   frames = zlt_message_decode_all (data, len, &error);
   if (frames == NULL)
     {
-      g_autofree char *why = g_strdup_printf (_("malformed frame from server: %s"), error->message);
+      g_autofree char *why
+          = g_strdup_printf (_ ("malformed frame from server: %s"), error->message);
       session_end (self, why);
     }
   else
@@ -715,7 +725,7 @@ on_channel_closed (ZltChannel *channel, const GError *error, gpointer user_data)
 {
   ZltAgent *self = user_data;
 
-  session_end (self, error ? error->message : _("server closed the connection"));
+  session_end (self, error ? error->message : _ ("server closed the connection"));
 }
 
 static void
@@ -730,7 +740,7 @@ on_heartbeat_send (ZltHeartbeat *heartbeat, guint64 timestamp, gpointer user_dat
 static void
 on_heartbeat_timeout (ZltHeartbeat *heartbeat, gpointer user_data)
 {
-  session_end (user_data, _("server stopped answering (heartbeat timeout)"));
+  session_end (user_data, _ ("server stopped answering (heartbeat timeout)"));
 }
 
 /* Ends the current session (if any) and schedules the next attempt. */
@@ -739,6 +749,9 @@ session_end (ZltAgent *self, const char *why)
 {
   g_autoptr (ZltChannel) channel = g_steal_pointer (&self->channel);
 
+  /* before the error and the state: whoever follows those sees the flag too */
+  if (self->fatal)
+    set_fatal (self, TRUE);
   if (why != NULL)
     {
       g_message ("%s", why);
@@ -748,7 +761,7 @@ session_end (ZltAgent *self, const char *why)
   zlt_source_clear (&self->auth_deadline);
   g_queue_clear_full (&self->register_queue, g_object_unref);
   /* access streams that waited for this attempt learn why it failed */
-  access_flush (self, why ? why : _("the agent was stopped"));
+  access_flush (self, why ? why : _ ("the agent was stopped"));
   if (channel != NULL)
     {
       g_signal_handlers_disconnect_by_data (channel, self);
@@ -771,7 +784,7 @@ on_auth_deadline (gpointer user_data)
   ZltAgent *self = user_data;
 
   zlt_source_clear (&self->auth_deadline);
-  session_end (self, _("server stopped answering (no reply to authentication)"));
+  session_end (self, _ ("server stopped answering (no reply to authentication)"));
   return G_SOURCE_REMOVE;
 }
 
@@ -790,9 +803,9 @@ control_connected (GObject *source, GAsyncResult *result, gpointer user_data)
       if (g_error_matches (error, ZLT_ERROR, ZLT_ERROR_TLS))
         self->fatal = TRUE;
       {
-        g_autofree char *why = g_strdup_printf (_("cannot reach %s: %s"),
-                                                zlt_client_config_get_server_url (self->config),
-                                                error->message);
+        g_autofree char *why
+            = g_strdup_printf (_ ("cannot reach %s: %s"),
+                               zlt_client_config_get_server_url (self->config), error->message);
         session_end (self, why);
       }
       return;
@@ -821,8 +834,8 @@ connect_now (ZltAgent *self)
   self->cancellable = g_cancellable_new ();
   set_state (self, ZLT_TUNNEL_STATE_CONNECTING);
   zlt_control_transport_connect_control_async (self->control, self->url, self->tls, 10 * 1000,
-                                       self->cancellable, control_connected,
-                                       g_object_ref (self));
+                                               self->cancellable, control_connected,
+                                               g_object_ref (self));
 }
 
 /* ---- public API ---- */
@@ -874,6 +887,13 @@ zlt_agent_get_last_error (ZltAgent *self)
 {
   g_return_val_if_fail (ZLT_IS_AGENT (self), NULL);
   return self->last_error;
+}
+
+gboolean
+zlt_agent_get_fatal (ZltAgent *self)
+{
+  g_return_val_if_fail (ZLT_IS_AGENT (self), FALSE);
+  return self->last_fatal;
 }
 
 guint
@@ -941,10 +961,11 @@ zlt_agent_remove_service (ZltAgent *self, const char *name, GError **error)
   service = zlt_tunnel_lookup_service (self->tunnel, name);
   if (service == NULL)
     {
-      g_set_error (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, _("no service named “%s”"), name);
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, _ ("no service named “%s”"), name);
       return FALSE;
     }
-  if (self->authenticated && self->channel != NULL && !zlt_uuid_is_nil (zlt_service_get_id (service)))
+  if (self->authenticated && self->channel != NULL
+      && !zlt_uuid_is_nil (zlt_service_get_id (service)))
     {
       g_autoptr (ZltMessage) unreg = zlt_message_new_unregister (zlt_service_get_id (service));
       send_message (self, unreg);
@@ -969,6 +990,9 @@ zlt_agent_get_property (GObject *object, guint prop_id, GValue *value, GParamSpe
       break;
     case PROP_N_SESSIONS:
       g_value_set_uint (value, self->n_sessions);
+      break;
+    case PROP_FATAL:
+      g_value_set_boolean (value, self->last_fatal);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1019,24 +1043,32 @@ zlt_agent_class_init (ZltAgentClass *klass)
   object_class->dispose = zlt_agent_dispose;
   object_class->finalize = zlt_agent_finalize;
 
-  props[PROP_STATE] = g_param_spec_enum ("state", NULL, NULL, ZLT_TYPE_TUNNEL_STATE,
-                                         ZLT_TUNNEL_STATE_PENDING,
-                                         G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY |
-                                           G_PARAM_STATIC_STRINGS);
-  props[PROP_LAST_ERROR] =
-    g_param_spec_string ("last-error", NULL, NULL, NULL,
-                         G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
-  props[PROP_N_SESSIONS] =
-    g_param_spec_uint ("n-sessions", NULL, NULL, 0, G_MAXUINT, 0,
-                       G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_STATE]
+      = g_param_spec_enum ("state", NULL, NULL, ZLT_TYPE_TUNNEL_STATE, ZLT_TUNNEL_STATE_PENDING,
+                           G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_LAST_ERROR]
+      = g_param_spec_string ("last-error", NULL, NULL, NULL,
+                             G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_N_SESSIONS]
+      = g_param_spec_uint ("n-sessions", NULL, NULL, 0, G_MAXUINT, 0,
+                           G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltAgent:fatal:
+   * Whether the last failure was one that retrying will not fix as things are (a bad
+   * or expired token, a refused legacy authentication, an untrusted TLS certificate);
+   * %TRUE until the next successful authentication, whatever fails meanwhile.
+   */
+  props[PROP_FATAL]
+      = g_param_spec_boolean ("fatal", NULL, NULL, FALSE,
+                              G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, props);
 
-  signals[SIGNAL_REGISTERED] =
-    g_signal_new ("registered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
-                  G_TYPE_NONE, 1, ZLT_TYPE_SERVICE);
-  signals[SIGNAL_REGISTER_FAILED] =
-    g_signal_new ("register-failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-                  NULL, G_TYPE_NONE, 2, ZLT_TYPE_SERVICE, G_TYPE_ERROR);
+  signals[SIGNAL_REGISTERED]
+      = g_signal_new ("registered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                      NULL, G_TYPE_NONE, 1, ZLT_TYPE_SERVICE);
+  signals[SIGNAL_REGISTER_FAILED]
+      = g_signal_new ("register-failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+                      NULL, NULL, G_TYPE_NONE, 2, ZLT_TYPE_SERVICE, G_TYPE_ERROR);
 }
 
 static void
@@ -1104,7 +1136,7 @@ ZltAgent *
 zlt_agent_new (ZltClientConfig *config, ZltPluginLoader *loader, GError **error)
 {
   g_autofree char *token = NULL;
-  g_autoptr (ZltTransport) control = NULL;
+  g_autoptr (ZltControlTransport) control = NULL;
   g_autoptr (ZltTransport) tcp = NULL;
   g_autoptr (ZltTransport) udp = NULL;
   ZltAgent *agent;
@@ -1112,24 +1144,12 @@ zlt_agent_new (ZltClientConfig *config, ZltPluginLoader *loader, GError **error)
   g_return_val_if_fail (ZLT_IS_CLIENT_CONFIG (config), NULL);
   g_return_val_if_fail (ZLT_IS_PLUGIN_LOADER (loader), NULL);
 
-  control = zlt_plugin_loader_new_transport (loader, "websocket", error);
-  if (control == NULL)
+  if (!zlt_plugin_loader_new_tunnel_transports (loader, &control, &tcp, &udp, error))
     return NULL;
-  tcp = zlt_plugin_loader_new_transport (loader, "tcp", error);
-  if (tcp == NULL)
-    return NULL;
-  if (zlt_plugin_loader_get_transport_type (loader, "udp") != G_TYPE_INVALID)
-    udp = zlt_plugin_loader_new_transport (loader, "udp", error);
-  if (!ZLT_IS_CONTROL_TRANSPORT (control))
-    {
-      g_set_error (error, ZLT_ERROR, ZLT_ERROR_PLUGIN,
-                   _("transport “websocket” cannot carry control channels"));
-      return NULL;
-    }
   token = zlt_client_config_load_token (config, error);
   if (token == NULL)
     return NULL;
-  agent = zlt_agent_new_full (config, token, ZLT_CONTROL_TRANSPORT (control), tcp, udp);
+  agent = zlt_agent_new_full (config, token, control, tcp, udp);
   memset (token, 0, strlen (token));
   return agent;
 }

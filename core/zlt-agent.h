@@ -29,6 +29,9 @@ void zlt_agent_stop (ZltAgent *self);
 ZltTunnel *zlt_agent_get_tunnel (ZltAgent *self);
 ZltTunnelState zlt_agent_get_state (ZltAgent *self);
 const char *zlt_agent_get_last_error (ZltAgent *self);
+/* Whether the last failure will not fix itself by retrying (bad or expired token,
+ * legacy authentication refused, TLS trust); kept until the next authentication. */
+gboolean zlt_agent_get_fatal (ZltAgent *self);
 /* Number of completed authentications (first connect and every reconnect). */
 guint zlt_agent_get_n_sessions (ZltAgent *self);
 /* Delay chosen for the next reconnect, in ms; 0 when connected. */
@@ -42,9 +45,8 @@ gboolean zlt_agent_remove_service (ZltAgent *self, const char *name, GError **er
 
 /* On-demand access (PROTOCOL-v2.md §6): one stream to a service of any agent on the
  * server, through it, with this agent's token. */
-void zlt_agent_open_access_async (ZltAgent *self, const char *service,
-                                  GCancellable *cancellable, GAsyncReadyCallback callback,
-                                  gpointer user_data);
+void zlt_agent_open_access_async (ZltAgent *self, const char *service, GCancellable *cancellable,
+                                  GAsyncReadyCallback callback, gpointer user_data);
 GIOStream *zlt_agent_open_access_finish (ZltAgent *self, GAsyncResult *result, GBytes **prefix,
                                          GError **error);
 

@@ -140,22 +140,6 @@ set_latency (ZltNodeTunnel *self, gint64 latency_us)
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_LATENCY_US]);
 }
 
-/* The agent keeps retrying after any error; an authentication refusal (a bad or
- * expired token, a token not allowed this service) will not fix itself, so it shows as
- * failed rather than as one more disconnect. */
-static gboolean
-error_is_fatal (const char *error)
-{
-  const char *format = _ ("authentication failed: %s");
-  const char *end = strstr (format, "%s");
-
-  if (error == NULL)
-    return FALSE;
-  if (end == NULL)
-    end = format + strlen (format);
-  return strncmp (error, format, end - format) == 0;
-}
-
 static gboolean
 on_latency_timer (gpointer user_data)
 {
@@ -193,7 +177,10 @@ sync_from_agent (ZltNodeTunnel *self)
       set_last_error (self, error);
       if (!self->running)
         set_state (self, ZLT_TUNNEL_STATE_DISCONNECTED);
-      else if (agent_state == ZLT_TUNNEL_STATE_FAILED || error_is_fatal (error))
+      /* the agent keeps retrying after any error; a refusal that will not fix itself
+       * (a bad or expired token, TLS trust) shows as failed rather than as one more
+       * disconnect, until it works again */
+      else if (agent_state == ZLT_TUNNEL_STATE_FAILED || zlt_agent_get_fatal (self->agent))
         set_state (self, ZLT_TUNNEL_STATE_FAILED);
       else
         set_state (self, ZLT_TUNNEL_STATE_DISCONNECTED);
@@ -648,6 +635,7 @@ activate_outbound (ZltNodeTunnel *self, ZltPluginLoader *loader, GError **error)
     }
   g_signal_connect (self->agent, "notify::state", G_CALLBACK (on_agent_notify), self);
   g_signal_connect (self->agent, "notify::last-error", G_CALLBACK (on_agent_notify), self);
+  g_signal_connect (self->agent, "notify::fatal", G_CALLBACK (on_agent_notify), self);
   g_signal_connect (self->agent, "register-failed", G_CALLBACK (on_agent_register_failed), self);
   g_signal_connect (zlt_agent_get_tunnel (self->agent), "notify::bytes-in",
                     G_CALLBACK (on_tunnel_bytes), self);

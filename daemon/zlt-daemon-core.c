@@ -28,6 +28,8 @@ struct _ZltDaemon
 
   ZltAgent *agent;
   ZltClientConfig *agent_config; /* the agent's own: runtime changes show up in it */
+  ZltAccessManager *access;      /* on-demand access with the agent's credential: made at
+                                  * the first StartAccess, NULL before */
   char *agent_fingerprint;       /* [agent], as last read */
   GHashTable *file_services;     /* name → ZltServiceConfig: [service:*] as last read */
 
@@ -45,6 +47,7 @@ enum
 {
   PROP_0,
   PROP_ADMIN_GROUP,
+  PROP_ACCESS_MANAGER,
   N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -249,6 +252,9 @@ zlt_daemon_get_property (GObject *object, guint prop_id, GValue *value, GParamSp
     case PROP_ADMIN_GROUP:
       g_value_set_string (value, self->admin_group);
       break;
+    case PROP_ACCESS_MANAGER:
+      g_value_set_object (value, self->access);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -260,6 +266,7 @@ zlt_daemon_dispose (GObject *object)
   ZltDaemon *self = ZLT_DAEMON (object);
 
   zlt_daemon_stop (self);
+  g_clear_object (&self->access);
   g_clear_object (&self->nodes);
   g_clear_object (&self->agent);
   g_clear_object (&self->agent_config);
@@ -294,6 +301,13 @@ zlt_daemon_class_init (ZltDaemonClass *klass)
 
   props[PROP_ADMIN_GROUP]
       = g_param_spec_string ("admin-group", NULL, NULL, NULL,
+                             G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltDaemon:access-manager:
+   * The access sessions' manager; %NULL until the first zlt_daemon_start_access().
+   */
+  props[PROP_ACCESS_MANAGER]
+      = g_param_spec_object ("access-manager", NULL, NULL, ZLT_TYPE_ACCESS_MANAGER,
                              G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, props);
 }
@@ -357,7 +371,8 @@ zlt_daemon_new (const char *config_path, GError **error)
     }
 
   /* node tunnels: tokens of inbound ones are registered before the server starts */
-  self->node_name = node_name != NULL ? g_steal_pointer (&node_name) : g_strdup (g_get_host_name ());
+  self->node_name
+      = node_name != NULL ? g_steal_pointer (&node_name) : g_strdup (g_get_host_name ());
   self->nodes = zlt_node_manager_new (self->node_name, self->loader, self->server);
   for (guint i = 0; i < nodes->len; i++)
     {
@@ -405,7 +420,15 @@ zlt_daemon_stop (ZltDaemon *self)
   if (!self->running)
     return;
   self->running = FALSE;
-  /* our own agent first: it says goodbye to whichever server it uses */
+  /* our own clients first: they say goodbye to whichever server they use */
+  if (self->access != NULL)
+    {
+      g_autoptr (GPtrArray) sessions = zlt_access_manager_get_sessions (self->access);
+
+      for (guint i = 0; i < sessions->len; i++)
+        zlt_access_manager_stop_session (self->access, g_ptr_array_index (sessions, i), NULL);
+      zlt_agent_stop (zlt_access_manager_get_agent (self->access));
+    }
   if (self->agent != NULL)
     zlt_agent_stop (self->agent);
   zlt_node_manager_stop (self->nodes);
@@ -419,6 +442,8 @@ zlt_daemon_is_idle (ZltDaemon *self)
   g_return_val_if_fail (ZLT_IS_DAEMON (self), TRUE);
 
   if (self->agent != NULL && zlt_agent_get_n_relays (self->agent) > 0)
+    return FALSE;
+  if (self->access != NULL && zlt_access_manager_get_n_relays (self->access) > 0)
     return FALSE;
   if (self->nodes != NULL && zlt_node_manager_get_n_relays (self->nodes) > 0)
     return FALSE;
@@ -780,4 +805,76 @@ zlt_daemon_remove_node_tunnel (ZltDaemon *self, const char *name, GError **error
     return FALSE;
   g_message ("node tunnel %s removed", name);
   return TRUE;
+}
+
+ZltAccessManager *
+zlt_daemon_get_access_manager (ZltDaemon *self)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), NULL);
+  return self->access;
+}
+
+static ZltAccessManager *
+ensure_access_manager (ZltDaemon *self, GError **error)
+{
+  if (self->access != NULL)
+    return self->access;
+  if (self->agent == NULL)
+    {
+      g_set_error (error, ZLT_DAEMON_ERROR, ZLT_DAEMON_ERROR_ROLE_NOT_CONFIGURED,
+                   _ ("on-demand access needs the agent role (an [agent] group in %s)"),
+                   self->config_path);
+      return NULL;
+    }
+  /* the agent role's server and token are the credential */
+  self->access = zlt_access_manager_new (self->agent_config, self->loader, error);
+  if (self->access == NULL)
+    return NULL;
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_ACCESS_MANAGER]);
+  return self->access;
+}
+
+ZltSession *
+zlt_daemon_start_access (ZltDaemon *self, const char *service, guint16 local_port,
+                         guint ttl_seconds, GError **error)
+{
+  g_autoptr (GError) error_local = NULL;
+  ZltAccessManager *access;
+  ZltSession *session;
+
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), NULL);
+  g_return_val_if_fail (service != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  access = ensure_access_manager (self, error);
+  if (access == NULL)
+    return NULL;
+  session
+      = zlt_access_manager_start_session (access, service, local_port, ttl_seconds, &error_local);
+  if (session == NULL)
+    {
+      /* a taken local port is the daemon's PortInUse, not a GIO error */
+      if (g_error_matches (error_local, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE))
+        {
+          g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE, error_local->message);
+          return NULL;
+        }
+      g_propagate_error (error, g_steal_pointer (&error_local));
+      return NULL;
+    }
+  return session;
+}
+
+gboolean
+zlt_daemon_stop_access (ZltDaemon *self, ZltSession *session, GError **error)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), FALSE);
+  g_return_val_if_fail (ZLT_IS_SESSION (session), FALSE);
+
+  if (self->access == NULL)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, _ ("no such access session"));
+      return FALSE;
+    }
+  return zlt_access_manager_stop_session (self->access, session, error);
 }

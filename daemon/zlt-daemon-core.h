@@ -49,6 +49,14 @@ ZltNodeManager *zlt_daemon_get_node_manager (ZltDaemon *self);
  * defines one of the same name). */
 gboolean zlt_daemon_add_node_tunnel (ZltDaemon *self, ZltNodeTunnel *tunnel, GError **error);
 gboolean zlt_daemon_remove_node_tunnel (ZltDaemon *self, const char *name, GError **error);
+/* On-demand access with the agent role's server and token (the manager is made at the
+ * first call; %ZLT_DAEMON_ERROR_ROLE_NOT_CONFIGURED without an agent role). Returns a
+ * new reference; @ttl_seconds 0 = until stopped. */
+ZltSession *zlt_daemon_start_access (ZltDaemon *self, const char *service, guint16 local_port,
+                                     guint ttl_seconds, GError **error);
+gboolean zlt_daemon_stop_access (ZltDaemon *self, ZltSession *session, GError **error);
+/* nullable: %NULL until the first zlt_daemon_start_access() (notify::access-manager) */
+ZltAccessManager *zlt_daemon_get_access_manager (ZltDaemon *self);
 /* Server role: ends @tunnel (one of the server's) with no resume. */
 gboolean zlt_daemon_disconnect_tunnel (ZltDaemon *self, ZltTunnel *tunnel, const char *reason,
                                        GError **error);

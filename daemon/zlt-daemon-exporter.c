@@ -1,8 +1,10 @@
 /* zlt-daemon-exporter.c: mirrors the daemon's tunnels and services to D-Bus.
  *
- * Every ZltTunnel and ZltService of the running roles, and every ZltNodeTunnel of the
- * daemon's ZltNodeManager, gets a skeleton object below /org/zlayer/Tunnel1 (Tunnel/N,
- * Service/N, Node/N), exported through a GDBusObjectManagerServer.
+ * Every ZltTunnel and ZltService of the running roles, every ZltSession of the daemon's
+ * ZltAccessManager and every ZltNodeTunnel of its ZltNodeManager gets a skeleton object
+ * below /org/zlayer/Tunnel1 (Tunnel/N, Service/N, Session/N, Node/N), exported through
+ * a GDBusObjectManagerServer. Sessions come and go with the access manager's
+ * session-added and session-removed, so one that expires leaves the bus by itself.
  * A skeleton is filled from its core object whenever that object notifies; the core
  * objects coalesce their byte-counter notifications (ZLT_NOTIFY_INTERVAL_MS) and the
  * skeletons coalesce property changes into one PropertiesChanged per main-loop turn, so
@@ -23,10 +25,11 @@
 typedef struct
 {
   ZltDaemonExporter *exporter; /* not owned */
-  GObject *core;               /* ZltTunnel, ZltService or ZltNodeTunnel, owned */
+  GObject *core;               /* ZltTunnel, ZltService, ZltSession or ZltNodeTunnel, owned */
   char *path;
   ZltDbusObjectSkeleton *object;
-  GDBusInterfaceSkeleton *iface; /* ZltDbusTunnel, ZltDbusService or ZltDbusNode skeleton */
+  GDBusInterfaceSkeleton *iface; /* ZltDbusTunnel, ZltDbusService, ZltDbusSession or
+                                  * ZltDbusNode skeleton */
   gulong notify_id;
 } Mirror;
 
@@ -41,15 +44,19 @@ struct _ZltDaemonExporter
 
   GDBusObjectManagerServer *manager;
   ZltDbusManager *manager_iface;
-  GHashTable *tunnels;  /* ZltTunnel* → Mirror* (owned) */
-  GHashTable *services; /* ZltService* → Mirror* (owned) */
-  GHashTable *nodes;    /* ZltNodeTunnel* → Mirror* (owned) */
-  GHashTable *paths;    /* path → Mirror* of a tunnel (borrowed) */
-  GHashTable *pending;  /* server services to export once their port is open (refs) */
+  GHashTable *tunnels;       /* ZltTunnel* → Mirror* (owned) */
+  GHashTable *services;      /* ZltService* → Mirror* (owned) */
+  GHashTable *nodes;         /* ZltNodeTunnel* → Mirror* (owned) */
+  GHashTable *sessions;      /* ZltSession* → Mirror* (owned) */
+  GHashTable *paths;         /* path → Mirror* of a tunnel (borrowed) */
+  GHashTable *session_paths; /* path → Mirror* of a session (borrowed) */
+  ZltAccessManager *access;  /* followed once the daemon made it (a reference) */
+  GHashTable *pending;       /* server services to export once their port is open (refs) */
   GSource *pending_source;
   guint next_tunnel;
   guint next_service;
   guint next_node;
+  guint next_session;
 };
 
 G_DEFINE_FINAL_TYPE (ZltDaemonExporter, zlt_daemon_exporter, G_TYPE_OBJECT)
@@ -238,12 +245,34 @@ sync_node (ZltDaemonExporter *self, Mirror *mirror)
 }
 
 static void
+sync_session (ZltDaemonExporter *self, Mirror *mirror)
+{
+  ZltSession *session = ZLT_SESSION (mirror->core);
+  ZltDbusSession *iface = ZLT_DBUS_SESSION (mirror->iface);
+  g_autofree char *id = zlt_session_dup_id_string (session);
+
+  zlt_dbus_session_set_id (iface, or_empty (id));
+  zlt_dbus_session_set_endpoint (iface, or_empty (zlt_session_get_endpoint (session)));
+  zlt_dbus_session_set_local_address (iface, or_empty (zlt_session_get_local_address (session)));
+  zlt_dbus_session_set_remote_service (iface, zlt_session_get_remote_service (session));
+  zlt_dbus_session_set_created (iface, zlt_session_get_created (session));
+  zlt_dbus_session_set_expires (iface, zlt_session_get_expires (session));
+  zlt_dbus_session_set_active_connections (iface, zlt_session_get_active_connections (session));
+  zlt_dbus_session_set_total_connections (iface, zlt_session_get_total_connections (session));
+  zlt_dbus_session_set_bytes_in (iface, zlt_session_get_bytes_in (session));
+  zlt_dbus_session_set_bytes_out (iface, zlt_session_get_bytes_out (session));
+  zlt_dbus_session_set_last_error (iface, or_empty (zlt_session_get_last_error (session)));
+}
+
+static void
 on_core_notify (GObject *object, GParamSpec *pspec, gpointer user_data)
 {
   Mirror *mirror = user_data;
 
   if (ZLT_IS_TUNNEL (object))
     sync_tunnel (mirror->exporter, mirror);
+  else if (ZLT_IS_SESSION (object))
+    sync_session (mirror->exporter, mirror);
   else if (ZLT_IS_NODE_TUNNEL (object))
     {
       sync_node (mirror->exporter, mirror);
@@ -410,6 +439,83 @@ static void
 on_node_removed (ZltNodeManager *manager, ZltNodeTunnel *node, gpointer user_data)
 {
   remove_node (user_data, node);
+}
+
+static gboolean on_session_handle_stop (ZltDaemonExporter *self, GDBusMethodInvocation *invocation);
+
+static void
+add_session (ZltDaemonExporter *self, ZltSession *session)
+{
+  g_autoptr (ZltDbusSession) iface = NULL;
+  Mirror *mirror;
+
+  if (g_hash_table_contains (self->sessions, session))
+    return;
+  mirror = g_new0 (Mirror, 1);
+  mirror->exporter = self;
+  mirror->core = g_object_ref (G_OBJECT (session));
+  mirror->path = g_strdup_printf (ZLT_DBUS_PATH "/Session/%u", self->next_session++);
+  mirror->object = zlt_dbus_object_skeleton_new (mirror->path);
+  iface = zlt_dbus_session_skeleton_new ();
+  g_signal_connect_object (iface, "handle-stop", G_CALLBACK (on_session_handle_stop), self,
+                           G_CONNECT_SWAPPED);
+  zlt_dbus_object_skeleton_set_session (mirror->object, iface);
+  mirror->iface = G_DBUS_INTERFACE_SKELETON (g_steal_pointer (&iface));
+  g_hash_table_insert (self->sessions, session, mirror);
+  g_hash_table_insert (self->session_paths, mirror->path, mirror);
+
+  sync_session (self, mirror);
+  mirror->notify_id = g_signal_connect (session, "notify", G_CALLBACK (on_core_notify), mirror);
+  g_dbus_object_manager_server_export (self->manager, G_DBUS_OBJECT_SKELETON (mirror->object));
+  g_debug ("exported %s (access session to %s)", mirror->path,
+           zlt_session_get_remote_service (session));
+}
+
+static void
+remove_session (ZltDaemonExporter *self, ZltSession *session)
+{
+  Mirror *mirror = g_hash_table_lookup (self->sessions, session);
+
+  if (mirror == NULL)
+    return;
+  g_dbus_object_manager_server_unexport (self->manager, mirror->path);
+  g_hash_table_remove (self->session_paths, mirror->path);
+  g_hash_table_remove (self->sessions, session);
+}
+
+static void
+on_session_added (ZltAccessManager *access, ZltSession *session, gpointer user_data)
+{
+  add_session (user_data, session);
+}
+
+static void
+on_session_removed (ZltAccessManager *access, ZltSession *session, gpointer user_data)
+{
+  remove_session (user_data, session);
+}
+
+/* the daemon makes its access manager at the first StartAccess */
+static void
+follow_access_manager (ZltDaemonExporter *self)
+{
+  ZltAccessManager *access = zlt_daemon_get_access_manager (self->daemon);
+  g_autoptr (GPtrArray) sessions = NULL;
+
+  if (access == NULL || access == self->access)
+    return;
+  self->access = g_object_ref (access);
+  sessions = zlt_access_manager_get_sessions (access);
+  for (guint i = 0; i < sessions->len; i++)
+    add_session (self, g_ptr_array_index (sessions, i));
+  g_signal_connect (access, "session-added", G_CALLBACK (on_session_added), self);
+  g_signal_connect (access, "session-removed", G_CALLBACK (on_session_removed), self);
+}
+
+static void
+on_access_manager_notify (ZltDaemon *daemon, GParamSpec *pspec, gpointer user_data)
+{
+  follow_access_manager (user_data);
 }
 
 static void
@@ -872,20 +978,128 @@ on_handle_remove_node_tunnel (ZltDaemonExporter *self, GDBusMethodInvocation *in
   return authorize (self, invocation, do_remove_node_tunnel);
 }
 
-static void
-do_not_supported (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+static gboolean
+parse_access_options (GVariant *options, guint16 *local_port, guint *ttl, GError **error)
 {
-  g_dbus_method_invocation_return_error_literal (invocation, ZLT_DAEMON_ERROR,
-                                                 ZLT_DAEMON_ERROR_NOT_SUPPORTED,
-                                                 _ ("on-demand access is not available in this "
-                                                    "build"));
+  GVariantIter iter;
+  const char *key;
+  GVariant *next;
+
+  g_variant_iter_init (&iter, options);
+  while (g_variant_iter_next (&iter, "{&sv}", &key, &next))
+    {
+      g_autoptr (GVariant) value = next;
+      const char *type;
+
+      if (g_str_equal (key, "local-port"))
+        type = "q";
+      else if (g_str_equal (key, "ttl"))
+        type = "u";
+      else
+        {
+          g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS, _ ("unknown option “%s”"),
+                       key);
+          return FALSE;
+        }
+      if (!g_variant_is_of_type (value, G_VARIANT_TYPE (type)))
+        {
+          g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
+                       _ ("option %s: must be of type %s, not %s"), key, type,
+                       g_variant_get_type_string (value));
+          return FALSE;
+        }
+      if (g_str_equal (key, "local-port"))
+        *local_port = g_variant_get_uint16 (value);
+      else
+        *ttl = g_variant_get_uint32 (value);
+    }
+  return TRUE;
 }
 
-/* StartAccess and StopAccess */
-static gboolean
-on_handle_not_supported (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+static void
+do_start_access (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
 {
-  return authorize (self, invocation, do_not_supported);
+  const char *service;
+  g_autoptr (GVariant) options = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltSession) session = NULL;
+  guint16 local_port = 0;
+  guint ttl = 0;
+  Mirror *mirror;
+
+  g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(&s@a{sv})", &service,
+                 &options);
+  if (!parse_access_options (options, &local_port, &ttl, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  session = zlt_daemon_start_access (self->daemon, service, local_port, ttl, &error);
+  if (session == NULL)
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  /* a first session made the manager: follow it (its session-added came too early) */
+  follow_access_manager (self);
+  add_session (self, session);
+  mirror = g_hash_table_lookup (self->sessions, session);
+  zlt_dbus_manager_complete_start_access (self->manager_iface, invocation,
+                                          mirror != NULL ? mirror->path : "/");
+}
+
+static gboolean
+on_handle_start_access (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  return authorize (self, invocation, do_start_access);
+}
+
+/* StopAccess and Session.Stop: answers @invocation */
+static gboolean
+stop_session_at (ZltDaemonExporter *self, GDBusMethodInvocation *invocation, const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  Mirror *mirror = g_hash_table_lookup (self->session_paths, path);
+
+  if (mirror == NULL)
+    g_set_error (&error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, _ ("no access session at %s"), path);
+  else
+    zlt_daemon_stop_access (self->daemon, ZLT_SESSION (mirror->core), &error);
+  if (error != NULL)
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+do_stop_access (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  const char *path;
+
+  g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(&o)", &path);
+  if (stop_session_at (self, invocation, path))
+    zlt_dbus_manager_complete_stop_access (self->manager_iface, invocation);
+}
+
+static gboolean
+on_handle_stop_access (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  return authorize (self, invocation, do_stop_access);
+}
+
+static void
+do_session_stop (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  if (stop_session_at (self, invocation, g_dbus_method_invocation_get_object_path (invocation)))
+    g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+static gboolean
+on_session_handle_stop (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
+{
+  return authorize (self, invocation, do_session_stop);
 }
 
 static void
@@ -917,8 +1131,8 @@ static const struct
   { "handle-unexpose", G_CALLBACK (on_handle_unexpose) },
   { "handle-list-tunnels", G_CALLBACK (on_handle_list_tunnels) },
   { "handle-disconnect-tunnel", G_CALLBACK (on_handle_disconnect_tunnel) },
-  { "handle-start-access", G_CALLBACK (on_handle_not_supported) },
-  { "handle-stop-access", G_CALLBACK (on_handle_not_supported) },
+  { "handle-start-access", G_CALLBACK (on_handle_start_access) },
+  { "handle-stop-access", G_CALLBACK (on_handle_stop_access) },
   { "handle-add-node-tunnel", G_CALLBACK (on_handle_add_node_tunnel) },
   { "handle-remove-node-tunnel", G_CALLBACK (on_handle_remove_node_tunnel) },
   { "handle-reload", G_CALLBACK (on_handle_reload) },
@@ -943,7 +1157,9 @@ zlt_daemon_exporter_finalize (GObject *object)
   ZltDaemonExporter *self = ZLT_DAEMON_EXPORTER (object);
 
   g_hash_table_unref (self->pending);
+  g_hash_table_unref (self->session_paths);
   g_hash_table_unref (self->paths);
+  g_hash_table_unref (self->sessions);
   g_hash_table_unref (self->nodes);
   g_hash_table_unref (self->services);
   g_hash_table_unref (self->tunnels);
@@ -965,7 +1181,9 @@ zlt_daemon_exporter_init (ZltDaemonExporter *self)
   self->tunnels = g_hash_table_new_full (NULL, NULL, NULL, mirror_free);
   self->services = g_hash_table_new_full (NULL, NULL, NULL, mirror_free);
   self->nodes = g_hash_table_new_full (NULL, NULL, NULL, mirror_free);
+  self->sessions = g_hash_table_new_full (NULL, NULL, NULL, mirror_free);
   self->paths = g_hash_table_new (g_str_hash, g_str_equal);
+  self->session_paths = g_hash_table_new (g_str_hash, g_str_equal);
   self->pending = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
   self->cancellable = g_cancellable_new ();
 }
@@ -1047,6 +1265,8 @@ zlt_daemon_exporter_new (ZltDaemon *daemon, GDBusConnection *connection, gboolea
     g_signal_connect (nodes, "node-added", G_CALLBACK (on_node_added), self);
     g_signal_connect (nodes, "node-removed", G_CALLBACK (on_node_removed), self);
   }
+  follow_access_manager (self);
+  g_signal_connect (daemon, "notify::access-manager", G_CALLBACK (on_access_manager_notify), self);
   sync_manager (self);
   return g_steal_pointer (&self);
 }
@@ -1073,6 +1293,9 @@ zlt_daemon_exporter_unexport (ZltDaemonExporter *self)
       g_signal_handlers_disconnect_by_data (agent, self);
     }
   g_signal_handlers_disconnect_by_data (zlt_daemon_get_node_manager (self->daemon), self);
+  g_signal_handlers_disconnect_by_data (self->daemon, self);
+  if (self->access != NULL)
+    g_signal_handlers_disconnect_by_data (self->access, self);
   if (zlt_daemon_get_server (self->daemon) != NULL)
     g_signal_handlers_disconnect_by_data (
         zlt_server_get_registry (zlt_daemon_get_server (self->daemon)), self);
@@ -1085,6 +1308,9 @@ zlt_daemon_exporter_unexport (ZltDaemonExporter *self)
       g_hash_table_iter_init (&iter, self->nodes);
       while (g_hash_table_iter_next (&iter, NULL, &value))
         g_dbus_object_manager_server_unexport (self->manager, ((Mirror *) value)->path);
+      g_hash_table_iter_init (&iter, self->sessions);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        g_dbus_object_manager_server_unexport (self->manager, ((Mirror *) value)->path);
       g_hash_table_iter_init (&iter, self->services);
       while (g_hash_table_iter_next (&iter, NULL, &value))
         g_dbus_object_manager_server_unexport (self->manager, ((Mirror *) value)->path);
@@ -1095,6 +1321,9 @@ zlt_daemon_exporter_unexport (ZltDaemonExporter *self)
       g_clear_object (&self->manager);
     }
   g_hash_table_remove_all (self->paths);
+  g_hash_table_remove_all (self->session_paths);
+  g_hash_table_remove_all (self->sessions);
+  g_clear_object (&self->access);
   g_hash_table_remove_all (self->nodes);
   g_hash_table_remove_all (self->services);
   g_hash_table_remove_all (self->tunnels);

@@ -3,7 +3,9 @@
  * Each test starts its own dbus-daemon (any user may connect, so a client can run as
  * another user), writes a config with a server role and an agent role exposing a
  * loopback echo service, starts the build-tree daemon with --session --config and
- * talks to it through the generated proxies and an object-manager client. Clients that
+ * talks to it through the generated proxies and an object-manager client (the access
+ * tests add an internal echo service, reachable only through access sessions, which
+ * the daemon opens with its agent role's token). Clients that
  * are not ours (gdbus, busctl, and a Python client on the system's gi bindings) are run
  * against the same bus. Every test ends with SIGTERM and expects exit status 0; with
  * ZLT_UNDER_VALGRIND set (meson test --setup valgrind) the daemon itself runs under
@@ -340,6 +342,19 @@ settle (Fixture *f)
 
 /* ---- fixture ---- */
 
+/* ADD_ACCESS's fixture data: an internal service as well */
+static const char access_service[] = "iecho";
+
+static gboolean
+internal_service_registered (Fixture *f, const char *name)
+{
+  ZltDbusService *agent = find_service (f, name, "agent");
+  ZltDbusService *server = find_service (f, name, "server");
+
+  return agent != NULL && server != NULL
+         && g_strcmp0 (zlt_dbus_service_get_expose (server), "internal") == 0;
+}
+
 static void
 fixture_setup (Fixture *f, gconstpointer data)
 {
@@ -369,12 +384,21 @@ fixture_setup (Fixture *f, gconstpointer data)
   g_key_file_set_string (f->config, "service:echo", "protocol", "tcp");
   g_key_file_set_integer (f->config, "service:echo", "local-port",
                           zlt_test_echo_get_port (f->h.echo));
+  if (data != NULL)
+    {
+      g_autofree char *group = g_strconcat ("service:", (const char *) data, NULL);
+
+      g_key_file_set_string (f->config, group, "protocol", "tcp");
+      g_key_file_set_integer (f->config, group, "local-port", zlt_test_echo_get_port (f->h.echo));
+      g_key_file_set_string (f->config, group, "expose", "internal");
+    }
   write_config (f);
 
   start_bus (f);
   start_daemon (f);
   ZLT_TEST_WAIT_FOR (tunnel_connected (f, "agent") && tunnel_connected (f, "server")
-                         && service_registered (f, "echo"),
+                         && service_registered (f, "echo")
+                         && (data == NULL || internal_service_registered (f, data)),
                      timeout_ms (10000));
   /* nothing is being exported now: a fresh client gets a clean snapshot */
   make_object_manager (f);
@@ -752,13 +776,18 @@ test_expose (Fixture *f, gconstpointer data)
   zlt_dbus_tunnel_call_disconnect_sync (agent, "", G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
   expect_error (&error, ERROR_PREFIX "NotSupported");
 
-  /* on-demand access and node tunnels come later: named errors, no objects */
-  zlt_dbus_manager_call_start_access_sync (f->manager, "echo", g_variant_new ("a{sv}", NULL),
+  /* on-demand access (the access tests cover it): bad calls, no objects */
+  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add (&options, "{sv}", "ttl", g_variant_new_int32 (2));
+  zlt_dbus_manager_call_start_access_sync (f->manager, "echo", g_variant_builder_end (&options),
                                            G_DBUS_CALL_FLAGS_NONE, -1, &session, NULL, &error);
-  expect_error (&error, ERROR_PREFIX "NotSupported");
+  expect_error (&error, "org.freedesktop.DBus.Error.InvalidArgs");
+  zlt_dbus_manager_call_start_access_sync (f->manager, "bad name!", g_variant_new ("a{sv}", NULL),
+                                           G_DBUS_CALL_FLAGS_NONE, -1, &session, NULL, &error);
+  expect_error (&error, ERROR_PREFIX "InvalidConfig");
   zlt_dbus_manager_call_stop_access_sync (f->manager, BUS_PATH "/Session/0", G_DBUS_CALL_FLAGS_NONE,
                                           -1, NULL, &error);
-  expect_error (&error, ERROR_PREFIX "NotSupported");
+  expect_error (&error, ERROR_PREFIX "NotFound");
   /* node tunnels (test-node covers them): an empty definition, an unknown name */
   zlt_dbus_manager_call_add_node_tunnel_sync (f->manager, "n", g_variant_new ("a{sv}", NULL),
                                               G_DBUS_CALL_FLAGS_NONE, -1, &node, NULL, &error);
@@ -901,10 +930,18 @@ test_external_clients (Fixture *f, gconstpointer data)
                                "--dest", BUS_NAME,   "--object-path",
                                BUS_PATH, "--method", "org.zlayer.Tunnel1.Manager.ListTunnels",
                                NULL };
-  const char *gdbus_access[] = { "gdbus",  "call",     "--session",
-                                 "--dest", BUS_NAME,   "--object-path",
-                                 BUS_PATH, "--method", "org.zlayer.Tunnel1.Manager.StartAccess",
-                                 "echo",   "{}",       NULL };
+  const char *gdbus_access[] = { "gdbus",
+                                 "call",
+                                 "--session",
+                                 "--dest",
+                                 BUS_NAME,
+                                 "--object-path",
+                                 BUS_PATH,
+                                 "--method",
+                                 "org.zlayer.Tunnel1.Manager.StartAccess",
+                                 "echo",
+                                 "{'ttl': <uint32 600>}",
+                                 NULL };
   const char *gdbus_objects[]
       = { "gdbus",  "call",     "--session",
           "--dest", BUS_NAME,   "--object-path",
@@ -921,10 +958,6 @@ test_external_clients (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (out, "'org.zlayer.Tunnel1.Service'"));
   g_assert_nonnull (strstr (out, "'AssignedPort'"));
   g_clear_pointer (&out, g_free);
-
-  g_assert_cmpint (run_tool (f, gdbus_access, NULL, &err), !=, 0);
-  g_assert_nonnull (strstr (err, ERROR_PREFIX "NotSupported"));
-  g_clear_pointer (&err, g_free);
 
   if (busctl != NULL)
     {
@@ -950,6 +983,13 @@ test_external_clients (Fixture *f, gconstpointer data)
     }
   g_assert_cmpint (run_tool (f, python, &out, NULL), ==, 0);
   g_assert_nonnull (strstr (out, "# all passed"));
+  g_clear_pointer (&out, g_free);
+
+  /* last: the access client's tunnel is one more server-role tunnel */
+  g_assert_cmpint (run_tool (f, gdbus_access, &out, &err), ==, 0);
+  g_assert_nonnull (strstr (out, "objectpath '" BUS_PATH "/Session/"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
 }
 
 /* Mutating calls from a user who is neither root nor in the admin group are refused;
@@ -1001,6 +1041,289 @@ test_permission (Fixture *f, gconstpointer data)
   g_assert_null (find_service (f, "admin-made", "agent"));
 }
 
+/* ---- on-demand access ---- */
+
+static ZltDbusSession *
+find_session (Fixture *f, const char *path)
+{
+  g_autoptr (GDBusObject) object = g_dbus_object_manager_get_object (f->om, path);
+
+  /* the manager holds the object */
+  return object != NULL ? zlt_dbus_object_peek_session (ZLT_DBUS_OBJECT (object)) : NULL;
+}
+
+static guint
+n_sessions (Fixture *f)
+{
+  GList *objects = g_dbus_object_manager_get_objects (f->om);
+  guint n = 0;
+
+  for (GList *l = objects; l != NULL; l = l->next)
+    if (zlt_dbus_object_peek_session (ZLT_DBUS_OBJECT (l->data)) != NULL)
+      n++;
+  g_list_free_full (objects, g_object_unref);
+  return n;
+}
+
+/* StartAccess with options "local-port" (when not 0) and "ttl"; returns the path */
+static char *
+start_access (Fixture *f, const char *service, guint16 local_port, guint ttl, GError **error)
+{
+  GVariantBuilder options;
+  char *path = NULL;
+
+  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
+  if (local_port != 0)
+    g_variant_builder_add (&options, "{sv}", "local-port", g_variant_new_uint16 (local_port));
+  g_variant_builder_add (&options, "{sv}", "ttl", g_variant_new_uint32 (ttl));
+  zlt_dbus_manager_call_start_access_sync (f->manager, service, g_variant_builder_end (&options),
+                                           G_DBUS_CALL_FLAGS_NONE, -1, &path, NULL, error);
+  return path;
+}
+
+static guint16
+session_port (ZltDbusSession *session)
+{
+  const char *address = zlt_dbus_session_get_local_address (session);
+  const char *colon = strrchr (address, ':');
+  guint64 port = 0;
+
+  g_assert_true (g_str_has_prefix (address, "127.0.0.1:"));
+  g_assert_true (g_ascii_string_to_unsigned (colon + 1, 10, 1, G_MAXUINT16, &port, NULL));
+  return (guint16) port;
+}
+
+typedef struct
+{
+  guint n_in;  /* PropertiesChanged carrying BytesIn */
+  guint n_out; /* ... BytesOut */
+} SessionWatch;
+
+static void
+on_session_properties_changed (GDBusProxy *proxy, GVariant *changed, const char *const *invalidated,
+                               gpointer user_data)
+{
+  SessionWatch *watch = user_data;
+  guint64 value;
+
+  if (g_variant_lookup (changed, "BytesIn", "t", &value))
+    watch->n_in++;
+  if (g_variant_lookup (changed, "BytesOut", "t", &value))
+    watch->n_out++;
+}
+
+/* A session to the internal service: its object shows it, bytes through its local port
+ * reach the service and are counted live, and at its TTL the object leaves by itself. */
+static void
+test_access_session (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *endpoint = g_strdup_printf ("ws://127.0.0.1:%u/tunnel/v1", f->server_port);
+  /* valgrind slows the daemon too much to finish a transfer within 2 s */
+  guint ttl = under_valgrind ? 60 : 2;
+  ZltDbusSession *session;
+  SessionWatch watch = { 0 };
+  ZltTestTransfer transfer = { 0 };
+  GThread *thread;
+  guint16 port;
+  guint removed_before = f->n_removed;
+
+  path = start_access (f, access_service, 0, ttl, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (path, BUS_PATH "/Session/"));
+  ZLT_TEST_WAIT_FOR (find_session (f, path) != NULL, timeout_ms (10000));
+  session = find_session (f, path);
+  g_assert_cmpstr (zlt_dbus_session_get_remote_service (session), ==, access_service);
+  g_assert_cmpstr (zlt_dbus_session_get_endpoint (session), ==, endpoint);
+  g_assert_cmpuint (strlen (zlt_dbus_session_get_id (session)), ==, 36);
+  g_assert_cmpint (zlt_dbus_session_get_created (session), >, 0);
+  g_assert_cmpint (zlt_dbus_session_get_expires (session), >,
+                   zlt_dbus_session_get_created (session));
+  g_assert_cmpuint (zlt_dbus_session_get_bytes_in (session), ==, 0);
+  g_assert_cmpuint (n_sessions (f), ==, 1);
+  port = session_port (session);
+
+  g_signal_connect (session, "g-properties-changed", G_CALLBACK (on_session_properties_changed),
+                    &watch);
+  transfer.port = port;
+  transfer.n_bytes = 256 * 1024;
+  transfer.n_connections = 1;
+  thread = zlt_test_transfer_start (&transfer);
+  zlt_test_transfer_finish (thread, &transfer, timeout_ms (30000));
+  g_assert_null (transfer.error);
+  g_assert_true (transfer.ok);
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->h.echo), ==, 1);
+  ZLT_TEST_WAIT_FOR (zlt_dbus_session_get_bytes_in (session) >= transfer.n_bytes
+                         && zlt_dbus_session_get_bytes_out (session) >= transfer.n_bytes
+                         && zlt_dbus_session_get_total_connections (session) == 1,
+                     timeout_ms (5000));
+  g_assert_cmpuint (watch.n_in, >=, 1);
+  g_assert_cmpuint (watch.n_out, >=, 1);
+  g_signal_handlers_disconnect_by_data (session, &watch);
+
+  /* the TTL ends it with nobody calling anything */
+  ZLT_TEST_WAIT_FOR (find_session (f, path) == NULL, timeout_ms (ttl * 1000 + 10000));
+  g_assert_cmpuint (f->n_removed - removed_before, ==, 1);
+  g_assert_true (zlt_test_connect_refused (port));
+  g_assert_cmpuint (n_sessions (f), ==, 0);
+  /* the daemon's own tunnel did not notice (the access client's is a tunnel of its own,
+   * which the server shows as a second server-role tunnel) */
+  g_assert_true (tunnel_connected (f, "agent"));
+  g_assert_cmpuint (zlt_dbus_service_get_assigned_port (find_service (f, "echo", "agent")), !=, 0);
+  g_assert_cmpuint (zlt_dbus_manager_get_agent_sessions (f->manager), ==, 1);
+}
+
+static void
+stop_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+
+  zlt_dbus_session_call_stop_finish (ZLT_DBUS_SESSION (source), result, &error);
+  g_assert_no_error (error);
+  *(gboolean *) user_data = TRUE;
+}
+
+/* Session.Stop and StopAccess end a session at once: object gone, port closed. */
+static void
+test_access_stop (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *first = NULL;
+  g_autofree char *second = NULL;
+  ZltDbusSession *session;
+  ZltTestRaw raw = { 0 };
+  GThread *thread;
+  guint16 port, second_port;
+  gboolean stopped = FALSE;
+
+  /* ttl 0: until stopped */
+  first = start_access (f, access_service, 0, 0, &error);
+  g_assert_no_error (error);
+  ZLT_TEST_WAIT_FOR (find_session (f, first) != NULL, timeout_ms (10000));
+  session = find_session (f, first);
+  g_assert_cmpint (zlt_dbus_session_get_expires (session), ==, 0);
+  port = session_port (session);
+
+  /* a connection stays open while the session is stopped: it goes too */
+  raw.port = port;
+  raw.request = "hello\n";
+  thread = zlt_test_raw_start (&raw);
+  ZLT_TEST_WAIT_FOR (zlt_dbus_session_get_active_connections (session) == 1
+                         && zlt_dbus_session_get_bytes_in (session) == 6,
+                     timeout_ms (10000));
+  zlt_dbus_session_call_stop (session, G_DBUS_CALL_FLAGS_NONE, -1, NULL, stop_done, &stopped);
+  ZLT_TEST_WAIT_FOR (stopped && find_session (f, first) == NULL, timeout_ms (10000));
+  zlt_test_raw_finish (thread, &raw, timeout_ms (10000));
+  g_assert_true (raw.closed);
+  g_assert_cmpstr (raw.reply->str, ==, "hello\n");
+  zlt_test_raw_clear (&raw);
+  g_assert_true (zlt_test_connect_refused (port));
+
+  /* StopAccess, with a local port of our choosing */
+  second_port = (guint16) (f->port_base + 90);
+  second = start_access (f, access_service, second_port, 3600, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (second, !=, first);
+  ZLT_TEST_WAIT_FOR (find_session (f, second) != NULL, timeout_ms (10000));
+  g_assert_cmpuint (session_port (find_session (f, second)), ==, second_port);
+  /* that port is taken now */
+  g_free (start_access (f, access_service, second_port, 0, &error));
+  expect_error (&error, ERROR_PREFIX "PortInUse");
+  zlt_dbus_manager_call_stop_access_sync (f->manager, second, G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+                                          &error);
+  g_assert_no_error (error);
+  ZLT_TEST_WAIT_FOR (find_session (f, second) == NULL, timeout_ms (10000));
+  g_assert_true (zlt_test_connect_refused (second_port));
+
+  /* gone is gone */
+  zlt_dbus_manager_call_stop_access_sync (f->manager, second, G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+                                          &error);
+  expect_error (&error, ERROR_PREFIX "NotFound");
+  zlt_dbus_manager_call_stop_access_sync (f->manager, BUS_PATH "/Tunnel/0", G_DBUS_CALL_FLAGS_NONE,
+                                          -1, NULL, &error);
+  expect_error (&error, ERROR_PREFIX "NotFound");
+  g_assert_cmpuint (n_sessions (f), ==, 0);
+}
+
+/* A service the server does not know: the server decides when a connection comes, so
+ * StartAccess succeeds and each connection through the session is closed unanswered;
+ * malformed calls get named errors. */
+static void
+test_access_errors (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *none = NULL;
+  ZltDbusSession *session;
+  ZltTestRaw raw = { 0 };
+  GThread *thread;
+  GVariantBuilder options;
+
+  path = start_access (f, "nope", 0, 3600, &error);
+  g_assert_no_error (error);
+  ZLT_TEST_WAIT_FOR (find_session (f, path) != NULL, timeout_ms (10000));
+  session = find_session (f, path);
+  g_assert_cmpstr (zlt_dbus_session_get_remote_service (session), ==, "nope");
+  raw.port = session_port (session);
+  raw.request = "hello\n";
+  thread = zlt_test_raw_start (&raw);
+  zlt_test_raw_finish (thread, &raw, timeout_ms (10000));
+  g_assert_true (raw.closed);
+  g_assert_cmpstr (raw.reply->str, ==, "");
+  zlt_test_raw_clear (&raw);
+  /* the session stays (the service may come later), nothing was relayed */
+  settle (f);
+  session = find_session (f, path);
+  g_assert_nonnull (session);
+  g_assert_cmpuint (zlt_dbus_session_get_active_connections (session), ==, 0);
+  g_assert_cmpuint (zlt_dbus_session_get_total_connections (session), ==, 0);
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->h.echo), ==, 0);
+
+  none = start_access (f, "bad name!", 0, 0, &error);
+  expect_error (&error, ERROR_PREFIX "InvalidConfig");
+  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add (&options, "{sv}", "local-port", g_variant_new_uint32 (1));
+  zlt_dbus_manager_call_start_access_sync (f->manager, access_service,
+                                           g_variant_builder_end (&options), G_DBUS_CALL_FLAGS_NONE,
+                                           -1, &none, NULL, &error);
+  expect_error (&error, "org.freedesktop.DBus.Error.InvalidArgs");
+  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add (&options, "{sv}", "colour", g_variant_new_string ("blue"));
+  zlt_dbus_manager_call_start_access_sync (f->manager, access_service,
+                                           g_variant_builder_end (&options), G_DBUS_CALL_FLAGS_NONE,
+                                           -1, &none, NULL, &error);
+  expect_error (&error, "org.freedesktop.DBus.Error.InvalidArgs");
+  g_assert_null (none);
+  g_assert_cmpuint (n_sessions (f), ==, 1);
+}
+
+/* Without an agent role there is no credential to open sessions with. */
+static void
+test_access_no_agent (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  g_auto (GStrv) groups = NULL;
+
+  stop_daemon (f);
+  g_clear_object (&f->manager);
+  groups = g_key_file_get_groups (f->config, NULL);
+  for (guint i = 0; groups[i] != NULL; i++)
+    if (g_str_equal (groups[i], "agent") || g_str_has_prefix (groups[i], "service:"))
+      g_key_file_remove_group (f->config, groups[i], NULL);
+  write_config (f);
+  start_daemon (f);
+  g_assert_cmpuint (g_strv_length ((GStrv) zlt_dbus_manager_get_roles (f->manager)), ==, 1);
+
+  path = start_access (f, access_service, 0, 0, &error);
+  expect_error (&error, ERROR_PREFIX "RoleNotConfigured");
+  g_assert_null (path);
+  zlt_dbus_manager_call_stop_access_sync (f->manager, BUS_PATH "/Session/0", G_DBUS_CALL_FLAGS_NONE,
+                                          -1, NULL, &error);
+  expect_error (&error, ERROR_PREFIX "NotFound");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1017,5 +1340,12 @@ main (int argc, char **argv)
   ADD ("/daemon/external-clients", test_external_clients);
   ADD ("/daemon/permission", test_permission);
 #undef ADD
+#define ADD_ACCESS(path, func)                                                                     \
+  g_test_add (path, Fixture, access_service, fixture_setup, func, fixture_teardown)
+  ADD_ACCESS ("/daemon/access/session", test_access_session);
+  ADD_ACCESS ("/daemon/access/stop", test_access_stop);
+  ADD_ACCESS ("/daemon/access/errors", test_access_errors);
+  ADD_ACCESS ("/daemon/access/no-agent", test_access_no_agent);
+#undef ADD_ACCESS
   return g_test_run ();
 }

@@ -5,7 +5,8 @@
 #
 #   client.py full PORT  objects, properties, counters in PropertiesChanged while bytes
 #                      flow, Expose/Unexpose (public port PORT) with objects coming and
-#                      going, named errors
+#                      going, named errors, an access session (StartAccess, traffic,
+#                      Session.Stop)
 #   client.py denied   as a user who may read but not change anything
 #   client.py admin    as a member of the configured admin group
 import socket
@@ -179,10 +180,38 @@ def full(c, extra_port):
           == ERROR + "NotFound", "Unexpose of an unknown service: NotFound")
     check(remote_error(lambda: c.call("Expose", GLib.Variant("(sqa{sv})", ("echo", 1, {}))))
           == ERROR + "DuplicateName", "Expose of a taken name: DuplicateName")
-    check(remote_error(lambda: c.call("StartAccess", GLib.Variant("(sa{sv})", ("echo", {}))))
-          == ERROR + "NotSupported", "StartAccess: NotSupported")
+    check(remote_error(lambda: c.call("StartAccess", GLib.Variant("(sa{sv})", ("bad name!", {}))))
+          == ERROR + "InvalidConfig", "StartAccess of an invalid name: InvalidConfig")
+    check(remote_error(lambda: c.call("StartAccess", GLib.Variant("(sa{sv})", ("echo", {
+        "ttl": GLib.Variant("i", 5)})))) == "org.freedesktop.DBus.Error.InvalidArgs",
+        "StartAccess with a mistyped option: InvalidArgs")
+    check(remote_error(lambda: c.call("StopAccess", GLib.Variant("(o)", (PATH + "/Session/999",))))
+          == ERROR + "NotFound", "StopAccess of an unknown session: NotFound")
     check(remote_error(lambda: c.call("AddNodeTunnel", GLib.Variant("(sa{sv})", ("n", {}))))
           == ERROR + "InvalidConfig", "AddNodeTunnel (empty definition): InvalidConfig")
+
+    # on-demand access last: its own tunnel shows up as one more server-role tunnel
+    path = c.call("StartAccess", GLib.Variant("(sa{sv})", ("echo", {
+        "ttl": GLib.Variant("u", 600)}))).unpack()[0]
+    check(path.startswith(PATH + "/Session/"), "StartAccess returns a session object")
+    wait_for(lambda: c.om.get_object(path) is not None)
+    obj = c.om.get_object(path)
+    session = obj.get_interface(IFACE + "Session") if obj is not None else None
+    check(session is not None and prop(session, "RemoteService") == "echo",
+          "the Session object names the service")
+    address = prop(session, "LocalAddress") if session is not None else ""
+    check(address.startswith("127.0.0.1:"), "and its local address (%s)" % address)
+    thread, result = echo_through(int(address.rsplit(":", 1)[1]), b"hello through access")
+    wait_for(lambda: "done" in result, 30)
+    thread.join()
+    check(result.get("echo") == b"hello through access",
+          "a session reaches the service (%s)" % result.get("error", "%d bytes" % len(result.get("echo", b""))))
+    wait_for(lambda: prop(session, "BytesOut") >= 20)
+    check(prop(session, "BytesOut") >= 20 and prop(session, "BytesIn") >= 20,
+          "the session counts the bytes")
+    session.call_sync("Stop", None, Gio.DBusCallFlags.NONE, 10000, None)
+    wait_for(lambda: c.om.get_object(path) is None)
+    check(path in removed, "Session.Stop removed the session object")
 
 
 def denied(c):
@@ -196,6 +225,10 @@ def denied(c):
     check(remote_error(lambda: c.call("DisconnectTunnel", GLib.Variant(
         "(os)", (server.get_object_path(), "")))) == ERROR + "PermissionDenied",
         "DisconnectTunnel: PermissionDenied")
+    check(remote_error(lambda: c.call("StartAccess", GLib.Variant("(sa{sv})", ("echo", {}))))
+          == ERROR + "PermissionDenied", "StartAccess: PermissionDenied")
+    check(remote_error(lambda: c.call("StopAccess", GLib.Variant("(o)", (PATH + "/Session/0",))))
+          == ERROR + "PermissionDenied", "StopAccess: PermissionDenied")
     check(prop(c.tunnel("server"), "State") == "connected", "the tunnel is still up")
 
 
