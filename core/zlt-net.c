@@ -50,7 +50,13 @@ zlt_net_set_nodelay (GSocketConnection *connection)
 
   g_return_if_fail (G_IS_SOCKET_CONNECTION (connection));
   socket = g_socket_connection_get_socket (connection);
-  if (g_socket_get_protocol (socket) == G_SOCKET_PROTOCOL_TCP)
+  /* GSocketClient makes its sockets with the default protocol, which for an inet
+   * stream socket is TCP too */
+  if (g_socket_get_socket_type (socket) == G_SOCKET_TYPE_STREAM &&
+      (g_socket_get_family (socket) == G_SOCKET_FAMILY_IPV4 ||
+       g_socket_get_family (socket) == G_SOCKET_FAMILY_IPV6) &&
+      (g_socket_get_protocol (socket) == G_SOCKET_PROTOCOL_TCP ||
+       g_socket_get_protocol (socket) == G_SOCKET_PROTOCOL_DEFAULT))
     g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
 }
 
