@@ -52,11 +52,11 @@ zlt_net_set_nodelay (GSocketConnection *connection)
   socket = g_socket_connection_get_socket (connection);
   /* GSocketClient makes its sockets with the default protocol, which for an inet
    * stream socket is TCP too */
-  if (g_socket_get_socket_type (socket) == G_SOCKET_TYPE_STREAM &&
-      (g_socket_get_family (socket) == G_SOCKET_FAMILY_IPV4 ||
-       g_socket_get_family (socket) == G_SOCKET_FAMILY_IPV6) &&
-      (g_socket_get_protocol (socket) == G_SOCKET_PROTOCOL_TCP ||
-       g_socket_get_protocol (socket) == G_SOCKET_PROTOCOL_DEFAULT))
+  if (g_socket_get_socket_type (socket) == G_SOCKET_TYPE_STREAM
+      && (g_socket_get_family (socket) == G_SOCKET_FAMILY_IPV4
+          || g_socket_get_family (socket) == G_SOCKET_FAMILY_IPV6)
+      && (g_socket_get_protocol (socket) == G_SOCKET_PROTOCOL_TCP
+          || g_socket_get_protocol (socket) == G_SOCKET_PROTOCOL_DEFAULT))
     g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
 }
 
