@@ -3,6 +3,7 @@
 
 #include "zlt-enum-types.h"
 #include "zlt-service.h"
+#include "zlt-notify-batch.h"
 #include "zlt-tunnel.h"
 
 struct _ZltService
@@ -24,8 +25,7 @@ struct _ZltService
   guint64 bytes_out;
 
   /* coalesced notify of the byte counters */
-  guint dirty;
-  GSource *notify_source;
+  ZltNotifyBatch batch; /* bytes (and activity) notifies, coalesced */
   GMainContext *context;
 };
 
@@ -48,12 +48,6 @@ enum
 };
 
 static GParamSpec *properties[N_PROPS];
-
-enum
-{
-  DIRTY_BYTES_IN = 1 << 0,
-  DIRTY_BYTES_OUT = 1 << 1,
-};
 
 G_DEFINE_FINAL_TYPE (ZltService, zlt_service, G_TYPE_OBJECT)
 
@@ -158,11 +152,7 @@ zlt_service_dispose (GObject *object)
 {
   ZltService *self = ZLT_SERVICE (object);
 
-  if (self->notify_source != NULL)
-    {
-      g_source_destroy (self->notify_source);
-      g_clear_pointer (&self->notify_source, g_source_unref);
-    }
+  zlt_notify_batch_clear (&self->batch);
   self->tunnel = NULL;
   G_OBJECT_CLASS (zlt_service_parent_class)->dispose (object);
 }
@@ -240,6 +230,7 @@ static void
 zlt_service_init (ZltService *self)
 {
   self->context = g_main_context_ref_thread_default ();
+  zlt_notify_batch_init (&self->batch, G_OBJECT (self), self->context, "[zlt] service notify");
 }
 
 /**
@@ -472,38 +463,8 @@ zlt_service_connection_closed (ZltService *self)
 void
 zlt_service_flush_notify (ZltService *self)
 {
-  guint dirty;
-
   g_return_if_fail (ZLT_IS_SERVICE (self));
-
-  if (self->notify_source != NULL)
-    {
-      g_source_destroy (self->notify_source);
-      g_clear_pointer (&self->notify_source, g_source_unref);
-    }
-  dirty = self->dirty;
-  self->dirty = 0;
-  if (dirty == 0)
-    return;
-  g_object_ref (self);
-  g_object_freeze_notify (G_OBJECT (self));
-  if (dirty & DIRTY_BYTES_IN)
-    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BYTES_IN]);
-  if (dirty & DIRTY_BYTES_OUT)
-    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BYTES_OUT]);
-  g_object_thaw_notify (G_OBJECT (self));
-  g_object_unref (self);
-}
-
-static gboolean
-notify_timeout_cb (gpointer user_data)
-{
-  ZltService *self = user_data;
-
-  /* the dispatch holds its own reference on the source until we return */
-  g_clear_pointer (&self->notify_source, g_source_unref);
-  zlt_service_flush_notify (self);
-  return G_SOURCE_REMOVE;
+  zlt_notify_batch_flush (&self->batch);
 }
 
 /**
@@ -523,20 +484,13 @@ zlt_service_add_bytes (ZltService *self, guint64 bytes_in, guint64 bytes_out)
   if (bytes_in != 0)
     {
       self->bytes_in += bytes_in;
-      self->dirty |= DIRTY_BYTES_IN;
+      zlt_notify_batch_add (&self->batch, properties[PROP_BYTES_IN]);
     }
   if (bytes_out != 0)
     {
       self->bytes_out += bytes_out;
-      self->dirty |= DIRTY_BYTES_OUT;
+      zlt_notify_batch_add (&self->batch, properties[PROP_BYTES_OUT]);
     }
   if (self->tunnel != NULL)
     zlt_tunnel_add_bytes (self->tunnel, bytes_in, bytes_out);
-  if (self->dirty != 0 && self->notify_source == NULL)
-    {
-      self->notify_source = g_timeout_source_new (ZLT_NOTIFY_INTERVAL_MS);
-      g_source_set_callback (self->notify_source, notify_timeout_cb, self, NULL);
-      g_source_set_static_name (self->notify_source, "[zlt] service notify");
-      g_source_attach (self->notify_source, self->context);
-    }
 }

@@ -9,6 +9,7 @@
 
 #include "zlt-service.h" /* ZLT_NOTIFY_INTERVAL_MS */
 #include "zlt-session.h"
+#include "zlt-notify-batch.h"
 
 struct _ZltSession
 {
@@ -29,8 +30,7 @@ struct _ZltSession
   guint64 bytes_out;
   char *last_error;
 
-  guint dirty;
-  GSource *notify_source;
+  ZltNotifyBatch batch; /* bytes (and activity) notifies, coalesced */
   GMainContext *context;
 };
 
@@ -60,12 +60,6 @@ enum
 };
 
 static guint signals[N_SIGNALS];
-
-enum
-{
-  DIRTY_BYTES_IN = 1 << 0,
-  DIRTY_BYTES_OUT = 1 << 1,
-};
 
 G_DEFINE_FINAL_TYPE (ZltSession, zlt_session, G_TYPE_OBJECT)
 
@@ -208,7 +202,7 @@ zlt_session_dispose (GObject *object)
   ZltSession *self = ZLT_SESSION (object);
 
   cancel_source (&self->expire_source);
-  cancel_source (&self->notify_source);
+  zlt_notify_batch_clear (&self->batch);
   G_OBJECT_CLASS (zlt_session_parent_class)->dispose (object);
 }
 
@@ -305,6 +299,7 @@ zlt_session_init (ZltSession *self)
 {
   self->created = g_get_real_time ();
   self->context = g_main_context_ref_thread_default ();
+  zlt_notify_batch_init (&self->batch, G_OBJECT (self), self->context, "[zlt] session notify");
 }
 
 /**
@@ -508,33 +503,8 @@ zlt_session_connection_closed (ZltSession *self)
 void
 zlt_session_flush_notify (ZltSession *self)
 {
-  guint dirty;
-
   g_return_if_fail (ZLT_IS_SESSION (self));
-
-  cancel_source (&self->notify_source);
-  dirty = self->dirty;
-  self->dirty = 0;
-  if (dirty == 0)
-    return;
-  g_object_ref (self);
-  g_object_freeze_notify (G_OBJECT (self));
-  if (dirty & DIRTY_BYTES_IN)
-    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BYTES_IN]);
-  if (dirty & DIRTY_BYTES_OUT)
-    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BYTES_OUT]);
-  g_object_thaw_notify (G_OBJECT (self));
-  g_object_unref (self);
-}
-
-static gboolean
-notify_timeout_cb (gpointer user_data)
-{
-  ZltSession *self = user_data;
-
-  g_clear_pointer (&self->notify_source, g_source_unref);
-  zlt_session_flush_notify (self);
-  return G_SOURCE_REMOVE;
+  zlt_notify_batch_flush (&self->batch);
 }
 
 /**
@@ -553,19 +523,12 @@ zlt_session_add_bytes (ZltSession *self, guint64 bytes_in, guint64 bytes_out)
   if (bytes_in != 0)
     {
       self->bytes_in += bytes_in;
-      self->dirty |= DIRTY_BYTES_IN;
+      zlt_notify_batch_add (&self->batch, properties[PROP_BYTES_IN]);
     }
   if (bytes_out != 0)
     {
       self->bytes_out += bytes_out;
-      self->dirty |= DIRTY_BYTES_OUT;
-    }
-  if (self->dirty != 0 && self->notify_source == NULL)
-    {
-      self->notify_source = g_timeout_source_new (ZLT_NOTIFY_INTERVAL_MS);
-      g_source_set_callback (self->notify_source, notify_timeout_cb, self, NULL);
-      g_source_set_static_name (self->notify_source, "[zlt] session notify");
-      g_source_attach (self->notify_source, self->context);
+      zlt_notify_batch_add (&self->batch, properties[PROP_BYTES_OUT]);
     }
 }
 

@@ -6,6 +6,7 @@
 #include "zlt-enum-types.h"
 #include "zlt-error.h"
 #include "zlt-tunnel.h"
+#include "zlt-notify-batch.h"
 
 struct _ZltTunnel
 {
@@ -26,8 +27,7 @@ struct _ZltTunnel
   GHashTable *by_name; /* service name (borrowed from the service) → ZltService */
 
   /* coalesced notify of the hot counters */
-  guint dirty;
-  GSource *notify_source;
+  ZltNotifyBatch batch; /* bytes (and activity) notifies, coalesced */
   GMainContext *context;
 };
 
@@ -60,13 +60,6 @@ enum
 };
 
 static guint signals[N_SIGNALS];
-
-enum
-{
-  DIRTY_BYTES_IN = 1 << 0,
-  DIRTY_BYTES_OUT = 1 << 1,
-  DIRTY_LAST_ACTIVITY = 1 << 2,
-};
 
 G_DEFINE_FINAL_TYPE (ZltTunnel, zlt_tunnel, G_TYPE_OBJECT)
 
@@ -175,11 +168,7 @@ zlt_tunnel_dispose (GObject *object)
 {
   ZltTunnel *self = ZLT_TUNNEL (object);
 
-  if (self->notify_source != NULL)
-    {
-      g_source_destroy (self->notify_source);
-      g_clear_pointer (&self->notify_source, g_source_unref);
-    }
+  zlt_notify_batch_clear (&self->batch);
   /* services may outlive us: their back pointers must not dangle */
   for (guint i = 0; i < self->services->len; i++)
     zlt_service_set_tunnel (g_ptr_array_index (self->services, i), NULL);
@@ -300,6 +289,7 @@ zlt_tunnel_init (ZltTunnel *self)
   self->created = g_get_real_time ();
   self->last_activity = self->created;
   self->context = g_main_context_ref_thread_default ();
+  zlt_notify_batch_init (&self->batch, G_OBJECT (self), self->context, "[zlt] tunnel notify");
 }
 
 /**
@@ -450,51 +440,8 @@ zlt_tunnel_get_bytes_out (ZltTunnel *self)
 void
 zlt_tunnel_flush_notify (ZltTunnel *self)
 {
-  guint dirty;
-
   g_return_if_fail (ZLT_IS_TUNNEL (self));
-
-  if (self->notify_source != NULL)
-    {
-      g_source_destroy (self->notify_source);
-      g_clear_pointer (&self->notify_source, g_source_unref);
-    }
-  dirty = self->dirty;
-  self->dirty = 0;
-  if (dirty == 0)
-    return;
-  g_object_ref (self);
-  g_object_freeze_notify (G_OBJECT (self));
-  if (dirty & DIRTY_BYTES_IN)
-    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BYTES_IN]);
-  if (dirty & DIRTY_BYTES_OUT)
-    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BYTES_OUT]);
-  if (dirty & DIRTY_LAST_ACTIVITY)
-    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_ACTIVITY]);
-  g_object_thaw_notify (G_OBJECT (self));
-  g_object_unref (self);
-}
-
-static gboolean
-notify_timeout_cb (gpointer user_data)
-{
-  ZltTunnel *self = user_data;
-
-  /* the dispatch holds its own reference on the source until we return */
-  g_clear_pointer (&self->notify_source, g_source_unref);
-  zlt_tunnel_flush_notify (self);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-schedule_notify (ZltTunnel *self)
-{
-  if (self->dirty == 0 || self->notify_source != NULL)
-    return;
-  self->notify_source = g_timeout_source_new (ZLT_NOTIFY_INTERVAL_MS);
-  g_source_set_callback (self->notify_source, notify_timeout_cb, self, NULL);
-  g_source_set_static_name (self->notify_source, "[zlt] tunnel notify");
-  g_source_attach (self->notify_source, self->context);
+  zlt_notify_batch_flush (&self->batch);
 }
 
 /**
@@ -514,8 +461,7 @@ zlt_tunnel_touch (ZltTunnel *self)
   if (now == self->last_activity)
     return;
   self->last_activity = now;
-  self->dirty |= DIRTY_LAST_ACTIVITY;
-  schedule_notify (self);
+  zlt_notify_batch_add (&self->batch, properties[PROP_LAST_ACTIVITY]);
 }
 
 /**
@@ -536,14 +482,13 @@ zlt_tunnel_add_bytes (ZltTunnel *self, guint64 bytes_in, guint64 bytes_out)
   if (bytes_in != 0)
     {
       self->bytes_in += bytes_in;
-      self->dirty |= DIRTY_BYTES_IN;
+      zlt_notify_batch_add (&self->batch, properties[PROP_BYTES_IN]);
     }
   if (bytes_out != 0)
     {
       self->bytes_out += bytes_out;
-      self->dirty |= DIRTY_BYTES_OUT;
+      zlt_notify_batch_add (&self->batch, properties[PROP_BYTES_OUT]);
     }
-  schedule_notify (self);
 }
 
 /**
