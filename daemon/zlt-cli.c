@@ -271,6 +271,27 @@ on_agent_registered (ZltAgent *agent, ZltService *service, gpointer user_data)
            zlt_service_get_assigned_port (service));
 }
 
+/* The [agent] keys `agent` and `access` share: where the server is, which token, how
+ * to trust it. Options given on the command line override the config file. */
+static void
+set_agent_connection (GKeyFile *keyfile, const char *server_url, const char *token_file,
+                      const char *token_env, const char *ca_file, const char *pin,
+                      gboolean insecure_tls)
+{
+  if (server_url != NULL)
+    g_key_file_set_string (keyfile, "agent", "server", server_url);
+  if (token_file != NULL)
+    g_key_file_set_string (keyfile, "agent", "token-file", token_file);
+  if (token_env != NULL)
+    g_key_file_set_string (keyfile, "agent", "token-env", token_env);
+  if (ca_file != NULL)
+    g_key_file_set_string (keyfile, "agent", "tls-ca-file", ca_file);
+  if (pin != NULL)
+    g_key_file_set_string (keyfile, "agent", "tls-pinned-sha256", pin);
+  if (insecure_tls)
+    g_key_file_set_boolean (keyfile, "agent", "tls-insecure", TRUE);
+}
+
 static int
 cmd_agent (int argc, char **argv)
 {
@@ -321,18 +342,7 @@ cmd_agent (int argc, char **argv)
   keyfile = load_keyfile (config_path, &error);
   if (keyfile == NULL)
     return fail (EXIT_CONFIG, "%s", error->message);
-  if (server_url != NULL)
-    g_key_file_set_string (keyfile, "agent", "server", server_url);
-  if (token_file != NULL)
-    g_key_file_set_string (keyfile, "agent", "token-file", token_file);
-  if (token_env != NULL)
-    g_key_file_set_string (keyfile, "agent", "token-env", token_env);
-  if (ca_file != NULL)
-    g_key_file_set_string (keyfile, "agent", "tls-ca-file", ca_file);
-  if (pin != NULL)
-    g_key_file_set_string (keyfile, "agent", "tls-pinned-sha256", pin);
-  if (insecure_tls)
-    g_key_file_set_boolean (keyfile, "agent", "tls-insecure", TRUE);
+  set_agent_connection (keyfile, server_url, token_file, token_env, ca_file, pin, insecure_tls);
   if (legacy)
     g_key_file_set_boolean (keyfile, "agent", "legacy-auth", TRUE);
   for (guint i = 0; exposes != NULL && exposes[i] != NULL; i++)
@@ -453,18 +463,7 @@ cmd_access (int argc, char **argv)
   keyfile = load_keyfile (config_path, &error);
   if (keyfile == NULL)
     return fail (EXIT_CONFIG, "%s", error->message);
-  if (server_url != NULL)
-    g_key_file_set_string (keyfile, "agent", "server", server_url);
-  if (token_file != NULL)
-    g_key_file_set_string (keyfile, "agent", "token-file", token_file);
-  if (token_env != NULL)
-    g_key_file_set_string (keyfile, "agent", "token-env", token_env);
-  if (ca_file != NULL)
-    g_key_file_set_string (keyfile, "agent", "tls-ca-file", ca_file);
-  if (pin != NULL)
-    g_key_file_set_string (keyfile, "agent", "tls-pinned-sha256", pin);
-  if (insecure_tls)
-    g_key_file_set_boolean (keyfile, "agent", "tls-insecure", TRUE);
+  set_agent_connection (keyfile, server_url, token_file, token_env, ca_file, pin, insecure_tls);
   config = zlt_client_config_new_from_keyfile (keyfile, &error);
   if (config == NULL)
     return fail (EXIT_CONFIG, "%s", error->message);
