@@ -18,6 +18,7 @@
 #include "zlt-relay.h"
 #include "zlt-source.h"
 #include "zlt-util.h"
+#include "zlt-util.h"
 #include "zlt-enum-types.h"
 
 /* A session that lasted this long resets the backoff. */
@@ -523,11 +524,12 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
     }
   else
     {
+      g_autofree char *reason = zlt_log_escape (msg->reason, 400);
       g_autoptr (GError) error = g_error_new (
           ZLT_ERROR,
           zlt_message_has_ext_fields (msg, ZLT_EXT_CODE) ? zlt_reason_code_to_error (msg->ext.code)
                                                          : ZLT_ERROR_FAILED,
-          _ ("server refused service %s: %s"), zlt_service_get_name (service), msg->reason);
+          _ ("server refused service %s: %s"), zlt_service_get_name (service), reason);
 
       /* the port we had is gone (another program took it, or the server's range
        * changed): a service configured for any port takes any port */
@@ -634,6 +636,7 @@ static void
 handle_refusal (ZltAgent *self, const ZltMessage *msg)
 {
   gboolean has_code = zlt_message_has_ext_fields (msg, ZLT_EXT_CODE);
+  g_autofree char *reason = NULL;
   g_autofree char *text = NULL;
 
   /* a v1 server gives no code: its AuthFail is about the token, so do not hammer it */
@@ -645,9 +648,11 @@ handle_refusal (ZltAgent *self, const ZltMessage *msg)
    * shortest delay rather than where an earlier outage left the backoff */
   if (has_code && msg->ext.code == ZLT_REASON_SHUTDOWN)
     zlt_backoff_reset (&self->backoff);
+  /* the server's words reach logs and D-Bus: no control characters */
+  reason = zlt_log_escape (msg->reason, 400);
   text = g_strdup_printf (msg->type == ZLT_MESSAGE_AUTH_FAIL ? _ ("authentication failed: %s")
                                                              : _ ("server disconnected us: %s"),
-                          msg->reason);
+                          reason);
   session_end (self, text);
 }
 

@@ -102,25 +102,6 @@ zlt_service_config_free (ZltServiceConfig *service)
 }
 
 /**
- * zlt_service_name_is_valid:
- * Returns: TRUE for 1-64 ASCII letters, digits, '-' or '_'
- */
-gboolean
-zlt_service_name_is_valid (const char *name)
-{
-  gsize len = 0;
-
-  if (name == NULL)
-    return FALSE;
-  for (const char *p = name; *p != '\0'; p++, len++)
-    {
-      if (!g_ascii_isalnum (*p) && *p != '-' && *p != '_')
-        return FALSE;
-    }
-  return len >= 1 && len <= ZLT_SERVICE_NAME_MAX;
-}
-
-/**
  * zlt_service_config_validate:
  *
  * Returns: TRUE when the service could be registered as it is; else

@@ -3,6 +3,7 @@
 
 #include <glib-object.h>
 
+#include "zlt-service.h"
 #include "zlt-types.h"
 
 G_BEGIN_DECLS
@@ -10,7 +11,6 @@ G_BEGIN_DECLS
 #define ZLT_CLIENT_CONFIG_GROUP "agent"
 #define ZLT_CLIENT_CONFIG_SERVICE_PREFIX "service:"
 #define ZLT_CLIENT_CONFIG_DEFAULT_PATH "/tunnel/v1"
-#define ZLT_SERVICE_NAME_MAX 64
 
 /**
  * ZltServiceConfig:
@@ -42,7 +42,6 @@ ZltServiceConfig *zlt_service_config_new (const char *name, ZltProtocol protocol
 ZltServiceConfig *zlt_service_config_copy (const ZltServiceConfig *service);
 void zlt_service_config_free (ZltServiceConfig *service);
 gboolean zlt_service_config_validate (const ZltServiceConfig *service, GError **error);
-gboolean zlt_service_name_is_valid (const char *name);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZltServiceConfig, zlt_service_config_free)
 

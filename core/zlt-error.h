@@ -38,6 +38,7 @@ typedef enum
   ZLT_ERROR_INSECURE,          /*< nick=insecure >*/
   ZLT_ERROR_LEGACY_REFUSED,    /*< nick=legacy-refused >*/
   ZLT_ERROR_IN_USE,            /*< nick=in-use >*/
+  ZLT_ERROR_INVALID,           /*< nick=invalid >*/
 } ZltError;
 
 GQuark zlt_error_quark (void);

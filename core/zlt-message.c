@@ -1255,6 +1255,8 @@ zlt_reason_code_to_string (ZltReasonCode code)
       return "IN_USE";
     case ZLT_REASON_INTERNAL:
       return "INTERNAL";
+    case ZLT_REASON_INVALID:
+      return "INVALID";
     default:
       return "UNKNOWN";
     }
@@ -1291,6 +1293,8 @@ zlt_reason_code_to_error (ZltReasonCode code)
       return ZLT_ERROR_LEGACY_REFUSED;
     case ZLT_REASON_IN_USE:
       return ZLT_ERROR_IN_USE;
+    case ZLT_REASON_INVALID:
+      return ZLT_ERROR_INVALID;
     case ZLT_REASON_NONE:
     case ZLT_REASON_INTERNAL:
     default:
@@ -1335,6 +1339,8 @@ zlt_reason_code_from_error (const GError *error)
       return ZLT_REASON_LEGACY_REFUSED;
     case ZLT_ERROR_IN_USE:
       return ZLT_REASON_IN_USE;
+    case ZLT_ERROR_INVALID:
+      return ZLT_REASON_INVALID;
     default:
       return ZLT_REASON_INTERNAL;
     }

@@ -93,6 +93,7 @@ typedef enum
   ZLT_REASON_LEGACY_REFUSED = 12,
   ZLT_REASON_IN_USE = 13,
   ZLT_REASON_INTERNAL = 14,
+  ZLT_REASON_INVALID = 15,
 } ZltReasonCode;
 
 /* The values of a v2 extension block. Only the fields whose bit is set in present are

@@ -696,7 +696,9 @@ can_reclaim (ZltService *old, ZltProtocol protocol, guint16 requested_port, ZltE
  * @expose: public services get a port from the pool of @protocol, internal ones none
  * @error: return location for an error
  *
- * Errors: %ZLT_ERROR_NOT_FOUND (tunnel not listed), %ZLT_ERROR_DUPLICATE_NAME,
+ * Errors: %ZLT_ERROR_INVALID (a name that is not 1-64 of [A-Za-z0-9_-], an unknown
+ * protocol or exposure, local port 0), %ZLT_ERROR_NOT_FOUND (tunnel not listed),
+ * %ZLT_ERROR_DUPLICATE_NAME,
  * %ZLT_ERROR_LIMIT (#ZltRegistry:max-services-per-tunnel), and the port pool's
  * %ZLT_ERROR_PORT_OUT_OF_RANGE, %ZLT_ERROR_PORT_IN_USE and %ZLT_ERROR_PORTS_EXHAUSTED.
  *
@@ -719,10 +721,28 @@ zlt_registry_register_service (ZltRegistry *self, ZltTunnel *tunnel, const char 
 
   g_return_val_if_fail (ZLT_IS_REGISTRY (self), NULL);
   g_return_val_if_fail (ZLT_IS_TUNNEL (tunnel), NULL);
-  g_return_val_if_fail (name != NULL && *name != '\0', NULL);
-  g_return_val_if_fail (protocol == ZLT_PROTOCOL_TCP || protocol == ZLT_PROTOCOL_UDP, NULL);
-  g_return_val_if_fail (expose == ZLT_EXPOSE_PUBLIC || expose == ZLT_EXPOSE_INTERNAL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  /* what a peer sent: a refusal with its reason, never a silent NULL */
+  if (!zlt_service_name_is_valid (name))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID,
+                   _ ("a service name is 1 to %u letters, digits, '-' or '_'"),
+                   (guint) ZLT_SERVICE_NAME_MAX);
+      return NULL;
+    }
+  if ((protocol != ZLT_PROTOCOL_TCP && protocol != ZLT_PROTOCOL_UDP)
+      || (expose != ZLT_EXPOSE_PUBLIC && expose != ZLT_EXPOSE_INTERNAL))
+    {
+      g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_INVALID, _ ("unknown protocol or exposure"));
+      return NULL;
+    }
+  if (local_port == 0)
+    {
+      g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_INVALID,
+                           _ ("the local port must be 1 to 65535"));
+      return NULL;
+    }
 
   if (find_tunnel_entry (self, tunnel) == NULL)
     {

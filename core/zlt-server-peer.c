@@ -7,6 +7,7 @@
 
 #include "zlt-server-private.h"
 #include "zlt-source.h"
+#include "zlt-util.h"
 
 typedef enum
 {
@@ -160,8 +161,9 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
     goto out; /* closed meanwhile */
   if (grant == NULL)
     {
+      g_autofree char *shown = zlt_log_escape (error->message, 200);
       g_message ("authentication failed for %s: %s", zlt_channel_get_peer_address (self->channel),
-                 error->message);
+                 shown);
       zlt_server_peer_disconnect (self, zlt_reason_code_from_error (error), error->message);
       goto out;
     }
@@ -301,6 +303,13 @@ register_fail_error (ZltServerPeer *self, const GError *error)
 {
   g_autofree char *reason = NULL;
 
+  if (error == NULL)
+    {
+      /* a failure path that forgot its GError is our bug: refuse, never crash */
+      g_critical ("tunnel %s: registration failed without a reason", self->id);
+      register_fail (self, ZLT_REASON_INTERNAL, _ ("internal error"));
+      return;
+    }
   if (g_error_matches (error, ZLT_ERROR, ZLT_ERROR_PORTS_EXHAUSTED))
     reason = g_strdup_printf (_ ("port range exhausted: %s"), error->message);
   register_fail (self, zlt_reason_code_from_error (error), reason ? reason : error->message);
@@ -326,6 +335,21 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
 
   if (zlt_message_has_ext_fields (msg, ZLT_EXT_EXPOSE))
     expose = msg->ext.expose == ZLT_EXPOSE_INTERNAL ? ZLT_EXPOSE_INTERNAL : ZLT_EXPOSE_PUBLIC;
+  /* the config's rules, applied where the name enters: it reaches logs, the D-Bus view
+   * and access requests */
+  if (!zlt_service_name_is_valid (msg->name))
+    {
+      g_autofree char *shown = zlt_log_escape (msg->name, 80);
+      g_debug ("tunnel %s: refusing service name “%s”", self->id, shown);
+      register_fail (self, ZLT_REASON_INVALID,
+                     _ ("invalid service name: use 1 to 64 letters, digits, '-' or '_'"));
+      return;
+    }
+  if (msg->local_port == 0)
+    {
+      register_fail (self, ZLT_REASON_INVALID, _ ("invalid local port 0"));
+      return;
+    }
   if (zlt_grant_is_expired (self->grant, g_get_real_time () / G_USEC_PER_SEC))
     {
       zlt_server_peer_disconnect (self, ZLT_REASON_EXPIRED_TOKEN, _ ("token expired"));

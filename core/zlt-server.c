@@ -14,7 +14,6 @@
 
 #include <glib/gi18n-lib.h>
 
-#include "zlt-client-config.h" /* zlt_service_name_is_valid */
 #include "zlt-net.h"
 #include "zlt-relay.h"
 #include "zlt-server-private.h"
@@ -357,10 +356,12 @@ zlt_server_connect_failed (ZltServer *self, ZltServerPeer *peer, const ZltUuid *
                            const char *reason)
 {
   Pending *p = g_hash_table_lookup (self->pending, connection_id);
+  g_autofree char *shown = NULL;
 
   if (p == NULL || p->tunnel != zlt_server_peer_get_tunnel (peer))
     return;
-  g_debug ("agent could not reach %s: %s", zlt_service_get_name (p->service), reason);
+  shown = zlt_log_escape (reason, 200);
+  g_debug ("agent could not reach %s: %s", zlt_service_get_name (p->service), shown);
   g_hash_table_remove (self->pending, connection_id);
 }
 

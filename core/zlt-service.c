@@ -494,3 +494,22 @@ zlt_service_add_bytes (ZltService *self, guint64 bytes_in, guint64 bytes_out)
   if (self->tunnel != NULL)
     zlt_tunnel_add_bytes (self->tunnel, bytes_in, bytes_out);
 }
+
+/**
+ * zlt_service_name_is_valid:
+ * Returns: TRUE for 1-64 ASCII letters, digits, '-' or '_'
+ */
+gboolean
+zlt_service_name_is_valid (const char *name)
+{
+  gsize len = 0;
+
+  if (name == NULL)
+    return FALSE;
+  for (const char *p = name; *p != '\0'; p++, len++)
+    {
+      if (!g_ascii_isalnum (*p) && *p != '-' && *p != '_')
+        return FALSE;
+    }
+  return len >= 1 && len <= ZLT_SERVICE_NAME_MAX;
+}

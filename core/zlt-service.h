@@ -12,11 +12,16 @@ G_BEGIN_DECLS
  * emitted at most once per this many milliseconds (or at once by a flush). */
 #define ZLT_NOTIFY_INTERVAL_MS 250
 
+/* the longest service name: 1 to this many ASCII letters, digits, '-' or '_' */
+#define ZLT_SERVICE_NAME_MAX 64
+
 /* declared by zlt-tunnel.h; repeated here so both headers stand alone */
 typedef struct _ZltTunnel ZltTunnel;
 
 #define ZLT_TYPE_SERVICE (zlt_service_get_type ())
 G_DECLARE_FINAL_TYPE (ZltService, zlt_service, ZLT, SERVICE, GObject)
+
+gboolean zlt_service_name_is_valid (const char *name);
 
 ZltService *zlt_service_new (const char *name, ZltProtocol protocol, guint16 local_port,
                              ZltExpose expose);

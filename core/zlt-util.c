@@ -1,6 +1,8 @@
 /* zlt-util.c */
 #include "config.h"
 
+#include <string.h>
+
 #include <glib/gi18n-lib.h>
 
 #include "zlt-error.h"
@@ -90,4 +92,30 @@ bad:
   g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
                _ ("“%s” is not a duration (for example 90s, 30m, 2h, 1d)"), text);
   return FALSE;
+}
+
+char *
+zlt_log_escape (const char *text, gsize max_len)
+{
+  GString *out;
+  gsize len;
+
+  if (text == NULL)
+    return g_strdup ("(null)");
+  len = strlen (text);
+  out = g_string_sized_new (MIN (len, max_len) + 8);
+  for (gsize i = 0; i < len && i < max_len; i++)
+    {
+      guchar c = (guchar) text[i];
+
+      if (c == '\\')
+        g_string_append (out, "\\\\");
+      else if (c < 0x20 || c >= 0x7f)
+        g_string_append_printf (out, "\\x%02x", c);
+      else
+        g_string_append_c (out, (char) c);
+    }
+  if (len > max_len)
+    g_string_append (out, "…");
+  return g_string_free (out, FALSE);
 }

@@ -678,10 +678,107 @@ test_ports_exhausted (Fixture *f, gconstpointer data)
   assert_good (f);
 }
 
+/* ---- fields a logged-in peer controls ---- */
+
+/* Every log line this process wrote, to check that nothing a peer sent forged one. */
+static GPtrArray *log_lines;
+
+static GLogWriterOutput
+capture_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_strcmp0 (fields[i].key, "MESSAGE") == 0)
+      g_ptr_array_add (log_lines, fields[i].length < 0
+                                      ? g_strdup (fields[i].value)
+                                      : g_strndup (fields[i].value, fields[i].length));
+  return g_log_writer_default (level, fields, n_fields, user_data);
+}
+
+/* Names the config would refuse; each must get RegisterFail, never a crash, and must
+ * reach no log line raw. */
+static const char *const bad_names[] = {
+  "",
+  "two\nlines",
+  "zlt-Message: forged\ntunnel 00000000 opened",
+  "ansi\x1b[31mred",
+  "tab\there",
+  "../../etc",
+  "%s%n%s%n",
+  "space name",
+  "dot.name",
+  "caf\xc3\xa9",
+  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", /* 65 */
+};
+
+static void
+register_expect_invalid (ZltTestWs *ws, ZltMessage *reg, gboolean v2)
+{
+  g_autoptr (ZltMessage) fail = NULL;
+
+  zlt_test_ws_send_message (ws, reg);
+  fail = zlt_test_ws_expect (ws, ZLT_MESSAGE_REGISTER_FAIL, NULL, 10000);
+  g_assert_nonnull (strstr (fail->reason, "invalid"));
+  g_assert_null (strchr (fail->reason, '\n'));
+  if (v2)
+    {
+      g_assert_true (zlt_message_has_ext_fields (fail, ZLT_EXT_CODE));
+      g_assert_cmpuint (fail->ext.code, ==, ZLT_REASON_INVALID);
+    }
+  else
+    g_assert_false (fail->has_ext);
+  g_assert_false (zlt_test_ws_is_closed (ws));
+}
+
+static void
+test_bad_names (Fixture *f, gconstpointer data)
+{
+  /* the frame from the report: Register "", TCP, local 8080, any port */
+  g_autoptr (GBytes) empty_name = zlt_test_bytes_from_hex ("10 00 00 00 06 00 00 1f 90 00 00");
+  ZltUuid tunnel_id;
+  guint8 key[ZLT_HASH_SIZE];
+
+  start (f);
+  for (guint v2 = 0; v2 <= 1; v2++)
+    {
+      g_autoptr (ZltTestWs) ws
+          = v2 ? v2_session (f, f->h.token, &tunnel_id, key) : v1_session (f, f->h.token);
+      g_autoptr (ZltMessage) good
+          = zlt_message_new_register ("good-name_1", ZLT_PROTOCOL_TCP, 7, 0);
+      g_autoptr (ZltMessage) port0 = zlt_message_new_register ("port0", ZLT_PROTOCOL_TCP, 0, 0);
+      g_autoptr (ZltMessage) fail = NULL;
+      g_autoptr (ZltMessage) ok = NULL;
+
+      zlt_test_ws_send_bytes (ws, empty_name);
+      fail = zlt_test_ws_expect (ws, ZLT_MESSAGE_REGISTER_FAIL, NULL, 10000);
+      g_assert_nonnull (strstr (fail->reason, "invalid"));
+      for (guint i = 0; i < G_N_ELEMENTS (bad_names); i++)
+        {
+          g_autoptr (ZltMessage) reg
+              = zlt_message_new_register (bad_names[i], ZLT_PROTOCOL_TCP, 7, 0);
+          register_expect_invalid (ws, reg, v2);
+        }
+      register_expect_invalid (ws, port0, v2);
+      /* the session is unharmed and a proper name still registers */
+      zlt_test_ws_send_message (ws, good);
+      ok = zlt_test_ws_expect (ws, ZLT_MESSAGE_REGISTER_OK, NULL, 10000);
+      g_assert_nonnull (
+          zlt_registry_lookup_service (zlt_server_get_registry (f->h.server), &ok->service_id));
+    }
+  for (guint i = 0; i < log_lines->len; i++)
+    {
+      const char *line = g_ptr_array_index (log_lines, i);
+      g_assert_null (strchr (line, '\n'));
+      g_assert_null (strchr (line, '\x1b'));
+    }
+  assert_good (f);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  log_lines = g_ptr_array_new_with_free_func (g_free);
+  g_log_set_writer_func (capture_writer, NULL, NULL);
   zlt_init ();
 #define ADD(path, func)                                                                            \
   g_test_add ("/bad-input/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
@@ -700,6 +797,7 @@ main (int argc, char **argv)
   ADD ("out-of-scope", test_out_of_scope);
   ADD ("duplicate-name", test_duplicate_name);
   ADD ("ports-exhausted", test_ports_exhausted);
+  ADD ("bad-names", test_bad_names);
 #undef ADD
   return g_test_run ();
 }
