@@ -450,10 +450,10 @@ on_data_request (ZltControlListener *listener, const char *tunnel_id, const char
     return 400;
   if (service_name != NULL)
     return access_request (self, &tid, &cid, mac, service_name);
+  /* one answer for an unknown id, a wrong tunnel and a wrong MAC: nothing tells a
+   * prober which connection ids are live */
   p = g_hash_table_lookup (self->pending, &cid);
-  if (p == NULL)
-    return 404;
-  if (!zlt_uuid_equal (zlt_tunnel_get_id (p->tunnel), &tid))
+  if (p == NULL || !zlt_uuid_equal (zlt_tunnel_get_id (p->tunnel), &tid))
     return 403;
   peer = g_hash_table_lookup (self->peer_by_tunnel, p->tunnel);
   key = peer ? zlt_server_peer_get_session_key (peer) : NULL;

@@ -3,17 +3,19 @@
 
 #include <string.h>
 
+#include "zlt-crypto.h"
 #include "zlt-uuid.h"
 
+/* A version 4 UUID from the kernel's CSPRNG. Tunnel and connection ids are guessed
+ * by nobody: g_uuid_string_random() draws from GRand (a Mersenne Twister), whose
+ * output can be predicted from enough earlier ids. */
 void
 zlt_uuid_generate (ZltUuid *uuid)
 {
-  g_autofree char *str = g_uuid_string_random ();
-
   g_return_if_fail (uuid != NULL);
-  /* g_uuid_string_random() is a version 4 UUID from a good random source */
-  if (!zlt_uuid_parse (str, uuid))
-    g_assert_not_reached ();
+  zlt_random_bytes (uuid->bytes, ZLT_UUID_SIZE);
+  uuid->bytes[6] = (uuid->bytes[6] & 0x0f) | 0x40; /* version 4 */
+  uuid->bytes[8] = (uuid->bytes[8] & 0x3f) | 0x80; /* RFC 4122 variant */
 }
 
 gboolean

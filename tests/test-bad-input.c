@@ -436,12 +436,13 @@ test_data_upgrade (Fixture *f, gconstpointer data)
   zlt_uuid_generate (&other_id);
   zlt_uuid_format (&other_id, oid);
   g_assert_cmpuint (data_status (f, oid, cid, good_mac), ==, 403);
-  /* a connection id nobody announced, with a MAC that would be right for it */
+  /* a connection id nobody announced, with a MAC that would be right for it: the same
+   * answer as a wrong MAC, so a prober learns nothing about which ids are live */
   zlt_uuid_generate (&other_id);
   zlt_uuid_format (&other_id, oid);
   zlt_data_mac (key, &tunnel_id, &other_id, raw_mac);
   other_mac = zlt_hex_encode (raw_mac, sizeof raw_mac);
-  g_assert_cmpuint (data_status (f, tid, oid, other_mac), ==, 404);
+  g_assert_cmpuint (data_status (f, tid, oid, other_mac), ==, 403);
   /* malformed: headers missing, not a uuid, not hex, wrong length, wrong upgrade */
   g_assert_cmpuint (data_status (f, tid, cid, NULL), ==, 400);
   g_assert_cmpuint (data_status (f, NULL, cid, good_mac), ==, 400);
@@ -467,7 +468,7 @@ test_data_upgrade (Fixture *f, gconstpointer data)
   g_assert_true (public_client.closed);
   zlt_test_raw_clear (&public_client);
   /* and a second upgrade for the same connection finds nothing */
-  g_assert_cmpuint (data_status (f, tid, cid, good_mac), ==, 404);
+  g_assert_cmpuint (data_status (f, tid, cid, good_mac), ==, 403);
 
   g_clear_pointer (&ws, zlt_test_ws_free);
   assert_good (f);

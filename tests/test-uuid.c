@@ -41,7 +41,25 @@ test_uuid_generate (void)
   g_assert_false (zlt_uuid_equal (&a, &b));
   g_assert_false (zlt_uuid_is_nil (&a));
   g_assert_cmpint (a.bytes[6] >> 4, ==, 4); /* version 4 */
+  g_assert_cmpint (a.bytes[8] >> 6, ==, 2); /* RFC 4122 variant */
   g_assert_true (zlt_uuid_equal_func (&a, &a));
+}
+
+/* Ids are guessed by nobody: they do not come from GRand, whose sequence repeats
+ * after the same seed (and can be predicted from earlier output). */
+static void
+test_uuid_not_from_grand (void)
+{
+  ZltUuid a, b;
+  char text[ZLT_UUID_STRING_LEN + 1];
+
+  g_random_set_seed (1);
+  zlt_uuid_generate (&a);
+  g_random_set_seed (1);
+  zlt_uuid_generate (&b);
+  g_assert_false (zlt_uuid_equal (&a, &b));
+  zlt_uuid_format (&a, text);
+  g_assert_true (g_uuid_string_is_valid (text));
   g_assert_cmpuint (zlt_uuid_hash (&a), ==, zlt_uuid_hash (&a));
 }
 
@@ -52,5 +70,6 @@ main (int argc, char **argv)
   g_test_add_func ("/uuid/roundtrip", test_uuid_roundtrip);
   g_test_add_func ("/uuid/invalid", test_uuid_invalid);
   g_test_add_func ("/uuid/generate", test_uuid_generate);
+  g_test_add_func ("/uuid/not-from-grand", test_uuid_not_from_grand);
   return g_test_run ();
 }
