@@ -15,6 +15,7 @@
 #include "zlt-crypto.h"
 #include "zlt-heartbeat.h"
 #include "zlt-message.h"
+#include "zlt-net.h"
 #include "zlt-relay.h"
 #include "zlt-source.h"
 #include "zlt-util.h"
@@ -602,6 +603,23 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
       session_end (self, _ ("server sent AuthOk twice"));
       return;
     }
+  if (self->v2)
+    {
+      guint8 expected[ZLT_HASH_SIZE];
+
+      /* anyone on the path can answer AuthOk; only the real server holds our token's
+       * hash. Without this proof an impostor could make us dial our services. */
+      zlt_server_proof (self->token_hash, g_bytes_get_data (nonce, NULL), &self->client_id,
+                        &msg->tunnel_id, expected);
+      if (!zlt_message_has_ext_fields (msg, ZLT_EXT_SERVER_PROOF)
+          || !zlt_secure_equal (expected, sizeof expected, msg->ext.server_proof, ZLT_HASH_SIZE))
+        {
+          self->fatal = TRUE;
+          session_end (self, _ ("the server did not prove it knows our token: an impostor, or "
+                                "a server older than this agent"));
+          return;
+        }
+    }
   self->authenticated = TRUE;
   zlt_source_clear (&self->auth_deadline);
   self->session_started = g_get_monotonic_time ();
@@ -1108,6 +1126,11 @@ zlt_agent_new_full (ZltClientConfig *config, const char *token, ZltControlTransp
   /* the config validated the URL */
   self->url = g_uri_parse (zlt_client_config_get_server_url (config), G_URI_FLAGS_NONE, &error);
   g_return_val_if_fail (self->url != NULL, NULL);
+  if (g_strcmp0 (g_uri_get_scheme (self->url), "ws") == 0
+      && !zlt_net_host_is_loopback (g_uri_get_host (self->url)))
+    g_warning ("%s is plain ws://: the tunnel's traffic and its control messages cross the "
+               "network unencrypted; use wss://",
+               zlt_client_config_get_server_url (config));
   tls.ca_file = (char *) zlt_client_config_get_tls_ca_file (config);
   tls.pinned_sha256 = (char *) zlt_client_config_get_tls_pinned_sha256 (config);
   tls.insecure = zlt_client_config_get_tls_insecure (config);

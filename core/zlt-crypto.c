@@ -16,6 +16,7 @@
 #define SESSION_LABEL "zlt-session-v2"
 #define DATA_LABEL "zlt-data-v2"
 #define RESUME_LABEL "zlt-resume-v2"
+#define SERVER_LABEL "zlt-server-v2"
 #define LABEL_LEN(label) (sizeof (label) - 1)
 
 static void
@@ -192,6 +193,24 @@ zlt_auth_proof (const guint8 token_hash[ZLT_HASH_SIZE], const guint8 nonce[ZLT_N
 
   zlt_hmac_sha256 (token_hash, ZLT_HASH_SIZE, out, AUTH_LABEL, LABEL_LEN (AUTH_LABEL), nonce,
                    (gsize) ZLT_NONCE_SIZE, client_id->bytes, (gsize) ZLT_UUID_SIZE, NULL);
+}
+
+/* The server's answer to the agent's proof: it shows the server holds the token's hash
+ * (an impostor that merely relays or forges AuthOk cannot make it). It covers the
+ * tunnel id, so the AuthOk that carries it cannot be replayed onto another tunnel. */
+void
+zlt_server_proof (const guint8 token_hash[ZLT_HASH_SIZE], const guint8 nonce[ZLT_NONCE_SIZE],
+                  const ZltUuid *client_id, const ZltUuid *tunnel_id, guint8 out[ZLT_HASH_SIZE])
+{
+  g_return_if_fail (token_hash != NULL);
+  g_return_if_fail (nonce != NULL);
+  g_return_if_fail (client_id != NULL);
+  g_return_if_fail (tunnel_id != NULL);
+  g_return_if_fail (out != NULL);
+
+  zlt_hmac_sha256 (token_hash, ZLT_HASH_SIZE, out, SERVER_LABEL, LABEL_LEN (SERVER_LABEL), nonce,
+                   (gsize) ZLT_NONCE_SIZE, client_id->bytes, (gsize) ZLT_UUID_SIZE,
+                   tunnel_id->bytes, (gsize) ZLT_UUID_SIZE, NULL);
 }
 
 void

@@ -33,6 +33,9 @@ void zlt_hmac_sha256 (const guint8 *key, gsize key_len, guint8 out[ZLT_HASH_SIZE
 /* PROTOCOL-v2.md §2-4, every one of them from the token's raw hash. */
 void zlt_auth_proof (const guint8 token_hash[ZLT_HASH_SIZE], const guint8 nonce[ZLT_NONCE_SIZE],
                      const ZltUuid *client_id, guint8 out[ZLT_HASH_SIZE]);
+void zlt_server_proof (const guint8 token_hash[ZLT_HASH_SIZE], const guint8 nonce[ZLT_NONCE_SIZE],
+                       const ZltUuid *client_id, const ZltUuid *tunnel_id,
+                       guint8 out[ZLT_HASH_SIZE]);
 void zlt_session_key (const guint8 token_hash[ZLT_HASH_SIZE], const guint8 nonce[ZLT_NONCE_SIZE],
                       const ZltUuid *tunnel_id, guint8 out[ZLT_HASH_SIZE]);
 void zlt_data_mac (const guint8 session_key[ZLT_HASH_SIZE], const ZltUuid *tunnel_id,

@@ -10,11 +10,12 @@
 #include "zlt-message.h"
 
 #define EXT_ENTRY_HEADER 3 /* u8 tag, u16 length */
-#define EXT_TAG_MAX ZLT_EXT_TAG_CODE
+#define EXT_TAG_MAX ZLT_EXT_TAG_IDLE_TIMEOUT
 #define EXT_KNOWN_FLAGS                                                                            \
   (ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_PROOF | ZLT_EXT_RESUME | ZLT_EXT_RESUME_SECRET         \
    | ZLT_EXT_HEARTBEAT_MS | ZLT_EXT_RESUMED | ZLT_EXT_ASSIGNED_PORT | ZLT_EXT_EXPOSE               \
-   | ZLT_EXT_CODE)
+   | ZLT_EXT_CODE | ZLT_EXT_SERVER_PROOF | ZLT_EXT_ACCESS_TTL | ZLT_EXT_MAX_CONNECTIONS            \
+   | ZLT_EXT_IDLE_TIMEOUT)
 
 typedef struct
 {
@@ -34,6 +35,10 @@ static const ExtTagInfo ext_tags[EXT_TAG_MAX + 1] = {
   [ZLT_EXT_TAG_ASSIGNED_PORT] = { "ASSIGNED_PORT", 2 },
   [ZLT_EXT_TAG_EXPOSE] = { "EXPOSE", 1 },
   [ZLT_EXT_TAG_CODE] = { "CODE", 2 },
+  [ZLT_EXT_TAG_SERVER_PROOF] = { "SERVER_PROOF", ZLT_HASH_SIZE },
+  [ZLT_EXT_TAG_ACCESS_TTL] = { "ACCESS_TTL", 4 },
+  [ZLT_EXT_TAG_MAX_CONNECTIONS] = { "MAX_CONNECTIONS", 4 },
+  [ZLT_EXT_TAG_IDLE_TIMEOUT] = { "IDLE_TIMEOUT", 4 },
 };
 
 G_DEFINE_BOXED_TYPE (ZltMessage, zlt_message, zlt_message_copy, zlt_message_free)
@@ -127,16 +132,16 @@ ext_flags_for_type (ZltMessageType type)
   switch (type)
     {
     case ZLT_MESSAGE_AUTH:
-      return ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_PROOF | ZLT_EXT_RESUME;
+      return ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_PROOF | ZLT_EXT_RESUME | ZLT_EXT_ACCESS_TTL;
     case ZLT_MESSAGE_AUTH_OK:
       return ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_RESUME_SECRET | ZLT_EXT_HEARTBEAT_MS
-             | ZLT_EXT_RESUMED;
+             | ZLT_EXT_RESUMED | ZLT_EXT_SERVER_PROOF | ZLT_EXT_ACCESS_TTL;
     case ZLT_MESSAGE_AUTH_FAIL:
     case ZLT_MESSAGE_REGISTER_FAIL:
     case ZLT_MESSAGE_DISCONNECT:
       return ZLT_EXT_CODE;
     case ZLT_MESSAGE_REGISTER:
-      return ZLT_EXT_EXPOSE;
+      return ZLT_EXT_EXPOSE | ZLT_EXT_MAX_CONNECTIONS | ZLT_EXT_IDLE_TIMEOUT;
     case ZLT_MESSAGE_REGISTER_OK:
       return ZLT_EXT_ASSIGNED_PORT;
     default:
@@ -415,6 +420,38 @@ zlt_message_set_code (ZltMessage *msg, ZltReasonCode code)
   ext_mark (msg, ZLT_EXT_CODE);
 }
 
+void
+zlt_message_set_server_proof (ZltMessage *msg, const guint8 proof[ZLT_HASH_SIZE])
+{
+  g_return_if_fail (msg != NULL && proof != NULL);
+  memcpy (msg->ext.server_proof, proof, ZLT_HASH_SIZE);
+  ext_mark (msg, ZLT_EXT_SERVER_PROOF);
+}
+
+void
+zlt_message_set_access_ttl (ZltMessage *msg, guint32 seconds)
+{
+  g_return_if_fail (msg != NULL);
+  msg->ext.access_ttl = seconds;
+  ext_mark (msg, ZLT_EXT_ACCESS_TTL);
+}
+
+void
+zlt_message_set_max_connections (ZltMessage *msg, guint32 max_connections)
+{
+  g_return_if_fail (msg != NULL);
+  msg->ext.max_connections = max_connections;
+  ext_mark (msg, ZLT_EXT_MAX_CONNECTIONS);
+}
+
+void
+zlt_message_set_idle_timeout (ZltMessage *msg, guint32 seconds)
+{
+  g_return_if_fail (msg != NULL);
+  msg->ext.idle_timeout = seconds;
+  ext_mark (msg, ZLT_EXT_IDLE_TIMEOUT);
+}
+
 gboolean
 zlt_message_has_ext_fields (const ZltMessage *msg, guint32 flags)
 {
@@ -514,6 +551,15 @@ put_ext_entry (Writer *w, ZltExtTag tag, const void *value)
   put (w, value, ext_tags[tag].size);
 }
 
+static void
+put_be32 (guint8 *buf, guint32 v)
+{
+  buf[0] = (guint8) (v >> 24);
+  buf[1] = (guint8) (v >> 16);
+  buf[2] = (guint8) (v >> 8);
+  buf[3] = (guint8) v;
+}
+
 static gboolean
 put_ext (Writer *w, const ZltMessage *msg, GError **error)
 {
@@ -551,10 +597,7 @@ put_ext (Writer *w, const ZltMessage *msg, GError **error)
           buf[1] = (guint8) ext->version;
           break;
         case ZLT_EXT_TAG_CAPS:
-          buf[0] = (guint8) (ext->caps >> 24);
-          buf[1] = (guint8) (ext->caps >> 16);
-          buf[2] = (guint8) (ext->caps >> 8);
-          buf[3] = (guint8) ext->caps;
+          put_be32 (buf, ext->caps);
           break;
         case ZLT_EXT_TAG_PROOF:
           memcpy (buf, ext->proof, ZLT_HASH_SIZE);
@@ -567,10 +610,7 @@ put_ext (Writer *w, const ZltMessage *msg, GError **error)
           memcpy (buf, ext->resume_secret, ZLT_HASH_SIZE);
           break;
         case ZLT_EXT_TAG_HEARTBEAT_MS:
-          buf[0] = (guint8) (ext->heartbeat_ms >> 24);
-          buf[1] = (guint8) (ext->heartbeat_ms >> 16);
-          buf[2] = (guint8) (ext->heartbeat_ms >> 8);
-          buf[3] = (guint8) ext->heartbeat_ms;
+          put_be32 (buf, ext->heartbeat_ms);
           break;
         case ZLT_EXT_TAG_RESUMED:
           buf[0] = ext->resumed;
@@ -585,6 +625,18 @@ put_ext (Writer *w, const ZltMessage *msg, GError **error)
         case ZLT_EXT_TAG_CODE:
           buf[0] = (guint8) (ext->code >> 8);
           buf[1] = (guint8) ext->code;
+          break;
+        case ZLT_EXT_TAG_SERVER_PROOF:
+          memcpy (buf, ext->server_proof, ZLT_HASH_SIZE);
+          break;
+        case ZLT_EXT_TAG_ACCESS_TTL:
+          put_be32 (buf, ext->access_ttl);
+          break;
+        case ZLT_EXT_TAG_MAX_CONNECTIONS:
+          put_be32 (buf, ext->max_connections);
+          break;
+        case ZLT_EXT_TAG_IDLE_TIMEOUT:
+          put_be32 (buf, ext->idle_timeout);
           break;
         default:
           continue;
@@ -869,6 +921,18 @@ ext_store (ZltMessageExt *ext, ZltExtTag tag, const guint8 *v)
       break;
     case ZLT_EXT_TAG_CODE:
       ext->code = be16 (v);
+      break;
+    case ZLT_EXT_TAG_SERVER_PROOF:
+      memcpy (ext->server_proof, v, ZLT_HASH_SIZE);
+      break;
+    case ZLT_EXT_TAG_ACCESS_TTL:
+      ext->access_ttl = be32 (v);
+      break;
+    case ZLT_EXT_TAG_MAX_CONNECTIONS:
+      ext->max_connections = be32 (v);
+      break;
+    case ZLT_EXT_TAG_IDLE_TIMEOUT:
+      ext->idle_timeout = be32 (v);
       break;
     default:
       break;
@@ -1214,6 +1278,14 @@ zlt_message_to_string (const ZltMessage *msg)
     g_string_append_printf (s, " expose=%u", ext->expose);
   if (ext->present & ZLT_EXT_CODE)
     g_string_append_printf (s, " code=%s(%u)", zlt_reason_code_to_string (ext->code), ext->code);
+  if (ext->present & ZLT_EXT_SERVER_PROOF)
+    g_string_append (s, " server_proof=<redacted>");
+  if (ext->present & ZLT_EXT_ACCESS_TTL)
+    g_string_append_printf (s, " access_ttl=%u", ext->access_ttl);
+  if (ext->present & ZLT_EXT_MAX_CONNECTIONS)
+    g_string_append_printf (s, " max_connections=%u", ext->max_connections);
+  if (ext->present & ZLT_EXT_IDLE_TIMEOUT)
+    g_string_append_printf (s, " idle_timeout=%u", ext->idle_timeout);
   g_string_append (s, " }");
   return g_string_free (s, FALSE);
 }

@@ -47,6 +47,10 @@ typedef enum
   ZLT_EXT_TAG_ASSIGNED_PORT = 0x08,
   ZLT_EXT_TAG_EXPOSE = 0x09,
   ZLT_EXT_TAG_CODE = 0x0A,
+  ZLT_EXT_TAG_SERVER_PROOF = 0x0B,
+  ZLT_EXT_TAG_ACCESS_TTL = 0x0C,
+  ZLT_EXT_TAG_MAX_CONNECTIONS = 0x0D,
+  ZLT_EXT_TAG_IDLE_TIMEOUT = 0x0E,
 } ZltExtTag;
 
 /* Bits of ZltMessageExt.present: one per tag, bit number = tag. */
@@ -63,6 +67,10 @@ typedef enum
   ZLT_EXT_ASSIGNED_PORT = ZLT_EXT_FLAG (ZLT_EXT_TAG_ASSIGNED_PORT),
   ZLT_EXT_EXPOSE = ZLT_EXT_FLAG (ZLT_EXT_TAG_EXPOSE),
   ZLT_EXT_CODE = ZLT_EXT_FLAG (ZLT_EXT_TAG_CODE),
+  ZLT_EXT_SERVER_PROOF = ZLT_EXT_FLAG (ZLT_EXT_TAG_SERVER_PROOF),
+  ZLT_EXT_ACCESS_TTL = ZLT_EXT_FLAG (ZLT_EXT_TAG_ACCESS_TTL),
+  ZLT_EXT_MAX_CONNECTIONS = ZLT_EXT_FLAG (ZLT_EXT_TAG_MAX_CONNECTIONS),
+  ZLT_EXT_IDLE_TIMEOUT = ZLT_EXT_FLAG (ZLT_EXT_TAG_IDLE_TIMEOUT),
 } ZltExtFlags;
 
 /* Capability bits of the CAPS tag. */
@@ -112,6 +120,10 @@ typedef struct
   guint16 assigned_port; /* 0 = none (internal service) */
   guint8 expose;         /* ZltExpose; kept as on the wire */
   guint16 code;          /* ZltReasonCode */
+  guint8 server_proof[ZLT_HASH_SIZE];
+  guint32 access_ttl;      /* seconds an access session asks for; 0 = no limit asked */
+  guint32 max_connections; /* Register: the owner's cap on live connections; 0 = none */
+  guint32 idle_timeout;    /* Register: seconds a relayed connection may stay silent */
 } ZltMessageExt;
 
 /* One decoded (or to be encoded) frame. Which fields a type uses is in PROTOCOL.md §1.3;
@@ -179,6 +191,10 @@ void zlt_message_set_resumed (ZltMessage *msg, gboolean resumed);
 void zlt_message_set_assigned_port (ZltMessage *msg, guint16 port);
 void zlt_message_set_expose (ZltMessage *msg, ZltExpose expose);
 void zlt_message_set_code (ZltMessage *msg, ZltReasonCode code);
+void zlt_message_set_server_proof (ZltMessage *msg, const guint8 proof[ZLT_HASH_SIZE]);
+void zlt_message_set_access_ttl (ZltMessage *msg, guint32 seconds);
+void zlt_message_set_max_connections (ZltMessage *msg, guint32 max_connections);
+void zlt_message_set_idle_timeout (ZltMessage *msg, guint32 seconds);
 /* TRUE when every tag in flags (ZltExtFlags) was present. */
 gboolean zlt_message_has_ext_fields (const ZltMessage *msg, guint32 flags);
 

@@ -61,6 +61,24 @@ zlt_net_set_nodelay (GSocketConnection *connection)
 }
 
 gboolean
+zlt_net_host_is_loopback (const char *host)
+{
+  g_autofree char *bare = NULL;
+  g_autoptr (GInetAddress) address = NULL;
+  gsize len;
+
+  if (host == NULL)
+    return FALSE;
+  if (g_ascii_strcasecmp (host, "localhost") == 0)
+    return TRUE;
+  len = strlen (host);
+  bare = len >= 2 && host[0] == '[' && host[len - 1] == ']' ? g_strndup (host + 1, len - 2)
+                                                            : g_strdup (host);
+  address = g_inet_address_new_from_string (bare);
+  return address != NULL && g_inet_address_get_is_loopback (address);
+}
+
+gboolean
 zlt_net_parse_host_port (const char *str, const char *default_host, char **host, guint16 *port,
                          GError **error)
 {

@@ -14,6 +14,8 @@ void zlt_net_set_nodelay (GSocketConnection *connection);
 /* Parses "host:port", "[v6]:port" or ":port"/"port" (host = default_host). */
 gboolean zlt_net_parse_host_port (const char *str, const char *default_host, char **host,
                                   guint16 *port, GError **error);
+/* "localhost", 127.0.0.0/8 or ::1 (brackets allowed): traffic that never leaves the host. */
+gboolean zlt_net_host_is_loopback (const char *host);
 /* The plain socket under a stream when there is one (no TLS or other wrapping). */
 GSocket *zlt_net_plain_socket (GIOStream *stream);
 

@@ -101,14 +101,14 @@ protocol_error (ZltServerPeer *self, const char *what)
 /* ---- authentication ---- */
 
 static void
-send_auth_ok (ZltServerPeer *self, gboolean resumed)
+send_auth_ok (ZltServerPeer *self, gboolean resumed, const ZltUuid *client_id)
 {
   g_autoptr (ZltMessage) ok = zlt_message_new_auth_ok (zlt_tunnel_get_id (self->tunnel));
   ZltServerConfig *config = zlt_server_get_config (self->server);
 
   if (self->v2)
     {
-      guint8 secret[ZLT_HASH_SIZE];
+      guint8 secret[ZLT_HASH_SIZE], proof[ZLT_HASH_SIZE];
       GBytes *nonce = zlt_channel_get_nonce (self->channel);
 
       zlt_message_set_version (ok, ZLT_PROTOCOL_VERSION);
@@ -118,6 +118,10 @@ send_auth_ok (ZltServerPeer *self, gboolean resumed)
         zlt_message_set_resumed (ok, TRUE);
       zlt_session_key (zlt_grant_get_token_hash (self->grant), g_bytes_get_data (nonce, NULL),
                        zlt_tunnel_get_id (self->tunnel), self->session_key);
+      /* the agent checks that we hold its token's hash (PROTOCOL-v2.md §2) */
+      zlt_server_proof (zlt_grant_get_token_hash (self->grant), g_bytes_get_data (nonce, NULL),
+                        client_id, zlt_tunnel_get_id (self->tunnel), proof);
+      zlt_message_set_server_proof (ok, proof);
       if (self->caps & ZLT_CAP_RESUME)
         {
           zlt_random_bytes (secret, sizeof secret);
@@ -135,6 +139,7 @@ typedef struct
   gboolean want_resume;
   ZltUuid resume_id;
   guint8 resume_mac[ZLT_HASH_SIZE];
+  ZltUuid client_uuid;
   char *client_id;
 } AuthData;
 
@@ -211,7 +216,7 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
 
   zlt_source_clear (&self->auth_deadline);
   self->state = PEER_READY;
-  send_auth_ok (self, resumed);
+  send_auth_ok (self, resumed, &d->client_uuid);
   zlt_heartbeat_start (self->heartbeat);
   zlt_uuid_format (zlt_tunnel_get_id (self->tunnel), self->id);
   g_message ("tunnel %s %s for %s (%s)", self->id, resumed ? "resumed" : "opened",
@@ -264,6 +269,7 @@ handle_auth (ZltServerPeer *self, const ZltMessage *msg)
   self->credential = zlt_credential_copy (credential);
   d = g_new0 (AuthData, 1);
   d->peer = g_object_ref (self);
+  d->client_uuid = msg->client_id;
   d->client_id = zlt_uuid_to_string (&msg->client_id);
   if (zlt_message_has_ext_fields (msg, ZLT_EXT_RESUME))
     {

@@ -118,7 +118,10 @@ v2_session (Fixture *f, const char *token, ZltUuid *tunnel_id, guint8 session_ke
   zlt_message_set_proof (auth, proof);
   zlt_test_ws_send_message (ws, auth);
   ok = zlt_test_ws_expect (ws, ZLT_MESSAGE_AUTH_OK, NULL, 10000);
-  g_assert_true (zlt_message_has_ext_fields (ok, ZLT_EXT_VERSION));
+  g_assert_true (zlt_message_has_ext_fields (ok, ZLT_EXT_VERSION | ZLT_EXT_SERVER_PROOF));
+  /* the server proves it holds the token's hash, bound to this nonce, client and tunnel */
+  zlt_server_proof (hash, g_bytes_get_data (nonce, NULL), &client_id, &ok->tunnel_id, proof);
+  g_assert_cmpmem (ok->ext.server_proof, ZLT_HASH_SIZE, proof, ZLT_HASH_SIZE);
   *tunnel_id = ok->tunnel_id;
   zlt_session_key (hash, g_bytes_get_data (nonce, NULL), tunnel_id, session_key);
   return ws;

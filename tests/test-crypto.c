@@ -191,6 +191,30 @@ test_crypto_auth_proof (void)
   g_assert_false (zlt_secure_equal (out, sizeof out, other, sizeof other));
 }
 
+/* The server's proof in AuthOk (PROTOCOL-v2.md §2), checked against Python's hmac:
+ * hmac.new(sha256(b"test"), b"zlt-server-v2" + nonce + client_id + tunnel_id, sha256) */
+static void
+test_crypto_server_proof (void)
+{
+  guint8 hash[ZLT_HASH_SIZE], nonce[ZLT_NONCE_SIZE], proof[ZLT_HASH_SIZE];
+  guint8 other[ZLT_HASH_SIZE];
+  ZltUuid client_id, tunnel_id;
+
+  zlt_token_hash_raw ("test", hash);
+  fixed_nonce (nonce);
+  g_assert_true (zlt_uuid_parse (CLIENT_ID, &client_id));
+  g_assert_true (zlt_uuid_parse (TUNNEL_ID, &tunnel_id));
+  zlt_server_proof (hash, nonce, &client_id, &tunnel_id, proof);
+  assert_hex (proof, sizeof proof,
+              "f431daee01e9ffa3a0d4bc68daeb4ae7a29ddf175bb42d8ae75bdd825445c496");
+  /* not the agent's own proof replayed back, and bound to the tunnel id */
+  zlt_auth_proof (hash, nonce, &client_id, other);
+  g_assert_false (zlt_secure_equal (proof, sizeof proof, other, sizeof other));
+  tunnel_id.bytes[15] ^= 1;
+  zlt_server_proof (hash, nonce, &client_id, &tunnel_id, other);
+  g_assert_false (zlt_secure_equal (proof, sizeof proof, other, sizeof other));
+}
+
 static void
 test_crypto_session_key (void)
 {
@@ -321,6 +345,7 @@ main (int argc, char **argv)
   g_test_add_func ("/crypto/secure-equal", test_crypto_secure_equal);
   g_test_add_func ("/crypto/hmac-rfc4231", test_crypto_hmac_rfc4231);
   g_test_add_func ("/crypto/auth-proof", test_crypto_auth_proof);
+  g_test_add_func ("/crypto/server-proof", test_crypto_server_proof);
   g_test_add_func ("/crypto/session-key", test_crypto_session_key);
   g_test_add_func ("/crypto/resume-mac", test_crypto_resume_mac);
   g_test_add_func ("/crypto/random", test_crypto_random);

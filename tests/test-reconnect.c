@@ -123,13 +123,16 @@ test_server_restart (Fixture *f, gconstpointer data)
 /* ---- (2) a frozen server ---- */
 
 /* A WebSocket server that speaks just enough of the protocol to accept an agent
- * (challenge header, AuthOk) and then never says anything again, without closing. */
+ * (challenge header, AuthOk with the server's proof) and then never says anything
+ * again, without closing. */
 typedef struct
 {
   SoupServer *soup;
   guint16 port;
   GPtrArray *connections;     /* SoupWebsocketConnection* */
   gboolean silent_from_start; /* not even an AuthOk */
+  gboolean impostor;          /* AuthOk without the proof: it does not know the token */
+  guint8 token_hash[ZLT_HASH_SIZE];
   guint n_auth;
   guint n_frames_after_auth;
 } FrozenServer;
@@ -175,6 +178,15 @@ frozen_message (SoupWebsocketConnection *ws, gint type, GBytes *bytes, gpointer 
           zlt_message_set_version (ok, ZLT_PROTOCOL_VERSION);
           zlt_message_set_caps (ok, ZLT_CAP_DATA_RAW);
           zlt_message_set_heartbeat_ms (ok, 1000);
+          if (!fs->impostor)
+            {
+              GBytes *nonce = g_object_get_data (G_OBJECT (ws), "nonce");
+              guint8 proof[ZLT_HASH_SIZE];
+
+              zlt_server_proof (fs->token_hash, g_bytes_get_data (nonce, NULL), &msg->client_id,
+                                &id, proof);
+              zlt_message_set_server_proof (ok, proof);
+            }
           encoded = zlt_message_encode_bytes (ok, &error);
           g_assert_no_error (error);
           soup_websocket_connection_send_binary (ws, g_bytes_get_data (encoded, NULL),
@@ -190,17 +202,25 @@ frozen_websocket (SoupServer *server, SoupServerMessage *msg, const char *path,
                   SoupWebsocketConnection *ws, gpointer user_data)
 {
   FrozenServer *fs = user_data;
+  const char *hex = soup_message_headers_get_one (soup_server_message_get_response_headers (msg),
+                                                  "X-Zlt-Nonce");
+  guint8 nonce[ZLT_NONCE_SIZE];
 
+  g_assert_true (zlt_hash_from_hex (hex, nonce));
+  g_object_set_data_full (G_OBJECT (ws), "nonce", g_bytes_new (nonce, sizeof nonce),
+                          (GDestroyNotify) g_bytes_unref);
   g_ptr_array_add (fs->connections, g_object_ref (ws));
   g_signal_connect (ws, "message", G_CALLBACK (frozen_message), fs);
 }
 
 static FrozenServer *
-frozen_server_new (void)
+frozen_server_new (Fixture *f)
 {
   FrozenServer *fs = g_new0 (FrozenServer, 1);
   g_autoptr (GError) error = NULL;
   GSList *uris;
+
+  zlt_token_hash_raw (f->h.token, fs->token_hash);
 
   fs->connections = g_ptr_array_new_with_free_func (g_object_unref);
   fs->soup = soup_server_new ("server-header", NULL, NULL);
@@ -237,7 +257,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (FrozenServer, frozen_server_free)
 static void
 test_frozen_server (Fixture *f, gconstpointer data)
 {
-  g_autoptr (FrozenServer) fs = frozen_server_new ();
+  g_autoptr (FrozenServer) fs = frozen_server_new (f);
   g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u/tunnel/v1", fs->port);
   gint64 connected;
   double elapsed;
@@ -267,7 +287,7 @@ test_frozen_server (Fixture *f, gconstpointer data)
 static void
 test_server_silent_before_auth_ok (Fixture *f, gconstpointer data)
 {
-  g_autoptr (FrozenServer) fs = frozen_server_new ();
+  g_autoptr (FrozenServer) fs = frozen_server_new (f);
   g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u/tunnel/v1", fs->port);
   gint64 sent;
   const char *error;
@@ -289,6 +309,47 @@ test_server_silent_before_auth_ok (Fixture *f, gconstpointer data)
   /* and it tries again */
   ZLT_TEST_WAIT_FOR (fs->n_auth >= 2, 10000);
   zlt_agent_stop (f->h.agent);
+}
+
+/* Anyone on the path of a ws:// agent can answer its Auth with an AuthOk. Only the
+ * real server holds the token's hash; an AuthOk without the proof of it is refused
+ * before the agent registers (and so before it would dial a service for anyone). */
+static void
+test_impostor_server (Fixture *f, gconstpointer data)
+{
+  g_autoptr (FrozenServer) fs = frozen_server_new (f);
+  g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u/tunnel/v1", fs->port);
+  const char *error;
+
+  fs->impostor = TRUE;
+  zlt_test_harness_set_agent_url (&f->h, url);
+  start_agent (f);
+  ZLT_TEST_WAIT_FOR (fs->n_auth == 1 && zlt_agent_get_last_error (f->h.agent) != NULL, 10000);
+  error = zlt_agent_get_last_error (f->h.agent);
+  g_assert_nonnull (strstr (error, "did not prove"));
+  g_assert_true (zlt_agent_get_fatal (f->h.agent));
+  g_assert_cmpuint (zlt_agent_get_n_sessions (f->h.agent), ==, 0);
+  g_assert_cmpint (zlt_agent_get_state (f->h.agent), !=, ZLT_TUNNEL_STATE_CONNECTED);
+  /* not a single Register (or anything else) went to the impostor */
+  g_assert_cmpuint (fs->n_frames_after_auth, ==, 0);
+  zlt_agent_stop (f->h.agent);
+}
+
+/* Plain ws:// to anything but loopback gets a warning when the agent is made (it is
+ * never started here: nothing leaves the host). Loopback stays quiet: every other test
+ * runs with fatal warnings. */
+static void
+test_plain_ws_warning (Fixture *f, gconstpointer data)
+{
+  g_autoptr (ZltAgent) agent = NULL;
+
+  zlt_test_harness_set_agent_url (&f->h, "ws://192.0.2.1:3679/tunnel/v1");
+  g_test_expect_message ("zlt", G_LOG_LEVEL_WARNING, "*plain ws://*unencrypted*");
+  agent = zlt_test_harness_new_agent (&f->h, f->h.token, NULL);
+  g_test_assert_expected_messages ();
+  g_clear_object (&agent);
+  zlt_test_harness_set_agent_url (&f->h, "ws://[::1]:3679/tunnel/v1");
+  agent = zlt_test_harness_new_agent (&f->h, f->h.token, NULL);
 }
 
 /* ---- (3) a network blip: session resume ---- */
@@ -593,6 +654,10 @@ main (int argc, char **argv)
               fixture_teardown);
   g_test_add ("/reconnect/silent-before-auth-ok", Fixture, NULL, fixture_setup,
               test_server_silent_before_auth_ok, fixture_teardown);
+  g_test_add ("/reconnect/impostor-server", Fixture, NULL, fixture_setup, test_impostor_server,
+              fixture_teardown);
+  g_test_add ("/reconnect/plain-ws-warning", Fixture, NULL, fixture_setup, test_plain_ws_warning,
+              fixture_teardown);
   g_test_add ("/reconnect/resume-after-blip", Fixture, GINT_TO_POINTER (FALSE), fixture_setup,
               test_resume_after_blip, fixture_teardown);
   g_test_add ("/reconnect/resume-while-server-sees-old-channel", Fixture, GINT_TO_POINTER (TRUE),
