@@ -12,6 +12,7 @@
 #include "zlt-crypto.h"
 #include "zlt-message.h"
 #include "zlt-port-pool.h"
+#include "zlt-quota.h"
 #include "zlt-service.h"
 #include "zlt-session.h"
 #include "zlt-tunnel.h"

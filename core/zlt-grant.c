@@ -4,13 +4,16 @@
 #include <string.h>
 
 #include "zlt-grant.h"
+#include "zlt-service.h"
 
 struct _ZltGrant
 {
   GObject parent_instance;
 
   char *name;
-  GStrv services; /* NULL = every service */
+  GStrv services; /* may register: patterns, NULL = every service */
+  GStrv reach;    /* may reach through access sessions: patterns, NULL = none */
+  GStrv owns;     /* names (patterns) nobody else may register, NULL = none */
   gint64 expiry;  /* unix seconds, 0 = never */
   gboolean has_token_hash;
   guint8 token_hash[ZLT_HASH_SIZE];
@@ -23,6 +26,8 @@ enum
   PROP_0,
   PROP_NAME,
   PROP_SERVICES,
+  PROP_REACH,
+  PROP_OWNS,
   PROP_EXPIRY,
   N_PROPS
 };
@@ -41,6 +46,12 @@ zlt_grant_get_property (GObject *object, guint prop_id, GValue *value, GParamSpe
       break;
     case PROP_SERVICES:
       g_value_set_boxed (value, self->services);
+      break;
+    case PROP_REACH:
+      g_value_set_boxed (value, self->reach);
+      break;
+    case PROP_OWNS:
+      g_value_set_boxed (value, self->owns);
       break;
     case PROP_EXPIRY:
       g_value_set_int64 (value, self->expiry);
@@ -66,6 +77,14 @@ zlt_grant_set_property (GObject *object, guint prop_id, const GValue *value, GPa
       g_strfreev (self->services);
       self->services = g_value_dup_boxed (value);
       break;
+    case PROP_REACH:
+      g_strfreev (self->reach);
+      self->reach = g_value_dup_boxed (value);
+      break;
+    case PROP_OWNS:
+      g_strfreev (self->owns);
+      self->owns = g_value_dup_boxed (value);
+      break;
     case PROP_EXPIRY:
       self->expiry = g_value_get_int64 (value);
       break;
@@ -82,6 +101,8 @@ zlt_grant_finalize (GObject *object)
   explicit_bzero (self->token_hash, sizeof (self->token_hash));
   g_free (self->name);
   g_strfreev (self->services);
+  g_strfreev (self->reach);
+  g_strfreev (self->owns);
 
   G_OBJECT_CLASS (zlt_grant_parent_class)->finalize (object);
 }
@@ -98,9 +119,17 @@ zlt_grant_class_init (ZltGrantClass *klass)
   properties[PROP_NAME]
       = g_param_spec_string ("name", NULL, NULL, NULL,
                              G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
-  /* NULL: every service; an empty list: none */
+  /* what may be registered, as service patterns. NULL: every service; empty: none */
   properties[PROP_SERVICES]
       = g_param_spec_boxed ("services", NULL, NULL, G_TYPE_STRV,
+                            G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /* what may be reached through access sessions. NULL or empty: nothing */
+  properties[PROP_REACH]
+      = g_param_spec_boxed ("reach", NULL, NULL, G_TYPE_STRV,
+                            G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /* names reserved to this grant's holder: nobody else may register them */
+  properties[PROP_OWNS]
+      = g_param_spec_boxed ("owns", NULL, NULL, G_TYPE_STRV,
                             G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   /* unix time in seconds; 0: never */
   properties[PROP_EXPIRY]
@@ -115,12 +144,60 @@ zlt_grant_init (ZltGrant *self)
 }
 
 /**
+ * zlt_service_pattern_is_valid:
+ * Returns: TRUE for a service name, "*", or a service name's prefix followed by '*'
+ */
+gboolean
+zlt_service_pattern_is_valid (const char *pattern)
+{
+  g_autofree char *prefix = NULL;
+  gsize len;
+
+  if (pattern == NULL)
+    return FALSE;
+  len = strlen (pattern);
+  if (len == 0 || pattern[len - 1] != '*')
+    return zlt_service_name_is_valid (pattern);
+  if (len == 1)
+    return TRUE;
+  prefix = g_strndup (pattern, len - 1);
+  return zlt_service_name_is_valid (prefix);
+}
+
+gboolean
+zlt_service_pattern_matches (const char *pattern, const char *service)
+{
+  gsize len;
+
+  g_return_val_if_fail (pattern != NULL, FALSE);
+  g_return_val_if_fail (service != NULL, FALSE);
+
+  len = strlen (pattern);
+  if (len > 0 && pattern[len - 1] == '*')
+    return strncmp (pattern, service, len - 1) == 0;
+  return strcmp (pattern, service) == 0;
+}
+
+static gboolean
+any_matches (char **patterns, const char *service)
+{
+  for (guint i = 0; patterns != NULL && patterns[i] != NULL; i++)
+    if (zlt_service_pattern_matches (patterns[i], service))
+      return TRUE;
+  return FALSE;
+}
+
+/**
  * zlt_grant_new:
- * @name: the token's name, for logs and the D-Bus view
+ * @name: the token's name, for logs and the D-Bus view; also who owns what the token
+ *   registers (tokens of one name are one principal, as while rotating a token)
  * @token_hash: (nullable): SHA-256 of the token, which the server derives the session
  *   key from; NULL only for validators that accept anything
- * @services: (nullable): the services the token may register or reach; NULL = all
+ * @services: (nullable): service patterns the token may register; NULL = all
  * @expiry: unix time in seconds after which the grant is void; 0 = never
+ *
+ * The grant reaches nothing through access sessions and owns no names; see
+ * zlt_grant_new_full().
  *
  * Returns: (transfer full): a new grant
  */
@@ -128,12 +205,31 @@ ZltGrant *
 zlt_grant_new (const char *name, const guint8 token_hash[ZLT_HASH_SIZE],
                const char *const *services, gint64 expiry)
 {
+  return zlt_grant_new_full (name, token_hash, services, NULL, NULL, expiry);
+}
+
+/**
+ * zlt_grant_new_full:
+ * @register_patterns: (nullable): service patterns the token may register; NULL = all
+ * @reach_patterns: (nullable): service patterns the token may reach through access
+ *   sessions; NULL = none
+ * @owns: (nullable): service patterns reserved to this grant's name: nobody else may
+ *   register a matching service, even while its owner is away
+ *
+ * Returns: (transfer full): a new grant
+ */
+ZltGrant *
+zlt_grant_new_full (const char *name, const guint8 token_hash[ZLT_HASH_SIZE],
+                    const char *const *register_patterns, const char *const *reach_patterns,
+                    const char *const *owns, gint64 expiry)
+{
   ZltGrant *self;
 
   g_return_val_if_fail (name != NULL, NULL);
   g_return_val_if_fail (expiry >= 0, NULL);
 
-  self = g_object_new (ZLT_TYPE_GRANT, "name", name, "services", services, "expiry", expiry, NULL);
+  self = g_object_new (ZLT_TYPE_GRANT, "name", name, "services", register_patterns, "reach",
+                       reach_patterns, "owns", owns, "expiry", expiry, NULL);
   if (token_hash != NULL)
     {
       memcpy (self->token_hash, token_hash, ZLT_HASH_SIZE);
@@ -152,7 +248,8 @@ zlt_grant_get_name (ZltGrant *self)
 
 /**
  * zlt_grant_get_services:
- * Returns: (nullable): the allowed services, NULL when every service is allowed
+ * Returns: (nullable): the service patterns that may be registered, NULL when every
+ *   service may
  */
 const char *const *
 zlt_grant_get_services (ZltGrant *self)
@@ -183,18 +280,85 @@ zlt_grant_get_token_hash (ZltGrant *self)
 }
 
 /**
- * zlt_grant_allows_service:
- * Returns: TRUE when @service may be registered or reached under this grant
+ * zlt_grant_get_reach:
+ * Returns: (nullable): the service patterns reachable through access sessions
+ */
+const char *const *
+zlt_grant_get_reach (ZltGrant *self)
+{
+  g_return_val_if_fail (ZLT_IS_GRANT (self), NULL);
+
+  return (const char *const *) self->reach;
+}
+
+/**
+ * zlt_grant_get_owns:
+ * Returns: (nullable): the service patterns reserved to this grant's name
+ */
+const char *const *
+zlt_grant_get_owns (ZltGrant *self)
+{
+  g_return_val_if_fail (ZLT_IS_GRANT (self), NULL);
+
+  return (const char *const *) self->owns;
+}
+
+/**
+ * zlt_grant_may_register:
+ * Returns: TRUE when @service may be registered under this grant
  */
 gboolean
-zlt_grant_allows_service (ZltGrant *self, const char *service)
+zlt_grant_may_register (ZltGrant *self, const char *service)
 {
   g_return_val_if_fail (ZLT_IS_GRANT (self), FALSE);
   g_return_val_if_fail (service != NULL, FALSE);
 
-  if (self->services == NULL)
-    return TRUE;
-  return g_strv_contains ((const char *const *) self->services, service);
+  return self->services == NULL || any_matches (self->services, service);
+}
+
+gboolean
+zlt_grant_allows_service (ZltGrant *self, const char *service)
+{
+  return zlt_grant_may_register (self, service);
+}
+
+/**
+ * zlt_grant_may_reach:
+ * Returns: TRUE when @service may be reached through an access session
+ */
+gboolean
+zlt_grant_may_reach (ZltGrant *self, const char *service)
+{
+  g_return_val_if_fail (ZLT_IS_GRANT (self), FALSE);
+  g_return_val_if_fail (service != NULL, FALSE);
+
+  return any_matches (self->reach, service);
+}
+
+/**
+ * zlt_grant_may_reach_any:
+ * Returns: TRUE when the grant reaches at least one service pattern: the server's
+ *   answer to a client asking for access sessions, whatever its caps claim
+ */
+gboolean
+zlt_grant_may_reach_any (ZltGrant *self)
+{
+  g_return_val_if_fail (ZLT_IS_GRANT (self), FALSE);
+
+  return self->reach != NULL && self->reach[0] != NULL;
+}
+
+/**
+ * zlt_grant_owns:
+ * Returns: TRUE when @service is reserved to this grant's name
+ */
+gboolean
+zlt_grant_owns (ZltGrant *self, const char *service)
+{
+  g_return_val_if_fail (ZLT_IS_GRANT (self), FALSE);
+  g_return_val_if_fail (service != NULL, FALSE);
+
+  return any_matches (self->owns, service);
 }
 
 /**

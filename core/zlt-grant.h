@@ -10,14 +10,31 @@ G_BEGIN_DECLS
 #define ZLT_TYPE_GRANT (zlt_grant_get_type ())
 G_DECLARE_FINAL_TYPE (ZltGrant, zlt_grant, ZLT, GRANT, GObject)
 
+/* A service pattern: a service name, "*" (every service) or a prefix followed by '*'
+ * ("acme-*"), so one tenant's rights can cover a namespace of names. */
+gboolean zlt_service_pattern_is_valid (const char *pattern);
+gboolean zlt_service_pattern_matches (const char *pattern, const char *service);
+
 ZltGrant *zlt_grant_new (const char *name, const guint8 token_hash[ZLT_HASH_SIZE],
                          const char *const *services, gint64 expiry);
+ZltGrant *zlt_grant_new_full (const char *name, const guint8 token_hash[ZLT_HASH_SIZE],
+                              const char *const *register_patterns,
+                              const char *const *reach_patterns, const char *const *owns,
+                              gint64 expiry);
 
 const char *zlt_grant_get_name (ZltGrant *self);
 const char *const *zlt_grant_get_services (ZltGrant *self);
+const char *const *zlt_grant_get_reach (ZltGrant *self);
+const char *const *zlt_grant_get_owns (ZltGrant *self);
 gint64 zlt_grant_get_expiry (ZltGrant *self);
 const guint8 *zlt_grant_get_token_hash (ZltGrant *self);
-gboolean zlt_grant_allows_service (ZltGrant *self, const char *service);
+gboolean zlt_grant_may_register (ZltGrant *self, const char *service);
+gboolean zlt_grant_may_reach (ZltGrant *self, const char *service);
+gboolean zlt_grant_may_reach_any (ZltGrant *self);
+gboolean zlt_grant_owns (ZltGrant *self, const char *service);
 gboolean zlt_grant_is_expired (ZltGrant *self, gint64 now);
+
+/* What zlt_grant_may_register() was called before rights were split in two. */
+gboolean zlt_grant_allows_service (ZltGrant *self, const char *service);
 
 G_END_DECLS

@@ -1,7 +1,10 @@
 /* zlt-port-pool.c: the public ports a server may hand out
  *
- * Three bitmaps over the span between the lowest and the highest configured port: which
- * ports belong to the pool, which are allocated, and which the OS refused to bind. The
+ * Four bitmaps over the span between the lowest and the highest configured port: which
+ * ports belong to the pool, which are allocated, which the OS refused to bind, and
+ * which were given up moments ago and are kept for their previous holder (so a port
+ * one tenant lets go of is not at once someone else's: clients that still have the
+ * old address would reach a stranger's service). The
  * lowest free port is found a 64-bit word at a time from a hint that only moves down
  * when a port comes back, so allocation stays cheap for pools of tens of thousands.
  */
@@ -23,7 +26,9 @@ struct _ZltPortPool
   guint64 *in_pool;
   guint64 *allocated;
   guint64 *unusable;
-  guint hint; /* no free port lives in a word below this one */
+  guint64 *held;
+  GHashTable *holds; /* port → Hold, for the ports in @held */
+  guint hint;        /* no free port lives in a word below this one */
   guint n_total;
   guint n_free;
 };
@@ -40,6 +45,19 @@ enum
 static GParamSpec *properties[N_PROPS];
 
 G_DEFINE_FINAL_TYPE (ZltPortPool, zlt_port_pool, G_TYPE_OBJECT)
+
+typedef struct
+{
+  char *owner;
+  gint64 until; /* monotonic µs */
+} Hold;
+
+static void
+hold_free (Hold *hold)
+{
+  g_free (hold->owner);
+  g_free (hold);
+}
 
 typedef struct
 {
@@ -99,6 +117,8 @@ zlt_port_pool_load (ZltPortPool *self, const PortRange *ranges, guint n_ranges)
   g_clear_pointer (&self->in_pool, g_free);
   g_clear_pointer (&self->allocated, g_free);
   g_clear_pointer (&self->unusable, g_free);
+  g_clear_pointer (&self->held, g_free);
+  g_hash_table_remove_all (self->holds);
 
   self->base = lo;
   self->span = hi - lo + 1;
@@ -106,6 +126,7 @@ zlt_port_pool_load (ZltPortPool *self, const PortRange *ranges, guint n_ranges)
   self->in_pool = g_new0 (guint64, self->n_words);
   self->allocated = g_new0 (guint64, self->n_words);
   self->unusable = g_new0 (guint64, self->n_words);
+  self->held = g_new0 (guint64, self->n_words);
   self->hint = 0;
   self->n_total = 0;
   for (guint r = 0; r < n_ranges; r++)
@@ -215,6 +236,8 @@ zlt_port_pool_finalize (GObject *object)
   g_free (self->in_pool);
   g_free (self->allocated);
   g_free (self->unusable);
+  g_free (self->held);
+  g_hash_table_unref (self->holds);
   G_OBJECT_CLASS (zlt_port_pool_parent_class)->finalize (object);
 }
 
@@ -245,6 +268,7 @@ zlt_port_pool_init (ZltPortPool *self)
 {
   static const PortRange def = { 30000, 31000 };
 
+  self->holds = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) hold_free);
   zlt_port_pool_load (self, &def, 1);
 }
 
@@ -319,12 +343,68 @@ zlt_port_pool_new_from_string (const char *ranges, GError **error)
 guint16
 zlt_port_pool_allocate (ZltPortPool *self, guint16 requested, GError **error)
 {
+  return zlt_port_pool_allocate_for (self, requested, NULL, error);
+}
+
+static void
+unhold (ZltPortPool *self, guint i)
+{
+  bit_clear (self->held, i);
+  g_hash_table_remove (self->holds, GUINT_TO_POINTER (i));
+}
+
+/* Holds whose time is up end here, lazily: nothing runs while nobody allocates. */
+static void
+prune_holds (ZltPortPool *self)
+{
+  gint64 now = g_get_monotonic_time ();
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&iter, self->holds);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (((Hold *) value)->until <= now)
+      {
+        bit_clear (self->held, GPOINTER_TO_UINT (key));
+        g_hash_table_iter_remove (&iter);
+      }
+}
+
+static guint16
+take (ZltPortPool *self, guint i)
+{
+  if (bit_get (self->held, i))
+    unhold (self, i);
+  bit_set (self->allocated, i);
+  set_n_free (self, self->n_free - 1);
+  return (guint16) (self->base + i);
+}
+
+/**
+ * zlt_port_pool_allocate_for:
+ * @requested: the port the caller asks for, or 0 for any
+ * @owner: (nullable): who asks (a token's name), for ports held after a release
+ * @error: return location for an error
+ *
+ * As zlt_port_pool_allocate(), but a port that zlt_port_pool_release_for() kept for
+ * its previous holder goes only to that holder until its hold ends: asked for by
+ * someone else it is %ZLT_ERROR_PORT_IN_USE, and "any port" skips it (taking one of
+ * @owner's own held ports only when nothing else is free).
+ *
+ * Returns: the allocated port, or 0 on error
+ */
+guint16
+zlt_port_pool_allocate_for (ZltPortPool *self, guint16 requested, const char *owner, GError **error)
+{
   g_return_val_if_fail (ZLT_IS_PORT_POOL (self), 0);
   g_return_val_if_fail (error == NULL || *error == NULL, 0);
 
+  if (g_hash_table_size (self->holds) > 0)
+    prune_holds (self);
   if (requested != 0)
     {
       gint i = port_index (self, requested);
+      Hold *hold;
 
       if (i < 0)
         {
@@ -337,27 +417,47 @@ zlt_port_pool_allocate (ZltPortPool *self, guint16 requested, GError **error)
           g_set_error (error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE, _ ("port %u is in use"), requested);
           return 0;
         }
-      bit_set (self->allocated, (guint) i);
-      set_n_free (self, self->n_free - 1);
-      return requested;
+      hold = g_hash_table_lookup (self->holds, GINT_TO_POINTER (i));
+      if (hold != NULL && g_strcmp0 (hold->owner, owner) != 0)
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE,
+                       _ ("port %u was given up moments ago and is kept for its previous "
+                          "holder for %u more seconds"),
+                       requested,
+                       (guint) ((hold->until - g_get_monotonic_time ()) / G_USEC_PER_SEC + 1));
+          return 0;
+        }
+      return take (self, (guint) i);
     }
 
   for (guint w = self->hint; w < self->n_words && self->n_free > 0; w++)
     {
-      guint64 avail = self->in_pool[w] & ~(self->allocated[w] | self->unusable[w]);
-      guint i;
+      guint64 avail = self->in_pool[w] & ~(self->allocated[w] | self->unusable[w] | self->held[w]);
 
       if (avail == 0)
         continue;
-      i = w * 64 + (guint) __builtin_ctzll (avail);
       self->hint = w;
-      bit_set (self->allocated, i);
-      set_n_free (self, self->n_free - 1);
-      return (guint16) (self->base + i);
+      return take (self, w * 64 + (guint) __builtin_ctzll (avail));
     }
-  self->hint = self->n_words;
-  g_set_error (error, ZLT_ERROR, ZLT_ERROR_PORTS_EXHAUSTED, _ ("no free port left (%u in use)"),
-               self->n_total);
+  /* only held ports left: one of our own will do */
+  if (owner != NULL)
+    {
+      GHashTableIter iter;
+      gpointer key, value;
+
+      g_hash_table_iter_init (&iter, self->holds);
+      while (g_hash_table_iter_next (&iter, &key, &value))
+        if (g_strcmp0 (((Hold *) value)->owner, owner) == 0)
+          return take (self, GPOINTER_TO_UINT (key));
+    }
+  if (g_hash_table_size (self->holds) > 0)
+    g_set_error (error, ZLT_ERROR, ZLT_ERROR_PORTS_EXHAUSTED,
+                 _ ("no free port left (%u in the range, %u of them kept for their previous "
+                    "holders for a while)"),
+                 self->n_total, g_hash_table_size (self->holds));
+  else
+    g_set_error (error, ZLT_ERROR, ZLT_ERROR_PORTS_EXHAUSTED, _ ("no free port left (%u in use)"),
+                 self->n_total);
   return 0;
 }
 
@@ -372,6 +472,20 @@ zlt_port_pool_allocate (ZltPortPool *self, guint16 requested, GError **error)
 gboolean
 zlt_port_pool_release (ZltPortPool *self, guint16 port)
 {
+  return zlt_port_pool_release_for (self, port, NULL, 0);
+}
+
+/**
+ * zlt_port_pool_release_for:
+ * @port: an allocated port
+ * @owner: (nullable): who held it; NULL keeps nothing
+ * @hold_ms: how long only @owner may take it again; 0 for not at all
+ *
+ * Returns: %TRUE if @port was allocated
+ */
+gboolean
+zlt_port_pool_release_for (ZltPortPool *self, guint16 port, const char *owner, guint hold_ms)
+{
   gint i;
 
   g_return_val_if_fail (ZLT_IS_PORT_POOL (self), FALSE);
@@ -385,7 +499,35 @@ zlt_port_pool_release (ZltPortPool *self, guint16 port)
       self->hint = MIN (self->hint, (guint) i / 64);
       set_n_free (self, self->n_free + 1);
     }
+  if (owner != NULL && hold_ms > 0)
+    {
+      Hold *hold = g_new0 (Hold, 1);
+
+      hold->owner = g_strdup (owner);
+      hold->until = g_get_monotonic_time () + (gint64) hold_ms * 1000;
+      bit_set (self->held, (guint) i);
+      g_hash_table_replace (self->holds, GINT_TO_POINTER (i), hold);
+    }
   return TRUE;
+}
+
+/**
+ * zlt_port_pool_get_holder:
+ * Returns: (nullable): whom @port is kept for after a release, while the hold lasts
+ */
+const char *
+zlt_port_pool_get_holder (ZltPortPool *self, guint16 port)
+{
+  gint i;
+  Hold *hold;
+
+  g_return_val_if_fail (ZLT_IS_PORT_POOL (self), NULL);
+
+  i = port_index (self, port);
+  hold = i >= 0 ? g_hash_table_lookup (self->holds, GINT_TO_POINTER (i)) : NULL;
+  if (hold == NULL || hold->until <= g_get_monotonic_time ())
+    return NULL;
+  return hold->owner;
 }
 
 /**

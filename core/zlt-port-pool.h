@@ -17,6 +17,11 @@ ZltPortPool *zlt_port_pool_new_from_string (const char *ranges, GError **error);
 
 guint16 zlt_port_pool_allocate (ZltPortPool *self, guint16 requested, GError **error);
 gboolean zlt_port_pool_release (ZltPortPool *self, guint16 port);
+guint16 zlt_port_pool_allocate_for (ZltPortPool *self, guint16 requested, const char *owner,
+                                    GError **error);
+gboolean zlt_port_pool_release_for (ZltPortPool *self, guint16 port, const char *owner,
+                                    guint hold_ms);
+const char *zlt_port_pool_get_holder (ZltPortPool *self, guint16 port);
 void zlt_port_pool_mark_unusable (ZltPortPool *self, guint16 port);
 guint zlt_port_pool_clear_unusable (ZltPortPool *self);
 

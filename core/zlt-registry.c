@@ -10,6 +10,12 @@
  * agent resumes in time, it registers its services again and each registration of a
  * held name gets the very same service, id and port back. When the period runs out the
  * tunnel is removed as if by zlt_registry_remove_tunnel().
+ *
+ * Owners: a service belongs to the principal (token name) of the tunnel that
+ * registered it. While any service of a name is registered (or held), nobody else may
+ * register that name; after the last one goes, the name stays its owner's for
+ * name-hold, and its port is kept for the same owner for port-hold, so the owner's
+ * next registration of the name gets its old port back and nobody else gets either.
  */
 #include "config.h"
 
@@ -37,6 +43,7 @@ typedef struct
   ZltProtocol protocol;
   guint16 port;       /* allocated from the registry's pool by the registry; 0 for none */
   gboolean unclaimed; /* held over a resume, not registered again yet */
+  char *owner;        /* the registering tunnel's principal; NULL: nobody's */
   gulong id_notify_id;
 } ServiceEntry;
 
@@ -53,8 +60,27 @@ struct _ZltRegistry
   GHashTable *services; /* &ServiceEntry.key → ServiceEntry (owned) */
   GHashTable *by_name;  /* name (owned) → GPtrArray of ServiceEntry (borrowed) */
   GHashTable *by_port;  /* protocol << 16 | port → ServiceEntry (borrowed) */
+  GHashTable *released; /* name (owned) → Released: names whose last service went */
+  guint name_hold_ms;
+  guint port_hold_ms;
   GMainContext *context;
 };
+
+/* A name nobody has registered any more, still its owner's for a while. */
+typedef struct
+{
+  char *owner;
+  gint64 until; /* monotonic µs */
+  ZltProtocol protocol;
+  guint16 port; /* the last public port it had, 0 for none */
+} Released;
+
+static void
+released_free (Released *r)
+{
+  g_free (r->owner);
+  g_free (r);
+}
 
 enum
 {
@@ -113,6 +139,7 @@ service_entry_free (gpointer data)
 
   g_clear_signal_handler (&entry->id_notify_id, entry->service);
   g_object_unref (entry->service);
+  g_free (entry->owner);
   g_free (entry);
 }
 
@@ -164,13 +191,14 @@ on_tunnel_id_notify (ZltTunnel *tunnel, GParamSpec *pspec, gpointer user_data)
 }
 
 static ServiceEntry *
-index_service (ZltRegistry *self, ZltService *service, guint16 port)
+index_service (ZltRegistry *self, ZltService *service, guint16 port, const char *owner)
 {
   ServiceEntry *entry = g_new0 (ServiceEntry, 1);
   const char *name = zlt_service_get_name (service);
   GPtrArray *same_name;
 
   entry->registry = self;
+  entry->owner = g_strdup (owner);
   entry->service = g_object_ref (service);
   entry->key = *zlt_service_get_id (service);
   entry->protocol = zlt_service_get_protocol (service);
@@ -192,6 +220,33 @@ index_service (ZltRegistry *self, ZltService *service, guint16 port)
   return entry;
 }
 
+/* Released names are few in practice, but a tenant cycling through made-up names
+ * must not grow them without end: expired ones go once there are many, and past a
+ * hard bound the oldest-looking one makes room. */
+#define RELEASED_PRUNE_AT 4096
+#define RELEASED_MAX 65536
+
+static void
+remember_bound (ZltRegistry *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+  gint64 now;
+
+  if (g_hash_table_size (self->released) < RELEASED_PRUNE_AT)
+    return;
+  now = g_get_monotonic_time ();
+  g_hash_table_iter_init (&iter, self->released);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (((Released *) value)->until <= now)
+      g_hash_table_iter_remove (&iter);
+  if (g_hash_table_size (self->released) < RELEASED_MAX)
+    return;
+  g_hash_table_iter_init (&iter, self->released);
+  if (g_hash_table_iter_next (&iter, NULL, NULL))
+    g_hash_table_iter_remove (&iter);
+}
+
 static void
 unindex_service (ZltRegistry *self, ServiceEntry *entry)
 {
@@ -202,13 +257,28 @@ unindex_service (ZltRegistry *self, ServiceEntry *entry)
     {
       g_ptr_array_remove_fast (same_name, entry);
       if (same_name->len == 0)
-        g_hash_table_remove (self->by_name, name);
+        {
+          g_hash_table_remove (self->by_name, name);
+          if (entry->owner != NULL && self->name_hold_ms > 0)
+            {
+              Released *r = g_new0 (Released, 1);
+
+              remember_bound (self);
+
+              r->owner = g_strdup (entry->owner);
+              r->until = g_get_monotonic_time () + (gint64) self->name_hold_ms * 1000;
+              r->protocol = entry->protocol;
+              r->port = entry->port;
+              g_hash_table_replace (self->released, g_strdup (name), r);
+            }
+        }
     }
   if (entry->port != 0)
     {
       if (g_hash_table_lookup (self->by_port, PORT_KEY (entry->protocol, entry->port)) == entry)
         g_hash_table_remove (self->by_port, PORT_KEY (entry->protocol, entry->port));
-      zlt_port_pool_release (pool_for (self, entry->protocol), entry->port);
+      zlt_port_pool_release_for (pool_for (self, entry->protocol), entry->port, entry->owner,
+                                 self->port_hold_ms);
     }
   g_hash_table_remove (self->services, &entry->key);
 }
@@ -221,7 +291,7 @@ on_tunnel_service_added (ZltTunnel *tunnel, ZltService *service, gpointer user_d
 
   /* services added to the tunnel directly, not by zlt_registry_register_service() */
   if (find_service_entry (self, service) == NULL)
-    index_service (self, service, 0);
+    index_service (self, service, 0, zlt_tunnel_get_token_name (tunnel));
   g_signal_emit (self, signals[SIGNAL_SERVICE_ADDED], 0, service);
 }
 
@@ -356,6 +426,7 @@ zlt_registry_finalize (GObject *object)
 
   g_hash_table_unref (self->by_port);
   g_hash_table_unref (self->by_name);
+  g_hash_table_unref (self->released);
   g_hash_table_unref (self->services);
   g_hash_table_unref (self->tunnels);
   g_main_context_unref (self->context);
@@ -438,6 +509,8 @@ zlt_registry_init (ZltRegistry *self)
   self->by_name
       = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
   self->by_port = g_hash_table_new (NULL, NULL);
+  self->released
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) released_free);
   self->context = g_main_context_ref_thread_default ();
 }
 
@@ -604,7 +677,7 @@ zlt_registry_add_tunnel (ZltRegistry *self, ZltTunnel *tunnel, GError **error)
   services = zlt_tunnel_get_services (tunnel);
   for (guint i = 0; i < services->len; i++)
     if (find_service_entry (self, g_ptr_array_index (services, i)) == NULL)
-      index_service (self, g_ptr_array_index (services, i), 0);
+      index_service (self, g_ptr_array_index (services, i), 0, zlt_tunnel_get_token_name (tunnel));
 
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_TUNNELS]);
   g_signal_emit (self, signals[SIGNAL_TUNNEL_ADDED], 0, tunnel);
@@ -718,6 +791,7 @@ zlt_registry_register_service (ZltRegistry *self, ZltTunnel *tunnel, const char 
   g_autoptr (GError) local_error = NULL;
   ServiceEntry *entry;
   guint16 port = 0;
+  const char *owner, *current_owner;
 
   g_return_val_if_fail (ZLT_IS_REGISTRY (self), NULL);
   g_return_val_if_fail (ZLT_IS_TUNNEL (tunnel), NULL);
@@ -779,10 +853,26 @@ zlt_registry_register_service (ZltRegistry *self, ZltTunnel *tunnel, const char 
                    _ ("the tunnel already has its maximum of %u services"), self->max_services);
       return NULL;
     }
+  owner = zlt_tunnel_get_token_name (tunnel);
+  current_owner = zlt_registry_get_name_owner (self, name);
+  if (owner != NULL && current_owner != NULL && g_strcmp0 (owner, current_owner) != 0)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_NOT_ALLOWED,
+                   _ ("service name “%s” belongs to another token"), name);
+      return NULL;
+    }
 
   if (expose == ZLT_EXPOSE_PUBLIC)
     {
-      port = zlt_port_pool_allocate (pool_for (self, protocol), requested_port, &local_error);
+      Released *last = g_hash_table_lookup (self->released, name);
+
+      /* the owner back for its name gets the port the name had, while it is kept */
+      if (requested_port == 0 && owner != NULL && last != NULL && last->port != 0
+          && last->protocol == protocol && g_strcmp0 (last->owner, owner) == 0)
+        port = zlt_port_pool_allocate_for (pool_for (self, protocol), last->port, owner, NULL);
+      if (port == 0)
+        port = zlt_port_pool_allocate_for (pool_for (self, protocol), requested_port, owner,
+                                           &local_error);
       if (port == 0)
         {
           g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
@@ -796,7 +886,8 @@ zlt_registry_register_service (ZltRegistry *self, ZltTunnel *tunnel, const char 
                           (guint) (expose == ZLT_EXPOSE_PUBLIC ? requested_port : 0),
                           "assigned-port", (guint) port, NULL);
   /* filed with its port before the tunnel announces it, so handlers see it complete */
-  entry = index_service (self, service, port);
+  g_hash_table_remove (self->released, name);
+  entry = index_service (self, service, port, owner);
   if (!zlt_tunnel_add_service (tunnel, service, &local_error))
     {
       /* not reachable with the checks above, but never leak the port */
@@ -1109,4 +1200,56 @@ zlt_registry_drop_unclaimed (ZltRegistry *self, ZltTunnel *tunnel)
         n++;
     }
   return n;
+}
+
+/**
+ * zlt_registry_set_hold_times:
+ * @name_hold_ms: how long a name stays its owner's after its last service went
+ * @port_hold_ms: how long a released public port is kept for its previous owner
+ *
+ * Both apply to tunnels with a token name (zlt_tunnel_set_token_name()); 0 turns the
+ * hold off.
+ */
+void
+zlt_registry_set_hold_times (ZltRegistry *self, guint name_hold_ms, guint port_hold_ms)
+{
+  g_return_if_fail (ZLT_IS_REGISTRY (self));
+
+  self->name_hold_ms = name_hold_ms;
+  self->port_hold_ms = port_hold_ms;
+}
+
+/**
+ * zlt_registry_get_name_owner:
+ *
+ * Returns: (nullable): the principal whose service holds @name now, or held it until
+ *   less than name-hold ago; NULL when the name is free (or only services without an
+ *   owner use it)
+ */
+const char *
+zlt_registry_get_name_owner (ZltRegistry *self, const char *name)
+{
+  GPtrArray *same_name;
+  Released *last;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+
+  same_name = g_hash_table_lookup (self->by_name, name);
+  for (guint i = 0; same_name != NULL && i < same_name->len; i++)
+    {
+      ServiceEntry *entry = g_ptr_array_index (same_name, i);
+
+      if (entry->owner != NULL)
+        return entry->owner;
+    }
+  last = g_hash_table_lookup (self->released, name);
+  if (last == NULL)
+    return NULL;
+  if (last->until <= g_get_monotonic_time ())
+    {
+      g_hash_table_remove (self->released, name);
+      return NULL;
+    }
+  return last->owner;
 }

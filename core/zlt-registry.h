@@ -45,5 +45,7 @@ gboolean zlt_registry_hold_tunnel (ZltRegistry *self, ZltTunnel *tunnel, guint g
 gboolean zlt_registry_is_held (ZltRegistry *self, ZltTunnel *tunnel);
 ZltTunnel *zlt_registry_resume_tunnel (ZltRegistry *self, const ZltUuid *id, GError **error);
 guint zlt_registry_drop_unclaimed (ZltRegistry *self, ZltTunnel *tunnel);
+void zlt_registry_set_hold_times (ZltRegistry *self, guint name_hold_ms, guint port_hold_ms);
+const char *zlt_registry_get_name_owner (ZltRegistry *self, const char *name);
 
 G_END_DECLS

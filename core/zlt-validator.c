@@ -235,3 +235,22 @@ zlt_validator_remove_token (ZltValidator *self, const char *name, GError **error
     }
   return klass->remove_token (self, name, error);
 }
+
+/**
+ * zlt_validator_lookup_owner:
+ * @service: a service name
+ *
+ * Returns: (transfer full) (nullable): the name of the grant that reserves @service,
+ *   NULL when none does
+ */
+char *
+zlt_validator_lookup_owner (ZltValidator *self, const char *service)
+{
+  ZltValidatorClass *klass;
+
+  g_return_val_if_fail (ZLT_IS_VALIDATOR (self), NULL);
+  g_return_val_if_fail (service != NULL, NULL);
+
+  klass = ZLT_VALIDATOR_GET_CLASS (self);
+  return klass->lookup_owner != NULL ? klass->lookup_owner (self, service) : NULL;
+}

@@ -24,6 +24,9 @@ G_DECLARE_DERIVABLE_TYPE (ZltValidator, zlt_validator, ZLT, VALIDATOR, GObject)
  * @validate_finish: when NULL, the base class propagates a #GTask pointer result
  * @add_token: registers a token at runtime (node tunnels); optional
  * @remove_token: forgets a token added at runtime; optional
+ * @lookup_owner: the name of the grant that owns @service (see zlt_grant_get_owns()),
+ *   or NULL when no token reserves it; optional (then names are owned only by whoever
+ *   registered them first)
  */
 struct _ZltValidatorClass
 {
@@ -41,8 +44,9 @@ struct _ZltValidatorClass
   gboolean (*add_token) (ZltValidator *self, const char *name, const guint8 hash[ZLT_HASH_SIZE],
                          const char *const *services, gint64 expiry, GError **error);
   gboolean (*remove_token) (ZltValidator *self, const char *name, GError **error);
+  char *(*lookup_owner) (ZltValidator *self, const char *service);
 
-  gpointer padding[8];
+  gpointer padding[7];
 };
 
 const char *zlt_validator_get_name (ZltValidator *self);
@@ -58,5 +62,6 @@ gboolean zlt_validator_add_token (ZltValidator *self, const char *name,
                                   const guint8 hash[ZLT_HASH_SIZE], const char *const *services,
                                   gint64 expiry, GError **error);
 gboolean zlt_validator_remove_token (ZltValidator *self, const char *name, GError **error);
+char *zlt_validator_lookup_owner (ZltValidator *self, const char *service);
 
 G_END_DECLS

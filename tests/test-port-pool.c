@@ -1,6 +1,8 @@
 /* test-port-pool.c: public port ranges, allocation and release */
 #include "config.h"
 
+#include <string.h>
+
 #include "zlayer-tunnel.h"
 
 static void
@@ -244,6 +246,56 @@ test_port_pool_large (void)
   g_assert_cmpuint (zlt_port_pool_get_n_free (pool), ==, 0);
 }
 
+/* A released port is kept for its previous holder for a while: nobody else gets it,
+ * neither by asking for it nor as "any port", until the hold ends. */
+static void
+test_port_pool_hold (void)
+{
+  g_autoptr (ZltPortPool) pool = zlt_port_pool_new_range (30000, 30002);
+  g_autoptr (GError) error = NULL;
+  gint64 deadline;
+
+  g_assert_cmpuint (zlt_port_pool_allocate_for (pool, 0, "alice", NULL), ==, 30000);
+  g_assert_cmpuint (zlt_port_pool_allocate_for (pool, 0, "alice", NULL), ==, 30001);
+  g_assert_true (zlt_port_pool_release_for (pool, 30000, "alice", 60 * 1000));
+  g_assert_cmpstr (zlt_port_pool_get_holder (pool, 30000), ==, "alice");
+  /* held ports count as free: they come back */
+  g_assert_cmpuint (zlt_port_pool_get_n_free (pool), ==, 2);
+
+  /* bob asks for it: refused, with why */
+  g_assert_cmpuint (zlt_port_pool_allocate_for (pool, 30000, "bob", &error), ==, 0);
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE);
+  g_assert_nonnull (strstr (error->message, "kept for its previous holder"));
+  g_clear_error (&error);
+  /* nor is it anyone's "any port", not even with no owner */
+  g_assert_cmpuint (zlt_port_pool_allocate_for (pool, 0, "bob", NULL), ==, 30002);
+  g_assert_cmpuint (zlt_port_pool_allocate_for (pool, 0, "bob", &error), ==, 0);
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_PORTS_EXHAUSTED);
+  g_assert_nonnull (strstr (error->message, "kept for their previous holders"));
+  g_clear_error (&error);
+  g_assert_cmpuint (zlt_port_pool_allocate (pool, 0, &error), ==, 0);
+  g_clear_error (&error);
+
+  /* alice gets it back, asked for or not */
+  g_assert_cmpuint (zlt_port_pool_allocate_for (pool, 0, "alice", NULL), ==, 30000);
+  g_assert_null (zlt_port_pool_get_holder (pool, 30000));
+  g_assert_true (zlt_port_pool_release_for (pool, 30000, "alice", 60 * 1000));
+  g_assert_cmpuint (zlt_port_pool_allocate_for (pool, 30000, "alice", NULL), ==, 30000);
+
+  /* a short hold ends by itself, and then the port is anyone's */
+  g_assert_true (zlt_port_pool_release_for (pool, 30000, "alice", 20));
+  deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  while (zlt_port_pool_get_holder (pool, 30000) != NULL && g_get_monotonic_time () < deadline)
+    g_usleep (5000); /* the hold is wall-clock time; nothing to wait on but the clock */
+  g_assert_null (zlt_port_pool_get_holder (pool, 30000));
+  g_assert_cmpuint (zlt_port_pool_allocate_for (pool, 30000, "bob", NULL), ==, 30000);
+
+  /* a release without an owner keeps nothing */
+  g_assert_true (zlt_port_pool_release (pool, 30000));
+  g_assert_null (zlt_port_pool_get_holder (pool, 30000));
+  g_assert_cmpuint (zlt_port_pool_allocate_for (pool, 0, "carol", NULL), ==, 30000);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -257,5 +309,6 @@ main (int argc, char **argv)
   g_test_add_func ("/port-pool/unusable", test_port_pool_unusable);
   g_test_add_func ("/port-pool/notify", test_port_pool_notify);
   g_test_add_func ("/port-pool/large", test_port_pool_large);
+  g_test_add_func ("/port-pool/hold", test_port_pool_hold);
   return g_test_run ();
 }

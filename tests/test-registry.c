@@ -1,6 +1,8 @@
 /* test-registry.c: tunnels, services, ports, limits and resume leases */
 #include "config.h"
 
+#include <string.h>
+
 #include "zlayer-tunnel.h"
 
 typedef struct
@@ -638,6 +640,95 @@ test_registry_bad_ranges (void)
   g_assert_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG);
 }
 
+static ZltTunnel *
+add_tunnel_of (Fixture *f, const char *principal)
+{
+  ZltTunnel *tunnel = add_tunnel (f);
+
+  zlt_tunnel_set_token_name (tunnel, principal);
+  return tunnel;
+}
+
+/* A name belongs to the principal that registered it: others are refused while it is
+ * registered and for name-hold after; its owner gets the old port back. */
+static void
+test_registry_owners (Fixture *f, gconstpointer data)
+{
+  ZltTunnel *alice = add_tunnel_of (f, "alice");
+  ZltTunnel *bob = add_tunnel_of (f, "bob");
+  ZltTunnel *alice2 = add_tunnel_of (f, "alice");
+  ZltTunnel *anonymous = add_tunnel (f);
+  g_autoptr (GError) error = NULL;
+  ZltService *db, *again;
+  guint16 port;
+
+  zlt_registry_set_hold_times (f->registry, 60 * 1000, 60 * 1000);
+  db = register_ok (f, alice, "db", ZLT_PROTOCOL_TCP, 0, ZLT_EXPOSE_PUBLIC);
+  port = zlt_service_get_assigned_port (db);
+  g_assert_cmpstr (zlt_registry_get_name_owner (f->registry, "db"), ==, "alice");
+
+  /* another principal cannot take the name, publicly or internally */
+  g_assert_null (zlt_registry_register_service (f->registry, bob, "db", ZLT_PROTOCOL_TCP, 1, 0,
+                                                ZLT_EXPOSE_INTERNAL, &error));
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_NOT_ALLOWED);
+  g_assert_nonnull (strstr (error->message, "belongs to another token"));
+  g_clear_error (&error);
+  /* the same principal may, from another tunnel (a replica) */
+  register_ok (f, alice2, "db", ZLT_PROTOCOL_TCP, 0, ZLT_EXPOSE_PUBLIC);
+  g_assert_true (zlt_registry_unregister_service (f->registry,
+                                                  zlt_tunnel_lookup_service (alice2, "db"), NULL));
+
+  /* gone, but still alice's: bob is refused, and her old port is kept for her */
+  g_assert_true (zlt_registry_unregister_service (f->registry, db, NULL));
+  g_assert_cmpstr (zlt_registry_get_name_owner (f->registry, "db"), ==, "alice");
+  g_assert_null (zlt_registry_register_service (f->registry, bob, "db", ZLT_PROTOCOL_TCP, 1, 0,
+                                                ZLT_EXPOSE_PUBLIC, &error));
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_NOT_ALLOWED);
+  g_clear_error (&error);
+  g_assert_null (zlt_registry_register_service (f->registry, bob, "other", ZLT_PROTOCOL_TCP, 1,
+                                                port, ZLT_EXPOSE_PUBLIC, &error));
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE);
+  g_clear_error (&error);
+  again = register_ok (f, alice, "db", ZLT_PROTOCOL_TCP, 0, ZLT_EXPOSE_PUBLIC);
+  g_assert_cmpuint (zlt_service_get_assigned_port (again), ==, port);
+
+  /* tunnels without a principal (an embedder's own) are not held to owners */
+  register_ok (f, anonymous, "free-for-all", ZLT_PROTOCOL_TCP, 0, ZLT_EXPOSE_PUBLIC);
+  register_ok (f, bob, "free-for-all", ZLT_PROTOCOL_TCP, 0, ZLT_EXPOSE_PUBLIC);
+
+  /* with no hold, a released name is free at once */
+  zlt_registry_set_hold_times (f->registry, 0, 0);
+  g_assert_true (zlt_registry_unregister_service (f->registry, again, NULL));
+  g_assert_null (zlt_registry_get_name_owner (f->registry, "db"));
+  register_ok (f, bob, "db", ZLT_PROTOCOL_TCP, 0, ZLT_EXPOSE_PUBLIC);
+}
+
+/* What a peer sends arrives here unchecked only by mistake: still an error, never a
+ * silent NULL. */
+static void
+test_registry_invalid (Fixture *f, gconstpointer data)
+{
+  ZltTunnel *tunnel = add_tunnel (f);
+  const char *const names[] = { "", "a b", "new\nline", "dot.name", NULL };
+  g_autoptr (GError) error = NULL;
+
+  for (guint i = 0; names[i] != NULL; i++)
+    {
+      g_assert_null (zlt_registry_register_service (f->registry, tunnel, names[i], ZLT_PROTOCOL_TCP,
+                                                    1, 0, ZLT_EXPOSE_PUBLIC, &error));
+      g_assert_error (error, ZLT_ERROR, ZLT_ERROR_INVALID);
+      g_clear_error (&error);
+    }
+  g_assert_null (
+      zlt_registry_register_service (f->registry, tunnel, "p", 7, 1, 0, ZLT_EXPOSE_PUBLIC, &error));
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_INVALID);
+  g_clear_error (&error);
+  g_assert_null (zlt_registry_register_service (f->registry, tunnel, "p", ZLT_PROTOCOL_TCP, 0, 0,
+                                                ZLT_EXPOSE_PUBLIC, &error));
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_INVALID);
+  g_assert_cmpuint (zlt_tunnel_get_n_services (tunnel), ==, 0);
+}
+
 #define ADD(path, func)                                                                            \
   g_test_add ("/registry/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
 
@@ -659,6 +750,8 @@ main (int argc, char **argv)
   ADD ("hold-zero-and-cancel", test_registry_hold_zero_and_cancel);
   ADD ("reassign-port", test_registry_reassign_port);
   ADD ("service-id-change", test_registry_service_id_change);
+  ADD ("owners", test_registry_owners);
+  ADD ("invalid", test_registry_invalid);
   g_test_add_func ("/registry/shared-pool-outlives", test_registry_shared_pool_outlives);
   g_test_add_func ("/registry/bad-ranges", test_registry_bad_ranges);
   return g_test_run ();

@@ -437,7 +437,15 @@ typedef struct
 static const BadLine bad_lines[] = {
   { "color=blue", NULL, "unknown key ‘color’" },
   { "name=a name=b", NULL, "name given twice" },
-  { "services=web services=ssh", NULL, "services given twice" },
+  { "services=web services=ssh", NULL, "register (or its older name services) given twice" },
+  { "register=web services=ssh", NULL, "register (or its older name services) given twice" },
+  { "reach=web reach=ssh", NULL, "reach given twice" },
+  { "owns=web owns=ssh", NULL, "owns given twice" },
+  { "reach=", NULL, "reach: empty" },
+  { "owns=*", NULL, "owns: * would reserve every name" },
+  { "reach=web,*", NULL, "reach: entry 2" },
+  { "register=*web", NULL, "register: entry 1" },
+  { "owns=a**", NULL, "owns: entry 1" },
   { "expires=1 expires=2", NULL, "expires given twice" },
   { "services=", NULL, "services: empty" },
   { "services=web,,ssh", NULL, "services: entry 2" },
@@ -567,6 +575,129 @@ test_config (Fixture *f, gconstpointer data)
   g_assert_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG);
   g_assert_nonnull (strstr (error->message, "not a regular file"));
   g_assert_null (validator);
+  g_clear_error (&error);
+
+  /* keys the validator does not know, and a bad boolean, are named */
+  write_file (f->path, "", 0600);
+  g_key_file_set_string (f->config, GROUP, "path", f->path);
+  g_key_file_set_string (f->config, GROUP, "patth", "typo");
+  validator = zlt_plugin_loader_new_validator (loader, "token-file", f->config, GROUP, &error);
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG);
+  g_assert_nonnull (strstr (error->message, "patth: unknown key"));
+  g_assert_null (validator);
+  g_clear_error (&error);
+  g_key_file_remove_key (f->config, GROUP, "patth", NULL);
+  g_key_file_set_string (f->config, GROUP, "fail-closed", "perhaps");
+  validator = zlt_plugin_loader_new_validator (loader, "token-file", f->config, GROUP, &error);
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG);
+  g_assert_nonnull (strstr (error->message, "fail-closed"));
+  g_assert_null (validator);
+}
+
+/* register=, reach= and owns= give three separate rights; services= is the older name
+ * of register=. Patterns cover a prefix. */
+static void
+test_rights (Fixture *f, gconstpointer data)
+{
+  g_autofree char *agent = make_token ();
+  g_autofree char *client = make_token ();
+  g_autofree char *legacy = make_token ();
+  g_autofree char *open = make_token ();
+  g_autofree char *contents = NULL;
+  g_autofree char *owner = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltGrant) grant = NULL;
+
+  g_autofree char *l1 = line_for (agent, "name=acme register=acme-*,web owns=acme-*");
+  g_autofree char *l2 = line_for (client, "name=viewer register=viewer reach=acme-db,web");
+  g_autofree char *l3 = line_for (legacy, "name=old services=db");
+  g_autofree char *l4 = line_for (open, "name=open reach=*");
+
+  contents = g_strconcat (l1, l2, l3, l4, NULL);
+  fixture_load (f, contents);
+
+  grant = validate_token (f->validator, agent, &error);
+  g_assert_no_error (error);
+  g_assert_true (zlt_grant_may_register (grant, "acme-db"));
+  g_assert_true (zlt_grant_may_register (grant, "web"));
+  g_assert_false (zlt_grant_may_register (grant, "acme"));
+  g_assert_false (zlt_grant_may_register (grant, "db"));
+  g_assert_false (zlt_grant_may_reach_any (grant));
+  g_assert_false (zlt_grant_may_reach (grant, "acme-db"));
+  g_assert_true (zlt_grant_owns (grant, "acme-x"));
+  g_clear_object (&grant);
+
+  /* reach does not give register, nor the other way round */
+  grant = validate_token (f->validator, client, &error);
+  g_assert_no_error (error);
+  g_assert_true (zlt_grant_may_reach (grant, "acme-db"));
+  g_assert_false (zlt_grant_may_reach (grant, "acme-other"));
+  g_assert_false (zlt_grant_may_register (grant, "acme-db"));
+  g_assert_false (zlt_grant_may_register (grant, "web"));
+  g_assert_true (zlt_grant_may_register (grant, "viewer"));
+  g_assert_false (zlt_grant_owns (grant, "viewer"));
+  g_clear_object (&grant);
+
+  /* services= means register=, and reaches nothing */
+  grant = validate_token (f->validator, legacy, &error);
+  g_assert_no_error (error);
+  g_assert_true (zlt_grant_may_register (grant, "db"));
+  g_assert_false (zlt_grant_may_reach (grant, "db"));
+  g_clear_object (&grant);
+
+  /* no register=: any name; reach=*: every service */
+  grant = validate_token (f->validator, open, &error);
+  g_assert_no_error (error);
+  g_assert_true (zlt_grant_may_register (grant, "anything"));
+  g_assert_true (zlt_grant_may_reach (grant, "anything"));
+  g_assert_true (zlt_grant_may_reach_any (grant));
+
+  /* who owns what, for the server's registration check */
+  owner = zlt_validator_lookup_owner (f->validator, "acme-db");
+  g_assert_cmpstr (owner, ==, "acme");
+  g_clear_pointer (&owner, g_free);
+  owner = zlt_validator_lookup_owner (f->validator, "web");
+  g_assert_null (owner);
+}
+
+/* Two names cannot own one service. */
+static void
+test_owner_conflict (Fixture *f, gconstpointer data)
+{
+  const char *const cases[][2] = {
+    { "name=a owns=db", "name=b owns=db" },
+    { "name=a owns=acme-*", "name=b owns=acme-db" },
+    { "name=a owns=acme-db", "name=b owns=acme-*" },
+    { "name=a owns=a*", "name=b owns=ab*" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *one = make_token ();
+      g_autofree char *two = make_token ();
+      g_autofree char *l1 = line_for (one, cases[i][0]);
+      g_autofree char *l2 = line_for (two, cases[i][1]);
+      g_autofree char *contents = g_strconcat (l1, l2, NULL);
+      g_autoptr (GError) error = NULL;
+      g_autoptr (ZltValidator) validator = NULL;
+
+      write_file (f->path, contents, 0600);
+      validator = zlt_plugin_loader_new_validator (loader, "token-file", f->config, GROUP, &error);
+      g_assert_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG);
+      g_assert_nonnull (strstr (error->message, ":2: owns:"));
+      g_assert_nonnull (strstr (error->message, "already owned by a (line 1)"));
+      g_assert_null (validator);
+    }
+  /* one name owning the same thing on two lines (a token being rotated) is fine */
+  {
+    g_autofree char *one = make_token ();
+    g_autofree char *two = make_token ();
+    g_autofree char *l1 = line_for (one, "name=a owns=db");
+    g_autofree char *l2 = line_for (two, "name=a owns=db");
+    g_autofree char *contents = g_strconcat (l1, l2, NULL);
+
+    fixture_load (f, contents);
+  }
 }
 
 static void
@@ -632,38 +763,57 @@ test_reload_on_change (Fixture *f, gconstpointer data)
   assert_accepted (f->validator, in_place, "in-place");
 }
 
-/* A broken or unsafe file on reload keeps the tokens loaded before. */
+/* On reload, a file that fails to parse keeps the tokens loaded before (an editing
+ * mistake); a file that turns unsafe or disappears ends them (fail-closed, the
+ * default), since whoever controls it now is not the admin who wrote them. */
 static void
 test_reload_broken (Fixture *f, gconstpointer data)
 {
+  gboolean fail_closed = GPOINTER_TO_INT (data);
   g_autofree char *old = make_token ();
   g_autofree char *fixed = make_token ();
   g_autofree char *old_line = line_for (old, "name=old");
   g_autofree char *broken = g_strconcat (old_line, "not a token line\n", NULL);
   g_autofree char *fixed_line = line_for (fixed, "name=fixed");
 
+  if (!fail_closed)
+    g_key_file_set_boolean (f->config, GROUP, "fail-closed", FALSE);
   fixture_load (f, old_line);
 
   write_file (f->path, broken, 0600);
   g_assert_false (emit_reload (f->validator));
   assert_accepted (f->validator, old, "old");
+  g_assert_cmpuint (f->n_changed, ==, 0);
 
-  /* unsafe permissions are refused on reload too */
+  /* unsafe permissions are refused on reload too: nothing of the file loads, and with
+   * fail-closed nothing loaded before stays */
   write_file (f->path, fixed_line, 0644);
   g_assert_false (emit_reload (f->validator));
-  assert_accepted (f->validator, old, "old");
   assert_refused (f->validator, fixed, ZLT_ERROR_BAD_TOKEN);
+  if (fail_closed)
+    {
+      assert_refused (f->validator, old, ZLT_ERROR_BAD_TOKEN);
+      g_assert_cmpuint (f->n_changed, ==, 1);
+    }
+  else
+    {
+      assert_accepted (f->validator, old, "old");
+      g_assert_cmpuint (f->n_changed, ==, 0);
+    }
 
   /* gone */
   g_assert_cmpint (g_unlink (f->path), ==, 0);
   g_assert_false (emit_reload (f->validator));
-  assert_accepted (f->validator, old, "old");
-  g_assert_cmpuint (f->n_changed, ==, 0);
+  if (fail_closed)
+    assert_refused (f->validator, old, ZLT_ERROR_BAD_TOKEN);
+  else
+    assert_accepted (f->validator, old, "old");
+  g_assert_cmpuint (f->n_changed, ==, fail_closed ? 1 : 0);
 
   /* and back */
   write_file (f->path, fixed_line, 0600);
   g_assert_true (emit_reload (f->validator));
-  g_assert_cmpuint (f->n_changed, ==, 1);
+  g_assert_cmpuint (f->n_changed, ==, fail_closed ? 2 : 1);
   assert_refused (f->validator, old, ZLT_ERROR_BAD_TOKEN);
   assert_accepted (f->validator, fixed, "fixed");
 }
@@ -855,7 +1005,12 @@ main (int argc, char **argv)
   ADD ("/validator/token-file/config", test_config);
   ADD ("/validator/token-file/permissions", test_permissions);
   ADD ("/validator/token-file/reload-on-change", test_reload_on_change);
-  ADD ("/validator/token-file/reload-broken", test_reload_broken);
+  ADD ("/validator/token-file/rights", test_rights);
+  ADD ("/validator/token-file/owner-conflict", test_owner_conflict);
+  g_test_add ("/validator/token-file/reload-broken", Fixture, GINT_TO_POINTER (TRUE), fixture_setup,
+              test_reload_broken, fixture_teardown);
+  g_test_add ("/validator/token-file/reload-broken-fail-open", Fixture, GINT_TO_POINTER (FALSE),
+              fixture_setup, test_reload_broken, fixture_teardown);
   ADD ("/validator/token-file/reload-action", test_reload_action);
   ADD ("/validator/token-file/runtime-tokens", test_runtime_tokens);
 #undef ADD

@@ -2,7 +2,13 @@
  * file, reloaded when it changes, plus tokens added at runtime
  *
  * Config group (usually [validator:token-file]):
- *   path=<file>     required; the format is described in zlt-token-set.c and README.md
+ *   path=<file>         required; the format is described in zlt-token-set.c and README.md
+ *   fail-closed=<bool>  default true: when the file disappears, turns unsafe (mode,
+ *                       owner) or cannot be read, its tokens stop being accepted at
+ *                       once (live tunnels are re-checked and end). A file that merely
+ *                       fails to parse keeps the tokens loaded before either way: an
+ *                       editing mistake is not an attack. false keeps the old tokens
+ *                       in every case.
  *
  * Signals (so the daemon and tests need not link the plugin):
  *   "reload"  action, returns gboolean: re-reads the file now; FALSE (and a message in
@@ -43,6 +49,7 @@ struct _ZltTokenFileValidator
   ZltValidator parent_instance;
 
   char *path;
+  gboolean fail_closed;
   GFileMonitor *monitor;
   guint reload_id;
   ZltTokenSet *file_tokens; /* NULL until configured */
@@ -177,7 +184,19 @@ zlt_token_file_validator_load (ZltTokenFileValidator *self, gboolean *changed, G
   *changed = FALSE;
   data = read_token_file (self->path, &len, error);
   if (data == NULL)
-    return FALSE;
+    {
+      /* gone, unsafe or unreadable: whoever controls it now is not the admin who
+       * wrote the tokens, so (fail-closed) none of them stay in force */
+      if (self->fail_closed && self->file_tokens != NULL
+          && zlt_token_set_get_size (self->file_tokens) > 0)
+        {
+          g_clear_pointer (&self->file_tokens, zlt_token_set_free);
+          self->file_tokens = zlt_token_set_new ();
+          memset (self->file_digest, 0, sizeof self->file_digest);
+          *changed = TRUE;
+        }
+      return FALSE;
+    }
   g_checksum_update (checksum, (const guchar *) data, len);
   g_checksum_get_digest (checksum, digest, &digest_len);
   set = zlt_token_set_parse (data, len, self->path, error);
@@ -207,7 +226,15 @@ zlt_token_file_validator_reload (ZltTokenFileValidator *self, GError **error)
       return FALSE;
     }
   if (!zlt_token_file_validator_load (self, &changed, error))
-    return FALSE;
+    {
+      if (changed)
+        {
+          g_message ("token file %s cannot be used, refusing its tokens (fail-closed=true)",
+                     self->path);
+          g_signal_emit (self, signals[SIGNAL_CHANGED], 0);
+        }
+      return FALSE;
+    }
   if (changed)
     {
       g_info ("token file %s loaded: %u tokens", self->path,
@@ -225,7 +252,8 @@ zlt_token_file_validator_real_reload (ZltTokenFileValidator *self)
 
   if (!zlt_token_file_validator_reload (self, &error))
     {
-      /* an operator's mistake, not a bug: a message, and the old tokens stay */
+      /* an operator's mistake, not a bug: a message, and (unless the file is gone or
+       * unsafe and fail-closed is on) the old tokens stay */
       g_message ("cannot reload tokens, keeping the %u loaded before: %s",
                  self->file_tokens != NULL ? zlt_token_set_get_size (self->file_tokens) : 0,
                  error->message);
@@ -302,10 +330,33 @@ static gboolean
 zlt_token_file_validator_configure (ZltValidator *validator, GKeyFile *config, const char *group,
                                     GError **error)
 {
+  static const char *const known_keys[] = { "path", "fail-closed", NULL };
   ZltTokenFileValidator *self = ZLT_TOKEN_FILE_VALIDATOR (validator);
   g_autofree char *path = NULL;
+  g_auto (GStrv) keys = g_key_file_get_keys (config, group, NULL, NULL);
+  g_autoptr (GError) local_error = NULL;
   gboolean changed = FALSE;
 
+  for (guint i = 0; keys != NULL && keys[i] != NULL; i++)
+    {
+      if (!g_strv_contains (known_keys, keys[i]))
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                       _ ("[%s] %s: unknown key (expected path or fail-closed)"), group, keys[i]);
+          return FALSE;
+        }
+    }
+  self->fail_closed = TRUE;
+  if (g_key_file_has_key (config, group, "fail-closed", NULL))
+    {
+      self->fail_closed = g_key_file_get_boolean (config, group, "fail-closed", &local_error);
+      if (local_error != NULL)
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                       _ ("[%s] fail-closed: must be true or false"), group);
+          return FALSE;
+        }
+    }
   path = g_key_file_get_string (config, group, "path", NULL);
   if (path == NULL || *path == '\0')
     {
@@ -353,8 +404,20 @@ zlt_token_file_validator_validate (ZltValidator *validator, const ZltCredential 
                    entry->name, when != NULL ? when : "?");
       return NULL;
     }
-  return zlt_grant_new (entry->name, entry->hash, (const char *const *) entry->services,
-                        entry->expiry);
+  return zlt_token_entry_to_grant (entry);
+}
+
+static char *
+zlt_token_file_validator_lookup_owner (ZltValidator *validator, const char *service)
+{
+  ZltTokenFileValidator *self = ZLT_TOKEN_FILE_VALIDATOR (validator);
+  const char *owner = NULL;
+
+  if (self->file_tokens != NULL)
+    owner = zlt_token_set_lookup_owner (self->file_tokens, service);
+  if (owner == NULL)
+    owner = zlt_token_set_lookup_owner (self->runtime_tokens, service);
+  return g_strdup (owner);
 }
 
 /* Runtime tokens live beside the file's, survive its reloads, and are unique by name:
@@ -375,10 +438,10 @@ zlt_token_file_validator_add_token (ZltValidator *validator, const char *name,
     }
   for (guint i = 0; services != NULL && services[i] != NULL; i++)
     {
-      if (!zlt_service_name_is_valid (services[i]))
+      if (!zlt_service_pattern_is_valid (services[i]))
         {
           g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                       _ ("token %s: ‘%s’ is not a service name"), name, services[i]);
+                       _ ("token %s: ‘%s’ is not a service name or pattern"), name, services[i]);
           return FALSE;
         }
     }
@@ -434,6 +497,7 @@ zlt_token_file_validator_class_init (ZltTokenFileValidatorClass *klass)
   validator_class->validate = zlt_token_file_validator_validate;
   validator_class->add_token = zlt_token_file_validator_add_token;
   validator_class->remove_token = zlt_token_file_validator_remove_token;
+  validator_class->lookup_owner = zlt_token_file_validator_lookup_owner;
 
   /**
    * ZltTokenFileValidator::changed:

@@ -2,7 +2,12 @@
  *
  * The file holds one token per line:
  *
- *   <64 lowercase hex digits: sha256 of the token>  [name=N] [services=a,b|*] [expires=T]
+ *   <64 lowercase hex digits: sha256 of the token>  [name=N] [register=P,..|*]
+ *       [reach=P,..|*] [owns=P,..] [expires=T]
+ *
+ * P is a service pattern: a service name, or a prefix ending in '*'. services= is the
+ * older name of register=. Without reach= a token reaches nothing through access
+ * sessions; without register= it may register any name nobody else owns.
  *
  * T is ISO 8601 with a time zone (2027-01-01T00:00:00Z) or unix seconds. Blank lines and
  * lines starting with '#' are ignored, as is everything from a field starting with '#'.
@@ -54,6 +59,8 @@ zlt_token_entry_free (ZltTokenEntry *entry)
     p[i] = 0;
   g_free (entry->name);
   g_strfreev (entry->services);
+  g_strfreev (entry->reach);
+  g_strfreev (entry->owns);
   g_free (entry);
 }
 
@@ -217,6 +224,35 @@ zlt_token_set_find (ZltTokenSet *set, const ZltCredential *credential)
   return found;
 }
 
+/**
+ * zlt_token_set_lookup_owner:
+ * Returns: (nullable): the name of the entry whose owns= covers @service
+ */
+const char *
+zlt_token_set_lookup_owner (ZltTokenSet *set, const char *service)
+{
+  g_return_val_if_fail (set != NULL, NULL);
+  g_return_val_if_fail (service != NULL, NULL);
+
+  for (guint i = 0; i < set->entries->len; i++)
+    {
+      const ZltTokenEntry *entry = g_ptr_array_index (set->entries, i);
+
+      for (guint j = 0; entry->owns != NULL && entry->owns[j] != NULL; j++)
+        if (zlt_service_pattern_matches (entry->owns[j], service))
+          return entry->name;
+    }
+  return NULL;
+}
+
+ZltGrant *
+zlt_token_entry_to_grant (const ZltTokenEntry *entry)
+{
+  return zlt_grant_new_full (entry->name, entry->hash, (const char *const *) entry->services,
+                             (const char *const *) entry->reach, (const char *const *) entry->owns,
+                             entry->expiry);
+}
+
 /* ---- parsing ---- */
 
 static gboolean
@@ -247,35 +283,44 @@ key_is_printable (const char *key)
   return TRUE;
 }
 
+/* A comma-separated list of service patterns. "*" alone means every service: for
+ * register= that is NULL (no restriction), for reach= the list { "*" }; owns= refuses
+ * it, since a token owning every name would lock every other tenant out. */
 static gboolean
-parse_services (const char *value, GStrv *out, GError **error)
+parse_patterns (const char *key, const char *value, GStrv *out, GError **error)
 {
-  g_auto (GStrv) services = NULL;
+  g_auto (GStrv) patterns = NULL;
 
   if (g_strcmp0 (value, "*") == 0)
     {
-      *out = NULL;
+      if (g_str_equal (key, "owns"))
+        {
+          g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                               _ ("owns: * would reserve every name; list names or prefixes"));
+          return FALSE;
+        }
+      *out = g_str_equal (key, "reach") ? g_strsplit ("*", ",", -1) : NULL;
       return TRUE;
     }
   if (*value == '\0')
     {
-      g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                           _ ("services: empty; list service names or use * for all"));
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                   _ ("%s: empty; list service names or use * for all"), key);
       return FALSE;
     }
-  services = g_strsplit (value, ",", -1);
-  for (guint i = 0; services[i] != NULL; i++)
+  patterns = g_strsplit (value, ",", -1);
+  for (guint i = 0; patterns[i] != NULL; i++)
     {
-      if (!zlt_service_name_is_valid (services[i]))
+      if (g_str_equal (patterns[i], "*") || !zlt_service_pattern_is_valid (patterns[i]))
         {
           g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                       _ ("services: entry %u is not a service name (1 to %u letters, digits, "
-                          "'-' or '_'; or * alone for all)"),
-                       i + 1, (guint) ZLT_SERVICE_NAME_MAX);
+                       _ ("%s: entry %u is not a service name (1 to %u letters, digits, '-' or "
+                          "'_'), a prefix ending in *, or * alone for all"),
+                       key, i + 1, (guint) ZLT_SERVICE_NAME_MAX);
           return FALSE;
         }
     }
-  *out = g_steal_pointer (&services);
+  *out = g_steal_pointer (&patterns);
   return TRUE;
 }
 
@@ -333,8 +378,13 @@ parse_line (char *line, GError **error)
   g_auto (GStrv) fields = g_strsplit_set (line, " \t", -1);
   g_autofree char *name = NULL;
   g_auto (GStrv) services = NULL;
+  g_auto (GStrv) reach = NULL;
+  g_auto (GStrv) owns = NULL;
   gboolean have_services = FALSE;
+  gboolean have_reach = FALSE;
+  gboolean have_owns = FALSE;
   gint64 expiry = 0;
+  ZltTokenEntry *entry;
   gboolean have_expiry = FALSE;
   guint8 hash[ZLT_HASH_SIZE] = { 0 };
   guint n = 0;
@@ -366,7 +416,7 @@ parse_line (char *line, GError **error)
       if (eq == NULL || eq == field)
         {
           g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                       _ ("field %u is not key=value (name, services or expires)"), n);
+                       _ ("field %u is not key=value (name, register, reach, owns or expires)"), n);
           return NULL;
         }
       *eq = '\0';
@@ -388,17 +438,41 @@ parse_line (char *line, GError **error)
             }
           name = g_strdup (eq + 1);
         }
-      else if (g_str_equal (field, "services"))
+      else if (g_str_equal (field, "services") || g_str_equal (field, "register"))
         {
           if (have_services)
             {
               g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                                   _ ("services given twice"));
+                                   _ ("register (or its older name services) given twice"));
               return NULL;
             }
-          if (!parse_services (eq + 1, &services, error))
+          if (!parse_patterns (field, eq + 1, &services, error))
             return NULL;
           have_services = TRUE;
+        }
+      else if (g_str_equal (field, "reach"))
+        {
+          if (have_reach)
+            {
+              g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                                   _ ("reach given twice"));
+              return NULL;
+            }
+          if (!parse_patterns (field, eq + 1, &reach, error))
+            return NULL;
+          have_reach = TRUE;
+        }
+      else if (g_str_equal (field, "owns"))
+        {
+          if (have_owns)
+            {
+              g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                                   _ ("owns given twice"));
+              return NULL;
+            }
+          if (!parse_patterns (field, eq + 1, &owns, error))
+            return NULL;
+          have_owns = TRUE;
         }
       else if (g_str_equal (field, "expires"))
         {
@@ -415,13 +489,16 @@ parse_line (char *line, GError **error)
       else if (key_is_printable (field))
         {
           g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                       _ ("unknown key ‘%s’ (expected name, services or expires)"), field);
+                       _ ("unknown key ‘%s’ (expected name, register, reach, owns or expires)"),
+                       field);
           return NULL;
         }
       else
         {
           g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                       _ ("field %u has an unknown key (expected name, services or expires)"), n);
+                       _ ("field %u has an unknown key (expected name, register, reach, owns or "
+                          "expires)"),
+                       n);
           return NULL;
         }
     }
@@ -430,7 +507,33 @@ parse_line (char *line, GError **error)
       g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG, _ ("empty line"));
       return NULL;
     }
-  return zlt_token_entry_new (name, hash, (const char *const *) services, expiry);
+  entry = zlt_token_entry_new (name, hash, (const char *const *) services, expiry);
+  entry->reach = g_steal_pointer (&reach);
+  entry->owns = g_steal_pointer (&owns);
+  return entry;
+}
+
+/* Two names must not own one service: the first line that claims a name another
+ * name's pattern already covers (or that covers one of its names) is refused. */
+static const ZltTokenEntry *
+find_owner_conflict (ZltTokenSet *set, const ZltTokenEntry *entry, const char **pattern)
+{
+  for (guint j = 0; entry->owns != NULL && entry->owns[j] != NULL; j++)
+    for (guint i = 0; i < set->entries->len; i++)
+      {
+        const ZltTokenEntry *other = g_ptr_array_index (set->entries, i);
+
+        if (g_strcmp0 (other->name, entry->name) == 0)
+          continue;
+        for (guint k = 0; other->owns != NULL && other->owns[k] != NULL; k++)
+          if (zlt_service_pattern_matches (other->owns[k], entry->owns[j])
+              || zlt_service_pattern_matches (entry->owns[j], other->owns[k]))
+            {
+              *pattern = entry->owns[j];
+              return other;
+            }
+      }
+  return NULL;
 }
 
 static const ZltTokenEntry *
@@ -505,6 +608,18 @@ zlt_token_set_parse (const char *data, gsize len, const char *origin, GError **e
                        other->line);
           return NULL;
         }
+      {
+        const char *pattern = NULL;
+        const ZltTokenEntry *owner = find_owner_conflict (set, entry, &pattern);
+
+        if (owner != NULL)
+          {
+            g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                         _ ("%s:%u: owns: %s is already owned by %s (line %u)"), origin, line_no,
+                         pattern, owner->name, owner->line);
+            return NULL;
+          }
+      }
       entry->line = line_no;
       zlt_token_set_add (set, g_steal_pointer (&entry));
     }

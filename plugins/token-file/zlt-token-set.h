@@ -11,7 +11,9 @@ typedef struct
   char *name;
   char key_id[ZLT_KEY_ID_LEN + 1]; /* the first 16 hex digits of the hash */
   guint8 hash[ZLT_HASH_SIZE];
-  GStrv services; /* NULL = every service */
+  GStrv services; /* may register: service patterns, NULL = every service */
+  GStrv reach;    /* may reach through access sessions: patterns, NULL = none */
+  GStrv owns;     /* reserved to this name: patterns, NULL = none */
   gint64 expiry;  /* unix seconds, 0 = never */
   guint line;     /* where it came from in the file; 0 for runtime tokens */
 } ZltTokenEntry;
@@ -31,6 +33,8 @@ guint zlt_token_set_get_size (ZltTokenSet *set);
 void zlt_token_set_add (ZltTokenSet *set, ZltTokenEntry *entry);
 gboolean zlt_token_set_remove_name (ZltTokenSet *set, const char *name);
 const ZltTokenEntry *zlt_token_set_find (ZltTokenSet *set, const ZltCredential *credential);
+const char *zlt_token_set_lookup_owner (ZltTokenSet *set, const char *service);
+ZltGrant *zlt_token_entry_to_grant (const ZltTokenEntry *entry);
 
 gboolean zlt_token_name_is_valid (const char *name);
 
