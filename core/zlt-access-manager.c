@@ -121,6 +121,28 @@ find_state (ZltAccessManager *self, ZltSession *session, guint *index)
   return NULL;
 }
 
+/* The control session lasts as long as the longest access session; the server is
+ * told so when it authenticates us, and ends the session then. */
+static void
+update_expires (ZltAccessManager *self)
+{
+  gint64 last = 0;
+
+  for (guint i = 0; i < self->sessions->len; i++)
+    {
+      SessionState *state = g_ptr_array_index (self->sessions, i);
+      gint64 expires = zlt_session_get_expires (state->session);
+
+      if (expires == 0)
+        {
+          last = 0; /* one without an end: ask for none */
+          break;
+        }
+      last = MAX (last, expires);
+    }
+  zlt_agent_set_access_expires (self->agent, last);
+}
+
 /* ---- ending a session ---- */
 
 static void
@@ -333,6 +355,7 @@ zlt_access_manager_start_session (ZltAccessManager *self, const char *service, g
   g_socket_service_start (state->listener);
 
   g_message ("access session to %s on %s", service, local_address);
+  update_expires (self);
   zlt_agent_start (self->agent);
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_N_SESSIONS]);
   g_signal_emit (self, signals[SIGNAL_SESSION_ADDED], 0, state->session);

@@ -57,6 +57,7 @@ struct _ZltAgent
   gboolean have_resume;
   ZltUuid resume_id;
   guint8 resume_secret[ZLT_HASH_SIZE];
+  gint64 access_expires; /* µs since the epoch; 0: not an access client, or no end */
 
   ZltBackoff backoff;
   GSource *retry;
@@ -380,10 +381,19 @@ access_launch (ZltAgent *self, GTask *task)
       g_object_unref (task);
       return;
     }
-  if (!self->v2 || !(self->server_caps & ZLT_CAP_ACCESS))
+  if (!self->v2)
     {
       g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
-                               _ ("the server does not offer on-demand access"));
+                               _ ("the server does not offer on-demand access (a v1 server)"));
+      g_object_unref (task);
+      return;
+    }
+  /* the server offers access to tokens whose grant reaches something */
+  if (!(self->server_caps & ZLT_CAP_ACCESS))
+    {
+      g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_NOT_ALLOWED,
+                               _ ("this token may reach no service through the server (its "
+                                  "line in the server's token file has no reach=)"));
       g_object_unref (task);
       return;
     }
@@ -568,6 +578,11 @@ send_auth (ZltAgent *self)
       zlt_message_set_version (auth, ZLT_PROTOCOL_VERSION);
       zlt_message_set_caps (auth, ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP | ZLT_CAP_ACCESS);
       zlt_message_set_proof (auth, proof);
+      /* an access client says when it means to stop; the server holds it to that */
+      if (self->access_expires != 0)
+        zlt_message_set_access_ttl (
+            auth, (guint32) CLAMP ((self->access_expires - g_get_real_time ()) / G_USEC_PER_SEC, 1,
+                                   (gint64) G_MAXUINT32));
       if (self->have_resume)
         {
           guint8 mac[ZLT_HASH_SIZE];
@@ -1180,4 +1195,19 @@ zlt_agent_new (ZltClientConfig *config, ZltPluginLoader *loader, GError **error)
   agent = zlt_agent_new_full (config, token, control, tcp, udp);
   memset (token, 0, strlen (token));
   return agent;
+}
+
+/**
+ * zlt_agent_set_access_expires:
+ * @expires: µs since the Unix epoch when the agent's access sessions end, 0 for none
+ *
+ * For access clients: the next Auth asks the server for an access session that long
+ * (ACCESS_TTL), and the server ends it then whatever happens here.
+ */
+void
+zlt_agent_set_access_expires (ZltAgent *self, gint64 expires)
+{
+  g_return_if_fail (ZLT_IS_AGENT (self));
+
+  self->access_expires = expires;
 }

@@ -50,4 +50,6 @@ void zlt_agent_open_access_async (ZltAgent *self, const char *service, GCancella
 GIOStream *zlt_agent_open_access_finish (ZltAgent *self, GAsyncResult *result, GBytes **prefix,
                                          GError **error);
 
+void zlt_agent_set_access_expires (ZltAgent *self, gint64 expires);
+
 G_END_DECLS

@@ -122,31 +122,51 @@ zlt_quota_get_limit (ZltQuota *self, ZltQuotaKind kind)
 }
 
 /**
- * zlt_quota_acquire:
- * @principal: (nullable): who takes one more; NULL (no principal, as on an agent) is
- *   never limited nor counted
+ * zlt_quota_check:
+ * @principal: (nullable): who would take one more; NULL (no principal, as on an agent)
+ *   is never limited
  *
- * Returns: %TRUE when @principal may hold one more of @kind (and now does); else
- *   %ZLT_ERROR_LIMIT naming the limit's config key
+ * Returns: %TRUE when @principal may hold one more of @kind; else %ZLT_ERROR_LIMIT
+ *   naming the limit's config key
  */
 gboolean
-zlt_quota_acquire (ZltQuota *self, const char *principal, ZltQuotaKind kind, GError **error)
+zlt_quota_check (ZltQuota *self, const char *principal, ZltQuotaKind kind, GError **error)
 {
   Usage *usage;
 
   g_return_val_if_fail (ZLT_IS_QUOTA (self), FALSE);
   g_return_val_if_fail (kind < ZLT_QUOTA_N_KINDS, FALSE);
 
-  if (principal == NULL)
+  if (principal == NULL || self->limits[kind] == 0)
     return TRUE;
   usage = g_hash_table_lookup (self->usage, principal);
-  if (self->limits[kind] != 0 && usage != NULL && usage->held[kind] >= self->limits[kind])
+  if (usage != NULL && usage->held[kind] >= self->limits[kind])
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_LIMIT,
                    _ ("token %s already holds its share of %u %s (%s)"), principal,
                    self->limits[kind], kind_to_noun (kind), kind_to_key (kind));
       return FALSE;
     }
+  return TRUE;
+}
+
+/**
+ * zlt_quota_take:
+ *
+ * Counts one more of @kind for @principal without checking: for what was checked
+ * earlier (zlt_quota_check()) and arrives now. NULL is not counted.
+ */
+void
+zlt_quota_take (ZltQuota *self, const char *principal, ZltQuotaKind kind)
+{
+  Usage *usage;
+
+  g_return_if_fail (ZLT_IS_QUOTA (self));
+  g_return_if_fail (kind < ZLT_QUOTA_N_KINDS);
+
+  if (principal == NULL)
+    return;
+  usage = g_hash_table_lookup (self->usage, principal);
   if (usage == NULL)
     {
       usage = g_new0 (Usage, 1);
@@ -154,6 +174,19 @@ zlt_quota_acquire (ZltQuota *self, const char *principal, ZltQuotaKind kind, GEr
     }
   usage->held[kind]++;
   usage->total++;
+}
+
+/**
+ * zlt_quota_acquire:
+ *
+ * zlt_quota_check() and, when it passes, zlt_quota_take().
+ */
+gboolean
+zlt_quota_acquire (ZltQuota *self, const char *principal, ZltQuotaKind kind, GError **error)
+{
+  if (!zlt_quota_check (self, principal, kind, error))
+    return FALSE;
+  zlt_quota_take (self, principal, kind);
   return TRUE;
 }
 

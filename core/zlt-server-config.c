@@ -36,7 +36,64 @@ struct _ZltServerConfig
   char *validator;
   char *validator_group;
   gboolean insecure;
+  ZltServerLimits limits;
 };
+
+/* The limit keys: one table for parsing, writing out and documenting them. A default
+ * of DERIVED takes a share of the matching global pool (see derive_shares). */
+#define DERIVED G_MAXUINT
+#define LIMIT(field) G_STRUCT_OFFSET (ZltServerLimits, field)
+#define TOKEN_LIMIT(kind) (LIMIT (token_max) + (kind) * (glong) sizeof (guint))
+
+static const struct
+{
+  const char *key;
+  guint dflt, min, max;
+  glong offset;
+} limit_keys[] = {
+  { "max-preauth", 4096, 1, 1000000, LIMIT (max_preauth) },
+  { "max-preauth-per-source", 64, 1, 1000000, LIMIT (max_preauth_per_source) },
+  { "max-peer-queue", 1024 * 1024, 64 * 1024, G_MAXINT, LIMIT (max_peer_queue) },
+  { "max-frame-rate", 100, 1, 1000000, LIMIT (max_frame_rate) },
+  { "token-max-tunnels", DERIVED, 0, 1000000, TOKEN_LIMIT (ZLT_QUOTA_TUNNELS) },
+  { "token-max-services", DERIVED, 0, 1000000, TOKEN_LIMIT (ZLT_QUOTA_SERVICES) },
+  { "token-max-pending", DERIVED, 0, 1000000, TOKEN_LIMIT (ZLT_QUOTA_PENDING) },
+  { "token-max-connections", 4096, 0, 10000000, TOKEN_LIMIT (ZLT_QUOTA_CONNECTIONS) },
+  { "token-max-access-streams", 256, 0, 1000000, TOKEN_LIMIT (ZLT_QUOTA_ACCESS_STREAMS) },
+  { "max-connections-per-service", 0, 0, 10000000, LIMIT (max_connections_per_service) },
+  { "idle-timeout", 0, 0, 30 * 86400, LIMIT (idle_timeout) },
+  { "port-hold", 300, 0, 30 * 86400, LIMIT (port_hold) },
+  { "name-hold", 86400, 0, 30 * 86400, LIMIT (name_hold) },
+  { "max-access-ttl", 86400, 0, 365 * 86400, LIMIT (max_access_ttl) },
+};
+
+/* Bound on public connections that wait for an agent at once, for the whole server. */
+#define MAX_PENDING_TOTAL 4096
+
+static guint *
+limit_field (ZltServerLimits *limits, guint i)
+{
+  return G_STRUCT_MEMBER_P (limits, limit_keys[i].offset);
+}
+
+/* Unset token shares default to a quarter of the global pool they draw from, so no
+ * single token can take more than that of what every tenant shares; but never less
+ * than a small floor, so a small server with one tenant is not cut short. */
+static void
+derive_shares (ZltServerConfig *self)
+{
+  guint n_ports = (guint) self->port_max - self->port_min + 1;
+  guint *tunnels = &self->limits.token_max[ZLT_QUOTA_TUNNELS];
+  guint *services = &self->limits.token_max[ZLT_QUOTA_SERVICES];
+  guint *pending = &self->limits.token_max[ZLT_QUOTA_PENDING];
+
+  if (*tunnels == DERIVED)
+    *tunnels = MIN (MAX (self->max_tunnels / 4, 16), self->max_tunnels);
+  if (*services == DERIVED)
+    *services = MAX (n_ports / 4, 64);
+  if (*pending == DERIVED)
+    *pending = MAX_PENDING_TOTAL / 4;
+}
 
 G_DEFINE_FINAL_TYPE (ZltServerConfig, zlt_server_config, G_TYPE_OBJECT)
 
@@ -57,6 +114,20 @@ static const char *const known_keys[] = {
   "allow-legacy-auth",
   "validator",
   "insecure",
+  "max-preauth",
+  "max-preauth-per-source",
+  "max-peer-queue",
+  "max-frame-rate",
+  "token-max-tunnels",
+  "token-max-services",
+  "token-max-pending",
+  "token-max-connections",
+  "token-max-access-streams",
+  "max-connections-per-service",
+  "idle-timeout",
+  "port-hold",
+  "name-hold",
+  "max-access-ttl",
   NULL,
 };
 
@@ -222,6 +293,11 @@ zlt_server_config_parse (GKeyFile *kf, const char *base_dir, GError **error)
       || !zlt_config_get_uint (kf, GROUP, "udp-idle-timeout", 60, 1, 86400, &self->udp_idle_timeout,
                                error))
     return NULL;
+  for (guint i = 0; i < G_N_ELEMENTS (limit_keys); i++)
+    if (!zlt_config_get_uint (kf, GROUP, limit_keys[i].key, limit_keys[i].dflt, limit_keys[i].min,
+                              limit_keys[i].max, limit_field (&self->limits, i), error))
+      return NULL;
+  derive_shares (self);
   if (self->heartbeat_timeout <= self->heartbeat_interval)
     {
       zlt_config_error (error, GROUP, "heartbeat-timeout",
@@ -372,6 +448,8 @@ zlt_server_config_to_keyfile (ZltServerConfig *self)
   g_key_file_set_boolean (kf, GROUP, "allow-legacy-auth", self->allow_legacy_auth);
   g_key_file_set_string (kf, GROUP, "validator", self->validator);
   g_key_file_set_boolean (kf, GROUP, "insecure", self->insecure);
+  for (guint i = 0; i < G_N_ELEMENTS (limit_keys); i++)
+    g_key_file_set_uint64 (kf, GROUP, limit_keys[i].key, *limit_field (&self->limits, i));
 
   zlt_config_copy_groups (kf, self->keyfile, GROUP, NULL);
   return g_steal_pointer (&kf);
@@ -559,4 +637,15 @@ zlt_server_config_get_keyfile (ZltServerConfig *self)
 {
   g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
   return self->keyfile;
+}
+
+/**
+ * zlt_server_config_get_limits:
+ * Returns: (transfer none): the limits on what peers may hold and do
+ */
+const ZltServerLimits *
+zlt_server_config_get_limits (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
+  return &self->limits;
 }

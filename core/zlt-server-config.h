@@ -3,10 +3,43 @@
 
 #include <glib-object.h>
 
+#include "zlt-quota.h"
+
 G_BEGIN_DECLS
 
 #define ZLT_SERVER_CONFIG_GROUP "server"
 #define ZLT_SERVER_CONFIG_DEFAULT_PORT 3679
+
+/**
+ * ZltServerLimits:
+ * @max_preauth: connections not yet authenticated, in total
+ * @max_preauth_per_source: the same per source address (IPv4, or IPv6 /64)
+ * @max_peer_queue: bytes queued toward one peer that does not read; above it the peer
+ *   is dropped
+ * @max_frame_rate: frames per second a peer may send besides the answers it owes
+ *   (ConnectAck/ConnectFail), with bursts of ten seconds' worth
+ * @token_max: each token's (principal's) share, per #ZltQuotaKind; 0 = no limit
+ * @max_connections_per_service: live connections of one service; 0 = no limit
+ * @idle_timeout: seconds a relayed connection may move no byte; 0 = no limit
+ * @port_hold: seconds a released public port is kept for its previous owner
+ * @name_hold: seconds a service name stays its owner's after its last service went
+ * @max_access_ttl: longest access session, in seconds; 0 = as long as the client asks
+ *
+ * The server's limits on what peers may hold and do, all from [server].
+ */
+typedef struct
+{
+  guint max_preauth;
+  guint max_preauth_per_source;
+  guint max_peer_queue;
+  guint max_frame_rate;
+  guint token_max[ZLT_QUOTA_N_KINDS];
+  guint max_connections_per_service;
+  guint idle_timeout;
+  guint port_hold;
+  guint name_hold;
+  guint max_access_ttl;
+} ZltServerLimits;
 
 #define ZLT_TYPE_SERVER_CONFIG (zlt_server_config_get_type ())
 G_DECLARE_FINAL_TYPE (ZltServerConfig, zlt_server_config, ZLT, SERVER_CONFIG, GObject)
@@ -36,5 +69,6 @@ const char *zlt_server_config_get_validator (ZltServerConfig *self);
 gboolean zlt_server_config_get_insecure (ZltServerConfig *self);
 const char *zlt_server_config_get_validator_group (ZltServerConfig *self);
 GKeyFile *zlt_server_config_get_keyfile (ZltServerConfig *self);
+const ZltServerLimits *zlt_server_config_get_limits (ZltServerConfig *self);
 
 G_END_DECLS

@@ -35,16 +35,163 @@ struct _ZltServerPeer
   guint32 caps;
   guint8 session_key[ZLT_HASH_SIZE];
   char id[ZLT_UUID_STRING_LEN + 1]; /* of the tunnel, for logs */
+
+  /* what the peer may send: a bucket of frames refilled at max-frame-rate, and the
+   * answers it owes (one per Connect we sent), which are always welcome */
+  gdouble frame_tokens;
+  gint64 frame_refilled; /* monotonic µs */
+  guint owed_answers;
+  gboolean dropping; /* inside the drop for a full queue: no second one */
+
+  GSource *expiry_timer;  /* the grant's expiry */
+  GSource *access_timer;  /* the access session's end */
+  gint64 access_deadline; /* monotonic µs; 0 = none */
+  gboolean access_asked;  /* the client asked for a TTL: an access session */
 };
 
 G_DEFINE_FINAL_TYPE (ZltServerPeer, zlt_server_peer, G_TYPE_OBJECT)
 
 static void peer_finish (ZltServerPeer *self, gboolean hold);
+static void peer_end (ZltServerPeer *self, ZltReasonCode code, const char *reason, gboolean hold);
+static void arm_grant_timers (ZltServerPeer *self);
 
+/* ACCESS is the grant's to give, whatever the client's caps claimed */
 static guint32
-server_caps (void)
+server_caps (ZltGrant *grant)
 {
-  return ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP | ZLT_CAP_ACCESS;
+  return ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP
+         | (zlt_grant_may_reach_any (grant) ? ZLT_CAP_ACCESS : 0);
+}
+
+static const ZltServerLimits *
+limits_of (ZltServerPeer *self)
+{
+  return zlt_server_config_get_limits (zlt_server_get_config (self->server));
+}
+
+/* ---- the grant's clock ---- */
+
+/* Timers of more than G_MAXUINT ms (49 days) wake up early and re-arm. */
+static guint
+ms_until (gint64 when_us)
+{
+  gint64 ms = (when_us - g_get_monotonic_time ()) / 1000 + 1;
+
+  return (guint) CLAMP (ms, 0, (gint64) G_MAXUINT);
+}
+
+static gboolean
+on_expiry (gpointer user_data)
+{
+  ZltServerPeer *self = user_data;
+
+  zlt_source_clear (&self->expiry_timer);
+  if (!zlt_grant_is_expired (self->grant, g_get_real_time () / G_USEC_PER_SEC))
+    {
+      arm_grant_timers (self);
+      return G_SOURCE_REMOVE;
+    }
+  g_message ("tunnel %s: token %s expired, ending the tunnel", self->id,
+             zlt_grant_get_name (self->grant));
+  /* expiry ends what the token holds at once: no resume, services and relays go */
+  peer_end (self, ZLT_REASON_EXPIRED_TOKEN, _ ("token expired"), FALSE);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_access_deadline (gpointer user_data)
+{
+  ZltServerPeer *self = user_data;
+
+  zlt_source_clear (&self->access_timer);
+  if (g_get_monotonic_time () < self->access_deadline)
+    {
+      self->access_timer
+          = zlt_timeout_source_attach (ms_until (self->access_deadline), on_access_deadline, self);
+      return G_SOURCE_REMOVE;
+    }
+  if (self->access_asked)
+    {
+      g_message ("tunnel %s: access session reached its time to live, ending it", self->id);
+      peer_end (self, ZLT_REASON_TIMEOUT, _ ("access session ended: its time to live ran out"),
+                FALSE);
+    }
+  else
+    zlt_server_end_access (self->server, self->tunnel);
+  return G_SOURCE_REMOVE;
+}
+
+/* The grant may expire while its tunnel lives; so may an access session's time. */
+static void
+arm_grant_timers (ZltServerPeer *self)
+{
+  gint64 expiry = zlt_grant_get_expiry (self->grant);
+
+  zlt_source_clear (&self->expiry_timer);
+  if (expiry != 0)
+    {
+      gint64 left_us = (expiry - g_get_real_time () / G_USEC_PER_SEC) * G_USEC_PER_SEC;
+      self->expiry_timer = zlt_timeout_source_attach (
+          ms_until (g_get_monotonic_time () + MAX (left_us, 0)), on_expiry, self);
+    }
+  zlt_source_clear (&self->access_timer);
+  if (self->access_deadline != 0)
+    self->access_timer
+        = zlt_timeout_source_attach (ms_until (self->access_deadline), on_access_deadline, self);
+}
+
+/* The access session's end: what the client asked for, within the server's cap and the
+ * token's expiry. Without a request an access stream still ends at the server's cap. */
+static gint64
+access_deadline_for (ZltServerPeer *self, guint32 asked_s)
+{
+  guint cap_s = limits_of (self)->max_access_ttl;
+  guint64 ttl_s = asked_s != 0 ? asked_s : cap_s;
+
+  if (cap_s != 0)
+    ttl_s = MIN (ttl_s, cap_s);
+  if (ttl_s == 0)
+    return 0;
+  return g_get_monotonic_time () + (gint64) ttl_s * G_USEC_PER_SEC;
+}
+
+gint64
+zlt_server_peer_get_access_deadline (ZltServerPeer *self)
+{
+  return self->access_deadline;
+}
+
+const char *
+zlt_server_peer_get_principal (ZltServerPeer *self)
+{
+  return self->grant != NULL ? zlt_grant_get_name (self->grant) : NULL;
+}
+
+/* ---- what a peer may send ---- */
+
+/* Every frame costs a token of a bucket refilled at max-frame-rate per second and
+ * holding ten seconds' worth; answers we asked for (ConnectAck/ConnectFail for our
+ * Connects) are free, so a busy agent is never cut for answering. */
+static gboolean
+may_send_frame (ZltServerPeer *self, const ZltMessage *msg)
+{
+  gdouble rate = limits_of (self)->max_frame_rate;
+  gdouble burst = rate * 10;
+  gint64 now = g_get_monotonic_time ();
+
+  if ((msg->type == ZLT_MESSAGE_CONNECT_ACK || msg->type == ZLT_MESSAGE_CONNECT_FAIL)
+      && self->owed_answers > 0)
+    {
+      self->owed_answers--;
+      return TRUE;
+    }
+  self->frame_tokens
+      = MIN (burst, self->frame_tokens + rate * (gdouble) (now - self->frame_refilled) / 1e6);
+  self->frame_refilled = now;
+  if (self->frame_tokens < 1.0)
+    return FALSE;
+  self->frame_tokens -= 1.0;
+  return TRUE;
 }
 
 gboolean
@@ -65,13 +212,29 @@ zlt_server_peer_send (ZltServerPeer *self, ZltMessage *msg)
                error->message);
       return FALSE;
     }
+  if (msg->type == ZLT_MESSAGE_CONNECT && self->owed_answers < G_MAXUINT)
+    self->owed_answers++;
+  /* a peer that does not read must not make us queue without end */
+  if (!self->dropping
+      && zlt_channel_get_pending (self->channel)
+             > zlt_server_config_get_limits (zlt_server_get_config (self->server))->max_peer_queue)
+    {
+      self->dropping = TRUE;
+      g_message ("tunnel %s: %s does not read its control channel (%" G_GSIZE_FORMAT
+                 " bytes queued), dropping it",
+                 self->id, zlt_channel_get_peer_address (self->channel),
+                 zlt_channel_get_pending (self->channel));
+      peer_end (self, ZLT_REASON_LIMIT, _ ("not reading the control channel"), FALSE);
+      return FALSE;
+    }
   return TRUE;
 }
 
 /* Refuses before authentication (AuthFail) or ends a session (Disconnect), then
- * closes the channel; what was queued before is still delivered. */
-void
-zlt_server_peer_disconnect (ZltServerPeer *self, ZltReasonCode code, const char *reason)
+ * closes the channel; what was queued before is still delivered. @hold keeps the
+ * tunnel for a resume (a v2 agent that may come back), otherwise it goes now. */
+static void
+peer_end (ZltServerPeer *self, ZltReasonCode code, const char *reason, gboolean hold)
 {
   g_autoptr (ZltMessage) msg = NULL;
 
@@ -88,7 +251,14 @@ zlt_server_peer_disconnect (ZltServerPeer *self, ZltReasonCode code, const char 
   zlt_server_peer_send (self, msg);
   zlt_channel_close (self->channel, 1000, NULL);
   /* a peer that never answers our close must not keep anything alive */
-  peer_finish (self, code == ZLT_REASON_TIMEOUT && self->state == PEER_READY);
+  peer_finish (self, hold && self->state == PEER_READY);
+}
+
+/* Only a peer that went silent (heartbeat timeout) may come back to its tunnel. */
+void
+zlt_server_peer_disconnect (ZltServerPeer *self, ZltReasonCode code, const char *reason)
+{
+  peer_end (self, code, reason, code == ZLT_REASON_TIMEOUT);
 }
 
 static void
@@ -112,7 +282,10 @@ send_auth_ok (ZltServerPeer *self, gboolean resumed, const ZltUuid *client_id)
       GBytes *nonce = zlt_channel_get_nonce (self->channel);
 
       zlt_message_set_version (ok, ZLT_PROTOCOL_VERSION);
-      zlt_message_set_caps (ok, server_caps ());
+      zlt_message_set_caps (ok, server_caps (self->grant));
+      if (self->access_asked && self->access_deadline != 0)
+        zlt_message_set_access_ttl (
+            ok, (guint32) ((self->access_deadline - g_get_monotonic_time ()) / G_USEC_PER_SEC));
       zlt_message_set_heartbeat_ms (ok, zlt_server_config_get_heartbeat_interval (config) * 1000);
       if (resumed)
         zlt_message_set_resumed (ok, TRUE);
@@ -127,7 +300,8 @@ send_auth_ok (ZltServerPeer *self, gboolean resumed, const ZltUuid *client_id)
           zlt_random_bytes (secret, sizeof secret);
           zlt_message_set_resume_secret (ok, secret);
           zlt_server_remember_resume (self->server, self->tunnel, secret,
-                                      zlt_grant_get_token_hash (self->grant));
+                                      zlt_grant_get_token_hash (self->grant), self->credential,
+                                      self->access_deadline);
         }
     }
   zlt_server_peer_send (self, ok);
@@ -141,6 +315,8 @@ typedef struct
   guint8 resume_mac[ZLT_HASH_SIZE];
   ZltUuid client_uuid;
   char *client_id;
+  gboolean access_asked;
+  guint32 access_ttl;
 } AuthData;
 
 static void
@@ -190,24 +366,41 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
   if (d->want_resume && self->v2)
     {
       GBytes *nonce = zlt_channel_get_nonce (self->channel);
-      ZltTunnel *held
-          = zlt_server_try_resume (self->server, &d->resume_id, g_bytes_get_data (nonce, NULL),
-                                   d->resume_mac, zlt_grant_get_token_hash (self->grant));
+      gint64 access_deadline = 0;
+      ZltTunnel *held = zlt_server_try_resume (
+          self->server, &d->resume_id, g_bytes_get_data (nonce, NULL), d->resume_mac,
+          zlt_grant_get_token_hash (self->grant), &access_deadline);
       if (held != NULL)
         {
           self->tunnel = g_object_ref (held);
+          /* a resumed access session keeps the end it had */
+          self->access_deadline = access_deadline;
+          self->access_asked = d->access_asked;
           resumed = TRUE;
         }
     }
   if (self->tunnel == NULL)
     {
       g_autoptr (ZltTunnel) tunnel = zlt_tunnel_new (ZLT_ROLE_SERVER);
+      ZltQuota *quota = zlt_server_get_quota (self->server);
+      const char *principal = zlt_grant_get_name (self->grant);
+
+      /* one token does not take every tunnel of the server */
+      if (!zlt_quota_acquire (quota, principal, ZLT_QUOTA_TUNNELS, &error))
+        {
+          zlt_server_peer_disconnect (self, ZLT_REASON_LIMIT, error->message);
+          goto out;
+        }
+      zlt_tunnel_set_token_name (tunnel, principal);
       if (!zlt_registry_add_tunnel (registry, tunnel, &error))
         {
+          zlt_quota_release (quota, principal, ZLT_QUOTA_TUNNELS);
           zlt_server_peer_disconnect (self, zlt_reason_code_from_error (error), error->message);
           goto out;
         }
       self->tunnel = g_steal_pointer (&tunnel);
+      self->access_asked = d->access_asked;
+      self->access_deadline = access_deadline_for (self, d->access_ttl);
     }
   zlt_tunnel_set_peer_address (self->tunnel, zlt_channel_get_peer_address (self->channel));
   zlt_tunnel_set_client_id (self->tunnel, d->client_id);
@@ -216,7 +409,10 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
 
   zlt_source_clear (&self->auth_deadline);
   self->state = PEER_READY;
+  self->frame_tokens = limits_of (self)->max_frame_rate * 10.0;
+  self->frame_refilled = g_get_monotonic_time ();
   send_auth_ok (self, resumed, &d->client_uuid);
+  arm_grant_timers (self);
   zlt_heartbeat_start (self->heartbeat);
   zlt_uuid_format (zlt_tunnel_get_id (self->tunnel), self->id);
   g_message ("tunnel %s %s for %s (%s)", self->id, resumed ? "resumed" : "opened",
@@ -271,6 +467,11 @@ handle_auth (ZltServerPeer *self, const ZltMessage *msg)
   d->peer = g_object_ref (self);
   d->client_uuid = msg->client_id;
   d->client_id = zlt_uuid_to_string (&msg->client_id);
+  if (zlt_message_has_ext_fields (msg, ZLT_EXT_ACCESS_TTL))
+    {
+      d->access_asked = TRUE;
+      d->access_ttl = msg->ext.access_ttl;
+    }
   if (zlt_message_has_ext_fields (msg, ZLT_EXT_RESUME))
     {
       d->want_resume = TRUE;
@@ -336,6 +537,7 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
 {
   ZltRegistry *registry = zlt_server_get_registry (self->server);
   g_autoptr (GError) error = NULL;
+  g_autofree char *owner = NULL;
   ZltExpose expose = ZLT_EXPOSE_PUBLIC;
   ZltService *service;
 
@@ -361,11 +563,29 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
       zlt_server_peer_disconnect (self, ZLT_REASON_EXPIRED_TOKEN, _ ("token expired"));
       return;
     }
-  if (!zlt_grant_allows_service (self->grant, msg->name))
+  if (!zlt_grant_may_register (self->grant, msg->name))
     {
       g_autofree char *reason
           = g_strdup_printf (_ ("token is not allowed to register service “%s”"), msg->name);
       register_fail (self, ZLT_REASON_NOT_ALLOWED, reason);
+      return;
+    }
+  /* a name the token file reserves to another token is not ours to take, even while
+   * its owner is away (the registry keeps the names of owners it has seen) */
+  owner = zlt_validator_lookup_owner (zlt_server_get_validator (self->server), msg->name);
+  if (owner != NULL && g_strcmp0 (owner, zlt_grant_get_name (self->grant)) != 0)
+    {
+      g_autofree char *reason
+          = g_strdup_printf (_ ("service name “%s” is reserved to another token"), msg->name);
+      register_fail (self, ZLT_REASON_NOT_ALLOWED, reason);
+      return;
+    }
+  /* a new service (not one held over a resume) counts toward the token's share */
+  if (zlt_tunnel_lookup_service (self->tunnel, msg->name) == NULL
+      && !zlt_quota_check (zlt_server_get_quota (self->server), zlt_grant_get_name (self->grant),
+                           ZLT_QUOTA_SERVICES, &error))
+    {
+      register_fail_error (self, error);
       return;
     }
   if (!zlt_server_supports_protocol (self->server, msg->protocol))
@@ -389,6 +609,11 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
       register_fail_error (self, error);
       return;
     }
+  /* the owner's own limits for its service, within the server's */
+  zlt_server_set_service_limits (
+      self->server, service,
+      zlt_message_has_ext_fields (msg, ZLT_EXT_MAX_CONNECTIONS) ? msg->ext.max_connections : 0,
+      zlt_message_has_ext_fields (msg, ZLT_EXT_IDLE_TIMEOUT) ? msg->ext.idle_timeout : 0);
   g_message ("tunnel %s: service %s on port %u", self->id, msg->name,
              zlt_service_get_assigned_port (service));
   register_ok (self, service);
@@ -411,6 +636,13 @@ handle_unregister (ZltServerPeer *self, const ZltMessage *msg)
 static void
 handle_message (ZltServerPeer *self, const ZltMessage *msg)
 {
+  if (self->state == PEER_READY && !may_send_frame (self, msg))
+    {
+      g_message ("tunnel %s: %s sends more than %u frames per second, dropping it", self->id,
+                 zlt_channel_get_peer_address (self->channel), limits_of (self)->max_frame_rate);
+      peer_end (self, ZLT_REASON_LIMIT, _ ("too many frames"), FALSE);
+      return;
+    }
   if (self->state == PEER_AWAIT_AUTH && msg->type != ZLT_MESSAGE_AUTH)
     {
       zlt_server_peer_disconnect (self, ZLT_REASON_PROTOCOL, _ ("expected Auth"));
@@ -476,12 +708,30 @@ on_channel_message (ZltChannel *channel, GBytes *bytes, gpointer user_data)
   zlt_heartbeat_received (self->heartbeat);
   if (self->tunnel != NULL)
     zlt_tunnel_touch (self->tunnel);
-  frames = zlt_message_decode_all (data, len, &error);
-  if (frames == NULL)
-    protocol_error (self, error->message);
+  if (self->state == PEER_AWAIT_AUTH)
+    {
+      /* before it has a name, a peer gets one frame's worth of our attention: Auth */
+      gsize consumed = 0;
+      g_autoptr (ZltMessage) auth = zlt_message_decode (data, len, &consumed, &error);
+
+      if (auth == NULL)
+        protocol_error (self, error->message);
+      else if (consumed != len)
+        protocol_error (self, "more than one frame before authentication");
+      else
+        handle_message (self, auth);
+    }
+  else if (self->state == PEER_AUTHENTICATING)
+    protocol_error (self, "frame before AuthOk");
   else
-    for (guint i = 0; i < frames->len && self->state != PEER_CLOSED; i++)
-      handle_message (self, g_ptr_array_index (frames, i));
+    {
+      frames = zlt_message_decode_all (data, len, &error);
+      if (frames == NULL)
+        protocol_error (self, error->message);
+      else
+        for (guint i = 0; i < frames->len && self->state == PEER_READY; i++)
+          handle_message (self, g_ptr_array_index (frames, i));
+    }
   g_object_unref (self);
 }
 
@@ -528,6 +778,8 @@ peer_finish (ZltServerPeer *self, gboolean hold)
   g_cancellable_cancel (self->cancellable);
   zlt_heartbeat_stop (self->heartbeat);
   zlt_source_clear (&self->auth_deadline);
+  zlt_source_clear (&self->expiry_timer);
+  zlt_source_clear (&self->access_timer);
   g_signal_handlers_disconnect_by_data (self->channel, self);
   if (!zlt_channel_is_closed (self->channel))
     zlt_channel_close (self->channel, 1000, NULL);
@@ -536,6 +788,28 @@ peer_finish (ZltServerPeer *self, gboolean hold)
   /* may drop the server's last reference to us */
   zlt_server_peer_gone (self->server, self,
                         hold && was_ready && self->v2 && (self->caps & ZLT_CAP_RESUME));
+}
+
+/* After the grant changed: what it no longer covers ends now, not at the next
+ * registration or connection. */
+static void
+apply_rights (ZltServerPeer *self)
+{
+  g_autoptr (GPtrArray) services = zlt_tunnel_get_services (self->tunnel);
+  ZltRegistry *registry = zlt_server_get_registry (self->server);
+
+  for (guint i = 0; i < services->len; i++)
+    {
+      ZltService *service = g_ptr_array_index (services, i);
+
+      if (zlt_grant_may_register (self->grant, zlt_service_get_name (service)))
+        continue;
+      g_message ("tunnel %s: token no longer covers service %s, removing it", self->id,
+                 zlt_service_get_name (service));
+      zlt_registry_unregister_service (registry, service, NULL);
+    }
+  zlt_server_rights_changed (self->server, self);
+  arm_grant_timers (self);
 }
 
 static void
@@ -554,8 +828,8 @@ rechecked (GObject *source, GAsyncResult *result, gpointer user_data)
       zlt_server_peer_disconnect (self, zlt_reason_code_from_error (error), error->message);
       return;
     }
-  /* the new scope applies to the next Register and the next connection */
   g_set_object (&self->grant, grant);
+  apply_rights (self);
 }
 
 /* The validator's tokens changed (file edited, token revoked): ask again. */
@@ -599,6 +873,8 @@ zlt_server_peer_dispose (GObject *object)
   ZltServerPeer *self = ZLT_SERVER_PEER (object);
 
   zlt_source_clear (&self->auth_deadline);
+  zlt_source_clear (&self->expiry_timer);
+  zlt_source_clear (&self->access_timer);
   if (self->channel != NULL)
     g_signal_handlers_disconnect_by_data (self->channel, self);
   if (self->heartbeat != NULL)

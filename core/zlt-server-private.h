@@ -4,6 +4,7 @@
 #include "zlt-channel.h"
 #include "zlt-heartbeat.h"
 #include "zlt-message.h"
+#include "zlt-quota.h"
 #include "zlt-server.h"
 
 G_BEGIN_DECLS
@@ -17,6 +18,10 @@ ZltGrant *zlt_server_peer_get_grant (ZltServerPeer *self);
 /* NULL for a v1 peer: it has no data plane */
 const guint8 *zlt_server_peer_get_session_key (ZltServerPeer *self);
 guint32 zlt_server_peer_get_caps (ZltServerPeer *self);
+/* the grant's name: whose quotas and names the peer's tunnel uses */
+const char *zlt_server_peer_get_principal (ZltServerPeer *self);
+/* monotonic µs after which the peer's access streams end; 0 for never */
+gint64 zlt_server_peer_get_access_deadline (ZltServerPeer *self);
 gboolean zlt_server_peer_send (ZltServerPeer *self, ZltMessage *msg);
 void zlt_server_peer_disconnect (ZltServerPeer *self, ZltReasonCode code, const char *reason);
 void zlt_server_peer_recheck (ZltServerPeer *self);
@@ -28,13 +33,23 @@ gboolean zlt_server_open_service (ZltServer *self, ZltService *service, GError *
 void zlt_server_close_service (ZltServer *self, ZltService *service);
 void zlt_server_connect_failed (ZltServer *self, ZltServerPeer *peer, const ZltUuid *connection_id,
                                 const char *reason);
+ZltQuota *zlt_server_get_quota (ZltServer *self);
+/* the owner's limits for one service (from its Register), within the server's */
+void zlt_server_set_service_limits (ZltServer *self, ZltService *service, guint max_connections,
+                                    guint idle_timeout_s);
+/* the peer's grant changed: what it no longer reaches ends */
+void zlt_server_rights_changed (ZltServer *self, ZltServerPeer *peer);
+/* closes every access stream a tunnel's client holds (its time to live ran out) */
+void zlt_server_end_access (ZltServer *self, ZltTunnel *access_tunnel);
+
 /* v2 resume bookkeeping */
 void zlt_server_remember_resume (ZltServer *self, ZltTunnel *tunnel,
                                  const guint8 secret[ZLT_HASH_SIZE],
-                                 const guint8 token_hash[ZLT_HASH_SIZE]);
+                                 const guint8 token_hash[ZLT_HASH_SIZE],
+                                 const ZltCredential *credential, gint64 access_deadline);
 ZltTunnel *zlt_server_try_resume (ZltServer *self, const ZltUuid *tunnel_id,
                                   const guint8 nonce[ZLT_NONCE_SIZE],
                                   const guint8 mac[ZLT_HASH_SIZE],
-                                  const guint8 token_hash[ZLT_HASH_SIZE]);
+                                  const guint8 token_hash[ZLT_HASH_SIZE], gint64 *access_deadline);
 
 G_END_DECLS

@@ -39,10 +39,40 @@ struct _ZltServer
   GHashTable *relays;          /* ZltRelay* (owned) → RelayInfo* */
   GHashTable *resume;          /* ZltUuid* tunnel id → ResumeInfo* */
   GHashTable *access_requests; /* ZltUuid* connection id → AccessRequest*, 101 sent */
+  GHashTable *service_limits;  /* ZltService* → ServiceLimits* */
+  GHashTable *preauth;         /* ZltServerPeer* not yet authenticated → its source key */
+  GHashTable *preauth_sources; /* source key → count of such peers */
+  ZltQuota *quota;
   gboolean running;
 };
 
 G_DEFINE_FINAL_TYPE (ZltServer, zlt_server, G_TYPE_OBJECT)
+
+/* What a connection counts against: the service owner's share of waiting or live
+ * connections and, for an access stream, its client's share of access streams. The
+ * account moves along with the connection (request → waiting → relayed) and is
+ * settled once, when the last holder lets go. */
+typedef struct
+{
+  ZltQuota *quota;         /* (owned) */
+  char *owner;             /* the service's principal; NULL: not counted */
+  ZltQuotaKind owner_kind; /* PENDING while waiting, CONNECTIONS once relayed */
+  gboolean owner_counted;  /* owner_kind was taken */
+  char *client;            /* the access client's principal; NULL: not an access stream */
+} Account;
+
+static void
+account_settle (Account *a)
+{
+  if (a->owner_counted)
+    zlt_quota_release (a->quota, a->owner, a->owner_kind);
+  if (a->client != NULL)
+    zlt_quota_release (a->quota, a->client, ZLT_QUOTA_ACCESS_STREAMS);
+  a->owner_counted = FALSE;
+  g_clear_pointer (&a->owner, g_free);
+  g_clear_pointer (&a->client, g_free);
+  g_clear_object (&a->quota);
+}
 
 /* A public connection waiting for its data connection. */
 typedef struct
@@ -54,6 +84,7 @@ typedef struct
   ZltTunnel *access_tunnel; /* the access client's, NULL for a public connection */
   GIOStream *stream;
   GSource *timeout;
+  Account account;
 } Pending;
 
 typedef struct
@@ -61,6 +92,7 @@ typedef struct
   ZltService *service;
   ZltTunnel *tunnel;
   ZltTunnel *access_tunnel;
+  Account account;
 } RelayInfo;
 
 /* An access stream between its accepted request and its stream. */
@@ -71,21 +103,57 @@ typedef struct
   ZltTunnel *access_tunnel;
   char *service_name;
   GSource *timeout;
+  Account account;
 } AccessRequest;
 
 typedef struct
 {
   guint8 secret[ZLT_HASH_SIZE];
   guint8 token_hash[ZLT_HASH_SIZE];
+  ZltCredential *credential; /* to check a held tunnel again when the tokens change */
+  gint64 access_deadline;
 } ResumeInfo;
+
+/* The owner's limits for one service, and what waits for it. */
+typedef struct
+{
+  guint max_connections; /* 0 = the server's */
+  guint idle_timeout_s;  /* 0 = the server's */
+  guint n_pending;
+} ServiceLimits;
 
 /* Bound on public connections that wait for an agent at once, per server; past it new
  * ones are closed at once rather than piling up (a flood must not exhaust memory). */
 #define MAX_PENDING 4096
 
 static void
+resume_info_free (ResumeInfo *info)
+{
+  explicit_bzero (info->secret, sizeof info->secret);
+  g_clear_pointer (&info->credential, zlt_credential_free);
+  g_free (info);
+}
+
+static ServiceLimits *
+service_limits (ZltServer *self, ZltService *service)
+{
+  ServiceLimits *limits = g_hash_table_lookup (self->service_limits, service);
+
+  if (limits == NULL)
+    {
+      limits = g_new0 (ServiceLimits, 1);
+      g_hash_table_insert (self->service_limits, service, limits);
+    }
+  return limits;
+}
+
+static void
 pending_free (Pending *p)
 {
+  ServiceLimits *limits = g_hash_table_lookup (p->server->service_limits, p->service);
+
+  if (limits != NULL && limits->n_pending > 0)
+    limits->n_pending--;
   zlt_source_clear (&p->timeout);
   if (p->stream != NULL)
     g_io_stream_close (p->stream, NULL, NULL);
@@ -93,6 +161,7 @@ pending_free (Pending *p)
   g_clear_object (&p->service);
   g_clear_object (&p->tunnel);
   g_clear_object (&p->access_tunnel);
+  account_settle (&p->account);
   g_free (p);
 }
 
@@ -102,6 +171,7 @@ relay_info_free (RelayInfo *info)
   g_clear_object (&info->service);
   g_clear_object (&info->tunnel);
   g_clear_object (&info->access_tunnel);
+  account_settle (&info->account);
   g_free (info);
 }
 
@@ -111,15 +181,36 @@ access_request_free (AccessRequest *r)
   zlt_source_clear (&r->timeout);
   g_clear_object (&r->access_tunnel);
   g_free (r->service_name);
+  account_settle (&r->account);
   g_free (r);
 }
 
 /* ---- peers ---- */
 
+/* A peer that has not authenticated yet leaves the pre-auth count. */
+static void
+preauth_forget (ZltServer *self, ZltServerPeer *peer)
+{
+  const char *source = g_hash_table_lookup (self->preauth, peer);
+  guint n;
+
+  if (source == NULL)
+    return;
+  n = GPOINTER_TO_UINT (g_hash_table_lookup (self->preauth_sources, source));
+  if (n > 1)
+    g_hash_table_insert (self->preauth_sources, g_strdup (source), GUINT_TO_POINTER (n - 1));
+  else
+    g_hash_table_remove (self->preauth_sources, source);
+  g_hash_table_remove (self->preauth, peer);
+}
+
 static void
 on_channel (ZltControlListener *listener, ZltChannel *channel, gpointer user_data)
 {
   ZltServer *self = user_data;
+  const ZltServerLimits *limits = zlt_server_config_get_limits (self->config);
+  g_autofree char *source = zlt_net_source_key (zlt_channel_get_peer_address (channel));
+  guint n_source;
   ZltServerPeer *peer;
 
   if (!self->running)
@@ -127,8 +218,23 @@ on_channel (ZltControlListener *listener, ZltChannel *channel, gpointer user_dat
       zlt_channel_close (channel, 1001, "shutting down");
       return;
     }
+  /* upgraded but not signed in yet: bounded in total and per source, on top of the
+   * listener's own bound on connections that have not upgraded */
+  if (source == NULL)
+    source = g_strdup ("?");
+  n_source = GPOINTER_TO_UINT (g_hash_table_lookup (self->preauth_sources, source));
+  if (g_hash_table_size (self->preauth) >= limits->max_preauth
+      || n_source >= limits->max_preauth_per_source)
+    {
+      g_debug ("refusing %s: too many connections waiting to authenticate",
+               zlt_channel_get_peer_address (channel));
+      zlt_channel_close (channel, 1013, "try again later");
+      return;
+    }
   peer = zlt_server_peer_new (self, channel);
   g_hash_table_add (self->peers, peer);
+  g_hash_table_insert (self->preauth_sources, g_strdup (source), GUINT_TO_POINTER (n_source + 1));
+  g_hash_table_insert (self->preauth, peer, g_steal_pointer (&source));
 }
 
 void
@@ -136,6 +242,7 @@ zlt_server_peer_ready (ZltServer *self, ZltServerPeer *peer)
 {
   ZltTunnel *tunnel = zlt_server_peer_get_tunnel (peer);
 
+  preauth_forget (self, peer);
   g_hash_table_insert (self->peer_by_tunnel, tunnel, peer);
 }
 
@@ -144,12 +251,19 @@ zlt_server_peer_gone (ZltServer *self, ZltServerPeer *peer, gboolean hold)
 {
   ZltTunnel *tunnel = zlt_server_peer_get_tunnel (peer);
 
+  preauth_forget (self, peer);
   if (tunnel != NULL && g_hash_table_lookup (self->peer_by_tunnel, tunnel) == peer)
     {
       g_hash_table_remove (self->peer_by_tunnel, tunnel);
       if (hold && self->running)
         {
           guint grace_ms = zlt_server_config_get_resume_grace (self->config) * 1000;
+          gint64 expiry = zlt_grant_get_expiry (zlt_server_peer_get_grant (peer));
+
+          /* a hold never outlives the token it was granted to */
+          if (expiry != 0)
+            grace_ms = (guint) CLAMP ((expiry - g_get_real_time () / G_USEC_PER_SEC) * 1000, 0,
+                                      (gint64) grace_ms);
           g_debug ("holding tunnel for %u ms for a resume", grace_ms);
           zlt_registry_hold_tunnel (self->registry, tunnel, grace_ms);
         }
@@ -163,20 +277,23 @@ zlt_server_peer_gone (ZltServer *self, ZltServerPeer *peer, gboolean hold)
 
 void
 zlt_server_remember_resume (ZltServer *self, ZltTunnel *tunnel, const guint8 secret[ZLT_HASH_SIZE],
-                            const guint8 token_hash[ZLT_HASH_SIZE])
+                            const guint8 token_hash[ZLT_HASH_SIZE], const ZltCredential *credential,
+                            gint64 access_deadline)
 {
   ResumeInfo *info = g_new0 (ResumeInfo, 1);
   ZltUuid *key = g_memdup2 (zlt_tunnel_get_id (tunnel), sizeof (ZltUuid));
 
   memcpy (info->secret, secret, ZLT_HASH_SIZE);
   memcpy (info->token_hash, token_hash, ZLT_HASH_SIZE);
+  info->credential = credential != NULL ? zlt_credential_copy (credential) : NULL;
+  info->access_deadline = access_deadline;
   g_hash_table_replace (self->resume, key, info);
 }
 
 ZltTunnel *
 zlt_server_try_resume (ZltServer *self, const ZltUuid *tunnel_id,
                        const guint8 nonce[ZLT_NONCE_SIZE], const guint8 mac[ZLT_HASH_SIZE],
-                       const guint8 token_hash[ZLT_HASH_SIZE])
+                       const guint8 token_hash[ZLT_HASH_SIZE], gint64 *access_deadline)
 {
   ResumeInfo *info = g_hash_table_lookup (self->resume, tunnel_id);
   guint8 expected[ZLT_HASH_SIZE];
@@ -211,6 +328,7 @@ zlt_server_try_resume (ZltServer *self, const ZltUuid *tunnel_id,
   if (zlt_registry_is_held (self->registry, tunnel)
       && zlt_registry_resume_tunnel (self->registry, tunnel_id, NULL) == NULL)
     return NULL;
+  *access_deadline = info->access_deadline;
   return tunnel;
 }
 
@@ -230,9 +348,36 @@ on_pending_timeout (gpointer user_data)
 /* A new connection to @service, from its public listener or an access stream (then
  * @access_tunnel is the access client's): announce it to the owning agent with
  * Connect and wait for the agent's data connection. */
+/* Whether @service takes one more connection: its owner's limit and the server's, and
+ * the owner's share of waiting and live connections. */
+static gboolean
+may_connect (ZltServer *self, ZltService *service, const char *owner)
+{
+  const ZltServerLimits *limits = zlt_server_config_get_limits (self->config);
+  ServiceLimits *own = service_limits (self, service);
+  guint max = limits->max_connections_per_service;
+  guint in_use = zlt_service_get_active_connections (service) + own->n_pending;
+  g_autoptr (GError) error = NULL;
+
+  if (own->max_connections != 0)
+    max = max != 0 ? MIN (max, own->max_connections) : own->max_connections;
+  if (max != 0 && in_use >= max)
+    {
+      g_debug ("service %s has its %u connections", zlt_service_get_name (service), max);
+      return FALSE;
+    }
+  if (!zlt_quota_check (self->quota, owner, ZLT_QUOTA_CONNECTIONS, &error)
+      || !zlt_quota_check (self->quota, owner, ZLT_QUOTA_PENDING, &error))
+    {
+      g_debug ("connection to %s refused: %s", zlt_service_get_name (service), error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static void
 start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const char *client_addr,
-                  ZltTunnel *access_tunnel)
+                  ZltTunnel *access_tunnel, Account *account)
 {
   ZltTunnel *tunnel = zlt_service_get_tunnel (service);
   ZltServerPeer *peer = tunnel ? g_hash_table_lookup (self->peer_by_tunnel, tunnel) : NULL;
@@ -249,7 +394,8 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const
   /* scope and expiry hold for every connection, not only at Register */
   grant = zlt_server_peer_get_grant (peer);
   if (zlt_grant_is_expired (grant, g_get_real_time () / G_USEC_PER_SEC)
-      || !zlt_grant_allows_service (grant, zlt_service_get_name (service)))
+      || !zlt_grant_may_register (grant, zlt_service_get_name (service))
+      || !may_connect (self, service, zlt_grant_get_name (grant)))
     {
       g_io_stream_close (stream, NULL, NULL);
       return;
@@ -262,6 +408,19 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const
   p->tunnel = g_object_ref (tunnel);
   p->access_tunnel = access_tunnel ? g_object_ref (access_tunnel) : NULL;
   p->stream = g_object_ref (stream);
+  /* an access stream brings its client's account along */
+  if (account != NULL)
+    {
+      p->account = *account;
+      memset (account, 0, sizeof *account);
+    }
+  else
+    p->account.quota = g_object_ref (self->quota);
+  p->account.owner = g_strdup (zlt_grant_get_name (grant));
+  p->account.owner_kind = ZLT_QUOTA_PENDING;
+  p->account.owner_counted = TRUE;
+  zlt_quota_take (self->quota, p->account.owner, ZLT_QUOTA_PENDING);
+  service_limits (self, service)->n_pending++;
   p->timeout = zlt_timeout_source_attach (
       zlt_server_config_get_connect_timeout (self->config) * 1000, on_pending_timeout, p);
   g_hash_table_insert (self->pending, &p->id, p);
@@ -282,7 +441,7 @@ on_public_incoming (ZltListener *listener, GIOStream *stream, GSocketAddress *ad
 
   if (G_IS_SOCKET_CONNECTION (stream))
     zlt_net_set_nodelay (G_SOCKET_CONNECTION (stream));
-  start_connection (self, service, stream, client_addr, NULL);
+  start_connection (self, service, stream, client_addr, NULL, NULL);
 }
 
 /* A port can be free in our pool and still be held by some other program; a
@@ -393,10 +552,11 @@ access_request (ZltServer *self, const ZltUuid *tid, const ZltUuid *cid,
   ZltTunnel *owner;
   g_autoptr (GError) error = NULL;
   AccessRequest *r;
+  gint64 deadline;
 
   if (!zlt_service_name_is_valid (service_name))
     return 400;
-  if (key == NULL || !(zlt_server_peer_get_caps (peer) & ZLT_CAP_ACCESS))
+  if (key == NULL)
     return 403;
   zlt_data_mac (key, tid, cid, expected);
   if (!zlt_secure_equal (expected, sizeof expected, mac, ZLT_HASH_SIZE))
@@ -405,11 +565,16 @@ access_request (ZltServer *self, const ZltUuid *tid, const ZltUuid *cid,
   if (g_hash_table_contains (self->pending, cid)
       || g_hash_table_contains (self->access_requests, cid))
     return 409;
+  /* the right to reach is the grant's (reach=), never what the client's caps claim;
+   * and an access session ends at its time to live */
   grant = zlt_server_peer_get_grant (peer);
+  deadline = zlt_server_peer_get_access_deadline (peer);
   if (zlt_grant_is_expired (grant, g_get_real_time () / G_USEC_PER_SEC)
-      || !zlt_grant_allows_service (grant, service_name))
+      || !zlt_grant_may_reach (grant, service_name)
+      || (deadline != 0 && g_get_monotonic_time () >= deadline))
     {
-      g_debug ("access to %s refused: not in the token's scope, or the token expired",
+      g_debug ("access to %s refused: not in the token's reach, or the token or the session "
+               "expired",
                service_name);
       return 403;
     }
@@ -422,12 +587,21 @@ access_request (ZltServer *self, const ZltUuid *tid, const ZltUuid *cid,
     return 503; /* its agent is away (held for a resume); UDP has no access streams */
   if (g_hash_table_size (self->access_requests) >= MAX_PENDING)
     return 503;
+  /* the client's share of access streams, held until the stream ends */
+  if (!zlt_quota_acquire (self->quota, zlt_grant_get_name (grant), ZLT_QUOTA_ACCESS_STREAMS,
+                          &error))
+    {
+      g_debug ("access to %s refused: %s", service_name, error->message);
+      return 503;
+    }
 
   r = g_new0 (AccessRequest, 1);
   r->server = self;
   r->id = *cid;
   r->access_tunnel = g_object_ref (access_tunnel);
   r->service_name = g_strdup (service_name);
+  r->account.quota = g_object_ref (self->quota);
+  r->account.client = g_strdup (zlt_grant_get_name (grant));
   r->timeout = zlt_timeout_source_attach (
       zlt_server_config_get_connect_timeout (self->config) * 1000, on_access_request_timeout, r);
   g_hash_table_insert (self->access_requests, &r->id, r);
@@ -490,7 +664,8 @@ access_stream (ZltServer *self, AccessRequest *r, GIOStream *stream)
       return;
     }
   g_debug ("access stream to %s from %s", r->service_name, client_addr ? client_addr : "?");
-  start_connection (self, service, stream, client_addr ? client_addr : "", r->access_tunnel);
+  start_connection (self, service, stream, client_addr ? client_addr : "", r->access_tunnel,
+                    &r->account);
 }
 
 static void
@@ -536,6 +711,15 @@ on_data_stream (ZltControlListener *listener, const char *connection_id, GIOStre
   info->service = g_object_ref (p->service);
   info->tunnel = g_object_ref (p->tunnel);
   info->access_tunnel = p->access_tunnel ? g_object_ref (p->access_tunnel) : NULL;
+  /* from waiting to live: the owner's account moves with it */
+  info->account = p->account;
+  memset (&p->account, 0, sizeof p->account);
+  if (info->account.owner_counted)
+    {
+      zlt_quota_release (info->account.quota, info->account.owner, ZLT_QUOTA_PENDING);
+      zlt_quota_take (info->account.quota, info->account.owner, ZLT_QUOTA_CONNECTIONS);
+      info->account.owner_kind = ZLT_QUOTA_CONNECTIONS;
+    }
   g_clear_object (&p->stream); /* the relay has it now */
   g_hash_table_remove (self->pending, &cid);
 
@@ -575,12 +759,88 @@ close_access (ZltServer *self, ZltTunnel *access_tunnel)
     zlt_relay_close (g_ptr_array_index (doomed, i));
 }
 
+void
+zlt_server_end_access (ZltServer *self, ZltTunnel *access_tunnel)
+{
+  close_access (self, access_tunnel);
+}
+
+/* The peer's grant changed: access streams to what it no longer reaches end now. */
+void
+zlt_server_rights_changed (ZltServer *self, ZltServerPeer *peer)
+{
+  ZltTunnel *tunnel = zlt_server_peer_get_tunnel (peer);
+  ZltGrant *grant = zlt_server_peer_get_grant (peer);
+  GHashTableIter iter;
+  gpointer key, value;
+  g_autoptr (GPtrArray) doomed = g_ptr_array_new_with_free_func (g_object_unref);
+
+  g_hash_table_iter_init (&iter, self->access_requests);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (((AccessRequest *) value)->access_tunnel == tunnel
+        && !zlt_grant_may_reach (grant, ((AccessRequest *) value)->service_name))
+      g_hash_table_iter_remove (&iter);
+  g_hash_table_iter_init (&iter, self->pending);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (((Pending *) value)->access_tunnel == tunnel
+        && !zlt_grant_may_reach (grant, zlt_service_get_name (((Pending *) value)->service)))
+      g_hash_table_iter_remove (&iter);
+  g_hash_table_iter_init (&iter, self->relays);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (((RelayInfo *) value)->access_tunnel == tunnel
+        && !zlt_grant_may_reach (grant, zlt_service_get_name (((RelayInfo *) value)->service)))
+      g_ptr_array_add (doomed, g_object_ref (key));
+  if (doomed->len > 0)
+    g_debug ("closing %u access connections the token no longer reaches", doomed->len);
+  for (guint i = 0; i < doomed->len; i++)
+    zlt_relay_close (g_ptr_array_index (doomed, i));
+}
+
+ZltQuota *
+zlt_server_get_quota (ZltServer *self)
+{
+  return self->quota;
+}
+
+void
+zlt_server_set_service_limits (ZltServer *self, ZltService *service, guint max_connections,
+                               guint idle_timeout_s)
+{
+  ServiceLimits *limits = service_limits (self, service);
+
+  limits->max_connections = max_connections;
+  limits->idle_timeout_s = idle_timeout_s;
+}
+
 /* ---- registry ---- */
+
+static const char *
+principal_of (ZltService *service)
+{
+  ZltTunnel *tunnel = zlt_service_get_tunnel (service);
+
+  return tunnel != NULL ? zlt_tunnel_get_token_name (tunnel) : NULL;
+}
+
+/* Every service counts toward its token's share from its first registration (a
+ * service reclaimed after a resume is the same one, and no ::service-added comes) to
+ * its removal, whatever removes it. */
+static void
+on_service_added (ZltRegistry *registry, ZltService *service, gpointer user_data)
+{
+  ZltServer *self = user_data;
+
+  zlt_quota_take (self->quota, principal_of (service), ZLT_QUOTA_SERVICES);
+}
 
 static void
 on_service_removed (ZltRegistry *registry, ZltService *service, gpointer user_data)
 {
-  zlt_server_close_service (user_data, service);
+  ZltServer *self = user_data;
+
+  zlt_server_close_service (self, service);
+  zlt_quota_release (self->quota, principal_of (service), ZLT_QUOTA_SERVICES);
+  g_hash_table_remove (self->service_limits, service);
 }
 
 static void
@@ -594,8 +854,36 @@ on_tunnel_removed (ZltRegistry *registry, ZltTunnel *tunnel, gpointer user_data)
     zlt_server_close_service (self, g_ptr_array_index (services, i));
   close_access (self, tunnel);
   g_hash_table_remove (self->resume, zlt_tunnel_get_id (tunnel));
+  zlt_quota_release (self->quota, zlt_tunnel_get_token_name (tunnel), ZLT_QUOTA_TUNNELS);
   if (peer != NULL)
     zlt_server_peer_disconnect (peer, ZLT_REASON_NONE, _ ("tunnel removed"));
+}
+
+typedef struct
+{
+  ZltServer *server;
+  ZltUuid tunnel_id;
+} HeldCheck;
+
+static void
+held_rechecked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  HeldCheck *check = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltGrant) grant
+      = zlt_validator_validate_finish (ZLT_VALIDATOR (source), result, &error);
+  ZltServer *self = check->server;
+  ZltTunnel *tunnel = zlt_registry_lookup_tunnel (self->registry, &check->tunnel_id);
+
+  /* still held, and its token gone: the services it holds for a resume go now */
+  if (grant == NULL && tunnel != NULL && zlt_registry_is_held (self->registry, tunnel))
+    {
+      g_message ("held tunnel of token %s: token no longer valid, removing it",
+                 zlt_tunnel_get_token_name (tunnel));
+      zlt_registry_remove_tunnel (self->registry, tunnel);
+    }
+  g_object_unref (self);
+  g_free (check);
 }
 
 static void
@@ -603,9 +891,27 @@ on_validator_changed (ZltValidator *validator, gpointer user_data)
 {
   ZltServer *self = user_data;
   g_autoptr (GPtrArray) peers = zlt_hash_table_ref_keys (self->peers);
+  GHashTableIter iter;
+  gpointer key, value;
 
   for (guint i = 0; i < peers->len; i++)
     zlt_server_peer_recheck (g_ptr_array_index (peers, i));
+  /* tunnels held for a resume have no peer to ask: check their credentials here */
+  g_hash_table_iter_init (&iter, self->resume);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      ZltTunnel *tunnel = zlt_registry_lookup_tunnel (self->registry, key);
+      ResumeInfo *info = value;
+      HeldCheck *check;
+
+      if (tunnel == NULL || info->credential == NULL
+          || !zlt_registry_is_held (self->registry, tunnel))
+        continue;
+      check = g_new0 (HeldCheck, 1);
+      check->server = g_object_ref (self);
+      check->tunnel_id = *(ZltUuid *) key;
+      zlt_validator_validate_async (validator, info->credential, NULL, held_rechecked, check);
+    }
 }
 
 /* ---- public API ---- */
@@ -774,7 +1080,11 @@ zlt_server_dispose (GObject *object)
   g_clear_pointer (&self->relays, g_hash_table_unref);
   g_clear_pointer (&self->listeners, g_hash_table_unref);
   g_clear_pointer (&self->resume, g_hash_table_unref);
+  g_clear_pointer (&self->service_limits, g_hash_table_unref);
+  g_clear_pointer (&self->preauth, g_hash_table_unref);
+  g_clear_pointer (&self->preauth_sources, g_hash_table_unref);
   g_clear_object (&self->registry);
+  g_clear_object (&self->quota);
   g_clear_object (&self->validator);
   g_clear_object (&self->control);
   g_clear_object (&self->tcp);
@@ -806,7 +1116,12 @@ zlt_server_init (ZltServer *self)
                                          (GDestroyNotify) pending_free);
   self->relays
       = g_hash_table_new_full (NULL, NULL, g_object_unref, (GDestroyNotify) relay_info_free);
-  self->resume = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, g_free, g_free);
+  self->resume = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, g_free,
+                                        (GDestroyNotify) resume_info_free);
+  self->service_limits = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  self->preauth = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  self->preauth_sources = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->quota = zlt_quota_new ();
   self->access_requests = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, NULL,
                                                  (GDestroyNotify) access_request_free);
 }
@@ -816,6 +1131,7 @@ zlt_server_new_full (ZltServerConfig *config, ZltValidator *validator, ZltContro
                      ZltTransport *tcp, ZltTransport *udp)
 {
   ZltServer *self;
+  const ZltServerLimits *limits;
   guint16 first, last;
 
   g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (config), NULL);
@@ -838,6 +1154,11 @@ zlt_server_new_full (ZltServerConfig *config, ZltValidator *validator, ZltContro
   zlt_registry_set_max_tunnels (self->registry, zlt_server_config_get_max_tunnels (config));
   zlt_registry_set_max_services_per_tunnel (self->registry,
                                             zlt_server_config_get_max_services_per_tunnel (config));
+  limits = zlt_server_config_get_limits (config);
+  zlt_registry_set_hold_times (self->registry, limits->name_hold * 1000, limits->port_hold * 1000);
+  for (guint kind = 0; kind < ZLT_QUOTA_N_KINDS; kind++)
+    zlt_quota_set_limit (self->quota, kind, limits->token_max[kind]);
+  g_signal_connect (self->registry, "service-added", G_CALLBACK (on_service_added), self);
   g_signal_connect (self->registry, "service-removed", G_CALLBACK (on_service_removed), self);
   g_signal_connect (self->registry, "tunnel-removed", G_CALLBACK (on_tunnel_removed), self);
   /* validators that can change their tokens at run time say so */

@@ -152,7 +152,7 @@ test_reaches_internal (Fixture *f, gconstpointer data)
   GThread *thread;
   ZltService *server_service;
 
-  start (f, "name=access services=echo expires=%e");
+  start (f, "name=access reach=echo expires=%e");
   session = start_session (f, "echo", 3600);
   g_assert_cmpstr (zlt_session_get_remote_service (session), ==, "echo");
   sessions = zlt_access_manager_get_sessions (f->manager);
@@ -199,7 +199,7 @@ test_ttl_expiry (Fixture *f, gconstpointer data)
   gboolean expired = FALSE, removed = FALSE;
   guint16 port;
 
-  start (f, "name=access services=echo expires=%e");
+  start (f, "name=access reach=echo expires=%e");
   session = start_session (f, "echo", 2);
   port = zlt_access_manager_get_local_port (f->manager, session);
   g_signal_connect (session, "expired", G_CALLBACK (on_flag), &expired);
@@ -229,7 +229,7 @@ test_out_of_scope (Fixture *f, gconstpointer data)
   ZltTestRaw raw = { 0 };
   GThread *thread;
 
-  start (f, "name=access services=other expires=%e");
+  start (f, "name=access reach=other expires=%e");
   session = start_session (f, "echo", 3600);
   raw.port = zlt_access_manager_get_local_port (f->manager, session);
   raw.request = "hello\n";
@@ -254,7 +254,7 @@ test_unknown_service (Fixture *f, gconstpointer data)
   ZltTestRaw raw = { 0 };
   GThread *thread;
 
-  start (f, "name=access services=* expires=%e");
+  start (f, "name=access reach=* expires=%e");
   session = start_session (f, "nosuch", 3600);
   raw.port = zlt_access_manager_get_local_port (f->manager, session);
   thread = zlt_test_raw_start (&raw);
@@ -269,7 +269,7 @@ static void
 test_expired_grant (Fixture *f, gconstpointer data)
 {
   g_autoptr (ZltSession) session = NULL;
-  g_autofree char *fields = g_strdup_printf ("name=access services=echo expires=%" G_GINT64_FORMAT,
+  g_autofree char *fields = g_strdup_printf ("name=access reach=echo expires=%" G_GINT64_FORMAT,
                                              g_get_real_time () / G_USEC_PER_SEC - 60);
   ZltAgent *agent;
   ZltTestRaw raw = { 0 };
@@ -307,7 +307,7 @@ test_stop_session (Fixture *f, gconstpointer data)
   gboolean removed = FALSE;
   guint16 port;
 
-  start (f, "name=access services=echo expires=%e");
+  start (f, "name=access reach=echo expires=%e");
   session = start_session (f, "echo", 3600);
   port = zlt_access_manager_get_local_port (f->manager, session);
   g_signal_connect (f->manager, "session-removed", G_CALLBACK (on_flag1), &removed);
@@ -337,7 +337,7 @@ test_revocation (Fixture *f, gconstpointer data)
   GThread *thread;
   gboolean reloaded = FALSE;
 
-  start (f, "name=access services=echo expires=%e");
+  start (f, "name=access reach=echo expires=%e");
   session = start_session (f, "echo", 3600);
   thread = open_idle_connection (f, session, &raw);
   g_assert_true (access_connected (f));

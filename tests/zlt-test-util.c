@@ -385,7 +385,9 @@ zlt_test_harness_init (ZltTestHarness *h, const char *port_range)
   h->token_file = g_build_filename (h->tmpdir, "tokens", NULL);
   h->agent_token_file = g_build_filename (h->tmpdir, "agent-token", NULL);
   write_private (h->token_file, "# test tokens\n");
-  h->token = zlt_test_harness_add_token (h, "name=test");
+  /* the harness's own token registers and reaches anything (the daemon's agent role
+   * uses it for both); tests of separate rights make tokens of their own */
+  h->token = zlt_test_harness_add_token (h, "name=test reach=*");
   write_private (h->agent_token_file, h->token);
 
   h->server_keyfile = g_key_file_new ();
@@ -751,6 +753,45 @@ zlt_test_ws_expect (ZltTestWs *ws, ZltMessageType type, GBytes **raw, guint time
              zlt_message_type_to_string (msg->type));
   if (raw != NULL)
     *raw = g_steal_pointer (&bytes);
+  return msg;
+}
+
+ZltMessage *
+zlt_test_ws_v2_auth (ZltTestWs *ws, const char *token, guint32 caps, gint64 access_ttl,
+                     guint8 *session_key)
+{
+  GBytes *nonce = zlt_test_ws_get_nonce (ws);
+  guint8 hash[ZLT_HASH_SIZE], proof[ZLT_HASH_SIZE];
+  g_autofree char *key_id = zlt_token_key_id (token);
+  ZltUuid client_id;
+  g_autoptr (ZltMessage) auth = NULL;
+  g_autoptr (GBytes) reply = NULL;
+  ZltMessage *msg;
+
+  g_assert_nonnull (nonce);
+  zlt_token_hash_raw (token, hash);
+  zlt_uuid_generate (&client_id);
+  zlt_auth_proof (hash, g_bytes_get_data (nonce, NULL), &client_id, proof);
+  auth = zlt_message_new_auth (key_id, &client_id);
+  zlt_message_set_version (auth, ZLT_PROTOCOL_VERSION);
+  zlt_message_set_caps (auth, caps);
+  zlt_message_set_proof (auth, proof);
+  if (access_ttl >= 0)
+    zlt_message_set_access_ttl (auth, (guint32) access_ttl);
+  zlt_test_ws_send_message (ws, auth);
+  reply = zlt_test_ws_next (ws, 10000);
+  g_assert_nonnull (reply);
+  msg = zlt_message_decode (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), NULL, NULL);
+  g_assert_nonnull (msg);
+  if (msg->type == ZLT_MESSAGE_AUTH_FAIL)
+    return msg;
+  g_assert_cmpint (msg->type, ==, ZLT_MESSAGE_AUTH_OK);
+  g_assert_true (zlt_message_has_ext_fields (msg, ZLT_EXT_VERSION | ZLT_EXT_SERVER_PROOF));
+  /* the server proves it holds the token's hash, bound to this nonce, client and tunnel */
+  zlt_server_proof (hash, g_bytes_get_data (nonce, NULL), &client_id, &msg->tunnel_id, proof);
+  g_assert_cmpmem (msg->ext.server_proof, ZLT_HASH_SIZE, proof, ZLT_HASH_SIZE);
+  if (session_key != NULL)
+    zlt_session_key (hash, g_bytes_get_data (nonce, NULL), &msg->tunnel_id, session_key);
   return msg;
 }
 
