@@ -228,7 +228,7 @@ on_channel (ZltControlListener *listener, ZltChannel *channel, gpointer user_dat
     {
       g_debug ("refusing %s: too many connections waiting to authenticate",
                zlt_channel_get_peer_address (channel));
-      zlt_channel_close (channel, 1013, "try again later");
+      zlt_channel_close (channel, 1008, "too many connections waiting to authenticate");
       return;
     }
   peer = zlt_server_peer_new (self, channel);

@@ -387,7 +387,7 @@ zlt_test_harness_init (ZltTestHarness *h, const char *port_range)
   write_private (h->token_file, "# test tokens\n");
   /* the harness's own token registers and reaches anything (the daemon's agent role
    * uses it for both); tests of separate rights make tokens of their own */
-  h->token = zlt_test_harness_add_token (h, "name=test reach=*");
+  h->token = zlt_test_harness_add_token (h, "name=test register=* reach=*");
   write_private (h->agent_token_file, h->token);
 
   h->server_keyfile = g_key_file_new ();

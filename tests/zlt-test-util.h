@@ -138,8 +138,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZltTestWs, zlt_test_ws_free)
  * is not negative) and returns the reply, AuthOk or AuthFail (fails the test on
  * anything else). An AuthOk's server proof is checked, and @session_key (optional)
  * gets the session's key. */
-ZltMessage *zlt_test_ws_v2_auth (ZltTestWs *ws, const char *token, guint32 caps,
-                                 gint64 access_ttl, guint8 *session_key);
+ZltMessage *zlt_test_ws_v2_auth (ZltTestWs *ws, const char *token, guint32 caps, gint64 access_ttl,
+                                 guint8 *session_key);
 
 /* Parses "01 0a ff" (spaces and newlines ignored) into bytes; asserts it is hex. */
 GBytes *zlt_test_bytes_from_hex (const char *hex);

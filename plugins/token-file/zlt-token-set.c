@@ -7,7 +7,8 @@
  *
  * P is a service pattern: a service name, or a prefix ending in '*'. services= is the
  * older name of register=. Without reach= a token reaches nothing through access
- * sessions; without register= it may register any name nobody else owns.
+ * sessions; without register= it may register any name nobody else owns, unless it
+ * has reach= (an access client's line), then nothing.
  *
  * T is ISO 8601 with a time zone (2027-01-01T00:00:00Z) or unix seconds. Blank lines and
  * lines starting with '#' are ignored, as is everything from a field starting with '#'.
@@ -507,6 +508,10 @@ parse_line (char *line, GError **error)
       g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG, _ ("empty line"));
       return NULL;
     }
+  /* a line that only says what it may reach is an access client's: it registers
+   * nothing (so it can never stand in for the service it reaches) */
+  if (have_reach && !have_services)
+    services = g_new0 (char *, 1);
   entry = zlt_token_entry_new (name, hash, (const char *const *) services, expiry);
   entry->reach = g_steal_pointer (&reach);
   entry->owns = g_steal_pointer (&owns);
