@@ -342,9 +342,8 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
     goto out; /* closed meanwhile */
   if (grant == NULL)
     {
-      g_autofree char *shown = zlt_log_escape (error->message, 200);
-      g_message ("authentication failed for %s: %s", zlt_channel_get_peer_address (self->channel),
-                 shown);
+      zlt_server_log_auth_failure (self->server, zlt_channel_get_peer_address (self->channel),
+                                   error->message);
       zlt_server_peer_disconnect (self, zlt_reason_code_from_error (error), error->message);
       goto out;
     }

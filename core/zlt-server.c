@@ -43,6 +43,7 @@ struct _ZltServer
   GHashTable *preauth;         /* ZltServerPeer* not yet authenticated → its source key */
   GHashTable *preauth_sources; /* source key → count of such peers */
   ZltQuota *quota;
+  ZltLogLimit auth_failure_log;
   gboolean running;
 };
 
@@ -802,6 +803,26 @@ zlt_server_get_quota (ZltServer *self)
   return self->quota;
 }
 
+/* At most this many failed logins are logged per minute; a line then says how many
+ * were left out. */
+#define AUTH_FAILURE_LOG_MAX 10
+
+void
+zlt_server_log_auth_failure (ZltServer *self, const char *peer, const char *reason)
+{
+  g_autofree char *shown = NULL;
+  guint suppressed = 0;
+
+  if (!zlt_log_limit_allow (&self->auth_failure_log, &suppressed))
+    return;
+  shown = zlt_log_escape (reason, 200);
+  if (suppressed > 0)
+    g_message ("authentication failed for %s: %s (%u more failed logins not logged)", peer, shown,
+               suppressed);
+  else
+    g_message ("authentication failed for %s: %s", peer, shown);
+}
+
 void
 zlt_server_set_service_limits (ZltServer *self, ZltService *service, guint max_connections,
                                guint idle_timeout_s)
@@ -1122,6 +1143,7 @@ zlt_server_init (ZltServer *self)
   self->preauth = g_hash_table_new_full (NULL, NULL, NULL, g_free);
   self->preauth_sources = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->quota = zlt_quota_new ();
+  self->auth_failure_log = (ZltLogLimit) ZLT_LOG_LIMIT_INIT (AUTH_FAILURE_LOG_MAX, 60);
   self->access_requests = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, NULL,
                                                  (GDestroyNotify) access_request_free);
 }

@@ -119,3 +119,26 @@ zlt_log_escape (const char *text, gsize max_len)
     g_string_append (out, "…");
   return g_string_free (out, FALSE);
 }
+
+gboolean
+zlt_log_limit_allow (ZltLogLimit *limit, guint *suppressed)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (limit->window_start == 0
+      || now - limit->window_start >= (gint64) limit->window_s * G_USEC_PER_SEC)
+    {
+      limit->window_start = now;
+      limit->n_logged = 0;
+    }
+  if (limit->n_logged >= limit->max_per_window)
+    {
+      limit->n_suppressed++;
+      return FALSE;
+    }
+  limit->n_logged++;
+  if (suppressed != NULL)
+    *suppressed = limit->n_suppressed;
+  limit->n_suppressed = 0;
+  return TRUE;
+}

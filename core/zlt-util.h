@@ -17,4 +17,25 @@ gboolean zlt_parse_duration (const char *text, guint *seconds, GError **error);
  * repaint a terminal), cut at @max_len bytes of input with "…" appended. */
 char *zlt_log_escape (const char *text, gsize max_len);
 
+/* A bound on how often one kind of log line is written: at most @max_per_window per
+ * @window_s seconds. Peers decide how often they fail; they must not decide how much
+ * we log. */
+typedef struct
+{
+  guint max_per_window;
+  guint window_s;
+  gint64 window_start; /* monotonic µs */
+  guint n_logged;
+  guint n_suppressed;
+} ZltLogLimit;
+
+#define ZLT_LOG_LIMIT_INIT(max_per_window, window_s)                                               \
+  {                                                                                                \
+    (max_per_window), (window_s), 0, 0, 0                                                          \
+  }
+
+/* TRUE when the next line may be written; then *suppressed (optional) says how many
+ * were held back since the last one written. */
+gboolean zlt_log_limit_allow (ZltLogLimit *limit, guint *suppressed);
+
 G_END_DECLS

@@ -11,6 +11,20 @@
 /* a range of exactly two ports, inside ours and outside the one above */
 #define SMALL_RANGE "32190-32191"
 
+/* Every log line this process wrote, to check that nothing a peer sent forged one. */
+static GPtrArray *log_lines;
+
+static GLogWriterOutput
+capture_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_strcmp0 (fields[i].key, "MESSAGE") == 0)
+      g_ptr_array_add (log_lines, fields[i].length < 0
+                                      ? g_strdup (fields[i].value)
+                                      : g_strndup (fields[i].value, fields[i].length));
+  return g_log_writer_default (level, fields, n_fields, user_data);
+}
+
 typedef struct
 {
   ZltTestHarness h;
@@ -500,6 +514,42 @@ test_wrong_token_v2 (Fixture *f, gconstpointer data)
   assert_good (f);
 }
 
+/* Peers decide how often they fail to log in, not how much the server logs: a burst
+ * of bad logins is answered one by one, and logged a bounded number of times. */
+static void
+test_auth_failure_log (Fixture *f, gconstpointer data)
+{
+  guint first = log_lines->len, n_logged = 0;
+  gboolean said_how_many = FALSE;
+
+  start (f);
+  for (guint i = 0; i < 40; i++)
+    {
+      g_autoptr (ZltTestWs) ws = ws_connect (f);
+      g_autoptr (ZltMessage) fail
+          = zlt_test_ws_v2_auth (ws, "zlt_not_in_the_file", ZLT_CAP_DATA_RAW, -1, NULL);
+
+      g_assert_cmpint (fail->type, ==, ZLT_MESSAGE_AUTH_FAIL);
+      g_assert_cmpuint (fail->ext.code, ==, ZLT_REASON_BAD_TOKEN);
+    }
+  for (guint i = first; i < log_lines->len; i++)
+    {
+      const char *line = g_ptr_array_index (log_lines, i);
+
+      if (strstr (line, "authentication failed") != NULL)
+        n_logged++;
+      if (strstr (line, "failed logins not logged") != NULL)
+        said_how_many = TRUE;
+    }
+  g_test_message ("40 failed logins, %u logged", n_logged);
+  g_assert_cmpuint (n_logged, >=, 1);
+  g_assert_cmpuint (n_logged, <=, 10);
+  /* the next line that is written (a minute later) tells what was left out; within
+   * this test's minute none is */
+  g_assert_false (said_how_many);
+  assert_good (f);
+}
+
 static void
 test_expired_token (Fixture *f, gconstpointer data)
 {
@@ -665,20 +715,6 @@ test_ports_exhausted (Fixture *f, gconstpointer data)
 
 /* ---- fields a logged-in peer controls ---- */
 
-/* Every log line this process wrote, to check that nothing a peer sent forged one. */
-static GPtrArray *log_lines;
-
-static GLogWriterOutput
-capture_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
-{
-  for (gsize i = 0; i < n_fields; i++)
-    if (g_strcmp0 (fields[i].key, "MESSAGE") == 0)
-      g_ptr_array_add (log_lines, fields[i].length < 0
-                                      ? g_strdup (fields[i].value)
-                                      : g_strndup (fields[i].value, fields[i].length));
-  return g_log_writer_default (level, fields, n_fields, user_data);
-}
-
 /* Names the config would refuse; each must get RegisterFail, never a crash, and must
  * reach no log line raw. */
 static const char *const bad_names[] = {
@@ -783,6 +819,7 @@ main (int argc, char **argv)
   ADD ("duplicate-name", test_duplicate_name);
   ADD ("ports-exhausted", test_ports_exhausted);
   ADD ("bad-names", test_bad_names);
+  ADD ("auth-failure-log", test_auth_failure_log);
 #undef ADD
   return g_test_run ();
 }

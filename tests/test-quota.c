@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "zlayer-tunnel.h"
+#include "zlt-util.h"
 
 static void
 test_quota_limits (void)
@@ -66,11 +67,34 @@ test_quota_settles (void)
   g_test_assert_expected_messages ();
 }
 
+/* The log bound the server uses for failed logins: so many per window, then quiet,
+ * then the next line says how many were left out. */
+static void
+test_log_limit (void)
+{
+  ZltLogLimit limit = ZLT_LOG_LIMIT_INIT (3, 1);
+  guint suppressed = 99;
+  gint64 deadline;
+  guint n = 0;
+
+  for (guint i = 0; i < 10; i++)
+    if (zlt_log_limit_allow (&limit, &suppressed))
+      n++;
+  g_assert_cmpuint (n, ==, 3);
+  g_assert_cmpuint (suppressed, ==, 0);
+  /* the window is wall-clock time: nothing to wait on but the clock */
+  deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  while (!zlt_log_limit_allow (&limit, &suppressed) && g_get_monotonic_time () < deadline)
+    g_usleep (50 * 1000);
+  g_assert_cmpuint (suppressed, >=, 7);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/quota/limits", test_quota_limits);
   g_test_add_func ("/quota/settles", test_quota_settles);
+  g_test_add_func ("/quota/log-limit", test_log_limit);
   return g_test_run ();
 }
