@@ -422,6 +422,17 @@ out:
   auth_data_free (d);
 }
 
+static gboolean
+key_id_is_valid (const char *key_id)
+{
+  gsize len = 0;
+
+  for (const char *p = key_id; *p != '\0'; p++, len++)
+    if (!g_ascii_isdigit (*p) && !(*p >= 'a' && *p <= 'f'))
+      return FALSE;
+  return len == ZLT_KEY_ID_LEN;
+}
+
 static void
 handle_auth (ZltServerPeer *self, const ZltMessage *msg)
 {
@@ -441,6 +452,15 @@ handle_auth (ZltServerPeer *self, const ZltMessage *msg)
       if (nonce == NULL || g_bytes_get_size (nonce) != ZLT_NONCE_SIZE)
         {
           zlt_server_peer_disconnect (self, ZLT_REASON_PROTOCOL, _ ("no challenge was issued"));
+          return;
+        }
+      /* a key id is 16 lowercase hex digits: anything else names no token, and is not
+       * worth a validator's (or a plugin's database's) time */
+      if (!key_id_is_valid (msg->token))
+        {
+          zlt_server_log_auth_failure (self->server, zlt_channel_get_peer_address (self->channel),
+                                       "malformed key id");
+          zlt_server_peer_disconnect (self, ZLT_REASON_BAD_TOKEN, _ ("unknown token"));
           return;
         }
       credential = zlt_credential_new_proof (msg->token, g_bytes_get_data (nonce, NULL),

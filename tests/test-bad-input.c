@@ -550,6 +550,42 @@ test_auth_failure_log (Fixture *f, gconstpointer data)
   assert_good (f);
 }
 
+/* The key id a v2 Auth carries is 16 lowercase hex digits; anything else is refused
+ * like an unknown token, before any validator sees it. */
+static void
+test_malformed_key_id (Fixture *f, gconstpointer data)
+{
+  const char *const ids[] = { "",
+                              "0123456789ABCDEF",
+                              "0123456789abcde",
+                              "0123456789abcdef0",
+                              "../../etc/passwd",
+                              "line\nbreak00000",
+                              NULL };
+
+  start (f);
+  for (guint i = 0; ids[i] != NULL; i++)
+    {
+      g_autoptr (ZltTestWs) ws = ws_connect (f);
+      GBytes *nonce = zlt_test_ws_get_nonce (ws);
+      guint8 proof[ZLT_HASH_SIZE] = { 0 };
+      ZltUuid client_id;
+      g_autoptr (ZltMessage) auth = NULL;
+      g_autoptr (ZltMessage) fail = NULL;
+
+      g_assert_nonnull (nonce);
+      zlt_uuid_generate (&client_id);
+      auth = zlt_message_new_auth (ids[i], &client_id);
+      zlt_message_set_version (auth, ZLT_PROTOCOL_VERSION);
+      zlt_message_set_proof (auth, proof);
+      zlt_test_ws_send_message (ws, auth);
+      fail = expect_refusal (ws, ZLT_MESSAGE_AUTH_FAIL);
+      g_assert_cmpstr (fail->reason, ==, "unknown token");
+      g_assert_cmpuint (fail->ext.code, ==, ZLT_REASON_BAD_TOKEN);
+    }
+  assert_good (f);
+}
+
 static void
 test_expired_token (Fixture *f, gconstpointer data)
 {
@@ -820,6 +856,7 @@ main (int argc, char **argv)
   ADD ("ports-exhausted", test_ports_exhausted);
   ADD ("bad-names", test_bad_names);
   ADD ("auth-failure-log", test_auth_failure_log);
+  ADD ("malformed-key-id", test_malformed_key_id);
 #undef ADD
   return g_test_run ();
 }
