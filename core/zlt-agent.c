@@ -47,7 +47,10 @@ struct _ZltAgent
   GSource *auth_deadline; /* a server that accepts the upgrade but never answers Auth */
   ZltHeartbeat *heartbeat;
   ZltTunnel *tunnel;
-  GQueue register_queue; /* ZltService* awaiting RegisterOk/Fail, in request order */
+  GQueue register_queue;   /* ZltService* awaiting RegisterOk/Fail, in request order */
+  GPtrArray *refused;      /* ZltService* refused for a reason that can clear */
+  GSource *register_retry; /* asks again for the refused ones */
+  guint register_retry_ms;
   GQueue access_waiting; /* GTask* of access streams asked for while not connected */
   gboolean v2;
   guint32 server_caps;
@@ -512,6 +515,63 @@ register_service (ZltAgent *self, ZltService *service)
     g_queue_push_tail (&self->register_queue, g_object_ref (service));
 }
 
+/* Refusals that can clear by themselves (the port is held by another program, or
+ * kept a while for its previous owner; the range or a share is full) are asked again,
+ * from 1 s doubling to 30 s, as long as the session lasts. */
+#define REGISTER_RETRY_MIN_MS 1000
+#define REGISTER_RETRY_MAX_MS 30000
+
+static gboolean
+refusal_can_clear (const GError *error)
+{
+  return g_error_matches (error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE)
+         || g_error_matches (error, ZLT_ERROR, ZLT_ERROR_PORTS_EXHAUSTED)
+         || g_error_matches (error, ZLT_ERROR, ZLT_ERROR_LIMIT);
+}
+
+static gboolean
+on_register_retry (gpointer user_data)
+{
+  ZltAgent *self = user_data;
+  g_autoptr (GPtrArray) refused = g_steal_pointer (&self->refused);
+
+  zlt_source_clear (&self->register_retry);
+  self->refused = g_ptr_array_new_with_free_func (g_object_unref);
+  self->register_retry_ms = MIN (self->register_retry_ms * 2, REGISTER_RETRY_MAX_MS);
+  for (guint i = 0; i < refused->len; i++)
+    {
+      ZltService *service = g_ptr_array_index (refused, i);
+
+      /* removed meanwhile: nothing to ask for */
+      if (zlt_tunnel_lookup_service (self->tunnel, zlt_service_get_name (service)) == service)
+        register_service (self, service);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+retry_register_later (ZltAgent *self, ZltService *service)
+{
+  if (!g_ptr_array_find (self->refused, service, NULL))
+    g_ptr_array_add (self->refused, g_object_ref (service));
+  if (self->register_retry != NULL)
+    return;
+  if (self->register_retry_ms == 0)
+    self->register_retry_ms = REGISTER_RETRY_MIN_MS;
+  g_message (_ ("asking again for %s in %u s"), zlt_service_get_name (service),
+             self->register_retry_ms / 1000);
+  self->register_retry
+      = zlt_timeout_source_attach (self->register_retry_ms, on_register_retry, self);
+}
+
+static void
+forget_refusals (ZltAgent *self)
+{
+  zlt_source_clear (&self->register_retry);
+  g_ptr_array_set_size (self->refused, 0);
+  self->register_retry_ms = 0;
+}
+
 static void
 handle_register_reply (ZltAgent *self, const ZltMessage *msg)
 {
@@ -531,6 +591,8 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
         zlt_service_set_assigned_port (service, zlt_service_get_requested_port (service));
       g_message ("service %s registered, public port %u", zlt_service_get_name (service),
                  zlt_service_get_assigned_port (service));
+      if (self->refused->len == 0 && self->register_retry == NULL)
+        self->register_retry_ms = 0;
       g_signal_emit (self, signals[SIGNAL_REGISTERED], 0, service);
     }
   else
@@ -558,6 +620,8 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
       g_message ("%s", error->message);
       set_last_error (self, error->message);
       g_signal_emit (self, signals[SIGNAL_REGISTER_FAILED], 0, service, error);
+      if (refusal_can_clear (error))
+        retry_register_later (self, service);
     }
 }
 
@@ -798,6 +862,7 @@ session_end (ZltAgent *self, const char *why)
   zlt_heartbeat_stop (self->heartbeat);
   zlt_source_clear (&self->auth_deadline);
   g_queue_clear_full (&self->register_queue, g_object_unref);
+  forget_refusals (self);
   /* access streams that waited for this attempt learn why it failed */
   access_flush (self, why ? why : _ ("the agent was stopped"));
   if (channel != NULL)
@@ -899,6 +964,13 @@ zlt_agent_stop (ZltAgent *self)
     return;
   self->running = FALSE;
   zlt_source_clear (&self->retry);
+  /* a deliberate stop says so: the server then holds nothing for a resume, and the
+   * token's next session gets the same ports at once (PROTOCOL-v2.md §4) */
+  if (self->authenticated && self->v2 && self->channel != NULL)
+    {
+      g_autoptr (ZltMessage) bye = zlt_message_new_disconnect (_ ("agent stopped"));
+      send_message (self, bye);
+    }
   session_end (self, NULL);
   relays = zlt_hash_table_ref_keys (self->relays);
   for (guint i = 0; i < relays->len; i++)
@@ -1047,6 +1119,8 @@ zlt_agent_dispose (GObject *object)
   if (self->heartbeat != NULL)
     g_signal_handlers_disconnect_by_data (self->heartbeat, self);
   g_clear_object (&self->heartbeat);
+  zlt_source_clear (&self->register_retry);
+  g_clear_pointer (&self->refused, g_ptr_array_unref);
   g_clear_pointer (&self->relays, g_hash_table_unref);
   g_clear_object (&self->tunnel);
   g_clear_object (&self->control);
@@ -1115,6 +1189,7 @@ zlt_agent_init (ZltAgent *self)
   self->tunnel = zlt_tunnel_new (ZLT_ROLE_AGENT);
   self->relays = g_hash_table_new_full (NULL, NULL, g_object_unref, g_object_unref);
   g_queue_init (&self->register_queue);
+  self->refused = g_ptr_array_new_with_free_func (g_object_unref);
   g_queue_init (&self->access_waiting);
   zlt_uuid_generate (&self->client_id);
 }

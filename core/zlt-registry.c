@@ -759,6 +759,38 @@ can_reclaim (ZltService *old, ZltProtocol protocol, guint16 requested_port, ZltE
              || requested_port == zlt_service_get_assigned_port (old));
 }
 
+/* The same owner's service of that name in a tunnel held for a resume (an agent that
+ * restarted inside the grace: the new process has no resume secret, so the old tunnel
+ * would only wait out its grace holding the port): the new session takes it over.
+ * The held service goes now, its port kept for the owner, so the registration that
+ * follows gets the same port; a held tunnel left with no service goes too. */
+static void
+take_over_held (ZltRegistry *self, ZltTunnel *tunnel, const char *name, const char *owner)
+{
+  GPtrArray *same_name = g_hash_table_lookup (self->by_name, name);
+  g_autoptr (GPtrArray) doomed = g_ptr_array_new_with_free_func (g_object_unref);
+
+  for (guint i = 0; same_name != NULL && i < same_name->len; i++)
+    {
+      ServiceEntry *entry = g_ptr_array_index (same_name, i);
+      ZltTunnel *held = zlt_service_get_tunnel (entry->service);
+
+      if (held != NULL && held != tunnel && g_strcmp0 (entry->owner, owner) == 0
+          && zlt_registry_is_held (self, held))
+        g_ptr_array_add (doomed, g_object_ref (entry->service));
+    }
+  for (guint i = 0; i < doomed->len; i++)
+    {
+      ZltService *service = g_ptr_array_index (doomed, i);
+      g_autoptr (ZltTunnel) held = g_object_ref (zlt_service_get_tunnel (service));
+
+      g_debug ("service %s: a new session of %s takes it over from a held tunnel", name, owner);
+      zlt_tunnel_remove_service (held, service);
+      if (zlt_tunnel_get_n_services (held) == 0)
+        zlt_registry_remove_tunnel (self, held);
+    }
+}
+
 /**
  * zlt_registry_register_service:
  * @tunnel: a listed tunnel
@@ -774,6 +806,9 @@ can_reclaim (ZltService *old, ZltProtocol protocol, guint16 requested_port, ZltE
  * %ZLT_ERROR_DUPLICATE_NAME,
  * %ZLT_ERROR_LIMIT (#ZltRegistry:max-services-per-tunnel), and the port pool's
  * %ZLT_ERROR_PORT_OUT_OF_RANGE, %ZLT_ERROR_PORT_IN_USE and %ZLT_ERROR_PORTS_EXHAUSTED.
+ *
+ * A service of the same name and owner in another tunnel that is held for a resume is
+ * taken over: it goes, and its port (kept for the owner) comes back with this one.
  *
  * After zlt_registry_resume_tunnel(), registering a name the tunnel held with the same
  * protocol and expose (and a requested port of 0 or the one it had) gives back the held
@@ -854,6 +889,8 @@ zlt_registry_register_service (ZltRegistry *self, ZltTunnel *tunnel, const char 
       return NULL;
     }
   owner = zlt_tunnel_get_token_name (tunnel);
+  if (owner != NULL)
+    take_over_held (self, tunnel, name, owner);
   current_owner = zlt_registry_get_name_owner (self, name);
   if (owner != NULL && current_owner != NULL && g_strcmp0 (owner, current_owner) != 0)
     {

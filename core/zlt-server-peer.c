@@ -698,12 +698,20 @@ handle_message (ZltServerPeer *self, const ZltMessage *msg)
     case ZLT_MESSAGE_CONNECT_FAIL:
       zlt_server_connect_failed (self->server, self, &msg->connection_id, msg->reason);
       break;
+    case ZLT_MESSAGE_DISCONNECT:
+      {
+        /* an agent that stops on purpose says goodbye: nothing is held for it */
+        g_autofree char *reason = zlt_log_escape (msg->reason, 200);
+        g_message ("tunnel %s: %s is leaving: %s", self->id,
+                   zlt_channel_get_peer_address (self->channel), reason);
+        peer_finish (self, FALSE);
+      }
+      break;
     case ZLT_MESSAGE_AUTH_OK:
     case ZLT_MESSAGE_AUTH_FAIL:
     case ZLT_MESSAGE_REGISTER_OK:
     case ZLT_MESSAGE_REGISTER_FAIL:
     case ZLT_MESSAGE_CONNECT:
-    case ZLT_MESSAGE_DISCONNECT:
     default:
       {
         g_autofree char *what

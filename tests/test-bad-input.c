@@ -222,7 +222,6 @@ test_server_only_types (Fixture *f, gconstpointer data)
   g_ptr_array_add (frames, zlt_message_new_register_ok (&id));
   g_ptr_array_add (frames, zlt_message_new_register_fail ("no"));
   g_ptr_array_add (frames, zlt_message_new_connect (&id, &id, "127.0.0.1:1"));
-  g_ptr_array_add (frames, zlt_message_new_disconnect ("bye"));
 
   start (f);
   for (guint i = 0; i < frames->len; i++)
@@ -237,6 +236,20 @@ test_server_only_types (Fixture *f, gconstpointer data)
       g_assert_nonnull (strstr (bye->reason, "not sent by agents"));
       ZLT_TEST_WAIT_FOR (zlt_server_get_n_peers (f->h.server) == 1, 5000);
     }
+  /* Disconnect from an agent is its goodbye (v2 agents send it when they stop): the
+   * channel closes without an answer and its tunnel goes at once */
+  {
+    g_autoptr (ZltTestWs) ws = v1_session (f, f->h.token);
+    g_autoptr (ZltMessage) bye = zlt_message_new_disconnect ("agent stopped\n");
+
+    zlt_test_ws_send_message (ws, bye);
+    zlt_test_ws_wait_closed (ws, 10000);
+    g_assert_cmpuint (zlt_test_ws_get_n_queued (ws), ==, 0);
+    ZLT_TEST_WAIT_FOR (zlt_server_get_n_peers (f->h.server) == 1
+                           && zlt_registry_get_n_tunnels (zlt_server_get_registry (f->h.server))
+                                  == 1,
+                       5000);
+  }
   /* Auth again after AuthOk is no better */
   {
     g_autoptr (ZltTestWs) ws = v1_session (f, f->h.token);

@@ -643,6 +643,128 @@ test_backoff_grows (Fixture *f, gconstpointer data)
   g_assert_cmpuint (zlt_agent_get_n_sessions (f->h.agent), ==, 0);
 }
 
+/* ---- (4) an agent restarted inside the resume grace ---- */
+
+/* A deliberate stop says goodbye: the server holds nothing, and the same token's next
+ * agent (a new process: no resume secret) gets the same public port at once. */
+static void
+test_restart_after_stop (Fixture *f, gconstpointer data)
+{
+  ZltRegistry *registry;
+  guint16 port;
+  g_autoptr (ZltAgent) again = NULL;
+  g_autofree char *entry = g_strdup_printf ("echo:%u", zlt_test_echo_get_port (f->h.echo));
+  const char *services[] = { entry, NULL };
+
+  g_key_file_set_integer (f->h.server_keyfile, "server", "resume-grace", 600);
+  zlt_test_harness_start_server (&f->h);
+  registry = zlt_server_get_registry (f->h.server);
+  zlt_test_harness_add_service (&f->h, "echo", zlt_test_echo_get_port (f->h.echo), 0);
+  start_agent (f);
+  port = zlt_test_harness_wait_registered (&f->h, "echo");
+
+  zlt_agent_stop (f->h.agent);
+  /* nothing held: the tunnel goes as soon as the goodbye arrives */
+  ZLT_TEST_WAIT_FOR (zlt_registry_get_n_tunnels (registry) == 0, 5000);
+  g_assert_true (zlt_test_connect_refused (port));
+
+  again = zlt_test_harness_new_agent (&f->h, f->h.token, services);
+  zlt_agent_start (again);
+  ZLT_TEST_WAIT_FOR (zlt_agent_get_state (again) == ZLT_TUNNEL_STATE_CONNECTED
+                         && zlt_service_get_assigned_port (
+                                zlt_tunnel_lookup_service (zlt_agent_get_tunnel (again), "echo"))
+                                != 0,
+                     10000);
+  g_assert_cmpuint (zlt_service_get_assigned_port (
+                        zlt_tunnel_lookup_service (zlt_agent_get_tunnel (again), "echo")),
+                    ==, port);
+  echo_works (port);
+  zlt_agent_stop (again);
+}
+
+/* An agent that died without a word leaves its tunnel held for a resume it will never
+ * make; the same token's new agent takes the held service over, same port, instead of
+ * being refused with "port in use" until the hold runs out. */
+static void
+test_restart_takes_over_held (Fixture *f, gconstpointer data)
+{
+  g_autoptr (Proxy) proxy = NULL;
+  g_autofree char *url = NULL;
+  g_autofree char *direct = NULL;
+  g_autoptr (ZltAgent) again = NULL;
+  ZltRegistry *registry;
+  ZltTunnel *old;
+  ZltUuid old_id;
+  guint16 port;
+  g_autofree char *entry = g_strdup_printf ("echo:%u", zlt_test_echo_get_port (f->h.echo));
+  const char *services[] = { entry, NULL };
+  ZltService *service;
+
+  g_key_file_set_integer (f->h.server_keyfile, "server", "resume-grace", 600);
+  zlt_test_harness_start_server (&f->h);
+  registry = zlt_server_get_registry (f->h.server);
+  proxy = proxy_new (zlt_server_get_port (f->h.server));
+  url = g_strdup_printf ("ws://127.0.0.1:%u/tunnel/v1", proxy->port);
+  zlt_test_harness_set_agent_url (&f->h, url);
+  /* a fixed public port: the kind that used to be refused while held */
+  zlt_test_harness_add_service (&f->h, "echo", zlt_test_echo_get_port (f->h.echo), 32350);
+  start_agent (f);
+  port = zlt_test_harness_wait_registered (&f->h, "echo");
+  g_assert_cmpuint (port, ==, 32350);
+  old_id = *zlt_tunnel_get_id (zlt_agent_get_tunnel (f->h.agent));
+
+  /* the agent "dies": its connection is cut with no goodbye, and it never comes back */
+  g_assert_cmpuint (proxy_cut (proxy, FALSE), ==, 1);
+  g_clear_object (&f->h.agent);
+  old = zlt_registry_lookup_tunnel (registry, &old_id);
+  g_assert_nonnull (old);
+  ZLT_TEST_WAIT_FOR (zlt_registry_is_held (registry, old), 5000);
+
+  /* its successor (straight to the server) asks for the same service and port */
+  direct = g_strdup_printf ("ws://127.0.0.1:%u/tunnel/v1", zlt_server_get_port (f->h.server));
+  zlt_test_harness_set_agent_url (&f->h, direct);
+  again = zlt_test_harness_new_agent (&f->h, f->h.token, services);
+  service = zlt_tunnel_lookup_service (zlt_agent_get_tunnel (again), "echo");
+  zlt_service_set_requested_port (service, 32350);
+  zlt_agent_start (again);
+  ZLT_TEST_WAIT_FOR (zlt_service_get_assigned_port (service) == 32350, 10000);
+  /* the held tunnel, left with nothing, is gone */
+  ZLT_TEST_WAIT_FOR (zlt_registry_get_n_tunnels (registry) == 1, 5000);
+  g_assert_null (zlt_registry_lookup_tunnel (registry, &old_id));
+  echo_works (port);
+  zlt_agent_stop (again);
+}
+
+/* A refusal that can clear (the port is taken by some other program) is asked again
+ * until it clears. */
+static void
+test_refusal_retried (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GSocket) squatter = NULL;
+  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) address = g_inet_socket_address_new (lo, 32351);
+  g_autoptr (GError) error = NULL;
+  guint n_failed = 0;
+
+  squatter
+      = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (squatter, address, FALSE, &error));
+  g_assert_true (g_socket_listen (squatter, &error));
+
+  zlt_test_harness_start_server (&f->h);
+  zlt_test_harness_add_service (&f->h, "echo", zlt_test_echo_get_port (f->h.echo), 32351);
+  start_agent (f);
+  g_signal_connect (f->h.agent, "register-failed", G_CALLBACK (on_register_failed), &n_failed);
+  ZLT_TEST_WAIT_FOR (n_failed >= 1, 10000);
+  g_assert_cmpint (zlt_agent_get_state (f->h.agent), ==, ZLT_TUNNEL_STATE_CONNECTED);
+
+  g_socket_close (squatter, NULL);
+  g_assert_cmpuint (zlt_test_harness_wait_registered (&f->h, "echo"), ==, 32351);
+  echo_works (32351);
+  zlt_agent_stop (f->h.agent);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -665,6 +787,12 @@ main (int argc, char **argv)
   g_test_add ("/reconnect/bad-token", Fixture, NULL, fixture_setup, test_bad_token,
               fixture_teardown);
   g_test_add ("/reconnect/backoff-grows", Fixture, NULL, fixture_setup, test_backoff_grows,
+              fixture_teardown);
+  g_test_add ("/reconnect/restart-after-stop", Fixture, NULL, fixture_setup,
+              test_restart_after_stop, fixture_teardown);
+  g_test_add ("/reconnect/restart-takes-over-held", Fixture, NULL, fixture_setup,
+              test_restart_takes_over_held, fixture_teardown);
+  g_test_add ("/reconnect/refusal-retried", Fixture, NULL, fixture_setup, test_refusal_retried,
               fixture_teardown);
   return g_test_run ();
 }

@@ -358,6 +358,7 @@ test_revoked_while_held (Fixture *f, gconstpointer data)
   g_autofree char *token = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) tunnels = NULL;
+  ZltTestWs *ws;
   guint16 port;
   ZltTunnel *tunnel;
 
@@ -366,15 +367,13 @@ test_revoked_while_held (Fixture *f, gconstpointer data)
   g_assert_no_error (error);
   token = zlt_test_harness_add_token (&f->h, "name=leaving");
   zlt_test_harness_start_server (&f->h);
-  zlt_test_harness_set_agent_token (&f->h, token);
-  zlt_test_harness_add_service (&f->h, "echo", zlt_test_echo_get_port (f->h.echo), 0);
-  zlt_test_harness_start_agent (&f->h);
-  port = zlt_test_harness_wait_registered (&f->h, "echo");
+  ws = login (f, token, ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME, -1, NULL);
+  port = register_ok (f, ws, "echo", 0);
 
-  /* the agent's connection drops without a word: its tunnel is held, port open */
+  /* the connection drops without a goodbye (as in a crash): the tunnel is held */
   tunnels = zlt_registry_get_tunnels (registry_of (f));
   tunnel = g_ptr_array_index (tunnels, 0);
-  g_clear_object (&f->h.agent);
+  zlt_test_ws_free (ws);
   ZLT_TEST_WAIT_FOR (zlt_registry_is_held (registry_of (f), tunnel), 10000);
   g_assert_false (zlt_test_connect_refused (port));
 
