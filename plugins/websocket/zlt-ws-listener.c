@@ -227,11 +227,14 @@ on_deadline (gpointer user_data)
                self->handshake_timeout_ms);
       if (conn->state == CONN_HANDSHAKING)
         {
-          /* the worker thread owns the connection until the handshake returns */
+          /* the worker thread uses the socket until the handshake returns, so it is
+           * closed then; shut down now, the peer sees the end at the deadline
+           * whatever the thread is doing */
           g_queue_unlink (&self->conns, &conn->link);
           conn->link.data = NULL;
           conn->expired = TRUE;
           g_cancellable_cancel (conn->cancellable);
+          shutdown (conn_fd (conn), SHUT_RDWR);
         }
       else
         conn_close (conn);
