@@ -177,6 +177,13 @@ test_out_of_fds (void)
   gint64 cpu, started;
 
   g_assert_no_error (error);
+  if (g_getenv ("ZLT_UNDER_VALGRIND") != NULL)
+    {
+      /* valgrind emulates RLIMIT_NOFILE and does not let it rise again */
+      g_test_skip ("under valgrind");
+      g_ptr_array_unref (a.accepted);
+      return;
+    }
   for (guint i = 0; i < N_CLIENTS; i++)
     g_ptr_array_add (clients, connect_to ("127.0.0.1", zlt_accept_loop_get_port (loop)));
 
