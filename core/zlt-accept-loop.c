@@ -106,9 +106,9 @@ pause_accepting (ZltAcceptLoop *self, int errsv)
   if (self->reported_at == 0
       || now - self->reported_at >= (gint64) ZLT_ACCEPT_LOOP_LOG_INTERVAL_S * G_USEC_PER_SEC)
     {
-      g_warning ("cannot accept connections on port %u: %s; %" G_GUINT64_FORMAT
-                 " accept attempts failed since the last report, %d connections waiting, "
-                 "pausing accepts for %u ms",
+      g_warning ("cannot accept connections on port %u: %s (%" G_GUINT64_FORMAT
+                 " failed accepts since the last report, %d connections waiting); pausing "
+                 "accepts for %u ms",
                  self->port, g_strerror (errsv), self->n_failed_unreported, backlog_length (self),
                  self->pause_ms);
       self->reported_at = now;

@@ -194,8 +194,10 @@ test_out_of_fds (void)
   g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &lowered), ==, 0);
   g_test_message ("soft fd limit lowered to %" G_GUINT64_FORMAT, (guint64) lowered.rlim_cur);
 
-  g_test_expect_message ("zlt", G_LOG_LEVEL_WARNING,
-                         "cannot accept connections on port *: Too many open files*");
+  g_test_expect_message (
+      "zlt", G_LOG_LEVEL_WARNING,
+      "cannot accept connections on port *: Too many open files (1 failed accepts since the last "
+      "report, * connections waiting); pausing accepts for 250 ms");
   zlt_accept_loop_start (loop, on_accepted, &a);
   ZLT_TEST_WAIT_FOR (zlt_accept_loop_get_n_failed (loop) > 0, 5000);
   g_assert_true (zlt_accept_loop_is_paused (loop));
