@@ -28,6 +28,7 @@
 #include "zlt-relay.h"
 #include "zlt-channel.h"
 #include "zlt-control-listener.h"
+#include "zlt-accept-loop.h"
 #include "zlt-control-transport.h"
 #include "zlt-net.h"
 #include "zlt-tls.h"

@@ -1,9 +1,53 @@
-/* zlt-control-listener.c */
+/* zlt-control-listener.c: the signals between a control listener and the server, and
+ * the caps on connections that have not upgraded yet.
+ *
+ * Before its upgrade a connection has proved nothing: anyone can open one. Each costs a
+ * file descriptor and some memory (measured with the websocket listener: about 1.2 KiB
+ * while it is silent, about 42 KiB once its TLS handshake is done and libsoup waits for
+ * its request), so their number is capped, in total and per source.
+ *
+ * - max-pending (4096): with the descriptor limit raised (zlt_raise_fd_limit(); systemd's
+ *   default hard limit is 524288) this leaves the descriptors to established tunnels and
+ *   relays, and bounds the memory an attacker can pin to about 170 MiB at worst. Honest
+ *   connections stay pending for a round trip or two: 4096 is room for thousands of
+ *   new connections a second.
+ * - max-pending-per-source (256): an IPv4 address, or an IPv6 /64 (what one host or
+ *   one customer line gets). Agents behind one NAT open a data connection per public
+ *   connection, in bursts (the end-to-end tests open 200 at once from one address);
+ *   256 takes such bursts, while filling the total takes 16 sources.
+ */
 #include "config.h"
+
+#include <string.h>
 
 #include "zlt-control-listener.h"
 
-G_DEFINE_ABSTRACT_TYPE (ZltControlListener, zlt_control_listener, ZLT_TYPE_LISTENER)
+struct _ZltPendingSource
+{
+  guint8 family; /* 4 or 6 (IPv4-mapped IPv6 counts as 4); 0 for anything else */
+  guint8 prefix[8];
+  guint n_pending;
+};
+
+typedef struct
+{
+  guint max_pending;
+  guint max_pending_per_source;
+  guint n_pending;
+  guint64 n_refused;
+  GHashTable *sources; /* set of ZltPendingSource with n_pending > 0 */
+} ZltControlListenerPrivate;
+
+G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (ZltControlListener, zlt_control_listener, ZLT_TYPE_LISTENER)
+
+enum
+{
+  PROP_0,
+  PROP_MAX_PENDING,
+  PROP_MAX_PENDING_PER_SOURCE,
+  N_PROPS
+};
+static GParamSpec *props[N_PROPS];
 
 enum
 {
@@ -42,9 +86,230 @@ zlt_control_listener_emit_data_stream (ZltControlListener *self, const char *con
   g_signal_emit (self, signals[SIGNAL_DATA_STREAM], 0, connection_id, stream);
 }
 
+static guint
+source_hash (gconstpointer key)
+{
+  const ZltPendingSource *s = key;
+  guint hash = s->family;
+
+  for (guint i = 0; i < sizeof s->prefix; i++)
+    hash = hash * 31 + s->prefix[i];
+  return hash;
+}
+
+static gboolean
+source_equal (gconstpointer a, gconstpointer b)
+{
+  const ZltPendingSource *sa = a, *sb = b;
+
+  return sa->family == sb->family && memcmp (sa->prefix, sb->prefix, sizeof sa->prefix) == 0;
+}
+
+static void
+source_key (GSocketAddress *remote, ZltPendingSource *key)
+{
+  static const guint8 v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+  GInetAddress *inet;
+  const guint8 *bytes;
+
+  memset (key, 0, sizeof *key);
+  if (!G_IS_INET_SOCKET_ADDRESS (remote))
+    return;
+  inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote));
+  bytes = g_inet_address_to_bytes (inet);
+  if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV4)
+    {
+      key->family = 4;
+      memcpy (key->prefix, bytes, 4);
+    }
+  else if (memcmp (bytes, v4_mapped, sizeof v4_mapped) == 0)
+    {
+      key->family = 4;
+      memcpy (key->prefix, bytes + 12, 4);
+    }
+  else
+    {
+      key->family = 6;
+      memcpy (key->prefix, bytes, 8);
+    }
+}
+
+ZltPendingSource *
+zlt_control_listener_admit (ZltControlListener *self, GSocketAddress *remote)
+{
+  ZltControlListenerPrivate *priv = zlt_control_listener_get_instance_private (self);
+  ZltPendingSource key;
+  ZltPendingSource *source;
+
+  g_return_val_if_fail (ZLT_IS_CONTROL_LISTENER (self), NULL);
+
+  source_key (remote, &key);
+  source = g_hash_table_lookup (priv->sources, &key);
+  if (priv->n_pending >= priv->max_pending
+      || (source != NULL && source->n_pending >= priv->max_pending_per_source))
+    {
+      priv->n_refused++;
+      return NULL;
+    }
+  if (source == NULL)
+    {
+      source = g_new (ZltPendingSource, 1);
+      *source = key;
+      g_hash_table_add (priv->sources, source);
+    }
+  source->n_pending++;
+  priv->n_pending++;
+  return source;
+}
+
+void
+zlt_control_listener_release (ZltControlListener *self, ZltPendingSource *source)
+{
+  ZltControlListenerPrivate *priv = zlt_control_listener_get_instance_private (self);
+
+  g_return_if_fail (ZLT_IS_CONTROL_LISTENER (self));
+  g_return_if_fail (source != NULL && source->n_pending > 0);
+
+  priv->n_pending--;
+  if (--source->n_pending == 0)
+    g_hash_table_remove (priv->sources, source);
+}
+
+guint
+zlt_control_listener_get_max_pending (ZltControlListener *self)
+{
+  ZltControlListenerPrivate *priv = zlt_control_listener_get_instance_private (self);
+
+  g_return_val_if_fail (ZLT_IS_CONTROL_LISTENER (self), 0);
+  return priv->max_pending;
+}
+
+void
+zlt_control_listener_set_max_pending (ZltControlListener *self, guint max_pending)
+{
+  ZltControlListenerPrivate *priv = zlt_control_listener_get_instance_private (self);
+
+  g_return_if_fail (ZLT_IS_CONTROL_LISTENER (self));
+  if (priv->max_pending == max_pending)
+    return;
+  priv->max_pending = max_pending;
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_MAX_PENDING]);
+}
+
+guint
+zlt_control_listener_get_max_pending_per_source (ZltControlListener *self)
+{
+  ZltControlListenerPrivate *priv = zlt_control_listener_get_instance_private (self);
+
+  g_return_val_if_fail (ZLT_IS_CONTROL_LISTENER (self), 0);
+  return priv->max_pending_per_source;
+}
+
+void
+zlt_control_listener_set_max_pending_per_source (ZltControlListener *self, guint max)
+{
+  ZltControlListenerPrivate *priv = zlt_control_listener_get_instance_private (self);
+
+  g_return_if_fail (ZLT_IS_CONTROL_LISTENER (self));
+  if (priv->max_pending_per_source == max)
+    return;
+  priv->max_pending_per_source = max;
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_MAX_PENDING_PER_SOURCE]);
+}
+
+guint
+zlt_control_listener_get_n_pending (ZltControlListener *self)
+{
+  ZltControlListenerPrivate *priv = zlt_control_listener_get_instance_private (self);
+
+  g_return_val_if_fail (ZLT_IS_CONTROL_LISTENER (self), 0);
+  return priv->n_pending;
+}
+
+guint64
+zlt_control_listener_get_n_refused (ZltControlListener *self)
+{
+  ZltControlListenerPrivate *priv = zlt_control_listener_get_instance_private (self);
+
+  g_return_val_if_fail (ZLT_IS_CONTROL_LISTENER (self), 0);
+  return priv->n_refused;
+}
+
+static void
+zlt_control_listener_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  ZltControlListener *self = ZLT_CONTROL_LISTENER (object);
+
+  switch (prop_id)
+    {
+    case PROP_MAX_PENDING:
+      g_value_set_uint (value, zlt_control_listener_get_max_pending (self));
+      break;
+    case PROP_MAX_PENDING_PER_SOURCE:
+      g_value_set_uint (value, zlt_control_listener_get_max_pending_per_source (self));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+zlt_control_listener_set_property (GObject *object, guint prop_id, const GValue *value,
+                                   GParamSpec *pspec)
+{
+  ZltControlListener *self = ZLT_CONTROL_LISTENER (object);
+
+  switch (prop_id)
+    {
+    case PROP_MAX_PENDING:
+      zlt_control_listener_set_max_pending (self, g_value_get_uint (value));
+      break;
+    case PROP_MAX_PENDING_PER_SOURCE:
+      zlt_control_listener_set_max_pending_per_source (self, g_value_get_uint (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+zlt_control_listener_finalize (GObject *object)
+{
+  ZltControlListenerPrivate *priv
+      = zlt_control_listener_get_instance_private (ZLT_CONTROL_LISTENER (object));
+
+  /* implementations release every source before they finalize */
+  g_warn_if_fail (priv->n_pending == 0);
+  g_hash_table_unref (priv->sources);
+  G_OBJECT_CLASS (zlt_control_listener_parent_class)->finalize (object);
+}
+
 static void
 zlt_control_listener_class_init (ZltControlListenerClass *klass)
 {
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->get_property = zlt_control_listener_get_property;
+  object_class->set_property = zlt_control_listener_set_property;
+  object_class->finalize = zlt_control_listener_finalize;
+
+  /**
+   * ZltControlListener:max-pending:
+   * Connections not yet upgraded, at most; more are closed at once.
+   */
+  props[PROP_MAX_PENDING] = g_param_spec_uint (
+      "max-pending", NULL, NULL, 1, G_MAXUINT, ZLT_CONTROL_LISTENER_MAX_PENDING,
+      G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltControlListener:max-pending-per-source:
+   * Connections not yet upgraded from one IPv4 address or IPv6 /64, at most.
+   */
+  props[PROP_MAX_PENDING_PER_SOURCE]
+      = g_param_spec_uint ("max-pending-per-source", NULL, NULL, 1, G_MAXUINT,
+                           ZLT_CONTROL_LISTENER_MAX_PENDING_PER_SOURCE,
+                           G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, props);
+
   /**
    * ZltControlListener::channel:
    * @channel: a new control channel, before any frame
@@ -75,4 +340,9 @@ zlt_control_listener_class_init (ZltControlListenerClass *klass)
 static void
 zlt_control_listener_init (ZltControlListener *self)
 {
+  ZltControlListenerPrivate *priv = zlt_control_listener_get_instance_private (self);
+
+  priv->max_pending = ZLT_CONTROL_LISTENER_MAX_PENDING;
+  priv->max_pending_per_source = ZLT_CONTROL_LISTENER_MAX_PENDING_PER_SOURCE;
+  priv->sources = g_hash_table_new_full (source_hash, source_equal, g_free, NULL);
 }

@@ -17,6 +17,20 @@ struct _ZltControlListenerClass
   gpointer padding[8];
 };
 
+/* Defaults of the caps on connections that have not upgraded yet (see
+ * zlt-control-listener.c for the reasoning). */
+#define ZLT_CONTROL_LISTENER_MAX_PENDING 4096
+#define ZLT_CONTROL_LISTENER_MAX_PENDING_PER_SOURCE 256
+
+guint zlt_control_listener_get_max_pending (ZltControlListener *self);
+void zlt_control_listener_set_max_pending (ZltControlListener *self, guint max_pending);
+guint zlt_control_listener_get_max_pending_per_source (ZltControlListener *self);
+void zlt_control_listener_set_max_pending_per_source (ZltControlListener *self, guint max);
+/* connections accepted and not yet upgraded (nor closed) */
+guint zlt_control_listener_get_n_pending (ZltControlListener *self);
+/* connections closed at once because a cap was reached */
+guint64 zlt_control_listener_get_n_refused (ZltControlListener *self);
+
 /* For implementations. */
 void zlt_control_listener_emit_channel (ZltControlListener *self, ZltChannel *channel);
 /* Asks the server whether to accept a data connection: returns an HTTP status,
@@ -27,5 +41,14 @@ guint zlt_control_listener_emit_data_request (ZltControlListener *self, const ch
                                               const char *service);
 void zlt_control_listener_emit_data_stream (ZltControlListener *self, const char *connection_id,
                                             GIOStream *stream);
+
+/* The share of the pending connections that one source holds: an IPv4 address, or
+ * an IPv6 /64. */
+typedef struct _ZltPendingSource ZltPendingSource;
+/* Counts a new connection from @remote against the caps. Returns its source, to hand
+ * to zlt_control_listener_release() once the connection upgraded or closed, or NULL
+ * when a cap is reached: the connection is counted as refused; close it at once. */
+ZltPendingSource *zlt_control_listener_admit (ZltControlListener *self, GSocketAddress *remote);
+void zlt_control_listener_release (ZltControlListener *self, ZltPendingSource *source);
 
 G_END_DECLS

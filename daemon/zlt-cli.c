@@ -222,6 +222,7 @@ cmd_server (int argc, char **argv)
       print_config_ok (config_path);
       return EXIT_OK;
     }
+  zlt_raise_fd_limit ();
   server = zlt_server_new (config, loader, &error);
   if (server == NULL)
     return fail (EXIT_CONFIG, "%s", error->message);
@@ -360,6 +361,7 @@ cmd_agent (int argc, char **argv)
   loader = load_plugins (&error);
   if (loader == NULL)
     return fail (EXIT_CONFIG, "%s", error->message);
+  zlt_raise_fd_limit ();
   agent = zlt_agent_new (config, loader, &error);
   if (agent == NULL)
     return fail (EXIT_CONFIG, "%s", error->message);

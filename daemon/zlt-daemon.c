@@ -202,6 +202,7 @@ main (int argc, char **argv)
 
   zlt_init ();
   g_log_set_default_handler (log_handler, NULL);
+  zlt_raise_fd_limit ();
   zlt_dbus_error_register ();
 
   ctx.daemon

@@ -98,6 +98,9 @@ zlt_test_echo_new (void)
   g_autoptr (GError) error = NULL;
 
   echo->service = g_socket_service_new ();
+  /* bursts of connects (the agent dials once per public connection) must not overflow
+   * GSocketListener's default backlog of 10 */
+  g_socket_listener_set_backlog (G_SOCKET_LISTENER (echo->service), 1024);
   g_socket_listener_add_address (G_SOCKET_LISTENER (echo->service), address, G_SOCKET_TYPE_STREAM,
                                  G_SOCKET_PROTOCOL_TCP, NULL, &effective, &error);
   g_assert_no_error (error);

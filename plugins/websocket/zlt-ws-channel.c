@@ -4,6 +4,7 @@
 #include <glib/gi18n-lib.h>
 
 #include "zlt-ws-channel.h"
+#include "zlt-ws-stream.h"
 
 struct _ZltWsChannel
 {
@@ -11,6 +12,11 @@ struct _ZltWsChannel
 
   SoupWebsocketConnection *connection;
   GError *error; /* first error seen, reported with ::closed */
+  /* queue accounting, when the connection writes through a ZltWsStream (the server's
+   * side): frames handed to libsoup against bytes the stream passed on since */
+  ZltWsStream *stream;
+  guint64 written_before; /* the stream's count when the channel began */
+  guint64 queued;         /* bytes of the frames we sent */
 };
 
 G_DEFINE_FINAL_TYPE (ZltWsChannel, zlt_ws_channel, ZLT_TYPE_CHANNEL)
@@ -63,6 +69,27 @@ on_closed (SoupWebsocketConnection *connection, gpointer user_data)
   zlt_channel_emit_closed (ZLT_CHANNEL (self), self->error);
 }
 
+/* Bytes of our frames that libsoup holds and the socket (or TLS) has not taken yet.
+ * libsoup also writes frames of its own (pongs, the close): once more was written than
+ * we queued, the excess was theirs and is forgotten, so their bytes can hide ours only
+ * until the next send or call. */
+static gsize
+zlt_ws_channel_get_pending (ZltChannel *channel)
+{
+  ZltWsChannel *self = ZLT_WS_CHANNEL (channel);
+  guint64 written;
+
+  if (self->stream == NULL)
+    return 0;
+  written = zlt_ws_stream_get_n_written (self->stream) - self->written_before;
+  if (written >= self->queued)
+    {
+      self->written_before += written - self->queued;
+      return 0;
+    }
+  return (gsize) (self->queued - written);
+}
+
 static gboolean
 zlt_ws_channel_send (ZltChannel *channel, GBytes *message, GError **error)
 {
@@ -76,6 +103,10 @@ zlt_ws_channel_send (ZltChannel *channel, GBytes *message, GError **error)
       return FALSE;
     }
   data = g_bytes_get_data (message, &len);
+  zlt_ws_channel_get_pending (channel);
+  /* what goes on the wire: libsoup sends each message as one unmasked frame (a
+   * server's) with no extension, behind a 2, 4 or 10 byte header */
+  self->queued += len + (len < 126 ? 2 : len <= G_MAXUINT16 ? 4 : 10);
   soup_websocket_connection_send_binary (self->connection, data, len);
   return TRUE;
 }
@@ -102,6 +133,7 @@ zlt_ws_channel_dispose (GObject *object)
         soup_websocket_connection_close (self->connection, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, NULL);
       g_clear_object (&self->connection);
     }
+  g_clear_object (&self->stream);
   G_OBJECT_CLASS (zlt_ws_channel_parent_class)->dispose (object);
 }
 
@@ -124,6 +156,7 @@ zlt_ws_channel_class_init (ZltWsChannelClass *klass)
   object_class->finalize = zlt_ws_channel_finalize;
   channel_class->send = zlt_ws_channel_send;
   channel_class->close = zlt_ws_channel_close;
+  channel_class->get_pending = zlt_ws_channel_get_pending;
 }
 
 static void
@@ -135,11 +168,18 @@ ZltChannel *
 zlt_ws_channel_new (SoupWebsocketConnection *connection, const char *peer_address, GBytes *nonce)
 {
   ZltWsChannel *self;
+  GIOStream *stream;
 
   g_return_val_if_fail (SOUP_IS_WEBSOCKET_CONNECTION (connection), NULL);
 
   self = g_object_new (ZLT_TYPE_WS_CHANNEL, "peer-address", peer_address, NULL);
   self->connection = g_object_ref (connection);
+  stream = soup_websocket_connection_get_io_stream (connection);
+  if (ZLT_IS_WS_STREAM (stream))
+    {
+      self->stream = g_object_ref (ZLT_WS_STREAM (stream));
+      self->written_before = zlt_ws_stream_get_n_written (self->stream);
+    }
   zlt_channel_set_nonce (ZLT_CHANNEL (self), nonce);
   soup_websocket_connection_set_max_incoming_payload_size (connection, ZLT_WS_MAX_INCOMING);
   /* heartbeats are the protocol's own; no WebSocket pings */

@@ -1,155 +1,584 @@
-/* zlt-ws-listener.c: accepts TCP (optionally TLS) itself, hands each connection to a
- * SoupServer for the HTTP part, and takes it back at the upgrade.
+/* zlt-ws-listener.c: the server's one port. Accepts TCP itself (ZltAcceptLoop), does
+ * TLS itself, hands each connection to a SoupServer for its one HTTP request, and
+ * takes it back at the upgrade.
  *
- * Accepting ourselves rather than through soup_server_listen() gives three things:
- * a deadline for connections that never upgrade (slowloris, idle probes), TCP_NODELAY
- * on every socket, and the plain GSocketConnection of a data connection so the relay
- * can splice it. */
+ * Everything before the upgrade is open to anyone, so every connection is held as
+ * cheaply as we can, and for a bounded time:
+ *
+ * - a deadline (handshake_timeout_ms) runs from accept and covers the TLS handshake and
+ *   the HTTP request; when it fires the connection is closed, whatever it was doing
+ *   (a handshake in progress is cancelled first);
+ * - caps on connections not yet upgraded, in total and per source (the base class's
+ *   max-pending and max-pending-per-source): above them a connection is closed at once;
+ * - until its first bytes arrive (on TLS: its whole first record, the ClientHello) a
+ *   connection costs a descriptor and a small struct: the kernel holds the bytes
+ *   (SO_RCVLOWAT keeps poll quiet until the record is complete, MSG_PEEK reads its
+ *   header), so silent and slow-drip peers wake nothing;
+ * - a TLS handshake runs in a GLib worker thread (glib-networking's only way), so only
+ *   max-handshakes run at once, and at most max-handshakes-per-source from one source;
+ *   the others wait their turn in arrival order;
+ * - libsoup gets a ZltWsStream: exactly one request head of at most
+ *   ZLT_WS_MAX_REQUEST_HEAD bytes, nothing after it until answered, and a request with
+ *   a body is answered 413 (and the connection closed) before a byte of the body is read;
+ *   any answer but the 101 closes the connection.
+ *
+ * Accepting ourselves rather than through soup_server_listen() also gives TCP_NODELAY on
+ * every socket, and the plain GSocketConnection of a data connection, so the relay can
+ * splice it. */
 #include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <glib/gi18n-lib.h>
 
 #include "zlt-ws-channel.h"
 #include "zlt-ws-listener.h"
+#include "zlt-ws-stream.h"
+
+#define TLS_RECORD_HEADER 5
+#define TLS_RECORD_HANDSHAKE 0x16
+/* a ClientHello is a plaintext record: 2^14 bytes at most */
+#define TLS_MAX_PLAINTEXT 16384
+/* what a peer that answered 413 may still send before we stop reading it */
+#define LINGER_DISCARD_MAX (256 * 1024)
+
+typedef enum
+{
+  CONN_WAITING,     /* accepted; waiting for its first bytes (TLS: its first record) */
+  CONN_QUEUED,      /* TLS: the ClientHello is in; waiting for a handshake slot */
+  CONN_HANDSHAKING, /* TLS: handshake in a worker thread */
+  CONN_HTTP,        /* libsoup reads its request */
+  CONN_LINGER,      /* answered 413 and shut for writing; reading the rest away */
+} ConnState;
 
 struct _ZltWsListener
 {
   ZltControlListener parent_instance;
 
-  GSocketService *service;
+  ZltAcceptLoop *loop;
   SoupServer *soup;
   GTlsCertificate *certificate;
   guint handshake_timeout_ms;
-  /* remote address string → ZltWsPending, connections not yet upgraded */
-  GHashTable *pending;
-  GCancellable *cancellable;
+  guint max_handshakes;
+  guint max_handshakes_per_source;
+  gboolean closed;
+
+  /* every connection not yet upgraded, in accept order, which is deadline order;
+   * expired handshakes leave it while their cancellation completes */
+  GQueue conns;
+  GSource *deadline;
+  GQueue handshake_queue; /* CONN_QUEUED, in arrival order */
+  GQueue handshaking;     /* CONN_HANDSHAKING */
+  /* ZltPendingSource → handshakes in progress from it */
+  GHashTable *handshakes_by_source;
+  /* peer address → ZltWsConn, in CONN_HTTP */
+  GHashTable *by_peer;
 };
 
 G_DEFINE_FINAL_TYPE (ZltWsListener, zlt_ws_listener, ZLT_TYPE_CONTROL_LISTENER)
 
+enum
+{
+  PROP_0,
+  PROP_MAX_HANDSHAKES,
+  PROP_MAX_HANDSHAKES_PER_SOURCE,
+  PROP_N_HANDSHAKES,
+  PROP_N_HANDSHAKES_QUEUED,
+  N_PROPS
+};
+static GParamSpec *props[N_PROPS];
+
 typedef struct
 {
-  ZltWsListener *self; /* unowned; the table entry dies with the listener */
-  GIOStream *stream;   /* what we handed to libsoup: socket or TLS connection */
+  ZltWsListener *self; /* unowned; NULL once the listener closed under a handshake */
+  ConnState state;
+  gboolean expired; /* the deadline fired during the handshake */
+  GSocketConnection *connection;
+  ZltPendingSource *source;
+  gint64 deadline;
+  GList link;       /* in self->conns */
+  GList queue_link; /* in self->handshake_queue or self->handshaking */
+  GSource *watch;
+  guint lowat;
+  GTlsConnection *tls;
+  GCancellable *cancellable;
+  ZltWsStream *stream;
   char *peer;
-  GSource *deadline;
-} ZltWsPending;
+  gsize discarded;
+} ZltWsConn;
+
+static void conn_start_http (ZltWsConn *conn);
+static void pump_handshakes (ZltWsListener *self);
+
+static int
+conn_fd (ZltWsConn *conn)
+{
+  return g_socket_get_fd (g_socket_connection_get_socket (conn->connection));
+}
 
 static void
-pending_free (ZltWsPending *p)
+conn_set_lowat (ZltWsConn *conn, guint lowat)
 {
-  if (p->deadline != NULL)
+  int value = lowat;
+
+  if (conn->lowat == lowat)
+    return;
+  if (setsockopt (conn_fd (conn), SOL_SOCKET, SO_RCVLOWAT, &value, sizeof value) != 0)
+    g_debug ("cannot set SO_RCVLOWAT: %s", g_strerror (errno));
+  conn->lowat = lowat;
+}
+
+static void
+conn_watch (ZltWsConn *conn, GSocketSourceFunc func)
+{
+  g_return_if_fail (conn->watch == NULL);
+
+  conn->watch
+      = g_socket_create_source (g_socket_connection_get_socket (conn->connection), G_IO_IN, NULL);
+  g_source_set_callback (conn->watch, G_SOURCE_FUNC (func), conn, NULL);
+  g_source_attach (conn->watch, g_main_context_get_thread_default ());
+}
+
+static void
+conn_unwatch (ZltWsConn *conn)
+{
+  if (conn->watch == NULL)
+    return;
+  g_source_destroy (conn->watch);
+  g_clear_pointer (&conn->watch, g_source_unref);
+}
+
+static void on_stream_closed (ZltWsStream *stream, gpointer user_data);
+
+/* Takes @conn out of the listener's books: it is no longer pending. */
+static void
+conn_detach (ZltWsConn *conn)
+{
+  ZltWsListener *self = conn->self;
+
+  if (self == NULL)
+    return;
+  if (conn->link.data != NULL)
     {
-      g_source_destroy (p->deadline);
-      g_source_unref (p->deadline);
+      g_queue_unlink (&self->conns, &conn->link);
+      conn->link.data = NULL;
     }
-  g_clear_object (&p->stream);
-  g_free (p->peer);
-  g_free (p);
+  if (conn->state == CONN_QUEUED)
+    g_queue_unlink (&self->handshake_queue, &conn->queue_link);
+  if (conn->peer != NULL && g_hash_table_lookup (self->by_peer, conn->peer) == conn)
+    g_hash_table_remove (self->by_peer, conn->peer);
+  if (conn->source != NULL)
+    zlt_control_listener_release (ZLT_CONTROL_LISTENER (self), g_steal_pointer (&conn->source));
+  conn->self = NULL;
+}
+
+/* Frees @conn; with @close, closes its connection first. */
+static void
+conn_free (ZltWsConn *conn, gboolean close)
+{
+  conn_detach (conn);
+  conn_unwatch (conn);
+  if (conn->stream != NULL)
+    g_signal_handlers_disconnect_by_func (conn->stream, on_stream_closed, conn);
+  if (close)
+    {
+      /* the socket first: a TLS close then cannot block on it */
+      g_socket_close (g_socket_connection_get_socket (conn->connection), NULL);
+      if (conn->stream != NULL)
+        g_io_stream_close (G_IO_STREAM (conn->stream), NULL, NULL);
+      else if (conn->tls != NULL)
+        g_io_stream_close (G_IO_STREAM (conn->tls), NULL, NULL);
+    }
+  g_clear_object (&conn->stream);
+  g_clear_object (&conn->tls);
+  g_clear_object (&conn->cancellable);
+  g_clear_object (&conn->connection);
+  g_free (conn->peer);
+  g_free (conn);
+}
+
+static void
+conn_close (ZltWsConn *conn)
+{
+  conn_free (conn, TRUE);
+}
+
+static void
+arm_deadline (ZltWsListener *self)
+{
+  ZltWsConn *head = g_queue_peek_head (&self->conns);
+
+  g_source_set_ready_time (self->deadline, head != NULL ? head->deadline : -1);
 }
 
 static gboolean
 on_deadline (gpointer user_data)
 {
-  ZltWsPending *p = user_data;
+  ZltWsListener *self = user_data;
+  gint64 now = g_get_monotonic_time ();
+  ZltWsConn *conn;
 
-  g_debug ("closing %s: no upgrade within %u ms", p->peer, p->self->handshake_timeout_ms);
-  /* libsoup notices the closed stream and drops its side */
-  g_io_stream_close (p->stream, NULL, NULL);
-  g_hash_table_remove (p->self->pending, p->peer);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-hand_to_soup (ZltWsListener *self, GIOStream *stream, GSocketConnection *connection)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GSocketAddress) local = g_socket_connection_get_local_address (connection, NULL);
-  g_autoptr (GSocketAddress) remote = g_socket_connection_get_remote_address (connection, NULL);
-  ZltWsPending *p;
-
-  if (local == NULL || remote == NULL)
-    return;
-  p = g_new0 (ZltWsPending, 1);
-  p->self = self;
-  p->stream = g_object_ref (stream);
-  p->peer = zlt_net_format_address (remote);
-  p->deadline = g_timeout_source_new (self->handshake_timeout_ms);
-  g_source_set_callback (p->deadline, on_deadline, p, NULL);
-  g_source_attach (p->deadline, g_main_context_get_thread_default ());
-  g_hash_table_replace (self->pending, p->peer, p);
-
-  if (!soup_server_accept_iostream (self->soup, stream, local, remote, &error))
+  while ((conn = g_queue_peek_head (&self->conns)) != NULL && conn->deadline <= now)
     {
-      g_debug ("failed to accept %s: %s", p->peer, error->message);
-      g_hash_table_remove (self->pending, p->peer);
+      g_debug ("closing %s: no upgrade within %u ms", conn->peer ? conn->peer : "a connection",
+               self->handshake_timeout_ms);
+      if (conn->state == CONN_HANDSHAKING)
+        {
+          /* the worker thread uses the socket until the handshake returns, so it is
+           * closed then; shut down now, the peer sees the end at the deadline
+           * whatever the thread is doing */
+          g_queue_unlink (&self->conns, &conn->link);
+          conn->link.data = NULL;
+          conn->expired = TRUE;
+          g_cancellable_cancel (conn->cancellable);
+          shutdown (conn_fd (conn), SHUT_RDWR);
+        }
+      else
+        conn_close (conn);
     }
-}
-
-static void
-tls_handshake_done (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (ZltWsListener) self = user_data;
-  GTlsConnection *tls = G_TLS_CONNECTION (source);
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GIOStream) base = NULL;
-
-  if (!g_tls_connection_handshake_finish (tls, result, &error))
-    {
-      g_debug ("TLS handshake failed: %s", error->message);
-      g_io_stream_close (G_IO_STREAM (tls), NULL, NULL);
-      return;
-    }
-  if (g_cancellable_is_cancelled (self->cancellable))
-    return;
-  g_object_get (tls, "base-io-stream", &base, NULL);
-  hand_to_soup (self, G_IO_STREAM (tls), G_SOCKET_CONNECTION (base));
+  arm_deadline (self);
+  return G_SOURCE_CONTINUE;
 }
 
 static gboolean
-on_incoming (GSocketService *service, GSocketConnection *connection, GObject *source,
-             gpointer user_data)
+deadline_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 {
-  ZltWsListener *self = user_data;
-
-  zlt_net_set_nodelay (connection);
-  if (self->certificate != NULL)
-    {
-      g_autoptr (GError) error = NULL;
-      g_autoptr (GIOStream) tls
-          = zlt_tls_server_connection_new (G_IO_STREAM (connection), self->certificate, &error);
-      if (tls == NULL)
-        {
-          g_debug ("cannot start TLS: %s", error->message);
-          return TRUE;
-        }
-      g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT,
-                                        self->cancellable, tls_handshake_done, g_object_ref (self));
-      return TRUE;
-    }
-  hand_to_soup (self, G_IO_STREAM (connection), connection);
-  return TRUE;
+  return callback (user_data);
 }
 
-/* Takes a connection back from libsoup once the 101 is on the wire: returns what
- * libsoup gives back (its own wrapper, which holds any read-ahead bytes) and, in
- * @ours, the stream we handed it. */
-static GIOStream *
-take_back (ZltWsListener *self, SoupServerMessage *msg, GIOStream **ours, char **peer_out)
-{
-  g_autoptr (GIOStream) stolen = NULL;
-  g_autofree char *peer = zlt_net_format_address (soup_server_message_get_remote_address (msg));
-  ZltWsPending *p = peer ? g_hash_table_lookup (self->pending, peer) : NULL;
+/* one source for all deadlines, ready at the earliest (the others follow in order) */
+static GSourceFuncs deadline_funcs = { NULL, NULL, deadline_dispatch, NULL, NULL, NULL };
 
+/* ---- TLS: the first record, then the handshake ---- */
+
+static guint
+handshakes_of (ZltWsListener *self, ZltPendingSource *source)
+{
+  return GPOINTER_TO_UINT (g_hash_table_lookup (self->handshakes_by_source, source));
+}
+
+static void
+count_handshake (ZltWsListener *self, ZltPendingSource *source, gint delta)
+{
+  guint n = handshakes_of (self, source) + delta;
+
+  if (n == 0)
+    g_hash_table_remove (self->handshakes_by_source, source);
+  else
+    g_hash_table_insert (self->handshakes_by_source, source, GUINT_TO_POINTER (n));
+}
+
+static void
+handshake_done (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  ZltWsConn *conn = user_data;
+  ZltWsListener *self = conn->self;
+  g_autoptr (GError) error = NULL;
+  gboolean ok = g_tls_connection_handshake_finish (G_TLS_CONNECTION (object), result, &error);
+
+  if (self == NULL)
+    {
+      /* the listener closed meanwhile and let go of it */
+      conn_close (conn);
+      return;
+    }
+  g_queue_unlink (&self->handshaking, &conn->queue_link);
+  count_handshake (self, conn->source, -1);
+  if (conn->expired)
+    conn_close (conn);
+  else if (!ok)
+    {
+      g_debug ("TLS handshake failed: %s", error->message);
+      conn_close (conn);
+    }
+  else
+    conn_start_http (conn);
+  pump_handshakes (self);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_N_HANDSHAKES]);
+}
+
+static void
+start_handshake (ZltWsListener *self, ZltWsConn *conn)
+{
+  g_autoptr (GError) error = NULL;
+  GIOStream *tls;
+
+  tls = zlt_tls_server_connection_new (G_IO_STREAM (conn->connection), self->certificate, &error);
+  if (tls == NULL)
+    {
+      g_debug ("cannot start TLS: %s", error->message);
+      conn_close (conn);
+      return;
+    }
+  conn->tls = G_TLS_CONNECTION (tls);
+  conn->cancellable = g_cancellable_new ();
+  conn->state = CONN_HANDSHAKING;
+  g_queue_push_tail_link (&self->handshaking, &conn->queue_link);
+  count_handshake (self, conn->source, +1);
+  g_tls_connection_handshake_async (conn->tls, G_PRIORITY_DEFAULT, conn->cancellable,
+                                    handshake_done, conn);
+}
+
+/* Starts queued handshakes while slots are free, in arrival order, passing over
+ * sources that hold their share of the slots. */
+static void
+pump_handshakes (ZltWsListener *self)
+{
+  GList *l = self->handshake_queue.head;
+  gboolean started = FALSE;
+
+  while (l != NULL && g_queue_get_length (&self->handshaking) < self->max_handshakes)
+    {
+      ZltWsConn *conn = l->data;
+
+      l = l->next;
+      if (handshakes_of (self, conn->source) >= self->max_handshakes_per_source)
+        continue;
+      g_queue_unlink (&self->handshake_queue, &conn->queue_link);
+      start_handshake (self, conn);
+      started = TRUE;
+    }
+  if (started)
+    {
+      g_object_notify_by_pspec (G_OBJECT (self), props[PROP_N_HANDSHAKES]);
+      g_object_notify_by_pspec (G_OBJECT (self), props[PROP_N_HANDSHAKES_QUEUED]);
+    }
+}
+
+/* Waits (in the kernel) for the whole first TLS record, then queues the handshake. */
+static gboolean
+on_first_record (GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+  ZltWsConn *conn = user_data;
+  ZltWsListener *self = conn->self;
+  guint8 header[TLS_RECORD_HEADER];
+  gssize n;
+  guint needed;
+  int available = 0;
+
+  n = recv (conn_fd (conn), header, sizeof header, MSG_PEEK);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return G_SOURCE_CONTINUE;
+  /* fewer bytes than the low-water mark wake us only at EOF or an error */
+  if (n < (gssize) sizeof header)
+    {
+      conn_close (conn);
+      return G_SOURCE_REMOVE;
+    }
+  needed = TLS_RECORD_HEADER + ((guint) header[3] << 8 | header[4]);
+  if (header[0] != TLS_RECORD_HANDSHAKE || header[1] != 3 || needed == TLS_RECORD_HEADER
+      || needed > TLS_RECORD_HEADER + TLS_MAX_PLAINTEXT)
+    {
+      g_debug ("closing a connection that does not start with a TLS handshake record");
+      conn_close (conn);
+      return G_SOURCE_REMOVE;
+    }
+  if (ioctl (conn_fd (conn), FIONREAD, &available) != 0)
+    available = 0;
+  if ((guint) available < needed)
+    {
+      if (conn->lowat == needed)
+        {
+          /* woken below the mark: the peer closed before the record was complete */
+          conn_close (conn);
+          return G_SOURCE_REMOVE;
+        }
+      conn_set_lowat (conn, needed);
+      return G_SOURCE_CONTINUE;
+    }
+  conn_set_lowat (conn, 1);
+  g_clear_pointer (&conn->watch, g_source_unref);
+  conn->state = CONN_QUEUED;
+  g_queue_push_tail_link (&self->handshake_queue, &conn->queue_link);
+  pump_handshakes (self);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_N_HANDSHAKES_QUEUED]);
+  return G_SOURCE_REMOVE;
+}
+
+/* ---- plain: the first byte ---- */
+
+static gboolean
+on_first_byte (GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+  ZltWsConn *conn = user_data;
+  guint8 byte;
+  gssize n = recv (conn_fd (conn), &byte, 1, MSG_PEEK);
+
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return G_SOURCE_CONTINUE;
+  g_clear_pointer (&conn->watch, g_source_unref);
+  if (n <= 0)
+    conn_close (conn);
+  else
+    conn_start_http (conn);
+  return G_SOURCE_REMOVE;
+}
+
+/* ---- HTTP ---- */
+
+static void
+on_stream_closed (ZltWsStream *stream, gpointer user_data)
+{
+  ZltWsConn *conn = user_data;
+
+  /* libsoup is done with it (after an answer other than 101, or a bad request) */
+  g_signal_handlers_disconnect_by_func (stream, on_stream_closed, conn);
+  conn_free (conn, FALSE);
+}
+
+static void
+conn_start_http (ZltWsConn *conn)
+{
+  ZltWsListener *self = conn->self;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocketAddress) local = NULL;
+  g_autoptr (GSocketAddress) remote = NULL;
+  GIOStream *base = conn->tls ? G_IO_STREAM (conn->tls) : G_IO_STREAM (conn->connection);
+
+  local = g_socket_connection_get_local_address (conn->connection, NULL);
+  remote = g_socket_connection_get_remote_address (conn->connection, NULL);
+  conn->peer = remote != NULL ? zlt_net_format_address (remote) : NULL;
+  if (local == NULL || conn->peer == NULL)
+    {
+      conn_close (conn);
+      return;
+    }
+  conn->state = CONN_HTTP;
+  conn->stream = zlt_ws_stream_new (base, ZLT_WS_MAX_REQUEST_HEAD);
+  g_signal_connect (conn->stream, "closed", G_CALLBACK (on_stream_closed), conn);
+  g_hash_table_replace (self->by_peer, conn->peer, conn);
+  if (!soup_server_accept_iostream (self->soup, G_IO_STREAM (conn->stream), local, remote, &error))
+    {
+      g_debug ("failed to accept %s: %s", conn->peer, error->message);
+      conn_close (conn);
+    }
+}
+
+static ZltWsConn *
+conn_of_message (ZltWsListener *self, SoupServerMessage *msg)
+{
+  g_autofree char *peer = zlt_net_format_address (soup_server_message_get_remote_address (msg));
+
+  return peer != NULL ? g_hash_table_lookup (self->by_peer, peer) : NULL;
+}
+
+static gboolean
+on_linger_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+  ZltWsConn *conn = user_data;
+  guint8 scratch[16384];
+  gssize n = recv (conn_fd (conn), scratch, sizeof scratch, 0);
+
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return G_SOURCE_CONTINUE;
+  if (n <= 0)
+    {
+      /* the peer is gone or read our answer and closed */
+      conn_close (conn);
+      return G_SOURCE_REMOVE;
+    }
+  conn->discarded += n;
+  if (conn->discarded < LINGER_DISCARD_MAX)
+    return G_SOURCE_CONTINUE;
+  /* enough: leave the rest in the kernel until the deadline closes it */
+  g_clear_pointer (&conn->watch, g_source_unref);
+  return G_SOURCE_REMOVE;
+}
+
+/* A request with a body: these endpoints are GET upgrades, nothing of a body is read.
+ * libsoup would read it whatever status we set here, so we take the connection back,
+ * answer 413 ourselves and shut it for writing; what the peer still sends is read away
+ * briefly (closing with unread bytes would reset the connection, and with it perhaps our
+ * answer), then the deadline closes it. */
+static void
+refuse_body (ZltWsListener *self, SoupServerMessage *msg)
+{
+  static const char answer[] = "HTTP/1.1 413 Content Too Large\r\n"
+                               "Connection: close\r\n"
+                               "Content-Type: text/plain\r\n"
+                               "Content-Length: 28\r\n"
+                               "\r\n"
+                               "no request body is accepted\n";
+  ZltWsConn *conn = conn_of_message (self, msg);
+  g_autoptr (GIOStream) stolen = NULL;
+  GOutputStream *output;
+
+  if (conn == NULL)
+    {
+      /* not ours (cannot happen): let libsoup answer, and close after */
+      soup_server_message_set_status (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, NULL);
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection",
+                                    "close");
+      return;
+    }
+  g_debug ("refusing a request with a body from %s", conn->peer);
+  /* libsoup forgets the connection (the stolen wrapper does not close ours) */
+  g_signal_handlers_disconnect_by_func (conn->stream, on_stream_closed, conn);
   stolen = soup_server_message_steal_connection (msg);
-  if (p == NULL || stolen == NULL)
+  g_hash_table_remove (self->by_peer, conn->peer);
+  conn->state = CONN_LINGER;
+  output = g_io_stream_get_output_stream (G_IO_STREAM (conn->stream));
+  /* a few bytes on a connection that had none to send: the socket takes them */
+  if (g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (output), answer,
+                                                  sizeof answer - 1, NULL, NULL)
+      != sizeof answer - 1)
+    {
+      conn_close (conn);
+      return;
+    }
+  g_socket_shutdown (g_socket_connection_get_socket (conn->connection), FALSE, TRUE, NULL);
+  conn_watch (conn, on_linger_readable);
+}
+
+static void
+on_got_headers (SoupServerMessage *msg, gpointer user_data)
+{
+  ZltWsListener *self = ZLT_WS_LISTENER (user_data);
+  SoupMessageHeaders *req = soup_server_message_get_request_headers (msg);
+
+  if (soup_message_headers_get_one (req, "Transfer-Encoding") != NULL
+      || soup_message_headers_get_content_length (req) > 0)
+    refuse_body (self, msg);
+}
+
+static void
+on_got_body (SoupServerMessage *msg, gpointer user_data)
+{
+  /* after the handlers: one request per connection, unless it upgrades */
+  if (soup_server_message_get_status (msg) != SOUP_STATUS_SWITCHING_PROTOCOLS)
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection",
+                                  "close");
+}
+
+static void
+on_request_started (SoupServer *server, SoupServerMessage *msg, gpointer user_data)
+{
+  /* after libsoup's own handlers of these signals, which it connects first */
+  g_signal_connect_object (msg, "got-headers", G_CALLBACK (on_got_headers), user_data, 0);
+  g_signal_connect_object (msg, "got-body", G_CALLBACK (on_got_body), user_data, 0);
+}
+
+/* Takes a connection back from libsoup once the 101 is on the wire; it is no longer
+ * pending. Returns our stream (nothing of it is buffered in libsoup: it never got
+ * past the request head). */
+static ZltWsStream *
+take_back (ZltWsListener *self, SoupServerMessage *msg)
+{
+  ZltWsConn *conn = conn_of_message (self, msg);
+  g_autoptr (GIOStream) stolen = NULL;
+  ZltWsStream *stream;
+
+  if (conn == NULL)
     return NULL;
-  if (ours != NULL)
-    *ours = g_object_ref (p->stream);
-  g_hash_table_remove (self->pending, peer);
-  if (peer_out != NULL)
-    *peer_out = g_steal_pointer (&peer);
-  return g_steal_pointer (&stolen);
+  g_signal_handlers_disconnect_by_func (conn->stream, on_stream_closed, conn);
+  stolen = soup_server_message_steal_connection (msg);
+  stream = g_steal_pointer (&conn->stream);
+  zlt_ws_stream_open (stream);
+  conn_free (conn, FALSE);
+  return stream;
 }
 
 static void
@@ -157,7 +586,7 @@ control_upgrade_written (SoupServerMessage *msg, gpointer user_data)
 {
   ZltWsListener *self = ZLT_WS_LISTENER (user_data);
   g_autofree char *peer = NULL;
-  g_autoptr (GIOStream) stream = NULL;
+  g_autoptr (ZltWsStream) stream = NULL;
   g_autoptr (SoupWebsocketConnection) ws = NULL;
   g_autoptr (ZltChannel) channel = NULL;
   g_autoptr (GBytes) nonce = NULL;
@@ -166,10 +595,11 @@ control_upgrade_written (SoupServerMessage *msg, gpointer user_data)
   g_signal_handlers_disconnect_by_func (msg, control_upgrade_written, user_data);
   stored = g_object_get_data (G_OBJECT (msg), "zlt-nonce");
   nonce = stored ? g_bytes_ref (stored) : NULL;
-  stream = take_back (self, msg, NULL, &peer);
+  peer = zlt_net_format_address (soup_server_message_get_remote_address (msg));
+  stream = take_back (self, msg);
   if (stream == NULL)
     return;
-  ws = soup_websocket_connection_new (stream, soup_server_message_get_uri (msg),
+  ws = soup_websocket_connection_new (G_IO_STREAM (stream), soup_server_message_get_uri (msg),
                                       SOUP_WEBSOCKET_CONNECTION_SERVER, NULL, NULL, NULL);
   channel = zlt_ws_channel_new (ws, peer, nonce);
   zlt_control_listener_emit_channel (ZLT_CONTROL_LISTENER (self), channel);
@@ -205,20 +635,25 @@ static void
 data_upgrade_written (SoupServerMessage *msg, gpointer user_data)
 {
   ZltWsListener *self = ZLT_WS_LISTENER (user_data);
-  g_autoptr (GIOStream) stolen = NULL;
-  g_autoptr (GIOStream) ours = NULL;
-  const char *connection_id = g_object_get_data (G_OBJECT (msg), "zlt-connection");
+  g_autoptr (ZltWsStream) stream = NULL;
+  g_autofree char *connection_id = g_strdup (g_object_get_data (G_OBJECT (msg), "zlt-connection"));
 
   g_signal_handlers_disconnect_by_func (msg, data_upgrade_written, user_data);
-  stolen = take_back (self, msg, &ours, NULL);
-  if (stolen == NULL)
+  stream = take_back (self, msg);
+  if (stream == NULL)
     return;
-  /* relay our own stream, not libsoup's wrapper, so a plain socket can be spliced.
-   * An agent sends nothing after its request until it has read our 101, so the
-   * wrapper holds no read-ahead bytes, and dropping it leaves what it wraps open
-   * (libsoup wraps without close-on-dispose; the data-connection tests would see
-   * any change there at once). */
-  zlt_control_listener_emit_data_stream (ZLT_CONTROL_LISTENER (self), connection_id, ours);
+  if (zlt_ws_stream_get_n_buffered (stream) > 0)
+    {
+      /* the peer did not wait for our 101: relay through our stream, which holds
+       * what it sent early */
+      zlt_control_listener_emit_data_stream (ZLT_CONTROL_LISTENER (self), connection_id,
+                                             G_IO_STREAM (stream));
+      return;
+    }
+  /* relay the socket (or TLS) connection itself, so a plain socket can be spliced */
+  zlt_ws_stream_detach (stream);
+  zlt_control_listener_emit_data_stream (ZLT_CONTROL_LISTENER (self), connection_id,
+                                         zlt_ws_stream_get_base (stream));
 }
 
 static void
@@ -276,21 +711,67 @@ server_callback (SoupServer *server, SoupServerMessage *msg, const char *path, G
     reply_text (msg, SOUP_STATUS_NOT_FOUND, "not found");
 }
 
+/* ---- accepting ---- */
+
+static void
+on_accepted (ZltAcceptLoop *loop, GSocketConnection *connection, gpointer user_data)
+{
+  ZltWsListener *self = user_data;
+  g_autoptr (GSocketAddress) remote = g_socket_connection_get_remote_address (connection, NULL);
+  ZltPendingSource *source;
+  ZltWsConn *conn;
+
+  source = zlt_control_listener_admit (ZLT_CONTROL_LISTENER (self), remote);
+  if (source == NULL)
+    {
+      g_debug ("refusing a connection: too many not yet upgraded");
+      g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+      return;
+    }
+  conn = g_new0 (ZltWsConn, 1);
+  conn->self = self;
+  conn->state = CONN_WAITING;
+  conn->connection = g_object_ref (connection);
+  conn->source = source;
+  conn->deadline = g_get_monotonic_time () + (gint64) self->handshake_timeout_ms * 1000;
+  conn->link.data = conn;
+  conn->queue_link.data = conn;
+  conn->lowat = 1;
+  g_queue_push_tail_link (&self->conns, &conn->link);
+  if (self->conns.length == 1)
+    arm_deadline (self);
+  if (self->certificate != NULL)
+    {
+      conn_set_lowat (conn, TLS_RECORD_HEADER);
+      conn_watch (conn, on_first_record);
+    }
+  else
+    conn_watch (conn, on_first_byte);
+}
+
 static void
 zlt_ws_listener_close (ZltListener *listener)
 {
   ZltWsListener *self = ZLT_WS_LISTENER (listener);
+  ZltWsConn *conn;
+  GList *link;
 
-  g_cancellable_cancel (self->cancellable);
-  if (self->service != NULL)
+  self->closed = TRUE;
+  if (self->loop != NULL)
+    zlt_accept_loop_close (self->loop);
+  /* handshakes in progress end in their worker threads: cancel them and let go;
+   * handshake_done() frees what remains */
+  while ((link = g_queue_pop_head_link (&self->handshaking)) != NULL)
     {
-      g_socket_service_stop (self->service);
-      g_socket_listener_close (G_SOCKET_LISTENER (self->service));
-      g_signal_handlers_disconnect_by_data (self->service, self);
+      conn = link->data;
+      count_handshake (self, conn->source, -1);
+      conn_detach (conn);
+      g_cancellable_cancel (conn->cancellable);
     }
+  while ((conn = g_queue_peek_head (&self->conns)) != NULL)
+    conn_close (conn);
   if (self->soup != NULL)
     soup_server_disconnect (self->soup);
-  g_hash_table_remove_all (self->pending);
 }
 
 static void
@@ -298,10 +779,15 @@ zlt_ws_listener_dispose (GObject *object)
 {
   ZltWsListener *self = ZLT_WS_LISTENER (object);
 
-  zlt_ws_listener_close (ZLT_LISTENER (self));
-  g_clear_object (&self->service);
+  zlt_listener_close (ZLT_LISTENER (self));
+  g_clear_object (&self->loop);
   g_clear_object (&self->soup);
   g_clear_object (&self->certificate);
+  if (self->deadline != NULL)
+    {
+      g_source_destroy (self->deadline);
+      g_clear_pointer (&self->deadline, g_source_unref);
+    }
   G_OBJECT_CLASS (zlt_ws_listener_parent_class)->dispose (object);
 }
 
@@ -310,9 +796,60 @@ zlt_ws_listener_finalize (GObject *object)
 {
   ZltWsListener *self = ZLT_WS_LISTENER (object);
 
-  g_hash_table_unref (self->pending);
-  g_object_unref (self->cancellable);
+  g_hash_table_unref (self->by_peer);
+  g_hash_table_unref (self->handshakes_by_source);
   G_OBJECT_CLASS (zlt_ws_listener_parent_class)->finalize (object);
+}
+
+static void
+zlt_ws_listener_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  ZltWsListener *self = ZLT_WS_LISTENER (object);
+
+  switch (prop_id)
+    {
+    case PROP_MAX_HANDSHAKES:
+      g_value_set_uint (value, self->max_handshakes);
+      break;
+    case PROP_MAX_HANDSHAKES_PER_SOURCE:
+      g_value_set_uint (value, self->max_handshakes_per_source);
+      break;
+    case PROP_N_HANDSHAKES:
+      g_value_set_uint (value, g_queue_get_length (&self->handshaking));
+      break;
+    case PROP_N_HANDSHAKES_QUEUED:
+      g_value_set_uint (value, g_queue_get_length (&self->handshake_queue));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+zlt_ws_listener_set_property (GObject *object, guint prop_id, const GValue *value,
+                              GParamSpec *pspec)
+{
+  ZltWsListener *self = ZLT_WS_LISTENER (object);
+  guint v = g_value_get_uint (value);
+
+  switch (prop_id)
+    {
+    case PROP_MAX_HANDSHAKES:
+      if (self->max_handshakes == v)
+        return;
+      self->max_handshakes = v;
+      break;
+    case PROP_MAX_HANDSHAKES_PER_SOURCE:
+      if (self->max_handshakes_per_source == v)
+        return;
+      self->max_handshakes_per_source = v;
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      return;
+    }
+  g_object_notify_by_pspec (object, pspec);
+  pump_handshakes (self);
 }
 
 static void
@@ -323,15 +860,42 @@ zlt_ws_listener_class_init (ZltWsListenerClass *klass)
 
   object_class->dispose = zlt_ws_listener_dispose;
   object_class->finalize = zlt_ws_listener_finalize;
+  object_class->get_property = zlt_ws_listener_get_property;
+  object_class->set_property = zlt_ws_listener_set_property;
   listener_class->close = zlt_ws_listener_close;
+
+  /**
+   * ZltWsListener:max-handshakes:
+   * TLS handshakes in progress at once, at most (each holds a worker thread).
+   */
+  props[PROP_MAX_HANDSHAKES]
+      = g_param_spec_uint ("max-handshakes", NULL, NULL, 1, 1024, ZLT_WS_MAX_HANDSHAKES,
+                           G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltWsListener:max-handshakes-per-source:
+   * TLS handshakes in progress from one IPv4 address or IPv6 /64, at most.
+   */
+  props[PROP_MAX_HANDSHAKES_PER_SOURCE] = g_param_spec_uint (
+      "max-handshakes-per-source", NULL, NULL, 1, 1024, ZLT_WS_MAX_HANDSHAKES_PER_SOURCE,
+      G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_N_HANDSHAKES]
+      = g_param_spec_uint ("n-handshakes", NULL, NULL, 0, G_MAXUINT, 0,
+                           G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_N_HANDSHAKES_QUEUED]
+      = g_param_spec_uint ("n-handshakes-queued", NULL, NULL, 0, G_MAXUINT, 0,
+                           G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, props);
 }
 
 static void
 zlt_ws_listener_init (ZltWsListener *self)
 {
-  self->pending
-      = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) pending_free);
-  self->cancellable = g_cancellable_new ();
+  self->max_handshakes = ZLT_WS_MAX_HANDSHAKES;
+  self->max_handshakes_per_source = ZLT_WS_MAX_HANDSHAKES_PER_SOURCE;
+  self->by_peer = g_hash_table_new (g_str_hash, g_str_equal);
+  self->handshakes_by_source = g_hash_table_new (NULL, NULL);
+  self->deadline = g_source_new (&deadline_funcs, sizeof (GSource));
+  g_source_set_callback (self->deadline, on_deadline, self, NULL);
 }
 
 ZltControlListener *
@@ -341,7 +905,6 @@ zlt_ws_listener_new (const char *bind_address, guint16 port, GTlsCertificate *ce
   g_autoptr (ZltWsListener) self = NULL;
   g_autoptr (GInetAddress) inet = NULL;
   g_autoptr (GSocketAddress) address = NULL;
-  g_autoptr (GSocketAddress) effective = NULL;
 
   inet = g_inet_address_new_from_string (bind_address);
   if (inet == NULL)
@@ -355,20 +918,17 @@ zlt_ws_listener_new (const char *bind_address, guint16 port, GTlsCertificate *ce
   self->handshake_timeout_ms = handshake_timeout_ms;
   self->soup = soup_server_new ("server-header", NULL, NULL);
   soup_server_add_handler (self->soup, NULL, server_callback, self, NULL);
+  g_signal_connect (self->soup, "request-started", G_CALLBACK (on_request_started), self);
 
-  self->service = g_socket_service_new ();
-  g_socket_listener_set_backlog (G_SOCKET_LISTENER (self->service), 1024);
   address = g_inet_socket_address_new (inet, port);
-  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (self->service), address,
-                                      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL, &effective,
-                                      error))
+  self->loop = zlt_accept_loop_new (address, error);
+  if (self->loop == NULL)
     {
       g_prefix_error (error, _ ("failed to listen on %s:%u: "), bind_address, port);
       return NULL;
     }
-  zlt_listener_set_port (ZLT_LISTENER (self),
-                         g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (effective)));
-  g_signal_connect (self->service, "incoming", G_CALLBACK (on_incoming), self);
-  g_socket_service_start (self->service);
+  zlt_listener_set_port (ZLT_LISTENER (self), zlt_accept_loop_get_port (self->loop));
+  g_source_attach (self->deadline, g_main_context_get_thread_default ());
+  zlt_accept_loop_start (self->loop, on_accepted, self);
   return ZLT_CONTROL_LISTENER (g_steal_pointer (&self));
 }

@@ -1,0 +1,19 @@
+/* zlt-ws-request-input.h: an input stream that lets one HTTP request head through */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define ZLT_TYPE_WS_REQUEST_INPUT (zlt_ws_request_input_get_type ())
+G_DECLARE_FINAL_TYPE (ZltWsRequestInput, zlt_ws_request_input, ZLT, WS_REQUEST_INPUT,
+                      GFilterInputStream)
+
+/* @base must be a pollable input stream; it is not closed with this one. */
+GInputStream *zlt_ws_request_input_new (GInputStream *base, gsize max_head);
+/* After the answer to the request: everything passes, read-ahead bytes first. */
+void zlt_ws_request_input_open (ZltWsRequestInput *self);
+/* bytes read from the base past the request head and not yet passed on */
+gsize zlt_ws_request_input_get_n_buffered (ZltWsRequestInput *self);
+
+G_END_DECLS
