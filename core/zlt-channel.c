@@ -8,6 +8,9 @@ typedef struct
   char *peer_address;
   GBytes *nonce;
   gboolean closed;
+  /* the listener's count of not-yet-authenticated connections this one is in */
+  GDestroyNotify admission_end;
+  gpointer admission_data;
 } ZltChannelPrivate;
 
 G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (ZltChannel, zlt_channel, G_TYPE_OBJECT)
@@ -119,6 +122,7 @@ zlt_channel_emit_closed (ZltChannel *self, const GError *error)
   if (priv->closed)
     return;
   priv->closed = TRUE;
+  zlt_channel_end_admission (self);
   /* handlers commonly drop the last reference */
   g_object_ref (self);
   g_signal_emit (self, signals[SIGNAL_CLOSED], 0, error);
@@ -154,6 +158,39 @@ zlt_channel_set_property (GObject *object, guint prop_id, const GValue *value, G
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
+}
+
+/**
+ * zlt_channel_set_admission:
+ * @end: called once, when the peer has authenticated (zlt_channel_end_admission()) or
+ *   the channel closed or went away
+ *
+ * For listeners that bound connections until they authenticate: the channel carries
+ * the connection's place in that count past the upgrade.
+ */
+void
+zlt_channel_set_admission (ZltChannel *self, GDestroyNotify end, gpointer data)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
+
+  g_return_if_fail (ZLT_IS_CHANNEL (self));
+  g_return_if_fail (priv->admission_end == NULL);
+
+  priv->admission_end = end;
+  priv->admission_data = data;
+}
+
+/* The peer authenticated (or left): it no longer counts as waiting to. */
+void
+zlt_channel_end_admission (ZltChannel *self)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
+  GDestroyNotify end = g_steal_pointer (&priv->admission_end);
+
+  g_return_if_fail (ZLT_IS_CHANNEL (self));
+
+  if (end != NULL)
+    end (g_steal_pointer (&priv->admission_data));
 }
 
 static void

@@ -36,7 +36,11 @@ const char *zlt_channel_get_peer_address (ZltChannel *self);
  * peer sent none (a v1 server) */
 GBytes *zlt_channel_get_nonce (ZltChannel *self);
 
+/* the peer authenticated: it leaves the listener's count of connections waiting to */
+void zlt_channel_end_admission (ZltChannel *self);
+
 /* for implementations */
+void zlt_channel_set_admission (ZltChannel *self, GDestroyNotify end, gpointer data);
 void zlt_channel_set_nonce (ZltChannel *self, GBytes *nonce);
 void zlt_channel_emit_message (ZltChannel *self, GBytes *message);
 void zlt_channel_emit_closed (ZltChannel *self, const GError *error);

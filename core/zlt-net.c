@@ -60,26 +60,6 @@ zlt_net_set_nodelay (GSocketConnection *connection)
     g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
 }
 
-char *
-zlt_net_source_key (const char *address)
-{
-  g_autofree char *host = NULL;
-  g_autoptr (GInetAddress) inet = NULL;
-  guint16 port;
-  const guint8 *bytes;
-
-  if (address == NULL || !zlt_net_parse_host_port (address, NULL, &host, &port, NULL))
-    return NULL;
-  inet = g_inet_address_new_from_string (host);
-  if (inet == NULL)
-    return NULL;
-  if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV4)
-    return g_inet_address_to_string (inet);
-  bytes = g_inet_address_to_bytes (inet);
-  return g_strdup_printf ("%02x%02x:%02x%02x:%02x%02x:%02x%02x::/64", bytes[0], bytes[1], bytes[2],
-                          bytes[3], bytes[4], bytes[5], bytes[6], bytes[7]);
-}
-
 gboolean
 zlt_net_host_is_loopback (const char *host)
 {

@@ -14,10 +14,6 @@ void zlt_net_set_nodelay (GSocketConnection *connection);
 /* Parses "host:port", "[v6]:port" or ":port"/"port" (host = default_host). */
 gboolean zlt_net_parse_host_port (const char *str, const char *default_host, char **host,
                                   guint16 *port, GError **error);
-/* Who a connection comes from, for per-source limits: the IPv4 address, or the /64 of
- * an IPv6 address (one host usually holds a whole /64). @address is what
- * zlt_net_format_address() writes; NULL when it is not one. */
-char *zlt_net_source_key (const char *address);
 /* "localhost", 127.0.0.0/8 or ::1 (brackets allowed): traffic that never leaves the host. */
 gboolean zlt_net_host_is_loopback (const char *host);
 /* The plain socket under a stream when there is one (no TLS or other wrapping). */

@@ -52,7 +52,7 @@ static const struct
   glong offset;
 } limit_keys[] = {
   { "max-preauth", 4096, 1, 1000000, LIMIT (max_preauth) },
-  { "max-preauth-per-source", 64, 1, 1000000, LIMIT (max_preauth_per_source) },
+  { "max-preauth-per-source", 256, 1, 1000000, LIMIT (max_preauth_per_source) },
   { "max-peer-queue", 1024 * 1024, 64 * 1024, G_MAXINT, LIMIT (max_peer_queue) },
   { "max-frame-rate", 100, 1, 1000000, LIMIT (max_frame_rate) },
   { "token-max-tunnels", DERIVED, 0, 1000000, TOKEN_LIMIT (ZLT_QUOTA_TUNNELS) },

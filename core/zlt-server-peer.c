@@ -408,6 +408,7 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
 
   zlt_source_clear (&self->auth_deadline);
   self->state = PEER_READY;
+  zlt_channel_end_admission (self->channel);
   self->frame_tokens = limits_of (self)->max_frame_rate * 10.0;
   self->frame_refilled = g_get_monotonic_time ();
   send_auth_ok (self, resumed, &d->client_uuid);

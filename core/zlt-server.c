@@ -40,8 +40,6 @@ struct _ZltServer
   GHashTable *resume;          /* ZltUuid* tunnel id → ResumeInfo* */
   GHashTable *access_requests; /* ZltUuid* connection id → AccessRequest*, 101 sent */
   GHashTable *service_limits;  /* ZltService* → ServiceLimits* */
-  GHashTable *preauth;         /* ZltServerPeer* not yet authenticated → its source key */
-  GHashTable *preauth_sources; /* source key → count of such peers */
   ZltQuota *quota;
   ZltLogLimit auth_failure_log;
   gboolean running;
@@ -188,30 +186,10 @@ access_request_free (AccessRequest *r)
 
 /* ---- peers ---- */
 
-/* A peer that has not authenticated yet leaves the pre-auth count. */
-static void
-preauth_forget (ZltServer *self, ZltServerPeer *peer)
-{
-  const char *source = g_hash_table_lookup (self->preauth, peer);
-  guint n;
-
-  if (source == NULL)
-    return;
-  n = GPOINTER_TO_UINT (g_hash_table_lookup (self->preauth_sources, source));
-  if (n > 1)
-    g_hash_table_insert (self->preauth_sources, g_strdup (source), GUINT_TO_POINTER (n - 1));
-  else
-    g_hash_table_remove (self->preauth_sources, source);
-  g_hash_table_remove (self->preauth, peer);
-}
-
 static void
 on_channel (ZltControlListener *listener, ZltChannel *channel, gpointer user_data)
 {
   ZltServer *self = user_data;
-  const ZltServerLimits *limits = zlt_server_config_get_limits (self->config);
-  g_autofree char *source = zlt_net_source_key (zlt_channel_get_peer_address (channel));
-  guint n_source;
   ZltServerPeer *peer;
 
   if (!self->running)
@@ -219,23 +197,10 @@ on_channel (ZltControlListener *listener, ZltChannel *channel, gpointer user_dat
       zlt_channel_close (channel, 1001, "shutting down");
       return;
     }
-  /* upgraded but not signed in yet: bounded in total and per source, on top of the
-   * listener's own bound on connections that have not upgraded */
-  if (source == NULL)
-    source = g_strdup ("?");
-  n_source = GPOINTER_TO_UINT (g_hash_table_lookup (self->preauth_sources, source));
-  if (g_hash_table_size (self->preauth) >= limits->max_preauth
-      || n_source >= limits->max_preauth_per_source)
-    {
-      g_debug ("refusing %s: too many connections waiting to authenticate",
-               zlt_channel_get_peer_address (channel));
-      zlt_channel_close (channel, 1008, "too many connections waiting to authenticate");
-      return;
-    }
+  /* the listener bounds connections until they authenticate (max-preauth, per source
+   * too); the channel keeps its place in that count until the peer is ready */
   peer = zlt_server_peer_new (self, channel);
   g_hash_table_add (self->peers, peer);
-  g_hash_table_insert (self->preauth_sources, g_strdup (source), GUINT_TO_POINTER (n_source + 1));
-  g_hash_table_insert (self->preauth, peer, g_steal_pointer (&source));
 }
 
 void
@@ -243,7 +208,6 @@ zlt_server_peer_ready (ZltServer *self, ZltServerPeer *peer)
 {
   ZltTunnel *tunnel = zlt_server_peer_get_tunnel (peer);
 
-  preauth_forget (self, peer);
   g_hash_table_insert (self->peer_by_tunnel, tunnel, peer);
 }
 
@@ -252,7 +216,6 @@ zlt_server_peer_gone (ZltServer *self, ZltServerPeer *peer, gboolean hold)
 {
   ZltTunnel *tunnel = zlt_server_peer_get_tunnel (peer);
 
-  preauth_forget (self, peer);
   if (tunnel != NULL && g_hash_table_lookup (self->peer_by_tunnel, tunnel) == peer)
     {
       g_hash_table_remove (self->peer_by_tunnel, tunnel);
@@ -944,6 +907,7 @@ zlt_server_start (ZltServer *self, GError **error)
   guint16 port = zlt_server_config_get_listen_port (self->config);
   g_autoptr (GTlsCertificate) certificate = NULL;
   const char *cert_file, *key_file;
+  const ZltServerLimits *limits;
 
   g_return_val_if_fail (ZLT_IS_SERVER (self), FALSE);
   g_return_val_if_fail (!self->running, FALSE);
@@ -968,6 +932,10 @@ zlt_server_start (ZltServer *self, GError **error)
       zlt_server_config_get_auth_timeout (self->config) * 1000, error);
   if (self->control_listener == NULL)
     return FALSE;
+  limits = zlt_server_config_get_limits (self->config);
+  zlt_control_listener_set_max_pending (self->control_listener, limits->max_preauth);
+  zlt_control_listener_set_max_pending_per_source (self->control_listener,
+                                                   limits->max_preauth_per_source);
   g_signal_connect_object (self->control_listener, "channel", G_CALLBACK (on_channel), self, 0);
   g_signal_connect_object (self->control_listener, "data-request", G_CALLBACK (on_data_request),
                            self, 0);
@@ -1102,8 +1070,6 @@ zlt_server_dispose (GObject *object)
   g_clear_pointer (&self->listeners, g_hash_table_unref);
   g_clear_pointer (&self->resume, g_hash_table_unref);
   g_clear_pointer (&self->service_limits, g_hash_table_unref);
-  g_clear_pointer (&self->preauth, g_hash_table_unref);
-  g_clear_pointer (&self->preauth_sources, g_hash_table_unref);
   g_clear_object (&self->registry);
   g_clear_object (&self->quota);
   g_clear_object (&self->validator);
@@ -1140,8 +1106,6 @@ zlt_server_init (ZltServer *self)
   self->resume = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, g_free,
                                         (GDestroyNotify) resume_info_free);
   self->service_limits = g_hash_table_new_full (NULL, NULL, NULL, g_free);
-  self->preauth = g_hash_table_new_full (NULL, NULL, NULL, g_free);
-  self->preauth_sources = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->quota = zlt_quota_new ();
   self->auth_failure_log = (ZltLogLimit) ZLT_LOG_LIMIT_INIT (AUTH_FAILURE_LOG_MAX, 60);
   self->access_requests = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, NULL,

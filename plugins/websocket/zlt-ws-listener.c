@@ -565,7 +565,7 @@ on_request_started (SoupServer *server, SoupServerMessage *msg, gpointer user_da
  * pending. Returns our stream (nothing of it is buffered in libsoup: it never got
  * past the request head). */
 static ZltWsStream *
-take_back (ZltWsListener *self, SoupServerMessage *msg)
+take_back (ZltWsListener *self, SoupServerMessage *msg, ZltPendingSource **source)
 {
   ZltWsConn *conn = conn_of_message (self, msg);
   g_autoptr (GIOStream) stolen = NULL;
@@ -577,8 +577,27 @@ take_back (ZltWsListener *self, SoupServerMessage *msg)
   stolen = soup_server_message_steal_connection (msg);
   stream = g_steal_pointer (&conn->stream);
   zlt_ws_stream_open (stream);
+  /* a control channel keeps its place among the connections waiting to authenticate */
+  if (source != NULL)
+    *source = g_steal_pointer (&conn->source);
   conn_free (conn, FALSE);
   return stream;
+}
+
+typedef struct
+{
+  ZltControlListener *listener;
+  ZltPendingSource *source;
+} Admission;
+
+static void
+admission_end (gpointer data)
+{
+  Admission *admission = data;
+
+  zlt_control_listener_release (admission->listener, admission->source);
+  g_object_unref (admission->listener);
+  g_free (admission);
 }
 
 static void
@@ -590,18 +609,27 @@ control_upgrade_written (SoupServerMessage *msg, gpointer user_data)
   g_autoptr (SoupWebsocketConnection) ws = NULL;
   g_autoptr (ZltChannel) channel = NULL;
   g_autoptr (GBytes) nonce = NULL;
+  ZltPendingSource *source = NULL;
   GBytes *stored;
 
   g_signal_handlers_disconnect_by_func (msg, control_upgrade_written, user_data);
   stored = g_object_get_data (G_OBJECT (msg), "zlt-nonce");
   nonce = stored ? g_bytes_ref (stored) : NULL;
   peer = zlt_net_format_address (soup_server_message_get_remote_address (msg));
-  stream = take_back (self, msg);
+  stream = take_back (self, msg, &source);
   if (stream == NULL)
     return;
   ws = soup_websocket_connection_new (G_IO_STREAM (stream), soup_server_message_get_uri (msg),
                                       SOUP_WEBSOCKET_CONNECTION_SERVER, NULL, NULL, NULL);
   channel = zlt_ws_channel_new (ws, peer, nonce);
+  if (source != NULL)
+    {
+      Admission *admission = g_new0 (Admission, 1);
+
+      admission->listener = g_object_ref (ZLT_CONTROL_LISTENER (self));
+      admission->source = source;
+      zlt_channel_set_admission (channel, admission_end, admission);
+    }
   zlt_control_listener_emit_channel (ZLT_CONTROL_LISTENER (self), channel);
 }
 
@@ -639,7 +667,7 @@ data_upgrade_written (SoupServerMessage *msg, gpointer user_data)
   g_autofree char *connection_id = g_strdup (g_object_get_data (G_OBJECT (msg), "zlt-connection"));
 
   g_signal_handlers_disconnect_by_func (msg, data_upgrade_written, user_data);
-  stream = take_back (self, msg);
+  stream = take_back (self, msg, NULL);
   if (stream == NULL)
     return;
   if (zlt_ws_stream_get_n_buffered (stream) > 0)
