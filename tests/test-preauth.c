@@ -487,6 +487,7 @@ typedef struct
   gsize offset;
   guint max_handshakes_seen;
   guint max_threads_seen;
+  guint64 max_rss_seen;
   ZltControlListener *listener;
 } Drip;
 
@@ -506,6 +507,7 @@ drip_tick (gpointer user_data)
   if (d->listener != NULL)
     d->max_handshakes_seen = MAX (d->max_handshakes_seen, get_uint (d->listener, "n-handshakes"));
   d->max_threads_seen = MAX (d->max_threads_seen, n_threads ());
+  d->max_rss_seen = MAX (d->max_rss_seen, zlt_test_rss_kib ());
   return G_SOURCE_CONTINUE;
 }
 
@@ -965,6 +967,9 @@ test_hostile_load (void)
   guint threads_before;
   gint64 opened, started, echo_ms;
   g_autofree char *request = NULL;
+  ZltTestFlooder flood = { 0 }, inject = { 0 };
+  GThread *flood_thread, *inject_thread;
+  guint64 rss_before;
 
   zlt_test_harness_init (&h, "32600-32699");
   g_assert_true (zlt_test_make_certificate (h.tmpdir, &cert_file, &key_file));
@@ -975,6 +980,7 @@ test_hostile_load (void)
   port = zlt_server_get_port (h.server);
   hello = capture_client_hello ();
   threads_before = n_threads ();
+  rss_before = zlt_test_rss_kib ();
 
   /* 400 silent connections from 8 addresses, 10 slow-drip ClientHellos, and a POST
    * announcing 1 GB */
@@ -991,6 +997,22 @@ test_hostile_load (void)
   /* some of the body: a server reading bodies would take it, ours answers first */
   post.body_bytes = 256 * 1024;
   post_thread = tls_client_start (&post);
+
+  /* logged-in peers misbehave too: one floods Heartbeats and never reads, one tries to
+   * forge log lines with a service name, then floods as well */
+  flood.port = port;
+  flood.tls = TRUE;
+  flood.token = h.token;
+  flood.n_heartbeats = 5000;
+  flood.max_messages = 2000;
+  flood_thread = zlt_test_flooder_start (&flood);
+  inject.port = port;
+  inject.tls = TRUE;
+  inject.token = h.token;
+  inject.register_name = "web\nzlt-Message: tunnel 0 opened for 10.0.0.1:1 (root)\x1b[2J";
+  inject.n_heartbeats = 5000;
+  inject.max_messages = 2000;
+  inject_thread = zlt_test_flooder_start (&inject);
 
   /* meanwhile a good agent connects, registers, and carries a public connection */
   started = g_get_monotonic_time ();
@@ -1015,6 +1037,16 @@ test_hostile_load (void)
   g_assert_cmpint ((g_get_monotonic_time () - opened) / 1000, <, LOAD_TIMEOUT_S * 1000);
   g_assert_false (raw_closed (g_array_index (silent, int, 0)));
 
+  /* the flooders were dropped, the forged name refused */
+  zlt_test_flooder_finish (flood_thread, &flood, 30000);
+  zlt_test_flooder_finish (inject_thread, &inject, 30000);
+  g_assert_null (flood.error);
+  g_assert_null (inject.error);
+  g_assert_true (flood.logged_in && flood.dropped && inject.dropped);
+  g_assert_true (inject.register_refused);
+  g_test_message ("flooders dropped after %u and %u messages of 5000 Heartbeats", flood.n_messages,
+                  inject.n_messages);
+
   tls_client_finish (post_thread, &post, 20000);
   g_assert_null (post.error);
   g_test_message ("POST of 1 GB: %u after %" G_GINT64_FORMAT " ms, %" G_GSIZE_FORMAT
@@ -1030,6 +1062,11 @@ test_hostile_load (void)
   g_test_message ("threads: %u before, at most %u during (the agent's own included)",
                   threads_before, d.max_threads_seen);
   g_assert_cmpuint (d.max_threads_seen, <=, threads_before + 16);
+  /* the server, the agent and every attacker's socket in this one process: the
+   * attack as a whole costs a few MiB, nowhere near what the peers sent (hundreds) */
+  g_test_message ("RSS: %" G_GUINT64_FORMAT " KiB before, at most %" G_GUINT64_FORMAT " KiB during",
+                  rss_before, d.max_rss_seen);
+  g_assert_cmpuint (d.max_rss_seen, <, rss_before + 64 * 1024);
   /* and the tunnel still works */
   ZLT_TEST_WAIT_FOR (zlt_agent_get_state (h.agent) == ZLT_TUNNEL_STATE_CONNECTED, 5000);
   g_assert_cmpuint (zlt_agent_get_n_sessions (h.agent), ==, 1);
@@ -1038,6 +1075,8 @@ test_hostile_load (void)
   close_all (d.fds);
   g_array_unref (d.fds);
   tls_client_clear (&post);
+  g_free (flood.error);
+  g_free (inject.error);
   g_free (t.error);
   g_unlink (cert_file);
   g_unlink (key_file);

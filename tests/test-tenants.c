@@ -497,6 +497,44 @@ test_preauth_per_source (Fixture *f, gconstpointer data)
       zlt_test_ws_free (silent[i]);
 }
 
+/* A peer that sends and never reads: what we owe it piles up in our queue until the
+ * bound, and then it is dropped; memory stays bounded. */
+static void
+test_queue_bound (Fixture *f, gconstpointer data)
+{
+  ZltTestFlooder fl = { 0 };
+  GThread *thread;
+  guint64 rss_before, rss_peak = 0;
+
+  /* only the queue may stop it here, not the frame rate */
+  set_server (f, "max-frame-rate", 1000000);
+  set_server (f, "max-peer-queue", 65536);
+  zlt_test_harness_start_server (&f->h);
+  rss_before = zlt_test_rss_kib ();
+  fl.port = zlt_server_get_port (f->h.server);
+  fl.token = f->h.token;
+  fl.n_heartbeats = 5000;
+  fl.max_messages = 4000; /* 260 MB of frames, 300 MB of answers: far past any buffer */
+  thread = zlt_test_flooder_start (&fl);
+  ZLT_TEST_WAIT_FOR (({
+                       rss_peak = MAX (rss_peak, zlt_test_rss_kib ());
+                       g_atomic_int_get (&fl.done);
+                     }),
+                     60000);
+  zlt_test_flooder_finish (thread, &fl, 1000);
+  g_assert_null (fl.error);
+  g_assert_true (fl.logged_in);
+  g_assert_true (fl.dropped);
+  g_test_message ("dropped after %u messages of 5000 Heartbeats; RSS %" G_GUINT64_FORMAT
+                  " KiB before, at most %" G_GUINT64_FORMAT " KiB",
+                  fl.n_messages, rss_before, rss_peak);
+  g_assert_cmpuint (fl.n_messages, <, fl.max_messages);
+  g_assert_cmpuint (rss_peak, <, rss_before + 32 * 1024);
+  ZLT_TEST_WAIT_FOR (zlt_server_get_n_peers (f->h.server) == 0
+                         && zlt_registry_get_n_tunnels (registry_of (f)) == 0,
+                     5000);
+}
+
 /* ---- access sessions end when they said they would ---- */
 
 /* The server holds an access client to the time to live it asked for. */
@@ -547,6 +585,7 @@ main (int argc, char **argv)
   ADD ("narrowed-scope", test_narrowed_scope);
   ADD ("revoked-while-held", test_revoked_while_held);
   ADD ("frame-flood", test_frame_flood);
+  ADD ("queue-bound", test_queue_bound);
   ADD ("one-frame-before-auth", test_one_frame_before_auth);
   ADD ("preauth-per-source", test_preauth_per_source);
   ADD ("access-ttl", test_access_ttl);

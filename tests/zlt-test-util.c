@@ -3,6 +3,7 @@
 
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "zlt-test-util.h"
@@ -998,4 +999,240 @@ zlt_test_harness_new_agent (ZltTestHarness *h, const char *token, const char *co
   agent = zlt_agent_new (config, h->loader, &error);
   g_assert_no_error (error);
   return agent;
+}
+
+/* ---- a peer that signs in and stops reading ---- */
+
+static gboolean
+flooder_accept_any (GTlsConnection *tls, GTlsCertificate *peer, GTlsCertificateFlags errors,
+                    gpointer user_data)
+{
+  return TRUE;
+}
+
+/* One masked client frame (RFC 6455 §5.2) carrying @payload as a binary message. */
+static GByteArray *
+ws_client_frame (const guint8 *payload, gsize len)
+{
+  GByteArray *frame = g_byte_array_sized_new (len + 14);
+  guint8 head[10] = { 0x82 };
+  guint8 mask[4];
+  gsize head_len;
+
+  if (len < 126)
+    {
+      head[1] = 0x80 | (guint8) len;
+      head_len = 2;
+    }
+  else if (len <= G_MAXUINT16)
+    {
+      head[1] = 0x80 | 126;
+      head[2] = (guint8) (len >> 8);
+      head[3] = (guint8) len;
+      head_len = 4;
+    }
+  else
+    {
+      head[1] = 0x80 | 127;
+      for (guint i = 0; i < 8; i++)
+        head[2 + i] = (guint8) ((guint64) len >> (56 - 8 * i));
+      head_len = 10;
+    }
+  zlt_random_bytes (mask, sizeof mask);
+  g_byte_array_append (frame, head, head_len);
+  g_byte_array_append (frame, mask, sizeof mask);
+  for (gsize i = 0; i < len; i++)
+    {
+      guint8 b = payload[i] ^ mask[i % 4];
+      g_byte_array_append (frame, &b, 1);
+    }
+  return frame;
+}
+
+/* Reads one server frame (unmasked) and returns its payload, or NULL. */
+static GBytes *
+ws_read_frame (GInputStream *in, GError **error)
+{
+  guint8 head[2], ext[8];
+  guint64 len;
+  gsize got;
+  g_autofree guint8 *payload = NULL;
+
+  if (!g_input_stream_read_all (in, head, 2, &got, NULL, error) || got != 2)
+    return NULL;
+  len = head[1] & 0x7f;
+  if (len == 126 || len == 127)
+    {
+      gsize n = len == 126 ? 2 : 8;
+      if (!g_input_stream_read_all (in, ext, n, &got, NULL, error) || got != n)
+        return NULL;
+      len = 0;
+      for (gsize i = 0; i < n; i++)
+        len = len << 8 | ext[i];
+    }
+  if (len > 1024 * 1024)
+    return NULL;
+  payload = g_malloc (len + 1);
+  if (!g_input_stream_read_all (in, payload, len, &got, NULL, error) || got != len)
+    return NULL;
+  return g_bytes_new_take (g_steal_pointer (&payload), len);
+}
+
+static gboolean
+ws_write_message (GOutputStream *out, const ZltMessage *msg, GError **error)
+{
+  g_autoptr (GBytes) encoded = zlt_message_encode_bytes (msg, error);
+  g_autoptr (GByteArray) frame = NULL;
+
+  if (encoded == NULL)
+    return FALSE;
+  frame = ws_client_frame (g_bytes_get_data (encoded, NULL), g_bytes_get_size (encoded));
+  return g_output_stream_write_all (out, frame->data, frame->len, NULL, NULL, error);
+}
+
+static gpointer
+flooder_thread (gpointer user_data)
+{
+  ZltTestFlooder *fl = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GSocketConnection) connection = NULL;
+  g_autoptr (GIOStream) tls = NULL;
+  g_autoptr (GString) head = g_string_new (NULL);
+  g_autoptr (GByteArray) flood = g_byte_array_new ();
+  g_autoptr (GByteArray) frame = NULL;
+  g_autoptr (ZltMessage) auth = NULL;
+  g_autoptr (ZltMessage) hb = zlt_message_new_heartbeat (1);
+  g_autoptr (GBytes) reply = NULL;
+  g_autofree char *key_id = NULL;
+  g_autofree char *url_host = g_strdup_printf ("127.0.0.1:%u", fl->port);
+  GIOStream *stream;
+  GInputStream *in;
+  GOutputStream *out;
+  const char *nonce_hex, *eol;
+  guint8 nonce[ZLT_NONCE_SIZE], hash[ZLT_HASH_SIZE], proof[ZLT_HASH_SIZE];
+  ZltUuid client_id;
+  int small = 4096;
+  static const char upgrade[]
+      = "GET /tunnel/v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
+
+  g_socket_client_set_timeout (client, 30);
+  connection = g_socket_client_connect_to_host (client, url_host, fl->port, NULL, &error);
+  if (connection == NULL)
+    goto out;
+  /* a small window: what we do not read stays at the server */
+  setsockopt (g_socket_get_fd (g_socket_connection_get_socket (connection)), SOL_SOCKET, SO_RCVBUF,
+              &small, sizeof small);
+  stream = G_IO_STREAM (connection);
+  if (fl->tls)
+    {
+      tls = g_tls_client_connection_new (stream, NULL, &error);
+      if (tls == NULL)
+        goto out;
+      g_signal_connect (tls, "accept-certificate", G_CALLBACK (flooder_accept_any), NULL);
+      if (!g_tls_connection_handshake (G_TLS_CONNECTION (tls), NULL, &error))
+        goto out;
+      stream = tls;
+    }
+  in = g_io_stream_get_input_stream (stream);
+  out = g_io_stream_get_output_stream (stream);
+  if (!g_output_stream_write_all (out, upgrade, strlen (upgrade), NULL, NULL, &error))
+    goto out;
+  /* the response head, byte by byte: nothing of the first frame is read with it */
+  while (strstr (head->str, "\r\n\r\n") == NULL && head->len < 8192)
+    {
+      char c;
+      if (g_input_stream_read (in, &c, 1, NULL, &error) != 1)
+        goto out;
+      g_string_append_c (head, c);
+    }
+  nonce_hex = strstr (head->str, "X-Zlt-Nonce: ");
+  if (!g_str_has_prefix (head->str, "HTTP/1.1 101") || nonce_hex == NULL)
+    {
+      g_set_error (&error, G_IO_ERROR, G_IO_ERROR_FAILED, "no upgrade: %.40s", head->str);
+      goto out;
+    }
+  nonce_hex += strlen ("X-Zlt-Nonce: ");
+  eol = strstr (nonce_hex, "\r\n");
+  {
+    g_autofree char *hex = g_strndup (nonce_hex, eol - nonce_hex);
+    if (!zlt_hash_from_hex (hex, nonce))
+      goto out;
+  }
+
+  zlt_token_hash_raw (fl->token, hash);
+  key_id = zlt_token_key_id (fl->token);
+  zlt_uuid_generate (&client_id);
+  zlt_auth_proof (hash, nonce, &client_id, proof);
+  auth = zlt_message_new_auth (key_id, &client_id);
+  zlt_message_set_version (auth, ZLT_PROTOCOL_VERSION);
+  zlt_message_set_caps (auth, ZLT_CAP_DATA_RAW);
+  zlt_message_set_proof (auth, proof);
+  if (!ws_write_message (out, auth, &error))
+    goto out;
+  reply = ws_read_frame (in, &error);
+  if (reply == NULL || g_bytes_get_size (reply) == 0
+      || ((const guint8 *) g_bytes_get_data (reply, NULL))[0] != ZLT_MESSAGE_AUTH_OK)
+    goto out;
+  fl->logged_in = TRUE;
+  if (fl->register_name != NULL)
+    {
+      g_autoptr (ZltMessage) reg
+          = zlt_message_new_register (fl->register_name, ZLT_PROTOCOL_TCP, 80, 0);
+      g_autoptr (GBytes) answer = NULL;
+
+      if (!ws_write_message (out, reg, &error))
+        goto out;
+      answer = ws_read_frame (in, &error);
+      fl->register_refused
+          = answer != NULL && g_bytes_get_size (answer) > 0
+            && ((const guint8 *) g_bytes_get_data (answer, NULL))[0] == ZLT_MESSAGE_REGISTER_FAIL;
+    }
+
+  /* from here on nothing is read */
+  for (guint i = 0; i < fl->n_heartbeats; i++)
+    g_assert_true (zlt_message_encode (hb, flood, NULL));
+  frame = ws_client_frame (flood->data, flood->len);
+  while (fl->n_messages < fl->max_messages && !g_atomic_int_get (&fl->stop))
+    {
+      if (!g_output_stream_write_all (out, frame->data, frame->len, NULL, NULL, NULL))
+        {
+          fl->dropped = TRUE;
+          break;
+        }
+      fl->n_messages++;
+    }
+
+out:
+  if (error != NULL)
+    fl->error = g_strdup (error->message);
+  g_atomic_int_set (&fl->done, 1);
+  return NULL;
+}
+
+GThread *
+zlt_test_flooder_start (ZltTestFlooder *flooder)
+{
+  return g_thread_new ("flooder", flooder_thread, flooder);
+}
+
+void
+zlt_test_flooder_finish (GThread *thread, ZltTestFlooder *flooder, guint timeout_ms)
+{
+  ZLT_TEST_WAIT_FOR (g_atomic_int_get (&flooder->done), timeout_ms);
+  g_thread_join (thread);
+}
+
+guint64
+zlt_test_rss_kib (void)
+{
+  g_autofree char *status = NULL;
+  const char *line;
+
+  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL))
+    return 0;
+  line = strstr (status, "VmRSS:");
+  return line != NULL ? g_ascii_strtoull (line + 6, NULL, 10) : 0;
 }

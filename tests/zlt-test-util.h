@@ -141,6 +141,35 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZltTestWs, zlt_test_ws_free)
 ZltMessage *zlt_test_ws_v2_auth (ZltTestWs *ws, const char *token, guint32 caps, gint64 access_ttl,
                                  guint8 *session_key);
 
+/* A peer that signs in and then never reads its socket again, in a thread (blocking
+ * I/O, ws:// or wss:// with any certificate accepted): it logs in as a v2 client of
+ * @token, optionally registers @register_name (whatever bytes it holds), then sends
+ * messages of @n_heartbeats Heartbeat frames each until the server drops it, until
+ * @max_messages were sent, or (for the caller) until it is asked to stop. */
+typedef struct
+{
+  guint16 port;
+  gboolean tls;
+  const char *token;
+  const char *register_name;
+  guint n_heartbeats;
+  guint max_messages;
+  /* results */
+  gboolean logged_in;
+  gboolean register_refused; /* RegisterFail came for register_name */
+  gboolean dropped;          /* a write failed: the server closed on us */
+  guint n_messages;
+  char *error;
+  gint stop;
+  gint done;
+} ZltTestFlooder;
+GThread *zlt_test_flooder_start (ZltTestFlooder *flooder);
+/* Joins the thread, spinning the main context meanwhile. */
+void zlt_test_flooder_finish (GThread *thread, ZltTestFlooder *flooder, guint timeout_ms);
+
+/* This process's resident memory, from /proc/self/status, in KiB. */
+guint64 zlt_test_rss_kib (void);
+
 /* Parses "01 0a ff" (spaces and newlines ignored) into bytes; asserts it is hex. */
 GBytes *zlt_test_bytes_from_hex (const char *hex);
 
