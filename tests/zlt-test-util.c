@@ -604,7 +604,9 @@ ws_on_message (SoupWebsocketConnection *conn, gint type, GBytes *message, gpoint
 
   /* the server never sends text: fail loudly rather than queue it */
   g_assert_cmpint (type, ==, SOUP_WEBSOCKET_DATA_BINARY);
-  if (ws->auto_ack && len > 0 && data[0] == ZLT_MESSAGE_HEARTBEAT)
+  /* a Heartbeat that crosses our own close is not answered: the connection is going */
+  if (ws->auto_ack && len > 0 && data[0] == ZLT_MESSAGE_HEARTBEAT
+      && soup_websocket_connection_get_state (conn) == SOUP_WEBSOCKET_STATE_OPEN)
     {
       gsize consumed = 0;
       g_autoptr (ZltMessage) hb = zlt_message_decode (data, len, &consumed, NULL);
