@@ -11,20 +11,26 @@
 #include "zlt-net.h"
 
 char *
+zlt_net_join_host_port (const char *host, guint port)
+{
+  /* an IPv6 address (any host with a colon) needs brackets to tell it from the port */
+  if (strchr (host, ':') != NULL && host[0] != '[')
+    return g_strdup_printf ("[%s]:%u", host, port);
+  return g_strdup_printf ("%s:%u", host, port);
+}
+
+char *
 zlt_net_format_address (GSocketAddress *address)
 {
   GInetAddress *inet;
   g_autofree char *host = NULL;
-  guint16 port;
 
   if (!G_IS_INET_SOCKET_ADDRESS (address))
     return NULL;
   inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address));
-  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address));
   host = g_inet_address_to_string (inet);
-  if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
-    return g_strdup_printf ("[%s]:%u", host, port);
-  return g_strdup_printf ("%s:%u", host, port);
+  return zlt_net_join_host_port (host,
+                                 g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)));
 }
 
 char *

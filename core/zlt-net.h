@@ -5,6 +5,8 @@
 
 G_BEGIN_DECLS
 
+/* "1.2.3.4:5" or "[::1]:5": a host (an IPv6 address gets its brackets) and a port. */
+char *zlt_net_join_host_port (const char *host, guint port);
 /* "1.2.3.4:5" or "[::1]:5"; NULL for anything that is not an inet address. */
 char *zlt_net_format_address (GSocketAddress *address);
 /* The peer of a socket connection, formatted as above, or NULL. */

@@ -8,6 +8,7 @@
 
 #include "zlt-config-private.h"
 #include "zlt-error.h"
+#include "zlt-net.h"
 #include "zlt-server-config.h"
 
 #define GROUP ZLT_SERVER_CONFIG_GROUP
@@ -423,10 +424,7 @@ zlt_server_config_to_keyfile (ZltServerConfig *self)
 
   g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
 
-  if (strchr (self->listen_address, ':') != NULL)
-    listen = g_strdup_printf ("[%s]:%u", self->listen_address, (guint) self->listen_port);
-  else
-    listen = g_strdup_printf ("%s:%u", self->listen_address, (guint) self->listen_port);
+  listen = zlt_net_join_host_port (self->listen_address, self->listen_port);
   range = g_strdup_printf ("%u-%u", (guint) self->port_min, (guint) self->port_max);
 
   g_key_file_set_string (kf, GROUP, "listen", listen);

@@ -942,9 +942,11 @@ zlt_server_start (ZltServer *self, GError **error)
   g_signal_connect_object (self->control_listener, "data-stream", G_CALLBACK (on_data_stream), self,
                            0);
   self->running = TRUE;
-  g_message ("listening on %s:%u (%s)", host,
-             zlt_listener_get_port (ZLT_LISTENER (self->control_listener)),
-             certificate ? "wss" : "ws");
+  {
+    g_autofree char *where = zlt_net_join_host_port (
+        host, zlt_listener_get_port (ZLT_LISTENER (self->control_listener)));
+    g_message ("listening on %s (%s)", where, certificate ? "wss" : "ws");
+  }
   return TRUE;
 }
 

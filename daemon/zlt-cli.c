@@ -268,8 +268,10 @@ on_agent_registered (ZltAgent *agent, ZltService *service, gpointer user_data)
 {
   const char *server_host = user_data;
 
-  g_print (_ ("%s is reachable at %s:%u\n"), zlt_service_get_name (service), server_host,
-           zlt_service_get_assigned_port (service));
+  g_autofree char *where
+      = zlt_net_join_host_port (server_host, zlt_service_get_assigned_port (service));
+
+  g_print (_ ("%s is reachable at %s\n"), zlt_service_get_name (service), where);
 }
 
 /* The [agent] keys `agent` and `access` share: where the server is, which token, how

@@ -115,10 +115,7 @@ sync_manager (ZltDaemonExporter *self)
       const char *host = zlt_server_config_get_listen_address (zlt_server_get_config (server));
       g_autofree char *address = NULL;
 
-      if (strchr (host, ':') != NULL)
-        address = g_strdup_printf ("[%s]:%u", host, zlt_server_get_port (server));
-      else
-        address = g_strdup_printf ("%s:%u", host, zlt_server_get_port (server));
+      address = zlt_net_join_host_port (host, zlt_server_get_port (server));
       zlt_dbus_manager_set_server_address (m, address);
     }
   else

@@ -9,9 +9,12 @@ typedef struct
   ZltTestHarness h;
 } Fixture;
 
+/* @data: TRUE to run the whole tunnel over ::1 (control channel, data connections,
+ * public ports), FALSE for 127.0.0.1 */
 static void
 fixture_setup (Fixture *f, gconstpointer data)
 {
+  zlt_test_use_ipv6 (GPOINTER_TO_INT (data));
   zlt_test_harness_init (&f->h, "31000-31199");
 }
 
@@ -19,6 +22,7 @@ static void
 fixture_teardown (Fixture *f, gconstpointer data)
 {
   zlt_test_harness_clear (&f->h);
+  zlt_test_use_ipv6 (FALSE);
 }
 
 static guint16
@@ -164,15 +168,22 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   zlt_init ();
-  g_test_add ("/tunnel/large-transfer-half-close", Fixture, NULL, fixture_setup,
-              test_large_transfer, fixture_teardown);
-  g_test_add ("/tunnel/200-concurrent", Fixture, NULL, fixture_setup, test_concurrent_connections,
-              fixture_teardown);
-  g_test_add ("/tunnel/local-service-down", Fixture, NULL, fixture_setup, test_local_service_down,
-              fixture_teardown);
-  g_test_add ("/tunnel/requested-port-and-unregister", Fixture, NULL, fixture_setup,
-              test_requested_port_and_unregister, fixture_teardown);
-  g_test_add ("/tunnel/counters", Fixture, NULL, fixture_setup, test_server_counts_connections,
-              fixture_teardown);
+  /* every case over IPv4 and over IPv6 */
+  for (guint v6 = 0; v6 <= 1; v6++)
+    {
+#define ADD(path, func)                                                                            \
+  G_STMT_START                                                                                     \
+  {                                                                                                \
+    g_autofree char *full = g_strdup_printf ("/tunnel/%s%s", v6 ? "ipv6/" : "", path);             \
+    g_test_add (full, Fixture, GINT_TO_POINTER (v6), fixture_setup, func, fixture_teardown);       \
+  }                                                                                                \
+  G_STMT_END
+      ADD ("large-transfer-half-close", test_large_transfer);
+      ADD ("200-concurrent", test_concurrent_connections);
+      ADD ("local-service-down", test_local_service_down);
+      ADD ("requested-port-and-unregister", test_requested_port_and_unregister);
+      ADD ("counters", test_server_counts_connections);
+#undef ADD
+    }
   return g_test_run ();
 }

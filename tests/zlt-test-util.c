@@ -151,12 +151,27 @@ zlt_test_closed_port (void)
 
 /* ---- blocking clients in a thread ---- */
 
+/* The loopback address public clients, servers and agents of the harness use. */
+static GSocketFamily test_family = G_SOCKET_FAMILY_IPV4;
+
+void
+zlt_test_use_ipv6 (gboolean ipv6)
+{
+  test_family = ipv6 ? G_SOCKET_FAMILY_IPV6 : G_SOCKET_FAMILY_IPV4;
+}
+
+const char *
+zlt_test_loopback (void)
+{
+  return test_family == G_SOCKET_FAMILY_IPV6 ? "::1" : "127.0.0.1";
+}
+
 static GSocket *
 connect_loopback (guint16 port, GError **error)
 {
   g_autoptr (GSocket) socket
-      = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
-  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+      = g_socket_new (test_family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
+  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (test_family);
   g_autoptr (GSocketAddress) address = g_inet_socket_address_new (lo, port);
 
   if (socket == NULL)
@@ -395,8 +410,9 @@ zlt_test_harness_init (ZltTestHarness *h, const char *port_range)
   write_private (h->agent_token_file, h->token);
 
   h->server_keyfile = g_key_file_new ();
-  g_key_file_set_string (h->server_keyfile, "server", "listen", "127.0.0.1:0");
-  g_key_file_set_string (h->server_keyfile, "server", "public-bind-address", "127.0.0.1");
+  g_key_file_set_string (h->server_keyfile, "server", "listen",
+                         test_family == G_SOCKET_FAMILY_IPV6 ? "[::1]:0" : "127.0.0.1:0");
+  g_key_file_set_string (h->server_keyfile, "server", "public-bind-address", zlt_test_loopback ());
   g_key_file_set_string (h->server_keyfile, "server", "port-range", port_range);
   g_key_file_set_integer (h->server_keyfile, "server", "heartbeat-interval", 1);
   g_key_file_set_integer (h->server_keyfile, "server", "heartbeat-timeout", 2);
@@ -453,9 +469,9 @@ zlt_test_harness_start_server (ZltTestHarness *h)
   zlt_server_start (h->server, &error);
   g_assert_no_error (error);
   /* the agent follows the server to whatever port it got */
-  url = g_strdup_printf ("%s://127.0.0.1:%u/tunnel/v1",
-                         zlt_server_config_get_use_tls (config) ? "wss" : "ws",
-                         zlt_server_get_port (h->server));
+  url = g_strdup_printf (
+      "%s://%s:%u/tunnel/v1", zlt_server_config_get_use_tls (config) ? "wss" : "ws",
+      test_family == G_SOCKET_FAMILY_IPV6 ? "[::1]" : "127.0.0.1", zlt_server_get_port (h->server));
   g_key_file_set_string (h->agent_keyfile, "agent", "server", url);
 }
 
@@ -643,7 +659,8 @@ ZltTestWs *
 zlt_test_ws_try_connect (guint16 port, const char *path, guint *status, GError **error)
 {
   ZltTestWs *ws = g_new0 (ZltTestWs, 1);
-  g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u%s", port, path);
+  g_autofree char *authority = zlt_net_join_host_port (zlt_test_loopback (), port);
+  g_autofree char *url = g_strdup_printf ("ws://%s%s", authority, path);
   const char *nonce_hex;
 
   g_queue_init (&ws->queue);
@@ -875,7 +892,7 @@ raw_thread (gpointer user_data)
 {
   ZltTestRaw *r = user_data;
   g_autoptr (GSocketClient) client = g_socket_client_new ();
-  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (test_family);
   g_autoptr (GSocketAddress) address = g_inet_socket_address_new (lo, r->port);
   g_autoptr (GSocketConnection) conn = NULL;
   g_autoptr (GError) error = NULL;
@@ -1107,7 +1124,7 @@ flooder_thread (gpointer user_data)
   g_autoptr (ZltMessage) hb = zlt_message_new_heartbeat (1);
   g_autoptr (GBytes) reply = NULL;
   g_autofree char *key_id = NULL;
-  g_autofree char *url_host = g_strdup_printf ("127.0.0.1:%u", fl->port);
+  g_autofree char *url_host = zlt_net_join_host_port (zlt_test_loopback (), fl->port);
   GIOStream *stream;
   GInputStream *in;
   GOutputStream *out;

@@ -37,6 +37,11 @@ guint zlt_test_echo_get_n_accepted (ZltTestEcho *echo);
 void zlt_test_echo_free (ZltTestEcho *echo);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZltTestEcho, zlt_test_echo_free)
 
+/* Whether the harness (server, agent URL, public ports) and the test clients use ::1
+ * instead of 127.0.0.1; the local services stay on 127.0.0.1. */
+void zlt_test_use_ipv6 (gboolean ipv6);
+const char *zlt_test_loopback (void);
+
 /* A port on 127.0.0.1 that nothing listens on (bound, then closed). */
 guint16 zlt_test_closed_port (void);
 

@@ -80,7 +80,10 @@ zlt_tcp_listener_new (const char *bind_address, guint16 port, GError **error)
                        _ ("port %u is already in use on %s"), port, bind_address);
         }
       else
-        g_prefix_error (error, _ ("failed to listen on %s:%u: "), bind_address, port);
+        {
+          g_autofree char *where = zlt_net_join_host_port (bind_address, port);
+          g_prefix_error (error, _ ("failed to listen on %s: "), where);
+        }
       return NULL;
     }
   zlt_listener_set_port (ZLT_LISTENER (self), zlt_accept_loop_get_port (self->loop));

@@ -357,8 +357,11 @@ zlt_udp_listener_new (const char *bind_address, guint16 port, GError **error)
         g_set_error (error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE,
                      _ ("UDP port %u is already in use on %s"), port, bind_address);
       else
-        g_propagate_prefixed_error (error, g_steal_pointer (&error_local),
-                                    _ ("failed to bind UDP %s:%u: "), bind_address, port);
+        {
+          g_autofree char *where = zlt_net_join_host_port (bind_address, port);
+          g_propagate_prefixed_error (error, g_steal_pointer (&error_local),
+                                      _ ("failed to bind UDP %s: "), where);
+        }
       return NULL;
     }
   effective = g_socket_get_local_address (self->socket, error);

@@ -87,7 +87,10 @@ resolved (GObject *source, GAsyncResult *result, gpointer user_data)
         error = g_steal_pointer (&error_local);
     }
   g_resolver_free_addresses (addresses);
-  g_prefix_error (&error, _ ("failed to dial UDP %s:%u: "), data->host, data->port);
+  {
+    g_autofree char *where = zlt_net_join_host_port (data->host, data->port);
+    g_prefix_error (&error, _ ("failed to dial UDP %s: "), where);
+  }
   g_task_return_error (task, g_steal_pointer (&error));
 }
 
@@ -109,7 +112,8 @@ zlt_udp_transport_dial_async (ZltTransport *transport, const char *host, guint16
       flow = dial_address (inet, port, &error);
       if (flow == NULL)
         {
-          g_prefix_error (&error, _ ("failed to dial UDP %s:%u: "), host, port);
+          g_autofree char *where = zlt_net_join_host_port (host, port);
+          g_prefix_error (&error, _ ("failed to dial UDP %s: "), where);
           g_task_return_error (task, g_steal_pointer (&error));
         }
       else

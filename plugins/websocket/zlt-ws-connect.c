@@ -135,7 +135,7 @@ zlt_ws_connect_control_async (GUri *url, const ZltTlsOptions *tls, guint timeout
   g_task_set_source_tag (task, zlt_ws_connect_control_async);
   g_task_set_task_data (task, d, (GDestroyNotify) control_data_free);
   d->tls = zlt_tls_options_copy (tls);
-  d->peer = g_strdup_printf ("%s:%u", g_uri_get_host (url), url_port (url));
+  d->peer = zlt_net_join_host_port (g_uri_get_host (url), url_port (url));
   d->session = soup_session_new_with_options ("timeout", (timeout_ms + 999) / 1000, "user-agent",
                                               "zlayer-tunnel/" PACKAGE_VERSION, NULL);
   if (tls != NULL && tls->ca_file != NULL)
@@ -181,11 +181,18 @@ typedef struct
   GByteArray *head;
   GBytes *prefix;
   GSource *timeout;
+  GCancellable *parent; /* the caller's, linked to the task's own until it ends */
+  gulong parent_handler;
 } DataOpen;
 
 static void
 data_open_free (DataOpen *d)
 {
+  /* the caller's cancellable lives on (it is the agent's, for every connection of a
+   * session): leave no handler on it behind */
+  if (d->parent != NULL)
+    g_cancellable_disconnect (d->parent, d->parent_handler);
+  g_clear_object (&d->parent);
   zlt_tls_options_free (d->tls);
   g_clear_object (&d->stream);
   g_free (d->host);
@@ -375,11 +382,15 @@ zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *t
 {
   g_autoptr (GCancellable) own = g_cancellable_new ();
   g_autoptr (GTask) task = NULL;
+  g_autofree char *authority = NULL;
   DataOpen *d = g_new0 (DataOpen, 1);
 
   if (cancellable != NULL)
-    g_cancellable_connect (cancellable, G_CALLBACK (g_cancellable_cancel), g_object_ref (own),
-                           g_object_unref);
+    {
+      d->parent = g_object_ref (cancellable);
+      d->parent_handler = g_cancellable_connect (cancellable, G_CALLBACK (g_cancellable_cancel),
+                                                 g_object_ref (own), g_object_unref);
+    }
   task = g_task_new (NULL, own, callback, user_data);
   g_task_set_source_tag (task, zlt_ws_open_data_async);
   g_task_set_task_data (task, d, (GDestroyNotify) data_open_free);
@@ -388,17 +399,19 @@ zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *t
   d->head = g_byte_array_new ();
   if (is_tls_url (url))
     d->tls = zlt_tls_options_copy (tls);
-  d->request = g_strdup_printf ("GET " ZLT_WS_DATA_PATH " HTTP/1.1\r\n"
-                                "Host: %s:%u\r\n"
-                                "Connection: Upgrade\r\n"
-                                "Upgrade: " ZLT_WS_DATA_UPGRADE "\r\n"
-                                "X-Zlt-Tunnel: %s\r\n"
-                                "X-Zlt-Connection: %s\r\n"
-                                "X-Zlt-Mac: %s\r\n"
-                                "%s%s%s\r\n",
-                                d->host, d->port, tunnel_id, connection_id, mac,
-                                service ? "X-Zlt-Service: " : "", service ? service : "",
-                                service ? "\r\n" : "");
+  /* "[::1]:3679": an IPv6 address in a Host header keeps its brackets */
+  authority = zlt_net_join_host_port (d->host, d->port);
+  d->request
+      = g_strdup_printf ("GET " ZLT_WS_DATA_PATH " HTTP/1.1\r\n"
+                         "Host: %s\r\n"
+                         "Connection: Upgrade\r\n"
+                         "Upgrade: " ZLT_WS_DATA_UPGRADE "\r\n"
+                         "X-Zlt-Tunnel: %s\r\n"
+                         "X-Zlt-Connection: %s\r\n"
+                         "X-Zlt-Mac: %s\r\n"
+                         "%s%s%s\r\n",
+                         authority, tunnel_id, connection_id, mac, service ? "X-Zlt-Service: " : "",
+                         service ? service : "", service ? "\r\n" : "");
   if (timeout_ms > 0)
     {
       d->timeout = g_timeout_source_new (timeout_ms);

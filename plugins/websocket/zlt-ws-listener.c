@@ -952,7 +952,8 @@ zlt_ws_listener_new (const char *bind_address, guint16 port, GTlsCertificate *ce
   self->loop = zlt_accept_loop_new (address, error);
   if (self->loop == NULL)
     {
-      g_prefix_error (error, _ ("failed to listen on %s:%u: "), bind_address, port);
+      g_autofree char *where = zlt_net_join_host_port (bind_address, port);
+      g_prefix_error (error, _ ("failed to listen on %s: "), where);
       return NULL;
     }
   zlt_listener_set_port (ZLT_LISTENER (self), zlt_accept_loop_get_port (self->loop));
