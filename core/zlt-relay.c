@@ -138,14 +138,20 @@ typedef struct
   ZltRelay *relay; /* unowned; the relay destroys the source before it goes */
 } IdleSource;
 
+/* one of the splice source's two fds */
+typedef struct
+{
+  int fd;
+  gpointer tag; /* NULL while not watched */
+  GIOCondition events;
+  gboolean hung_up; /* poll said HUP or ERR once: it will say so on every wakeup */
+} SpliceFd;
+
 typedef struct
 {
   GSource source;
   ZltRelay *relay; /* unowned; the relay destroys the source before it goes */
-  gpointer tag_a;
-  gpointer tag_b;
-  GIOCondition events_a;
-  GIOCondition events_b;
+  SpliceFd fds[2]; /* a's and b's */
 } SpliceSource;
 
 struct _ZltRelay
@@ -581,6 +587,30 @@ dir_splice_pump (RelayDir *d, GError **error)
   return TRUE;
 }
 
+/* poll(2) reports HUP and ERR whatever events are asked for, so an fd that has hung up
+ * is watched only while we want something from it; otherwise a direction stalled on a
+ * slow destination, with its source at EOF (its peer's FIN after ours) would wake the
+ * relay on every iteration for nothing. */
+static void
+splice_fd_update (SpliceSource *ss, SpliceFd *sf, GIOCondition events)
+{
+  if (sf->hung_up && events == 0)
+    {
+      if (sf->tag != NULL)
+        g_source_remove_unix_fd (&ss->source, sf->tag);
+      sf->tag = NULL;
+    }
+  else if (sf->tag == NULL)
+    {
+      sf->tag = g_source_add_unix_fd (&ss->source, sf->fd, events);
+    }
+  else if (events != sf->events)
+    {
+      g_source_modify_unix_fd (&ss->source, sf->tag, events);
+    }
+  sf->events = events;
+}
+
 static void
 splice_source_update (ZltRelay *self)
 {
@@ -588,16 +618,28 @@ splice_source_update (ZltRelay *self)
   GIOCondition ea = (self->dirs[0].want_in ? G_IO_IN : 0) | (self->dirs[1].want_out ? G_IO_OUT : 0);
   GIOCondition eb = (self->dirs[1].want_in ? G_IO_IN : 0) | (self->dirs[0].want_out ? G_IO_OUT : 0);
 
-  if (ea != ss->events_a)
+  splice_fd_update (ss, &ss->fds[0], ea);
+  splice_fd_update (ss, &ss->fds[1], eb);
+}
+
+/* What poll said about one fd; a pending socket error (a reset) fails the relay now,
+ * even when no direction would read or write that socket soon. */
+static GIOCondition
+splice_fd_query (SpliceSource *ss, SpliceFd *sf, GError **error)
+{
+  GIOCondition revents = sf->tag != NULL ? g_source_query_unix_fd (&ss->source, sf->tag) : 0;
+
+  if (revents & (G_IO_HUP | G_IO_ERR | G_IO_NVAL))
+    sf->hung_up = TRUE;
+  if (revents & G_IO_ERR)
     {
-      g_source_modify_unix_fd (&ss->source, ss->tag_a, ea);
-      ss->events_a = ea;
+      int err = 0;
+      socklen_t len = sizeof err;
+
+      if (getsockopt (sf->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+        set_errno_error (error, err, "connection failed");
     }
-  if (eb != ss->events_b)
-    {
-      g_source_modify_unix_fd (&ss->source, ss->tag_b, eb);
-      ss->events_b = eb;
-    }
+  return revents;
 }
 
 static gboolean
@@ -606,11 +648,16 @@ splice_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_dat
   SpliceSource *ss = (SpliceSource *) source;
   g_autoptr (ZltRelay) self = g_object_ref (ss->relay);
   g_autoptr (GError) error = NULL;
-  GIOCondition ra = g_source_query_unix_fd (source, ss->tag_a);
-  GIOCondition rb = g_source_query_unix_fd (source, ss->tag_b);
+  GIOCondition ra = splice_fd_query (ss, &ss->fds[0], &error);
+  GIOCondition rb = splice_fd_query (ss, &ss->fds[1], error == NULL ? &error : NULL);
   gboolean bad = ((ra | rb) & (G_IO_ERR | G_IO_HUP | G_IO_NVAL)) != 0;
   gint64 ready_time = g_source_get_ready_time (source);
 
+  if (error != NULL)
+    {
+      relay_finish (self, error);
+      return G_SOURCE_CONTINUE;
+    }
   if ((bad || (ra & G_IO_IN) || (rb & G_IO_OUT)) && !dir_splice_pump (&self->dirs[0], &error))
     {
       relay_finish (self, error);
@@ -649,8 +696,10 @@ relay_start_splice (ZltRelay *self)
   g_source_set_static_name (self->splice_source, "zlt-relay");
   ss = (SpliceSource *) self->splice_source;
   ss->relay = self;
-  ss->tag_a = g_source_add_unix_fd (self->splice_source, self->dirs[0].src_fd, 0);
-  ss->tag_b = g_source_add_unix_fd (self->splice_source, self->dirs[1].src_fd, 0);
+  ss->fds[0].fd = self->dirs[0].src_fd;
+  ss->fds[0].tag = g_source_add_unix_fd (self->splice_source, ss->fds[0].fd, 0);
+  ss->fds[1].fd = self->dirs[1].src_fd;
+  ss->fds[1].tag = g_source_add_unix_fd (self->splice_source, ss->fds[1].fd, 0);
   splice_source_update (self);
   g_source_attach (self->splice_source, self->context);
 }

@@ -986,6 +986,78 @@ test_close_resets (gconstpointer data)
     }
 }
 
+/* A stalled direction whose source has ended (FIN after ours: POLLHUP) or was reset
+ * (POLLERR) while its bytes wait for a slow destination: poll reports those whatever
+ * events are asked for, so the relay must not wake on them for nothing (it goes quiet).
+ * A reset ends it at once in zero-copy mode (the userspace modes see it once the
+ * destination has taken what waits), and the destination gets a reset, not an EOF. */
+static void
+test_hup_stalled (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+
+  for (guint reset = 0; reset < 2; reset++)
+    {
+      Fixture f = { 0 };
+      /* fits in the kernel buffers and the relay's own, so the server gets it all out */
+      gsize size = 256 * 1024;
+      g_autoptr (GBytes) down = random_bytes (size, 8);
+      g_autoptr (Endpoint) client = NULL;
+      g_autoptr (Endpoint) server = NULL;
+      g_autofree char *want = sha256_of (NULL, down);
+      gsize n_read = 0;
+
+      fixture_init (&f, mode, 64 * 1024);
+      client = endpoint_new (f.client, NULL); /* sends nothing: a→b ends at once */
+      client->paused = TRUE;
+      server = endpoint_new (f.server, down);
+      server->send_after_eof = TRUE; /* its FIN comes after ours */
+      server->shutdown_after_send = !reset;
+      endpoint_start (client);
+      endpoint_start (server);
+      fixture_start (&f);
+
+      SPIN_UNTIL (server->sent);
+      if (reset)
+        {
+          g_cancellable_cancel (server->cancellable);
+          SPIN_UNTIL (server->pending == 0);
+          reset_now (f.server);
+          if (mode == MODE_ZERO_COPY)
+            SPIN_UNTIL (f.finished > 0);
+          else
+            spin_until_quiet (200);
+          /* the client takes what waits (raw reads; its endpoint never read) */
+          while (f.finished == 0)
+            {
+              char buf[16384];
+              gssize n;
+
+              SPIN_UNTIL (fd_ready (conn_fd (f.client)) || f.finished > 0);
+              n = recv (conn_fd (f.client), buf, sizeof buf, MSG_DONTWAIT);
+              if (n > 0)
+                n_read += (gsize) n;
+            }
+          g_assert_nonnull (f.error);
+          g_test_message ("stalled relay ended with: %s (client read %" G_GSIZE_FORMAT " bytes)",
+                          f.error->message, n_read);
+          fixture_owner_close (&f);
+          g_assert_cmpint (wait_end (f.client, NULL), ==, ECONNRESET);
+        }
+      else
+        {
+          spin_until_quiet (200);
+          g_assert_cmpuint (f.finished, ==, 0);
+          endpoint_resume (client);
+          SPIN_UNTIL (client->eof && f.finished > 0);
+          g_assert_no_error (f.error);
+          g_assert_cmpuint (client->received, ==, size);
+          g_assert_cmpstr (g_checksum_get_string (client->sum), ==, want);
+        }
+      fixture_clear (&f);
+    }
+}
+
 /* ---- idle timeout ---- */
 
 typedef struct
@@ -1213,11 +1285,12 @@ int
 main (int argc, char **argv)
 {
   static const char *const tests[]
-      = { "transfer", "half-close",       "backpressure", "close",       "reset",
-          "linger",   "reset-propagates", "close-resets", "idle-timeout" };
+      = { "transfer", "half-close",       "backpressure", "close",        "reset",
+          "linger",   "reset-propagates", "close-resets", "idle-timeout", "hup-stalled" };
   static const GTestDataFunc funcs[]
-      = { test_transfer, test_half_close,       test_backpressure, test_close,       test_reset,
-          test_linger,   test_reset_propagates, test_close_resets, test_idle_timeout };
+      = { test_transfer,     test_half_close, test_backpressure,     test_close,
+          test_reset,        test_linger,     test_reset_propagates, test_close_resets,
+          test_idle_timeout, test_hup_stalled };
   struct rlimit rl;
   int ret;
 
