@@ -123,7 +123,9 @@ typedef struct
   GSource *wait;
 } RelayDir;
 
-/* the socket under one of the relay's streams */
+/* the socket under one of the relay's streams; a stream that does not own its socket
+ * (a socket's streams in a GSimpleIOStream) gives only the fd, which its owner must
+ * keep open while the relay runs */
 typedef struct
 {
   int fd;          /* -1: none, or not looked at yet */
@@ -1111,7 +1113,7 @@ relay_sockets_end (ZltRelay *self)
     {
       RelaySock *rs = &self->socks[i];
 
-      if (rs->fd < 0)
+      if (rs->fd < 0 || (rs->socket != NULL && g_socket_is_closed (rs->socket)))
         continue;
       if (self->failed)
         {
