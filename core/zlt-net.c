@@ -3,9 +3,11 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <glib/gi18n-lib.h>
+#include <gio/gfiledescriptorbased.h>
 
 #include "zlt-error.h"
 #include "zlt-net.h"
@@ -135,4 +137,70 @@ zlt_net_plain_socket (GIOStream *stream)
   if (G_IS_SOCKET_CONNECTION (stream))
     return g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
   return NULL;
+}
+
+int
+zlt_net_stream_socket_fd (GIOStream *stream, GSocket **socket)
+{
+  GOutputStream *out;
+
+  g_return_val_if_fail (G_IS_IO_STREAM (stream), -1);
+
+  if (socket != NULL)
+    *socket = NULL;
+  if (G_IS_SOCKET_CONNECTION (stream))
+    {
+      GSocket *sock = g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
+
+      if (sock == NULL || g_socket_is_closed (sock))
+        return -1;
+      if (socket != NULL)
+        *socket = sock;
+      return g_socket_get_fd (sock);
+    }
+  if (G_IS_TLS_CONNECTION (stream))
+    {
+      g_autoptr (GIOStream) base = NULL;
+
+      /* the TLS connection holds its base stream for as long as it lives */
+      g_object_get (stream, "base-io-stream", &base, NULL);
+      return base != NULL ? zlt_net_stream_socket_fd (base, socket) : -1;
+    }
+  out = g_io_stream_get_output_stream (stream);
+  if (G_IS_FILE_DESCRIPTOR_BASED (out))
+    {
+      int fd = g_file_descriptor_based_get_fd (G_FILE_DESCRIPTOR_BASED (out));
+      int type;
+      socklen_t len = sizeof type;
+
+      if (fd >= 0 && getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0)
+        return fd;
+    }
+  return -1;
+}
+
+gboolean
+zlt_net_set_reset_on_close (int fd, gboolean reset)
+{
+  struct linger lg = { .l_onoff = reset ? 1 : 0, .l_linger = 0 };
+
+  g_return_val_if_fail (fd >= 0, FALSE);
+  return setsockopt (fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0;
+}
+
+void
+zlt_net_close_with_reset (GIOStream *stream)
+{
+  GSocket *socket = NULL;
+  int fd;
+
+  g_return_if_fail (G_IS_IO_STREAM (stream));
+
+  fd = zlt_net_stream_socket_fd (stream, &socket);
+  if (fd >= 0)
+    zlt_net_set_reset_on_close (fd, TRUE);
+  if (socket != NULL)
+    g_socket_close (socket, NULL);
+  /* a TLS connection's close_notify now fails on the closed socket, as it should */
+  g_io_stream_close_async (stream, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
 }

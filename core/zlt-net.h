@@ -20,5 +20,19 @@ gboolean zlt_net_parse_host_port (const char *str, const char *default_host, cha
 gboolean zlt_net_host_is_loopback (const char *host);
 /* The plain socket under a stream when there is one (no TLS or other wrapping). */
 GSocket *zlt_net_plain_socket (GIOStream *stream);
+/* The descriptor of the socket under @stream: a socket connection's own, a TLS
+ * connection's base connection's, or that of an output stream which writes a socket
+ * directly (a socket's stream inside a GSimpleIOStream); -1 when there is none.
+ * @socket (optional) gets the GSocket, unowned, when the stream owns one (it closes
+ * the socket when it is closed), NULL otherwise. */
+int zlt_net_stream_socket_fd (GIOStream *stream, GSocket **socket);
+/* SO_LINGER {on, 0} when @reset (closing the socket sends a TCP reset and drops unsent
+ * bytes), or linger off (close ends the connection with FIN after unsent bytes). */
+gboolean zlt_net_set_reset_on_close (int fd, gboolean reset);
+/* Gives up on @stream with a TCP reset instead of an orderly end: the socket under it is
+ * set to reset on close and, when the stream owns it, closed at once (so no TLS
+ * close_notify goes out), then @stream is closed. For a connection that is cut (a
+ * failure, an administrative end) and whose peer must not take it for complete. */
+void zlt_net_close_with_reset (GIOStream *stream);
 
 G_END_DECLS

@@ -26,18 +26,43 @@
  *
  * When both directions have ended, or on the first error, or at zlt_relay_close(), the
  * relay closes both streams and emits ::finished once. SIGPIPE needs no handling here:
- * GSocket's class init ignores it process-wide, and splice to a socket raises it. */
+ * GSocket's class init ignores it process-wide, and splice to a socket raises it.
+ *
+ * Ends: a relay ends cleanly when both sources reached EOF and every byte was handed to
+ * the destinations; each peer has then had its FIN (or close_notify), and the sockets
+ * are closed in order. Any other end (a read or write error on either side, the idle
+ * timeout, zlt_relay_close() on a live relay) is a failure, and both peers get a TCP
+ * reset, so neither can take a cut transfer for a complete one: the sockets under both
+ * streams (a TLS connection's base socket) get SO_LINGER {on, 0} and are closed before
+ * the streams, so no FIN and no close_notify goes out.
+ *
+ * While the relay runs, its sockets carry SO_LINGER {on, 0} already: if the process
+ * dies (SIGKILL, a crash), the kernel closes them with a reset instead of the FIN an
+ * orderly close would send, and the far end sees the failure (ECONNRESET) rather than
+ * a clean, truncated end. shutdown(SHUT_WR) ignores linger and still sends its FIN, so
+ * half-close works as before; the relay turns linger back to what it was just before
+ * an orderly close, so bytes still queued in the kernel are delivered, then FIN.
+ * (Checked on Linux: a child holding a socket with linger {on, 0} killed with SIGKILL
+ * mid-transfer leaves its peer reading the queued bytes then ECONNRESET; without linger
+ * the peer reads EOF.)
+ *
+ * Idle timeout: each transfer notes the time; one timer per relay (the splice source's
+ * own ready time in zero-copy mode, a small source otherwise) fires at last activity +
+ * timeout and, if bytes moved meanwhile, is re-armed for the remainder. */
 #define _GNU_SOURCE
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <gio/gfiledescriptorbased.h>
 
+#include "zlt-net.h"
 #include "zlt-relay.h"
 
 /* bytes one direction moves per main-loop dispatch before letting others run */
@@ -98,14 +123,37 @@ typedef struct
   GSource *wait;
 } RelayDir;
 
+/* the socket under one of the relay's streams; a stream that does not own its socket
+ * (a socket's streams in a GSimpleIOStream) gives only the fd, which its owner must
+ * keep open while the relay runs */
+typedef struct
+{
+  int fd;          /* -1: none, or not looked at yet */
+  GSocket *socket; /* unowned; set when the stream owns (and closes) the socket */
+  struct linger saved;
+  gboolean lingering; /* saved holds what to give back */
+} RelaySock;
+
 typedef struct
 {
   GSource source;
   ZltRelay *relay; /* unowned; the relay destroys the source before it goes */
-  gpointer tag_a;
-  gpointer tag_b;
-  GIOCondition events_a;
-  GIOCondition events_b;
+} IdleSource;
+
+/* one of the splice source's two fds */
+typedef struct
+{
+  int fd;
+  gpointer tag; /* NULL while not watched */
+  GIOCondition events;
+  gboolean hung_up; /* poll said HUP or ERR once: it will say so on every wakeup */
+} SpliceFd;
+
+typedef struct
+{
+  GSource source;
+  ZltRelay *relay; /* unowned; the relay destroys the source before it goes */
+  SpliceFd fds[2]; /* a's and b's */
 } SpliceSource;
 
 struct _ZltRelay
@@ -121,7 +169,13 @@ struct _ZltRelay
   gboolean running; /* holds a reference on itself while TRUE */
   gboolean finished;
   gboolean streams_closed;
+  gboolean failed;   /* ended by a failure: reset both peers */
   guint ops_pending; /* async operations holding a reference */
+  RelaySock socks[2];
+
+  gint64 idle_timeout; /* µs, 0: none */
+  gint64 last_activity;
+  GSource *idle_source; /* userspace modes; zero copy uses splice_source's ready time */
 
   GMainContext *context;
   GCancellable *cancellable;
@@ -158,6 +212,7 @@ static guint signals[N_SIGNALS];
 static void relay_after_io (ZltRelay *self);
 static void relay_finish (ZltRelay *self, const GError *error);
 static void relay_maybe_close_streams (ZltRelay *self);
+static void relay_idle_expired (ZltRelay *self, GSource *source);
 
 static gboolean
 set_errno_error (GError **error, int errsv, const char *what)
@@ -337,6 +392,34 @@ dir_buffered (RelayDir *d)
   return n;
 }
 
+/* The source read 0: a FIN, or a reset whose ECONNRESET another call on the socket took
+ * first (Linux reports it once, and reads return 0 after it: the async mode's write to
+ * the same socket may take it). A FIN leaves the socket in CLOSE_WAIT while our side
+ * still sends; a reset leaves it CLOSED. Once our side has sent its FIN too, a clean
+ * end also ends in CLOSED, and the two cannot be told apart (nor does it matter much:
+ * all we send has been handed over). Checked on Linux: reset, send fails, recv returns
+ * 0 in state CLOSE; FIN, recv returns 0 in CLOSE_WAIT. */
+static gboolean
+dir_eof_check (RelayDir *d, GError **error)
+{
+#ifdef TCP_INFO
+  ZltRelay *self = d->relay;
+  guint i = d == &self->dirs[0] ? 0 : 1;
+  RelayDir *back = &self->dirs[1 - i];
+  int fd = self->socks[i].fd;
+  struct tcp_info info;
+  socklen_t len = sizeof info;
+
+  if (fd < 0 || back->done || back->closing)
+    return TRUE;
+  if (getsockopt (fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0 || info.tcpi_state != TCP_CLOSE)
+    return TRUE;
+  return set_errno_error (error, ECONNRESET, "failed to read");
+#else
+  return TRUE;
+#endif
+}
+
 static void
 dir_close_out_done (GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -363,9 +446,11 @@ dir_close_out_done (GObject *source, GAsyncResult *res, gpointer user_data)
 }
 
 /* The source ended and everything has been delivered: shut the destination for writing.
- * Sets done at once, or closing until the output stream's close completes. */
-static void
-dir_shutdown (RelayDir *d)
+ * Sets done at once, or closing until the output stream's close completes. A FIN that
+ * cannot go out (the destination was reset: ENOTCONN) is a failure: the bytes handed to
+ * that socket may never have reached its peer. */
+static gboolean
+dir_shutdown (RelayDir *d, GError **error)
 {
   ZltRelay *self = d->relay;
   GSocket *sock = NULL;
@@ -374,29 +459,32 @@ dir_shutdown (RelayDir *d)
     sock = g_socket_connection_get_socket (G_SOCKET_CONNECTION (d->dst_stream));
   if (sock != NULL)
     {
-      g_autoptr (GError) error = NULL;
-
-      /* a peer that is already gone is the other direction's business */
-      if (!g_socket_shutdown (sock, FALSE, TRUE, &error))
-        g_debug ("relay: shutdown: %s", error->message);
+      if (!g_socket_shutdown (sock, FALSE, TRUE, error))
+        {
+          g_prefix_error (error, "failed to shut the write side: ");
+          return FALSE;
+        }
       d->done = TRUE;
-      return;
+      return TRUE;
     }
   /* a socket's output stream: closing it would send nothing to the peer */
   if (G_IS_FILE_DESCRIPTOR_BASED (d->out))
     {
       int fd = g_file_descriptor_based_get_fd (G_FILE_DESCRIPTOR_BASED (d->out));
 
-      if (shutdown (fd, SHUT_WR) == 0 || errno == ENOTCONN)
+      if (shutdown (fd, SHUT_WR) == 0)
         {
           d->done = TRUE;
-          return;
+          return TRUE;
         }
+      if (errno != ENOTSOCK && errno != EBADF)
+        return set_errno_error (error, errno, "failed to shut the write side");
     }
   d->closing = TRUE;
   self->ops_pending++;
   g_output_stream_close_async (d->out, G_PRIORITY_DEFAULT, self->cancellable, dir_close_out_done,
                                g_object_ref (self));
+  return TRUE;
 }
 
 /* ---------------------------------------------------------------------------------
@@ -457,6 +545,8 @@ dir_splice_pump (RelayDir *d, GError **error)
             }
           else if (n == 0)
             {
+              if (!dir_eof_check (d, error))
+                return FALSE;
               d->eof = TRUE;
               progress = TRUE;
             }
@@ -490,16 +580,37 @@ dir_splice_pump (RelayDir *d, GError **error)
   if (d->pipe_fill == 0 && (d->eof || in_blocked))
     pipe_release (&d->pipe);
   if (d->eof && d->pipe_fill == 0)
-    {
-      dir_shutdown (d);
-      return TRUE;
-    }
+    return dir_shutdown (d, error);
   /* bytes left in the pipe mean the destination said EAGAIN */
   d->want_out = d->pipe_fill > 0;
   /* a read that would block with bytes in the pipe may be a full pipe: wait for the
    * destination instead of spinning on a readable source */
   d->want_in = !d->eof && (d->pipe_fill == 0 || (!in_blocked && d->pipe_fill < d->pipe.size));
   return TRUE;
+}
+
+/* poll(2) reports HUP and ERR whatever events are asked for, so an fd that has hung up
+ * is watched only while we want something from it; otherwise a direction stalled on a
+ * slow destination, with its source at EOF (its peer's FIN after ours) would wake the
+ * relay on every iteration for nothing. */
+static void
+splice_fd_update (SpliceSource *ss, SpliceFd *sf, GIOCondition events)
+{
+  if (sf->hung_up && events == 0)
+    {
+      if (sf->tag != NULL)
+        g_source_remove_unix_fd (&ss->source, sf->tag);
+      sf->tag = NULL;
+    }
+  else if (sf->tag == NULL)
+    {
+      sf->tag = g_source_add_unix_fd (&ss->source, sf->fd, events);
+    }
+  else if (events != sf->events)
+    {
+      g_source_modify_unix_fd (&ss->source, sf->tag, events);
+    }
+  sf->events = events;
 }
 
 static void
@@ -509,16 +620,28 @@ splice_source_update (ZltRelay *self)
   GIOCondition ea = (self->dirs[0].want_in ? G_IO_IN : 0) | (self->dirs[1].want_out ? G_IO_OUT : 0);
   GIOCondition eb = (self->dirs[1].want_in ? G_IO_IN : 0) | (self->dirs[0].want_out ? G_IO_OUT : 0);
 
-  if (ea != ss->events_a)
+  splice_fd_update (ss, &ss->fds[0], ea);
+  splice_fd_update (ss, &ss->fds[1], eb);
+}
+
+/* What poll said about one fd; a pending socket error (a reset) fails the relay now,
+ * even when no direction would read or write that socket soon. */
+static GIOCondition
+splice_fd_query (SpliceSource *ss, SpliceFd *sf, GError **error)
+{
+  GIOCondition revents = sf->tag != NULL ? g_source_query_unix_fd (&ss->source, sf->tag) : 0;
+
+  if (revents & (G_IO_HUP | G_IO_ERR | G_IO_NVAL))
+    sf->hung_up = TRUE;
+  if (revents & G_IO_ERR)
     {
-      g_source_modify_unix_fd (&ss->source, ss->tag_a, ea);
-      ss->events_a = ea;
+      int err = 0;
+      socklen_t len = sizeof err;
+
+      if (getsockopt (sf->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+        set_errno_error (error, err, "connection failed");
     }
-  if (eb != ss->events_b)
-    {
-      g_source_modify_unix_fd (&ss->source, ss->tag_b, eb);
-      ss->events_b = eb;
-    }
+  return revents;
 }
 
 static gboolean
@@ -527,10 +650,16 @@ splice_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_dat
   SpliceSource *ss = (SpliceSource *) source;
   g_autoptr (ZltRelay) self = g_object_ref (ss->relay);
   g_autoptr (GError) error = NULL;
-  GIOCondition ra = g_source_query_unix_fd (source, ss->tag_a);
-  GIOCondition rb = g_source_query_unix_fd (source, ss->tag_b);
+  GIOCondition ra = splice_fd_query (ss, &ss->fds[0], &error);
+  GIOCondition rb = splice_fd_query (ss, &ss->fds[1], error == NULL ? &error : NULL);
   gboolean bad = ((ra | rb) & (G_IO_ERR | G_IO_HUP | G_IO_NVAL)) != 0;
+  gint64 ready_time = g_source_get_ready_time (source);
 
+  if (error != NULL)
+    {
+      relay_finish (self, error);
+      return G_SOURCE_CONTINUE;
+    }
   if ((bad || (ra & G_IO_IN) || (rb & G_IO_OUT)) && !dir_splice_pump (&self->dirs[0], &error))
     {
       relay_finish (self, error);
@@ -542,8 +671,12 @@ splice_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_dat
       return G_SOURCE_CONTINUE;
     }
   relay_after_io (self);
-  if (!self->finished)
-    splice_source_update (self);
+  if (self->finished)
+    return G_SOURCE_CONTINUE;
+  splice_source_update (self);
+  /* the idle timer is this source's ready time */
+  if (ready_time >= 0 && g_source_get_time (source) >= ready_time)
+    relay_idle_expired (self, source);
   return G_SOURCE_CONTINUE;
 }
 
@@ -565,8 +698,10 @@ relay_start_splice (ZltRelay *self)
   g_source_set_static_name (self->splice_source, "zlt-relay");
   ss = (SpliceSource *) self->splice_source;
   ss->relay = self;
-  ss->tag_a = g_source_add_unix_fd (self->splice_source, self->dirs[0].src_fd, 0);
-  ss->tag_b = g_source_add_unix_fd (self->splice_source, self->dirs[1].src_fd, 0);
+  ss->fds[0].fd = self->dirs[0].src_fd;
+  ss->fds[0].tag = g_source_add_unix_fd (self->splice_source, ss->fds[0].fd, 0);
+  ss->fds[1].fd = self->dirs[1].src_fd;
+  ss->fds[1].tag = g_source_add_unix_fd (self->splice_source, ss->fds[1].fd, 0);
   splice_source_update (self);
   g_source_attach (self->splice_source, self->context);
 }
@@ -636,8 +771,7 @@ dir_poll_pump (RelayDir *d, GError **error)
       if (d->eof)
         {
           dir_free_buf (d);
-          dir_shutdown (d);
-          return TRUE;
+          return dir_shutdown (d, error);
         }
       if (budget == 0)
         {
@@ -662,6 +796,8 @@ dir_poll_pump (RelayDir *d, GError **error)
         }
       if (n == 0)
         {
+          if (!dir_eof_check (d, error))
+            return FALSE;
           d->eof = TRUE;
           continue;
         }
@@ -776,6 +912,11 @@ dir_async_read_done (GObject *source, GAsyncResult *res, gpointer user_data)
     }
   if (n == 0)
     {
+      if (!dir_eof_check (d, &error))
+        {
+          relay_finish (self, error);
+          return;
+        }
       d->eof = TRUE;
     }
   else
@@ -810,7 +951,10 @@ dir_async_next (RelayDir *d)
     }
   if (d->eof)
     {
-      dir_shutdown (d);
+      g_autoptr (GError) error = NULL;
+
+      if (!dir_shutdown (d, &error))
+        relay_finish (self, error);
       return;
     }
   if (d->buf == NULL || d->buf_size != d->next_size)
@@ -836,6 +980,8 @@ relay_flush_counters (ZltRelay *self)
   if (ab == 0 && ba == 0)
     return;
   self->dirs[0].delta = self->dirs[1].delta = 0;
+  if (self->idle_timeout > 0)
+    self->last_activity = g_get_monotonic_time ();
   if (self->counter_func != NULL)
     self->counter_func (ab, ba, self->counter_data);
 }
@@ -849,6 +995,139 @@ relay_after_io (ZltRelay *self)
     relay_finish (self, NULL);
 }
 
+/* ---------------------------------------------------------------------------------
+ * idle timeout */
+
+static gboolean
+idle_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  IdleSource *is = (IdleSource *) source;
+  g_autoptr (ZltRelay) self = g_object_ref (is->relay);
+
+  relay_idle_expired (self, source);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs idle_source_funcs = {
+  .dispatch = idle_source_dispatch,
+};
+
+/* The source whose ready time is the idle deadline, made when needed. */
+static GSource *
+relay_idle_timer (ZltRelay *self)
+{
+  if (self->splice_source != NULL)
+    return self->splice_source;
+  if (self->idle_source == NULL)
+    {
+      self->idle_source = g_source_new (&idle_source_funcs, sizeof (IdleSource));
+      g_source_set_static_name (self->idle_source, "zlt-relay-idle");
+      ((IdleSource *) self->idle_source)->relay = self;
+      g_source_attach (self->idle_source, self->context);
+    }
+  return self->idle_source;
+}
+
+/* Arms (or disarms) the timer for the current timeout; only while running. */
+static void
+relay_idle_arm (ZltRelay *self)
+{
+  if (self->idle_timeout == 0)
+    {
+      if (self->splice_source != NULL)
+        g_source_set_ready_time (self->splice_source, -1);
+      if (self->idle_source != NULL)
+        {
+          g_source_destroy (self->idle_source);
+          g_clear_pointer (&self->idle_source, g_source_unref);
+        }
+      return;
+    }
+  g_source_set_ready_time (relay_idle_timer (self), self->last_activity + self->idle_timeout);
+}
+
+/* The deadline passed: end the relay if nothing moved since, or wait for the rest. */
+static void
+relay_idle_expired (ZltRelay *self, GSource *source)
+{
+  g_autoptr (GError) error = NULL;
+  gint64 idle = g_source_get_time (source) - self->last_activity;
+
+  if (self->finished || self->idle_timeout == 0)
+    {
+      g_source_set_ready_time (source, -1);
+      return;
+    }
+  if (idle < self->idle_timeout)
+    {
+      g_source_set_ready_time (source, self->last_activity + self->idle_timeout);
+      return;
+    }
+  error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "no bytes moved for %u ms",
+                       (guint) (self->idle_timeout / 1000));
+  relay_finish (self, error);
+}
+
+/* ---------------------------------------------------------------------------------
+ * the sockets under the streams: reset on a failure, in order otherwise */
+
+static void
+relay_find_sockets (ZltRelay *self)
+{
+  GIOStream *streams[2] = { self->a, self->b };
+
+  for (guint i = 0; i < 2; i++)
+    {
+      RelaySock *rs = &self->socks[i];
+
+      if (rs->fd < 0 && !g_io_stream_is_closed (streams[i]))
+        rs->fd = zlt_net_stream_socket_fd (streams[i], &rs->socket);
+    }
+}
+
+/* While running: a process that dies resets its peers (see the top of the file). */
+static void
+relay_sockets_arm (ZltRelay *self)
+{
+  relay_find_sockets (self);
+  for (guint i = 0; i < 2; i++)
+    {
+      RelaySock *rs = &self->socks[i];
+      socklen_t len = sizeof rs->saved;
+
+      if (rs->fd < 0 || getsockopt (rs->fd, SOL_SOCKET, SO_LINGER, &rs->saved, &len) < 0)
+        continue;
+      if (rs->saved.l_onoff && rs->saved.l_linger == 0)
+        continue; /* resets on close already */
+      rs->lingering = zlt_net_set_reset_on_close (rs->fd, TRUE);
+    }
+}
+
+/* At the end: a clean end gives linger back before the orderly close; a failure makes
+ * sure both sockets reset, even when the relay never started. */
+static void
+relay_sockets_end (ZltRelay *self)
+{
+  relay_find_sockets (self);
+  for (guint i = 0; i < 2; i++)
+    {
+      RelaySock *rs = &self->socks[i];
+
+      if (rs->fd < 0 || (rs->socket != NULL && g_socket_is_closed (rs->socket)))
+        continue;
+      if (self->failed)
+        {
+          if (!rs->lingering)
+            zlt_net_set_reset_on_close (rs->fd, TRUE);
+        }
+      else if (rs->lingering)
+        {
+          setsockopt (rs->fd, SOL_SOCKET, SO_LINGER, &rs->saved, sizeof rs->saved);
+        }
+      rs->lingering = FALSE;
+    }
+}
+
 static void
 relay_stop_io (ZltRelay *self)
 {
@@ -856,6 +1135,11 @@ relay_stop_io (ZltRelay *self)
     {
       g_source_destroy (self->splice_source);
       g_clear_pointer (&self->splice_source, g_source_unref);
+    }
+  if (self->idle_source != NULL)
+    {
+      g_source_destroy (self->idle_source);
+      g_clear_pointer (&self->idle_source, g_source_unref);
     }
   for (guint i = 0; i < 2; i++)
     {
@@ -886,6 +1170,12 @@ relay_maybe_close_streams (ZltRelay *self)
   if (!self->finished || self->streams_closed || self->ops_pending > 0)
     return;
   self->streams_closed = TRUE;
+  /* a failure: close the sockets first, with linger {on, 0}, so that they reset and a TLS
+   * connection's close_notify (which would say "complete") fails instead of going out */
+  if (self->failed)
+    for (guint i = 0; i < 2; i++)
+      if (self->socks[i].socket != NULL)
+        g_socket_close (self->socks[i].socket, NULL);
   g_io_stream_close_async (self->a, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
   g_io_stream_close_async (self->b, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
 }
@@ -899,11 +1189,13 @@ relay_finish (ZltRelay *self, const GError *error)
     return;
   self->finished = TRUE;
   self->running = FALSE;
+  self->failed = error != NULL;
   if (error != NULL)
     g_debug ("relay: finished: %s", error->message);
   relay_flush_counters (self);
   g_cancellable_cancel (self->cancellable);
   relay_stop_io (self);
+  relay_sockets_end (self);
   relay_maybe_close_streams (self);
   if (self->dirs[0].total > 0)
     g_object_notify_by_pspec (G_OBJECT (self), props[PROP_BYTES_A_TO_B]);
@@ -1112,10 +1404,10 @@ zlt_relay_class_init (ZltRelayClass *klass)
 
   /**
    * ZltRelay::finished:
-   * @error: (nullable): why it ended; %NULL when both directions ended cleanly,
-   *   %G_IO_ERROR_CANCELLED after zlt_relay_close()
+   * @error: (nullable): %NULL for a clean end, otherwise why it failed
    *
-   * Emitted exactly once, after both streams have been asked to close.
+   * Emitted exactly once, after both streams have been asked to close. See
+   * #ZltRelay in zlt-relay.h for what a clean end and a failure mean to the peers.
    */
   signals[SIGNAL_FINISHED]
       = g_signal_new ("finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
@@ -1126,6 +1418,7 @@ static void
 zlt_relay_init (ZltRelay *self)
 {
   self->cancellable = g_cancellable_new ();
+  self->socks[0].fd = self->socks[1].fd = -1;
 }
 
 /* ---------------------------------------------------------------------------------
@@ -1217,6 +1510,7 @@ zlt_relay_start (ZltRelay *self)
     return;
   self->context = g_main_context_ref_thread_default ();
   self->running = TRUE;
+  self->last_activity = g_get_monotonic_time ();
   g_object_ref (self);
 
   if (g_io_stream_is_closed (self->a) || g_io_stream_is_closed (self->b)
@@ -1230,13 +1524,16 @@ zlt_relay_start (ZltRelay *self)
       return;
     }
 
+  relay_sockets_arm (self);
 #ifdef HAVE_SPLICE
   if (self->zero_copy)
     {
       relay_start_splice (self);
+      relay_idle_arm (self);
       return;
     }
 #endif
+  relay_idle_arm (self);
   for (guint i = 0; i < 2; i++)
     {
       RelayDir *d = &self->dirs[i];
@@ -1249,10 +1546,36 @@ zlt_relay_start (ZltRelay *self)
 }
 
 /**
+ * zlt_relay_set_idle_timeout:
+ * @timeout_ms: how long no byte may move in either direction, or 0 for no limit
+ *
+ * Once no byte has moved either way for @timeout_ms, the relay ends with
+ * %G_IO_ERROR_TIMED_OUT and resets both peers. Before or after zlt_relay_start(); while
+ * it runs, the new limit counts from the last byte moved (or the start).
+ */
+void
+zlt_relay_set_idle_timeout (ZltRelay *self, guint timeout_ms)
+{
+  g_return_if_fail (ZLT_IS_RELAY (self));
+
+  self->idle_timeout = (gint64) timeout_ms * 1000;
+  if (self->running)
+    relay_idle_arm (self);
+}
+
+guint
+zlt_relay_get_idle_timeout (ZltRelay *self)
+{
+  g_return_val_if_fail (ZLT_IS_RELAY (self), 0);
+  return (guint) (self->idle_timeout / 1000);
+}
+
+/**
  * zlt_relay_close:
  *
- * Tears the relay down now: stops relaying, closes both streams and emits ::finished
- * with %G_IO_ERROR_CANCELLED, unless it has finished already.
+ * Tears the relay down now, as a failure (an administrative cut): stops relaying, resets
+ * both peers, closes both streams and emits ::finished with %G_IO_ERROR_CANCELLED,
+ * unless it has finished already.
  */
 void
 zlt_relay_close (ZltRelay *self)

@@ -31,6 +31,27 @@ GType zlt_relay_direction_get_type (void) G_GNUC_CONST;
  */
 typedef void (*ZltRelayCounterFunc) (guint64 a_to_b, guint64 b_to_a, gpointer user_data);
 
+/**
+ * ZltRelay:
+ *
+ * How a relay ends, as ::finished tells it (its error argument) and as the peers see it:
+ *
+ * - clean (error %NULL): both sources reached EOF and every byte was handed to its
+ *   destination. Each peer got its FIN (a TLS stream its close_notify) when its source
+ *   side ended (half-close), and the sockets are closed in order, so bytes the kernel
+ *   still queues are delivered.
+ * - failure (error set): anything else. Both peers get a TCP reset (the sockets under
+ *   both streams, a TLS stream's base socket, close with SO_LINGER {on, 0}; no FIN, no
+ *   close_notify), so neither takes a cut transfer for a complete one. The error says
+ *   why: %G_IO_ERROR_CANCELLED after zlt_relay_close() (an administrative cut),
+ *   %G_IO_ERROR_TIMED_OUT after the idle timeout, or the read, write or shutdown error
+ *   of either side (a peer's reset is %G_IO_ERROR_CONNECTION_CLOSED).
+ *
+ * While a relay runs its sockets carry SO_LINGER {on, 0}, so a process killed mid-relay
+ * resets its peers too; the relay gives linger back before an orderly close. A stream
+ * that does not own its socket (a socket's streams inside a GSimpleIOStream) gets the
+ * linger but not the close: its owner's close sends the reset.
+ */
 #define ZLT_TYPE_RELAY (zlt_relay_get_type ())
 G_DECLARE_FINAL_TYPE (ZltRelay, zlt_relay, ZLT, RELAY, GObject)
 
@@ -38,6 +59,8 @@ ZltRelay *zlt_relay_new (GIOStream *a, GIOStream *b);
 void zlt_relay_set_prefix (ZltRelay *self, ZltRelayDirection direction, GBytes *bytes);
 void zlt_relay_set_counter_func (ZltRelay *self, ZltRelayCounterFunc func, gpointer user_data,
                                  GDestroyNotify destroy);
+void zlt_relay_set_idle_timeout (ZltRelay *self, guint timeout_ms);
+guint zlt_relay_get_idle_timeout (ZltRelay *self);
 void zlt_relay_start (ZltRelay *self);
 void zlt_relay_close (ZltRelay *self);
 

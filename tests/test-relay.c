@@ -1,6 +1,9 @@
 /* test-relay.c: the bidirectional relay over real loopback sockets */
 #include "config.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -731,6 +734,438 @@ test_concurrent (gconstpointer data)
 }
 
 /* ---------------------------------------------------------------------------------
+ * how a relay ends, as the peers see it: FIN after a clean end, a TCP reset after a
+ * failure (a peer's reset, zlt_relay_close(), the idle timeout) */
+
+static gboolean under_valgrind;
+
+static int
+conn_fd (GSocketConnection *conn)
+{
+  return g_socket_get_fd (conn_socket (conn));
+}
+
+static struct linger
+get_linger (GSocketConnection *conn)
+{
+  struct linger lg = { 0 };
+  socklen_t len = sizeof lg;
+
+  g_assert_cmpint (getsockopt (conn_fd (conn), SOL_SOCKET, SO_LINGER, &lg, &len), ==, 0);
+  return lg;
+}
+
+static gboolean
+fd_ready (int fd)
+{
+  struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+  return poll (&pfd, 1, 0) > 0;
+}
+
+/* Reads @conn (raw, nonblocking, spinning the main context while nothing is there) until
+ * its peer ends it; returns 0 for a clean EOF, otherwise the errno of the failed read.
+ * @n_read (optional) gets the bytes read on the way. */
+static int
+wait_end (GSocketConnection *conn, gsize *n_read)
+{
+  int fd = conn_fd (conn);
+  gsize total = 0;
+  char buf[16384];
+
+  for (;;)
+    {
+      gssize n;
+
+      SPIN_UNTIL (fd_ready (fd));
+      n = recv (fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0)
+        {
+          total += (gsize) n;
+          continue;
+        }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        continue;
+      if (n_read != NULL)
+        *n_read = total;
+      return n == 0 ? 0 : errno;
+    }
+}
+
+static void
+send_raw (GSocketConnection *conn, const char *data, gsize len)
+{
+  g_assert_cmpint (send (conn_fd (conn), data, len, MSG_NOSIGNAL), ==, (gssize) len);
+}
+
+static void
+recv_raw (GSocketConnection *conn, gsize len)
+{
+  char buf[256];
+  gsize got = 0;
+
+  g_assert_cmpuint (len, <=, sizeof buf);
+  while (got < len)
+    {
+      gssize n;
+
+      SPIN_UNTIL (fd_ready (conn_fd (conn)));
+      n = recv (conn_fd (conn), buf + got, len - got, MSG_DONTWAIT);
+      g_assert_cmpint (n, >, 0);
+      got += (gsize) n;
+    }
+}
+
+static void
+reset_now (GSocketConnection *conn)
+{
+  struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+  g_assert_cmpint (setsockopt (conn_fd (conn), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), ==, 0);
+  g_socket_close (conn_socket (conn), NULL);
+}
+
+/* After the end: a stream that does not own its socket (the wrapped modes) leaves the
+ * socket to its owner, whose close is what the peer sees. */
+static void
+fixture_owner_close (Fixture *f)
+{
+  SPIN_UNTIL (g_io_stream_is_closed (f->a) && g_io_stream_is_closed (f->b));
+  g_io_stream_close (G_IO_STREAM (f->relay_a), NULL, NULL);
+  g_io_stream_close (G_IO_STREAM (f->relay_b), NULL, NULL);
+}
+
+/* While it runs, the relay's sockets reset if the process dies; a clean end gives
+ * linger back before closing, so bytes still queued in the kernel arrive, then FIN. */
+static void
+test_linger (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+  Fixture f = { 0 };
+  gsize size = 256 * 1024;
+  g_autoptr (GBytes) up = random_bytes (size, 7);
+  g_autoptr (Endpoint) client = NULL;
+  g_autoptr (Endpoint) server = NULL;
+  g_autofree char *want = sha256_of (NULL, up);
+  struct linger lg;
+  int small = 4096;
+
+  fixture_init (&f, mode, 0);
+  /* the server takes almost nothing until resumed: the upload ends up queued in the
+   * relay's socket to it when the relay ends */
+  g_socket_set_option (conn_socket (f.server), SOL_SOCKET, SO_RCVBUF, small, NULL);
+  g_socket_set_option (conn_socket (f.relay_b), SOL_SOCKET, SO_SNDBUF, 4 * 1024 * 1024, NULL);
+  lg = get_linger (f.relay_a);
+  g_assert_cmpint (lg.l_onoff, ==, 0);
+  client = endpoint_new (f.client, up);
+  server = endpoint_new (f.server, NULL);
+  server->paused = TRUE;
+  endpoint_start (client);
+  endpoint_start (server);
+  fixture_start (&f);
+
+  /* running: both sockets reset on close */
+  lg = get_linger (f.relay_a);
+  g_assert_cmpint (lg.l_onoff, ==, 1);
+  g_assert_cmpint (lg.l_linger, ==, 0);
+  lg = get_linger (f.relay_b);
+  g_assert_cmpint (lg.l_onoff, ==, 1);
+  g_assert_cmpint (lg.l_linger, ==, 0);
+
+  SPIN_UNTIL (f.finished > 0 && client->eof);
+  g_assert_no_error (f.error);
+  g_assert_cmpuint (f.final_ab, ==, size);
+  g_assert_cmpuint (server->received, <, size);
+  /* the sockets the relay did not close itself have linger off again */
+  if (mode != MODE_ZERO_COPY)
+    {
+      SPIN_UNTIL (g_io_stream_is_closed (f.a) && g_io_stream_is_closed (f.b));
+      if (!g_socket_is_closed (conn_socket (f.relay_a)))
+        g_assert_cmpint (get_linger (f.relay_a).l_onoff, ==, 0);
+      if (!g_socket_is_closed (conn_socket (f.relay_b)))
+        g_assert_cmpint (get_linger (f.relay_b).l_onoff, ==, 0);
+    }
+  fixture_owner_close (&f);
+
+  /* all queued bytes arrive after the close, then a clean EOF */
+  endpoint_resume (server);
+  SPIN_UNTIL (endpoint_ended (server));
+  g_assert_no_error (server->error);
+  g_assert_true (server->eof);
+  g_assert_cmpuint (server->received, ==, size);
+  g_assert_cmpstr (g_checksum_get_string (server->sum), ==, want);
+  fixture_clear (&f);
+}
+
+/* One peer resets: the relay fails, and the other peer's read fails with ECONNRESET
+ * instead of a clean EOF. Both ways round. */
+static void
+test_reset_propagates (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+
+  for (guint side = 0; side < 2; side++)
+    {
+      Fixture f = { 0 };
+      GSocketConnection *resetter;
+      GSocketConnection *other;
+      gsize n_read = 0;
+
+      fixture_init (&f, mode, 0);
+      resetter = side == 0 ? f.client : f.server;
+      other = side == 0 ? f.server : f.client;
+      fixture_start (&f);
+
+      send_raw (f.client, "ping", 4);
+      recv_raw (f.server, 4);
+      send_raw (f.server, "pong", 4);
+      recv_raw (f.client, 4);
+      /* bytes in flight toward the peer that resets: dropped with it */
+      send_raw (other, "more", 4);
+      reset_now (resetter);
+
+      SPIN_UNTIL (f.finished > 0);
+      g_assert_nonnull (f.error);
+      g_test_message ("%s reset: relay ended with: %s", side == 0 ? "client" : "server",
+                      f.error->message);
+      g_assert_false (g_error_matches (f.error, G_IO_ERROR, G_IO_ERROR_CANCELLED));
+      fixture_owner_close (&f);
+      g_assert_cmpint (wait_end (other, &n_read), ==, ECONNRESET);
+      g_assert_cmpuint (n_read, ==, 0);
+      fixture_clear (&f);
+    }
+}
+
+static gboolean
+fd_hung_up (int fd)
+{
+  struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+  return poll (&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR)) != 0;
+}
+
+/* zlt_relay_close() on a live relay is a cut: both peers see a reset. Then the same with
+ * one direction already half-closed (its FIN delivered): that direction was complete, and
+ * TCP reads after a FIN return 0 even when a reset follows, so the cut shows on the
+ * other direction: its writer's next write fails, its reader's read fails. */
+static void
+test_close_resets (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+
+  for (guint half_closed = 0; half_closed < 2; half_closed++)
+    {
+      Fixture f = { 0 };
+
+      fixture_init (&f, mode, 0);
+      fixture_start (&f);
+      send_raw (f.client, "ping", 4);
+      recv_raw (f.server, 4);
+      if (half_closed)
+        {
+          g_socket_shutdown (conn_socket (f.server), FALSE, TRUE, NULL);
+          g_assert_cmpint (wait_end (f.client, NULL), ==, 0);
+        }
+
+      zlt_relay_close (f.relay);
+      g_assert_cmpuint (f.finished, ==, 1);
+      g_assert_error (f.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+      fixture_owner_close (&f);
+      g_assert_cmpint (wait_end (f.server, NULL), ==, ECONNRESET);
+      if (!half_closed)
+        {
+          g_assert_cmpint (wait_end (f.client, NULL), ==, ECONNRESET);
+        }
+      else
+        {
+          SPIN_UNTIL (fd_hung_up (conn_fd (f.client)));
+          g_assert_cmpint (send (conn_fd (f.client), "x", 1, MSG_NOSIGNAL), ==, -1);
+          g_assert_cmpint (errno, ==, EPIPE);
+        }
+      fixture_clear (&f);
+    }
+}
+
+/* A stalled direction whose source has ended (FIN after ours: POLLHUP) or was reset
+ * (POLLERR) while its bytes wait for a slow destination: poll reports those whatever
+ * events are asked for, so the relay must not wake on them for nothing (it goes quiet).
+ * A reset ends it at once in zero-copy mode (the userspace modes see it once the
+ * destination has taken what waits), and the destination gets a reset, not an EOF. */
+static void
+test_hup_stalled (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+
+  for (guint reset = 0; reset < 2; reset++)
+    {
+      Fixture f = { 0 };
+      /* fits in the kernel buffers and the relay's own, so the server gets it all out */
+      gsize size = 256 * 1024;
+      g_autoptr (GBytes) down = random_bytes (size, 8);
+      g_autoptr (Endpoint) client = NULL;
+      g_autoptr (Endpoint) server = NULL;
+      g_autofree char *want = sha256_of (NULL, down);
+      gsize n_read = 0;
+
+      fixture_init (&f, mode, 64 * 1024);
+      client = endpoint_new (f.client, NULL); /* sends nothing: a→b ends at once */
+      client->paused = TRUE;
+      server = endpoint_new (f.server, down);
+      server->send_after_eof = TRUE; /* its FIN comes after ours */
+      server->shutdown_after_send = !reset;
+      endpoint_start (client);
+      endpoint_start (server);
+      fixture_start (&f);
+
+      SPIN_UNTIL (server->sent);
+      if (reset)
+        {
+          g_cancellable_cancel (server->cancellable);
+          SPIN_UNTIL (server->pending == 0);
+          reset_now (f.server);
+          if (mode == MODE_ZERO_COPY)
+            SPIN_UNTIL (f.finished > 0);
+          else
+            spin_until_quiet (200);
+          /* the client takes what waits (raw reads; its endpoint never read) */
+          while (f.finished == 0)
+            {
+              char buf[16384];
+              gssize n;
+
+              SPIN_UNTIL (fd_ready (conn_fd (f.client)) || f.finished > 0);
+              n = recv (conn_fd (f.client), buf, sizeof buf, MSG_DONTWAIT);
+              if (n > 0)
+                n_read += (gsize) n;
+            }
+          g_assert_nonnull (f.error);
+          g_test_message ("stalled relay ended with: %s (client read %" G_GSIZE_FORMAT " bytes)",
+                          f.error->message, n_read);
+          fixture_owner_close (&f);
+          g_assert_cmpint (wait_end (f.client, NULL), ==, ECONNRESET);
+        }
+      else
+        {
+          spin_until_quiet (200);
+          g_assert_cmpuint (f.finished, ==, 0);
+          endpoint_resume (client);
+          SPIN_UNTIL (client->eof && f.finished > 0);
+          g_assert_no_error (f.error);
+          g_assert_cmpuint (client->received, ==, size);
+          g_assert_cmpstr (g_checksum_get_string (client->sum), ==, want);
+        }
+      fixture_clear (&f);
+    }
+}
+
+/* ---- idle timeout ---- */
+
+typedef struct
+{
+  GSocketConnection *conn;
+  gint64 last_sent;
+  guint n_sent;
+} Ticker;
+
+static gboolean
+ticker_cb (gpointer user_data)
+{
+  Ticker *t = user_data;
+
+  send_raw (t->conn, "tick", 4);
+  t->last_sent = g_get_monotonic_time ();
+  t->n_sent++;
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+deadline_cb (gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Three relays with the same limit: an idle one is cut (TIMED_OUT, both peers reset,
+ * not before the limit), one with bytes moving one way is not, nor one whose limit was
+ * set back to 0. Once its bytes stop, the active one is cut as well. */
+static void
+test_idle_timeout (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+  guint timeout_ms = under_valgrind ? 2000 : 400;
+  Fixture idle = { 0 };
+  Fixture active = { 0 };
+  Fixture unlimited = { 0 };
+  Ticker ticker = { 0 };
+  gint64 start;
+  gint64 idle_end = 0;
+  gboolean waited = FALSE;
+  guint tick;
+
+  fixture_init (&idle, mode, 0);
+  fixture_init (&active, mode, 0);
+  fixture_init (&unlimited, mode, 0);
+  zlt_relay_set_idle_timeout (idle.relay, timeout_ms);
+  g_assert_cmpuint (zlt_relay_get_idle_timeout (idle.relay), ==, timeout_ms);
+  zlt_relay_set_idle_timeout (unlimited.relay, timeout_ms);
+  zlt_relay_set_idle_timeout (unlimited.relay, 0);
+  start = g_get_monotonic_time ();
+  fixture_start (&idle);
+  fixture_start (&active);
+  fixture_start (&unlimited);
+  zlt_relay_set_idle_timeout (active.relay, timeout_ms); /* while running */
+
+  /* bytes one way only, well within the limit, for three times the limit */
+  ticker.conn = active.server;
+  ticker.last_sent = start;
+  tick = g_timeout_add (timeout_ms / 10, ticker_cb, &ticker);
+  g_timeout_add (3 * timeout_ms, deadline_cb, &waited);
+  while (!waited)
+    {
+      g_main_context_iteration (NULL, TRUE);
+      if (idle.finished > 0 && idle_end == 0)
+        idle_end = g_get_monotonic_time ();
+    }
+  g_source_remove (tick);
+
+  g_assert_cmpuint (idle.finished, ==, 1);
+  g_assert_error (idle.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_assert_cmpint (idle_end - start, >=, (gint64) timeout_ms * 1000);
+  g_test_message ("idle relay cut after %" G_GINT64_FORMAT " ms (limit %u ms)",
+                  (idle_end - start) / 1000, timeout_ms);
+  g_assert_cmpuint (active.finished, ==, 0);
+  g_assert_cmpuint (unlimited.finished, ==, 0);
+  g_assert_cmpuint (ticker.n_sent, >=, 20);
+  g_assert_cmpuint (zlt_relay_get_bytes_b_to_a (active.relay), ==, 4 * ticker.n_sent);
+
+  fixture_owner_close (&idle);
+  g_assert_cmpint (wait_end (idle.client, NULL), ==, ECONNRESET);
+  g_assert_cmpint (wait_end (idle.server, NULL), ==, ECONNRESET);
+
+  /* the bytes stop: the active relay goes the same way, not before its limit */
+  SPIN_UNTIL (active.finished > 0);
+  g_assert_error (active.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_assert_cmpint (g_get_monotonic_time () - ticker.last_sent, >=, (gint64) timeout_ms * 1000);
+  fixture_owner_close (&active);
+  g_assert_cmpint (wait_end (active.server, NULL), ==, ECONNRESET);
+  g_assert_cmpint (wait_end (active.client, NULL), ==, ECONNRESET);
+
+  /* the unlimited one still runs, and ends cleanly */
+  g_assert_cmpuint (unlimited.finished, ==, 0);
+  g_socket_shutdown (conn_socket (unlimited.client), FALSE, TRUE, NULL);
+  g_socket_shutdown (conn_socket (unlimited.server), FALSE, TRUE, NULL);
+  SPIN_UNTIL (unlimited.finished > 0);
+  g_assert_no_error (unlimited.error);
+  fixture_owner_close (&unlimited);
+  g_assert_cmpint (wait_end (unlimited.client, NULL), ==, 0);
+  g_assert_cmpint (wait_end (unlimited.server, NULL), ==, 0);
+
+  fixture_clear (&idle);
+  fixture_clear (&active);
+  fixture_clear (&unlimited);
+}
+
+/* ---------------------------------------------------------------------------------
  * perf (-m perf): one 256 MiB stream, endpoints in threads as real peers would be */
 
 #define PERF_SIZE ((guint64) 256 * 1024 * 1024)
@@ -849,9 +1284,13 @@ test_perf (void)
 int
 main (int argc, char **argv)
 {
-  static const char *const tests[] = { "transfer", "half-close", "backpressure", "close", "reset" };
+  static const char *const tests[]
+      = { "transfer", "half-close",       "backpressure", "close",        "reset",
+          "linger",   "reset-propagates", "close-resets", "idle-timeout", "hup-stalled" };
   static const GTestDataFunc funcs[]
-      = { test_transfer, test_half_close, test_backpressure, test_close, test_reset };
+      = { test_transfer,     test_half_close, test_backpressure,     test_close,
+          test_reset,        test_linger,     test_reset_propagates, test_close_resets,
+          test_idle_timeout, test_hup_stalled };
   struct rlimit rl;
   int ret;
 
@@ -862,6 +1301,7 @@ main (int argc, char **argv)
       setrlimit (RLIMIT_NOFILE, &rl);
     }
 
+  under_valgrind = g_getenv ("ZLT_UNDER_VALGRIND") != NULL;
   g_test_init (&argc, &argv, NULL);
   for (guint t = 0; t < G_N_ELEMENTS (tests); t++)
     for (int m = MODE_ZERO_COPY; m <= MODE_ASYNC; m++)
