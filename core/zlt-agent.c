@@ -187,10 +187,11 @@ connect_data_free (ConnectData *d)
 {
   g_object_unref (d->agent);
   g_object_unref (d->service);
+  /* half of a connection that never became one: the other end sees it fail, not end */
   if (d->local != NULL)
-    g_io_stream_close (d->local, NULL, NULL);
+    zlt_net_close_with_reset (d->local);
   if (d->data != NULL)
-    g_io_stream_close (d->data, NULL, NULL);
+    zlt_net_close_with_reset (d->data);
   g_clear_object (&d->local);
   g_clear_object (&d->data);
   g_clear_pointer (&d->prefix, g_bytes_unref);
@@ -502,6 +503,7 @@ register_service (ZltAgent *self, ZltService *service)
 {
   guint16 port = zlt_service_get_assigned_port (service);
   g_autoptr (ZltMessage) reg = NULL;
+  const ZltServiceConfig *sc;
 
   /* once the server chose a port, keep asking for that one */
   if (port == 0)
@@ -511,6 +513,12 @@ register_service (ZltAgent *self, ZltService *service)
                                   zlt_service_get_local_port (service), port);
   if (self->v2 && zlt_service_get_expose (service) == ZLT_EXPOSE_INTERNAL)
     zlt_message_set_expose (reg, ZLT_EXPOSE_INTERNAL);
+  /* the owner's own limits for its service; the server applies the stricter */
+  sc = zlt_client_config_lookup_service (self->config, zlt_service_get_name (service));
+  if (self->v2 && sc != NULL && sc->max_connections != 0)
+    zlt_message_set_max_connections (reg, sc->max_connections);
+  if (self->v2 && sc != NULL && sc->idle_timeout != 0)
+    zlt_message_set_idle_timeout (reg, sc->idle_timeout);
   if (send_message (self, reg))
     g_queue_push_tail (&self->register_queue, g_object_ref (service));
 }

@@ -49,7 +49,8 @@ static const char *const agent_keys[] = {
 };
 
 static const char *const service_keys[] = {
-  "protocol", "local-host", "local-port", "remote-port", "expose", NULL,
+  "protocol", "local-host",      "local-port",   "remote-port",
+  "expose",   "max-connections", "idle-timeout", NULL,
 };
 
 /* ZltServiceConfig */
@@ -85,10 +86,15 @@ zlt_service_config_new (const char *name, ZltProtocol protocol, const char *loca
 ZltServiceConfig *
 zlt_service_config_copy (const ZltServiceConfig *service)
 {
+  ZltServiceConfig *copy;
+
   g_return_val_if_fail (service != NULL, NULL);
 
-  return zlt_service_config_new (service->name, service->protocol, service->local_host,
+  copy = zlt_service_config_new (service->name, service->protocol, service->local_host,
                                  service->local_port, service->remote_port, service->expose);
+  copy->max_connections = service->max_connections;
+  copy->idle_timeout = service->idle_timeout;
+  return copy;
 }
 
 void
@@ -427,7 +433,11 @@ zlt_client_config_parse_service (GKeyFile *kf, const char *group, GError **error
       return NULL;
     }
   if (!zlt_config_get_uint (kf, group, "local-port", 0, 1, G_MAXUINT16, &local_port, error)
-      || !zlt_config_get_uint (kf, group, "remote-port", 0, 0, G_MAXUINT16, &remote_port, error))
+      || !zlt_config_get_uint (kf, group, "remote-port", 0, 0, G_MAXUINT16, &remote_port, error)
+      || !zlt_config_get_uint (kf, group, "max-connections", 0, 0, 10000000,
+                               &service->max_connections, error)
+      || !zlt_config_get_uint (kf, group, "idle-timeout", 0, 0, 30 * 86400, &service->idle_timeout,
+                               error))
     return NULL;
   service->local_port = local_port;
   service->remote_port = remote_port;
@@ -568,6 +578,8 @@ zlt_client_config_write_service (GKeyFile *kf, const ZltServiceConfig *service)
   g_key_file_set_uint64 (kf, group, "remote-port", service->remote_port);
   g_key_file_set_string (kf, group, "expose",
                          service->expose == ZLT_EXPOSE_INTERNAL ? "internal" : "public");
+  g_key_file_set_uint64 (kf, group, "max-connections", service->max_connections);
+  g_key_file_set_uint64 (kf, group, "idle-timeout", service->idle_timeout);
 }
 
 /**

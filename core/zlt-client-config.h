@@ -20,6 +20,9 @@ G_BEGIN_DECLS
  * @local_port: 1-65535
  * @remote_port: the public port asked for, 0 = any
  * @expose: a public listener, or reachable only by access sessions
+ * @max_connections: live connections the server lets through at once, 0 = its own limit
+ * @idle_timeout: seconds a connection may move no byte before it is cut, 0 = the
+ *   server's
  *
  * One service the agent exposes, as configured. A plain boxed struct.
  */
@@ -31,6 +34,8 @@ typedef struct
   guint16 local_port;
   guint16 remote_port;
   ZltExpose expose;
+  guint max_connections;
+  guint idle_timeout;
 } ZltServiceConfig;
 
 #define ZLT_TYPE_SERVICE_CONFIG (zlt_service_config_get_type ())

@@ -155,7 +155,7 @@ pending_free (Pending *p)
     limits->n_pending--;
   zlt_source_clear (&p->timeout);
   if (p->stream != NULL)
-    g_io_stream_close (p->stream, NULL, NULL);
+    zlt_net_close_with_reset (p->stream);
   g_clear_object (&p->stream);
   g_clear_object (&p->service);
   g_clear_object (&p->tunnel);
@@ -352,7 +352,7 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const
   if (peer == NULL || g_hash_table_size (self->pending) >= MAX_PENDING)
     {
       /* the agent is away (held for a resume) or we are flooded */
-      g_io_stream_close (stream, NULL, NULL);
+      zlt_net_close_with_reset (stream);
       return;
     }
   /* scope and expiry hold for every connection, not only at Register */
@@ -361,7 +361,7 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const
       || !zlt_grant_may_register (grant, zlt_service_get_name (service))
       || !may_connect (self, service, zlt_grant_get_name (grant)))
     {
-      g_io_stream_close (stream, NULL, NULL);
+      zlt_net_close_with_reset (stream);
       return;
     }
 
@@ -624,12 +624,25 @@ access_stream (ZltServer *self, AccessRequest *r, GIOStream *stream)
 
   if (service == NULL || !g_hash_table_contains (self->peer_by_tunnel, r->access_tunnel))
     {
-      g_io_stream_close (stream, NULL, NULL);
+      zlt_net_close_with_reset (stream);
       return;
     }
   g_debug ("access stream to %s from %s", r->service_name, client_addr ? client_addr : "?");
   start_connection (self, service, stream, client_addr ? client_addr : "", r->access_tunnel,
                     &r->account);
+}
+
+/* The server's idle-timeout and the owner's own (from its Register), the shorter one;
+ * 0 when neither is set. */
+static guint
+idle_timeout_ms (ZltServer *self, ZltService *service)
+{
+  guint server_s = zlt_server_config_get_limits (self->config)->idle_timeout;
+  ServiceLimits *own = g_hash_table_lookup (self->service_limits, service);
+  guint owner_s = own != NULL ? own->idle_timeout_s : 0;
+  guint seconds = server_s == 0 ? owner_s : owner_s == 0 ? server_s : MIN (server_s, owner_s);
+
+  return (guint) MIN ((guint64) seconds * 1000, G_MAXUINT);
 }
 
 static void
@@ -667,7 +680,7 @@ on_data_stream (ZltControlListener *listener, const char *connection_id, GIOStre
       || (p = g_hash_table_lookup (self->pending, &cid)) == NULL)
     {
       /* the public side gave up between the 101 and now */
-      g_io_stream_close (stream, NULL, NULL);
+      zlt_net_close_with_reset (stream);
       return;
     }
   relay = zlt_relay_new (p->stream, stream);
@@ -688,6 +701,7 @@ on_data_stream (ZltControlListener *listener, const char *connection_id, GIOStre
   g_hash_table_remove (self->pending, &cid);
 
   g_hash_table_insert (self->relays, g_object_ref (relay), info);
+  zlt_relay_set_idle_timeout (relay, idle_timeout_ms (self, info->service));
   zlt_relay_set_counter_func (relay, count_bytes, info, NULL);
   g_signal_connect_object (relay, "finished", G_CALLBACK (on_relay_finished), self, 0);
   zlt_service_connection_opened (info->service);

@@ -535,6 +535,61 @@ test_queue_bound (Fixture *f, gconstpointer data)
                      5000);
 }
 
+/* ---- limits on a service's connections ---- */
+
+/* The owner's own limits travel with its Register: at most max-connections at once
+ * (the next is refused at once), and a connection silent for idle-timeout seconds is
+ * cut with a reset. The server's own settings apply the same way. */
+static void
+test_service_limits (Fixture *f, gconstpointer data)
+{
+  gboolean from_server = GPOINTER_TO_INT (data);
+  ZltTestRaw live[2] = { { 0 }, { 0 } };
+  GThread *threads[2];
+  guint16 port;
+  gint64 opened;
+
+  if (from_server)
+    {
+      set_server (f, "max-connections-per-service", 2);
+      set_server (f, "idle-timeout", 1);
+    }
+  zlt_test_harness_start_server (&f->h);
+  zlt_test_harness_add_service (&f->h, "echo", zlt_test_echo_get_port (f->h.echo), 0);
+  if (!from_server)
+    {
+      g_key_file_set_integer (f->h.agent_keyfile, "service:echo", "max-connections", 2);
+      g_key_file_set_integer (f->h.agent_keyfile, "service:echo", "idle-timeout", 1);
+    }
+  zlt_test_harness_start_agent (&f->h);
+  port = zlt_test_harness_wait_registered (&f->h, "echo");
+
+  opened = g_get_monotonic_time ();
+  for (guint i = 0; i < 2; i++)
+    threads[i] = open_live_connection (port, &live[i]);
+  ZLT_TEST_WAIT_FOR (zlt_server_get_n_relays (f->h.server) == 2, 10000);
+  /* a third is turned away at once, and the service never sees it */
+  g_assert_true (zlt_test_expect_closed (port, 5000));
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->h.echo), ==, 2);
+
+  /* the two live ones said "ping" and went quiet: both are cut after a second */
+  for (guint i = 0; i < 2; i++)
+    {
+      zlt_test_raw_finish (threads[i], &live[i], 10000);
+      g_assert_true (live[i].closed);
+      g_assert_true (g_str_has_prefix (live[i].reply->str, "ping"));
+      zlt_test_raw_clear (&live[i]);
+    }
+  g_assert_cmpint (g_get_monotonic_time () - opened, >=, G_USEC_PER_SEC);
+  ZLT_TEST_WAIT_FOR (zlt_server_get_n_relays (f->h.server) == 0, 5000);
+  /* room again */
+  memset (&live[0], 0, sizeof live[0]);
+  threads[0] = open_live_connection (port, &live[0]);
+  ZLT_TEST_WAIT_FOR (zlt_server_get_n_relays (f->h.server) == 1, 10000);
+  zlt_test_raw_finish (threads[0], &live[0], 10000);
+  zlt_test_raw_clear (&live[0]);
+}
+
 /* ---- access sessions end when they said they would ---- */
 
 /* The server holds an access client to the time to live it asked for. */
@@ -589,6 +644,10 @@ main (int argc, char **argv)
   ADD ("one-frame-before-auth", test_one_frame_before_auth);
   ADD ("preauth-per-source", test_preauth_per_source);
   ADD ("access-ttl", test_access_ttl);
+  g_test_add ("/tenants/service-limits/owner", Fixture, GINT_TO_POINTER (FALSE), fixture_setup,
+              test_service_limits, fixture_teardown);
+  g_test_add ("/tenants/service-limits/server", Fixture, GINT_TO_POINTER (TRUE), fixture_setup,
+              test_service_limits, fixture_teardown);
 #undef ADD
   return g_test_run ();
 }

@@ -117,6 +117,21 @@ test_local_service_down (Fixture *f, gconstpointer data)
   port = zlt_test_harness_wait_registered (&f->h, "down");
   g_assert_true (zlt_test_expect_closed (port, 5000));
   ZLT_TEST_WAIT_FOR (zlt_server_get_n_pending (f->h.server) == 0, 5000);
+  /* and the public client can tell: a reset, not a clean end of an empty answer */
+  {
+    ZltTestRaw raw = { 0 };
+    GThread *thread;
+
+    raw.port = port;
+    raw.request = "hello";
+    thread = zlt_test_raw_start (&raw);
+    zlt_test_raw_finish (thread, &raw, 10000);
+    g_assert_null (raw.error);
+    g_assert_true (raw.closed);
+    g_assert_true (raw.reset);
+    g_assert_cmpuint (raw.reply->len, ==, 0);
+    zlt_test_raw_clear (&raw);
+  }
 }
 
 static void

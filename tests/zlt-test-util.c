@@ -917,7 +917,8 @@ raw_thread (gpointer user_data)
         goto out;
       if (n <= 0)
         {
-          /* EOF or reset: both mean the peer closed */
+          /* EOF or reset: both mean the peer closed; which one, the tests may ask */
+          r->reset = n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
           g_clear_error (&error);
           r->closed = TRUE;
           break;

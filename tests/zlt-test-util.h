@@ -189,6 +189,7 @@ typedef struct
   /* results */
   gboolean connected;
   gboolean closed;   /* EOF or reset from the peer */
+  gboolean reset;    /* it was a reset (ECONNRESET), not a clean EOF */
   GString *reply;    /* what was read */
   gint64 elapsed_ms; /* from connected to closed / first line */
   char *error;
