@@ -40,6 +40,8 @@ static GParamSpec *props[N_PROPS];
 enum
 {
   SIGNAL_SESSION_ADDED,
+  SIGNAL_SESSION_READY,
+  SIGNAL_SESSION_REFUSED,
   SIGNAL_SESSION_REMOVED,
   N_SIGNALS
 };
@@ -222,8 +224,8 @@ static char *
 describe_refusal (const char *service, const GError *error)
 {
   if (g_error_matches (error, ZLT_ERROR, ZLT_ERROR_NOT_ALLOWED))
-    return g_strdup_printf (_ ("the server refused access to “%s” (403): the token does not "
-                               "allow it, or it expired"),
+    return g_strdup_printf (_ ("the server refused access to “%s”: the token does not reach it "
+                               "(reach= in the server's token file), or it expired"),
                             service);
   if (g_error_matches (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND))
     return g_strdup_printf (_ ("the server has no service “%s” (404)"), service);
@@ -294,6 +296,32 @@ on_local_incoming (GSocketService *listener, GSocketConnection *connection, GObj
   return TRUE;
 }
 
+/* The server's answer to "would you serve this session?": ready, or the session ends
+ * here, with the refusal as its last error, before anyone relies on its port. */
+static void
+probed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (SessionState) state = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *why = NULL;
+
+  if (zlt_agent_probe_access_finish (ZLT_AGENT (source), result, &error))
+    {
+      if (state->manager != NULL)
+        g_signal_emit (state->manager, signals[SIGNAL_SESSION_READY], 0, state->session);
+      return;
+    }
+  if (state->manager == NULL || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  why = describe_refusal (zlt_session_get_remote_service (state->session), error);
+  g_message ("%s", why);
+  zlt_session_set_last_error (state->session, why);
+  g_prefix_error (&error, "%s: ", zlt_session_get_remote_service (state->session));
+  g_signal_emit (state->manager, signals[SIGNAL_SESSION_REFUSED], 0, state->session, error);
+  if (state->manager != NULL)
+    session_stop (state->manager, state);
+}
+
 /* ---- public API ---- */
 
 ZltSession *
@@ -357,6 +385,8 @@ zlt_access_manager_start_session (ZltAccessManager *self, const char *service, g
   g_message ("access session to %s on %s", service, local_address);
   update_expires (self);
   zlt_agent_start (self->agent);
+  zlt_agent_probe_access_async (self->agent, service, state->cancellable, probed,
+                                session_state_ref (state));
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_N_SESSIONS]);
   g_signal_emit (self, signals[SIGNAL_SESSION_ADDED], 0, state->session);
   return g_object_ref (state->session);
@@ -451,18 +481,33 @@ zlt_access_manager_get_endpoint (ZltAccessManager *self)
 }
 
 /* the access client's failures (token refused or expired, server away) are every
- * session's problem */
+ * session's problem; a fatal one (the token was revoked or expired, the server is an
+ * impostor) ends them all: nothing they hold will work again */
 static void
 on_agent_last_error (ZltAgent *agent, GParamSpec *pspec, gpointer user_data)
 {
   ZltAccessManager *self = user_data;
   const char *error = zlt_agent_get_last_error (agent);
+  g_autoptr (GPtrArray) doomed = NULL;
 
   if (error == NULL)
     return;
   for (guint i = 0; i < self->sessions->len; i++)
     zlt_session_set_last_error (((SessionState *) g_ptr_array_index (self->sessions, i))->session,
                                 error);
+  if (!zlt_agent_get_fatal (agent))
+    return;
+  doomed = g_ptr_array_new_with_free_func ((GDestroyNotify) session_state_unref);
+  for (guint i = 0; i < self->sessions->len; i++)
+    g_ptr_array_add (doomed, session_state_ref (g_ptr_array_index (self->sessions, i)));
+  for (guint i = 0; i < doomed->len; i++)
+    {
+      SessionState *state = g_ptr_array_index (doomed, i);
+
+      g_message ("access session to %s ended: %s", zlt_session_get_remote_service (state->session),
+                 error);
+      session_stop (self, state);
+    }
 }
 
 static void
@@ -550,6 +595,23 @@ zlt_access_manager_class_init (ZltAccessManagerClass *klass)
   signals[SIGNAL_SESSION_REMOVED]
       = g_signal_new ("session-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
                       NULL, NULL, G_TYPE_NONE, 1, ZLT_TYPE_SESSION);
+  /**
+   * ZltAccessManager::session-ready:
+   * @session: a session the server confirmed it would serve (the token reaches the
+   *   service, which exists and has its agent connected); a session it refuses is
+   *   removed instead, its last error saying why
+   */
+  signals[SIGNAL_SESSION_READY]
+      = g_signal_new ("session-ready", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                      NULL, G_TYPE_NONE, 1, ZLT_TYPE_SESSION);
+  /**
+   * ZltAccessManager::session-refused:
+   * @session: a session the server would not serve; ::session-removed follows
+   * @error: the server's refusal (%ZLT_ERROR_NOT_ALLOWED, %ZLT_ERROR_NOT_FOUND, ...)
+   */
+  signals[SIGNAL_SESSION_REFUSED]
+      = g_signal_new ("session-refused", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+                      NULL, NULL, G_TYPE_NONE, 2, ZLT_TYPE_SESSION, G_TYPE_ERROR);
 }
 
 static void
@@ -579,6 +641,8 @@ access_manager_new (ZltAgent *agent, ZltClientConfig *config)
   self->agent = agent;
   self->endpoint = g_strdup (zlt_client_config_get_server_url (config));
   g_signal_connect (self->agent, "notify::last-error", G_CALLBACK (on_agent_last_error), self);
+  /* the flag changes after the error: look again then */
+  g_signal_connect (self->agent, "notify::fatal", G_CALLBACK (on_agent_last_error), self);
   return self;
 }
 

@@ -341,6 +341,7 @@ handle_connect (ZltAgent *self, const ZltMessage *msg)
 typedef struct
 {
   char *service;
+  gboolean probe; /* ask whether the server would take the stream, open nothing */
   GBytes *prefix; /* bytes that followed the 101 */
 } AccessData;
 
@@ -362,6 +363,14 @@ access_opened (GObject *source, GAsyncResult *result, gpointer user_data)
   ZltAgent *self = g_task_get_source_object (task);
 
   /* the transport's task may have no source object */
+  if (d->probe)
+    {
+      if (zlt_control_transport_probe_access_finish (self->control, result, &error))
+        g_task_return_boolean (task, TRUE);
+      else
+        g_task_return_error (task, error);
+      return;
+    }
   stream = zlt_control_transport_open_data_finish (self->control, result, &d->prefix, &error);
   if (stream == NULL)
     g_task_return_error (task, error);
@@ -406,9 +415,14 @@ access_launch (ZltAgent *self, GTask *task)
   zlt_uuid_format (&cid, cid_str);
   zlt_data_mac (self->session_key, zlt_tunnel_get_id (self->tunnel), &cid, mac);
   mac_hex = zlt_hex_encode (mac, sizeof mac);
-  zlt_control_transport_open_access_async (self->control, self->url, self->tls, tid_str, cid_str,
-                                           mac_hex, d->service, 10 * 1000,
-                                           g_task_get_cancellable (task), access_opened, task);
+  if (d->probe)
+    zlt_control_transport_probe_access_async (self->control, self->url, self->tls, tid_str, cid_str,
+                                              mac_hex, d->service, 10 * 1000,
+                                              g_task_get_cancellable (task), access_opened, task);
+  else
+    zlt_control_transport_open_access_async (self->control, self->url, self->tls, tid_str, cid_str,
+                                             mac_hex, d->service, 10 * 1000,
+                                             g_task_get_cancellable (task), access_opened, task);
 }
 
 /* Starts the access streams that waited for a session (@why == NULL), or fails them
@@ -441,18 +455,15 @@ access_flush (ZltAgent *self, const char *why)
  * While the agent is connecting, the stream waits for that attempt; a stopped agent
  * fails at once.
  */
-void
-zlt_agent_open_access_async (ZltAgent *self, const char *service, GCancellable *cancellable,
-                             GAsyncReadyCallback callback, gpointer user_data)
+static void
+access_start (ZltAgent *self, const char *service, gboolean probe, GCancellable *cancellable,
+              GAsyncReadyCallback callback, gpointer user_data, gpointer tag)
 {
   g_autoptr (GTask) task = NULL;
   AccessData *d;
 
-  g_return_if_fail (ZLT_IS_AGENT (self));
-  g_return_if_fail (service != NULL);
-
   task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, zlt_agent_open_access_async);
+  g_task_set_source_tag (task, tag);
   if (!zlt_service_name_is_valid (service))
     {
       g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
@@ -466,11 +477,56 @@ zlt_agent_open_access_async (ZltAgent *self, const char *service, GCancellable *
     }
   d = g_new0 (AccessData, 1);
   d->service = g_strdup (service);
+  d->probe = probe;
   g_task_set_task_data (task, d, (GDestroyNotify) access_data_free);
   if (self->authenticated && self->channel != NULL)
     access_launch (self, g_steal_pointer (&task));
   else
     g_queue_push_tail (&self->access_waiting, g_steal_pointer (&task));
+}
+
+void
+zlt_agent_open_access_async (ZltAgent *self, const char *service, GCancellable *cancellable,
+                             GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (ZLT_IS_AGENT (self));
+  g_return_if_fail (service != NULL);
+
+  access_start (self, service, FALSE, cancellable, callback, user_data,
+                zlt_agent_open_access_async);
+}
+
+/**
+ * zlt_agent_probe_access_async:
+ * @service: the name of a service some agent registered on the server
+ *
+ * Asks the server whether an access stream to @service would be accepted now (the
+ * token reaches it, it exists, its agent is connected), without opening one: nothing
+ * reaches the service. Waits for the agent's session like
+ * zlt_agent_open_access_async().
+ */
+void
+zlt_agent_probe_access_async (ZltAgent *self, const char *service, GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (ZLT_IS_AGENT (self));
+  g_return_if_fail (service != NULL);
+
+  access_start (self, service, TRUE, cancellable, callback, user_data,
+                zlt_agent_probe_access_async);
+}
+
+/**
+ * zlt_agent_probe_access_finish:
+ *
+ * Returns: %TRUE when an access stream would be accepted; else %FALSE with the
+ *   server's refusal (as zlt_agent_open_access_finish() reports it)
+ */
+gboolean
+zlt_agent_probe_access_finish (ZltAgent *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 /**

@@ -33,6 +33,7 @@ struct _ZltClientConfig
   char *tls_pinned_sha256; /* lowercase hex */
   gboolean tls_insecure;
   gboolean legacy_auth;
+  gboolean retry_forever;
   guint heartbeat_interval;
   guint heartbeat_timeout;
   gdouble backoff_min;
@@ -43,9 +44,19 @@ struct _ZltClientConfig
 G_DEFINE_FINAL_TYPE (ZltClientConfig, zlt_client_config, G_TYPE_OBJECT)
 
 static const char *const agent_keys[] = {
-  "server",       "token-file",  "token-env",          "tls-ca-file",       "tls-pinned-sha256",
-  "tls-insecure", "legacy-auth", "heartbeat-interval", "heartbeat-timeout", "backoff-min",
-  "backoff-max",  NULL,
+  "server",
+  "token-file",
+  "token-env",
+  "tls-ca-file",
+  "tls-pinned-sha256",
+  "tls-insecure",
+  "legacy-auth",
+  "retry-forever",
+  "heartbeat-interval",
+  "heartbeat-timeout",
+  "backoff-min",
+  "backoff-max",
+  NULL,
 };
 
 static const char *const service_keys[] = {
@@ -342,7 +353,8 @@ zlt_client_config_parse_agent (ZltClientConfig *self, GKeyFile *kf, const char *
       self->tls_pinned_sha256 = lower;
     }
   if (!zlt_config_get_bool (kf, GROUP, "tls-insecure", FALSE, &self->tls_insecure, error)
-      || !zlt_config_get_bool (kf, GROUP, "legacy-auth", FALSE, &self->legacy_auth, error))
+      || !zlt_config_get_bool (kf, GROUP, "legacy-auth", FALSE, &self->legacy_auth, error)
+      || !zlt_config_get_bool (kf, GROUP, "retry-forever", FALSE, &self->retry_forever, error))
     return FALSE;
   if (!self->use_tls)
     {
@@ -607,6 +619,7 @@ zlt_client_config_to_keyfile (ZltClientConfig *self)
     g_key_file_set_string (kf, GROUP, "tls-pinned-sha256", self->tls_pinned_sha256);
   g_key_file_set_boolean (kf, GROUP, "tls-insecure", self->tls_insecure);
   g_key_file_set_boolean (kf, GROUP, "legacy-auth", self->legacy_auth);
+  g_key_file_set_boolean (kf, GROUP, "retry-forever", self->retry_forever);
   g_key_file_set_uint64 (kf, GROUP, "heartbeat-interval", self->heartbeat_interval);
   g_key_file_set_uint64 (kf, GROUP, "heartbeat-timeout", self->heartbeat_timeout);
   g_key_file_set_string (kf, GROUP, "backoff-min",
@@ -712,6 +725,19 @@ zlt_client_config_get_tls_insecure (ZltClientConfig *self)
 {
   g_return_val_if_fail (ZLT_IS_CLIENT_CONFIG (self), FALSE);
   return self->tls_insecure;
+}
+
+/**
+ * zlt_client_config_get_retry_forever:
+ * Returns: whether a foreground agent keeps retrying after a refusal that retrying
+ *   cannot cure (bad or expired token, untrusted certificate, impostor server); the
+ *   daemon always does
+ */
+gboolean
+zlt_client_config_get_retry_forever (ZltClientConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_CLIENT_CONFIG (self), FALSE);
+  return self->retry_forever;
 }
 
 gboolean

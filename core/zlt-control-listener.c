@@ -65,17 +65,18 @@ zlt_control_listener_emit_channel (ZltControlListener *self, ZltChannel *channel
   g_signal_emit (self, signals[SIGNAL_CHANNEL], 0, channel);
 }
 
-guint
+ZltDataVerdict
 zlt_control_listener_emit_data_request (ZltControlListener *self, const char *tunnel_id,
                                         const char *connection_id, const char *mac,
-                                        const char *service)
+                                        const char *service, gboolean probe)
 {
-  guint status = 404;
+  /* nobody listening: nothing is waiting for it */
+  guint verdict = ZLT_DATA_FORBIDDEN;
 
-  g_return_val_if_fail (ZLT_IS_CONTROL_LISTENER (self), 500);
+  g_return_val_if_fail (ZLT_IS_CONTROL_LISTENER (self), ZLT_DATA_FORBIDDEN);
   g_signal_emit (self, signals[SIGNAL_DATA_REQUEST], 0, tunnel_id, connection_id, mac, service,
-                 &status);
-  return status;
+                 probe, &verdict);
+  return (ZltDataVerdict) verdict;
 }
 
 void
@@ -322,12 +323,13 @@ zlt_control_listener_class_init (ZltControlListenerClass *klass)
    * @connection_id: X-Zlt-Connection
    * @mac: X-Zlt-Mac
    * @service: (nullable): X-Zlt-Service, present on access streams only
-   * Returns: the HTTP status to answer with, 101 to accept; the first handler decides
+   * @probe: only say whether an access stream would be accepted
+   * Returns: a #ZltDataVerdict; the first handler decides
    */
   signals[SIGNAL_DATA_REQUEST]
       = g_signal_new ("data-request", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
-                      g_signal_accumulator_first_wins, NULL, NULL, G_TYPE_UINT, 4, G_TYPE_STRING,
-                      G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING);
+                      g_signal_accumulator_first_wins, NULL, NULL, G_TYPE_UINT, 5, G_TYPE_STRING,
+                      G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_BOOLEAN);
   /**
    * ZltControlListener::data-stream:
    * An accepted data connection, its 101 already sent.

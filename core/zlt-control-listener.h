@@ -3,6 +3,7 @@
 
 #include "zlt-channel.h"
 #include "zlt-listener.h"
+#include "zlt-types.h"
 
 G_BEGIN_DECLS
 
@@ -33,12 +34,13 @@ guint64 zlt_control_listener_get_n_refused (ZltControlListener *self);
 
 /* For implementations. */
 void zlt_control_listener_emit_channel (ZltControlListener *self, ZltChannel *channel);
-/* Asks the server whether to accept a data connection: returns an HTTP status,
- * 101 to accept. @service is the X-Zlt-Service header of an access stream
- * (PROTOCOL-v2.md §6), NULL on an agent's data connection. */
-guint zlt_control_listener_emit_data_request (ZltControlListener *self, const char *tunnel_id,
-                                              const char *connection_id, const char *mac,
-                                              const char *service);
+/* Asks the server whether to accept a data connection. @service names the service of
+ * an access stream (PROTOCOL-v2.md §6), NULL on an agent's data connection; @probe asks
+ * only whether an access stream would be accepted (nothing is set up). */
+ZltDataVerdict zlt_control_listener_emit_data_request (ZltControlListener *self,
+                                                       const char *tunnel_id,
+                                                       const char *connection_id, const char *mac,
+                                                       const char *service, gboolean probe);
 void zlt_control_listener_emit_data_stream (ZltControlListener *self, const char *connection_id,
                                             GIOStream *stream);
 

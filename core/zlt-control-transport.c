@@ -86,6 +86,43 @@ zlt_control_transport_open_access_async (ZltControlTransport *self, GUri *url,
                             cancellable, callback, user_data);
 }
 
+void
+zlt_control_transport_probe_access_async (ZltControlTransport *self, GUri *url,
+                                          const ZltTlsOptions *tls, const char *tunnel_id,
+                                          const char *connection_id, const char *mac,
+                                          const char *service, guint timeout_ms,
+                                          GCancellable *cancellable, GAsyncReadyCallback callback,
+                                          gpointer user_data)
+{
+  ZltControlTransportClass *klass;
+
+  g_return_if_fail (ZLT_IS_CONTROL_TRANSPORT (self));
+  g_return_if_fail (url != NULL && tunnel_id != NULL && connection_id != NULL && mac != NULL);
+  g_return_if_fail (service != NULL);
+  klass = ZLT_CONTROL_TRANSPORT_GET_CLASS (self);
+  if (klass->probe_access_async == NULL)
+    {
+      g_task_report_new_error (self, callback, user_data, zlt_control_transport_probe_access_async,
+                               G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                               _ ("transport “%s” cannot probe access streams"),
+                               zlt_transport_get_name (ZLT_TRANSPORT (self)));
+      return;
+    }
+  klass->probe_access_async (self, url, tls, tunnel_id, connection_id, mac, service, timeout_ms,
+                             cancellable, callback, user_data);
+}
+
+gboolean
+zlt_control_transport_probe_access_finish (ZltControlTransport *self, GAsyncResult *result,
+                                           GError **error)
+{
+  g_return_val_if_fail (ZLT_IS_CONTROL_TRANSPORT (self), FALSE);
+
+  if (g_async_result_is_tagged (result, zlt_control_transport_probe_access_async))
+    return g_task_propagate_boolean (G_TASK (result), error);
+  return ZLT_CONTROL_TRANSPORT_GET_CLASS (self)->probe_access_finish (self, result, error);
+}
+
 static void
 zlt_control_transport_class_init (ZltControlTransportClass *klass)
 {

@@ -23,6 +23,9 @@ G_DECLARE_DERIVABLE_TYPE (ZltControlTransport, zlt_control_transport, ZLT, CONTR
  *   the finish function also returns bytes that arrived right after the upgrade
  * @open_access_async: the same upgrade with an X-Zlt-Service header: an access stream
  *   to a named service (PROTOCOL-v2.md §6); finished with @open_data_finish
+ * @probe_access_async: asks whether such an access stream would be accepted, without
+ *   opening one (PROTOCOL-v2.md §6)
+ * @probe_access_finish: TRUE when it would be, else the refusal
  */
 struct _ZltControlTransportClass
 {
@@ -46,8 +49,13 @@ struct _ZltControlTransportClass
                              const char *tunnel_id, const char *connection_id, const char *mac,
                              const char *service, guint timeout_ms, GCancellable *cancellable,
                              GAsyncReadyCallback callback, gpointer user_data);
+  void (*probe_access_async) (ZltControlTransport *self, GUri *url, const ZltTlsOptions *tls,
+                              const char *tunnel_id, const char *connection_id, const char *mac,
+                              const char *service, guint timeout_ms, GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data);
+  gboolean (*probe_access_finish) (ZltControlTransport *self, GAsyncResult *result, GError **error);
 
-  gpointer padding[7];
+  gpointer padding[5];
 };
 
 ZltControlListener *zlt_control_transport_listen_control (ZltControlTransport *self,
@@ -75,5 +83,14 @@ void zlt_control_transport_open_access_async (ZltControlTransport *self, GUri *u
                                               const char *service, guint timeout_ms,
                                               GCancellable *cancellable,
                                               GAsyncReadyCallback callback, gpointer user_data);
+
+void zlt_control_transport_probe_access_async (ZltControlTransport *self, GUri *url,
+                                               const ZltTlsOptions *tls, const char *tunnel_id,
+                                               const char *connection_id, const char *mac,
+                                               const char *service, guint timeout_ms,
+                                               GCancellable *cancellable,
+                                               GAsyncReadyCallback callback, gpointer user_data);
+gboolean zlt_control_transport_probe_access_finish (ZltControlTransport *self, GAsyncResult *result,
+                                                    GError **error);
 
 G_END_DECLS

@@ -501,10 +501,12 @@ on_access_request_timeout (gpointer user_data)
 }
 
 /* An access stream: the MAC is the access client's own, under its session key; its
- * grant must reach @service_name, and the service must have its agent connected. */
-static guint
+ * grant must reach @service_name, and the service must have its agent connected. A
+ * @probe only asks whether such a stream would be accepted: the checks run, nothing
+ * is set up. */
+static ZltDataVerdict
 access_request (ZltServer *self, const ZltUuid *tid, const ZltUuid *cid,
-                const guint8 mac[ZLT_HASH_SIZE], const char *service_name)
+                const guint8 mac[ZLT_HASH_SIZE], const char *service_name, gboolean probe)
 {
   guint8 expected[ZLT_HASH_SIZE];
   ZltTunnel *access_tunnel = zlt_registry_lookup_tunnel (self->registry, tid);
@@ -519,16 +521,16 @@ access_request (ZltServer *self, const ZltUuid *tid, const ZltUuid *cid,
   gint64 deadline;
 
   if (!zlt_service_name_is_valid (service_name))
-    return 400;
+    return ZLT_DATA_MALFORMED;
   if (key == NULL)
-    return 403;
+    return ZLT_DATA_FORBIDDEN;
   zlt_data_mac (key, tid, cid, expected);
   if (!zlt_secure_equal (expected, sizeof expected, mac, ZLT_HASH_SIZE))
-    return 403;
+    return ZLT_DATA_FORBIDDEN;
   /* connection ids are fresh per stream: never one that is already in use */
   if (g_hash_table_contains (self->pending, cid)
       || g_hash_table_contains (self->access_requests, cid))
-    return 409;
+    return ZLT_DATA_CONFLICT;
   /* the right to reach is the grant's (reach=), never what the client's caps claim;
    * and an access session ends at its time to live */
   grant = zlt_server_peer_get_grant (peer);
@@ -540,24 +542,27 @@ access_request (ZltServer *self, const ZltUuid *tid, const ZltUuid *cid,
       g_debug ("access to %s refused: not in the token's reach, or the token or the session "
                "expired",
                service_name);
-      return 403;
+      return ZLT_DATA_FORBIDDEN;
     }
   service = zlt_registry_lookup_service_by_name (self->registry, service_name, &error);
   if (service == NULL)
-    return g_error_matches (error, ZLT_ERROR, ZLT_ERROR_DUPLICATE_NAME) ? 409 : 404;
+    return g_error_matches (error, ZLT_ERROR, ZLT_ERROR_DUPLICATE_NAME) ? ZLT_DATA_CONFLICT
+                                                                        : ZLT_DATA_NO_SUCH_SERVICE;
   owner = zlt_service_get_tunnel (service);
   if (owner == NULL || !g_hash_table_contains (self->peer_by_tunnel, owner)
       || zlt_service_get_protocol (service) != ZLT_PROTOCOL_TCP)
-    return 503; /* its agent is away (held for a resume); UDP has no access streams */
+    return ZLT_DATA_UNAVAILABLE; /* its agent is away (held for a resume); UDP has none */
   if (g_hash_table_size (self->access_requests) >= MAX_PENDING)
-    return 503;
+    return ZLT_DATA_UNAVAILABLE;
   /* the client's share of access streams, held until the stream ends */
-  if (!zlt_quota_acquire (self->quota, zlt_grant_get_name (grant), ZLT_QUOTA_ACCESS_STREAMS,
-                          &error))
+  if (!zlt_quota_check (self->quota, zlt_grant_get_name (grant), ZLT_QUOTA_ACCESS_STREAMS, &error))
     {
       g_debug ("access to %s refused: %s", service_name, error->message);
-      return 503;
+      return ZLT_DATA_UNAVAILABLE;
     }
+  if (probe)
+    return ZLT_DATA_PROBE_OK;
+  zlt_quota_take (self->quota, zlt_grant_get_name (grant), ZLT_QUOTA_ACCESS_STREAMS);
 
   r = g_new0 (AccessRequest, 1);
   r->server = self;
@@ -569,12 +574,12 @@ access_request (ZltServer *self, const ZltUuid *tid, const ZltUuid *cid,
   r->timeout = zlt_timeout_source_attach (
       zlt_server_config_get_connect_timeout (self->config) * 1000, on_access_request_timeout, r);
   g_hash_table_insert (self->access_requests, &r->id, r);
-  return 101;
+  return ZLT_DATA_ACCEPT;
 }
 
 static guint
 on_data_request (ZltControlListener *listener, const char *tunnel_id, const char *connection_id,
-                 const char *mac_hex, const char *service_name, gpointer user_data)
+                 const char *mac_hex, const char *service_name, gboolean probe, gpointer user_data)
 {
   ZltServer *self = user_data;
   ZltUuid tid, cid;
@@ -585,22 +590,24 @@ on_data_request (ZltControlListener *listener, const char *tunnel_id, const char
 
   if (!zlt_uuid_parse (tunnel_id, &tid) || !zlt_uuid_parse (connection_id, &cid)
       || !zlt_hash_from_hex (mac_hex, mac))
-    return 400;
+    return ZLT_DATA_MALFORMED;
   if (service_name != NULL)
-    return access_request (self, &tid, &cid, mac, service_name);
+    return access_request (self, &tid, &cid, mac, service_name, probe);
+  if (probe)
+    return ZLT_DATA_MALFORMED; /* only access streams are probed */
   /* one answer for an unknown id, a wrong tunnel and a wrong MAC: nothing tells a
    * prober which connection ids are live */
   p = g_hash_table_lookup (self->pending, &cid);
   if (p == NULL || !zlt_uuid_equal (zlt_tunnel_get_id (p->tunnel), &tid))
-    return 403;
+    return ZLT_DATA_FORBIDDEN;
   peer = g_hash_table_lookup (self->peer_by_tunnel, p->tunnel);
   key = peer ? zlt_server_peer_get_session_key (peer) : NULL;
   if (key == NULL)
-    return 403;
+    return ZLT_DATA_FORBIDDEN;
   zlt_data_mac (key, &tid, &cid, expected);
   if (!zlt_secure_equal (expected, sizeof expected, mac, sizeof mac))
-    return 403;
-  return 101;
+    return ZLT_DATA_FORBIDDEN;
+  return ZLT_DATA_ACCEPT;
 }
 
 static void

@@ -35,6 +35,31 @@ typedef enum
   ZLT_ROLE_AGENT,  /*< nick=agent >*/
 } ZltRole;
 
+/**
+ * ZltDataVerdict:
+ * @ZLT_DATA_ACCEPT: take the connection (a data connection or an access stream)
+ * @ZLT_DATA_PROBE_OK: an access probe that an access stream would pass
+ * @ZLT_DATA_MALFORMED: ids, MAC or service name are not what they must be
+ * @ZLT_DATA_FORBIDDEN: not this tunnel's, bad MAC, unknown or spent connection id,
+ *   or outside the grant
+ * @ZLT_DATA_NO_SUCH_SERVICE: no service of that name
+ * @ZLT_DATA_CONFLICT: the connection id is in use, or the name is ambiguous
+ * @ZLT_DATA_UNAVAILABLE: the service's agent is away, or a limit is reached
+ *
+ * The server's answer to a data-connection request, in words the transport turns
+ * into its own (the websocket plugin: 101, 204, 400, 403, 404, 409, 503).
+ */
+typedef enum
+{
+  ZLT_DATA_ACCEPT,          /*< nick=accept >*/
+  ZLT_DATA_PROBE_OK,        /*< nick=probe-ok >*/
+  ZLT_DATA_MALFORMED,       /*< nick=malformed >*/
+  ZLT_DATA_FORBIDDEN,       /*< nick=forbidden >*/
+  ZLT_DATA_NO_SUCH_SERVICE, /*< nick=no-such-service >*/
+  ZLT_DATA_CONFLICT,        /*< nick=conflict >*/
+  ZLT_DATA_UNAVAILABLE,     /*< nick=unavailable >*/
+} ZltDataVerdict;
+
 const char *zlt_protocol_to_string (ZltProtocol protocol);
 gboolean zlt_protocol_from_string (const char *str, ZltProtocol *out);
 

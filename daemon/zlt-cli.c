@@ -263,6 +263,31 @@ parse_expose (const char *spec, GKeyFile *keyfile, GError **error)
   return TRUE;
 }
 
+/* A foreground agent refused for good (bad or expired token, untrusted certificate,
+ * impostor server) says so and exits 1, rather than retrying every minute. */
+static void
+on_agent_fatal (ZltAgent *agent, GParamSpec *pspec, gpointer user_data)
+{
+  /* the flag comes first, then the error that says why */
+  if (!zlt_agent_get_fatal (agent) || zlt_agent_get_last_error (agent) == NULL)
+    return;
+  exit_code = fail (EXIT_FAILURE_RUNTIME,
+                    _ ("%s (retrying cannot help; --retry-forever "
+                       "retries anyway)"),
+                    zlt_agent_get_last_error (agent));
+  g_main_loop_quit (main_loop);
+}
+
+/* Runs what is pending (sends queued frames, closes) for at most @timeout_ms. */
+static void
+drain_main_context (guint timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  while (g_get_monotonic_time () < deadline && g_main_context_pending (NULL))
+    g_main_context_iteration (NULL, FALSE);
+}
+
 static void
 on_agent_registered (ZltAgent *agent, ZltService *service, gpointer user_data)
 {
@@ -307,6 +332,7 @@ cmd_agent (int argc, char **argv)
   g_auto (GStrv) exposes = NULL;
   gboolean insecure_tls = FALSE;
   gboolean legacy = FALSE;
+  gboolean retry_forever = FALSE;
   gboolean check = FALSE;
   GOptionEntry entries[]
       = { { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
@@ -329,6 +355,10 @@ cmd_agent (int argc, char **argv)
             N_ ("Do not verify the server certificate (dangerous)"), NULL },
           { "legacy-auth", 0, 0, G_OPTION_ARG_NONE, &legacy,
             N_ ("Send the raw token to servers without a challenge (v1)"), NULL },
+          { "retry-forever", 0, 0, G_OPTION_ARG_NONE, &retry_forever,
+            N_ ("Keep retrying after a refusal retrying cannot cure (bad token, untrusted "
+                "certificate), as the daemon does"),
+            NULL },
           { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, N_ ("Show debug messages"), NULL },
           { NULL } };
   g_autoptr (GOptionContext) context = g_option_context_new (_ ("— expose local services"));
@@ -348,6 +378,8 @@ cmd_agent (int argc, char **argv)
   set_agent_connection (keyfile, server_url, token_file, token_env, ca_file, pin, insecure_tls);
   if (legacy)
     g_key_file_set_boolean (keyfile, "agent", "legacy-auth", TRUE);
+  if (retry_forever)
+    g_key_file_set_boolean (keyfile, "agent", "retry-forever", TRUE);
   for (guint i = 0; exposes != NULL && exposes[i] != NULL; i++)
     if (!parse_expose (exposes[i], keyfile, &error))
       return fail (EXIT_USAGE, "%s", error->message);
@@ -370,19 +402,43 @@ cmd_agent (int argc, char **argv)
   uri = g_uri_parse (zlt_client_config_get_server_url (config), G_URI_FLAGS_NONE, NULL);
   g_signal_connect (agent, "registered", G_CALLBACK (on_agent_registered),
                     (gpointer) (uri ? g_uri_get_host (uri) : "server"));
+  if (!zlt_client_config_get_retry_forever (config))
+    {
+      g_signal_connect (agent, "notify::fatal", G_CALLBACK (on_agent_fatal), NULL);
+      g_signal_connect (agent, "notify::last-error", G_CALLBACK (on_agent_fatal), NULL);
+    }
   zlt_agent_start (agent);
   run_main_loop ();
+  /* the goodbye (Disconnect) must reach the server before we exit: then it holds
+   * nothing for a resume and a restarted agent gets its ports at once */
   zlt_agent_stop (agent);
+  drain_main_context (500);
   return exit_code;
 }
 
 /* ---- access ---- */
 
+/* The server said it would serve the session: only now is its port worth announcing. */
+static void
+on_access_session_ready (ZltAccessManager *manager, ZltSession *session, gpointer user_data)
+{
+  g_autoptr (GDateTime) until
+      = g_date_time_new_from_unix_local (zlt_session_get_expires (session) / G_USEC_PER_SEC);
+  g_autofree char *until_text = g_date_time_format (until, "%H:%M:%S");
+
+  g_print (_ ("%s is reachable at %s until %s\n"), zlt_session_get_remote_service (session),
+           zlt_session_get_local_address (session), until_text);
+}
+
+/* A session that ran its time ends well; one the server refused, or that a revoked or
+ * expired token ended, ends with its reason and exit code 1. */
 static void
 on_access_session_removed (ZltAccessManager *manager, ZltSession *session, gpointer user_data)
 {
   if (zlt_session_is_expired (session))
     g_message (_ ("the session to %s expired"), zlt_session_get_remote_service (session));
+  else if (zlt_session_get_last_error (session) != NULL)
+    exit_code = fail (EXIT_FAILURE_RUNTIME, "%s", zlt_session_get_last_error (session));
   g_main_loop_quit (main_loop);
 }
 
@@ -393,7 +449,8 @@ on_access_agent_error (ZltAgent *agent, GParamSpec *pspec, gpointer user_data)
 {
   const char *error = zlt_agent_get_last_error (agent);
 
-  if (error == NULL || zlt_agent_get_n_sessions (agent) > 0)
+  /* a fatal refusal ends the session, which says why (on_access_session_removed) */
+  if (error == NULL || zlt_agent_get_n_sessions (agent) > 0 || zlt_agent_get_fatal (agent))
     return;
   fail (EXIT_FAILURE_RUNTIME, "%s", error);
   exit_code = EXIT_FAILURE_RUNTIME;
@@ -442,8 +499,6 @@ cmd_access (int argc, char **argv)
   g_autoptr (ZltPluginLoader) loader = NULL;
   g_autoptr (ZltAccessManager) manager = NULL;
   g_autoptr (ZltSession) session = NULL;
-  g_autoptr (GDateTime) until = NULL;
-  g_autofree char *until_text = NULL;
   guint ttl = 3600;
 
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
@@ -484,13 +539,11 @@ cmd_access (int argc, char **argv)
   if (session == NULL)
     return fail (EXIT_FAILURE_RUNTIME, "%s", error->message);
   g_signal_connect (manager, "session-removed", G_CALLBACK (on_access_session_removed), NULL);
-  until = g_date_time_new_from_unix_local (zlt_session_get_expires (session) / G_USEC_PER_SEC);
-  until_text = g_date_time_format (until, "%H:%M:%S");
-  g_print (_ ("%s is reachable at 127.0.0.1:%u until %s\n"), argv[1],
-           (guint) zlt_access_manager_get_local_port (manager, session), until_text);
+  g_signal_connect (manager, "session-ready", G_CALLBACK (on_access_session_ready), NULL);
 
   run_main_loop ();
   g_signal_handlers_disconnect_by_func (manager, on_access_session_removed, NULL);
+  g_signal_handlers_disconnect_by_func (manager, on_access_session_ready, NULL);
   g_signal_handlers_disconnect_by_func (zlt_access_manager_get_agent (manager),
                                         on_access_agent_error, NULL);
   zlt_access_manager_stop_session (manager, session, NULL);

@@ -1013,6 +1013,22 @@ parse_access_options (GVariant *options, guint16 *local_port, guint *ttl, GError
   return TRUE;
 }
 
+/* A StartAccess call waiting for the server's verdict on its session. */
+typedef struct
+{
+  ZltDaemonExporter *exporter;
+  GDBusMethodInvocation *invocation;
+  ZltSession *session;
+  gulong ready_id;
+  gulong refused_id;
+  gulong removed_id;
+} PendingStart;
+
+static void on_start_ready (ZltAccessManager *access, ZltSession *session, gpointer user_data);
+static void on_start_refused (ZltAccessManager *access, ZltSession *session, const GError *error,
+                              gpointer user_data);
+static void on_start_removed (ZltAccessManager *access, ZltSession *session, gpointer user_data);
+
 static void
 do_start_access (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
 {
@@ -1022,7 +1038,7 @@ do_start_access (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
   g_autoptr (ZltSession) session = NULL;
   guint16 local_port = 0;
   guint ttl = 0;
-  Mirror *mirror;
+  PendingStart *start;
 
   g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(&s@a{sv})", &service,
                  &options);
@@ -1040,9 +1056,70 @@ do_start_access (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
   /* a first session made the manager: follow it (its session-added came too early) */
   follow_access_manager (self);
   add_session (self, session);
-  mirror = g_hash_table_lookup (self->sessions, session);
-  zlt_dbus_manager_complete_start_access (self->manager_iface, invocation,
+  /* the answer waits for the server's: a session it refuses fails the call */
+  start = g_new0 (PendingStart, 1);
+  start->exporter = g_object_ref (self);
+  start->invocation = g_object_ref (invocation);
+  start->session = g_object_ref (session);
+  start->ready_id
+      = g_signal_connect (self->access, "session-ready", G_CALLBACK (on_start_ready), start);
+  start->refused_id
+      = g_signal_connect (self->access, "session-refused", G_CALLBACK (on_start_refused), start);
+  start->removed_id
+      = g_signal_connect (self->access, "session-removed", G_CALLBACK (on_start_removed), start);
+}
+
+static void
+pending_start_free (PendingStart *start)
+{
+  g_clear_signal_handler (&start->ready_id, start->exporter->access);
+  g_clear_signal_handler (&start->refused_id, start->exporter->access);
+  g_clear_signal_handler (&start->removed_id, start->exporter->access);
+  g_object_unref (start->session);
+  g_object_unref (start->invocation);
+  g_object_unref (start->exporter);
+  g_free (start);
+}
+
+static void
+on_start_ready (ZltAccessManager *access, ZltSession *session, gpointer user_data)
+{
+  PendingStart *start = user_data;
+  Mirror *mirror;
+
+  if (session != start->session)
+    return;
+  mirror = g_hash_table_lookup (start->exporter->sessions, session);
+  zlt_dbus_manager_complete_start_access (start->exporter->manager_iface, start->invocation,
                                           mirror != NULL ? mirror->path : "/");
+  pending_start_free (start);
+}
+
+/* stopped (or expired, or ended with the access client) before the server answered */
+static void
+on_start_removed (ZltAccessManager *access, ZltSession *session, gpointer user_data)
+{
+  PendingStart *start = user_data;
+
+  if (session != start->session)
+    return;
+  g_dbus_method_invocation_return_error (start->invocation, ZLT_ERROR, ZLT_ERROR_CLOSED, "%s",
+                                         zlt_session_get_last_error (session) != NULL
+                                             ? zlt_session_get_last_error (session)
+                                             : _ ("the session ended before the server answered"));
+  pending_start_free (start);
+}
+
+static void
+on_start_refused (ZltAccessManager *access, ZltSession *session, const GError *error,
+                  gpointer user_data)
+{
+  PendingStart *start = user_data;
+
+  if (session != start->session)
+    return;
+  g_dbus_method_invocation_return_gerror (start->invocation, error);
+  pending_start_free (start);
 }
 
 static gboolean

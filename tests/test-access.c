@@ -3,6 +3,8 @@
  * reaches that service through the server */
 #include "config.h"
 
+#include <string.h>
+
 #include "zlt-test-util.h"
 #include "zlt-util.h"
 
@@ -221,78 +223,62 @@ test_ttl_expiry (Fixture *f, gconstpointer data)
   zlt_test_raw_clear (&raw);
 }
 
-/* (3) a token whose scope does not name the service: refused, and said why */
+/* A session the server will not serve ends at once, before anyone relies on its
+ * port: the server is asked when it starts (a probe: nothing reaches the service),
+ * and the session's last error says why. */
+static void
+assert_refused_at_start (Fixture *f, const char *service, const char *why)
+{
+  g_autoptr (ZltSession) session = NULL;
+  g_autoptr (GPtrArray) sessions = NULL;
+  gboolean removed = FALSE, ready = FALSE;
+  guint16 port;
+
+  g_signal_connect (f->manager, "session-removed", G_CALLBACK (on_flag1), &removed);
+  g_signal_connect (f->manager, "session-ready", G_CALLBACK (on_flag1), &ready);
+  session = start_session (f, service, 3600);
+  port = zlt_access_manager_get_local_port (f->manager, session);
+  ZLT_TEST_WAIT_FOR (removed, 10000);
+  g_assert_false (ready);
+  g_assert_nonnull (zlt_session_get_last_error (session));
+  if (strstr (zlt_session_get_last_error (session), why) == NULL)
+    g_error ("the session ended with “%s”, not “%s”", zlt_session_get_last_error (session), why);
+  g_assert_true (zlt_test_connect_refused (port));
+  sessions = zlt_access_manager_get_sessions (f->manager);
+  g_assert_cmpuint (sessions->len, ==, 0);
+  g_assert_cmpuint (zlt_session_get_total_connections (session), ==, 0);
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->h.echo), ==, 0);
+  g_assert_cmpuint (zlt_server_get_n_pending (f->h.server), ==, 0);
+  g_signal_handlers_disconnect_by_data (f->manager, &removed);
+  g_signal_handlers_disconnect_by_data (f->manager, &ready);
+}
+
+/* (3) a token that does not reach the service */
 static void
 test_out_of_scope (Fixture *f, gconstpointer data)
 {
-  g_autoptr (ZltSession) session = NULL;
-  ZltTestRaw raw = { 0 };
-  GThread *thread;
-
   start (f, "name=access reach=other expires=%e");
-  session = start_session (f, "echo", 3600);
-  raw.port = zlt_access_manager_get_local_port (f->manager, session);
-  raw.request = "hello\n";
-  thread = zlt_test_raw_start (&raw);
-  zlt_test_raw_finish (thread, &raw, 10000);
-  g_assert_true (raw.closed);
-  g_assert_cmpstr (raw.reply->str, ==, "");
-  g_assert_nonnull (zlt_session_get_last_error (session));
-  g_assert_nonnull (strstr (zlt_session_get_last_error (session), "403"));
-  g_assert_cmpuint (zlt_session_get_total_connections (session), ==, 0);
-  g_assert_cmpuint (zlt_session_get_bytes_out (session), ==, 0);
-  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->h.echo), ==, 0);
-  g_assert_cmpuint (zlt_server_get_n_pending (f->h.server), ==, 0);
-  zlt_test_raw_clear (&raw);
+  assert_refused_at_start (f, "echo", "does not reach it");
 }
 
-/* a service nobody registered: 404 */
+/* a service nobody registered */
 static void
 test_unknown_service (Fixture *f, gconstpointer data)
 {
-  g_autoptr (ZltSession) session = NULL;
-  ZltTestRaw raw = { 0 };
-  GThread *thread;
-
   start (f, "name=access reach=* expires=%e");
-  session = start_session (f, "nosuch", 3600);
-  raw.port = zlt_access_manager_get_local_port (f->manager, session);
-  thread = zlt_test_raw_start (&raw);
-  zlt_test_raw_finish (thread, &raw, 10000);
-  g_assert_true (raw.closed);
-  g_assert_nonnull (strstr (zlt_session_get_last_error (session), "404"));
-  zlt_test_raw_clear (&raw);
+  assert_refused_at_start (f, "nosuch", "no service “nosuch”");
 }
 
-/* (4) an expired grant: the access client never authenticates, nothing flows */
+/* (4) an expired grant: the access client never authenticates, the session ends */
 static void
 test_expired_grant (Fixture *f, gconstpointer data)
 {
-  g_autoptr (ZltSession) session = NULL;
   g_autofree char *fields = g_strdup_printf ("name=access reach=echo expires=%" G_GINT64_FORMAT,
                                              g_get_real_time () / G_USEC_PER_SEC - 60);
-  ZltAgent *agent;
-  ZltTestRaw raw = { 0 };
-  GThread *thread;
 
   start (f, fields);
-  session = start_session (f, "echo", 3600);
-  agent = zlt_access_manager_get_agent (f->manager);
-  ZLT_TEST_WAIT_FOR (zlt_agent_get_last_error (agent) != NULL, 10000);
-  g_assert_nonnull (strstr (zlt_agent_get_last_error (agent), "expired"));
-  g_assert_cmpuint (zlt_agent_get_n_sessions (agent), ==, 0);
-
-  raw.port = zlt_access_manager_get_local_port (f->manager, session);
-  raw.request = "hello\n";
-  thread = zlt_test_raw_start (&raw);
-  zlt_test_raw_finish (thread, &raw, 10000);
-  g_assert_true (raw.closed);
-  g_assert_cmpstr (raw.reply->str, ==, "");
-  g_assert_nonnull (strstr (zlt_session_get_last_error (session), "expired"));
-  g_assert_cmpuint (zlt_session_get_total_connections (session), ==, 0);
-  g_assert_cmpuint (zlt_session_get_bytes_out (session), ==, 0);
-  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->h.echo), ==, 0);
-  zlt_test_raw_clear (&raw);
+  assert_refused_at_start (f, "echo", "expired");
+  g_assert_cmpuint (zlt_agent_get_n_sessions (zlt_access_manager_get_agent (f->manager)), ==, 0);
 }
 
 /* (5) stopping a session tears its live connection down */
@@ -328,19 +314,26 @@ test_stop_session (Fixture *f, gconstpointer data)
   zlt_test_raw_clear (&raw);
 }
 
-/* (6) revoking the token on the server ends the access client's connections */
+/* (6) revoking the token on the server ends the session it holds: the port closes,
+ * live connections are cut, and the session says why (the agent that owns the
+ * service, re-checked too, stays) */
 static void
 test_revocation (Fixture *f, gconstpointer data)
 {
   g_autoptr (ZltSession) session = NULL;
   ZltTestRaw raw = { 0 };
   GThread *thread;
-  gboolean reloaded = FALSE;
+  gboolean reloaded = FALSE, removed = FALSE, ready = FALSE;
+  guint16 port;
 
   start (f, "name=access reach=echo expires=%e");
+  g_signal_connect (f->manager, "session-ready", G_CALLBACK (on_flag1), &ready);
   session = start_session (f, "echo", 3600);
+  port = zlt_access_manager_get_local_port (f->manager, session);
+  ZLT_TEST_WAIT_FOR (ready, 10000);
   thread = open_idle_connection (f, session, &raw);
   g_assert_true (access_connected (f));
+  g_signal_connect (f->manager, "session-removed", G_CALLBACK (on_flag1), &removed);
 
   /* the line goes; reload now rather than wait for the file monitor */
   write_private (f->h.token_file, f->tokens_before_access);
@@ -349,11 +342,14 @@ test_revocation (Fixture *f, gconstpointer data)
 
   zlt_test_raw_finish (thread, &raw, 10000);
   g_assert_true (raw.closed);
+  ZLT_TEST_WAIT_FOR (removed, 10000);
+  g_assert_nonnull (strstr (zlt_session_get_last_error (session), "unknown token"));
+  g_assert_false (zlt_session_is_expired (session));
+  g_assert_true (zlt_test_connect_refused (port));
   ZLT_TEST_WAIT_FOR (zlt_server_get_n_relays (f->h.server) == 0
                          && zlt_access_manager_get_n_relays (f->manager) == 0,
                      10000);
   g_assert_false (access_connected (f));
-  /* the owner of the service was re-checked too, and stays */
   g_assert_cmpint (zlt_agent_get_state (f->h.agent), ==, ZLT_TUNNEL_STATE_CONNECTED);
   zlt_test_raw_clear (&raw);
 }

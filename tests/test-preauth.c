@@ -326,7 +326,7 @@ typedef struct
   GTlsCertificate *certificate;
   GPtrArray *channels;
   GPtrArray *data_streams;
-  guint data_status;
+  ZltDataVerdict data_verdict;
 } Fixture;
 
 static void
@@ -339,9 +339,9 @@ on_channel (ZltControlListener *listener, ZltChannel *channel, gpointer user_dat
 
 static guint
 on_data_request (ZltControlListener *listener, const char *tunnel_id, const char *connection_id,
-                 const char *mac, const char *service, gpointer user_data)
+                 const char *mac, const char *service, gboolean probe, gpointer user_data)
 {
-  return ((Fixture *) user_data)->data_status;
+  return ((Fixture *) user_data)->data_verdict;
 }
 
 static void
@@ -372,7 +372,7 @@ fixture_setup (Fixture *f, gconstpointer data)
   g_assert_no_error (error);
   f->channels = g_ptr_array_new_with_free_func (g_object_unref);
   f->data_streams = g_ptr_array_new_with_free_func (g_object_unref);
-  f->data_status = SOUP_STATUS_NOT_FOUND;
+  f->data_verdict = ZLT_DATA_NO_SUCH_SERVICE;
 }
 
 static void
@@ -880,7 +880,7 @@ test_data_upgrade (Fixture *f, gconstpointer data)
 {
   guint16 port = start_listener (f, FALSE, 5000);
 
-  f->data_status = SOUP_STATUS_SWITCHING_PROTOCOLS;
+  f->data_verdict = ZLT_DATA_ACCEPT;
   check_data_upgrade (f, port, "");
   /* a peer that does not wait for the 101 loses nothing */
   check_data_upgrade (f, port, "early bytes");

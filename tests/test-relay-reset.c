@@ -29,7 +29,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -318,36 +317,10 @@ client_start (Client *c, guint16 port, gboolean sender, gsize pause_at)
 /* ---------------------------------------------------------------------------------
  * processes */
 
-static void
-die_with_parent (gpointer user_data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-}
-
-static char *
-cli_path (void)
-{
-  return g_test_build_filename (G_TEST_BUILT, "..", "daemon", "zlayer-tunnel", NULL);
-}
-
-/* Runs `zlayer-tunnel MODE -c CONFIG` (the token stays in its file). */
 static GSubprocess *
 spawn_cli (const char *mode, GKeyFile *config, const char *dir)
 {
-  g_autoptr (GError) error = NULL;
-  g_autofree char *path = g_strdup_printf ("%s/%s.conf", dir, mode);
-  g_autofree char *cli = cli_path ();
-  g_autoptr (GSubprocessLauncher) launcher = NULL;
-  GSubprocess *process;
-
-  g_key_file_save_to_file (config, path, &error);
-  g_assert_no_error (error);
-  /* its stdout would mix with our TAP stream */
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  process = g_subprocess_launcher_spawn (launcher, &error, cli, mode, "-c", path, NULL);
-  g_assert_no_error (error);
-  return process;
+  return zlt_test_spawn_cli (mode, config, dir, FALSE, NULL);
 }
 
 static void
@@ -376,13 +349,7 @@ kill_hard (GSubprocess *process)
 static void
 stop (GSubprocess *process)
 {
-  gboolean done = FALSE;
-
-  if (g_subprocess_get_identifier (process) == NULL)
-    return; /* already reaped */
-  g_subprocess_send_signal (process, SIGTERM);
-  g_subprocess_wait_async (process, NULL, wait_done, &done);
-  ZLT_TEST_WAIT_FOR (done, WAIT_MS);
+  zlt_test_process_stop (process, WAIT_MS);
 }
 
 static void

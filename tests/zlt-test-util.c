@@ -3,6 +3,9 @@
 
 #include <glib/gstdio.h>
 #include <string.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -1255,4 +1258,102 @@ zlt_test_rss_kib (void)
     return 0;
   line = strstr (status, "VmRSS:");
   return line != NULL ? g_ascii_strtoull (line + 6, NULL, 10) : 0;
+}
+
+/* ---- the command-line tool as a process ---- */
+
+static void
+die_with_parent (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+GSubprocess *
+zlt_test_spawn_cli (const char *mode, GKeyFile *config, const char *dir, gboolean capture_stderr,
+                    ...)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = g_strdup_printf ("%s/%s.conf", dir, mode);
+  g_autofree char *cli = g_test_build_filename (G_TEST_BUILT, "..", "daemon", "zlayer-tunnel",
+                                                NULL);
+  g_autoptr (GSubprocessLauncher) launcher = NULL;
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  GSubprocess *process;
+  va_list args;
+
+  g_key_file_save_to_file (config, path, &error);
+  g_assert_no_error (error);
+  g_ptr_array_add (argv, cli);
+  g_ptr_array_add (argv, (char *) mode);
+  g_ptr_array_add (argv, (char *) "-c");
+  g_ptr_array_add (argv, path);
+  va_start (args, capture_stderr);
+  for (const char *arg = va_arg (args, const char *); arg != NULL;
+       arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  /* its stdout would mix with our TAP stream */
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE
+                                        | (capture_stderr ? G_SUBPROCESS_FLAGS_STDERR_PIPE : 0));
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  process = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  return process;
+}
+
+static void
+process_waited (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
+  *(gboolean *) user_data = TRUE;
+}
+
+gboolean
+zlt_test_process_wait (GSubprocess *process, guint timeout_ms)
+{
+  gboolean done = FALSE;
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  GSource *tick = g_timeout_source_new (20);
+
+  g_source_set_callback (tick, zlt_test_tick, NULL, NULL);
+  g_source_attach (tick, NULL);
+  g_subprocess_wait_async (process, cancellable, process_waited, &done);
+  while (!done && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_destroy (tick);
+  g_source_unref (tick);
+  if (!done)
+    {
+      /* the wait's callback still comes, cancelled: let it, then report */
+      g_cancellable_cancel (cancellable);
+      while (!done)
+        g_main_context_iteration (NULL, TRUE);
+      return g_subprocess_get_identifier (process) == NULL;
+    }
+  return TRUE;
+}
+
+void
+zlt_test_process_stop (GSubprocess *process, guint timeout_ms)
+{
+  if (g_subprocess_get_identifier (process) == NULL)
+    return; /* already reaped */
+  g_subprocess_send_signal (process, SIGTERM);
+  g_assert_true (zlt_test_process_wait (process, timeout_ms));
+}
+
+char *
+zlt_test_process_stderr (GSubprocess *process)
+{
+  GInputStream *err = g_subprocess_get_stderr_pipe (process);
+  g_autoptr (GString) text = g_string_new (NULL);
+  char buf[4096];
+  gssize n;
+
+  g_assert_nonnull (err);
+  while ((n = g_input_stream_read (err, buf, sizeof buf, NULL, NULL)) > 0)
+    g_string_append_len (text, buf, n);
+  return g_string_free (g_steal_pointer (&text), FALSE);
 }

@@ -172,6 +172,18 @@ GThread *zlt_test_flooder_start (ZltTestFlooder *flooder);
 /* Joins the thread, spinning the main context meanwhile. */
 void zlt_test_flooder_finish (GThread *thread, ZltTestFlooder *flooder, guint timeout_ms);
 
+/* Runs the build tree's `zlayer-tunnel MODE -c CONFIG [ARGS...]` (@config written to a
+ * file in @dir; tokens stay in their own files), its stdout silenced, its stderr kept
+ * for zlt_test_process_stderr() when @capture_stderr; it dies with the test. */
+GSubprocess *zlt_test_spawn_cli (const char *mode, GKeyFile *config, const char *dir,
+                                 gboolean capture_stderr, ...) G_GNUC_NULL_TERMINATED;
+/* Waits, spinning the main context, until @process has exited; FALSE on timeout. */
+gboolean zlt_test_process_wait (GSubprocess *process, guint timeout_ms);
+/* SIGTERM to the process we started, then waits for it. */
+void zlt_test_process_stop (GSubprocess *process, guint timeout_ms);
+/* All it wrote to stderr (after it exited). */
+char *zlt_test_process_stderr (GSubprocess *process);
+
 /* This process's resident memory, from /proc/self/status, in KiB. */
 guint64 zlt_test_rss_kib (void);
 

@@ -181,6 +181,7 @@ typedef struct
   GByteArray *head;
   GBytes *prefix;
   GSource *timeout;
+  gboolean probe;       /* X-Zlt-Probe: the answer is 204 or a refusal, no upgrade */
   GCancellable *parent; /* the caller's, linked to the task's own until it ends */
   gulong parent_handler;
 } DataOpen;
@@ -252,6 +253,11 @@ head_read (GObject *source, GAsyncResult *result, gpointer user_data)
     {
       g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
                                _ ("malformed data upgrade response"));
+      return;
+    }
+  if (d->probe && status == SOUP_STATUS_NO_CONTENT)
+    {
+      g_task_return_boolean (task, TRUE);
       return;
     }
   if (status != SOUP_STATUS_SWITCHING_PROTOCOLS)
@@ -377,8 +383,8 @@ data_timeout (gpointer user_data)
 void
 zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *tls,
                         const char *tunnel_id, const char *connection_id, const char *mac,
-                        const char *service, guint timeout_ms, GCancellable *cancellable,
-                        GAsyncReadyCallback callback, gpointer user_data)
+                        const char *service, gboolean probe, guint timeout_ms,
+                        GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr (GCancellable) own = g_cancellable_new ();
   g_autoptr (GTask) task = NULL;
@@ -395,23 +401,24 @@ zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *t
   g_task_set_source_tag (task, zlt_ws_open_data_async);
   g_task_set_task_data (task, d, (GDestroyNotify) data_open_free);
   d->host = g_strdup (g_uri_get_host (url));
+  d->probe = probe;
   d->port = url_port (url);
   d->head = g_byte_array_new ();
   if (is_tls_url (url))
     d->tls = zlt_tls_options_copy (tls);
   /* "[::1]:3679": an IPv6 address in a Host header keeps its brackets */
   authority = zlt_net_join_host_port (d->host, d->port);
-  d->request
-      = g_strdup_printf ("GET " ZLT_WS_DATA_PATH " HTTP/1.1\r\n"
-                         "Host: %s\r\n"
-                         "Connection: Upgrade\r\n"
-                         "Upgrade: " ZLT_WS_DATA_UPGRADE "\r\n"
-                         "X-Zlt-Tunnel: %s\r\n"
-                         "X-Zlt-Connection: %s\r\n"
-                         "X-Zlt-Mac: %s\r\n"
-                         "%s%s%s\r\n",
-                         authority, tunnel_id, connection_id, mac, service ? "X-Zlt-Service: " : "",
-                         service ? service : "", service ? "\r\n" : "");
+  d->request = g_strdup_printf ("GET " ZLT_WS_DATA_PATH " HTTP/1.1\r\n"
+                                "Host: %s\r\n"
+                                "Connection: Upgrade\r\n"
+                                "Upgrade: " ZLT_WS_DATA_UPGRADE "\r\n"
+                                "X-Zlt-Tunnel: %s\r\n"
+                                "X-Zlt-Connection: %s\r\n"
+                                "X-Zlt-Mac: %s\r\n"
+                                "%s%s%s%s\r\n",
+                                authority, tunnel_id, connection_id, mac,
+                                service ? "X-Zlt-Service: " : "", service ? service : "",
+                                service ? "\r\n" : "", probe ? "X-Zlt-Probe: 1\r\n" : "");
   if (timeout_ms > 0)
     {
       d->timeout = g_timeout_source_new (timeout_ms);
@@ -420,6 +427,12 @@ zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *t
     }
   g_socket_client_connect_to_host_async (client, d->host, d->port, own, connected,
                                          g_steal_pointer (&task));
+}
+
+gboolean
+zlt_ws_probe_finish (GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 GIOStream *

@@ -17,8 +17,11 @@ ZltChannel *zlt_ws_connect_control_finish (GAsyncResult *result, GError **error)
  * (X-Zlt-Service, PROTOCOL-v2.md §6) */
 void zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *tls,
                              const char *tunnel_id, const char *connection_id, const char *mac,
-                             const char *service, guint timeout_ms, GCancellable *cancellable,
-                             GAsyncReadyCallback callback, gpointer user_data);
+                             const char *service, gboolean probe, guint timeout_ms,
+                             GCancellable *cancellable, GAsyncReadyCallback callback,
+                             gpointer user_data);
 GIOStream *zlt_ws_open_data_finish (GAsyncResult *result, GBytes **prefix, GError **error);
+/* the end of a request made with @probe: TRUE when an access stream would be taken */
+gboolean zlt_ws_probe_finish (GAsyncResult *result, GError **error);
 
 G_END_DECLS

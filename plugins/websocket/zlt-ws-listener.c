@@ -691,6 +691,30 @@ reply_text (SoupServerMessage *msg, guint status, const char *text)
   soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_COPY, text, strlen (text));
 }
 
+/* The server speaks of verdicts; we speak HTTP (PROTOCOL-v2.md §3, §6). */
+static guint
+status_of_verdict (ZltDataVerdict verdict)
+{
+  switch (verdict)
+    {
+    case ZLT_DATA_ACCEPT:
+      return SOUP_STATUS_SWITCHING_PROTOCOLS;
+    case ZLT_DATA_PROBE_OK:
+      return SOUP_STATUS_NO_CONTENT;
+    case ZLT_DATA_MALFORMED:
+      return SOUP_STATUS_BAD_REQUEST;
+    case ZLT_DATA_NO_SUCH_SERVICE:
+      return SOUP_STATUS_NOT_FOUND;
+    case ZLT_DATA_CONFLICT:
+      return SOUP_STATUS_CONFLICT;
+    case ZLT_DATA_UNAVAILABLE:
+      return SOUP_STATUS_SERVICE_UNAVAILABLE;
+    case ZLT_DATA_FORBIDDEN:
+    default:
+      return SOUP_STATUS_FORBIDDEN;
+    }
+}
+
 static void
 handle_data (ZltWsListener *self, SoupServerMessage *msg)
 {
@@ -701,7 +725,8 @@ handle_data (ZltWsListener *self, SoupServerMessage *msg)
   const char *mac = soup_message_headers_get_one (req, "X-Zlt-Mac");
   /* present on access streams only (PROTOCOL-v2.md §6) */
   const char *service = soup_message_headers_get_one (req, "X-Zlt-Service");
-  guint status;
+  gboolean probe = g_strcmp0 (soup_message_headers_get_one (req, "X-Zlt-Probe"), "1") == 0;
+  ZltDataVerdict verdict;
 
   if (soup_server_message_get_method (msg) != SOUP_METHOD_GET
       || !soup_message_headers_header_contains (req, "Upgrade", ZLT_WS_DATA_UPGRADE)
@@ -711,11 +736,16 @@ handle_data (ZltWsListener *self, SoupServerMessage *msg)
       reply_text (msg, SOUP_STATUS_BAD_REQUEST, "not a zlt data upgrade");
       return;
     }
-  status = zlt_control_listener_emit_data_request (ZLT_CONTROL_LISTENER (self), tunnel_id,
-                                                   connection_id, mac, service);
-  if (status != SOUP_STATUS_SWITCHING_PROTOCOLS)
+  verdict = zlt_control_listener_emit_data_request (ZLT_CONTROL_LISTENER (self), tunnel_id,
+                                                    connection_id, mac, service, probe);
+  if (verdict == ZLT_DATA_PROBE_OK)
     {
-      reply_text (msg, status ? status : SOUP_STATUS_NOT_FOUND, "data connection refused");
+      soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
+      return;
+    }
+  if (verdict != ZLT_DATA_ACCEPT)
+    {
+      reply_text (msg, status_of_verdict (verdict), "data connection refused");
       return;
     }
   soup_server_message_set_status (msg, SOUP_STATUS_SWITCHING_PROTOCOLS, NULL);

@@ -83,7 +83,8 @@ zlt_ws_transport_open_data_async (ZltControlTransport *transport, GUri *url,
                                   gpointer user_data)
 {
   zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id,
-                          connection_id, mac, NULL, timeout_ms, cancellable, callback, user_data);
+                          connection_id, mac, NULL, FALSE, timeout_ms, cancellable, callback,
+                          user_data);
 }
 
 static void
@@ -94,8 +95,28 @@ zlt_ws_transport_open_access_async (ZltControlTransport *transport, GUri *url,
                                     GAsyncReadyCallback callback, gpointer user_data)
 {
   zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id,
-                          connection_id, mac, service, timeout_ms, cancellable, callback,
+                          connection_id, mac, service, FALSE, timeout_ms, cancellable, callback,
                           user_data);
+}
+
+static void
+zlt_ws_transport_probe_access_async (ZltControlTransport *transport, GUri *url,
+                                     const ZltTlsOptions *tls, const char *tunnel_id,
+                                     const char *connection_id, const char *mac,
+                                     const char *service, guint timeout_ms,
+                                     GCancellable *cancellable, GAsyncReadyCallback callback,
+                                     gpointer user_data)
+{
+  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id,
+                          connection_id, mac, service, TRUE, timeout_ms, cancellable, callback,
+                          user_data);
+}
+
+static gboolean
+zlt_ws_transport_probe_access_finish (ZltControlTransport *transport, GAsyncResult *result,
+                                      GError **error)
+{
+  return zlt_ws_probe_finish (result, error);
 }
 
 static GIOStream *
@@ -131,6 +152,8 @@ zlt_ws_transport_class_init (ZltWsTransportClass *klass)
   control_class->open_data_async = zlt_ws_transport_open_data_async;
   control_class->open_data_finish = zlt_ws_transport_open_data_finish;
   control_class->open_access_async = zlt_ws_transport_open_access_async;
+  control_class->probe_access_async = zlt_ws_transport_probe_access_async;
+  control_class->probe_access_finish = zlt_ws_transport_probe_access_finish;
 }
 
 static void

@@ -1,0 +1,134 @@
+/* test-cli-agent.c: the command-line agent as a user runs it, a process of its own
+ * against an in-process server: it gives up on refusals retrying cannot cure (unless
+ * told to retry forever), and when it is stopped it says goodbye, so the server holds
+ * nothing for it and its restart gets the same port at once. */
+#include "config.h"
+
+#include <string.h>
+
+#include "zlt-test-util.h"
+
+#define WAIT_MS 15000
+
+typedef struct
+{
+  ZltTestHarness h;
+} Fixture;
+
+static void
+fixture_setup (Fixture *f, gconstpointer data)
+{
+  zlt_test_harness_init (&f->h, "32800-32899");
+  /* an agent that left without a word would be held this long */
+  g_key_file_set_integer (f->h.server_keyfile, "server", "resume-grace", 600);
+  zlt_test_harness_start_server (&f->h);
+}
+
+static void
+fixture_teardown (Fixture *f, gconstpointer data)
+{
+  zlt_test_harness_clear (&f->h);
+}
+
+/* The harness's agent config, with @token in a file of its own. */
+static GKeyFile *
+agent_config (Fixture *f, const char *token)
+{
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autofree char *data = g_key_file_to_data (f->h.agent_keyfile, NULL, NULL);
+  g_autofree char *path = g_build_filename (f->h.tmpdir, "cli-token", NULL);
+  g_autoptr (GError) error = NULL;
+
+  g_file_set_contents_full (path, token, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error);
+  g_assert_no_error (error);
+  g_key_file_load_from_data (kf, data, (gsize) -1, G_KEY_FILE_NONE, &error);
+  g_assert_no_error (error);
+  g_key_file_set_string (kf, "agent", "token-file", path);
+  /* fatal refusals wait the longest back-off: keep it short */
+  g_key_file_set_double (kf, "agent", "backoff-max", 0.3);
+  return g_steal_pointer (&kf);
+}
+
+/* A token the server does not know: exit 1 with the reason, quickly. */
+static void
+test_fatal_exits (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GKeyFile) config = agent_config (f, "zlt_not_in_the_file");
+  g_autoptr (GSubprocess) agent = NULL;
+  g_autofree char *err = NULL;
+
+  agent = zlt_test_spawn_cli ("agent", config, f->h.tmpdir, TRUE, NULL);
+  g_assert_true (zlt_test_process_wait (agent, WAIT_MS));
+  err = zlt_test_process_stderr (agent);
+  g_test_message ("the agent said: %s", err);
+  g_assert_true (g_subprocess_get_if_exited (agent));
+  g_assert_cmpint (g_subprocess_get_exit_status (agent), ==, 1);
+  /* the last line: the reason, and how to keep trying anyway */
+  g_assert_nonnull (strstr (err, "zlayer-tunnel: authentication failed: unknown token (retrying "
+                                 "cannot help; --retry-forever retries anyway)"));
+  /* the token never appears in what it says */
+  g_assert_null (strstr (err, "zlt_not_in_the_file"));
+}
+
+/* ...unless told to behave like the daemon. */
+static void
+test_retry_forever (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GKeyFile) config = agent_config (f, "zlt_not_in_the_file");
+  g_autoptr (GSubprocess) agent = NULL;
+  gint64 started = g_get_monotonic_time ();
+
+  agent = zlt_test_spawn_cli ("agent", config, f->h.tmpdir, FALSE, "--retry-forever", NULL);
+  /* refused, retried, refused again: and still there */
+  g_assert_false (zlt_test_process_wait (agent, 2000));
+  g_assert_cmpint (g_get_monotonic_time () - started, >=, 2 * G_USEC_PER_SEC);
+  g_assert_nonnull (g_subprocess_get_identifier (agent));
+  zlt_test_process_stop (agent, WAIT_MS);
+}
+
+/* SIGTERM: the agent says goodbye before it exits, so the server drops its tunnel at
+ * once instead of holding it (and its port) for a resume; started again, it gets the
+ * same port. */
+static void
+test_sigterm_says_goodbye (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GKeyFile) config = agent_config (f, f->h.token);
+  g_autoptr (GSubprocess) agent = NULL;
+  g_autoptr (GSubprocess) again = NULL;
+  ZltRegistry *registry = zlt_server_get_registry (f->h.server);
+  ZltService *service = NULL;
+  guint16 port;
+
+  g_key_file_set_integer (config, "service:echo", "local-port", zlt_test_echo_get_port (f->h.echo));
+  agent = zlt_test_spawn_cli ("agent", config, f->h.tmpdir, FALSE, NULL);
+  ZLT_TEST_WAIT_FOR (
+      (service = zlt_registry_lookup_service_by_name (registry, "echo", NULL)) != NULL, WAIT_MS);
+  port = zlt_service_get_assigned_port (service);
+
+  zlt_test_process_stop (agent, WAIT_MS);
+  g_assert_true (g_subprocess_get_if_exited (agent));
+  g_assert_cmpint (g_subprocess_get_exit_status (agent), ==, 0);
+  /* not held (a hold would keep it 600 s) */
+  ZLT_TEST_WAIT_FOR (zlt_registry_get_n_tunnels (registry) == 0, 5000);
+  g_assert_true (zlt_test_connect_refused (port));
+
+  again = zlt_test_spawn_cli ("agent", config, f->h.tmpdir, FALSE, NULL);
+  ZLT_TEST_WAIT_FOR (
+      (service = zlt_registry_lookup_service_by_name (registry, "echo", NULL)) != NULL, WAIT_MS);
+  g_assert_cmpuint (zlt_service_get_assigned_port (service), ==, port);
+  zlt_test_process_stop (again, WAIT_MS);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  zlt_init ();
+#define ADD(path, func)                                                                            \
+  g_test_add ("/cli-agent/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("fatal-exits", test_fatal_exits);
+  ADD ("retry-forever", test_retry_forever);
+  ADD ("sigterm-says-goodbye", test_sigterm_says_goodbye);
+#undef ADD
+  return g_test_run ();
+}
