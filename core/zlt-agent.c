@@ -845,11 +845,16 @@ handle_message (ZltAgent *self, const ZltMessage *msg)
     case ZLT_MESSAGE_HEARTBEAT:
       {
         g_autoptr (ZltMessage) ack = zlt_message_new_heartbeat_ack (msg->timestamp);
+        if (zlt_message_has_ext_fields (msg, ZLT_EXT_TIMESTAMP_US))
+          zlt_message_set_timestamp_us (ack, msg->ext.timestamp_us);
         send_message (self, ack);
       }
       break;
     case ZLT_MESSAGE_HEARTBEAT_ACK:
-      zlt_heartbeat_acked (self->heartbeat, msg->timestamp);
+      if (zlt_message_has_ext_fields (msg, ZLT_EXT_TIMESTAMP_US))
+        zlt_heartbeat_acked_us (self->heartbeat, msg->ext.timestamp_us);
+      else
+        zlt_heartbeat_acked (self->heartbeat, msg->timestamp);
       break;
     case ZLT_MESSAGE_AUTH:
     case ZLT_MESSAGE_REGISTER:
@@ -895,10 +900,14 @@ on_channel_closed (ZltChannel *channel, const GError *error, gpointer user_data)
 }
 
 static void
-on_heartbeat_send (ZltHeartbeat *heartbeat, guint64 timestamp, gpointer user_data)
+on_heartbeat_send (ZltHeartbeat *heartbeat, guint64 timestamp_us, gpointer user_data)
 {
   ZltAgent *self = user_data;
-  g_autoptr (ZltMessage) hb = zlt_message_new_heartbeat (timestamp);
+  g_autoptr (ZltMessage) hb = zlt_message_new_heartbeat (timestamp_us / 1000);
+
+  /* a v2 server echoes the µs too: latencies below a millisecond are worth seeing */
+  if (self->v2)
+    zlt_message_set_timestamp_us (hb, timestamp_us);
 
   send_message (self, hb);
 }

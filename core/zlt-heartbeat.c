@@ -52,7 +52,7 @@ on_tick (gpointer user_data)
 {
   ZltHeartbeat *self = user_data;
 
-  g_signal_emit (self, signals[SIGNAL_SEND], 0, (guint64) (g_get_real_time () / 1000));
+  g_signal_emit (self, signals[SIGNAL_SEND], 0, (guint64) g_get_real_time ());
   return G_SOURCE_CONTINUE;
 }
 
@@ -114,21 +114,31 @@ zlt_heartbeat_received (ZltHeartbeat *self)
 }
 
 void
-zlt_heartbeat_acked (ZltHeartbeat *self, guint64 timestamp)
+zlt_heartbeat_acked_us (ZltHeartbeat *self, guint64 timestamp_us)
 {
-  gint64 now_ms = g_get_real_time () / 1000;
+  gint64 now_us = g_get_real_time ();
   gint64 rtt;
 
   g_return_if_fail (ZLT_IS_HEARTBEAT (self));
   /* a peer echoing nonsense must not produce negative or huge latencies */
-  if (timestamp > (guint64) now_ms || (guint64) now_ms - timestamp > 3600 * 1000)
+  if (timestamp_us > (guint64) now_us || (guint64) now_us - timestamp_us > (guint64) 3600 * G_USEC_PER_SEC)
     return;
-  rtt = (now_ms - (gint64) timestamp) * 1000;
+  rtt = now_us - (gint64) timestamp_us;
   if (rtt != self->latency_us)
     {
       self->latency_us = rtt;
       g_object_notify_by_pspec (G_OBJECT (self), props[PROP_LATENCY_US]);
     }
+}
+
+void
+zlt_heartbeat_acked (ZltHeartbeat *self, guint64 timestamp)
+{
+  g_return_if_fail (ZLT_IS_HEARTBEAT (self));
+  /* in ms, as a v1 peer echoes it: the latency has the same resolution */
+  if (timestamp > G_MAXUINT64 / 1000)
+    return;
+  zlt_heartbeat_acked_us (self, timestamp * 1000);
 }
 
 gint64
@@ -187,7 +197,8 @@ zlt_heartbeat_class_init (ZltHeartbeatClass *klass)
 
   /**
    * ZltHeartbeat::send:
-   * @timestamp: Unix time in ms to put in the Heartbeat frame
+   * @timestamp_us: Unix time in µs: the frame carries it in ms (v1) and, to a v2
+   *   peer, in µs too (TIMESTAMP_US)
    */
   signals[SIGNAL_SEND] = g_signal_new ("send", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                                        NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_UINT64);

@@ -15,6 +15,8 @@ void zlt_heartbeat_stop (ZltHeartbeat *self);
 void zlt_heartbeat_received (ZltHeartbeat *self);
 /* A HeartbeatAck echoing @timestamp (Unix ms) gives the round-trip time. */
 void zlt_heartbeat_acked (ZltHeartbeat *self, guint64 timestamp);
+/* The same to the µs, for a v2 peer's HeartbeatAck echoing TIMESTAMP_US. */
+void zlt_heartbeat_acked_us (ZltHeartbeat *self, guint64 timestamp_us);
 /* Round-trip time of the last acknowledged heartbeat in µs, -1 before the first. */
 gint64 zlt_heartbeat_get_latency_us (ZltHeartbeat *self);
 guint zlt_heartbeat_get_interval_ms (ZltHeartbeat *self);

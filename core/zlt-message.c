@@ -10,12 +10,12 @@
 #include "zlt-message.h"
 
 #define EXT_ENTRY_HEADER 3 /* u8 tag, u16 length */
-#define EXT_TAG_MAX ZLT_EXT_TAG_IDLE_TIMEOUT
+#define EXT_TAG_MAX ZLT_EXT_TAG_TIMESTAMP_US
 #define EXT_KNOWN_FLAGS                                                                            \
   (ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_PROOF | ZLT_EXT_RESUME | ZLT_EXT_RESUME_SECRET         \
    | ZLT_EXT_HEARTBEAT_MS | ZLT_EXT_RESUMED | ZLT_EXT_ASSIGNED_PORT | ZLT_EXT_EXPOSE               \
    | ZLT_EXT_CODE | ZLT_EXT_SERVER_PROOF | ZLT_EXT_ACCESS_TTL | ZLT_EXT_MAX_CONNECTIONS            \
-   | ZLT_EXT_IDLE_TIMEOUT)
+   | ZLT_EXT_IDLE_TIMEOUT | ZLT_EXT_TIMESTAMP_US)
 
 typedef struct
 {
@@ -39,6 +39,7 @@ static const ExtTagInfo ext_tags[EXT_TAG_MAX + 1] = {
   [ZLT_EXT_TAG_ACCESS_TTL] = { "ACCESS_TTL", 4 },
   [ZLT_EXT_TAG_MAX_CONNECTIONS] = { "MAX_CONNECTIONS", 4 },
   [ZLT_EXT_TAG_IDLE_TIMEOUT] = { "IDLE_TIMEOUT", 4 },
+  [ZLT_EXT_TAG_TIMESTAMP_US] = { "TIMESTAMP_US", 8 },
 };
 
 G_DEFINE_BOXED_TYPE (ZltMessage, zlt_message, zlt_message_copy, zlt_message_free)
@@ -118,6 +119,8 @@ zlt_message_type_has_ext (ZltMessageType type)
     case ZLT_MESSAGE_REGISTER_FAIL:
     case ZLT_MESSAGE_CONNECT:
     case ZLT_MESSAGE_DISCONNECT:
+    case ZLT_MESSAGE_HEARTBEAT:
+    case ZLT_MESSAGE_HEARTBEAT_ACK:
       return TRUE;
     default:
       return FALSE;
@@ -144,6 +147,9 @@ ext_flags_for_type (ZltMessageType type)
       return ZLT_EXT_EXPOSE | ZLT_EXT_MAX_CONNECTIONS | ZLT_EXT_IDLE_TIMEOUT;
     case ZLT_MESSAGE_REGISTER_OK:
       return ZLT_EXT_ASSIGNED_PORT;
+    case ZLT_MESSAGE_HEARTBEAT:
+    case ZLT_MESSAGE_HEARTBEAT_ACK:
+      return ZLT_EXT_TIMESTAMP_US;
     default:
       return 0;
     }
@@ -445,6 +451,14 @@ zlt_message_set_max_connections (ZltMessage *msg, guint32 max_connections)
 }
 
 void
+zlt_message_set_timestamp_us (ZltMessage *msg, guint64 timestamp_us)
+{
+  g_return_if_fail (msg != NULL);
+  msg->ext.timestamp_us = timestamp_us;
+  ext_mark (msg, ZLT_EXT_TIMESTAMP_US);
+}
+
+void
 zlt_message_set_idle_timeout (ZltMessage *msg, guint32 seconds)
 {
   g_return_if_fail (msg != NULL);
@@ -637,6 +651,10 @@ put_ext (Writer *w, const ZltMessage *msg, GError **error)
           break;
         case ZLT_EXT_TAG_IDLE_TIMEOUT:
           put_be32 (buf, ext->idle_timeout);
+          break;
+        case ZLT_EXT_TAG_TIMESTAMP_US:
+          put_be32 (buf, (guint32) (ext->timestamp_us >> 32));
+          put_be32 (buf + 4, (guint32) ext->timestamp_us);
           break;
         default:
           continue;
@@ -933,6 +951,9 @@ ext_store (ZltMessageExt *ext, ZltExtTag tag, const guint8 *v)
       break;
     case ZLT_EXT_TAG_IDLE_TIMEOUT:
       ext->idle_timeout = be32 (v);
+      break;
+    case ZLT_EXT_TAG_TIMESTAMP_US:
+      ext->timestamp_us = (guint64) be32 (v) << 32 | be32 (v + 4);
       break;
     default:
       break;
@@ -1286,6 +1307,8 @@ zlt_message_to_string (const ZltMessage *msg)
     g_string_append_printf (s, " max_connections=%u", ext->max_connections);
   if (ext->present & ZLT_EXT_IDLE_TIMEOUT)
     g_string_append_printf (s, " idle_timeout=%u", ext->idle_timeout);
+  if (ext->present & ZLT_EXT_TIMESTAMP_US)
+    g_string_append_printf (s, " timestamp_us=%" G_GUINT64_FORMAT, ext->timestamp_us);
   g_string_append (s, " }");
   return g_string_free (s, FALSE);
 }

@@ -51,6 +51,7 @@ typedef enum
   ZLT_EXT_TAG_ACCESS_TTL = 0x0C,
   ZLT_EXT_TAG_MAX_CONNECTIONS = 0x0D,
   ZLT_EXT_TAG_IDLE_TIMEOUT = 0x0E,
+  ZLT_EXT_TAG_TIMESTAMP_US = 0x0F,
 } ZltExtTag;
 
 /* Bits of ZltMessageExt.present: one per tag, bit number = tag. */
@@ -71,6 +72,7 @@ typedef enum
   ZLT_EXT_ACCESS_TTL = ZLT_EXT_FLAG (ZLT_EXT_TAG_ACCESS_TTL),
   ZLT_EXT_MAX_CONNECTIONS = ZLT_EXT_FLAG (ZLT_EXT_TAG_MAX_CONNECTIONS),
   ZLT_EXT_IDLE_TIMEOUT = ZLT_EXT_FLAG (ZLT_EXT_TAG_IDLE_TIMEOUT),
+  ZLT_EXT_TIMESTAMP_US = ZLT_EXT_FLAG (ZLT_EXT_TAG_TIMESTAMP_US),
 } ZltExtFlags;
 
 /* Capability bits of the CAPS tag. */
@@ -124,6 +126,7 @@ typedef struct
   guint32 access_ttl;      /* seconds an access session asks for; 0 = no limit asked */
   guint32 max_connections; /* Register: the owner's cap on live connections; 0 = none */
   guint32 idle_timeout;    /* Register: seconds a relayed connection may stay silent */
+  guint64 timestamp_us;    /* Heartbeat(Ack): the same moment as the v1 field, in µs */
 } ZltMessageExt;
 
 /* One decoded (or to be encoded) frame. Which fields a type uses is in PROTOCOL.md §1.3;
@@ -195,6 +198,7 @@ void zlt_message_set_server_proof (ZltMessage *msg, const guint8 proof[ZLT_HASH_
 void zlt_message_set_access_ttl (ZltMessage *msg, guint32 seconds);
 void zlt_message_set_max_connections (ZltMessage *msg, guint32 max_connections);
 void zlt_message_set_idle_timeout (ZltMessage *msg, guint32 seconds);
+void zlt_message_set_timestamp_us (ZltMessage *msg, guint64 timestamp_us);
 /* TRUE when every tag in flags (ZltExtFlags) was present. */
 gboolean zlt_message_has_ext_fields (const ZltMessage *msg, guint32 flags);
 

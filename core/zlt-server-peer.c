@@ -688,11 +688,16 @@ handle_message (ZltServerPeer *self, const ZltMessage *msg)
     case ZLT_MESSAGE_HEARTBEAT:
       {
         g_autoptr (ZltMessage) ack = zlt_message_new_heartbeat_ack (msg->timestamp);
+        if (zlt_message_has_ext_fields (msg, ZLT_EXT_TIMESTAMP_US))
+          zlt_message_set_timestamp_us (ack, msg->ext.timestamp_us);
         zlt_server_peer_send (self, ack);
       }
       break;
     case ZLT_MESSAGE_HEARTBEAT_ACK:
-      zlt_heartbeat_acked (self->heartbeat, msg->timestamp);
+      if (zlt_message_has_ext_fields (msg, ZLT_EXT_TIMESTAMP_US))
+        zlt_heartbeat_acked_us (self->heartbeat, msg->ext.timestamp_us);
+      else
+        zlt_heartbeat_acked (self->heartbeat, msg->timestamp);
       break;
     case ZLT_MESSAGE_CONNECT_ACK:
       break; /* v2 agents confirm with the data connection itself */
@@ -776,11 +781,14 @@ on_channel_closed (ZltChannel *channel, const GError *error, gpointer user_data)
 }
 
 static void
-on_heartbeat_send (ZltHeartbeat *heartbeat, guint64 timestamp, gpointer user_data)
+on_heartbeat_send (ZltHeartbeat *heartbeat, guint64 timestamp_us, gpointer user_data)
 {
   ZltServerPeer *self = user_data;
-  g_autoptr (ZltMessage) hb = zlt_message_new_heartbeat (timestamp);
+  g_autoptr (ZltMessage) hb = zlt_message_new_heartbeat (timestamp_us / 1000);
 
+  /* a v1 peer gets exactly the v1 frame; a v2 one the µs as well */
+  if (self->v2)
+    zlt_message_set_timestamp_us (hb, timestamp_us);
   zlt_server_peer_send (self, hb);
 }
 

@@ -599,6 +599,35 @@ test_malformed_key_id (Fixture *f, gconstpointer data)
   assert_good (f);
 }
 
+/* v2 peers get heartbeat times to the µs (TIMESTAMP_US), echoed as they were sent; a
+ * v1 peer's Heartbeat stays the exact v1 frame (test-protocol-v1). */
+static void
+test_heartbeat_us (Fixture *f, gconstpointer data)
+{
+  ZltUuid tunnel_id;
+  guint8 key[ZLT_HASH_SIZE];
+  g_autoptr (ZltTestWs) ws = NULL;
+  g_autoptr (ZltMessage) hb = zlt_message_new_heartbeat (1705320000000);
+  g_autoptr (ZltMessage) ack = NULL;
+  g_autoptr (ZltMessage) theirs = NULL;
+
+  start (f);
+  ws = v2_session (f, f->h.token, &tunnel_id, key);
+  zlt_test_ws_set_auto_ack (ws, FALSE);
+  zlt_message_set_timestamp_us (hb, G_GUINT64_CONSTANT (1705320000000123));
+  zlt_test_ws_send_message (ws, hb);
+  ack = zlt_test_ws_expect (ws, ZLT_MESSAGE_HEARTBEAT_ACK, NULL, 10000);
+  g_assert_cmpuint (ack->timestamp, ==, G_GUINT64_CONSTANT (1705320000000));
+  g_assert_true (zlt_message_has_ext_fields (ack, ZLT_EXT_TIMESTAMP_US));
+  g_assert_cmpuint (ack->ext.timestamp_us, ==, G_GUINT64_CONSTANT (1705320000000123));
+  /* and the server's own, within the harness's 1 s interval */
+  theirs = zlt_test_ws_expect (ws, ZLT_MESSAGE_HEARTBEAT, NULL, 10000);
+  g_assert_true (zlt_message_has_ext_fields (theirs, ZLT_EXT_TIMESTAMP_US));
+  g_assert_cmpuint (theirs->ext.timestamp_us / 1000, ==, theirs->timestamp);
+  g_clear_pointer (&ws, zlt_test_ws_free);
+  assert_good (f);
+}
+
 static void
 test_expired_token (Fixture *f, gconstpointer data)
 {
@@ -870,6 +899,7 @@ main (int argc, char **argv)
   ADD ("bad-names", test_bad_names);
   ADD ("auth-failure-log", test_auth_failure_log);
   ADD ("malformed-key-id", test_malformed_key_id);
+  ADD ("heartbeat-us", test_heartbeat_us);
 #undef ADD
   return g_test_run ();
 }

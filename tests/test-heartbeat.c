@@ -258,6 +258,16 @@ test_latency (void)
   g_assert_cmpint (zlt_heartbeat_get_latency_us (hb), ==, latency);
   g_assert_cmpuint (notified, ==, 1);
 
+  /* to the µs, from a v2 peer's TIMESTAMP_US: 250 µs is 250 µs, not 0 or 1000 */
+  zlt_heartbeat_acked_us (hb, (guint64) g_get_real_time () - 250);
+  g_assert_cmpint (zlt_heartbeat_get_latency_us (hb), >=, 250);
+  g_assert_cmpint (zlt_heartbeat_get_latency_us (hb), <, 250 + 60 * G_USEC_PER_SEC);
+  g_assert_cmpuint (notified, ==, 2);
+  zlt_heartbeat_acked_us (hb, (guint64) g_get_real_time () + G_USEC_PER_SEC);
+  zlt_heartbeat_acked_us (hb, G_MAXUINT64);
+  g_assert_cmpuint (notified, ==, 2);
+  notified = 1;
+
   /* a fresh ack replaces it */
   zlt_heartbeat_acked (hb, (guint64) (g_get_real_time () / 1000) - 1000);
   g_assert_cmpint (zlt_heartbeat_get_latency_us (hb), >=, 1000 * 1000);

@@ -146,6 +146,16 @@ assert_ext_equal (const ZltMessageExt *a, const ZltMessageExt *b)
     g_assert_cmpuint (a->expose, ==, b->expose);
   if (a->present & ZLT_EXT_CODE)
     g_assert_cmpuint (a->code, ==, b->code);
+  if (a->present & ZLT_EXT_SERVER_PROOF)
+    g_assert_cmpmem (a->server_proof, ZLT_HASH_SIZE, b->server_proof, ZLT_HASH_SIZE);
+  if (a->present & ZLT_EXT_ACCESS_TTL)
+    g_assert_cmpuint (a->access_ttl, ==, b->access_ttl);
+  if (a->present & ZLT_EXT_MAX_CONNECTIONS)
+    g_assert_cmpuint (a->max_connections, ==, b->max_connections);
+  if (a->present & ZLT_EXT_IDLE_TIMEOUT)
+    g_assert_cmpuint (a->idle_timeout, ==, b->idle_timeout);
+  if (a->present & ZLT_EXT_TIMESTAMP_US)
+    g_assert_cmpuint (a->timestamp_us, ==, b->timestamp_us);
 }
 
 /* NULL and "" are the same on the wire */
@@ -254,18 +264,21 @@ allowed_tags (ZltMessageType type)
   switch (type)
     {
     case ZLT_MESSAGE_AUTH:
-      return ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_PROOF | ZLT_EXT_RESUME;
+      return ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_PROOF | ZLT_EXT_RESUME | ZLT_EXT_ACCESS_TTL;
     case ZLT_MESSAGE_AUTH_OK:
       return ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_RESUME_SECRET | ZLT_EXT_HEARTBEAT_MS
-             | ZLT_EXT_RESUMED;
+             | ZLT_EXT_RESUMED | ZLT_EXT_SERVER_PROOF | ZLT_EXT_ACCESS_TTL;
     case ZLT_MESSAGE_AUTH_FAIL:
     case ZLT_MESSAGE_REGISTER_FAIL:
     case ZLT_MESSAGE_DISCONNECT:
       return ZLT_EXT_CODE;
     case ZLT_MESSAGE_REGISTER:
-      return ZLT_EXT_EXPOSE;
+      return ZLT_EXT_EXPOSE | ZLT_EXT_MAX_CONNECTIONS | ZLT_EXT_IDLE_TIMEOUT;
     case ZLT_MESSAGE_REGISTER_OK:
       return ZLT_EXT_ASSIGNED_PORT;
+    case ZLT_MESSAGE_HEARTBEAT:
+    case ZLT_MESSAGE_HEARTBEAT_ACK:
+      return ZLT_EXT_TIMESTAMP_US;
     default:
       return 0;
     }
@@ -312,6 +325,21 @@ set_tag (ZltMessage *msg, guint32 flag)
       break;
     case ZLT_EXT_CODE:
       zlt_message_set_code (msg, ZLT_REASON_PORTS_EXHAUSTED);
+      break;
+    case ZLT_EXT_SERVER_PROOF:
+      zlt_message_set_server_proof (msg, h);
+      break;
+    case ZLT_EXT_ACCESS_TTL:
+      zlt_message_set_access_ttl (msg, 0xfedcba98);
+      break;
+    case ZLT_EXT_MAX_CONNECTIONS:
+      zlt_message_set_max_connections (msg, 0x01020304);
+      break;
+    case ZLT_EXT_IDLE_TIMEOUT:
+      zlt_message_set_idle_timeout (msg, 0xa1b2c3d4);
+      break;
+    case ZLT_EXT_TIMESTAMP_US:
+      zlt_message_set_timestamp_us (msg, G_GUINT64_CONSTANT (0x0102030405060708));
       break;
     default:
       g_assert_not_reached ();
@@ -557,7 +585,7 @@ test_message_roundtrip_ext (void)
       }
 
       /* each tag alone, then all of them */
-      for (guint tag = 1; tag <= ZLT_EXT_TAG_CODE; tag++)
+      for (guint tag = 1; tag <= ZLT_EXT_TAG_TIMESTAMP_US; tag++)
         {
           g_autoptr (ZltMessage) msg = sample (type);
           g_autoptr (ZltMessage) back = NULL;
@@ -574,7 +602,7 @@ test_message_roundtrip_ext (void)
         }
       {
         g_autoptr (ZltMessage) msg = sample (type);
-        for (guint tag = 1; tag <= ZLT_EXT_TAG_CODE; tag++)
+        for (guint tag = 1; tag <= ZLT_EXT_TAG_TIMESTAMP_US; tag++)
           if (allowed & ZLT_EXT_FLAG (tag))
             set_tag (msg, ZLT_EXT_FLAG (tag));
         roundtrip (msg);
@@ -589,6 +617,18 @@ test_message_ext_layout (void)
   ZltUuid sid = uuid (SERVICE_ID);
   ZltUuid cid = uuid (CLIENT_ID);
   guint8 proof[ZLT_HASH_SIZE];
+
+  /* a v2 Heartbeat: the v1 field in ms, then TIMESTAMP_US (tag 0x0F, 8 bytes) */
+  {
+    g_autoptr (ZltMessage) msg = zlt_message_new_heartbeat (G_GUINT64_CONSTANT (1705320000000));
+    g_autoptr (GByteArray) frame = NULL;
+    g_autoptr (GByteArray) expected = from_hex ("30 00 00 00 14 00 00 01 8D 0C FE 2A 00"
+                                                "02 0F 00 08 00 06 0E FA C0 D4 10 7B");
+
+    zlt_message_set_timestamp_us (msg, G_GUINT64_CONSTANT (1705320000000123));
+    frame = encode (msg);
+    g_assert_cmpmem (frame->data, frame->len, expected->data, expected->len);
+  }
 
   {
     g_autoptr (ZltMessage) msg = zlt_message_new_register_ok (&sid);
@@ -954,7 +994,7 @@ test_message_encode_errors (void)
     g_autoptr (ZltMessage) bad_proto = zlt_message_new_register ("x", ZLT_PROTOCOL_TCP, 1, 2);
     g_autoptr (ZltMessage) bad_type = zlt_message_new (0x99);
     g_autoptr (ZltMessage) hb = zlt_message_new_heartbeat (1);
-    g_autoptr (ZltMessage) hb_empty = zlt_message_new_heartbeat (1);
+    g_autoptr (ZltMessage) ack_empty = zlt_message_new_connect_ack (&id);
     g_autoptr (ZltMessage) auth_ok = zlt_message_new_auth_ok (&id);
     g_autoptr (ZltMessage) reg = zlt_message_new_register ("x", ZLT_PROTOCOL_TCP, 1, 2);
     g_autoptr (ZltMessage) unknown_bit = zlt_message_new_disconnect ("x");
@@ -963,10 +1003,10 @@ test_message_encode_errors (void)
     bad_proto->protocol = 2;
     assert_encode_error (bad_proto);
     assert_encode_error (bad_type);
-    zlt_message_set_code (hb, ZLT_REASON_TIMEOUT); /* Heartbeat has no block */
+    zlt_message_set_code (hb, ZLT_REASON_TIMEOUT); /* a Heartbeat's block has no CODE */
     assert_encode_error (hb);
-    hb_empty->has_ext = TRUE;
-    assert_encode_error (hb_empty);
+    ack_empty->has_ext = TRUE; /* ConnectAck has no block at all */
+    assert_encode_error (ack_empty);
     zlt_message_set_resume (auth_ok, &id, (const guint8 *) "0123456789abcdef0123456789abcdef");
     assert_encode_error (auth_ok); /* RESUME is for Auth */
     zlt_message_set_code (reg, ZLT_REASON_LIMIT);
