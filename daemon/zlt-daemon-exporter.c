@@ -1022,6 +1022,7 @@ typedef struct
   gulong ready_id;
   gulong refused_id;
   gulong removed_id;
+  GError *refusal; /* answered once the session object is gone too */
 } PendingStart;
 
 static void on_start_ready (ZltAccessManager *access, ZltSession *session, gpointer user_data);
@@ -1075,6 +1076,7 @@ pending_start_free (PendingStart *start)
   g_clear_signal_handler (&start->ready_id, start->exporter->access);
   g_clear_signal_handler (&start->refused_id, start->exporter->access);
   g_clear_signal_handler (&start->removed_id, start->exporter->access);
+  g_clear_error (&start->refusal);
   g_object_unref (start->session);
   g_object_unref (start->invocation);
   g_object_unref (start->exporter);
@@ -1095,7 +1097,8 @@ on_start_ready (ZltAccessManager *access, ZltSession *session, gpointer user_dat
   pending_start_free (start);
 }
 
-/* stopped (or expired, or ended with the access client) before the server answered */
+/* Refused (the answer, once the object is gone: clients see it leave first), or
+ * stopped, expired or ended with the access client before the server answered. */
 static void
 on_start_removed (ZltAccessManager *access, ZltSession *session, gpointer user_data)
 {
@@ -1103,10 +1106,14 @@ on_start_removed (ZltAccessManager *access, ZltSession *session, gpointer user_d
 
   if (session != start->session)
     return;
-  g_dbus_method_invocation_return_error (start->invocation, ZLT_ERROR, ZLT_ERROR_CLOSED, "%s",
-                                         zlt_session_get_last_error (session) != NULL
-                                             ? zlt_session_get_last_error (session)
-                                             : _ ("the session ended before the server answered"));
+  if (start->refusal != NULL)
+    g_dbus_method_invocation_return_gerror (start->invocation, start->refusal);
+  else
+    g_dbus_method_invocation_return_error (start->invocation, ZLT_ERROR, ZLT_ERROR_CLOSED, "%s",
+                                           zlt_session_get_last_error (session) != NULL
+                                               ? zlt_session_get_last_error (session)
+                                               : _ ("the session ended before the server "
+                                                    "answered"));
   pending_start_free (start);
 }
 
@@ -1116,10 +1123,8 @@ on_start_refused (ZltAccessManager *access, ZltSession *session, const GError *e
 {
   PendingStart *start = user_data;
 
-  if (session != start->session)
-    return;
-  g_dbus_method_invocation_return_gerror (start->invocation, error);
-  pending_start_free (start);
+  if (session == start->session && start->refusal == NULL)
+    start->refusal = g_error_copy (error);
 }
 
 static gboolean
