@@ -61,6 +61,8 @@ struct _ZltAgent
   ZltUuid resume_id;
   guint8 resume_secret[ZLT_HASH_SIZE];
   gint64 access_expires; /* µs since the epoch; 0: not an access client, or no end */
+  GNetworkMonitor *network;
+  gboolean retry_fatal; /* the pending retry waits out a fatal refusal */
 
   ZltBackoff backoff;
   GSource *retry;
@@ -143,6 +145,23 @@ send_message (ZltAgent *self, ZltMessage *msg)
 
 /* ---- reconnecting ---- */
 
+/* The network came back or changed (a new address, a link up): a wait for the next
+ * attempt is likely waiting for nothing; try now, unless the last refusal was one a
+ * new network cannot cure. The jitter of a fleet's attempts comes from when each
+ * noticed. */
+static void
+on_network_changed (GNetworkMonitor *monitor, gboolean available, gpointer user_data)
+{
+  ZltAgent *self = user_data;
+
+  if (!available || self->retry == NULL || self->retry_fatal)
+    return;
+  g_message ("the network changed: reconnecting now");
+  zlt_source_clear (&self->retry);
+  zlt_backoff_reset (&self->backoff);
+  connect_now (self);
+}
+
 static gboolean
 on_retry (gpointer user_data)
 {
@@ -160,8 +179,16 @@ schedule_retry (ZltAgent *self)
     return;
   if (self->authenticated && g_get_monotonic_time () - self->session_started >= HEALTHY_SESSION_US)
     zlt_backoff_reset (&self->backoff);
-  self->retry_delay_ms
-      = self->fatal ? zlt_backoff_max (&self->backoff) : zlt_backoff_next (&self->backoff);
+  if (self->fatal)
+    {
+      /* retrying soon cannot help; keep the backoff at its cap for after */
+      zlt_backoff_max (&self->backoff);
+      self->retry_delay_ms = zlt_backoff_jitter (
+          (guint) MIN (zlt_client_config_get_fatal_retry (self->config) * 1000, G_MAXUINT));
+    }
+  else
+    self->retry_delay_ms = zlt_backoff_next (&self->backoff);
+  self->retry_fatal = self->fatal;
   self->fatal = FALSE;
   g_message ("reconnecting in %.1f s", self->retry_delay_ms / 1000.0);
   self->retry = zlt_timeout_source_attach (self->retry_delay_ms, on_retry, self);
@@ -1194,6 +1221,9 @@ zlt_agent_dispose (GObject *object)
   g_clear_object (&self->heartbeat);
   zlt_source_clear (&self->register_retry);
   g_clear_pointer (&self->refused, g_ptr_array_unref);
+  if (self->network != NULL)
+    g_signal_handlers_disconnect_by_data (self->network, self);
+  g_clear_object (&self->network);
   g_clear_pointer (&self->relays, g_hash_table_unref);
   g_clear_object (&self->tunnel);
   g_clear_object (&self->control);
@@ -1320,6 +1350,7 @@ zlt_agent_new_full (ZltClientConfig *config, const char *token, ZltControlTransp
       g_autoptr (ZltService) service = service_from_config (g_ptr_array_index (services, i));
       zlt_tunnel_add_service (self->tunnel, service, NULL);
     }
+  zlt_agent_set_network_monitor (self, g_network_monitor_get_default ());
   return g_steal_pointer (&self);
 }
 
@@ -1343,6 +1374,26 @@ zlt_agent_new (ZltClientConfig *config, ZltPluginLoader *loader, GError **error)
   agent = zlt_agent_new_full (config, token, control, tcp, udp);
   memset (token, 0, strlen (token));
   return agent;
+}
+
+/**
+ * zlt_agent_set_network_monitor:
+ * @monitor: (nullable): what tells the agent that the network changed; %NULL for none
+ *
+ * The agent follows g_network_monitor_get_default() from the start; tests and
+ * embedders may give it another (a #GNetworkMonitorBase they drive themselves).
+ */
+void
+zlt_agent_set_network_monitor (ZltAgent *self, GNetworkMonitor *monitor)
+{
+  g_return_if_fail (ZLT_IS_AGENT (self));
+  g_return_if_fail (monitor == NULL || G_IS_NETWORK_MONITOR (monitor));
+
+  if (self->network != NULL)
+    g_signal_handlers_disconnect_by_data (self->network, self);
+  g_set_object (&self->network, monitor);
+  if (monitor != NULL)
+    g_signal_connect (monitor, "network-changed", G_CALLBACK (on_network_changed), self);
 }
 
 /**

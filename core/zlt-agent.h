@@ -53,6 +53,7 @@ GIOStream *zlt_agent_open_access_finish (ZltAgent *self, GAsyncResult *result, G
 void zlt_agent_probe_access_async (ZltAgent *self, const char *service, GCancellable *cancellable,
                                    GAsyncReadyCallback callback, gpointer user_data);
 gboolean zlt_agent_probe_access_finish (ZltAgent *self, GAsyncResult *result, GError **error);
+void zlt_agent_set_network_monitor (ZltAgent *self, GNetworkMonitor *monitor);
 void zlt_agent_set_access_expires (ZltAgent *self, gint64 expires);
 
 G_END_DECLS

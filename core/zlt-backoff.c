@@ -40,6 +40,12 @@ zlt_backoff_reset (ZltBackoff *backoff)
 }
 
 guint
+zlt_backoff_jitter (guint ms)
+{
+  return jitter (MAX (ms, 1));
+}
+
+guint
 zlt_backoff_max (ZltBackoff *backoff)
 {
   backoff->attempt = 64;

@@ -20,5 +20,7 @@ guint zlt_backoff_next (ZltBackoff *backoff);
 void zlt_backoff_reset (ZltBackoff *backoff);
 /* Jumps straight to the cap (used when retrying fast is pointless, e.g. a bad token). */
 guint zlt_backoff_max (ZltBackoff *backoff);
+/* @ms with the same jitter: a delay of the caller's own, e.g. after a fatal refusal. */
+guint zlt_backoff_jitter (guint ms);
 
 G_END_DECLS

@@ -38,6 +38,7 @@ struct _ZltClientConfig
   guint heartbeat_timeout;
   gdouble backoff_min;
   gdouble backoff_max;
+  gdouble fatal_retry;
   GPtrArray *services; /* ZltServiceConfig, in config order */
 };
 
@@ -56,6 +57,7 @@ static const char *const agent_keys[] = {
   "heartbeat-timeout",
   "backoff-min",
   "backoff-max",
+  "fatal-retry",
   NULL,
 };
 
@@ -388,7 +390,9 @@ zlt_client_config_parse_agent (ZltClientConfig *self, GKeyFile *kf, const char *
     }
   if (!zlt_config_get_double (kf, GROUP, "backoff-min", 1.0, 0.001, 86400.0, &self->backoff_min,
                               error)
-      || !zlt_config_get_double (kf, GROUP, "backoff-max", 60.0, 0.001, 86400.0, &self->backoff_max,
+      || !zlt_config_get_double (kf, GROUP, "backoff-max", 8.0, 0.001, 86400.0, &self->backoff_max,
+                                 error)
+      || !zlt_config_get_double (kf, GROUP, "fatal-retry", 60.0, 0.001, 86400.0, &self->fatal_retry,
                                  error))
     return FALSE;
   if (self->backoff_min > self->backoff_max)
@@ -626,6 +630,8 @@ zlt_client_config_to_keyfile (ZltClientConfig *self)
                          g_ascii_dtostr (buf, sizeof (buf), self->backoff_min));
   g_key_file_set_string (kf, GROUP, "backoff-max",
                          g_ascii_dtostr (buf, sizeof (buf), self->backoff_max));
+  g_key_file_set_string (kf, GROUP, "fatal-retry",
+                         g_ascii_dtostr (buf, sizeof (buf), self->fatal_retry));
   for (guint i = 0; i < self->services->len; i++)
     zlt_client_config_write_service (kf, g_ptr_array_index (self->services, i));
 
@@ -763,6 +769,18 @@ zlt_client_config_get_heartbeat_timeout (ZltClientConfig *self)
 {
   g_return_val_if_fail (ZLT_IS_CLIENT_CONFIG (self), 0);
   return self->heartbeat_timeout;
+}
+
+/**
+ * zlt_client_config_get_fatal_retry:
+ * Returns: seconds to wait (jittered down to half) after a refusal retrying soon
+ *   cannot cure (bad or expired token, untrusted certificate, impostor server)
+ */
+gdouble
+zlt_client_config_get_fatal_retry (ZltClientConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_CLIENT_CONFIG (self), 60.0);
+  return self->fatal_retry;
 }
 
 /**

@@ -70,6 +70,7 @@ const char *zlt_client_config_get_tls_pinned_sha256 (ZltClientConfig *self);
 gboolean zlt_client_config_get_tls_insecure (ZltClientConfig *self);
 gboolean zlt_client_config_get_legacy_auth (ZltClientConfig *self);
 gboolean zlt_client_config_get_retry_forever (ZltClientConfig *self);
+gdouble zlt_client_config_get_fatal_retry (ZltClientConfig *self);
 guint zlt_client_config_get_heartbeat_interval (ZltClientConfig *self);
 guint zlt_client_config_get_heartbeat_timeout (ZltClientConfig *self);
 gdouble zlt_client_config_get_backoff_min (ZltClientConfig *self);

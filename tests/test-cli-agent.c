@@ -44,8 +44,8 @@ agent_config (Fixture *f, const char *token)
   g_key_file_load_from_data (kf, data, (gsize) -1, G_KEY_FILE_NONE, &error);
   g_assert_no_error (error);
   g_key_file_set_string (kf, "agent", "token-file", path);
-  /* fatal refusals wait the longest back-off: keep it short */
-  g_key_file_set_double (kf, "agent", "backoff-max", 0.3);
+  /* fatal refusals wait fatal-retry: keep it short */
+  g_key_file_set_double (kf, "agent", "fatal-retry", 0.3);
   return g_steal_pointer (&kf);
 }
 

@@ -253,7 +253,8 @@ test_client_defaults (void)
   g_assert_cmpuint (zlt_client_config_get_heartbeat_interval (config), ==, 15);
   g_assert_cmpuint (zlt_client_config_get_heartbeat_timeout (config), ==, 30);
   g_assert_cmpfloat (zlt_client_config_get_backoff_min (config), ==, 1.0);
-  g_assert_cmpfloat (zlt_client_config_get_backoff_max (config), ==, 60.0);
+  g_assert_cmpfloat (zlt_client_config_get_backoff_max (config), ==, 8.0);
+  g_assert_cmpfloat (zlt_client_config_get_fatal_retry (config), ==, 60.0);
   g_assert_cmpuint (zlt_client_config_get_services (config)->len, ==, 0);
 }
 

@@ -575,7 +575,7 @@ test_bad_token (Fixture *f, gconstpointer data)
   zlt_test_harness_start_server (&f->h);
   /* well-formed, but not in the server's file */
   zlt_test_harness_set_agent_token (&f->h, "zlt_00112233445566778899aabbccddeeff0011223344556677");
-  g_key_file_set_double (f->h.agent_keyfile, "agent", "backoff-max", 30.0);
+  g_key_file_set_double (f->h.agent_keyfile, "agent", "fatal-retry", 30.0);
   start_agent (f);
   ZLT_TEST_WAIT_FOR (zlt_agent_get_last_error (f->h.agent) != NULL
                          && zlt_agent_get_retry_delay_ms (f->h.agent) > 0,
@@ -584,7 +584,7 @@ test_bad_token (Fixture *f, gconstpointer data)
   delay = zlt_agent_get_retry_delay_ms (f->h.agent);
   g_test_message ("bad token: %s; next attempt in %u ms", error, delay);
   g_assert_nonnull (strstr (error, "authentication failed"));
-  /* the long delay at once: backoff-max is 30 s, jittered down to half at most */
+  /* the long delay at once: fatal-retry is 30 s, jittered down to half at most */
   g_assert_cmpuint (delay, >=, 15000);
   g_assert_cmpuint (delay, <=, 30000);
   g_assert_cmpuint (zlt_agent_get_n_sessions (f->h.agent), ==, 0);
@@ -765,6 +765,113 @@ test_refusal_retried (Fixture *f, gconstpointer data)
   zlt_agent_stop (f->h.agent);
 }
 
+/* A network monitor the test drives: GIO's own base class is private. */
+typedef struct
+{
+  GObject parent_instance;
+} TestMonitor;
+typedef GObjectClass TestMonitorClass;
+
+static void test_monitor_iface_init (GNetworkMonitorInterface *iface);
+static void test_monitor_initable_init (GInitableIface *iface);
+GType test_monitor_get_type (void);
+G_DEFINE_TYPE_WITH_CODE (TestMonitor, test_monitor, G_TYPE_OBJECT,
+                         G_IMPLEMENT_INTERFACE (G_TYPE_INITABLE, test_monitor_initable_init)
+                             G_IMPLEMENT_INTERFACE (G_TYPE_NETWORK_MONITOR,
+                                                    test_monitor_iface_init))
+
+enum
+{
+  MONITOR_PROP_0,
+  MONITOR_PROP_AVAILABLE,
+  MONITOR_PROP_METERED,
+  MONITOR_PROP_CONNECTIVITY,
+};
+
+static void
+test_monitor_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  switch (prop_id)
+    {
+    case MONITOR_PROP_AVAILABLE:
+      g_value_set_boolean (value, TRUE);
+      break;
+    case MONITOR_PROP_METERED:
+      g_value_set_boolean (value, FALSE);
+      break;
+    case MONITOR_PROP_CONNECTIVITY:
+      g_value_set_enum (value, G_NETWORK_CONNECTIVITY_FULL);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+test_monitor_class_init (TestMonitorClass *klass)
+{
+  klass->get_property = test_monitor_get_property;
+  g_object_class_override_property (klass, MONITOR_PROP_AVAILABLE, "network-available");
+  g_object_class_override_property (klass, MONITOR_PROP_METERED, "network-metered");
+  g_object_class_override_property (klass, MONITOR_PROP_CONNECTIVITY, "connectivity");
+}
+
+static void
+test_monitor_init (TestMonitor *self)
+{
+}
+
+static void
+test_monitor_iface_init (GNetworkMonitorInterface *iface)
+{
+}
+
+static gboolean
+test_monitor_initable_init_fn (GInitable *initable, GCancellable *cancellable, GError **error)
+{
+  return TRUE;
+}
+
+static void
+test_monitor_initable_init (GInitableIface *iface)
+{
+  iface->init = test_monitor_initable_init_fn;
+}
+
+/* The network changes while the agent waits out a long back-off: it tries at once. */
+static void
+test_network_changed (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GNetworkMonitor) monitor = g_object_new (test_monitor_get_type (), NULL);
+  g_autofree char *listen = NULL;
+  guint16 port;
+  gint64 changed;
+
+  zlt_test_harness_start_server (&f->h);
+  port = zlt_server_get_port (f->h.server);
+  zlt_test_harness_stop_server (&f->h);
+  /* the server is away and the agent's waits are long */
+  g_key_file_set_double (f->h.agent_keyfile, "agent", "backoff-min", 60.0);
+  g_key_file_set_double (f->h.agent_keyfile, "agent", "backoff-max", 60.0);
+  zlt_test_harness_add_service (&f->h, "echo", zlt_test_echo_get_port (f->h.echo), 0);
+  start_agent (f);
+  zlt_agent_set_network_monitor (f->h.agent, monitor);
+  ZLT_TEST_WAIT_FOR (zlt_agent_get_retry_delay_ms (f->h.agent) >= 30000, 10000);
+
+  /* the server is back on the same port; then the network says it changed */
+  listen = g_strdup_printf ("127.0.0.1:%u", port);
+  g_key_file_set_string (f->h.server_keyfile, "server", "listen", listen);
+  zlt_test_harness_start_server (&f->h);
+  changed = g_get_monotonic_time ();
+  g_signal_emit_by_name (monitor, "network-changed", TRUE);
+  ZLT_TEST_WAIT_FOR (zlt_agent_get_state (f->h.agent) == ZLT_TUNNEL_STATE_CONNECTED, 10000);
+  g_test_message ("back %.0f ms after the network changed (the back-off said %u ms)",
+                  ms_since (changed), zlt_agent_get_retry_delay_ms (f->h.agent));
+  g_assert_cmpfloat (ms_since (changed), <, 10000);
+  zlt_test_harness_wait_registered (&f->h, "echo");
+  zlt_agent_stop (f->h.agent);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -793,6 +900,8 @@ main (int argc, char **argv)
   g_test_add ("/reconnect/restart-takes-over-held", Fixture, NULL, fixture_setup,
               test_restart_takes_over_held, fixture_teardown);
   g_test_add ("/reconnect/refusal-retried", Fixture, NULL, fixture_setup, test_refusal_retried,
+              fixture_teardown);
+  g_test_add ("/reconnect/network-changed", Fixture, NULL, fixture_setup, test_network_changed,
               fixture_teardown);
   return g_test_run ();
 }
