@@ -205,23 +205,38 @@ on_agent_notify (GObject *agent, GParamSpec *pspec, gpointer user_data)
   sync_from_agent (user_data);
 }
 
+/* The agent's error already names the service and the server's reason. A refusal
+ * that can clear (the port is held, a share is full) is asked again by the agent: the
+ * link is connecting meanwhile, not failed. */
 static void
 on_agent_register_failed (ZltAgent *agent, ZltService *service, const GError *error,
                           gpointer user_data)
 {
   ZltNodeTunnel *self = user_data;
-  g_autofree char *why = NULL;
+  gboolean can_clear = g_error_matches (error, ZLT_ERROR, ZLT_ERROR_PORT_IN_USE)
+                       || g_error_matches (error, ZLT_ERROR, ZLT_ERROR_PORTS_EXHAUSTED)
+                       || g_error_matches (error, ZLT_ERROR, ZLT_ERROR_LIMIT);
 
   if (g_strcmp0 (zlt_service_get_name (service), self->service_name) != 0)
     return;
-  why = g_strdup_printf (_ ("the server refused service %s: %s"), self->service_name,
-                         error != NULL ? error->message : "?");
   self->register_failed = TRUE;
   g_object_freeze_notify (G_OBJECT (self));
-  set_last_error (self, why);
-  set_state (self, ZLT_TUNNEL_STATE_FAILED);
+  set_last_error (self, error != NULL ? error->message : _ ("the server refused the link"));
+  set_state (self, can_clear ? ZLT_TUNNEL_STATE_CONNECTING : ZLT_TUNNEL_STATE_FAILED);
   zlt_source_clear (&self->latency_timer);
   g_object_thaw_notify (G_OBJECT (self));
+}
+
+/* registered after all (a refusal that cleared): the link is up */
+static void
+on_agent_registered (ZltAgent *agent, ZltService *service, gpointer user_data)
+{
+  ZltNodeTunnel *self = user_data;
+
+  if (g_strcmp0 (zlt_service_get_name (service), self->service_name) != 0)
+    return;
+  self->register_failed = FALSE;
+  sync_from_agent (self);
 }
 
 static void
@@ -637,6 +652,7 @@ activate_outbound (ZltNodeTunnel *self, ZltPluginLoader *loader, GError **error)
   g_signal_connect (self->agent, "notify::last-error", G_CALLBACK (on_agent_notify), self);
   g_signal_connect (self->agent, "notify::fatal", G_CALLBACK (on_agent_notify), self);
   g_signal_connect (self->agent, "register-failed", G_CALLBACK (on_agent_register_failed), self);
+  g_signal_connect (self->agent, "registered", G_CALLBACK (on_agent_registered), self);
   g_signal_connect (zlt_agent_get_tunnel (self->agent), "notify::bytes-in",
                     G_CALLBACK (on_tunnel_bytes), self);
   g_signal_connect (zlt_agent_get_tunnel (self->agent), "notify::bytes-out",

@@ -501,6 +501,29 @@ test_link (Fixture *f, gconstpointer data)
                      timeout_ms (5000));
 }
 
+/* The from-node restarts (systemctl restart: SIGTERM, then start) well inside the
+ * server's resume grace: its link comes back on the same port, never failed, and both
+ * ends say connected. */
+static void
+test_from_restart (Fixture *f, gconstpointer data)
+{
+  wait_linked (f);
+  transfer (f, f->port_base, 64 * 1024);
+
+  g_clear_object (&f->link);
+  stop_daemon (&f->a);
+  /* the goodbye reached b: nothing is held for the old session */
+  ZLT_TEST_WAIT_FOR (!node_in_state (&f->b, "link", "connected"), timeout_ms (10000));
+  start_daemon (&f->a);
+  g_ptr_array_set_size (f->states, 0);
+  follow_link (f);
+  wait_linked (f);
+  g_assert_cmpint (state_seen (f, "failed", 0), <, 0);
+  g_assert_cmpstr (zlt_dbus_node_get_last_error (f->link), ==, "");
+  g_assert_cmpuint (zlt_dbus_node_get_remote_port (f->link), ==, f->port_base);
+  transfer (f, f->port_base, 64 * 1024);
+}
+
 static void
 add_node_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -631,6 +654,8 @@ main (int argc, char **argv)
   zlt_init ();
 
   g_test_add ("/node/link", Fixture, NULL, fixture_setup, test_link, fixture_teardown);
+  g_test_add ("/node/from-restart", Fixture, NULL, fixture_setup, test_from_restart,
+              fixture_teardown);
   g_test_add ("/node/add-remove", Fixture, NULL, fixture_setup, test_add_remove, fixture_teardown);
   return g_test_run ();
 }
