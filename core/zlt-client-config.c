@@ -514,13 +514,32 @@ zlt_client_config_parse (GKeyFile *kf, const char *base_dir, GError **error)
 ZltClientConfig *
 zlt_client_config_new_from_keyfile (GKeyFile *keyfile, GError **error)
 {
+  return zlt_client_config_new_from_keyfile_full (keyfile, NULL, error);
+}
+
+/**
+ * zlt_client_config_new_from_keyfile_full:
+ * @keyfile: as for zlt_client_config_new_from_keyfile()
+ * @base_dir: (nullable): the directory relative paths are taken from; %NULL for the
+ *   working directory
+ *
+ * For a key file read from a file and then changed (command-line options on top of a
+ * config file): pass the file's directory, so its paths mean what they mean when the
+ * daemon reads the same file.
+ *
+ * Returns: (transfer full): the config, or NULL with %ZLT_ERROR_INVALID_CONFIG naming
+ *   the group and key
+ */
+ZltClientConfig *
+zlt_client_config_new_from_keyfile_full (GKeyFile *keyfile, const char *base_dir, GError **error)
+{
   g_autoptr (GError) error_local = NULL;
   ZltClientConfig *self;
 
   g_return_val_if_fail (keyfile != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  self = zlt_client_config_parse (keyfile, NULL, &error_local);
+  self = zlt_client_config_parse (keyfile, base_dir, &error_local);
   if (self == NULL)
     g_propagate_error (error, g_steal_pointer (&error_local));
   return self;

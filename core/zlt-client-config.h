@@ -55,6 +55,8 @@ G_DECLARE_FINAL_TYPE (ZltClientConfig, zlt_client_config, ZLT, CLIENT_CONFIG, GO
 
 ZltClientConfig *zlt_client_config_new_default (void);
 ZltClientConfig *zlt_client_config_new_from_keyfile (GKeyFile *keyfile, GError **error);
+ZltClientConfig *zlt_client_config_new_from_keyfile_full (GKeyFile *keyfile, const char *base_dir,
+                                                          GError **error);
 ZltClientConfig *zlt_client_config_new_from_file (const char *path, GError **error);
 GKeyFile *zlt_client_config_to_keyfile (ZltClientConfig *self);
 

@@ -13,6 +13,7 @@
 #include "zlt-config-private.h"
 #include "zlt-error.h"
 #include "zlt-plugin-loader.h"
+#include "zlt-server-config.h" /* ZLT_SERVER_CONFIG_VALIDATOR_PREFIX */
 
 #define ZLT_PLUGIN_PREFIX "libzlt-"
 #define ZLT_PLUGIN_SUFFIX ".so"
@@ -547,6 +548,26 @@ ZltValidator *
 zlt_plugin_loader_new_validator (ZltPluginLoader *self, const char *name, GKeyFile *config,
                                  const char *group, GError **error)
 {
+  return zlt_plugin_loader_new_validator_full (self, name, config, group, NULL, error);
+}
+
+/**
+ * zlt_plugin_loader_new_validator_full:
+ * @config: (nullable): the config the validator reads its group from; NULL = empty
+ * @group: (nullable): the validator's group; NULL = `validator:<name>`
+ * @config_directory: (nullable): the directory of the config file, where relative paths
+ *   in @group start; NULL = the working directory
+ *
+ * Makes the validator named @name, sets its #ZltValidator:config-directory and
+ * configures it (zlt_validator_configure()).
+ *
+ * Returns: (transfer full): a configured validator, or NULL with @error set
+ */
+ZltValidator *
+zlt_plugin_loader_new_validator_full (ZltPluginLoader *self, const char *name, GKeyFile *config,
+                                      const char *group, const char *config_directory,
+                                      GError **error)
+{
   g_autoptr (ZltValidator) validator = NULL;
   g_autoptr (GKeyFile) config_empty = NULL;
   g_autofree char *group_default = NULL;
@@ -565,9 +586,9 @@ zlt_plugin_loader_new_validator (ZltPluginLoader *self, const char *name, GKeyFi
   if (config == NULL)
     config = config_empty = g_key_file_new ();
   if (group == NULL)
-    group = group_default = g_strdup_printf ("validator:%s", name);
+    group = group_default = g_strconcat (ZLT_SERVER_CONFIG_VALIDATOR_PREFIX, name, NULL);
 
-  validator = g_object_new (type, NULL);
+  validator = g_object_new (type, "config-directory", config_directory, NULL);
   if (!zlt_validator_configure (validator, config, group, error))
     {
       g_prefix_error (error, _ ("validator %s: "), name);

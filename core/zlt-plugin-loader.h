@@ -72,5 +72,10 @@ ZltTransport *zlt_plugin_loader_new_transport (ZltPluginLoader *self, const char
                                                GError **error);
 ZltValidator *zlt_plugin_loader_new_validator (ZltPluginLoader *self, const char *name,
                                                GKeyFile *config, const char *group, GError **error);
+/* @config_directory: where relative paths in @group start (nullable: the working
+ * directory) */
+ZltValidator *zlt_plugin_loader_new_validator_full (ZltPluginLoader *self, const char *name,
+                                                    GKeyFile *config, const char *group,
+                                                    const char *config_directory, GError **error);
 
 G_END_DECLS

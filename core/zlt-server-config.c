@@ -36,6 +36,7 @@ struct _ZltServerConfig
   gboolean allow_legacy_auth;
   char *validator;
   char *validator_group;
+  char *config_directory;
   gboolean insecure;
   ZltServerLimits limits;
 };
@@ -144,6 +145,7 @@ zlt_server_config_finalize (GObject *object)
   g_free (self->tls_key);
   g_free (self->validator);
   g_free (self->validator_group);
+  g_free (self->config_directory);
 
   G_OBJECT_CLASS (zlt_server_config_parent_class)->finalize (object);
 }
@@ -323,7 +325,8 @@ zlt_server_config_parse (GKeyFile *kf, const char *base_dir, GError **error)
                         self->validator);
       return NULL;
     }
-  self->validator_group = g_strdup_printf ("validator:%s", self->validator);
+  self->validator_group = g_strconcat (ZLT_SERVER_CONFIG_VALIDATOR_PREFIX, self->validator, NULL);
+  self->config_directory = g_strdup (base_dir);
 
   return g_steal_pointer (&self);
 }
@@ -341,13 +344,32 @@ zlt_server_config_parse (GKeyFile *kf, const char *base_dir, GError **error)
 ZltServerConfig *
 zlt_server_config_new_from_keyfile (GKeyFile *keyfile, GError **error)
 {
+  return zlt_server_config_new_from_keyfile_full (keyfile, NULL, error);
+}
+
+/**
+ * zlt_server_config_new_from_keyfile_full:
+ * @keyfile: as for zlt_server_config_new_from_keyfile()
+ * @base_dir: (nullable): the directory relative paths are taken from; %NULL for the
+ *   working directory
+ *
+ * For a key file read from a file and then changed (command-line options on top of a
+ * config file): pass the file's directory, so its paths mean what they mean when the
+ * daemon reads the same file.
+ *
+ * Returns: (transfer full): the config, or NULL with %ZLT_ERROR_INVALID_CONFIG naming
+ *   the group and key
+ */
+ZltServerConfig *
+zlt_server_config_new_from_keyfile_full (GKeyFile *keyfile, const char *base_dir, GError **error)
+{
   g_autoptr (GError) error_local = NULL;
   ZltServerConfig *self;
 
   g_return_val_if_fail (keyfile != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  self = zlt_server_config_parse (keyfile, NULL, &error_local);
+  self = zlt_server_config_parse (keyfile, base_dir, &error_local);
   if (self == NULL)
     g_propagate_error (error, g_steal_pointer (&error_local));
   return self;
@@ -624,6 +646,13 @@ zlt_server_config_get_validator_group (ZltServerConfig *self)
 {
   g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
   return self->validator_group;
+}
+
+const char *
+zlt_server_config_get_config_directory (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
+  return self->config_directory;
 }
 
 /**

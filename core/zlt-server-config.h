@@ -8,6 +8,8 @@
 G_BEGIN_DECLS
 
 #define ZLT_SERVER_CONFIG_GROUP "server"
+/* [validator:NAME]: the settings of the validator plugin NAME */
+#define ZLT_SERVER_CONFIG_VALIDATOR_PREFIX "validator:"
 #define ZLT_SERVER_CONFIG_DEFAULT_PORT 3679
 
 /**
@@ -46,6 +48,8 @@ G_DECLARE_FINAL_TYPE (ZltServerConfig, zlt_server_config, ZLT, SERVER_CONFIG, GO
 
 ZltServerConfig *zlt_server_config_new_default (void);
 ZltServerConfig *zlt_server_config_new_from_keyfile (GKeyFile *keyfile, GError **error);
+ZltServerConfig *zlt_server_config_new_from_keyfile_full (GKeyFile *keyfile, const char *base_dir,
+                                                          GError **error);
 ZltServerConfig *zlt_server_config_new_from_file (const char *path, GError **error);
 GKeyFile *zlt_server_config_to_keyfile (ZltServerConfig *self);
 
@@ -68,6 +72,9 @@ gboolean zlt_server_config_get_allow_legacy_auth (ZltServerConfig *self);
 const char *zlt_server_config_get_validator (ZltServerConfig *self);
 gboolean zlt_server_config_get_insecure (ZltServerConfig *self);
 const char *zlt_server_config_get_validator_group (ZltServerConfig *self);
+/* nullable: the config file's directory, where relative paths start (NULL: the working
+ * directory) */
+const char *zlt_server_config_get_config_directory (ZltServerConfig *self);
 GKeyFile *zlt_server_config_get_keyfile (ZltServerConfig *self);
 const ZltServerLimits *zlt_server_config_get_limits (ZltServerConfig *self);
 

@@ -1187,9 +1187,10 @@ zlt_server_new (ZltServerConfig *config, ZltPluginLoader *loader, GError **error
   g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (config), NULL);
   g_return_val_if_fail (ZLT_IS_PLUGIN_LOADER (loader), NULL);
 
-  validator = zlt_plugin_loader_new_validator (
+  validator = zlt_plugin_loader_new_validator_full (
       loader, zlt_server_config_get_validator (config), zlt_server_config_get_keyfile (config),
-      zlt_server_config_get_validator_group (config), error);
+      zlt_server_config_get_validator_group (config),
+      zlt_server_config_get_config_directory (config), error);
   if (validator == NULL)
     return NULL;
   if (!zlt_plugin_loader_new_tunnel_transports (loader, &control, &tcp, &udp, error))

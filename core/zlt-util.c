@@ -121,6 +121,13 @@ zlt_log_escape (const char *text, gsize max_len)
 }
 
 gboolean
+zlt_log_domain_is_ours (const char *domain)
+{
+  return domain != NULL
+         && (g_str_has_prefix (domain, "zlt") || g_str_has_prefix (domain, "zlayer"));
+}
+
+gboolean
 zlt_log_limit_allow (ZltLogLimit *limit, guint *suppressed)
 {
   gint64 now = g_get_monotonic_time ();

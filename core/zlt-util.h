@@ -17,6 +17,10 @@ gboolean zlt_parse_duration (const char *text, guint *seconds, GError **error);
  * repaint a terminal), cut at @max_len bytes of input with "…" appended. */
 char *zlt_log_escape (const char *text, gsize max_len);
 
+/* TRUE for the log domains of this project ("zlt", "zlt-websocket", "zlayer-tunnel"...):
+ * --verbose shows our debug lines, not every library's (libsoup's are a flood). */
+gboolean zlt_log_domain_is_ours (const char *domain);
+
 /* A bound on how often one kind of log line is written: at most @max_per_window per
  * @window_s seconds. Peers decide how often they fail; they must not decide how much
  * we log. */

@@ -6,7 +6,20 @@
 #include "zlt-error.h"
 #include "zlt-validator.h"
 
-G_DEFINE_ABSTRACT_TYPE (ZltValidator, zlt_validator, G_TYPE_OBJECT)
+typedef struct
+{
+  char *config_directory;
+} ZltValidatorPrivate;
+
+G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (ZltValidator, zlt_validator, G_TYPE_OBJECT)
+
+enum
+{
+  PROP_0,
+  PROP_CONFIG_DIRECTORY,
+  N_PROPS
+};
+static GParamSpec *props[N_PROPS];
 
 static void
 zlt_validator_real_validate_async (ZltValidator *self, const ZltCredential *credential,
@@ -45,15 +58,109 @@ zlt_validator_real_validate_finish (ZltValidator *self, GAsyncResult *result, GE
 }
 
 static void
+zlt_validator_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  ZltValidator *self = ZLT_VALIDATOR (object);
+
+  switch (prop_id)
+    {
+    case PROP_CONFIG_DIRECTORY:
+      g_value_set_string (value, zlt_validator_get_config_directory (self));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+zlt_validator_set_property (GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec)
+{
+  ZltValidator *self = ZLT_VALIDATOR (object);
+
+  switch (prop_id)
+    {
+    case PROP_CONFIG_DIRECTORY:
+      zlt_validator_set_config_directory (self, g_value_get_string (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+zlt_validator_finalize (GObject *object)
+{
+  ZltValidatorPrivate *priv = zlt_validator_get_instance_private (ZLT_VALIDATOR (object));
+
+  g_free (priv->config_directory);
+  G_OBJECT_CLASS (zlt_validator_parent_class)->finalize (object);
+}
+
+static void
 zlt_validator_class_init (ZltValidatorClass *klass)
 {
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->get_property = zlt_validator_get_property;
+  object_class->set_property = zlt_validator_set_property;
+  object_class->finalize = zlt_validator_finalize;
   klass->validate_async = zlt_validator_real_validate_async;
   klass->validate_finish = zlt_validator_real_validate_finish;
+
+  /**
+   * ZltValidator:config-directory:
+   * The directory of the config file the validator's group came from: relative paths in
+   * it start there (zlt_validator_resolve_path()). %NULL: the working directory.
+   */
+  props[PROP_CONFIG_DIRECTORY]
+      = g_param_spec_string ("config-directory", NULL, NULL, NULL,
+                             G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, props);
 }
 
 static void
 zlt_validator_init (ZltValidator *self)
 {
+}
+
+const char *
+zlt_validator_get_config_directory (ZltValidator *self)
+{
+  ZltValidatorPrivate *priv;
+
+  g_return_val_if_fail (ZLT_IS_VALIDATOR (self), NULL);
+  priv = zlt_validator_get_instance_private (self);
+  return priv->config_directory;
+}
+
+void
+zlt_validator_set_config_directory (ZltValidator *self, const char *directory)
+{
+  ZltValidatorPrivate *priv;
+
+  g_return_if_fail (ZLT_IS_VALIDATOR (self));
+  priv = zlt_validator_get_instance_private (self);
+  if (g_strcmp0 (priv->config_directory, directory) == 0)
+    return;
+  g_free (priv->config_directory);
+  priv->config_directory = g_strdup (directory);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_CONFIG_DIRECTORY]);
+}
+
+/**
+ * zlt_validator_resolve_path:
+ * @path: a path from the validator's group
+ *
+ * Returns: (transfer full): @path made absolute: a relative one starts at the config's
+ *   directory (#ZltValidator:config-directory), as every path in a config file does
+ */
+char *
+zlt_validator_resolve_path (ZltValidator *self, const char *path)
+{
+  g_return_val_if_fail (ZLT_IS_VALIDATOR (self), NULL);
+  g_return_val_if_fail (path != NULL, NULL);
+
+  return g_canonicalize_filename (path, zlt_validator_get_config_directory (self));
 }
 
 const char *

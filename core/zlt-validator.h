@@ -52,6 +52,13 @@ struct _ZltValidatorClass
 const char *zlt_validator_get_name (ZltValidator *self);
 gboolean zlt_validator_is_insecure (ZltValidator *self);
 
+/* Where relative paths in the validator's group start (the loader sets it before
+ * configure from the config file's directory); plugins resolve their paths with
+ * zlt_validator_resolve_path(). */
+const char *zlt_validator_get_config_directory (ZltValidator *self);
+void zlt_validator_set_config_directory (ZltValidator *self, const char *directory);
+char *zlt_validator_resolve_path (ZltValidator *self, const char *path);
+
 gboolean zlt_validator_configure (ZltValidator *self, GKeyFile *config, const char *group,
                                   GError **error);
 void zlt_validator_validate_async (ZltValidator *self, const ZltCredential *credential,

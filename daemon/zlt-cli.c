@@ -21,8 +21,9 @@
 #include <json-glib/json-glib.h>
 
 #include "zlayer-tunnel.h"
+#include "zlt-daemon-core.h" /* zlt_daemon_check_keyfile, zlt_daemon_load_plugins */
 #include "zlt-dbus-generated.h"
-#include "zlt-util.h" /* zlt_parse_duration */
+#include "zlt-util.h" /* zlt_parse_duration, zlt_log_domain_is_ours */
 
 /* Exit codes a script can tell apart. */
 enum
@@ -45,7 +46,8 @@ log_handler (const char *domain, GLogLevelFlags level, const char *message, gpoi
   g_autofree char *stamp = g_date_time_format (now, "%H:%M:%S");
   const char *tag = "";
 
-  if ((level & G_LOG_LEVEL_DEBUG) && !opt_verbose)
+  /* --verbose: our own debug messages, not every library's */
+  if ((level & G_LOG_LEVEL_DEBUG) && !(opt_verbose && zlt_log_domain_is_ours (domain)))
     return;
   if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
     tag = "error: ";
@@ -101,32 +103,61 @@ load_keyfile (const char *path, GError **error)
   return g_steal_pointer (&keyfile);
 }
 
-static ZltPluginLoader *
-load_plugins (GError **error)
-{
-  g_autoptr (ZltPluginLoader) loader = zlt_plugin_loader_new (NULL);
-  GHashTable *skipped;
-  GHashTableIter iter;
-  gpointer path, reason;
-
-  if (!zlt_plugin_loader_load_all (loader, error))
-    return NULL;
-  skipped = zlt_plugin_loader_get_skipped (loader);
-  g_hash_table_iter_init (&iter, skipped);
-  while (g_hash_table_iter_next (&iter, &path, &reason))
-    g_message (_ ("skipped plugin %s: %s"), (const char *) path, (const char *) reason);
-  return g_steal_pointer (&loader);
-}
-
 /* --check: the config parsed (and, for the server, names plugins that exist); nothing
  * is bound, dialed or read beyond the config itself */
+/* A path given on the command line means what it meant in the shell that gave it, not
+ * something relative to the config file's directory or to the daemon's. */
 static void
-print_config_ok (const char *config_path)
+set_path (GKeyFile *keyfile, const char *group, const char *key, const char *path)
 {
+  g_autofree char *absolute = g_canonicalize_filename (path, NULL);
+
+  g_key_file_set_string (keyfile, group, key, absolute);
+}
+
+/* Relative paths in a config file start at its directory, as when the daemon reads it. */
+static char *
+config_dir (const char *config_path)
+{
+  return config_path != NULL ? g_path_get_dirname (config_path) : NULL;
+}
+
+static gboolean
+has_node_groups (GKeyFile *keyfile)
+{
+  g_auto (GStrv) groups = g_key_file_get_groups (keyfile, NULL);
+
+  for (guint i = 0; groups[i] != NULL; i++)
+    if (g_str_has_prefix (groups[i], ZLT_NODE_CONFIG_PREFIX))
+      return TRUE;
+  return FALSE;
+}
+
+/* --check: the whole config (file and options) checked as zlayer-tunneld reads it, every
+ * group, the validator configured, node tunnels built; then that @command has its role
+ * (@group) in it. A file whose only role is node tunnels, which the daemon runs, passes
+ * with a note. Returns the exit code. */
+static int
+check_config (GKeyFile *keyfile, const char *config_path, ZltPluginLoader *loader,
+              const char *command, const char *group)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!zlt_daemon_check_keyfile (keyfile, config_path, loader, &error))
+    return fail (EXIT_CONFIG, "%s", error->message);
+  if (!g_key_file_has_group (keyfile, group))
+    {
+      if (!has_node_groups (keyfile))
+        return fail (EXIT_CONFIG, _ ("no [%s] group: “%s” has nothing to run"), group, command);
+      g_print (_ ("note: no [%s] group: “%s” has nothing to run; zlayer-tunneld runs the "
+                  "[node:NAME] tunnels\n"),
+               group, command);
+    }
   if (config_path != NULL)
     g_print (_ ("%s: configuration is valid\n"), config_path);
   else
     g_print (_ ("configuration is valid\n"));
+  return EXIT_OK;
 }
 
 /* ---- server ---- */
@@ -173,6 +204,7 @@ cmd_server (int argc, char **argv)
   g_autoptr (ZltServerConfig) config = NULL;
   g_autoptr (ZltPluginLoader) loader = NULL;
   g_autoptr (ZltServer) server = NULL;
+  g_autofree char *base_dir = NULL;
 
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
@@ -187,9 +219,9 @@ cmd_server (int argc, char **argv)
   if (public_bind != NULL)
     g_key_file_set_string (keyfile, "server", "public-bind-address", public_bind);
   if (tls_cert != NULL)
-    g_key_file_set_string (keyfile, "server", "tls-certificate", tls_cert);
+    set_path (keyfile, "server", "tls-certificate", tls_cert);
   if (tls_key != NULL)
-    g_key_file_set_string (keyfile, "server", "tls-key", tls_key);
+    set_path (keyfile, "server", "tls-key", tls_key);
   if (allow_legacy)
     g_key_file_set_boolean (keyfile, "server", "allow-legacy-auth", TRUE);
   if (insecure_allow_all)
@@ -201,27 +233,21 @@ cmd_server (int argc, char **argv)
   else if (token_file != NULL)
     {
       g_key_file_set_string (keyfile, "server", "validator", "token-file");
-      g_key_file_set_string (keyfile, "validator:token-file", "path", token_file);
+      set_path (keyfile, "validator:token-file", "path", token_file);
     }
-  if (!g_key_file_has_group (keyfile, "server"))
+  /* options alone make a server; a config file with no [server] runs none */
+  if (config_path == NULL && !g_key_file_has_group (keyfile, "server"))
     g_key_file_set_string (keyfile, "server", "validator", "token-file");
 
-  config = zlt_server_config_new_from_keyfile (keyfile, &error);
-  if (config == NULL)
-    return fail (EXIT_CONFIG, "%s", error->message);
-  loader = load_plugins (&error);
+  loader = zlt_daemon_load_plugins (&error);
   if (loader == NULL)
     return fail (EXIT_CONFIG, "%s", error->message);
   if (check)
-    {
-      const char *validator = zlt_server_config_get_validator (config);
-
-      if (zlt_plugin_loader_get_validator_type (loader, validator) == G_TYPE_INVALID)
-        return fail (EXIT_CONFIG, _ ("[server] validator: no plugin provides the validator “%s”"),
-                     validator);
-      print_config_ok (config_path);
-      return EXIT_OK;
-    }
+    return check_config (keyfile, config_path, loader, "server", ZLT_SERVER_CONFIG_GROUP);
+  base_dir = config_dir (config_path);
+  config = zlt_server_config_new_from_keyfile_full (keyfile, base_dir, &error);
+  if (config == NULL)
+    return fail (EXIT_CONFIG, "%s", error->message);
   zlt_raise_fd_limit ();
   server = zlt_server_new (config, loader, &error);
   if (server == NULL)
@@ -235,7 +261,7 @@ cmd_server (int argc, char **argv)
 
 /* ---- agent ---- */
 
-/* tcp:NAME:LOCAL[:REMOTE] or NAME:LOCAL[:REMOTE] */
+/* [tcp:|udp:]NAME:LOCAL[:REMOTE] */
 static gboolean
 parse_expose (const char *spec, GKeyFile *keyfile, GError **error)
 {
@@ -253,7 +279,7 @@ parse_expose (const char *spec, GKeyFile *keyfile, GError **error)
       || (n - i == 3 && !g_ascii_string_to_unsigned (parts[i + 2], 10, 0, 65535, &remote, NULL)))
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                   _ ("--expose %s: expected [tcp:]NAME:LOCAL_PORT[:REMOTE_PORT]"), spec);
+                   _ ("--expose %s: expected [tcp:|udp:]NAME:LOCAL_PORT[:REMOTE_PORT]"), spec);
       return FALSE;
     }
   group = g_strdup_printf ("service:%s", parts[i]);
@@ -309,11 +335,11 @@ set_agent_connection (GKeyFile *keyfile, const char *server_url, const char *tok
   if (server_url != NULL)
     g_key_file_set_string (keyfile, "agent", "server", server_url);
   if (token_file != NULL)
-    g_key_file_set_string (keyfile, "agent", "token-file", token_file);
+    set_path (keyfile, "agent", "token-file", token_file);
   if (token_env != NULL)
     g_key_file_set_string (keyfile, "agent", "token-env", token_env);
   if (ca_file != NULL)
-    g_key_file_set_string (keyfile, "agent", "tls-ca-file", ca_file);
+    set_path (keyfile, "agent", "tls-ca-file", ca_file);
   if (pin != NULL)
     g_key_file_set_string (keyfile, "agent", "tls-pinned-sha256", pin);
   if (insecure_tls)
@@ -346,7 +372,7 @@ cmd_agent (int argc, char **argv)
           { "token-env", 0, 0, G_OPTION_ARG_STRING, &token_env,
             N_ ("Read the token from environment variable VAR"), N_ ("VAR") },
           { "expose", 'e', 0, G_OPTION_ARG_STRING_ARRAY, &exposes,
-            N_ ("Expose a local service (repeatable)"), N_ ("[tcp:]NAME:LOCAL[:REMOTE]") },
+            N_ ("Expose a local service (repeatable)"), N_ ("[tcp:|udp:]NAME:LOCAL[:REMOTE]") },
           { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &ca_file,
             N_ ("Trust the CAs in FILE for wss://"), N_ ("FILE") },
           { "pin-sha256", 0, 0, G_OPTION_ARG_STRING, &pin,
@@ -368,6 +394,7 @@ cmd_agent (int argc, char **argv)
   g_autoptr (ZltPluginLoader) loader = NULL;
   g_autoptr (ZltAgent) agent = NULL;
   g_autoptr (GUri) uri = NULL;
+  g_autofree char *base_dir = NULL;
 
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
@@ -384,16 +411,14 @@ cmd_agent (int argc, char **argv)
     if (!parse_expose (exposes[i], keyfile, &error))
       return fail (EXIT_USAGE, "%s", error->message);
 
-  config = zlt_client_config_new_from_keyfile (keyfile, &error);
-  if (config == NULL)
+  loader = zlt_daemon_load_plugins (&error);
+  if (loader == NULL)
     return fail (EXIT_CONFIG, "%s", error->message);
   if (check)
-    {
-      print_config_ok (config_path);
-      return EXIT_OK;
-    }
-  loader = load_plugins (&error);
-  if (loader == NULL)
+    return check_config (keyfile, config_path, loader, "agent", ZLT_CLIENT_CONFIG_GROUP);
+  base_dir = config_dir (config_path);
+  config = zlt_client_config_new_from_keyfile_full (keyfile, base_dir, &error);
+  if (config == NULL)
     return fail (EXIT_CONFIG, "%s", error->message);
   zlt_raise_fd_limit ();
   agent = zlt_agent_new (config, loader, &error);
@@ -497,6 +522,7 @@ cmd_access (int argc, char **argv)
   g_autoptr (GKeyFile) keyfile = NULL;
   g_autoptr (ZltClientConfig) config = NULL;
   g_autoptr (ZltPluginLoader) loader = NULL;
+  g_autofree char *base_dir = NULL;
   g_autoptr (ZltAccessManager) manager = NULL;
   g_autoptr (ZltSession) session = NULL;
   guint ttl = 3600;
@@ -523,10 +549,11 @@ cmd_access (int argc, char **argv)
   if (keyfile == NULL)
     return fail (EXIT_CONFIG, "%s", error->message);
   set_agent_connection (keyfile, server_url, token_file, token_env, ca_file, pin, insecure_tls);
-  config = zlt_client_config_new_from_keyfile (keyfile, &error);
+  base_dir = config_dir (config_path);
+  config = zlt_client_config_new_from_keyfile_full (keyfile, base_dir, &error);
   if (config == NULL)
     return fail (EXIT_CONFIG, "%s", error->message);
-  loader = load_plugins (&error);
+  loader = zlt_daemon_load_plugins (&error);
   if (loader == NULL)
     return fail (EXIT_CONFIG, "%s", error->message);
   manager = zlt_access_manager_new (config, loader, &error);
@@ -771,7 +798,7 @@ cmd_demo (int argc, char **argv)
   server_config = zlt_server_config_new_from_keyfile (server_kf, &error);
   if (server_config == NULL)
     return fail (EXIT_CONFIG, "%s", error->message);
-  loader = load_plugins (&error);
+  loader = zlt_daemon_load_plugins (&error);
   if (loader == NULL)
     return fail (EXIT_CONFIG, "%s", error->message);
   server = zlt_server_new (server_config, loader, &error);

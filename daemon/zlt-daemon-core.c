@@ -67,13 +67,28 @@ has_node_groups (GKeyFile *keyfile)
   return FALSE;
 }
 
+/* where relative paths start: the file's directory, or the working directory for a
+ * config made on the command line (@path NULL) */
+static char *
+config_base_dir (const char *path)
+{
+  return path != NULL ? g_path_get_dirname (path) : NULL;
+}
+
+/* how errors name the config */
+static const char *
+config_label (const char *path)
+{
+  return path != NULL ? path : _ ("the command line");
+}
+
 /* [node:*], in file order; NULL with @error set when one is invalid */
 static GPtrArray *
 parse_node_groups (GKeyFile *keyfile, const char *path, GError **error)
 {
   g_autoptr (GPtrArray) nodes = g_ptr_array_new_with_free_func (g_object_unref);
   g_auto (GStrv) groups = g_key_file_get_groups (keyfile, NULL);
-  g_autofree char *base_dir = g_path_get_dirname (path);
+  g_autofree char *base_dir = config_base_dir (path);
 
   for (guint i = 0; groups[i] != NULL; i++)
     {
@@ -84,12 +99,58 @@ parse_node_groups (GKeyFile *keyfile, const char *path, GError **error)
       node = zlt_node_tunnel_new_from_keyfile (keyfile, groups[i], base_dir, error);
       if (node == NULL)
         {
-          g_prefix_error (error, "%s: ", path);
+          g_prefix_error (error, "%s: ", config_label (path));
           return NULL;
         }
       g_ptr_array_add (nodes, node);
     }
   return g_steal_pointer (&nodes);
+}
+
+/* A misspelt group ([sevice:web]) would otherwise be ignored without a word. */
+static gboolean
+check_groups_known (GKeyFile *keyfile, const char *path, GError **error)
+{
+  static const char *const names[]
+      = { ZLT_SERVER_CONFIG_GROUP, ZLT_CLIENT_CONFIG_GROUP, ZLT_DAEMON_CONFIG_GROUP, NULL };
+  static const char *const prefixes[] = { ZLT_CLIENT_CONFIG_SERVICE_PREFIX, ZLT_NODE_CONFIG_PREFIX,
+                                          ZLT_SERVER_CONFIG_VALIDATOR_PREFIX, NULL };
+  g_auto (GStrv) groups = g_key_file_get_groups (keyfile, NULL);
+
+  for (guint i = 0; groups[i] != NULL; i++)
+    {
+      gboolean known = g_strv_contains (names, groups[i]);
+
+      for (guint j = 0; !known && prefixes[j] != NULL; j++)
+        known
+            = g_str_has_prefix (groups[i], prefixes[j]) && groups[i][strlen (prefixes[j])] != '\0';
+      if (!known)
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                       _ ("%s: [%s]: unknown group (known: [server], [validator:NAME], [agent], "
+                          "[service:NAME], [node:NAME], [daemon])"),
+                       path, groups[i]);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+/* Every group known, and at least one role to run. */
+static gboolean
+check_keyfile_groups (GKeyFile *keyfile, const char *path, GError **error)
+{
+  if (!check_groups_known (keyfile, config_label (path), error))
+    return FALSE;
+  if (!g_key_file_has_group (keyfile, ZLT_SERVER_CONFIG_GROUP)
+      && !g_key_file_has_group (keyfile, ZLT_CLIENT_CONFIG_GROUP) && !has_node_groups (keyfile))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                   _ ("%s: no [server], [agent] or [node:NAME] group: nothing to run"),
+                   config_label (path));
+      return FALSE;
+    }
+  return TRUE;
 }
 
 static GKeyFile *
@@ -102,13 +163,6 @@ read_keyfile (const char *path, GError **error)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG, _ ("cannot read %s: %s"), path,
                    error_local->message);
-      return NULL;
-    }
-  if (!g_key_file_has_group (keyfile, ZLT_SERVER_CONFIG_GROUP)
-      && !g_key_file_has_group (keyfile, ZLT_CLIENT_CONFIG_GROUP) && !has_node_groups (keyfile))
-    {
-      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                   _ ("%s: no [server], [agent] or [node:NAME] group: nothing to run"), path);
       return NULL;
     }
   return g_steal_pointer (&keyfile);
@@ -225,8 +279,8 @@ set_admin_group (ZltDaemon *self, const char *admin_group)
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_ADMIN_GROUP]);
 }
 
-static ZltPluginLoader *
-load_plugins (GError **error)
+ZltPluginLoader *
+zlt_daemon_load_plugins (GError **error)
 {
   g_autoptr (ZltPluginLoader) loader = zlt_plugin_loader_new (NULL);
   GHashTableIter iter;
@@ -236,7 +290,7 @@ load_plugins (GError **error)
     return NULL;
   g_hash_table_iter_init (&iter, zlt_plugin_loader_get_skipped (loader));
   while (g_hash_table_iter_next (&iter, &path, &reason))
-    g_message ("skipped plugin %s: %s", (const char *) path, (const char *) reason);
+    g_message (_ ("skipped plugin %s: %s"), (const char *) path, (const char *) reason);
   return g_steal_pointer (&loader);
 }
 
@@ -320,39 +374,41 @@ zlt_daemon_init (ZltDaemon *self)
 
 /* ---- public API ---- */
 
-ZltDaemon *
-zlt_daemon_new (const char *config_path, GError **error)
+/* @path: where @keyfile was read from (its directory anchors relative paths), or NULL
+ * for a config made on the command line; @loader: the plugins, or NULL to load them */
+static ZltDaemon *
+daemon_build (GKeyFile *keyfile, const char *path, ZltPluginLoader *loader, GError **error)
 {
   g_autoptr (ZltDaemon) self = NULL;
-  g_autoptr (GKeyFile) keyfile = NULL;
   g_autofree char *admin_group = NULL;
   g_autofree char *node_name = NULL;
+  g_autofree char *base_dir = config_base_dir (path);
   g_autoptr (GPtrArray) nodes = NULL;
 
-  g_return_val_if_fail (config_path != NULL, NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-
-  keyfile = read_keyfile (config_path, error);
-  if (keyfile == NULL
-      || !parse_daemon_group (keyfile, config_path, &admin_group, &node_name, error))
+  if (!check_keyfile_groups (keyfile, path, error)
+      || !parse_daemon_group (keyfile, config_label (path), &admin_group, &node_name, error))
     return NULL;
-  nodes = parse_node_groups (keyfile, config_path, error);
+  nodes = parse_node_groups (keyfile, path, error);
   if (nodes == NULL)
     return NULL;
 
   self = g_object_new (ZLT_TYPE_DAEMON, NULL);
-  self->config_path = g_strdup (config_path);
+  self->config_path = g_strdup (path);
   self->admin_group = g_steal_pointer (&admin_group);
-  self->loader = load_plugins (error);
+  self->loader = loader != NULL ? g_object_ref (loader) : zlt_daemon_load_plugins (error);
   if (self->loader == NULL)
     return NULL;
 
   if (g_key_file_has_group (keyfile, ZLT_SERVER_CONFIG_GROUP))
     {
-      g_autoptr (ZltServerConfig) config = zlt_server_config_new_from_file (config_path, error);
+      g_autoptr (ZltServerConfig) config
+          = zlt_server_config_new_from_keyfile_full (keyfile, base_dir, error);
 
       if (config == NULL)
-        return NULL;
+        {
+          g_prefix_error (error, "%s: ", config_label (path));
+          return NULL;
+        }
       self->server = zlt_server_new (config, self->loader, error);
       if (self->server == NULL)
         return NULL;
@@ -360,9 +416,12 @@ zlt_daemon_new (const char *config_path, GError **error)
     }
   if (g_key_file_has_group (keyfile, ZLT_CLIENT_CONFIG_GROUP))
     {
-      self->agent_config = zlt_client_config_new_from_file (config_path, error);
+      self->agent_config = zlt_client_config_new_from_keyfile_full (keyfile, base_dir, error);
       if (self->agent_config == NULL)
-        return NULL;
+        {
+          g_prefix_error (error, "%s: ", config_label (path));
+          return NULL;
+        }
       self->agent = zlt_agent_new (self->agent_config, self->loader, error);
       if (self->agent == NULL)
         return NULL;
@@ -380,13 +439,55 @@ zlt_daemon_new (const char *config_path, GError **error)
 
       if (!zlt_node_manager_add (self->nodes, node, error))
         {
-          g_prefix_error (error, "%s: ", config_path);
+          g_prefix_error (error, "%s: ", config_label (path));
           return NULL;
         }
       g_hash_table_insert (self->file_nodes, g_strdup (zlt_node_tunnel_get_name (node)),
                            g_object_ref (node));
     }
   return g_steal_pointer (&self);
+}
+
+ZltDaemon *
+zlt_daemon_new (const char *config_path, GError **error)
+{
+  g_autoptr (GKeyFile) keyfile = NULL;
+
+  g_return_val_if_fail (config_path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  keyfile = read_keyfile (config_path, error);
+  if (keyfile == NULL)
+    return NULL;
+  return daemon_build (keyfile, config_path, NULL, error);
+}
+
+gboolean
+zlt_daemon_check_config (const char *config_path, ZltPluginLoader *loader, GError **error)
+{
+  g_autoptr (GKeyFile) keyfile = NULL;
+
+  g_return_val_if_fail (config_path != NULL, FALSE);
+  g_return_val_if_fail (loader == NULL || ZLT_IS_PLUGIN_LOADER (loader), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  keyfile = read_keyfile (config_path, error);
+  return keyfile != NULL && zlt_daemon_check_keyfile (keyfile, config_path, loader, error);
+}
+
+gboolean
+zlt_daemon_check_keyfile (GKeyFile *keyfile, const char *config_path, ZltPluginLoader *loader,
+                          GError **error)
+{
+  g_autoptr (ZltDaemon) check = NULL;
+
+  g_return_val_if_fail (keyfile != NULL, FALSE);
+  g_return_val_if_fail (loader == NULL || ZLT_IS_PLUGIN_LOADER (loader), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* built exactly as at start, then dropped: it never started, so it never bound a port */
+  check = daemon_build (keyfile, config_path, loader, error);
+  return check != NULL;
 }
 
 gboolean
@@ -472,7 +573,9 @@ reload_server (ZltDaemon *self, GKeyFile *keyfile)
     g_message ("reload: removing the server role takes effect at the next restart");
   else
     {
-      config = zlt_server_config_new_from_file (self->config_path, &error);
+      g_autofree char *base_dir = config_base_dir (self->config_path);
+
+      config = zlt_server_config_new_from_keyfile_full (keyfile, base_dir, &error);
       if (config == NULL)
         g_message ("reload: [server] is invalid, the running server keeps its settings: %s",
                    error->message);
@@ -503,6 +606,7 @@ reload_agent (ZltDaemon *self, GKeyFile *keyfile, GError **error)
   g_autoptr (ZltClientConfig) config = NULL;
   g_autoptr (GHashTable) services = NULL;
   g_autofree char *fingerprint = NULL;
+  g_autofree char *base_dir = NULL;
   GPtrArray *list;
   GHashTableIter iter;
   gpointer name;
@@ -518,7 +622,8 @@ reload_agent (ZltDaemon *self, GKeyFile *keyfile, GError **error)
       g_message ("reload: removing the agent role takes effect at the next restart");
       return TRUE;
     }
-  config = zlt_client_config_new_from_file (self->config_path, error);
+  base_dir = config_base_dir (self->config_path);
+  config = zlt_client_config_new_from_keyfile_full (keyfile, base_dir, error);
   if (config == NULL)
     return FALSE;
   fingerprint = group_fingerprint (keyfile, ZLT_CLIENT_CONFIG_GROUP);
@@ -643,26 +748,20 @@ zlt_daemon_reload (ZltDaemon *self, GError **error)
   g_autofree char *admin_group = NULL;
   g_autofree char *node_name = NULL;
   g_autoptr (GPtrArray) nodes = NULL;
-  g_autoptr (ZltClientConfig) check = NULL;
 
   g_return_val_if_fail (ZLT_IS_DAEMON (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   g_message ("reloading %s", self->config_path);
   keyfile = read_keyfile (self->config_path, error);
-  if (keyfile == NULL
+  /* all or nothing: the file must pass the check a start would make before anything
+   * changes */
+  if (keyfile == NULL || !zlt_daemon_check_keyfile (keyfile, self->config_path, self->loader, error)
       || !parse_daemon_group (keyfile, self->config_path, &admin_group, &node_name, error))
     return FALSE;
   nodes = parse_node_groups (keyfile, self->config_path, error);
   if (nodes == NULL)
     return FALSE;
-  /* all or nothing: the agent's part must be valid before anything changes */
-  if (self->agent != NULL && g_key_file_has_group (keyfile, ZLT_CLIENT_CONFIG_GROUP))
-    {
-      check = zlt_client_config_new_from_file (self->config_path, error);
-      if (check == NULL)
-        return FALSE;
-    }
 
   set_admin_group (self, admin_group);
   reload_server (self, keyfile);

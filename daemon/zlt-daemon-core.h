@@ -18,6 +18,19 @@ G_DECLARE_FINAL_TYPE (ZltDaemon, zlt_daemon, ZLT, DAEMON, GObject)
  * %ZLT_ERROR_INVALID_CONFIG (or the plugin's error) naming the group and key. */
 ZltDaemon *zlt_daemon_new (const char *config_path, GError **error);
 
+/* The whole file checked as zlt_daemon_new() reads it (every group known, each role
+ * built, the validator configured, node tunnels activated) with nothing started: what
+ * passes is what the daemon accepts. `zlayer-tunneld --check`, the CLI's `--check` and
+ * zlt_daemon_reload() use it. @loader: the plugins, or %NULL to load them. */
+gboolean zlt_daemon_check_config (const char *config_path, ZltPluginLoader *loader, GError **error);
+/* The same for a key file in hand (a config file with command-line options on top):
+ * @config_path is where it was read (relative paths start at its directory), or %NULL. */
+gboolean zlt_daemon_check_keyfile (GKeyFile *keyfile, const char *config_path,
+                                   ZltPluginLoader *loader, GError **error);
+
+/* The plugins from the plugin directory; those skipped are logged with the reason. */
+ZltPluginLoader *zlt_daemon_load_plugins (GError **error);
+
 /* The server first (it may serve our own agent), then the agent. */
 gboolean zlt_daemon_start (ZltDaemon *self, GError **error);
 /* Disconnects every agent, closes every port and the agent's control channel. */

@@ -16,6 +16,7 @@
 #include "zlt-daemon-core.h"
 #include "zlt-daemon-error.h"
 #include "zlt-daemon-exporter.h"
+#include "zlt-util.h" /* zlt_log_domain_is_ours */
 
 /* Exit codes, as the CLI's. */
 enum
@@ -46,9 +47,7 @@ log_handler (const char *domain, GLogLevelFlags level, const char *message, gpoi
   const char *tag = "";
 
   /* --verbose: our own debug messages, not every library's */
-  if ((level & G_LOG_LEVEL_DEBUG)
-      && (!opt_verbose || domain == NULL
-          || !(g_str_has_prefix (domain, "zlt") || g_str_has_prefix (domain, "zlayer"))))
+  if ((level & G_LOG_LEVEL_DEBUG) && !(opt_verbose && zlt_log_domain_is_ours (domain)))
     return;
   if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
     tag = "error: ";
@@ -158,12 +157,16 @@ main (int argc, char **argv)
   gboolean session_bus = FALSE;
   gboolean replace = FALSE;
   gboolean version = FALSE;
+  gboolean check = FALSE;
   GOptionEntry entries[]
       = { { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
             N_ ("Read FILE instead of the default config"), N_ ("FILE") },
           { "session", 0, 0, G_OPTION_ARG_NONE, &session_bus,
             N_ ("Use the session bus instead of the system bus (desktops, tests)"), NULL },
           { "replace", 'r', 0, G_OPTION_ARG_NONE, &replace, N_ ("Replace a running daemon"), NULL },
+          { "check", 0, 0, G_OPTION_ARG_NONE, &check,
+            N_ ("Check the config as a start would, start nothing, and exit (3 if invalid)"),
+            NULL },
           { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, N_ ("Show debug messages"), NULL },
           { "version", 0, 0, G_OPTION_ARG_NONE, &version, N_ ("Show the version and exit"), NULL },
           { NULL } };
@@ -202,11 +205,22 @@ main (int argc, char **argv)
 
   zlt_init ();
   g_log_set_default_handler (log_handler, NULL);
+  if (config_path == NULL)
+    config_path = g_strdup (ZLT_DAEMON_DEFAULT_CONFIG);
+  if (check)
+    {
+      if (!zlt_daemon_check_config (config_path, NULL, &error))
+        {
+          g_printerr ("zlayer-tunneld: %s\n", error->message);
+          return EXIT_CONFIG;
+        }
+      g_print (_ ("%s: configuration is valid\n"), config_path);
+      return EXIT_OK;
+    }
   zlt_raise_fd_limit ();
   zlt_dbus_error_register ();
 
-  ctx.daemon
-      = zlt_daemon_new (config_path != NULL ? config_path : ZLT_DAEMON_DEFAULT_CONFIG, &error);
+  ctx.daemon = zlt_daemon_new (config_path, &error);
   if (ctx.daemon == NULL)
     {
       g_printerr ("zlayer-tunneld: %s\n", error->message);

@@ -548,6 +548,39 @@ test_malformed_more (Fixture *f, gconstpointer data)
   assert_refused (validator, token, ZLT_ERROR_BAD_TOKEN);
 }
 
+/* A relative path in the validator's group starts at the config file's directory, as
+ * every path in the file does, not at whatever directory the process runs in. */
+static void
+test_relative_path (Fixture *f, gconstpointer data)
+{
+  g_autofree char *token = make_token ();
+  g_autofree char *line = line_for (token, "name=rel");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltValidator) validator = NULL;
+  g_autoptr (ZltGrant) grant = NULL;
+  g_autofree char *resolved = NULL;
+
+  write_file (f->path, line, 0600);
+  g_key_file_set_string (f->config, GROUP, "path", "tokens");
+
+  /* the working directory (the build tree) holds no "tokens" file */
+  validator = zlt_plugin_loader_new_validator (loader, "token-file", f->config, GROUP, &error);
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG);
+  g_assert_null (validator);
+  g_clear_error (&error);
+
+  validator = zlt_plugin_loader_new_validator_full (loader, "token-file", f->config, GROUP, f->dir,
+                                                    &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (validator);
+  g_assert_cmpstr (zlt_validator_get_config_directory (validator), ==, f->dir);
+  resolved = zlt_validator_resolve_path (validator, "tokens");
+  g_assert_cmpstr (resolved, ==, f->path);
+  grant = validate_token (validator, token, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (zlt_grant_get_name (grant), ==, "rel");
+}
+
 static void
 test_config (Fixture *f, gconstpointer data)
 {
@@ -1003,6 +1036,7 @@ main (int argc, char **argv)
   ADD ("/validator/token-file/malformed", test_malformed);
   ADD ("/validator/token-file/malformed-more", test_malformed_more);
   ADD ("/validator/token-file/config", test_config);
+  ADD ("/validator/token-file/relative-path", test_relative_path);
   ADD ("/validator/token-file/permissions", test_permissions);
   ADD ("/validator/token-file/reload-on-change", test_reload_on_change);
   ADD ("/validator/token-file/rights", test_rights);

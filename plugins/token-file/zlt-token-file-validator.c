@@ -368,12 +368,14 @@ zlt_token_file_validator_configure (ZltValidator *validator, GKeyFile *config, c
   zlt_token_file_validator_stop_watching (self);
   g_clear_pointer (&self->file_tokens, zlt_token_set_free);
   g_free (self->path);
-  /* absolute, so a later change of directory does not move it */
-  self->path = g_canonicalize_filename (path, NULL);
+  /* absolute, from the config file's directory, so it means what it means to every
+   * command that reads the file and a later change of directory does not move it */
+  self->path = zlt_validator_resolve_path (validator, path);
   if (!zlt_token_file_validator_load (self, &changed, error))
     return FALSE;
-  g_info ("token file %s loaded: %u tokens", self->path,
-          zlt_token_set_get_size (self->file_tokens));
+  g_info ("token file %s loaded: %u token%s", self->path,
+          zlt_token_set_get_size (self->file_tokens),
+          zlt_token_set_get_size (self->file_tokens) == 1 ? "" : "s");
   zlt_token_file_validator_start_watching (self);
   return TRUE;
 }
