@@ -939,6 +939,16 @@ on_heartbeat_send (ZltHeartbeat *heartbeat, guint64 timestamp_us, gpointer user_
   send_message (self, hb);
 }
 
+/* We were the silent one: say so, so nobody hunts a server fault that was ours. */
+static void
+on_heartbeat_stalled (ZltHeartbeat *heartbeat, guint64 away_us, gpointer user_data)
+{
+  g_message (
+      _ ("this process did not run for at least %.1f s (it was stopped, or the machine slept): "
+         "giving the server %u s to answer before reconnecting"),
+      away_us / (double) G_USEC_PER_SEC, zlt_heartbeat_get_timeout_ms (heartbeat) / 1000);
+}
+
 static void
 on_heartbeat_timeout (ZltHeartbeat *heartbeat, gpointer user_data)
 {
@@ -1341,6 +1351,7 @@ zlt_agent_new_full (ZltClientConfig *config, const char *token, ZltControlTransp
                                        zlt_client_config_get_heartbeat_timeout (config) * 1000);
   g_signal_connect (self->heartbeat, "send", G_CALLBACK (on_heartbeat_send), self);
   g_signal_connect (self->heartbeat, "timeout", G_CALLBACK (on_heartbeat_timeout), self);
+  g_signal_connect (self->heartbeat, "stalled", G_CALLBACK (on_heartbeat_stalled), self);
   zlt_backoff_init (&self->backoff, (guint) (zlt_client_config_get_backoff_min (config) * 1000),
                     (guint) (zlt_client_config_get_backoff_max (config) * 1000));
 

@@ -2,7 +2,12 @@
  *
  * The deadline is re-armed lazily: receiving a frame only records the time, and when
  * the deadline fires it either reports a dead peer or moves itself to the new
- * deadline. A busy channel thus costs no timer churn per frame. */
+ * deadline. A busy channel thus costs no timer churn per frame.
+ *
+ * Silence is only the peer's fault if we were listening. A process that was stopped
+ * (SIGSTOP, a debugger) or a machine that slept finds its timers overdue and the peer's
+ * frames still unread in the socket: then the peer gets a fresh timeout instead of the
+ * blame, and ::stalled says how long we were away. */
 #include "config.h"
 
 #include "zlt-heartbeat.h"
@@ -13,7 +18,9 @@ struct _ZltHeartbeat
 
   guint interval_ms;
   guint timeout_ms;
-  gint64 last_rx; /* monotonic µs */
+  gint64 last_rx;       /* monotonic µs */
+  gint64 last_run_mono; /* when our tick or deadline last ran: monotonic µs */
+  gint64 last_run_real; /* the same in wall-clock µs (it keeps counting during a sleep) */
   gint64 latency_us;
   GSource *tick;
   GSource *deadline;
@@ -33,6 +40,7 @@ enum
 {
   SIGNAL_SEND,
   SIGNAL_TIMEOUT,
+  SIGNAL_STALLED,
   N_SIGNALS
 };
 static guint signals[N_SIGNALS];
@@ -47,11 +55,42 @@ clear_source (GSource **source)
     }
 }
 
+/* Whether we, not the peer, were away since our timers last ran: a tick is due every
+ * interval, so a much longer gap (or a wall clock that ran ahead of the monotonic one,
+ * as in a suspend) means this process did not run. Then the silence proves nothing and
+ * the peer gets a fresh timeout. */
+static gboolean
+check_stalled (ZltHeartbeat *self)
+{
+  gint64 now_mono = g_get_monotonic_time ();
+  gint64 now_real = g_get_real_time ();
+  gint64 interval_us = (gint64) self->interval_ms * 1000;
+  gint64 slack_us = MAX (interval_us / 2, 500 * 1000);
+  gint64 gap_mono = now_mono - self->last_run_mono;
+  gint64 gap_real = now_real - self->last_run_real;
+  gint64 away_us = 0;
+
+  if (gap_mono > interval_us + slack_us)
+    away_us = gap_mono - interval_us;
+  /* the wall clock may also jump when it is set: only a forward jump beyond the
+   * monotonic gap, as a suspend makes, and a large one, counts */
+  if (gap_real - gap_mono > MAX (slack_us, 2 * G_USEC_PER_SEC))
+    away_us = MAX (away_us, gap_real - gap_mono);
+  self->last_run_mono = now_mono;
+  self->last_run_real = now_real;
+  if (away_us == 0)
+    return FALSE;
+  self->last_rx = now_mono;
+  g_signal_emit (self, signals[SIGNAL_STALLED], 0, (guint64) away_us);
+  return TRUE;
+}
+
 static gboolean
 on_tick (gpointer user_data)
 {
   ZltHeartbeat *self = user_data;
 
+  check_stalled (self);
   g_signal_emit (self, signals[SIGNAL_SEND], 0, (guint64) g_get_real_time ());
   return G_SOURCE_CONTINUE;
 }
@@ -60,8 +99,10 @@ static gboolean
 on_deadline (gpointer user_data)
 {
   ZltHeartbeat *self = user_data;
-  gint64 due = self->last_rx + (gint64) self->timeout_ms * 1000;
+  gint64 due;
 
+  check_stalled (self);
+  due = self->last_rx + (gint64) self->timeout_ms * 1000;
   if (g_get_monotonic_time () < due)
     {
       g_source_set_ready_time (self->deadline, due);
@@ -89,6 +130,8 @@ zlt_heartbeat_start (ZltHeartbeat *self)
 
   zlt_heartbeat_stop (self);
   self->last_rx = g_get_monotonic_time ();
+  self->last_run_mono = self->last_rx;
+  self->last_run_real = g_get_real_time ();
   self->tick = g_timeout_source_new (self->interval_ms);
   g_source_set_callback (self->tick, on_tick, self, NULL);
   g_source_attach (self->tick, g_main_context_get_thread_default ());
@@ -121,7 +164,8 @@ zlt_heartbeat_acked_us (ZltHeartbeat *self, guint64 timestamp_us)
 
   g_return_if_fail (ZLT_IS_HEARTBEAT (self));
   /* a peer echoing nonsense must not produce negative or huge latencies */
-  if (timestamp_us > (guint64) now_us || (guint64) now_us - timestamp_us > (guint64) 3600 * G_USEC_PER_SEC)
+  if (timestamp_us > (guint64) now_us
+      || (guint64) now_us - timestamp_us > (guint64) 3600 * G_USEC_PER_SEC)
     return;
   rtt = now_us - (gint64) timestamp_us;
   if (rtt != self->latency_us)
@@ -208,6 +252,15 @@ zlt_heartbeat_class_init (ZltHeartbeatClass *klass)
    */
   signals[SIGNAL_TIMEOUT] = g_signal_new ("timeout", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                                           0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+  /**
+   * ZltHeartbeat::stalled:
+   * @away_us: at least this long (µs) the process did not run
+   *
+   * Our own timers ran late: the process was stopped or the machine slept. The peer's
+   * silence over that time is not held against it: it has a full timeout from now.
+   */
+  signals[SIGNAL_STALLED] = g_signal_new ("stalled", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                          0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_UINT64);
 }
 
 static void

@@ -1,9 +1,11 @@
 /* test-cli-agent.c: the command-line agent as a user runs it, a process of its own
  * against an in-process server: it gives up on refusals retrying cannot cure (unless
  * told to retry forever), and when it is stopped it says goodbye, so the server holds
- * nothing for it and its restart gets the same port at once. */
+ * nothing for it and its restart gets the same port at once; suspended, it does not
+ * blame the server for its own silence. */
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
 
 #include "zlt-test-util.h"
@@ -18,7 +20,7 @@ typedef struct
 static void
 fixture_setup (Fixture *f, gconstpointer data)
 {
-  zlt_test_harness_init (&f->h, "32800-32899");
+  zlt_test_harness_init (&f->h, "31200-31299");
   /* an agent that left without a word would be held this long */
   g_key_file_set_integer (f->h.server_keyfile, "server", "resume-grace", 600);
   zlt_test_harness_start_server (&f->h);
@@ -119,6 +121,63 @@ test_sigterm_says_goodbye (Fixture *f, gconstpointer data)
   zlt_test_process_stop (again, WAIT_MS);
 }
 
+/* Lets @ms pass with the main loop (and so the in-process server) running: for windows
+ * in which something must NOT happen, or a stopped process must stay stopped. */
+static void
+run_for (guint ms)
+{
+  gint64 until = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  ZLT_TEST_WAIT_FOR (g_get_monotonic_time () >= until, ms + 5000);
+}
+
+/* An agent that was itself stopped (SIGSTOP, a debugger, a laptop lid) finds its
+ * heartbeat deadline long past when it runs again. The server was fine all along and its
+ * frames are waiting in the socket: the agent says it was away, does not blame the
+ * server, and keeps its session. */
+static void
+test_stopped_agent_blames_itself (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GKeyFile) config = NULL;
+  g_autoptr (GSubprocess) agent = NULL;
+  ZltRegistry *registry;
+  g_autoptr (ZltTunnel) tunnel = NULL;
+  g_autoptr (GPtrArray) tunnels = NULL;
+  g_autofree char *err = NULL;
+  GPid pid;
+
+  /* a patient server: the agent's 2 s timeout is the one that matters here */
+  zlt_test_harness_stop_server (&f->h);
+  g_key_file_set_integer (f->h.server_keyfile, "server", "heartbeat-timeout", 60);
+  zlt_test_harness_start_server (&f->h);
+  registry = zlt_server_get_registry (f->h.server);
+
+  config = agent_config (f, f->h.token);
+  g_key_file_set_integer (config, "service:echo", "local-port", zlt_test_echo_get_port (f->h.echo));
+  agent = zlt_test_spawn_cli ("agent", config, f->h.tmpdir, TRUE, NULL);
+  ZLT_TEST_WAIT_FOR (zlt_registry_lookup_service_by_name (registry, "echo", NULL) != NULL, WAIT_MS);
+  tunnels = zlt_registry_get_tunnels (registry);
+  g_assert_cmpuint (tunnels->len, ==, 1);
+  tunnel = g_object_ref (g_ptr_array_index (tunnels, 0));
+  g_clear_pointer (&tunnels, g_ptr_array_unref);
+
+  pid = (GPid) g_ascii_strtoll (g_subprocess_get_identifier (agent), NULL, 10);
+  g_assert_cmpint (kill (pid, SIGSTOP), ==, 0);
+  run_for (4000); /* twice the agent's heartbeat timeout */
+  g_assert_cmpint (kill (pid, SIGCONT), ==, 0);
+  run_for (3000); /* past the agent's timeout again: a wrongful reconnect would show */
+
+  /* the same session throughout */
+  tunnels = zlt_registry_get_tunnels (registry);
+  g_assert_cmpuint (tunnels->len, ==, 1);
+  g_assert_true (g_ptr_array_index (tunnels, 0) == tunnel);
+  zlt_test_process_stop (agent, WAIT_MS);
+  err = zlt_test_process_stderr (agent);
+  g_test_message ("the agent said: %s", err);
+  g_assert_nonnull (strstr (err, "this process did not run for"));
+  g_assert_null (strstr (err, "server stopped answering"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -129,6 +188,7 @@ main (int argc, char **argv)
   ADD ("fatal-exits", test_fatal_exits);
   ADD ("retry-forever", test_retry_forever);
   ADD ("sigterm-says-goodbye", test_sigterm_says_goodbye);
+  ADD ("stopped-agent-blames-itself", test_stopped_agent_blames_itself);
 #undef ADD
   return g_test_run ();
 }

@@ -138,6 +138,40 @@ test_timeout_when_silent (void)
   g_assert_cmpuint (c.n_timeouts, ==, 1);
 }
 
+static void
+on_stalled (ZltHeartbeat *heartbeat, guint64 away_us, gpointer user_data)
+{
+  guint64 *stalled_us = user_data;
+
+  *stalled_us = away_us;
+}
+
+/* A process that did not run (SIGSTOP, a debugger, a machine asleep) finds its deadline
+ * overdue; the peer's frames may be sitting unread in the socket. The heartbeat says
+ * how long we were away and gives the peer a full timeout from the moment we are back,
+ * rather than blaming it at once. */
+static void
+test_stalled_is_not_the_peers_fault (void)
+{
+  Counts c = { 0 };
+  g_autoptr (ZltHeartbeat) hb = make_heartbeat (50, 200, &c);
+  guint64 stalled_us = 0;
+  gint64 back;
+
+  g_signal_connect (hb, "stalled", G_CALLBACK (on_stalled), &stalled_us);
+  zlt_heartbeat_start (hb);
+  WAIT_FOR (c.n_sends >= 1, 10000);
+  /* not a wait for anything: this is the stall itself, the main loop not running */
+  g_usleep (1000 * 1000);
+  back = g_get_monotonic_time ();
+  WAIT_FOR (c.n_timeouts == 1, 10000);
+  g_test_message ("away %.0f ms; timeout %.0f ms after coming back (timeout 200 ms)",
+                  stalled_us / 1000.0, (c.timed_out - back) / 1000.0);
+  g_assert_cmpuint (stalled_us, >=, 800 * 1000);
+  /* the deadline was long past at the return; the timeout still waited a full 200 ms */
+  g_assert_cmpint (c.timed_out - back, >=, 200 * 1000 - 60 * 1000);
+}
+
 static gboolean
 feed_cb (gpointer user_data)
 {
@@ -391,6 +425,7 @@ main (int argc, char **argv)
   g_test_add_func ("/heartbeat/sends-at-interval", test_sends_at_interval);
   g_test_add_func ("/heartbeat/timeout-when-silent", test_timeout_when_silent);
   g_test_add_func ("/heartbeat/received-keeps-alive", test_received_keeps_alive);
+  g_test_add_func ("/heartbeat/stalled", test_stalled_is_not_the_peers_fault);
   g_test_add_func ("/heartbeat/stop-cancels", test_stop_cancels);
   g_test_add_func ("/heartbeat/dispose-while-running", test_dispose_while_running);
   g_test_add_func ("/heartbeat/latency", test_latency);

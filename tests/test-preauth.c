@@ -971,7 +971,7 @@ test_hostile_load (void)
   GThread *flood_thread, *inject_thread;
   guint64 rss_before;
 
-  zlt_test_harness_init (&h, "32600-32699");
+  zlt_test_harness_init (&h, "31400-31499");
   g_assert_true (zlt_test_make_certificate (h.tmpdir, &cert_file, &key_file));
   g_key_file_set_string (h.server_keyfile, "server", "tls-certificate", cert_file);
   g_key_file_set_string (h.server_keyfile, "server", "tls-key", key_file);

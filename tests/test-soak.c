@@ -86,7 +86,7 @@ test_soak (void)
   guint16 port;
   gint64 started;
 
-  zlt_test_harness_init (&h, "32700-32799");
+  zlt_test_harness_init (&h, "31300-31399");
   zlt_test_harness_start_server (&h);
   zlt_test_harness_add_service (&h, "echo", zlt_test_echo_get_port (h.echo), 0);
   zlt_test_harness_start_agent (&h);
