@@ -19,7 +19,6 @@
 #include "zlt-relay.h"
 #include "zlt-source.h"
 #include "zlt-util.h"
-#include "zlt-util.h"
 #include "zlt-enum-types.h"
 
 /* A session that lasted this long resets the backoff. */
@@ -71,7 +70,8 @@ struct _ZltAgent
   gboolean last_fatal; /* :fatal, until the next successful authentication */
   char *last_error;
   guint n_sessions;
-  GHashTable *relays; /* ZltRelay* (owned) → ZltService* (owned) */
+  GHashTable *relays;                 /* ZltRelay* (owned) → ZltService* (owned) */
+  ZltLogLimit connection_failure_log; /* a dead local service fails every connection */
 };
 
 G_DEFINE_FINAL_TYPE (ZltAgent, zlt_agent, G_TYPE_OBJECT)
@@ -245,6 +245,22 @@ on_relay_finished (ZltRelay *relay, const GError *error, gpointer user_data)
   g_hash_table_remove (self->relays, relay);
 }
 
+/* A public connection this agent could not carry: the user should hear of it without
+ * -v (a service that is down is the commonest fault), but a client retrying in a loop
+ * must not fill the log. */
+static void
+log_connection_failure (ZltAgent *self, const char *reason)
+{
+  guint suppressed = 0;
+
+  if (!zlt_log_limit_allow (&self->connection_failure_log, &suppressed))
+    return;
+  if (suppressed > 0)
+    g_message (_ ("%s (and %u more failed connections not logged)"), reason, suppressed);
+  else
+    g_message ("%s", reason);
+}
+
 static void
 connect_fail (ZltAgent *self, const ZltUuid *connection_id, const char *reason)
 {
@@ -286,8 +302,12 @@ data_opened (GObject *source, GAsyncResult *result, gpointer user_data)
 
   d->data = zlt_control_transport_open_data_finish (d->agent->control, result, &d->prefix, &error);
   if (d->data == NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    g_debug ("data connection for %s failed: %s", zlt_service_get_name (d->service),
-             error->message);
+    {
+      g_autofree char *reason
+          = g_strdup_printf (_ ("data connection to the server for %s failed: %s"),
+                             zlt_service_get_name (d->service), error->message);
+      log_connection_failure (d->agent, reason);
+    }
   connect_join (d);
 }
 
@@ -306,7 +326,7 @@ local_dialed (GObject *source, GAsyncResult *result, gpointer user_data)
           g_autofree char *reason
               = g_strdup_printf (_ ("local service %s refused: %s"),
                                  zlt_service_get_name (d->service), error->message);
-          g_debug ("%s", reason);
+          log_connection_failure (self, reason);
           connect_fail (self, &d->connection_id, reason);
         }
     }
@@ -1305,6 +1325,7 @@ zlt_agent_init (ZltAgent *self)
   self->refused = g_ptr_array_new_with_free_func (g_object_unref);
   g_queue_init (&self->access_waiting);
   zlt_uuid_generate (&self->client_id);
+  self->connection_failure_log = (ZltLogLimit) ZLT_LOG_LIMIT_INIT (10, 60);
 }
 
 ZltAgent *

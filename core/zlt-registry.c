@@ -1092,11 +1092,40 @@ zlt_registry_lookup_service_by_port (ZltRegistry *self, ZltProtocol protocol, gu
   return entry != NULL ? entry->service : NULL;
 }
 
+/* "web (port 30001), db (internal)": what a tunnel holds, for a log line */
+static char *
+describe_services (ZltTunnel *tunnel)
+{
+  g_autoptr (GPtrArray) services = zlt_tunnel_get_services (tunnel);
+  GString *text = g_string_new (NULL);
+
+  for (guint i = 0; i < services->len; i++)
+    {
+      ZltService *service = g_ptr_array_index (services, i);
+      guint16 port = zlt_service_get_assigned_port (service);
+
+      if (text->len > 0)
+        g_string_append (text, ", ");
+      if (port != 0)
+        g_string_append_printf (text, "%s (port %u)", zlt_service_get_name (service), port);
+      else
+        g_string_append_printf (text, "%s (internal)", zlt_service_get_name (service));
+    }
+  if (text->len == 0)
+    g_string_append (text, "no services");
+  return g_string_free (text, FALSE);
+}
+
 static gboolean
 hold_expired_cb (gpointer user_data)
 {
   TunnelEntry *entry = user_data;
+  g_autofree char *what = describe_services (entry->tunnel);
+  char id[ZLT_UUID_STRING_LEN + 1];
 
+  /* the operator sees a port close, and why, without -v */
+  zlt_uuid_format (zlt_tunnel_get_id (entry->tunnel), id);
+  g_message ("tunnel %s: not resumed in time; releasing %s", id, what);
   /* the dispatch keeps the source alive until we return */
   g_clear_pointer (&entry->hold_source, g_source_unref);
   remove_tunnel_entry (entry->registry, entry);

@@ -42,6 +42,7 @@ struct _ZltServer
   GHashTable *service_limits;  /* ZltService* → ServiceLimits* */
   ZltQuota *quota;
   ZltLogLimit auth_failure_log;
+  ZltLogLimit connection_failure_log; /* public connections that could not be carried */
   gboolean running;
 };
 
@@ -88,6 +89,7 @@ typedef struct
 
 typedef struct
 {
+  ZltUuid id; /* the connection's, as in Connect */
   ZltService *service;
   ZltTunnel *tunnel;
   ZltTunnel *access_tunnel;
@@ -228,7 +230,14 @@ zlt_server_peer_gone (ZltServer *self, ZltServerPeer *peer, gboolean hold)
           if (expiry != 0)
             grace_ms = (guint) CLAMP ((expiry - g_get_real_time () / G_USEC_PER_SEC) * 1000, 0,
                                       (gint64) grace_ms);
-          g_debug ("holding tunnel for %u ms for a resume", grace_ms);
+          if (grace_ms > 0)
+            {
+              char id[ZLT_UUID_STRING_LEN + 1];
+
+              zlt_uuid_format (zlt_tunnel_get_id (tunnel), id);
+              g_message ("tunnel %s: holding its services and ports %.0f s for a resume", id,
+                         grace_ms / 1000.0);
+            }
           zlt_registry_hold_tunnel (self->registry, tunnel, grace_ms);
         }
       else
@@ -298,13 +307,39 @@ zlt_server_try_resume (ZltServer *self, const ZltUuid *tunnel_id,
 
 /* ---- public side ---- */
 
+/* A connection a client made that we could not carry: the operator hears of it
+ * without -v, but clients decide how often that happens, not how much we log. */
+static void log_connection_failure (ZltServer *self, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+static void
+log_connection_failure (ZltServer *self, const char *format, ...)
+{
+  g_autofree char *text = NULL;
+  guint suppressed = 0;
+  va_list args;
+
+  if (!zlt_log_limit_allow (&self->connection_failure_log, &suppressed))
+    return;
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  if (suppressed > 0)
+    g_message ("%s (%u more failed connections not logged)", text, suppressed);
+  else
+    g_message ("%s", text);
+}
+
 static gboolean
 on_pending_timeout (gpointer user_data)
 {
   Pending *p = user_data;
 
   zlt_source_clear (&p->timeout);
-  g_debug ("public connection waited too long for its data connection");
+  log_connection_failure (p->server,
+                          "connection to %s dropped: the agent opened no data connection "
+                          "within %u s",
+                          zlt_service_get_name (p->service),
+                          zlt_server_config_get_connect_timeout (p->server->config));
   g_hash_table_remove (p->server->pending, &p->id);
   return G_SOURCE_REMOVE;
 }
@@ -327,13 +362,15 @@ may_connect (ZltServer *self, ZltService *service, const char *owner)
     max = max != 0 ? MIN (max, own->max_connections) : own->max_connections;
   if (max != 0 && in_use >= max)
     {
-      g_debug ("service %s has its %u connections", zlt_service_get_name (service), max);
+      log_connection_failure (self, "connection to %s refused: it has its %u connections",
+                              zlt_service_get_name (service), max);
       return FALSE;
     }
   if (!zlt_quota_check (self->quota, owner, ZLT_QUOTA_CONNECTIONS, &error)
       || !zlt_quota_check (self->quota, owner, ZLT_QUOTA_PENDING, &error))
     {
-      g_debug ("connection to %s refused: %s", zlt_service_get_name (service), error->message);
+      log_connection_failure (self, "connection to %s refused: %s", zlt_service_get_name (service),
+                              error->message);
       return FALSE;
     }
   return TRUE;
@@ -478,14 +515,37 @@ void
 zlt_server_connect_failed (ZltServer *self, ZltServerPeer *peer, const ZltUuid *connection_id,
                            const char *reason)
 {
+  ZltTunnel *tunnel = zlt_server_peer_get_tunnel (peer);
   Pending *p = g_hash_table_lookup (self->pending, connection_id);
-  g_autofree char *shown = NULL;
+  g_autofree char *shown = zlt_log_escape (reason, 200);
+  GHashTableIter iter;
+  gpointer relay, value;
 
-  if (p == NULL || p->tunnel != zlt_server_peer_get_tunnel (peer))
-    return;
-  shown = zlt_log_escape (reason, 200);
-  g_debug ("agent could not reach %s: %s", zlt_service_get_name (p->service), shown);
-  g_hash_table_remove (self->pending, connection_id);
+  if (p != NULL && p->tunnel == tunnel)
+    {
+      log_connection_failure (self, "connection to %s failed: the agent could not reach it: %s",
+                              zlt_service_get_name (p->service), shown);
+      g_hash_table_remove (self->pending, connection_id);
+      return;
+    }
+  /* a v2 agent opens its data connection while it dials the service, so the public
+   * side may already be relayed to it: that relay carries nothing, end it */
+  g_hash_table_iter_init (&iter, self->relays);
+  while (g_hash_table_iter_next (&iter, &relay, &value))
+    {
+      RelayInfo *info = value;
+
+      if (info->tunnel == tunnel && zlt_uuid_equal (&info->id, connection_id))
+        {
+          /* closing removes it from the table: hold it, and stop iterating */
+          g_autoptr (ZltRelay) doomed = g_object_ref (relay);
+
+          log_connection_failure (self, "connection to %s failed: the agent could not reach it: %s",
+                                  zlt_service_get_name (info->service), shown);
+          zlt_relay_close (doomed);
+          return;
+        }
+    }
 }
 
 /* ---- data connections ---- */
@@ -692,6 +752,7 @@ on_data_stream (ZltControlListener *listener, const char *connection_id, GIOStre
     }
   relay = zlt_relay_new (p->stream, stream);
   info = g_new0 (RelayInfo, 1);
+  info->id = cid;
   info->service = g_object_ref (p->service);
   info->tunnel = g_object_ref (p->tunnel);
   info->access_tunnel = p->access_tunnel ? g_object_ref (p->access_tunnel) : NULL;
@@ -1131,6 +1192,7 @@ zlt_server_init (ZltServer *self)
   self->service_limits = g_hash_table_new_full (NULL, NULL, NULL, g_free);
   self->quota = zlt_quota_new ();
   self->auth_failure_log = (ZltLogLimit) ZLT_LOG_LIMIT_INIT (AUTH_FAILURE_LOG_MAX, 60);
+  self->connection_failure_log = (ZltLogLimit) ZLT_LOG_LIMIT_INIT (AUTH_FAILURE_LOG_MAX, 60);
   self->access_requests = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, NULL,
                                                  (GDestroyNotify) access_request_free);
 }

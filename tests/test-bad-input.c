@@ -11,18 +11,39 @@
 /* a range of exactly two ports, inside ours and outside the one above */
 #define SMALL_RANGE "32190-32191"
 
-/* Every log line this process wrote, to check that nothing a peer sent forged one. */
+/* Every log line this process wrote, to check that nothing a peer sent forged one; and
+ * those a user sees without -v (message level and above). */
 static GPtrArray *log_lines;
+static GPtrArray *shown_lines;
 
 static GLogWriterOutput
 capture_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
 {
   for (gsize i = 0; i < n_fields; i++)
     if (g_strcmp0 (fields[i].key, "MESSAGE") == 0)
-      g_ptr_array_add (log_lines, fields[i].length < 0
-                                      ? g_strdup (fields[i].value)
-                                      : g_strndup (fields[i].value, fields[i].length));
+      {
+        char *line = fields[i].length < 0 ? g_strdup (fields[i].value)
+                                          : g_strndup (fields[i].value, fields[i].length);
+
+        if ((level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO)) == 0)
+          g_ptr_array_add (shown_lines, g_strdup (line));
+        g_ptr_array_add (log_lines, line);
+      }
   return g_log_writer_default (level, fields, n_fields, user_data);
+}
+
+/* Whether a line shown without -v since @first holds @needle (and, if set, @needle2). */
+static gboolean
+shown_since (guint first, const char *needle, const char *needle2)
+{
+  for (guint i = first; i < shown_lines->len; i++)
+    {
+      const char *line = g_ptr_array_index (shown_lines, i);
+
+      if (strstr (line, needle) != NULL && (needle2 == NULL || strstr (line, needle2) != NULL))
+        return TRUE;
+    }
+  return FALSE;
 }
 
 typedef struct
@@ -563,6 +584,49 @@ test_auth_failure_log (Fixture *f, gconstpointer data)
   assert_good (f);
 }
 
+/* What goes wrong for a user's connection is said without -v, on both sides: the agent
+ * whose local service refuses, the server that could not carry a public connection, a
+ * held tunnel when it starts waiting for a resume and when its ports close for good. */
+static void
+test_failures_are_logged (Fixture *f, gconstpointer data)
+{
+  guint first = shown_lines->len;
+  g_autoptr (ZltTestWs) ws = NULL;
+  g_autoptr (ZltMessage) auth_ok = NULL;
+  g_autoptr (ZltMessage) reg = NULL;
+  g_autoptr (ZltMessage) ok = NULL;
+  guint16 down_port, held_port;
+  g_autofree char *held = NULL;
+
+  zlt_test_harness_start_server (&f->h);
+  zlt_test_harness_add_service (&f->h, "echo", zlt_test_echo_get_port (f->h.echo), 0);
+  zlt_test_harness_add_service (&f->h, "down", zlt_test_closed_port (), 0);
+  zlt_test_harness_start_agent (&f->h);
+  f->echo_port = zlt_test_harness_wait_registered (&f->h, "echo");
+  down_port = zlt_test_harness_wait_registered (&f->h, "down");
+
+  /* nothing listens behind "down": the public client is closed, and both ends say why */
+  g_assert_true (zlt_test_expect_closed (down_port, 10000));
+  ZLT_TEST_WAIT_FOR (shown_since (first, "local service down refused", NULL)
+                         && shown_since (first, "connection to down failed", "could not reach"),
+                     10000);
+
+  /* a v2 agent that vanishes without a goodbye: held for the 1 s grace, then released */
+  ws = ws_connect (f);
+  auth_ok = zlt_test_ws_v2_auth (ws, f->h.token, ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME, -1, NULL);
+  g_assert_cmpint (auth_ok->type, ==, ZLT_MESSAGE_AUTH_OK);
+  reg = zlt_message_new_register ("held", ZLT_PROTOCOL_TCP, 9, 0);
+  zlt_test_ws_send_message (ws, reg);
+  ok = zlt_test_ws_expect (ws, ZLT_MESSAGE_REGISTER_OK, NULL, 10000);
+  held_port = ok->ext.assigned_port;
+  g_clear_pointer (&ws, zlt_test_ws_free);
+  ZLT_TEST_WAIT_FOR (shown_since (first, "holding its services and ports", NULL), 10000);
+  held = g_strdup_printf ("releasing held (port %u)", held_port);
+  ZLT_TEST_WAIT_FOR (shown_since (first, "not resumed in time", held), 10000);
+  g_assert_true (zlt_test_connect_refused (held_port));
+  assert_good (f);
+}
+
 /* The key id a v2 Auth carries is 16 lowercase hex digits; anything else is refused
  * like an unknown token, before any validator sees it. */
 static void
@@ -877,6 +941,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   log_lines = g_ptr_array_new_with_free_func (g_free);
+  shown_lines = g_ptr_array_new_with_free_func (g_free);
   g_log_set_writer_func (capture_writer, NULL, NULL);
   zlt_init ();
 #define ADD(path, func)                                                                            \
@@ -898,6 +963,7 @@ main (int argc, char **argv)
   ADD ("ports-exhausted", test_ports_exhausted);
   ADD ("bad-names", test_bad_names);
   ADD ("auth-failure-log", test_auth_failure_log);
+  ADD ("failures-are-logged", test_failures_are_logged);
   ADD ("malformed-key-id", test_malformed_key_id);
   ADD ("heartbeat-us", test_heartbeat_us);
 #undef ADD
