@@ -13,6 +13,7 @@
 #include "zlt-config-private.h"
 #include "zlt-error.h"
 #include "zlt-client-config.h"
+#include "zlt-tls.h"
 
 #define GROUP ZLT_CLIENT_CONFIG_GROUP
 #define TOKEN_MAX_SIZE 4096
@@ -339,20 +340,16 @@ zlt_client_config_parse_agent (ZltClientConfig *self, GKeyFile *kf, const char *
     return FALSE;
   if (self->tls_pinned_sha256 != NULL)
     {
-      gboolean ok = strlen (self->tls_pinned_sha256) == 64;
-      char *lower;
+      g_autoptr (GError) pin_error = NULL;
+      char *pin = zlt_tls_parse_pin (self->tls_pinned_sha256, &pin_error);
 
-      for (const char *p = self->tls_pinned_sha256; ok && *p != '\0'; p++)
-        ok = g_ascii_isxdigit (*p);
-      if (!ok)
+      if (pin == NULL)
         {
-          zlt_config_error (error, GROUP, "tls-pinned-sha256",
-                            _ ("must be 64 hex digits (a SHA-256 of the certificate)"));
+          zlt_config_error (error, GROUP, "tls-pinned-sha256", "%s", pin_error->message);
           return FALSE;
         }
-      lower = g_ascii_strdown (self->tls_pinned_sha256, -1);
       g_free (self->tls_pinned_sha256);
-      self->tls_pinned_sha256 = lower;
+      self->tls_pinned_sha256 = pin;
     }
   if (!zlt_config_get_bool (kf, GROUP, "tls-insecure", FALSE, &self->tls_insecure, error)
       || !zlt_config_get_bool (kf, GROUP, "legacy-auth", FALSE, &self->legacy_auth, error)

@@ -1,6 +1,8 @@
 /* zlt-tls.c: certificate trust decisions shared by every TLS client in the project */
 #include "config.h"
 
+#include <string.h>
+
 #include <glib/gi18n-lib.h>
 
 #include "zlt-crypto.h"
@@ -30,6 +32,46 @@ zlt_tls_options_free (ZltTlsOptions *options)
   g_free (options->ca_file);
   g_free (options->pinned_sha256);
   g_free (options);
+}
+
+char *
+zlt_tls_parse_pin (const char *text, GError **error)
+{
+  static const char label[] = "sha256 fingerprint=";
+  g_autoptr (GString) hex = g_string_sized_new (64);
+  const char *p;
+
+  g_return_val_if_fail (text != NULL, NULL);
+
+  p = text;
+  while (g_ascii_isspace (*p))
+    p++;
+  if (g_ascii_strncasecmp (p, label, strlen (label)) == 0)
+    p += strlen (label);
+  for (; *p != '\0'; p++)
+    {
+      if (g_ascii_isxdigit (*p))
+        g_string_append_c (hex, g_ascii_tolower (*p));
+      /* openssl's colons, each between two digits */
+      else if (*p == ':' && hex->len % 2 == 0 && hex->len > 0 && g_ascii_isxdigit (p[1]))
+        continue;
+      else if (g_ascii_isspace (*p) && p[strspn (p, " \t\r\n")] == '\0')
+        break;
+      else
+        {
+          hex->len = 0;
+          break;
+        }
+    }
+  if (hex->len != 64)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                   _ ("must be the SHA-256 of the server's certificate (DER): 64 hex digits, "
+                      "with or without colons, as `openssl x509 -noout -fingerprint -sha256` "
+                      "prints it"));
+      return NULL;
+    }
+  return g_string_free (g_steal_pointer (&hex), FALSE);
 }
 
 char *
@@ -93,18 +135,27 @@ describe_flags (GTlsCertificateFlags errors)
 }
 
 GError *
-zlt_tls_rejection_error (const ZltTlsOptions *options, GTlsCertificateFlags errors)
+zlt_tls_rejection_error (const ZltTlsOptions *options, GTlsCertificate *certificate,
+                         GTlsCertificateFlags errors)
 {
   g_autofree char *why = NULL;
 
   if (options != NULL && options->pinned_sha256 != NULL)
-    return g_error_new_literal (ZLT_ERROR, ZLT_ERROR_TLS,
-                                _ ("server certificate does not match the pinned SHA-256 "
-                                   "fingerprint"));
+    {
+      /* the fingerprint seen is public and is what the user compares against */
+      g_autofree char *seen
+          = certificate != NULL ? zlt_tls_certificate_fingerprint (certificate) : NULL;
+
+      return g_error_new (ZLT_ERROR, ZLT_ERROR_TLS,
+                          _ ("server certificate does not match the pinned SHA-256 fingerprint "
+                             "(it presented %s)"),
+                          seen != NULL ? seen : "?");
+    }
   why = describe_flags (errors);
   return g_error_new (ZLT_ERROR, ZLT_ERROR_TLS,
-                      _ ("server certificate is not trusted (%s); trust it with tls-ca-file or "
-                         "tls-pinned-sha256"),
+                      _ ("server certificate is not trusted (%s); trust its CA with --ca-file "
+                         "or pin it with --pin-sha256 (in a config file: tls-ca-file, "
+                         "tls-pinned-sha256)"),
                       why);
 }
 
@@ -120,7 +171,8 @@ on_accept_certificate (GTlsConnection *connection, GTlsCertificate *certificate,
     return TRUE;
   /* remembered so that the handshake error can say why */
   g_object_set_data_full (G_OBJECT (connection), REJECTED_KEY,
-                          zlt_tls_rejection_error (options, errors), (GDestroyNotify) g_error_free);
+                          zlt_tls_rejection_error (options, certificate, errors),
+                          (GDestroyNotify) g_error_free);
   return FALSE;
 }
 

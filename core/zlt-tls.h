@@ -35,9 +35,16 @@ gboolean zlt_tls_setup_client (GTlsClientConnection *connection, const ZltTlsOpt
 gboolean zlt_tls_accept_certificate (const ZltTlsOptions *options, GTlsCertificate *certificate,
                                      GTlsCertificateFlags errors);
 
-/* The error that says why zlt_tls_accept_certificate() refused a certificate with
- * @errors: a pin mismatch, or which checks it failed (ZLT_ERROR_TLS). */
-GError *zlt_tls_rejection_error (const ZltTlsOptions *options, GTlsCertificateFlags errors);
+/* The error that says why zlt_tls_accept_certificate() refused @certificate with
+ * @errors: a pin mismatch (with the fingerprint it presented), or which checks it failed,
+ * and how to trust it (ZLT_ERROR_TLS). */
+GError *zlt_tls_rejection_error (const ZltTlsOptions *options, GTlsCertificate *certificate,
+                                 GTlsCertificateFlags errors);
+
+/* A pin as users write it: 64 hex digits, in either case, optionally in openssl's
+ * "AB:CD:…" form or after its "sha256 Fingerprint=" label. Returns the 64 lowercase hex
+ * digits, or NULL with %ZLT_ERROR_INVALID_CONFIG. */
+char *zlt_tls_parse_pin (const char *text, GError **error);
 
 /* After a failed handshake of a connection set up with zlt_tls_setup_client(): when the
  * certificate was refused, replaces *@error with one that says why. */

@@ -172,32 +172,35 @@ cmd_server (int argc, char **argv)
   g_autofree char *public_bind = NULL;
   g_autofree char *tls_cert = NULL;
   g_autofree char *tls_key = NULL;
+  g_autofree char *udp_idle_timeout = NULL;
   gboolean allow_legacy = FALSE;
   gboolean insecure_allow_all = FALSE;
   gboolean check = FALSE;
-  GOptionEntry entries[]
-      = { { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
-            N_ ("Read the [server] group of FILE"), N_ ("FILE") },
-          { "check", 0, 0, G_OPTION_ARG_NONE, &check,
-            N_ ("Check the configuration and exit without starting"), NULL },
-          { "listen", 'l', 0, G_OPTION_ARG_STRING, &listen,
-            N_ ("Control address (default 0.0.0.0:3679)"), N_ ("ADDR:PORT") },
-          { "token-file", 't', 0, G_OPTION_ARG_FILENAME, &token_file,
-            N_ ("File of accepted token hashes (see “token new”)"), N_ ("FILE") },
-          { "port-range", 'p', 0, G_OPTION_ARG_STRING, &port_range,
-            N_ ("Public ports to hand out (default 30000-31000)"), N_ ("FIRST-LAST") },
-          { "public-bind", 0, 0, G_OPTION_ARG_STRING, &public_bind,
-            N_ ("Address public ports listen on (default 0.0.0.0)"), N_ ("ADDR") },
-          { "tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert, N_ ("TLS certificate (PEM)"),
-            N_ ("FILE") },
-          { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key, N_ ("TLS private key (PEM)"),
-            N_ ("FILE") },
-          { "allow-legacy-auth", 0, 0, G_OPTION_ARG_NONE, &allow_legacy,
-            N_ ("Accept v1 agents that send their raw token"), NULL },
-          { "insecure-allow-all", 0, 0, G_OPTION_ARG_NONE, &insecure_allow_all,
-            N_ ("Accept ANY token (development only)"), NULL },
-          { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, N_ ("Show debug messages"), NULL },
-          { NULL } };
+  GOptionEntry entries[] = {
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path, N_ ("Read the [server] group of FILE"),
+      N_ ("FILE") },
+    { "check", 0, 0, G_OPTION_ARG_NONE, &check,
+      N_ ("Check the configuration and exit without starting"), NULL },
+    { "listen", 'l', 0, G_OPTION_ARG_STRING, &listen, N_ ("Control address (default 0.0.0.0:3679)"),
+      N_ ("ADDR:PORT") },
+    { "token-file", 't', 0, G_OPTION_ARG_FILENAME, &token_file,
+      N_ ("File of accepted token hashes (see “token new”)"), N_ ("FILE") },
+    { "port-range", 'p', 0, G_OPTION_ARG_STRING, &port_range,
+      N_ ("Public ports to hand out (default 30000-31000)"), N_ ("FIRST-LAST") },
+    { "public-bind", 0, 0, G_OPTION_ARG_STRING, &public_bind,
+      N_ ("Address public ports listen on (default 0.0.0.0)"), N_ ("ADDR") },
+    { "tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert, N_ ("TLS certificate (PEM)"),
+      N_ ("FILE") },
+    { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key, N_ ("TLS private key (PEM)"), N_ ("FILE") },
+    { "udp-idle-timeout", 0, 0, G_OPTION_ARG_STRING, &udp_idle_timeout,
+      N_ ("End a UDP flow after this long without a datagram (default 60s)"), N_ ("DURATION") },
+    { "allow-legacy-auth", 0, 0, G_OPTION_ARG_NONE, &allow_legacy,
+      N_ ("Accept v1 agents that send their raw token"), NULL },
+    { "insecure-allow-all", 0, 0, G_OPTION_ARG_NONE, &insecure_allow_all,
+      N_ ("Accept ANY token (development only)"), NULL },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, N_ ("Show debug messages"), NULL },
+    { NULL }
+  };
   g_autoptr (GOptionContext) context = g_option_context_new (_ ("— run a tunnel server"));
   g_autoptr (GError) error = NULL;
   g_autoptr (GKeyFile) keyfile = NULL;
@@ -222,6 +225,14 @@ cmd_server (int argc, char **argv)
     set_path (keyfile, "server", "tls-certificate", tls_cert);
   if (tls_key != NULL)
     set_path (keyfile, "server", "tls-key", tls_key);
+  if (udp_idle_timeout != NULL)
+    {
+      guint seconds;
+
+      if (!zlt_parse_duration (udp_idle_timeout, &seconds, &error))
+        return fail (EXIT_USAGE, "--udp-idle-timeout: %s", error->message);
+      g_key_file_set_uint64 (keyfile, "server", "udp-idle-timeout", seconds);
+    }
   if (allow_legacy)
     g_key_file_set_boolean (keyfile, "server", "allow-legacy-auth", TRUE);
   if (insecure_allow_all)
@@ -376,7 +387,9 @@ cmd_agent (int argc, char **argv)
           { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &ca_file,
             N_ ("Trust the CAs in FILE for wss://"), N_ ("FILE") },
           { "pin-sha256", 0, 0, G_OPTION_ARG_STRING, &pin,
-            N_ ("Trust only the server certificate with this SHA-256"), N_ ("HEX") },
+            N_ ("Trust only the server certificate with this SHA-256 (of its DER form, as "
+                "openssl prints it, colons optional)"),
+            N_ ("HEX") },
           { "insecure-skip-verify", 0, 0, G_OPTION_ARG_NONE, &insecure_tls,
             N_ ("Do not verify the server certificate (dangerous)"), NULL },
           { "legacy-auth", 0, 0, G_OPTION_ARG_NONE, &legacy,
@@ -511,7 +524,9 @@ cmd_access (int argc, char **argv)
           { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &ca_file,
             N_ ("Trust the CAs in FILE for wss://"), N_ ("FILE") },
           { "pin-sha256", 0, 0, G_OPTION_ARG_STRING, &pin,
-            N_ ("Trust only the server certificate with this SHA-256"), N_ ("HEX") },
+            N_ ("Trust only the server certificate with this SHA-256 (of its DER form, as "
+                "openssl prints it, colons optional)"),
+            N_ ("HEX") },
           { "insecure-skip-verify", 0, 0, G_OPTION_ARG_NONE, &insecure_tls,
             N_ ("Do not verify the server certificate (dangerous)"), NULL },
           { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, N_ ("Show debug messages"), NULL },

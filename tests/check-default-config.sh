@@ -37,7 +37,7 @@ expect_fail() {
   [ $rc -eq "$code" ] && grep -q -- "$pattern" "$tmp/out"
 }
 
-echo "1..17"
+echo "1..19"
 
 # the files the shipped config names, made here: /etc/zlayer-tunnel → $tmp/etc
 etc=$tmp/etc
@@ -128,5 +128,11 @@ result $? "zlayer-tunneld: the same" "$tmp/out"
 (cd "$etc" && "$cli" agent --config "$tmp/sub/relative.conf" --server wss://127.0.0.1:1 \
   --token-file agent.token --ca-file ca.pem --check) >"$tmp/out" 2>&1
 result $? "agent: relative --token-file and --ca-file start at the working directory" "$tmp/out"
+
+# options reach the same check: --udp-idle-timeout takes a duration, and its bounds
+"$cli" server --token-file "$etc/tokens" --udp-idle-timeout 2m --check >"$tmp/out" 2>&1
+result $? "server --udp-idle-timeout 2m passes" "$tmp/out"
+expect_fail 3 'udp-idle-timeout' "$cli" server --token-file "$etc/tokens" --udp-idle-timeout 0 --check
+result $? "server --udp-idle-timeout 0 is refused, naming the key" "$tmp/out"
 
 exit $fail

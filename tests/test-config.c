@@ -311,7 +311,15 @@ static const BadCase client_bad[] = {
   { AGENT "token=hunter2\n", "[agent] token: a token never goes in the config" },
   { "[agent]\nserver=wss://e\ntoken-env=1BAD\n", "[agent] token-env:" },
   { "[agent]\nserver=wss://e\ntoken-file=\n", "[agent] token-file: must not be empty" },
-  { AGENT "tls-pinned-sha256=abcd\n", "[agent] tls-pinned-sha256: must be 64 hex digits" },
+  { AGENT "tls-pinned-sha256=abcd\n", "[agent] tls-pinned-sha256: must be the SHA-256 of the "
+                                      "server's certificate (DER): 64 hex digits" },
+  /* colons only between pairs of digits, as openssl writes them */
+  { AGENT
+    "tls-pinned-sha256=A:BCD:EF0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab\n",
+    "[agent] tls-pinned-sha256:" },
+  { AGENT "tls-pinned-sha256=sha1 "
+          "Fingerprint=AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01\n",
+    "[agent] tls-pinned-sha256:" },
   { AGENT "tls-pinned-sha256=zz00000000000000000000000000000000000000000000000000000000000000\n",
     "[agent] tls-pinned-sha256:" },
   { "[agent]\nserver=ws://e\ntoken-env=T\ntls-ca-file=/ca.pem\n",
@@ -616,6 +624,40 @@ test_client_token (void)
   remove_dir (dir);
 }
 
+/* The forms a user pastes a pin in: plain hex of either case, openssl's colon form and
+ * its whole output line. All mean the same 64 lowercase digits. */
+static void
+test_client_pin_forms (void)
+{
+  static const char want[] = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+  const char *const forms[] = {
+    "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
+    "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789",
+    "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:"
+    "89",
+    "sha256 Fingerprint=AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:"
+    "CD:EF:01:23:45:67:89\n",
+    "SHA256 Fingerprint=abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (forms); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GKeyFile) kf = g_key_file_new ();
+      g_autoptr (ZltClientConfig) config = NULL;
+      g_autofree char *pin = zlt_tls_parse_pin (forms[i], &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpstr (pin, ==, want);
+      g_key_file_set_string (kf, "agent", "server", "wss://example.com");
+      g_key_file_set_string (kf, "agent", "token-env", "T");
+      g_key_file_set_string (kf, "agent", "tls-pinned-sha256", forms[i]);
+      config = zlt_client_config_new_from_keyfile (kf, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (zlt_client_config_get_tls_pinned_sha256 (config), ==, want);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -626,6 +668,7 @@ main (int argc, char **argv)
   g_test_add_func ("/config/client/defaults", test_client_defaults);
   g_test_add_func ("/config/client/server-url", test_client_server_url);
   g_test_add_func ("/config/client/invalid", test_client_invalid);
+  g_test_add_func ("/config/client/pin-forms", test_client_pin_forms);
   g_test_add_func ("/config/client/roundtrip", test_client_roundtrip);
   g_test_add_func ("/config/client/services", test_client_services);
   g_test_add_func ("/config/client/token", test_client_token);

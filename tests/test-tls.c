@@ -115,6 +115,35 @@ test_pinned (Fixture *f, gconstpointer data)
   g_assert_null (zlt_agent_get_last_error (f->h.agent));
 }
 
+/* The pin is the SHA-256 of the DER certificate, exactly what openssl prints: its
+ * output line ("sha256 Fingerprint=AB:CD:…") works as the pin, pasted as it is. */
+static void
+test_pinned_openssl_form (Fixture *f, gconstpointer data)
+{
+  g_autofree char *command
+      = g_strdup_printf ("openssl x509 -noout -fingerprint -sha256 -in %s", f->cert_file);
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *parsed = NULL;
+  int status;
+
+  g_assert_true (g_spawn_command_line_sync (command, &out, &err, &status, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  g_test_message ("openssl says: %s", g_strstrip (out));
+  g_assert_nonnull (strchr (out, ':'));
+  parsed = zlt_tls_parse_pin (out, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (parsed, ==, f->fingerprint);
+
+  start_tls_server (f);
+  g_key_file_set_string (f->h.agent_keyfile, "agent", "tls-pinned-sha256", out);
+  zlt_test_harness_start_agent (&f->h);
+  assert_tunnel_carries_8mib (f);
+  g_assert_null (zlt_agent_get_last_error (f->h.agent));
+}
+
 /* Waits for the first failure and checks the agent never got a session. */
 static const char *
 wait_refused (Fixture *f)
@@ -147,6 +176,8 @@ test_wrong_pin (Fixture *f, gconstpointer data)
   zlt_test_harness_start_agent (&f->h);
   error = wait_refused (f);
   g_assert_nonnull (strstr (error, "does not match the pinned SHA-256 fingerprint"));
+  /* what it presented, to compare with the pin */
+  g_assert_nonnull (strstr (error, f->fingerprint));
   /* retrying soon cannot help: straight to the (jittered) cap */
   g_assert_cmpuint (zlt_agent_get_retry_delay_ms (f->h.agent), >=, 15000);
 }
@@ -163,6 +194,10 @@ test_untrusted (Fixture *f, gconstpointer data)
   error = wait_refused (f);
   g_assert_nonnull (strstr (error, "server certificate is not trusted"));
   g_assert_nonnull (strstr (error, "issuer unknown"));
+  /* how to trust it, in the words of the command line and of the config file */
+  g_assert_nonnull (strstr (error, "--ca-file"));
+  g_assert_nonnull (strstr (error, "--pin-sha256"));
+  g_assert_nonnull (strstr (error, "tls-ca-file"));
   g_assert_cmpuint (zlt_agent_get_retry_delay_ms (f->h.agent), >=, 15000);
 }
 
@@ -203,6 +238,8 @@ main (int argc, char **argv)
   zlt_init ();
   g_test_add ("/tls/ca-file", Fixture, NULL, fixture_setup, test_ca_file, fixture_teardown);
   g_test_add ("/tls/pinned", Fixture, NULL, fixture_setup, test_pinned, fixture_teardown);
+  g_test_add ("/tls/pinned-openssl-form", Fixture, NULL, fixture_setup, test_pinned_openssl_form,
+              fixture_teardown);
   g_test_add ("/tls/wrong-pin", Fixture, NULL, fixture_setup, test_wrong_pin, fixture_teardown);
   g_test_add ("/tls/untrusted", Fixture, NULL, fixture_setup, test_untrusted, fixture_teardown);
   g_test_add ("/tls/insecure", Fixture, NULL, fixture_setup, test_insecure, fixture_teardown);

@@ -60,7 +60,7 @@ on_accept_certificate (SoupMessage *msg, GTlsCertificate *certificate, GTlsCerti
     return TRUE;
   /* libsoup only reports an unacceptable certificate: keep the reason */
   g_clear_error (&d->rejected);
-  d->rejected = zlt_tls_rejection_error (d->tls, errors);
+  d->rejected = zlt_tls_rejection_error (d->tls, certificate, errors);
   return FALSE;
 }
 
