@@ -297,11 +297,11 @@ send_auth_ok (ZltServerPeer *self, gboolean resumed, const ZltUuid *client_id)
       zlt_message_set_server_proof (ok, proof);
       if (self->caps & ZLT_CAP_RESUME)
         {
-          zlt_random_bytes (secret, sizeof secret);
+          zlt_resume_book_issue (zlt_server_get_resume_book (self->server), self->tunnel,
+                                 zlt_grant_get_token_hash (self->grant), self->credential,
+                                 self->access_deadline, secret);
           zlt_message_set_resume_secret (ok, secret);
-          zlt_server_remember_resume (self->server, self->tunnel, secret,
-                                      zlt_grant_get_token_hash (self->grant), self->credential,
-                                      self->access_deadline);
+          explicit_bzero (secret, sizeof secret);
         }
     }
   zlt_server_peer_send (self, ok);
@@ -366,9 +366,9 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
     {
       GBytes *nonce = zlt_channel_get_nonce (self->channel);
       gint64 access_deadline = 0;
-      ZltTunnel *held = zlt_server_try_resume (
-          self->server, &d->resume_id, g_bytes_get_data (nonce, NULL), d->resume_mac,
-          zlt_grant_get_token_hash (self->grant), &access_deadline);
+      ZltTunnel *held = zlt_resume_book_redeem (
+          zlt_server_get_resume_book (self->server), &d->resume_id, g_bytes_get_data (nonce, NULL),
+          d->resume_mac, zlt_grant_get_token_hash (self->grant), &access_deadline);
       if (held != NULL)
         {
           self->tunnel = g_object_ref (held);

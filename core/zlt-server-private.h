@@ -5,6 +5,7 @@
 #include "zlt-heartbeat.h"
 #include "zlt-message.h"
 #include "zlt-quota.h"
+#include "zlt-resume-book.h"
 #include "zlt-server.h"
 
 G_BEGIN_DECLS
@@ -44,14 +45,7 @@ void zlt_server_rights_changed (ZltServer *self, ZltServerPeer *peer);
 /* closes every access stream a tunnel's client holds (its time to live ran out) */
 void zlt_server_end_access (ZltServer *self, ZltTunnel *access_tunnel);
 
-/* v2 resume bookkeeping */
-void zlt_server_remember_resume (ZltServer *self, ZltTunnel *tunnel,
-                                 const guint8 secret[ZLT_HASH_SIZE],
-                                 const guint8 token_hash[ZLT_HASH_SIZE],
-                                 const ZltCredential *credential, gint64 access_deadline);
-ZltTunnel *zlt_server_try_resume (ZltServer *self, const ZltUuid *tunnel_id,
-                                  const guint8 nonce[ZLT_NONCE_SIZE],
-                                  const guint8 mac[ZLT_HASH_SIZE],
-                                  const guint8 token_hash[ZLT_HASH_SIZE], gint64 *access_deadline);
+/* v2 sessions that may come back (zlt-resume-book.h) */
+ZltResumeBook *zlt_server_get_resume_book (ZltServer *self);
 
 G_END_DECLS

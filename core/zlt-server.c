@@ -37,7 +37,7 @@ struct _ZltServer
   GHashTable *listeners;       /* ZltService* → ZltListener* (both owned) */
   GHashTable *pending;         /* ZltUuid* connection id → Pending* */
   GHashTable *relays;          /* ZltRelay* (owned) → RelayInfo* */
-  GHashTable *resume;          /* ZltUuid* tunnel id → ResumeInfo* */
+  ZltResumeBook *resume_book;  /* v2 sessions that may come back */
   GHashTable *access_requests; /* ZltUuid* connection id → AccessRequest*, 101 sent */
   GHashTable *service_limits;  /* ZltService* → ServiceLimits* */
   ZltQuota *quota;
@@ -107,14 +107,6 @@ typedef struct
   Account account;
 } AccessRequest;
 
-typedef struct
-{
-  guint8 secret[ZLT_HASH_SIZE];
-  guint8 token_hash[ZLT_HASH_SIZE];
-  ZltCredential *credential; /* to check a held tunnel again when the tokens change */
-  gint64 access_deadline;
-} ResumeInfo;
-
 /* The owner's limits for one service, and what waits for it. */
 typedef struct
 {
@@ -126,14 +118,6 @@ typedef struct
 /* Bound on public connections that wait for an agent at once, per server; past it new
  * ones are closed at once rather than piling up (a flood must not exhaust memory). */
 #define MAX_PENDING 4096
-
-static void
-resume_info_free (ResumeInfo *info)
-{
-  explicit_bzero (info->secret, sizeof info->secret);
-  g_clear_pointer (&info->credential, zlt_credential_free);
-  g_free (info);
-}
 
 static ServiceLimits *
 service_limits (ZltServer *self, ZltService *service)
@@ -222,24 +206,9 @@ zlt_server_peer_gone (ZltServer *self, ZltServerPeer *peer, gboolean hold)
     {
       g_hash_table_remove (self->peer_by_tunnel, tunnel);
       if (hold && self->running)
-        {
-          guint grace_ms = zlt_server_config_get_resume_grace (self->config) * 1000;
-          gint64 expiry = zlt_grant_get_expiry (zlt_server_peer_get_grant (peer));
-
-          /* a hold never outlives the token it was granted to */
-          if (expiry != 0)
-            grace_ms = (guint) CLAMP ((expiry - g_get_real_time () / G_USEC_PER_SEC) * 1000, 0,
-                                      (gint64) grace_ms);
-          if (grace_ms > 0)
-            {
-              char id[ZLT_UUID_STRING_LEN + 1];
-
-              zlt_uuid_format (zlt_tunnel_get_id (tunnel), id);
-              g_message ("tunnel %s: holding its services and ports %.0f s for a resume", id,
-                         grace_ms / 1000.0);
-            }
-          zlt_registry_hold_tunnel (self->registry, tunnel, grace_ms);
-        }
+        zlt_resume_book_hold (self->resume_book, tunnel,
+                              zlt_server_config_get_resume_grace (self->config) * 1000,
+                              zlt_grant_get_expiry (zlt_server_peer_get_grant (peer)));
       else
         zlt_registry_remove_tunnel (self->registry, tunnel);
     }
@@ -248,61 +217,27 @@ zlt_server_peer_gone (ZltServer *self, ZltServerPeer *peer, gboolean hold)
 
 /* ---- resume ---- */
 
-void
-zlt_server_remember_resume (ZltServer *self, ZltTunnel *tunnel, const guint8 secret[ZLT_HASH_SIZE],
-                            const guint8 token_hash[ZLT_HASH_SIZE], const ZltCredential *credential,
-                            gint64 access_deadline)
+/* A proven resume takes the tunnel from a channel we still thought alive. Unmapped
+ * first, so the old peer's end neither holds nor removes the tunnel. */
+static void
+on_resume_displace (ZltResumeBook *book, ZltTunnel *tunnel, gpointer user_data)
 {
-  ResumeInfo *info = g_new0 (ResumeInfo, 1);
-  ZltUuid *key = g_memdup2 (zlt_tunnel_get_id (tunnel), sizeof (ZltUuid));
+  ZltServer *self = user_data;
+  ZltServerPeer *old = g_hash_table_lookup (self->peer_by_tunnel, tunnel);
 
-  memcpy (info->secret, secret, ZLT_HASH_SIZE);
-  memcpy (info->token_hash, token_hash, ZLT_HASH_SIZE);
-  info->credential = credential != NULL ? zlt_credential_copy (credential) : NULL;
-  info->access_deadline = access_deadline;
-  g_hash_table_replace (self->resume, key, info);
+  if (old == NULL)
+    return;
+  g_object_ref (old);
+  g_hash_table_remove (self->peer_by_tunnel, tunnel);
+  zlt_server_peer_disconnect (old, ZLT_REASON_IN_USE, _ ("resumed by a new connection"));
+  g_object_unref (old);
 }
 
-ZltTunnel *
-zlt_server_try_resume (ZltServer *self, const ZltUuid *tunnel_id,
-                       const guint8 nonce[ZLT_NONCE_SIZE], const guint8 mac[ZLT_HASH_SIZE],
-                       const guint8 token_hash[ZLT_HASH_SIZE], gint64 *access_deadline)
+ZltResumeBook *
+zlt_server_get_resume_book (ZltServer *self)
 {
-  ResumeInfo *info = g_hash_table_lookup (self->resume, tunnel_id);
-  guint8 expected[ZLT_HASH_SIZE];
-  ZltTunnel *tunnel;
-  ZltServerPeer *old;
-
-  if (info == NULL)
-    return NULL;
-  zlt_resume_mac (info->secret, nonce, expected);
-  /* the same token, and proof of the secret only the previous session saw */
-  if (!zlt_secure_equal (expected, sizeof expected, mac, ZLT_HASH_SIZE)
-      || !zlt_secure_equal (info->token_hash, ZLT_HASH_SIZE, token_hash, ZLT_HASH_SIZE))
-    return NULL;
-  tunnel = zlt_registry_lookup_tunnel (self->registry, tunnel_id);
-  if (tunnel == NULL)
-    return NULL;
-  old = g_hash_table_lookup (self->peer_by_tunnel, tunnel);
-  if (old != NULL)
-    {
-      /* the agent noticed the dead connection before we did (a NAT dropped it
-       * silently): the proven new session takes the tunnel over. Unmapped first, so
-       * the old peer's end neither holds nor removes the tunnel. */
-      g_object_ref (old);
-      g_hash_table_remove (self->peer_by_tunnel, tunnel);
-      zlt_server_peer_disconnect (old, ZLT_REASON_IN_USE, _ ("resumed by a new connection"));
-      g_object_unref (old);
-      /* through the registry's own hold and resume, so the agent's registrations
-       * reclaim its services exactly as after an ordinary resume */
-      zlt_registry_hold_tunnel (self->registry, tunnel,
-                                MAX (zlt_server_config_get_resume_grace (self->config), 1) * 1000);
-    }
-  if (zlt_registry_is_held (self->registry, tunnel)
-      && zlt_registry_resume_tunnel (self->registry, tunnel_id, NULL) == NULL)
-    return NULL;
-  *access_deadline = info->access_deadline;
-  return tunnel;
+  g_return_val_if_fail (ZLT_IS_SERVER (self), NULL);
+  return self->resume_book;
 }
 
 /* ---- public side ---- */
@@ -919,37 +854,9 @@ on_tunnel_removed (ZltRegistry *registry, ZltTunnel *tunnel, gpointer user_data)
   for (guint i = 0; i < services->len; i++)
     zlt_server_close_service (self, g_ptr_array_index (services, i));
   close_access (self, tunnel);
-  g_hash_table_remove (self->resume, zlt_tunnel_get_id (tunnel));
   zlt_quota_release (self->quota, zlt_tunnel_get_token_name (tunnel), ZLT_QUOTA_TUNNELS);
   if (peer != NULL)
     zlt_server_peer_disconnect (peer, ZLT_REASON_NONE, _ ("tunnel removed"));
-}
-
-typedef struct
-{
-  ZltServer *server;
-  ZltUuid tunnel_id;
-} HeldCheck;
-
-static void
-held_rechecked (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  HeldCheck *check = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (ZltGrant) grant
-      = zlt_validator_validate_finish (ZLT_VALIDATOR (source), result, &error);
-  ZltServer *self = check->server;
-  ZltTunnel *tunnel = zlt_registry_lookup_tunnel (self->registry, &check->tunnel_id);
-
-  /* still held, and its token gone: the services it holds for a resume go now */
-  if (grant == NULL && tunnel != NULL && zlt_registry_is_held (self->registry, tunnel))
-    {
-      g_message ("held tunnel of token %s: token no longer valid, removing it",
-                 zlt_tunnel_get_token_name (tunnel));
-      zlt_registry_remove_tunnel (self->registry, tunnel);
-    }
-  g_object_unref (self);
-  g_free (check);
 }
 
 static void
@@ -957,27 +864,11 @@ on_validator_changed (ZltValidator *validator, gpointer user_data)
 {
   ZltServer *self = user_data;
   g_autoptr (GPtrArray) peers = zlt_hash_table_ref_keys (self->peers);
-  GHashTableIter iter;
-  gpointer key, value;
 
   for (guint i = 0; i < peers->len; i++)
     zlt_server_peer_recheck (g_ptr_array_index (peers, i));
-  /* tunnels held for a resume have no peer to ask: check their credentials here */
-  g_hash_table_iter_init (&iter, self->resume);
-  while (g_hash_table_iter_next (&iter, &key, &value))
-    {
-      ZltTunnel *tunnel = zlt_registry_lookup_tunnel (self->registry, key);
-      ResumeInfo *info = value;
-      HeldCheck *check;
-
-      if (tunnel == NULL || info->credential == NULL
-          || !zlt_registry_is_held (self->registry, tunnel))
-        continue;
-      check = g_new0 (HeldCheck, 1);
-      check->server = g_object_ref (self);
-      check->tunnel_id = *(ZltUuid *) key;
-      zlt_validator_validate_async (validator, info->credential, NULL, held_rechecked, check);
-    }
+  /* tunnels held for a resume have no peer to ask */
+  zlt_resume_book_recheck (self->resume_book, validator);
 }
 
 /* ---- public API ---- */
@@ -1063,7 +954,7 @@ zlt_server_stop (ZltServer *self)
   g_hash_table_remove_all (self->access_requests);
   g_hash_table_remove_all (self->pending);
   g_hash_table_remove_all (self->listeners);
-  g_hash_table_remove_all (self->resume);
+  zlt_resume_book_clear (self->resume_book);
 }
 
 guint16
@@ -1152,7 +1043,9 @@ zlt_server_dispose (GObject *object)
   g_clear_pointer (&self->pending, g_hash_table_unref);
   g_clear_pointer (&self->relays, g_hash_table_unref);
   g_clear_pointer (&self->listeners, g_hash_table_unref);
-  g_clear_pointer (&self->resume, g_hash_table_unref);
+  if (self->resume_book != NULL)
+    g_signal_handlers_disconnect_by_data (self->resume_book, self);
+  g_clear_object (&self->resume_book);
   g_clear_pointer (&self->service_limits, g_hash_table_unref);
   g_clear_object (&self->registry);
   g_clear_object (&self->quota);
@@ -1187,8 +1080,6 @@ zlt_server_init (ZltServer *self)
                                          (GDestroyNotify) pending_free);
   self->relays
       = g_hash_table_new_full (NULL, NULL, g_object_unref, (GDestroyNotify) relay_info_free);
-  self->resume = g_hash_table_new_full (zlt_uuid_hash, zlt_uuid_equal_func, g_free,
-                                        (GDestroyNotify) resume_info_free);
   self->service_limits = g_hash_table_new_full (NULL, NULL, NULL, g_free);
   self->quota = zlt_quota_new ();
   self->auth_failure_log = (ZltLogLimit) ZLT_LOG_LIMIT_INIT (AUTH_FAILURE_LOG_MAX, 60);
@@ -1232,6 +1123,8 @@ zlt_server_new_full (ZltServerConfig *config, ZltValidator *validator, ZltContro
   g_signal_connect (self->registry, "service-added", G_CALLBACK (on_service_added), self);
   g_signal_connect (self->registry, "service-removed", G_CALLBACK (on_service_removed), self);
   g_signal_connect (self->registry, "tunnel-removed", G_CALLBACK (on_tunnel_removed), self);
+  self->resume_book = zlt_resume_book_new (self->registry);
+  g_signal_connect (self->resume_book, "displace", G_CALLBACK (on_resume_displace), self);
   /* validators that can change their tokens at run time say so */
   if (g_signal_lookup ("changed", G_OBJECT_TYPE (validator)) != 0)
     g_signal_connect_object (validator, "changed", G_CALLBACK (on_validator_changed), self, 0);
