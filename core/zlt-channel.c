@@ -198,6 +198,8 @@ zlt_channel_finalize (GObject *object)
 {
   ZltChannelPrivate *priv = zlt_channel_get_instance_private (ZLT_CHANNEL (object));
 
+  /* a channel dropped before it closed (its server stopping) gives its place back too */
+  zlt_channel_end_admission (ZLT_CHANNEL (object));
   g_free (priv->peer_address);
   g_clear_pointer (&priv->nonce, g_bytes_unref);
   G_OBJECT_CLASS (zlt_channel_parent_class)->finalize (object);

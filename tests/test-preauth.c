@@ -945,6 +945,28 @@ test_pending_bytes (Fixture *f, gconstpointer data)
   ZLT_TEST_WAIT_FOR (zlt_channel_is_closed (channel), 5000);
 }
 
+/* An upgraded channel keeps its connection's place in the pre-auth count until its
+ * peer authenticates or it closes; one dropped before either (the server stopping while
+ * a login is under way) gives the place back too, rather than leaking it. */
+static void
+test_channel_dropped (Fixture *f, gconstpointer data)
+{
+  guint16 port = start_listener (f, FALSE, 5000);
+  int fd = raw_connect ("127.0.0.1", port);
+  g_autoptr (GString) reply = g_string_new (NULL);
+
+  raw_send (fd, CONTROL_UPGRADE, strlen (CONTROL_UPGRADE));
+  ZLT_TEST_WAIT_FOR (f->channels->len == 1, 5000);
+  ZLT_TEST_WAIT_FOR ((raw_read (fd, reply), strstr (reply->str, "\r\n\r\n") != NULL), 5000);
+  g_assert_true (g_str_has_prefix (reply->str, "HTTP/1.1 101 "));
+  g_assert_false (zlt_channel_is_closed (g_ptr_array_index (f->channels, 0)));
+  g_assert_cmpuint (zlt_control_listener_get_n_pending (f->listener), ==, 1);
+
+  g_ptr_array_remove_index (f->channels, 0);
+  g_assert_cmpuint (zlt_control_listener_get_n_pending (f->listener), ==, 0);
+  close (fd);
+}
+
 /* ---- all at once, against the real server and a good agent ---- */
 
 #define LOAD_TIMEOUT_S 4
@@ -1104,6 +1126,7 @@ main (int argc, char **argv)
   ADD ("request-head", test_request_head);
   ADD ("data-upgrade", test_data_upgrade);
   ADD ("pending-bytes", test_pending_bytes);
+  ADD ("channel-dropped", test_channel_dropped);
 #undef ADD
   g_test_add_func ("/preauth/hostile-load", test_hostile_load);
   return g_test_run ();
