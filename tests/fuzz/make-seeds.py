@@ -280,6 +280,7 @@ def peer_seeds():
         "v1-garbage": (0, [b"\xff\x00\x00\x00\x00"]),
         "v1-split-frame": (0, [register("ssh")[:7], register("ssh")[7:]]),
         "v1-empty-message": (0, [b""]),
+        "v1-register-newline-name": (0, [register("evil\nzlt-Message: forged line")]),
         "v1-many-services": (0, [b"".join(register(f"s{i}", 0, 1000 + i) for i in range(34))]),
         "v2-register": (F_V2, [register("ssh", 0, 22, 0, block(EXPOSE(0)))]),
         "v2-register-internal": (F_V2 | F_ACCESS, [register("web", 0, 8080, 0, block(EXPOSE(1)))]),
