@@ -1180,11 +1180,12 @@ zlt_message_decode_all (const guint8 *data, gsize len, GError **error)
   g_return_val_if_fail (data != NULL || len == 0, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  /* at least one frame: an empty buffer fails as "too short" */
+  /* at least one frame: an empty buffer fails as "too short". Its data may be NULL (an
+   * empty GBytes), and NULL + 0 is undefined behaviour, so no arithmetic at pos 0. */
   do
     {
       gsize used = 0;
-      ZltMessage *msg = zlt_message_decode (data + pos, len - pos, &used, error);
+      ZltMessage *msg = zlt_message_decode (pos > 0 ? data + pos : data, len - pos, &used, error);
 
       if (msg == NULL)
         {
