@@ -1,6 +1,7 @@
 /* fuzz-ext.c: the v2 extension block (PROTOCOL-v2.md §1).
  *
- * Input: byte 0 picks one of the eight types that carry a block (low 3 bits) and
+ * Input: byte 0 picks one of the types that carry a block (low 3 bits: Auth ...
+ * Disconnect; with bit 4 set, bit 0 picks Heartbeat or HeartbeatAck instead) and
  * whether the marker byte 0x02 is put in front of the rest (bit 3 clear) or the rest
  * brings its own (bit 3 set); the rest is the block. The frame is a valid v1 payload of
  * that type followed by the block, so every input reaches the block parser.
@@ -19,19 +20,20 @@
 #define SERVICE_ID "123e4567-e89b-12d3-a456-426614174000"
 #define CONNECTION_ID "f47ac10b-58cc-4372-a567-0e02b2c3d479"
 
-static const ZltMessageType ext_types[8] = {
+static const ZltMessageType ext_types[10] = {
   ZLT_MESSAGE_AUTH,        ZLT_MESSAGE_AUTH_OK,       ZLT_MESSAGE_AUTH_FAIL, ZLT_MESSAGE_REGISTER,
   ZLT_MESSAGE_REGISTER_OK, ZLT_MESSAGE_REGISTER_FAIL, ZLT_MESSAGE_CONNECT,   ZLT_MESSAGE_DISCONNECT,
+  ZLT_MESSAGE_HEARTBEAT,   ZLT_MESSAGE_HEARTBEAT_ACK,
 };
 
 /* the v1 payload of each type, as messages and as bytes */
-static ZltMessage *prefix_msg[8];
-static GBytes *prefix_bytes[8];
+static ZltMessage *prefix_msg[10];
+static GBytes *prefix_bytes[10];
 
 /* ---- the model: PROTOCOL-v2.md §1, independently of core/zlt-message.c ---- */
 
 /* tag → exact size; 0 = unknown tag */
-static const guint16 model_sizes[11] = { 0, 2, 4, 32, 48, 32, 4, 1, 2, 1, 2 };
+static const guint16 model_sizes[16] = { 0, 2, 4, 32, 48, 32, 4, 1, 2, 1, 2, 32, 4, 4, 4, 8 };
 
 /* the "used in" column of the table */
 static guint32
@@ -40,13 +42,16 @@ model_used (ZltMessageType type)
   switch (type)
     {
     case ZLT_MESSAGE_AUTH:
-      return 1u << 1 | 1u << 2 | 1u << 3 | 1u << 4;
+      return 1u << 1 | 1u << 2 | 1u << 3 | 1u << 4 | 1u << 12;
     case ZLT_MESSAGE_AUTH_OK:
-      return 1u << 1 | 1u << 2 | 1u << 5 | 1u << 6 | 1u << 7;
+      return 1u << 1 | 1u << 2 | 1u << 5 | 1u << 6 | 1u << 7 | 1u << 11 | 1u << 12;
     case ZLT_MESSAGE_REGISTER_OK:
       return 1u << 8;
     case ZLT_MESSAGE_REGISTER:
-      return 1u << 9;
+      return 1u << 9 | 1u << 13 | 1u << 14;
+    case ZLT_MESSAGE_HEARTBEAT:
+    case ZLT_MESSAGE_HEARTBEAT_ACK:
+      return 1u << 15;
     case ZLT_MESSAGE_AUTH_FAIL:
     case ZLT_MESSAGE_REGISTER_FAIL:
     case ZLT_MESSAGE_DISCONNECT:
@@ -133,6 +138,21 @@ model_parse (ZltMessageType type, const guint8 *b, gsize len, ZltMessageExt *ext
         case 10:
           ext->code = (guint16) model_be (v, 2);
           break;
+        case 11:
+          memcpy (ext->server_proof, v, 32);
+          break;
+        case 12:
+          ext->access_ttl = model_be (v, 4);
+          break;
+        case 13:
+          ext->max_connections = model_be (v, 4);
+          break;
+        case 14:
+          ext->idle_timeout = model_be (v, 4);
+          break;
+        case 15:
+          ext->timestamp_us = (guint64) model_be (v, 4) << 32 | model_be (v + 4, 4);
+          break;
         default:
           break;
         }
@@ -167,6 +187,8 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
   prefix_msg[5] = zlt_message_new_register_fail ("no");
   prefix_msg[6] = zlt_message_new_connect (&service, &connection, "203.0.113.7:51000");
   prefix_msg[7] = zlt_message_new_disconnect ("idle timeout");
+  prefix_msg[8] = zlt_message_new_heartbeat (1700000000123);
+  prefix_msg[9] = zlt_message_new_heartbeat_ack (1700000000123);
   for (guint i = 0; i < G_N_ELEMENTS (ext_types); i++)
     {
       g_autoptr (GError) error = NULL;
@@ -200,7 +222,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
   if (size < 1)
     return 0;
-  kind = data[0] & 0x7;
+  kind = (data[0] & 0x10) != 0 ? 8 + (data[0] & 0x1) : data[0] & 0x7;
   if ((data[0] & 0x8) == 0)
     g_byte_array_append (block, (const guint8 *) "\x02", 1);
   g_byte_array_append (block, data + 1, (guint) (size - 1));

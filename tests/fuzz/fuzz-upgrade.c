@@ -22,7 +22,7 @@
 
 #define TUNNEL_ID "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
 #define CONNECTION_ID "f47ac10b-58cc-4372-a567-0e02b2c3d479"
-#define GONE_CONNECTION_ID "0f8fad5b-d9cb-469f-a165-70867728950e" /* answered 410 */
+#define GONE_CONNECTION_ID "0f8fad5b-d9cb-469f-a165-70867728950e" /* answered 503 */
 #define ACCESS_SERVICE "web"
 #define HANDSHAKE_TIMEOUT_MS 2000
 #define INPUT_DEADLINE_MS (HANDSHAKE_TIMEOUT_MS + 3000)
@@ -44,9 +44,9 @@ static struct
 
 /* ---- the server's side ---- */
 
-static guint
+static ZltDataVerdict
 on_data_request (ZltControlListener *listener, const char *tunnel_id, const char *connection_id,
-                 const char *mac_hex, const char *service, gpointer user_data)
+                 const char *mac_hex, const char *service, gboolean probe, gpointer user_data)
 {
   ZltUuid tid, cid;
   guint8 mac[ZLT_HASH_SIZE], expected[ZLT_HASH_SIZE];
@@ -56,25 +56,28 @@ on_data_request (ZltControlListener *listener, const char *tunnel_id, const char
                   "data-request without its three headers");
   if (!zlt_uuid_parse (tunnel_id, &tid) || !zlt_uuid_parse (connection_id, &cid)
       || !zlt_hash_from_hex (mac_hex, mac))
-    return 400;
+    return ZLT_DATA_MALFORMED;
   if (service != NULL && !zlt_service_name_is_valid (service))
-    return 400;
+    return ZLT_DATA_MALFORMED;
   if (!zlt_uuid_equal (&tid, &fuzz.tunnel_id))
-    return 403;
+    return ZLT_DATA_FORBIDDEN;
   zlt_data_mac (fuzz.session_key, &tid, &cid, expected);
   if (!zlt_secure_equal (expected, sizeof expected, mac, sizeof mac))
-    return 403;
+    return ZLT_DATA_FORBIDDEN;
   if (service != NULL)
     {
       if (!g_str_equal (service, ACCESS_SERVICE))
-        return 404;
+        return ZLT_DATA_NO_SUCH_SERVICE;
+      /* a probe asks whether a stream would pass: it never becomes one */
+      if (probe)
+        return ZLT_DATA_PROBE_OK;
     }
   else if (zlt_uuid_equal (&cid, &fuzz.gone_id))
-    return 410;
+    return ZLT_DATA_UNAVAILABLE;
   else if (!zlt_uuid_equal (&cid, &fuzz.connection_id))
-    return 404;
+    return ZLT_DATA_FORBIDDEN;
   fuzz.n_accepted++;
-  return 101;
+  return ZLT_DATA_ACCEPT;
 }
 
 static void

@@ -65,6 +65,11 @@ RESUMED = lambda: entry(0x07, b"\x01")
 ASSIGNED_PORT = lambda p: entry(0x08, struct.pack(">H", p))
 EXPOSE = lambda e: entry(0x09, bytes([e]))
 CODE = lambda c: entry(0x0A, struct.pack(">H", c))
+SERVER_PROOF = lambda: entry(0x0B, b"\x44" * 32)
+ACCESS_TTL = lambda s: entry(0x0C, struct.pack(">I", s))
+MAX_CONNECTIONS = lambda n: entry(0x0D, struct.pack(">I", n))
+IDLE_TIMEOUT = lambda s: entry(0x0E, struct.pack(">I", s))
+TIMESTAMP_US = lambda us: entry(0x0F, struct.pack(">Q", us))
 
 
 def auth(token, ext=b""):
@@ -129,7 +134,9 @@ def message_seeds():
         "err-v2-wrong-size": auth("k", block(entry(0x01, b"\x00\x02\x00"))),
         "err-v2-truncated-entry": auth("k", block(VERSION())[:-1]),
         "err-v2-bad-marker": auth("k", b"\x03" + VERSION()),
-        "err-ext-on-heartbeat": frame(HEARTBEAT, struct.pack(">Q", 1) + b"\x02"),
+        "v2-heartbeat-empty-block": frame(HEARTBEAT, struct.pack(">Q", 1) + b"\x02"),
+        "v2-heartbeat-us": frame(HEARTBEAT, struct.pack(">Q", 1705320000000)
+                                 + block(TIMESTAMP_US(1705320000000123))),
         "err-bad-protocol": frame(REGISTER, str8("ssh") + b"\x07\x00\x16\x00\x00"),
         "err-not-utf8": frame(DISCONNECT, struct.pack(">H", 2) + b"\xc3\x28"),
         "err-nul-in-string": frame(AUTH_FAIL, struct.pack(">H", 3) + b"a\x00b"),
@@ -144,7 +151,8 @@ def message_seeds():
 # ---- ext: byte 0 = type index (| 0x08: no marker added), then the block ----
 
 EXT_KINDS = {"auth": 0, "auth-ok": 1, "auth-fail": 2, "register": 3, "register-ok": 4,
-             "register-fail": 5, "connect": 6, "disconnect": 7}
+             "register-fail": 5, "connect": 6, "disconnect": 7,
+             "heartbeat": 0x10, "heartbeat-ack": 0x11}
 
 
 def ext_seeds():
@@ -170,6 +178,12 @@ def ext_seeds():
     w("wrong-size", "register", entry(0x09, b"\x01\x00"))
     w("overrun", "auth-ok", b"\x06\x00\x10\x00")
     w("truncated-header", "auth-fail", b"\x0a\x00")
+    w("auth-access", "auth", VERSION() + CAPS(0x11) + PROOF() + ACCESS_TTL(1800))
+    w("auth-ok-proof", "auth-ok", VERSION() + CAPS(0x1F) + SERVER_PROOF() + ACCESS_TTL(600))
+    w("register-limits", "register", EXPOSE(0) + MAX_CONNECTIONS(64) + IDLE_TIMEOUT(300))
+    w("heartbeat-us", "heartbeat", TIMESTAMP_US(1705320000000123))
+    w("heartbeat-ack-us", "heartbeat-ack", TIMESTAMP_US(1705320000000123))
+    w("server-proof-short", "auth-ok", entry(0x0B, b"x" * 5))
 
 
 # ---- upgrade: raw HTTP requests ----
@@ -232,6 +246,9 @@ def upgrade_seeds():
         "data-http10": request(headers=data_headers(), version="HTTP/1.0"),
         "access-ok": request(headers=data_headers(
             connection="9b2c3d4e-1111-4222-8333-444455556666") + ["X-Zlt-Service: web"]),
+        "access-probe": request(headers=data_headers(
+            connection="9b2c3d4e-1111-4222-8333-444455556666") + ["X-Zlt-Service: web",
+                                                                 "X-Zlt-Probe: 1"]),
         "access-unknown-service": request(headers=data_headers() + ["X-Zlt-Service: db"]),
         "access-bad-name": request(headers=data_headers() + ["X-Zlt-Service: a b/c"]),
         "control-upgrade": request(path="/tunnel/v1", headers=WS_HEADERS),

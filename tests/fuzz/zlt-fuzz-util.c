@@ -92,6 +92,17 @@ zlt_fuzz_message_equal (const ZltMessage *a, const ZltMessage *b)
     return FALSE;
   if ((x->present & ZLT_EXT_CODE) && x->code != y->code)
     return FALSE;
+  if ((x->present & ZLT_EXT_SERVER_PROOF)
+      && memcmp (x->server_proof, y->server_proof, ZLT_HASH_SIZE) != 0)
+    return FALSE;
+  if ((x->present & ZLT_EXT_ACCESS_TTL) && x->access_ttl != y->access_ttl)
+    return FALSE;
+  if ((x->present & ZLT_EXT_MAX_CONNECTIONS) && x->max_connections != y->max_connections)
+    return FALSE;
+  if ((x->present & ZLT_EXT_IDLE_TIMEOUT) && x->idle_timeout != y->idle_timeout)
+    return FALSE;
+  if ((x->present & ZLT_EXT_TIMESTAMP_US) && x->timestamp_us != y->timestamp_us)
+    return FALSE;
   return TRUE;
 }
 
