@@ -15,9 +15,11 @@ typedef struct
   ZltAccessManager *manager;
 } Fixture;
 
+/* @data: TRUE to run server, agent and clients on ::1 */
 static void
 fixture_setup (Fixture *f, gconstpointer data)
 {
+  zlt_test_use_ipv6 (GPOINTER_TO_INT (data));
   zlt_test_harness_init (&f->h, "32400-32499");
 }
 
@@ -27,6 +29,7 @@ fixture_teardown (Fixture *f, gconstpointer data)
   g_clear_object (&f->manager);
   g_free (f->tokens_before_access);
   zlt_test_harness_clear (&f->h);
+  zlt_test_use_ipv6 (FALSE);
 }
 
 static void
@@ -397,6 +400,8 @@ main (int argc, char **argv)
 
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("/access/reaches-internal", test_reaches_internal);
+  g_test_add ("/access/reaches-internal/ipv6", Fixture, GINT_TO_POINTER (TRUE), fixture_setup,
+              test_reaches_internal, fixture_teardown);
   ADD ("/access/ttl-expiry", test_ttl_expiry);
   ADD ("/access/out-of-scope", test_out_of_scope);
   ADD ("/access/unknown-service", test_unknown_service);

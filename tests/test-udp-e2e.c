@@ -73,6 +73,7 @@ typedef struct
 {
   guint16 port;
   guint index;
+  gboolean ipv6; /* the public port is on ::1 */
   gboolean ok;
   char *error;
   gint done;
@@ -85,9 +86,10 @@ peer_thread (gpointer user_data)
 {
   Peer *p = user_data;
   g_autoptr (GError) error = NULL;
+  GSocketFamily family = p->ipv6 ? G_SOCKET_FAMILY_IPV6 : G_SOCKET_FAMILY_IPV4;
   g_autoptr (GSocket) socket
-      = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
-  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+      = g_socket_new (family, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
+  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (family);
   g_autoptr (GSocketAddress) server = g_inet_socket_address_new (lo, p->port);
   g_autofree guint8 *out = g_malloc (65507);
   g_autofree guint8 *in = g_malloc (65536);
@@ -138,9 +140,11 @@ out:
   return NULL;
 }
 
+/* @data: TRUE for IPv6 (server, agent and public peers on ::1) */
 static void
-test_udp_datagrams (void)
+test_udp_datagrams (gconstpointer data)
 {
+  gboolean ipv6 = GPOINTER_TO_INT (data);
   ZltTestHarness h;
   UdpEcho *echo = udp_echo_new ();
   Peer peers[N_PEERS] = { 0 };
@@ -148,6 +152,7 @@ test_udp_datagrams (void)
   guint16 port;
   ZltService *service;
 
+  zlt_test_use_ipv6 (ipv6);
   zlt_test_harness_init (&h, "32500-32599");
   g_key_file_set_integer (h.server_keyfile, "server", "udp-idle-timeout", 1);
   zlt_test_harness_start_server (&h);
@@ -164,6 +169,7 @@ test_udp_datagrams (void)
     {
       peers[i].port = port;
       peers[i].index = i;
+      peers[i].ipv6 = ipv6;
       threads[i] = g_thread_new ("udp-peer", peer_thread, &peers[i]);
     }
   for (guint i = 0; i < N_PEERS; i++)
@@ -185,6 +191,7 @@ test_udp_datagrams (void)
                      10000);
 
   zlt_test_harness_clear (&h);
+  zlt_test_use_ipv6 (FALSE);
   udp_echo_free (echo);
 }
 
@@ -193,6 +200,9 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   zlt_init ();
-  g_test_add_func ("/udp-e2e/datagrams-several-peers", test_udp_datagrams);
+  g_test_add_data_func ("/udp-e2e/datagrams-several-peers", GINT_TO_POINTER (FALSE),
+                        test_udp_datagrams);
+  g_test_add_data_func ("/udp-e2e/datagrams-several-peers/ipv6", GINT_TO_POINTER (TRUE),
+                        test_udp_datagrams);
   return g_test_run ();
 }
