@@ -30,8 +30,7 @@ G_DECLARE_FINAL_TYPE (ZltQuota, zlt_quota, ZLT, QUOTA, GObject)
 ZltQuota *zlt_quota_new (void);
 void zlt_quota_set_limit (ZltQuota *self, ZltQuotaKind kind, guint limit);
 guint zlt_quota_get_limit (ZltQuota *self, ZltQuotaKind kind);
-gboolean zlt_quota_check (ZltQuota *self, const char *principal, ZltQuotaKind kind,
-                          GError **error);
+gboolean zlt_quota_check (ZltQuota *self, const char *principal, ZltQuotaKind kind, GError **error);
 void zlt_quota_take (ZltQuota *self, const char *principal, ZltQuotaKind kind);
 gboolean zlt_quota_acquire (ZltQuota *self, const char *principal, ZltQuotaKind kind,
                             GError **error);

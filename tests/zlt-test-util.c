@@ -1274,8 +1274,8 @@ zlt_test_spawn_cli (const char *mode, GKeyFile *config, const char *dir, gboolea
 {
   g_autoptr (GError) error = NULL;
   g_autofree char *path = g_strdup_printf ("%s/%s.conf", dir, mode);
-  g_autofree char *cli = g_test_build_filename (G_TEST_BUILT, "..", "daemon", "zlayer-tunnel",
-                                                NULL);
+  g_autofree char *cli
+      = g_test_build_filename (G_TEST_BUILT, "..", "daemon", "zlayer-tunnel", NULL);
   g_autoptr (GSubprocessLauncher) launcher = NULL;
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   GSubprocess *process;
