@@ -21,7 +21,7 @@
 #include <json-glib/json-glib.h>
 
 #include "zlayer-tunnel.h"
-#include "zlt-daemon-core.h" /* zlt_daemon_check_keyfile, zlt_daemon_load_plugins */
+#include "zlt-daemon-core.h" /* the whole-file check, the plugins */
 #include "zlt-dbus-generated.h"
 #include "zlt-util.h" /* zlt_parse_duration, zlt_log_domain_is_ours */
 
@@ -122,17 +122,6 @@ config_dir (const char *config_path)
   return config_path != NULL ? g_path_get_dirname (config_path) : NULL;
 }
 
-static gboolean
-has_node_groups (GKeyFile *keyfile)
-{
-  g_auto (GStrv) groups = g_key_file_get_groups (keyfile, NULL);
-
-  for (guint i = 0; groups[i] != NULL; i++)
-    if (g_str_has_prefix (groups[i], ZLT_NODE_CONFIG_PREFIX))
-      return TRUE;
-  return FALSE;
-}
-
 /* --check: the whole config (file and options) checked as zlayer-tunneld reads it, every
  * group, the validator configured, node tunnels built; then that @command has its role
  * (@group) in it. A file whose only role is node tunnels, which the daemon runs, passes
@@ -147,7 +136,7 @@ check_config (GKeyFile *keyfile, const char *config_path, ZltPluginLoader *loade
     return fail (EXIT_CONFIG, "%s", error->message);
   if (!g_key_file_has_group (keyfile, group))
     {
-      if (!has_node_groups (keyfile))
+      if (!zlt_daemon_keyfile_has_node_groups (keyfile))
         return fail (EXIT_CONFIG, _ ("no [%s] group: “%s” has nothing to run"), group, command);
       g_print (_ ("note: no [%s] group: “%s” has nothing to run; zlayer-tunneld runs the "
                   "[node:NAME] tunnels\n"),

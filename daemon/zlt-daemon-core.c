@@ -56,8 +56,8 @@ static const char *const daemon_keys[] = { "admin-group", "node-name", NULL };
 
 /* ---- reading the file ---- */
 
-static gboolean
-has_node_groups (GKeyFile *keyfile)
+gboolean
+zlt_daemon_keyfile_has_node_groups (GKeyFile *keyfile)
 {
   g_auto (GStrv) groups = g_key_file_get_groups (keyfile, NULL);
 
@@ -143,7 +143,8 @@ check_keyfile_groups (GKeyFile *keyfile, const char *path, GError **error)
   if (!check_groups_known (keyfile, config_label (path), error))
     return FALSE;
   if (!g_key_file_has_group (keyfile, ZLT_SERVER_CONFIG_GROUP)
-      && !g_key_file_has_group (keyfile, ZLT_CLIENT_CONFIG_GROUP) && !has_node_groups (keyfile))
+      && !g_key_file_has_group (keyfile, ZLT_CLIENT_CONFIG_GROUP)
+      && !zlt_daemon_keyfile_has_node_groups (keyfile))
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
                    _ ("%s: no [server], [agent] or [node:NAME] group: nothing to run"),

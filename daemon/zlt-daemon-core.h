@@ -28,6 +28,9 @@ gboolean zlt_daemon_check_config (const char *config_path, ZltPluginLoader *load
 gboolean zlt_daemon_check_keyfile (GKeyFile *keyfile, const char *config_path,
                                    ZltPluginLoader *loader, GError **error);
 
+/* Whether @keyfile defines node tunnels ([node:NAME] groups), which only the daemon runs. */
+gboolean zlt_daemon_keyfile_has_node_groups (GKeyFile *keyfile);
+
 /* The plugins from the plugin directory; those skipped are logged with the reason. */
 ZltPluginLoader *zlt_daemon_load_plugins (GError **error);
 
