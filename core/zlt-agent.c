@@ -753,11 +753,14 @@ send_auth (ZltAgent *self)
       zlt_message_set_version (auth, ZLT_PROTOCOL_VERSION);
       zlt_message_set_caps (auth, ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP | ZLT_CAP_ACCESS);
       zlt_message_set_proof (auth, proof);
-      /* an access client says when it means to stop; the server holds it to that */
+      /* an access client says when it means to stop; the server holds it to that.
+       * Rounded up: a server that cut it a fraction of a second early would end the
+       * session before the client's own timer does */
       if (self->access_expires != 0)
         zlt_message_set_access_ttl (
-            auth, (guint32) CLAMP ((self->access_expires - g_get_real_time ()) / G_USEC_PER_SEC, 1,
-                                   (gint64) G_MAXUINT32));
+            auth, (guint32) CLAMP ((self->access_expires - g_get_real_time () + G_USEC_PER_SEC - 1)
+                                       / G_USEC_PER_SEC,
+                                   1, (gint64) G_MAXUINT32));
       if (self->have_resume)
         {
           guint8 mac[ZLT_HASH_SIZE];
@@ -852,6 +855,11 @@ handle_refusal (ZltAgent *self, const ZltMessage *msg)
     self->fatal = has_code ? zlt_reason_code_is_fatal (msg->ext.code) : TRUE;
   else if (has_code)
     self->fatal = zlt_reason_code_is_fatal (msg->ext.code);
+  /* an access client the server ended for its time to live: its time is up, and coming
+   * back would only ask for more of what the server just refused */
+  if (msg->type == ZLT_MESSAGE_DISCONNECT && has_code && msg->ext.code == ZLT_REASON_TIMEOUT
+      && self->access_expires != 0)
+    self->fatal = TRUE;
   /* a server going down for a restart is usually back at once: start over from the
    * shortest delay rather than where an earlier outage left the backoff */
   if (has_code && msg->ext.code == ZLT_REASON_SHUTDOWN)

@@ -357,6 +357,44 @@ test_revocation (Fixture *f, gconstpointer data)
   zlt_test_raw_clear (&raw);
 }
 
+static void
+count_access_tunnels (ZltRegistry *registry, ZltTunnel *tunnel, gpointer user_data)
+{
+  if (g_strcmp0 (zlt_tunnel_get_token_name (tunnel), "access") == 0)
+    (*(guint *) user_data)++;
+}
+
+/* The server cuts an access session at its max-access-ttl, shorter than the client
+ * asked: the session ends with the server's reason, and the client does not come back
+ * for more (each new control session would get another max-access-ttl). */
+static void
+test_server_ttl_ends_session (Fixture *f, gconstpointer data)
+{
+  g_autoptr (ZltSession) session = NULL;
+  gboolean removed = FALSE, ready = FALSE;
+  guint n_tunnels = 0;
+  ZltAgent *client;
+
+  g_key_file_set_integer (f->h.server_keyfile, "server", "max-access-ttl", 1);
+  start (f, "name=access reach=echo expires=%e");
+  g_signal_connect (zlt_server_get_registry (f->h.server), "tunnel-added",
+                    G_CALLBACK (count_access_tunnels), &n_tunnels);
+  g_signal_connect (f->manager, "session-ready", G_CALLBACK (on_flag1), &ready);
+  g_signal_connect (f->manager, "session-removed", G_CALLBACK (on_flag1), &removed);
+  session = start_session (f, "echo", 3600);
+  ZLT_TEST_WAIT_FOR (ready, 10000);
+  ZLT_TEST_WAIT_FOR (removed, 10000);
+  g_test_message ("session ended: %s", zlt_session_get_last_error (session));
+  g_assert_nonnull (strstr (zlt_session_get_last_error (session), "time to live"));
+  g_assert_false (zlt_session_is_expired (session));
+  client = zlt_access_manager_get_agent (f->manager);
+  g_assert_cmpint (zlt_agent_get_state (client), !=, ZLT_TUNNEL_STATE_CONNECTED);
+  /* nothing comes back: one access control session in all, and none left */
+  ZLT_TEST_WAIT_FOR (zlt_registry_get_n_tunnels (zlt_server_get_registry (f->h.server)) == 1, 5000);
+  g_assert_cmpuint (n_tunnels, <=, 1);
+  g_assert_cmpuint (zlt_agent_get_retry_delay_ms (client), ==, 0);
+}
+
 /* (7) TTLs on the command line */
 static void
 test_parse_duration (void)
@@ -408,6 +446,7 @@ main (int argc, char **argv)
   ADD ("/access/expired-grant", test_expired_grant);
   ADD ("/access/stop-session", test_stop_session);
   ADD ("/access/revocation", test_revocation);
+  ADD ("/access/server-ttl-ends-session", test_server_ttl_ends_session);
 #undef ADD
   g_test_add_func ("/access/parse-duration", test_parse_duration);
   return g_test_run ();
