@@ -14,7 +14,7 @@
 
 #include "zlayer-tunnel.h"
 #include "zlt-cli.h"
-#include "zlt-daemon-core.h" /* the whole-file check, the plugins */
+#include "zlt-daemon.h" /* the whole-file check, the plugins */
 #include "zlt-util.h"        /* zlt_parse_duration */
 
 static GKeyFile *

@@ -3,7 +3,7 @@
 
 #include <gio/gio.h>
 
-#include "zlt-daemon-core.h"
+#include "zlt-daemon.h"
 
 G_BEGIN_DECLS
 

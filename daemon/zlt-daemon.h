@@ -1,4 +1,4 @@
-/* zlt-daemon-core.h: the roles zlayer-tunneld runs, built from one config file */
+/* zlt-daemon.h: the roles zlayer-tunneld runs, built from one config file */
 #pragma once
 
 #include "zlayer-tunnel.h"
