@@ -98,24 +98,39 @@ char *
 zlt_log_escape (const char *text, gsize max_len)
 {
   GString *out;
-  gsize len;
+  const char *p, *end;
 
   if (text == NULL)
     return g_strdup ("(null)");
-  len = strlen (text);
-  out = g_string_sized_new (MIN (len, max_len) + 8);
-  for (gsize i = 0; i < len && i < max_len; i++)
+  end = text + strnlen (text, max_len);
+  out = g_string_sized_new ((gsize) (end - text) + 8);
+  for (p = text; p < end;)
     {
-      guchar c = (guchar) text[i];
+      gunichar c = g_utf8_get_char_validated (p, end - p);
 
-      if (c == '\\')
-        g_string_append (out, "\\\\");
-      else if (c < 0x20 || c >= 0x7f)
-        g_string_append_printf (out, "\\x%02x", c);
+      /* printable characters pass, in any script; control and format characters (a
+       * newline, an escape sequence, a bidi override) and bytes that are not UTF-8 are
+       * shown as \xNN, so none can forge a line or repaint a terminal */
+      if (c != (gunichar) -1 && c != (gunichar) -2 && c != '\\' && g_unichar_isprint (c)
+          && g_unichar_type (c) != G_UNICODE_FORMAT)
+        {
+          const char *next = g_utf8_next_char (p);
+
+          g_string_append_len (out, p, next - p);
+          p = next;
+        }
+      else if (c == '\\')
+        {
+          g_string_append (out, "\\\\");
+          p++;
+        }
       else
-        g_string_append_c (out, (char) c);
+        {
+          g_string_append_printf (out, "\\x%02x", (guchar) *p);
+          p++;
+        }
     }
-  if (len > max_len)
+  if (text[end - text] != '\0')
     g_string_append (out, "…");
   return g_string_free (out, FALSE);
 }

@@ -12,9 +12,11 @@ GPtrArray *zlt_hash_table_ref_keys (GHashTable *table);
 /* "90", "90s", "30m", "2h", "1d", "1h30m": whole seconds (at most G_MAXUINT). */
 gboolean zlt_parse_duration (const char *text, guint *seconds, GError **error);
 
-/* A string a peer sent, made safe for a log line: control characters, backslashes and
- * non-ASCII bytes escaped (so a newline cannot forge a line, nor an escape sequence
- * repaint a terminal), cut at @max_len bytes of input with "…" appended. */
+/* A string a peer sent, made safe for a log line: control and format characters,
+ * backslashes and bytes that are not UTF-8 escaped as \xNN (so a newline cannot forge a
+ * line, nor an escape sequence repaint a terminal, nor a bidi override reorder it);
+ * printable text in any script is kept. Cut at @max_len bytes of input with "…"
+ * appended. */
 char *zlt_log_escape (const char *text, gsize max_len);
 
 /* TRUE for the log domains of this project ("zlt", "zlt-websocket", "zlayer-tunnel"...):
