@@ -9,13 +9,16 @@
 #include "zlayer-tunnel.h"
 #include "zlt-cli-output.h"
 #include "zlt-cli.h"
+#include "zlt-daemon-error.h"
 #include "zlt-dbus-generated.h"
+#include "zlt-util.h" /* zlt_parse_duration */
 
 #define DAEMON_BUS_NAME "org.zlayer.Tunnel1"
 #define DAEMON_MANAGER_PATH "/org/zlayer/Tunnel1"
 #define IFACE_TUNNEL "org.zlayer.Tunnel1.Tunnel"
 #define IFACE_SERVICE "org.zlayer.Tunnel1.Service"
 #define IFACE_SESSION "org.zlayer.Tunnel1.Session"
+#define IFACE_NODE "org.zlayer.Tunnel1.Node"
 
 static gboolean opt_session_bus;
 static gboolean opt_system_bus;
@@ -91,6 +94,9 @@ fail_dbus (DaemonClient *client, GError *error)
         _ ("permission denied: only root and members of the daemon's admin group may "
            "do this"));
   g_dbus_error_strip_remote_error (error);
+  /* the daemon refused a config (reload, a node definition): as for a file, exit 3 */
+  if (g_error_matches (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG))
+    return zlt_cli_fail (EXIT_CONFIG, "%s", error->message);
   return zlt_cli_fail (EXIT_FAILURE_RUNTIME, "%s", error->message);
 }
 
@@ -102,6 +108,8 @@ daemon_client_connect (DaemonClient *client)
   g_autoptr (GError) error = NULL;
   g_autofree char *owner = NULL;
 
+  /* the daemon's named errors come back in their own domain and code */
+  zlt_dbus_error_register ();
   client->bus_type = daemon_bus_type ();
   client->connection = g_bus_get_sync (client->bus_type, NULL, &error);
   if (client->connection == NULL)
@@ -217,6 +225,31 @@ static const ZltCliJsonKey session_keys[] = {
   { "BytesIn", "bytes_in" },
   { "BytesOut", "bytes_out" },
 };
+
+static const ZltCliJsonKey node_keys[] = {
+  { "Name", "name" },
+  { "FromNode", "from" },
+  { "ToNode", "to" },
+  { "Server", "server" },
+  { "Direction", "direction" },
+  { "LocalPort", "local_port" },
+  { "RemotePort", "remote_port" },
+  { "Protocol", "protocol" },
+  { "Exposure", "exposure" },
+  { "State", "state" },
+  { "LastError", "last_error" },
+  { "BytesIn", "bytes_in" },
+  { "BytesOut", "bytes_out" },
+  { "LatencyUs", "latency_us" },
+};
+
+static void
+json_add_node (JsonBuilder *builder, GDBusProxy *node)
+{
+  json_builder_begin_object (builder);
+  zlt_cli_json_add_properties (builder, node, node_keys, G_N_ELEMENTS (node_keys));
+  json_builder_end_object (builder);
+}
 
 static void
 json_add_service (JsonBuilder *builder, GDBusProxy *service)
@@ -354,6 +387,36 @@ print_sessions_table (GPtrArray *sessions)
   zlt_cli_table_print (table);
 }
 
+static void
+print_nodes_table (GPtrArray *nodes)
+{
+  /* TRANSLATORS: column titles of `zlayer-tunnel nodes`; PORTS is local→remote */
+  const char *headers[] = { _ ("NAME"),  _ ("FROM"), _ ("TO"),  _ ("HERE"),    _ ("STATE"),
+                            _ ("PORTS"), _ ("IN"),   _ ("OUT"), _ ("LATENCY"), NULL };
+  g_autoptr (ZltCliTable) table = zlt_cli_table_new (headers, 0x1c0);
+
+  for (guint i = 0; i < nodes->len; i++)
+    {
+      GDBusProxy *node = g_ptr_array_index (nodes, i);
+      gint64 latency = zlt_cli_prop_int (node, "LatencyUs");
+      g_autofree char *protocol = zlt_cli_prop_string (node, "Protocol");
+
+      zlt_cli_table_add (table, zlt_cli_prop_string (node, "Name"));
+      zlt_cli_table_add (table, zlt_cli_prop_string (node, "FromNode"));
+      zlt_cli_table_add (table, zlt_cli_prop_string (node, "ToNode"));
+      zlt_cli_table_add (table, zlt_cli_prop_string (node, "Direction"));
+      zlt_cli_table_add (table, zlt_cli_prop_string (node, "State"));
+      zlt_cli_table_add (table, g_strdup_printf ("%s %u→%u", protocol,
+                                                 (guint) zlt_cli_prop_int (node, "LocalPort"),
+                                                 (guint) zlt_cli_prop_int (node, "RemotePort")));
+      zlt_cli_table_add (table, zlt_cli_format_bytes (zlt_cli_prop_int (node, "BytesIn")));
+      zlt_cli_table_add (table, zlt_cli_format_bytes (zlt_cli_prop_int (node, "BytesOut")));
+      zlt_cli_table_add (table,
+                         latency >= 0 ? g_strdup_printf ("%.2f ms", latency / 1000.0) : NULL);
+    }
+  zlt_cli_table_print (table);
+}
+
 /* Parses a daemon command's options: the bus, optionally --json, and exactly
  * @n_args positional arguments (described by @parameters for --help). */
 static int
@@ -390,6 +453,7 @@ zlt_cli_status (int argc, char **argv)
   g_auto (DaemonClient) client = { 0 };
   g_autoptr (GPtrArray) tunnels = NULL;
   g_autoptr (GPtrArray) services = NULL;
+  g_autoptr (GPtrArray) nodes = NULL;
   const char *const *roles;
   int rc;
 
@@ -401,6 +465,7 @@ zlt_cli_status (int argc, char **argv)
   if (rc != EXIT_OK)
     return rc;
   tunnels = daemon_client_list (&client, IFACE_TUNNEL);
+  nodes = daemon_client_list (&client, IFACE_NODE);
   roles = zlt_dbus_manager_get_roles (client.manager);
 
   if (opt_json)
@@ -437,6 +502,11 @@ zlt_cli_status (int argc, char **argv)
       for (guint i = 0; i < tunnels->len; i++)
         json_add_tunnel (builder, &client, g_ptr_array_index (tunnels, i));
       json_builder_end_array (builder);
+      json_builder_set_member_name (builder, "nodes");
+      json_builder_begin_array (builder);
+      for (guint i = 0; i < nodes->len; i++)
+        json_add_node (builder, g_ptr_array_index (nodes, i));
+      json_builder_end_array (builder);
       json_builder_end_object (builder);
       zlt_cli_json_print (builder);
       return EXIT_OK;
@@ -461,17 +531,22 @@ zlt_cli_status (int argc, char **argv)
       g_print (_ ("         last error: %s\n"), last_error);
   }
   if (tunnels->len == 0)
-    {
-      g_print (_ ("no tunnels\n"));
-      return EXIT_OK;
-    }
-  g_print ("\n");
-  print_tunnels_table (tunnels);
-  services = daemon_client_list (&client, IFACE_SERVICE);
-  if (services->len > 0)
+    g_print (_ ("no tunnels\n"));
+  else
     {
       g_print ("\n");
-      print_services_table (&client, services);
+      print_tunnels_table (tunnels);
+      services = daemon_client_list (&client, IFACE_SERVICE);
+      if (services->len > 0)
+        {
+          g_print ("\n");
+          print_services_table (&client, services);
+        }
+    }
+  if (nodes->len > 0)
+    {
+      g_print ("\n");
+      print_nodes_table (nodes);
     }
   return EXIT_OK;
 }
@@ -691,4 +766,528 @@ zlt_cli_reload (int argc, char **argv)
     return fail_dbus (&client, error);
   g_print (_ ("configuration reloaded\n"));
   return EXIT_OK;
+}
+
+/* ---- node tunnels ---- */
+
+int
+zlt_cli_nodes (int argc, char **argv)
+{
+  g_auto (DaemonClient) client = { 0 };
+  g_autoptr (GPtrArray) nodes = NULL;
+  int rc;
+
+  rc = parse_daemon_options (&argc, &argv, "", _ ("List the node-to-node tunnels."), NULL, TRUE, 0);
+  if (rc != EXIT_OK)
+    return rc;
+  rc = daemon_client_connect (&client);
+  if (rc != EXIT_OK)
+    return rc;
+  nodes = daemon_client_list (&client, IFACE_NODE);
+  if (opt_json)
+    {
+      g_autoptr (JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "nodes");
+      json_builder_begin_array (builder);
+      for (guint i = 0; i < nodes->len; i++)
+        json_add_node (builder, g_ptr_array_index (nodes, i));
+      json_builder_end_array (builder);
+      json_builder_end_object (builder);
+      zlt_cli_json_print (builder);
+    }
+  else if (nodes->len == 0)
+    g_print (_ ("no node tunnels\n"));
+  else
+    print_nodes_table (nodes);
+  return EXIT_OK;
+}
+
+static int
+node_add (int argc, char **argv)
+{
+  g_autofree char *from = NULL;
+  g_autofree char *to = NULL;
+  g_autofree char *server = NULL;
+  g_autofree char *protocol = NULL;
+  g_autofree char *exposure = NULL;
+  g_autofree char *token_file = NULL;
+  gint local_port = 0, remote_port = 0;
+  const GOptionEntry entries[]
+      = { { "from", 0, 0, G_OPTION_ARG_STRING, &from,
+            N_ ("The node that runs the agent (this one by its node-name, or the other)"),
+            N_ ("NODE") },
+          { "to", 0, 0, G_OPTION_ARG_STRING, &to, N_ ("The node whose server accepts the token"),
+            N_ ("NODE") },
+          { "server", 's', 0, G_OPTION_ARG_STRING, &server,
+            N_ ("URL of the --to node's server (needed on the --from node)"), N_ ("URL") },
+          { "local-port", 'l', 0, G_OPTION_ARG_INT, &local_port,
+            N_ ("The service's port on the --from node"), N_ ("PORT") },
+          { "remote-port", 'r', 0, G_OPTION_ARG_INT, &remote_port,
+            N_ ("Public port asked of the --to node's server (default: any)"), N_ ("PORT") },
+          { "protocol", 'p', 0, G_OPTION_ARG_STRING, &protocol, N_ ("tcp (the default) or udp"),
+            N_ ("PROTOCOL") },
+          { "exposure", 0, 0, G_OPTION_ARG_STRING, &exposure,
+            N_ ("public, or internal (access sessions only; the default)"), N_ ("EXPOSURE") },
+          { "token-file", 't', 0, G_OPTION_ARG_FILENAME, &token_file,
+            N_ ("The tunnel's token (mode 0600, the same file on both nodes)"), N_ ("FILE") },
+          { NULL } };
+  g_auto (DaemonClient) client = { 0 };
+  g_auto (GVariantBuilder) definition = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  int rc;
+
+  rc = parse_daemon_options (&argc, &argv, _ ("NAME"),
+                             _ ("Add a node tunnel, as a [node:NAME] group of the config would "
+                                "(until it is removed or the daemon restarts)."),
+                             entries, FALSE, 1);
+  if (rc != EXIT_OK)
+    return rc;
+  if (local_port < 0 || local_port > G_MAXUINT16 || remote_port < 0 || remote_port > G_MAXUINT16)
+    return zlt_cli_fail (EXIT_USAGE, _ ("ports must be from 0 to 65535"));
+  /* the daemon checks the whole definition; only what was given is sent */
+  if (from != NULL)
+    g_variant_builder_add (&definition, "{sv}", "from", g_variant_new_string (from));
+  if (to != NULL)
+    g_variant_builder_add (&definition, "{sv}", "to", g_variant_new_string (to));
+  if (server != NULL)
+    g_variant_builder_add (&definition, "{sv}", "server", g_variant_new_string (server));
+  if (local_port != 0)
+    g_variant_builder_add (&definition, "{sv}", "local-port",
+                           g_variant_new_uint16 ((guint16) local_port));
+  if (remote_port != 0)
+    g_variant_builder_add (&definition, "{sv}", "remote-port",
+                           g_variant_new_uint16 ((guint16) remote_port));
+  if (protocol != NULL)
+    g_variant_builder_add (&definition, "{sv}", "protocol", g_variant_new_string (protocol));
+  if (exposure != NULL)
+    g_variant_builder_add (&definition, "{sv}", "exposure", g_variant_new_string (exposure));
+  if (token_file != NULL)
+    {
+      /* the daemon runs elsewhere: a relative path means what it meant here */
+      g_autofree char *absolute = g_canonicalize_filename (token_file, NULL);
+
+      g_variant_builder_add (&definition, "{sv}", "token-file", g_variant_new_string (absolute));
+    }
+  rc = daemon_client_connect (&client);
+  if (rc != EXIT_OK)
+    return rc;
+  if (!zlt_dbus_manager_call_add_node_tunnel_sync (
+          client.manager, argv[1], g_variant_builder_end (&definition),
+          G_DBUS_CALL_FLAGS_NO_AUTO_START, -1, &path, NULL, &error))
+    return fail_dbus (&client, error);
+  g_print (_ ("added node tunnel %s\n"), argv[1]);
+  return EXIT_OK;
+}
+
+static int
+node_remove (int argc, char **argv)
+{
+  g_auto (DaemonClient) client = { 0 };
+  g_autoptr (GError) error = NULL;
+  int rc;
+
+  rc = parse_daemon_options (&argc, &argv, _ ("NAME"), _ ("Remove a node tunnel."), NULL, FALSE, 1);
+  if (rc != EXIT_OK)
+    return rc;
+  rc = daemon_client_connect (&client);
+  if (rc != EXIT_OK)
+    return rc;
+  if (!zlt_dbus_manager_call_remove_node_tunnel_sync (
+          client.manager, argv[1], G_DBUS_CALL_FLAGS_NO_AUTO_START, -1, NULL, &error))
+    return fail_dbus (&client, error);
+  g_print (_ ("removed node tunnel %s\n"), argv[1]);
+  return EXIT_OK;
+}
+
+/* `node add` and `node remove`: the verb is argv[1]; it becomes the program name */
+int
+zlt_cli_node (int argc, char **argv)
+{
+  if (argc >= 2 && g_str_equal (argv[1], "add"))
+    return node_add (argc - 1, argv + 1);
+  if (argc >= 2 && g_str_equal (argv[1], "remove"))
+    return node_remove (argc - 1, argv + 1);
+  if (argc >= 2 && (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h")))
+    {
+      g_print ("%s", _ ("usage: zlayer-tunnel node add NAME --from NODE --to NODE … | node "
+                        "remove NAME\n"));
+      return EXIT_OK;
+    }
+  return zlt_cli_fail (EXIT_USAGE, _ ("usage: zlayer-tunnel node add|remove NAME …"));
+}
+
+/* ---- access sessions through the daemon ---- */
+
+/* An object given by its Id or its object path; @role (nullable): only tunnels of that
+ * role (the same tunnel has the same Id on the server's and the agent's side). */
+static GDBusProxy *
+find_by_id (DaemonClient *client, const char *iface_name, const char *id, const char *role)
+{
+  g_autoptr (GPtrArray) all = daemon_client_list (client, iface_name);
+
+  for (guint i = 0; i < all->len; i++)
+    {
+      GDBusProxy *proxy = g_ptr_array_index (all, i);
+      g_autofree char *its_id = zlt_cli_prop_string (proxy, "Id");
+      g_autofree char *its_role = zlt_cli_prop_string (proxy, "Role");
+
+      if (role != NULL && !g_str_equal (its_role, role))
+        continue;
+      if (g_str_equal (its_id, id) || g_str_equal (g_dbus_proxy_get_object_path (proxy), id))
+        return g_object_ref (proxy);
+    }
+  return NULL;
+}
+
+static int
+session_start (int argc, char **argv)
+{
+  g_autofree char *ttl_text = NULL;
+  gint local_port = 0;
+  const GOptionEntry entries[]
+      = { { "ttl", 0, 0, G_OPTION_ARG_STRING, &ttl_text,
+            N_ ("How long the session lasts, e.g. 90s, 30m, 2h (default 1h; 0 = until "
+                "stopped)"),
+            N_ ("DURATION") },
+          { "local-port", 'l', 0, G_OPTION_ARG_INT, &local_port,
+            N_ ("Local port to bind (default: any free one)"), N_ ("PORT") },
+          { NULL } };
+  g_auto (DaemonClient) client = { 0 };
+  g_auto (GVariantBuilder) options = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  g_autoptr (GDBusProxy) session = NULL;
+  guint ttl = 3600;
+  int rc;
+
+  rc = parse_daemon_options (&argc, &argv, _ ("SERVICE"),
+                             _ ("Start an access session through the daemon's agent: a local "
+                                "port that reaches SERVICE for a while."),
+                             entries, TRUE, 1);
+  if (rc != EXIT_OK)
+    return rc;
+  if (ttl_text != NULL && !zlt_parse_duration (ttl_text, &ttl, &error))
+    return zlt_cli_fail (EXIT_USAGE, "--ttl: %s", error->message);
+  if (local_port < 0 || local_port > G_MAXUINT16)
+    return zlt_cli_fail (EXIT_USAGE, _ ("--local-port must be from 0 to 65535"));
+  g_variant_builder_add (&options, "{sv}", "ttl", g_variant_new_uint32 (ttl));
+  g_variant_builder_add (&options, "{sv}", "local-port",
+                         g_variant_new_uint16 ((guint16) local_port));
+  rc = daemon_client_connect (&client);
+  if (rc != EXIT_OK)
+    return rc;
+  /* the daemon answers once the server said yes (or why not) */
+  if (!zlt_dbus_manager_call_start_access_sync (
+          client.manager, argv[1], g_variant_builder_end (&options),
+          G_DBUS_CALL_FLAGS_NO_AUTO_START, -1, &path, NULL, &error))
+    return fail_dbus (&client, error);
+  session = G_DBUS_PROXY (zlt_dbus_session_proxy_new_sync (
+      client.connection, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START,
+      g_dbus_object_manager_client_get_name (G_DBUS_OBJECT_MANAGER_CLIENT (client.objects)), path,
+      NULL, &error));
+  if (session == NULL)
+    return fail_dbus (&client, error);
+  if (opt_json)
+    {
+      g_autoptr (JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      zlt_cli_json_add_properties (builder, session, session_keys, G_N_ELEMENTS (session_keys));
+      json_builder_end_object (builder);
+      zlt_cli_json_print (builder);
+    }
+  else
+    {
+      g_autofree char *address = zlt_cli_prop_string (session, "LocalAddress");
+      g_autofree char *id = zlt_cli_prop_string (session, "Id");
+
+      g_print (_ ("%s is reachable at %s (session %s)\n"), argv[1], address, id);
+    }
+  return EXIT_OK;
+}
+
+static int
+session_stop (int argc, char **argv)
+{
+  g_auto (DaemonClient) client = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDBusProxy) session = NULL;
+  int rc;
+
+  rc = parse_daemon_options (&argc, &argv, _ ("ID"),
+                             _ ("Stop an access session (its Id or object path)."), NULL, FALSE, 1);
+  if (rc != EXIT_OK)
+    return rc;
+  rc = daemon_client_connect (&client);
+  if (rc != EXIT_OK)
+    return rc;
+  session = find_by_id (&client, IFACE_SESSION, argv[1], NULL);
+  if (session == NULL)
+    return zlt_cli_fail (EXIT_FAILURE_RUNTIME, _ ("no access session “%s”"), argv[1]);
+  if (!zlt_dbus_manager_call_stop_access_sync (client.manager,
+                                               g_dbus_proxy_get_object_path (session),
+                                               G_DBUS_CALL_FLAGS_NO_AUTO_START, -1, NULL, &error))
+    return fail_dbus (&client, error);
+  g_print (_ ("stopped access session %s\n"), argv[1]);
+  return EXIT_OK;
+}
+
+/* `session start` and `session stop` */
+int
+zlt_cli_session (int argc, char **argv)
+{
+  if (argc >= 2 && g_str_equal (argv[1], "start"))
+    return session_start (argc - 1, argv + 1);
+  if (argc >= 2 && g_str_equal (argv[1], "stop"))
+    return session_stop (argc - 1, argv + 1);
+  if (argc >= 2 && (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h")))
+    {
+      g_print ("%s", _ ("usage: zlayer-tunnel session start SERVICE [--ttl D] [--local-port N] "
+                        "| session stop ID\n"));
+      return EXIT_OK;
+    }
+  return zlt_cli_fail (EXIT_USAGE, _ ("usage: zlayer-tunnel session start|stop …"));
+}
+
+/* ---- disconnect ---- */
+
+int
+zlt_cli_disconnect (int argc, char **argv)
+{
+  g_autofree char *reason = NULL;
+  const GOptionEntry entries[]
+      = { { "reason", 0, 0, G_OPTION_ARG_STRING, &reason,
+            N_ ("What the agent is told (default: disconnected)"), N_ ("TEXT") },
+          { NULL } };
+  g_auto (DaemonClient) client = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDBusProxy) tunnel = NULL;
+  int rc;
+
+  rc = parse_daemon_options (&argc, &argv, _ ("TUNNEL"),
+                             _ ("End a tunnel of the daemon's server (its Id or object path): "
+                                "the agent is told why and nothing is held for a resume."),
+                             entries, FALSE, 1);
+  if (rc != EXIT_OK)
+    return rc;
+  rc = daemon_client_connect (&client);
+  if (rc != EXIT_OK)
+    return rc;
+  tunnel = find_by_id (&client, IFACE_TUNNEL, argv[1], "server");
+  if (tunnel == NULL)
+    return zlt_cli_fail (EXIT_FAILURE_RUNTIME, _ ("the daemon's server has no tunnel “%s”"),
+                         argv[1]);
+  if (!zlt_dbus_manager_call_disconnect_tunnel_sync (
+          client.manager, g_dbus_proxy_get_object_path (tunnel), reason != NULL ? reason : "",
+          G_DBUS_CALL_FLAGS_NO_AUTO_START, -1, NULL, &error))
+    return fail_dbus (&client, error);
+  g_print (_ ("disconnected tunnel %s\n"), argv[1]);
+  return EXIT_OK;
+}
+
+/* ---- monitor ---- */
+
+/* "Tunnel 6f92…" or "Node db-link": what a line is about */
+static char *
+describe_object (GDBusObject *object, const char **iface_short)
+{
+  static const char *const ifaces[][2] = { { IFACE_TUNNEL, "tunnel" },
+                                           { IFACE_SERVICE, "service" },
+                                           { IFACE_SESSION, "session" },
+                                           { IFACE_NODE, "node" } };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (ifaces); i++)
+    {
+      g_autoptr (GDBusInterface) iface = g_dbus_object_get_interface (object, ifaces[i][0]);
+
+      if (iface != NULL)
+        {
+          const char *key
+              = g_str_equal (ifaces[i][0], IFACE_SERVICE) || g_str_equal (ifaces[i][0], IFACE_NODE)
+                    ? "Name"
+                    : "Id";
+
+          *iface_short = ifaces[i][1];
+          return zlt_cli_prop_string (G_DBUS_PROXY (iface), key);
+        }
+    }
+  *iface_short = "object";
+  return g_strdup (g_dbus_object_get_object_path (object));
+}
+
+static char *
+variant_text (GVariant *value)
+{
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING)
+      || g_variant_is_of_type (value, G_VARIANT_TYPE_OBJECT_PATH))
+    return g_strdup (g_variant_get_string (value, NULL));
+  return g_variant_print (value, FALSE);
+}
+
+static void
+monitor_print (const char *event, const char *what, const char *id, const char *path,
+               GVariant *changed)
+{
+  g_autoptr (GDateTime) now = g_date_time_new_now_local ();
+
+  if (opt_json)
+    {
+      g_autoptr (JsonBuilder) builder = json_builder_new ();
+      g_autoptr (JsonGenerator) generator = json_generator_new ();
+      g_autoptr (JsonNode) root = NULL;
+      g_autofree char *text = NULL;
+
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "time_us");
+      json_builder_add_int_value (builder, g_date_time_to_unix (now) * G_USEC_PER_SEC
+                                               + g_date_time_get_microsecond (now));
+      json_builder_set_member_name (builder, "event");
+      json_builder_add_string_value (builder, event);
+      json_builder_set_member_name (builder, "type");
+      json_builder_add_string_value (builder, what);
+      json_builder_set_member_name (builder, "id");
+      json_builder_add_string_value (builder, id);
+      json_builder_set_member_name (builder, "path");
+      json_builder_add_string_value (builder, path);
+      if (changed != NULL)
+        {
+          GVariantIter iter;
+          const char *name;
+          GVariant *value;
+
+          json_builder_set_member_name (builder, "properties");
+          json_builder_begin_object (builder);
+          g_variant_iter_init (&iter, changed);
+          while (g_variant_iter_next (&iter, "{&sv}", &name, &value))
+            {
+              json_builder_set_member_name (builder, name);
+              json_builder_add_value (builder, json_gvariant_serialize (value));
+              g_variant_unref (value);
+            }
+          json_builder_end_object (builder);
+        }
+      json_builder_end_object (builder);
+      /* one object per line, for `jq` and friends */
+      root = json_builder_get_root (builder);
+      json_generator_set_root (generator, root);
+      text = json_generator_to_data (generator, NULL);
+      g_print ("%s\n", text);
+    }
+  else
+    {
+      g_autofree char *stamp = g_date_time_format (now, "%H:%M:%S");
+      g_autoptr (GString) line = g_string_new (NULL);
+
+      g_string_append_printf (line, "%s %s %s %s", stamp, what, id, event);
+      if (changed != NULL)
+        {
+          GVariantIter iter;
+          const char *name;
+          GVariant *value;
+          gboolean first = TRUE;
+
+          g_variant_iter_init (&iter, changed);
+          while (g_variant_iter_next (&iter, "{&sv}", &name, &value))
+            {
+              g_autofree char *text = variant_text (value);
+
+              g_string_append_printf (line, "%s %s=%s", first ? ":" : ",", name, text);
+              first = FALSE;
+              g_variant_unref (value);
+            }
+        }
+      g_print ("%s\n", line->str);
+    }
+}
+
+static void
+on_monitor_object_added (GDBusObjectManager *manager, GDBusObject *object, gpointer user_data)
+{
+  const char *what;
+  g_autofree char *id = describe_object (object, &what);
+
+  monitor_print ("added", what, id, g_dbus_object_get_object_path (object), NULL);
+}
+
+static void
+on_monitor_object_removed (GDBusObjectManager *manager, GDBusObject *object, gpointer user_data)
+{
+  const char *what;
+  g_autofree char *id = describe_object (object, &what);
+
+  monitor_print ("removed", what, id, g_dbus_object_get_object_path (object), NULL);
+}
+
+static void
+on_monitor_properties_changed (GDBusObjectManagerClient *manager, GDBusObjectProxy *object,
+                               GDBusProxy *proxy, GVariant *changed, const char *const *invalidated,
+                               gpointer user_data)
+{
+  const char *what;
+  g_autofree char *id = describe_object (G_DBUS_OBJECT (object), &what);
+
+  monitor_print ("changed", what, id, g_dbus_proxy_get_object_path (proxy), changed);
+}
+
+static void
+on_monitor_manager_changed (GDBusProxy *proxy, GVariant *changed, const char *const *invalidated,
+                            gpointer user_data)
+{
+  monitor_print ("changed", "daemon", "", g_dbus_proxy_get_object_path (proxy), changed);
+}
+
+static void
+on_monitor_owner (GObject *object, GParamSpec *pspec, gpointer user_data)
+{
+  DaemonClient *client = user_data;
+  g_autofree char *owner
+      = g_dbus_object_manager_client_get_name_owner (G_DBUS_OBJECT_MANAGER_CLIENT (object));
+
+  if (owner != NULL)
+    return;
+  zlt_cli_exit_code = fail_not_running (client->bus_type);
+  g_main_loop_quit (zlt_cli_main_loop);
+}
+
+int
+zlt_cli_monitor (int argc, char **argv)
+{
+  g_auto (DaemonClient) client = { 0 };
+  int rc;
+
+  rc = parse_daemon_options (&argc, &argv, "",
+                             _ ("Print the daemon's objects and property changes as they happen, "
+                                "until interrupted."),
+                             NULL, TRUE, 0);
+  if (rc != EXIT_OK)
+    return rc;
+  rc = daemon_client_connect (&client);
+  if (rc != EXIT_OK)
+    return rc;
+  g_signal_connect (client.objects, "object-added", G_CALLBACK (on_monitor_object_added), NULL);
+  g_signal_connect (client.objects, "object-removed", G_CALLBACK (on_monitor_object_removed), NULL);
+  g_signal_connect (client.objects, "interface-proxy-properties-changed",
+                    G_CALLBACK (on_monitor_properties_changed), NULL);
+  g_signal_connect (client.manager, "g-properties-changed", G_CALLBACK (on_monitor_manager_changed),
+                    NULL);
+  g_signal_connect (client.objects, "notify::name-owner", G_CALLBACK (on_monitor_owner), &client);
+  /* what is there now, then what changes */
+  {
+    GList *objects = g_dbus_object_manager_get_objects (client.objects);
+
+    for (GList *l = objects; l != NULL; l = l->next)
+      on_monitor_object_added (client.objects, l->data, NULL);
+    g_list_free_full (objects, g_object_unref);
+  }
+  zlt_cli_exit_code = EXIT_OK;
+  zlt_cli_run_main_loop ();
+  g_signal_handlers_disconnect_by_data (client.objects, &client);
+  g_signal_handlers_disconnect_by_func (client.objects, on_monitor_object_added, NULL);
+  g_signal_handlers_disconnect_by_func (client.objects, on_monitor_object_removed, NULL);
+  g_signal_handlers_disconnect_by_func (client.objects, on_monitor_properties_changed, NULL);
+  g_signal_handlers_disconnect_by_func (client.manager, on_monitor_manager_changed, NULL);
+  return zlt_cli_exit_code;
 }

@@ -15,7 +15,7 @@
 #include "zlayer-tunnel.h"
 #include "zlt-cli.h"
 #include "zlt-daemon.h" /* the whole-file check, the plugins */
-#include "zlt-util.h"        /* zlt_parse_duration */
+#include "zlt-util.h"   /* zlt_parse_duration */
 
 static GKeyFile *
 load_keyfile (const char *path, GError **error)

@@ -83,6 +83,9 @@ static const Command commands[] = {
   { "tunnels", zlt_cli_tunnels },   { "services", zlt_cli_services },
   { "sessions", zlt_cli_sessions }, { "expose", zlt_cli_expose },
   { "unexpose", zlt_cli_unexpose }, { "reload", zlt_cli_reload },
+  { "nodes", zlt_cli_nodes },       { "node", zlt_cli_node },
+  { "session", zlt_cli_session },   { "disconnect", zlt_cli_disconnect },
+  { "monitor", zlt_cli_monitor },
 };
 
 static const char *
@@ -105,6 +108,11 @@ usage_text (void)
             "  expose     expose NAME LOCAL_PORT through the daemon's agent\n"
             "  unexpose   remove service NAME\n"
             "  reload     make the daemon re-read its configuration\n"
+            "  nodes      list the node tunnels\n"
+            "  node       add NAME … or remove NAME: a node tunnel at run time\n"
+            "  session    start SERVICE or stop ID: an access session through the daemon\n"
+            "  disconnect end a tunnel of the daemon's server\n"
+            "  monitor    print objects and their changes as they happen\n"
             "\n"
             "“zlayer-tunnel COMMAND --help” shows a command's options.\n");
 }

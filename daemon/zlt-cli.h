@@ -46,5 +46,10 @@ int zlt_cli_sessions (int argc, char **argv);
 int zlt_cli_expose (int argc, char **argv);
 int zlt_cli_unexpose (int argc, char **argv);
 int zlt_cli_reload (int argc, char **argv);
+int zlt_cli_nodes (int argc, char **argv);
+int zlt_cli_node (int argc, char **argv);
+int zlt_cli_session (int argc, char **argv);
+int zlt_cli_disconnect (int argc, char **argv);
+int zlt_cli_monitor (int argc, char **argv);
 
 G_END_DECLS

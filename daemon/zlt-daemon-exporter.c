@@ -100,13 +100,16 @@ sync_manager (ZltDaemonExporter *self)
   ZltDbusManager *m = self->manager_iface;
   ZltServer *server = zlt_daemon_get_server (self->daemon);
   ZltAgent *agent = zlt_daemon_get_agent (self->daemon);
-  const char *roles[3] = { NULL };
+  const char *roles[4] = { NULL };
   guint n = 0;
 
   if (server != NULL)
     roles[n++] = "server";
   if (agent != NULL)
     roles[n++] = "agent";
+  /* node tunnels are a role of their own: a node-only daemon has no other */
+  if (g_hash_table_size (self->nodes) > 0)
+    roles[n++] = "node";
   zlt_dbus_manager_set_version (m, PACKAGE_VERSION);
   zlt_dbus_manager_set_roles (m, roles);
 
@@ -430,12 +433,14 @@ static void
 on_node_added (ZltNodeManager *manager, ZltNodeTunnel *node, gpointer user_data)
 {
   add_node (user_data, node);
+  sync_manager (user_data);
 }
 
 static void
 on_node_removed (ZltNodeManager *manager, ZltNodeTunnel *node, gpointer user_data)
 {
   remove_node (user_data, node);
+  sync_manager (user_data);
 }
 
 static gboolean on_session_handle_stop (ZltDaemonExporter *self, GDBusMethodInvocation *invocation);

@@ -8,9 +8,12 @@
 # it starts the daemon with server and agent roles on 127.0.0.1; the agent exposes
 # "ctl", which is the daemon's own server control port (a real TCP service). Then it
 # checks status/tunnels/services/sessions (tables and --json), expose/unexpose, reload,
-# errors without the GDBus prefix, and "not running" again once the daemon is stopped.
+# nodes and node add/remove, session start/stop, disconnect, monitor, a refused reload
+# (exit 3), errors without the GDBus prefix, and "not running" again once the daemon is
+# stopped.
 # Prints TAP. Waits are bounded polls, never fixed sleeps.
-cli=$1
+# absolute: some commands run in other directories
+cli=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 daemon=${2:-}
 py=/usr/bin/python3
 name=org.zlayer.Tunnel1
@@ -88,7 +91,7 @@ has_owner() {
     --method org.freedesktop.DBus.NameHasOwner "$name" 2>/dev/null | grep -q true
 }
 
-echo "1..29"
+echo "1..45"
 
 # ---- no daemon ----
 
@@ -109,7 +112,7 @@ result $? "expose --session without a daemon exits 4 (got $rc)" "$tmp/err"
 # ---- with the daemon ----
 
 if [ -z "$daemon" ] || [ ! -x "$daemon" ]; then
-  while [ $n -lt 29 ]; do
+  while [ $n -lt 45 ]; do
     skip "zlayer-tunneld is not built"
   done
   exit $fail
@@ -117,7 +120,8 @@ fi
 
 # a token, the server's token file with its hash, a free control port, a public range
 "$cli" token new --name cli-test --output "$tmp/agent.token" >"$tmp/token.out" 2>&1
-(umask 077 && tail -n 1 "$tmp/token.out" >"$tmp/tokens")
+# the token may also reach services through access sessions (session start)
+(umask 077 && echo "$(tail -n 1 "$tmp/token.out") register=* reach=*" >"$tmp/tokens")
 port=$("$py" -c 'import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
@@ -125,6 +129,9 @@ print(s.getsockname()[1])')
 lo=$((20000 + ($$ % 40) * 100)) # 20000-23999: clear of every other test's range
 hi=$((lo + 99))
 cat >"$tmp/daemon.conf" <<CONF
+[daemon]
+node-name=here
+
 [server]
 listen=127.0.0.1:$port
 public-bind-address=127.0.0.1
@@ -251,6 +258,87 @@ result $? "sessions exits 0" "$tmp/out"
 result $? "reload exits 0" "$tmp/out"
 poll 20 registered
 result $? "after reload the tunnel and ctl are still there" "$tmp/status.json"
+
+# ---- help, nodes, sessions, disconnect, monitor, a refused reload ----
+
+"$cli" --help >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ $rc -eq 0 ] && grep -q "monitor" "$tmp/out" && [ ! -s "$tmp/err" ]
+result $? "--help goes to stdout and exits 0 (got $rc)" "$tmp/err"
+
+cli_json "$tmp/nodes.json" nodes && json "$tmp/nodes.json" 'd == {"nodes": []}'
+result $? "nodes --json lists no node tunnels" "$tmp/nodes.json"
+
+cp "$tmp/agent.token" "$tmp/link.token"
+"$cli" node add link --from elsewhere --to here --local-port 5432 --protocol sctp \
+  --token-file "$tmp/link.token" >"$tmp/out" 2>&1
+rc=$?
+[ $rc -eq 3 ] && grep -q "protocol" "$tmp/out"
+result $? "node add with protocol sctp: the daemon's refusal, exit 3 (got $rc)" "$tmp/out"
+
+(cd "$tmp" && "$cli" node add link --from elsewhere --to here --local-port 5432 \
+  --token-file link.token) >"$tmp/out" 2>&1
+result $? "node add link (inbound here, a relative token file) exits 0" "$tmp/out"
+cli_json "$tmp/nodes.json" nodes &&
+  json "$tmp/nodes.json" '[(n["name"], n["direction"], n["local_port"]) for n in d["nodes"]]
+                          == [("link", "inbound", 5432)]'
+result $? "nodes --json shows link, inbound" "$tmp/nodes.json"
+cli_json "$tmp/status.json" status &&
+  json "$tmp/status.json" '"node" in d["roles"] and [n["name"] for n in d["nodes"]] == ["link"]'
+result $? "status --json: the node role and the node tunnel" "$tmp/status.json"
+"$cli" node remove link >"$tmp/out" 2>&1 &&
+  cli_json "$tmp/nodes.json" nodes && json "$tmp/nodes.json" 'd == {"nodes": []}'
+result $? "node remove link: gone" "$tmp/nodes.json"
+
+"$cli" session start ctl --ttl 10m --json >"$tmp/session.json" 2>"$tmp/err" &&
+  json "$tmp/session.json" 'd["remote_service"] == "ctl" and d["local_address"] != ""'
+result $? "session start ctl: a session reaching ctl" "$tmp/err"
+sid=$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/session.json" 2>/dev/null)
+cli_json "$tmp/sessions.json" sessions &&
+  json "$tmp/sessions.json" '[s["id"] for s in d["sessions"]] == ["'"$sid"'"]'
+result $? "sessions --json lists it" "$tmp/sessions.json"
+"$cli" session stop "$sid" >"$tmp/out" 2>&1 &&
+  cli_json "$tmp/sessions.json" sessions && json "$tmp/sessions.json" 'd == {"sessions": []}'
+result $? "session stop: gone" "$tmp/out"
+"$cli" session start no-such-service >"$tmp/out" 2>&1
+rc=$?
+result $((rc != 1)) "session start of a missing service: refused, exit 1 (got $rc)" "$tmp/out"
+
+# the monitor sees what happens next; we started it, we stop it by its PID
+"$cli" monitor --json >"$tmp/monitor.out" 2>"$tmp/monitor.err" &
+monitor_pid=$!
+seen_tunnels() { grep -q '"type" *: *"tunnel"' "$tmp/monitor.out"; }
+poll 20 seen_tunnels
+server_tunnel=$("$py" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print([t["id"] for t in d["tunnels"] if t["role"] == "server"][0])' "$tmp/status.json" 2>/dev/null)
+"$cli" disconnect "$server_tunnel" --reason "test" >"$tmp/out" 2>&1
+result $? "disconnect the agent's tunnel on the server exits 0" "$tmp/out"
+poll 20 registered
+result $? "the agent comes back with ctl" "$tmp/status.json"
+monitor_saw() {
+  "$py" -c 'import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+removed = any(l["event"] == "removed" and l["type"] == "tunnel" and l["id"] == sys.argv[2]
+              for l in lines)
+changed = any(l["event"] == "changed" and "properties" in l for l in lines)
+sys.exit(0 if removed and changed else 1)' "$tmp/monitor.out" "$server_tunnel" 2>/dev/null
+}
+poll 20 monitor_saw
+result $? "monitor --json printed the tunnel's removal and property changes, a line each" \
+  "$tmp/monitor.out"
+kill "$monitor_pid" 2>/dev/null
+wait "$monitor_pid"
+rc=$?
+result $rc "monitor exits 0 on SIGTERM (got $rc)" "$tmp/monitor.err"
+
+cp "$tmp/daemon.conf" "$tmp/daemon.conf.good"
+sed 's/^port-range=.*/port-range=20-10/' "$tmp/daemon.conf.good" >"$tmp/daemon.conf"
+"$cli" reload >"$tmp/out" 2>&1
+rc=$?
+[ $rc -eq 3 ] && grep -q "port-range" "$tmp/out"
+result $? "reload of an invalid config exits 3 and names the key (got $rc)" "$tmp/out"
+cp "$tmp/daemon.conf.good" "$tmp/daemon.conf"
 
 # stop the daemon we started; the CLI says it is not running
 kill "$daemon_pid"
