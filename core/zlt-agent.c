@@ -818,6 +818,9 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
   self->session_started = g_get_monotonic_time ();
   self->n_sessions++;
   zlt_tunnel_set_id (self->tunnel, &msg->tunnel_id);
+  /* the tunnel object outlives sessions: its age is this session's, unless resumed */
+  if (!resumed)
+    zlt_tunnel_restart (self->tunnel);
   self->server_caps = zlt_message_has_ext_fields (msg, ZLT_EXT_CAPS) ? msg->ext.caps : 0;
   if (self->v2)
     zlt_session_key (self->token_hash, g_bytes_get_data (nonce, NULL), &msg->tunnel_id,
@@ -933,6 +936,7 @@ on_channel_message (ZltChannel *channel, GBytes *bytes, gpointer user_data)
 
   g_object_ref (self);
   zlt_heartbeat_received (self->heartbeat);
+  zlt_tunnel_touch (self->tunnel);
   frames = zlt_message_decode_all (data, len, &error);
   if (frames == NULL)
     {

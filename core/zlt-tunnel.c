@@ -445,6 +445,23 @@ zlt_tunnel_flush_notify (ZltTunnel *self)
 }
 
 /**
+ * zlt_tunnel_restart:
+ *
+ * For an agent's tunnel, which outlives its sessions: a new one began (not a resume), so
+ * #ZltTunnel:created and #ZltTunnel:last-activity are now.
+ */
+void
+zlt_tunnel_restart (ZltTunnel *self)
+{
+  g_return_if_fail (ZLT_IS_TUNNEL (self));
+
+  self->created = g_get_real_time ();
+  self->last_activity = self->created;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CREATED]);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_ACTIVITY]);
+}
+
+/**
  * zlt_tunnel_touch:
  *
  * Records activity now (any frame from the peer). Cheap: last-activity is notified

@@ -32,6 +32,7 @@ guint64 zlt_tunnel_get_bytes_in (ZltTunnel *self);
 guint64 zlt_tunnel_get_bytes_out (ZltTunnel *self);
 
 void zlt_tunnel_touch (ZltTunnel *self);
+void zlt_tunnel_restart (ZltTunnel *self);
 void zlt_tunnel_add_bytes (ZltTunnel *self, guint64 bytes_in, guint64 bytes_out);
 void zlt_tunnel_flush_notify (ZltTunnel *self);
 

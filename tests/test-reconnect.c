@@ -70,7 +70,7 @@ test_server_restart (Fixture *f, gconstpointer data)
   g_autofree char *listen = NULL;
   g_autofree char *url_before = NULL;
   g_autofree char *url_after = NULL;
-  gint64 stopped, restarted;
+  gint64 stopped, restarted, created;
   guint sessions, registered;
   double noticed_ms;
 
@@ -83,6 +83,9 @@ test_server_restart (Fixture *f, gconstpointer data)
   sessions = zlt_agent_get_n_sessions (f->h.agent);
   registered = f->n_registered;
   g_assert_cmpuint (sessions, ==, 1);
+  /* the agent's tunnel is as old as its session, and frames from the server count */
+  created = zlt_tunnel_get_created (zlt_agent_get_tunnel (f->h.agent));
+  g_assert_cmpint (zlt_tunnel_get_last_activity (zlt_agent_get_tunnel (f->h.agent)), >=, created);
 
   /* the server goes away; the agent notices and keeps trying */
   stopped = g_get_monotonic_time ();
@@ -118,6 +121,8 @@ test_server_restart (Fixture *f, gconstpointer data)
   g_assert_cmpuint (zlt_registry_get_n_tunnels (zlt_server_get_registry (f->h.server)), ==, 1);
   g_assert_null (zlt_agent_get_last_error (f->h.agent));
   echo_works (public_port);
+  /* a new session (not a resume: the new server knew nothing): the clock restarted */
+  g_assert_cmpint (zlt_tunnel_get_created (zlt_agent_get_tunnel (f->h.agent)), >, created);
 }
 
 /* ---- (2) a frozen server ---- */
