@@ -21,6 +21,73 @@
 #include "zlt-daemon-exporter.h"
 #include "zlt-dbus-generated.h"
 
+/* Each object tells the bus what changed at most this often (NetworkManager does the
+ * same for its statistics): a connection storm must not become a signal storm for every
+ * other client of the system bus. State changes are sent at once. */
+#define EXPORT_INTERVAL_US (250 * G_USEC_PER_SEC / 1000)
+
+/* At most one run of @func per EXPORT_INTERVAL_US: the first change after a quiet spell
+ * goes out at once, later ones together at the end of the interval. */
+typedef struct
+{
+  GSourceFunc func;
+  gpointer data;
+  gint64 last; /* monotonic µs of the last run */
+  GSource *source;
+} Throttle;
+
+static gboolean
+throttle_fire (gpointer user_data)
+{
+  Throttle *throttle = user_data;
+
+  g_clear_pointer (&throttle->source, g_source_unref);
+  throttle->last = g_get_monotonic_time ();
+  throttle->func (throttle->data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+throttle_now (Throttle *throttle)
+{
+  if (throttle->source != NULL)
+    {
+      g_source_destroy (throttle->source);
+      g_clear_pointer (&throttle->source, g_source_unref);
+    }
+  throttle->last = g_get_monotonic_time ();
+  throttle->func (throttle->data);
+}
+
+static void
+throttle_poke (Throttle *throttle)
+{
+  gint64 wait;
+
+  if (throttle->source != NULL)
+    return;
+  wait = throttle->last + EXPORT_INTERVAL_US - g_get_monotonic_time ();
+  if (wait <= 0)
+    {
+      throttle_now (throttle);
+      return;
+    }
+  throttle->source = g_timeout_source_new ((guint) ((wait + 999) / 1000));
+  g_source_set_callback (throttle->source, throttle_fire, throttle, NULL);
+  g_source_set_static_name (throttle->source, "[zlt] export changes");
+  g_source_attach (throttle->source, NULL);
+}
+
+static void
+throttle_clear (Throttle *throttle)
+{
+  if (throttle->source != NULL)
+    {
+      g_source_destroy (throttle->source);
+      g_clear_pointer (&throttle->source, g_source_unref);
+    }
+}
+
 /* one exported object and the core object it shows */
 typedef struct
 {
@@ -31,6 +98,7 @@ typedef struct
   GDBusInterfaceSkeleton *iface; /* ZltDbusTunnel, ZltDbusService, ZltDbusSession or
                                   * ZltDbusNode skeleton */
   gulong notify_id;
+  Throttle sync; /* the core's changes, copied to the skeleton */
 } Mirror;
 
 struct _ZltDaemonExporter
@@ -44,6 +112,7 @@ struct _ZltDaemonExporter
 
   GDBusObjectManagerServer *manager;
   ZltDbusManager *manager_iface;
+  Throttle manager_sync;
   GHashTable *tunnels;       /* ZltTunnel* → Mirror* (owned) */
   GHashTable *services;      /* ZltService* → Mirror* (owned) */
   GHashTable *nodes;         /* ZltNodeTunnel* → Mirror* (owned) */
@@ -143,6 +212,13 @@ sync_manager (ZltDaemonExporter *self)
       zlt_dbus_manager_set_agent_sessions (m, 0);
     }
   zlt_dbus_manager_set_ntunnels (m, g_hash_table_size (self->tunnels));
+}
+
+static gboolean
+manager_sync (gpointer user_data)
+{
+  sync_manager (user_data);
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -264,25 +340,37 @@ sync_session (ZltDaemonExporter *self, Mirror *mirror)
   zlt_dbus_session_set_last_error (iface, or_empty (zlt_session_get_last_error (session)));
 }
 
-static void
-on_core_notify (GObject *object, GParamSpec *pspec, gpointer user_data)
+static gboolean
+mirror_sync (gpointer user_data)
 {
   Mirror *mirror = user_data;
+  GObject *object = mirror->core;
 
   if (ZLT_IS_TUNNEL (object))
     sync_tunnel (mirror->exporter, mirror);
   else if (ZLT_IS_SESSION (object))
     sync_session (mirror->exporter, mirror);
   else if (ZLT_IS_NODE_TUNNEL (object))
-    {
-      sync_node (mirror->exporter, mirror);
-      /* a state change is sent at once, so a watcher sees every step (disconnected, then
-       * connected again) rather than only the last one of a main-loop turn */
-      if (pspec == NULL || g_str_equal (pspec->name, "state"))
-        g_dbus_interface_skeleton_flush (mirror->iface);
-    }
+    sync_node (mirror->exporter, mirror);
   else
     sync_service (mirror->exporter, mirror);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_core_notify (GObject *object, GParamSpec *pspec, gpointer user_data)
+{
+  Mirror *mirror = user_data;
+
+  /* a state change is sent at once, so a watcher sees every step (disconnected, then
+   * connected again) rather than only the last one of an interval */
+  if (pspec == NULL || g_str_equal (pspec->name, "state"))
+    {
+      throttle_now (&mirror->sync);
+      g_dbus_interface_skeleton_flush (mirror->iface);
+      return;
+    }
+  throttle_poke (&mirror->sync);
 }
 
 /* ---- objects coming and going ---- */
@@ -293,6 +381,7 @@ mirror_free (gpointer data)
   Mirror *mirror = data;
 
   g_clear_signal_handler (&mirror->notify_id, mirror->core);
+  throttle_clear (&mirror->sync);
   g_clear_object (&mirror->core);
   g_clear_object (&mirror->iface);
   g_clear_object (&mirror->object);
@@ -313,6 +402,7 @@ add_tunnel (ZltDaemonExporter *self, ZltTunnel *tunnel)
     return;
   mirror = g_new0 (Mirror, 1);
   mirror->exporter = self;
+  mirror->sync = (Throttle){ mirror_sync, mirror, 0, NULL };
   mirror->core = g_object_ref (G_OBJECT (tunnel));
   mirror->path = g_strdup_printf (ZLT_DBUS_PATH "/Tunnel/%u", self->next_tunnel++);
   mirror->object = zlt_dbus_object_skeleton_new (mirror->path);
@@ -327,7 +417,7 @@ add_tunnel (ZltDaemonExporter *self, ZltTunnel *tunnel)
   sync_tunnel (self, mirror);
   mirror->notify_id = g_signal_connect (tunnel, "notify", G_CALLBACK (on_core_notify), mirror);
   g_dbus_object_manager_server_export (self->manager, G_DBUS_OBJECT_SKELETON (mirror->object));
-  zlt_dbus_manager_set_ntunnels (self->manager_iface, g_hash_table_size (self->tunnels));
+  throttle_poke (&self->manager_sync);
   g_debug ("exported %s (%s tunnel)", mirror->path,
            enum_nick (ZLT_TYPE_ROLE, zlt_tunnel_get_role (tunnel)));
 }
@@ -342,7 +432,7 @@ remove_tunnel (ZltDaemonExporter *self, ZltTunnel *tunnel)
   g_dbus_object_manager_server_unexport (self->manager, mirror->path);
   g_hash_table_remove (self->paths, mirror->path);
   g_hash_table_remove (self->tunnels, tunnel);
-  zlt_dbus_manager_set_ntunnels (self->manager_iface, g_hash_table_size (self->tunnels));
+  throttle_poke (&self->manager_sync);
 }
 
 static void
@@ -355,6 +445,7 @@ add_service (ZltDaemonExporter *self, ZltService *service)
     return;
   mirror = g_new0 (Mirror, 1);
   mirror->exporter = self;
+  mirror->sync = (Throttle){ mirror_sync, mirror, 0, NULL };
   mirror->core = g_object_ref (G_OBJECT (service));
   mirror->path = g_strdup_printf (ZLT_DBUS_PATH "/Service/%u", self->next_service++);
   mirror->object = zlt_dbus_object_skeleton_new (mirror->path);
@@ -404,6 +495,7 @@ add_node (ZltDaemonExporter *self, ZltNodeTunnel *node)
     return;
   mirror = g_new0 (Mirror, 1);
   mirror->exporter = self;
+  mirror->sync = (Throttle){ mirror_sync, mirror, 0, NULL };
   mirror->core = g_object_ref (G_OBJECT (node));
   mirror->path = g_strdup_printf (ZLT_DBUS_PATH "/Node/%u", self->next_node++);
   mirror->object = zlt_dbus_object_skeleton_new (mirror->path);
@@ -455,6 +547,7 @@ add_session (ZltDaemonExporter *self, ZltSession *session)
     return;
   mirror = g_new0 (Mirror, 1);
   mirror->exporter = self;
+  mirror->sync = (Throttle){ mirror_sync, mirror, 0, NULL };
   mirror->core = g_object_ref (G_OBJECT (session));
   mirror->path = g_strdup_printf (ZLT_DBUS_PATH "/Session/%u", self->next_session++);
   mirror->object = zlt_dbus_object_skeleton_new (mirror->path);
@@ -1270,6 +1363,7 @@ zlt_daemon_exporter_init (ZltDaemonExporter *self)
   self->session_paths = g_hash_table_new (g_str_hash, g_str_equal);
   self->pending = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
   self->cancellable = g_cancellable_new ();
+  self->manager_sync = (Throttle){ manager_sync, self, 0, NULL };
 }
 
 ZltDaemonExporter *
@@ -1363,6 +1457,7 @@ zlt_daemon_exporter_unexport (ZltDaemonExporter *self)
   if (self->daemon == NULL)
     return;
   g_cancellable_cancel (self->cancellable);
+  throttle_clear (&self->manager_sync);
   if (self->pending_source != NULL)
     {
       g_source_destroy (self->pending_source);

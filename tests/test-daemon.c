@@ -355,6 +355,42 @@ internal_service_registered (Fixture *f, const char *name)
          && g_strcmp0 (zlt_dbus_service_get_expose (server), "internal") == 0;
 }
 
+static gboolean
+settled (Fixture *f, const char *internal)
+{
+  return tunnel_connected (f, "agent") && tunnel_connected (f, "server")
+         && service_registered (f, "echo")
+         && (internal == NULL || internal_service_registered (f, internal));
+}
+
+/* Until both ends are up with their services. A client made while objects are being
+ * exported can keep an object's older values (see make_object_manager) and then hear of
+ * no further change, so a client that has not seen it settle within a while is
+ * replaced by a fresh one. */
+static void
+wait_settled (Fixture *f, const char *internal)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms (10000) * 1000;
+
+  while (!settled (f, internal) && g_get_monotonic_time () < deadline)
+    {
+      gint64 refresh = g_get_monotonic_time () + 500 * 1000;
+
+      ZLT_TEST_WAIT_FOR (settled (f, internal) || g_get_monotonic_time () >= refresh,
+                         timeout_ms (10000));
+      if (!settled (f, internal))
+        make_object_manager (f);
+    }
+  if (!settled (f, internal))
+    g_error ("not settled after %u ms: agent tunnel %s, server tunnel %s, echo %s, internal %s",
+             timeout_ms (10000), tunnel_connected (f, "agent") ? "connected" : "not connected",
+             tunnel_connected (f, "server") ? "connected" : "not connected",
+             service_registered (f, "echo") ? "registered" : "not registered",
+             internal == NULL                            ? "-"
+             : internal_service_registered (f, internal) ? "registered"
+                                                         : "not registered");
+}
+
 static void
 fixture_setup (Fixture *f, gconstpointer data)
 {
@@ -396,10 +432,7 @@ fixture_setup (Fixture *f, gconstpointer data)
 
   start_bus (f);
   start_daemon (f);
-  ZLT_TEST_WAIT_FOR (tunnel_connected (f, "agent") && tunnel_connected (f, "server")
-                         && service_registered (f, "echo")
-                         && (data == NULL || internal_service_registered (f, data)),
-                     timeout_ms (10000));
+  wait_settled (f, data);
   /* nothing is being exported now: a fresh client gets a clean snapshot */
   make_object_manager (f);
   settle (f);
@@ -689,6 +722,102 @@ test_counters_live (Fixture *f, gconstpointer data)
                      timeout_ms (5000));
   g_assert_cmpuint (zlt_dbus_service_get_total_connections (server_echo), ==, 1);
   g_signal_handlers_disconnect_by_data (server_echo, &watch);
+}
+
+/* ---- a quiet bus ---- */
+
+typedef struct
+{
+  guint16 port;
+  guint max_connections;
+  gint64 max_us;
+  guint n_done; /* echoed and closed */
+  char *error;
+  gint finished;
+} Storm;
+
+/* Sequential connections as fast as they go, each one byte echoed: bounded in count and
+ * in time. */
+static gpointer
+storm_thread (gpointer user_data)
+{
+  Storm *storm = user_data;
+  gint64 until = g_get_monotonic_time () + storm->max_us;
+  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) address = g_inet_socket_address_new (lo, storm->port);
+
+  while (storm->n_done < storm->max_connections && g_get_monotonic_time () < until)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                                 G_SOCKET_PROTOCOL_TCP, &error);
+      char byte = 'x';
+
+      if (socket == NULL)
+        goto fail;
+      g_socket_set_timeout (socket, 10);
+      if (!g_socket_connect (socket, address, NULL, &error)
+          || g_socket_send (socket, &byte, 1, NULL, &error) != 1
+          || g_socket_receive (socket, &byte, 1, NULL, &error) != 1)
+        goto fail;
+      g_socket_close (socket, NULL);
+      storm->n_done++;
+      continue;
+    fail:
+      storm->error = g_strdup (error != NULL ? error->message : "short read");
+      break;
+    }
+  g_atomic_int_set (&storm->finished, 1);
+  return NULL;
+}
+
+static void
+count_signal (GDBusConnection *connection, const char *sender, const char *path, const char *iface,
+              const char *signal, GVariant *parameters, gpointer user_data)
+{
+  (*(guint *) user_data)++;
+}
+
+/* Hundreds of connections a second through the daemon's server and agent: the
+ * counters they move reach the bus at most four times a second per object, so the
+ * PropertiesChanged rate stays bounded whatever the connection rate. */
+static void
+test_quiet_bus (Fixture *f, gconstpointer data)
+{
+  ZltDbusService *server_echo = find_service (f, "echo", "server");
+  Storm storm = { 0 };
+  guint n_signals = 0, subscription, bound;
+  GThread *thread;
+  gint64 started, elapsed_ms;
+
+  subscription = g_dbus_connection_signal_subscribe (
+      f->bus, NULL, "org.freedesktop.DBus.Properties", "PropertiesChanged", NULL, NULL,
+      G_DBUS_SIGNAL_FLAGS_NONE, count_signal, &n_signals, NULL);
+  storm.port = zlt_dbus_service_get_assigned_port (server_echo);
+  storm.max_connections = under_valgrind ? 100 : 3000;
+  storm.max_us = 3 * G_USEC_PER_SEC;
+  started = g_get_monotonic_time ();
+  thread = g_thread_new ("storm", storm_thread, &storm);
+  ZLT_TEST_WAIT_FOR (g_atomic_int_get (&storm.finished), timeout_ms (30000));
+  g_thread_join (thread);
+  g_assert_null (storm.error);
+  /* the last coalesced updates come out within one interval */
+  ZLT_TEST_WAIT_FOR (zlt_dbus_service_get_total_connections (server_echo) == storm.n_done
+                         && zlt_dbus_service_get_active_connections (server_echo) == 0,
+                     timeout_ms (5000));
+  elapsed_ms = (g_get_monotonic_time () - started) / 1000;
+  g_dbus_connection_signal_unsubscribe (f->bus, subscription);
+
+  /* five objects change (each end's tunnel and service, and the manager): at most four
+   * updates a second each, plus an immediate first one and the final flush */
+  bound = 5 * ((guint) (elapsed_ms / 250) + 2);
+  g_test_message ("%u connections in %" G_GINT64_FORMAT " ms (%.0f/s): %u PropertiesChanged "
+                  "(%.1f per connection, %.0f/s; bound %u)",
+                  storm.n_done, elapsed_ms, storm.n_done * 1000.0 / elapsed_ms, n_signals,
+                  (double) n_signals / MAX (storm.n_done, 1), n_signals * 1000.0 / elapsed_ms,
+                  bound);
+  g_assert_cmpuint (storm.n_done, >=, under_valgrind ? 10 : 200);
+  g_assert_cmpuint (n_signals, <=, bound);
 }
 
 static void
@@ -1319,6 +1448,7 @@ main (int argc, char **argv)
   ADD ("/daemon/objects", test_objects);
   ADD ("/daemon/counters", test_counters);
   ADD ("/daemon/counters-live", test_counters_live);
+  ADD ("/daemon/quiet-bus", test_quiet_bus);
   ADD ("/daemon/expose", test_expose);
   ADD ("/daemon/disconnect", test_disconnect);
   ADD ("/daemon/reload", test_reload);
