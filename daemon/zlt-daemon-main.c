@@ -116,12 +116,35 @@ on_name_lost (GDBusConnection *connection, const char *name, gpointer user_data)
 {
   Context *ctx = user_data;
 
+  g_autoptr (GVariant) reply = NULL;
+  gboolean owned = FALSE;
+
   if (connection == NULL)
-    g_printerr ("zlayer-tunneld: %s\n", _ ("cannot connect to the bus"));
-  else
-    g_printerr (_ ("zlayer-tunneld: lost or could not own the name %s (is another daemon "
-                   "running?)\n"),
+    {
+      g_printerr ("zlayer-tunneld: %s\n", _ ("cannot connect to the bus"));
+      quit (ctx, EXIT_FAILURE_RUNTIME);
+      return;
+    }
+  /* someone else has it, or nobody: then the bus itself said no, and on the system bus
+   * that is the policy file, most often installed where the bus does not read it */
+  reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "NameHasOwner",
+                                       g_variant_new ("(s)", name), G_VARIANT_TYPE ("(b)"),
+                                       G_DBUS_CALL_FLAGS_NONE, 2000, NULL, NULL);
+  if (reply != NULL)
+    g_variant_get (reply, "(b)", &owned);
+  if (owned)
+    g_printerr (_ ("zlayer-tunneld: %s is owned by another process (another zlayer-tunneld? "
+                   "--replace takes it over)\n"),
                 name);
+  else if (!ctx->session_bus)
+    g_printerr (_ ("zlayer-tunneld: the system bus would not give us %s: its policy "
+                   "org.zlayer.Tunnel1.conf must be in /usr/share/dbus-1/system.d or "
+                   "/etc/dbus-1/system.d (this build installs it to %s; reload the bus after "
+                   "installing), and only root may own the name\n"),
+                name, ZLT_DBUS_POLICY_DIR);
+  else
+    g_printerr (_ ("zlayer-tunneld: the bus would not give us %s\n"), name);
   quit (ctx, EXIT_FAILURE_RUNTIME);
 }
 

@@ -93,8 +93,15 @@ read_token_file (const char *path, gsize *len_out, GError **error)
     {
       int errsv = errno;
 
-      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG, _ ("cannot open token file %s: %s"),
-                   path, g_strerror (errsv));
+      /* a fresh install has none yet: say how to make one */
+      if (errsv == ENOENT)
+        g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                     _ ("cannot open token file %s: %s (create it, mode 0600, with the lines "
+                        "`zlayer-tunnel token new` prints)"),
+                     path, g_strerror (errsv));
+      else
+        g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                     _ ("cannot open token file %s: %s"), path, g_strerror (errsv));
       return NULL;
     }
   if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode))

@@ -91,7 +91,7 @@ has_owner() {
     --method org.freedesktop.DBus.NameHasOwner "$name" 2>/dev/null | grep -q true
 }
 
-echo "1..45"
+echo "1..47"
 
 # ---- no daemon ----
 
@@ -112,7 +112,7 @@ result $? "expose --session without a daemon exits 4 (got $rc)" "$tmp/err"
 # ---- with the daemon ----
 
 if [ -z "$daemon" ] || [ ! -x "$daemon" ]; then
-  while [ $n -lt 45 ]; do
+  while [ $n -lt 47 ]; do
     skip "zlayer-tunneld is not built"
   done
   exit $fail
@@ -339,6 +339,50 @@ rc=$?
 [ $rc -eq 3 ] && grep -q "port-range" "$tmp/out"
 result $? "reload of an invalid config exits 3 and names the key (got $rc)" "$tmp/out"
 cp "$tmp/daemon.conf.good" "$tmp/daemon.conf"
+
+# a second daemon on the same bus says who has the name (an agent-only config: it binds
+# no port, so the name is what it trips on)
+cat >"$tmp/agent-only.conf" <<CONF
+[agent]
+server=ws://127.0.0.1:$port/tunnel/v1
+token-file=$tmp/agent.token
+CONF
+"$daemon" --session --config "$tmp/agent-only.conf" >"$tmp/second.log" 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q "owned by another process" "$tmp/second.log"
+result $? "a second daemon exits 1: the name is owned by another process (got $rc)" \
+  "$tmp/second.log"
+
+# a system bus whose policy does not let us own the name (our policy file is not where
+# it reads policies): the daemon names the cause and where this build put the file
+cat >"$tmp/deny.conf" <<BUS
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:tmpdir=$tmp</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <deny own="$name"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+  </policy>
+</busconfig>
+BUS
+dbus-daemon --config-file="$tmp/deny.conf" --nofork --print-address=1 >"$tmp/deny.addr" 2>/dev/null &
+deny_bus_pid=$!
+has_address() { [ -s "$tmp/deny.addr" ]; }
+poll 10 has_address
+DBUS_SYSTEM_BUS_ADDRESS=$(head -n 1 "$tmp/deny.addr") "$daemon" --config "$tmp/agent-only.conf" \
+  >"$tmp/denied.log" 2>&1
+rc=$?
+kill "$deny_bus_pid" 2>/dev/null
+wait "$deny_bus_pid" 2>/dev/null
+[ $rc -eq 1 ] && grep -q "policy" "$tmp/denied.log" && grep -q "dbus-1/system.d" "$tmp/denied.log"
+result $? "refused by the system bus: the daemon names the policy file and where it goes (got $rc)" \
+  "$tmp/denied.log"
 
 # stop the daemon we started; the CLI says it is not running
 kill "$daemon_pid"
