@@ -14,6 +14,7 @@
 #include "zlt-error.h"
 #include "zlt-client-config.h"
 #include "zlt-tls.h"
+#include "zlt-util.h" /* zlt_config_directory */
 
 #define GROUP ZLT_CLIENT_CONFIG_GROUP
 #define TOKEN_MAX_SIZE 4096
@@ -566,7 +567,7 @@ zlt_client_config_new_from_file (const char *path, GError **error)
                    error_local->message);
       return NULL;
     }
-  base_dir = g_path_get_dirname (path);
+  base_dir = zlt_config_directory (path);
   self = zlt_client_config_parse (kf, base_dir, &error_local);
   if (self == NULL)
     {

@@ -10,6 +10,7 @@
 #include "zlt-error.h"
 #include "zlt-net.h"
 #include "zlt-server-config.h"
+#include "zlt-util.h" /* zlt_config_directory */
 
 #define GROUP ZLT_SERVER_CONFIG_GROUP
 
@@ -399,7 +400,7 @@ zlt_server_config_new_from_file (const char *path, GError **error)
                    error_local->message);
       return NULL;
     }
-  base_dir = g_path_get_dirname (path);
+  base_dir = zlt_config_directory (path);
   self = zlt_server_config_parse (kf, base_dir, &error_local);
   if (self == NULL)
     {

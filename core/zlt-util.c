@@ -135,6 +135,17 @@ zlt_log_escape (const char *text, gsize max_len)
   return g_string_free (out, FALSE);
 }
 
+char *
+zlt_config_directory (const char *config_path)
+{
+  g_autofree char *dir = NULL;
+
+  if (config_path == NULL)
+    return NULL;
+  dir = g_path_get_dirname (config_path);
+  return g_canonicalize_filename (dir, NULL);
+}
+
 gboolean
 zlt_log_domain_is_ours (const char *domain)
 {

@@ -9,6 +9,10 @@ G_BEGIN_DECLS
  * them while handlers remove entries (g_hash_table_get_keys_as_ptr_array is 2.76). */
 GPtrArray *zlt_hash_table_ref_keys (GHashTable *table);
 
+/* The absolute directory of the config file @config_path, where its relative paths start
+ * (a relative @config_path is taken from the working directory); NULL for NULL. */
+char *zlt_config_directory (const char *config_path);
+
 /* "90", "90s", "30m", "2h", "1d", "1h30m": whole seconds (at most G_MAXUINT). */
 gboolean zlt_parse_duration (const char *text, guint *seconds, GError **error);
 

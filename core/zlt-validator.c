@@ -137,13 +137,15 @@ void
 zlt_validator_set_config_directory (ZltValidator *self, const char *directory)
 {
   ZltValidatorPrivate *priv;
+  g_autofree char *absolute = directory != NULL ? g_canonicalize_filename (directory, NULL) : NULL;
 
   g_return_if_fail (ZLT_IS_VALIDATOR (self));
   priv = zlt_validator_get_instance_private (self);
-  if (g_strcmp0 (priv->config_directory, directory) == 0)
+  /* absolute, so a later change of directory does not move what it anchors */
+  if (g_strcmp0 (priv->config_directory, absolute) == 0)
     return;
   g_free (priv->config_directory);
-  priv->config_directory = g_strdup (directory);
+  priv->config_directory = g_steal_pointer (&absolute);
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_CONFIG_DIRECTORY]);
 }
 

@@ -44,7 +44,7 @@ set_path (GKeyFile *keyfile, const char *group, const char *key, const char *pat
 static char *
 config_dir (const char *config_path)
 {
-  return config_path != NULL ? g_path_get_dirname (config_path) : NULL;
+  return zlt_config_directory (config_path);
 }
 
 /* --check: the whole config (file and options) checked as zlayer-tunneld reads it, every

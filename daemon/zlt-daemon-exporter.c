@@ -20,6 +20,7 @@
 #include "zlt-daemon-error.h"
 #include "zlt-daemon-exporter.h"
 #include "zlt-dbus-generated.h"
+#include "zlt-util.h" /* zlt_config_directory */
 
 /* Each object tells the bus what changed at most this often (NetworkManager does the
  * same for its statistics): a connection storm must not become a signal storm for every
@@ -986,7 +987,7 @@ node_from_definition (ZltDaemonExporter *self, const char *name, GVariant *defin
 {
   g_autoptr (GKeyFile) kf = g_key_file_new ();
   g_autofree char *group = g_strconcat (ZLT_NODE_CONFIG_PREFIX, name, NULL);
-  g_autofree char *base_dir = g_path_get_dirname (zlt_daemon_get_config_path (self->daemon));
+  g_autofree char *base_dir = zlt_config_directory (zlt_daemon_get_config_path (self->daemon));
   GVariantIter iter;
   const char *key;
   GVariant *next;

@@ -15,6 +15,7 @@
 
 #include "zlt-daemon.h"
 #include "zlt-daemon-error.h"
+#include "zlt-util.h" /* zlt_config_directory */
 
 struct _ZltDaemon
 {
@@ -72,7 +73,7 @@ zlt_daemon_keyfile_has_node_groups (GKeyFile *keyfile)
 static char *
 config_base_dir (const char *path)
 {
-  return path != NULL ? g_path_get_dirname (path) : NULL;
+  return zlt_config_directory (path);
 }
 
 /* how errors name the config */

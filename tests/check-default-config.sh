@@ -37,7 +37,7 @@ expect_fail() {
   [ $rc -eq "$code" ] && grep -q -- "$pattern" "$tmp/out"
 }
 
-echo "1..19"
+echo "1..21"
 
 # the files the shipped config names, made here: /etc/zlayer-tunnel → $tmp/etc
 etc=$tmp/etc
@@ -125,6 +125,11 @@ sed "s|$etc/tokens|../etc/tokens|" "$tmp/shipped.conf" >"$tmp/sub/relative.conf"
 result $? "server: a relative path in the file starts at the file's directory" "$tmp/out"
 (cd / && "$daemon" --config "$tmp/sub/relative.conf" --check) >"$tmp/out" 2>&1
 result $? "zlayer-tunneld: the same" "$tmp/out"
+# a relative --config too: its directory is made absolute before anything uses it
+(cd "$tmp/sub" && "$daemon" --config relative.conf --check) >"$tmp/out" 2>&1
+result $? "zlayer-tunneld: a relative --config with relative paths in it" "$tmp/out"
+(cd "$tmp/sub" && "$cli" server --config ./relative.conf --check) >"$tmp/out" 2>&1
+result $? "server: the same" "$tmp/out"
 (cd "$etc" && "$cli" agent --config "$tmp/sub/relative.conf" --server wss://127.0.0.1:1 \
   --token-file agent.token --ca-file ca.pem --check) >"$tmp/out" 2>&1
 result $? "agent: relative --token-file and --ca-file start at the working directory" "$tmp/out"
