@@ -433,7 +433,7 @@ zlt_cli_access (int argc, char **argv)
       N_ ("Read the token from FILE (mode 0600)"), N_ ("FILE") },
     { "token-env", 0, 0, G_OPTION_ARG_STRING, &token_env,
       N_ ("Read the token from environment variable VAR"), N_ ("VAR") },
-    { "local-port", 'p', 0, G_OPTION_ARG_INT, &local_port,
+    { "local-port", 'l', 0, G_OPTION_ARG_INT, &local_port,
       N_ ("Listen on this port of 127.0.0.1 and ::1 (default: any free port)"), N_ ("PORT") },
     { "ttl", 0, 0, G_OPTION_ARG_STRING, &ttl_text,
       N_ ("End the session after this long (90s, 30m, 2h, 1d; default 1h)"), N_ ("DURATION") },
@@ -516,18 +516,28 @@ zlt_cli_token (int argc, char **argv)
 {
   g_autofree char *name = NULL;
   g_autofree char *services = NULL;
+  g_autofree char *reach = NULL;
+  g_autofree char *owns = NULL;
   g_autofree char *expires = NULL;
   g_autofree char *output = NULL;
-  GOptionEntry entries[]
-      = { { "name", 'n', 0, G_OPTION_ARG_STRING, &name, N_ ("A name for logs and status"),
-            N_ ("NAME") },
-          { "services", 0, 0, G_OPTION_ARG_STRING, &services,
-            N_ ("Services the token may register (default: all)"), N_ ("A,B,…") },
-          { "expires", 0, 0, G_OPTION_ARG_STRING, &expires,
-            N_ ("Expiry, e.g. 2027-01-01T00:00:00Z"), N_ ("WHEN") },
-          { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
-            N_ ("Write the token to FILE (mode 0600) instead of printing it"), N_ ("FILE") },
-          { NULL } };
+  GOptionEntry entries[] = {
+    { "name", 'n', 0, G_OPTION_ARG_STRING, &name, N_ ("A name for logs and status"), N_ ("NAME") },
+    { "register", 0, 0, G_OPTION_ARG_STRING, &services,
+      N_ ("Service names the token may register: names, PREFIX* or * (default: any "
+          "name no other token owns)"),
+      N_ ("A,B,…") },
+    /* the old name of --register */
+    { "services", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &services, NULL, NULL },
+    { "reach", 0, 0, G_OPTION_ARG_STRING, &reach,
+      N_ ("Services the token may reach through access sessions (default: none)"), N_ ("A,B,…") },
+    { "owns", 0, 0, G_OPTION_ARG_STRING, &owns,
+      N_ ("Names reserved to this token: no other token may register them"), N_ ("A,B,…") },
+    { "expires", 0, 0, G_OPTION_ARG_STRING, &expires, N_ ("Expiry, e.g. 2027-01-01T00:00:00Z"),
+      N_ ("WHEN") },
+    { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
+      N_ ("Write the token to FILE (mode 0600) instead of printing it"), N_ ("FILE") },
+    { NULL }
+  };
   g_autoptr (GOptionContext) context = g_option_context_new (_ ("new — make a token"));
   g_autoptr (GError) error = NULL;
   guint8 raw[32];
@@ -541,17 +551,34 @@ zlt_cli_token (int argc, char **argv)
     return zlt_cli_fail (EXIT_USAGE, "%s", error->message);
   if (argc != 2 || !g_str_equal (argv[1], "new"))
     return zlt_cli_fail (EXIT_USAGE,
-                         _ ("usage: zlayer-tunnel token new [--name N] [--services A,B] "
-                            "[--expires WHEN] [--output FILE]"));
+                         _ ("usage: zlayer-tunnel token new [--name N] [--register A,B] "
+                            "[--reach A,B] [--owns A,B] [--expires WHEN] [--output FILE]"));
   if (name != NULL && (strchr (name, ' ') || strchr (name, '\t')))
     return zlt_cli_fail (EXIT_USAGE, _ ("--name must not contain spaces"));
-  if (services != NULL)
-    {
-      g_auto (GStrv) list = g_strsplit (services, ",", -1);
-      for (guint i = 0; list[i] != NULL; i++)
-        if (!g_str_equal (list[i], "*") && !zlt_service_name_is_valid (list[i]))
-          return zlt_cli_fail (EXIT_USAGE, _ ("“%s” is not a valid service name"), list[i]);
-    }
+  {
+    const char *lists[][2]
+        = { { "--register", services }, { "--reach", reach }, { "--owns", owns } };
+
+    for (guint l = 0; l < G_N_ELEMENTS (lists); l++)
+      {
+        g_auto (GStrv) list = NULL;
+
+        if (lists[l][1] == NULL)
+          continue;
+        list = g_strsplit (lists[l][1], ",", -1);
+        for (guint i = 0; list[i] != NULL; i++)
+          {
+            /* the token file's own patterns: a name, PREFIX* or * */
+            g_autofree char *stem = g_str_has_suffix (list[i], "*")
+                                        ? g_strndup (list[i], strlen (list[i]) - 1)
+                                        : g_strdup (list[i]);
+
+            if (*stem != '\0' && !zlt_service_name_is_valid (stem))
+              return zlt_cli_fail (EXIT_USAGE, _ ("%s: “%s” is not a service name or pattern"),
+                                   lists[l][0], list[i]);
+          }
+      }
+  }
   if (expires != NULL)
     {
       g_autoptr (GDateTime) when = g_date_time_new_from_iso8601 (expires, NULL);
@@ -569,7 +596,11 @@ zlt_cli_token (int argc, char **argv)
   if (name != NULL)
     g_string_append_printf (line, " name=%s", name);
   if (services != NULL)
-    g_string_append_printf (line, " services=%s", services);
+    g_string_append_printf (line, " register=%s", services);
+  if (reach != NULL)
+    g_string_append_printf (line, " reach=%s", reach);
+  if (owns != NULL)
+    g_string_append_printf (line, " owns=%s", owns);
   if (expires != NULL)
     g_string_append_printf (line, " expires=%s", expires);
 

@@ -114,7 +114,7 @@ usage_text (void)
             "  disconnect end a tunnel of the daemon's server\n"
             "  monitor    print objects and their changes as they happen\n"
             "\n"
-            "“zlayer-tunnel COMMAND --help” shows a command's options.\n");
+            "“zlayer-tunnel COMMAND --help” shows a command's options; --version the version.\n");
 }
 
 int
@@ -154,6 +154,16 @@ main (int argc, char **argv)
       g_printerr ("%s", usage_text ());
       return zlt_cli_fail (EXIT_USAGE, _ ("unknown command “%s”"), argv[1]);
     }
+  /* "Usage: zlayer-tunnel node add [OPTION…] NAME" in every command's --help (GOption
+   * names the program by it); a command's verb is part of the name */
+  {
+    static const char *const verbs[] = { "add", "remove", "start", "stop", "new", NULL };
+    g_autofree char *prgname = argc >= 3 && g_strv_contains (verbs, argv[2])
+                                   ? g_strdup_printf ("zlayer-tunnel %s %s", argv[1], argv[2])
+                                   : g_strdup_printf ("zlayer-tunnel %s", argv[1]);
+
+    g_set_prgname (prgname);
+  }
   zlt_cli_main_loop = g_main_loop_new (NULL, FALSE);
   /* each command parses its own options; argv[1] stands in for the program name */
   rc = command->run (argc - 1, argv + 1);

@@ -183,7 +183,7 @@ check "zlayer-tunnel node add web --<TAB>: the verb's options" \
   "$(complete_line 'zlayer-tunnel node add web --')"
 check "zlayer-tunnel session start db --<TAB>" "--help --json --local-port --session --system --ttl" \
   "$(complete_line 'zlayer-tunnel session start db --')"
-check "zlayer-tunnel token new --<TAB>" "--expires --help --name --output --services" \
+check "zlayer-tunnel token new --<TAB>" "--expires --help --name --output --owns --reach --register" \
   "$(complete_line 'zlayer-tunnel token new --')"
 check "zlayer-tunnel agent --config x.conf --re<TAB>: past an option's argument" \
   "--retry-forever" "$(complete_line 'zlayer-tunnel agent --config x.conf --re')"

@@ -43,6 +43,23 @@ zlt_allow_all_validator_validate (ZltValidator *validator, const ZltCredential *
   return zlt_grant_new ("allow-all", NULL, NULL, 0);
 }
 
+/* Its group holds only `insecure`: a misspelt key is an error here as in every group. */
+static gboolean
+zlt_allow_all_validator_configure (ZltValidator *validator, GKeyFile *config, const char *group,
+                                   GError **error)
+{
+  g_auto (GStrv) keys = g_key_file_get_keys (config, group, NULL, NULL);
+
+  for (guint i = 0; keys != NULL && keys[i] != NULL; i++)
+    if (!g_str_equal (keys[i], "insecure"))
+      {
+        g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG, _ ("[%s] %s: unknown key"), group,
+                     keys[i]);
+        return FALSE;
+      }
+  return TRUE;
+}
+
 static void
 zlt_allow_all_validator_class_init (ZltAllowAllValidatorClass *klass)
 {
@@ -50,6 +67,7 @@ zlt_allow_all_validator_class_init (ZltAllowAllValidatorClass *klass)
 
   validator_class->name = "allow-all";
   validator_class->insecure = TRUE;
+  validator_class->configure = zlt_allow_all_validator_configure;
   validator_class->validate = zlt_allow_all_validator_validate;
 }
 
