@@ -20,6 +20,7 @@
 #include <json-glib/json-glib.h>
 
 #include "zlt-bench-load.h"
+#include "zlt-bench-processes.h"
 #include "zlt-test-util.h"
 
 #define BENCH_PORT_RANGE "30800-30899"
@@ -35,22 +36,34 @@ static gint opt_throughput_cap_s = 20;
 static gint opt_ttfb_count = 1000;
 static gint opt_ttfb_cap_s = 30;
 static gint opt_http_requests = 50000;
-static gint opt_http_connections = 4;
+static gint opt_http_connections = -1; /* 4; 16 with --processes */
 static gdouble opt_http_cap_s = 2.0;
-static gint opt_idle = 2000;
+static gint opt_idle = -1; /* 2000; 1000 with --processes */
 static gint opt_idle_cap_s = 60;
 static gint opt_burst = 64;
 static gint opt_runs = 3;
 static char *opt_only;
 static char *opt_modes;
+static gboolean opt_processes;
+static char *opt_cli;
+static gint opt_bulk_requests = 2000;
+static gdouble opt_udp_step_s = 1.0;
 
 static GOptionEntry entries[] = {
   { "quick", 'q', 0, G_OPTION_ARG_NONE, &opt_quick, "Small sizes, one run: a smoke run", NULL },
   { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "Print a JSON object instead of a table", NULL },
   { "only", 0, 0, G_OPTION_ARG_STRING, &opt_only, "Only these metrics (comma-separated)",
-    "throughput|ttfb|http|idle" },
+    "throughput|ttfb|http|idle (--processes: also bulk|udp)" },
   { "modes", 0, 0, G_OPTION_ARG_STRING, &opt_modes, "Only these paths (comma-separated)",
-    "direct|tunnel|tls" },
+    "direct|tunnel|tls (--processes: direct|ws|wss)" },
+  { "processes", 0, 0, G_OPTION_ARG_NONE, &opt_processes,
+    "Run the build tree's zlayer-tunnel server and agent as processes (ws:// and wss://)", NULL },
+  { "cli", 0, 0, G_OPTION_ARG_FILENAME, &opt_cli,
+    "With --processes: the zlayer-tunnel binary (default: the build tree's)", "PATH" },
+  { "bulk-requests", 0, 0, G_OPTION_ARG_INT, &opt_bulk_requests,
+    "With --processes: 1 MiB responses per run (default 2000, capped at 2 s)", "N" },
+  { "udp-step", 0, 0, G_OPTION_ARG_DOUBLE, &opt_udp_step_s,
+    "With --processes: seconds each offered UDP rate runs (default 1)", "S" },
   { "no-tls", 0, 0, G_OPTION_ARG_NONE, &opt_no_tls, "Skip the TLS tunnel", NULL },
   { "throughput-mib", 0, 0, G_OPTION_ARG_INT, &opt_throughput_mib,
     "MiB written per throughput run (default 512, each run capped at 20 s)", "N" },
@@ -59,9 +72,11 @@ static GOptionEntry entries[] = {
   { "http-requests", 0, 0, G_OPTION_ARG_INT, &opt_http_requests,
     "Requests per HTTP run (default 50000, capped at 2 s)", "N" },
   { "http-connections", 0, 0, G_OPTION_ARG_INT, &opt_http_connections,
-    "Keep-alive connections of the multi-connection HTTP row (default 4)", "N" },
+    "Keep-alive connections of the multi-connection HTTP row (default 4; --processes 16)", "N" },
   { "idle", 0, 0, G_OPTION_ARG_INT, &opt_idle,
-    "Concurrent idle connections for the memory metric (default 2000, at most 10000)", "N" },
+    "Concurrent idle connections for the memory metric (default 2000, --processes 1000; at most "
+    "10000)",
+    "N" },
   { "burst", 0, 0, G_OPTION_ARG_INT, &opt_burst,
     "Connections opened at once for the burst metric (default 64, 0 skips it)", "N" },
   { "runs", 0, 0, G_OPTION_ARG_INT, &opt_runs, "Runs per metric, the median is reported", "N" },
@@ -685,6 +700,40 @@ check_list (const char *list, const char *const *known, GError **error)
   return TRUE;
 }
 
+/* --processes: the options as that mode reads them */
+static int
+run_processes (void)
+{
+  BenchProcessOptions o = { 0 };
+  g_autoptr (GError) error = NULL;
+
+  o.quick = opt_quick;
+  o.json = opt_json;
+  o.no_tls = opt_no_tls;
+  o.only = opt_only;
+  o.modes = opt_modes;
+  o.cli = opt_cli;
+  o.runs = opt_quick ? 1 : CLAMP (opt_runs, 1, 15);
+  o.throughput_mib
+      = CLAMP (opt_quick ? MIN (opt_throughput_mib, 64) : opt_throughput_mib, 1, 1024 * 1024);
+  o.ttfb_count = CLAMP (opt_quick ? MIN (opt_ttfb_count, 50) : opt_ttfb_count, 1, 100000);
+  o.http_requests
+      = CLAMP (opt_quick ? MIN (opt_http_requests, 2000) : opt_http_requests, 1, 10000000);
+  o.http_connections = CLAMP (opt_http_connections < 0 ? 16 : opt_http_connections, 1, 64);
+  o.bulk_requests = CLAMP (opt_quick ? MIN (opt_bulk_requests, 50) : opt_bulk_requests, 1, 1000000);
+  o.idle = CLAMP (opt_idle < 0 ? 1000 : opt_idle, 1, 10000);
+  if (opt_quick)
+    o.idle = MIN (o.idle, 100);
+  o.burst = CLAMP (opt_burst, 0, 1000);
+  o.udp_step_s = CLAMP (opt_quick ? MIN (opt_udp_step_s, 0.2) : opt_udp_step_s, 0.05, 10.0);
+  if (!bench_processes_check_options (&o, &error))
+    {
+      g_printerr ("zlt-bench: %s\n", error->message);
+      return 2;
+    }
+  return bench_processes_run (&o);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -701,12 +750,22 @@ main (int argc, char **argv)
 
   context = g_option_context_new ("- measure the tunnel against direct loopback connections");
   g_option_context_add_main_entries (context, entries, NULL);
-  if (!g_option_context_parse (context, &argc, &argv, &error)
-      || !check_list (opt_only, metrics, &error) || !check_list (opt_modes, modes, &error))
+  if (!g_option_context_parse (context, &argc, &argv, &error))
     {
       g_printerr ("zlt-bench: %s\n", error->message);
       return 2;
     }
+  if (opt_processes)
+    return run_processes ();
+  if (!check_list (opt_only, metrics, &error) || !check_list (opt_modes, modes, &error))
+    {
+      g_printerr ("zlt-bench: %s\n", error->message);
+      return 2;
+    }
+  if (opt_http_connections < 0)
+    opt_http_connections = 4;
+  if (opt_idle < 0)
+    opt_idle = 2000;
   if (opt_quick)
     {
       opt_throughput_mib = MIN (opt_throughput_mib, 64);
