@@ -633,6 +633,30 @@ pair_note_idle_sockets (Pair *p)
               p->server_sockets, p->agent_sockets);
 }
 
+/* Starts the pair, sends a few connections through (the first data connection and
+ * whatever is made lazily), then notes what it holds with nothing going through. */
+static gboolean
+pair_up (Pair *p, PMode mode, const Setup *s, const BenchServices *services)
+{
+  BenchTtfb warm = { 0, 3, 5 };
+
+  if (!pair_start (p, mode, s, services))
+    return FALSE;
+  bench_note ("%s: control %u, sink %u, echo %u, http %u, udp %u", pm_names[mode], p->control_port,
+              p->sink_port, p->echo_port, p->http_port, p->udp_port);
+  warm.port = p->echo_port;
+  bench_ttfb_job (&warm);
+  g_array_unref (warm.ms);
+  if (warm.error != NULL)
+    {
+      p->error = g_strdup_printf ("warm-up: %s", warm.error);
+      g_free (warm.error);
+      return FALSE;
+    }
+  pair_note_idle_sockets (p);
+  return TRUE;
+}
+
 static void
 pair_stop (Pair *p)
 {
@@ -640,20 +664,20 @@ pair_stop (Pair *p)
   child_stop (p->agent);
   child_stop (p->server);
   p->agent = p->server = NULL;
-  g_free (p->tls_version);
-  g_free (p->tls_cipher);
-  g_free (p->error);
+  g_clear_pointer (&p->tls_version, g_free);
+  g_clear_pointer (&p->tls_cipher, g_free);
+  g_clear_pointer (&p->error, g_free);
 }
 
 /* ---- results ---- */
 
 typedef struct
 {
-  GArray *throughput, *server_cpu, *agent_cpu; /* Gbit/s; CPU % of one core */
-  GArray *ttfb_p50, *ttfb_p99, *burst;         /* ms */
-  GArray *http_1, *http_n, *bulk;              /* requests/s */
-  GArray *idle, *idle_server, *idle_agent;     /* KiB per connection */
-  GArray *udp;                                 /* Mbit/s */
+  GArray *throughput, *server_cpu, *agent_cpu, *bench_cpu; /* Gbit/s; CPU % of one core */
+  GArray *ttfb_p50, *ttfb_p99, *burst;                     /* ms */
+  GArray *http_1, *http_n, *bulk;                          /* requests/s */
+  GArray *idle, *idle_server, *idle_agent;                 /* KiB per connection */
+  GArray *udp;                                             /* Mbit/s */
   guint ttfb_n, idle_n;
   gint64 server_kib, agent_kib; /* with nothing going through */
   gboolean memory_is_pss;
@@ -665,9 +689,10 @@ typedef struct
 static void
 presult_init (PResult *r)
 {
-  GArray **arrays[] = { &r->throughput,  &r->server_cpu, &r->agent_cpu, &r->ttfb_p50, &r->ttfb_p99,
-                        &r->burst,       &r->http_1,     &r->http_n,    &r->bulk,     &r->idle,
-                        &r->idle_server, &r->idle_agent, &r->udp };
+  GArray **arrays[]
+      = { &r->throughput, &r->server_cpu,  &r->agent_cpu,  &r->bench_cpu, &r->ttfb_p50,
+          &r->ttfb_p99,   &r->burst,       &r->http_1,     &r->http_n,    &r->bulk,
+          &r->idle,       &r->idle_server, &r->idle_agent, &r->udp };
 
   memset (r, 0, sizeof *r);
   for (guint i = 0; i < G_N_ELEMENTS (arrays); i++)
@@ -680,9 +705,9 @@ presult_init (PResult *r)
 static void
 presult_clear (PResult *r)
 {
-  GArray *arrays[] = { r->throughput,  r->server_cpu, r->agent_cpu, r->ttfb_p50, r->ttfb_p99,
-                       r->burst,       r->http_1,     r->http_n,    r->bulk,     r->idle,
-                       r->idle_server, r->idle_agent, r->udp };
+  GArray *arrays[] = { r->throughput, r->server_cpu,  r->agent_cpu,  r->bench_cpu, r->ttfb_p50,
+                       r->ttfb_p99,   r->burst,       r->http_1,     r->http_n,    r->bulk,
+                       r->idle,       r->idle_server, r->idle_agent, r->udp };
 
   for (guint i = 0; i < G_N_ELEMENTS (arrays); i++)
     g_array_unref (arrays[i]);
@@ -711,7 +736,8 @@ measure_throughput (Pair *p, PResult *r, gint run)
 {
   BenchThroughput t = { p->sink_port, (guint64) opt->throughput_mib * 1024 * 1024,
                         opt->quick ? 2 : THROUGHPUT_CAP_S };
-  double cpu_s0 = NAN, cpu_a0 = NAN, t0 = bench_now_s (), spent;
+  double cpu_s0 = NAN, cpu_a0 = NAN, cpu_b0 = proc_cpu_s (getpid ()), t0 = bench_now_s (), spent;
+  double b;
 
   if (pair_is_tunnel (p))
     {
@@ -726,6 +752,10 @@ measure_throughput (Pair *p, PResult *r, gint run)
       return;
     }
   append (r->throughput, t.gbps);
+  /* the bench: the sender, the sink and whatever else runs meanwhile (the UDP echo
+   * thread's 100 ms timeouts, the children's pipe readers) */
+  b = (proc_cpu_s (getpid ()) - cpu_b0) / spent * 100;
+  append (r->bench_cpu, b);
   if (pair_is_tunnel (p))
     {
       double s = (proc_cpu_s (p->server->pid) - cpu_s0) / spent * 100;
@@ -733,12 +763,12 @@ measure_throughput (Pair *p, PResult *r, gint run)
       append (r->server_cpu, s);
       append (r->agent_cpu, a);
       bench_note ("%s throughput run %d: %.2f Gbit/s (%" G_GUINT64_FORMAT
-                  " MiB), CPU server %.0f %%, agent %.0f %%",
-                  pm_names[p->mode], run, t.gbps, t.sent >> 20, s, a);
+                  " MiB), CPU server %.0f %%, agent %.0f %%, bench %.0f %%",
+                  pm_names[p->mode], run, t.gbps, t.sent >> 20, s, a, b);
     }
   else
-    bench_note ("%s throughput run %d: %.2f Gbit/s (%" G_GUINT64_FORMAT " MiB)", pm_names[p->mode],
-                run, t.gbps, t.sent >> 20);
+    bench_note ("%s throughput run %d: %.2f Gbit/s (%" G_GUINT64_FORMAT " MiB), CPU bench %.0f %%",
+                pm_names[p->mode], run, t.gbps, t.sent >> 20, b);
 }
 
 static void
@@ -1006,8 +1036,7 @@ print_table (const PResult *r, const gboolean *ran, const Pair *pairs, const Set
   guint shown_idle = r[PM_WSS].idle_n  ? r[PM_WSS].idle_n
                      : r[PM_WS].idle_n ? r[PM_WS].idle_n
                                        : idle_n;
-  g_autofree char *idle_row
-      = g_strdup_printf ("idle conns held: KiB each, server+agent (N=%u)", shown_idle);
+  g_autofree char *idle_row = g_strdup_printf ("idle conns held: KiB each (N=%u)", shown_idle);
   char *cells[PM_N];
 
   g_print ("zlayer-tunnel benchmark, processes: %s server / agent\n", setup->cli);
@@ -1027,11 +1056,13 @@ print_table (const PResult *r, const gboolean *ran, const Pair *pairs, const Set
     {
       print_row ("one TCP stream (Gbit/s)", r, ran, get_throughput, 2, TRUE);
       for (PMode m = PM_DIRECT; m < PM_N; m++)
-        cells[m] = m == PM_DIRECT || !ran[m] || r[m].server_cpu->len == 0
-                       ? g_strdup ("-")
-                       : g_strdup_printf ("%.0f/%.0f", bench_median (r[m].server_cpu),
-                                          bench_median (r[m].agent_cpu));
-      print_text_row ("  CPU meanwhile, server/agent (% of a core)", cells);
+        cells[m]
+            = !ran[m] || r[m].bench_cpu->len == 0 ? g_strdup ("-")
+              : m == PM_DIRECT
+                  ? g_strdup_printf ("-/-/%.0f", bench_median (r[m].bench_cpu))
+                  : g_strdup_printf ("%.0f/%.0f/%.0f", bench_median (r[m].server_cpu),
+                                     bench_median (r[m].agent_cpu), bench_median (r[m].bench_cpu));
+      print_text_row ("  CPU: server/agent/bench (% of a core)", cells);
       for (PMode m = PM_DIRECT; m < PM_N; m++)
         g_free (cells[m]);
     }
@@ -1066,8 +1097,9 @@ print_table (const PResult *r, const gboolean *ran, const Pair *pairs, const Set
 
   g_print ("\nx: times direct (for ms rows lower is better, for the others higher)\n");
   if (wanted (opt->only, "throughput"))
-    g_print ("CPU: user+system time of the server and agent processes over the run "
-             "(/proc/PID/stat)\n");
+    g_print ("CPU: user+system time of the server, the agent and this process (the load, the "
+             "services) over the\n  one-stream run (/proc/PID/stat); %u CPUs are 100 %% each\n",
+             g_get_num_processors ());
   if (wanted (opt->only, "idle"))
     {
       g_print ("idle: growth of the %s of the server and agent processes (/proc/PID/%s) while "
@@ -1219,6 +1251,7 @@ print_json (const PResult *r, const gboolean *ran, const Pair *pairs, const Setu
           json_add_metric (b, "server_cpu_percent", x->server_cpu, NULL);
           json_add_metric (b, "agent_cpu_percent", x->agent_cpu, NULL);
         }
+      json_add_metric (b, "bench_cpu_percent", x->bench_cpu, NULL);
       json_add_metric (b, "ttfb_p50_ms", x->ttfb_p50, d->ttfb_p50);
       json_add_metric (b, "ttfb_p99_ms", x->ttfb_p99, d->ttfb_p99);
       if (m != PM_DIRECT && d->ttfb_p50->len > 0)
@@ -1327,7 +1360,6 @@ bench_processes_run (const BenchProcessOptions *options)
   Pair pairs[PM_N];
   PResult results[PM_N];
   gboolean ran[PM_N] = { FALSE };
-  gboolean failed = FALSE;
   guint idle_n;
   int status = 0;
 
@@ -1351,44 +1383,34 @@ bench_processes_run (const BenchProcessOptions *options)
     {
       if (!mode_wanted (m))
         continue;
-      if (!pair_start (&pairs[m], m, &setup, &services))
+      if (!pair_up (&pairs[m], m, &setup, &services))
         {
           g_printerr ("zlt-bench: %s: %s\n", pm_names[m], pairs[m].error);
-          failed = TRUE;
-          break;
+          status = 1;
+          goto out;
         }
       ran[m] = TRUE;
-      bench_note ("%s: control %u, sink %u, echo %u, http %u, udp %u", pm_names[m],
-                  pairs[m].control_port, pairs[m].sink_port, pairs[m].echo_port, pairs[m].http_port,
-                  pairs[m].udp_port);
     }
-  if (failed)
-    {
-      status = 1;
-      goto out;
-    }
-  /* one connection through each first: the agent's first data connection, lazily
-   * made parts; then what each process holds with nothing going through */
-  for (PMode m = PM_DIRECT; m < PM_N; m++)
-    if (ran[m])
-      {
-        BenchTtfb warm = { pairs[m].echo_port, 3, 5 };
-        bench_ttfb_job (&warm);
-        g_array_unref (warm.ms);
-        if (warm.error != NULL)
-          {
-            presult_error (&results[m], m, "warm-up", warm.error);
-            ran[m] = FALSE;
-            continue;
-          }
-        pair_note_idle_sockets (&pairs[m]);
-      }
 
   /* memory first, then the rest; UDP last (its flows stay open until they idle out) */
   for (gint run = 1; run <= opt->runs; run++)
     for (PMode m = PM_DIRECT; m < PM_N; m++)
-      if (ran[m] && wanted (opt->only, "idle") && idle_n > 0)
-        measure_idle (&pairs[m], &results[m], run, idle_n);
+      if (ran[m] && pair_is_tunnel (&pairs[m]) && wanted (opt->only, "idle") && idle_n > 0)
+        {
+          /* the heap a run grew stays with the process (malloc keeps it): each run
+           * after the first gets a new pair */
+          if (run > 1)
+            {
+              pair_stop (&pairs[m]);
+              if (!pair_up (&pairs[m], m, &setup, &services))
+                {
+                  g_printerr ("zlt-bench: %s: %s\n", pm_names[m], pairs[m].error);
+                  status = 1;
+                  goto out;
+                }
+            }
+          measure_idle (&pairs[m], &results[m], run, idle_n);
+        }
   for (gint run = 1; run <= opt->runs; run++)
     for (PMode m = PM_DIRECT; m < PM_N; m++)
       if (ran[m] && wanted (opt->only, "ttfb"))
