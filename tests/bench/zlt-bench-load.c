@@ -1027,18 +1027,18 @@ bench_udp_job (gpointer data)
                               loss * 100, limited ? "(sender-limited)" : "");
       bench_note ("udp port %u: %.0f Mbit/s offered, %.2f %% lost%s", u->port, mbps, loss * 100,
                   limited ? " (sender could not keep up)" : "");
-      if (limited)
+      /* a sender that fell behind offered less than asked: what it did offer counts,
+       * and it cannot offer more */
+      if (limited && loss < u->max_loss)
         {
-          /* what it did offer counts, when little enough of it was lost */
           u->sender_limited = TRUE;
-          if (loss < u->max_loss)
-            lo = MAX (lo, offered);
+          lo = MAX (lo, offered);
           break;
         }
       if (loss < u->max_loss)
         lo = mbps;
       else
-        hi = mbps;
+        hi = limited ? MAX (offered, lo) : mbps;
       if (hi == 0)
         mbps *= 2;
       else if (lo == 0)
