@@ -1304,6 +1304,36 @@ print_json (const PResult *r, const gboolean *ran, const Pair *pairs, const Setu
 
 /* ---- main ---- */
 
+/* Every metric asked for has a value on every path it applies to; a missing one is an
+ * error (the smoke test relies on this, not only on the absence of failures). */
+static void
+check_complete (PResult *r, const gboolean *ran)
+{
+  for (PMode m = PM_DIRECT; m < PM_N; m++)
+    {
+      struct
+      {
+        const char *metric;
+        GArray *values;
+        gboolean applies;
+      } rows[] = {
+        { "throughput", r[m].throughput, TRUE }, { "ttfb", r[m].ttfb_p50, TRUE },
+        { "ttfb", r[m].burst, opt->burst > 0 },  { "http", r[m].http_1, TRUE },
+        { "http", r[m].http_n, TRUE },           { "bulk", r[m].bulk, TRUE },
+        { "idle", r[m].idle, m != PM_DIRECT },   { "udp", r[m].udp, TRUE },
+      };
+
+      if (!ran[m] || r[m].errors->len > 0)
+        continue;
+      for (guint i = 0; i < G_N_ELEMENTS (rows); i++)
+        if (rows[i].applies && wanted (opt->only, rows[i].metric) && rows[i].values->len == 0)
+          {
+            presult_error (&r[m], m, rows[i].metric, g_strdup ("no value was measured"));
+            break;
+          }
+    }
+}
+
 static gboolean
 check_list (const char *list, const char *const *known, GError **error)
 {
@@ -1435,6 +1465,7 @@ bench_processes_run (const BenchProcessOptions *options)
       if (ran[m] && wanted (opt->only, "udp"))
         measure_udp (&pairs[m], &results[m], run);
 
+  check_complete (results, ran);
   load_after = bench_read_loadavg ();
   if (opt->json)
     print_json (results, ran, pairs, &setup, load_before, load_after, limit_note);
