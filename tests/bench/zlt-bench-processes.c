@@ -834,6 +834,32 @@ measure_http (Pair *p, PResult *r, gint run, gboolean bulk)
     }
 }
 
+/* How many of the held connections no longer echo a byte: all are written first, then
+ * each is read (its socket timeout bounds the wait). */
+static guint
+idle_count_lost (GArray *fds)
+{
+  guint lost = 0;
+
+  for (guint i = 0; i < fds->len; i++)
+    if (!bench_send_all (g_array_index (fds, int, i), "y", 1))
+      g_array_index (fds, int, i) = -g_array_index (fds, int, i) - 1;
+  for (guint i = 0; i < fds->len; i++)
+    {
+      int fd = g_array_index (fds, int, i);
+      char byte;
+
+      if (fd < 0)
+        {
+          g_array_index (fds, int, i) = -fd - 1;
+          lost++;
+        }
+      else if (!bench_recv_all (fd, &byte, 1))
+        lost++;
+    }
+  return lost;
+}
+
 /* Holds @n idle connections through the pair: the growth of the server's and the
  * agent's memory divided by the connections held. */
 static void
@@ -842,7 +868,8 @@ measure_idle (Pair *p, PResult *r, gint run, guint n)
   BenchIdle t = { p->echo_port, n, opt->quick ? 4 : IDLE_CAP_S };
   gint64 s0, a0, s1, a1;
   gboolean pss = TRUE, pss2 = TRUE;
-  double until;
+  double until, opened;
+  guint lost;
 
   if (!pair_is_tunnel (p))
     return;
@@ -855,6 +882,7 @@ measure_idle (Pair *p, PResult *r, gint run, guint n)
       r->agent_kib = a0;
     }
   t.fds = g_array_sized_new (FALSE, FALSE, sizeof (int), n);
+  opened = bench_now_s ();
   bench_idle_open_job (&t);
   if (t.error != NULL)
     presult_error (r, p->mode, "idle", t.error);
@@ -870,6 +898,16 @@ measure_idle (Pair *p, PResult *r, gint run, guint n)
         g_usleep (5000);
       s1 = proc_memory_kib (p->server->pid, &pss);
       a1 = proc_memory_kib (p->agent->pid, &pss2);
+      /* a reading of connections the tunnel had already dropped would be a lie */
+      lost = idle_count_lost (t.fds);
+      if (lost > 0)
+        {
+          presult_error (r, p->mode, "idle",
+                         g_strdup_printf ("%u of %u held connections no longer echo (held for "
+                                          "%.1f s)",
+                                          lost, n, bench_now_s () - opened));
+          goto out;
+        }
       r->memory_is_pss = pss && pss2;
       r->idle_n = n;
       append (r->idle, (double) (s1 - s0 + a1 - a0) / n);
@@ -880,6 +918,7 @@ measure_idle (Pair *p, PResult *r, gint run, guint n)
                   " KiB",
                   pm_names[p->mode], run, n, r->memory_is_pss ? "PSS" : "RSS", s0, s1, a0, a1);
     }
+out:
   for (guint i = 0; i < t.fds->len; i++)
     close (g_array_index (t.fds, int, i));
   g_array_unref (t.fds);
