@@ -862,6 +862,32 @@ bench_idle_open_job (gpointer data)
   return NULL;
 }
 
+gpointer
+bench_idle_check_job (gpointer data)
+{
+  BenchIdle *t = data;
+  GArray *fds = t->fds;
+
+  t->lost = 0;
+  for (guint i = 0; i < fds->len; i++)
+    if (!bench_send_all (g_array_index (fds, int, i), "y", 1))
+      g_array_index (fds, int, i) = -g_array_index (fds, int, i) - 1;
+  for (guint i = 0; i < fds->len; i++)
+    {
+      int fd = g_array_index (fds, int, i);
+      char byte;
+
+      if (fd < 0)
+        {
+          g_array_index (fds, int, i) = -fd - 1;
+          t->lost++;
+        }
+      else if (!bench_recv_all (fd, &byte, 1))
+        t->lost++;
+    }
+  return NULL;
+}
+
 /* ---- 5. UDP: the highest rate with less than max_loss lost ---- */
 
 #define UDP_MAX_MBPS 100000.0

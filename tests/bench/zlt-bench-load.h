@@ -139,8 +139,12 @@ typedef struct
   /* results */
   GArray *fds;
   char *error;
+  guint lost; /* set by bench_idle_check_job() */
 } BenchIdle;
 gpointer bench_idle_open_job (gpointer data);
+/* How many of the connections in @fds no longer echo a byte (a path that dropped them
+ * must not be measured as holding them): all are written first, then each is read. */
+gpointer bench_idle_check_job (gpointer data);
 
 /* The highest rate of BENCH_UDP_PAYLOAD-byte datagrams to a UDP echo at @port that comes
  * back with less than @max_loss lost: rates from @start_mbps doubling (or halving) until

@@ -834,32 +834,6 @@ measure_http (Pair *p, PResult *r, gint run, gboolean bulk)
     }
 }
 
-/* How many of the held connections no longer echo a byte: all are written first, then
- * each is read (its socket timeout bounds the wait). */
-static guint
-idle_count_lost (GArray *fds)
-{
-  guint lost = 0;
-
-  for (guint i = 0; i < fds->len; i++)
-    if (!bench_send_all (g_array_index (fds, int, i), "y", 1))
-      g_array_index (fds, int, i) = -g_array_index (fds, int, i) - 1;
-  for (guint i = 0; i < fds->len; i++)
-    {
-      int fd = g_array_index (fds, int, i);
-      char byte;
-
-      if (fd < 0)
-        {
-          g_array_index (fds, int, i) = -fd - 1;
-          lost++;
-        }
-      else if (!bench_recv_all (fd, &byte, 1))
-        lost++;
-    }
-  return lost;
-}
-
 /* Holds @n idle connections through the pair: the growth of the server's and the
  * agent's memory divided by the connections held. */
 static void
@@ -869,7 +843,6 @@ measure_idle (Pair *p, PResult *r, gint run, guint n)
   gint64 s0, a0, s1, a1;
   gboolean pss = TRUE, pss2 = TRUE;
   double until, opened;
-  guint lost;
 
   if (!pair_is_tunnel (p))
     return;
@@ -899,13 +872,13 @@ measure_idle (Pair *p, PResult *r, gint run, guint n)
       s1 = proc_memory_kib (p->server->pid, &pss);
       a1 = proc_memory_kib (p->agent->pid, &pss2);
       /* a reading of connections the tunnel had already dropped would be a lie */
-      lost = idle_count_lost (t.fds);
-      if (lost > 0)
+      bench_idle_check_job (&t);
+      if (t.lost > 0)
         {
           presult_error (r, p->mode, "idle",
                          g_strdup_printf ("%u of %u held connections no longer echo (held for "
                                           "%.1f s)",
-                                          lost, n, bench_now_s () - opened));
+                                          t.lost, n, bench_now_s () - opened));
           goto out;
         }
       r->memory_is_pss = pss && pss2;
