@@ -6,7 +6,11 @@
  * The server and the agent run on the main thread's main context; every load
  * generator and every local service (sink, echo, HTTP responder) runs in threads of
  * its own with blocking or epoll sockets, so the main loop only runs the tunnel.
- * Everything talks to 127.0.0.1; every loop is bounded in count and in time. */
+ * Everything talks to 127.0.0.1; every loop is bounded in count and in time.
+ *
+ * With --processes it measures the deployed shape instead: the build tree's
+ * `zlayer-tunnel server` and `agent` as processes (zlt-bench-processes.c). The local
+ * services and load generators of both shapes are in zlt-bench-load.c. */
 #define _GNU_SOURCE
 #include "config.h"
 
