@@ -6,35 +6,28 @@
  * The server and the agent run on the main thread's main context; every load
  * generator and every local service (sink, echo, HTTP responder) runs in threads of
  * its own with blocking or epoll sockets, so the main loop only runs the tunnel.
- * Everything talks to 127.0.0.1; every loop is bounded in count and in time. */
+ * Everything talks to 127.0.0.1; every loop is bounded in count and in time.
+ *
+ * With --processes it measures the deployed shape instead: the build tree's
+ * `zlayer-tunnel server` and `agent` as processes (zlt-bench-processes.c). The local
+ * services and load generators of both shapes are in zlt-bench-load.c. */
 #define _GNU_SOURCE
 #include "config.h"
 
-#include <errno.h>
 #include <malloc.h>
 #include <math.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <glib-unix.h>
 #include <json-glib/json-glib.h>
 
+#include "zlt-bench-load.h"
+#include "zlt-bench-processes.h"
 #include "zlt-test-util.h"
 
 #define BENCH_PORT_RANGE "30800-30899"
-#define SOCKET_TIMEOUT_S 10
-#define THROUGHPUT_CHUNK (256 * 1024)
-/* below the listen backlog of 10 that GSocketListener uses by default: bigger bursts
- * measure SYN retransmission timers instead of memory (see the burst metric) */
-#define IDLE_BATCH 8
-/* the idle metric stops opening connections past this much RSS growth */
-#define IDLE_RSS_GUARD_KIB (1024 * 1024)
 #define FDS_PER_TUNNEL_CONN 6 /* client, public, data (2), local, echo */
 
 /* ---- options ---- */
@@ -42,28 +35,39 @@
 static gboolean opt_quick;
 static gboolean opt_json;
 static gboolean opt_no_tls;
-static gboolean opt_verbose;
 static gint opt_throughput_mib = 512;
 static gint opt_throughput_cap_s = 20;
 static gint opt_ttfb_count = 1000;
 static gint opt_ttfb_cap_s = 30;
 static gint opt_http_requests = 50000;
-static gint opt_http_connections = 4;
+static gint opt_http_connections = -1; /* 4; 16 with --processes */
 static gdouble opt_http_cap_s = 2.0;
-static gint opt_idle = 2000;
+static gint opt_idle = -1; /* 2000; 1000 with --processes */
 static gint opt_idle_cap_s = 60;
 static gint opt_burst = 64;
 static gint opt_runs = 3;
 static char *opt_only;
 static char *opt_modes;
+static gboolean opt_processes;
+static char *opt_cli;
+static gint opt_bulk_requests = 2000;
+static gdouble opt_udp_step_s = 1.0;
 
 static GOptionEntry entries[] = {
   { "quick", 'q', 0, G_OPTION_ARG_NONE, &opt_quick, "Small sizes, one run: a smoke run", NULL },
   { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "Print a JSON object instead of a table", NULL },
   { "only", 0, 0, G_OPTION_ARG_STRING, &opt_only, "Only these metrics (comma-separated)",
-    "throughput|ttfb|http|idle" },
+    "throughput|ttfb|http|idle (--processes: also bulk|udp)" },
   { "modes", 0, 0, G_OPTION_ARG_STRING, &opt_modes, "Only these paths (comma-separated)",
-    "direct|tunnel|tls" },
+    "direct|tunnel|tls (--processes: direct|ws|wss)" },
+  { "processes", 0, 0, G_OPTION_ARG_NONE, &opt_processes,
+    "Run the build tree's zlayer-tunnel server and agent as processes (ws:// and wss://)", NULL },
+  { "cli", 0, 0, G_OPTION_ARG_FILENAME, &opt_cli,
+    "With --processes: the zlayer-tunnel binary (default: the build tree's)", "PATH" },
+  { "bulk-requests", 0, 0, G_OPTION_ARG_INT, &opt_bulk_requests,
+    "With --processes: 1 MiB responses per run (default 2000, capped at 2 s)", "N" },
+  { "udp-step", 0, 0, G_OPTION_ARG_DOUBLE, &opt_udp_step_s,
+    "With --processes: seconds each offered UDP rate runs (default 1)", "S" },
   { "no-tls", 0, 0, G_OPTION_ARG_NONE, &opt_no_tls, "Skip the TLS tunnel", NULL },
   { "throughput-mib", 0, 0, G_OPTION_ARG_INT, &opt_throughput_mib,
     "MiB written per throughput run (default 512, each run capped at 20 s)", "N" },
@@ -72,417 +76,17 @@ static GOptionEntry entries[] = {
   { "http-requests", 0, 0, G_OPTION_ARG_INT, &opt_http_requests,
     "Requests per HTTP run (default 50000, capped at 2 s)", "N" },
   { "http-connections", 0, 0, G_OPTION_ARG_INT, &opt_http_connections,
-    "Keep-alive connections of the multi-connection HTTP row (default 4)", "N" },
+    "Keep-alive connections of the multi-connection HTTP row (default 4; --processes 16)", "N" },
   { "idle", 0, 0, G_OPTION_ARG_INT, &opt_idle,
-    "Concurrent idle connections for the memory metric (default 2000, at most 10000)", "N" },
+    "Concurrent idle connections for the memory metric (default 2000, --processes 1000; at most "
+    "10000)",
+    "N" },
   { "burst", 0, 0, G_OPTION_ARG_INT, &opt_burst,
     "Connections opened at once for the burst metric (default 64, 0 skips it)", "N" },
   { "runs", 0, 0, G_OPTION_ARG_INT, &opt_runs, "Runs per metric, the median is reported", "N" },
-  { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, "Print each run on stderr", NULL },
+  { "verbose", 'v', 0, G_OPTION_ARG_NONE, &bench_verbose, "Print each run on stderr", NULL },
   { NULL }
 };
-
-static gint64 start_time;
-
-static void note (const char *format, ...) G_GNUC_PRINTF (1, 2);
-
-static void
-note (const char *format, ...)
-{
-  va_list args;
-
-  if (!opt_verbose)
-    return;
-  if (start_time == 0)
-    start_time = g_get_monotonic_time ();
-  fprintf (stderr, "[%7.3f] ", (double) (g_get_monotonic_time () - start_time) / G_USEC_PER_SEC);
-  va_start (args, format);
-  vfprintf (stderr, format, args);
-  va_end (args);
-  fputc ('\n', stderr);
-}
-
-/* ---- small helpers ---- */
-
-static double
-now_s (void)
-{
-  return (double) g_get_monotonic_time () / G_USEC_PER_SEC;
-}
-
-static int
-cmp_double (gconstpointer a, gconstpointer b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-
-  return x < y ? -1 : x > y ? 1 : 0;
-}
-
-/* Nearest-rank percentile of @n values (sorted in place); NAN when empty. */
-static double
-percentile (double *values, guint n, double p)
-{
-  guint rank;
-
-  if (n == 0)
-    return NAN;
-  qsort (values, n, sizeof *values, cmp_double);
-  rank = (guint) ceil (p / 100.0 * n);
-  return values[CLAMP (rank, 1, n) - 1];
-}
-
-static double
-median (GArray *values)
-{
-  g_autoptr (GArray) copy = NULL;
-
-  if (values->len == 0)
-    return NAN;
-  copy = g_array_copy (values);
-  qsort (copy->data, copy->len, sizeof (double), cmp_double);
-  if (copy->len % 2 == 1)
-    return g_array_index (copy, double, copy->len / 2);
-  return (g_array_index (copy, double, copy->len / 2 - 1)
-          + g_array_index (copy, double, copy->len / 2))
-         / 2;
-}
-
-static gint64
-read_rss_kib (void)
-{
-  g_autofree char *status = NULL;
-  const char *line;
-
-  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL))
-    return -1;
-  line = strstr (status, "\nVmRSS:");
-  if (line == NULL)
-    return -1;
-  return g_ascii_strtoll (line + strlen ("\nVmRSS:"), NULL, 10);
-}
-
-static char *
-read_loadavg (void)
-{
-  g_autofree char *contents = NULL;
-  g_auto (GStrv) fields = NULL;
-
-  if (!g_file_get_contents ("/proc/loadavg", &contents, NULL, NULL))
-    return g_strdup ("?");
-  fields = g_strsplit (g_strstrip (contents), " ", 4);
-  if (g_strv_length (fields) < 3)
-    return g_strdup ("?");
-  return g_strdup_printf ("%s %s %s", fields[0], fields[1], fields[2]);
-}
-
-static char *
-read_cpu_model (void)
-{
-  g_autofree char *contents = NULL;
-  const char *line, *colon, *end;
-
-  if (!g_file_get_contents ("/proc/cpuinfo", &contents, NULL, NULL)
-      || (line = strstr (contents, "model name")) == NULL || (colon = strchr (line, ':')) == NULL)
-    return g_strdup ("unknown CPU");
-  end = strchr (colon, '\n');
-  return g_strstrip (g_strndup (colon + 1, end ? (gsize) (end - colon - 1) : strlen (colon + 1)));
-}
-
-/* ---- sockets (plain POSIX: the load generators want no overhead of their own) ---- */
-
-static void
-set_timeouts (int fd, int seconds)
-{
-  struct timeval tv = { seconds, 0 };
-
-  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  /* also bounds a blocking connect(2) */
-  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
-static void
-set_nodelay (int fd)
-{
-  int one = 1;
-
-  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
-static struct sockaddr_in
-loopback_address (guint16 port)
-{
-  struct sockaddr_in sin = { 0 };
-
-  sin.sin_family = AF_INET;
-  sin.sin_port = htons (port);
-  sin.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  return sin;
-}
-
-static int
-listen_loopback (guint16 *port)
-{
-  struct sockaddr_in sin = loopback_address (0);
-  socklen_t len = sizeof sin;
-  int one = 1;
-  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  if (fd < 0)
-    g_error ("socket: %s", g_strerror (errno));
-  setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind (fd, (struct sockaddr *) &sin, sizeof sin) < 0 || listen (fd, 4096) < 0
-      || getsockname (fd, (struct sockaddr *) &sin, &len) < 0)
-    g_error ("listening on 127.0.0.1: %s", g_strerror (errno));
-  *port = ntohs (sin.sin_port);
-  return fd;
-}
-
-/* A blocking client socket with bounded waits; -1 with errno on failure. */
-static int
-connect_loopback (guint16 port, gboolean nodelay)
-{
-  struct sockaddr_in sin = loopback_address (port);
-  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  if (fd < 0)
-    return -1;
-  set_timeouts (fd, SOCKET_TIMEOUT_S);
-  if (nodelay)
-    set_nodelay (fd);
-  if (connect (fd, (struct sockaddr *) &sin, sizeof sin) < 0)
-    {
-      int saved = errno;
-      close (fd);
-      errno = saved;
-      return -1;
-    }
-  return fd;
-}
-
-static gboolean
-send_all (int fd, const void *data, gsize len)
-{
-  const char *p = data;
-
-  while (len > 0)
-    {
-      ssize_t n = send (fd, p, len, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return FALSE;
-      p += n;
-      len -= (gsize) n;
-    }
-  return TRUE;
-}
-
-static gboolean
-recv_all (int fd, void *data, gsize len)
-{
-  char *p = data;
-
-  while (len > 0)
-    {
-      ssize_t n = recv (fd, p, len, 0);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return FALSE;
-      p += n;
-      len -= (gsize) n;
-    }
-  return TRUE;
-}
-
-/* ---- local services, each in threads of its own ---- */
-
-typedef struct
-{
-  int sink_fd, echo_fd, http_fd, epoll_fd;
-  guint16 sink_port, echo_port, http_port;
-  GThread *sink_thread, *echo_thread, *http_thread;
-  gint stop;
-} Services;
-
-/* sink: reads to EOF as fast as it can, then answers with the byte count (8 bytes) */
-static gpointer
-sink_conn_thread (gpointer data)
-{
-  int fd = GPOINTER_TO_INT (data);
-  g_autofree char *buf = g_malloc (THROUGHPUT_CHUNK);
-  guint64 total = 0;
-  ssize_t n;
-
-  /* a stalled tunnel must not park this thread for ever */
-  set_timeouts (fd, SOCKET_TIMEOUT_S * 3);
-  while ((n = recv (fd, buf, THROUGHPUT_CHUNK, 0)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0)
-      total += (guint64) n;
-  if (n == 0)
-    send_all (fd, &total, sizeof total);
-  close (fd);
-  return NULL;
-}
-
-/* HTTP/1.1 keep-alive responder: one tiny response per request head */
-static const char http_response[] = "HTTP/1.1 200 OK\r\n"
-                                    "Content-Type: text/plain\r\n"
-                                    "Content-Length: 13\r\n"
-                                    "Connection: keep-alive\r\n"
-                                    "\r\n"
-                                    "Hello, world\n";
-
-static gpointer
-http_conn_thread (gpointer data)
-{
-  int fd = GPOINTER_TO_INT (data);
-  char buf[16384];
-  gsize len = 0;
-
-  set_nodelay (fd);
-  while (len < sizeof buf)
-    {
-      ssize_t n = recv (fd, buf + len, sizeof buf - len, 0);
-      gsize off = 0;
-      const char *end;
-
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        break;
-      len += (gsize) n;
-      while ((end = memmem (buf + off, len - off, "\r\n\r\n", 4)) != NULL)
-        {
-          off = (gsize) (end - buf) + 4;
-          if (!send_all (fd, http_response, sizeof http_response - 1))
-            goto out;
-        }
-      memmove (buf, buf + off, len - off);
-      len -= off;
-    }
-out:
-  close (fd);
-  return NULL;
-}
-
-typedef struct
-{
-  Services *services;
-  int fd;
-  GThreadFunc handler;
-  const char *name;
-} Acceptor;
-
-/* Accepts until the listening socket is shut down; a thread per connection. */
-static gpointer
-accept_thread (gpointer data)
-{
-  Acceptor *a = data;
-
-  while (!g_atomic_int_get (&a->services->stop))
-    {
-      int fd = accept4 (a->fd, NULL, NULL, SOCK_CLOEXEC);
-      if (fd < 0)
-        {
-          if (errno == EINTR || errno == ECONNABORTED)
-            continue;
-          break;
-        }
-      g_thread_unref (g_thread_new (a->name, a->handler, GINT_TO_POINTER (fd)));
-    }
-  g_free (a);
-  return NULL;
-}
-
-/* echo: one epoll thread for any number of connections (no memory per connection, so
- * thousands of idle ones cost nothing here) */
-static gpointer
-echo_thread (gpointer data)
-{
-  Services *s = data;
-  struct epoll_event events[256];
-  char buf[65536];
-
-  while (!g_atomic_int_get (&s->stop))
-    {
-      int n = epoll_wait (s->epoll_fd, events, G_N_ELEMENTS (events), 100);
-
-      for (int i = 0; i < n; i++)
-        {
-          int fd = events[i].data.fd;
-
-          if (fd == s->echo_fd)
-            {
-              int conn;
-              while ((conn = accept4 (s->echo_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0)
-                {
-                  struct epoll_event ev = { .events = EPOLLIN, .data.fd = conn };
-                  set_nodelay (conn);
-                  epoll_ctl (s->epoll_fd, EPOLL_CTL_ADD, conn, &ev);
-                }
-              continue;
-            }
-          while (TRUE)
-            {
-              ssize_t r = recv (fd, buf, sizeof buf, 0);
-              if (r > 0)
-                {
-                  /* the bench only echoes a byte at a time, which always fits in the
-                   * socket buffer; anything else ends the connection */
-                  if (send (fd, buf, (gsize) r, MSG_NOSIGNAL | MSG_DONTWAIT) == r)
-                    continue;
-                  close (fd);
-                  break;
-                }
-              if (r < 0 && (errno == EAGAIN || errno == EINTR))
-                break;
-              close (fd); /* EOF or error; close also leaves the epoll set */
-              break;
-            }
-        }
-    }
-  return NULL;
-}
-
-static void
-services_start (Services *s)
-{
-  struct epoll_event ev = { .events = EPOLLIN };
-  Acceptor *sink = g_new0 (Acceptor, 1);
-  Acceptor *http = g_new0 (Acceptor, 1);
-
-  memset (s, 0, sizeof *s);
-  s->sink_fd = listen_loopback (&s->sink_port);
-  s->http_fd = listen_loopback (&s->http_port);
-  s->echo_fd = listen_loopback (&s->echo_port);
-  g_unix_set_fd_nonblocking (s->echo_fd, TRUE, NULL);
-  s->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
-  ev.data.fd = s->echo_fd;
-  epoll_ctl (s->epoll_fd, EPOLL_CTL_ADD, s->echo_fd, &ev);
-
-  *sink = (Acceptor){ s, s->sink_fd, sink_conn_thread, "bench-sink" };
-  *http = (Acceptor){ s, s->http_fd, http_conn_thread, "bench-http" };
-  s->sink_thread = g_thread_new ("bench-sink-acc", accept_thread, sink);
-  s->http_thread = g_thread_new ("bench-http-acc", accept_thread, http);
-  s->echo_thread = g_thread_new ("bench-echo", echo_thread, s);
-}
-
-static void
-services_stop (Services *s)
-{
-  g_atomic_int_set (&s->stop, 1);
-  /* wakes the blocking accept(2) calls */
-  shutdown (s->sink_fd, SHUT_RDWR);
-  shutdown (s->http_fd, SHUT_RDWR);
-  g_thread_join (s->sink_thread);
-  g_thread_join (s->http_thread);
-  g_thread_join (s->echo_thread);
-  close (s->sink_fd);
-  close (s->http_fd);
-  close (s->echo_fd);
-  close (s->epoll_fd);
-}
 
 /* ---- running client work in a thread while the main loop runs the tunnel ---- */
 
@@ -534,381 +138,6 @@ spin_until (CondFunc cond, gpointer data, guint timeout_ms)
   return cond != NULL && cond (data);
 }
 
-/* ---- 1. throughput ---- */
-
-typedef struct
-{
-  guint16 port;
-  guint64 bytes;
-  double cap_s;
-  /* results */
-  double gbps;
-  guint64 sent;
-  char *error;
-} Throughput;
-
-static gpointer
-throughput_job (gpointer data)
-{
-  Throughput *t = data;
-  g_autofree char *buf = g_malloc (THROUGHPUT_CHUNK);
-  guint64 counted = 0;
-  double t0, t1;
-  int fd;
-
-  for (gsize i = 0; i < THROUGHPUT_CHUNK; i++)
-    buf[i] = (char) (i * 31 + 7);
-  fd = connect_loopback (t->port, FALSE);
-  if (fd < 0)
-    {
-      t->error = g_strdup_printf ("connect: %s", g_strerror (errno));
-      return NULL;
-    }
-  t0 = now_s ();
-  while (t->sent < t->bytes && now_s () - t0 < t->cap_s)
-    {
-      gsize len = MIN (THROUGHPUT_CHUNK, t->bytes - t->sent);
-      ssize_t n = send (fd, buf, len, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        {
-          t->error = g_strdup_printf ("send: %s", g_strerror (errno));
-          goto out;
-        }
-      t->sent += (guint64) n;
-    }
-  shutdown (fd, SHUT_WR);
-  if (!recv_all (fd, &counted, sizeof counted))
-    {
-      t->error
-          = g_strdup_printf ("no byte count from the sink: %s", errno ? g_strerror (errno) : "EOF");
-      goto out;
-    }
-  t1 = now_s ();
-  if (counted != t->sent)
-    {
-      t->error = g_strdup_printf ("sink got %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " bytes",
-                                  counted, t->sent);
-      goto out;
-    }
-  t->gbps = (double) t->sent * 8 / (t1 - t0) / 1e9;
-out:
-  close (fd);
-  return NULL;
-}
-
-/* ---- 2. time to first byte ---- */
-
-typedef struct
-{
-  guint16 port;
-  guint count;
-  double cap_s;
-  /* results */
-  GArray *ms;
-  char *error;
-} Ttfb;
-
-static gpointer
-ttfb_job (gpointer data)
-{
-  Ttfb *t = data;
-  double start = now_s ();
-
-  t->ms = g_array_sized_new (FALSE, FALSE, sizeof (double), t->count);
-  for (guint i = 0; i < t->count && now_s () - start < t->cap_s; i++)
-    {
-      double t0 = now_s (), ms;
-      char byte = 'x';
-      int fd = connect_loopback (t->port, TRUE);
-
-      if (fd < 0)
-        {
-          t->error = g_strdup_printf ("connect %u: %s", i, g_strerror (errno));
-          return NULL;
-        }
-      if (!send_all (fd, &byte, 1) || !recv_all (fd, &byte, 1))
-        {
-          t->error = g_strdup_printf ("connection %u: no echo (%s)", i,
-                                      errno ? g_strerror (errno) : "EOF");
-          close (fd);
-          return NULL;
-        }
-      ms = (now_s () - t0) * 1000;
-      g_array_append_val (t->ms, ms);
-      close (fd);
-    }
-  return NULL;
-}
-
-/* Opens @count connections at once, sends a byte on each, waits for every echo. */
-typedef struct
-{
-  guint16 port;
-  guint count;
-  /* results */
-  double ms;
-  char *error;
-} Burst;
-
-static gpointer
-burst_job (gpointer data)
-{
-  Burst *b = data;
-  g_autofree int *fds = g_new (int, b->count);
-  guint n = 0;
-  double t0 = now_s ();
-
-  for (; n < b->count; n++)
-    if ((fds[n] = connect_loopback (b->port, TRUE)) < 0 || !send_all (fds[n], "x", 1))
-      {
-        b->error = g_strdup_printf ("burst connection %u: %s", n, g_strerror (errno));
-        n += fds[n] >= 0;
-        goto out;
-      }
-  for (guint i = 0; i < n; i++)
-    {
-      char byte;
-      if (!recv_all (fds[i], &byte, 1))
-        {
-          b->error = g_strdup_printf ("burst connection %u: no echo (%s)", i,
-                                      errno ? g_strerror (errno) : "EOF");
-          goto out;
-        }
-    }
-  b->ms = (now_s () - t0) * 1000;
-out:
-  for (guint i = 0; i < n; i++)
-    close (fds[i]);
-  return NULL;
-}
-
-/* ---- 3. HTTP keep-alive requests per second ---- */
-
-static const char http_request[] = "GET /bench HTTP/1.1\r\n"
-                                   "Host: 127.0.0.1\r\n"
-                                   "User-Agent: zlt-bench\r\n"
-                                   "Accept: */*\r\n"
-                                   "\r\n";
-
-typedef struct
-{
-  int fd;
-  char buf[4096];
-  gsize len;
-} HttpClient;
-
-/* One request, one full response (head plus Content-Length bytes of body). */
-static gboolean
-http_roundtrip (HttpClient *c)
-{
-  gsize head_len = 0, body_len = 0;
-
-  if (!send_all (c->fd, http_request, sizeof http_request - 1))
-    return FALSE;
-  while (TRUE)
-    {
-      ssize_t n;
-
-      if (head_len == 0)
-        {
-          const char *end = memmem (c->buf, c->len, "\r\n\r\n", 4);
-          if (end != NULL)
-            {
-              const char *cl;
-              head_len = (gsize) (end - c->buf) + 4;
-              cl = g_strstr_len (c->buf, (gssize) head_len, "Content-Length:");
-              if (cl == NULL)
-                return FALSE;
-              body_len = (gsize) g_ascii_strtoull (cl + strlen ("Content-Length:"), NULL, 10);
-            }
-        }
-      if (head_len > 0 && c->len >= head_len + body_len)
-        {
-          gsize used = head_len + body_len;
-          memmove (c->buf, c->buf + used, c->len - used);
-          c->len -= used;
-          return TRUE;
-        }
-      if (c->len == sizeof c->buf)
-        return FALSE;
-      n = recv (c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return FALSE;
-      c->len += (gsize) n;
-    }
-}
-
-typedef struct Http Http;
-
-typedef struct
-{
-  Http *http;
-  guint done;
-  gboolean failed;
-} HttpWorker;
-
-struct Http
-{
-  guint16 port;
-  guint connections;
-  guint requests;
-  double cap_s;
-  /* shared */
-  GMutex lock;
-  GCond cond;
-  guint ready;
-  gboolean go;
-  gint remaining;
-  double deadline;
-  /* results */
-  double rps;
-  guint completed;
-  char *error;
-};
-
-static gpointer
-http_worker_thread (gpointer data)
-{
-  HttpWorker *w = data;
-  Http *h = w->http;
-  HttpClient c = { 0 };
-
-  /* connect and warm up (the tunnel sets the connection up) before the clock runs */
-  c.fd = connect_loopback (h->port, TRUE);
-  if (c.fd < 0 || !http_roundtrip (&c))
-    w->failed = TRUE;
-  g_mutex_lock (&h->lock);
-  h->ready++;
-  g_cond_broadcast (&h->cond);
-  while (!h->go)
-    g_cond_wait (&h->cond, &h->lock);
-  g_mutex_unlock (&h->lock);
-
-  while (!w->failed && g_atomic_int_add (&h->remaining, -1) > 0)
-    {
-      if (!http_roundtrip (&c))
-        {
-          w->failed = TRUE;
-          break;
-        }
-      w->done++;
-      /* the clock is read once every 64 requests */
-      if (w->done % 64 == 0 && now_s () > h->deadline)
-        break;
-    }
-  if (c.fd >= 0)
-    close (c.fd);
-  return NULL;
-}
-
-static gpointer
-http_job (gpointer data)
-{
-  Http *h = data;
-  g_autofree HttpWorker *workers = g_new0 (HttpWorker, h->connections);
-  g_autofree GThread **threads = g_new0 (GThread *, h->connections);
-  double t0;
-
-  g_mutex_init (&h->lock);
-  g_cond_init (&h->cond);
-  h->remaining = (gint) h->requests;
-  for (guint i = 0; i < h->connections; i++)
-    {
-      workers[i].http = h;
-      threads[i] = g_thread_new ("bench-http-cli", http_worker_thread, &workers[i]);
-    }
-  g_mutex_lock (&h->lock);
-  while (h->ready < h->connections)
-    g_cond_wait (&h->cond, &h->lock);
-  t0 = now_s ();
-  h->deadline = t0 + h->cap_s;
-  h->go = TRUE;
-  g_cond_broadcast (&h->cond);
-  g_mutex_unlock (&h->lock);
-  for (guint i = 0; i < h->connections; i++)
-    {
-      g_thread_join (threads[i]);
-      h->completed += workers[i].done;
-      if (workers[i].failed && h->error == NULL)
-        h->error
-            = g_strdup_printf ("HTTP connection %u failed after %u requests", i, workers[i].done);
-    }
-  h->rps = h->completed / (now_s () - t0);
-  g_mutex_clear (&h->lock);
-  g_cond_clear (&h->cond);
-  return NULL;
-}
-
-/* ---- 4. idle connections ---- */
-
-typedef struct
-{
-  guint16 port;
-  guint count;
-  double cap_s;
-  /* results */
-  GArray *fds;
-  char *error;
-} Idle;
-
-/* Opens @count connections, in batches, each exchanging one byte, and keeps them. */
-static gpointer
-idle_open_job (gpointer data)
-{
-  Idle *t = data;
-  double start = now_s ();
-  gint64 rss_start = read_rss_kib ();
-
-  while (t->fds->len < t->count)
-    {
-      guint first = t->fds->len;
-      guint batch = MIN (IDLE_BATCH, t->count - first);
-
-      /* out of time or memory: measure what is open */
-      if (now_s () - start > t->cap_s)
-        {
-          note ("idle: only %u connections in %.0f s", first, t->cap_s);
-          return NULL;
-        }
-      if (read_rss_kib () - rss_start > IDLE_RSS_GUARD_KIB)
-        {
-          note ("idle: stopped at %u connections, RSS grew by more than %d MiB", first,
-                IDLE_RSS_GUARD_KIB / 1024);
-          return NULL;
-        }
-      for (guint i = 0; i < batch; i++)
-        {
-          int fd = connect_loopback (t->port, TRUE);
-          if (fd < 0)
-            {
-              t->error = g_strdup_printf ("connect %u: %s", t->fds->len, g_strerror (errno));
-              return NULL;
-            }
-          g_array_append_val (t->fds, fd);
-          if (!send_all (fd, "x", 1))
-            {
-              t->error = g_strdup_printf ("send %u: %s", t->fds->len, g_strerror (errno));
-              return NULL;
-            }
-        }
-      for (guint i = first; i < t->fds->len; i++)
-        {
-          char byte;
-          if (!recv_all (g_array_index (t->fds, int, i), &byte, 1))
-            {
-              t->error = g_strdup_printf ("connection %u: no echo (%s)", i,
-                                          errno ? g_strerror (errno) : "EOF");
-              return NULL;
-            }
-        }
-    }
-  return NULL;
-}
-
 /* ---- the paths under test ---- */
 
 typedef enum
@@ -930,7 +159,7 @@ typedef struct
 } Path;
 
 static void
-path_setup (Path *p, Mode mode, Services *s)
+path_setup (Path *p, Mode mode, BenchServices *s)
 {
   memset (p, 0, sizeof *p);
   p->mode = mode;
@@ -988,8 +217,8 @@ static void
 path_settle (Path *p)
 {
   if (!spin_until (path_quiet, p, 10000))
-    note ("%s: relays still open after 10 s (server %u, agent %u)", mode_names[p->mode],
-          zlt_server_get_n_relays (p->h.server), zlt_agent_get_n_relays (p->h.agent));
+    bench_note ("%s: relays still open after 10 s (server %u, agent %u)", mode_names[p->mode],
+                zlt_server_get_n_relays (p->h.server), zlt_agent_get_n_relays (p->h.agent));
 }
 
 static void
@@ -1058,56 +287,58 @@ measure_throughput (Path *p, Result *r)
   /* runs stop early once they have used the cap between them (at least one run) */
   for (gint run = 0; run < opt_runs && spent < opt_throughput_cap_s; run++)
     {
-      Throughput t
+      BenchThroughput t
           = { p->sink_port, (guint64) opt_throughput_mib * 1024 * 1024, opt_throughput_cap_s };
-      double t0 = now_s ();
+      double t0 = bench_now_s ();
 
-      run_job ("bench-stream", throughput_job, &t);
-      spent += now_s () - t0;
+      run_job ("bench-stream", bench_throughput_job, &t);
+      spent += bench_now_s () - t0;
       path_settle (p);
       if (t.error != NULL)
         {
           result_error (r, p->mode, "throughput", t.error);
           return;
         }
-      note ("%s throughput run %d: %.2f Gbit/s (%" G_GUINT64_FORMAT " MiB)", mode_names[p->mode],
-            run + 1, t.gbps, t.sent >> 20);
+      bench_note ("%s throughput run %d: %.2f Gbit/s (%" G_GUINT64_FORMAT " MiB)",
+                  mode_names[p->mode], run + 1, t.gbps, t.sent >> 20);
       g_array_append_val (r->throughput_runs, t.gbps);
     }
-  r->throughput_gbps = median (r->throughput_runs);
+  r->throughput_gbps = bench_median (r->throughput_runs);
 }
 
 static void
 measure_ttfb (Path *p, Result *r)
 {
-  Ttfb t = { p->echo_port, (guint) opt_ttfb_count, opt_ttfb_cap_s };
+  BenchTtfb t = { p->echo_port, (guint) opt_ttfb_count, opt_ttfb_cap_s };
 
-  run_job ("bench-ttfb", ttfb_job, &t);
+  run_job ("bench-ttfb", bench_ttfb_job, &t);
   path_settle (p);
   if (t.error != NULL)
     result_error (r, p->mode, "ttfb", t.error);
   else
     {
       r->ttfb_n = t.ms->len;
-      r->ttfb_p50_ms = percentile ((double *) t.ms->data, t.ms->len, 50);
-      r->ttfb_p99_ms = percentile ((double *) t.ms->data, t.ms->len, 99);
-      note ("%s ttfb: n=%u p50=%.3f ms p99=%.3f ms max=%.3f ms", mode_names[p->mode], r->ttfb_n,
-            r->ttfb_p50_ms, r->ttfb_p99_ms, g_array_index (t.ms, double, t.ms->len - 1));
+      r->ttfb_p50_ms = bench_percentile ((double *) t.ms->data, t.ms->len, 50);
+      r->ttfb_p99_ms = bench_percentile ((double *) t.ms->data, t.ms->len, 99);
+      bench_note ("%s ttfb: n=%u p50=%.3f ms p99=%.3f ms max=%.3f ms", mode_names[p->mode],
+                  r->ttfb_n, r->ttfb_p50_ms, r->ttfb_p99_ms,
+                  g_array_index (t.ms, double, t.ms->len - 1));
     }
   g_array_unref (t.ms);
 
   if (opt_burst > 0)
     {
-      Burst b = { p->echo_port, (guint) opt_burst };
+      BenchBurst b = { p->echo_port, (guint) opt_burst };
 
-      run_job ("bench-burst", burst_job, &b);
+      run_job ("bench-burst", bench_burst_job, &b);
       path_settle (p);
       if (b.error != NULL)
         result_error (r, p->mode, "burst", b.error);
       else
         {
           r->burst_ms = b.ms;
-          note ("%s burst: %u connections echoed in %.1f ms", mode_names[p->mode], b.count, b.ms);
+          bench_note ("%s burst: %u connections echoed in %.1f ms", mode_names[p->mode], b.count,
+                      b.ms);
         }
     }
 }
@@ -1123,23 +354,23 @@ measure_http (Path *p, Result *r)
 
       for (gint run = 0; run < opt_runs; run++)
         {
-          Http h = { p->http_port, conns[c], (guint) opt_http_requests, opt_http_cap_s };
+          BenchHttp h = { p->http_port, conns[c], (guint) opt_http_requests, opt_http_cap_s };
 
-          run_job ("bench-http", http_job, &h);
+          run_job ("bench-http", bench_http_job, &h);
           path_settle (p);
           if (h.error != NULL)
             {
               result_error (r, p->mode, "http", h.error);
               return;
             }
-          note ("%s http run %d, %u connection(s): %.0f req/s (%u requests)", mode_names[p->mode],
-                run + 1, conns[c], h.rps, h.completed);
+          bench_note ("%s http run %d, %u connection(s): %.0f req/s (%u requests)",
+                      mode_names[p->mode], run + 1, conns[c], h.rps, h.completed);
           g_array_append_val (runs, h.rps);
         }
       if (c == 0)
-        r->http_rps_1 = median (runs);
+        r->http_rps_1 = bench_median (runs);
       else
-        r->http_rps_n = median (runs);
+        r->http_rps_n = bench_median (runs);
     }
 }
 
@@ -1150,7 +381,7 @@ trimmed_rss_kib (void)
   for (int i = 0; i < 10 && g_main_context_iteration (NULL, FALSE); i++)
     ;
   malloc_trim (0);
-  return read_rss_kib ();
+  return bench_read_rss_kib ();
 }
 
 typedef struct
@@ -1171,14 +402,14 @@ relays_up (gpointer data)
 static void
 measure_idle (Path *p, Result *r, guint n)
 {
-  Idle t = { p->echo_port, n, opt_idle_cap_s };
+  BenchIdle t = { p->echo_port, n, opt_idle_cap_s };
   RelayCount count = { p, 0 };
   gint64 before, after;
 
   t.fds = g_array_sized_new (FALSE, FALSE, sizeof (int), n);
   r->idle_rss_kib = trimmed_rss_kib ();
   before = r->idle_rss_kib;
-  run_job ("bench-idle", idle_open_job, &t);
+  run_job ("bench-idle", bench_idle_open_job, &t);
   if (t.error != NULL)
     result_error (r, p->mode, "idle", t.error);
   else if (t.fds->len > 0)
@@ -1186,16 +417,26 @@ measure_idle (Path *p, Result *r, guint n)
       n = t.fds->len;
       count.n = n;
       if (!spin_until (relays_up, &count, 10000))
-        note ("%s idle: %u connections but %u server and %u agent relays", mode_names[p->mode], n,
-              zlt_server_get_n_relays (p->h.server), zlt_agent_get_n_relays (p->h.agent));
+        bench_note ("%s idle: %u connections but %u server and %u agent relays",
+                    mode_names[p->mode], n, zlt_server_get_n_relays (p->h.server),
+                    zlt_agent_get_n_relays (p->h.agent));
       /* a moment for the last callbacks, then measure */
       spin_until (NULL, NULL, 200);
       after = trimmed_rss_kib ();
+      /* connections the tunnel already dropped would be measured as held */
+      run_job ("bench-idle-check", bench_idle_check_job, &t);
+      if (t.lost > 0)
+        {
+          result_error (r, p->mode, "idle",
+                        g_strdup_printf ("%u of %u held connections no longer echo", t.lost, n));
+          goto out;
+        }
       r->idle_n = n;
       r->idle_raw_kib_per_conn = (double) (after - before) / n;
-      note ("%s idle: %u connections, RSS %" G_GINT64_FORMAT " -> %" G_GINT64_FORMAT " KiB",
-            mode_names[p->mode], n, before, after);
+      bench_note ("%s idle: %u connections, RSS %" G_GINT64_FORMAT " -> %" G_GINT64_FORMAT " KiB",
+                  mode_names[p->mode], n, before, after);
     }
+out:
   for (guint i = 0; i < t.fds->len; i++)
     close (g_array_index (t.fds, int, i));
   g_array_unref (t.fds);
@@ -1235,14 +476,6 @@ raise_nofile (guint wanted_conns, char **limit_note)
 
 /* ---- output ---- */
 
-static char *
-fmt (double v, int decimals, const char *suffix)
-{
-  if (isnan (v))
-    return g_strdup ("-");
-  return g_strdup_printf ("%.*f%s", decimals, v, suffix);
-}
-
 static void
 print_row (const char *metric, const Result *results, const gboolean *ran, gsize offset,
            int decimals, gboolean lower_is_better, gboolean with_ratio)
@@ -1254,15 +487,15 @@ print_row (const char *metric, const Result *results, const gboolean *ran, gsize
   for (Mode m = MODE_DIRECT; m < N_MODES; m++)
     {
       double v = *(const double *) ((const char *) &results[m] + offset);
-      g_autofree char *cell = fmt (ran[m] ? v : NAN, decimals, "");
+      g_autofree char *cell = bench_fmt (ran[m] ? v : NAN, decimals, "");
 
       g_string_append_printf (line, " %11s", cell);
       if (m != MODE_DIRECT)
         {
           /* a ratio to an almost-zero direct cost says nothing: memory rows have none */
-          g_autofree char *ratio
-              = fmt (ran[m] && ran[MODE_DIRECT] && direct > 0 && with_ratio ? v / direct : NAN, 2,
-                     lower_is_better ? "x" : "");
+          g_autofree char *ratio = bench_fmt (
+              ran[m] && ran[MODE_DIRECT] && direct > 0 && with_ratio ? v / direct : NAN, 2,
+              lower_is_better ? "x" : "");
           g_string_append_printf (line, " %7s", ratio);
         }
     }
@@ -1273,7 +506,7 @@ static void
 print_table (const Result *results, const gboolean *ran, const char *load_before,
              const char *load_after, gint64 rss_base, const char *limit_note)
 {
-  g_autofree char *cpu = read_cpu_model ();
+  g_autofree char *cpu = bench_read_cpu_model ();
   g_autofree char *idle_row = g_strdup_printf (
       "idle conns: RSS KiB per conn (N=%u)",
       results[MODE_TUNNEL].idle_n ? results[MODE_TUNNEL].idle_n : results[MODE_DIRECT].idle_n);
@@ -1356,7 +589,7 @@ print_json (const Result *results, const gboolean *ran, const char *load_before,
   g_autoptr (JsonGenerator) gen = json_generator_new ();
   g_autoptr (JsonNode) root = NULL;
   g_autofree char *text = NULL;
-  g_autofree char *cpu = read_cpu_model ();
+  g_autofree char *cpu = bench_read_cpu_model ();
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "machine");
@@ -1480,6 +713,40 @@ check_list (const char *list, const char *const *known, GError **error)
   return TRUE;
 }
 
+/* --processes: the options as that mode reads them */
+static int
+run_processes (void)
+{
+  BenchProcessOptions o = { 0 };
+  g_autoptr (GError) error = NULL;
+
+  o.quick = opt_quick;
+  o.json = opt_json;
+  o.no_tls = opt_no_tls;
+  o.only = opt_only;
+  o.modes = opt_modes;
+  o.cli = opt_cli;
+  o.runs = opt_quick ? 1 : CLAMP (opt_runs, 1, 15);
+  o.throughput_mib
+      = CLAMP (opt_quick ? MIN (opt_throughput_mib, 64) : opt_throughput_mib, 1, 1024 * 1024);
+  o.ttfb_count = CLAMP (opt_quick ? MIN (opt_ttfb_count, 50) : opt_ttfb_count, 1, 100000);
+  o.http_requests
+      = CLAMP (opt_quick ? MIN (opt_http_requests, 2000) : opt_http_requests, 1, 10000000);
+  o.http_connections = CLAMP (opt_http_connections < 0 ? 16 : opt_http_connections, 1, 64);
+  o.bulk_requests = CLAMP (opt_quick ? MIN (opt_bulk_requests, 50) : opt_bulk_requests, 1, 1000000);
+  o.idle = CLAMP (opt_idle < 0 ? 1000 : opt_idle, 1, 10000);
+  if (opt_quick)
+    o.idle = MIN (o.idle, 100);
+  o.burst = CLAMP (opt_burst, 0, 1000);
+  o.udp_step_s = CLAMP (opt_quick ? MIN (opt_udp_step_s, 0.2) : opt_udp_step_s, 0.05, 10.0);
+  if (!bench_processes_check_options (&o, &error))
+    {
+      g_printerr ("zlt-bench: %s\n", error->message);
+      return 2;
+    }
+  return bench_processes_run (&o);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1490,18 +757,28 @@ main (int argc, char **argv)
   g_autofree char *load_before = NULL, *load_after = NULL, *limit_note = NULL;
   Result results[N_MODES];
   gboolean ran[N_MODES] = { FALSE };
-  Services services;
+  BenchServices services;
   gint64 rss_base;
   guint idle_n;
 
   context = g_option_context_new ("- measure the tunnel against direct loopback connections");
   g_option_context_add_main_entries (context, entries, NULL);
-  if (!g_option_context_parse (context, &argc, &argv, &error)
-      || !check_list (opt_only, metrics, &error) || !check_list (opt_modes, modes, &error))
+  if (!g_option_context_parse (context, &argc, &argv, &error))
     {
       g_printerr ("zlt-bench: %s\n", error->message);
       return 2;
     }
+  if (opt_processes)
+    return run_processes ();
+  if (!check_list (opt_only, metrics, &error) || !check_list (opt_modes, modes, &error))
+    {
+      g_printerr ("zlt-bench: %s\n", error->message);
+      return 2;
+    }
+  if (opt_http_connections < 0)
+    opt_http_connections = 4;
+  if (opt_idle < 0)
+    opt_idle = 2000;
   if (opt_quick)
     {
       opt_throughput_mib = MIN (opt_throughput_mib, 64);
@@ -1524,9 +801,9 @@ main (int argc, char **argv)
   opt_burst = CLAMP (opt_burst, 0, 1000);
   idle_n = raise_nofile ((guint) opt_idle, &limit_note);
 
-  start_time = g_get_monotonic_time ();
-  load_before = read_loadavg ();
-  services_start (&services);
+  bench_clock_start ();
+  load_before = bench_read_loadavg ();
+  bench_services_start (&services, FALSE);
   rss_base = trimmed_rss_kib ();
 
   for (Mode m = MODE_DIRECT; m < N_MODES; m++)
@@ -1538,8 +815,8 @@ main (int argc, char **argv)
         continue;
       ran[m] = TRUE;
       path_setup (&path, m, &services);
-      note ("%s: sink %u, echo %u, http %u", mode_names[m], path.sink_port, path.echo_port,
-            path.http_port);
+      bench_note ("%s: sink %u, echo %u, http %u", mode_names[m], path.sink_port, path.echo_port,
+                  path.http_port);
       /* memory first, before the other metrics leave their garbage in the heap */
       if (wanted (opt_only, "idle") && idle_n > 0)
         measure_idle (&path, &results[m], idle_n);
@@ -1557,8 +834,8 @@ main (int argc, char **argv)
         = m == MODE_DIRECT || !ran[MODE_DIRECT]
               ? results[m].idle_raw_kib_per_conn
               : results[m].idle_raw_kib_per_conn - results[MODE_DIRECT].idle_raw_kib_per_conn;
-  services_stop (&services);
-  load_after = read_loadavg ();
+  bench_services_stop (&services);
+  load_after = bench_read_loadavg ();
 
   if (opt_json)
     print_json (results, ran, load_before, load_after, rss_base, limit_note);
