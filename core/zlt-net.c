@@ -139,6 +139,55 @@ zlt_net_plain_socket (GIOStream *stream)
   return NULL;
 }
 
+/* the GSocket a socket's own stream reads or writes (GSocketInputStream and
+ * GSocketOutputStream say so in their "socket" property), under any filter streams */
+static GSocket *
+socket_under (GObject *stream)
+{
+  GParamSpec *pspec;
+  GSocket *socket = NULL;
+
+  while (G_IS_FILTER_INPUT_STREAM (stream))
+    stream = G_OBJECT (g_filter_input_stream_get_base_stream (G_FILTER_INPUT_STREAM (stream)));
+  while (G_IS_FILTER_OUTPUT_STREAM (stream))
+    stream = G_OBJECT (g_filter_output_stream_get_base_stream (G_FILTER_OUTPUT_STREAM (stream)));
+  pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (stream), "socket");
+  if (pspec == NULL || pspec->value_type != G_TYPE_SOCKET || !(pspec->flags & G_PARAM_READABLE))
+    return NULL;
+  g_object_get (stream, "socket", &socket, NULL);
+  return socket;
+}
+
+void
+zlt_net_clear_socket_timeout (GIOStream *stream)
+{
+  g_return_if_fail (G_IS_IO_STREAM (stream));
+
+  if (G_IS_SOCKET_CONNECTION (stream))
+    {
+      g_socket_set_timeout (g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream)), 0);
+      return;
+    }
+  if (G_IS_TLS_CONNECTION (stream))
+    {
+      g_autoptr (GIOStream) base = NULL;
+
+      g_object_get (stream, "base-io-stream", &base, NULL);
+      if (base != NULL)
+        zlt_net_clear_socket_timeout (base);
+      return;
+    }
+  for (guint i = 0; i < 2; i++)
+    {
+      GObject *half = i == 0 ? G_OBJECT (g_io_stream_get_input_stream (stream))
+                             : G_OBJECT (g_io_stream_get_output_stream (stream));
+      g_autoptr (GSocket) socket = half != NULL ? socket_under (half) : NULL;
+
+      if (socket != NULL)
+        g_socket_set_timeout (socket, 0);
+    }
+}
+
 int
 zlt_net_stream_socket_fd (GIOStream *stream, GSocket **socket)
 {

@@ -20,6 +20,11 @@ gboolean zlt_net_parse_host_port (const char *str, const char *default_host, cha
 gboolean zlt_net_host_is_loopback (const char *host);
 /* The plain socket under a stream when there is one (no TLS or other wrapping). */
 GSocket *zlt_net_plain_socket (GIOStream *stream);
+/* Takes off any GSocket timeout on the sockets under @stream (a socket connection, a
+ * TLS connection's base, a socket's own streams inside a GSimpleIOStream, under filter
+ * streams): whoever keeps time on the stream now (a relay's idle timeout) does so alone.
+ * GSocketClient leaves its connect timeout on every socket it dials. */
+void zlt_net_clear_socket_timeout (GIOStream *stream);
 /* The descriptor of the socket under @stream: a socket connection's own, a TLS
  * connection's base connection's, or that of an output stream which writes a socket
  * directly (a socket's stream inside a GSimpleIOStream); -1 when there is none.

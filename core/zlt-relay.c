@@ -1089,6 +1089,10 @@ relay_find_sockets (ZltRelay *self)
 static void
 relay_sockets_arm (ZltRelay *self)
 {
+  /* the relay keeps its own time (idle timeout): a socket timeout left by whoever made a
+   * stream would end a relay that is merely quiet */
+  zlt_net_clear_socket_timeout (self->a);
+  zlt_net_clear_socket_timeout (self->b);
   relay_find_sockets (self);
   for (guint i = 0; i < 2; i++)
     {

@@ -24,13 +24,17 @@ int zlt_cli_exit_code;
 static void
 log_handler (const char *domain, GLogLevelFlags level, const char *message, gpointer data)
 {
-  g_autoptr (GDateTime) now = g_date_time_new_now_local ();
-  g_autofree char *stamp = g_date_time_format (now, "%H:%M:%S");
+  g_autoptr (GDateTime) now = NULL;
+  g_autofree char *stamp = NULL;
   const char *tag = "";
 
-  /* --verbose: our own debug messages, not every library's */
+  /* --verbose: our own debug messages, not every library's. Decided before anything
+   * else: dropped lines are the common case under load, and the local time zone is
+   * read afresh for every timestamp */
   if ((level & G_LOG_LEVEL_DEBUG) && !(zlt_cli_verbose && zlt_log_domain_is_ours (domain)))
     return;
+  now = g_date_time_new_now_local ();
+  stamp = g_date_time_format (now, "%H:%M:%S");
   if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
     tag = "error: ";
   else if (level & G_LOG_LEVEL_WARNING)

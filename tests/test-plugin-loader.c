@@ -339,6 +339,40 @@ timeout_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* The real tcp transport (the agent dials local services with it): the connect timeout
+ * is for the connect only, not left on the socket, where it would end a connection that
+ * is quiet for that long (wss:// relays wait through GSocket sources and saw it). */
+static void
+test_tcp_dial_leaves_no_timeout (void)
+{
+  g_autoptr (ZltPluginLoader) loader = zlt_plugin_loader_new (NULL);
+  g_autoptr (ZltTransport) transport = NULL;
+  g_autoptr (ZltListener) listener = NULL;
+  g_autoptr (GError) error = NULL;
+  DialState state = { 0 };
+
+  g_assert_true (zlt_plugin_loader_load_all (loader, &error));
+  g_assert_no_error (error);
+  transport = zlt_plugin_loader_new_transport (loader, "tcp", &error);
+  g_assert_no_error (error);
+  listener = zlt_transport_listen (transport, "127.0.0.1", 0, &error);
+  g_assert_no_error (error);
+  g_signal_connect (listener, "incoming", G_CALLBACK (incoming_cb), &state);
+  zlt_transport_dial_async (transport, "127.0.0.1", zlt_listener_get_port (listener), NULL, dial_cb,
+                            &state);
+  while (!state.dial_done || state.accepted == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_no_error (state.dial_error);
+  g_assert_true (G_IS_SOCKET_CONNECTION (state.dialed));
+  g_assert_cmpuint (
+      g_socket_get_timeout (g_socket_connection_get_socket (G_SOCKET_CONNECTION (state.dialed))),
+      ==, 0);
+  zlt_listener_close (listener);
+  g_clear_object (&state.dialed);
+  g_clear_object (&state.accepted);
+  g_clear_object (&state.peer);
+}
+
 static void
 test_plugin_loader_transport (void)
 {
@@ -604,6 +638,7 @@ main (int argc, char **argv)
     g_free (stage (plugin_dir, staged[i], NULL, 0644));
 
   g_test_add_func ("/plugin-loader/load", test_plugin_loader_load);
+  g_test_add_func ("/plugin-loader/tcp-dial-leaves-no-timeout", test_tcp_dial_leaves_no_timeout);
   g_test_add_func ("/plugin-loader/second-loader", test_plugin_loader_second_loader);
   g_test_add_func ("/plugin-loader/duplicate-copy", test_plugin_loader_duplicate_copy);
   g_test_add_func ("/plugin-loader/unsafe-files", test_plugin_loader_unsafe_files);

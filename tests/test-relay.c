@@ -1088,6 +1088,43 @@ deadline_cb (gpointer user_data)
 /* Three relays with the same limit: an idle one is cut (TIMED_OUT, both peers reset,
  * not before the limit), one with bytes moving one way is not, nor one whose limit was
  * set back to 0. Once its bytes stop, the active one is cut as well. */
+/* A socket timeout left on a stream by whoever made it (GSocketClient's connect
+ * timeout stays on the socket it dials) must not end a relay that is merely idle: the
+ * relay keeps its own time (zlt_relay_set_idle_timeout). Found: wss:// connections
+ * reset after 10 s without bytes. */
+static void
+test_socket_timeout (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+  Fixture f = { 0 };
+  g_autoptr (GBytes) ping = g_bytes_new_static ("ping", 4);
+  g_autoptr (Endpoint) client = NULL;
+  g_autoptr (Endpoint) server = NULL;
+  gboolean waited = FALSE;
+
+  fixture_init (&f, mode, 0);
+  g_socket_set_timeout (conn_socket (f.relay_a), 1);
+  g_socket_set_timeout (conn_socket (f.relay_b), 1);
+  fixture_start (&f);
+  /* idle past the socket timeout */
+  g_timeout_add (1500, deadline_cb, &waited);
+  while (!waited)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpuint (f.finished, ==, 0);
+
+  /* and still carrying bytes */
+  client = endpoint_new (f.client, ping);
+  client->shutdown_after_send = FALSE;
+  server = endpoint_new (f.server, NULL);
+  server->shutdown_after_send = FALSE;
+  endpoint_start (client);
+  endpoint_start (server);
+  SPIN_UNTIL (server->received == 4);
+  g_assert_cmpuint (f.finished, ==, 0);
+  zlt_relay_close (f.relay);
+  fixture_clear (&f);
+}
+
 static void
 test_idle_timeout (gconstpointer data)
 {
@@ -1311,6 +1348,12 @@ main (int argc, char **argv)
         g_test_add_data_func (path, GINT_TO_POINTER (m), funcs[t]);
       }
   g_test_add_func ("/relay/close-before-start", test_close_before_start);
+  for (int m = MODE_ZERO_COPY; m <= MODE_ASYNC; m++)
+    {
+      g_autofree char *path = g_strdup_printf ("/relay/socket-timeout/%s", mode_names[m]);
+
+      g_test_add_data_func (path, GINT_TO_POINTER (m), test_socket_timeout);
+    }
   g_test_add_data_func ("/relay/concurrent/zero-copy", GINT_TO_POINTER (MODE_ZERO_COPY),
                         test_concurrent);
   g_test_add_data_func ("/relay/concurrent/pollable", GINT_TO_POINTER (MODE_POLLABLE),

@@ -36,6 +36,9 @@ dialed (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   zlt_net_set_nodelay (connection);
+  /* the timeout was for the connect: GSocketClient leaves it on the socket, where it
+   * would end any read or write that waits longer (an idle connection after 10 s) */
+  g_socket_set_timeout (g_socket_connection_get_socket (connection), 0);
   g_task_return_pointer (task, connection, g_object_unref);
 }
 
