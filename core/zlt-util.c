@@ -175,3 +175,48 @@ zlt_log_limit_allow (ZltLogLimit *limit, guint *suppressed)
   limit->n_suppressed = 0;
   return TRUE;
 }
+
+static const char *const event_ids[ZLT_LOG_EVENT_N] = {
+  [ZLT_LOG_EVENT_TUNNEL_UP] = "1322ea7c8f66497d97124656ed7129ed",
+  [ZLT_LOG_EVENT_TUNNEL_DOWN] = "8ed06302ea6e4e5aa2c3b3740cee2976",
+  [ZLT_LOG_EVENT_AUTH_FAILED] = "08f8394618f74ab58c603fbf6def61ea",
+  [ZLT_LOG_EVENT_SERVICE_REGISTERED] = "7dc3d0f95a0c48ceae057ac8815657c1",
+  [ZLT_LOG_EVENT_SERVICE_REFUSED] = "91a8d0601831404d87f38448b9fec467",
+  [ZLT_LOG_EVENT_ACCESS_STARTED] = "3eecd8a0e4ac47e5b8bde5120e7736fc",
+  [ZLT_LOG_EVENT_ACCESS_ENDED] = "302ecdd5a5be4ca89e30ad586736d6a3",
+  [ZLT_LOG_EVENT_NODE_STATE] = "9cf732e589d943fa959600e15bc6f49e",
+};
+
+const char *
+zlt_log_event_id (ZltLogEvent event)
+{
+  g_return_val_if_fail (event < ZLT_LOG_EVENT_N, NULL);
+  return event_ids[event];
+}
+
+void
+zlt_log_event (const char *domain, GLogLevelFlags level, ZltLogEvent event, const char *tunnel_id,
+               const char *service, const char *peer, const char *format, ...)
+{
+  g_autofree char *message = NULL;
+  GLogField fields[6];
+  gsize n = 0;
+  va_list args;
+
+  g_return_if_fail (event < ZLT_LOG_EVENT_N);
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  fields[n++] = (GLogField){ "MESSAGE", message, -1 };
+  fields[n++] = (GLogField){ "MESSAGE_ID", event_ids[event], -1 };
+  if (domain != NULL)
+    fields[n++] = (GLogField){ "GLIB_DOMAIN", domain, -1 };
+  if (tunnel_id != NULL)
+    fields[n++] = (GLogField){ "TUNNEL_ID", tunnel_id, -1 };
+  if (service != NULL)
+    fields[n++] = (GLogField){ "SERVICE", service, -1 };
+  if (peer != NULL)
+    fields[n++] = (GLogField){ "PEER", peer, -1 };
+  g_log_structured_array (level, fields, n);
+}

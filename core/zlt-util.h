@@ -48,4 +48,33 @@ typedef struct
  * were held back since the last one written. */
 gboolean zlt_log_limit_allow (ZltLogLimit *limit, guint *suppressed);
 
+/**
+ * ZltLogEvent:
+ *
+ * The events an operator searches the journal for. Each is logged with a MESSAGE_ID
+ * (`journalctl MESSAGE_ID=…`, listed in the README) and, where they apply, the fields
+ * TUNNEL_ID, SERVICE and PEER.
+ */
+typedef enum
+{
+  ZLT_LOG_EVENT_TUNNEL_UP,
+  ZLT_LOG_EVENT_TUNNEL_DOWN,
+  ZLT_LOG_EVENT_AUTH_FAILED,
+  ZLT_LOG_EVENT_SERVICE_REGISTERED,
+  ZLT_LOG_EVENT_SERVICE_REFUSED,
+  ZLT_LOG_EVENT_ACCESS_STARTED,
+  ZLT_LOG_EVENT_ACCESS_ENDED,
+  ZLT_LOG_EVENT_NODE_STATE,
+  ZLT_LOG_EVENT_N
+} ZltLogEvent;
+
+/* The journal's MESSAGE_ID of @event: 32 lowercase hex digits, fixed forever. */
+const char *zlt_log_event_id (ZltLogEvent event);
+
+/* Logs MESSAGE (printf @format) at @level in @domain with the event's MESSAGE_ID and
+ * the fields given (%NULL ones are left out). */
+void zlt_log_event (const char *domain, GLogLevelFlags level, ZltLogEvent event,
+                    const char *tunnel_id, const char *service, const char *peer,
+                    const char *format, ...) G_GNUC_PRINTF (7, 8);
+
 G_END_DECLS

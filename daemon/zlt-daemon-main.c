@@ -41,21 +41,36 @@ typedef struct
 
 static gboolean opt_verbose;
 
-static void
-log_handler (const char *domain, GLogLevelFlags level, const char *message, gpointer data)
-{
-  const char *tag = "";
+/* stderr is the journal (systemd's StandardError=journal): then every line goes to it
+ * structured, priority and fields (MESSAGE_ID, TUNNEL_ID…) kept */
+static gboolean log_to_journal;
 
+static GLogWriterOutput
+log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer data)
+{
+  const char *domain = NULL, *message = NULL, *tag = "";
+
+  for (gsize i = 0; i < n_fields; i++)
+    {
+      if (g_strcmp0 (fields[i].key, "GLIB_DOMAIN") == 0 && fields[i].length < 0)
+        domain = fields[i].value;
+      else if (g_strcmp0 (fields[i].key, "MESSAGE") == 0 && fields[i].length < 0)
+        message = fields[i].value;
+    }
   /* --verbose: our own debug messages, not every library's */
   if ((level & G_LOG_LEVEL_DEBUG) && !(opt_verbose && zlt_log_domain_is_ours (domain)))
-    return;
+    return G_LOG_WRITER_HANDLED;
+  if (log_to_journal
+      && g_log_writer_journald (level, fields, n_fields, data) == G_LOG_WRITER_HANDLED)
+    return G_LOG_WRITER_HANDLED;
   if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
     tag = "error: ";
   else if (level & G_LOG_LEVEL_WARNING)
     tag = "warning: ";
-  /* journald adds the time and the process */
-  fprintf (stderr, "%s%s\n", tag, message);
+  /* a terminal or a pipe: the journal would add the time and the process itself */
+  fprintf (stderr, "%s%s\n", tag, message != NULL ? message : "");
   fflush (stderr);
+  return G_LOG_WRITER_HANDLED;
 }
 
 static void
@@ -226,8 +241,10 @@ main (int argc, char **argv)
       return EXIT_USAGE;
     }
 
+  /* before anything logs: GLib takes one writer, once */
+  log_to_journal = g_log_writer_is_journald (fileno (stderr));
+  g_log_set_writer_func (log_writer, NULL, NULL);
   zlt_init ();
-  g_log_set_default_handler (log_handler, NULL);
   if (config_path == NULL)
     config_path = g_strdup (ZLT_DAEMON_DEFAULT_CONFIG);
   if (check)

@@ -2,8 +2,26 @@
  * is logged, and bounding how often a line is logged */
 #include "config.h"
 
+#include <string.h>
+
 #include "zlayer-tunnel.h"
 #include "zlt-util.h"
+
+/* the fields of the last structured log call */
+static GHashTable *last_fields;
+static GLogLevelFlags last_level;
+
+static GLogWriterOutput
+capture_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+  g_hash_table_remove_all (last_fields);
+  last_level = level;
+  for (gsize i = 0; i < n_fields; i++)
+    g_hash_table_insert (last_fields, g_strdup (fields[i].key),
+                         fields[i].length < 0 ? g_strdup (fields[i].value)
+                                              : g_strndup (fields[i].value, fields[i].length));
+  return G_LOG_WRITER_HANDLED;
+}
 
 static void
 assert_escaped (const char *in, gsize max_len, const char *want)
@@ -49,12 +67,51 @@ test_log_limit (void)
   g_assert_cmpuint (suppressed, ==, 0);
 }
 
+/* Events carry a fixed MESSAGE_ID and the fields given, for `journalctl MESSAGE_ID=…
+ * TUNNEL_ID=…`; the journal writer receives them as they are. */
+static void
+test_log_event (void)
+{
+  g_autoptr (GHashTable) ids = g_hash_table_new (g_str_hash, g_str_equal);
+
+  for (ZltLogEvent e = 0; e < ZLT_LOG_EVENT_N; e++)
+    {
+      const char *id = zlt_log_event_id (e);
+
+      g_assert_cmpuint (strlen (id), ==, 32);
+      for (const char *p = id; *p != '\0'; p++)
+        g_assert_true (g_ascii_isxdigit (*p) && !g_ascii_isupper (*p));
+      g_assert_true (g_hash_table_add (ids, (gpointer) id));
+    }
+
+  g_log_set_writer_func (capture_writer, NULL, NULL);
+  zlt_log_event ("zlt", G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_UP, "6f92", NULL, "[::1]:5",
+                 "tunnel %s opened for %s", "6f92", "[::1]:5");
+  g_assert_cmpint (last_level, ==, G_LOG_LEVEL_MESSAGE);
+  g_assert_cmpstr (g_hash_table_lookup (last_fields, "MESSAGE"), ==,
+                   "tunnel 6f92 opened for [::1]:5");
+  g_assert_cmpstr (g_hash_table_lookup (last_fields, "MESSAGE_ID"), ==,
+                   zlt_log_event_id (ZLT_LOG_EVENT_TUNNEL_UP));
+  g_assert_cmpstr (g_hash_table_lookup (last_fields, "TUNNEL_ID"), ==, "6f92");
+  g_assert_cmpstr (g_hash_table_lookup (last_fields, "PEER"), ==, "[::1]:5");
+  g_assert_cmpstr (g_hash_table_lookup (last_fields, "GLIB_DOMAIN"), ==, "zlt");
+  g_assert_false (g_hash_table_contains (last_fields, "SERVICE"));
+
+  zlt_log_event ("zlt", G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_SERVICE_REFUSED, NULL, "db", NULL,
+                 "refused");
+  g_assert_cmpint (last_level, ==, G_LOG_LEVEL_WARNING);
+  g_assert_cmpstr (g_hash_table_lookup (last_fields, "SERVICE"), ==, "db");
+  g_assert_false (g_hash_table_contains (last_fields, "TUNNEL_ID"));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   zlt_init ();
+  last_fields = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   g_test_add_func ("/util/log-escape", test_log_escape);
   g_test_add_func ("/util/log-limit", test_log_limit);
+  g_test_add_func ("/util/log-event", test_log_event);
   return g_test_run ();
 }
