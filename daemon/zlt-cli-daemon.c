@@ -23,6 +23,8 @@
  * password (through the desktop's authentication agent) when it wants one. */
 #define CHANGE_CALL_FLAGS                                                                          \
   (G_DBUS_CALL_FLAGS_NO_AUTO_START | G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION)
+/* ...and time for typing that password: two minutes rather than GDBus's 25 s */
+#define CHANGE_CALL_TIMEOUT_MS (120 * 1000)
 
 static gboolean opt_session_bus;
 static gboolean opt_system_bus;
@@ -723,8 +725,8 @@ zlt_cli_expose (int argc, char **argv)
   if (rc != EXIT_OK)
     return rc;
   if (!zlt_dbus_manager_call_expose_sync (client.manager, argv[1], (guint16) local_port,
-                                          g_variant_builder_end (&options), CHANGE_CALL_FLAGS, -1,
-                                          &service_path, NULL, &error))
+                                          g_variant_builder_end (&options), CHANGE_CALL_FLAGS,
+                                          CHANGE_CALL_TIMEOUT_MS, &service_path, NULL, &error))
     return fail_dbus (&client, error);
   g_print (_ ("exposed %s (local port %u)\n"), argv[1], (guint) local_port);
   return EXIT_OK;
@@ -744,8 +746,8 @@ zlt_cli_unexpose (int argc, char **argv)
   rc = daemon_client_connect (&client);
   if (rc != EXIT_OK)
     return rc;
-  if (!zlt_dbus_manager_call_unexpose_sync (client.manager, argv[1], CHANGE_CALL_FLAGS, -1, NULL,
-                                            &error))
+  if (!zlt_dbus_manager_call_unexpose_sync (client.manager, argv[1], CHANGE_CALL_FLAGS,
+                                            CHANGE_CALL_TIMEOUT_MS, NULL, &error))
     return fail_dbus (&client, error);
   g_print (_ ("removed %s\n"), argv[1]);
   return EXIT_OK;
@@ -765,7 +767,8 @@ zlt_cli_reload (int argc, char **argv)
   rc = daemon_client_connect (&client);
   if (rc != EXIT_OK)
     return rc;
-  if (!zlt_dbus_manager_call_reload_sync (client.manager, CHANGE_CALL_FLAGS, -1, NULL, &error))
+  if (!zlt_dbus_manager_call_reload_sync (client.manager, CHANGE_CALL_FLAGS, CHANGE_CALL_TIMEOUT_MS,
+                                          NULL, &error))
     return fail_dbus (&client, error);
   g_print (_ ("configuration reloaded\n"));
   return EXIT_OK;
@@ -877,9 +880,9 @@ node_add (int argc, char **argv)
   rc = daemon_client_connect (&client);
   if (rc != EXIT_OK)
     return rc;
-  if (!zlt_dbus_manager_call_add_node_tunnel_sync (client.manager, argv[1],
-                                                   g_variant_builder_end (&definition),
-                                                   CHANGE_CALL_FLAGS, -1, &path, NULL, &error))
+  if (!zlt_dbus_manager_call_add_node_tunnel_sync (
+          client.manager, argv[1], g_variant_builder_end (&definition), CHANGE_CALL_FLAGS,
+          CHANGE_CALL_TIMEOUT_MS, &path, NULL, &error))
     return fail_dbus (&client, error);
   g_print (_ ("added node tunnel %s\n"), argv[1]);
   return EXIT_OK;
@@ -899,7 +902,7 @@ node_remove (int argc, char **argv)
   if (rc != EXIT_OK)
     return rc;
   if (!zlt_dbus_manager_call_remove_node_tunnel_sync (client.manager, argv[1], CHANGE_CALL_FLAGS,
-                                                      -1, NULL, &error))
+                                                      CHANGE_CALL_TIMEOUT_MS, NULL, &error))
     return fail_dbus (&client, error);
   g_print (_ ("removed node tunnel %s\n"), argv[1]);
   return EXIT_OK;
@@ -985,7 +988,7 @@ session_start (int argc, char **argv)
   /* the daemon answers once the server said yes (or why not) */
   if (!zlt_dbus_manager_call_start_access_sync (client.manager, argv[1],
                                                 g_variant_builder_end (&options), CHANGE_CALL_FLAGS,
-                                                -1, &path, NULL, &error))
+                                                CHANGE_CALL_TIMEOUT_MS, &path, NULL, &error))
     return fail_dbus (&client, error);
   session = G_DBUS_PROXY (zlt_dbus_session_proxy_new_sync (
       client.connection, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START,
@@ -1030,9 +1033,9 @@ session_stop (int argc, char **argv)
   session = find_by_id (&client, IFACE_SESSION, argv[1], NULL);
   if (session == NULL)
     return zlt_cli_fail (EXIT_FAILURE_RUNTIME, _ ("no access session “%s”"), argv[1]);
-  if (!zlt_dbus_manager_call_stop_access_sync (client.manager,
-                                               g_dbus_proxy_get_object_path (session),
-                                               CHANGE_CALL_FLAGS, -1, NULL, &error))
+  if (!zlt_dbus_manager_call_stop_access_sync (
+          client.manager, g_dbus_proxy_get_object_path (session), CHANGE_CALL_FLAGS,
+          CHANGE_CALL_TIMEOUT_MS, NULL, &error))
     return fail_dbus (&client, error);
   g_print (_ ("stopped access session %s\n"), argv[1]);
   return EXIT_OK;
@@ -1085,7 +1088,7 @@ zlt_cli_disconnect (int argc, char **argv)
                          argv[1]);
   if (!zlt_dbus_manager_call_disconnect_tunnel_sync (
           client.manager, g_dbus_proxy_get_object_path (tunnel), reason != NULL ? reason : "",
-          CHANGE_CALL_FLAGS, -1, NULL, &error))
+          CHANGE_CALL_FLAGS, CHANGE_CALL_TIMEOUT_MS, NULL, &error))
     return fail_dbus (&client, error);
   g_print (_ ("disconnected tunnel %s\n"), argv[1]);
   return EXIT_OK;
