@@ -16,6 +16,7 @@
 #include "zlt-daemon.h"
 #include "zlt-daemon-error.h"
 #include "zlt-daemon-exporter.h"
+#include "zlt-daemon-metrics.h"
 #include "zlt-util.h" /* zlt_log_domain_is_ours */
 
 /* Exit codes, as the CLI's. */
@@ -35,6 +36,7 @@ typedef struct
   GMainLoop *loop;
   ZltDaemon *daemon;
   ZltDaemonExporter *exporter;
+  ZltDaemonMetrics *metrics; /* NULL unless [daemon] metrics-listen */
   gboolean session_bus;
   int exit_code;
 } Context;
@@ -111,6 +113,18 @@ on_bus_acquired (GDBusConnection *connection, const char *name, gpointer user_da
       g_printerr ("zlayer-tunneld: %s\n", error->message);
       quit (ctx, EXIT_FAILURE_RUNTIME);
       return;
+    }
+  if (zlt_daemon_get_metrics_listen (ctx->daemon) != NULL)
+    {
+      ctx->metrics = zlt_daemon_metrics_new (ctx->daemon,
+                                             zlt_daemon_get_metrics_listen (ctx->daemon), &error);
+      if (ctx->metrics == NULL)
+        {
+          g_printerr ("zlayer-tunneld: %s\n", error->message);
+          quit (ctx, EXIT_FAILURE_RUNTIME);
+          return;
+        }
+      g_message ("metrics on http://%s/metrics", zlt_daemon_metrics_get_address (ctx->metrics));
     }
   ctx->exporter = zlt_daemon_exporter_new (ctx->daemon, connection, ctx->session_bus, &error);
   if (ctx->exporter == NULL)
@@ -286,6 +300,7 @@ main (int argc, char **argv)
   zlt_daemon_stop (ctx.daemon);
   drain (ctx.daemon);
   g_clear_object (&ctx.exporter);
+  g_clear_object (&ctx.metrics);
   g_clear_object (&ctx.daemon);
 
   g_source_remove (sigterm_id);

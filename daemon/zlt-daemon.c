@@ -38,7 +38,8 @@ struct _ZltDaemon
   GHashTable *file_nodes; /* name → ZltNodeTunnel: [node:*] as last read (refs) */
 
   char *admin_group;
-  char *node_name; /* as set at start; a change needs a restart */
+  char *node_name;      /* as set at start; a change needs a restart */
+  char *metrics_listen; /* [daemon] metrics-listen as set at start, NULL: none */
   gboolean running;
 };
 
@@ -53,7 +54,7 @@ enum
 };
 static GParamSpec *props[N_PROPS];
 
-static const char *const daemon_keys[] = { "admin-group", "node-name", NULL };
+static const char *const daemon_keys[] = { "admin-group", "node-name", "metrics-listen", NULL };
 
 /* ---- reading the file ---- */
 
@@ -173,14 +174,16 @@ read_keyfile (const char *path, GError **error)
 /* [daemon]: returns the admin group (NULL when unset) in @admin_group */
 static gboolean
 parse_daemon_group (GKeyFile *keyfile, const char *path, char **admin_group, char **node_name,
-                    GError **error)
+                    char **metrics_listen, GError **error)
 {
   g_auto (GStrv) keys = NULL;
   g_autofree char *group = NULL;
   g_autofree char *node = NULL;
+  g_autofree char *metrics = NULL;
 
   *admin_group = NULL;
   *node_name = NULL;
+  *metrics_listen = NULL;
   if (!g_key_file_has_group (keyfile, ZLT_DAEMON_CONFIG_GROUP))
     return TRUE;
   keys = g_key_file_get_keys (keyfile, ZLT_DAEMON_CONFIG_GROUP, NULL, NULL);
@@ -216,8 +219,25 @@ parse_daemon_group (GKeyFile *keyfile, const char *path, char **admin_group, cha
           return FALSE;
         }
     }
+  metrics = g_key_file_get_string (keyfile, ZLT_DAEMON_CONFIG_GROUP, "metrics-listen", NULL);
+  if (metrics != NULL)
+    {
+      g_autofree char *host = NULL;
+      g_autoptr (GError) parse_error = NULL;
+      guint16 port;
+
+      g_strstrip (metrics);
+      if (!zlt_net_parse_host_port (metrics, "127.0.0.1", &host, &port, &parse_error))
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                       _ ("%s: [%s] metrics-listen: %s"), path, ZLT_DAEMON_CONFIG_GROUP,
+                       parse_error->message);
+          return FALSE;
+        }
+    }
   *admin_group = g_steal_pointer (&group);
   *node_name = g_steal_pointer (&node);
+  *metrics_listen = g_steal_pointer (&metrics);
   return TRUE;
 }
 
@@ -343,6 +363,7 @@ zlt_daemon_finalize (GObject *object)
   g_clear_pointer (&self->file_nodes, g_hash_table_unref);
   g_free (self->admin_group);
   g_free (self->node_name);
+  g_free (self->metrics_listen);
   G_OBJECT_CLASS (zlt_daemon_parent_class)->finalize (object);
 }
 
@@ -384,11 +405,13 @@ daemon_build (GKeyFile *keyfile, const char *path, ZltPluginLoader *loader, GErr
   g_autoptr (ZltDaemon) self = NULL;
   g_autofree char *admin_group = NULL;
   g_autofree char *node_name = NULL;
+  g_autofree char *metrics_listen = NULL;
   g_autofree char *base_dir = config_base_dir (path);
   g_autoptr (GPtrArray) nodes = NULL;
 
   if (!check_keyfile_groups (keyfile, path, error)
-      || !parse_daemon_group (keyfile, config_label (path), &admin_group, &node_name, error))
+      || !parse_daemon_group (keyfile, config_label (path), &admin_group, &node_name,
+                              &metrics_listen, error))
     return NULL;
   nodes = parse_node_groups (keyfile, path, error);
   if (nodes == NULL)
@@ -397,6 +420,7 @@ daemon_build (GKeyFile *keyfile, const char *path, ZltPluginLoader *loader, GErr
   self = g_object_new (ZLT_TYPE_DAEMON, NULL);
   self->config_path = g_strdup (path);
   self->admin_group = g_steal_pointer (&admin_group);
+  self->metrics_listen = g_steal_pointer (&metrics_listen);
   self->loader = loader != NULL ? g_object_ref (loader) : zlt_daemon_load_plugins (error);
   if (self->loader == NULL)
     return NULL;
@@ -749,6 +773,7 @@ zlt_daemon_reload (ZltDaemon *self, GError **error)
   g_autoptr (GKeyFile) keyfile = NULL;
   g_autofree char *admin_group = NULL;
   g_autofree char *node_name = NULL;
+  g_autofree char *metrics_listen = NULL;
   g_autoptr (GPtrArray) nodes = NULL;
 
   g_return_val_if_fail (ZLT_IS_DAEMON (self), FALSE);
@@ -759,18 +784,28 @@ zlt_daemon_reload (ZltDaemon *self, GError **error)
   /* all or nothing: the file must pass the check a start would make before anything
    * changes */
   if (keyfile == NULL || !zlt_daemon_check_keyfile (keyfile, self->config_path, self->loader, error)
-      || !parse_daemon_group (keyfile, self->config_path, &admin_group, &node_name, error))
+      || !parse_daemon_group (keyfile, self->config_path, &admin_group, &node_name, &metrics_listen,
+                              error))
     return FALSE;
   nodes = parse_node_groups (keyfile, self->config_path, error);
   if (nodes == NULL)
     return FALSE;
 
   set_admin_group (self, admin_group);
+  if (g_strcmp0 (metrics_listen, self->metrics_listen) != 0)
+    g_message ("reload: a new [daemon] metrics-listen takes effect at the next restart");
   reload_server (self, keyfile);
   if (!reload_agent (self, keyfile, error))
     return FALSE;
   reload_nodes (self, nodes, node_name);
   return TRUE;
+}
+
+const char *
+zlt_daemon_get_metrics_listen (ZltDaemon *self)
+{
+  g_return_val_if_fail (ZLT_IS_DAEMON (self), NULL);
+  return self->metrics_listen;
 }
 
 const char *

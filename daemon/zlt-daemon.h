@@ -48,6 +48,8 @@ gboolean zlt_daemon_is_idle (ZltDaemon *self);
 gboolean zlt_daemon_reload (ZltDaemon *self, GError **error);
 
 const char *zlt_daemon_get_config_path (ZltDaemon *self);
+/* nullable: [daemon] metrics-listen, "HOST:PORT" of the Prometheus endpoint */
+const char *zlt_daemon_get_metrics_listen (ZltDaemon *self);
 /* nullable: the roles the config does not run */
 ZltServer *zlt_daemon_get_server (ZltDaemon *self);
 ZltAgent *zlt_daemon_get_agent (ZltDaemon *self);

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "zlt-dbus-generated.h"
+#include <libsoup/soup.h>
+
 #include "zlt-test-util.h"
 
 #define BUS_NAME "org.zlayer.Tunnel1"
@@ -49,6 +51,7 @@ typedef struct
   GKeyFile *config;
   char *config_path;
   guint16 server_port;
+  guint16 metrics_port;
 
   GSubprocess *bus_daemon;
   char *bus_address;
@@ -428,6 +431,12 @@ fixture_setup (Fixture *f, gconstpointer data)
       g_key_file_set_integer (f->config, group, "local-port", zlt_test_echo_get_port (f->h.echo));
       g_key_file_set_string (f->config, group, "expose", "internal");
     }
+  /* the Prometheus endpoint, on a port picked here (found free) */
+  f->metrics_port = zlt_test_closed_port ();
+  {
+    g_autofree char *listen = g_strdup_printf ("127.0.0.1:%u", f->metrics_port);
+    g_key_file_set_string (f->config, "daemon", "metrics-listen", listen);
+  }
   write_config (f);
 
   start_bus (f);
@@ -722,6 +731,139 @@ test_counters_live (Fixture *f, gconstpointer data)
                      timeout_ms (5000));
   g_assert_cmpuint (zlt_dbus_service_get_total_connections (server_echo), ==, 1);
   g_signal_handlers_disconnect_by_data (server_echo, &watch);
+}
+
+/* ---- metrics ---- */
+
+typedef struct
+{
+  guint status;
+  char *body;
+  char *content_type;
+  gboolean done;
+} Scrape;
+
+static void
+scrape_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Scrape *scrape = user_data;
+  g_autoptr (GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), result, NULL);
+
+  if (body != NULL)
+    scrape->body = g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body));
+  scrape->done = TRUE;
+}
+
+/* GET @path on the daemon's metrics port: the status, and the body */
+static guint
+scrape (Fixture *f, const char *path, char **body, char **content_type)
+{
+  g_autoptr (SoupSession) session = soup_session_new ();
+  g_autofree char *url = g_strdup_printf ("http://127.0.0.1:%u%s", f->metrics_port, path);
+  g_autoptr (SoupMessage) msg = soup_message_new ("GET", url);
+  Scrape result = { 0 };
+
+  soup_session_send_and_read_async (session, msg, G_PRIORITY_DEFAULT, NULL, scrape_done, &result);
+  ZLT_TEST_WAIT_FOR (result.done, timeout_ms (10000));
+  if (content_type != NULL)
+    *content_type = g_strdup (
+        soup_message_headers_get_content_type (soup_message_get_response_headers (msg), NULL));
+  if (body != NULL)
+    *body = g_steal_pointer (&result.body);
+  g_free (result.body);
+  return soup_message_get_status (msg);
+}
+
+/* the value of the sample @name (with its labels, as written) in @text, -1 if absent */
+static double
+sample (const char *text, const char *name)
+{
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (g_str_has_prefix (lines[i], name) && lines[i][strlen (name)] == ' ')
+      return g_ascii_strtod (lines[i] + strlen (name) + 1, NULL);
+  return -1;
+}
+
+/* The text format's rules: a family's TYPE comes before its samples, once, and its
+ * samples are one group. */
+static void
+assert_exposition_format (const char *text)
+{
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  g_autoptr (GHashTable) typed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr (GHashTable) done = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autofree char *current = NULL;
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      const char *line = lines[i];
+      g_autofree char *family = NULL;
+
+      if (line[0] == '\0' || g_str_has_prefix (line, "# HELP "))
+        continue;
+      if (g_str_has_prefix (line, "# TYPE "))
+        {
+          g_auto (GStrv) parts = g_strsplit (line + 7, " ", 2);
+
+          g_assert_false (g_hash_table_contains (typed, parts[0]));
+          g_hash_table_add (typed, g_strdup (parts[0]));
+          continue;
+        }
+      family = g_strndup (line, strcspn (line, "{ "));
+      g_assert_true (g_hash_table_contains (typed, family));
+      if (g_strcmp0 (family, current) != 0)
+        {
+          g_assert_false (g_hash_table_contains (done, family));
+          if (current != NULL)
+            g_hash_table_add (done, g_steal_pointer (&current));
+          current = g_strdup (family);
+        }
+    }
+}
+
+/* The Prometheus endpoint answers what the roles say, and its counters grow with the
+ * connections carried. */
+static void
+test_metrics (Fixture *f, gconstpointer data)
+{
+  ZltDbusService *server_echo = find_service (f, "echo", "server");
+  g_autofree char *before = NULL;
+  g_autofree char *after = NULL;
+  g_autofree char *type = NULL;
+  ZltTestTransfer transfer = { 0 };
+  GThread *thread;
+
+  g_assert_cmpuint (scrape (f, "/metrics", &before, &type), ==, 200);
+  g_assert_true (g_str_has_prefix (type, "text/plain"));
+  g_test_message ("%s", before);
+  assert_exposition_format (before);
+  g_assert_cmpfloat (sample (before, "zlt_up"), ==, 1);
+  g_assert_cmpfloat (sample (before, "zlt_tunnels{state=\"connected\"}"), ==, 1);
+  g_assert_cmpfloat (sample (before, "zlt_services{role=\"server\",protocol=\"tcp\"}"), ==, 1);
+  g_assert_cmpfloat (sample (before, "zlt_services{role=\"agent\",protocol=\"tcp\"}"), ==, 1);
+  g_assert_cmpfloat (sample (before, "zlt_agent_connected"), ==, 1);
+  g_assert_nonnull (strstr (before, "# TYPE zlt_connections_total counter"));
+
+  transfer.port = zlt_dbus_service_get_assigned_port (server_echo);
+  transfer.n_bytes = 64 * 1024;
+  transfer.n_connections = 2;
+  thread = zlt_test_transfer_start (&transfer);
+  zlt_test_transfer_finish (thread, &transfer, timeout_ms (30000));
+  g_assert_true (transfer.ok);
+  ZLT_TEST_WAIT_FOR (zlt_dbus_service_get_total_connections (server_echo) == 2
+                         && zlt_dbus_service_get_active_connections (server_echo) == 0,
+                     timeout_ms (5000));
+  g_assert_cmpuint (scrape (f, "/metrics", &after, NULL), ==, 200);
+  g_assert_cmpfloat (sample (after, "zlt_connections_total{role=\"server\"}"), ==,
+                     sample (before, "zlt_connections_total{role=\"server\"}") + 2);
+  g_assert_cmpfloat (sample (after, "zlt_bytes_total{role=\"server\",direction=\"in\"}"), >=,
+                     2 * 64 * 1024);
+  g_assert_cmpfloat (sample (after, "zlt_connections_active{role=\"agent\"}"), ==, 0);
+
+  /* nothing else is served */
+  g_assert_cmpuint (scrape (f, "/", NULL, NULL), ==, 404);
 }
 
 /* ---- a quiet bus ---- */
@@ -1449,6 +1591,7 @@ main (int argc, char **argv)
   ADD ("/daemon/counters", test_counters);
   ADD ("/daemon/counters-live", test_counters_live);
   ADD ("/daemon/quiet-bus", test_quiet_bus);
+  ADD ("/daemon/metrics", test_metrics);
   ADD ("/daemon/expose", test_expose);
   ADD ("/daemon/disconnect", test_disconnect);
   ADD ("/daemon/reload", test_reload);
