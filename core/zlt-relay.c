@@ -505,6 +505,7 @@ dir_splice_pump (RelayDir *d, GError **error)
 {
   gsize budget = RELAY_BUDGET;
   gboolean in_blocked = FALSE;
+  gboolean in_drained = FALSE; /* a read came short: see dir_poll_read */
 
   d->want_in = d->want_out = FALSE;
   if (d->done || d->closing)
@@ -537,14 +538,19 @@ dir_splice_pump (RelayDir *d, GError **error)
       gboolean progress = FALSE;
       gssize n;
 
-      if (!d->eof && budget > 0 && (d->pipe.r < 0 || d->pipe_fill < d->pipe.size))
+      if (!d->eof && !in_drained && budget > 0 && (d->pipe.r < 0 || d->pipe_fill < d->pipe.size))
         {
+          gsize room;
+
           if (d->pipe.r < 0 && !pipe_acquire (&d->pipe, error))
             return FALSE;
-          n = splice (d->src_fd, NULL, d->pipe.w, NULL, d->pipe.size - d->pipe_fill,
-                      SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+          room = d->pipe.size - d->pipe_fill;
+          n = splice (d->src_fd, NULL, d->pipe.w, NULL, room, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
           if (n > 0)
             {
+              /* the socket had no more, or the pipe no free slot: a read now would most
+               * likely say EAGAIN; the fd's readiness tells when there is more */
+              in_drained = (gsize) n < room;
               d->pipe_fill += (gsize) n;
               budget -= MIN (budget, (gsize) n);
               in_blocked = FALSE;
@@ -586,7 +592,7 @@ dir_splice_pump (RelayDir *d, GError **error)
         break;
     }
 
-  if (d->pipe_fill == 0 && (d->eof || in_blocked))
+  if (d->pipe_fill == 0 && (d->eof || in_blocked || in_drained))
     pipe_release (&d->pipe);
   if (d->eof && d->pipe_fill == 0)
     return dir_shutdown (d, error);
@@ -881,20 +887,26 @@ dir_poll_write (RelayDir *d, const guint8 *data, gsize len, gsize *n_written, GE
 }
 
 /* Reads into @buf (ZLT_RELAY_CHUNK_SIZE bytes): once, or for a TLS source record after
- * record while whole records come and another fits. @n_read gets the bytes read,
- * @blocked whether the source would block; EOF sets d->eof. */
+ * record while whole records come and another fits. @n_read gets the bytes read; EOF
+ * sets d->eof. @drained says the source has nothing more for now: it would block, or,
+ * for a direction that waits on fds, its last read came short (less than asked, or a
+ * TLS record short of the largest): the sender had no more when it sent, so the relay
+ * waits for the fd instead of reading once more for a "would block" (request and
+ * response traffic saves one read per message). That wait is safe: a short record was
+ * a whole record (the room asked for holds the largest), so GnuTLS keeps nothing back,
+ * and the fd polls readable when more has come meanwhile. */
 static gboolean
-dir_poll_read (RelayDir *d, guint8 *buf, gsize *n_read, gboolean *blocked, GError **error)
+dir_poll_read (RelayDir *d, guint8 *buf, gsize *n_read, gboolean *drained, GError **error)
 {
   gsize len = 0;
 
-  *blocked = FALSE;
+  *drained = FALSE;
   for (;;)
     {
       GError *local = NULL;
-      gssize n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (d->in),
-                                                           buf + len, ZLT_RELAY_CHUNK_SIZE - len,
-                                                           d->relay->cancellable, &local);
+      gsize room = ZLT_RELAY_CHUNK_SIZE - len;
+      gssize n = g_pollable_input_stream_read_nonblocking (
+          G_POLLABLE_INPUT_STREAM (d->in), buf + len, room, d->relay->cancellable, &local);
 
       if (n < 0)
         {
@@ -904,7 +916,7 @@ dir_poll_read (RelayDir *d, guint8 *buf, gsize *n_read, gboolean *blocked, GErro
               return FALSE;
             }
           g_error_free (local);
-          *blocked = TRUE;
+          *drained = TRUE;
           break;
         }
       if (n == 0)
@@ -915,8 +927,17 @@ dir_poll_read (RelayDir *d, guint8 *buf, gsize *n_read, gboolean *blocked, GErro
           break;
         }
       len += (gsize) n;
-      if (!d->batch_reads || (gsize) n < TLS_RECORD_MAX
-          || ZLT_RELAY_CHUNK_SIZE - len < TLS_RECORD_MAX)
+      if (!d->batch_reads)
+        {
+          *drained = d->use_fds && (gsize) n < room;
+          break;
+        }
+      if ((gsize) n < TLS_RECORD_MAX)
+        {
+          *drained = d->use_fds;
+          break;
+        }
+      if (ZLT_RELAY_CHUNK_SIZE - len < TLS_RECORD_MAX)
         break;
     }
   *n_read = len;
@@ -927,7 +948,7 @@ static gboolean
 dir_poll_pump (RelayDir *d, GError **error)
 {
   gsize budget = RELAY_BUDGET;
-  gboolean src_blocked = FALSE;
+  gboolean src_drained = FALSE;
 
   d->want_in = d->want_out = FALSE;
   if (d->done || d->closing)
@@ -956,7 +977,7 @@ dir_poll_pump (RelayDir *d, GError **error)
           dir_free_buf (d);
           return dir_shutdown (d, error);
         }
-      if (src_blocked)
+      if (src_drained)
         {
           dir_free_buf (d); /* idle: hold no memory */
           dir_poll_wait (d, FALSE);
@@ -969,7 +990,7 @@ dir_poll_pump (RelayDir *d, GError **error)
         }
 
       buf = d->buf != NULL ? d->buf : scratch_get ();
-      if (!dir_poll_read (d, buf, &len, &src_blocked, error))
+      if (!dir_poll_read (d, buf, &len, &src_drained, error))
         return FALSE;
       if (len == 0)
         continue;
