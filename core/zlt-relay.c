@@ -106,13 +106,21 @@ typedef struct
   guint64 total;
   guint64 delta; /* not yet reported to the counter func */
 
+  /* watched by the relay's io source (zero copy, and pollable streams over fds) */
+  gboolean use_fds;
+  gboolean want_in;  /* wait for the source's fd to be readable */
+  gboolean want_out; /* wait for the destination's fd to be writable */
+  gboolean again;    /* pump at the next iteration, whatever the fds say */
+
   /* zero copy */
   int src_fd;
   int dst_fd;
   RelayPipe pipe;
   gsize pipe_fill;
-  gboolean want_in;
-  gboolean want_out;
+
+  /* pollable: the source yields one TLS record per read, so reads go on until the
+   * buffer is full or the source would block */
+  gboolean batch_reads;
 
   /* userspace: bytes buf[buf_off, buf_len) are waiting for the destination */
   guint8 *buf;
@@ -140,21 +148,21 @@ typedef struct
   ZltRelay *relay; /* unowned; the relay destroys the source before it goes */
 } IdleSource;
 
-/* one of the splice source's two fds */
+/* one of the io source's two fds */
 typedef struct
 {
   int fd;
   gpointer tag; /* NULL while not watched */
   GIOCondition events;
   gboolean hung_up; /* poll said HUP or ERR once: it will say so on every wakeup */
-} SpliceFd;
+} IoFd;
 
 typedef struct
 {
   GSource source;
   ZltRelay *relay; /* unowned; the relay destroys the source before it goes */
-  SpliceFd fds[2]; /* a's and b's */
-} SpliceSource;
+  IoFd fds[2];     /* a's and b's */
+} IoSource;
 
 struct _ZltRelay
 {
@@ -175,11 +183,12 @@ struct _ZltRelay
 
   gint64 idle_timeout; /* µs, 0: none */
   gint64 last_activity;
-  GSource *idle_source; /* userspace modes; zero copy uses splice_source's ready time */
+  GSource *idle_source; /* when there is no io_source, whose ready time it is otherwise */
 
   GMainContext *context;
   GCancellable *cancellable;
-  GSource *splice_source;
+  GSource *io_source; /* the fds of zero-copy and pollable directions */
+  int io_fds[2];      /* a's and b's, -1: none */
 
   ZltRelayCounterFunc counter_func;
   gpointer counter_data;
@@ -496,6 +505,7 @@ dir_splice_pump (RelayDir *d, GError **error)
 {
   gsize budget = RELAY_BUDGET;
   gboolean in_blocked = FALSE;
+  gboolean in_drained = FALSE; /* a read came short: see dir_poll_read */
 
   d->want_in = d->want_out = FALSE;
   if (d->done || d->closing)
@@ -528,14 +538,19 @@ dir_splice_pump (RelayDir *d, GError **error)
       gboolean progress = FALSE;
       gssize n;
 
-      if (!d->eof && budget > 0 && (d->pipe.r < 0 || d->pipe_fill < d->pipe.size))
+      if (!d->eof && !in_drained && budget > 0 && (d->pipe.r < 0 || d->pipe_fill < d->pipe.size))
         {
+          gsize room;
+
           if (d->pipe.r < 0 && !pipe_acquire (&d->pipe, error))
             return FALSE;
-          n = splice (d->src_fd, NULL, d->pipe.w, NULL, d->pipe.size - d->pipe_fill,
-                      SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+          room = d->pipe.size - d->pipe_fill;
+          n = splice (d->src_fd, NULL, d->pipe.w, NULL, room, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
           if (n > 0)
             {
+              /* the socket had no more, or the pipe no free slot: a read now would most
+               * likely say EAGAIN; the fd's readiness tells when there is more */
+              in_drained = (gsize) n < room;
               d->pipe_fill += (gsize) n;
               budget -= MIN (budget, (gsize) n);
               in_blocked = FALSE;
@@ -577,7 +592,7 @@ dir_splice_pump (RelayDir *d, GError **error)
         break;
     }
 
-  if (d->pipe_fill == 0 && (d->eof || in_blocked))
+  if (d->pipe_fill == 0 && (d->eof || in_blocked || in_drained))
     pipe_release (&d->pipe);
   if (d->eof && d->pipe_fill == 0)
     return dir_shutdown (d, error);
@@ -589,13 +604,41 @@ dir_splice_pump (RelayDir *d, GError **error)
   return TRUE;
 }
 
+#endif
+
+/* ---------------------------------------------------------------------------------
+ * the io source: one GSource per relay watches the fds under its two streams for
+ * every direction that moves bytes by fd readiness (zero copy, and pollable streams
+ * over sockets: plain, or under TLS). The events it asks for follow the directions'
+ * wants, so they change only when a direction stalls or resumes, and the source stays
+ * attached for the relay's life: waiting costs no GSource to make and destroy.
+ *
+ * It may recurse: GLib blocks a non-recursive source for its dispatch, which takes its
+ * fds out of the poll set and puts them back (an eventfd wakeup each, and one more
+ * loop iteration to read it). The relay calls out (the counter func, ::finished) only
+ * when its state is consistent, so a nested dispatch from there is harmless. */
+
+static gboolean dir_poll_pump (RelayDir *d, GError **error);
+
+static gboolean
+dir_pump (RelayDir *d, GError **error)
+{
+#ifdef HAVE_SPLICE
+  if (d->mode == DIR_SPLICE)
+    return dir_splice_pump (d, error);
+#endif
+  return dir_poll_pump (d, error);
+}
+
 /* poll(2) reports HUP and ERR whatever events are asked for, so an fd that has hung up
  * is watched only while we want something from it; otherwise a direction stalled on a
  * slow destination, with its source at EOF (its peer's FIN after ours) would wake the
  * relay on every iteration for nothing. */
 static void
-splice_fd_update (SpliceSource *ss, SpliceFd *sf, GIOCondition events)
+io_fd_update (IoSource *ss, IoFd *sf, GIOCondition events)
 {
+  if (sf->fd < 0)
+    return;
   if (sf->hung_up && events == 0)
     {
       if (sf->tag != NULL)
@@ -614,20 +657,24 @@ splice_fd_update (SpliceSource *ss, SpliceFd *sf, GIOCondition events)
 }
 
 static void
-splice_source_update (ZltRelay *self)
+io_source_update (ZltRelay *self)
 {
-  SpliceSource *ss = (SpliceSource *) self->splice_source;
-  GIOCondition ea = (self->dirs[0].want_in ? G_IO_IN : 0) | (self->dirs[1].want_out ? G_IO_OUT : 0);
-  GIOCondition eb = (self->dirs[1].want_in ? G_IO_IN : 0) | (self->dirs[0].want_out ? G_IO_OUT : 0);
+  IoSource *ss = (IoSource *) self->io_source;
+  RelayDir *ab = &self->dirs[0];
+  RelayDir *ba = &self->dirs[1];
+  GIOCondition ea
+      = (ab->use_fds && ab->want_in ? G_IO_IN : 0) | (ba->use_fds && ba->want_out ? G_IO_OUT : 0);
+  GIOCondition eb
+      = (ba->use_fds && ba->want_in ? G_IO_IN : 0) | (ab->use_fds && ab->want_out ? G_IO_OUT : 0);
 
-  splice_fd_update (ss, &ss->fds[0], ea);
-  splice_fd_update (ss, &ss->fds[1], eb);
+  io_fd_update (ss, &ss->fds[0], ea);
+  io_fd_update (ss, &ss->fds[1], eb);
 }
 
 /* What poll said about one fd; a pending socket error (a reset) fails the relay now,
  * even when no direction would read or write that socket soon. */
 static GIOCondition
-splice_fd_query (SpliceSource *ss, SpliceFd *sf, GError **error)
+io_fd_query (IoSource *ss, IoFd *sf, GError **error)
 {
   GIOCondition revents = sf->tag != NULL ? g_source_query_unix_fd (&ss->source, sf->tag) : 0;
 
@@ -645,85 +692,159 @@ splice_fd_query (SpliceSource *ss, SpliceFd *sf, GError **error)
 }
 
 static gboolean
-splice_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+io_source_prepare (GSource *source, gint *timeout)
 {
-  SpliceSource *ss = (SpliceSource *) source;
+  ZltRelay *self = ((IoSource *) source)->relay;
+
+  *timeout = -1;
+  return self->dirs[0].again || self->dirs[1].again;
+}
+
+static gboolean
+io_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  IoSource *ss = (IoSource *) source;
   g_autoptr (ZltRelay) self = g_object_ref (ss->relay);
   g_autoptr (GError) error = NULL;
-  GIOCondition ra = splice_fd_query (ss, &ss->fds[0], &error);
-  GIOCondition rb = splice_fd_query (ss, &ss->fds[1], error == NULL ? &error : NULL);
-  gboolean bad = ((ra | rb) & (G_IO_ERR | G_IO_HUP | G_IO_NVAL)) != 0;
+  GIOCondition revents[2];
+  gboolean bad;
   gint64 ready_time = g_source_get_ready_time (source);
 
+  revents[0] = io_fd_query (ss, &ss->fds[0], &error);
+  revents[1] = io_fd_query (ss, &ss->fds[1], error == NULL ? &error : NULL);
+  bad = ((revents[0] | revents[1]) & (G_IO_ERR | G_IO_HUP | G_IO_NVAL)) != 0;
   if (error != NULL)
     {
       relay_finish (self, error);
       return G_SOURCE_CONTINUE;
     }
-  if ((bad || (ra & G_IO_IN) || (rb & G_IO_OUT)) && !dir_splice_pump (&self->dirs[0], &error))
+  /* direction i reads stream i and writes the other */
+  for (guint i = 0; i < 2; i++)
     {
-      relay_finish (self, error);
-      return G_SOURCE_CONTINUE;
-    }
-  if ((bad || (rb & G_IO_IN) || (ra & G_IO_OUT)) && !dir_splice_pump (&self->dirs[1], &error))
-    {
-      relay_finish (self, error);
-      return G_SOURCE_CONTINUE;
+      RelayDir *d = &self->dirs[i];
+
+      if (!d->use_fds || self->finished)
+        continue;
+      if (!bad && !d->again && !(revents[i] & G_IO_IN) && !(revents[1 - i] & G_IO_OUT))
+        continue;
+      d->again = FALSE;
+      if (!dir_pump (d, &error))
+        {
+          relay_finish (self, error);
+          return G_SOURCE_CONTINUE;
+        }
     }
   relay_after_io (self);
   if (self->finished)
     return G_SOURCE_CONTINUE;
-  splice_source_update (self);
+  io_source_update (self);
   /* the idle timer is this source's ready time */
   if (ready_time >= 0 && g_source_get_time (source) >= ready_time)
     relay_idle_expired (self, source);
   return G_SOURCE_CONTINUE;
 }
 
-static GSourceFuncs splice_source_funcs = {
-  .dispatch = splice_source_dispatch,
+static GSourceFuncs io_source_funcs = {
+  .prepare = io_source_prepare,
+  .dispatch = io_source_dispatch,
 };
 
+/* Directions that use fds start at the next iteration: a read or a write at once,
+ * whatever the fds say (a prefix waits, a source may have bytes already: a TLS
+ * connection may hold application data from its handshake). */
 static void
-relay_start_splice (ZltRelay *self)
+relay_start_io (ZltRelay *self, int fd_a, int fd_b)
 {
-  SpliceSource *ss;
+  IoSource *ss;
 
   for (guint i = 0; i < 2; i++)
-    {
-      self->dirs[i].want_in = TRUE;
-      self->dirs[i].want_out = self->dirs[i].prefix != NULL;
-    }
-  self->splice_source = g_source_new (&splice_source_funcs, sizeof (SpliceSource));
-  g_source_set_static_name (self->splice_source, "zlt-relay");
-  ss = (SpliceSource *) self->splice_source;
+    self->dirs[i].again = self->dirs[i].use_fds;
+  self->io_source = g_source_new (&io_source_funcs, sizeof (IoSource));
+  g_source_set_static_name (self->io_source, "zlt-relay");
+  g_source_set_can_recurse (self->io_source, TRUE);
+  ss = (IoSource *) self->io_source;
   ss->relay = self;
-  ss->fds[0].fd = self->dirs[0].src_fd;
-  ss->fds[0].tag = g_source_add_unix_fd (self->splice_source, ss->fds[0].fd, 0);
-  ss->fds[1].fd = self->dirs[1].src_fd;
-  ss->fds[1].tag = g_source_add_unix_fd (self->splice_source, ss->fds[1].fd, 0);
-  splice_source_update (self);
-  g_source_attach (self->splice_source, self->context);
+  ss->fds[0].fd = fd_a;
+  ss->fds[1].fd = fd_b;
+  io_source_update (self);
+  g_source_attach (self->io_source, self->context);
 }
-#endif
 
 /* ---------------------------------------------------------------------------------
- * pollable userspace */
+ * pollable userspace
+ *
+ * A direction whose source and destination sit over fds (a socket, or the socket under
+ * a TLS connection) waits on the relay's io source; any other pollable stream on a
+ * source of its own, made for each wait. Waiting on the fd is enough for TLS: the
+ * relay reads until glib-networking says it would block, which means GnuTLS has no
+ * whole record left (only part of one, whose rest the socket brings), and always
+ * with room for a whole record, so no decrypted bytes stay behind in GnuTLS. */
+
+/* Largest plaintext of one TLS record (RFC 8446 5.1; TLS 1.2 the same). */
+#define TLS_RECORD_MAX 16384
 
 static gboolean dir_poll_ready (GObject *stream, gpointer user_data);
 
+/* The fd whose readiness is @stream's, both ways: the one fd under its input and
+ * output streams (a socket connection's socket), or for a TLS connection that of its
+ * base stream. -1 when there is no such fd. */
+static int
+stream_poll_fd (GIOStream *stream)
+{
+  GInputStream *in = g_io_stream_get_input_stream (stream);
+  GOutputStream *out = g_io_stream_get_output_stream (stream);
+  int fd;
+
+  if (G_IS_TLS_CONNECTION (stream))
+    {
+      g_autoptr (GIOStream) base = NULL;
+
+      /* the TLS connection holds its base stream for as long as it lives */
+      g_object_get (stream, "base-io-stream", &base, NULL);
+      if (base == NULL || G_IS_TLS_CONNECTION (base))
+        return -1;
+      return stream_poll_fd (base);
+    }
+  if (!G_IS_FILE_DESCRIPTOR_BASED (in) || !G_IS_FILE_DESCRIPTOR_BASED (out))
+    return -1;
+  fd = g_file_descriptor_based_get_fd (G_FILE_DESCRIPTOR_BASED (in));
+  if (fd < 0 || fd != g_file_descriptor_based_get_fd (G_FILE_DESCRIPTOR_BASED (out)))
+    return -1;
+  return fd;
+}
+
+/* Waits for the source (or the destination, @for_output) to be ready. */
 static void
 dir_poll_wait (RelayDir *d, gboolean for_output)
 {
   GSource *source;
 
+  if (d->use_fds)
+    {
+      if (for_output)
+        d->want_out = TRUE;
+      else
+        d->want_in = TRUE;
+      return;
+    }
   if (for_output)
     source = g_pollable_output_stream_create_source (G_POLLABLE_OUTPUT_STREAM (d->out), NULL);
   else
     source = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (d->in), NULL);
   g_source_set_callback (source, G_SOURCE_FUNC (dir_poll_ready), d, NULL);
+  g_source_set_can_recurse (source, TRUE);
   g_source_attach (source, d->relay->context);
   d->wait = source;
+}
+
+/* Pumps again at the next iteration (the budget ran out). */
+static void
+dir_poll_yield (RelayDir *d)
+{
+  if (d->use_fds)
+    d->again = TRUE;
+  else
+    dir_poll_wait (d, FALSE); /* ready at once if the source still has bytes */
 }
 
 static void
@@ -733,55 +854,60 @@ dir_free_buf (RelayDir *d)
   d->buf_size = d->buf_off = d->buf_len = 0;
 }
 
+/* Writes @data until the destination has taken all of it or would block; @n_written
+ * says how much it took. A TLS destination takes a record per call: the loop does not
+ * go back to the main loop between records. */
 static gboolean
-dir_poll_pump (RelayDir *d, GError **error)
+dir_poll_write (RelayDir *d, const guint8 *data, gsize len, gsize *n_written, GError **error)
 {
-  ZltRelay *self = d->relay;
-  gsize budget = RELAY_BUDGET;
+  gsize done = 0;
 
-  if (d->done || d->closing)
-    return TRUE;
-  for (;;)
+  while (done < len)
     {
-      const guint8 *data;
-      guint8 *buf;
-      gsize len;
-      gssize n;
-      gssize written;
       GError *local = NULL;
+      gssize n = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (d->out),
+                                                             data + done, len - done,
+                                                             d->relay->cancellable, &local);
 
-      if (dir_pending (d, &data, &len))
+      if (n < 0)
         {
-          n = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (d->out), data,
-                                                          len, self->cancellable, &local);
-          if (n < 0)
+          *n_written = done;
+          if (!g_error_matches (local, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
             {
-              if (!g_error_matches (local, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-                {
-                  g_propagate_error (error, local);
-                  return FALSE;
-                }
-              g_error_free (local);
-              dir_poll_wait (d, TRUE);
-              return TRUE;
+              g_propagate_error (error, local);
+              return FALSE;
             }
-          dir_consume (d, (gsize) n);
-          continue;
-        }
-      if (d->eof)
-        {
-          dir_free_buf (d);
-          return dir_shutdown (d, error);
-        }
-      if (budget == 0)
-        {
-          dir_poll_wait (d, FALSE); /* ready at once if the source still has bytes */
+          g_error_free (local);
           return TRUE;
         }
+      done += (gsize) n;
+    }
+  *n_written = done;
+  return TRUE;
+}
 
-      buf = d->buf != NULL ? d->buf : scratch_get ();
-      n = g_pollable_input_stream_read_nonblocking (
-          G_POLLABLE_INPUT_STREAM (d->in), buf, ZLT_RELAY_CHUNK_SIZE, self->cancellable, &local);
+/* Reads into @buf (ZLT_RELAY_CHUNK_SIZE bytes): once, or for a TLS source record after
+ * record while whole records come and another fits. @n_read gets the bytes read; EOF
+ * sets d->eof. @drained says the source has nothing more for now: it would block, or,
+ * for a direction that waits on fds, its last read came short (less than asked, or a
+ * TLS record short of the largest): the sender had no more when it sent, so the relay
+ * waits for the fd instead of reading once more for a "would block" (request and
+ * response traffic saves one read per message). That wait is safe: a short record was
+ * a whole record (the room asked for holds the largest), so GnuTLS keeps nothing back,
+ * and the fd polls readable when more has come meanwhile. */
+static gboolean
+dir_poll_read (RelayDir *d, guint8 *buf, gsize *n_read, gboolean *drained, GError **error)
+{
+  gsize len = 0;
+
+  *drained = FALSE;
+  for (;;)
+    {
+      GError *local = NULL;
+      gsize room = ZLT_RELAY_CHUNK_SIZE - len;
+      gssize n = g_pollable_input_stream_read_nonblocking (
+          G_POLLABLE_INPUT_STREAM (d->in), buf + len, room, d->relay->cancellable, &local);
+
       if (n < 0)
         {
           if (!g_error_matches (local, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
@@ -790,53 +916,113 @@ dir_poll_pump (RelayDir *d, GError **error)
               return FALSE;
             }
           g_error_free (local);
-          dir_free_buf (d); /* idle: hold no memory */
-          dir_poll_wait (d, FALSE);
-          return TRUE;
+          *drained = TRUE;
+          break;
         }
       if (n == 0)
         {
           if (!dir_eof_check (d, error))
             return FALSE;
           d->eof = TRUE;
+          break;
+        }
+      len += (gsize) n;
+      if (!d->batch_reads)
+        {
+          *drained = d->use_fds && (gsize) n < room;
+          break;
+        }
+      if ((gsize) n < TLS_RECORD_MAX)
+        {
+          *drained = d->use_fds;
+          break;
+        }
+      if (ZLT_RELAY_CHUNK_SIZE - len < TLS_RECORD_MAX)
+        break;
+    }
+  *n_read = len;
+  return TRUE;
+}
+
+static gboolean
+dir_poll_pump (RelayDir *d, GError **error)
+{
+  gsize budget = RELAY_BUDGET;
+  gboolean src_drained = FALSE;
+
+  d->want_in = d->want_out = FALSE;
+  if (d->done || d->closing)
+    return TRUE;
+  for (;;)
+    {
+      const guint8 *data;
+      guint8 *buf;
+      gsize len;
+      gsize written;
+
+      if (dir_pending (d, &data, &len))
+        {
+          if (!dir_poll_write (d, data, len, &written, error))
+            return FALSE;
+          dir_consume (d, written);
+          if (written < len)
+            {
+              dir_poll_wait (d, TRUE);
+              return TRUE;
+            }
           continue;
         }
-      budget -= MIN (budget, (gsize) n);
+      if (d->eof)
+        {
+          dir_free_buf (d);
+          return dir_shutdown (d, error);
+        }
+      if (src_drained)
+        {
+          dir_free_buf (d); /* idle: hold no memory */
+          dir_poll_wait (d, FALSE);
+          return TRUE;
+        }
+      if (budget == 0)
+        {
+          dir_poll_yield (d);
+          return TRUE;
+        }
+
+      buf = d->buf != NULL ? d->buf : scratch_get ();
+      if (!dir_poll_read (d, buf, &len, &src_drained, error))
+        return FALSE;
+      if (len == 0)
+        continue;
+      budget -= MIN (budget, len);
       if (buf == d->buf)
         {
           d->buf_off = 0;
-          d->buf_len = (gsize) n;
+          d->buf_len = len;
           continue;
         }
 
       /* straight from the scratch buffer; keep only what the destination refused */
-      written = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (d->out), buf,
-                                                            (gsize) n, self->cancellable, &local);
-      if (written < 0)
-        {
-          if (!g_error_matches (local, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-            {
-              g_propagate_error (error, local);
-              return FALSE;
-            }
-          g_clear_error (&local);
-          written = 0;
-        }
-      dir_count (d, (gsize) written);
-      if (written < n)
+      if (!dir_poll_write (d, buf, len, &written, error))
+        return FALSE;
+      dir_count (d, written);
+      if (written < len)
         {
           if (d->buf == NULL)
             {
               d->buf = g_malloc (ZLT_RELAY_CHUNK_SIZE);
               d->buf_size = ZLT_RELAY_CHUNK_SIZE;
             }
-          memcpy (d->buf, buf + written, (gsize) (n - written));
+          memcpy (d->buf, buf + written, len - written);
           d->buf_off = 0;
-          d->buf_len = (gsize) (n - written);
+          d->buf_len = len - written;
+          dir_poll_wait (d, TRUE);
+          return TRUE;
         }
     }
 }
 
+/* A direction without fds: its own source said ready. */
 static gboolean
 dir_poll_ready (GObject *stream, gpointer user_data)
 {
@@ -1016,8 +1202,8 @@ static GSourceFuncs idle_source_funcs = {
 static GSource *
 relay_idle_timer (ZltRelay *self)
 {
-  if (self->splice_source != NULL)
-    return self->splice_source;
+  if (self->io_source != NULL)
+    return self->io_source;
   if (self->idle_source == NULL)
     {
       self->idle_source = g_source_new (&idle_source_funcs, sizeof (IdleSource));
@@ -1034,8 +1220,8 @@ relay_idle_arm (ZltRelay *self)
 {
   if (self->idle_timeout == 0)
     {
-      if (self->splice_source != NULL)
-        g_source_set_ready_time (self->splice_source, -1);
+      if (self->io_source != NULL)
+        g_source_set_ready_time (self->io_source, -1);
       if (self->idle_source != NULL)
         {
           g_source_destroy (self->idle_source);
@@ -1135,10 +1321,10 @@ relay_sockets_end (ZltRelay *self)
 static void
 relay_stop_io (ZltRelay *self)
 {
-  if (self->splice_source != NULL)
+  if (self->io_source != NULL)
     {
-      g_source_destroy (self->splice_source);
-      g_clear_pointer (&self->splice_source, g_source_unref);
+      g_source_destroy (self->io_source);
+      g_clear_pointer (&self->io_source, g_source_unref);
     }
   if (self->idle_source != NULL)
     {
@@ -1282,13 +1468,25 @@ zlt_relay_constructed (GObject *object)
   if (self->zero_copy)
     {
       self->dirs[0].mode = self->dirs[1].mode = DIR_SPLICE;
-      self->dirs[0].src_fd = self->dirs[1].dst_fd = g_socket_get_fd (sa);
-      self->dirs[1].src_fd = self->dirs[0].dst_fd = g_socket_get_fd (sb);
+      self->dirs[0].use_fds = self->dirs[1].use_fds = TRUE;
+      self->io_fds[0] = self->dirs[0].src_fd = self->dirs[1].dst_fd = g_socket_get_fd (sa);
+      self->io_fds[1] = self->dirs[1].src_fd = self->dirs[0].dst_fd = g_socket_get_fd (sb);
+      return;
     }
-  else
+  self->dirs[0].mode = userspace_mode (&self->dirs[0]);
+  self->dirs[1].mode = userspace_mode (&self->dirs[1]);
+  if (self->dirs[0].mode != DIR_POLL && self->dirs[1].mode != DIR_POLL)
+    return;
+  self->io_fds[0] = stream_poll_fd (self->a);
+  self->io_fds[1] = stream_poll_fd (self->b);
+  for (guint i = 0; i < 2; i++)
     {
-      self->dirs[0].mode = userspace_mode (&self->dirs[0]);
-      self->dirs[1].mode = userspace_mode (&self->dirs[1]);
+      RelayDir *d = &self->dirs[i];
+
+      if (d->mode != DIR_POLL)
+        continue;
+      d->use_fds = self->io_fds[0] >= 0 && self->io_fds[1] >= 0;
+      d->batch_reads = G_IS_TLS_CONNECTION (i == 0 ? self->a : self->b);
     }
 }
 
@@ -1423,6 +1621,7 @@ zlt_relay_init (ZltRelay *self)
 {
   self->cancellable = g_cancellable_new ();
   self->socks[0].fd = self->socks[1].fd = -1;
+  self->io_fds[0] = self->io_fds[1] = -1;
 }
 
 /* ---------------------------------------------------------------------------------
@@ -1529,19 +1728,15 @@ zlt_relay_start (ZltRelay *self)
     }
 
   relay_sockets_arm (self);
-#ifdef HAVE_SPLICE
-  if (self->zero_copy)
-    {
-      relay_start_splice (self);
-      relay_idle_arm (self);
-      return;
-    }
-#endif
+  if (self->dirs[0].use_fds || self->dirs[1].use_fds)
+    relay_start_io (self, self->io_fds[0], self->io_fds[1]);
   relay_idle_arm (self);
   for (guint i = 0; i < 2; i++)
     {
       RelayDir *d = &self->dirs[i];
 
+      if (d->use_fds)
+        continue;
       if (d->mode == DIR_POLL)
         dir_poll_wait (d, d->prefix != NULL);
       else

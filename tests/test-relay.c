@@ -7,6 +7,10 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <gio/gfiledescriptorbased.h>
+#include <glib/gstdio.h>
+
+#include "zlt-test-util.h"
 #include "zlayer-tunnel.h"
 
 #define DEADLINE_S 60
@@ -18,9 +22,10 @@ typedef enum
   MODE_POLLABLE,  /* b wrapped in a GSimpleIOStream: pollable userspace both ways */
   MODE_MIXED,     /* a's input behind a GBufferedInputStream: async one way, pollable back */
   MODE_ASYNC,     /* both inputs buffered: async both ways */
+  MODE_TLS,       /* b a TLS connection (the server's end speaks TLS): pollable, over fds */
 } Mode;
 
-static const char *const mode_names[] = { "zero-copy", "pollable", "mixed", "async" };
+static const char *const mode_names[] = { "zero-copy", "pollable", "mixed", "async", "tls" };
 
 /* ---------------------------------------------------------------------------------
  * main context helpers: wait on conditions, never sleep */
@@ -150,11 +155,187 @@ sha256_of (GBytes *prefix, GBytes *data)
 }
 
 /* ---------------------------------------------------------------------------------
+ * an output stream that counts the writes it passes on to a socket's output stream
+ * (pollable, and over the same fd, so the relay still waits on the fd) */
+
+#define TYPE_COUNTING_OUTPUT (counting_output_get_type ())
+G_DECLARE_FINAL_TYPE (CountingOutput, counting_output, COUNTING, OUTPUT, GOutputStream)
+
+struct _CountingOutput
+{
+  GOutputStream parent_instance;
+  GOutputStream *base;
+  guint n_writes; /* that took bytes */
+  guint64 written;
+};
+
+static void counting_output_pollable_init (GPollableOutputStreamInterface *iface);
+static void counting_output_fd_init (GFileDescriptorBasedIface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (CountingOutput, counting_output, G_TYPE_OUTPUT_STREAM,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_POLLABLE_OUTPUT_STREAM,
+                                                      counting_output_pollable_init)
+                                   G_IMPLEMENT_INTERFACE (G_TYPE_FILE_DESCRIPTOR_BASED,
+                                                          counting_output_fd_init))
+
+static void
+counting_output_add (CountingOutput *self, gssize n)
+{
+  if (n > 0)
+    {
+      self->n_writes++;
+      self->written += (guint64) n;
+    }
+}
+
+static gssize
+counting_output_write (GOutputStream *stream, const void *buffer, gsize count,
+                       GCancellable *cancellable, GError **error)
+{
+  CountingOutput *self = COUNTING_OUTPUT (stream);
+  gssize n = g_output_stream_write (self->base, buffer, count, cancellable, error);
+
+  counting_output_add (self, n);
+  return n;
+}
+
+/* the socket belongs to its connection: closing this stream leaves it alone */
+static gboolean
+counting_output_close (GOutputStream *stream, GCancellable *cancellable, GError **error)
+{
+  return TRUE;
+}
+
+static gboolean
+counting_output_is_writable (GPollableOutputStream *stream)
+{
+  return g_pollable_output_stream_is_writable (
+      G_POLLABLE_OUTPUT_STREAM (COUNTING_OUTPUT (stream)->base));
+}
+
+static GSource *
+counting_output_create_source (GPollableOutputStream *stream, GCancellable *cancellable)
+{
+  CountingOutput *self = COUNTING_OUTPUT (stream);
+  g_autoptr (GSource) base
+      = g_pollable_output_stream_create_source (G_POLLABLE_OUTPUT_STREAM (self->base), NULL);
+
+  return g_pollable_source_new_full (self, base, cancellable);
+}
+
+static gssize
+counting_output_write_nonblocking (GPollableOutputStream *stream, const void *buffer, gsize count,
+                                   GError **error)
+{
+  CountingOutput *self = COUNTING_OUTPUT (stream);
+  gssize n = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (self->base),
+                                                         buffer, count, NULL, error);
+
+  counting_output_add (self, n);
+  return n;
+}
+
+static int
+counting_output_get_fd (GFileDescriptorBased *stream)
+{
+  return g_file_descriptor_based_get_fd (G_FILE_DESCRIPTOR_BASED (COUNTING_OUTPUT (stream)->base));
+}
+
+static void
+counting_output_pollable_init (GPollableOutputStreamInterface *iface)
+{
+  iface->is_writable = counting_output_is_writable;
+  iface->create_source = counting_output_create_source;
+  iface->write_nonblocking = counting_output_write_nonblocking;
+}
+
+static void
+counting_output_fd_init (GFileDescriptorBasedIface *iface)
+{
+  iface->get_fd = counting_output_get_fd;
+}
+
+static void
+counting_output_finalize (GObject *object)
+{
+  g_clear_object (&COUNTING_OUTPUT (object)->base);
+  G_OBJECT_CLASS (counting_output_parent_class)->finalize (object);
+}
+
+static void
+counting_output_class_init (CountingOutputClass *klass)
+{
+  GOutputStreamClass *stream_class = G_OUTPUT_STREAM_CLASS (klass);
+
+  G_OBJECT_CLASS (klass)->finalize = counting_output_finalize;
+  stream_class->write_fn = counting_output_write;
+  stream_class->close_fn = counting_output_close;
+}
+
+static void
+counting_output_init (CountingOutput *self)
+{
+}
+
+static CountingOutput *
+counting_output_new (GOutputStream *base)
+{
+  CountingOutput *self = g_object_new (TYPE_COUNTING_OUTPUT, NULL);
+
+  self->base = g_object_ref (base);
+  return self;
+}
+
+/* ---------------------------------------------------------------------------------
+ * TLS: a real handshake over loopback through glib-networking, with a test certificate */
+
+static GTlsCertificate *tls_certificate;
+
+static gboolean
+accept_any_certificate (GTlsConnection *conn, GTlsCertificate *cert, GTlsCertificateFlags errors,
+                        gpointer user_data)
+{
+  return TRUE;
+}
+
+static void
+handshake_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  guint *n_done = user_data;
+  g_autoptr (GError) error = NULL;
+
+  g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), res, &error);
+  g_assert_no_error (error);
+  (*n_done)++;
+}
+
+/* A TLS client over @client_conn and a TLS server over @server_conn, handshaken. */
+static void
+tls_pair (GSocketConnection *client_conn, GSocketConnection *server_conn, GIOStream **client,
+          GIOStream **server)
+{
+  g_autoptr (GError) error = NULL;
+  guint n_done = 0;
+
+  *client = g_tls_client_connection_new (G_IO_STREAM (client_conn), NULL, &error);
+  g_assert_no_error (error);
+  g_signal_connect (*client, "accept-certificate", G_CALLBACK (accept_any_certificate), NULL);
+  *server = g_tls_server_connection_new (G_IO_STREAM (server_conn), tls_certificate, &error);
+  g_assert_no_error (error);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (*client), G_PRIORITY_DEFAULT, NULL,
+                                    handshake_done, &n_done);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (*server), G_PRIORITY_DEFAULT, NULL,
+                                    handshake_done, &n_done);
+  SPIN_UNTIL (n_done == 2);
+}
+
+/* ---------------------------------------------------------------------------------
  * an endpoint: sends some bytes, reads to the end, hashes what it got */
 
 typedef struct
 {
   GSocketConnection *conn;
+  GIOStream *stream; /* conn, or a TLS connection over it */
   GCancellable *cancellable;
   GBytes *send;
   gboolean send_after_eof;      /* reply only once the peer has finished */
@@ -181,6 +362,7 @@ endpoint_new (GSocketConnection *conn, GBytes *send)
   Endpoint *ep = g_new0 (Endpoint, 1);
 
   ep->conn = g_object_ref (conn);
+  ep->stream = g_object_ref (G_IO_STREAM (conn));
   ep->cancellable = g_cancellable_new ();
   ep->send = send != NULL ? g_bytes_ref (send) : NULL;
   ep->shutdown_after_send = TRUE;
@@ -199,6 +381,31 @@ endpoint_set_error (Endpoint *ep, GError *error)
 }
 
 static void
+endpoint_close_out_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  Endpoint *ep = user_data;
+  GError *error = NULL;
+
+  ep->pending--;
+  if (!g_output_stream_close_finish (G_OUTPUT_STREAM (source), res, &error))
+    endpoint_set_error (ep, error);
+}
+
+/* Ends the write side: FIN, or for TLS close_notify (reading goes on). */
+static void
+endpoint_shutdown (Endpoint *ep)
+{
+  if (G_IS_TLS_CONNECTION (ep->stream))
+    {
+      ep->pending++;
+      g_output_stream_close_async (g_io_stream_get_output_stream (ep->stream), G_PRIORITY_DEFAULT,
+                                   ep->cancellable, endpoint_close_out_done, ep);
+      return;
+    }
+  g_socket_shutdown (conn_socket (ep->conn), FALSE, TRUE, NULL);
+}
+
+static void
 endpoint_write_done (GObject *source, GAsyncResult *res, gpointer user_data)
 {
   Endpoint *ep = user_data;
@@ -212,19 +419,19 @@ endpoint_write_done (GObject *source, GAsyncResult *res, gpointer user_data)
     }
   ep->sent = TRUE;
   if (ep->shutdown_after_send)
-    g_socket_shutdown (conn_socket (ep->conn), FALSE, TRUE, NULL);
+    endpoint_shutdown (ep);
 }
 
 static void
 endpoint_send (Endpoint *ep)
 {
-  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (ep->conn));
+  GOutputStream *out = g_io_stream_get_output_stream (ep->stream);
 
   if (ep->send == NULL)
     {
       ep->sent = TRUE;
       if (ep->shutdown_after_send)
-        g_socket_shutdown (conn_socket (ep->conn), FALSE, TRUE, NULL);
+        endpoint_shutdown (ep);
       return;
     }
   ep->pending++;
@@ -263,7 +470,7 @@ endpoint_read_done (GObject *source, GAsyncResult *res, gpointer user_data)
 static void
 endpoint_read (Endpoint *ep)
 {
-  GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (ep->conn));
+  GInputStream *in = g_io_stream_get_input_stream (ep->stream);
 
   ep->reading = TRUE;
   ep->pending++;
@@ -300,7 +507,9 @@ endpoint_free (Endpoint *ep)
 {
   g_cancellable_cancel (ep->cancellable);
   SPIN_UNTIL (ep->pending == 0);
+  g_io_stream_close (ep->stream, NULL, NULL);
   g_io_stream_close (G_IO_STREAM (ep->conn), NULL, NULL);
+  g_object_unref (ep->stream);
   g_object_unref (ep->conn);
   g_object_unref (ep->cancellable);
   g_clear_pointer (&ep->send, g_bytes_unref);
@@ -322,9 +531,12 @@ typedef struct
   GSocketConnection *relay_a;
   GSocketConnection *relay_b;
   GSocketConnection *server;
+  GIOStream *server_stream; /* server, or the TLS connection over it */
   GIOStream *a;
   GIOStream *b;
-  ZltRelay *relay; /* a weak pointer once started */
+  gboolean count_writes; /* a's output counts the writes (set before fixture_init) */
+  CountingOutput *a_out; /* then that output */
+  ZltRelay *relay;       /* a weak pointer once started */
   guint finished;
   GError *error;
   guint64 counted_ab;
@@ -405,8 +617,22 @@ fixture_init (Fixture *f, Mode mode, int buffer_size)
       f->a = wrap (f->relay_a, TRUE);
       f->b = wrap (f->relay_b, TRUE);
       break;
+    case MODE_TLS:
+      f->a = g_object_ref (G_IO_STREAM (f->relay_a));
+      tls_pair (f->relay_b, f->server, &f->b, &f->server_stream);
+      break;
     default:
       g_assert_not_reached ();
+    }
+  if (f->server_stream == NULL)
+    f->server_stream = g_object_ref (G_IO_STREAM (f->server));
+  if (f->count_writes)
+    {
+      g_assert_true (mode == MODE_POLLABLE || mode == MODE_TLS);
+      g_clear_object (&f->a);
+      f->a_out = counting_output_new (g_io_stream_get_output_stream (G_IO_STREAM (f->relay_a)));
+      f->a = g_simple_io_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (f->relay_a)),
+                                     G_OUTPUT_STREAM (f->a_out));
     }
   f->relay = zlt_relay_new (f->a, f->b);
   g_assert_cmpint (zlt_relay_is_zero_copy (f->relay), ==, mode == MODE_ZERO_COPY);
@@ -442,8 +668,20 @@ fixture_clear (Fixture *f)
   g_clear_object (&f->relay_a);
   g_clear_object (&f->relay_b);
   g_clear_object (&f->server);
+  g_clear_object (&f->server_stream);
+  g_clear_object (&f->a_out);
   g_clear_error (&f->error);
   spin_until_quiet (10);
+}
+
+/* An endpoint on the server's end of the fixture (TLS in MODE_TLS). */
+static Endpoint *
+server_endpoint_new (Fixture *f, GBytes *send)
+{
+  Endpoint *ep = endpoint_new (f->server, send);
+
+  g_set_object (&ep->stream, f->server_stream);
+  return ep;
 }
 
 /* ---------------------------------------------------------------------------------
@@ -469,7 +707,7 @@ test_transfer (gconstpointer data)
   zlt_relay_set_prefix (f.relay, ZLT_RELAY_A_TO_B, prefix_up);
   zlt_relay_set_prefix (f.relay, ZLT_RELAY_B_TO_A, prefix_down);
   client = endpoint_new (f.client, up);
-  server = endpoint_new (f.server, down);
+  server = server_endpoint_new (&f, down);
   endpoint_start (client);
   endpoint_start (server);
   fixture_start (&f);
@@ -506,7 +744,7 @@ test_half_close (gconstpointer data)
 
   fixture_init (&f, mode, 0);
   client = endpoint_new (f.client, request);
-  server = endpoint_new (f.server, reply);
+  server = server_endpoint_new (&f, reply);
   server->send_after_eof = TRUE; /* answers only after the request has ended */
   endpoint_start (client);
   endpoint_start (server);
@@ -545,7 +783,7 @@ test_backpressure (gconstpointer data)
   /* small kernel buffers, so 16 MiB cannot hide in them */
   fixture_init (&f, mode, 64 * 1024);
   client = endpoint_new (f.client, up);
-  server = endpoint_new (f.server, NULL);
+  server = server_endpoint_new (&f, NULL);
   server->paused = TRUE;
   endpoint_start (client);
   endpoint_start (server);
@@ -572,6 +810,202 @@ test_backpressure (gconstpointer data)
   fixture_clear (&f);
 }
 
+/* The same the other way: the server sends, the client does not read. In TLS mode this
+ * is the decrypting direction, which reads several records per write: it must still
+ * stop reading while the client takes nothing. */
+static void
+test_backpressure_back (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+  Fixture f = { 0 };
+  gsize total = 16 * 1024 * 1024;
+  g_autoptr (GBytes) down = random_bytes (total, 10);
+  g_autoptr (Endpoint) client = NULL;
+  g_autoptr (Endpoint) server = NULL;
+  g_autofree char *want = sha256_of (NULL, down);
+  gsize bound = mode == MODE_ZERO_COPY ? ZLT_RELAY_PIPE_SIZE : ZLT_RELAY_CHUNK_SIZE;
+
+  fixture_init (&f, mode, 64 * 1024);
+  client = endpoint_new (f.client, NULL);
+  client->paused = TRUE;
+  server = server_endpoint_new (&f, down);
+  endpoint_start (client);
+  endpoint_start (server);
+  fixture_start (&f);
+
+  spin_until_quiet (200);
+  g_assert_false (server->sent);
+  g_assert_cmpuint (client->received, ==, 0);
+  g_assert_cmpuint (zlt_relay_get_bytes_b_to_a (f.relay), <, total / 2);
+  g_assert_cmpuint (zlt_relay_get_buffered_bytes (f.relay), <=, bound);
+  g_test_message ("stalled after %" G_GUINT64_FORMAT " bytes relayed, %" G_GSIZE_FORMAT
+                  " buffered in the relay",
+                  zlt_relay_get_bytes_b_to_a (f.relay), zlt_relay_get_buffered_bytes (f.relay));
+
+  endpoint_resume (client);
+  SPIN_UNTIL (server->eof && client->eof && f.finished > 0);
+  g_assert_no_error (f.error);
+  g_assert_no_error (client->error);
+  g_assert_cmpuint (client->received, ==, total);
+  g_assert_cmpstr (g_checksum_get_string (client->sum), ==, want);
+  g_assert_cmpuint (f.max_buffered, <=, bound);
+
+  fixture_clear (&f);
+}
+
+#define TLS_RECORD (16 * 1024)
+
+/* A TLS source is read record after record until the chunk buffer is full or the
+ * source would block, then written at once: records queued before the relay starts
+ * reach the plain side in a few writes, not one each. */
+static void
+test_tls_batching (void)
+{
+  Fixture f = { .count_writes = TRUE };
+  gsize n_records = 24;
+  gsize size = n_records * TLS_RECORD;
+  g_autoptr (GBytes) down = random_bytes (size, 11);
+  g_autoptr (GBytes) rest = NULL;
+  g_autoptr (Endpoint) client = NULL;
+  g_autoptr (Endpoint) server = NULL;
+  g_autofree char *want = sha256_of (NULL, down);
+  const guint8 *data = g_bytes_get_data (down, NULL);
+  GPollableOutputStream *out;
+  gsize queued = 0;
+  guint max_writes;
+
+  fixture_init (&f, MODE_TLS, 1024 * 1024);
+  /* all of it into the kernel's buffers before the relay runs (what does not fit goes
+   * once it runs) */
+  out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (f.server_stream));
+  while (queued < size)
+    {
+      g_autoptr (GError) error = NULL;
+      gssize n = g_pollable_output_stream_write_nonblocking (out, data + queued, size - queued,
+                                                             NULL, &error);
+
+      if (n < 0)
+        {
+          g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+          break;
+        }
+      queued += (gsize) n;
+    }
+  g_test_message ("%" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes queued before the start",
+                  queued, size);
+  g_assert_cmpuint (queued, >=, size / 2);
+  rest = g_bytes_new_from_bytes (down, queued, size - queued);
+  client = endpoint_new (f.client, NULL);
+  server = server_endpoint_new (&f, rest);
+  endpoint_start (client);
+  endpoint_start (server);
+  fixture_start (&f);
+
+  SPIN_UNTIL (server->eof && client->eof && f.finished > 0);
+  g_assert_no_error (f.error);
+  g_assert_no_error (client->error);
+  g_assert_no_error (server->error);
+  g_assert_cmpuint (client->received, ==, size);
+  g_assert_cmpstr (g_checksum_get_string (client->sum), ==, want);
+  g_assert_cmpuint (f.a_out->written, ==, size);
+  /* the queued records: a chunk's worth per write; the rest may come one by one */
+  max_writes = 2 + (queued + ZLT_RELAY_CHUNK_SIZE - 1) / ZLT_RELAY_CHUNK_SIZE
+               + (size - queued + TLS_RECORD - 1) / TLS_RECORD;
+  g_test_message ("%zu records in %u writes", n_records, f.a_out->n_writes);
+  g_assert_cmpuint (f.a_out->n_writes, <=, max_writes);
+  g_assert_cmpuint (f.a_out->n_writes, <, n_records);
+
+  fixture_clear (&f);
+}
+
+/* Busy-waits (the main context iterating, nothing else attached) for @len bytes. */
+static void
+stream_read_exact (GIOStream *stream, gsize len)
+{
+  GPollableInputStream *in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream));
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  char buf[64];
+  gsize got = 0;
+
+  g_assert_cmpuint (len, <=, sizeof buf);
+  while (got < len)
+    {
+      g_autoptr (GError) error = NULL;
+      gssize n = g_pollable_input_stream_read_nonblocking (in, buf + got, len - got, NULL, &error);
+
+      g_assert_cmpint (n, !=, 0);
+      if (n > 0)
+        {
+          got += (gsize) n;
+          continue;
+        }
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+      if (g_get_monotonic_time () > deadline)
+        g_error ("timed out waiting for %" G_GSIZE_FORMAT " bytes", len);
+      g_main_context_iteration (NULL, FALSE);
+    }
+}
+
+static void
+stream_write (GIOStream *stream, const char *data, gsize len)
+{
+  GPollableOutputStream *out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (stream));
+  g_autoptr (GError) error = NULL;
+
+  /* a few bytes into an empty socket buffer */
+  g_assert_cmpint (g_pollable_output_stream_write_nonblocking (out, data, len, NULL, &error), ==,
+                   (gssize) len);
+  g_assert_no_error (error);
+}
+
+/* The id the next source attached to the main context gets: GLib counts them. */
+static guint
+next_source_id (void)
+{
+  g_autoptr (GSource) probe = g_idle_source_new ();
+  guint id = g_source_attach (probe, NULL);
+
+  g_source_destroy (probe);
+  return id;
+}
+
+/* Request and response: a relay whose directions wait on fds (zero copy, sockets,
+ * TLS over sockets) makes no GSource per wait: its own stays attached throughout. */
+static void
+test_no_source_churn (gconstpointer data)
+{
+  Mode mode = GPOINTER_TO_INT (data);
+  Fixture f = { 0 };
+  guint rounds = 50;
+  guint first;
+  guint made;
+
+  fixture_init (&f, mode, 0);
+  fixture_start (&f);
+  /* once round: the relay's start may make what it needs */
+  stream_write (G_IO_STREAM (f.client), "ping", 4);
+  stream_read_exact (f.server_stream, 4);
+  stream_write (f.server_stream, "pong", 4);
+  stream_read_exact (G_IO_STREAM (f.client), 4);
+
+  first = next_source_id ();
+  for (guint i = 0; i < rounds; i++)
+    {
+      stream_write (G_IO_STREAM (f.client), "ping", 4);
+      stream_read_exact (f.server_stream, 4);
+      stream_write (f.server_stream, "pong", 4);
+      stream_read_exact (G_IO_STREAM (f.client), 4);
+    }
+  made = next_source_id () - first - 1;
+  g_test_message ("%u round trips: %u sources attached", rounds, made);
+  g_assert_cmpuint (made, <, 4);
+  g_assert_cmpuint (zlt_relay_get_bytes_a_to_b (f.relay), ==, 4 * (rounds + 1));
+  g_assert_cmpuint (f.counted_ba, ==, 4 * (rounds + 1));
+
+  zlt_relay_close (f.relay);
+  fixture_clear (&f);
+}
+
 static void
 test_close (gconstpointer data)
 {
@@ -584,7 +1018,7 @@ test_close (gconstpointer data)
   fixture_init (&f, mode, 0);
   client = endpoint_new (f.client, ping);
   client->shutdown_after_send = FALSE;
-  server = endpoint_new (f.server, NULL);
+  server = server_endpoint_new (&f, NULL);
   server->shutdown_after_send = FALSE;
   endpoint_start (client);
   endpoint_start (server);
@@ -623,7 +1057,7 @@ test_reset (gconstpointer data)
   fixture_init (&f, mode, 0);
   client = endpoint_new (f.client, some);
   client->shutdown_after_send = FALSE;
-  server = endpoint_new (f.server, NULL);
+  server = server_endpoint_new (&f, NULL);
   server->shutdown_after_send = FALSE;
   endpoint_start (client);
   endpoint_start (server);
@@ -703,7 +1137,7 @@ test_concurrent (gconstpointer data)
       ups[i] = random_bytes (SMALL, 100 + i);
       downs[i] = random_bytes (SMALL, 1000 + i);
       clients[i] = endpoint_new (fs[i].client, ups[i]);
-      servers[i] = endpoint_new (fs[i].server, downs[i]);
+      servers[i] = server_endpoint_new (&fs[i], downs[i]);
     }
   for (guint i = 0; i < N_CONCURRENT; i++)
     {
@@ -858,7 +1292,7 @@ test_linger (gconstpointer data)
   lg = get_linger (f.relay_a);
   g_assert_cmpint (lg.l_onoff, ==, 0);
   client = endpoint_new (f.client, up);
-  server = endpoint_new (f.server, NULL);
+  server = server_endpoint_new (&f, NULL);
   server->paused = TRUE;
   endpoint_start (client);
   endpoint_start (server);
@@ -1010,7 +1444,7 @@ test_hup_stalled (gconstpointer data)
       fixture_init (&f, mode, 64 * 1024);
       client = endpoint_new (f.client, NULL); /* sends nothing: a→b ends at once */
       client->paused = TRUE;
-      server = endpoint_new (f.server, down);
+      server = server_endpoint_new (&f, down);
       server->send_after_eof = TRUE; /* its FIN comes after ours */
       server->shutdown_after_send = !reset;
       endpoint_start (client);
@@ -1115,7 +1549,7 @@ test_socket_timeout (gconstpointer data)
   /* and still carrying bytes */
   client = endpoint_new (f.client, ping);
   client->shutdown_after_send = FALSE;
-  server = endpoint_new (f.server, NULL);
+  server = server_endpoint_new (&f, NULL);
   server->shutdown_after_send = FALSE;
   endpoint_start (client);
   endpoint_start (server);
@@ -1328,8 +1762,18 @@ main (int argc, char **argv)
       = { test_transfer,     test_half_close, test_backpressure,     test_close,
           test_reset,        test_linger,     test_reset_propagates, test_close_resets,
           test_idle_timeout, test_hup_stalled };
+  /* the tests whose peers take a TLS server end (the others write raw bytes to it) */
+  static const gboolean tls_ok[]
+      = { TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, FALSE, FALSE, FALSE, FALSE };
+  g_autofree char *tls_dir = NULL;
+  g_autofree char *cert_file = NULL;
+  g_autofree char *key_file = NULL;
+  g_autofree char *cert_cfg = NULL;
   struct rlimit rl;
   int ret;
+
+  G_STATIC_ASSERT (G_N_ELEMENTS (tests) == G_N_ELEMENTS (funcs));
+  G_STATIC_ASSERT (G_N_ELEMENTS (tests) == G_N_ELEMENTS (tls_ok));
 
   /* 200 relays: 800 sockets and their pipes */
   if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
@@ -1340,20 +1784,46 @@ main (int argc, char **argv)
 
   under_valgrind = g_getenv ("ZLT_UNDER_VALGRIND") != NULL;
   g_test_init (&argc, &argv, NULL);
+
+  /* a test certificate for the TLS mode */
+  tls_dir = g_dir_make_tmp ("test-relay-XXXXXX", NULL);
+  g_assert_nonnull (tls_dir);
+  g_assert_true (zlt_test_make_certificate (tls_dir, &cert_file, &key_file));
+  tls_certificate = g_tls_certificate_new_from_files (cert_file, key_file, NULL);
+  g_assert_nonnull (tls_certificate);
+
   for (guint t = 0; t < G_N_ELEMENTS (tests); t++)
-    for (int m = MODE_ZERO_COPY; m <= MODE_ASYNC; m++)
+    for (int m = MODE_ZERO_COPY; m <= MODE_TLS; m++)
       {
         g_autofree char *path = g_strdup_printf ("/relay/%s/%s", tests[t], mode_names[m]);
 
+        if (m == MODE_TLS && !tls_ok[t])
+          continue;
         g_test_add_data_func (path, GINT_TO_POINTER (m), funcs[t]);
       }
   g_test_add_func ("/relay/close-before-start", test_close_before_start);
-  for (int m = MODE_ZERO_COPY; m <= MODE_ASYNC; m++)
+  for (int m = MODE_ZERO_COPY; m <= MODE_TLS; m++)
     {
       g_autofree char *path = g_strdup_printf ("/relay/socket-timeout/%s", mode_names[m]);
 
       g_test_add_data_func (path, GINT_TO_POINTER (m), test_socket_timeout);
     }
+  for (int m = MODE_ZERO_COPY; m <= MODE_TLS; m++)
+    {
+      g_autofree char *path = g_strdup_printf ("/relay/backpressure-back/%s", mode_names[m]);
+
+      g_test_add_data_func (path, GINT_TO_POINTER (m), test_backpressure_back);
+    }
+  for (int m = MODE_ZERO_COPY; m <= MODE_TLS; m++)
+    {
+      g_autofree char *path = NULL;
+
+      if (m == MODE_MIXED || m == MODE_ASYNC)
+        continue;
+      path = g_strdup_printf ("/relay/no-source-churn/%s", mode_names[m]);
+      g_test_add_data_func (path, GINT_TO_POINTER (m), test_no_source_churn);
+    }
+  g_test_add_func ("/relay/tls-batching", test_tls_batching);
   g_test_add_data_func ("/relay/concurrent/zero-copy", GINT_TO_POINTER (MODE_ZERO_COPY),
                         test_concurrent);
   g_test_add_data_func ("/relay/concurrent/pollable", GINT_TO_POINTER (MODE_POLLABLE),
@@ -1365,5 +1835,11 @@ main (int argc, char **argv)
     g_socket_listener_close (listener);
   g_clear_object (&listener);
   g_clear_object (&listen_address);
+  g_clear_object (&tls_certificate);
+  g_unlink (cert_file);
+  g_unlink (key_file);
+  cert_cfg = g_build_filename (tls_dir, "cert.cfg", NULL);
+  g_unlink (cert_cfg);
+  g_rmdir (tls_dir);
   return ret;
 }
