@@ -70,6 +70,7 @@ ACCESS_TTL = lambda s: entry(0x0C, struct.pack(">I", s))
 MAX_CONNECTIONS = lambda n: entry(0x0D, struct.pack(">I", n))
 IDLE_TIMEOUT = lambda s: entry(0x0E, struct.pack(">I", s))
 TIMESTAMP_US = lambda us: entry(0x0F, struct.pack(">Q", us))
+STANDBY_MAX = lambda n: entry(0x10, struct.pack(">H", n))
 
 
 def auth(token, ext=b""):
@@ -184,6 +185,9 @@ def ext_seeds():
     w("heartbeat-us", "heartbeat", TIMESTAMP_US(1705320000000123))
     w("heartbeat-ack-us", "heartbeat-ack", TIMESTAMP_US(1705320000000123))
     w("server-proof-short", "auth-ok", entry(0x0B, b"x" * 5))
+    w("auth-ok-standby", "auth-ok", VERSION() + CAPS(0x3D) + SERVER_PROOF() + STANDBY_MAX(64))
+    w("standby-max-long", "auth-ok", CAPS(0x20) + entry(0x10, b"\x00\x00\x40"))
+    w("standby-max-on-auth", "auth", VERSION() + CAPS(0x20) + PROOF() + STANDBY_MAX(8))
 
 
 # ---- upgrade: raw HTTP requests ----
