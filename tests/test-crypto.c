@@ -259,6 +259,19 @@ test_crypto_session_key (void)
   g_assert_false (zlt_secure_equal (mac, sizeof mac, mac2, sizeof mac2));
   zlt_data_mac (other, &tunnel_id, &connection_id, mac2);
   g_assert_false (zlt_secure_equal (mac, sizeof mac, mac2, sizeof mac2));
+
+  /* standby connection MAC (§8): the id is a big-endian u64 after the tunnel id */
+  zlt_standby_mac (key, &tunnel_id, 1, mac);
+  assert_hex (mac, sizeof mac, "6cb80cb7044dc763fe5b582259fde00c4cea543ffb610cce38e840d6f8ccd234");
+  zlt_standby_mac (key, &tunnel_id, G_GUINT64_CONSTANT (0x0102030405060708), mac2);
+  assert_hex (mac2, sizeof mac2,
+              "93cae978bd0ba669cde39faa5370669088286e2c3cedae0da92656c712c3e64f");
+  zlt_standby_mac (key, &tunnel_id, 2, mac2);
+  g_assert_false (zlt_secure_equal (mac, sizeof mac, mac2, sizeof mac2));
+  zlt_standby_mac (key, &connection_id, 1, mac2);
+  g_assert_false (zlt_secure_equal (mac, sizeof mac, mac2, sizeof mac2));
+  zlt_standby_mac (other, &tunnel_id, 1, mac2);
+  g_assert_false (zlt_secure_equal (mac, sizeof mac, mac2, sizeof mac2));
 }
 
 static void
