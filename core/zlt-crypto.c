@@ -257,6 +257,31 @@ zlt_standby_mac (const guint8 session_key[ZLT_HASH_SIZE], const ZltUuid *tunnel_
                    tunnel_id->bytes, (gsize) ZLT_UUID_SIZE, id, sizeof id, NULL);
 }
 
+gboolean
+zlt_standby_id_parse (const char *text, guint64 *standby_id)
+{
+  guint64 value = 0;
+  gsize len = 0;
+
+  g_return_val_if_fail (standby_id != NULL, FALSE);
+
+  if (text == NULL || text[0] < '1' || text[0] > '9')
+    return FALSE;
+  for (const char *p = text; *p != '\0'; p++, len++)
+    {
+      guint digit;
+
+      if (*p < '0' || *p > '9' || len >= 20)
+        return FALSE;
+      digit = (guint) (*p - '0');
+      if (value > (G_MAXUINT64 - digit) / 10)
+        return FALSE;
+      value = value * 10 + digit;
+    }
+  *standby_id = value;
+  return TRUE;
+}
+
 void
 zlt_resume_mac (const guint8 resume_secret[ZLT_HASH_SIZE], const guint8 nonce[ZLT_NONCE_SIZE],
                 guint8 out[ZLT_HASH_SIZE])

@@ -44,6 +44,9 @@ void zlt_data_mac (const guint8 session_key[ZLT_HASH_SIZE], const ZltUuid *tunne
  * sequence number of the connection in this session, as a big-endian u64. */
 void zlt_standby_mac (const guint8 session_key[ZLT_HASH_SIZE], const ZltUuid *tunnel_id,
                       guint64 standby_id, guint8 out[ZLT_HASH_SIZE]);
+/* The X-Zlt-Standby header: a decimal number from 1 to 2^64-1 without leading zeros.
+ * FALSE for anything else. */
+gboolean zlt_standby_id_parse (const char *text, guint64 *standby_id);
 void zlt_resume_mac (const guint8 resume_secret[ZLT_HASH_SIZE], const guint8 nonce[ZLT_NONCE_SIZE],
                      guint8 out[ZLT_HASH_SIZE]);
 

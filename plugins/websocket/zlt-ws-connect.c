@@ -382,8 +382,8 @@ data_timeout (gpointer user_data)
 
 void
 zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *tls,
-                        const char *tunnel_id, const char *connection_id, const char *mac,
-                        const char *service, gboolean probe, guint timeout_ms,
+                        const char *tunnel_id, const char *connection_id, const char *standby_id,
+                        const char *mac, const char *service, gboolean probe, guint timeout_ms,
                         GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr (GCancellable) own = g_cancellable_new ();
@@ -408,17 +408,18 @@ zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *t
     d->tls = zlt_tls_options_copy (tls);
   /* "[::1]:3679": an IPv6 address in a Host header keeps its brackets */
   authority = zlt_net_join_host_port (d->host, d->port);
-  d->request = g_strdup_printf ("GET " ZLT_WS_DATA_PATH " HTTP/1.1\r\n"
-                                "Host: %s\r\n"
-                                "Connection: Upgrade\r\n"
-                                "Upgrade: " ZLT_WS_DATA_UPGRADE "\r\n"
-                                "X-Zlt-Tunnel: %s\r\n"
-                                "X-Zlt-Connection: %s\r\n"
-                                "X-Zlt-Mac: %s\r\n"
-                                "%s%s%s%s\r\n",
-                                authority, tunnel_id, connection_id, mac,
-                                service ? "X-Zlt-Service: " : "", service ? service : "",
-                                service ? "\r\n" : "", probe ? "X-Zlt-Probe: 1\r\n" : "");
+  d->request = g_strdup_printf (
+      "GET " ZLT_WS_DATA_PATH " HTTP/1.1\r\n"
+      "Host: %s\r\n"
+      "Connection: Upgrade\r\n"
+      "Upgrade: " ZLT_WS_DATA_UPGRADE "\r\n"
+      "X-Zlt-Tunnel: %s\r\n"
+      "%s: %s\r\n"
+      "X-Zlt-Mac: %s\r\n"
+      "%s%s%s%s\r\n",
+      authority, tunnel_id, standby_id != NULL ? "X-Zlt-Standby" : "X-Zlt-Connection",
+      standby_id != NULL ? standby_id : connection_id, mac, service ? "X-Zlt-Service: " : "",
+      service ? service : "", service ? "\r\n" : "", probe ? "X-Zlt-Probe: 1\r\n" : "");
   if (timeout_ms > 0)
     {
       d->timeout = g_timeout_source_new (timeout_ms);

@@ -203,6 +203,17 @@ def data_mac(tunnel, connection):
     return hmac.new(SESSION_KEY, msg, hashlib.sha256).hexdigest()
 
 
+def standby_mac(tunnel, standby_id):
+    msg = b"zlt-standby-v2" + uuid.UUID(tunnel).bytes + struct.pack(">Q", standby_id)
+    return hmac.new(SESSION_KEY, msg, hashlib.sha256).hexdigest()
+
+
+def standby_headers(tunnel=TUNNEL, standby="2", mac=None):
+    return ["Connection: Upgrade", "Upgrade: zlt-data/2", f"X-Zlt-Tunnel: {tunnel}",
+            f"X-Zlt-Standby: {standby}",
+            f"X-Zlt-Mac: {mac if mac is not None else standby_mac(tunnel, int(standby))}"]
+
+
 def request(path="/tunnel/v1/data", method="GET", headers=(), body=b"", version="HTTP/1.1"):
     lines = [f"{method} {path} {version}", "Host: 127.0.0.1"] + list(headers)
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
@@ -255,6 +266,19 @@ def upgrade_seeds():
                                                                  "X-Zlt-Probe: 1"]),
         "access-unknown-service": request(headers=data_headers() + ["X-Zlt-Service: db"]),
         "access-bad-name": request(headers=data_headers() + ["X-Zlt-Service: a b/c"]),
+        "standby-ok": request(headers=standby_headers()),
+        "standby-ok-then-bytes": request(headers=standby_headers()) + b"too early",
+        "standby-over-bound": request(headers=standby_headers(standby="3")),
+        "standby-bad-mac": request(headers=standby_headers(mac="00" * 32)),
+        "standby-other-tunnel": request(headers=standby_headers(
+            tunnel=GONE, mac=standby_mac(GONE, 2))),
+        "standby-leading-zero": request(headers=standby_headers(standby="02",
+                                                                mac=standby_mac(TUNNEL, 2))),
+        "standby-overflow": request(headers=standby_headers(standby="18446744073709551616",
+                                                            mac="00" * 32)),
+        "standby-and-connection": request(headers=standby_headers()
+                                          + [f"X-Zlt-Connection: {CONNECTION}"]),
+        "standby-and-service": request(headers=standby_headers() + ["X-Zlt-Service: web"]),
         "control-upgrade": request(path="/tunnel/v1", headers=WS_HEADERS),
         "control-upgrade-frame": request(path="/tunnel/v1", headers=WS_HEADERS)
         + ws_frame(frame(HEARTBEAT, struct.pack(">Q", 1))) + ws_frame(b"\x03\xe8", opcode=8),
