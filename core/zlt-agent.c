@@ -208,7 +208,8 @@ typedef struct
   guint pending; /* of the two operations */
   GIOStream *local;
   GIOStream *data;
-  GBytes *prefix; /* bytes that followed the data connection's 101 */
+  GBytes *prefix;    /* bytes that followed the data connection's 101 */
+  gboolean ack_late; /* ConnectAck once the relay runs: the first bytes go first */
 } ConnectData;
 
 static void
@@ -293,6 +294,11 @@ connect_join (ConnectData *d)
       g_clear_object (&d->data);
       zlt_relay_start (relay);
     }
+  if (d->ack_late)
+    {
+      g_autoptr (ZltMessage) ack = zlt_message_new_connect_ack (&d->connection_id);
+      send_message (self, ack);
+    }
   connect_data_free (d);
 }
 
@@ -332,11 +338,14 @@ local_dialed (GObject *source, GAsyncResult *result, gpointer user_data)
           connect_fail (self, &d->connection_id, reason);
         }
     }
-  else
+  else if (d->pending > 1)
     {
+      /* the data connection is still on its way: the server may as well know now */
       g_autoptr (ZltMessage) ack = zlt_message_new_connect_ack (&d->connection_id);
       send_message (self, ack);
     }
+  else
+    d->ack_late = TRUE;
   connect_join (d);
 }
 
