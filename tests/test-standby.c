@@ -382,6 +382,99 @@ test_lifetime (Fixture *f, gconstpointer data)
                     ==, 1);
 }
 
+/* A UDP echo service on 127.0.0.1, served from the main context. */
+static gboolean
+udp_echo_ready (GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+  guint8 buf[2048];
+  gssize n;
+
+  while (TRUE)
+    {
+      g_autoptr (GSocketAddress) from = NULL;
+
+      n = g_socket_receive_from (socket, &from, (char *) buf, sizeof buf, NULL, NULL);
+      if (n < 0)
+        break;
+      g_socket_send_to (socket, from, (const char *) buf, (gsize) n, NULL, NULL);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+typedef struct
+{
+  guint16 port;
+  gboolean ok;
+  gint done;
+} UdpPeer;
+
+/* sends a datagram until its echo comes back, a bounded number of times */
+static gpointer
+udp_peer_thread (gpointer user_data)
+{
+  UdpPeer *p = user_data;
+  g_autoptr (GSocket) socket
+      = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, NULL);
+  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) server = g_inet_socket_address_new (lo, p->port);
+  static const char ping[] = "standby over udp";
+  char buf[64];
+
+  g_socket_set_timeout (socket, 1);
+  for (guint attempt = 0; attempt < 10 && !p->ok; attempt++)
+    {
+      gssize n;
+
+      g_socket_send_to (socket, server, ping, sizeof ping, NULL, NULL);
+      n = g_socket_receive (socket, buf, sizeof buf, NULL, NULL);
+      p->ok = n == sizeof ping && memcmp (buf, ping, sizeof ping) == 0;
+    }
+  g_atomic_int_set (&p->done, 1);
+  return NULL;
+}
+
+/* A UDP flow takes a standby connection too: the datagram framing follows the binding. */
+static void
+test_udp (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GSocket) echo = NULL;
+  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (lo, 0);
+  g_autoptr (GSocketAddress) bound = NULL;
+  g_autoptr (GError) error = NULL;
+  GSource *source;
+  UdpPeer peer = { 0 };
+  GThread *thread;
+
+  echo = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
+  g_assert_no_error (error);
+  g_socket_set_blocking (echo, FALSE);
+  g_socket_bind (echo, any, FALSE, &error);
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (echo, &error);
+  g_assert_no_error (error);
+  source = g_socket_create_source (echo, G_IO_IN, NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (udp_echo_ready), NULL, NULL);
+  g_source_attach (source, NULL);
+
+  zlt_test_harness_start_server (&f->h);
+  zlt_test_harness_add_service (&f->h, "game",
+                                g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)), 0);
+  g_key_file_set_string (f->h.agent_keyfile, "service:game", "protocol", "udp");
+  zlt_test_harness_start_agent (&f->h);
+  peer.port = zlt_test_harness_wait_registered (&f->h, "game");
+  ZLT_TEST_WAIT_FOR (zlt_server_get_n_standby (f->h.server) == 8, 10000);
+
+  thread = g_thread_new ("udp-peer", udp_peer_thread, &peer);
+  ZLT_TEST_WAIT_FOR (g_atomic_int_get (&peer.done), 20000);
+  g_thread_join (thread);
+  g_assert_true (peer.ok);
+  g_assert_cmpuint (zlt_server_get_n_standby_joins (f->h.server), ==, 1);
+  g_assert_cmpuint (zlt_server_get_n_connects_sent (f->h.server), ==, 0);
+  g_source_destroy (source);
+  g_source_unref (source);
+}
+
 /* A local service that refuses: the public client gets a reset, the server logs the
  * agent's ConnectFail, and the pool refills. */
 static void
@@ -648,6 +741,7 @@ main (int argc, char **argv)
   ADD ("refill", test_refill, FALSE);
   ADD ("fallback-and-growth", test_fallback_and_growth, FALSE);
   ADD ("lifetime", test_lifetime, FALSE);
+  ADD ("udp", test_udp, FALSE);
   ADD ("local-refuses", test_local_refuses, FALSE);
   ADD ("bound-and-replay", test_bound_and_replay, FALSE);
   ADD ("bound-and-replay/ipv6", test_bound_and_replay, TRUE);
