@@ -1149,6 +1149,11 @@ zlt_server_stop (ZltServer *self)
   g_return_if_fail (ZLT_IS_SERVER (self));
   if (!self->running)
     return;
+  g_debug ("stopping: %" G_GUINT64_FORMAT
+           " connections joined to standby connections, %" G_GUINT64_FORMAT
+           " announced by Connect, %" G_GUINT64_FORMAT " standby connections retired unused",
+           self->n_standby_joins, self->n_connects_sent,
+           zlt_standby_pool_get_n_retired (self->standby));
   self->running = FALSE;
   if (self->control_listener != NULL)
     zlt_listener_close (ZLT_LISTENER (self->control_listener));
