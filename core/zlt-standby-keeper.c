@@ -249,6 +249,8 @@ opened (GObject *source, GAsyncResult *result, gpointer user_data)
   self->retry_ms = 0;
   if (zlt_standby_keeper_get_n_parked (self) >= self->target)
     self->filled = TRUE;
+  /* at most MAX_OPENING at a time: the next ones now */
+  schedule_fill (self);
   s->limit = zlt_timeout_source_attach (ZLT_STANDBY_AGENT_LIMIT_MS, on_limit, s);
   /* the binding, or its start, may have come with the 101 */
   len = prefix != NULL ? g_bytes_get_size (prefix) : 0;
