@@ -324,6 +324,23 @@ test_refill (Fixture *f, gconstpointer data)
   g_assert_cmpuint (zlt_server_get_n_connects_sent (f->h.server), ==, 0);
 }
 
+/* A pool larger than the keeper opens at once fills all the same, and refills after a
+ * burst that takes all of it. */
+static void
+test_large_pool (Fixture *f, gconstpointer data)
+{
+  guint16 port;
+
+  set_agent (f, "standby-connections", 20);
+  port = start_echo (f, 20);
+  transfer (port, 1024, 20);
+  g_assert_cmpuint (zlt_server_get_n_standby_joins (f->h.server), ==, 20);
+  g_assert_cmpuint (zlt_server_get_n_connects_sent (f->h.server), ==, 0);
+  ZLT_TEST_WAIT_FOR (zlt_server_get_n_standby (f->h.server) == 20
+                         && zlt_agent_get_n_standby (f->h.agent) == 20,
+                     10000);
+}
+
 /* More connections at once than are parked: those beyond take the Connect path, and
  * every one carries its bytes. The pool then grows toward the burst, within the
  * server's bound, and shrinks back to the agent's floor once idle. */
@@ -745,6 +762,7 @@ main (int argc, char **argv)
   ADD ("join", test_join, FALSE);
   ADD ("join/ipv6", test_join, TRUE);
   ADD ("refill", test_refill, FALSE);
+  ADD ("large-pool", test_large_pool, FALSE);
   ADD ("fallback-and-growth", test_fallback_and_growth, FALSE);
   ADD ("lifetime", test_lifetime, FALSE);
   ADD ("udp", test_udp, FALSE);
