@@ -18,6 +18,7 @@
 #include "zlt-net.h"
 #include "zlt-relay.h"
 #include "zlt-source.h"
+#include "zlt-standby-keeper.h"
 #include "zlt-util.h"
 #include "zlt-enum-types.h"
 
@@ -71,6 +72,7 @@ struct _ZltAgent
   char *last_error;
   guint n_sessions;
   GHashTable *relays;                 /* ZltRelay* (owned) → ZltService* (owned) */
+  ZltStandbyKeeper *standby;          /* the session's standby connections, if any */
   ZltLogLimit connection_failure_log; /* a dead local service fails every connection */
 };
 
@@ -206,7 +208,8 @@ typedef struct
   guint pending; /* of the two operations */
   GIOStream *local;
   GIOStream *data;
-  GBytes *prefix; /* bytes that followed the data connection's 101 */
+  GBytes *prefix;    /* bytes that followed the data connection's 101 */
+  gboolean ack_late; /* ConnectAck once the relay runs: the first bytes go first */
 } ConnectData;
 
 static void
@@ -291,6 +294,11 @@ connect_join (ConnectData *d)
       g_clear_object (&d->data);
       zlt_relay_start (relay);
     }
+  if (d->ack_late)
+    {
+      g_autoptr (ZltMessage) ack = zlt_message_new_connect_ack (&d->connection_id);
+      send_message (self, ack);
+    }
   connect_data_free (d);
 }
 
@@ -330,50 +338,100 @@ local_dialed (GObject *source, GAsyncResult *result, gpointer user_data)
           connect_fail (self, &d->connection_id, reason);
         }
     }
-  else
+  else if (d->pending > 1)
     {
+      /* the data connection is still on its way: the server may as well know now */
       g_autoptr (ZltMessage) ack = zlt_message_new_connect_ack (&d->connection_id);
       send_message (self, ack);
     }
+  else
+    d->ack_late = TRUE;
   connect_join (d);
+}
+
+/* Dials @d's local service; local_dialed() answers the server and joins. */
+static void
+dial_local (ZltAgent *self, ConnectData *d)
+{
+  const ZltServiceConfig *sc
+      = zlt_client_config_lookup_service (self->config, zlt_service_get_name (d->service));
+
+  /* a UDP "connection" is one flow: a framed stream over a connected UDP socket */
+  zlt_transport_dial_async (
+      zlt_service_get_protocol (d->service) == ZLT_PROTOCOL_UDP ? self->udp : self->tcp,
+      sc && sc->local_host ? sc->local_host : "127.0.0.1", zlt_service_get_local_port (d->service),
+      self->cancellable, local_dialed, d);
+}
+
+/* Whether this agent can carry a connection of @service; if not, the server hears why. */
+static gboolean
+can_carry (ZltAgent *self, ZltService *service, const ZltUuid *connection_id)
+{
+  if (service == NULL)
+    {
+      connect_fail (self, connection_id, _ ("unknown service"));
+      return FALSE;
+    }
+  if (zlt_service_get_protocol (service) == ZLT_PROTOCOL_UDP && self->udp == NULL)
+    {
+      connect_fail (self, connection_id, _ ("this agent has no udp transport plugin"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* The server bound one of our standby connections to a public connection
+ * (PROTOCOL-v2.md §8): it is that connection's data connection already, with the
+ * client's first bytes in @rest; only the local service is left to dial. It is
+ * answered as a Connect would be (ConnectAck, or ConnectFail and a reset). */
+static void
+on_standby_bound (GIOStream *stream, GBytes *rest, const ZltBinding *binding, gpointer user_data)
+{
+  ZltAgent *self = user_data;
+  ZltService *service = zlt_tunnel_lookup_service_by_id (self->tunnel, &binding->service_id);
+  ConnectData *d;
+
+  if (!can_carry (self, service, &binding->connection_id))
+    {
+      zlt_net_close_with_reset (stream);
+      g_object_unref (stream);
+      return;
+    }
+  d = g_new0 (ConnectData, 1);
+  d->agent = g_object_ref (self);
+  d->service = g_object_ref (service);
+  d->connection_id = binding->connection_id;
+  d->data = stream;
+  d->prefix = g_bytes_ref (rest);
+  d->pending = 1;
+  dial_local (self, d);
 }
 
 static void
 handle_connect (ZltAgent *self, const ZltMessage *msg)
 {
   ZltService *service = zlt_tunnel_lookup_service_by_id (self->tunnel, &msg->service_id);
-  const ZltServiceConfig *sc;
   ConnectData *d;
   char tid[ZLT_UUID_STRING_LEN + 1], cid[ZLT_UUID_STRING_LEN + 1];
   guint8 mac[ZLT_HASH_SIZE];
   g_autofree char *mac_hex = NULL;
 
-  if (service == NULL)
-    {
-      connect_fail (self, &msg->connection_id, _ ("unknown service"));
-      return;
-    }
-  if (!self->v2)
+  if (service != NULL && !self->v2)
     {
       connect_fail (self, &msg->connection_id, _ ("a v1 session has no data plane"));
       return;
     }
-  if (zlt_service_get_protocol (service) == ZLT_PROTOCOL_UDP && self->udp == NULL)
-    {
-      connect_fail (self, &msg->connection_id, _ ("this agent has no udp transport plugin"));
-      return;
-    }
-  sc = zlt_client_config_lookup_service (self->config, zlt_service_get_name (service));
+  if (!can_carry (self, service, &msg->connection_id))
+    return;
+  /* the server found no standby connection parked: let the pool grow */
+  if (self->standby != NULL)
+    zlt_standby_keeper_missed (self->standby);
   d = g_new0 (ConnectData, 1);
   d->agent = g_object_ref (self);
   d->service = g_object_ref (service);
   d->connection_id = msg->connection_id;
   d->pending = 2;
-  /* a UDP "connection" is one flow: a framed stream over a connected UDP socket */
-  zlt_transport_dial_async (
-      zlt_service_get_protocol (service) == ZLT_PROTOCOL_UDP ? self->udp : self->tcp,
-      sc && sc->local_host ? sc->local_host : "127.0.0.1", zlt_service_get_local_port (service),
-      self->cancellable, local_dialed, d);
+  dial_local (self, d);
 
   zlt_uuid_format (zlt_tunnel_get_id (self->tunnel), tid);
   zlt_uuid_format (&d->connection_id, cid);
@@ -702,6 +760,9 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
         zlt_service_set_assigned_port (service, zlt_service_get_requested_port (service));
       g_message ("service %s registered, public port %u", zlt_service_get_name (service),
                  zlt_service_get_assigned_port (service));
+      /* standby connections once there is something for them to carry */
+      if (self->standby != NULL)
+        zlt_standby_keeper_start (self->standby);
       if (self->refused->len == 0 && self->register_retry == NULL)
         self->register_retry_ms = 0;
       g_signal_emit (self, signals[SIGNAL_REGISTERED], 0, service);
@@ -738,6 +799,15 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
 
 /* ---- authentication ---- */
 
+/* Standby connections (PROTOCOL-v2.md §8) are asked for when the config wants some and
+ * the transport can open them. */
+static gboolean
+wants_standby (ZltAgent *self)
+{
+  return zlt_client_config_get_standby_connections (self->config) > 0
+         && zlt_control_transport_can_open_standby (self->control);
+}
+
 static void
 send_auth (ZltAgent *self)
 {
@@ -751,7 +821,8 @@ send_auth (ZltAgent *self)
       auth = zlt_message_new_auth (self->key_id, &self->client_id);
       zlt_auth_proof (self->token_hash, g_bytes_get_data (nonce, NULL), &self->client_id, proof);
       zlt_message_set_version (auth, ZLT_PROTOCOL_VERSION);
-      zlt_message_set_caps (auth, ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP | ZLT_CAP_ACCESS);
+      zlt_message_set_caps (auth, ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP | ZLT_CAP_ACCESS
+                                      | (wants_standby (self) ? ZLT_CAP_STANDBY : 0));
       zlt_message_set_proof (auth, proof);
       /* an access client says when it means to stop; the server holds it to that.
        * Rounded up: a server that cut it a fraction of a second early would end the
@@ -831,6 +902,12 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
       self->resume_id = msg->tunnel_id;
       memcpy (self->resume_secret, msg->ext.resume_secret, ZLT_HASH_SIZE);
     }
+  if (self->v2 && wants_standby (self) && (self->server_caps & ZLT_CAP_STANDBY)
+      && zlt_message_has_ext_fields (msg, ZLT_EXT_STANDBY_MAX) && msg->ext.standby_max > 0)
+    self->standby = zlt_standby_keeper_new (
+        self->control, self->url, self->tls, &msg->tunnel_id, self->session_key,
+        zlt_client_config_get_standby_connections (self->config), msg->ext.standby_max,
+        on_standby_bound, self);
   zlt_uuid_format (&msg->tunnel_id, id);
   g_message ("tunnel %s %s", id, resumed ? "resumed" : "established");
   set_last_error (self, NULL);
@@ -1003,6 +1080,10 @@ session_end (ZltAgent *self, const char *why)
     }
   zlt_heartbeat_stop (self->heartbeat);
   zlt_source_clear (&self->auth_deadline);
+  /* standby connections belong to the session: the server drops its end too */
+  if (self->standby != NULL)
+    zlt_standby_keeper_stop (self->standby);
+  g_clear_object (&self->standby);
   g_queue_clear_full (&self->register_queue, g_object_unref);
   forget_refusals (self);
   /* access streams that waited for this attempt learn why it failed */
@@ -1174,6 +1255,19 @@ zlt_agent_get_n_relays (ZltAgent *self)
 {
   g_return_val_if_fail (ZLT_IS_AGENT (self), 0);
   return g_hash_table_size (self->relays);
+}
+
+/**
+ * zlt_agent_get_n_standby:
+ *
+ * Returns: standby data connections this agent holds parked at the server now
+ *   (PROTOCOL-v2.md §8), not counting those still opening
+ */
+guint
+zlt_agent_get_n_standby (ZltAgent *self)
+{
+  g_return_val_if_fail (ZLT_IS_AGENT (self), 0);
+  return self->standby != NULL ? zlt_standby_keeper_get_n_parked (self->standby) : 0;
 }
 
 static ZltService *

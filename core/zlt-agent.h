@@ -38,6 +38,7 @@ guint zlt_agent_get_n_sessions (ZltAgent *self);
 guint zlt_agent_get_retry_delay_ms (ZltAgent *self);
 gint64 zlt_agent_get_latency_us (ZltAgent *self);
 guint zlt_agent_get_n_relays (ZltAgent *self);
+guint zlt_agent_get_n_standby (ZltAgent *self);
 
 /* Adds or removes a service at run time (registered at once when connected). */
 gboolean zlt_agent_add_service (ZltAgent *self, const ZltServiceConfig *service, GError **error);

@@ -41,25 +41,16 @@ struct _ZltClientConfig
   gdouble backoff_min;
   gdouble backoff_max;
   gdouble fatal_retry;
+  guint standby_connections;
   GPtrArray *services; /* ZltServiceConfig, in config order */
 };
 
 G_DEFINE_FINAL_TYPE (ZltClientConfig, zlt_client_config, G_TYPE_OBJECT)
 
 static const char *const agent_keys[] = {
-  "server",
-  "token-file",
-  "token-env",
-  "tls-ca-file",
-  "tls-pinned-sha256",
-  "tls-insecure",
-  "legacy-auth",
-  "retry-forever",
-  "heartbeat-interval",
-  "heartbeat-timeout",
-  "backoff-min",
-  "backoff-max",
-  "fatal-retry",
+  "server",       "token-file",  "token-env",     "tls-ca-file",         "tls-pinned-sha256",
+  "tls-insecure", "legacy-auth", "retry-forever", "heartbeat-interval",  "heartbeat-timeout",
+  "backoff-min",  "backoff-max", "fatal-retry",   "standby-connections", /* PROTOCOL-v2.md §8 */
   NULL,
 };
 
@@ -391,7 +382,9 @@ zlt_client_config_parse_agent (ZltClientConfig *self, GKeyFile *kf, const char *
       || !zlt_config_get_double (kf, GROUP, "backoff-max", 8.0, 0.001, 86400.0, &self->backoff_max,
                                  error)
       || !zlt_config_get_double (kf, GROUP, "fatal-retry", 60.0, 0.001, 86400.0, &self->fatal_retry,
-                                 error))
+                                 error)
+      || !zlt_config_get_uint (kf, GROUP, "standby-connections", ZLT_CLIENT_CONFIG_DEFAULT_STANDBY,
+                               0, 1024, &self->standby_connections, error))
     return FALSE;
   if (self->backoff_min > self->backoff_max)
     {
@@ -649,6 +642,7 @@ zlt_client_config_to_keyfile (ZltClientConfig *self)
                          g_ascii_dtostr (buf, sizeof (buf), self->backoff_max));
   g_key_file_set_string (kf, GROUP, "fatal-retry",
                          g_ascii_dtostr (buf, sizeof (buf), self->fatal_retry));
+  g_key_file_set_uint64 (kf, GROUP, "standby-connections", self->standby_connections);
   for (guint i = 0; i < self->services->len; i++)
     zlt_client_config_write_service (kf, g_ptr_array_index (self->services, i));
 
@@ -809,6 +803,19 @@ zlt_client_config_get_backoff_min (ZltClientConfig *self)
 {
   g_return_val_if_fail (ZLT_IS_CLIENT_CONFIG (self), 0.0);
   return self->backoff_min;
+}
+
+/**
+ * zlt_client_config_get_standby_connections:
+ *
+ * Returns: how many standby data connections the agent keeps parked at the server at
+ *   least (PROTOCOL-v2.md §8; the server's STANDBY_MAX caps it); 0 for none
+ */
+guint
+zlt_client_config_get_standby_connections (ZltClientConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_CLIENT_CONFIG (self), 0);
+  return self->standby_connections;
 }
 
 gdouble

@@ -11,6 +11,8 @@ G_BEGIN_DECLS
 #define ZLT_CLIENT_CONFIG_GROUP "agent"
 #define ZLT_CLIENT_CONFIG_SERVICE_PREFIX "service:"
 #define ZLT_CLIENT_CONFIG_DEFAULT_PATH "/tunnel/v1"
+/* standby data connections an agent keeps parked at least (PROTOCOL-v2.md §8) */
+#define ZLT_CLIENT_CONFIG_DEFAULT_STANDBY 8
 
 /**
  * ZltServiceConfig:
@@ -77,6 +79,7 @@ guint zlt_client_config_get_heartbeat_interval (ZltClientConfig *self);
 guint zlt_client_config_get_heartbeat_timeout (ZltClientConfig *self);
 gdouble zlt_client_config_get_backoff_min (ZltClientConfig *self);
 gdouble zlt_client_config_get_backoff_max (ZltClientConfig *self);
+guint zlt_client_config_get_standby_connections (ZltClientConfig *self);
 
 GPtrArray *zlt_client_config_get_services (ZltClientConfig *self);
 const ZltServiceConfig *zlt_client_config_lookup_service (ZltClientConfig *self, const char *name);

@@ -54,6 +54,8 @@ enum
   SIGNAL_CHANNEL,
   SIGNAL_DATA_REQUEST,
   SIGNAL_DATA_STREAM,
+  SIGNAL_STANDBY_REQUEST,
+  SIGNAL_STANDBY_STREAM,
   N_SIGNALS
 };
 static guint signals[N_SIGNALS];
@@ -85,6 +87,26 @@ zlt_control_listener_emit_data_stream (ZltControlListener *self, const char *con
 {
   g_return_if_fail (ZLT_IS_CONTROL_LISTENER (self));
   g_signal_emit (self, signals[SIGNAL_DATA_STREAM], 0, connection_id, stream);
+}
+
+ZltDataVerdict
+zlt_control_listener_emit_standby_request (ZltControlListener *self, const char *tunnel_id,
+                                           const char *standby_id, const char *mac)
+{
+  /* nobody listening: nobody parks it */
+  guint verdict = ZLT_DATA_FORBIDDEN;
+
+  g_return_val_if_fail (ZLT_IS_CONTROL_LISTENER (self), ZLT_DATA_FORBIDDEN);
+  g_signal_emit (self, signals[SIGNAL_STANDBY_REQUEST], 0, tunnel_id, standby_id, mac, &verdict);
+  return (ZltDataVerdict) verdict;
+}
+
+void
+zlt_control_listener_emit_standby_stream (ZltControlListener *self, const char *tunnel_id,
+                                          const char *standby_id, GIOStream *stream)
+{
+  g_return_if_fail (ZLT_IS_CONTROL_LISTENER (self));
+  g_signal_emit (self, signals[SIGNAL_STANDBY_STREAM], 0, tunnel_id, standby_id, stream);
 }
 
 static guint
@@ -337,6 +359,26 @@ zlt_control_listener_class_init (ZltControlListenerClass *klass)
   signals[SIGNAL_DATA_STREAM]
       = g_signal_new ("data-stream", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_IO_STREAM);
+  /**
+   * ZltControlListener::standby-request:
+   * @tunnel_id: X-Zlt-Tunnel
+   * @standby_id: X-Zlt-Standby
+   * @mac: X-Zlt-Mac
+   * Returns: a #ZltDataVerdict; the first handler decides
+   *
+   * A standby data connection asks to be parked (PROTOCOL-v2.md §8).
+   */
+  signals[SIGNAL_STANDBY_REQUEST]
+      = g_signal_new ("standby-request", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                      g_signal_accumulator_first_wins, NULL, NULL, G_TYPE_UINT, 3, G_TYPE_STRING,
+                      G_TYPE_STRING, G_TYPE_STRING);
+  /**
+   * ZltControlListener::standby-stream:
+   * An accepted standby data connection, its 101 already sent.
+   */
+  signals[SIGNAL_STANDBY_STREAM]
+      = g_signal_new ("standby-stream", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                      NULL, G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_IO_STREAM);
 }
 
 static void

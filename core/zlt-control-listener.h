@@ -43,6 +43,15 @@ ZltDataVerdict zlt_control_listener_emit_data_request (ZltControlListener *self,
                                                        const char *service, gboolean probe);
 void zlt_control_listener_emit_data_stream (ZltControlListener *self, const char *connection_id,
                                             GIOStream *stream);
+/* Asks the server whether to park a standby data connection (PROTOCOL-v2.md §8) of
+ * tunnel @tunnel_id with sequence number @standby_id, as the request gave them. */
+ZltDataVerdict zlt_control_listener_emit_standby_request (ZltControlListener *self,
+                                                          const char *tunnel_id,
+                                                          const char *standby_id, const char *mac);
+/* An accepted standby data connection, its 101 already sent and nothing read from
+ * it since the request. */
+void zlt_control_listener_emit_standby_stream (ZltControlListener *self, const char *tunnel_id,
+                                               const char *standby_id, GIOStream *stream);
 
 /* The share of the pending connections that one source holds: an IPv4 address, or
  * an IPv6 /64. */

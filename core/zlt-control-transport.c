@@ -57,6 +57,10 @@ zlt_control_transport_open_data_finish (ZltControlTransport *self, GAsyncResult 
                                         GBytes **prefix, GError **error)
 {
   g_return_val_if_fail (ZLT_IS_CONTROL_TRANSPORT (self), NULL);
+  /* the refusals of a transport that lacks a kind of data connection are our own */
+  if (g_async_result_is_tagged (result, zlt_control_transport_open_access_async)
+      || g_async_result_is_tagged (result, zlt_control_transport_open_standby_async))
+    return g_task_propagate_pointer (G_TASK (result), error);
   return ZLT_CONTROL_TRANSPORT_GET_CLASS (self)->open_data_finish (self, result, prefix, error);
 }
 
@@ -121,6 +125,37 @@ zlt_control_transport_probe_access_finish (ZltControlTransport *self, GAsyncResu
   if (g_async_result_is_tagged (result, zlt_control_transport_probe_access_async))
     return g_task_propagate_boolean (G_TASK (result), error);
   return ZLT_CONTROL_TRANSPORT_GET_CLASS (self)->probe_access_finish (self, result, error);
+}
+
+gboolean
+zlt_control_transport_can_open_standby (ZltControlTransport *self)
+{
+  g_return_val_if_fail (ZLT_IS_CONTROL_TRANSPORT (self), FALSE);
+  return ZLT_CONTROL_TRANSPORT_GET_CLASS (self)->open_standby_async != NULL;
+}
+
+void
+zlt_control_transport_open_standby_async (ZltControlTransport *self, GUri *url,
+                                          const ZltTlsOptions *tls, const char *tunnel_id,
+                                          const char *standby_id, const char *mac, guint timeout_ms,
+                                          GCancellable *cancellable, GAsyncReadyCallback callback,
+                                          gpointer user_data)
+{
+  ZltControlTransportClass *klass;
+
+  g_return_if_fail (ZLT_IS_CONTROL_TRANSPORT (self));
+  g_return_if_fail (url != NULL && tunnel_id != NULL && standby_id != NULL && mac != NULL);
+  klass = ZLT_CONTROL_TRANSPORT_GET_CLASS (self);
+  if (klass->open_standby_async == NULL)
+    {
+      g_task_report_new_error (self, callback, user_data, zlt_control_transport_open_standby_async,
+                               G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                               _ ("transport “%s” cannot open standby connections"),
+                               zlt_transport_get_name (ZLT_TRANSPORT (self)));
+      return;
+    }
+  klass->open_standby_async (self, url, tls, tunnel_id, standby_id, mac, timeout_ms, cancellable,
+                             callback, user_data);
 }
 
 static void

@@ -26,6 +26,9 @@ G_DECLARE_DERIVABLE_TYPE (ZltControlTransport, zlt_control_transport, ZLT, CONTR
  * @probe_access_async: asks whether such an access stream would be accepted, without
  *   opening one (PROTOCOL-v2.md §6)
  * @probe_access_finish: TRUE when it would be, else the refusal
+ * @open_standby_async: one standby data connection, to be parked at the server until
+ *   it binds it to a public connection (PROTOCOL-v2.md §8); finished with
+ *   @open_data_finish, whose prefix then holds the first bytes of the binding, if any
  */
 struct _ZltControlTransportClass
 {
@@ -54,8 +57,12 @@ struct _ZltControlTransportClass
                               const char *service, guint timeout_ms, GCancellable *cancellable,
                               GAsyncReadyCallback callback, gpointer user_data);
   gboolean (*probe_access_finish) (ZltControlTransport *self, GAsyncResult *result, GError **error);
+  void (*open_standby_async) (ZltControlTransport *self, GUri *url, const ZltTlsOptions *tls,
+                              const char *tunnel_id, const char *standby_id, const char *mac,
+                              guint timeout_ms, GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data);
 
-  gpointer padding[5];
+  gpointer padding[4];
 };
 
 ZltControlListener *zlt_control_transport_listen_control (ZltControlTransport *self,
@@ -92,5 +99,14 @@ void zlt_control_transport_probe_access_async (ZltControlTransport *self, GUri *
                                                GAsyncReadyCallback callback, gpointer user_data);
 gboolean zlt_control_transport_probe_access_finish (ZltControlTransport *self, GAsyncResult *result,
                                                     GError **error);
+
+/* A standby data connection; finish with zlt_control_transport_open_data_finish(). A
+ * transport without them fails with G_IO_ERROR_NOT_SUPPORTED. */
+gboolean zlt_control_transport_can_open_standby (ZltControlTransport *self);
+void zlt_control_transport_open_standby_async (ZltControlTransport *self, GUri *url,
+                                               const ZltTlsOptions *tls, const char *tunnel_id,
+                                               const char *standby_id, const char *mac,
+                                               guint timeout_ms, GCancellable *cancellable,
+                                               GAsyncReadyCallback callback, gpointer user_data);
 
 G_END_DECLS

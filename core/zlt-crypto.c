@@ -16,6 +16,7 @@
 #define SESSION_LABEL "zlt-session-v2"
 #define DATA_LABEL "zlt-data-v2"
 #define RESUME_LABEL "zlt-resume-v2"
+#define STANDBY_LABEL "zlt-standby-v2"
 #define SERVER_LABEL "zlt-server-v2"
 #define LABEL_LEN(label) (sizeof (label) - 1)
 
@@ -238,6 +239,47 @@ zlt_data_mac (const guint8 session_key[ZLT_HASH_SIZE], const ZltUuid *tunnel_id,
   zlt_hmac_sha256 (session_key, ZLT_HASH_SIZE, out, DATA_LABEL, LABEL_LEN (DATA_LABEL),
                    tunnel_id->bytes, (gsize) ZLT_UUID_SIZE, connection_id->bytes,
                    (gsize) ZLT_UUID_SIZE, NULL);
+}
+
+void
+zlt_standby_mac (const guint8 session_key[ZLT_HASH_SIZE], const ZltUuid *tunnel_id,
+                 guint64 standby_id, guint8 out[ZLT_HASH_SIZE])
+{
+  guint8 id[8];
+
+  g_return_if_fail (session_key != NULL);
+  g_return_if_fail (tunnel_id != NULL);
+  g_return_if_fail (out != NULL);
+
+  for (guint i = 0; i < sizeof id; i++)
+    id[i] = (guint8) (standby_id >> (8 * (sizeof id - 1 - i)));
+  zlt_hmac_sha256 (session_key, ZLT_HASH_SIZE, out, STANDBY_LABEL, LABEL_LEN (STANDBY_LABEL),
+                   tunnel_id->bytes, (gsize) ZLT_UUID_SIZE, id, sizeof id, NULL);
+}
+
+gboolean
+zlt_standby_id_parse (const char *text, guint64 *standby_id)
+{
+  guint64 value = 0;
+  gsize len = 0;
+
+  g_return_val_if_fail (standby_id != NULL, FALSE);
+
+  if (text == NULL || text[0] < '1' || text[0] > '9')
+    return FALSE;
+  for (const char *p = text; *p != '\0'; p++, len++)
+    {
+      guint digit;
+
+      if (*p < '0' || *p > '9' || len >= 20)
+        return FALSE;
+      digit = (guint) (*p - '0');
+      if (value > (G_MAXUINT64 - digit) / 10)
+        return FALSE;
+      value = value * 10 + digit;
+    }
+  *standby_id = value;
+  return TRUE;
 }
 
 void

@@ -40,6 +40,13 @@ void zlt_session_key (const guint8 token_hash[ZLT_HASH_SIZE], const guint8 nonce
                       const ZltUuid *tunnel_id, guint8 out[ZLT_HASH_SIZE]);
 void zlt_data_mac (const guint8 session_key[ZLT_HASH_SIZE], const ZltUuid *tunnel_id,
                    const ZltUuid *connection_id, guint8 out[ZLT_HASH_SIZE]);
+/* A standby data connection's MAC (PROTOCOL-v2.md §8): @standby_id is the agent's
+ * sequence number of the connection in this session, as a big-endian u64. */
+void zlt_standby_mac (const guint8 session_key[ZLT_HASH_SIZE], const ZltUuid *tunnel_id,
+                      guint64 standby_id, guint8 out[ZLT_HASH_SIZE]);
+/* The X-Zlt-Standby header: a decimal number from 1 to 2^64-1 without leading zeros.
+ * FALSE for anything else. */
+gboolean zlt_standby_id_parse (const char *text, guint64 *standby_id);
 void zlt_resume_mac (const guint8 resume_secret[ZLT_HASH_SIZE], const guint8 nonce[ZLT_NONCE_SIZE],
                      guint8 out[ZLT_HASH_SIZE]);
 

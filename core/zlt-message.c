@@ -10,12 +10,12 @@
 #include "zlt-message.h"
 
 #define EXT_ENTRY_HEADER 3 /* u8 tag, u16 length */
-#define EXT_TAG_MAX ZLT_EXT_TAG_TIMESTAMP_US
+#define EXT_TAG_MAX ZLT_EXT_TAG_STANDBY_MAX
 #define EXT_KNOWN_FLAGS                                                                            \
   (ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_PROOF | ZLT_EXT_RESUME | ZLT_EXT_RESUME_SECRET         \
    | ZLT_EXT_HEARTBEAT_MS | ZLT_EXT_RESUMED | ZLT_EXT_ASSIGNED_PORT | ZLT_EXT_EXPOSE               \
    | ZLT_EXT_CODE | ZLT_EXT_SERVER_PROOF | ZLT_EXT_ACCESS_TTL | ZLT_EXT_MAX_CONNECTIONS            \
-   | ZLT_EXT_IDLE_TIMEOUT | ZLT_EXT_TIMESTAMP_US)
+   | ZLT_EXT_IDLE_TIMEOUT | ZLT_EXT_TIMESTAMP_US | ZLT_EXT_STANDBY_MAX)
 
 typedef struct
 {
@@ -40,6 +40,7 @@ static const ExtTagInfo ext_tags[EXT_TAG_MAX + 1] = {
   [ZLT_EXT_TAG_MAX_CONNECTIONS] = { "MAX_CONNECTIONS", 4 },
   [ZLT_EXT_TAG_IDLE_TIMEOUT] = { "IDLE_TIMEOUT", 4 },
   [ZLT_EXT_TAG_TIMESTAMP_US] = { "TIMESTAMP_US", 8 },
+  [ZLT_EXT_TAG_STANDBY_MAX] = { "STANDBY_MAX", 2 },
 };
 
 G_DEFINE_BOXED_TYPE (ZltMessage, zlt_message, zlt_message_copy, zlt_message_free)
@@ -138,7 +139,7 @@ ext_flags_for_type (ZltMessageType type)
       return ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_PROOF | ZLT_EXT_RESUME | ZLT_EXT_ACCESS_TTL;
     case ZLT_MESSAGE_AUTH_OK:
       return ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_RESUME_SECRET | ZLT_EXT_HEARTBEAT_MS
-             | ZLT_EXT_RESUMED | ZLT_EXT_SERVER_PROOF | ZLT_EXT_ACCESS_TTL;
+             | ZLT_EXT_RESUMED | ZLT_EXT_SERVER_PROOF | ZLT_EXT_ACCESS_TTL | ZLT_EXT_STANDBY_MAX;
     case ZLT_MESSAGE_AUTH_FAIL:
     case ZLT_MESSAGE_REGISTER_FAIL:
     case ZLT_MESSAGE_DISCONNECT:
@@ -459,6 +460,14 @@ zlt_message_set_timestamp_us (ZltMessage *msg, guint64 timestamp_us)
 }
 
 void
+zlt_message_set_standby_max (ZltMessage *msg, guint16 standby_max)
+{
+  g_return_if_fail (msg != NULL);
+  msg->ext.standby_max = standby_max;
+  ext_mark (msg, ZLT_EXT_STANDBY_MAX);
+}
+
+void
 zlt_message_set_idle_timeout (ZltMessage *msg, guint32 seconds)
 {
   g_return_if_fail (msg != NULL);
@@ -655,6 +664,10 @@ put_ext (Writer *w, const ZltMessage *msg, GError **error)
         case ZLT_EXT_TAG_TIMESTAMP_US:
           put_be32 (buf, (guint32) (ext->timestamp_us >> 32));
           put_be32 (buf + 4, (guint32) ext->timestamp_us);
+          break;
+        case ZLT_EXT_TAG_STANDBY_MAX:
+          buf[0] = (guint8) (ext->standby_max >> 8);
+          buf[1] = (guint8) ext->standby_max;
           break;
         default:
           continue;
@@ -954,6 +967,9 @@ ext_store (ZltMessageExt *ext, ZltExtTag tag, const guint8 *v)
       break;
     case ZLT_EXT_TAG_TIMESTAMP_US:
       ext->timestamp_us = (guint64) be32 (v) << 32 | be32 (v + 4);
+      break;
+    case ZLT_EXT_TAG_STANDBY_MAX:
+      ext->standby_max = be16 (v);
       break;
     default:
       break;
@@ -1310,6 +1326,8 @@ zlt_message_to_string (const ZltMessage *msg)
     g_string_append_printf (s, " idle_timeout=%u", ext->idle_timeout);
   if (ext->present & ZLT_EXT_TIMESTAMP_US)
     g_string_append_printf (s, " timestamp_us=%" G_GUINT64_FORMAT, ext->timestamp_us);
+  if (ext->present & ZLT_EXT_STANDBY_MAX)
+    g_string_append_printf (s, " standby_max=%u", ext->standby_max);
   g_string_append (s, " }");
   return g_string_free (s, FALSE);
 }

@@ -52,6 +52,7 @@ typedef enum
   ZLT_EXT_TAG_MAX_CONNECTIONS = 0x0D,
   ZLT_EXT_TAG_IDLE_TIMEOUT = 0x0E,
   ZLT_EXT_TAG_TIMESTAMP_US = 0x0F,
+  ZLT_EXT_TAG_STANDBY_MAX = 0x10,
 } ZltExtTag;
 
 /* Bits of ZltMessageExt.present: one per tag, bit number = tag. */
@@ -73,6 +74,7 @@ typedef enum
   ZLT_EXT_MAX_CONNECTIONS = ZLT_EXT_FLAG (ZLT_EXT_TAG_MAX_CONNECTIONS),
   ZLT_EXT_IDLE_TIMEOUT = ZLT_EXT_FLAG (ZLT_EXT_TAG_IDLE_TIMEOUT),
   ZLT_EXT_TIMESTAMP_US = ZLT_EXT_FLAG (ZLT_EXT_TAG_TIMESTAMP_US),
+  ZLT_EXT_STANDBY_MAX = ZLT_EXT_FLAG (ZLT_EXT_TAG_STANDBY_MAX),
 } ZltExtFlags;
 
 /* Capability bits of the CAPS tag. */
@@ -83,6 +85,7 @@ typedef enum
   ZLT_CAP_UDP = 0x4,
   ZLT_CAP_RESUME = 0x8,
   ZLT_CAP_ACCESS = 0x10,
+  ZLT_CAP_STANDBY = 0x20,
 } ZltCapabilities;
 
 /* Machine-readable reasons of the CODE tag; 0 is "no code". */
@@ -127,6 +130,7 @@ typedef struct
   guint32 max_connections; /* Register: the owner's cap on live connections; 0 = none */
   guint32 idle_timeout;    /* Register: seconds a relayed connection may stay silent */
   guint64 timestamp_us;    /* Heartbeat(Ack): the same moment as the v1 field, in µs */
+  guint16 standby_max;     /* AuthOk: standby data connections the server parks, at most */
 } ZltMessageExt;
 
 /* One decoded (or to be encoded) frame. Which fields a type uses is in PROTOCOL.md §1.3;
@@ -199,6 +203,7 @@ void zlt_message_set_access_ttl (ZltMessage *msg, guint32 seconds);
 void zlt_message_set_max_connections (ZltMessage *msg, guint32 max_connections);
 void zlt_message_set_idle_timeout (ZltMessage *msg, guint32 seconds);
 void zlt_message_set_timestamp_us (ZltMessage *msg, guint64 timestamp_us);
+void zlt_message_set_standby_max (ZltMessage *msg, guint16 standby_max);
 /* TRUE when every tag in flags (ZltExtFlags) was present. */
 gboolean zlt_message_has_ext_fields (const ZltMessage *msg, guint32 flags);
 

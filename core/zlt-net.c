@@ -253,3 +253,155 @@ zlt_net_close_with_reset (GIOStream *stream)
   /* a TLS connection's close_notify now fails on the closed socket, as it should */
   g_io_stream_close_async (stream, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
 }
+
+/* ---- dialing an address ---- */
+
+/* While connecting, up to three sources hold the task: the socket turning writable, the
+ * timeout and the cancellable; whichever fires first ends the dial and the others. */
+typedef struct
+{
+  GSocket *socket;
+  char *where; /* host:port, for errors */
+  GSource *sources[3];
+} Dial;
+
+static void
+dial_stop_sources (Dial *d)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (d->sources); i++)
+    if (d->sources[i] != NULL)
+      {
+        g_source_destroy (d->sources[i]);
+        g_clear_pointer (&d->sources[i], g_source_unref);
+      }
+}
+
+static void
+dial_free (Dial *d)
+{
+  dial_stop_sources (d);
+  g_clear_object (&d->socket);
+  g_free (d->where);
+  g_free (d);
+}
+
+/* Ends the dial of @task: connected, or the socket's error (or @error). */
+static void
+dial_done (GTask *task, GError *error)
+{
+  Dial *d = g_task_get_task_data (task);
+  GSocketConnection *connection;
+
+  g_object_ref (task);
+  dial_stop_sources (d);
+  if (error == NULL && !g_socket_check_connect_result (d->socket, &error))
+    g_prefix_error (&error, _ ("cannot connect to %s: "), d->where);
+  if (error != NULL)
+    {
+      g_socket_close (d->socket, NULL);
+      g_task_return_error (task, error);
+    }
+  else
+    {
+      /* as g_socket_connection_connect_async() leaves it */
+      g_socket_set_blocking (d->socket, TRUE);
+      connection = g_socket_connection_factory_create_connection (d->socket);
+      zlt_net_set_nodelay (connection);
+      g_task_return_pointer (task, connection, g_object_unref);
+    }
+  g_object_unref (task);
+}
+
+static gboolean
+on_dial_writable (GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+  dial_done (user_data, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_dial_timeout (gpointer user_data)
+{
+  dial_done (user_data, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT, _ ("connection timed out")));
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_dial_cancelled (GCancellable *cancellable, gpointer user_data)
+{
+  GError *error = NULL;
+
+  g_cancellable_set_error_if_cancelled (cancellable, &error);
+  dial_done (user_data, error);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+dial_watch (Dial *d, guint i, GSource *source, GSourceFunc func, GTask *task)
+{
+  d->sources[i] = source;
+  g_source_set_callback (source, func, g_object_ref (task), g_object_unref);
+  g_source_attach (source, g_main_context_get_thread_default ());
+}
+
+void
+zlt_net_dial_async (GSocketAddress *address, guint timeout_s, GCancellable *cancellable,
+                    GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task;
+  g_autoptr (GError) error = NULL;
+  Dial *d;
+
+  g_return_if_fail (G_IS_INET_SOCKET_ADDRESS (address));
+
+  task = g_task_new (NULL, cancellable, callback, user_data);
+  d = g_new0 (Dial, 1);
+  g_task_set_source_tag (task, zlt_net_dial_async);
+  g_task_set_task_data (task, d, (GDestroyNotify) dial_free);
+  if (g_task_return_error_if_cancelled (task))
+    {
+      g_object_unref (task);
+      return;
+    }
+  d->where = zlt_net_format_address (address);
+  d->socket = g_socket_new (g_socket_address_get_family (address), G_SOCKET_TYPE_STREAM,
+                            G_SOCKET_PROTOCOL_TCP, &error);
+  if (d->socket == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      g_object_unref (task);
+      return;
+    }
+  g_socket_set_blocking (d->socket, FALSE);
+  if (g_socket_connect (d->socket, address, NULL, &error))
+    {
+      dial_done (task, NULL);
+      g_object_unref (task);
+      return;
+    }
+  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PENDING))
+    {
+      g_prefix_error (&error, _ ("cannot connect to %s: "), d->where);
+      g_socket_close (d->socket, NULL);
+      g_task_return_error (task, g_steal_pointer (&error));
+      g_object_unref (task);
+      return;
+    }
+  dial_watch (d, 0, g_socket_create_source (d->socket, G_IO_OUT, NULL),
+              G_SOURCE_FUNC (on_dial_writable), task);
+  if (timeout_s > 0)
+    dial_watch (d, 1, g_timeout_source_new_seconds (timeout_s), on_dial_timeout, task);
+  if (cancellable != NULL)
+    dial_watch (d, 2, g_cancellable_source_new (cancellable), G_SOURCE_FUNC (on_dial_cancelled),
+                task);
+  g_object_unref (task);
+}
+
+GSocketConnection *
+zlt_net_dial_finish (GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  g_return_val_if_fail (g_async_result_is_tagged (result, zlt_net_dial_async), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}

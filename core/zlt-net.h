@@ -40,4 +40,13 @@ gboolean zlt_net_set_reset_on_close (int fd, gboolean reset);
  * failure, an administrative end) and whose peer must not take it for complete. */
 void zlt_net_close_with_reset (GIOStream *stream);
 
+/* Connects to @address (an inet socket address) with one non-blocking connect() and one
+ * wait for the socket to become writable: the shortest way to a connected socket, for
+ * peers given by address (no resolver, no proxy, no GSocketClient events). Fails with
+ * G_IO_ERROR_TIMED_OUT after @timeout_s seconds (0: never); honours @cancellable.
+ * Finish with zlt_net_dial_finish(). */
+void zlt_net_dial_async (GSocketAddress *address, guint timeout_s, GCancellable *cancellable,
+                         GAsyncReadyCallback callback, gpointer user_data);
+GSocketConnection *zlt_net_dial_finish (GAsyncResult *result, GError **error);
+
 G_END_DECLS

@@ -43,6 +43,8 @@ kind_to_key (ZltQuotaKind kind)
       return "token-max-connections";
     case ZLT_QUOTA_ACCESS_STREAMS:
       return "token-max-access-streams";
+    case ZLT_QUOTA_STANDBY:
+      return "token-max-standby";
     case ZLT_QUOTA_N_KINDS:
     default:
       return "?";
@@ -64,6 +66,8 @@ kind_to_noun (ZltQuotaKind kind)
       return _ ("connections");
     case ZLT_QUOTA_ACCESS_STREAMS:
       return _ ("access streams");
+    case ZLT_QUOTA_STANDBY:
+      return _ ("standby connections");
     case ZLT_QUOTA_N_KINDS:
     default:
       return "?";

@@ -13,6 +13,7 @@ G_BEGIN_DECLS
  *   connection
  * @ZLT_QUOTA_CONNECTIONS: live relayed connections of the principal's services
  * @ZLT_QUOTA_ACCESS_STREAMS: access streams the principal's access clients hold open
+ * @ZLT_QUOTA_STANDBY: standby data connections the principal's agents hold parked
  */
 typedef enum
 {
@@ -21,6 +22,7 @@ typedef enum
   ZLT_QUOTA_PENDING,        /*< nick=pending >*/
   ZLT_QUOTA_CONNECTIONS,    /*< nick=connections >*/
   ZLT_QUOTA_ACCESS_STREAMS, /*< nick=access-streams >*/
+  ZLT_QUOTA_STANDBY,        /*< nick=standby >*/
   ZLT_QUOTA_N_KINDS,        /*< skip >*/
 } ZltQuotaKind;
 

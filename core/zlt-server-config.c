@@ -63,11 +63,13 @@ static const struct
   { "token-max-pending", DERIVED, 0, 1000000, TOKEN_LIMIT (ZLT_QUOTA_PENDING) },
   { "token-max-connections", 4096, 0, 10000000, TOKEN_LIMIT (ZLT_QUOTA_CONNECTIONS) },
   { "token-max-access-streams", 256, 0, 1000000, TOKEN_LIMIT (ZLT_QUOTA_ACCESS_STREAMS) },
+  { "token-max-standby", 256, 0, 1000000, TOKEN_LIMIT (ZLT_QUOTA_STANDBY) },
   { "max-connections-per-service", 0, 0, 10000000, LIMIT (max_connections_per_service) },
   { "idle-timeout", 0, 0, 30 * 86400, LIMIT (idle_timeout) },
   { "port-hold", 300, 0, 30 * 86400, LIMIT (port_hold) },
   { "name-hold", 86400, 0, 30 * 86400, LIMIT (name_hold) },
   { "max-access-ttl", 86400, 0, 365 * 86400, LIMIT (max_access_ttl) },
+  { "standby-connections", 64, 0, ZLT_SERVER_MAX_STANDBY, LIMIT (standby_connections) },
 };
 
 /* Bound on public connections that wait for an agent at once, for the whole server. */
@@ -126,11 +128,13 @@ static const char *const known_keys[] = {
   "token-max-pending",
   "token-max-connections",
   "token-max-access-streams",
+  "token-max-standby",
   "max-connections-per-service",
   "idle-timeout",
   "port-hold",
   "name-hold",
   "max-access-ttl",
+  "standby-connections",
   NULL,
 };
 

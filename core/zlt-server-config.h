@@ -11,6 +11,9 @@ G_BEGIN_DECLS
 /* [validator:NAME]: the settings of the validator plugin NAME */
 #define ZLT_SERVER_CONFIG_VALIDATOR_PREFIX "validator:"
 #define ZLT_SERVER_CONFIG_DEFAULT_PORT 3679
+/* The most standby data connections a server parks for one tunnel, whatever its
+ * config says (PROTOCOL-v2.md §8: the replay window covers this many at once). */
+#define ZLT_SERVER_MAX_STANDBY 1024
 
 /**
  * ZltServerLimits:
@@ -26,6 +29,8 @@ G_BEGIN_DECLS
  * @port_hold: seconds a released public port is kept for its previous owner
  * @name_hold: seconds a service name stays its owner's after its last service went
  * @max_access_ttl: longest access session, in seconds; 0 = as long as the client asks
+ * @standby_connections: standby data connections parked for one tunnel, at most
+ *   (PROTOCOL-v2.md §8); 0 = none
  *
  * The server's limits on what peers may hold and do, all from [server].
  */
@@ -41,6 +46,7 @@ typedef struct
   guint port_hold;
   guint name_hold;
   guint max_access_ttl;
+  guint standby_connections;
 } ZltServerLimits;
 
 #define ZLT_TYPE_SERVER_CONFIG (zlt_server_config_get_type ())

@@ -33,6 +33,7 @@ struct _ZltServerPeer
   ZltCredential *credential; /* kept to check again when the tokens change */
   gboolean v2;
   guint32 caps;
+  guint standby_max; /* granted in AuthOk; 0 = no standby connections */
   guint8 session_key[ZLT_HASH_SIZE];
   char id[ZLT_UUID_STRING_LEN + 1]; /* of the tunnel, for logs */
 
@@ -194,6 +195,19 @@ may_send_frame (ZltServerPeer *self, const ZltMessage *msg)
   return TRUE;
 }
 
+void
+zlt_server_peer_owe_answer (ZltServerPeer *self)
+{
+  if (self->owed_answers < G_MAXUINT)
+    self->owed_answers++;
+}
+
+guint
+zlt_server_peer_get_standby_max (ZltServerPeer *self)
+{
+  return self->state == PEER_READY ? self->standby_max : 0;
+}
+
 gboolean
 zlt_server_peer_send (ZltServerPeer *self, ZltMessage *msg)
 {
@@ -280,9 +294,20 @@ send_auth_ok (ZltServerPeer *self, gboolean resumed, const ZltUuid *client_id)
     {
       guint8 secret[ZLT_HASH_SIZE], proof[ZLT_HASH_SIZE];
       GBytes *nonce = zlt_channel_get_nonce (self->channel);
+      guint32 caps = server_caps (self->grant);
 
       zlt_message_set_version (ok, ZLT_PROTOCOL_VERSION);
-      zlt_message_set_caps (ok, server_caps (self->grant));
+      /* standby connections only for an agent that asked (PROTOCOL-v2.md §8): the
+       * others get the AuthOk they always had */
+      self->standby_max = MIN (limits_of (self)->standby_connections, G_MAXUINT16);
+      if ((self->caps & ZLT_CAP_STANDBY) && self->standby_max > 0)
+        {
+          caps |= ZLT_CAP_STANDBY;
+          zlt_message_set_standby_max (ok, (guint16) self->standby_max);
+        }
+      else
+        self->standby_max = 0;
+      zlt_message_set_caps (ok, caps);
       if (self->access_asked && self->access_deadline != 0)
         zlt_message_set_access_ttl (
             ok, (guint32) ((self->access_deadline - g_get_monotonic_time ()) / G_USEC_PER_SEC));

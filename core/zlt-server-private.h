@@ -24,6 +24,11 @@ const char *zlt_server_peer_get_principal (ZltServerPeer *self);
 /* monotonic µs after which the peer's access streams end; 0 for never */
 gint64 zlt_server_peer_get_access_deadline (ZltServerPeer *self);
 gboolean zlt_server_peer_send (ZltServerPeer *self, ZltMessage *msg);
+/* The peer owes one more ConnectAck or ConnectFail (a standby connection was bound
+ * without a Connect); such answers are never rate-limited. */
+void zlt_server_peer_owe_answer (ZltServerPeer *self);
+/* The STANDBY_MAX granted in AuthOk; 0 when the session has no standby connections. */
+guint zlt_server_peer_get_standby_max (ZltServerPeer *self);
 void zlt_server_peer_disconnect (ZltServerPeer *self, ZltReasonCode code, const char *reason);
 void zlt_server_peer_recheck (ZltServerPeer *self);
 

@@ -9,15 +9,21 @@
  * An access stream (PROTOCOL-v2.md §6) is a data connection of an access client's
  * own session that names a service instead of a waiting connection; once accepted it
  * is treated like one more public connection of that service. Its relay remembers the
- * access client's tunnel, so that when that tunnel ends the relay goes with it. */
+ * access client's tunnel, so that when that tunnel ends the relay goes with it.
+ *
+ * An agent with the STANDBY capability keeps data connections parked here ahead of
+ * need (PROTOCOL-v2.md §8, ZltStandbyPool): a new connection then takes one, the
+ * binding goes out on it, and it is relayed at once, without a Connect. */
 #include "config.h"
 
 #include <glib/gi18n-lib.h>
 
+#include "zlt-binding.h"
 #include "zlt-net.h"
 #include "zlt-relay.h"
 #include "zlt-server-private.h"
 #include "zlt-source.h"
+#include "zlt-standby-pool.h"
 #include "zlt-util.h"
 
 struct _ZltServer
@@ -37,10 +43,14 @@ struct _ZltServer
   GHashTable *listeners;       /* ZltService* → ZltListener* (both owned) */
   GHashTable *pending;         /* ZltUuid* connection id → Pending* */
   GHashTable *relays;          /* ZltRelay* (owned) → RelayInfo* */
+  GQueue unanswered;           /* Unanswered*, oldest first */
   ZltResumeBook *resume_book;  /* v2 sessions that may come back */
   GHashTable *access_requests; /* ZltUuid* connection id → AccessRequest*, 101 sent */
   GHashTable *service_limits;  /* ZltService* → ServiceLimits* */
   ZltQuota *quota;
+  ZltStandbyPool *standby; /* parked standby connections, per peer */
+  guint64 n_connects_sent; /* Connect frames for public connections */
+  guint64 n_standby_joins; /* public connections joined to a standby connection */
   ZltLogLimit auth_failure_log;
   ZltLogLimit connection_failure_log; /* public connections that could not be carried */
   gboolean running;
@@ -94,7 +104,41 @@ typedef struct
   ZltTunnel *tunnel;
   ZltTunnel *access_tunnel;
   Account account;
+  gboolean standby; /* joined to a standby connection: no Connect was sent */
 } RelayInfo;
+
+/* A connection joined to a standby connection whose relay failed before the agent
+ * sent anything: the agent's ConnectFail may come after its reset of the standby
+ * connection (they travel apart), and is still logged with its service's name. */
+typedef struct
+{
+  ZltUuid id;
+  ZltUuid tunnel_id;
+  char *service_name;
+  gint64 when; /* monotonic µs */
+} Unanswered;
+
+#define UNANSWERED_MAX 64
+#define UNANSWERED_KEEP_US (10 * G_USEC_PER_SEC)
+
+static void
+unanswered_free (Unanswered *u)
+{
+  g_free (u->service_name);
+  g_free (u);
+}
+
+/* Forgets what is too old to be answered now, and the oldest beyond the bound. */
+static void
+unanswered_expire (ZltServer *self)
+{
+  gint64 now = g_get_monotonic_time ();
+  Unanswered *u;
+
+  while ((u = g_queue_peek_head (&self->unanswered)) != NULL
+         && (now - u->when > UNANSWERED_KEEP_US || self->unanswered.length > UNANSWERED_MAX))
+    unanswered_free (g_queue_pop_head (&self->unanswered));
+}
 
 /* An access stream between its accepted request and its stream. */
 typedef struct
@@ -202,6 +246,9 @@ zlt_server_peer_gone (ZltServer *self, ZltServerPeer *peer, gboolean hold)
 {
   ZltTunnel *tunnel = zlt_server_peer_get_tunnel (peer);
 
+  /* parked connections belong to the session: whatever happens to the tunnel, they
+   * cannot be bound without a control channel to answer on */
+  zlt_standby_pool_close_session (self->standby, peer);
   if (tunnel != NULL && g_hash_table_lookup (self->peer_by_tunnel, tunnel) == peer)
     {
       g_hash_table_remove (self->peer_by_tunnel, tunnel);
@@ -311,6 +358,10 @@ may_connect (ZltServer *self, ZltService *service, const char *owner)
   return TRUE;
 }
 
+static gboolean join_standby (ZltServer *self, ZltServerPeer *peer, ZltService *service,
+                              GIOStream *stream, const char *client_addr, ZltTunnel *access_tunnel,
+                              Account *account);
+
 static void
 start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const char *client_addr,
                   ZltTunnel *access_tunnel, Account *account)
@@ -336,6 +387,9 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const
       zlt_net_close_with_reset (stream);
       return;
     }
+  /* a parked standby connection carries it at once; none left: the Connect path */
+  if (join_standby (self, peer, service, stream, client_addr, access_tunnel, account))
+    return;
 
   p = g_new0 (Pending, 1);
   p->server = self;
@@ -365,6 +419,8 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const
                                      client_addr ? client_addr : "");
   if (!zlt_server_peer_send (peer, connect))
     g_hash_table_remove (self->pending, &p->id);
+  else
+    self->n_connects_sent++;
 }
 
 static void
@@ -478,6 +534,22 @@ zlt_server_connect_failed (ZltServer *self, ZltServerPeer *peer, const ZltUuid *
           log_connection_failure (self, "connection to %s failed: the agent could not reach it: %s",
                                   zlt_service_get_name (info->service), shown);
           zlt_relay_close (doomed);
+          return;
+        }
+    }
+  /* a standby connection's relay may have ended before its ConnectFail came */
+  unanswered_expire (self);
+  for (GList *l = self->unanswered.head; l != NULL; l = l->next)
+    {
+      Unanswered *u = l->data;
+
+      if (zlt_uuid_equal (&u->tunnel_id, zlt_tunnel_get_id (tunnel))
+          && zlt_uuid_equal (&u->id, connection_id))
+        {
+          log_connection_failure (self, "connection to %s failed: the agent could not reach it: %s",
+                                  u->service_name, shown);
+          g_queue_delete_link (&self->unanswered, l);
+          unanswered_free (u);
           return;
         }
     }
@@ -605,6 +677,55 @@ on_data_request (ZltControlListener *listener, const char *tunnel_id, const char
   return ZLT_DATA_ACCEPT;
 }
 
+/* A standby connection asks to be parked (PROTOCOL-v2.md §8): the one answer for an
+ * unknown tunnel, a session without standby connections and a bad MAC, as for data
+ * connections; the pool decides the rest (replays, the bound, the token's share). */
+static guint
+on_standby_request (ZltControlListener *listener, const char *tunnel_id, const char *standby_id,
+                    const char *mac_hex, gpointer user_data)
+{
+  ZltServer *self = user_data;
+  ZltUuid tid;
+  guint64 id;
+  guint8 mac[ZLT_HASH_SIZE], expected[ZLT_HASH_SIZE];
+  ZltTunnel *tunnel;
+  ZltServerPeer *peer;
+  const guint8 *key;
+
+  if (tunnel_id == NULL || mac_hex == NULL || !zlt_uuid_parse (tunnel_id, &tid)
+      || !zlt_standby_id_parse (standby_id, &id) || !zlt_hash_from_hex (mac_hex, mac))
+    return ZLT_DATA_MALFORMED;
+  tunnel = zlt_registry_lookup_tunnel (self->registry, &tid);
+  peer = tunnel != NULL ? g_hash_table_lookup (self->peer_by_tunnel, tunnel) : NULL;
+  key = peer != NULL ? zlt_server_peer_get_session_key (peer) : NULL;
+  if (key == NULL || zlt_server_peer_get_standby_max (peer) == 0)
+    return ZLT_DATA_FORBIDDEN;
+  zlt_standby_mac (key, &tid, id, expected);
+  if (!zlt_secure_equal (expected, sizeof expected, mac, sizeof mac))
+    return ZLT_DATA_FORBIDDEN;
+  return zlt_standby_pool_request (self->standby, peer, zlt_server_peer_get_principal (peer),
+                                   zlt_server_peer_get_standby_max (peer), id);
+}
+
+static void
+on_standby_stream (ZltControlListener *listener, const char *tunnel_id, const char *standby_id,
+                   GIOStream *stream, gpointer user_data)
+{
+  ZltServer *self = user_data;
+  ZltUuid tid;
+  guint64 id = 0;
+  ZltTunnel *tunnel = NULL;
+  ZltServerPeer *peer = NULL;
+
+  if (tunnel_id != NULL && zlt_uuid_parse (tunnel_id, &tid)
+      && zlt_standby_id_parse (standby_id, &id))
+    tunnel = zlt_registry_lookup_tunnel (self->registry, &tid);
+  if (tunnel != NULL)
+    peer = g_hash_table_lookup (self->peer_by_tunnel, tunnel);
+  /* without its session's reservation (it ended meanwhile) the pool resets it */
+  zlt_standby_pool_park (self->standby, peer, id, stream);
+}
+
 static void
 count_bytes (guint64 a_to_b, guint64 b_to_a, gpointer user_data)
 {
@@ -655,8 +776,120 @@ on_relay_finished (ZltRelay *relay, const GError *error, gpointer user_data)
 
   if (info == NULL)
     return;
+  if (info->standby && error != NULL && zlt_relay_get_bytes_b_to_a (relay) == 0
+      && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      Unanswered *u = g_new0 (Unanswered, 1);
+
+      u->id = info->id;
+      u->tunnel_id = *zlt_tunnel_get_id (info->tunnel);
+      u->service_name = g_strdup (zlt_service_get_name (info->service));
+      u->when = g_get_monotonic_time ();
+      g_queue_push_tail (&self->unanswered, u);
+      unanswered_expire (self);
+    }
   zlt_service_connection_closed (info->service); /* and the tunnel's signal */
   g_hash_table_remove (self->relays, relay);
+}
+
+/* Relays @public to @agent's data connection (@prefix first, when set, toward the
+ * agent) as connection @cid of @service; @account (its owner's share counted as
+ * waiting, or not at all yet) moves into the relay's books as a live connection.
+ * @standby: @agent is a standby connection, joined without a Connect. */
+static void
+start_relay (ZltServer *self, GIOStream *public, GIOStream *agent, GBytes *prefix,
+             const ZltUuid *cid, ZltService *service, ZltTunnel *tunnel, ZltTunnel *access_tunnel,
+             Account *account, gboolean standby)
+{
+  g_autoptr (ZltRelay) relay = zlt_relay_new (public, agent);
+  RelayInfo *info = g_new0 (RelayInfo, 1);
+
+  info->standby = standby;
+  info->id = *cid;
+  info->service = g_object_ref (service);
+  info->tunnel = g_object_ref (tunnel);
+  info->access_tunnel = access_tunnel ? g_object_ref (access_tunnel) : NULL;
+  info->account = *account;
+  memset (account, 0, sizeof *account);
+  if (info->account.owner_counted && info->account.owner_kind == ZLT_QUOTA_PENDING)
+    {
+      zlt_quota_release (info->account.quota, info->account.owner, ZLT_QUOTA_PENDING);
+      info->account.owner_counted = FALSE;
+    }
+  if (!info->account.owner_counted)
+    {
+      zlt_quota_take (info->account.quota, info->account.owner, ZLT_QUOTA_CONNECTIONS);
+      info->account.owner_kind = ZLT_QUOTA_CONNECTIONS;
+      info->account.owner_counted = TRUE;
+    }
+  if (prefix != NULL)
+    zlt_relay_set_prefix (relay, ZLT_RELAY_A_TO_B, prefix);
+
+  g_hash_table_insert (self->relays, g_object_ref (relay), info);
+  zlt_relay_set_idle_timeout (relay, idle_timeout_ms (self, info->service));
+  zlt_relay_set_counter_func (relay, count_bytes, info, NULL);
+  g_signal_connect_object (relay, "finished", G_CALLBACK (on_relay_finished), self, 0);
+  zlt_service_connection_opened (info->service);
+  zlt_relay_start (relay);
+}
+
+/* Binds a parked standby connection of @peer's session to a new connection of
+ * @service (PROTOCOL-v2.md §8): the binding goes out first, the relay starts at once,
+ * and the public client's early bytes follow the binding. A parked connection that
+ * turns out dead (the binding cannot be written) is dropped for the next one. Returns
+ * FALSE when none is left: the connection takes the Connect path. */
+static gboolean
+join_standby (ZltServer *self, ZltServerPeer *peer, ZltService *service, GIOStream *stream,
+              const char *client_addr, ZltTunnel *access_tunnel, Account *account)
+{
+  ZltGrant *grant = zlt_server_peer_get_grant (peer);
+  guint8 binding[ZLT_BINDING_MAX_SIZE];
+  GIOStream *parked;
+
+  while ((parked = zlt_standby_pool_take (self->standby, peer)) != NULL)
+    {
+      g_autoptr (GIOStream) agent = parked;
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GBytes) rest = NULL;
+      GOutputStream *out = g_io_stream_get_output_stream (agent);
+      Account moved = { 0 };
+      ZltUuid cid;
+      gsize len;
+      gssize written = 0;
+
+      zlt_uuid_generate (&cid);
+      len = zlt_binding_encode (&cid, zlt_service_get_id (service), client_addr, binding);
+      /* an idle connection takes a few dozen bytes at once; what it does not take
+       * goes first through the relay */
+      if (G_IS_POLLABLE_OUTPUT_STREAM (out))
+        written = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (out),
+                                                              binding, len, NULL, &error);
+      if (written < 0 && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          g_debug ("a parked standby connection for %s is gone: %s", zlt_service_get_name (service),
+                   error->message);
+          zlt_net_close_with_reset (agent);
+          continue;
+        }
+      if (written < (gssize) len)
+        rest = g_bytes_new (binding + MAX (written, 0), len - (gsize) MAX (written, 0));
+      /* an access stream brings its client's account along */
+      if (account != NULL)
+        {
+          moved = *account;
+          memset (account, 0, sizeof *account);
+        }
+      else
+        moved.quota = g_object_ref (self->quota);
+      moved.owner = g_strdup (zlt_grant_get_name (grant));
+      moved.owner_counted = FALSE;
+      zlt_server_peer_owe_answer (peer); /* the agent answers the binding as a Connect */
+      self->n_standby_joins++;
+      start_relay (self, stream, agent, rest, &cid, service, zlt_server_peer_get_tunnel (peer),
+                   access_tunnel, &moved, TRUE);
+      return TRUE;
+    }
+  return FALSE;
 }
 
 static void
@@ -666,8 +899,6 @@ on_data_stream (ZltControlListener *listener, const char *connection_id, GIOStre
   ZltServer *self = user_data;
   ZltUuid cid;
   Pending *p;
-  g_autoptr (ZltRelay) relay = NULL;
-  RelayInfo *info;
   AccessRequest *r;
 
   if (zlt_uuid_parse (connection_id, &cid)
@@ -685,30 +916,11 @@ on_data_stream (ZltControlListener *listener, const char *connection_id, GIOStre
       zlt_net_close_with_reset (stream);
       return;
     }
-  relay = zlt_relay_new (p->stream, stream);
-  info = g_new0 (RelayInfo, 1);
-  info->id = cid;
-  info->service = g_object_ref (p->service);
-  info->tunnel = g_object_ref (p->tunnel);
-  info->access_tunnel = p->access_tunnel ? g_object_ref (p->access_tunnel) : NULL;
   /* from waiting to live: the owner's account moves with it */
-  info->account = p->account;
-  memset (&p->account, 0, sizeof p->account);
-  if (info->account.owner_counted)
-    {
-      zlt_quota_release (info->account.quota, info->account.owner, ZLT_QUOTA_PENDING);
-      zlt_quota_take (info->account.quota, info->account.owner, ZLT_QUOTA_CONNECTIONS);
-      info->account.owner_kind = ZLT_QUOTA_CONNECTIONS;
-    }
+  start_relay (self, p->stream, stream, NULL, &cid, p->service, p->tunnel, p->access_tunnel,
+               &p->account, FALSE);
   g_clear_object (&p->stream); /* the relay has it now */
   g_hash_table_remove (self->pending, &cid);
-
-  g_hash_table_insert (self->relays, g_object_ref (relay), info);
-  zlt_relay_set_idle_timeout (relay, idle_timeout_ms (self, info->service));
-  zlt_relay_set_counter_func (relay, count_bytes, info, NULL);
-  g_signal_connect_object (relay, "finished", G_CALLBACK (on_relay_finished), self, 0);
-  zlt_service_connection_opened (info->service);
-  zlt_relay_start (relay);
 }
 
 /* Ends what an access client's tunnel had open: accepted requests, connections
@@ -914,6 +1126,10 @@ zlt_server_start (ZltServer *self, GError **error)
                            self, 0);
   g_signal_connect_object (self->control_listener, "data-stream", G_CALLBACK (on_data_stream), self,
                            0);
+  g_signal_connect_object (self->control_listener, "standby-request",
+                           G_CALLBACK (on_standby_request), self, 0);
+  g_signal_connect_object (self->control_listener, "standby-stream", G_CALLBACK (on_standby_stream),
+                           self, 0);
   self->running = TRUE;
   {
     g_autofree char *where = zlt_net_join_host_port (
@@ -933,6 +1149,11 @@ zlt_server_stop (ZltServer *self)
   g_return_if_fail (ZLT_IS_SERVER (self));
   if (!self->running)
     return;
+  g_debug ("stopping: %" G_GUINT64_FORMAT
+           " connections joined to standby connections, %" G_GUINT64_FORMAT
+           " announced by Connect, %" G_GUINT64_FORMAT " standby connections retired unused",
+           self->n_standby_joins, self->n_connects_sent,
+           zlt_standby_pool_get_n_retired (self->standby));
   self->running = FALSE;
   if (self->control_listener != NULL)
     zlt_listener_close (ZLT_LISTENER (self->control_listener));
@@ -954,6 +1175,7 @@ zlt_server_stop (ZltServer *self)
   g_hash_table_remove_all (self->access_requests);
   g_hash_table_remove_all (self->pending);
   g_hash_table_remove_all (self->listeners);
+  zlt_standby_pool_clear (self->standby);
   zlt_resume_book_clear (self->resume_book);
 }
 
@@ -1007,6 +1229,42 @@ zlt_server_get_n_relays (ZltServer *self)
   return g_hash_table_size (self->relays);
 }
 
+guint
+zlt_server_get_n_standby (ZltServer *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER (self), 0);
+  return zlt_standby_pool_get_n_parked (self->standby, NULL);
+}
+
+guint64
+zlt_server_get_n_connects_sent (ZltServer *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER (self), 0);
+  return self->n_connects_sent;
+}
+
+guint64
+zlt_server_get_n_standby_joins (ZltServer *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER (self), 0);
+  return self->n_standby_joins;
+}
+
+guint64
+zlt_server_get_n_standby_retired (ZltServer *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER (self), 0);
+  return zlt_standby_pool_get_n_retired (self->standby);
+}
+
+void
+zlt_server_set_standby_lifetime (ZltServer *self, guint lifetime_ms)
+{
+  g_return_if_fail (ZLT_IS_SERVER (self));
+  g_return_if_fail (lifetime_ms > 0);
+  zlt_standby_pool_set_lifetime (self->standby, lifetime_ms);
+}
+
 gboolean
 zlt_server_disconnect_tunnel (ZltServer *self, const ZltUuid *tunnel_id, const char *reason,
                               GError **error)
@@ -1042,11 +1300,13 @@ zlt_server_dispose (GObject *object)
   g_clear_pointer (&self->access_requests, g_hash_table_unref);
   g_clear_pointer (&self->pending, g_hash_table_unref);
   g_clear_pointer (&self->relays, g_hash_table_unref);
+  g_queue_clear_full (&self->unanswered, (GDestroyNotify) unanswered_free);
   g_clear_pointer (&self->listeners, g_hash_table_unref);
   if (self->resume_book != NULL)
     g_signal_handlers_disconnect_by_data (self->resume_book, self);
   g_clear_object (&self->resume_book);
   g_clear_pointer (&self->service_limits, g_hash_table_unref);
+  g_clear_object (&self->standby);
   g_clear_object (&self->registry);
   g_clear_object (&self->quota);
   g_clear_object (&self->validator);
@@ -1120,6 +1380,9 @@ zlt_server_new_full (ZltServerConfig *config, ZltValidator *validator, ZltContro
   zlt_registry_set_hold_times (self->registry, limits->name_hold * 1000, limits->port_hold * 1000);
   for (guint kind = 0; kind < ZLT_QUOTA_N_KINDS; kind++)
     zlt_quota_set_limit (self->quota, kind, limits->token_max[kind]);
+  /* an accepted standby request has as long as a data connection to arrive */
+  self->standby
+      = zlt_standby_pool_new (self->quota, zlt_server_config_get_connect_timeout (config) * 1000);
   g_signal_connect (self->registry, "service-added", G_CALLBACK (on_service_added), self);
   g_signal_connect (self->registry, "service-removed", G_CALLBACK (on_service_removed), self);
   g_signal_connect (self->registry, "tunnel-removed", G_CALLBACK (on_tunnel_removed), self);

@@ -37,6 +37,17 @@ guint zlt_server_get_n_peers (ZltServer *self);
 guint zlt_server_get_n_pending (ZltServer *self);
 /* Relayed connections. */
 guint zlt_server_get_n_relays (ZltServer *self);
+/* Standby data connections parked now, of every tunnel (PROTOCOL-v2.md §8). */
+guint zlt_server_get_n_standby (ZltServer *self);
+/* Since start: Connect frames sent for public connections, and public connections
+ * joined to a standby connection instead. */
+guint64 zlt_server_get_n_connects_sent (ZltServer *self);
+guint64 zlt_server_get_n_standby_joins (ZltServer *self);
+/* Standby connections closed unused at the end of their lifetime, so far. */
+guint64 zlt_server_get_n_standby_retired (ZltServer *self);
+/* How long a standby connection stays parked at most (ZLT_STANDBY_LIFETIME_MS by
+ * default), for tests. Applies at once, to the connections parked now too. */
+void zlt_server_set_standby_lifetime (ZltServer *self, guint lifetime_ms);
 
 gboolean zlt_server_disconnect_tunnel (ZltServer *self, const ZltUuid *tunnel_id,
                                        const char *reason, GError **error);

@@ -69,6 +69,8 @@ assert_server_defaults (ZltServerConfig *config)
   g_assert_cmpstr (zlt_server_config_get_validator (config), ==, "token-file");
   g_assert_cmpstr (zlt_server_config_get_validator_group (config), ==, "validator:token-file");
   g_assert_false (zlt_server_config_get_insecure (config));
+  g_assert_cmpuint (zlt_server_config_get_limits (config)->standby_connections, ==, 64);
+  g_assert_cmpuint (zlt_server_config_get_limits (config)->token_max[ZLT_QUOTA_STANDBY], ==, 256);
 }
 
 static void
@@ -112,6 +114,8 @@ static const BadCase server_bad[] = {
   { "[server]\ninsecure=yes\n", "[server] insecure: must be true or false" },
   { "[server]\nvalidator=Token File\n", "[server] validator:" },
   { "[server]\nlisten-port=1\n", "[server] listen-port: unknown key" },
+  { "[server]\nstandby-connections=1025\n", "[server] standby-connections:" },
+  { "[server]\ntoken-max-standby=-1\n", "[server] token-max-standby:" },
 };
 
 static void
@@ -255,6 +259,7 @@ test_client_defaults (void)
   g_assert_cmpfloat (zlt_client_config_get_backoff_min (config), ==, 1.0);
   g_assert_cmpfloat (zlt_client_config_get_backoff_max (config), ==, 8.0);
   g_assert_cmpfloat (zlt_client_config_get_fatal_retry (config), ==, 60.0);
+  g_assert_cmpuint (zlt_client_config_get_standby_connections (config), ==, 8);
   g_assert_cmpuint (zlt_client_config_get_services (config)->len, ==, 0);
 }
 
@@ -327,6 +332,7 @@ static const BadCase client_bad[] = {
   { "[agent]\nserver=ws://e\ntoken-env=T\ntls-insecure=true\n", "[agent] tls-insecure:" },
   { AGENT "tls-insecure=please\n", "[agent] tls-insecure: must be true or false" },
   { AGENT "legacy-auth=1x\n", "[agent] legacy-auth: must be true or false" },
+  { AGENT "standby-connections=2000\n", "[agent] standby-connections:" },
   { AGENT "heartbeat-interval=50\n", "[agent] heartbeat-timeout: must be greater than" },
   { AGENT "heartbeat-timeout=0\n", "[agent] heartbeat-timeout:" },
   { AGENT "backoff-min=0\n", "[agent] backoff-min:" },
@@ -383,6 +389,7 @@ static const char client_full[]
       "heartbeat-timeout=25\n"
       "backoff-min=0.25\n"
       "backoff-max=30.5\n"
+      "standby-connections=0\n"
       "\n"
       "[service:web]\n"
       "local-port=8080\n"
@@ -426,6 +433,7 @@ assert_client_full (ZltClientConfig *config, const char *dir)
   g_assert_cmpuint (zlt_client_config_get_heartbeat_timeout (config), ==, 25);
   g_assert_cmpfloat (zlt_client_config_get_backoff_min (config), ==, 0.25);
   g_assert_cmpfloat (zlt_client_config_get_backoff_max (config), ==, 30.5);
+  g_assert_cmpuint (zlt_client_config_get_standby_connections (config), ==, 0);
 
   g_assert_cmpuint (services->len, ==, 3);
   web = zlt_client_config_lookup_service (config, "web");

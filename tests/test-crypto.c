@@ -259,6 +259,62 @@ test_crypto_session_key (void)
   g_assert_false (zlt_secure_equal (mac, sizeof mac, mac2, sizeof mac2));
   zlt_data_mac (other, &tunnel_id, &connection_id, mac2);
   g_assert_false (zlt_secure_equal (mac, sizeof mac, mac2, sizeof mac2));
+
+  /* standby connection MAC (§8): the id is a big-endian u64 after the tunnel id */
+  zlt_standby_mac (key, &tunnel_id, 1, mac);
+  assert_hex (mac, sizeof mac, "6cb80cb7044dc763fe5b582259fde00c4cea543ffb610cce38e840d6f8ccd234");
+  zlt_standby_mac (key, &tunnel_id, G_GUINT64_CONSTANT (0x0102030405060708), mac2);
+  assert_hex (mac2, sizeof mac2,
+              "93cae978bd0ba669cde39faa5370669088286e2c3cedae0da92656c712c3e64f");
+  zlt_standby_mac (key, &tunnel_id, 2, mac2);
+  g_assert_false (zlt_secure_equal (mac, sizeof mac, mac2, sizeof mac2));
+  zlt_standby_mac (key, &connection_id, 1, mac2);
+  g_assert_false (zlt_secure_equal (mac, sizeof mac, mac2, sizeof mac2));
+  zlt_standby_mac (other, &tunnel_id, 1, mac2);
+  g_assert_false (zlt_secure_equal (mac, sizeof mac, mac2, sizeof mac2));
+}
+
+static void
+test_crypto_standby_id (void)
+{
+  static const struct
+  {
+    const char *text;
+    gboolean ok;
+    guint64 value;
+  } cases[] = {
+    { "1", TRUE, 1 },
+    { "42", TRUE, 42 },
+    { "18446744073709551615", TRUE, G_MAXUINT64 },
+    { "18446744073709551616", FALSE, 0 },
+    { "99999999999999999999", FALSE, 0 },
+    { "100000000000000000000", FALSE, 0 },
+    { "0", FALSE, 0 },
+    { "007", FALSE, 0 },
+    { "", FALSE, 0 },
+    { "+1", FALSE, 0 },
+    { "-1", FALSE, 0 },
+    { " 1", FALSE, 0 },
+    { "1 ", FALSE, 0 },
+    { "0x10", FALSE, 0 },
+    { "1e3", FALSE, 0 },
+    { "12a", FALSE, 0 },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      guint64 value = 12345;
+
+      g_assert_cmpint (zlt_standby_id_parse (cases[i].text, &value), ==, cases[i].ok);
+      if (cases[i].ok)
+        g_assert_cmpuint (value, ==, cases[i].value);
+      else
+        g_assert_cmpuint (value, ==, 12345);
+    }
+  {
+    guint64 value = 0;
+    g_assert_false (zlt_standby_id_parse (NULL, &value));
+  }
 }
 
 static void
@@ -348,6 +404,7 @@ main (int argc, char **argv)
   g_test_add_func ("/crypto/server-proof", test_crypto_server_proof);
   g_test_add_func ("/crypto/session-key", test_crypto_session_key);
   g_test_add_func ("/crypto/resume-mac", test_crypto_resume_mac);
+  g_test_add_func ("/crypto/standby-id", test_crypto_standby_id);
   g_test_add_func ("/crypto/random", test_crypto_random);
   g_test_add_func ("/crypto/hex", test_crypto_hex);
   return g_test_run ();

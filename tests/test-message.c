@@ -156,6 +156,8 @@ assert_ext_equal (const ZltMessageExt *a, const ZltMessageExt *b)
     g_assert_cmpuint (a->idle_timeout, ==, b->idle_timeout);
   if (a->present & ZLT_EXT_TIMESTAMP_US)
     g_assert_cmpuint (a->timestamp_us, ==, b->timestamp_us);
+  if (a->present & ZLT_EXT_STANDBY_MAX)
+    g_assert_cmpuint (a->standby_max, ==, b->standby_max);
 }
 
 /* NULL and "" are the same on the wire */
@@ -267,7 +269,7 @@ allowed_tags (ZltMessageType type)
       return ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_PROOF | ZLT_EXT_RESUME | ZLT_EXT_ACCESS_TTL;
     case ZLT_MESSAGE_AUTH_OK:
       return ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_RESUME_SECRET | ZLT_EXT_HEARTBEAT_MS
-             | ZLT_EXT_RESUMED | ZLT_EXT_SERVER_PROOF | ZLT_EXT_ACCESS_TTL;
+             | ZLT_EXT_RESUMED | ZLT_EXT_SERVER_PROOF | ZLT_EXT_ACCESS_TTL | ZLT_EXT_STANDBY_MAX;
     case ZLT_MESSAGE_AUTH_FAIL:
     case ZLT_MESSAGE_REGISTER_FAIL:
     case ZLT_MESSAGE_DISCONNECT:
@@ -340,6 +342,9 @@ set_tag (ZltMessage *msg, guint32 flag)
       break;
     case ZLT_EXT_TIMESTAMP_US:
       zlt_message_set_timestamp_us (msg, G_GUINT64_CONSTANT (0x0102030405060708));
+      break;
+    case ZLT_EXT_STANDBY_MAX:
+      zlt_message_set_standby_max (msg, 0xfe01);
       break;
     default:
       g_assert_not_reached ();
@@ -585,7 +590,7 @@ test_message_roundtrip_ext (void)
       }
 
       /* each tag alone, then all of them */
-      for (guint tag = 1; tag <= ZLT_EXT_TAG_TIMESTAMP_US; tag++)
+      for (guint tag = 1; tag <= ZLT_EXT_TAG_STANDBY_MAX; tag++)
         {
           g_autoptr (ZltMessage) msg = sample (type);
           g_autoptr (ZltMessage) back = NULL;
@@ -602,13 +607,15 @@ test_message_roundtrip_ext (void)
         }
       {
         g_autoptr (ZltMessage) msg = sample (type);
-        for (guint tag = 1; tag <= ZLT_EXT_TAG_TIMESTAMP_US; tag++)
+        for (guint tag = 1; tag <= ZLT_EXT_TAG_STANDBY_MAX; tag++)
           if (allowed & ZLT_EXT_FLAG (tag))
             set_tag (msg, ZLT_EXT_FLAG (tag));
         roundtrip (msg);
       }
     }
 }
+
+static void assert_encode_error (const ZltMessage *msg);
 
 /* the extension layout byte for byte (PROTOCOL-v2.md §1) */
 static void
@@ -617,6 +624,38 @@ test_message_ext_layout (void)
   ZltUuid sid = uuid (SERVICE_ID);
   ZltUuid cid = uuid (CLIENT_ID);
   guint8 proof[ZLT_HASH_SIZE];
+
+  /* a v2 AuthOk granting standby connections: CAPS with STANDBY (0x20), then
+   * STANDBY_MAX (tag 0x10, u16) */
+  {
+    ZltUuid tid = uuid (TUNNEL_ID);
+    g_autoptr (ZltMessage) msg = zlt_message_new_auth_ok (&tid);
+    g_autoptr (GByteArray) frame = NULL;
+    g_autoptr (GByteArray) expected
+        = from_hex ("02 00 00 00 1D 6B A7 B8 10 9D AD 11 D1 80 B4 00 C0 4F D4 30 C8"
+                    "02 02 00 04 00 00 00 3D 10 00 02 00 40");
+    g_autoptr (ZltMessage) back = NULL;
+
+    zlt_message_set_standby_max (msg, 64);
+    zlt_message_set_caps (msg, ZLT_CAP_DATA_RAW | ZLT_CAP_UDP | ZLT_CAP_RESUME | ZLT_CAP_ACCESS
+                                   | ZLT_CAP_STANDBY);
+    frame = encode (msg);
+    g_assert_cmpmem (frame->data, frame->len, expected->data, expected->len);
+    back = decode_one (frame->data, frame->len);
+    g_assert_true (zlt_message_has_ext_fields (back, ZLT_EXT_STANDBY_MAX | ZLT_EXT_CAPS));
+    g_assert_cmpuint (back->ext.standby_max, ==, 64);
+    g_assert_cmpuint (back->ext.caps & ZLT_CAP_STANDBY, ==, ZLT_CAP_STANDBY);
+  }
+  /* STANDBY_MAX has exactly two bytes, and belongs to AuthOk only */
+  {
+    g_autoptr (ZltMessage) auth = zlt_message_new_auth ("9f86d081884c7d65", &cid);
+    g_autoptr (GByteArray) bad = from_hex ("02 00 00 00 17 6B A7 B8 10 9D AD 11 D1 80 B4 00 C0"
+                                           "4F D4 30 C8 02 10 00 03 00 00 40");
+
+    assert_decode_error (bad->data, bad->len, ZLT_ERROR_PROTOCOL);
+    zlt_message_set_standby_max (auth, 8);
+    assert_encode_error (auth);
+  }
 
   /* a v2 Heartbeat: the v1 field in ms, then TIMESTAMP_US (tag 0x0F, 8 bytes) */
   {

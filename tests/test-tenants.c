@@ -567,7 +567,10 @@ test_service_limits (Fixture *f, gconstpointer data)
   opened = g_get_monotonic_time ();
   for (guint i = 0; i < 2; i++)
     threads[i] = open_live_connection (port, &live[i]);
-  ZLT_TEST_WAIT_FOR (zlt_server_get_n_relays (f->h.server) == 2, 10000);
+  /* both ends: a standby connection is relayed at the server before the agent dialed */
+  ZLT_TEST_WAIT_FOR (zlt_server_get_n_relays (f->h.server) == 2
+                         && zlt_agent_get_n_relays (f->h.agent) == 2,
+                     10000);
   /* a third is turned away at once, and the service never sees it */
   g_assert_true (zlt_test_expect_closed (port, 5000));
   g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->h.echo), ==, 2);

@@ -1,4 +1,9 @@
-/* zlt-tcp-transport.c: the "tcp" transport: public TCP ports and local dialing */
+/* zlt-tcp-transport.c: the "tcp" transport: public TCP ports and local dialing
+ *
+ * A local service is usually named by an address (127.0.0.1): that is dialed with one
+ * non-blocking connect and one wait for the socket to be writable, the shortest way
+ * to a connected socket. A host name goes through GSocketClient (resolver, address
+ * enumeration, its events), which costs several main-loop iterations more. */
 #include "config.h"
 
 #include "zlt-tcp-listener.h"
@@ -21,6 +26,26 @@ zlt_tcp_transport_listen (ZltTransport *transport, const char *bind_address, gui
 {
   return zlt_tcp_listener_new (bind_address, port, error);
 }
+
+/* a local service that does not answer within this is as good as down */
+#define DIAL_TIMEOUT_S 10
+
+/* ---- an address: zlt_net_dial_async() ---- */
+
+static void
+address_dialed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  GError *error = NULL;
+  GSocketConnection *connection = zlt_net_dial_finish (result, &error);
+
+  if (connection == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, connection, g_object_unref);
+}
+
+/* ---- a host name: GSocketClient ---- */
 
 static void
 dialed (GObject *source, GAsyncResult *result, gpointer user_data)
@@ -49,9 +74,22 @@ zlt_tcp_transport_dial_async (ZltTransport *transport, const char *host, guint16
 {
   ZltTcpTransport *self = ZLT_TCP_TRANSPORT (transport);
   GTask *task = g_task_new (self, cancellable, callback, user_data);
+  g_autoptr (GInetAddress) inet = g_inet_address_new_from_string (host);
 
   g_task_set_source_tag (task, zlt_tcp_transport_dial_async);
-  g_socket_client_connect_to_host_async (self->client, host, port, cancellable, dialed, task);
+  if (g_task_return_error_if_cancelled (task))
+    {
+      g_object_unref (task);
+      return;
+    }
+  if (inet != NULL)
+    {
+      g_autoptr (GSocketAddress) address = g_inet_socket_address_new (inet, port);
+
+      zlt_net_dial_async (address, DIAL_TIMEOUT_S, cancellable, address_dialed, task);
+    }
+  else
+    g_socket_client_connect_to_host_async (self->client, host, port, cancellable, dialed, task);
 }
 
 static void
@@ -78,8 +116,7 @@ static void
 zlt_tcp_transport_init (ZltTcpTransport *self)
 {
   self->client = g_socket_client_new ();
-  /* a local service that does not answer within this is as good as down */
-  g_socket_client_set_timeout (self->client, 10);
+  g_socket_client_set_timeout (self->client, DIAL_TIMEOUT_S);
   /* local services are next door: no proxy lookup (libproxy costs a thread hop and
    * a file read per connection) */
   g_socket_client_set_enable_proxy (self->client, FALSE);

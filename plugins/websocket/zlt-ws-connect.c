@@ -332,18 +332,16 @@ tls_done (GObject *source, GAsyncResult *result, gpointer user_data)
   send_request (g_steal_pointer (&task));
 }
 
+/* The TCP connection is up: TLS first if wss://, then the request. */
 static void
-connected (GObject *source, GAsyncResult *result, gpointer user_data)
+connected (GTask *task, GSocketConnection *connection, GError *error)
 {
-  g_autoptr (GTask) task = user_data;
   DataOpen *d = g_task_get_task_data (task);
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GSocketConnection) connection = NULL;
 
-  connection = g_socket_client_connect_to_host_finish (G_SOCKET_CLIENT (source), result, &error);
   if (connection == NULL)
     {
-      g_task_return_error (task, g_steal_pointer (&error));
+      g_task_return_error (task, error);
+      g_object_unref (task);
       return;
     }
   zlt_net_set_nodelay (connection);
@@ -352,22 +350,40 @@ connected (GObject *source, GAsyncResult *result, gpointer user_data)
       g_autoptr (GSocketConnectable) identity = g_network_address_new (d->host, d->port);
       g_autoptr (GIOStream) tls
           = zlt_tls_client_connection_new (G_IO_STREAM (connection), identity, d->tls, &error);
-      /* taken before the call that steals the task: argument evaluation order is
-       * unspecified */
-      GCancellable *cancellable = g_task_get_cancellable (task);
 
+      g_object_unref (connection);
       if (tls == NULL)
         {
-          g_task_return_error (task, g_steal_pointer (&error));
+          g_task_return_error (task, error);
+          g_object_unref (task);
           return;
         }
       d->stream = g_object_ref (tls);
-      g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT, cancellable,
-                                        tls_done, g_steal_pointer (&task));
+      g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT,
+                                        g_task_get_cancellable (task), tls_done, task);
       return;
     }
-  d->stream = G_IO_STREAM (g_steal_pointer (&connection));
-  send_request (g_steal_pointer (&task));
+  d->stream = G_IO_STREAM (connection);
+  send_request (task);
+}
+
+static void
+client_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GError *error = NULL;
+  GSocketConnection *connection
+      = g_socket_client_connect_to_host_finish (G_SOCKET_CLIENT (source), result, &error);
+
+  connected (user_data, connection, error);
+}
+
+static void
+address_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GError *error = NULL;
+  GSocketConnection *connection = zlt_net_dial_finish (result, &error);
+
+  connected (user_data, connection, error);
 }
 
 static gboolean
@@ -382,13 +398,14 @@ data_timeout (gpointer user_data)
 
 void
 zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *tls,
-                        const char *tunnel_id, const char *connection_id, const char *mac,
-                        const char *service, gboolean probe, guint timeout_ms,
+                        const char *tunnel_id, const char *connection_id, const char *standby_id,
+                        const char *mac, const char *service, gboolean probe, guint timeout_ms,
                         GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr (GCancellable) own = g_cancellable_new ();
   g_autoptr (GTask) task = NULL;
   g_autofree char *authority = NULL;
+  g_autoptr (GInetAddress) inet = NULL;
   DataOpen *d = g_new0 (DataOpen, 1);
 
   if (cancellable != NULL)
@@ -408,25 +425,36 @@ zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *t
     d->tls = zlt_tls_options_copy (tls);
   /* "[::1]:3679": an IPv6 address in a Host header keeps its brackets */
   authority = zlt_net_join_host_port (d->host, d->port);
-  d->request = g_strdup_printf ("GET " ZLT_WS_DATA_PATH " HTTP/1.1\r\n"
-                                "Host: %s\r\n"
-                                "Connection: Upgrade\r\n"
-                                "Upgrade: " ZLT_WS_DATA_UPGRADE "\r\n"
-                                "X-Zlt-Tunnel: %s\r\n"
-                                "X-Zlt-Connection: %s\r\n"
-                                "X-Zlt-Mac: %s\r\n"
-                                "%s%s%s%s\r\n",
-                                authority, tunnel_id, connection_id, mac,
-                                service ? "X-Zlt-Service: " : "", service ? service : "",
-                                service ? "\r\n" : "", probe ? "X-Zlt-Probe: 1\r\n" : "");
+  d->request = g_strdup_printf (
+      "GET " ZLT_WS_DATA_PATH " HTTP/1.1\r\n"
+      "Host: %s\r\n"
+      "Connection: Upgrade\r\n"
+      "Upgrade: " ZLT_WS_DATA_UPGRADE "\r\n"
+      "X-Zlt-Tunnel: %s\r\n"
+      "%s: %s\r\n"
+      "X-Zlt-Mac: %s\r\n"
+      "%s%s%s%s\r\n",
+      authority, tunnel_id, standby_id != NULL ? "X-Zlt-Standby" : "X-Zlt-Connection",
+      standby_id != NULL ? standby_id : connection_id, mac, service ? "X-Zlt-Service: " : "",
+      service ? service : "", service ? "\r\n" : "", probe ? "X-Zlt-Probe: 1\r\n" : "");
   if (timeout_ms > 0)
     {
       d->timeout = g_timeout_source_new (timeout_ms);
       g_source_set_callback (d->timeout, data_timeout, task, NULL);
       g_source_attach (d->timeout, g_main_context_get_thread_default ());
     }
-  g_socket_client_connect_to_host_async (client, d->host, d->port, own, connected,
-                                         g_steal_pointer (&task));
+  /* an address and no proxy to ask: one connect(), not GSocketClient's several steps */
+  inet
+      = g_socket_client_get_enable_proxy (client) ? NULL : g_inet_address_new_from_string (d->host);
+  if (inet != NULL)
+    {
+      g_autoptr (GSocketAddress) address = g_inet_socket_address_new (inet, d->port);
+
+      zlt_net_dial_async (address, 0, own, address_connected, g_steal_pointer (&task));
+    }
+  else
+    g_socket_client_connect_to_host_async (client, d->host, d->port, own, client_connected,
+                                           g_steal_pointer (&task));
 }
 
 gboolean

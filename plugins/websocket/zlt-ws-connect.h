@@ -14,12 +14,13 @@ ZltChannel *zlt_ws_connect_control_finish (GAsyncResult *result, GError **error)
 
 /* @client is shared by all data connections of a transport (its proxy setting is
  * decided once, see ZltWsTransport); @service (nullable) makes it an access stream
- * (X-Zlt-Service, PROTOCOL-v2.md §6) */
+ * (X-Zlt-Service, PROTOCOL-v2.md §6); @standby_id instead of @connection_id makes it a
+ * standby connection (X-Zlt-Standby, PROTOCOL-v2.md §8) */
 void zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *tls,
-                             const char *tunnel_id, const char *connection_id, const char *mac,
-                             const char *service, gboolean probe, guint timeout_ms,
-                             GCancellable *cancellable, GAsyncReadyCallback callback,
-                             gpointer user_data);
+                             const char *tunnel_id, const char *connection_id,
+                             const char *standby_id, const char *mac, const char *service,
+                             gboolean probe, guint timeout_ms, GCancellable *cancellable,
+                             GAsyncReadyCallback callback, gpointer user_data);
 GIOStream *zlt_ws_open_data_finish (GAsyncResult *result, GBytes **prefix, GError **error);
 /* the end of a request made with @probe: TRUE when an access stream would be taken */
 gboolean zlt_ws_probe_finish (GAsyncResult *result, GError **error);

@@ -685,6 +685,31 @@ data_upgrade_written (SoupServerMessage *msg, gpointer user_data)
 }
 
 static void
+standby_upgrade_written (SoupServerMessage *msg, gpointer user_data)
+{
+  ZltWsListener *self = ZLT_WS_LISTENER (user_data);
+  g_autoptr (ZltWsStream) stream = NULL;
+  g_autofree char *tunnel_id = g_strdup (g_object_get_data (G_OBJECT (msg), "zlt-tunnel"));
+  g_autofree char *standby_id = g_strdup (g_object_get_data (G_OBJECT (msg), "zlt-standby"));
+
+  g_signal_handlers_disconnect_by_func (msg, standby_upgrade_written, user_data);
+  stream = take_back (self, msg, NULL);
+  if (stream == NULL)
+    return;
+  zlt_ws_stream_detach (stream);
+  if (zlt_ws_stream_get_n_buffered (stream) > 0)
+    {
+      /* an agent sends nothing on a standby connection before the server binds it
+       * (PROTOCOL-v2.md §8): this is not one */
+      g_debug ("closing a standby connection whose agent did not wait for its binding");
+      zlt_net_close_with_reset (zlt_ws_stream_get_base (stream));
+      return;
+    }
+  zlt_control_listener_emit_standby_stream (ZLT_CONTROL_LISTENER (self), tunnel_id, standby_id,
+                                            zlt_ws_stream_get_base (stream));
+}
+
+static void
 reply_text (SoupServerMessage *msg, guint status, const char *text)
 {
   soup_server_message_set_status (msg, status, NULL);
@@ -715,6 +740,40 @@ status_of_verdict (ZltDataVerdict verdict)
     }
 }
 
+/* A standby data connection (PROTOCOL-v2.md §8): X-Zlt-Standby instead of
+ * X-Zlt-Connection, and nothing of an access stream. */
+static void
+handle_standby (ZltWsListener *self, SoupServerMessage *msg, const char *tunnel_id,
+                const char *standby_id, const char *mac)
+{
+  SoupMessageHeaders *req = soup_server_message_get_request_headers (msg);
+  SoupMessageHeaders *resp = soup_server_message_get_response_headers (msg);
+  ZltDataVerdict verdict;
+
+  if (tunnel_id == NULL || mac == NULL
+      || soup_message_headers_get_one (req, "X-Zlt-Connection") != NULL
+      || soup_message_headers_get_one (req, "X-Zlt-Service") != NULL
+      || soup_message_headers_get_one (req, "X-Zlt-Probe") != NULL)
+    {
+      reply_text (msg, SOUP_STATUS_BAD_REQUEST, "not a zlt standby upgrade");
+      return;
+    }
+  verdict = zlt_control_listener_emit_standby_request (ZLT_CONTROL_LISTENER (self), tunnel_id,
+                                                       standby_id, mac);
+  if (verdict != ZLT_DATA_ACCEPT)
+    {
+      reply_text (msg, status_of_verdict (verdict), "standby connection refused");
+      return;
+    }
+  soup_server_message_set_status (msg, SOUP_STATUS_SWITCHING_PROTOCOLS, NULL);
+  soup_message_headers_replace (resp, "Upgrade", ZLT_WS_DATA_UPGRADE);
+  soup_message_headers_replace (resp, "Connection", "Upgrade");
+  g_object_set_data_full (G_OBJECT (msg), "zlt-tunnel", g_strdup (tunnel_id), g_free);
+  g_object_set_data_full (G_OBJECT (msg), "zlt-standby", g_strdup (standby_id), g_free);
+  g_signal_connect_object (msg, "wrote-informational", G_CALLBACK (standby_upgrade_written), self,
+                           0);
+}
+
 static void
 handle_data (ZltWsListener *self, SoupServerMessage *msg)
 {
@@ -726,8 +785,17 @@ handle_data (ZltWsListener *self, SoupServerMessage *msg)
   /* present on access streams only (PROTOCOL-v2.md §6) */
   const char *service = soup_message_headers_get_one (req, "X-Zlt-Service");
   gboolean probe = g_strcmp0 (soup_message_headers_get_one (req, "X-Zlt-Probe"), "1") == 0;
+  /* a standby connection to park (PROTOCOL-v2.md §8) */
+  const char *standby_id = soup_message_headers_get_one (req, "X-Zlt-Standby");
   ZltDataVerdict verdict;
 
+  if (soup_server_message_get_method (msg) == SOUP_METHOD_GET
+      && soup_message_headers_header_contains (req, "Upgrade", ZLT_WS_DATA_UPGRADE)
+      && soup_message_headers_header_contains (req, "Connection", "Upgrade") && standby_id != NULL)
+    {
+      handle_standby (self, msg, tunnel_id, standby_id, mac);
+      return;
+    }
   if (soup_server_message_get_method (msg) != SOUP_METHOD_GET
       || !soup_message_headers_header_contains (req, "Upgrade", ZLT_WS_DATA_UPGRADE)
       || !soup_message_headers_header_contains (req, "Connection", "Upgrade") || tunnel_id == NULL

@@ -83,7 +83,7 @@ zlt_ws_transport_open_data_async (ZltControlTransport *transport, GUri *url,
                                   gpointer user_data)
 {
   zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id,
-                          connection_id, mac, NULL, FALSE, timeout_ms, cancellable, callback,
+                          connection_id, NULL, mac, NULL, FALSE, timeout_ms, cancellable, callback,
                           user_data);
 }
 
@@ -95,8 +95,8 @@ zlt_ws_transport_open_access_async (ZltControlTransport *transport, GUri *url,
                                     GAsyncReadyCallback callback, gpointer user_data)
 {
   zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id,
-                          connection_id, mac, service, FALSE, timeout_ms, cancellable, callback,
-                          user_data);
+                          connection_id, NULL, mac, service, FALSE, timeout_ms, cancellable,
+                          callback, user_data);
 }
 
 static void
@@ -108,7 +108,19 @@ zlt_ws_transport_probe_access_async (ZltControlTransport *transport, GUri *url,
                                      gpointer user_data)
 {
   zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id,
-                          connection_id, mac, service, TRUE, timeout_ms, cancellable, callback,
+                          connection_id, NULL, mac, service, TRUE, timeout_ms, cancellable,
+                          callback, user_data);
+}
+
+static void
+zlt_ws_transport_open_standby_async (ZltControlTransport *transport, GUri *url,
+                                     const ZltTlsOptions *tls, const char *tunnel_id,
+                                     const char *standby_id, const char *mac, guint timeout_ms,
+                                     GCancellable *cancellable, GAsyncReadyCallback callback,
+                                     gpointer user_data)
+{
+  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id, NULL,
+                          standby_id, mac, NULL, FALSE, timeout_ms, cancellable, callback,
                           user_data);
 }
 
@@ -154,6 +166,7 @@ zlt_ws_transport_class_init (ZltWsTransportClass *klass)
   control_class->open_access_async = zlt_ws_transport_open_access_async;
   control_class->probe_access_async = zlt_ws_transport_probe_access_async;
   control_class->probe_access_finish = zlt_ws_transport_probe_access_finish;
+  control_class->open_standby_async = zlt_ws_transport_open_standby_async;
 }
 
 static void

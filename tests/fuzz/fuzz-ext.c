@@ -33,7 +33,7 @@ static GBytes *prefix_bytes[10];
 /* ---- the model: PROTOCOL-v2.md §1, independently of core/zlt-message.c ---- */
 
 /* tag → exact size; 0 = unknown tag */
-static const guint16 model_sizes[16] = { 0, 2, 4, 32, 48, 32, 4, 1, 2, 1, 2, 32, 4, 4, 4, 8 };
+static const guint16 model_sizes[17] = { 0, 2, 4, 32, 48, 32, 4, 1, 2, 1, 2, 32, 4, 4, 4, 8, 2 };
 
 /* the "used in" column of the table */
 static guint32
@@ -44,7 +44,7 @@ model_used (ZltMessageType type)
     case ZLT_MESSAGE_AUTH:
       return 1u << 1 | 1u << 2 | 1u << 3 | 1u << 4 | 1u << 12;
     case ZLT_MESSAGE_AUTH_OK:
-      return 1u << 1 | 1u << 2 | 1u << 5 | 1u << 6 | 1u << 7 | 1u << 11 | 1u << 12;
+      return 1u << 1 | 1u << 2 | 1u << 5 | 1u << 6 | 1u << 7 | 1u << 11 | 1u << 12 | 1u << 16;
     case ZLT_MESSAGE_REGISTER_OK:
       return 1u << 8;
     case ZLT_MESSAGE_REGISTER:
@@ -152,6 +152,9 @@ model_parse (ZltMessageType type, const guint8 *b, gsize len, ZltMessageExt *ext
           break;
         case 15:
           ext->timestamp_us = (guint64) model_be (v, 4) << 32 | model_be (v + 4, 4);
+          break;
+        case 16:
+          ext->standby_max = (guint16) model_be (v, 2);
           break;
         default:
           break;

@@ -9,11 +9,16 @@
  * Per input: a new TCP connection writes the bytes, half-closes, and reads the answer
  * until the server closes, spinning the main context meanwhile.
  *
+ * Standby connections (X-Zlt-Standby, PROTOCOL-v2.md §8) of the same tunnel are parked
+ * when their number is even, refused as over the bound (503) when it is odd.
+ *
  * Checks, besides "no crash, no leak": the server closes every connection the client
  * half-closed within the listener's handshake deadline (plus margin); an answer is an
- * HTTP status line; a 101 matches an accepted data request or a control channel; every
- * accepted data request yields exactly one data stream; every control channel ends once
- * its peer hung up; no file descriptors pile up. */
+ * HTTP status line; a 101 matches an accepted data or standby request or a control
+ * channel; every accepted data request yields exactly one data stream, every accepted
+ * standby request at most one standby stream (none when the client sent bytes before
+ * its binding); every control channel ends once its peer hung up; no file descriptors
+ * pile up. */
 #include "config.h"
 
 #include <string.h>
@@ -39,6 +44,7 @@ static struct
   ZltUuid tunnel_id, connection_id, gone_id;
   GPtrArray *channels; /* open control channels */
   guint n_channels, n_requests, n_accepted, n_streams, n_messages;
+  guint n_standby_accepted, n_standby_streams;
   guint baseline_fds;
 } fuzz;
 
@@ -90,6 +96,45 @@ on_data_stream (ZltControlListener *listener, const char *connection_id, GIOStre
   ZLT_FUZZ_CHECK (connection_id != NULL && G_IS_IO_STREAM (stream), "data-stream without a stream");
   /* the relay would start here; a few bytes show the stream is the client's */
   g_output_stream_write_all (g_io_stream_get_output_stream (stream), hello, sizeof hello - 1, NULL,
+                             NULL, NULL);
+  g_io_stream_close (stream, NULL, NULL);
+}
+
+static ZltDataVerdict
+on_standby_request (ZltControlListener *listener, const char *tunnel_id, const char *standby_id,
+                    const char *mac_hex, gpointer user_data)
+{
+  ZltUuid tid;
+  guint64 id;
+  guint8 mac[ZLT_HASH_SIZE], expected[ZLT_HASH_SIZE];
+
+  ZLT_FUZZ_CHECK (tunnel_id != NULL && standby_id != NULL && mac_hex != NULL,
+                  "standby-request without its three headers");
+  if (!zlt_uuid_parse (tunnel_id, &tid) || !zlt_standby_id_parse (standby_id, &id)
+      || !zlt_hash_from_hex (mac_hex, mac))
+    return ZLT_DATA_MALFORMED;
+  if (!zlt_uuid_equal (&tid, &fuzz.tunnel_id))
+    return ZLT_DATA_FORBIDDEN;
+  zlt_standby_mac (fuzz.session_key, &tid, id, expected);
+  if (!zlt_secure_equal (expected, sizeof expected, mac, sizeof mac))
+    return ZLT_DATA_FORBIDDEN;
+  if (id % 2 == 1)
+    return ZLT_DATA_UNAVAILABLE;
+  fuzz.n_standby_accepted++;
+  return ZLT_DATA_ACCEPT;
+}
+
+static void
+on_standby_stream (ZltControlListener *listener, const char *tunnel_id, const char *standby_id,
+                   GIOStream *stream, gpointer user_data)
+{
+  static const guint8 binding[] = { 0xB1 };
+
+  fuzz.n_standby_streams++;
+  ZLT_FUZZ_CHECK (tunnel_id != NULL && standby_id != NULL && G_IS_IO_STREAM (stream),
+                  "standby-stream without its ids and stream");
+  /* the binding would come here, later; a byte shows the stream is the client's */
+  g_output_stream_write_all (g_io_stream_get_output_stream (stream), binding, sizeof binding, NULL,
                              NULL, NULL);
   g_io_stream_close (stream, NULL, NULL);
 }
@@ -160,6 +205,8 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
   g_signal_connect (fuzz.listener, "data-request", G_CALLBACK (on_data_request), NULL);
   g_signal_connect (fuzz.listener, "data-stream", G_CALLBACK (on_data_stream), NULL);
   g_signal_connect (fuzz.listener, "channel", G_CALLBACK (on_channel), NULL);
+  g_signal_connect (fuzz.listener, "standby-request", G_CALLBACK (on_standby_request), NULL);
+  g_signal_connect (fuzz.listener, "standby-stream", G_CALLBACK (on_standby_stream), NULL);
   fuzz.address
       = g_inet_socket_address_new (loopback, zlt_listener_get_port (ZLT_LISTENER (fuzz.listener)));
   fuzz.channels = g_ptr_array_new_with_free_func (g_object_unref);
@@ -240,6 +287,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   Client c = { 0 };
   GSource *readable, *deadline;
   guint accepted = fuzz.n_accepted, streams = fuzz.n_streams, channels = fuzz.n_channels;
+  guint standby_accepted = fuzz.n_standby_accepted, standby_streams = fuzz.n_standby_streams;
   guint status, fds;
   gsize sent = 0;
 
@@ -288,8 +336,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
    * channel's close) runs from the main context */
   zlt_fuzz_settle (1000);
   if (status == 101)
-    ZLT_FUZZ_CHECK (fuzz.n_accepted > accepted || fuzz.n_channels > channels,
-                    "a 101 that neither the data-request handler nor a control upgrade gave");
+    ZLT_FUZZ_CHECK (fuzz.n_accepted > accepted || fuzz.n_channels > channels
+                        || fuzz.n_standby_accepted > standby_accepted,
+                    "a 101 that neither a data or standby request handler nor a control upgrade "
+                    "gave");
+  ZLT_FUZZ_CHECK (
+      fuzz.n_standby_streams - standby_streams <= fuzz.n_standby_accepted - standby_accepted,
+      "%u standby requests accepted, %u standby streams handed over",
+      fuzz.n_standby_accepted - standby_accepted, fuzz.n_standby_streams - standby_streams);
   ZLT_FUZZ_CHECK (fuzz.n_accepted - accepted == fuzz.n_streams - streams,
                   "%u data requests accepted, %u data streams handed over",
                   fuzz.n_accepted - accepted, fuzz.n_streams - streams);

@@ -70,6 +70,7 @@ ACCESS_TTL = lambda s: entry(0x0C, struct.pack(">I", s))
 MAX_CONNECTIONS = lambda n: entry(0x0D, struct.pack(">I", n))
 IDLE_TIMEOUT = lambda s: entry(0x0E, struct.pack(">I", s))
 TIMESTAMP_US = lambda us: entry(0x0F, struct.pack(">Q", us))
+STANDBY_MAX = lambda n: entry(0x10, struct.pack(">H", n))
 
 
 def auth(token, ext=b""):
@@ -184,6 +185,9 @@ def ext_seeds():
     w("heartbeat-us", "heartbeat", TIMESTAMP_US(1705320000000123))
     w("heartbeat-ack-us", "heartbeat-ack", TIMESTAMP_US(1705320000000123))
     w("server-proof-short", "auth-ok", entry(0x0B, b"x" * 5))
+    w("auth-ok-standby", "auth-ok", VERSION() + CAPS(0x3D) + SERVER_PROOF() + STANDBY_MAX(64))
+    w("standby-max-long", "auth-ok", CAPS(0x20) + entry(0x10, b"\x00\x00\x40"))
+    w("standby-max-on-auth", "auth", VERSION() + CAPS(0x20) + PROOF() + STANDBY_MAX(8))
 
 
 # ---- upgrade: raw HTTP requests ----
@@ -197,6 +201,17 @@ GONE = "0f8fad5b-d9cb-469f-a165-70867728950e"
 def data_mac(tunnel, connection):
     msg = b"zlt-data-v2" + uuid.UUID(tunnel).bytes + uuid.UUID(connection).bytes
     return hmac.new(SESSION_KEY, msg, hashlib.sha256).hexdigest()
+
+
+def standby_mac(tunnel, standby_id):
+    msg = b"zlt-standby-v2" + uuid.UUID(tunnel).bytes + struct.pack(">Q", standby_id)
+    return hmac.new(SESSION_KEY, msg, hashlib.sha256).hexdigest()
+
+
+def standby_headers(tunnel=TUNNEL, standby="2", mac=None):
+    return ["Connection: Upgrade", "Upgrade: zlt-data/2", f"X-Zlt-Tunnel: {tunnel}",
+            f"X-Zlt-Standby: {standby}",
+            f"X-Zlt-Mac: {mac if mac is not None else standby_mac(tunnel, int(standby))}"]
 
 
 def request(path="/tunnel/v1/data", method="GET", headers=(), body=b"", version="HTTP/1.1"):
@@ -251,6 +266,19 @@ def upgrade_seeds():
                                                                  "X-Zlt-Probe: 1"]),
         "access-unknown-service": request(headers=data_headers() + ["X-Zlt-Service: db"]),
         "access-bad-name": request(headers=data_headers() + ["X-Zlt-Service: a b/c"]),
+        "standby-ok": request(headers=standby_headers()),
+        "standby-ok-then-bytes": request(headers=standby_headers()) + b"too early",
+        "standby-over-bound": request(headers=standby_headers(standby="3")),
+        "standby-bad-mac": request(headers=standby_headers(mac="00" * 32)),
+        "standby-other-tunnel": request(headers=standby_headers(
+            tunnel=GONE, mac=standby_mac(GONE, 2))),
+        "standby-leading-zero": request(headers=standby_headers(standby="02",
+                                                                mac=standby_mac(TUNNEL, 2))),
+        "standby-overflow": request(headers=standby_headers(standby="18446744073709551616",
+                                                            mac="00" * 32)),
+        "standby-and-connection": request(headers=standby_headers()
+                                          + [f"X-Zlt-Connection: {CONNECTION}"]),
+        "standby-and-service": request(headers=standby_headers() + ["X-Zlt-Service: web"]),
         "control-upgrade": request(path="/tunnel/v1", headers=WS_HEADERS),
         "control-upgrade-frame": request(path="/tunnel/v1", headers=WS_HEADERS)
         + ws_frame(frame(HEARTBEAT, struct.pack(">Q", 1))) + ws_frame(b"\x03\xe8", opcode=8),

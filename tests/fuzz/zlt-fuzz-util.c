@@ -103,6 +103,8 @@ zlt_fuzz_message_equal (const ZltMessage *a, const ZltMessage *b)
     return FALSE;
   if ((x->present & ZLT_EXT_TIMESTAMP_US) && x->timestamp_us != y->timestamp_us)
     return FALSE;
+  if ((x->present & ZLT_EXT_STANDBY_MAX) && x->standby_max != y->standby_max)
+    return FALSE;
   return TRUE;
 }
 
