@@ -680,6 +680,7 @@ register_service (ZltAgent *self, ZltService *service)
     zlt_message_set_max_connections (reg, sc->max_connections);
   if (self->v2 && sc != NULL && sc->idle_timeout != 0)
     zlt_message_set_idle_timeout (reg, sc->idle_timeout);
+  zlt_service_set_state (service, ZLT_SERVICE_STATE_REGISTERING, NULL);
   if (send_message (self, reg))
     g_queue_push_tail (&self->register_queue, g_object_ref (service));
 }
@@ -758,6 +759,7 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
         zlt_service_set_assigned_port (service, msg->ext.assigned_port);
       else if (zlt_service_get_requested_port (service) != 0)
         zlt_service_set_assigned_port (service, zlt_service_get_requested_port (service));
+      zlt_service_set_state (service, ZLT_SERVICE_STATE_REGISTERED, NULL);
       g_message ("service %s registered, public port %u", zlt_service_get_name (service),
                  zlt_service_get_assigned_port (service));
       /* standby connections once there is something for them to carry */
@@ -791,6 +793,7 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
         }
       g_message ("%s", error->message);
       set_last_error (self, error->message);
+      zlt_service_set_state (service, ZLT_SERVICE_STATE_REFUSED, error->message);
       g_signal_emit (self, signals[SIGNAL_REGISTER_FAILED], 0, service, error);
       if (refusal_can_clear (error))
         retry_register_later (self, service);

@@ -922,6 +922,7 @@ zlt_registry_register_service (ZltRegistry *self, ZltTunnel *tunnel, const char 
                           "local-port", (guint) local_port, "requested-port",
                           (guint) (expose == ZLT_EXPOSE_PUBLIC ? requested_port : 0),
                           "assigned-port", (guint) port, NULL);
+  zlt_service_set_state (service, ZLT_SERVICE_STATE_REGISTERED, NULL);
   /* filed with its port before the tunnel announces it, so handlers see it complete */
   g_hash_table_remove (self->released, name);
   entry = index_service (self, service, port, owner);

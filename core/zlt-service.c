@@ -17,6 +17,8 @@ struct _ZltService
   guint16 local_port;
   guint16 requested_port;
   guint16 assigned_port;
+  ZltServiceState state;
+  char *last_error;  /* the last refusal; NULL once registered */
   ZltTunnel *tunnel; /* not a reference: the tunnel owns us and clears this */
 
   guint active_connections;
@@ -39,6 +41,8 @@ enum
   PROP_LOCAL_PORT,
   PROP_REQUESTED_PORT,
   PROP_ASSIGNED_PORT,
+  PROP_STATE,
+  PROP_LAST_ERROR,
   PROP_TUNNEL,
   PROP_ACTIVE_CONNECTIONS,
   PROP_TOTAL_CONNECTIONS,
@@ -127,6 +131,12 @@ zlt_service_get_property (GObject *object, guint prop_id, GValue *value, GParamS
     case PROP_ASSIGNED_PORT:
       g_value_set_uint (value, self->assigned_port);
       break;
+    case PROP_STATE:
+      g_value_set_enum (value, self->state);
+      break;
+    case PROP_LAST_ERROR:
+      g_value_set_string (value, self->last_error);
+      break;
     case PROP_TUNNEL:
       g_value_set_object (value, self->tunnel);
       break;
@@ -163,6 +173,7 @@ zlt_service_finalize (GObject *object)
   ZltService *self = ZLT_SERVICE (object);
 
   g_free (self->name);
+  g_free (self->last_error);
   g_main_context_unref (self->context);
   G_OBJECT_CLASS (zlt_service_parent_class)->finalize (object);
 }
@@ -204,6 +215,19 @@ zlt_service_class_init (ZltServiceClass *klass)
    */
   properties[PROP_ASSIGNED_PORT]
       = g_param_spec_uint ("assigned-port", NULL, NULL, 0, G_MAXUINT16, 0, rw);
+  /**
+   * ZltService:state:
+   * Where the service stands with the server: an agent's service is
+   * %ZLT_SERVICE_STATE_REGISTERING until the server answers (and again after each
+   * reconnect), then registered or refused; a server's services are registered.
+   */
+  properties[PROP_STATE] = g_param_spec_enum ("state", NULL, NULL, ZLT_TYPE_SERVICE_STATE,
+                                              ZLT_SERVICE_STATE_REGISTERING, ro);
+  /**
+   * ZltService:last-error:
+   * Why the server refused the service the last time; %NULL once it is registered.
+   */
+  properties[PROP_LAST_ERROR] = g_param_spec_string ("last-error", NULL, NULL, NULL, ro);
   /**
    * ZltService:tunnel:
    * The tunnel the service belongs to; a weak back pointer, %NULL when detached.
@@ -314,6 +338,54 @@ zlt_service_set_local_port (ZltService *self, guint16 port)
     return;
   self->local_port = port;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOCAL_PORT]);
+}
+
+ZltServiceState
+zlt_service_get_state (ZltService *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVICE (self), ZLT_SERVICE_STATE_REGISTERING);
+  return self->state;
+}
+
+/**
+ * zlt_service_get_last_error:
+ *
+ * Returns: (nullable): why the server refused the service the last time, %NULL once it
+ *   is registered
+ */
+const char *
+zlt_service_get_last_error (ZltService *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVICE (self), NULL);
+  return self->last_error;
+}
+
+/**
+ * zlt_service_set_state:
+ * @state: the new state
+ * @error: (nullable): for %ZLT_SERVICE_STATE_REFUSED, the server's reason
+ *
+ * Sets the state; a registered service forgets its last error, a registering one
+ * keeps it until the server answers.
+ */
+void
+zlt_service_set_state (ZltService *self, ZltServiceState state, const char *error)
+{
+  g_return_if_fail (ZLT_IS_SERVICE (self));
+
+  if (state == ZLT_SERVICE_STATE_REFUSED || state == ZLT_SERVICE_STATE_REGISTERED)
+    {
+      if (g_strcmp0 (self->last_error, error) != 0)
+        {
+          g_free (self->last_error);
+          self->last_error = g_strdup (error);
+          g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_ERROR]);
+        }
+    }
+  if (self->state == state)
+    return;
+  self->state = state;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
 }
 
 guint16

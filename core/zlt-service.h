@@ -38,6 +38,9 @@ guint16 zlt_service_get_requested_port (ZltService *self);
 void zlt_service_set_requested_port (ZltService *self, guint16 port);
 guint16 zlt_service_get_assigned_port (ZltService *self);
 void zlt_service_set_assigned_port (ZltService *self, guint16 port);
+ZltServiceState zlt_service_get_state (ZltService *self);
+const char *zlt_service_get_last_error (ZltService *self);
+void zlt_service_set_state (ZltService *self, ZltServiceState state, const char *error);
 ZltTunnel *zlt_service_get_tunnel (ZltService *self);
 void zlt_service_set_tunnel (ZltService *self, ZltTunnel *tunnel);
 

@@ -29,6 +29,15 @@ typedef enum
 } ZltTunnelState;
 
 /* Which end of the control channel an object describes. */
+/* Where a service stands with the server: an agent's service is registering until the
+ * server answers, and again after each reconnect; a server's services are registered. */
+typedef enum
+{
+  ZLT_SERVICE_STATE_REGISTERING, /*< nick=registering >*/
+  ZLT_SERVICE_STATE_REGISTERED,  /*< nick=registered >*/
+  ZLT_SERVICE_STATE_REFUSED,     /*< nick=refused >*/
+} ZltServiceState;
+
 typedef enum
 {
   ZLT_ROLE_SERVER, /*< nick=server >*/

@@ -212,6 +212,8 @@ static const ZltCliJsonKey service_keys[] = {
   { "LocalPort", "local_port" },
   { "RequestedPort", "requested_port" },
   { "AssignedPort", "assigned_port" },
+  { "State", "state" },
+  { "LastError", "last_error" },
   { "ActiveConnections", "active_connections" },
   { "TotalConnections", "total_connections" },
   { "BytesIn", "bytes_in" },
@@ -335,9 +337,9 @@ print_services_table (DaemonClient *client, GPtrArray *services)
 {
   /* TRANSLATORS: column titles of `zlayer-tunnel services`; LOCAL and PUBLIC are ports */
   const char *headers[]
-      = { _ ("NAME"),   _ ("ROLE"),  _ ("PROTOCOL"), _ ("EXPOSE"), _ ("LOCAL"), _ ("PUBLIC"),
-          _ ("ACTIVE"), _ ("TOTAL"), _ ("IN"),       _ ("OUT"),    NULL };
-  g_autoptr (ZltCliTable) table = zlt_cli_table_new (headers, 0x3f0);
+      = { _ ("NAME"),   _ ("ROLE"),   _ ("PROTOCOL"), _ ("EXPOSE"), _ ("STATE"), _ ("LOCAL"),
+          _ ("PUBLIC"), _ ("ACTIVE"), _ ("TOTAL"),    _ ("IN"),     _ ("OUT"),   NULL };
+  g_autoptr (ZltCliTable) table = zlt_cli_table_new (headers, 0x7e0);
 
   for (guint i = 0; i < services->len; i++)
     {
@@ -349,6 +351,7 @@ print_services_table (DaemonClient *client, GPtrArray *services)
       zlt_cli_table_add (table, tunnel != NULL ? zlt_cli_prop_string (tunnel, "Role") : NULL);
       zlt_cli_table_add (table, zlt_cli_prop_string (service, "Protocol"));
       zlt_cli_table_add (table, zlt_cli_prop_string (service, "Expose"));
+      zlt_cli_table_add (table, zlt_cli_prop_string (service, "State"));
       zlt_cli_table_add (table, zlt_cli_format_port (zlt_cli_prop_int (service, "LocalPort")));
       zlt_cli_table_add (table, zlt_cli_format_port (zlt_cli_prop_int (service, "AssignedPort")));
       zlt_cli_table_add (table, g_strdup_printf ("%" G_GINT64_FORMAT,
@@ -674,6 +677,37 @@ zlt_cli_sessions (int argc, char **argv)
 
 /* ---- expose, unexpose, reload ---- */
 
+/* The Expose reply came after the server's answer (or without one): say which */
+static void
+print_exposed (DaemonClient *client, const char *path, const char *name, guint local_port)
+{
+  g_autoptr (GVariant) props = NULL;
+  g_autoptr (GError) error = NULL;
+  const char *state = "";
+  guint16 port = 0;
+
+  props = g_dbus_connection_call_sync (
+      client->connection, DAEMON_BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll",
+      g_variant_new ("(s)", IFACE_SERVICE), G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, -1,
+      NULL, &error);
+  if (props != NULL)
+    {
+      g_autoptr (GVariant) dict = g_variant_get_child_value (props, 0);
+
+      g_variant_lookup (dict, "State", "&s", &state);
+      g_variant_lookup (dict, "AssignedPort", "q", &port);
+    }
+  if (g_str_equal (state, "registered") && port != 0)
+    g_print (_ ("exposed %s (local port %u) on public port %u\n"), name, local_port, port);
+  else if (g_str_equal (state, "registered"))
+    g_print (_ ("exposed %s (local port %u), reachable through access sessions\n"), name,
+             local_port);
+  else
+    g_print (_ ("exposed %s (local port %u); the server has not answered yet: see "
+                "`zlayer-tunnel services`\n"),
+             name, local_port);
+}
+
 int
 zlt_cli_expose (int argc, char **argv)
 {
@@ -728,7 +762,7 @@ zlt_cli_expose (int argc, char **argv)
                                           g_variant_builder_end (&options), CHANGE_CALL_FLAGS,
                                           CHANGE_CALL_TIMEOUT_MS, &service_path, NULL, &error))
     return fail_dbus (&client, error);
-  g_print (_ ("exposed %s (local port %u)\n"), argv[1], (guint) local_port);
+  print_exposed (&client, service_path, argv[1], (guint) local_port);
   return EXIT_OK;
 }
 

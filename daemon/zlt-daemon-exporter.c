@@ -274,6 +274,9 @@ sync_service (ZltDaemonExporter *self, Mirror *mirror)
   zlt_dbus_service_set_local_port (iface, zlt_service_get_local_port (service));
   zlt_dbus_service_set_requested_port (iface, zlt_service_get_requested_port (service));
   zlt_dbus_service_set_assigned_port (iface, zlt_service_get_assigned_port (service));
+  zlt_dbus_service_set_state (iface,
+                              enum_nick (ZLT_TYPE_SERVICE_STATE, zlt_service_get_state (service)));
+  zlt_dbus_service_set_last_error (iface, or_empty (zlt_service_get_last_error (service)));
   zlt_dbus_service_set_active_connections (iface, zlt_service_get_active_connections (service));
   zlt_dbus_service_set_total_connections (iface, zlt_service_get_total_connections (service));
   zlt_dbus_service_set_bytes_in (iface, zlt_service_get_bytes_in (service));
@@ -822,6 +825,101 @@ parse_expose_options (GVariant *options, ZltProtocol *protocol, char **local_hos
   return TRUE;
 }
 
+/* An Expose call waiting for the server's verdict on its service: a refusal known in
+ * time fails the call (and the service goes), otherwise the object is the answer. */
+#define EXPOSE_VERDICT_TIMEOUT_MS 10000
+
+typedef struct
+{
+  ZltDaemonExporter *exporter;
+  GDBusMethodInvocation *invocation;
+  ZltAgent *agent;
+  ZltService *service;
+  gulong registered_id;
+  gulong failed_id;
+  gulong tunnel_state_id;
+  GSource *timeout;
+} PendingExpose;
+
+static void
+pending_expose_free (PendingExpose *pending)
+{
+  g_clear_signal_handler (&pending->registered_id, pending->agent);
+  g_clear_signal_handler (&pending->failed_id, pending->agent);
+  g_clear_signal_handler (&pending->tunnel_state_id, zlt_agent_get_tunnel (pending->agent));
+  zlt_source_clear (&pending->timeout);
+  g_object_unref (pending->service);
+  g_object_unref (pending->agent);
+  g_object_unref (pending->invocation);
+  g_object_unref (pending->exporter);
+  g_free (pending);
+}
+
+static void
+complete_expose (ZltDaemonExporter *self, GDBusMethodInvocation *invocation, ZltService *service)
+{
+  Mirror *mirror = g_hash_table_lookup (self->services, service);
+
+  zlt_dbus_manager_complete_expose (self->manager_iface, invocation,
+                                    mirror != NULL ? mirror->path : "/");
+}
+
+/* registered, or no answer we can wait for: the object, as it stands */
+static void
+pending_expose_answer (PendingExpose *pending)
+{
+  complete_expose (pending->exporter, pending->invocation, pending->service);
+  pending_expose_free (pending);
+}
+
+static void
+on_expose_registered (ZltAgent *agent, ZltService *service, gpointer user_data)
+{
+  PendingExpose *pending = user_data;
+
+  if (service == pending->service)
+    pending_expose_answer (pending);
+}
+
+static void
+on_expose_failed (ZltAgent *agent, ZltService *service, const GError *error, gpointer user_data)
+{
+  PendingExpose *pending = user_data;
+  g_autoptr (GError) unexpose_error = NULL;
+
+  if (service != pending->service)
+    return;
+  /* the caller hears the refusal: nothing stays behind to keep asking */
+  if (zlt_tunnel_lookup_service (zlt_agent_get_tunnel (agent), zlt_service_get_name (service))
+          == service
+      && !zlt_daemon_unexpose (pending->exporter->daemon, zlt_service_get_name (service),
+                               &unexpose_error))
+    g_warning ("cannot remove refused service %s: %s", zlt_service_get_name (service),
+               unexpose_error->message);
+  g_dbus_method_invocation_return_gerror (pending->invocation, error);
+  pending_expose_free (pending);
+}
+
+static void
+on_expose_tunnel_state (ZltTunnel *tunnel, GParamSpec *pspec, gpointer user_data)
+{
+  PendingExpose *pending = user_data;
+
+  /* the control channel went: the answer will come after a reconnect, if ever */
+  if (zlt_tunnel_get_state (tunnel) != ZLT_TUNNEL_STATE_CONNECTED)
+    pending_expose_answer (pending);
+}
+
+static gboolean
+on_expose_timeout (gpointer user_data)
+{
+  PendingExpose *pending = user_data;
+
+  zlt_source_clear (&pending->timeout);
+  pending_expose_answer (pending);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 do_expose (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
 {
@@ -834,8 +932,9 @@ do_expose (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
   ZltProtocol protocol = ZLT_PROTOCOL_TCP;
   guint16 remote_port = 0;
   ZltExpose expose = ZLT_EXPOSE_PUBLIC;
+  ZltAgent *agent;
   ZltService *service;
-  Mirror *mirror;
+  PendingExpose *pending;
 
   g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(&sq@a{sv})", &name,
                  &local_port, &options);
@@ -850,10 +949,27 @@ do_expose (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
       g_dbus_method_invocation_return_gerror (invocation, error);
       return;
     }
+  agent = zlt_daemon_get_agent (self->daemon);
   service = zlt_tunnel_lookup_service (agent_tunnel (self), name);
-  mirror = service != NULL ? g_hash_table_lookup (self->services, service) : NULL;
-  zlt_dbus_manager_complete_expose (self->manager_iface, invocation,
-                                    mirror != NULL ? mirror->path : "/");
+  if (service == NULL || zlt_service_get_state (service) != ZLT_SERVICE_STATE_REGISTERING
+      || zlt_tunnel_get_state (agent_tunnel (self)) != ZLT_TUNNEL_STATE_CONNECTED)
+    {
+      complete_expose (self, invocation, service);
+      return;
+    }
+  pending = g_new0 (PendingExpose, 1);
+  pending->exporter = g_object_ref (self);
+  pending->invocation = g_object_ref (invocation);
+  pending->agent = g_object_ref (agent);
+  pending->service = g_object_ref (service);
+  pending->registered_id
+      = g_signal_connect (agent, "registered", G_CALLBACK (on_expose_registered), pending);
+  pending->failed_id
+      = g_signal_connect (agent, "register-failed", G_CALLBACK (on_expose_failed), pending);
+  pending->tunnel_state_id = g_signal_connect (agent_tunnel (self), "notify::state",
+                                               G_CALLBACK (on_expose_tunnel_state), pending);
+  pending->timeout
+      = zlt_timeout_source_attach (EXPOSE_VERDICT_TIMEOUT_MS, on_expose_timeout, pending);
 }
 
 static gboolean

@@ -758,6 +758,16 @@ test_out_of_scope (Fixture *f, gconstpointer data)
   zlt_agent_start (agent);
   ZLT_TEST_WAIT_FOR (rf.n == 1, 10000);
   g_assert_error (rf.error, ZLT_ERROR, ZLT_ERROR_NOT_ALLOWED);
+  /* the service says so, with the server's reason */
+  {
+    ZltService *echo = zlt_tunnel_lookup_service (zlt_agent_get_tunnel (agent), "echo");
+
+    g_assert_cmpint (zlt_service_get_state (echo), ==, ZLT_SERVICE_STATE_REFUSED);
+    g_assert_cmpstr (zlt_service_get_last_error (echo), ==, rf.error->message);
+    echo = zlt_tunnel_lookup_service (zlt_agent_get_tunnel (f->h.agent), "echo");
+    g_assert_cmpint (zlt_service_get_state (echo), ==, ZLT_SERVICE_STATE_REGISTERED);
+    g_assert_null (zlt_service_get_last_error (echo));
+  }
   /* a refused service does not end the session */
   g_assert_cmpint (zlt_agent_get_state (agent), ==, ZLT_TUNNEL_STATE_CONNECTED);
   g_assert_cmpuint (zlt_server_get_n_peers (f->h.server), ==, 2);

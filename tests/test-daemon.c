@@ -969,6 +969,45 @@ expect_error (GError **error, const char *name)
   g_clear_error (error);
 }
 
+/* State and LastError of the service at @path, read from the daemon now (not from a
+ * proxy's cache, which follows signals) */
+static void
+assert_service_state (Fixture *f, const char *path, const char *state, const char *last_error)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) dict = NULL;
+  const char *value = NULL;
+
+  reply = g_dbus_connection_call_sync (f->bus, BUS_NAME, path, "org.freedesktop.DBus.Properties",
+                                       "GetAll", g_variant_new ("(s)", BUS_NAME ".Service"),
+                                       G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+                                       &error);
+  g_assert_no_error (error);
+  dict = g_variant_get_child_value (reply, 0);
+  g_assert_true (g_variant_lookup (dict, "State", "&s", &value));
+  g_assert_cmpstr (value, ==, state);
+  g_assert_true (g_variant_lookup (dict, "LastError", "&s", &value));
+  g_assert_cmpstr (value, ==, last_error);
+}
+
+/* Expose of @name on @remote_port fails with the server's refusal @error_name */
+static void
+expose_refused (Fixture *f, const char *name, guint16 local_port, guint remote_port,
+                const char *error_name)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  GVariantBuilder options;
+
+  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add (&options, "{sv}", "remote-port", g_variant_new_uint16 (remote_port));
+  zlt_dbus_manager_call_expose_sync (f->manager, name, local_port, g_variant_builder_end (&options),
+                                     G_DBUS_CALL_FLAGS_NONE, -1, &path, NULL, &error);
+  assert_remote_error (error, error_name);
+  g_assert_null (path);
+}
+
 /* Expose and Unexpose make objects come and go on both ends; bad calls get named
  * errors. */
 static void
@@ -976,6 +1015,7 @@ test_expose (Fixture *f, gconstpointer data)
 {
   g_autoptr (GError) error = NULL;
   g_autofree char *path = NULL;
+  g_autofree char *taken = NULL;
   g_autofree char *session = NULL;
   g_autofree char *node = NULL;
   ZltDbusService *agent_extra, *server_extra;
@@ -995,6 +1035,8 @@ test_expose (Fixture *f, gconstpointer data)
                                      &path, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (g_str_has_prefix (path, BUS_PATH "/Service/"));
+  /* the agent is connected: the answer came after the server's */
+  assert_service_state (f, path, "registered", "");
   ZLT_TEST_WAIT_FOR (service_registered (f, "extra")
                          && g_strv_length ((GStrv) zlt_dbus_tunnel_get_services (agent)) == 2,
                      timeout_ms (10000));
@@ -1081,6 +1123,18 @@ test_expose (Fixture *f, gconstpointer data)
   g_assert_cmpuint (f->n_removed - removed_before, ==, 2);
   g_assert_true (zlt_test_connect_refused ((guint16) (f->port_base + 50)));
   g_assert_true (service_registered (f, "echo"));
+  /* the server's refusals fail the call, and nothing stays behind: the name is free */
+  expose_refused (f, "taken", echo_port,
+                  zlt_dbus_service_get_assigned_port (find_service (f, "echo", "server")),
+                  ERROR_PREFIX "PortInUse");
+  expose_refused (f, "taken", echo_port, f->port_base + 100, ERROR_PREFIX "PortOutOfRange");
+  zlt_dbus_manager_call_expose_sync (f->manager, "taken", echo_port, g_variant_new ("a{sv}", NULL),
+                                     G_DBUS_CALL_FLAGS_NONE, -1, &taken, NULL, &error);
+  g_assert_no_error (error);
+  assert_service_state (f, taken, "registered", "");
+  zlt_dbus_manager_call_unexpose_sync (f->manager, "taken", G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+                                       &error);
+  g_assert_no_error (error);
 }
 
 /* DisconnectTunnel ends the server's tunnel object; the agent comes back as a new one. */
