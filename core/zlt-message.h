@@ -109,6 +109,9 @@ typedef enum
   ZLT_REASON_INVALID = 15,
 } ZltReasonCode;
 
+/* the highest reason code this build knows; peers may send higher ones */
+#define ZLT_REASON_MAX ZLT_REASON_INVALID
+
 /* The values of a v2 extension block. Only the fields whose bit is set in present are
  * meaningful; the others are zero. */
 typedef struct

@@ -352,6 +352,16 @@ auth_data_free (AuthData *d)
   g_free (d);
 }
 
+/* A login refused: logged (rate-limited) and counted by @code, then the peer hears
+ * @message */
+static void
+auth_refused (ZltServerPeer *self, ZltReasonCode code, const char *logged, const char *message)
+{
+  zlt_server_log_auth_failure (self->server, zlt_channel_get_peer_address (self->channel), code,
+                               logged);
+  zlt_server_peer_disconnect (self, code, message);
+}
+
 static void
 validated (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -367,21 +377,19 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
     goto out; /* closed meanwhile */
   if (grant == NULL)
     {
-      zlt_server_log_auth_failure (self->server, zlt_channel_get_peer_address (self->channel),
-                                   error->message);
-      zlt_server_peer_disconnect (self, zlt_reason_code_from_error (error), error->message);
+      auth_refused (self, zlt_reason_code_from_error (error), error->message, error->message);
       goto out;
     }
   if (zlt_grant_is_expired (grant, g_get_real_time () / G_USEC_PER_SEC))
     {
-      zlt_server_peer_disconnect (self, ZLT_REASON_EXPIRED_TOKEN, _ ("token expired"));
+      auth_refused (self, ZLT_REASON_EXPIRED_TOKEN, "token expired", _ ("token expired"));
       goto out;
     }
   if (self->v2 && zlt_grant_get_token_hash (grant) == NULL)
     {
       /* no hash, no session key: such a validator can only serve v1 agents */
-      zlt_server_peer_disconnect (self, ZLT_REASON_BAD_TOKEN,
-                                  _ ("this server's validator cannot check v2 proofs"));
+      auth_refused (self, ZLT_REASON_BAD_TOKEN, "validator cannot check v2 proofs",
+                    _ ("this server's validator cannot check v2 proofs"));
       goto out;
     }
   self->grant = g_steal_pointer (&grant);
@@ -484,9 +492,7 @@ handle_auth (ZltServerPeer *self, const ZltMessage *msg)
        * worth a validator's (or a plugin's database's) time */
       if (!key_id_is_valid (msg->token))
         {
-          zlt_server_log_auth_failure (self->server, zlt_channel_get_peer_address (self->channel),
-                                       "malformed key id");
-          zlt_server_peer_disconnect (self, ZLT_REASON_BAD_TOKEN, _ ("unknown token"));
+          auth_refused (self, ZLT_REASON_BAD_TOKEN, "malformed key id", _ ("unknown token"));
           return;
         }
       credential = zlt_credential_new_proof (msg->token, g_bytes_get_data (nonce, NULL),
@@ -500,8 +506,8 @@ handle_auth (ZltServerPeer *self, const ZltMessage *msg)
         self->v2 = TRUE;
       if (!zlt_server_config_get_allow_legacy_auth (config))
         {
-          zlt_server_peer_disconnect (self, ZLT_REASON_LEGACY_REFUSED,
-                                      _ ("raw-token authentication is disabled on this server"));
+          auth_refused (self, ZLT_REASON_LEGACY_REFUSED, "raw-token authentication disabled",
+                        _ ("raw-token authentication is disabled on this server"));
           return;
         }
       credential = zlt_credential_new_token (msg->token);

@@ -41,7 +41,8 @@ void zlt_server_connect_failed (ZltServer *self, ZltServerPeer *peer, const ZltU
                                 const char *reason);
 ZltQuota *zlt_server_get_quota (ZltServer *self);
 /* logs a failed login, a bounded number of times per minute whatever peers do */
-void zlt_server_log_auth_failure (ZltServer *self, const char *peer, const char *reason);
+void zlt_server_log_auth_failure (ZltServer *self, const char *peer, ZltReasonCode code,
+                                  const char *reason);
 /* the owner's limits for one service (from its Register), within the server's */
 void zlt_server_set_service_limits (ZltServer *self, ZltService *service, guint max_connections,
                                     guint idle_timeout_s);

@@ -52,7 +52,8 @@ struct _ZltServer
   guint64 n_connects_sent; /* Connect frames for public connections */
   guint64 n_standby_joins; /* public connections joined to a standby connection */
   ZltLogLimit auth_failure_log;
-  ZltLogLimit connection_failure_log; /* public connections that could not be carried */
+  guint64 auth_failures[ZLT_REASON_MAX + 1]; /* by reason code, since start */
+  ZltLogLimit connection_failure_log;        /* public connections that could not be carried */
   gboolean running;
 };
 
@@ -1000,10 +1001,13 @@ zlt_server_get_quota (ZltServer *self)
 #define AUTH_FAILURE_LOG_MAX 10
 
 void
-zlt_server_log_auth_failure (ZltServer *self, const char *peer, const char *reason)
+zlt_server_log_auth_failure (ZltServer *self, const char *peer, ZltReasonCode code,
+                             const char *reason)
 {
   g_autofree char *shown = NULL;
   guint suppressed = 0;
+
+  self->auth_failures[MIN ((guint) code, ZLT_REASON_MAX)]++;
 
   if (!zlt_log_limit_allow (&self->auth_failure_log, &suppressed))
     return;
@@ -1215,6 +1219,20 @@ guint
 zlt_server_get_n_peers (ZltServer *self)
 {
   return g_hash_table_size (self->peers);
+}
+
+/**
+ * zlt_server_get_auth_failures:
+ * @code: a reason code
+ *
+ * Returns: logins refused with @code since the server was made (a bad or expired
+ *   token, refused raw-token authentication, a validator's verdict)
+ */
+guint64
+zlt_server_get_auth_failures (ZltServer *self, ZltReasonCode code)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER (self), 0);
+  return (guint) code <= ZLT_REASON_MAX ? self->auth_failures[code] : 0;
 }
 
 guint

@@ -3,6 +3,7 @@
 
 #include <gio/gio.h>
 
+#include "zlt-message.h"
 #include "zlt-plugin-loader.h"
 #include "zlt-registry.h"
 #include "zlt-server-config.h"
@@ -37,6 +38,7 @@ guint zlt_server_get_n_peers (ZltServer *self);
 guint zlt_server_get_n_pending (ZltServer *self);
 /* Relayed connections. */
 guint zlt_server_get_n_relays (ZltServer *self);
+guint64 zlt_server_get_auth_failures (ZltServer *self, ZltReasonCode code);
 /* Standby data connections parked now, of every tunnel (PROTOCOL-v2.md §8). */
 guint zlt_server_get_n_standby (ZltServer *self);
 /* Since start: Connect frames sent for public connections, and public connections

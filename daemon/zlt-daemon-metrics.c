@@ -186,6 +186,18 @@ zlt_daemon_metrics_render (ZltDaemonMetrics *self)
                "Control channels of the server role, authenticated or not yet.");
   if (server != NULL)
     g_string_append_printf (out, "zlt_peers %u\n", zlt_server_get_n_peers (server));
+  metric_head (out, "zlt_auth_failures_total", "counter",
+               "Logins the server role refused, by reason (bad_token, expired_token, "
+               "legacy_refused, ...).");
+  if (server != NULL)
+    for (guint code = ZLT_REASON_NONE + 1; code <= ZLT_REASON_MAX; code++)
+      {
+        g_autofree char *reason = g_ascii_strdown (zlt_reason_code_to_string (code), -1);
+
+        g_string_append_printf (out,
+                                "zlt_auth_failures_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                                reason, zlt_server_get_auth_failures (server, code));
+      }
   metric_head (out, "zlt_pending_connections", "gauge",
                "Public connections waiting for their agent's data connection.");
   if (server != NULL)

@@ -862,6 +862,23 @@ test_metrics (Fixture *f, gconstpointer data)
                      2 * 64 * 1024);
   g_assert_cmpfloat (sample (after, "zlt_connections_active{role=\"agent\"}"), ==, 0);
 
+  /* a refused login is counted by its reason (raw tokens are off by default) */
+  g_assert_cmpfloat (sample (after, "zlt_auth_failures_total{reason=\"bad_token\"}"), ==, 0);
+  {
+    g_autoptr (ZltTestWs) ws = zlt_test_ws_connect (f->server_port, "/tunnel/v1");
+    g_autoptr (ZltMessage) auth = NULL;
+    ZltUuid client_id;
+
+    zlt_uuid_generate (&client_id);
+    auth = zlt_message_new_auth ("not-a-token-anyone-holds", &client_id);
+    zlt_test_ws_send_message (ws, auth);
+    zlt_test_ws_wait_closed (ws, timeout_ms (10000));
+  }
+  g_clear_pointer (&after, g_free);
+  g_assert_cmpuint (scrape (f, "/metrics", &after, NULL), ==, 200);
+  g_assert_cmpfloat (sample (after, "zlt_auth_failures_total{reason=\"legacy_refused\"}"), ==,
+                     sample (before, "zlt_auth_failures_total{reason=\"legacy_refused\"}") + 1);
+
   /* nothing else is served */
   g_assert_cmpuint (scrape (f, "/", NULL, NULL), ==, 404);
 }
