@@ -227,6 +227,39 @@ def read_linguas(srcdir):
     return langs
 
 
+def check_policy(srcdir, env, tmp, policy_in, lang):
+    """(ok, description, diagnostics): msgfmt --xml merges @lang into @policy_in (as
+    meson's i18n.merge_file builds it), each message as po/LANG.po translates it."""
+    import xml.etree.ElementTree as ET
+
+    description = "%s: msgfmt --xml merges po/%s.po into %s" % (lang, lang, policy_in)
+    podir = os.path.join(tmp, "podir-" + lang)
+    os.makedirs(podir, exist_ok=True)
+    shutil.copy(os.path.join(srcdir, "po", lang + ".po"), podir)
+    with open(os.path.join(podir, "LINGUAS"), "w") as f:
+        f.write(lang + "\n")
+    out = os.path.join(tmp, lang + "-" + os.path.basename(policy_in)[:-3])
+    r = run(["msgfmt", "--xml", "-d", podir, "--template", os.path.join(srcdir, policy_in),
+             "-o", out], env=env)
+    if r.returncode != 0:
+        return False, description, [r.stderr]
+    lang_attr = "{http://www.w3.org/XML/1998/namespace}lang"
+    bad = []
+    n = 0
+    for action in ET.parse(out).getroot().iter("action"):
+        for tag in ("description", "message"):
+            source = [e for e in action.findall(tag) if e.get(lang_attr) is None]
+            merged = [e for e in action.findall(tag) if e.get(lang_attr) == lang]
+            if not source:
+                continue
+            want = translation(srcdir, lang, source[0].text or "")
+            n += 1
+            if not merged or merged[0].text != want:
+                bad.append("action %s <%s>: expected %r, got %r"
+                           % (action.get("id"), tag, want, merged[0].text if merged else None))
+    return not bad and n > 0, description + " (%d messages)" % n, bad
+
+
 def check_catalog(srcdir):
     tap = Tap()
     tmp = tempfile.mkdtemp(prefix="zlt-translations-")
@@ -257,6 +290,7 @@ def check_catalog(srcdir):
                    ["not listed (meson neither builds nor installs it): po/%s.po" % l
                     for l in unlisted])
 
+        checked_policies = {}
         for lang in langs:
             po = os.path.join(srcdir, "po", lang + ".po")
             hint = HOW_TO_UPDATE.format(pkg=PACKAGE, lang=lang)
@@ -315,6 +349,14 @@ def check_catalog(srcdir):
                                           % (show(e, False), got, want))
             tap.result(not bad_format, "%s: each translation keeps its printf conversions" % lang,
                        bad_format)
+
+            # what meson's i18n.merge_file does for the installed polkit policy
+            for policy_in in sorted(ref.split(":")[0] for e in policy for ref in e["refs"]
+                                    if ref.startswith("data/")):
+                if policy_in in checked_policies.get(lang, set()):
+                    continue
+                checked_policies.setdefault(lang, set()).add(policy_in)
+                tap.result(*check_policy(srcdir, env, tmp, policy_in, lang))
 
             stale = [e for e in live if e["msgid"] != "" and key_of(e) not in wanted]
             if stale:
