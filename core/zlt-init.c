@@ -36,6 +36,11 @@ zlt_protocol_from_string (const char *str, ZltProtocol *out)
  *
  * Binds the library's text domain. Safe to call more than once; every program and
  * plugin host calls it before using the library.
+ *
+ * The catalogs are looked up in `$ZLT_LOCALEDIR` when it is set (the build tree's
+ * `po/` directory, so the tests can run uninstalled binaries in another language),
+ * otherwise in the configured localedir. As the text domain is shared, this binding
+ * also holds for a program's own strings.
  */
 void
 zlt_init (void)
@@ -44,7 +49,11 @@ zlt_init (void)
 
   if (g_once_init_enter (&once))
     {
-      bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+      const char *localedir = g_getenv ("ZLT_LOCALEDIR");
+
+      if (localedir == NULL || *localedir == '\0')
+        localedir = LOCALEDIR;
+      bindtextdomain (GETTEXT_PACKAGE, localedir);
       bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
       g_once_init_leave (&once, 1);
     }
