@@ -128,10 +128,8 @@ main (int argc, char **argv)
   int rc;
 
   setlocale (LC_ALL, "");
-  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
-  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  zlt_init (); /* binds the catalog */
   textdomain (GETTEXT_PACKAGE);
-  zlt_init ();
   g_log_set_default_handler (log_handler, NULL);
 
   /* asked for, help goes to stdout; a usage error's goes to stderr */

@@ -228,8 +228,7 @@ main (int argc, char **argv)
   guint sigterm_id, sigint_id, sighup_id, owner_id;
 
   setlocale (LC_ALL, "");
-  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
-  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  zlt_init (); /* binds the catalog (ZLT_LOCALEDIR in the build tree) before --help */
   textdomain (GETTEXT_PACKAGE);
 
   options = g_option_context_new (_ ("— zlayer-tunnel daemon"));
@@ -258,7 +257,6 @@ main (int argc, char **argv)
   /* before anything logs: GLib takes one writer, once */
   log_to_journal = g_log_writer_is_journald (fileno (stderr));
   g_log_set_writer_func (log_writer, NULL, NULL);
-  zlt_init ();
   if (config_path == NULL)
     config_path = g_strdup (ZLT_DAEMON_DEFAULT_CONFIG);
   if (check)
