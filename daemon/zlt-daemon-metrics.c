@@ -10,6 +10,7 @@
 #include <glib/gi18n.h>
 #include <libsoup/soup.h>
 
+#include "zlt-accept-loop.h"
 #include "zlt-daemon-metrics.h"
 #include "zlt-util.h"
 
@@ -27,6 +28,7 @@ struct _ZltDaemonMetrics
 
   ZltDaemon *daemon; /* owned */
   SoupServer *soup;
+  ZltAcceptLoop *accept; /* ours, not soup_server_listen(): see on_accept */
   char *address;
   Gone gone[2]; /* [0] server, [1] agent */
 };
@@ -267,6 +269,9 @@ handle_request (SoupServer *server, SoupServerMessage *msg, const char *path, GH
   ZltDaemonMetrics *self = user_data;
   char *text;
 
+  /* a scrape is one request: each connection ends with its answer */
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection",
+                                "close");
   if (g_strcmp0 (path, "/metrics") != 0)
     {
       soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
@@ -281,6 +286,24 @@ handle_request (SoupServer *server, SoupServerMessage *msg, const char *path, GH
   soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
   soup_server_message_set_response (msg, "text/plain; version=0.0.4; charset=utf-8",
                                     SOUP_MEMORY_TAKE, text, strlen (text));
+}
+
+/* Connections are accepted here and handed to libsoup: soup_server_listen()'s own
+ * listener in libsoup 3.2 leaks every connection it accepted (fixed in 3.3) */
+static void
+on_accept (ZltAcceptLoop *loop, GSocketConnection *connection, gpointer user_data)
+{
+  ZltDaemonMetrics *self = user_data;
+  g_autoptr (GSocketAddress) local = g_socket_connection_get_local_address (connection, NULL);
+  g_autoptr (GSocketAddress) remote = g_socket_connection_get_remote_address (connection, NULL);
+  g_autoptr (GError) error = NULL;
+
+  if (local == NULL || remote == NULL
+      || !soup_server_accept_iostream (self->soup, G_IO_STREAM (connection), local, remote, &error))
+    {
+      g_debug ("metrics: connection not taken: %s", error != NULL ? error->message : "no address");
+      g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+    }
 }
 
 /* ---- GObject ---- */
@@ -300,6 +323,9 @@ zlt_daemon_metrics_dispose (GObject *object)
       if (agent != NULL)
         g_signal_handlers_disconnect_by_data (zlt_agent_get_tunnel (agent), self);
     }
+  if (self->accept != NULL)
+    zlt_accept_loop_close (self->accept);
+  g_clear_object (&self->accept);
   if (self->soup != NULL)
     soup_server_disconnect (self->soup);
   g_clear_object (&self->soup);
@@ -335,7 +361,6 @@ zlt_daemon_metrics_new (ZltDaemon *daemon, const char *listen, GError **error)
   g_autoptr (GInetAddress) inet = NULL;
   g_autoptr (GSocketAddress) address = NULL;
   g_autofree char *host = NULL;
-  GSList *uris;
   guint16 port;
 
   g_return_val_if_fail (ZLT_IS_DAEMON (daemon), NULL);
@@ -355,19 +380,14 @@ zlt_daemon_metrics_new (ZltDaemon *daemon, const char *listen, GError **error)
   self->soup = soup_server_new ("server-header", NULL, NULL);
   soup_server_add_handler (self->soup, NULL, handle_request, self, NULL);
   address = g_inet_socket_address_new (inet, port);
-  if (!soup_server_listen (self->soup, address, 0, error))
+  self->accept = zlt_accept_loop_new (address, error);
+  if (self->accept == NULL)
     {
       g_prefix_error (error, _ ("cannot serve metrics on %s: "), listen);
       return NULL;
     }
-  uris = soup_server_get_uris (self->soup);
-  if (uris != NULL)
-    {
-      GUri *uri = uris->data;
-
-      self->address = zlt_net_join_host_port (g_uri_get_host (uri), g_uri_get_port (uri));
-    }
-  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  self->address = zlt_net_join_host_port (host, zlt_accept_loop_get_port (self->accept));
+  zlt_accept_loop_start (self->accept, on_accept, self);
 
   if (zlt_daemon_get_server (daemon) != NULL)
     g_signal_connect (zlt_server_get_registry (zlt_daemon_get_server (daemon)), "service-removed",
