@@ -195,14 +195,29 @@ lookup_return_grant (Lookup *lookup, ZltGrant *grant)
   lookup_free (lookup);
 }
 
-/* libpq's messages end with a newline and may span lines: one line for the log */
+/* libpq's messages end with a newline and may span indented lines: one line for the
+ * log, runs of white space made one space */
 static char *
 one_line (const char *message)
 {
-  g_autofree char *copy = g_strdup (message != NULL && *message != '\0' ? message : "?");
+  GString *line = g_string_new (NULL);
+  gboolean space = FALSE;
 
-  g_strdelimit (copy, "\r\n", ' ');
-  return g_strdup (g_strstrip (copy));
+  for (const char *p = message != NULL ? message : ""; *p != '\0'; p++)
+    {
+      if (g_ascii_isspace (*p))
+        {
+          space = line->len > 0;
+          continue;
+        }
+      if (space)
+        g_string_append_c (line, ' ');
+      space = FALSE;
+      g_string_append_c (line, *p);
+    }
+  if (line->len == 0)
+    g_string_append_c (line, '?');
+  return g_string_free (line, FALSE);
 }
 
 static gboolean
@@ -292,8 +307,7 @@ zlt_postgres_validator_watch (ZltPostgresValidator *self, GIOCondition condition
   if (fd < 0)
     return;
   self->io_source = g_unix_fd_source_new (fd, condition);
-  g_source_set_callback (self->io_source, G_SOURCE_FUNC (zlt_postgres_validator_io_cb), self,
-                         NULL);
+  g_source_set_callback (self->io_source, G_SOURCE_FUNC (zlt_postgres_validator_io_cb), self, NULL);
   g_source_set_static_name (self->io_source, "zlt-postgres-io");
   g_source_attach (self->io_source, self->context);
 }
@@ -348,8 +362,7 @@ zlt_postgres_validator_next_delay (ZltPostgresValidator *self)
 /* ---- offline-grace ---- */
 
 static void
-grace_remember (ZltPostgresValidator *self, const char *key_id, const guint8 *hash,
-                ZltGrant *grant)
+grace_remember (ZltPostgresValidator *self, const char *key_id, const guint8 *hash, ZltGrant *grant)
 {
   GPtrArray *entries;
   GraceEntry *entry;
@@ -406,8 +419,7 @@ static void
 zlt_postgres_validator_answer_offline (ZltPostgresValidator *self, Lookup *lookup)
 {
   const char *key_id = zlt_credential_get_lookup_key (lookup->credential);
-  GPtrArray *entries = self->offline_grace_s > 0 ? g_hash_table_lookup (self->grace, key_id)
-                                                 : NULL;
+  GPtrArray *entries = self->offline_grace_s > 0 ? g_hash_table_lookup (self->grace, key_id) : NULL;
   gint64 now = g_get_monotonic_time ();
 
   for (guint i = 0; entries != NULL && i < entries->len; i++)
@@ -503,8 +515,7 @@ row_to_grant (ZltPostgresValidator *self, PGresult *result, int row, const guint
   if (register_text == NULL && reach_text != NULL)
     register_patterns = g_new0 (char *, 1);
   *grant_out = zlt_grant_new_full (name, hash, (const char *const *) register_patterns,
-                                   (const char *const *) reach, (const char *const *) owns,
-                                   expiry);
+                                   (const char *const *) reach, (const char *const *) owns, expiry);
   return NULL;
 }
 
@@ -1052,8 +1063,8 @@ table_name_is_valid (const char *table)
 }
 
 static gboolean
-get_seconds (GKeyFile *config, const char *group, const char *key, guint min, guint max,
-             guint *out, GError **error)
+get_seconds (GKeyFile *config, const char *group, const char *key, guint min, guint max, guint *out,
+             GError **error)
 {
   g_autoptr (GError) local_error = NULL;
   g_autofree char *text = NULL;
@@ -1062,12 +1073,10 @@ get_seconds (GKeyFile *config, const char *group, const char *key, guint min, gu
   if (!g_key_file_has_key (config, group, key, NULL))
     return TRUE;
   text = g_key_file_get_string (config, group, key, &local_error);
-  if (text == NULL
-      || !g_ascii_string_to_unsigned (g_strstrip (text), 10, min, max, &value, NULL))
+  if (text == NULL || !g_ascii_string_to_unsigned (g_strstrip (text), 10, min, max, &value, NULL))
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                   _ ("[%s] %s: must be a number of seconds from %u to %u"), group, key, min,
-                   max);
+                   _ ("[%s] %s: must be a number of seconds from %u to %u"), group, key, min, max);
       return FALSE;
     }
   *out = (guint) value;
@@ -1113,8 +1122,8 @@ zlt_postgres_validator_configure (ZltValidator *validator, GKeyFile *config, con
   if (!table_name_is_valid (table))
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                   _ ("[%s] table: ‘%s’ is not a lowercase SQL name (name or schema.name)"),
-                   group, table);
+                   _ ("[%s] table: ‘%s’ is not a lowercase SQL name (name or schema.name)"), group,
+                   table);
       return FALSE;
     }
 
@@ -1173,12 +1182,11 @@ zlt_postgres_validator_configure (ZltValidator *validator, GKeyFile *config, con
   g_free (self->channel);
   self->channel = g_strdup (channel != NULL ? channel + 1 : self->table);
   g_free (self->lookup_sql);
-  self->lookup_sql = g_strdup_printf (
-      "SELECT token_hash, name, array_to_string(register, ','), "
-      "array_to_string(reach, ','), array_to_string(owns, ','), "
-      "extract(epoch FROM expires)::float8, revoked "
-      "FROM %s WHERE key_id = ANY ($1::text[])",
-      self->table);
+  self->lookup_sql = g_strdup_printf ("SELECT token_hash, name, array_to_string(register, ','), "
+                                      "array_to_string(reach, ','), array_to_string(owns, ','), "
+                                      "extract(epoch FROM expires)::float8, revoked "
+                                      "FROM %s WHERE key_id = ANY ($1::text[])",
+                                      self->table);
   g_free (self->owners_sql);
   self->owners_sql = g_strdup_printf ("SELECT name, array_to_string(owns, ',') FROM %s "
                                       "WHERE NOT revoked AND cardinality(owns) > 0 ORDER BY name",
@@ -1285,12 +1293,12 @@ zlt_postgres_validator_dispose (GObject *object)
   zlt_postgres_validator_close (self);
   self->state = STATE_IDLE;
   while ((lookup = g_queue_pop_head (&self->pending)) != NULL)
-    lookup_return_error (lookup, g_error_new_literal (ZLT_ERROR, ZLT_ERROR_CLOSED,
-                                                      _ ("the validator was closed")));
+    lookup_return_error (
+        lookup, g_error_new_literal (ZLT_ERROR, ZLT_ERROR_CLOSED, _ ("the validator was closed")));
   for (guint i = 0; self->in_flight != NULL && i < self->in_flight->len; i++)
-    lookup_return_error (g_ptr_array_index (self->in_flight, i),
-                         g_error_new_literal (ZLT_ERROR, ZLT_ERROR_CLOSED,
-                                              _ ("the validator was closed")));
+    lookup_return_error (
+        g_ptr_array_index (self->in_flight, i),
+        g_error_new_literal (ZLT_ERROR, ZLT_ERROR_CLOSED, _ ("the validator was closed")));
   if (self->in_flight != NULL)
     g_ptr_array_set_size (self->in_flight, 0);
   G_OBJECT_CLASS (zlt_postgres_validator_parent_class)->dispose (object);
@@ -1355,6 +1363,6 @@ zlt_postgres_validator_init (ZltPostgresValidator *self)
   g_queue_init (&self->pending);
   self->in_flight = g_ptr_array_new ();
   self->owners = g_ptr_array_new_with_free_func ((GDestroyNotify) owner_free);
-  self->grace = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                       (GDestroyNotify) g_ptr_array_unref);
+  self->grace
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
 }
