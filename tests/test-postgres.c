@@ -927,6 +927,26 @@ test_outage (void)
   assert_refused (lenient, late, ZLT_ERROR_FAILED, "unreachable");
   /* offline-grace: the token it accepted a moment ago, v1 or v2 */
   assert_accepted (lenient, h.token, "alice");
+  /* tokens added at run time (node tunnels) need no database */
+  {
+    g_autofree char *node_token = new_token ();
+    const char *const node_services[] = { "node-link", NULL };
+    guint8 hash[ZLT_HASH_SIZE];
+    g_autoptr (GError) node_error = NULL;
+    g_autoptr (ZltGrant) node_grant = NULL;
+
+    zlt_token_hash_raw (node_token, hash);
+    g_assert_true (zlt_validator_add_token (strict, "node-a", hash, node_services, 0, &node_error));
+    g_assert_no_error (node_error);
+    assert_accepted (strict, node_token, "node-a");
+    node_grant = validate (strict, node_token, TRUE, &node_error);
+    g_assert_true (zlt_grant_may_register (node_grant, "node-link"));
+    g_assert_false (zlt_grant_may_register (node_grant, "web"));
+    g_assert_true (zlt_validator_remove_token (strict, "node-a", &node_error));
+    assert_refused (strict, node_token, ZLT_ERROR_FAILED, "unreachable");
+    g_assert_false (zlt_validator_remove_token (strict, "node-a", &node_error));
+    g_assert_error (node_error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND);
+  }
   /* a new agent cannot log in; the live tunnel stays */
   agent_late = zlt_test_harness_new_agent (&h, late, no_services);
   zlt_agent_start (agent_late);

@@ -26,6 +26,9 @@
  * (ZLT_ERROR_FAILED, which agents retry) unless offline-grace allows them; live tunnels
  * stay. After a reconnect "changed" is emitted, since NOTIFYs sent meanwhile were lost.
  *
+ * Tokens added at run time (zlt_validator_add_token(), node tunnels) live in memory
+ * beside the table's and need no database.
+ *
  * Property (so the daemon and tests need not link the plugin):
  *   "connected"  TRUE while the connection is up and listening
  * Signal:
@@ -90,6 +93,15 @@ typedef struct
   GStrv owns;
 } Owner;
 
+/* a token added at run time (node tunnels): in memory, beside the table's */
+typedef struct
+{
+  char *name;
+  guint8 hash[ZLT_HASH_SIZE];
+  GStrv services;
+  gint64 expiry;
+} RuntimeToken;
+
 /* a token accepted while connected, for offline-grace */
 typedef struct
 {
@@ -129,8 +141,9 @@ struct _ZltPostgresValidator
   GQueue pending;       /* Lookup *, not sent yet */
   GPtrArray *in_flight; /* Lookup *, in the STEP_LOOKUP query */
 
-  GPtrArray *owners; /* Owner * */
-  GHashTable *grace; /* key id → GPtrArray of GraceEntry * */
+  GPtrArray *owners;  /* Owner * */
+  GPtrArray *runtime; /* RuntimeToken *: added by zlt_validator_add_token() */
+  GHashTable *grace;  /* key id → GPtrArray of GraceEntry * */
   guint n_grace;
 };
 
@@ -171,6 +184,15 @@ owner_free (Owner *owner)
   g_free (owner->name);
   g_strfreev (owner->owns);
   g_free (owner);
+}
+
+static void
+runtime_token_free (RuntimeToken *token)
+{
+  explicit_bzero (token->hash, sizeof token->hash);
+  g_free (token->name);
+  g_strfreev (token->services);
+  g_free (token);
 }
 
 static void
@@ -1219,6 +1241,19 @@ zlt_postgres_validator_validate_async (ZltValidator *validator, const ZltCredent
   Lookup *lookup;
 
   g_task_set_source_tag (task, zlt_postgres_validator_validate_async);
+  /* runtime tokens need no database, so node tunnels outlive an outage */
+  for (guint i = 0; i < self->runtime->len; i++)
+    {
+      RuntimeToken *token = g_ptr_array_index (self->runtime, i);
+
+      if (!zlt_credential_matches_hash (credential, token->hash))
+        continue;
+      g_task_return_pointer (task,
+                             zlt_grant_new (token->name, token->hash,
+                                            (const char *const *) token->services, token->expiry),
+                             g_object_unref);
+      return;
+    }
   if (self->state == STATE_IDLE)
     {
       g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_FAILED,
@@ -1249,6 +1284,68 @@ zlt_postgres_validator_validate_async (ZltValidator *validator, const ZltCredent
     }
   g_queue_push_tail (&self->pending, lookup);
   zlt_postgres_validator_kick (self);
+}
+
+/* Runtime tokens live in memory beside the table's and are unique by name: adding one
+ * under a name in use replaces it. */
+static gboolean
+zlt_postgres_validator_add_token (ZltValidator *validator, const char *name,
+                                  const guint8 hash[ZLT_HASH_SIZE], const char *const *services,
+                                  gint64 expiry, GError **error)
+{
+  ZltPostgresValidator *self = ZLT_POSTGRES_VALIDATOR (validator);
+  RuntimeToken *token;
+
+  if (!token_name_is_valid (name))
+    {
+      g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                           _ ("a token name must be 1 to 128 bytes of UTF-8 without spaces or "
+                              "control characters"));
+      return FALSE;
+    }
+  for (guint i = 0; services != NULL && services[i] != NULL; i++)
+    {
+      if (!zlt_service_pattern_is_valid (services[i]))
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                       _ ("token %s: ‘%s’ is not a service name or pattern"), name, services[i]);
+          return FALSE;
+        }
+    }
+  for (guint i = 0; i < self->runtime->len; i++)
+    {
+      if (g_str_equal (((RuntimeToken *) g_ptr_array_index (self->runtime, i))->name, name))
+        {
+          g_ptr_array_remove_index (self->runtime, i);
+          break;
+        }
+    }
+  token = g_new0 (RuntimeToken, 1);
+  token->name = g_strdup (name);
+  memcpy (token->hash, hash, ZLT_HASH_SIZE);
+  token->services = g_strdupv ((char **) services);
+  token->expiry = expiry;
+  g_ptr_array_add (self->runtime, token);
+  g_signal_emit (self, signals[SIGNAL_CHANGED], 0);
+  return TRUE;
+}
+
+static gboolean
+zlt_postgres_validator_remove_token (ZltValidator *validator, const char *name, GError **error)
+{
+  ZltPostgresValidator *self = ZLT_POSTGRES_VALIDATOR (validator);
+
+  for (guint i = 0; i < self->runtime->len; i++)
+    {
+      if (g_str_equal (((RuntimeToken *) g_ptr_array_index (self->runtime, i))->name, name))
+        {
+          g_ptr_array_remove_index (self->runtime, i);
+          g_signal_emit (self, signals[SIGNAL_CHANGED], 0);
+          return TRUE;
+        }
+    }
+  g_set_error (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND, _ ("no runtime token named %s"), name);
+  return FALSE;
 }
 
 static char *
@@ -1318,6 +1415,7 @@ zlt_postgres_validator_finalize (GObject *object)
   g_free (self->owners_sql);
   g_clear_pointer (&self->in_flight, g_ptr_array_unref);
   g_clear_pointer (&self->owners, g_ptr_array_unref);
+  g_clear_pointer (&self->runtime, g_ptr_array_unref);
   g_clear_pointer (&self->grace, g_hash_table_unref);
   g_clear_pointer (&self->context, g_main_context_unref);
   G_OBJECT_CLASS (zlt_postgres_validator_parent_class)->finalize (object);
@@ -1337,6 +1435,8 @@ zlt_postgres_validator_class_init (ZltPostgresValidatorClass *klass)
   validator_class->configure = zlt_postgres_validator_configure;
   validator_class->validate_async = zlt_postgres_validator_validate_async;
   validator_class->lookup_owner = zlt_postgres_validator_lookup_owner;
+  validator_class->add_token = zlt_postgres_validator_add_token;
+  validator_class->remove_token = zlt_postgres_validator_remove_token;
 
   /**
    * ZltPostgresValidator:connected:
@@ -1363,6 +1463,7 @@ zlt_postgres_validator_init (ZltPostgresValidator *self)
   g_queue_init (&self->pending);
   self->in_flight = g_ptr_array_new ();
   self->owners = g_ptr_array_new_with_free_func ((GDestroyNotify) owner_free);
+  self->runtime = g_ptr_array_new_with_free_func ((GDestroyNotify) runtime_token_free);
   self->grace
       = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
 }
