@@ -116,6 +116,8 @@ pg_launcher (void)
   g_autofree char *log = g_build_filename (pg.dir, "postgres.log", NULL);
 
   g_subprocess_launcher_set_child_setup (launcher, pg_child_setup, NULL, NULL);
+  /* the test's own directory may be closed to nobody */
+  g_subprocess_launcher_set_cwd (launcher, pg.dir);
   g_subprocess_launcher_set_stdout_file_path (launcher, log);
   g_subprocess_launcher_set_stderr_file_path (launcher, log);
   /* nothing of the test's environment reaches the server's libpq */
