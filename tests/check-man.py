@@ -395,6 +395,9 @@ class Prober:
             return self.server(extra_server=line + "\n")
         if group == "validator:token-file":
             return self.server(extra_validator=line + "\n")
+        if group == "validator:postgres":
+            return ("[server]\nlisten=127.0.0.1:0\nvalidator=postgres\n[validator:postgres]\n"
+                    "conninfo=hostaddr=127.0.0.1 port=9 dbname=probe\n%s\n" % line)
         if group == "validator:allow-all":
             return ("[server]\nlisten=127.0.0.1:0\nvalidator=allow-all\ninsecure=true\n"
                     "allow-legacy-auth=true\n[validator:allow-all]\n%s\n" % line)
