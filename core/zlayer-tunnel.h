@@ -5,6 +5,7 @@
 #include <glib-object.h>
 #include <gio/gio.h>
 
+#include "zlt-version.h"
 #include "zlt-error.h"
 #include "zlt-types.h"
 #include "zlt-enum-types.h"
@@ -43,6 +44,7 @@
 
 G_BEGIN_DECLS
 
+ZLT_AVAILABLE_IN_ALL
 void zlt_init (void);
 
 G_END_DECLS

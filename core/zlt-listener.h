@@ -3,9 +3,12 @@
 
 #include <gio/gio.h>
 
+#include "zlt-version.h"
+
 G_BEGIN_DECLS
 
 #define ZLT_TYPE_LISTENER (zlt_listener_get_type ())
+ZLT_AVAILABLE_IN_ALL
 G_DECLARE_DERIVABLE_TYPE (ZltListener, zlt_listener, ZLT, LISTENER, GObject)
 
 /**
@@ -28,12 +31,17 @@ struct _ZltListenerClass
   gpointer padding[8];
 };
 
+ZLT_AVAILABLE_IN_ALL
 guint16 zlt_listener_get_port (ZltListener *self);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_listener_is_closed (ZltListener *self);
+ZLT_AVAILABLE_IN_ALL
 void zlt_listener_close (ZltListener *self);
 
 /* For implementations. */
+ZLT_AVAILABLE_IN_ALL
 void zlt_listener_set_port (ZltListener *self, guint16 port);
+ZLT_AVAILABLE_IN_ALL
 void zlt_listener_emit_incoming (ZltListener *self, GIOStream *stream, GSocketAddress *peer);
 
 G_END_DECLS

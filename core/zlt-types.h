@@ -3,6 +3,8 @@
 
 #include <glib.h>
 
+#include "zlt-version.h"
+
 G_BEGIN_DECLS
 
 /* The protocol byte of the wire format: 0 = TCP, 1 = UDP. */
@@ -60,7 +62,9 @@ typedef enum
   ZLT_DATA_UNAVAILABLE,     /*< nick=unavailable >*/
 } ZltDataVerdict;
 
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_protocol_to_string (ZltProtocol protocol);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_protocol_from_string (const char *str, ZltProtocol *out);
 
 G_END_DECLS
