@@ -13,9 +13,6 @@ G_BEGIN_DECLS
  * emitted at most once per this many milliseconds (or at once by a flush). */
 #define ZLT_NOTIFY_INTERVAL_MS 250
 
-/* the longest service name: 1 to this many ASCII letters, digits, '-' or '_' */
-#define ZLT_SERVICE_NAME_MAX 64
-
 /* declared by zlt-tunnel.h; repeated here so both headers stand alone */
 typedef struct _ZltTunnel ZltTunnel;
 

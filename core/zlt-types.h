@@ -7,6 +7,10 @@
 
 G_BEGIN_DECLS
 
+/* the longest service name: 1 to this many ASCII letters, digits, '-' or '_' (the
+ * pattern rules of zlt-grant.h build on it) */
+#define ZLT_SERVICE_NAME_MAX 64
+
 /* The protocol byte of the wire format: 0 = TCP, 1 = UDP. */
 typedef enum
 {

@@ -8,6 +8,7 @@
 
 #include "zlayer-tunnel.h"
 #include "zlt-test-util.h"
+#include "zlt-relay.h" /* private */
 
 #define WAIT_MS 20000
 #define MAX_DATAGRAM 65507
