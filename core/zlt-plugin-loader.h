@@ -55,6 +55,8 @@ ZltPluginLoader *zlt_plugin_loader_new (const char *directory);
 ZLT_AVAILABLE_IN_ALL
 const char *zlt_plugin_loader_get_directory (ZltPluginLoader *self);
 ZLT_AVAILABLE_IN_ALL
+const char *const *zlt_plugin_loader_get_directories (ZltPluginLoader *self);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_plugin_loader_load_all (ZltPluginLoader *self, GError **error);
 ZLT_AVAILABLE_IN_ALL
 GHashTable *zlt_plugin_loader_get_skipped (ZltPluginLoader *self);
