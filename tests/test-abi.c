@@ -39,6 +39,7 @@ static const AbiEntry abi_1[] = {
   SIZE (ZltListenerClass, 216),
   OFFSET (ZltListenerClass, incoming, 136),
   OFFSET (ZltListenerClass, close, 144),
+  OFFSET (ZltListenerClass, set_idle_timeout, 152), /* in place of padding */
   SIZE (ZltControlTransportClass, 344),
   OFFSET (ZltControlTransportClass, listen_control, 240),
   OFFSET (ZltControlTransportClass, connect_control_async, 248),
