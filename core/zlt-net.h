@@ -13,9 +13,6 @@ char *zlt_net_join_host_port (const char *host, guint port);
 /* "1.2.3.4:5" or "[::1]:5"; NULL for anything that is not an inet address. */
 ZLT_AVAILABLE_IN_ALL
 char *zlt_net_format_address (GSocketAddress *address);
-/* The peer of a socket connection, formatted as above, or NULL. */
-ZLT_AVAILABLE_IN_ALL
-char *zlt_net_peer_of (GIOStream *stream);
 /* Small control writes must not wait for Nagle or delayed ACKs. */
 ZLT_AVAILABLE_IN_ALL
 void zlt_net_set_nodelay (GSocketConnection *connection);
@@ -26,9 +23,6 @@ gboolean zlt_net_parse_host_port (const char *str, const char *default_host, cha
 /* "localhost", 127.0.0.0/8 or ::1 (brackets allowed): traffic that never leaves the host. */
 ZLT_AVAILABLE_IN_ALL
 gboolean zlt_net_host_is_loopback (const char *host);
-/* The plain socket under a stream when there is one (no TLS or other wrapping). */
-ZLT_AVAILABLE_IN_ALL
-GSocket *zlt_net_plain_socket (GIOStream *stream);
 /* Takes off any GSocket timeout on the sockets under @stream (a socket connection, a
  * TLS connection's base, a socket's own streams inside a GSimpleIOStream, under filter
  * streams): whoever keeps time on the stream now (a relay's idle timeout) does so alone.
