@@ -1,15 +1,10 @@
-/* zlayer-tunnel.h: the one header SDK users include */
+/* zlayer-tunnel.h: the embedding API, the one header programs that run a server, an
+ * agent, node tunnels or access sessions include (it includes the plugin SDK,
+ * zlt-plugin.h) */
 #pragma once
 
-#include <glib.h>
-#include <glib-object.h>
-#include <gio/gio.h>
+#include "zlt-plugin.h"
 
-#include "zlt-error.h"
-#include "zlt-types.h"
-#include "zlt-enum-types.h"
-#include "zlt-uuid.h"
-#include "zlt-crypto.h"
 #include "zlt-message.h"
 #include "zlt-port-pool.h"
 #include "zlt-quota.h"
@@ -17,24 +12,8 @@
 #include "zlt-session.h"
 #include "zlt-tunnel.h"
 #include "zlt-registry.h"
-#include "zlt-listener.h"
-#include "zlt-transport.h"
-#include "zlt-credential.h"
-#include "zlt-grant.h"
-#include "zlt-validator.h"
-#include "zlt-plugin-loader.h"
 #include "zlt-server-config.h"
 #include "zlt-client-config.h"
-#include "zlt-relay.h"
-#include "zlt-channel.h"
-#include "zlt-control-listener.h"
-#include "zlt-accept-loop.h"
-#include "zlt-control-transport.h"
-#include "zlt-net.h"
-#include "zlt-tls.h"
-#include "zlt-source.h"
-#include "zlt-backoff.h"
-#include "zlt-heartbeat.h"
 #include "zlt-server.h"
 #include "zlt-agent.h"
 #include "zlt-access-manager.h"
@@ -43,6 +22,7 @@
 
 G_BEGIN_DECLS
 
+ZLT_AVAILABLE_IN_ALL
 void zlt_init (void);
 
 G_END_DECLS

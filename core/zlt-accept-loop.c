@@ -21,6 +21,7 @@
 
 #include "zlt-accept-loop.h"
 #include "zlt-net.h"
+#include "zlt-source.h"
 
 /* connections accepted per wakeup before other sources get their turn */
 #define ACCEPT_BATCH 64
@@ -50,15 +51,6 @@ struct _ZltAcceptLoop
 G_DEFINE_FINAL_TYPE (ZltAcceptLoop, zlt_accept_loop, G_TYPE_OBJECT)
 
 static gboolean on_ready (GSocket *socket, GIOCondition condition, gpointer user_data);
-
-static void
-clear_source (GSource **source)
-{
-  if (*source == NULL)
-    return;
-  g_source_destroy (*source);
-  g_clear_pointer (source, g_source_unref);
-}
 
 static void
 watch_socket (ZltAcceptLoop *self)
@@ -114,7 +106,7 @@ pause_accepting (ZltAcceptLoop *self, int errsv)
       self->reported_at = now;
       self->n_failed_unreported = 0;
     }
-  clear_source (&self->watch);
+  zlt_source_clear (&self->watch);
   self->pause = g_timeout_source_new (self->pause_ms);
   g_source_set_callback (self->pause, on_pause_over, self, NULL);
   g_source_attach (self->pause, self->context);
@@ -222,8 +214,8 @@ zlt_accept_loop_close (ZltAcceptLoop *self)
   if (self->closed)
     return;
   self->closed = TRUE;
-  clear_source (&self->watch);
-  clear_source (&self->pause);
+  zlt_source_clear (&self->watch);
+  zlt_source_clear (&self->pause);
   if (self->socket != NULL)
     g_socket_close (self->socket, NULL);
 }

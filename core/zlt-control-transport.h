@@ -2,6 +2,7 @@
  * the data connections (the websocket plugin) */
 #pragma once
 
+#include "zlt-version.h"
 #include "zlt-channel.h"
 #include "zlt-control-listener.h"
 #include "zlt-tls.h"
@@ -10,6 +11,7 @@
 G_BEGIN_DECLS
 
 #define ZLT_TYPE_CONTROL_TRANSPORT (zlt_control_transport_get_type ())
+ZLT_AVAILABLE_IN_ALL
 G_DECLARE_DERIVABLE_TYPE (ZltControlTransport, zlt_control_transport, ZLT, CONTROL_TRANSPORT,
                           ZltTransport)
 
@@ -65,25 +67,31 @@ struct _ZltControlTransportClass
   gpointer padding[4];
 };
 
+ZLT_AVAILABLE_IN_ALL
 ZltControlListener *zlt_control_transport_listen_control (ZltControlTransport *self,
                                                           const char *bind_address, guint16 port,
                                                           GTlsCertificate *certificate,
                                                           guint handshake_timeout_ms,
                                                           GError **error);
+ZLT_AVAILABLE_IN_ALL
 void zlt_control_transport_connect_control_async (ZltControlTransport *self, GUri *url,
                                                   const ZltTlsOptions *tls, guint timeout_ms,
                                                   GCancellable *cancellable,
                                                   GAsyncReadyCallback callback, gpointer user_data);
+ZLT_AVAILABLE_IN_ALL
 ZltChannel *zlt_control_transport_connect_control_finish (ZltControlTransport *self,
                                                           GAsyncResult *result, GError **error);
+ZLT_AVAILABLE_IN_ALL
 void zlt_control_transport_open_data_async (ZltControlTransport *self, GUri *url,
                                             const ZltTlsOptions *tls, const char *tunnel_id,
                                             const char *connection_id, const char *mac,
                                             guint timeout_ms, GCancellable *cancellable,
                                             GAsyncReadyCallback callback, gpointer user_data);
+ZLT_AVAILABLE_IN_ALL
 GIOStream *zlt_control_transport_open_data_finish (ZltControlTransport *self, GAsyncResult *result,
                                                    GBytes **prefix, GError **error);
 /* An access stream to @service; finish with zlt_control_transport_open_data_finish(). */
+ZLT_AVAILABLE_IN_ALL
 void zlt_control_transport_open_access_async (ZltControlTransport *self, GUri *url,
                                               const ZltTlsOptions *tls, const char *tunnel_id,
                                               const char *connection_id, const char *mac,
@@ -91,18 +99,22 @@ void zlt_control_transport_open_access_async (ZltControlTransport *self, GUri *u
                                               GCancellable *cancellable,
                                               GAsyncReadyCallback callback, gpointer user_data);
 
+ZLT_AVAILABLE_IN_ALL
 void zlt_control_transport_probe_access_async (ZltControlTransport *self, GUri *url,
                                                const ZltTlsOptions *tls, const char *tunnel_id,
                                                const char *connection_id, const char *mac,
                                                const char *service, guint timeout_ms,
                                                GCancellable *cancellable,
                                                GAsyncReadyCallback callback, gpointer user_data);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_control_transport_probe_access_finish (ZltControlTransport *self, GAsyncResult *result,
                                                     GError **error);
 
 /* A standby data connection; finish with zlt_control_transport_open_data_finish(). A
  * transport without them fails with G_IO_ERROR_NOT_SUPPORTED. */
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_control_transport_can_open_standby (ZltControlTransport *self);
+ZLT_AVAILABLE_IN_ALL
 void zlt_control_transport_open_standby_async (ZltControlTransport *self, GUri *url,
                                                const ZltTlsOptions *tls, const char *tunnel_id,
                                                const char *standby_id, const char *mac,

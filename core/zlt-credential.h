@@ -3,6 +3,7 @@
 
 #include <glib-object.h>
 
+#include "zlt-version.h"
 #include "zlt-crypto.h"
 #include "zlt-uuid.h"
 
@@ -18,19 +19,29 @@ typedef enum
 typedef struct _ZltCredential ZltCredential;
 
 #define ZLT_TYPE_CREDENTIAL (zlt_credential_get_type ())
+ZLT_AVAILABLE_IN_ALL
 GType zlt_credential_get_type (void) G_GNUC_CONST;
 
+ZLT_AVAILABLE_IN_ALL
 ZltCredential *zlt_credential_new_token (const char *token);
+ZLT_AVAILABLE_IN_ALL
 ZltCredential *zlt_credential_new_proof (const char *key_id, const guint8 nonce[ZLT_NONCE_SIZE],
                                          const ZltUuid *client_id,
                                          const guint8 proof[ZLT_HASH_SIZE]);
+ZLT_AVAILABLE_IN_ALL
 ZltCredential *zlt_credential_copy (const ZltCredential *credential);
+ZLT_AVAILABLE_IN_ALL
 void zlt_credential_free (ZltCredential *credential);
 
+ZLT_AVAILABLE_IN_ALL
 ZltCredentialKind zlt_credential_get_kind (const ZltCredential *credential);
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_credential_get_lookup_key (const ZltCredential *credential);
+ZLT_AVAILABLE_IN_ALL
 const ZltUuid *zlt_credential_get_client_id (const ZltCredential *credential);
+ZLT_AVAILABLE_IN_ALL
 const guint8 *zlt_credential_get_nonce (const ZltCredential *credential);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_credential_matches_hash (const ZltCredential *credential,
                                       const guint8 hash[ZLT_HASH_SIZE]);
 

@@ -3,6 +3,8 @@
 
 #include <glib.h>
 
+#include "zlt-version.h"
+
 G_BEGIN_DECLS
 
 #define ZLT_ERROR (zlt_error_quark ())
@@ -41,6 +43,7 @@ typedef enum
   ZLT_ERROR_INVALID,           /*< nick=invalid >*/
 } ZltError;
 
+ZLT_AVAILABLE_IN_ALL
 GQuark zlt_error_quark (void);
 
 G_END_DECLS

@@ -3,38 +3,56 @@
 
 #include <glib-object.h>
 
+#include "zlt-version.h"
 #include "zlt-crypto.h"
 
 G_BEGIN_DECLS
 
 #define ZLT_TYPE_GRANT (zlt_grant_get_type ())
+ZLT_AVAILABLE_IN_ALL
 G_DECLARE_FINAL_TYPE (ZltGrant, zlt_grant, ZLT, GRANT, GObject)
 
 /* A service pattern: a service name, "*" (every service) or a prefix followed by '*'
  * ("acme-*"), so one tenant's rights can cover a namespace of names. */
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_service_pattern_is_valid (const char *pattern);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_service_pattern_matches (const char *pattern, const char *service);
 
+ZLT_AVAILABLE_IN_ALL
 ZltGrant *zlt_grant_new (const char *name, const guint8 token_hash[ZLT_HASH_SIZE],
                          const char *const *services, gint64 expiry);
+ZLT_AVAILABLE_IN_ALL
 ZltGrant *zlt_grant_new_full (const char *name, const guint8 token_hash[ZLT_HASH_SIZE],
                               const char *const *register_patterns,
                               const char *const *reach_patterns, const char *const *owns,
                               gint64 expiry);
 
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_grant_get_name (ZltGrant *self);
+ZLT_AVAILABLE_IN_ALL
 const char *const *zlt_grant_get_services (ZltGrant *self);
+ZLT_AVAILABLE_IN_ALL
 const char *const *zlt_grant_get_reach (ZltGrant *self);
+ZLT_AVAILABLE_IN_ALL
 const char *const *zlt_grant_get_owns (ZltGrant *self);
+ZLT_AVAILABLE_IN_ALL
 gint64 zlt_grant_get_expiry (ZltGrant *self);
+ZLT_AVAILABLE_IN_ALL
 const guint8 *zlt_grant_get_token_hash (ZltGrant *self);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_grant_may_register (ZltGrant *self, const char *service);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_grant_may_reach (ZltGrant *self, const char *service);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_grant_may_reach_any (ZltGrant *self);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_grant_owns (ZltGrant *self, const char *service);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_grant_is_expired (ZltGrant *self, gint64 now);
 
 /* What zlt_grant_may_register() was called before rights were split in two. */
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_grant_allows_service (ZltGrant *self, const char *service);
 
 G_END_DECLS

@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include "zlt-heartbeat.h"
+#include "zlt-source.h"
 
 struct _ZltHeartbeat
 {
@@ -44,16 +45,6 @@ enum
   N_SIGNALS
 };
 static guint signals[N_SIGNALS];
-
-static void
-clear_source (GSource **source)
-{
-  if (*source != NULL)
-    {
-      g_source_destroy (*source);
-      g_clear_pointer (source, g_source_unref);
-    }
-}
 
 /* Whether we, not the peer, were away since our timers last ran: a tick is due every
  * interval, so a much longer gap (or a wall clock that ran ahead of the monotonic one,
@@ -146,8 +137,8 @@ void
 zlt_heartbeat_stop (ZltHeartbeat *self)
 {
   g_return_if_fail (ZLT_IS_HEARTBEAT (self));
-  clear_source (&self->tick);
-  clear_source (&self->deadline);
+  zlt_source_clear (&self->tick);
+  zlt_source_clear (&self->deadline);
 }
 
 void

@@ -113,6 +113,30 @@ zlt_listener_is_closed (ZltListener *self)
 }
 
 /**
+ * zlt_listener_set_idle_timeout:
+ * @timeout_ms: how long a connection may pass no data before it ends by itself
+ *
+ * For listeners whose connections have no end of their own (UDP flows): sets the idle
+ * timeout of the connections accepted from now on.
+ *
+ * Returns: FALSE when the listener has no such timeout (its connections end when their
+ *   peer ends them)
+ */
+gboolean
+zlt_listener_set_idle_timeout (ZltListener *self, guint timeout_ms)
+{
+  ZltListenerClass *klass;
+
+  g_return_val_if_fail (ZLT_IS_LISTENER (self), FALSE);
+
+  klass = ZLT_LISTENER_GET_CLASS (self);
+  if (klass->set_idle_timeout == NULL)
+    return FALSE;
+  klass->set_idle_timeout (self, timeout_ms);
+  return TRUE;
+}
+
+/**
  * zlt_listener_close:
  * Stops accepting. Safe to call more than once; only the first call reaches the
  * implementation. No #ZltListener::incoming is emitted afterwards.

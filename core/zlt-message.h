@@ -4,6 +4,7 @@
 #include <glib.h>
 #include <glib-object.h>
 
+#include "zlt-version.h"
 #include "zlt-crypto.h"
 #include "zlt-error.h"
 #include "zlt-types.h"
@@ -162,73 +163,119 @@ typedef struct
 } ZltMessage;
 
 #define ZLT_TYPE_MESSAGE (zlt_message_get_type ())
+ZLT_AVAILABLE_IN_ALL
 GType zlt_message_get_type (void) G_GNUC_CONST;
 
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_message_type_to_string (ZltMessageType type);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_message_type_is_valid (guint type);
 /* Whether the type may carry an extension block (PROTOCOL-v2.md §1). */
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_message_type_has_ext (ZltMessageType type);
 
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_new (ZltMessageType type);
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_copy (const ZltMessage *msg);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_free (ZltMessage *msg);
 
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_new_auth (const char *token, const ZltUuid *client_id);
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_new_auth_ok (const ZltUuid *tunnel_id);
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_new_auth_fail (const char *reason);
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_new_register (const char *name, ZltProtocol protocol, guint16 local_port,
                                       guint16 remote_port);
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_new_register_ok (const ZltUuid *service_id);
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_new_register_fail (const char *reason);
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_new_connect (const ZltUuid *service_id, const ZltUuid *connection_id,
                                      const char *client_addr);
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_new_connect_ack (const ZltUuid *connection_id);
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_new_connect_fail (const ZltUuid *connection_id, const char *reason);
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_new_heartbeat (guint64 timestamp);
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_new_heartbeat_ack (guint64 timestamp);
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_new_unregister (const ZltUuid *service_id);
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_new_disconnect (const char *reason);
 
 /* Setters for the extension block: each sets has_ext and the tag's bit. */
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_version (ZltMessage *msg, guint16 version);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_caps (ZltMessage *msg, guint32 caps);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_proof (ZltMessage *msg, const guint8 proof[ZLT_HASH_SIZE]);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_resume (ZltMessage *msg, const ZltUuid *tunnel_id,
                              const guint8 mac[ZLT_HASH_SIZE]);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_resume_secret (ZltMessage *msg, const guint8 secret[ZLT_HASH_SIZE]);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_heartbeat_ms (ZltMessage *msg, guint32 heartbeat_ms);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_resumed (ZltMessage *msg, gboolean resumed);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_assigned_port (ZltMessage *msg, guint16 port);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_expose (ZltMessage *msg, ZltExpose expose);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_code (ZltMessage *msg, ZltReasonCode code);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_server_proof (ZltMessage *msg, const guint8 proof[ZLT_HASH_SIZE]);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_access_ttl (ZltMessage *msg, guint32 seconds);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_max_connections (ZltMessage *msg, guint32 max_connections);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_idle_timeout (ZltMessage *msg, guint32 seconds);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_timestamp_us (ZltMessage *msg, guint64 timestamp_us);
+ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_standby_max (ZltMessage *msg, guint16 standby_max);
 /* TRUE when every tag in flags (ZltExtFlags) was present. */
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_message_has_ext_fields (const ZltMessage *msg, guint32 flags);
 
 /* Appends one frame to out; on error out is left as it was. */
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_message_encode (const ZltMessage *msg, GByteArray *out, GError **error);
+ZLT_AVAILABLE_IN_ALL
 GBytes *zlt_message_encode_bytes (const ZltMessage *msg, GError **error);
 
 /* Decodes the first frame of data; *consumed (optional) gets its size, 0 on error. */
+ZLT_AVAILABLE_IN_ALL
 ZltMessage *zlt_message_decode (const guint8 *data, gsize len, gsize *consumed, GError **error);
 /* Decodes frames back to back filling all of data (at least one); every one must decode.
  * Returns an array of ZltMessage that frees its elements. */
+ZLT_AVAILABLE_IN_ALL
 GPtrArray *zlt_message_decode_all (const guint8 *data, gsize len, GError **error);
 
 /* One line for debug logs; secrets (token, proof, MACs, resume secret) are left out. */
+ZLT_AVAILABLE_IN_ALL
 char *zlt_message_to_string (const ZltMessage *msg);
 
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_reason_code_to_string (ZltReasonCode code);
 /* The ZLT_ERROR code that matches a reason code, and back (ZLT_REASON_INTERNAL for an
  * error outside the domain or without a matching code). */
+ZLT_AVAILABLE_IN_ALL
 ZltError zlt_reason_code_to_error (ZltReasonCode code);
+ZLT_AVAILABLE_IN_ALL
 ZltReasonCode zlt_reason_code_from_error (const GError *error);
 /* Reasons an agent must not retry quickly (PROTOCOL-v2.md §1). */
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_reason_code_is_fatal (ZltReasonCode code);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZltMessage, zlt_message_free)

@@ -35,22 +35,6 @@ zlt_net_format_address (GSocketAddress *address)
                                  g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)));
 }
 
-char *
-zlt_net_peer_of (GIOStream *stream)
-{
-  g_autoptr (GSocketAddress) address = NULL;
-  GIOStream *base = stream;
-
-  if (G_IS_TLS_CONNECTION (stream))
-    g_object_get (stream, "base-io-stream", &base, NULL);
-  else
-    g_object_ref (base);
-  if (G_IS_SOCKET_CONNECTION (base))
-    address = g_socket_connection_get_remote_address (G_SOCKET_CONNECTION (base), NULL);
-  g_object_unref (base);
-  return address ? zlt_net_format_address (address) : NULL;
-}
-
 void
 zlt_net_set_nodelay (GSocketConnection *connection)
 {
@@ -129,14 +113,6 @@ bad:
   g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
                _ ("“%s” is not an address of the form host:port"), str);
   return FALSE;
-}
-
-GSocket *
-zlt_net_plain_socket (GIOStream *stream)
-{
-  if (G_IS_SOCKET_CONNECTION (stream))
-    return g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
-  return NULL;
 }
 
 /* the GSocket a socket's own stream reads or writes (GSocketInputStream and

@@ -22,7 +22,10 @@ struct _ZltPluginLoader
 {
   GObject parent_instance;
 
-  char *directory;
+  char *directory;        /* the search path, as given or built */
+  GStrv directories;      /* its entries, in search order */
+  guint n_required;       /* the first n must be readable; the built-in one after $ZLT_PLUGIN_DIR
+                         may be absent */
   GHashTable *transports; /* name → GTypeClass (a reference held) */
   GHashTable *validators; /* name → GTypeClass */
   GHashTable *skipped;    /* path → reason */
@@ -47,6 +50,7 @@ zlt_plugin_loader_finalize (GObject *object)
   ZltPluginLoader *self = ZLT_PLUGIN_LOADER (object);
 
   g_free (self->directory);
+  g_strfreev (self->directories);
   g_hash_table_unref (self->transports);
   g_hash_table_unref (self->validators);
   g_hash_table_unref (self->skipped);
@@ -74,10 +78,29 @@ zlt_plugin_loader_init (ZltPluginLoader *self)
   self->loaded = g_ptr_array_new_with_free_func (g_free);
 }
 
+/* the non-empty entries of a G_SEARCHPATH_SEPARATOR list, each once, in order */
+static void
+zlt_plugin_loader_add_path (GPtrArray *dirs, const char *path)
+{
+  g_auto (GStrv) entries = g_strsplit (path, G_SEARCHPATH_SEPARATOR_S, -1);
+
+  for (guint i = 0; entries[i] != NULL; i++)
+    {
+      if (entries[i][0] == '\0'
+          || g_ptr_array_find_with_equal_func (dirs, entries[i], g_str_equal, NULL))
+        continue;
+      g_ptr_array_add (dirs, g_strdup (entries[i]));
+    }
+}
+
 /**
  * zlt_plugin_loader_new:
- * @directory: (nullable): where to look for `libzlt-*.so`; NULL means `$ZLT_PLUGIN_DIR`
- *   when set, else the installed plugin directory
+ * @directory: (nullable): where to look for `libzlt-*.so`: a directory, or several
+ *   separated by %G_SEARCHPATH_SEPARATOR (':'), searched in order; NULL means the
+ *   directories of `$ZLT_PLUGIN_DIR` (the same form) when set, then the installed
+ *   plugin directory
+ *
+ * A plugin file name found in an earlier directory shadows the same name in later ones.
  *
  * Returns: (transfer full): a loader with no types yet; call zlt_plugin_loader_load_all()
  */
@@ -85,23 +108,54 @@ ZltPluginLoader *
 zlt_plugin_loader_new (const char *directory)
 {
   ZltPluginLoader *self = g_object_new (ZLT_TYPE_PLUGIN_LOADER, NULL);
+  g_autoptr (GPtrArray) dirs = g_ptr_array_new_with_free_func (g_free);
 
-  if (directory == NULL)
+  if (directory != NULL)
+    zlt_plugin_loader_add_path (dirs, directory);
+  else
     {
       const char *env = g_getenv ("ZLT_PLUGIN_DIR");
 
-      directory = (env != NULL && env[0] != '\0') ? env : ZLT_PLUGINDIR;
+      if (env != NULL)
+        zlt_plugin_loader_add_path (dirs, env);
     }
-  self->directory = g_strdup (directory);
+  self->n_required = dirs->len;
+  /* the installed directory comes last, and may be missing in an uninstalled tree */
+  if (directory == NULL
+      && !g_ptr_array_find_with_equal_func (dirs, ZLT_PLUGINDIR, g_str_equal, NULL))
+    g_ptr_array_add (dirs, g_strdup (ZLT_PLUGINDIR));
+  if (self->n_required == 0)
+    self->n_required = dirs->len;
+  g_ptr_array_add (dirs, NULL);
+  self->directories = (GStrv) g_ptr_array_free (g_steal_pointer (&dirs), FALSE);
+  self->directory = g_strjoinv (G_SEARCHPATH_SEPARATOR_S, self->directories);
   return self;
 }
 
+/**
+ * zlt_plugin_loader_get_directory:
+ *
+ * Returns: the search path: the directories, separated by %G_SEARCHPATH_SEPARATOR
+ */
 const char *
 zlt_plugin_loader_get_directory (ZltPluginLoader *self)
 {
   g_return_val_if_fail (ZLT_IS_PLUGIN_LOADER (self), NULL);
 
   return self->directory;
+}
+
+/**
+ * zlt_plugin_loader_get_directories:
+ *
+ * Returns: (transfer none): the directories searched for plugins, in order
+ */
+const char *const *
+zlt_plugin_loader_get_directories (ZltPluginLoader *self)
+{
+  g_return_val_if_fail (ZLT_IS_PLUGIN_LOADER (self), NULL);
+
+  return (const char *const *) self->directories;
 }
 
 /**
@@ -369,37 +423,27 @@ zlt_plugin_loader_compare_str (gconstpointer a, gconstpointer b)
   return g_strcmp0 (*(const char *const *) a, *(const char *const *) b);
 }
 
-/**
- * zlt_plugin_loader_load_all:
- *
- * Loads every `libzlt-*.so` in the directory, in name order. A file that fails a check
- * (ownership, mode, ABI version, entry point, registration) is skipped and its reason
- * recorded in zlt_plugin_loader_get_skipped(); that never fails the whole load.
- *
- * Returns: FALSE only when the directory cannot be read
- */
-gboolean
-zlt_plugin_loader_load_all (ZltPluginLoader *self, GError **error)
+/* Loads the plugins of one directory, in name order; @seen: basenames found in earlier
+ * directories, which shadow these. */
+static gboolean
+zlt_plugin_loader_load_dir (ZltPluginLoader *self, const char *directory, gboolean required,
+                            GHashTable *seen, GError **error)
 {
   g_autoptr (GDir) dir = NULL;
   g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GError) error_local = NULL;
   const char *name;
 
-  g_return_val_if_fail (ZLT_IS_PLUGIN_LOADER (self), FALSE);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-
-  if (!g_module_supported ())
-    {
-      g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_PLUGIN,
-                           _ ("loadable modules are not supported on this system"));
-      return FALSE;
-    }
-  dir = g_dir_open (self->directory, 0, &error_local);
+  dir = g_dir_open (directory, 0, &error_local);
   if (dir == NULL)
     {
+      if (!required && g_error_matches (error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        {
+          g_debug ("no plugin directory %s", directory);
+          return TRUE;
+        }
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_PLUGIN, _ ("cannot read plugin directory %s: %s"),
-                   self->directory, error_local->message);
+                   directory, error_local->message);
       return FALSE;
     }
   while ((name = g_dir_read_name (dir)) != NULL)
@@ -411,10 +455,16 @@ zlt_plugin_loader_load_all (ZltPluginLoader *self, GError **error)
 
   for (guint i = 0; i < names->len; i++)
     {
-      g_autofree char *path
-          = g_build_filename (self->directory, g_ptr_array_index (names, i), NULL);
+      const char *basename = g_ptr_array_index (names, i);
+      g_autofree char *path = g_build_filename (directory, basename, NULL);
       g_autofree char *reason = NULL;
 
+      if (g_hash_table_contains (seen, basename))
+        {
+          g_debug ("plugin %s is shadowed by one of an earlier directory", path);
+          continue;
+        }
+      g_hash_table_add (seen, g_strdup (basename));
       if (g_ptr_array_find_with_equal_func (self->loaded, path, g_str_equal, NULL))
         continue;
       if (!zlt_plugin_loader_load_one (self, path, &reason))
@@ -426,6 +476,40 @@ zlt_plugin_loader_load_all (ZltPluginLoader *self, GError **error)
       g_debug ("loaded plugin %s", path);
       g_hash_table_remove (self->skipped, path);
       g_ptr_array_add (self->loaded, g_steal_pointer (&path));
+    }
+  return TRUE;
+}
+
+/**
+ * zlt_plugin_loader_load_all:
+ *
+ * Loads every `libzlt-*.so` of each directory (zlt_plugin_loader_get_directories()), in
+ * name order. A file that fails a check (ownership, mode, ABI version, entry point,
+ * registration) is skipped and its reason recorded in zlt_plugin_loader_get_skipped();
+ * that never fails the whole load.
+ *
+ * Returns: FALSE only when a directory cannot be read (the installed directory, when
+ *   it only follows those of `$ZLT_PLUGIN_DIR`, may be missing)
+ */
+gboolean
+zlt_plugin_loader_load_all (ZltPluginLoader *self, GError **error)
+{
+  g_autoptr (GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  g_return_val_if_fail (ZLT_IS_PLUGIN_LOADER (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!g_module_supported ())
+    {
+      g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_PLUGIN,
+                           _ ("loadable modules are not supported on this system"));
+      return FALSE;
+    }
+  for (guint i = 0; self->directories[i] != NULL; i++)
+    {
+      if (!zlt_plugin_loader_load_dir (self, self->directories[i], i < self->n_required, seen,
+                                       error))
+        return FALSE;
     }
   return TRUE;
 }

@@ -3,6 +3,8 @@
 
 #include <glib-object.h>
 
+#include "zlt-version.h"
+
 G_BEGIN_DECLS
 
 /**
@@ -27,17 +29,27 @@ typedef enum
 } ZltQuotaKind;
 
 #define ZLT_TYPE_QUOTA (zlt_quota_get_type ())
+ZLT_AVAILABLE_IN_ALL
 G_DECLARE_FINAL_TYPE (ZltQuota, zlt_quota, ZLT, QUOTA, GObject)
 
+ZLT_AVAILABLE_IN_ALL
 ZltQuota *zlt_quota_new (void);
+ZLT_AVAILABLE_IN_ALL
 void zlt_quota_set_limit (ZltQuota *self, ZltQuotaKind kind, guint limit);
+ZLT_AVAILABLE_IN_ALL
 guint zlt_quota_get_limit (ZltQuota *self, ZltQuotaKind kind);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_quota_check (ZltQuota *self, const char *principal, ZltQuotaKind kind, GError **error);
+ZLT_AVAILABLE_IN_ALL
 void zlt_quota_take (ZltQuota *self, const char *principal, ZltQuotaKind kind);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_quota_acquire (ZltQuota *self, const char *principal, ZltQuotaKind kind,
                             GError **error);
+ZLT_AVAILABLE_IN_ALL
 void zlt_quota_release (ZltQuota *self, const char *principal, ZltQuotaKind kind);
+ZLT_AVAILABLE_IN_ALL
 guint zlt_quota_get_usage (ZltQuota *self, const char *principal, ZltQuotaKind kind);
+ZLT_AVAILABLE_IN_ALL
 guint zlt_quota_get_n_principals (ZltQuota *self);
 
 G_END_DECLS

@@ -23,6 +23,7 @@
 
 #include "zlt-error.h"
 #include "zlt-registry.h"
+#include "zlt-source.h"
 
 typedef struct
 {
@@ -111,20 +112,11 @@ G_DEFINE_FINAL_TYPE (ZltRegistry, zlt_registry, G_TYPE_OBJECT)
 #define PORT_KEY(protocol, port) GUINT_TO_POINTER (((guint) (protocol) << 16) | (guint) (port))
 
 static void
-cancel_source (GSource **source)
-{
-  if (*source == NULL)
-    return;
-  g_source_destroy (*source);
-  g_clear_pointer (source, g_source_unref);
-}
-
-static void
 tunnel_entry_free (gpointer data)
 {
   TunnelEntry *entry = data;
 
-  cancel_source (&entry->hold_source);
+  zlt_source_clear (&entry->hold_source);
   g_clear_signal_handler (&entry->added_id, entry->tunnel);
   g_clear_signal_handler (&entry->removed_id, entry->tunnel);
   g_clear_signal_handler (&entry->id_notify_id, entry->tunnel);
@@ -317,7 +309,7 @@ remove_tunnel_entry (ZltRegistry *self, TunnelEntry *entry)
   g_autoptr (ZltTunnel) tunnel = g_object_ref (entry->tunnel);
   g_autoptr (GPtrArray) services = zlt_tunnel_get_services (tunnel);
 
-  cancel_source (&entry->hold_source);
+  zlt_source_clear (&entry->hold_source);
   for (guint i = 0; i < services->len; i++)
     zlt_tunnel_remove_service (tunnel, g_ptr_array_index (services, i));
 
@@ -1166,7 +1158,7 @@ zlt_registry_hold_tunnel (ZltRegistry *self, ZltTunnel *tunnel, guint grace_ms)
       remove_tunnel_entry (self, entry);
       return TRUE;
     }
-  cancel_source (&entry->hold_source);
+  zlt_source_clear (&entry->hold_source);
   entry->hold_source = g_timeout_source_new (grace_ms);
   g_source_set_callback (entry->hold_source, hold_expired_cb, entry, NULL);
   g_source_set_static_name (entry->hold_source, "[zlt] tunnel resume grace");
@@ -1226,7 +1218,7 @@ zlt_registry_resume_tunnel (ZltRegistry *self, const ZltUuid *id, GError **error
       g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_IN_USE, _ ("the tunnel is still connected"));
       return NULL;
     }
-  cancel_source (&entry->hold_source);
+  zlt_source_clear (&entry->hold_source);
   services = zlt_tunnel_get_services (entry->tunnel);
   for (guint i = 0; i < services->len; i++)
     {

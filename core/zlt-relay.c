@@ -1790,13 +1790,6 @@ zlt_relay_close (ZltRelay *self)
 }
 
 GIOStream *
-zlt_relay_get_stream_a (ZltRelay *self)
-{
-  g_return_val_if_fail (ZLT_IS_RELAY (self), NULL);
-  return self->a;
-}
-
-GIOStream *
 zlt_relay_get_stream_b (ZltRelay *self)
 {
   g_return_val_if_fail (ZLT_IS_RELAY (self), NULL);

@@ -64,7 +64,6 @@ guint zlt_relay_get_idle_timeout (ZltRelay *self);
 void zlt_relay_start (ZltRelay *self);
 void zlt_relay_close (ZltRelay *self);
 
-GIOStream *zlt_relay_get_stream_a (ZltRelay *self);
 GIOStream *zlt_relay_get_stream_b (ZltRelay *self);
 gboolean zlt_relay_is_zero_copy (ZltRelay *self);
 gboolean zlt_relay_is_running (ZltRelay *self);

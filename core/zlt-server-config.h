@@ -3,6 +3,7 @@
 
 #include <glib-object.h>
 
+#include "zlt-version.h"
 #include "zlt-quota.h"
 
 G_BEGIN_DECLS
@@ -50,38 +51,66 @@ typedef struct
 } ZltServerLimits;
 
 #define ZLT_TYPE_SERVER_CONFIG (zlt_server_config_get_type ())
+ZLT_AVAILABLE_IN_ALL
 G_DECLARE_FINAL_TYPE (ZltServerConfig, zlt_server_config, ZLT, SERVER_CONFIG, GObject)
 
+ZLT_AVAILABLE_IN_ALL
 ZltServerConfig *zlt_server_config_new_default (void);
+ZLT_AVAILABLE_IN_ALL
 ZltServerConfig *zlt_server_config_new_from_keyfile (GKeyFile *keyfile, GError **error);
+ZLT_AVAILABLE_IN_ALL
 ZltServerConfig *zlt_server_config_new_from_keyfile_full (GKeyFile *keyfile, const char *base_dir,
                                                           GError **error);
+ZLT_AVAILABLE_IN_ALL
 ZltServerConfig *zlt_server_config_new_from_file (const char *path, GError **error);
+ZLT_AVAILABLE_IN_ALL
 GKeyFile *zlt_server_config_to_keyfile (ZltServerConfig *self);
 
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_server_config_get_listen_address (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 guint16 zlt_server_config_get_listen_port (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_server_config_get_public_bind_address (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_server_config_get_tls_certificate (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_server_config_get_tls_key (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_server_config_get_use_tls (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 void zlt_server_config_get_port_range (ZltServerConfig *self, guint16 *min, guint16 *max);
+ZLT_AVAILABLE_IN_ALL
 guint zlt_server_config_get_max_tunnels (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 guint zlt_server_config_get_max_services_per_tunnel (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 guint zlt_server_config_get_heartbeat_interval (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 guint zlt_server_config_get_heartbeat_timeout (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 guint zlt_server_config_get_auth_timeout (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 guint zlt_server_config_get_connect_timeout (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 guint zlt_server_config_get_resume_grace (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 guint zlt_server_config_get_udp_idle_timeout (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_server_config_get_allow_legacy_auth (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_server_config_get_validator (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_server_config_get_insecure (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_server_config_get_validator_group (ZltServerConfig *self);
 /* nullable: the config file's directory, where relative paths start (NULL: the working
  * directory) */
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_server_config_get_config_directory (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 GKeyFile *zlt_server_config_get_keyfile (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 const ZltServerLimits *zlt_server_config_get_limits (ZltServerConfig *self);
 
 G_END_DECLS

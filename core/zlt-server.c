@@ -471,10 +471,9 @@ zlt_server_open_service (ZltServer *self, ZltService *service, GError **error)
       if (zlt_registry_reassign_port (self->registry, service, error) == 0)
         return FALSE;
     }
-  /* UDP flows end by themselves when idle (the udp plugin's listener property) */
-  if (g_object_class_find_property (G_OBJECT_GET_CLASS (listener), "idle-timeout-ms") != NULL)
-    g_object_set (listener, "idle-timeout-ms",
-                  zlt_server_config_get_udp_idle_timeout (self->config) * 1000, NULL);
+  /* UDP flows end by themselves when idle; TCP connections when their peers end them */
+  zlt_listener_set_idle_timeout (listener,
+                                 zlt_server_config_get_udp_idle_timeout (self->config) * 1000);
   g_object_set_data (G_OBJECT (listener), "zlt-server", self);
   g_signal_connect_object (listener, "incoming", G_CALLBACK (on_public_incoming), service, 0);
   g_hash_table_insert (self->listeners, g_object_ref (service), g_steal_pointer (&listener));

@@ -10,6 +10,7 @@
 #include "zlt-service.h" /* ZLT_NOTIFY_INTERVAL_MS */
 #include "zlt-session.h"
 #include "zlt-notify-batch.h"
+#include "zlt-source.h"
 
 struct _ZltSession
 {
@@ -65,15 +66,6 @@ G_DEFINE_FINAL_TYPE (ZltSession, zlt_session, G_TYPE_OBJECT)
 
 static void arm_expiry (ZltSession *self);
 
-static void
-cancel_source (GSource **source)
-{
-  if (*source == NULL)
-    return;
-  g_source_destroy (*source);
-  g_clear_pointer (source, g_source_unref);
-}
-
 static gboolean
 expire_cb (gpointer user_data)
 {
@@ -98,7 +90,7 @@ arm_expiry (ZltSession *self)
   gint64 delay_us;
   guint delay_ms;
 
-  cancel_source (&self->expire_source);
+  zlt_source_clear (&self->expire_source);
   if (self->expires == 0 || self->expired)
     return;
   delay_us = self->expires - g_get_real_time ();
@@ -201,7 +193,7 @@ zlt_session_dispose (GObject *object)
 {
   ZltSession *self = ZLT_SESSION (object);
 
-  cancel_source (&self->expire_source);
+  zlt_source_clear (&self->expire_source);
   zlt_notify_batch_clear (&self->batch);
   G_OBJECT_CLASS (zlt_session_parent_class)->dispose (object);
 }

@@ -3,6 +3,8 @@
 
 #include <gio/gio.h>
 
+#include "zlt-version.h"
+
 G_BEGIN_DECLS
 
 /**
@@ -19,50 +21,62 @@ typedef struct
   gboolean insecure;
 } ZltTlsOptions;
 
+ZLT_AVAILABLE_IN_ALL
 ZltTlsOptions *zlt_tls_options_copy (const ZltTlsOptions *options);
+ZLT_AVAILABLE_IN_ALL
 void zlt_tls_options_free (ZltTlsOptions *options);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZltTlsOptions, zlt_tls_options_free)
 
 /* Lowercase hex SHA-256 of the certificate's DER bytes. */
+ZLT_AVAILABLE_IN_ALL
 char *zlt_tls_certificate_fingerprint (GTlsCertificate *certificate);
 
 /* Applies @options to a client connection: database, certificate checks. */
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_tls_setup_client (GTlsClientConnection *connection, const ZltTlsOptions *options,
                                GError **error);
 
 /* The decision for a certificate the TLS library could not validate by itself
  * (GTlsConnection::accept-certificate). */
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_tls_accept_certificate (const ZltTlsOptions *options, GTlsCertificate *certificate,
                                      GTlsCertificateFlags errors);
 
 /* The error that says why zlt_tls_accept_certificate() refused @certificate with
  * @errors: a pin mismatch (with the fingerprint it presented), or which checks it failed,
  * and how to trust it (ZLT_ERROR_TLS). */
+ZLT_AVAILABLE_IN_ALL
 GError *zlt_tls_rejection_error (const ZltTlsOptions *options, GTlsCertificate *certificate,
                                  GTlsCertificateFlags errors);
 
 /* A pin as users write it: 64 hex digits, in either case, optionally in openssl's
  * "AB:CD:…" form or after its "sha256 Fingerprint=" label. Returns the 64 lowercase hex
  * digits, or NULL with %ZLT_ERROR_INVALID_CONFIG. */
+ZLT_AVAILABLE_IN_ALL
 char *zlt_tls_parse_pin (const char *text, GError **error);
 
 /* After a failed handshake of a connection set up with zlt_tls_setup_client(): when the
  * certificate was refused, replaces *@error with one that says why. */
+ZLT_AVAILABLE_IN_ALL
 void zlt_tls_explain_rejection (GTlsConnection *connection, GError **error);
 
 /* A client connection for @options. When the system CAs play no part (a pin, a CA
  * file, or verification off), the connection gets no default database: glib-networking
  * would otherwise parse the whole system CA bundle for every connection. */
+ZLT_AVAILABLE_IN_ALL
 GIOStream *zlt_tls_client_connection_new (GIOStream *base, GSocketConnectable *identity,
                                           const ZltTlsOptions *options, GError **error);
 /* A server connection; servers do not check client certificates, so no CA database. */
+ZLT_AVAILABLE_IN_ALL
 GIOStream *zlt_tls_server_connection_new (GIOStream *base, GTlsCertificate *certificate,
                                           GError **error);
 
 /* After the handshake: enforces the pin even for CA-valid certificates. */
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_tls_check_peer (const ZltTlsOptions *options, GTlsCertificate *peer, GError **error);
 
 /* Loads a server certificate and key (PEM files). */
+ZLT_AVAILABLE_IN_ALL
 GTlsCertificate *zlt_tls_load_server_certificate (const char *cert_file, const char *key_file,
                                                   GError **error);
 

@@ -3,7 +3,13 @@
 
 #include <glib.h>
 
+#include "zlt-version.h"
+
 G_BEGIN_DECLS
+
+/* the longest service name: 1 to this many ASCII letters, digits, '-' or '_' (the
+ * pattern rules of zlt-grant.h build on it) */
+#define ZLT_SERVICE_NAME_MAX 64
 
 /* The protocol byte of the wire format: 0 = TCP, 1 = UDP. */
 typedef enum
@@ -69,7 +75,9 @@ typedef enum
   ZLT_DATA_UNAVAILABLE,     /*< nick=unavailable >*/
 } ZltDataVerdict;
 
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_protocol_to_string (ZltProtocol protocol);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_protocol_from_string (const char *str, ZltProtocol *out);
 
 G_END_DECLS

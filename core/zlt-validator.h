@@ -3,12 +3,14 @@
 
 #include <gio/gio.h>
 
+#include "zlt-version.h"
 #include "zlt-credential.h"
 #include "zlt-grant.h"
 
 G_BEGIN_DECLS
 
 #define ZLT_TYPE_VALIDATOR (zlt_validator_get_type ())
+ZLT_AVAILABLE_IN_ALL
 G_DECLARE_DERIVABLE_TYPE (ZltValidator, zlt_validator, ZLT, VALIDATOR, GObject)
 
 /**
@@ -49,26 +51,37 @@ struct _ZltValidatorClass
   gpointer padding[7];
 };
 
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_validator_get_name (ZltValidator *self);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_validator_is_insecure (ZltValidator *self);
 
 /* Where relative paths in the validator's group start (the loader sets it before
  * configure from the config file's directory); plugins resolve their paths with
  * zlt_validator_resolve_path(). */
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_validator_get_config_directory (ZltValidator *self);
+ZLT_AVAILABLE_IN_ALL
 void zlt_validator_set_config_directory (ZltValidator *self, const char *directory);
+ZLT_AVAILABLE_IN_ALL
 char *zlt_validator_resolve_path (ZltValidator *self, const char *path);
 
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_validator_configure (ZltValidator *self, GKeyFile *config, const char *group,
                                   GError **error);
+ZLT_AVAILABLE_IN_ALL
 void zlt_validator_validate_async (ZltValidator *self, const ZltCredential *credential,
                                    GCancellable *cancellable, GAsyncReadyCallback callback,
                                    gpointer user_data);
+ZLT_AVAILABLE_IN_ALL
 ZltGrant *zlt_validator_validate_finish (ZltValidator *self, GAsyncResult *result, GError **error);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_validator_add_token (ZltValidator *self, const char *name,
                                   const guint8 hash[ZLT_HASH_SIZE], const char *const *services,
                                   gint64 expiry, GError **error);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_validator_remove_token (ZltValidator *self, const char *name, GError **error);
+ZLT_AVAILABLE_IN_ALL
 char *zlt_validator_lookup_owner (ZltValidator *self, const char *service);
 
 G_END_DECLS

@@ -501,6 +501,38 @@ zlt_daemon_check_config (const char *config_path, ZltPluginLoader *loader, GErro
   return keyfile != NULL && zlt_daemon_check_keyfile (keyfile, config_path, loader, error);
 }
 
+/* Every [validator:NAME] group names a validator there is and configures it, the ones
+ * the server does not use now too: a mistake in one is found before it is switched to,
+ * not at that start. */
+static gboolean
+check_validator_groups (ZltDaemon *check, GKeyFile *keyfile, const char *path, GError **error)
+{
+  g_auto (GStrv) groups = g_key_file_get_groups (keyfile, NULL);
+  g_autofree char *base_dir = config_base_dir (path);
+  const char *active = NULL;
+
+  if (check->server != NULL)
+    active = zlt_server_config_get_validator_group (zlt_server_get_config (check->server));
+  for (guint i = 0; groups[i] != NULL; i++)
+    {
+      const char *name;
+      g_autoptr (ZltValidator) validator = NULL;
+
+      if (!g_str_has_prefix (groups[i], ZLT_SERVER_CONFIG_VALIDATOR_PREFIX)
+          || g_strcmp0 (groups[i], active) == 0)
+        continue;
+      name = groups[i] + strlen (ZLT_SERVER_CONFIG_VALIDATOR_PREFIX);
+      validator = zlt_plugin_loader_new_validator_full (check->loader, name, keyfile, groups[i],
+                                                        base_dir, error);
+      if (validator == NULL)
+        {
+          g_prefix_error (error, "%s: [%s]: ", config_label (path), groups[i]);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
 gboolean
 zlt_daemon_check_keyfile (GKeyFile *keyfile, const char *config_path, ZltPluginLoader *loader,
                           GError **error)
@@ -513,7 +545,7 @@ zlt_daemon_check_keyfile (GKeyFile *keyfile, const char *config_path, ZltPluginL
 
   /* built exactly as at start, then dropped: it never started, so it never bound a port */
   check = daemon_build (keyfile, config_path, loader, error);
-  return check != NULL;
+  return check != NULL && check_validator_groups (check, keyfile, config_path, error);
 }
 
 gboolean

@@ -3,6 +3,8 @@
 #include "config.h"
 
 #include "zlayer-tunnel.h"
+#include "zlt-backoff.h"   /* private */
+#include "zlt-heartbeat.h" /* private */
 
 /* Spins the default main context until @expr holds, failing after @timeout_ms. */
 #define WAIT_FOR(expr, timeout_ms)                                                                 \

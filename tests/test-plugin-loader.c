@@ -234,9 +234,12 @@ test_plugin_loader_env (void)
   g_autoptr (ZltPluginLoader) from_arg = NULL;
   g_autoptr (ZltPluginLoader) fallback = NULL;
 
+  g_autofree char *env_path = g_strjoin (G_SEARCHPATH_SEPARATOR_S, dir, ZLT_PLUGINDIR, NULL);
+
+  /* $ZLT_PLUGIN_DIR adds to the installed directory, searched first */
   g_assert_true (g_setenv ("ZLT_PLUGIN_DIR", dir, TRUE));
   from_env = zlt_plugin_loader_new (NULL);
-  g_assert_cmpstr (zlt_plugin_loader_get_directory (from_env), ==, dir);
+  g_assert_cmpstr (zlt_plugin_loader_get_directory (from_env), ==, env_path);
   g_assert_true (zlt_plugin_loader_load_all (from_env, NULL));
   assert_reason_contains (from_env, dir, "libzlt-env.so", "unsafe permissions");
 
@@ -251,6 +254,61 @@ test_plugin_loader_env (void)
   if (saved != NULL)
     g_setenv ("ZLT_PLUGIN_DIR", saved, TRUE);
   remove_dir (dir);
+}
+
+/* a search path: directories in order, an earlier file name shadowing a later one */
+static void
+test_plugin_loader_search_path (void)
+{
+  g_autofree char *saved = g_strdup (g_getenv ("ZLT_PLUGIN_DIR"));
+  g_autofree char *first = make_dir ();
+  g_autofree char *shadow = stage (first, "libzlt-badabi.so", "libzlt-garbage.so", 0644);
+  g_autofree char *path = g_strjoin (G_SEARCHPATH_SEPARATOR_S, first, "", plugin_dir, first, NULL);
+  g_autofree char *missing_path
+      = g_strjoin (G_SEARCHPATH_SEPARATOR_S, plugin_dir, "/nonexistent/zlt-plugins", NULL);
+  g_autoptr (ZltPluginLoader) loader = zlt_plugin_loader_new (path);
+  g_autoptr (ZltPluginLoader) from_env = NULL;
+  g_autoptr (ZltPluginLoader) missing = zlt_plugin_loader_new (missing_path);
+  g_autoptr (GError) error = NULL;
+  const char *const *dirs = zlt_plugin_loader_get_directories (loader);
+
+  /* empty entries and repeats are dropped */
+  g_assert_cmpuint (g_strv_length ((GStrv) dirs), ==, 2);
+  g_assert_cmpstr (dirs[0], ==, first);
+  g_assert_cmpstr (dirs[1], ==, plugin_dir);
+
+  g_assert_true (zlt_plugin_loader_load_all (loader, &error));
+  g_assert_no_error (error);
+  /* the first directory's libzlt-garbage.so (a bad ABI here) was tried, the second's
+   * (not a shared object) not */
+  assert_reason_contains (loader, first, "libzlt-garbage.so", "ABI");
+  g_assert_null (skipped_reason (loader, plugin_dir, "libzlt-garbage.so"));
+  /* the second directory's plugins were loaded */
+  g_assert_cmpuint (zlt_plugin_loader_get_transport_type (loader, "test"), !=, G_TYPE_INVALID);
+  assert_reason_contains (loader, plugin_dir, "libzlt-badabi.so", "ABI");
+
+  /* from the environment: the same list, then the installed directory, which may be
+   * absent without failing the load */
+  g_assert_true (g_setenv ("ZLT_PLUGIN_DIR", path, TRUE));
+  from_env = zlt_plugin_loader_new (NULL);
+  dirs = zlt_plugin_loader_get_directories (from_env);
+  g_assert_cmpuint (g_strv_length ((GStrv) dirs), ==, 3);
+  g_assert_cmpstr (dirs[0], ==, first);
+  g_assert_cmpstr (dirs[1], ==, plugin_dir);
+  g_assert_cmpstr (dirs[2], ==, ZLT_PLUGINDIR);
+  if (!g_file_test (ZLT_PLUGINDIR, G_FILE_TEST_EXISTS))
+    g_assert_true (zlt_plugin_loader_load_all (from_env, NULL));
+
+  /* a directory given explicitly must be there */
+  g_assert_false (zlt_plugin_loader_load_all (missing, &error));
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_PLUGIN);
+  g_assert_nonnull (strstr (error->message, "/nonexistent/zlt-plugins"));
+
+  if (saved != NULL)
+    g_setenv ("ZLT_PLUGIN_DIR", saved, TRUE);
+  else
+    g_unsetenv ("ZLT_PLUGIN_DIR");
+  remove_dir (first);
 }
 
 static void
@@ -643,6 +701,7 @@ main (int argc, char **argv)
   g_test_add_func ("/plugin-loader/duplicate-copy", test_plugin_loader_duplicate_copy);
   g_test_add_func ("/plugin-loader/unsafe-files", test_plugin_loader_unsafe_files);
   g_test_add_func ("/plugin-loader/env", test_plugin_loader_env);
+  g_test_add_func ("/plugin-loader/search-path", test_plugin_loader_search_path);
   g_test_add_func ("/plugin-loader/missing-dir", test_plugin_loader_missing_dir);
   g_test_add_func ("/plugin-loader/add-types", test_plugin_loader_add_types);
   g_test_add_func ("/plugin-loader/transport", test_plugin_loader_transport);

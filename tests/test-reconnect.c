@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "zlt-test-util.h"
+#include "zlt-relay.h" /* private */
 
 typedef struct
 {

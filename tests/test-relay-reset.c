@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "zlt-test-util.h"
+#include "zlt-relay.h" /* private */
 
 /* public ports for this program only; the CLI server's control port just above them */
 #define PORT_RANGE "32600-32689"

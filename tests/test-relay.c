@@ -12,6 +12,7 @@
 
 #include "zlt-test-util.h"
 #include "zlayer-tunnel.h"
+#include "zlt-relay.h" /* private */
 
 #define DEADLINE_S 60
 

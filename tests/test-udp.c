@@ -8,6 +8,7 @@
 
 #include "zlayer-tunnel.h"
 #include "zlt-test-util.h"
+#include "zlt-relay.h" /* private */
 
 #define WAIT_MS 20000
 #define MAX_DATAGRAM 65507
@@ -350,6 +351,27 @@ start_listener (Fixture *f)
 
 /* ---------------------------------------------------------------------------------
  * tests */
+
+/* the typed idle timeout the server sets (zlt_listener_set_idle_timeout): the udp
+ * listener takes it, a tcp listener has none */
+static void
+test_listener_idle_timeout (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltTransport) tcp = zlt_plugin_loader_new_transport (f->loader, "tcp", &error);
+  g_autoptr (ZltListener) tcp_listener = NULL;
+
+  g_assert_no_error (error);
+  start_listener (f);
+  g_assert_cmpuint (get_uint (f->listener, "idle-timeout-ms"), !=, 1234);
+  g_assert_true (zlt_listener_set_idle_timeout (f->listener, 1234));
+  g_assert_cmpuint (get_uint (f->listener, "idle-timeout-ms"), ==, 1234);
+
+  tcp_listener = zlt_transport_listen (tcp, "127.0.0.1", 0, &error);
+  g_assert_no_error (error);
+  g_assert_false (zlt_listener_set_idle_timeout (tcp_listener, 1234));
+  zlt_listener_close (tcp_listener);
+}
 
 static void
 test_transport (Fixture *f, gconstpointer data)
@@ -973,6 +995,8 @@ main (int argc, char **argv)
   g_test_add ("/udp/transport", Fixture, NULL, fixture_setup, test_transport, fixture_teardown);
   g_test_add ("/udp/framing", Fixture, NULL, fixture_setup, test_framing, fixture_teardown);
   g_test_add ("/udp/listener", Fixture, NULL, fixture_setup, test_listener, fixture_teardown);
+  g_test_add ("/udp/listener-idle-timeout", Fixture, NULL, fixture_setup,
+              test_listener_idle_timeout, fixture_teardown);
   g_test_add ("/udp/max-flows", Fixture, NULL, fixture_setup, test_max_flows, fixture_teardown);
   g_test_add ("/udp/relay/direct", Fixture, GINT_TO_POINTER (FALSE), fixture_setup, test_relay,
               fixture_teardown);

@@ -15,7 +15,7 @@
 
 #include <glib/gi18n-lib.h>
 
-#include "zlayer-tunnel.h"
+#include "zlt-plugin.h"
 
 #define ZLT_TYPE_ALLOW_ALL_VALIDATOR (zlt_allow_all_validator_get_type ())
 G_DECLARE_FINAL_TYPE (ZltAllowAllValidator, zlt_allow_all_validator, ZLT, ALLOW_ALL_VALIDATOR,

@@ -1,7 +1,7 @@
 /* zlt-tcp-listener.h: a public TCP port */
 #pragma once
 
-#include "zlayer-tunnel.h"
+#include "zlt-plugin.h"
 
 G_BEGIN_DECLS
 

@@ -2,7 +2,7 @@
  * file, reloaded when it changes, plus tokens added at runtime */
 #pragma once
 
-#include "zlayer-tunnel.h"
+#include "zlt-plugin.h"
 
 G_BEGIN_DECLS
 

@@ -1,7 +1,7 @@
 /* zlt-token-set.h: the tokens a token-file validator knows, indexed by key id */
 #pragma once
 
-#include "zlayer-tunnel.h"
+#include "zlt-plugin.h"
 
 G_BEGIN_DECLS
 

@@ -264,6 +264,12 @@ zlt_udp_listener_finalize (GObject *object)
 }
 
 static void
+zlt_udp_listener_set_idle_timeout (ZltListener *listener, guint timeout_ms)
+{
+  g_object_set (listener, "idle-timeout-ms", timeout_ms, NULL);
+}
+
+static void
 zlt_udp_listener_class_init (ZltUdpListenerClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
@@ -273,6 +279,7 @@ zlt_udp_listener_class_init (ZltUdpListenerClass *klass)
   object_class->dispose = zlt_udp_listener_dispose;
   object_class->finalize = zlt_udp_listener_finalize;
   ZLT_LISTENER_CLASS (klass)->close = zlt_udp_listener_close;
+  ZLT_LISTENER_CLASS (klass)->set_idle_timeout = zlt_udp_listener_set_idle_timeout;
 
   /**
    * ZltUdpListener:dropped:

@@ -3,7 +3,7 @@
 
 #include <libsoup/soup.h>
 
-#include "zlayer-tunnel.h"
+#include "zlt-plugin.h"
 
 G_BEGIN_DECLS
 

@@ -1,7 +1,7 @@
 /* zlt-ws-transport.h: the "websocket" transport: control channel and data plane */
 #pragma once
 
-#include "zlayer-tunnel.h"
+#include "zlt-plugin.h"
 
 G_BEGIN_DECLS
 

@@ -1,7 +1,7 @@
 /* zlt-badabi-plugin.c: exports both plugin symbols, but for an ABI that does not exist */
 #include "config.h"
 
-#include "zlayer-tunnel.h"
+#include "zlt-plugin.h"
 
 G_MODULE_EXPORT extern const guint32 zlt_plugin_abi_version;
 G_MODULE_EXPORT const guint32 zlt_plugin_abi_version = ZLT_PLUGIN_ABI_VERSION + 41;

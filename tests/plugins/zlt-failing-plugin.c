@@ -2,7 +2,7 @@
  * must not keep the type */
 #include "config.h"
 
-#include "zlayer-tunnel.h"
+#include "zlt-plugin.h"
 
 #define ZLT_TYPE_FAILING_TRANSPORT (zlt_failing_transport_get_type ())
 G_DECLARE_FINAL_TYPE (ZltFailingTransport, zlt_failing_transport, ZLT, FAILING_TRANSPORT,

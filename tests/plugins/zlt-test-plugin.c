@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "zlayer-tunnel.h"
+#include "zlt-plugin.h"
 
 /* ZltTestListener */
 
