@@ -838,7 +838,7 @@ typedef struct
   gulong registered_id;
   gulong failed_id;
   gulong tunnel_state_id;
-  GSource *timeout;
+  guint timeout_id;
 } PendingExpose;
 
 static void
@@ -847,7 +847,7 @@ pending_expose_free (PendingExpose *pending)
   g_clear_signal_handler (&pending->registered_id, pending->agent);
   g_clear_signal_handler (&pending->failed_id, pending->agent);
   g_clear_signal_handler (&pending->tunnel_state_id, zlt_agent_get_tunnel (pending->agent));
-  zlt_source_clear (&pending->timeout);
+  g_clear_handle_id (&pending->timeout_id, g_source_remove);
   g_object_unref (pending->service);
   g_object_unref (pending->agent);
   g_object_unref (pending->invocation);
@@ -915,7 +915,7 @@ on_expose_timeout (gpointer user_data)
 {
   PendingExpose *pending = user_data;
 
-  zlt_source_clear (&pending->timeout);
+  pending->timeout_id = 0; /* removed by returning */
   pending_expose_answer (pending);
   return G_SOURCE_REMOVE;
 }
@@ -968,8 +968,7 @@ do_expose (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
       = g_signal_connect (agent, "register-failed", G_CALLBACK (on_expose_failed), pending);
   pending->tunnel_state_id = g_signal_connect (agent_tunnel (self), "notify::state",
                                                G_CALLBACK (on_expose_tunnel_state), pending);
-  pending->timeout
-      = zlt_timeout_source_attach (EXPOSE_VERDICT_TIMEOUT_MS, on_expose_timeout, pending);
+  pending->timeout_id = g_timeout_add (EXPOSE_VERDICT_TIMEOUT_MS, on_expose_timeout, pending);
 }
 
 static gboolean
