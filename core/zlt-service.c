@@ -49,6 +49,15 @@ enum
 
 static GParamSpec *properties[N_PROPS];
 
+/**
+ * ZltService:
+ * One TCP or UDP service an agent exposes: its name, protocol, the local port it
+ * listens on at the agent, the public port asked for and the one the server gave
+ * (none for an internal service, reachable only through access sessions), and
+ * counters of its connections and bytes. The server's registry and the agent's tunnel
+ * each hold their own #ZltService for a registered service.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltService, zlt_service, G_TYPE_OBJECT)
 
 static void
@@ -186,11 +195,27 @@ zlt_service_class_init (ZltServiceClass *klass)
    * an agent replaces it with the id from RegisterOk.
    */
   properties[PROP_ID] = g_param_spec_string ("id", NULL, NULL, NULL, rw | G_PARAM_CONSTRUCT);
+  /**
+   * ZltService:name:
+   * The service name: 1 to %ZLT_SERVICE_NAME_MAX ASCII letters, digits, `-` or `_`.
+   */
   properties[PROP_NAME] = g_param_spec_string ("name", NULL, NULL, NULL, co);
+  /**
+   * ZltService:protocol:
+   * TCP or UDP.
+   */
   properties[PROP_PROTOCOL]
       = g_param_spec_enum ("protocol", NULL, NULL, ZLT_TYPE_PROTOCOL, ZLT_PROTOCOL_TCP, co);
+  /**
+   * ZltService:expose:
+   * Whether the service has a public port or is internal.
+   */
   properties[PROP_EXPOSE]
       = g_param_spec_enum ("expose", NULL, NULL, ZLT_TYPE_EXPOSE, ZLT_EXPOSE_PUBLIC, co);
+  /**
+   * ZltService:local-port:
+   * The port the service listens on at the agent.
+   */
   properties[PROP_LOCAL_PORT] = g_param_spec_uint ("local-port", NULL, NULL, 0, G_MAXUINT16, 0, rw);
   /**
    * ZltService:requested-port:
@@ -209,8 +234,16 @@ zlt_service_class_init (ZltServiceClass *klass)
    * The tunnel the service belongs to; a weak back pointer, %NULL when detached.
    */
   properties[PROP_TUNNEL] = g_param_spec_object ("tunnel", NULL, NULL, ZLT_TYPE_TUNNEL, ro);
+  /**
+   * ZltService:active-connections:
+   * Connections relayed now.
+   */
   properties[PROP_ACTIVE_CONNECTIONS]
       = g_param_spec_uint ("active-connections", NULL, NULL, 0, G_MAXUINT, 0, ro);
+  /**
+   * ZltService:total-connections:
+   * Connections relayed since the service was made.
+   */
   properties[PROP_TOTAL_CONNECTIONS]
       = g_param_spec_uint64 ("total-connections", NULL, NULL, 0, G_MAXUINT64, 0, ro);
   /**
@@ -251,6 +284,12 @@ zlt_service_new (const char *name, ZltProtocol protocol, guint16 local_port, Zlt
                        (guint) local_port, "expose", expose, NULL);
 }
 
+/**
+ * zlt_service_get_id:
+ * @self: a service
+ *
+ * Returns: (transfer none): the service id
+ */
 const ZltUuid *
 zlt_service_get_id (ZltService *self)
 {
@@ -258,6 +297,12 @@ zlt_service_get_id (ZltService *self)
   return &self->id;
 }
 
+/**
+ * zlt_service_dup_id_string:
+ * @self: a service
+ *
+ * Returns: (transfer full): the service id as a UUID string (#ZltService:id)
+ */
 char *
 zlt_service_dup_id_string (ZltService *self)
 {
@@ -265,6 +310,13 @@ zlt_service_dup_id_string (ZltService *self)
   return zlt_uuid_to_string (&self->id);
 }
 
+/**
+ * zlt_service_set_id:
+ * @self: a service
+ * @id: the new id
+ *
+ * Replaces the id, as an agent does with the one from RegisterOk.
+ */
 void
 zlt_service_set_id (ZltService *self, const ZltUuid *id)
 {
@@ -277,6 +329,12 @@ zlt_service_set_id (ZltService *self, const ZltUuid *id)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_ID]);
 }
 
+/**
+ * zlt_service_get_name:
+ * @self: a service
+ *
+ * Returns: the service name
+ */
 const char *
 zlt_service_get_name (ZltService *self)
 {
@@ -284,6 +342,12 @@ zlt_service_get_name (ZltService *self)
   return self->name;
 }
 
+/**
+ * zlt_service_get_protocol:
+ * @self: a service
+ *
+ * Returns: the service's protocol
+ */
 ZltProtocol
 zlt_service_get_protocol (ZltService *self)
 {
@@ -291,6 +355,12 @@ zlt_service_get_protocol (ZltService *self)
   return self->protocol;
 }
 
+/**
+ * zlt_service_get_expose:
+ * @self: a service
+ *
+ * Returns: whether the service has a public port or is internal
+ */
 ZltExpose
 zlt_service_get_expose (ZltService *self)
 {
@@ -298,6 +368,12 @@ zlt_service_get_expose (ZltService *self)
   return self->expose;
 }
 
+/**
+ * zlt_service_get_local_port:
+ * @self: a service
+ *
+ * Returns: the port the service listens on at the agent
+ */
 guint16
 zlt_service_get_local_port (ZltService *self)
 {
@@ -305,6 +381,13 @@ zlt_service_get_local_port (ZltService *self)
   return self->local_port;
 }
 
+/**
+ * zlt_service_set_local_port:
+ * @self: a service
+ * @port: a port
+ *
+ * Sets #ZltService:local-port.
+ */
 void
 zlt_service_set_local_port (ZltService *self, guint16 port)
 {
@@ -316,6 +399,12 @@ zlt_service_set_local_port (ZltService *self, guint16 port)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOCAL_PORT]);
 }
 
+/**
+ * zlt_service_get_requested_port:
+ * @self: a service
+ *
+ * Returns: the public port the agent asked for; 0 for any
+ */
 guint16
 zlt_service_get_requested_port (ZltService *self)
 {
@@ -323,6 +412,13 @@ zlt_service_get_requested_port (ZltService *self)
   return self->requested_port;
 }
 
+/**
+ * zlt_service_set_requested_port:
+ * @self: a service
+ * @port: a port, 0 for any
+ *
+ * Sets #ZltService:requested-port.
+ */
 void
 zlt_service_set_requested_port (ZltService *self, guint16 port)
 {
@@ -334,6 +430,12 @@ zlt_service_set_requested_port (ZltService *self, guint16 port)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_REQUESTED_PORT]);
 }
 
+/**
+ * zlt_service_get_assigned_port:
+ * @self: a service
+ *
+ * Returns: the public port the server chose; 0 for none (internal services, or not yet known)
+ */
 guint16
 zlt_service_get_assigned_port (ZltService *self)
 {
@@ -341,6 +443,13 @@ zlt_service_get_assigned_port (ZltService *self)
   return self->assigned_port;
 }
 
+/**
+ * zlt_service_set_assigned_port:
+ * @self: a service
+ * @port: a port, 0 for none
+ *
+ * Sets #ZltService:assigned-port.
+ */
 void
 zlt_service_set_assigned_port (ZltService *self, guint16 port)
 {
@@ -383,6 +492,12 @@ zlt_service_set_tunnel (ZltService *self, ZltTunnel *tunnel)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TUNNEL]);
 }
 
+/**
+ * zlt_service_get_active_connections:
+ * @self: a service
+ *
+ * Returns: the connections relayed now
+ */
 guint
 zlt_service_get_active_connections (ZltService *self)
 {
@@ -390,6 +505,12 @@ zlt_service_get_active_connections (ZltService *self)
   return self->active_connections;
 }
 
+/**
+ * zlt_service_get_total_connections:
+ * @self: a service
+ *
+ * Returns: the connections relayed since the service was made
+ */
 guint64
 zlt_service_get_total_connections (ZltService *self)
 {
@@ -397,6 +518,12 @@ zlt_service_get_total_connections (ZltService *self)
   return self->total_connections;
 }
 
+/**
+ * zlt_service_get_bytes_in:
+ * @self: a service
+ *
+ * Returns: bytes received from public peers
+ */
 guint64
 zlt_service_get_bytes_in (ZltService *self)
 {
@@ -404,6 +531,12 @@ zlt_service_get_bytes_in (ZltService *self)
   return self->bytes_in;
 }
 
+/**
+ * zlt_service_get_bytes_out:
+ * @self: a service
+ *
+ * Returns: bytes sent to public peers
+ */
 guint64
 zlt_service_get_bytes_out (ZltService *self)
 {

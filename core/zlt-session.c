@@ -61,6 +61,13 @@ enum
 
 static guint signals[N_SIGNALS];
 
+/**
+ * ZltSession:
+ * One on-demand access session of a [class@Zlt.AccessManager]: a local address that
+ * leads to a remote service through a server until the session expires, with counters
+ * of its connections and bytes and the last error of a connection through it.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltSession, zlt_session, G_TYPE_OBJECT)
 
 static void arm_expiry (ZltSession *self);
@@ -87,6 +94,11 @@ expire_cb (gpointer user_data)
     }
   self->expired = TRUE;
   g_object_ref (self);
+  /**
+   * ZltSession::expired:
+   * @self: the session
+   * Emitted once, from the main loop, when the expiry time has come.
+   */
   g_signal_emit (self, signals[SIGNAL_EXPIRED], 0);
   g_object_unref (self);
   return G_SOURCE_REMOVE;
@@ -263,8 +275,16 @@ zlt_session_class_init (ZltSessionClass *klass)
    * re-arms the timer, also after the session expired.
    */
   properties[PROP_EXPIRES] = g_param_spec_int64 ("expires", NULL, NULL, 0, G_MAXINT64, 0, rw);
+  /**
+   * ZltSession:active-connections:
+   * Connections through the session now.
+   */
   properties[PROP_ACTIVE_CONNECTIONS]
       = g_param_spec_uint ("active-connections", NULL, NULL, 0, G_MAXUINT, 0, ro);
+  /**
+   * ZltSession:total-connections:
+   * Connections through the session since it began.
+   */
   properties[PROP_TOTAL_CONNECTIONS]
       = g_param_spec_uint64 ("total-connections", NULL, NULL, 0, G_MAXUINT64, 0, ro);
   /**
@@ -286,10 +306,6 @@ zlt_session_class_init (ZltSessionClass *klass)
   properties[PROP_LAST_ERROR] = g_param_spec_string ("last-error", NULL, NULL, NULL, ro);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
-  /**
-   * ZltSession::expired:
-   * Emitted once, from the main loop, when the expiry time has come.
-   */
   signals[SIGNAL_EXPIRED] = g_signal_new ("expired", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                                           0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 }
@@ -327,6 +343,12 @@ zlt_session_new (const char *endpoint, const char *local_address, const char *re
   return self;
 }
 
+/**
+ * zlt_session_get_id:
+ * @self: a session
+ *
+ * Returns: (transfer none): the session id
+ */
 const ZltUuid *
 zlt_session_get_id (ZltSession *self)
 {
@@ -334,6 +356,12 @@ zlt_session_get_id (ZltSession *self)
   return &self->id;
 }
 
+/**
+ * zlt_session_dup_id_string:
+ * @self: a session
+ *
+ * Returns: (transfer full): the session id as a UUID string (#ZltSession:id)
+ */
 char *
 zlt_session_dup_id_string (ZltSession *self)
 {
@@ -341,6 +369,12 @@ zlt_session_dup_id_string (ZltSession *self)
   return zlt_uuid_to_string (&self->id);
 }
 
+/**
+ * zlt_session_get_endpoint:
+ * @self: a session
+ *
+ * Returns: the server the session goes through
+ */
 const char *
 zlt_session_get_endpoint (ZltSession *self)
 {
@@ -348,6 +382,12 @@ zlt_session_get_endpoint (ZltSession *self)
   return self->endpoint;
 }
 
+/**
+ * zlt_session_get_local_address:
+ * @self: a session
+ *
+ * Returns: (nullable): where the session listens locally, e.g. "127.0.0.1:8022"
+ */
 const char *
 zlt_session_get_local_address (ZltSession *self)
 {
@@ -355,6 +395,13 @@ zlt_session_get_local_address (ZltSession *self)
   return self->local_address;
 }
 
+/**
+ * zlt_session_set_local_address:
+ * @self: a session
+ * @local_address: (nullable): "host:port"
+ *
+ * Sets #ZltSession:local-address.
+ */
 void
 zlt_session_set_local_address (ZltSession *self, const char *local_address)
 {
@@ -367,6 +414,12 @@ zlt_session_set_local_address (ZltSession *self, const char *local_address)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOCAL_ADDRESS]);
 }
 
+/**
+ * zlt_session_get_remote_service:
+ * @self: a session
+ *
+ * Returns: the name of the service the session reaches
+ */
 const char *
 zlt_session_get_remote_service (ZltSession *self)
 {
@@ -374,6 +427,12 @@ zlt_session_get_remote_service (ZltSession *self)
   return self->remote_service;
 }
 
+/**
+ * zlt_session_get_created:
+ * @self: a session
+ *
+ * Returns: when the session was made, in µs since the Unix epoch
+ */
 gint64
 zlt_session_get_created (ZltSession *self)
 {
@@ -381,6 +440,12 @@ zlt_session_get_created (ZltSession *self)
   return self->created;
 }
 
+/**
+ * zlt_session_get_expires:
+ * @self: a session
+ *
+ * Returns: when the session ends, in µs since the Unix epoch; 0 for never
+ */
 gint64
 zlt_session_get_expires (ZltSession *self)
 {
@@ -445,6 +510,12 @@ zlt_session_is_expired (ZltSession *self)
   return self->expired;
 }
 
+/**
+ * zlt_session_get_active_connections:
+ * @self: a session
+ *
+ * Returns: the connections through the session now
+ */
 guint
 zlt_session_get_active_connections (ZltSession *self)
 {
@@ -452,6 +523,12 @@ zlt_session_get_active_connections (ZltSession *self)
   return self->active_connections;
 }
 
+/**
+ * zlt_session_get_total_connections:
+ * @self: a session
+ *
+ * Returns: the connections through the session since it began
+ */
 guint64
 zlt_session_get_total_connections (ZltSession *self)
 {
@@ -459,6 +536,12 @@ zlt_session_get_total_connections (ZltSession *self)
   return self->total_connections;
 }
 
+/**
+ * zlt_session_get_bytes_in:
+ * @self: a session
+ *
+ * Returns: bytes received from the remote service
+ */
 guint64
 zlt_session_get_bytes_in (ZltSession *self)
 {
@@ -466,6 +549,12 @@ zlt_session_get_bytes_in (ZltSession *self)
   return self->bytes_in;
 }
 
+/**
+ * zlt_session_get_bytes_out:
+ * @self: a session
+ *
+ * Returns: bytes sent to the remote service
+ */
 guint64
 zlt_session_get_bytes_out (ZltSession *self)
 {
@@ -473,6 +562,12 @@ zlt_session_get_bytes_out (ZltSession *self)
   return self->bytes_out;
 }
 
+/**
+ * zlt_session_connection_opened:
+ * @self: a session
+ *
+ * Counts a new connection through the session.
+ */
 void
 zlt_session_connection_opened (ZltSession *self)
 {
@@ -484,6 +579,12 @@ zlt_session_connection_opened (ZltSession *self)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TOTAL_CONNECTIONS]);
 }
 
+/**
+ * zlt_session_connection_closed:
+ * @self: a session
+ *
+ * Counts the end of a connection through the session.
+ */
 void
 zlt_session_connection_closed (ZltSession *self)
 {
@@ -532,6 +633,12 @@ zlt_session_add_bytes (ZltSession *self, guint64 bytes_in, guint64 bytes_out)
     }
 }
 
+/**
+ * zlt_session_get_last_error:
+ * @self: a session
+ *
+ * Returns: (nullable): why the last connection through the session failed, or %NULL
+ */
 const char *
 zlt_session_get_last_error (ZltSession *self)
 {
