@@ -755,7 +755,8 @@ zlt_client_config_get_token_env (ZltClientConfig *self)
  * zlt_client_config_get_tls_ca_file:
  * @self: a client config
  *
- * Returns: (nullable): the CA file the server's certificate must chain to, instead of the system's
+ * Returns: (nullable): the CA file the server's certificate must chain to, instead of
+ *   the system's
  */
 const char *
 zlt_client_config_get_tls_ca_file (ZltClientConfig *self)
@@ -779,7 +780,8 @@ zlt_client_config_get_tls_pinned_sha256 (ZltClientConfig *self)
  * zlt_client_config_get_tls_insecure:
  * @self: a client config
  *
- * Returns: whether `tls-insecure=true`: any server certificate is accepted (and logged); development only
+ * Returns: whether `tls-insecure=true`: any server certificate is accepted (and logged);
+ *   development only
  */
 gboolean
 zlt_client_config_get_tls_insecure (ZltClientConfig *self)

@@ -546,7 +546,8 @@ definition_fingerprint (GKeyFile *kf, const char *group)
  *
  * Reads a `[node:NAME]` group.
  *
- * Returns: (transfer full): the definition, or %NULL with %ZLT_ERROR_INVALID_CONFIG naming the group and key
+ * Returns: (transfer full): the definition, or %NULL with %ZLT_ERROR_INVALID_CONFIG
+ *   naming the group and key
  */
 ZltNodeTunnel *
 zlt_node_tunnel_new_from_keyfile (GKeyFile *kf, const char *group, const char *base_dir,
@@ -777,11 +778,15 @@ zlt_node_tunnel_refresh_token (ZltNodeTunnel *self, GError **error)
  * zlt_node_tunnel_activate:
  * @self: a node tunnel
  * @node_name: this node's name
- * @loader: (nullable): the plugin loader the outbound side's agent takes its transports from
+ * @loader: (nullable): the plugin loader the outbound side's agent takes its transports
+ *   from
  * @validator: (nullable): the validator the inbound side registers the token with
  * @error: return location for a #GError
  *
- * Decides the direction for @node_name: outbound builds the agent (@loader must then be given), inbound reads the token file and adds its hash to @validator (which must then be given), and a node that is neither end only shows the definition. [class@Zlt.NodeManager] calls it.
+ * Decides the direction for @node_name: outbound builds the agent (@loader must then be
+ * given), inbound reads the token file and adds its hash to @validator (which must then
+ * be given), and a node that is neither end only shows the definition.
+ * [class@Zlt.NodeManager] calls it.
  *
  * Returns: %TRUE on success
  */
@@ -905,7 +910,8 @@ zlt_node_tunnel_stop (ZltNodeTunnel *self)
  * @self: a node tunnel
  * @tunnel: (nullable): the server's tunnel for the token, or %NULL
  *
- * Inbound side: the status follows @tunnel, the server's tunnel authenticated with this node tunnel's token.
+ * Inbound side: the status follows @tunnel, the server's tunnel authenticated with this
+ * node tunnel's token.
  */
 void
 zlt_node_tunnel_follow_tunnel (ZltNodeTunnel *self, ZltTunnel *tunnel)
@@ -989,7 +995,8 @@ zlt_node_tunnel_get_to (ZltNodeTunnel *self)
  * zlt_node_tunnel_get_server:
  * @self: a node tunnel
  *
- * Returns: (nullable): the URL of the `to` node's server; only the outbound side needs it
+ * Returns: (nullable): the URL of the `to` node's server; only the outbound side needs
+ *   it
  */
 const char *
 zlt_node_tunnel_get_server (ZltNodeTunnel *self)
@@ -1161,7 +1168,8 @@ zlt_node_tunnel_get_bytes_out (ZltNodeTunnel *self)
  * zlt_node_tunnel_get_latency_us:
  * @self: a node tunnel
  *
- * Returns: the round trip of the last heartbeat in µs; -1 before the first (and on the inbound side)
+ * Returns: the round trip of the last heartbeat in µs; -1 before the first (and on the
+ *   inbound side)
  */
 gint64
 zlt_node_tunnel_get_latency_us (ZltNodeTunnel *self)

@@ -628,10 +628,12 @@ zlt_plugin_loader_new_validator_full (ZltPluginLoader *self, const char *name, G
  * @self: a plugin loader
  * @control: (out) (transfer full): the control channel's transport ("websocket")
  * @tcp: (out) (transfer full): the "tcp" transport
- * @udp: (out) (transfer full) (nullable): the "udp" transport, %NULL when that plugin is not there
+ * @udp: (out) (transfer full) (nullable): the "udp" transport, %NULL when that plugin is
+ *   not there
  * @error: return location for a #GError
  *
- * Makes the transports both ends of a tunnel need, as zlt_server_new_full() and zlt_agent_new_full() take them.
+ * Makes the transports both ends of a tunnel need, as zlt_server_new_full() and
+ * zlt_agent_new_full() take them.
  *
  * Returns: %TRUE when the websocket and tcp transports are there
  */

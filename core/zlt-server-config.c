@@ -502,7 +502,8 @@ zlt_server_config_get_listen_address (ZltServerConfig *self)
  * zlt_server_config_get_listen_port:
  * @self: a server config
  *
- * Returns: the control port to listen on; 0 = any free port (zlt_server_get_port() then says which)
+ * Returns: the control port to listen on; 0 = any free port (zlt_server_get_port() then
+ *   says which)
  */
 guint16
 zlt_server_config_get_listen_port (ZltServerConfig *self)
@@ -652,7 +653,8 @@ zlt_server_config_get_connect_timeout (ZltServerConfig *self)
  * zlt_server_config_get_resume_grace:
  * @self: a server config
  *
- * Returns: seconds a tunnel whose control channel ended is held for its agent to resume it
+ * Returns: seconds a tunnel whose control channel ended is held for its agent to resume
+ *   it
  */
 guint
 zlt_server_config_get_resume_grace (ZltServerConfig *self)
@@ -724,7 +726,8 @@ zlt_server_config_get_validator_group (ZltServerConfig *self)
  * zlt_server_config_get_config_directory:
  * @self: a server config
  *
- * Returns: (nullable): the config file's directory, where relative paths start; %NULL: the working directory
+ * Returns: (nullable): the config file's directory, where relative paths start; %NULL:
+ *   the working directory
  */
 const char *
 zlt_server_config_get_config_directory (ZltServerConfig *self)

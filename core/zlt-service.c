@@ -434,7 +434,8 @@ zlt_service_set_requested_port (ZltService *self, guint16 port)
  * zlt_service_get_assigned_port:
  * @self: a service
  *
- * Returns: the public port the server chose; 0 for none (internal services, or not yet known)
+ * Returns: the public port the server chose; 0 for none (internal services, or not yet
+ *   known)
  */
 guint16
 zlt_service_get_assigned_port (ZltService *self)

@@ -492,7 +492,8 @@ zlt_tunnel_set_client_id (ZltTunnel *self, const char *client_id)
  * zlt_tunnel_get_token_name:
  * @self: a tunnel
  *
- * Returns: (nullable): the name of the token that opened the tunnel (never the token itself)
+ * Returns: (nullable): the name of the token that opened the tunnel (never the token
+ *   itself)
  */
 const char *
 zlt_tunnel_get_token_name (ZltTunnel *self)
@@ -573,7 +574,8 @@ zlt_tunnel_get_bytes_out (ZltTunnel *self)
  * zlt_tunnel_flush_notify:
  * @self: a tunnel
  *
- * Emits the pending notify signals of bytes-in, bytes-out and last-activity now instead of at the end of the coalescing interval. Emits nothing when none of them changed.
+ * Emits the pending notify signals of bytes-in, bytes-out and last-activity now instead
+ * of at the end of the coalescing interval. Emits nothing when none of them changed.
  */
 void
 zlt_tunnel_flush_notify (ZltTunnel *self)
@@ -586,7 +588,8 @@ zlt_tunnel_flush_notify (ZltTunnel *self)
  * zlt_tunnel_restart:
  * @self: a tunnel
  *
- * For an agent's tunnel, which outlives its sessions: a new one began (not a resume), so #ZltTunnel:created and #ZltTunnel:last-activity are now.
+ * For an agent's tunnel, which outlives its sessions: a new one began (not a resume), so
+ * #ZltTunnel:created and #ZltTunnel:last-activity are now.
  */
 void
 zlt_tunnel_restart (ZltTunnel *self)
@@ -603,7 +606,8 @@ zlt_tunnel_restart (ZltTunnel *self)
  * zlt_tunnel_touch:
  * @self: a tunnel
  *
- * Records activity now (any frame from the peer). Cheap: last-activity is notified within %ZLT_NOTIFY_INTERVAL_MS or at zlt_tunnel_flush_notify().
+ * Records activity now (any frame from the peer). Cheap: last-activity is notified
+ * within %ZLT_NOTIFY_INTERVAL_MS or at zlt_tunnel_flush_notify().
  */
 void
 zlt_tunnel_touch (ZltTunnel *self)
