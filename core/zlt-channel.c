@@ -243,10 +243,10 @@ zlt_channel_set_property (GObject *object, guint prop_id, const GValue *value, G
 }
 
 /**
- * zlt_channel_set_admission:
+ * zlt_channel_set_admission: (skip)
  * @self: a channel
- * @end: (skip): called once with @data when the admission ends
- * @data: (skip): data for @end
+ * @end: called once with @data when the admission ends
+ * @data: data for @end
  *
  * For implementations: what to do when the peer no longer waits to authenticate
  * (zlt_channel_end_admission(), or the channel's end).

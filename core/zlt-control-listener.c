@@ -260,13 +260,13 @@ source_key (GSocketAddress *remote, ZltPendingSource *key)
 }
 
 /**
- * zlt_control_listener_admit:
+ * zlt_control_listener_admit: (skip)
  * @self: a control listener
  * @remote: the new connection's address
  *
  * For implementations: counts a new connection from @remote against the caps.
  *
- * Returns: (skip) (nullable): its source, to hand to zlt_control_listener_release() once
+ * Returns: (nullable): its source, to hand to zlt_control_listener_release() once
  *   the connection upgraded or closed, or %NULL when a cap is reached: the connection is
  *   counted as refused; close it at once
  */
@@ -299,9 +299,9 @@ zlt_control_listener_admit (ZltControlListener *self, GSocketAddress *remote)
 }
 
 /**
- * zlt_control_listener_release:
+ * zlt_control_listener_release: (skip)
  * @self: a control listener
- * @source: (skip): what zlt_control_listener_admit() returned
+ * @source: what zlt_control_listener_admit() returned
  *
  * For implementations: the connection of @source upgraded or closed.
  */

@@ -10,10 +10,10 @@
 #include "zlt-tls.h"
 
 /**
- * zlt_tls_options_copy:
+ * zlt_tls_options_copy: (skip)
  * @options: TLS options
  *
- * Returns: (skip) (transfer full): a deep copy of @options
+ * Returns: (transfer full): a deep copy of @options
  */
 ZltTlsOptions *
 zlt_tls_options_copy (const ZltTlsOptions *options)

@@ -61,9 +61,9 @@ zlt_uuid_parse (const char *str, ZltUuid *uuid)
 }
 
 /**
- * zlt_uuid_format:
+ * zlt_uuid_format: (skip)
  * @uuid: a UUID
- * @out: (skip): 37 bytes the text and its NUL go to
+ * @out: 37 bytes the text and its NUL go to
  *
  * Writes @uuid in the 8-4-4-4-12 lowercase hex form without allocating.
  */
