@@ -33,6 +33,7 @@ struct _ZltAccessManager
  * server, which checks that the client's token may reach the service
  * ([method@Zlt.Grant.may_reach]). An internal service (no public port) is reachable only
  * this way.
+ *
  * The manager runs its own control session (an agent without services,
  * zlt_access_manager_get_agent()) while there are sessions. Start one with
  * zlt_access_manager_start_session(), giving the session's time to live;
@@ -196,17 +197,7 @@ session_stop (ZltAccessManager *self, SessionState *state)
   if (find_state (self, session, &index) != NULL)
     g_ptr_array_remove_index (self->sessions, index);
   state->manager = NULL;
-  /**
-   * ZltAccessManager:n-sessions:
-   * How many sessions are live.
-   */
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_N_SESSIONS]);
-  /**
-   * ZltAccessManager::session-removed:
-   * @self: the access manager
-   * @session: a session that ended (expired or stopped); its listener and connections
-   *   are closed
-   */
   g_signal_emit (self, signals[SIGNAL_SESSION_REMOVED], 0, session);
   /* no session, no reason to keep a control session open */
   if (self->sessions->len == 0)
@@ -331,13 +322,6 @@ probed (GObject *source, GAsyncResult *result, gpointer user_data)
   if (zlt_agent_probe_access_finish (ZLT_AGENT (source), result, &error))
     {
       if (state->manager != NULL)
-        /**
-         * ZltAccessManager::session-ready:
-         * @self: the access manager
-         * @session: a session the server confirmed it would serve (the token reaches the
-         *   service, which exists and has its agent connected); a session it refuses is
-         *   removed instead, its last error saying why
-         */
         g_signal_emit (state->manager, signals[SIGNAL_SESSION_READY], 0, state->session);
       return;
     }
@@ -347,12 +331,6 @@ probed (GObject *source, GAsyncResult *result, gpointer user_data)
   g_message ("%s", why);
   zlt_session_set_last_error (state->session, why);
   g_prefix_error (&error, "%s: ", zlt_session_get_remote_service (state->session));
-  /**
-   * ZltAccessManager::session-refused:
-   * @self: the access manager
-   * @session: a session the server would not serve; ::session-removed follows
-   * @error: the server's refusal (%ZLT_ERROR_NOT_ALLOWED, %ZLT_ERROR_NOT_FOUND, ...)
-   */
   g_signal_emit (state->manager, signals[SIGNAL_SESSION_REFUSED], 0, state->session, error);
   if (state->manager != NULL)
     session_stop (state->manager, state);
@@ -367,9 +345,11 @@ probed (GObject *source, GAsyncResult *result, gpointer user_data)
  * @local_port: the local port, on 127.0.0.1 and ::1; 0 = any free port (the same on both)
  * @ttl_seconds: how long the session lasts; 0 = until stopped (the server may cap it)
  * @error: return location for a #GError
+ *
  * Binds the local port and starts the session: each local connection becomes one
  * access stream to @service. The session ends by itself after @ttl_seconds
  * (#ZltSession::expired). Fails when the port cannot be bound.
+ *
  * Returns: (transfer full): the new session, or %NULL on error
  */
 ZltSession *
@@ -436,11 +416,6 @@ zlt_access_manager_start_session (ZltAccessManager *self, const char *service, g
   zlt_agent_probe_access_async (self->agent, service, state->cancellable, probed,
                                 session_state_ref (state));
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_N_SESSIONS]);
-  /**
-   * ZltAccessManager::session-added:
-   * @self: the access manager
-   * @session: a session that just started listening
-   */
   g_signal_emit (self, signals[SIGNAL_SESSION_ADDED], 0, state->session);
   return g_object_ref (state->session);
 }
@@ -450,8 +425,10 @@ zlt_access_manager_start_session (ZltAccessManager *self, const char *service, g
  * @self: an access manager
  * @session: one of the manager's sessions
  * @error: return location for a #GError
+ *
  * Closes the listener and every connection of @session, and forgets it.
  * %ZLT_ERROR_NOT_FOUND when @session is not one of the manager's.
+ *
  * Returns: %TRUE when the session was stopped
  */
 gboolean
@@ -476,6 +453,7 @@ zlt_access_manager_stop_session (ZltAccessManager *self, ZltSession *session, GE
  * zlt_access_manager_lookup_session:
  * @self: an access manager
  * @id: the session's UUID string
+ *
  * Returns: (transfer none) (nullable): the live session with @id
  */
 ZltSession *
@@ -500,6 +478,7 @@ zlt_access_manager_lookup_session (ZltAccessManager *self, const char *id)
 /**
  * zlt_access_manager_get_sessions:
  * @self: an access manager
+ *
  * Returns: (transfer container) (element-type ZltSession): the live sessions, oldest
  *   first, a reference each
  */
@@ -523,6 +502,7 @@ zlt_access_manager_get_sessions (ZltAccessManager *self)
  * zlt_access_manager_get_local_port:
  * @self: an access manager
  * @session: one of the manager's sessions
+ *
  * Returns: the local port @session listens on; 0 when it is not one of the manager's
  */
 guint16
@@ -538,6 +518,7 @@ zlt_access_manager_get_local_port (ZltAccessManager *self, ZltSession *session)
 /**
  * zlt_access_manager_get_n_relays:
  * @self: an access manager
+ *
  * Returns: the relays running for all sessions together
  */
 guint
@@ -554,6 +535,7 @@ zlt_access_manager_get_n_relays (ZltAccessManager *self)
 /**
  * zlt_access_manager_get_agent:
  * @self: an access manager
+ *
  * Returns: (transfer none): the access client's own control session; it runs while there
  *   are sessions
  */
@@ -567,6 +549,7 @@ zlt_access_manager_get_agent (ZltAccessManager *self)
 /**
  * zlt_access_manager_get_endpoint:
  * @self: an access manager
+ *
  * Returns: the server URL the sessions go through
  */
 const char *
@@ -673,18 +656,46 @@ zlt_access_manager_class_init (ZltAccessManagerClass *klass)
    * The server URL the sessions go through.
    */
   props[PROP_ENDPOINT] = g_param_spec_string ("endpoint", NULL, NULL, NULL, ro);
+  /**
+   * ZltAccessManager:n-sessions:
+   * How many sessions are live.
+   */
   props[PROP_N_SESSIONS] = g_param_spec_uint ("n-sessions", NULL, NULL, 0, G_MAXUINT, 0, ro);
   g_object_class_install_properties (object_class, N_PROPS, props);
 
+  /**
+   * ZltAccessManager::session-added:
+   * @self: the access manager
+   * @session: a session that just started listening
+   */
   signals[SIGNAL_SESSION_ADDED]
       = g_signal_new ("session-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       NULL, G_TYPE_NONE, 1, ZLT_TYPE_SESSION);
+  /**
+   * ZltAccessManager::session-removed:
+   * @self: the access manager
+   * @session: a session that ended (expired or stopped); its listener and connections
+   *   are closed
+   */
   signals[SIGNAL_SESSION_REMOVED]
       = g_signal_new ("session-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
                       NULL, NULL, G_TYPE_NONE, 1, ZLT_TYPE_SESSION);
+  /**
+   * ZltAccessManager::session-ready:
+   * @self: the access manager
+   * @session: a session the server confirmed it would serve (the token reaches the
+   *   service, which exists and has its agent connected); a session it refuses is
+   *   removed instead, its last error saying why
+   */
   signals[SIGNAL_SESSION_READY]
       = g_signal_new ("session-ready", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       NULL, G_TYPE_NONE, 1, ZLT_TYPE_SESSION);
+  /**
+   * ZltAccessManager::session-refused:
+   * @self: the access manager
+   * @session: a session the server would not serve; ::session-removed follows
+   * @error: the server's refusal (%ZLT_ERROR_NOT_ALLOWED, %ZLT_ERROR_NOT_FOUND, ...)
+   */
   signals[SIGNAL_SESSION_REFUSED]
       = g_signal_new ("session-refused", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
                       NULL, NULL, G_TYPE_NONE, 2, ZLT_TYPE_SESSION, G_TYPE_ERROR);
@@ -728,6 +739,7 @@ access_manager_new (ZltAgent *agent, ZltClientConfig *config)
  *   groups are ignored: an access client registers nothing)
  * @loader: a plugin loader that has loaded its plugins
  * @error: return location for a #GError
+ *
  * Returns: (transfer full): a new access manager, or %NULL when the token cannot be read
  *   or a transport is missing
  */
@@ -756,7 +768,9 @@ zlt_access_manager_new (ZltClientConfig *config, ZltPluginLoader *loader, GError
  * @token: the token
  * @control: the control channel's transport ("websocket")
  * @tcp: the transport for the local listeners
+ *
  * The same as zlt_access_manager_new() with every part given.
+ *
  * Returns: (transfer full): a new access manager
  */
 ZltAccessManager *

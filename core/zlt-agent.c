@@ -76,7 +76,6 @@ struct _ZltAgent
   ZltLogLimit connection_failure_log; /* a dead local service fails every connection */
 };
 
-
 /**
  * ZltAgent:
  * The end of the tunnel behind NAT: it dials the server's control channel, proves its
@@ -124,10 +123,6 @@ set_last_error (ZltAgent *self, const char *error)
     return;
   g_free (self->last_error);
   self->last_error = g_strdup (error);
-  /**
-   * ZltAgent:last-error:
-   * The last failure, for people; %NULL before any.
-   */
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_LAST_ERROR]);
 }
 
@@ -146,11 +141,6 @@ set_state (ZltAgent *self, ZltTunnelState state)
   if (zlt_tunnel_get_state (self->tunnel) == state)
     return;
   zlt_tunnel_set_state (self->tunnel, state);
-  /**
-   * ZltAgent:state:
-   * Where the agent's tunnel stands: connecting, connected (authenticated), disconnected
-   * (waiting to retry), failed.
-   */
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_STATE]);
 }
 
@@ -804,15 +794,6 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
         zlt_standby_keeper_start (self->standby);
       if (self->refused->len == 0 && self->register_retry == NULL)
         self->register_retry_ms = 0;
-      /**
-       * ZltAgent::registered:
-       * @self: the agent
-       * @service: the service, with its public port (zlt_service_get_assigned_port(); 0 for an
-       *   internal one)
-       *
-       * The server accepted a service: after every authentication, for each service, and for
-       * each service added at run time.
-       */
       g_signal_emit (self, signals[SIGNAL_REGISTERED], 0, service);
     }
   else
@@ -839,16 +820,6 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
         }
       g_message ("%s", error->message);
       set_last_error (self, error->message);
-      /**
-       * ZltAgent::register-failed:
-       * @self: the agent
-       * @service: the service
-       * @error: the server's refusal (%ZLT_ERROR_DUPLICATE_NAME, %ZLT_ERROR_NOT_ALLOWED,
-       *   %ZLT_ERROR_PORT_IN_USE, ...)
-       *
-       * The server refused a service. The agent tries again later, as names and ports may
-       * free up.
-       */
       g_signal_emit (self, signals[SIGNAL_REGISTER_FAILED], 0, service, error);
       if (refusal_can_clear (error))
         retry_register_later (self, service);
@@ -972,10 +943,6 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
   set_fatal (self, FALSE);
   self->retry_delay_ms = 0;
   set_state (self, ZLT_TUNNEL_STATE_CONNECTED);
-  /**
-   * ZltAgent:n-sessions:
-   * Completed authentications: the first connect and every reconnect.
-   */
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_N_SESSIONS]);
   zlt_heartbeat_start (self->heartbeat);
 
@@ -1389,6 +1356,7 @@ zlt_agent_get_n_relays (ZltAgent *self)
  * @self: an agent
  *
  * Returns: the standby data connections this agent holds parked at the server now
+ *   (PROTOCOL-v2.md §8), not counting those still opening
  */
 guint
 zlt_agent_get_n_standby (ZltAgent *self)
@@ -1543,12 +1511,25 @@ zlt_agent_class_init (ZltAgentClass *klass)
   object_class->dispose = zlt_agent_dispose;
   object_class->finalize = zlt_agent_finalize;
 
+  /**
+   * ZltAgent:state:
+   * Where the agent's tunnel stands: connecting, connected (authenticated), disconnected
+   * (waiting to retry), failed.
+   */
   props[PROP_STATE]
       = g_param_spec_enum ("state", NULL, NULL, ZLT_TYPE_TUNNEL_STATE, ZLT_TUNNEL_STATE_PENDING,
                            G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltAgent:last-error:
+   * The last failure, for people; %NULL before any.
+   */
   props[PROP_LAST_ERROR]
       = g_param_spec_string ("last-error", NULL, NULL, NULL,
                              G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltAgent:n-sessions:
+   * Completed authentications: the first connect and every reconnect.
+   */
   props[PROP_N_SESSIONS]
       = g_param_spec_uint ("n-sessions", NULL, NULL, 0, G_MAXUINT, 0,
                            G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
@@ -1563,9 +1544,28 @@ zlt_agent_class_init (ZltAgentClass *klass)
                               G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, props);
 
+  /**
+   * ZltAgent::registered:
+   * @self: the agent
+   * @service: the service, with its public port (zlt_service_get_assigned_port(); 0 for an
+   *   internal one)
+   *
+   * The server accepted a service: after every authentication, for each service, and for
+   * each service added at run time.
+   */
   signals[SIGNAL_REGISTERED]
       = g_signal_new ("registered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       NULL, G_TYPE_NONE, 1, ZLT_TYPE_SERVICE);
+  /**
+   * ZltAgent::register-failed:
+   * @self: the agent
+   * @service: the service
+   * @error: the server's refusal (%ZLT_ERROR_DUPLICATE_NAME, %ZLT_ERROR_NOT_ALLOWED,
+   *   %ZLT_ERROR_PORT_IN_USE, ...)
+   *
+   * The server refused a service. The agent tries again later, as names and ports may
+   * free up.
+   */
   signals[SIGNAL_REGISTER_FAILED]
       = g_signal_new ("register-failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
                       NULL, NULL, G_TYPE_NONE, 2, ZLT_TYPE_SERVICE, G_TYPE_ERROR);

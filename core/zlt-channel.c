@@ -175,11 +175,6 @@ zlt_channel_emit_message (ZltChannel *self, GBytes *message)
   ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
 
   if (!priv->closed)
-    /**
-     * ZltChannel::message:
-     * @self: the channel
-     * @message: one binary message (one or more protocol frames)
-     */
     g_signal_emit (self, signals[SIGNAL_MESSAGE], 0, message);
 }
 
@@ -201,12 +196,6 @@ zlt_channel_emit_closed (ZltChannel *self, const GError *error)
   zlt_channel_end_admission (self);
   /* handlers commonly drop the last reference */
   g_object_ref (self);
-  /**
-   * ZltChannel::closed:
-   * @self: the channel
-   * @error: (nullable): why, or %NULL for an orderly close
-   * The channel ended; emitted exactly once.
-   */
   g_signal_emit (self, signals[SIGNAL_CLOSED], 0, error);
   g_object_unref (self);
 }
@@ -245,11 +234,12 @@ zlt_channel_set_property (GObject *object, guint prop_id, const GValue *value, G
 /**
  * zlt_channel_set_admission: (skip)
  * @self: a channel
- * @end: called once with @data when the admission ends
+ * @end: called once with @data, when the peer has authenticated
+ *   (zlt_channel_end_admission()) or the channel closed or went away
  * @data: data for @end
  *
- * For implementations: what to do when the peer no longer waits to authenticate
- * (zlt_channel_end_admission(), or the channel's end).
+ * For listeners that bound connections until they authenticate: the channel carries
+ * the connection's place in that count past the upgrade.
  */
 void
 zlt_channel_set_admission (ZltChannel *self, GDestroyNotify end, gpointer data)
@@ -312,9 +302,21 @@ zlt_channel_class_init (ZltChannelClass *klass)
                              G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, props);
 
+  /**
+   * ZltChannel::message:
+   * @self: the channel
+   * @message: one binary message (one or more protocol frames)
+   */
   signals[SIGNAL_MESSAGE]
       = g_signal_new ("message", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                       G_TYPE_NONE, 1, G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
+  /**
+   * ZltChannel::closed:
+   * @self: the channel
+   * @error: (nullable): why, or %NULL for an orderly close
+   *
+   * The channel ended; emitted exactly once.
+   */
   signals[SIGNAL_CLOSED]
       = g_signal_new ("closed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                       G_TYPE_NONE, 1, G_TYPE_ERROR | G_SIGNAL_TYPE_STATIC_SCOPE);

@@ -81,11 +81,6 @@ void
 zlt_control_listener_emit_channel (ZltControlListener *self, ZltChannel *channel)
 {
   g_return_if_fail (ZLT_IS_CONTROL_LISTENER (self));
-  /**
-   * ZltControlListener::channel:
-   * @self: the listener
-   * @channel: a new control channel, before any frame
-   */
   g_signal_emit (self, signals[SIGNAL_CHANNEL], 0, channel);
 }
 
@@ -113,17 +108,6 @@ zlt_control_listener_emit_data_request (ZltControlListener *self, const char *tu
   guint verdict = ZLT_DATA_FORBIDDEN;
 
   g_return_val_if_fail (ZLT_IS_CONTROL_LISTENER (self), ZLT_DATA_FORBIDDEN);
-  /**
-   * ZltControlListener::data-request:
-   * @self: the listener
-   * @tunnel_id: X-Zlt-Tunnel
-   * @connection_id: X-Zlt-Connection
-   * @mac: X-Zlt-Mac
-   * @service: (nullable): X-Zlt-Service, present on access streams only
-   * @probe: only say whether an access stream would be accepted
-   * A data connection (or access stream) asks to be accepted.
-   * Returns: a #ZltDataVerdict; the first handler decides
-   */
   g_signal_emit (self, signals[SIGNAL_DATA_REQUEST], 0, tunnel_id, connection_id, mac, service,
                  probe, &verdict);
   return (ZltDataVerdict) verdict;
@@ -142,13 +126,6 @@ zlt_control_listener_emit_data_stream (ZltControlListener *self, const char *con
                                        GIOStream *stream)
 {
   g_return_if_fail (ZLT_IS_CONTROL_LISTENER (self));
-  /**
-   * ZltControlListener::data-stream:
-   * @self: the listener
-   * @connection_id: X-Zlt-Connection
-   * @stream: the connection
-   * An accepted data connection, its 101 already sent.
-   */
   g_signal_emit (self, signals[SIGNAL_DATA_STREAM], 0, connection_id, stream);
 }
 
@@ -172,15 +149,6 @@ zlt_control_listener_emit_standby_request (ZltControlListener *self, const char 
   guint verdict = ZLT_DATA_FORBIDDEN;
 
   g_return_val_if_fail (ZLT_IS_CONTROL_LISTENER (self), ZLT_DATA_FORBIDDEN);
-  /**
-   * ZltControlListener::standby-request:
-   * @self: the listener
-   * @tunnel_id: X-Zlt-Tunnel
-   * @standby_id: X-Zlt-Standby
-   * @mac: X-Zlt-Mac
-   * A standby data connection asks to be parked (PROTOCOL-v2.md §8).
-   * Returns: a #ZltDataVerdict; the first handler decides
-   */
   g_signal_emit (self, signals[SIGNAL_STANDBY_REQUEST], 0, tunnel_id, standby_id, mac, &verdict);
   return (ZltDataVerdict) verdict;
 }
@@ -200,14 +168,6 @@ zlt_control_listener_emit_standby_stream (ZltControlListener *self, const char *
                                           const char *standby_id, GIOStream *stream)
 {
   g_return_if_fail (ZLT_IS_CONTROL_LISTENER (self));
-  /**
-   * ZltControlListener::standby-stream:
-   * @self: the listener
-   * @tunnel_id: X-Zlt-Tunnel
-   * @standby_id: X-Zlt-Standby
-   * @stream: the connection, nothing read from it since the request
-   * An accepted standby data connection, its 101 already sent.
-   */
   g_signal_emit (self, signals[SIGNAL_STANDBY_STREAM], 0, tunnel_id, standby_id, stream);
 }
 
@@ -266,8 +226,8 @@ source_key (GSocketAddress *remote, ZltPendingSource *key)
  *
  * For implementations: counts a new connection from @remote against the caps.
  *
- * Returns: (nullable): its source, to hand to zlt_control_listener_release() once
- *   the connection upgraded or closed, or %NULL when a cap is reached: the connection is
+ * Returns: (nullable): its source, to hand to zlt_control_listener_release() once the
+ *   connection upgraded or closed, or %NULL when a cap is reached: the connection is
  *   counted as refused; close it at once
  */
 ZltPendingSource *
@@ -491,19 +451,65 @@ zlt_control_listener_class_init (ZltControlListenerClass *klass)
                            G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, props);
 
+  /**
+   * ZltControlListener::channel:
+   * @self: the listener
+   * @channel: a new control channel, before any frame
+   */
   signals[SIGNAL_CHANNEL] = g_signal_new ("channel", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                                           0, NULL, NULL, NULL, G_TYPE_NONE, 1, ZLT_TYPE_CHANNEL);
+  /**
+   * ZltControlListener::data-request:
+   * @self: the listener
+   * @tunnel_id: X-Zlt-Tunnel
+   * @connection_id: X-Zlt-Connection
+   * @mac: X-Zlt-Mac
+   * @service: (nullable): X-Zlt-Service, present on access streams only
+   * @probe: only say whether an access stream would be accepted
+   *
+   * A data connection (or access stream) asks to be accepted.
+   *
+   * Returns: a #ZltDataVerdict; the first handler decides
+   */
   signals[SIGNAL_DATA_REQUEST]
       = g_signal_new ("data-request", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                       g_signal_accumulator_first_wins, NULL, NULL, G_TYPE_UINT, 5, G_TYPE_STRING,
                       G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_BOOLEAN);
+  /**
+   * ZltControlListener::data-stream:
+   * @self: the listener
+   * @connection_id: X-Zlt-Connection
+   * @stream: the connection
+   *
+   * An accepted data connection, its 101 already sent.
+   */
   signals[SIGNAL_DATA_STREAM]
       = g_signal_new ("data-stream", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_IO_STREAM);
+  /**
+   * ZltControlListener::standby-request:
+   * @self: the listener
+   * @tunnel_id: X-Zlt-Tunnel
+   * @standby_id: X-Zlt-Standby
+   * @mac: X-Zlt-Mac
+   *
+   * A standby data connection asks to be parked (PROTOCOL-v2.md §8).
+   *
+   * Returns: a #ZltDataVerdict; the first handler decides
+   */
   signals[SIGNAL_STANDBY_REQUEST]
       = g_signal_new ("standby-request", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                       g_signal_accumulator_first_wins, NULL, NULL, G_TYPE_UINT, 3, G_TYPE_STRING,
                       G_TYPE_STRING, G_TYPE_STRING);
+  /**
+   * ZltControlListener::standby-stream:
+   * @self: the listener
+   * @tunnel_id: X-Zlt-Tunnel
+   * @standby_id: X-Zlt-Standby
+   * @stream: the connection, nothing read from it since the request
+   *
+   * An accepted standby data connection, its 101 already sent.
+   */
   signals[SIGNAL_STANDBY_STREAM]
       = g_signal_new ("standby-stream", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       NULL, G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_IO_STREAM);

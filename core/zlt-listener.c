@@ -83,6 +83,7 @@ zlt_listener_class_init (ZltListenerClass *klass)
    * @self: the listener
    * @stream: the accepted stream; take a reference to keep it
    * @peer: (nullable): the remote address, when the transport knows it
+   *
    * Emitted for every accepted connection of a stream transport.
    */
   signals[SIGNAL_INCOMING]

@@ -31,6 +31,7 @@ struct _ZltNodeManager
  * exposes one of its local services as "node-NAME" on the server of the node called
  * `to`, which accepts the tunnel's token (the same token file on both nodes) under the
  * name "node:NAME", allowed to register "node-NAME" only.
+ *
  * Give every node the same definitions: each node's manager runs its own side of each
  * (outbound: an agent; inbound: the token, added to its server's validator with
  * [method@Zlt.Validator.add_token], and the status of the server's tunnel for it) and
@@ -195,6 +196,7 @@ zlt_node_manager_init (ZltNodeManager *self)
  * @server: (nullable): this node's server, whose validator accepts the tokens of inbound
  *   tunnels and whose registry shows their status; %NULL for a node without one (then
  *   inbound tunnels cannot be added)
+ *
  * Returns: (transfer full): a new node manager, not started
  */
 ZltNodeManager *
@@ -229,6 +231,7 @@ zlt_node_manager_new (const char *node_name, ZltPluginLoader *loader, ZltServer 
 /**
  * zlt_node_manager_get_node_name:
  * @self: a node manager
+ *
  * Returns: this node's name
  */
 const char *
@@ -243,9 +246,11 @@ zlt_node_manager_get_node_name (ZltNodeManager *self)
  * @self: a node manager
  * @tunnel: a node tunnel definition
  * @error: return location for a #GError
+ *
  * Activates @tunnel for this node (see zlt_node_tunnel_activate()) and keeps it;
  * %ZLT_ERROR_DUPLICATE_NAME when the name is taken. Its agent starts at once when the
  * manager runs. Emits #ZltNodeManager::node-added.
+ *
  * Returns: %TRUE when the tunnel was added
  */
 gboolean
@@ -299,8 +304,10 @@ zlt_node_manager_add (ZltNodeManager *self, ZltNodeTunnel *tunnel, GError **erro
  * @self: a node manager
  * @name: a node tunnel's name
  * @error: return location for a #GError
+ *
  * Stops and forgets the tunnel (its token too); %ZLT_ERROR_NOT_FOUND when unknown.
  * Emits #ZltNodeManager::node-removed.
+ *
  * Returns: %TRUE when the tunnel was removed
  */
 gboolean
@@ -328,6 +335,7 @@ zlt_node_manager_remove (ZltNodeManager *self, const char *name, GError **error)
  * zlt_node_manager_lookup:
  * @self: a node manager
  * @name: a node tunnel's name
+ *
  * Returns: (nullable) (transfer none): the node tunnel called @name
  */
 ZltNodeTunnel *
@@ -345,6 +353,7 @@ zlt_node_manager_lookup (ZltNodeManager *self, const char *name)
 /**
  * zlt_node_manager_get_tunnels:
  * @self: a node manager
+ *
  * Returns: (transfer container) (element-type ZltNodeTunnel): the tunnels, in the order
  *   they were added
  */
@@ -364,6 +373,7 @@ zlt_node_manager_get_tunnels (ZltNodeManager *self)
 /**
  * zlt_node_manager_refresh_tokens:
  * @self: a node manager
+ *
  * Inbound tunnels re-read their token files (a reload).
  */
 void
@@ -385,6 +395,7 @@ zlt_node_manager_refresh_tokens (ZltNodeManager *self)
 /**
  * zlt_node_manager_start:
  * @self: a node manager
+ *
  * Starts the agents of the outbound tunnels, and of those added later.
  */
 void
@@ -402,6 +413,7 @@ zlt_node_manager_start (ZltNodeManager *self)
 /**
  * zlt_node_manager_stop:
  * @self: a node manager
+ *
  * Stops the agents of the outbound tunnels.
  */
 void
@@ -419,6 +431,7 @@ zlt_node_manager_stop (ZltNodeManager *self)
 /**
  * zlt_node_manager_get_n_relays:
  * @self: a node manager
+ *
  * Returns: the connections the outbound agents still relay
  */
 guint

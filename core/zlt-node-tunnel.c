@@ -115,10 +115,6 @@ set_state (ZltNodeTunnel *self, ZltTunnelState state)
   if (self->state == state)
     return;
   self->state = state;
-  /**
-   * ZltNodeTunnel:state:
-   * Where the tunnel stands on this node.
-   */
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_STATE]);
 }
 
@@ -129,10 +125,6 @@ set_last_error (ZltNodeTunnel *self, const char *error)
     return;
   g_free (self->last_error);
   self->last_error = g_strdup (error);
-  /**
-   * ZltNodeTunnel:last-error:
-   * The last failure, for people; %NULL when none.
-   */
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_LAST_ERROR]);
 }
 
@@ -142,19 +134,11 @@ set_bytes (ZltNodeTunnel *self, guint64 bytes_in, guint64 bytes_out)
   if (self->bytes_in != bytes_in)
     {
       self->bytes_in = bytes_in;
-      /**
-       * ZltNodeTunnel:bytes-in:
-       * Bytes received through the tunnel.
-       */
       g_object_notify_by_pspec (G_OBJECT (self), props[PROP_BYTES_IN]);
     }
   if (self->bytes_out != bytes_out)
     {
       self->bytes_out = bytes_out;
-      /**
-       * ZltNodeTunnel:bytes-out:
-       * Bytes sent through the tunnel.
-       */
       g_object_notify_by_pspec (G_OBJECT (self), props[PROP_BYTES_OUT]);
     }
 }
@@ -165,11 +149,6 @@ set_latency (ZltNodeTunnel *self, gint64 latency_us)
   if (self->latency_us == latency_us)
     return;
   self->latency_us = latency_us;
-  /**
-   * ZltNodeTunnel:latency-us:
-   * The round trip of the last heartbeat in µs; -1 before the first, and on the inbound
-   * side.
-   */
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_LATENCY_US]);
 }
 
@@ -482,11 +461,32 @@ zlt_node_tunnel_class_init (ZltNodeTunnelClass *klass)
    */
   props[PROP_EXPOSURE]
       = g_param_spec_enum ("exposure", NULL, NULL, ZLT_TYPE_EXPOSE, ZLT_EXPOSE_PUBLIC, ro);
+  /**
+   * ZltNodeTunnel:state:
+   * Where the tunnel stands on this node.
+   */
   props[PROP_STATE] = g_param_spec_enum ("state", NULL, NULL, ZLT_TYPE_TUNNEL_STATE,
                                          ZLT_TUNNEL_STATE_PENDING, ro);
+  /**
+   * ZltNodeTunnel:last-error:
+   * The last failure, for people; %NULL when none.
+   */
   props[PROP_LAST_ERROR] = g_param_spec_string ("last-error", NULL, NULL, NULL, ro);
+  /**
+   * ZltNodeTunnel:bytes-in:
+   * Bytes received through the tunnel.
+   */
   props[PROP_BYTES_IN] = g_param_spec_uint64 ("bytes-in", NULL, NULL, 0, G_MAXUINT64, 0, ro);
+  /**
+   * ZltNodeTunnel:bytes-out:
+   * Bytes sent through the tunnel.
+   */
   props[PROP_BYTES_OUT] = g_param_spec_uint64 ("bytes-out", NULL, NULL, 0, G_MAXUINT64, 0, ro);
+  /**
+   * ZltNodeTunnel:latency-us:
+   * The round trip of the last heartbeat in µs; -1 before the first, and on the inbound
+   * side.
+   */
   props[PROP_LATENCY_US] = g_param_spec_int64 ("latency-us", NULL, NULL, -1, G_MAXINT64, -1, ro);
   g_object_class_install_properties (object_class, N_PROPS, props);
 }

@@ -42,6 +42,7 @@ struct _ZltPluginLoader
  * (%ZLT_PLUGIN_ABI_VERSION) and made resident; then its one entry point registers its
  * types (ZLT_PLUGIN_DEFINE()). A file that fails is skipped, with the reason kept
  * (zlt_plugin_loader_get_skipped()).
+ *
  * Hosts with built-in types add them with zlt_plugin_loader_add_transport_type() and
  * zlt_plugin_loader_add_validator_type() instead.
  */

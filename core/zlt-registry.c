@@ -300,12 +300,6 @@ on_tunnel_service_added (ZltTunnel *tunnel, ZltService *service, gpointer user_d
   /* services added to the tunnel directly, not by zlt_registry_register_service() */
   if (find_service_entry (self, service) == NULL)
     index_service (self, service, 0, zlt_tunnel_get_token_name (tunnel));
-  /**
-   * ZltRegistry::service-added:
-   * @self: the registry
-   * @service: the service; zlt_service_get_tunnel() names its tunnel
-   * A service was registered, with its public port (zlt_service_get_assigned_port()).
-   */
   g_signal_emit (self, signals[SIGNAL_SERVICE_ADDED], 0, service);
 }
 
@@ -318,13 +312,6 @@ on_tunnel_service_removed (ZltTunnel *tunnel, ZltService *service, gpointer user
 
   if (entry == NULL)
     return;
-  /**
-   * ZltRegistry::service-removed:
-   * @self: the registry
-   * @service: the service; zlt_service_get_tunnel() still names its tunnel and its port
-   *   is still reserved until the emission ends
-   * A service was unregistered, or its tunnel ended.
-   */
   g_signal_emit (self, signals[SIGNAL_SERVICE_REMOVED], 0, service);
   /* a handler may have run the registry's own removal path already */
   entry = find_service_entry (self, service);
@@ -347,17 +334,7 @@ remove_tunnel_entry (ZltRegistry *self, TunnelEntry *entry)
   if (entry == NULL)
     return;
   g_hash_table_remove (self->tunnels, &entry->key);
-  /**
-   * ZltRegistry:n-tunnels:
-   * How many tunnels are listed, held ones included.
-   */
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_TUNNELS]);
-  /**
-   * ZltRegistry::tunnel-removed:
-   * @self: the registry
-   * @tunnel: the tunnel, already unlisted and without services
-   * A tunnel ended (and will not be resumed).
-   */
   g_signal_emit (self, signals[SIGNAL_TUNNEL_REMOVED], 0, tunnel);
 }
 
@@ -498,6 +475,10 @@ zlt_registry_class_init (ZltRegistryClass *klass)
    */
   properties[PROP_MAX_SERVICES_PER_TUNNEL]
       = g_param_spec_uint ("max-services-per-tunnel", NULL, NULL, 0, G_MAXUINT, 0, rw);
+  /**
+   * ZltRegistry:n-tunnels:
+   * How many tunnels are listed, held ones included.
+   */
   properties[PROP_N_TUNNELS]
       = g_param_spec_uint ("n-tunnels", NULL, NULL, 0, G_MAXUINT, 0,
                            G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
@@ -507,17 +488,40 @@ zlt_registry_class_init (ZltRegistryClass *klass)
    * ZltRegistry::tunnel-added:
    * @self: the registry
    * @tunnel: the tunnel, already listed
+   *
    * An agent authenticated: its tunnel is listed.
    */
   signals[SIGNAL_TUNNEL_ADDED]
       = g_signal_new ("tunnel-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       g_cclosure_marshal_VOID__OBJECT, G_TYPE_NONE, 1, ZLT_TYPE_TUNNEL);
+  /**
+   * ZltRegistry::tunnel-removed:
+   * @self: the registry
+   * @tunnel: the tunnel, already unlisted and without services
+   *
+   * A tunnel ended (and will not be resumed).
+   */
   signals[SIGNAL_TUNNEL_REMOVED]
       = g_signal_new ("tunnel-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       g_cclosure_marshal_VOID__OBJECT, G_TYPE_NONE, 1, ZLT_TYPE_TUNNEL);
+  /**
+   * ZltRegistry::service-added:
+   * @self: the registry
+   * @service: the service; zlt_service_get_tunnel() names its tunnel
+   *
+   * A service was registered, with its public port (zlt_service_get_assigned_port()).
+   */
   signals[SIGNAL_SERVICE_ADDED]
       = g_signal_new ("service-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       g_cclosure_marshal_VOID__OBJECT, G_TYPE_NONE, 1, ZLT_TYPE_SERVICE);
+  /**
+   * ZltRegistry::service-removed:
+   * @self: the registry
+   * @service: the service; zlt_service_get_tunnel() still names its tunnel and its port
+   *   is still reserved until the emission ends
+   *
+   * A service was unregistered, or its tunnel ended.
+   */
   signals[SIGNAL_SERVICE_REMOVED]
       = g_signal_new ("service-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
                       NULL, g_cclosure_marshal_VOID__OBJECT, G_TYPE_NONE, 1, ZLT_TYPE_SERVICE);

@@ -56,7 +56,6 @@ struct _ZltServer
   gboolean running;
 };
 
-
 /**
  * ZltServer:
  * The public end of the tunnel: it accepts agents on a control channel

@@ -94,11 +94,6 @@ expire_cb (gpointer user_data)
     }
   self->expired = TRUE;
   g_object_ref (self);
-  /**
-   * ZltSession::expired:
-   * @self: the session
-   * Emitted once, from the main loop, when the expiry time has come.
-   */
   g_signal_emit (self, signals[SIGNAL_EXPIRED], 0);
   g_object_unref (self);
   return G_SOURCE_REMOVE;
@@ -306,6 +301,12 @@ zlt_session_class_init (ZltSessionClass *klass)
   properties[PROP_LAST_ERROR] = g_param_spec_string ("last-error", NULL, NULL, NULL, ro);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
+  /**
+   * ZltSession::expired:
+   * @self: the session
+   *
+   * Emitted once, from the main loop, when the expiry time has come.
+   */
   signals[SIGNAL_EXPIRED] = g_signal_new ("expired", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                                           0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 }

@@ -41,6 +41,7 @@ zlt_transport_init (ZltTransport *self)
 /**
  * zlt_transport_get_name:
  * @self: a transport
+ *
  * Returns: the class's name, e.g. "tcp"
  */
 const char *
@@ -54,6 +55,7 @@ zlt_transport_get_name (ZltTransport *self)
 /**
  * zlt_transport_get_protocol:
  * @self: a transport
+ *
  * Returns: the service protocol the transport carries
  */
 ZltProtocol
@@ -70,6 +72,7 @@ zlt_transport_get_protocol (ZltTransport *self)
  * @bind_address: an IP address literal ("0.0.0.0", "::", "127.0.0.1")
  * @port: the port, 0 for any (read the result from zlt_listener_get_port())
  * @error: return location for a #GError
+ *
  * Returns: (transfer full): a listener that is already accepting, or %NULL with @error set
  */
 ZltListener *
@@ -111,6 +114,7 @@ zlt_transport_listen (ZltTransport *self, const char *bind_address, guint16 port
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when connected, or not
  * @user_data: data for @callback
+ *
  * Connects to @host:@port; finish with zlt_transport_dial_finish().
  */
 void
@@ -139,6 +143,7 @@ zlt_transport_dial_async (ZltTransport *self, const char *host, guint16 port,
  * @self: a transport
  * @result: the result given to the callback
  * @error: return location for a #GError
+ *
  * Returns: (transfer full): the connected stream, or %NULL with @error set
  */
 GIOStream *

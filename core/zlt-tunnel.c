@@ -67,6 +67,7 @@ static guint signals[N_SIGNALS];
  * from the agent (zlt_agent_get_tunnel()): its id, state, peer, the token's name, byte
  * counters, and its services. Its signals report services as they come and go, and
  * every connection relayed to one of them.
+ *
  * Byte counters and the last activity change often; their notify signals are coalesced
  * and come at most every %ZLT_NOTIFY_INTERVAL_MS, on the main context that was the
  * thread default when the tunnel was made.
@@ -281,6 +282,7 @@ zlt_tunnel_class_init (ZltTunnelClass *klass)
    * ZltTunnel::service-added:
    * @self: the tunnel
    * @service: the service, already listed by the tunnel
+   *
    * A service was added (on the server: registered).
    */
   signals[SIGNAL_SERVICE_ADDED]
@@ -291,6 +293,7 @@ zlt_tunnel_class_init (ZltTunnelClass *klass)
    * @self: the tunnel
    * @service: the service, no longer listed; zlt_service_get_tunnel() still returns this
    *   tunnel until the emission ends
+   *
    * A service was removed.
    */
   signals[SIGNAL_SERVICE_REMOVED]
@@ -300,6 +303,7 @@ zlt_tunnel_class_init (ZltTunnelClass *klass)
    * ZltTunnel::connection-opened:
    * @self: the tunnel
    * @service: the service that got a connection (see zlt_service_connection_opened())
+   *
    * A connection to one of the tunnel's services is being relayed: on the server, a
    * public client joined to its data connection; on the agent, a data connection joined
    * to the local service.
@@ -311,6 +315,7 @@ zlt_tunnel_class_init (ZltTunnelClass *klass)
    * ZltTunnel::connection-closed:
    * @self: the tunnel
    * @service: the service that lost a connection (see zlt_service_connection_closed())
+   *
    * A relayed connection of one of the tunnel's services ended.
    */
   signals[SIGNAL_CONNECTION_CLOSED]
