@@ -98,6 +98,15 @@ zlt_listener_init (ZltListener *self)
 }
 
 /**
+ * ZltListenerClass::incoming:
+ * @self: the listener
+ * @stream: the accepted stream
+ * @peer: (nullable): the remote address, when the transport knows it
+ *
+ * The class handler of #ZltListener::incoming.
+ */
+
+/**
  * zlt_listener_get_port:
  * @self: a listener
  *

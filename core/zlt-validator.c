@@ -142,6 +142,19 @@ zlt_validator_init (ZltValidator *self)
 }
 
 /**
+ * ZltValidatorClass::validate:
+ * @self: the validator
+ * @credential: what the agent presented; copy it to keep it
+ * @error: return location for a #GError
+ *
+ * Checks @credential without I/O; the default #ZltValidatorClass.validate_async runs
+ * it.
+ *
+ * Returns: (transfer full) (nullable): the grant, or %NULL with %ZLT_ERROR_BAD_TOKEN
+ *   or %ZLT_ERROR_EXPIRED_TOKEN
+ */
+
+/**
  * zlt_validator_get_config_directory:
  * @self: a validator
  *
