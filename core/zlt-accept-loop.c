@@ -193,6 +193,15 @@ on_ready (GSocket *socket, GIOCondition condition, gpointer user_data)
   return self->closed || self->pause != NULL ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
 }
 
+/**
+ * zlt_accept_loop_start:
+ * @self: an accept loop
+ * @func: (scope forever): called for each connection
+ * @user_data: (closure func): data for @func
+ *
+ * Starts accepting in the thread-default main context; @func is called for each
+ * connection until zlt_accept_loop_close().
+ */
 void
 zlt_accept_loop_start (ZltAcceptLoop *self, ZltAcceptFunc func, gpointer user_data)
 {

@@ -25,6 +25,20 @@ struct _ZltAccessManager
   GPtrArray *sessions; /* SessionState* (a reference each), oldest first */
 };
 
+/**
+ * ZltAccessManager:
+ * On-demand access: each session binds a local port (127.0.0.1 and ::1) that leads to
+ * a service registered on the server, by any agent, for a limited time
+ * (PROTOCOL-v2.md §6). Every local connection becomes one access stream through the
+ * server, which checks that the client's token may reach the service
+ * ([method@Zlt.Grant.may_reach]). An internal service (no public port) is reachable only
+ * this way.
+ *
+ * The manager runs its own control session (an agent without services,
+ * zlt_access_manager_get_agent()) while there are sessions. Start one with
+ * zlt_access_manager_start_session(), giving the session's time to live;
+ */
+
 G_DEFINE_FINAL_TYPE (ZltAccessManager, zlt_access_manager, G_TYPE_OBJECT)
 
 enum
@@ -324,6 +338,20 @@ probed (GObject *source, GAsyncResult *result, gpointer user_data)
 
 /* ---- public API ---- */
 
+/**
+ * zlt_access_manager_start_session:
+ * @self: an access manager
+ * @service: the name of the remote service
+ * @local_port: the local port, on 127.0.0.1 and ::1; 0 = any free port (the same on both)
+ * @ttl_seconds: how long the session lasts; 0 = until stopped (the server may cap it)
+ * @error: return location for a #GError
+ *
+ * Binds the local port and starts the session: each local connection becomes one
+ * access stream to @service. The session ends by itself after @ttl_seconds
+ * (#ZltSession::expired). Fails when the port cannot be bound.
+ *
+ * Returns: (transfer full): the new session, or %NULL on error
+ */
 ZltSession *
 zlt_access_manager_start_session (ZltAccessManager *self, const char *service, guint16 local_port,
                                   guint ttl_seconds, GError **error)
@@ -392,6 +420,17 @@ zlt_access_manager_start_session (ZltAccessManager *self, const char *service, g
   return g_object_ref (state->session);
 }
 
+/**
+ * zlt_access_manager_stop_session:
+ * @self: an access manager
+ * @session: one of the manager's sessions
+ * @error: return location for a #GError
+ *
+ * Closes the listener and every connection of @session, and forgets it.
+ * %ZLT_ERROR_NOT_FOUND when @session is not one of the manager's.
+ *
+ * Returns: %TRUE when the session was stopped
+ */
 gboolean
 zlt_access_manager_stop_session (ZltAccessManager *self, ZltSession *session, GError **error)
 {
@@ -410,6 +449,13 @@ zlt_access_manager_stop_session (ZltAccessManager *self, ZltSession *session, GE
   return TRUE;
 }
 
+/**
+ * zlt_access_manager_lookup_session:
+ * @self: an access manager
+ * @id: the session's UUID string
+ *
+ * Returns: (transfer none) (nullable): the live session with @id
+ */
 ZltSession *
 zlt_access_manager_lookup_session (ZltAccessManager *self, const char *id)
 {
@@ -429,6 +475,13 @@ zlt_access_manager_lookup_session (ZltAccessManager *self, const char *id)
   return NULL;
 }
 
+/**
+ * zlt_access_manager_get_sessions:
+ * @self: an access manager
+ *
+ * Returns: (transfer container) (element-type ZltSession): the live sessions, oldest
+ *   first, a reference each
+ */
 GPtrArray *
 zlt_access_manager_get_sessions (ZltAccessManager *self)
 {
@@ -445,6 +498,13 @@ zlt_access_manager_get_sessions (ZltAccessManager *self)
   return sessions;
 }
 
+/**
+ * zlt_access_manager_get_local_port:
+ * @self: an access manager
+ * @session: one of the manager's sessions
+ *
+ * Returns: the local port @session listens on; 0 when it is not one of the manager's
+ */
 guint16
 zlt_access_manager_get_local_port (ZltAccessManager *self, ZltSession *session)
 {
@@ -455,6 +515,12 @@ zlt_access_manager_get_local_port (ZltAccessManager *self, ZltSession *session)
   return state ? state->port : 0;
 }
 
+/**
+ * zlt_access_manager_get_n_relays:
+ * @self: an access manager
+ *
+ * Returns: the relays running for all sessions together
+ */
 guint
 zlt_access_manager_get_n_relays (ZltAccessManager *self)
 {
@@ -466,6 +532,13 @@ zlt_access_manager_get_n_relays (ZltAccessManager *self)
   return n;
 }
 
+/**
+ * zlt_access_manager_get_agent:
+ * @self: an access manager
+ *
+ * Returns: (transfer none): the access client's own control session; it runs while there
+ *   are sessions
+ */
 ZltAgent *
 zlt_access_manager_get_agent (ZltAccessManager *self)
 {
@@ -473,6 +546,12 @@ zlt_access_manager_get_agent (ZltAccessManager *self)
   return self->agent;
 }
 
+/**
+ * zlt_access_manager_get_endpoint:
+ * @self: an access manager
+ *
+ * Returns: the server URL the sessions go through
+ */
 const char *
 zlt_access_manager_get_endpoint (ZltAccessManager *self)
 {
@@ -577,11 +656,16 @@ zlt_access_manager_class_init (ZltAccessManagerClass *klass)
    * The server URL the sessions go through.
    */
   props[PROP_ENDPOINT] = g_param_spec_string ("endpoint", NULL, NULL, NULL, ro);
+  /**
+   * ZltAccessManager:n-sessions:
+   * How many sessions are live.
+   */
   props[PROP_N_SESSIONS] = g_param_spec_uint ("n-sessions", NULL, NULL, 0, G_MAXUINT, 0, ro);
   g_object_class_install_properties (object_class, N_PROPS, props);
 
   /**
    * ZltAccessManager::session-added:
+   * @self: the access manager
    * @session: a session that just started listening
    */
   signals[SIGNAL_SESSION_ADDED]
@@ -589,6 +673,7 @@ zlt_access_manager_class_init (ZltAccessManagerClass *klass)
                       NULL, G_TYPE_NONE, 1, ZLT_TYPE_SESSION);
   /**
    * ZltAccessManager::session-removed:
+   * @self: the access manager
    * @session: a session that ended (expired or stopped); its listener and connections
    *   are closed
    */
@@ -597,6 +682,7 @@ zlt_access_manager_class_init (ZltAccessManagerClass *klass)
                       NULL, NULL, G_TYPE_NONE, 1, ZLT_TYPE_SESSION);
   /**
    * ZltAccessManager::session-ready:
+   * @self: the access manager
    * @session: a session the server confirmed it would serve (the token reaches the
    *   service, which exists and has its agent connected); a session it refuses is
    *   removed instead, its last error saying why
@@ -606,6 +692,7 @@ zlt_access_manager_class_init (ZltAccessManagerClass *klass)
                       NULL, G_TYPE_NONE, 1, ZLT_TYPE_SESSION);
   /**
    * ZltAccessManager::session-refused:
+   * @self: the access manager
    * @session: a session the server would not serve; ::session-removed follows
    * @error: the server's refusal (%ZLT_ERROR_NOT_ALLOWED, %ZLT_ERROR_NOT_FOUND, ...)
    */
@@ -646,6 +733,16 @@ access_manager_new (ZltAgent *agent, ZltClientConfig *config)
   return self;
 }
 
+/**
+ * zlt_access_manager_new:
+ * @config: the client's config: the server and token of its [agent] group ([service:*]
+ *   groups are ignored: an access client registers nothing)
+ * @loader: a plugin loader that has loaded its plugins
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): a new access manager, or %NULL when the token cannot be read
+ *   or a transport is missing
+ */
 ZltAccessManager *
 zlt_access_manager_new (ZltClientConfig *config, ZltPluginLoader *loader, GError **error)
 {
@@ -665,6 +762,17 @@ zlt_access_manager_new (ZltClientConfig *config, ZltPluginLoader *loader, GError
   return access_manager_new (agent, own);
 }
 
+/**
+ * zlt_access_manager_new_full:
+ * @config: the client's config; its services and token source are not used
+ * @token: the token
+ * @control: the control channel's transport ("websocket")
+ * @tcp: the transport for the local listeners
+ *
+ * The same as zlt_access_manager_new() with every part given.
+ *
+ * Returns: (transfer full): a new access manager
+ */
 ZltAccessManager *
 zlt_access_manager_new_full (ZltClientConfig *config, const char *token,
                              ZltControlTransport *control, ZltTransport *tcp)

@@ -76,6 +76,21 @@ struct _ZltAgent
   ZltLogLimit connection_failure_log; /* a dead local service fails every connection */
 };
 
+/**
+ * ZltAgent:
+ * The end of the tunnel behind NAT: it dials the server's control channel, proves its
+ * token (PROTOCOL-v2.md §2), checks the server's proof, registers the services of its
+ * [class@Zlt.ClientConfig], and for every Connect the server sends dials the local
+ * service and opens a data connection back. It keeps the tunnel up: heartbeats, and
+ * reconnects with exponential backoff and jitter, resuming the tunnel (same id, same
+ * public ports) when the server still holds it.
+ *
+ * Build one with zlt_agent_new() (token from the config's `token-file` or `token-env`,
+ * transports from a [class@Zlt.PluginLoader]) or zlt_agent_new_full(), connect to its
+ * signals and to those of its [class@Zlt.Tunnel] (zlt_agent_get_tunnel()), then
+ * zlt_agent_start().
+ */
+
 G_DEFINE_FINAL_TYPE (ZltAgent, zlt_agent, G_TYPE_OBJECT)
 
 enum
@@ -549,17 +564,6 @@ access_flush (ZltAgent *self, const char *why)
     }
 }
 
-/**
- * zlt_agent_open_access_async:
- * @service: the name of a service some agent registered on the server
- * @cancellable: (nullable): to give up
- *
- * Opens one access stream to @service through the server: a byte stream that the
- * server joins to a new connection of that service, exactly as if it had come to the
- * service's public port (PROTOCOL-v2.md §6). The agent's token must reach @service.
- * While the agent is connecting, the stream waits for that attempt; a stopped agent
- * fails at once.
- */
 static void
 access_start (ZltAgent *self, const char *service, gboolean probe, GCancellable *cancellable,
               GAsyncReadyCallback callback, gpointer user_data, gpointer tag)
@@ -590,6 +594,21 @@ access_start (ZltAgent *self, const char *service, gboolean probe, GCancellable 
     g_queue_push_tail (&self->access_waiting, g_steal_pointer (&task));
 }
 
+/**
+ * zlt_agent_open_access_async:
+ * @self: an agent
+ * @service: the name of a service some agent registered on the server
+ * @cancellable: (nullable): to give up
+ * @callback: (scope async): called with the stream
+ * @user_data: data for @callback
+ *
+ * Opens one access stream to @service through the server: a byte stream that the
+ * server joins to a new connection of that service, exactly as if it had come to the
+ * service's public port (PROTOCOL-v2.md §6). The agent's token must reach @service.
+ * While the agent is connecting, the stream waits for that attempt; a stopped agent
+ * fails at once. [class@Zlt.AccessManager] does this for every connection to a local
+ * port.
+ */
 void
 zlt_agent_open_access_async (ZltAgent *self, const char *service, GCancellable *cancellable,
                              GAsyncReadyCallback callback, gpointer user_data)
@@ -603,7 +622,11 @@ zlt_agent_open_access_async (ZltAgent *self, const char *service, GCancellable *
 
 /**
  * zlt_agent_probe_access_async:
+ * @self: an agent
  * @service: the name of a service some agent registered on the server
+ * @cancellable: (nullable): to give up
+ * @callback: (scope async): called with the answer
+ * @user_data: data for @callback
  *
  * Asks the server whether an access stream to @service would be accepted now (the
  * token reaches it, it exists, its agent is connected), without opening one: nothing
@@ -623,6 +646,9 @@ zlt_agent_probe_access_async (ZltAgent *self, const char *service, GCancellable 
 
 /**
  * zlt_agent_probe_access_finish:
+ * @self: an agent
+ * @result: the result given to the callback
+ * @error: return location for a #GError
  *
  * Returns: %TRUE when an access stream would be accepted; else %FALSE with the
  *   server's refusal (as zlt_agent_open_access_finish() reports it)
@@ -636,8 +662,11 @@ zlt_agent_probe_access_finish (ZltAgent *self, GAsyncResult *result, GError **er
 
 /**
  * zlt_agent_open_access_finish:
- * @prefix: (out) (optional): bytes of the service that arrived with the server's 101;
- *   they come before anything read from the stream
+ * @self: an agent
+ * @result: the result given to the callback
+ * @prefix: (out) (optional) (nullable) (transfer full): bytes of the service that arrived
+ *   with the server's 101; they come before anything read from the stream
+ * @error: return location for a #GError
  *
  * Returns: (transfer full): the access stream, or %NULL with @error set (a refusal of
  *   the server maps 403 to %ZLT_ERROR_NOT_ALLOWED, 404 to %ZLT_ERROR_NOT_FOUND and 409
@@ -1169,6 +1198,13 @@ connect_now (ZltAgent *self)
 
 /* ---- public API ---- */
 
+/**
+ * zlt_agent_start:
+ * @self: an agent
+ *
+ * Connects, and keeps reconnecting (exponential backoff with jitter) until
+ * zlt_agent_stop().
+ */
 void
 zlt_agent_start (ZltAgent *self)
 {
@@ -1180,6 +1216,13 @@ zlt_agent_start (ZltAgent *self)
   connect_now (self);
 }
 
+/**
+ * zlt_agent_stop:
+ * @self: an agent
+ *
+ * Disconnects (a v2 agent says so, and the server then holds nothing for a resume),
+ * closes every relayed connection and stops retrying.
+ */
 void
 zlt_agent_stop (ZltAgent *self)
 {
@@ -1204,6 +1247,13 @@ zlt_agent_stop (ZltAgent *self)
   set_state (self, ZLT_TUNNEL_STATE_DISCONNECTED);
 }
 
+/**
+ * zlt_agent_get_tunnel:
+ * @self: an agent
+ *
+ * Returns: (transfer none): the agent's view of its tunnel: id, state, services with
+ *   their public ports, and the signals of their connections
+ */
 ZltTunnel *
 zlt_agent_get_tunnel (ZltAgent *self)
 {
@@ -1211,6 +1261,12 @@ zlt_agent_get_tunnel (ZltAgent *self)
   return self->tunnel;
 }
 
+/**
+ * zlt_agent_get_state:
+ * @self: an agent
+ *
+ * Returns: the state of the tunnel (#ZltAgent:state)
+ */
 ZltTunnelState
 zlt_agent_get_state (ZltAgent *self)
 {
@@ -1218,6 +1274,12 @@ zlt_agent_get_state (ZltAgent *self)
   return zlt_tunnel_get_state (self->tunnel);
 }
 
+/**
+ * zlt_agent_get_last_error:
+ * @self: an agent
+ *
+ * Returns: (nullable): the last failure, for people (#ZltAgent:last-error)
+ */
 const char *
 zlt_agent_get_last_error (ZltAgent *self)
 {
@@ -1225,6 +1287,14 @@ zlt_agent_get_last_error (ZltAgent *self)
   return self->last_error;
 }
 
+/**
+ * zlt_agent_get_fatal:
+ * @self: an agent
+ *
+ * Returns: whether the last failure will not fix itself by retrying (bad or expired
+ *   token, legacy authentication refused, TLS trust); kept until the next
+ *   authentication (#ZltAgent:fatal)
+ */
 gboolean
 zlt_agent_get_fatal (ZltAgent *self)
 {
@@ -1232,6 +1302,12 @@ zlt_agent_get_fatal (ZltAgent *self)
   return self->last_fatal;
 }
 
+/**
+ * zlt_agent_get_n_sessions:
+ * @self: an agent
+ *
+ * Returns: the completed authentications: first connect and every reconnect
+ */
 guint
 zlt_agent_get_n_sessions (ZltAgent *self)
 {
@@ -1239,6 +1315,12 @@ zlt_agent_get_n_sessions (ZltAgent *self)
   return self->n_sessions;
 }
 
+/**
+ * zlt_agent_get_retry_delay_ms:
+ * @self: an agent
+ *
+ * Returns: the delay chosen for the next reconnect, in ms; 0 when connected
+ */
 guint
 zlt_agent_get_retry_delay_ms (ZltAgent *self)
 {
@@ -1246,6 +1328,12 @@ zlt_agent_get_retry_delay_ms (ZltAgent *self)
   return self->retry_delay_ms;
 }
 
+/**
+ * zlt_agent_get_latency_us:
+ * @self: an agent
+ *
+ * Returns: the round trip of the last heartbeat in µs; -1 before the first
+ */
 gint64
 zlt_agent_get_latency_us (ZltAgent *self)
 {
@@ -1253,6 +1341,12 @@ zlt_agent_get_latency_us (ZltAgent *self)
   return zlt_heartbeat_get_latency_us (self->heartbeat);
 }
 
+/**
+ * zlt_agent_get_n_relays:
+ * @self: an agent
+ *
+ * Returns: the connections the agent relays now
+ */
 guint
 zlt_agent_get_n_relays (ZltAgent *self)
 {
@@ -1262,8 +1356,9 @@ zlt_agent_get_n_relays (ZltAgent *self)
 
 /**
  * zlt_agent_get_n_standby:
+ * @self: an agent
  *
- * Returns: standby data connections this agent holds parked at the server now
+ * Returns: the standby data connections this agent holds parked at the server now
  *   (PROTOCOL-v2.md §8), not counting those still opening
  */
 guint
@@ -1282,6 +1377,18 @@ service_from_config (const ZltServiceConfig *sc)
   return service;
 }
 
+/**
+ * zlt_agent_add_service:
+ * @self: an agent
+ * @service: the service to add
+ * @error: return location for a #GError
+ *
+ * Adds a service at run time, to the config and the tunnel; it is registered at once
+ * when the agent is connected (see #ZltAgent::registered). Fails for an invalid service
+ * or a name the agent already has.
+ *
+ * Returns: %TRUE when the service was added
+ */
 gboolean
 zlt_agent_add_service (ZltAgent *self, const ZltServiceConfig *sc, GError **error)
 {
@@ -1301,6 +1408,16 @@ zlt_agent_add_service (ZltAgent *self, const ZltServiceConfig *sc, GError **erro
   return TRUE;
 }
 
+/**
+ * zlt_agent_remove_service:
+ * @self: an agent
+ * @name: a service name
+ * @error: return location for a #GError
+ *
+ * Removes a service at run time and unregisters it when connected. Fails with %ZLT_ERROR_NOT_FOUND for an unknown name.
+ *
+ * Returns: %TRUE when the service was removed
+ */
 gboolean
 zlt_agent_remove_service (ZltAgent *self, const char *name, GError **error)
 {
@@ -1397,12 +1514,25 @@ zlt_agent_class_init (ZltAgentClass *klass)
   object_class->dispose = zlt_agent_dispose;
   object_class->finalize = zlt_agent_finalize;
 
+  /**
+   * ZltAgent:state:
+   * Where the agent's tunnel stands: connecting, connected (authenticated), disconnected
+   * (waiting to retry), failed.
+   */
   props[PROP_STATE]
       = g_param_spec_enum ("state", NULL, NULL, ZLT_TYPE_TUNNEL_STATE, ZLT_TUNNEL_STATE_PENDING,
                            G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltAgent:last-error:
+   * The last failure, for people; %NULL before any.
+   */
   props[PROP_LAST_ERROR]
       = g_param_spec_string ("last-error", NULL, NULL, NULL,
                              G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltAgent:n-sessions:
+   * Completed authentications: the first connect and every reconnect.
+   */
   props[PROP_N_SESSIONS]
       = g_param_spec_uint ("n-sessions", NULL, NULL, 0, G_MAXUINT, 0,
                            G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
@@ -1417,9 +1547,28 @@ zlt_agent_class_init (ZltAgentClass *klass)
                               G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, props);
 
+  /**
+   * ZltAgent::registered:
+   * @self: the agent
+   * @service: the service, with its public port (zlt_service_get_assigned_port(); 0 for an
+   *   internal one)
+   *
+   * The server accepted a service: after every authentication, for each service, and for
+   * each service added at run time.
+   */
   signals[SIGNAL_REGISTERED]
       = g_signal_new ("registered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       NULL, G_TYPE_NONE, 1, ZLT_TYPE_SERVICE);
+  /**
+   * ZltAgent::register-failed:
+   * @self: the agent
+   * @service: the service
+   * @error: the server's refusal (%ZLT_ERROR_DUPLICATE_NAME, %ZLT_ERROR_NOT_ALLOWED,
+   *   %ZLT_ERROR_PORT_IN_USE, ...)
+   *
+   * The server refused a service. The agent tries again later, as names and ports may
+   * free up.
+   */
   signals[SIGNAL_REGISTER_FAILED]
       = g_signal_new ("register-failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
                       NULL, NULL, G_TYPE_NONE, 2, ZLT_TYPE_SERVICE, G_TYPE_ERROR);
@@ -1437,6 +1586,19 @@ zlt_agent_init (ZltAgent *self)
   self->connection_failure_log = (ZltLogLimit) ZLT_LOG_LIMIT_INIT (10, 60);
 }
 
+/**
+ * zlt_agent_new_full:
+ * @config: the agent's config; its token source is not read
+ * @token: the token
+ * @control: the control channel's transport ("websocket")
+ * @tcp: the transport for local TCP services
+ * @udp: (nullable): the transport for local UDP services; %NULL: no UDP
+ *
+ * The same as zlt_agent_new() with every part given. @token is only kept as its hash
+ * unless the config allows raw-token (legacy) authentication.
+ *
+ * Returns: (transfer full): a new agent, not started
+ */
 ZltAgent *
 zlt_agent_new_full (ZltClientConfig *config, const char *token, ZltControlTransport *control,
                     ZltTransport *tcp, ZltTransport *udp)
@@ -1495,6 +1657,18 @@ zlt_agent_new_full (ZltClientConfig *config, const char *token, ZltControlTransp
   return g_steal_pointer (&self);
 }
 
+/**
+ * zlt_agent_new:
+ * @config: the agent's config
+ * @loader: a plugin loader that has loaded its plugins
+ * @error: return location for a #GError
+ *
+ * Reads the token (from the file or environment variable @config names) and takes the
+ * transports from @loader. Fails when the token cannot be read or a transport is
+ * missing.
+ *
+ * Returns: (transfer full): a new agent, not started, or %NULL on error
+ */
 ZltAgent *
 zlt_agent_new (ZltClientConfig *config, ZltPluginLoader *loader, GError **error)
 {
@@ -1519,10 +1693,12 @@ zlt_agent_new (ZltClientConfig *config, ZltPluginLoader *loader, GError **error)
 
 /**
  * zlt_agent_set_network_monitor:
+ * @self: an agent
  * @monitor: (nullable): what tells the agent that the network changed; %NULL for none
  *
- * The agent follows g_network_monitor_get_default() from the start; tests and
- * embedders may give it another (a #GNetworkMonitorBase they drive themselves).
+ * The agent follows g_network_monitor_get_default() from the start, and reconnects at
+ * once when the network comes back; tests and embedders may give it another (a
+ * #GNetworkMonitorBase they drive themselves).
  */
 void
 zlt_agent_set_network_monitor (ZltAgent *self, GNetworkMonitor *monitor)
@@ -1539,6 +1715,7 @@ zlt_agent_set_network_monitor (ZltAgent *self, GNetworkMonitor *monitor)
 
 /**
  * zlt_agent_set_access_expires:
+ * @self: an agent
  * @expires: µs since the Unix epoch when the agent's access sessions end, 0 for none
  *
  * For access clients: the next Auth asks the server for an access session that long

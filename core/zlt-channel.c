@@ -13,6 +13,13 @@ typedef struct
   gpointer admission_data;
 } ZltChannelPrivate;
 
+/**
+ * ZltChannel:
+ * A message channel that carries control frames (a WebSocket in practice): the server
+ * and the agent only see binary messages in (#ZltChannel::message) and out
+ * (zlt_channel_send()), and the end (#ZltChannel::closed). Transport plugins subclass it.
+ */
+
 G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (ZltChannel, zlt_channel, G_TYPE_OBJECT)
 
 enum
@@ -31,6 +38,16 @@ enum
 };
 static guint signals[N_SIGNALS];
 
+/**
+ * zlt_channel_send:
+ * @self: a channel
+ * @message: one binary message
+ * @error: return location for a #GError
+ *
+ * Queues one binary message; never blocks. Fails on a closed channel.
+ *
+ * Returns: %TRUE when queued
+ */
 gboolean
 zlt_channel_send (ZltChannel *self, GBytes *message, GError **error)
 {
@@ -47,6 +64,14 @@ zlt_channel_send (ZltChannel *self, GBytes *message, GError **error)
   return ZLT_CHANNEL_GET_CLASS (self)->send (self, message, error);
 }
 
+/**
+ * zlt_channel_close:
+ * @self: a channel
+ * @code: the close code (WebSocket)
+ * @reason: (nullable): why, for the peer
+ *
+ * Starts an orderly close; #ZltChannel::closed follows.
+ */
 void
 zlt_channel_close (ZltChannel *self, guint16 code, const char *reason)
 {
@@ -58,6 +83,12 @@ zlt_channel_close (ZltChannel *self, guint16 code, const char *reason)
   ZLT_CHANNEL_GET_CLASS (self)->close (self, code, reason);
 }
 
+/**
+ * zlt_channel_get_pending:
+ * @self: a channel
+ *
+ * Returns: bytes queued but not yet handed to the kernel, for back-pressure
+ */
 gsize
 zlt_channel_get_pending (ZltChannel *self)
 {
@@ -67,6 +98,12 @@ zlt_channel_get_pending (ZltChannel *self)
   return ZLT_CHANNEL_GET_CLASS (self)->get_pending (self);
 }
 
+/**
+ * zlt_channel_is_closed:
+ * @self: a channel
+ *
+ * Returns: whether #ZltChannel::closed was emitted
+ */
 gboolean
 zlt_channel_is_closed (ZltChannel *self)
 {
@@ -76,6 +113,12 @@ zlt_channel_is_closed (ZltChannel *self)
   return priv->closed;
 }
 
+/**
+ * zlt_channel_get_peer_address:
+ * @self: a channel
+ *
+ * Returns: (nullable): the other end's address, "host:port"
+ */
 const char *
 zlt_channel_get_peer_address (ZltChannel *self)
 {
@@ -85,6 +128,13 @@ zlt_channel_get_peer_address (ZltChannel *self)
   return priv->peer_address;
 }
 
+/**
+ * zlt_channel_get_nonce:
+ * @self: a channel
+ *
+ * Returns: (nullable) (transfer none): the challenge nonce of the handshake
+ *   (%ZLT_NONCE_SIZE bytes), or %NULL if the peer sent none (a v1 server)
+ */
 GBytes *
 zlt_channel_get_nonce (ZltChannel *self)
 {
@@ -94,6 +144,13 @@ zlt_channel_get_nonce (ZltChannel *self)
   return priv->nonce;
 }
 
+/**
+ * zlt_channel_set_nonce:
+ * @self: a channel
+ * @nonce: (nullable): the handshake's nonce
+ *
+ * For implementations: records the challenge nonce of the handshake.
+ */
 void
 zlt_channel_set_nonce (ZltChannel *self, GBytes *nonce)
 {
@@ -105,6 +162,13 @@ zlt_channel_set_nonce (ZltChannel *self, GBytes *nonce)
     priv->nonce = g_bytes_ref (nonce);
 }
 
+/**
+ * zlt_channel_emit_message:
+ * @self: a channel
+ * @message: one binary message
+ *
+ * For implementations: emits #ZltChannel::message.
+ */
 void
 zlt_channel_emit_message (ZltChannel *self, GBytes *message)
 {
@@ -114,6 +178,13 @@ zlt_channel_emit_message (ZltChannel *self, GBytes *message)
     g_signal_emit (self, signals[SIGNAL_MESSAGE], 0, message);
 }
 
+/**
+ * zlt_channel_emit_closed:
+ * @self: a channel
+ * @error: (nullable): why, or %NULL for an orderly close
+ *
+ * For implementations: emits #ZltChannel::closed, once.
+ */
 void
 zlt_channel_emit_closed (ZltChannel *self, const GError *error)
 {
@@ -161,9 +232,11 @@ zlt_channel_set_property (GObject *object, guint prop_id, const GValue *value, G
 }
 
 /**
- * zlt_channel_set_admission:
- * @end: called once, when the peer has authenticated (zlt_channel_end_admission()) or
- *   the channel closed or went away
+ * zlt_channel_set_admission: (skip)
+ * @self: a channel
+ * @end: called once with @data, when the peer has authenticated
+ *   (zlt_channel_end_admission()) or the channel closed or went away
+ * @data: data for @end
  *
  * For listeners that bound connections until they authenticate: the channel carries
  * the connection's place in that count past the upgrade.
@@ -180,7 +253,13 @@ zlt_channel_set_admission (ZltChannel *self, GDestroyNotify end, gpointer data)
   priv->admission_data = data;
 }
 
-/* The peer authenticated (or left): it no longer counts as waiting to. */
+/**
+ * zlt_channel_end_admission:
+ * @self: a channel
+ *
+ * The peer authenticated (or left): it no longer counts among the listener's connections
+ * waiting to (see zlt_control_listener_admit()).
+ */
 void
 zlt_channel_end_admission (ZltChannel *self)
 {
@@ -214,6 +293,10 @@ zlt_channel_class_init (ZltChannelClass *klass)
   object_class->set_property = zlt_channel_set_property;
   object_class->finalize = zlt_channel_finalize;
 
+  /**
+   * ZltChannel:peer-address:
+   * The other end's address, "host:port".
+   */
   props[PROP_PEER_ADDRESS]
       = g_param_spec_string ("peer-address", NULL, NULL, NULL,
                              G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
@@ -221,6 +304,7 @@ zlt_channel_class_init (ZltChannelClass *klass)
 
   /**
    * ZltChannel::message:
+   * @self: the channel
    * @message: one binary message (one or more protocol frames)
    */
   signals[SIGNAL_MESSAGE]
@@ -228,7 +312,10 @@ zlt_channel_class_init (ZltChannelClass *klass)
                       G_TYPE_NONE, 1, G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
   /**
    * ZltChannel::closed:
-   * @error: (nullable): why, or %NULL for an orderly close; emitted exactly once
+   * @self: the channel
+   * @error: (nullable): why, or %NULL for an orderly close
+   *
+   * The channel ended; emitted exactly once.
    */
   signals[SIGNAL_CLOSED]
       = g_signal_new ("closed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,

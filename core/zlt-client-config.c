@@ -45,6 +45,14 @@ struct _ZltClientConfig
   GPtrArray *services; /* ZltServiceConfig, in config order */
 };
 
+/**
+ * ZltClientConfig:
+ * The `[agent]` group and the `[service:NAME]` groups of a config
+ * (zlayer-tunnel.conf(5)), checked: every key known, every value in range, errors
+ * naming the group and key. The services may change at run time
+ * (zlt_client_config_add_service()); the rest is fixed once made.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltClientConfig, zlt_client_config, G_TYPE_OBJECT)
 
 static const char *const agent_keys[] = {
@@ -89,6 +97,12 @@ zlt_service_config_new (const char *name, ZltProtocol protocol, const char *loca
   return service;
 }
 
+/**
+ * zlt_service_config_copy:
+ * @service: a service config
+ *
+ * Returns: (transfer full): a copy of @service
+ */
 ZltServiceConfig *
 zlt_service_config_copy (const ZltServiceConfig *service)
 {
@@ -103,6 +117,12 @@ zlt_service_config_copy (const ZltServiceConfig *service)
   return copy;
 }
 
+/**
+ * zlt_service_config_free:
+ * @service: (nullable) (transfer full): a service config
+ *
+ * Frees @service; %NULL is ignored.
+ */
 void
 zlt_service_config_free (ZltServiceConfig *service)
 {
@@ -661,6 +681,12 @@ zlt_client_config_get_server_url (ZltClientConfig *self)
   return self->server_url;
 }
 
+/**
+ * zlt_client_config_get_server_host:
+ * @self: a client config
+ *
+ * Returns: the host of the server URL
+ */
 const char *
 zlt_client_config_get_server_host (ZltClientConfig *self)
 {
@@ -690,6 +716,12 @@ zlt_client_config_get_server_path (ZltClientConfig *self)
   return self->server_path;
 }
 
+/**
+ * zlt_client_config_get_use_tls:
+ * @self: a client config
+ *
+ * Returns: whether the server URL is wss://
+ */
 gboolean
 zlt_client_config_get_use_tls (ZltClientConfig *self)
 {
@@ -719,6 +751,13 @@ zlt_client_config_get_token_env (ZltClientConfig *self)
   return self->token_env;
 }
 
+/**
+ * zlt_client_config_get_tls_ca_file:
+ * @self: a client config
+ *
+ * Returns: (nullable): the CA file the server's certificate must chain to, instead of
+ *   the system's
+ */
 const char *
 zlt_client_config_get_tls_ca_file (ZltClientConfig *self)
 {
@@ -737,6 +776,13 @@ zlt_client_config_get_tls_pinned_sha256 (ZltClientConfig *self)
   return self->tls_pinned_sha256;
 }
 
+/**
+ * zlt_client_config_get_tls_insecure:
+ * @self: a client config
+ *
+ * Returns: whether `tls-insecure=true`: any server certificate is accepted (and logged);
+ *   development only
+ */
 gboolean
 zlt_client_config_get_tls_insecure (ZltClientConfig *self)
 {
@@ -757,6 +803,12 @@ zlt_client_config_get_retry_forever (ZltClientConfig *self)
   return self->retry_forever;
 }
 
+/**
+ * zlt_client_config_get_legacy_auth:
+ * @self: a client config
+ *
+ * Returns: whether the agent sends the raw token (v1 authentication) instead of a proof
+ */
 gboolean
 zlt_client_config_get_legacy_auth (ZltClientConfig *self)
 {
@@ -775,6 +827,12 @@ zlt_client_config_get_heartbeat_interval (ZltClientConfig *self)
   return self->heartbeat_interval;
 }
 
+/**
+ * zlt_client_config_get_heartbeat_timeout:
+ * @self: a client config
+ *
+ * Returns: seconds without a frame from the server after which the agent reconnects
+ */
 guint
 zlt_client_config_get_heartbeat_timeout (ZltClientConfig *self)
 {
@@ -818,6 +876,12 @@ zlt_client_config_get_standby_connections (ZltClientConfig *self)
   return self->standby_connections;
 }
 
+/**
+ * zlt_client_config_get_backoff_max:
+ * @self: a client config
+ *
+ * Returns: the longest wait between reconnect attempts, in seconds
+ */
 gdouble
 zlt_client_config_get_backoff_max (ZltClientConfig *self)
 {

@@ -38,6 +38,16 @@ typedef struct
   GHashTable *sources; /* set of ZltPendingSource with n_pending > 0 */
 } ZltControlListenerPrivate;
 
+/**
+ * ZltControlListener:
+ * The server's end of a [class@Zlt.ControlTransport]: a listener that accepts control
+ * channels and data connections on one port and hands them to the server through its
+ * signals. It caps the connections that have not upgraded yet, in total
+ * (#ZltControlListener:max-pending) and per source
+ * (#ZltControlListener:max-pending-per-source): before its upgrade a connection has
+ * proved nothing, and anyone can open one.
+ */
+
 G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (ZltControlListener, zlt_control_listener, ZLT_TYPE_LISTENER)
 
 enum
@@ -60,6 +70,13 @@ enum
 };
 static guint signals[N_SIGNALS];
 
+/**
+ * zlt_control_listener_emit_channel:
+ * @self: a control listener
+ * @channel: the new control channel
+ *
+ * For implementations: emits #ZltControlListener::channel.
+ */
 void
 zlt_control_listener_emit_channel (ZltControlListener *self, ZltChannel *channel)
 {
@@ -67,6 +84,21 @@ zlt_control_listener_emit_channel (ZltControlListener *self, ZltChannel *channel
   g_signal_emit (self, signals[SIGNAL_CHANNEL], 0, channel);
 }
 
+/**
+ * zlt_control_listener_emit_data_request:
+ * @self: a control listener
+ * @tunnel_id: X-Zlt-Tunnel
+ * @connection_id: X-Zlt-Connection
+ * @mac: X-Zlt-Mac
+ * @service: (nullable): X-Zlt-Service of an access stream, %NULL on an agent's data
+ *   connection
+ * @probe: only ask whether an access stream would be accepted (nothing is set up)
+ *
+ * For implementations: asks the server whether to accept a data connection
+ * (#ZltControlListener::data-request).
+ *
+ * Returns: the server's verdict
+ */
 ZltDataVerdict
 zlt_control_listener_emit_data_request (ZltControlListener *self, const char *tunnel_id,
                                         const char *connection_id, const char *mac,
@@ -81,6 +113,14 @@ zlt_control_listener_emit_data_request (ZltControlListener *self, const char *tu
   return (ZltDataVerdict) verdict;
 }
 
+/**
+ * zlt_control_listener_emit_data_stream:
+ * @self: a control listener
+ * @connection_id: X-Zlt-Connection
+ * @stream: the accepted connection
+ *
+ * For implementations: hands an accepted data connection to the server.
+ */
 void
 zlt_control_listener_emit_data_stream (ZltControlListener *self, const char *connection_id,
                                        GIOStream *stream)
@@ -89,6 +129,18 @@ zlt_control_listener_emit_data_stream (ZltControlListener *self, const char *con
   g_signal_emit (self, signals[SIGNAL_DATA_STREAM], 0, connection_id, stream);
 }
 
+/**
+ * zlt_control_listener_emit_standby_request:
+ * @self: a control listener
+ * @tunnel_id: X-Zlt-Tunnel
+ * @standby_id: X-Zlt-Standby
+ * @mac: X-Zlt-Mac
+ *
+ * For implementations: asks the server whether to park a standby data connection
+ * (PROTOCOL-v2.md §8), as the request gave its headers.
+ *
+ * Returns: the server's verdict
+ */
 ZltDataVerdict
 zlt_control_listener_emit_standby_request (ZltControlListener *self, const char *tunnel_id,
                                            const char *standby_id, const char *mac)
@@ -101,6 +153,16 @@ zlt_control_listener_emit_standby_request (ZltControlListener *self, const char 
   return (ZltDataVerdict) verdict;
 }
 
+/**
+ * zlt_control_listener_emit_standby_stream:
+ * @self: a control listener
+ * @tunnel_id: X-Zlt-Tunnel
+ * @standby_id: X-Zlt-Standby
+ * @stream: the accepted connection
+ *
+ * For implementations: hands an accepted standby data connection to the server, its 101
+ * already sent and nothing read from it since the request.
+ */
 void
 zlt_control_listener_emit_standby_stream (ZltControlListener *self, const char *tunnel_id,
                                           const char *standby_id, GIOStream *stream)
@@ -157,6 +219,17 @@ source_key (GSocketAddress *remote, ZltPendingSource *key)
     }
 }
 
+/**
+ * zlt_control_listener_admit: (skip)
+ * @self: a control listener
+ * @remote: the new connection's address
+ *
+ * For implementations: counts a new connection from @remote against the caps.
+ *
+ * Returns: (nullable): its source, to hand to zlt_control_listener_release() once the
+ *   connection upgraded or closed, or %NULL when a cap is reached: the connection is
+ *   counted as refused; close it at once
+ */
 ZltPendingSource *
 zlt_control_listener_admit (ZltControlListener *self, GSocketAddress *remote)
 {
@@ -185,6 +258,13 @@ zlt_control_listener_admit (ZltControlListener *self, GSocketAddress *remote)
   return source;
 }
 
+/**
+ * zlt_control_listener_release: (skip)
+ * @self: a control listener
+ * @source: what zlt_control_listener_admit() returned
+ *
+ * For implementations: the connection of @source upgraded or closed.
+ */
 void
 zlt_control_listener_release (ZltControlListener *self, ZltPendingSource *source)
 {
@@ -198,6 +278,12 @@ zlt_control_listener_release (ZltControlListener *self, ZltPendingSource *source
     g_hash_table_remove (priv->sources, source);
 }
 
+/**
+ * zlt_control_listener_get_max_pending:
+ * @self: a control listener
+ *
+ * Returns: connections not yet upgraded, at most
+ */
 guint
 zlt_control_listener_get_max_pending (ZltControlListener *self)
 {
@@ -207,6 +293,13 @@ zlt_control_listener_get_max_pending (ZltControlListener *self)
   return priv->max_pending;
 }
 
+/**
+ * zlt_control_listener_set_max_pending:
+ * @self: a control listener
+ * @max_pending: at least 1
+ *
+ * Sets #ZltControlListener:max-pending.
+ */
 void
 zlt_control_listener_set_max_pending (ZltControlListener *self, guint max_pending)
 {
@@ -219,6 +312,12 @@ zlt_control_listener_set_max_pending (ZltControlListener *self, guint max_pendin
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_MAX_PENDING]);
 }
 
+/**
+ * zlt_control_listener_get_max_pending_per_source:
+ * @self: a control listener
+ *
+ * Returns: connections not yet upgraded from one source, at most
+ */
 guint
 zlt_control_listener_get_max_pending_per_source (ZltControlListener *self)
 {
@@ -228,6 +327,13 @@ zlt_control_listener_get_max_pending_per_source (ZltControlListener *self)
   return priv->max_pending_per_source;
 }
 
+/**
+ * zlt_control_listener_set_max_pending_per_source:
+ * @self: a control listener
+ * @max: at least 1
+ *
+ * Sets #ZltControlListener:max-pending-per-source.
+ */
 void
 zlt_control_listener_set_max_pending_per_source (ZltControlListener *self, guint max)
 {
@@ -240,6 +346,12 @@ zlt_control_listener_set_max_pending_per_source (ZltControlListener *self, guint
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_MAX_PENDING_PER_SOURCE]);
 }
 
+/**
+ * zlt_control_listener_get_n_pending:
+ * @self: a control listener
+ *
+ * Returns: connections accepted and not yet upgraded (nor closed)
+ */
 guint
 zlt_control_listener_get_n_pending (ZltControlListener *self)
 {
@@ -249,6 +361,12 @@ zlt_control_listener_get_n_pending (ZltControlListener *self)
   return priv->n_pending;
 }
 
+/**
+ * zlt_control_listener_get_n_refused:
+ * @self: a control listener
+ *
+ * Returns: connections closed at once because a cap was reached
+ */
 guint64
 zlt_control_listener_get_n_refused (ZltControlListener *self)
 {
@@ -335,17 +453,22 @@ zlt_control_listener_class_init (ZltControlListenerClass *klass)
 
   /**
    * ZltControlListener::channel:
+   * @self: the listener
    * @channel: a new control channel, before any frame
    */
   signals[SIGNAL_CHANNEL] = g_signal_new ("channel", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                                           0, NULL, NULL, NULL, G_TYPE_NONE, 1, ZLT_TYPE_CHANNEL);
   /**
    * ZltControlListener::data-request:
+   * @self: the listener
    * @tunnel_id: X-Zlt-Tunnel
    * @connection_id: X-Zlt-Connection
    * @mac: X-Zlt-Mac
    * @service: (nullable): X-Zlt-Service, present on access streams only
    * @probe: only say whether an access stream would be accepted
+   *
+   * A data connection (or access stream) asks to be accepted.
+   *
    * Returns: a #ZltDataVerdict; the first handler decides
    */
   signals[SIGNAL_DATA_REQUEST]
@@ -354,6 +477,10 @@ zlt_control_listener_class_init (ZltControlListenerClass *klass)
                       G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_BOOLEAN);
   /**
    * ZltControlListener::data-stream:
+   * @self: the listener
+   * @connection_id: X-Zlt-Connection
+   * @stream: the connection
+   *
    * An accepted data connection, its 101 already sent.
    */
   signals[SIGNAL_DATA_STREAM]
@@ -361,12 +488,14 @@ zlt_control_listener_class_init (ZltControlListenerClass *klass)
                       NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_IO_STREAM);
   /**
    * ZltControlListener::standby-request:
+   * @self: the listener
    * @tunnel_id: X-Zlt-Tunnel
    * @standby_id: X-Zlt-Standby
    * @mac: X-Zlt-Mac
-   * Returns: a #ZltDataVerdict; the first handler decides
    *
    * A standby data connection asks to be parked (PROTOCOL-v2.md §8).
+   *
+   * Returns: a #ZltDataVerdict; the first handler decides
    */
   signals[SIGNAL_STANDBY_REQUEST]
       = g_signal_new ("standby-request", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
@@ -374,6 +503,11 @@ zlt_control_listener_class_init (ZltControlListenerClass *klass)
                       G_TYPE_STRING, G_TYPE_STRING);
   /**
    * ZltControlListener::standby-stream:
+   * @self: the listener
+   * @tunnel_id: X-Zlt-Tunnel
+   * @standby_id: X-Zlt-Standby
+   * @stream: the connection, nothing read from it since the request
+   *
    * An accepted standby data connection, its 101 already sent.
    */
   signals[SIGNAL_STANDBY_STREAM]

@@ -16,6 +16,27 @@ struct _ZltCredential
   guint8 proof[ZLT_HASH_SIZE];      /* PROOF */
 };
 
+/**
+ * ZltCredential:
+ * What an agent presented to open a tunnel, as a validator sees it.
+ *
+ * Today every credential is a *hash-challenge* credential (the default): the server never
+ * sees the token. A v1 Auth carries the raw token, which the server hashes at once and
+ * forgets (%ZLT_CREDENTIAL_KIND_TOKEN); a v2 Auth carries a key id and an HMAC proof over
+ * the server's nonce and the agent's client id (%ZLT_CREDENTIAL_KIND_PROOF,
+ * PROTOCOL-v2.md §2). Either way a validator looks the token up by
+ * zlt_credential_get_lookup_key() and checks it against the SHA-256 it stores with
+ * zlt_credential_matches_hash(), which works for both kinds.
+ */
+
+/**
+ * ZltCredentialKind:
+ * @ZLT_CREDENTIAL_KIND_TOKEN: a v1 Auth: the token's hash (the raw token is not kept)
+ * @ZLT_CREDENTIAL_KIND_PROOF: a v2 Auth: a key id and an HMAC proof
+ *
+ * How the agent proved its token (PROTOCOL-v2.md §2).
+ */
+
 G_DEFINE_BOXED_TYPE (ZltCredential, zlt_credential, zlt_credential_copy, zlt_credential_free)
 
 /**
@@ -41,9 +62,9 @@ zlt_credential_new_token (const char *token)
 /**
  * zlt_credential_new_proof:
  * @key_id: the key id a v2 Auth carries in its token field
- * @nonce: the nonce the server sent in X-Zlt-Nonce
+ * @nonce: (array fixed-size=32): the nonce the server sent in X-Zlt-Nonce
  * @client_id: the Auth's client id
- * @proof: the PROOF extension
+ * @proof: (array fixed-size=32): the PROOF extension
  *
  * Returns: (transfer full): a v2 credential
  */
@@ -67,6 +88,12 @@ zlt_credential_new_proof (const char *key_id, const guint8 nonce[ZLT_NONCE_SIZE]
   return self;
 }
 
+/**
+ * zlt_credential_copy:
+ * @credential: a credential
+ *
+ * Returns: (transfer full): a copy of @credential
+ */
 ZltCredential *
 zlt_credential_copy (const ZltCredential *credential)
 {
@@ -79,6 +106,12 @@ zlt_credential_copy (const ZltCredential *credential)
   return copy;
 }
 
+/**
+ * zlt_credential_free:
+ * @credential: (nullable) (transfer full): a credential
+ *
+ * Wipes and frees @credential; %NULL is ignored.
+ */
 void
 zlt_credential_free (ZltCredential *credential)
 {
@@ -89,6 +122,12 @@ zlt_credential_free (ZltCredential *credential)
   g_free (credential);
 }
 
+/**
+ * zlt_credential_get_kind:
+ * @credential: a credential
+ *
+ * Returns: how the agent proved its token
+ */
 ZltCredentialKind
 zlt_credential_get_kind (const ZltCredential *credential)
 {
@@ -99,8 +138,15 @@ zlt_credential_get_kind (const ZltCredential *credential)
 
 /**
  * zlt_credential_get_lookup_key:
- * Returns: the key id to find the stored token by: computed from a v1 token, as sent in
- *   a v2 Auth. A v2 key id is whatever the peer sent; never trust it beyond a lookup.
+ * @credential: a credential
+ *
+ * The key to find the stored token by: the key id, the first %ZLT_KEY_ID_LEN (16)
+ * lowercase hex digits of the token's SHA-256 (zlt_token_key_id()). For a v1 credential
+ * it is computed from the token; for a v2 one it is what the agent sent, so it is only a
+ * hint: never trust it beyond a lookup, and accept the credential only when
+ * zlt_credential_matches_hash() says so.
+ *
+ * Returns: the key id
  */
 const char *
 zlt_credential_get_lookup_key (const ZltCredential *credential)
@@ -112,7 +158,9 @@ zlt_credential_get_lookup_key (const ZltCredential *credential)
 
 /**
  * zlt_credential_get_client_id:
- * Returns: (nullable): the client id of a v2 credential, NULL for a v1 one
+ * @credential: a credential
+ *
+ * Returns: (nullable): the client id of a v2 credential, %NULL for a v1 one
  */
 const ZltUuid *
 zlt_credential_get_client_id (const ZltCredential *credential)
@@ -126,7 +174,9 @@ zlt_credential_get_client_id (const ZltCredential *credential)
 
 /**
  * zlt_credential_get_nonce:
- * Returns: (nullable): the nonce of a v2 credential (32 bytes), NULL for a v1 one
+ * @credential: a credential
+ *
+ * Returns: (nullable) (array fixed-size=32): the nonce of a v2 credential, %NULL for a v1 one
  */
 const guint8 *
 zlt_credential_get_nonce (const ZltCredential *credential)
@@ -140,12 +190,13 @@ zlt_credential_get_nonce (const ZltCredential *credential)
 
 /**
  * zlt_credential_matches_hash:
- * @hash: a stored SHA-256 of a token
+ * @credential: a credential
+ * @hash: (array fixed-size=32): a stored SHA-256 of a token
  *
  * Checks the credential against @hash in constant time: a v1 token's hash against it,
  * or a v2 proof against HMAC(@hash, nonce, client id).
  *
- * Returns: TRUE when the credential proves the token behind @hash
+ * Returns: %TRUE when the credential proves the token behind @hash
  */
 gboolean
 zlt_credential_matches_hash (const ZltCredential *credential, const guint8 hash[ZLT_HASH_SIZE])

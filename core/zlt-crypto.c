@@ -45,6 +45,13 @@ hmac_update (GHmac *hmac, const guint8 *data, gsize len)
     }
 }
 
+/**
+ * zlt_token_hash_raw:
+ * @token: a token
+ * @out: (out caller-allocates) (array fixed-size=32): its SHA-256
+ *
+ * The SHA-256 of the token's UTF-8 bytes as 32 raw bytes: what a v2 proof is keyed with.
+ */
 void
 zlt_token_hash_raw (const char *token, guint8 out[ZLT_HASH_SIZE])
 {
@@ -59,6 +66,13 @@ zlt_token_hash_raw (const char *token, guint8 out[ZLT_HASH_SIZE])
   g_checksum_get_digest (checksum, out, &digest_len);
 }
 
+/**
+ * zlt_token_hash_hex:
+ * @token: a token
+ *
+ * Returns: (transfer full): the lowercase hex SHA-256 of the token's UTF-8 bytes, as token
+ *   files store it
+ */
 char *
 zlt_token_hash_hex (const char *token)
 {
@@ -73,6 +87,13 @@ zlt_token_hash_hex (const char *token)
   return hex;
 }
 
+/**
+ * zlt_hash_from_hex:
+ * @hex: (nullable): 64 hex digits
+ * @out: (out caller-allocates) (array fixed-size=32): the 32 bytes they stand for
+ *
+ * Returns: %TRUE when @hex is 64 hex digits (either case); %FALSE on anything else
+ */
 gboolean
 zlt_hash_from_hex (const char *hex, guint8 out[ZLT_HASH_SIZE])
 {
@@ -106,6 +127,16 @@ fail:
   return FALSE;
 }
 
+/**
+ * zlt_token_key_id:
+ * @token: a token
+ *
+ * The key id a v2 agent sends in place of the token (PROTOCOL-v2.md §2): the first
+ * %ZLT_KEY_ID_LEN hex digits of the token's SHA-256. A validator finds the stored token
+ * by it; see zlt_credential_get_lookup_key().
+ *
+ * Returns: (transfer full): the key id
+ */
 char *
 zlt_token_key_id (const char *token)
 {
@@ -120,6 +151,17 @@ zlt_token_key_id (const char *token)
   return key_id;
 }
 
+/**
+ * zlt_secure_equal:
+ * @a: (array length=a_len) (nullable): bytes
+ * @a_len: the length of @a
+ * @b: (array length=b_len) (nullable): other bytes
+ * @b_len: the length of @b
+ *
+ * Compares in time that depends only on the lengths, never on the contents.
+ *
+ * Returns: %TRUE when @a and @b hold the same bytes
+ */
 gboolean
 zlt_secure_equal (const guint8 *a, gsize a_len, const guint8 *b, gsize b_len)
 {
@@ -139,6 +181,15 @@ zlt_secure_equal (const guint8 *a, gsize a_len, const guint8 *b, gsize b_len)
   return (diff | (guint8) (a_len != b_len)) == 0;
 }
 
+/**
+ * zlt_secure_str_equal:
+ * @a: (nullable): a string
+ * @b: (nullable): another string
+ *
+ * zlt_secure_equal() for strings.
+ *
+ * Returns: %TRUE when @a and @b are equal (two %NULL strings are not)
+ */
 gboolean
 zlt_secure_str_equal (const char *a, const char *b)
 {
@@ -169,6 +220,17 @@ hmac_sha256_va (const guint8 *key, gsize key_len, guint8 out[ZLT_HASH_SIZE], con
   g_hmac_get_digest (hmac, out, &digest_len);
 }
 
+/**
+ * zlt_hmac_sha256:
+ * @key: (array length=key_len): the key
+ * @key_len: the length of @key
+ * @out: (out caller-allocates) (array fixed-size=32): the MAC
+ * @first_data: the first part
+ * @first_len: its length
+ * @...: more pairs of data and length, then %NULL
+ *
+ * HMAC-SHA256 over the concatenation of the given parts.
+ */
 void
 zlt_hmac_sha256 (const guint8 *key, gsize key_len, guint8 out[ZLT_HASH_SIZE],
                  const void *first_data, gsize first_len, ...)
@@ -183,6 +245,16 @@ zlt_hmac_sha256 (const guint8 *key, gsize key_len, guint8 out[ZLT_HASH_SIZE],
   va_end (args);
 }
 
+/**
+ * zlt_auth_proof:
+ * @token_hash: (array fixed-size=32): the token's SHA-256
+ * @nonce: (array fixed-size=32): the server's nonce
+ * @client_id: the agent's client id
+ * @out: (out caller-allocates) (array fixed-size=32): the proof
+ *
+ * The proof of a v2 Auth (PROTOCOL-v2.md §2): HMAC(token hash, "zlt-auth-v2" ‖ nonce ‖
+ * client id).
+ */
 void
 zlt_auth_proof (const guint8 token_hash[ZLT_HASH_SIZE], const guint8 nonce[ZLT_NONCE_SIZE],
                 const ZltUuid *client_id, guint8 out[ZLT_HASH_SIZE])
@@ -196,9 +268,18 @@ zlt_auth_proof (const guint8 token_hash[ZLT_HASH_SIZE], const guint8 nonce[ZLT_N
                    (gsize) ZLT_NONCE_SIZE, client_id->bytes, (gsize) ZLT_UUID_SIZE, NULL);
 }
 
-/* The server's answer to the agent's proof: it shows the server holds the token's hash
+/**
+ * zlt_server_proof:
+ * @token_hash: (array fixed-size=32): the token's SHA-256
+ * @nonce: (array fixed-size=32): the server's nonce
+ * @client_id: the agent's client id
+ * @tunnel_id: the tunnel the AuthOk gives
+ * @out: (out caller-allocates) (array fixed-size=32): the proof
+ *
+ * The server's answer to the agent's proof: it shows the server holds the token's hash
  * (an impostor that merely relays or forges AuthOk cannot make it). It covers the
- * tunnel id, so the AuthOk that carries it cannot be replayed onto another tunnel. */
+ * tunnel id, so the AuthOk that carries it cannot be replayed onto another tunnel.
+ */
 void
 zlt_server_proof (const guint8 token_hash[ZLT_HASH_SIZE], const guint8 nonce[ZLT_NONCE_SIZE],
                   const ZltUuid *client_id, const ZltUuid *tunnel_id, guint8 out[ZLT_HASH_SIZE])
@@ -214,6 +295,15 @@ zlt_server_proof (const guint8 token_hash[ZLT_HASH_SIZE], const guint8 nonce[ZLT
                    tunnel_id->bytes, (gsize) ZLT_UUID_SIZE, NULL);
 }
 
+/**
+ * zlt_session_key:
+ * @token_hash: (array fixed-size=32): the token's SHA-256
+ * @nonce: (array fixed-size=32): the server's nonce
+ * @tunnel_id: the tunnel
+ * @out: (out caller-allocates) (array fixed-size=32): the session key
+ *
+ * The key data connections of a tunnel are proven with (PROTOCOL-v2.md §3).
+ */
 void
 zlt_session_key (const guint8 token_hash[ZLT_HASH_SIZE], const guint8 nonce[ZLT_NONCE_SIZE],
                  const ZltUuid *tunnel_id, guint8 out[ZLT_HASH_SIZE])
@@ -227,6 +317,15 @@ zlt_session_key (const guint8 token_hash[ZLT_HASH_SIZE], const guint8 nonce[ZLT_
                    (gsize) ZLT_NONCE_SIZE, tunnel_id->bytes, (gsize) ZLT_UUID_SIZE, NULL);
 }
 
+/**
+ * zlt_data_mac:
+ * @session_key: (array fixed-size=32): the tunnel's session key
+ * @tunnel_id: the tunnel
+ * @connection_id: the public connection
+ * @out: (out caller-allocates) (array fixed-size=32): the MAC
+ *
+ * The MAC of a data connection request (PROTOCOL-v2.md §3).
+ */
 void
 zlt_data_mac (const guint8 session_key[ZLT_HASH_SIZE], const ZltUuid *tunnel_id,
               const ZltUuid *connection_id, guint8 out[ZLT_HASH_SIZE])
@@ -241,6 +340,15 @@ zlt_data_mac (const guint8 session_key[ZLT_HASH_SIZE], const ZltUuid *tunnel_id,
                    (gsize) ZLT_UUID_SIZE, NULL);
 }
 
+/**
+ * zlt_standby_mac:
+ * @session_key: (array fixed-size=32): the tunnel's session key
+ * @tunnel_id: the tunnel
+ * @standby_id: the agent's standby connection number
+ * @out: (out caller-allocates) (array fixed-size=32): the MAC
+ *
+ * The MAC of a standby data connection (PROTOCOL-v2.md §8).
+ */
 void
 zlt_standby_mac (const guint8 session_key[ZLT_HASH_SIZE], const ZltUuid *tunnel_id,
                  guint64 standby_id, guint8 out[ZLT_HASH_SIZE])
@@ -257,6 +365,13 @@ zlt_standby_mac (const guint8 session_key[ZLT_HASH_SIZE], const ZltUuid *tunnel_
                    tunnel_id->bytes, (gsize) ZLT_UUID_SIZE, id, sizeof id, NULL);
 }
 
+/**
+ * zlt_standby_id_parse:
+ * @text: (nullable): the X-Zlt-Standby header
+ * @standby_id: (out): the number
+ *
+ * Returns: %TRUE when @text is a decimal number from 1 to 2^64-1 without leading zeros
+ */
 gboolean
 zlt_standby_id_parse (const char *text, guint64 *standby_id)
 {
@@ -282,6 +397,14 @@ zlt_standby_id_parse (const char *text, guint64 *standby_id)
   return TRUE;
 }
 
+/**
+ * zlt_resume_mac:
+ * @resume_secret: (array fixed-size=32): the secret of the tunnel's last AuthOk
+ * @nonce: (array fixed-size=32): the server's nonce
+ * @out: (out caller-allocates) (array fixed-size=32): the MAC
+ *
+ * The MAC of a RESUME tag (PROTOCOL-v2.md §4).
+ */
 void
 zlt_resume_mac (const guint8 resume_secret[ZLT_HASH_SIZE], const guint8 nonce[ZLT_NONCE_SIZE],
                 guint8 out[ZLT_HASH_SIZE])
@@ -321,6 +444,14 @@ read_dev_urandom (guint8 *buf, gsize len)
   return TRUE;
 }
 
+/**
+ * zlt_random_bytes:
+ * @buf: (out caller-allocates) (array length=len): where the bytes go
+ * @len: how many
+ *
+ * Fills @buf from the kernel's CSPRNG (getrandom). Never falls back to anything weaker:
+ * a process that cannot read random bytes aborts.
+ */
 void
 zlt_random_bytes (guint8 *buf, gsize len)
 {
@@ -349,6 +480,13 @@ zlt_random_bytes (guint8 *buf, gsize len)
     }
 }
 
+/**
+ * zlt_hex_encode:
+ * @data: (array length=len) (nullable): bytes
+ * @len: the length of @data
+ *
+ * Returns: (transfer full): the lowercase hex of @data
+ */
 char *
 zlt_hex_encode (const guint8 *data, gsize len)
 {

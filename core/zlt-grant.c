@@ -19,6 +19,16 @@ struct _ZltGrant
   guint8 token_hash[ZLT_HASH_SIZE];
 };
 
+/**
+ * ZltGrant:
+ * What a validator allowed a credential to do: the name of the token's principal, the
+ * services it may register (#ZltGrant:services), reach through access sessions
+ * (#ZltGrant:reach) and own (#ZltGrant:owns), as service patterns, and when it expires.
+ *
+ * A service pattern is a service name, `*` (every service) or a prefix followed by `*`
+ * (`acme-*`), so one tenant's rights can cover a namespace of names.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltGrant, zlt_grant, G_TYPE_OBJECT)
 
 enum
@@ -116,22 +126,41 @@ zlt_grant_class_init (ZltGrantClass *klass)
   object_class->set_property = zlt_grant_set_property;
   object_class->finalize = zlt_grant_finalize;
 
+  /**
+   * ZltGrant:name:
+   * The token's name, for logs and the D-Bus view; also the principal that owns what the
+   * token registers (tokens of one name are one principal, as while rotating a token).
+   */
   properties[PROP_NAME]
       = g_param_spec_string ("name", NULL, NULL, NULL,
                              G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
-  /* what may be registered, as service patterns. NULL: every service; empty: none */
+  /**
+   * ZltGrant:services:
+   * What may be registered, as service patterns. %NULL: every service; empty: none.
+   */
   properties[PROP_SERVICES]
       = g_param_spec_boxed ("services", NULL, NULL, G_TYPE_STRV,
                             G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
-  /* what may be reached through access sessions. NULL or empty: nothing */
+  /**
+   * ZltGrant:reach:
+   * What may be reached through access sessions, as service patterns. %NULL or empty:
+   * nothing.
+   */
   properties[PROP_REACH]
       = g_param_spec_boxed ("reach", NULL, NULL, G_TYPE_STRV,
                             G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
-  /* names reserved to this grant's holder: nobody else may register them */
+  /**
+   * ZltGrant:owns:
+   * Names (service patterns) reserved to this grant's principal: nobody else may register
+   * a matching service, even while its owner is away.
+   */
   properties[PROP_OWNS]
       = g_param_spec_boxed ("owns", NULL, NULL, G_TYPE_STRV,
                             G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
-  /* unix time in seconds; 0: never */
+  /**
+   * ZltGrant:expiry:
+   * Unix time in seconds after which the grant is void; 0: never.
+   */
   properties[PROP_EXPIRY]
       = g_param_spec_int64 ("expiry", NULL, NULL, 0, G_MAXINT64, 0,
                             G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
@@ -145,7 +174,9 @@ zlt_grant_init (ZltGrant *self)
 
 /**
  * zlt_service_pattern_is_valid:
- * Returns: TRUE for a service name, "*", or a service name's prefix followed by '*'
+ * @pattern: (nullable): a service pattern
+ *
+ * Returns: %TRUE for a service name, `*`, or a service name's prefix followed by `*`
  */
 gboolean
 zlt_service_pattern_is_valid (const char *pattern)
@@ -164,6 +195,13 @@ zlt_service_pattern_is_valid (const char *pattern)
   return zlt_service_name_is_valid (prefix);
 }
 
+/**
+ * zlt_service_pattern_matches:
+ * @pattern: a valid service pattern
+ * @service: a service name
+ *
+ * Returns: %TRUE when @pattern covers @service
+ */
 gboolean
 zlt_service_pattern_matches (const char *pattern, const char *service)
 {
@@ -191,9 +229,10 @@ any_matches (char **patterns, const char *service)
  * zlt_grant_new:
  * @name: the token's name, for logs and the D-Bus view; also who owns what the token
  *   registers (tokens of one name are one principal, as while rotating a token)
- * @token_hash: (nullable): SHA-256 of the token, which the server derives the session
- *   key from; NULL only for validators that accept anything
- * @services: (nullable): service patterns the token may register; NULL = all
+ * @token_hash: (nullable) (array fixed-size=32): SHA-256 of the token, which the server
+ *   derives the session key from; %NULL only for validators that accept anything
+ * @services: (nullable) (array zero-terminated=1): service patterns the token may register;
+ *   %NULL = all
  * @expiry: unix time in seconds after which the grant is void; 0 = never
  *
  * The grant reaches nothing through access sessions and owns no names; see
@@ -210,11 +249,15 @@ zlt_grant_new (const char *name, const guint8 token_hash[ZLT_HASH_SIZE],
 
 /**
  * zlt_grant_new_full:
- * @register_patterns: (nullable): service patterns the token may register; NULL = all
- * @reach_patterns: (nullable): service patterns the token may reach through access
- *   sessions; NULL = none
- * @owns: (nullable): service patterns reserved to this grant's name: nobody else may
- *   register a matching service, even while its owner is away
+ * @name: the token's name (see zlt_grant_new())
+ * @token_hash: (nullable) (array fixed-size=32): SHA-256 of the token
+ * @register_patterns: (nullable) (array zero-terminated=1): service patterns the token may
+ *   register; %NULL = all
+ * @reach_patterns: (nullable) (array zero-terminated=1): service patterns the token may
+ *   reach through access sessions; %NULL = none
+ * @owns: (nullable) (array zero-terminated=1): service patterns reserved to this grant's
+ *   name: nobody else may register a matching service, even while its owner is away
+ * @expiry: unix time in seconds after which the grant is void; 0 = never
  *
  * Returns: (transfer full): a new grant
  */
@@ -238,6 +281,12 @@ zlt_grant_new_full (const char *name, const guint8 token_hash[ZLT_HASH_SIZE],
   return self;
 }
 
+/**
+ * zlt_grant_get_name:
+ * @self: a grant
+ *
+ * Returns: the grant's name (#ZltGrant:name)
+ */
 const char *
 zlt_grant_get_name (ZltGrant *self)
 {
@@ -248,8 +297,10 @@ zlt_grant_get_name (ZltGrant *self)
 
 /**
  * zlt_grant_get_services:
- * Returns: (nullable): the service patterns that may be registered, NULL when every
- *   service may
+ * @self: a grant
+ *
+ * Returns: (nullable) (array zero-terminated=1) (transfer none): the service patterns that
+ *   may be registered, %NULL when every service may
  */
 const char *const *
 zlt_grant_get_services (ZltGrant *self)
@@ -259,6 +310,12 @@ zlt_grant_get_services (ZltGrant *self)
   return (const char *const *) self->services;
 }
 
+/**
+ * zlt_grant_get_expiry:
+ * @self: a grant
+ *
+ * Returns: unix time in seconds after which the grant is void; 0 = never
+ */
 gint64
 zlt_grant_get_expiry (ZltGrant *self)
 {
@@ -269,7 +326,10 @@ zlt_grant_get_expiry (ZltGrant *self)
 
 /**
  * zlt_grant_get_token_hash:
- * Returns: (nullable): the 32-byte token hash, NULL when the validator had none
+ * @self: a grant
+ *
+ * Returns: (nullable) (array fixed-size=32): the token's SHA-256, %NULL when the validator
+ *   had none
  */
 const guint8 *
 zlt_grant_get_token_hash (ZltGrant *self)
@@ -281,7 +341,10 @@ zlt_grant_get_token_hash (ZltGrant *self)
 
 /**
  * zlt_grant_get_reach:
- * Returns: (nullable): the service patterns reachable through access sessions
+ * @self: a grant
+ *
+ * Returns: (nullable) (array zero-terminated=1) (transfer none): the service patterns
+ *   reachable through access sessions
  */
 const char *const *
 zlt_grant_get_reach (ZltGrant *self)
@@ -293,7 +356,10 @@ zlt_grant_get_reach (ZltGrant *self)
 
 /**
  * zlt_grant_get_owns:
- * Returns: (nullable): the service patterns reserved to this grant's name
+ * @self: a grant
+ *
+ * Returns: (nullable) (array zero-terminated=1) (transfer none): the service patterns
+ *   reserved to this grant's name
  */
 const char *const *
 zlt_grant_get_owns (ZltGrant *self)
@@ -305,7 +371,10 @@ zlt_grant_get_owns (ZltGrant *self)
 
 /**
  * zlt_grant_may_register:
- * Returns: TRUE when @service may be registered under this grant
+ * @self: a grant
+ * @service: a service name
+ *
+ * Returns: %TRUE when @service may be registered under this grant
  */
 gboolean
 zlt_grant_may_register (ZltGrant *self, const char *service)
@@ -316,6 +385,15 @@ zlt_grant_may_register (ZltGrant *self, const char *service)
   return self->services == NULL || any_matches (self->services, service);
 }
 
+/**
+ * zlt_grant_allows_service:
+ * @self: a grant
+ * @service: a service name
+ *
+ * What zlt_grant_may_register() was called before rights were split in two.
+ *
+ * Returns: %TRUE when @service may be registered under this grant
+ */
 gboolean
 zlt_grant_allows_service (ZltGrant *self, const char *service)
 {
@@ -324,7 +402,10 @@ zlt_grant_allows_service (ZltGrant *self, const char *service)
 
 /**
  * zlt_grant_may_reach:
- * Returns: TRUE when @service may be reached through an access session
+ * @self: a grant
+ * @service: a service name
+ *
+ * Returns: %TRUE when @service may be reached through an access session
  */
 gboolean
 zlt_grant_may_reach (ZltGrant *self, const char *service)
@@ -337,7 +418,9 @@ zlt_grant_may_reach (ZltGrant *self, const char *service)
 
 /**
  * zlt_grant_may_reach_any:
- * Returns: TRUE when the grant reaches at least one service pattern: the server's
+ * @self: a grant
+ *
+ * Returns: %TRUE when the grant reaches at least one service pattern: the server's
  *   answer to a client asking for access sessions, whatever its caps claim
  */
 gboolean
@@ -350,7 +433,10 @@ zlt_grant_may_reach_any (ZltGrant *self)
 
 /**
  * zlt_grant_owns:
- * Returns: TRUE when @service is reserved to this grant's name
+ * @self: a grant
+ * @service: a service name
+ *
+ * Returns: %TRUE when @service is reserved to this grant's name
  */
 gboolean
 zlt_grant_owns (ZltGrant *self, const char *service)
@@ -363,9 +449,10 @@ zlt_grant_owns (ZltGrant *self, const char *service)
 
 /**
  * zlt_grant_is_expired:
+ * @self: a grant
  * @now: unix time in seconds
  *
- * Returns: TRUE when the grant has an expiry and @now has reached it
+ * Returns: %TRUE when the grant has an expiry and @now has reached it
  */
 gboolean
 zlt_grant_is_expired (ZltGrant *self, gint64 now)

@@ -232,6 +232,7 @@ zlt_heartbeat_class_init (ZltHeartbeatClass *klass)
 
   /**
    * ZltHeartbeat::send:
+   * @self: the heartbeat
    * @timestamp_us: Unix time in µs: the frame carries it in ms (v1) and, to a v2
    *   peer, in µs too (TIMESTAMP_US)
    */
@@ -245,6 +246,7 @@ zlt_heartbeat_class_init (ZltHeartbeatClass *klass)
                                           0, NULL, NULL, NULL, G_TYPE_NONE, 0);
   /**
    * ZltHeartbeat::stalled:
+   * @self: the heartbeat
    * @away_us: at least this long (µs) the process did not run
    *
    * Our own timers ran late: the process was stopped or the machine slept. The peer's

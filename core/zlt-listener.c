@@ -9,6 +9,12 @@ typedef struct
   gboolean closed;
 } ZltListenerPrivate;
 
+/**
+ * ZltListener:
+ * A bound listening endpoint of a [class@Zlt.Transport]: it reports every accepted
+ * connection with #ZltListener::incoming until zlt_listener_close().
+ */
+
 G_DEFINE_TYPE_WITH_PRIVATE (ZltListener, zlt_listener, G_TYPE_OBJECT)
 
 enum
@@ -63,6 +69,10 @@ zlt_listener_class_init (ZltListenerClass *klass)
   properties[PROP_PORT]
       = g_param_spec_uint ("port", NULL, NULL, 0, G_MAXUINT16, 0,
                            G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltListener:closed:
+   * Whether zlt_listener_close() was called.
+   */
   properties[PROP_CLOSED]
       = g_param_spec_boolean ("closed", NULL, NULL, FALSE,
                               G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
@@ -70,6 +80,7 @@ zlt_listener_class_init (ZltListenerClass *klass)
 
   /**
    * ZltListener::incoming:
+   * @self: the listener
    * @stream: the accepted stream; take a reference to keep it
    * @peer: (nullable): the remote address, when the transport knows it
    *
@@ -87,7 +98,18 @@ zlt_listener_init (ZltListener *self)
 }
 
 /**
+ * ZltListenerClass::incoming:
+ * @self: the listener
+ * @stream: the accepted stream
+ * @peer: (nullable): the remote address, when the transport knows it
+ *
+ * The class handler of #ZltListener::incoming.
+ */
+
+/**
  * zlt_listener_get_port:
+ * @self: a listener
+ *
  * Returns: the bound port (0 before the implementation set it)
  */
 guint16
@@ -101,6 +123,12 @@ zlt_listener_get_port (ZltListener *self)
   return priv->port;
 }
 
+/**
+ * zlt_listener_is_closed:
+ * @self: a listener
+ *
+ * Returns: whether zlt_listener_close() was called
+ */
 gboolean
 zlt_listener_is_closed (ZltListener *self)
 {
@@ -138,8 +166,10 @@ zlt_listener_set_idle_timeout (ZltListener *self, guint timeout_ms)
 
 /**
  * zlt_listener_close:
- * Stops accepting. Safe to call more than once; only the first call reaches the
- * implementation. No #ZltListener::incoming is emitted afterwards.
+ * @self: a listener
+ *
+ * Stops accepting and releases the socket (#ZltListenerClass.close); does nothing the
+ * second time.
  */
 void
 zlt_listener_close (ZltListener *self)
@@ -162,7 +192,10 @@ zlt_listener_close (ZltListener *self)
 
 /**
  * zlt_listener_set_port:
- * For implementations: records the port that was actually bound.
+ * @self: a listener
+ * @port: the port actually bound
+ *
+ * For implementations: sets #ZltListener:port before the listener is handed out.
  */
 void
 zlt_listener_set_port (ZltListener *self, guint16 port)
@@ -180,8 +213,11 @@ zlt_listener_set_port (ZltListener *self, guint16 port)
 
 /**
  * zlt_listener_emit_incoming:
- * For implementations: announces an accepted stream. Ignored once the listener is
- * closed (the stream is then dropped, which closes it when the last reference goes).
+ * @self: a listener
+ * @stream: the accepted stream
+ * @peer: (nullable): the remote address, when known
+ *
+ * For implementations: emits #ZltListener::incoming.
  */
 void
 zlt_listener_emit_incoming (ZltListener *self, GIOStream *stream, GSocketAddress *peer)

@@ -43,10 +43,177 @@ static const ExtTagInfo ext_tags[EXT_TAG_MAX + 1] = {
   [ZLT_EXT_TAG_STANDBY_MAX] = { "STANDBY_MAX", 2 },
 };
 
+/**
+ * ZltMessage:
+ * @type: the frame type
+ * @token: Auth: the raw token (v1) or the key id (v2)
+ * @reason: AuthFail, RegisterFail, ConnectFail, Disconnect: a text for people
+ * @name: Register: the service name (at most 255 bytes)
+ * @client_addr: Connect: the public client's address, "host:port"
+ * @client_id: Auth: the agent's client id
+ * @tunnel_id: AuthOk: the tunnel id the server gave
+ * @service_id: RegisterOk, Connect, Unregister: the service
+ * @connection_id: Connect, ConnectAck, ConnectFail: the public connection
+ * @protocol: Register: the service's protocol
+ * @local_port: Register: the port the agent's service listens on
+ * @remote_port: Register: the public port asked for; 0 = any
+ * @timestamp: Heartbeat, HeartbeatAck: Unix epoch in milliseconds
+ * @has_ext: whether a v2 extension block is (to be) present, even an empty one
+ * @ext: the extension block's values
+ *
+ * One frame of the control channel, decoded or to be encoded: a type byte, a 32-bit
+ * big-endian payload length, the payload (PROTOCOL.md §1) and, in protocol v2, an
+ * extension block of tagged values (PROTOCOL-v2.md §1).
+ *
+ * Which fields a type uses is in PROTOCOL.md §1.3; the others stay zero or %NULL, and
+ * %NULL strings encode as empty strings. Build one with a `zlt_message_new_*()`
+ * constructor and the `zlt_message_set_*()` setters, turn it into bytes with
+ * zlt_message_encode() or zlt_message_encode_bytes(), and read frames with
+ * zlt_message_decode() or zlt_message_decode_all(). Decoding checks, in this order,
+ * the header's size, the type, the payload limit (%ZLT_MAX_PAYLOAD) and completeness, and
+ * fails with a #ZltError code that says which.
+ *
+ * ```c
+ * g_autoptr(ZltMessage) msg = zlt_message_new_heartbeat (1700000000000);
+ * g_autoptr(GBytes) frame = zlt_message_encode_bytes (msg, &error);
+ * // 30 00 00 00 08 00 00 01 8b cf e5 68 00
+ * ```
+ */
+
+/**
+ * ZltMessageExt:
+ * @present: which fields are set: one #ZltExtFlags bit per tag
+ * @version: VERSION: the protocol version the sender speaks
+ * @caps: CAPS: #ZltCapabilities bits
+ * @proof: PROOF: the agent's HMAC proof of its token (Auth)
+ * @resume_tunnel_id: RESUME: the tunnel an agent asks to resume
+ * @resume_mac: RESUME: the MAC proving the resume secret
+ * @resume_secret: RESUME_SECRET: the secret a later resume is proven with (AuthOk)
+ * @heartbeat_ms: HEARTBEAT_MS: the heartbeat interval the server wants
+ * @resumed: RESUMED: 1 when the tunnel was resumed; kept as on the wire
+ * @assigned_port: ASSIGNED_PORT: the public port given (RegisterOk); 0 = none (internal)
+ * @expose: EXPOSE: a #ZltExpose; kept as on the wire
+ * @code: CODE: a #ZltReasonCode
+ * @server_proof: SERVER_PROOF: the server's proof that it knows the token (AuthOk)
+ * @access_ttl: ACCESS_TTL: seconds an access session asks for; 0 = no limit asked
+ * @max_connections: MAX_CONNECTIONS: Register: the owner's cap on live connections; 0 = none
+ * @idle_timeout: IDLE_TIMEOUT: Register: seconds a relayed connection may stay silent
+ * @timestamp_us: TIMESTAMP_US: Heartbeat(Ack): the same moment as the v1 field, in µs
+ * @standby_max: STANDBY_MAX: AuthOk: standby data connections the server parks, at most
+ *
+ * The values of a v2 extension block (PROTOCOL-v2.md §1). Only the fields whose bit is
+ * set in @present are meaningful; the others are zero. The `zlt_message_set_*()`
+ * functions set a field and its bit together.
+ */
+
+/**
+ * ZltMessageType:
+ * @ZLT_MESSAGE_AUTH: agent → server: the credential (0x01)
+ * @ZLT_MESSAGE_AUTH_OK: server → agent: the tunnel id (0x02)
+ * @ZLT_MESSAGE_AUTH_FAIL: server → agent: the reason (0x03)
+ * @ZLT_MESSAGE_REGISTER: agent → server: a service (0x10)
+ * @ZLT_MESSAGE_REGISTER_OK: server → agent: the service id (0x11)
+ * @ZLT_MESSAGE_REGISTER_FAIL: server → agent: the reason (0x12)
+ * @ZLT_MESSAGE_CONNECT: server → agent: a public connection to join (0x20)
+ * @ZLT_MESSAGE_CONNECT_ACK: agent → server: the data connection follows (0x21)
+ * @ZLT_MESSAGE_CONNECT_FAIL: agent → server: the local service refused (0x22)
+ * @ZLT_MESSAGE_HEARTBEAT: either way: a timestamp to echo (0x30)
+ * @ZLT_MESSAGE_HEARTBEAT_ACK: the echo (0x31)
+ * @ZLT_MESSAGE_UNREGISTER: agent → server: drop a service (0x40)
+ * @ZLT_MESSAGE_DISCONNECT: either way: the end of the tunnel, with a reason (0x41)
+ *
+ * The type byte of a control frame, as on the wire (PROTOCOL.md §1.2).
+ */
+
+/**
+ * ZltExtTag:
+ * @ZLT_EXT_TAG_VERSION: the protocol version (u16)
+ * @ZLT_EXT_TAG_CAPS: #ZltCapabilities (u32)
+ * @ZLT_EXT_TAG_PROOF: the agent's proof (32 bytes)
+ * @ZLT_EXT_TAG_RESUME: tunnel id and MAC (16 + 32 bytes)
+ * @ZLT_EXT_TAG_RESUME_SECRET: the resume secret (32 bytes)
+ * @ZLT_EXT_TAG_HEARTBEAT_MS: the heartbeat interval (u32)
+ * @ZLT_EXT_TAG_RESUMED: whether the tunnel was resumed (u8)
+ * @ZLT_EXT_TAG_ASSIGNED_PORT: the public port given (u16)
+ * @ZLT_EXT_TAG_EXPOSE: a #ZltExpose (u8)
+ * @ZLT_EXT_TAG_CODE: a #ZltReasonCode (u16)
+ * @ZLT_EXT_TAG_SERVER_PROOF: the server's proof (32 bytes)
+ * @ZLT_EXT_TAG_ACCESS_TTL: seconds asked for an access session (u32)
+ * @ZLT_EXT_TAG_MAX_CONNECTIONS: live connections of a service, at most (u32)
+ * @ZLT_EXT_TAG_IDLE_TIMEOUT: seconds a relayed connection may stay silent (u32)
+ * @ZLT_EXT_TAG_TIMESTAMP_US: a heartbeat's time in µs (u64)
+ * @ZLT_EXT_TAG_STANDBY_MAX: standby connections parked at most (u16)
+ *
+ * The tags of a v2 extension block, as on the wire (PROTOCOL-v2.md §1).
+ */
+
+/**
+ * ZltExtFlags:
+ * @ZLT_EXT_VERSION: #ZltMessageExt.version is set
+ * @ZLT_EXT_CAPS: #ZltMessageExt.caps is set
+ * @ZLT_EXT_PROOF: #ZltMessageExt.proof is set
+ * @ZLT_EXT_RESUME: #ZltMessageExt.resume_tunnel_id and resume_mac are set
+ * @ZLT_EXT_RESUME_SECRET: #ZltMessageExt.resume_secret is set
+ * @ZLT_EXT_HEARTBEAT_MS: #ZltMessageExt.heartbeat_ms is set
+ * @ZLT_EXT_RESUMED: #ZltMessageExt.resumed is set
+ * @ZLT_EXT_ASSIGNED_PORT: #ZltMessageExt.assigned_port is set
+ * @ZLT_EXT_EXPOSE: #ZltMessageExt.expose is set
+ * @ZLT_EXT_CODE: #ZltMessageExt.code is set
+ * @ZLT_EXT_SERVER_PROOF: #ZltMessageExt.server_proof is set
+ * @ZLT_EXT_ACCESS_TTL: #ZltMessageExt.access_ttl is set
+ * @ZLT_EXT_MAX_CONNECTIONS: #ZltMessageExt.max_connections is set
+ * @ZLT_EXT_IDLE_TIMEOUT: #ZltMessageExt.idle_timeout is set
+ * @ZLT_EXT_TIMESTAMP_US: #ZltMessageExt.timestamp_us is set
+ * @ZLT_EXT_STANDBY_MAX: #ZltMessageExt.standby_max is set
+ *
+ * The bits of #ZltMessageExt.present: bit number = tag.
+ */
+
+/**
+ * ZltCapabilities:
+ * @ZLT_CAP_DATA_RAW: data connections as raw TCP after an HTTP upgrade
+ * @ZLT_CAP_DATA_WS: data connections as WebSocket binary frames
+ * @ZLT_CAP_UDP: UDP services
+ * @ZLT_CAP_RESUME: tunnel resumption after a reconnect
+ * @ZLT_CAP_ACCESS: on-demand access sessions (PROTOCOL-v2.md §6)
+ * @ZLT_CAP_STANDBY: standby data connections (PROTOCOL-v2.md §8)
+ *
+ * The capability bits of the CAPS tag: what each end supports.
+ */
+
+/**
+ * ZltReasonCode:
+ * @ZLT_REASON_NONE: no code
+ * @ZLT_REASON_BAD_TOKEN: the credential was refused
+ * @ZLT_REASON_EXPIRED_TOKEN: the token has expired
+ * @ZLT_REASON_NOT_ALLOWED: the grant does not allow it
+ * @ZLT_REASON_DUPLICATE_NAME: the service name is taken
+ * @ZLT_REASON_PORT_IN_USE: the public port asked for is taken
+ * @ZLT_REASON_PORT_OUT_OF_RANGE: the public port asked for is outside the server's range
+ * @ZLT_REASON_PORTS_EXHAUSTED: no public port is free
+ * @ZLT_REASON_LIMIT: a limit of the server was reached
+ * @ZLT_REASON_PROTOCOL: the peer broke the protocol
+ * @ZLT_REASON_TIMEOUT: the peer was too slow
+ * @ZLT_REASON_SHUTDOWN: the server is shutting down
+ * @ZLT_REASON_LEGACY_REFUSED: raw-token (v1) authentication is not allowed
+ * @ZLT_REASON_IN_USE: the thing is in use
+ * @ZLT_REASON_INTERNAL: the server failed
+ * @ZLT_REASON_INVALID: the request is not valid
+ *
+ * The machine-readable reasons of the CODE tag (PROTOCOL-v2.md §1). Map them to and
+ * from #ZltError with zlt_reason_code_to_error() and zlt_reason_code_from_error().
+ */
+
 G_DEFINE_BOXED_TYPE (ZltMessage, zlt_message, zlt_message_copy, zlt_message_free)
 
 /* ---- types ------------------------------------------------------------------------- */
 
+/**
+ * zlt_message_type_to_string:
+ * @type: a frame type
+ *
+ * Returns: the type's name as PROTOCOL.md writes it ("AuthOk"), "unknown" for anything else
+ */
 const char *
 zlt_message_type_to_string (ZltMessageType type)
 {
@@ -83,6 +250,12 @@ zlt_message_type_to_string (ZltMessageType type)
     }
 }
 
+/**
+ * zlt_message_type_is_valid:
+ * @type: a type byte, as read from the wire
+ *
+ * Returns: whether @type is one of #ZltMessageType
+ */
 gboolean
 zlt_message_type_is_valid (guint type)
 {
@@ -107,6 +280,12 @@ zlt_message_type_is_valid (guint type)
     }
 }
 
+/**
+ * zlt_message_type_has_ext:
+ * @type: a frame type
+ *
+ * Returns: whether frames of @type may carry an extension block (PROTOCOL-v2.md §1)
+ */
 gboolean
 zlt_message_type_has_ext (ZltMessageType type)
 {
@@ -158,6 +337,14 @@ ext_flags_for_type (ZltMessageType type)
 
 /* ---- construction ------------------------------------------------------------------ */
 
+/**
+ * zlt_message_new:
+ * @type: the frame type
+ *
+ * Makes an empty message of @type: every field zero or %NULL, no extension block.
+ *
+ * Returns: (transfer full): a new message; free with zlt_message_free()
+ */
 ZltMessage *
 zlt_message_new (ZltMessageType type)
 {
@@ -167,6 +354,12 @@ zlt_message_new (ZltMessageType type)
   return msg;
 }
 
+/**
+ * zlt_message_copy:
+ * @msg: a message
+ *
+ * Returns: (transfer full): a deep copy of @msg
+ */
 ZltMessage *
 zlt_message_copy (const ZltMessage *msg)
 {
@@ -183,6 +376,12 @@ zlt_message_copy (const ZltMessage *msg)
   return copy;
 }
 
+/**
+ * zlt_message_free:
+ * @msg: (nullable) (transfer full): a message
+ *
+ * Frees @msg and its strings; %NULL is ignored.
+ */
 void
 zlt_message_free (ZltMessage *msg)
 {
@@ -199,6 +398,13 @@ zlt_message_free (ZltMessage *msg)
   g_free (msg);
 }
 
+/**
+ * zlt_message_new_auth:
+ * @token: (nullable): the raw token (v1) or its key id (v2)
+ * @client_id: (nullable): the agent's client id; %NULL = the nil id
+ *
+ * Returns: (transfer full): an Auth message
+ */
 ZltMessage *
 zlt_message_new_auth (const char *token, const ZltUuid *client_id)
 {
@@ -210,6 +416,12 @@ zlt_message_new_auth (const char *token, const ZltUuid *client_id)
   return msg;
 }
 
+/**
+ * zlt_message_new_auth_ok:
+ * @tunnel_id: (nullable): the tunnel id; %NULL = the nil id
+ *
+ * Returns: (transfer full): an AuthOk message
+ */
 ZltMessage *
 zlt_message_new_auth_ok (const ZltUuid *tunnel_id)
 {
@@ -220,6 +432,12 @@ zlt_message_new_auth_ok (const ZltUuid *tunnel_id)
   return msg;
 }
 
+/**
+ * zlt_message_new_auth_fail:
+ * @reason: (nullable): why, for people
+ *
+ * Returns: (transfer full): an AuthFail message
+ */
 ZltMessage *
 zlt_message_new_auth_fail (const char *reason)
 {
@@ -229,6 +447,15 @@ zlt_message_new_auth_fail (const char *reason)
   return msg;
 }
 
+/**
+ * zlt_message_new_register:
+ * @name: (nullable): the service name
+ * @protocol: the service's protocol
+ * @local_port: the port the service listens on at the agent
+ * @remote_port: the public port asked for; 0 = any
+ *
+ * Returns: (transfer full): a Register message
+ */
 ZltMessage *
 zlt_message_new_register (const char *name, ZltProtocol protocol, guint16 local_port,
                           guint16 remote_port)
@@ -242,6 +469,12 @@ zlt_message_new_register (const char *name, ZltProtocol protocol, guint16 local_
   return msg;
 }
 
+/**
+ * zlt_message_new_register_ok:
+ * @service_id: (nullable): the service id; %NULL = the nil id
+ *
+ * Returns: (transfer full): a RegisterOk message
+ */
 ZltMessage *
 zlt_message_new_register_ok (const ZltUuid *service_id)
 {
@@ -252,6 +485,12 @@ zlt_message_new_register_ok (const ZltUuid *service_id)
   return msg;
 }
 
+/**
+ * zlt_message_new_register_fail:
+ * @reason: (nullable): why, for people
+ *
+ * Returns: (transfer full): a RegisterFail message
+ */
 ZltMessage *
 zlt_message_new_register_fail (const char *reason)
 {
@@ -261,6 +500,14 @@ zlt_message_new_register_fail (const char *reason)
   return msg;
 }
 
+/**
+ * zlt_message_new_connect:
+ * @service_id: (nullable): the service the connection is for
+ * @connection_id: (nullable): the new connection's id
+ * @client_addr: (nullable): the public client's address
+ *
+ * Returns: (transfer full): a Connect message
+ */
 ZltMessage *
 zlt_message_new_connect (const ZltUuid *service_id, const ZltUuid *connection_id,
                          const char *client_addr)
@@ -275,6 +522,12 @@ zlt_message_new_connect (const ZltUuid *service_id, const ZltUuid *connection_id
   return msg;
 }
 
+/**
+ * zlt_message_new_connect_ack:
+ * @connection_id: (nullable): the connection being accepted
+ *
+ * Returns: (transfer full): a ConnectAck message
+ */
 ZltMessage *
 zlt_message_new_connect_ack (const ZltUuid *connection_id)
 {
@@ -285,6 +538,13 @@ zlt_message_new_connect_ack (const ZltUuid *connection_id)
   return msg;
 }
 
+/**
+ * zlt_message_new_connect_fail:
+ * @connection_id: (nullable): the connection being refused
+ * @reason: (nullable): why, for people
+ *
+ * Returns: (transfer full): a ConnectFail message
+ */
 ZltMessage *
 zlt_message_new_connect_fail (const ZltUuid *connection_id, const char *reason)
 {
@@ -296,6 +556,12 @@ zlt_message_new_connect_fail (const ZltUuid *connection_id, const char *reason)
   return msg;
 }
 
+/**
+ * zlt_message_new_heartbeat:
+ * @timestamp: Unix epoch in milliseconds
+ *
+ * Returns: (transfer full): a Heartbeat message
+ */
 ZltMessage *
 zlt_message_new_heartbeat (guint64 timestamp)
 {
@@ -305,6 +571,12 @@ zlt_message_new_heartbeat (guint64 timestamp)
   return msg;
 }
 
+/**
+ * zlt_message_new_heartbeat_ack:
+ * @timestamp: the timestamp of the Heartbeat being answered
+ *
+ * Returns: (transfer full): a HeartbeatAck message
+ */
 ZltMessage *
 zlt_message_new_heartbeat_ack (guint64 timestamp)
 {
@@ -314,6 +586,12 @@ zlt_message_new_heartbeat_ack (guint64 timestamp)
   return msg;
 }
 
+/**
+ * zlt_message_new_unregister:
+ * @service_id: (nullable): the service to drop
+ *
+ * Returns: (transfer full): an Unregister message
+ */
 ZltMessage *
 zlt_message_new_unregister (const ZltUuid *service_id)
 {
@@ -324,6 +602,12 @@ zlt_message_new_unregister (const ZltUuid *service_id)
   return msg;
 }
 
+/**
+ * zlt_message_new_disconnect:
+ * @reason: (nullable): why, for people
+ *
+ * Returns: (transfer full): a Disconnect message
+ */
 ZltMessage *
 zlt_message_new_disconnect (const char *reason)
 {
@@ -342,6 +626,13 @@ ext_mark (ZltMessage *msg, guint32 flag)
   msg->ext.present |= flag;
 }
 
+/**
+ * zlt_message_set_version:
+ * @msg: a message
+ * @version: the protocol version
+ *
+ * Sets the VERSION tag (and #ZltMessage.has_ext).
+ */
 void
 zlt_message_set_version (ZltMessage *msg, guint16 version)
 {
@@ -350,6 +641,13 @@ zlt_message_set_version (ZltMessage *msg, guint16 version)
   ext_mark (msg, ZLT_EXT_VERSION);
 }
 
+/**
+ * zlt_message_set_caps:
+ * @msg: a message
+ * @caps: #ZltCapabilities bits
+ *
+ * Sets the CAPS tag.
+ */
 void
 zlt_message_set_caps (ZltMessage *msg, guint32 caps)
 {
@@ -358,6 +656,13 @@ zlt_message_set_caps (ZltMessage *msg, guint32 caps)
   ext_mark (msg, ZLT_EXT_CAPS);
 }
 
+/**
+ * zlt_message_set_proof:
+ * @msg: a message
+ * @proof: (array fixed-size=32): the agent's proof
+ *
+ * Sets the PROOF tag.
+ */
 void
 zlt_message_set_proof (ZltMessage *msg, const guint8 proof[ZLT_HASH_SIZE])
 {
@@ -367,6 +672,14 @@ zlt_message_set_proof (ZltMessage *msg, const guint8 proof[ZLT_HASH_SIZE])
   ext_mark (msg, ZLT_EXT_PROOF);
 }
 
+/**
+ * zlt_message_set_resume:
+ * @msg: a message
+ * @tunnel_id: the tunnel to resume
+ * @mac: (array fixed-size=32): the resume MAC (zlt_resume_mac())
+ *
+ * Sets the RESUME tag.
+ */
 void
 zlt_message_set_resume (ZltMessage *msg, const ZltUuid *tunnel_id, const guint8 mac[ZLT_HASH_SIZE])
 {
@@ -378,6 +691,13 @@ zlt_message_set_resume (ZltMessage *msg, const ZltUuid *tunnel_id, const guint8 
   ext_mark (msg, ZLT_EXT_RESUME);
 }
 
+/**
+ * zlt_message_set_resume_secret:
+ * @msg: a message
+ * @secret: (array fixed-size=32): the secret a later resume is proven with
+ *
+ * Sets the RESUME_SECRET tag.
+ */
 void
 zlt_message_set_resume_secret (ZltMessage *msg, const guint8 secret[ZLT_HASH_SIZE])
 {
@@ -387,6 +707,13 @@ zlt_message_set_resume_secret (ZltMessage *msg, const guint8 secret[ZLT_HASH_SIZ
   ext_mark (msg, ZLT_EXT_RESUME_SECRET);
 }
 
+/**
+ * zlt_message_set_heartbeat_ms:
+ * @msg: a message
+ * @heartbeat_ms: the heartbeat interval in milliseconds
+ *
+ * Sets the HEARTBEAT_MS tag.
+ */
 void
 zlt_message_set_heartbeat_ms (ZltMessage *msg, guint32 heartbeat_ms)
 {
@@ -395,6 +722,13 @@ zlt_message_set_heartbeat_ms (ZltMessage *msg, guint32 heartbeat_ms)
   ext_mark (msg, ZLT_EXT_HEARTBEAT_MS);
 }
 
+/**
+ * zlt_message_set_resumed:
+ * @msg: a message
+ * @resumed: whether the tunnel was resumed
+ *
+ * Sets the RESUMED tag.
+ */
 void
 zlt_message_set_resumed (ZltMessage *msg, gboolean resumed)
 {
@@ -403,6 +737,13 @@ zlt_message_set_resumed (ZltMessage *msg, gboolean resumed)
   ext_mark (msg, ZLT_EXT_RESUMED);
 }
 
+/**
+ * zlt_message_set_assigned_port:
+ * @msg: a message
+ * @port: the public port given; 0 = none (an internal service)
+ *
+ * Sets the ASSIGNED_PORT tag.
+ */
 void
 zlt_message_set_assigned_port (ZltMessage *msg, guint16 port)
 {
@@ -411,6 +752,13 @@ zlt_message_set_assigned_port (ZltMessage *msg, guint16 port)
   ext_mark (msg, ZLT_EXT_ASSIGNED_PORT);
 }
 
+/**
+ * zlt_message_set_expose:
+ * @msg: a message
+ * @expose: how the service is exposed
+ *
+ * Sets the EXPOSE tag.
+ */
 void
 zlt_message_set_expose (ZltMessage *msg, ZltExpose expose)
 {
@@ -419,6 +767,13 @@ zlt_message_set_expose (ZltMessage *msg, ZltExpose expose)
   ext_mark (msg, ZLT_EXT_EXPOSE);
 }
 
+/**
+ * zlt_message_set_code:
+ * @msg: a message
+ * @code: the reason code
+ *
+ * Sets the CODE tag.
+ */
 void
 zlt_message_set_code (ZltMessage *msg, ZltReasonCode code)
 {
@@ -427,6 +782,13 @@ zlt_message_set_code (ZltMessage *msg, ZltReasonCode code)
   ext_mark (msg, ZLT_EXT_CODE);
 }
 
+/**
+ * zlt_message_set_server_proof:
+ * @msg: a message
+ * @proof: (array fixed-size=32): the server's proof (zlt_server_proof())
+ *
+ * Sets the SERVER_PROOF tag.
+ */
 void
 zlt_message_set_server_proof (ZltMessage *msg, const guint8 proof[ZLT_HASH_SIZE])
 {
@@ -435,6 +797,13 @@ zlt_message_set_server_proof (ZltMessage *msg, const guint8 proof[ZLT_HASH_SIZE]
   ext_mark (msg, ZLT_EXT_SERVER_PROOF);
 }
 
+/**
+ * zlt_message_set_access_ttl:
+ * @msg: a message
+ * @seconds: how long the access session should last; 0 = no limit asked
+ *
+ * Sets the ACCESS_TTL tag.
+ */
 void
 zlt_message_set_access_ttl (ZltMessage *msg, guint32 seconds)
 {
@@ -443,6 +812,13 @@ zlt_message_set_access_ttl (ZltMessage *msg, guint32 seconds)
   ext_mark (msg, ZLT_EXT_ACCESS_TTL);
 }
 
+/**
+ * zlt_message_set_max_connections:
+ * @msg: a message
+ * @max_connections: live connections of the service, at most; 0 = no cap
+ *
+ * Sets the MAX_CONNECTIONS tag.
+ */
 void
 zlt_message_set_max_connections (ZltMessage *msg, guint32 max_connections)
 {
@@ -451,6 +827,13 @@ zlt_message_set_max_connections (ZltMessage *msg, guint32 max_connections)
   ext_mark (msg, ZLT_EXT_MAX_CONNECTIONS);
 }
 
+/**
+ * zlt_message_set_timestamp_us:
+ * @msg: a message
+ * @timestamp_us: the heartbeat's time in microseconds
+ *
+ * Sets the TIMESTAMP_US tag.
+ */
 void
 zlt_message_set_timestamp_us (ZltMessage *msg, guint64 timestamp_us)
 {
@@ -459,6 +842,13 @@ zlt_message_set_timestamp_us (ZltMessage *msg, guint64 timestamp_us)
   ext_mark (msg, ZLT_EXT_TIMESTAMP_US);
 }
 
+/**
+ * zlt_message_set_standby_max:
+ * @msg: a message
+ * @standby_max: standby data connections the server parks, at most
+ *
+ * Sets the STANDBY_MAX tag.
+ */
 void
 zlt_message_set_standby_max (ZltMessage *msg, guint16 standby_max)
 {
@@ -467,6 +857,13 @@ zlt_message_set_standby_max (ZltMessage *msg, guint16 standby_max)
   ext_mark (msg, ZLT_EXT_STANDBY_MAX);
 }
 
+/**
+ * zlt_message_set_idle_timeout:
+ * @msg: a message
+ * @seconds: how long a relayed connection may stay silent
+ *
+ * Sets the IDLE_TIMEOUT tag.
+ */
 void
 zlt_message_set_idle_timeout (ZltMessage *msg, guint32 seconds)
 {
@@ -475,6 +872,13 @@ zlt_message_set_idle_timeout (ZltMessage *msg, guint32 seconds)
   ext_mark (msg, ZLT_EXT_IDLE_TIMEOUT);
 }
 
+/**
+ * zlt_message_has_ext_fields:
+ * @msg: a message
+ * @flags: #ZltExtFlags bits
+ *
+ * Returns: %TRUE when every tag in @flags was present
+ */
 gboolean
 zlt_message_has_ext_fields (const ZltMessage *msg, guint32 flags)
 {
@@ -742,6 +1146,18 @@ put_payload (Writer *w, const ZltMessage *msg, GError **error)
   return TRUE;
 }
 
+/**
+ * zlt_message_encode:
+ * @msg: the message to encode
+ * @out: the buffer one frame is appended to
+ * @error: return location for a #GError
+ *
+ * Appends one frame to @out. A string longer than its length prefix allows, or a frame
+ * longer than %ZLT_MAX_MESSAGE_SIZE, fails with %ZLT_ERROR_ENCODE and leaves @out as it
+ * was.
+ *
+ * Returns: %TRUE on success
+ */
 gboolean
 zlt_message_encode (const ZltMessage *msg, GByteArray *out, GError **error)
 {
@@ -787,6 +1203,15 @@ zlt_message_encode (const ZltMessage *msg, GByteArray *out, GError **error)
   return TRUE;
 }
 
+/**
+ * zlt_message_encode_bytes:
+ * @msg: the message to encode
+ * @error: return location for a #GError
+ *
+ * The same as zlt_message_encode(), as a new #GBytes.
+ *
+ * Returns: (transfer full): the frame, or %NULL on error
+ */
 GBytes *
 zlt_message_encode_bytes (const ZltMessage *msg, GError **error)
 {
@@ -1128,6 +1553,19 @@ get_payload (Reader *r, ZltMessage *msg, GError **error)
   return get_ext (r, msg, error);
 }
 
+/**
+ * zlt_message_decode:
+ * @data: (array length=len) (nullable): bytes starting with a frame
+ * @len: the number of bytes in @data
+ * @consumed: (out) (optional): the size of the decoded frame; 0 on error
+ * @error: return location for a #GError
+ *
+ * Decodes the first frame of @data; bytes after it are left alone. Fails with
+ * %ZLT_ERROR_TOO_SHORT, %ZLT_ERROR_UNKNOWN_TYPE, %ZLT_ERROR_PAYLOAD_TOO_LARGE,
+ * %ZLT_ERROR_INCOMPLETE (wait for more bytes) or %ZLT_ERROR_PROTOCOL.
+ *
+ * Returns: (transfer full): the message, or %NULL on error
+ */
 ZltMessage *
 zlt_message_decode (const guint8 *data, gsize len, gsize *consumed, GError **error)
 {
@@ -1187,6 +1625,18 @@ zlt_message_decode (const guint8 *data, gsize len, gsize *consumed, GError **err
   return g_steal_pointer (&msg);
 }
 
+/**
+ * zlt_message_decode_all:
+ * @data: (array length=len) (nullable): whole frames back to back
+ * @len: the number of bytes in @data
+ * @error: return location for a #GError
+ *
+ * Decodes every frame of @data, which must hold at least one and nothing but whole
+ * frames; every one must decode.
+ *
+ * Returns: (transfer container) (element-type ZltMessage): the messages in order, or
+ *   %NULL on error
+ */
 GPtrArray *
 zlt_message_decode_all (const guint8 *data, gsize len, GError **error)
 {
@@ -1234,6 +1684,15 @@ append_str (GString *s, const char *field, const char *value)
   g_string_append_printf (s, " %s=\"%s\"", field, escaped);
 }
 
+/**
+ * zlt_message_to_string:
+ * @msg: a message
+ *
+ * Describes @msg in one line for debug logs. Secrets (the token, proofs, MACs, the
+ * resume secret) are left out.
+ *
+ * Returns: (transfer full): a new string
+ */
 char *
 zlt_message_to_string (const ZltMessage *msg)
 {
@@ -1334,6 +1793,13 @@ zlt_message_to_string (const ZltMessage *msg)
 
 /* ---- reason codes ------------------------------------------------------------------ */
 
+/**
+ * zlt_reason_code_to_string:
+ * @code: a reason code
+ *
+ * Returns: the code's name as PROTOCOL-v2.md writes it ("BAD_TOKEN"), "UNKNOWN" for
+ *   anything else
+ */
 const char *
 zlt_reason_code_to_string (ZltReasonCode code)
 {
@@ -1376,6 +1842,12 @@ zlt_reason_code_to_string (ZltReasonCode code)
     }
 }
 
+/**
+ * zlt_reason_code_to_error:
+ * @code: a reason code
+ *
+ * Returns: the #ZltError code that matches @code
+ */
 ZltError
 zlt_reason_code_to_error (ZltReasonCode code)
 {
@@ -1416,6 +1888,13 @@ zlt_reason_code_to_error (ZltReasonCode code)
     }
 }
 
+/**
+ * zlt_reason_code_from_error:
+ * @error: (nullable): an error
+ *
+ * Returns: the reason code that matches @error; %ZLT_REASON_INTERNAL for an error outside
+ *   %ZLT_ERROR or without a matching code
+ */
 ZltReasonCode
 zlt_reason_code_from_error (const GError *error)
 {
@@ -1460,6 +1939,13 @@ zlt_reason_code_from_error (const GError *error)
     }
 }
 
+/**
+ * zlt_reason_code_is_fatal:
+ * @code: a reason code
+ *
+ * Returns: %TRUE for the reasons an agent must not retry quickly (a bad or expired token,
+ *   legacy authentication refused; PROTOCOL-v2.md §1)
+ */
 gboolean
 zlt_reason_code_is_fatal (ZltReasonCode code)
 {

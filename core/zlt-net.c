@@ -12,6 +12,14 @@
 #include "zlt-error.h"
 #include "zlt-net.h"
 
+/**
+ * zlt_net_join_host_port:
+ * @host: a host name or address
+ * @port: a port
+ *
+ * Returns: (transfer full): "1.2.3.4:5" or "[::1]:5": @host (an IPv6 address gets its
+ *   brackets) and @port
+ */
 char *
 zlt_net_join_host_port (const char *host, guint port)
 {
@@ -21,6 +29,13 @@ zlt_net_join_host_port (const char *host, guint port)
   return g_strdup_printf ("%s:%u", host, port);
 }
 
+/**
+ * zlt_net_format_address:
+ * @address: (nullable): a socket address
+ *
+ * Returns: (transfer full) (nullable): "1.2.3.4:5" or "[::1]:5"; %NULL for anything that
+ *   is not an inet address
+ */
 char *
 zlt_net_format_address (GSocketAddress *address)
 {
@@ -35,6 +50,12 @@ zlt_net_format_address (GSocketAddress *address)
                                  g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)));
 }
 
+/**
+ * zlt_net_set_nodelay:
+ * @connection: a TCP connection
+ *
+ * Sets TCP_NODELAY: small control writes must not wait for Nagle or delayed ACKs.
+ */
 void
 zlt_net_set_nodelay (GSocketConnection *connection)
 {
@@ -52,6 +73,13 @@ zlt_net_set_nodelay (GSocketConnection *connection)
     g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
 }
 
+/**
+ * zlt_net_host_is_loopback:
+ * @host: (nullable): a host name or address, brackets allowed
+ *
+ * Returns: whether @host is "localhost", in 127.0.0.0/8 or ::1: traffic that never
+ *   leaves the host
+ */
 gboolean
 zlt_net_host_is_loopback (const char *host)
 {
@@ -70,6 +98,16 @@ zlt_net_host_is_loopback (const char *host)
   return address != NULL && g_inet_address_get_is_loopback (address);
 }
 
+/**
+ * zlt_net_parse_host_port:
+ * @str: "host:port", "[v6]:port", ":port" or "port"
+ * @default_host: (nullable): the host when @str has none
+ * @host: (out) (transfer full): the host
+ * @port: (out): the port
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE when @str parsed
+ */
 gboolean
 zlt_net_parse_host_port (const char *str, const char *default_host, char **host, guint16 *port,
                          GError **error)
@@ -134,6 +172,15 @@ socket_under (GObject *stream)
   return socket;
 }
 
+/**
+ * zlt_net_clear_socket_timeout:
+ * @stream: a stream
+ *
+ * Takes off any #GSocket timeout on the sockets under @stream (a socket connection, a
+ * TLS connection's base, a socket's own streams inside a #GSimpleIOStream, under filter
+ * streams): whoever keeps time on the stream now (a relay's idle timeout) does so alone.
+ * #GSocketClient leaves its connect timeout on every socket it dials.
+ */
 void
 zlt_net_clear_socket_timeout (GIOStream *stream)
 {
@@ -164,6 +211,16 @@ zlt_net_clear_socket_timeout (GIOStream *stream)
     }
 }
 
+/**
+ * zlt_net_stream_socket_fd:
+ * @stream: a stream
+ * @socket: (out) (optional) (transfer none) (nullable): the #GSocket, unowned, when the
+ *   stream owns one (it closes the socket when it is closed), %NULL otherwise
+ *
+ * Returns: the descriptor of the socket under @stream: a socket connection's own, a TLS
+ *   connection's base connection's, or that of an output stream which writes a socket
+ *   directly (a socket's stream inside a #GSimpleIOStream); -1 when there is none
+ */
 int
 zlt_net_stream_socket_fd (GIOStream *stream, GSocket **socket)
 {
@@ -204,6 +261,16 @@ zlt_net_stream_socket_fd (GIOStream *stream, GSocket **socket)
   return -1;
 }
 
+/**
+ * zlt_net_set_reset_on_close:
+ * @fd: a socket descriptor
+ * @reset: whether closing sends a reset
+ *
+ * SO_LINGER {on, 0} when @reset (closing the socket sends a TCP reset and drops unsent
+ * bytes), or linger off (close ends the connection with FIN after unsent bytes).
+ *
+ * Returns: %TRUE on success
+ */
 gboolean
 zlt_net_set_reset_on_close (int fd, gboolean reset)
 {
@@ -213,6 +280,15 @@ zlt_net_set_reset_on_close (int fd, gboolean reset)
   return setsockopt (fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0;
 }
 
+/**
+ * zlt_net_close_with_reset:
+ * @stream: a stream
+ *
+ * Gives up on @stream with a TCP reset instead of an orderly end: the socket under it is
+ * set to reset on close and, when the stream owns it, closed at once (so no TLS
+ * close_notify goes out), then @stream is closed. For a connection that is cut (a
+ * failure, an administrative end) and whose peer must not take it for complete.
+ */
 void
 zlt_net_close_with_reset (GIOStream *stream)
 {
@@ -320,6 +396,19 @@ dial_watch (Dial *d, guint i, GSource *source, GSourceFunc func, GTask *task)
   g_source_attach (source, g_main_context_get_thread_default ());
 }
 
+/**
+ * zlt_net_dial_async:
+ * @address: an inet socket address
+ * @timeout_s: seconds to give up after, 0 for never
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when connected, or not
+ * @user_data: data for @callback
+ *
+ * Connects to @address with one non-blocking connect() and one wait for the socket to
+ * become writable: the shortest way to a connected socket, for peers given by address
+ * (no resolver, no proxy, no #GSocketClient events). Fails with %G_IO_ERROR_TIMED_OUT
+ * after @timeout_s seconds; honours @cancellable. Finish with zlt_net_dial_finish().
+ */
 void
 zlt_net_dial_async (GSocketAddress *address, guint timeout_s, GCancellable *cancellable,
                     GAsyncReadyCallback callback, gpointer user_data)
@@ -373,6 +462,13 @@ zlt_net_dial_async (GSocketAddress *address, guint timeout_s, GCancellable *canc
   g_object_unref (task);
 }
 
+/**
+ * zlt_net_dial_finish:
+ * @result: the result given to the callback
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): the connection, or %NULL with @error set
+ */
 GSocketConnection *
 zlt_net_dial_finish (GAsyncResult *result, GError **error)
 {

@@ -24,6 +24,20 @@ struct _ZltNodeManager
   gboolean running;
 };
 
+/**
+ * ZltNodeManager:
+ * The node-to-node tunnels of one node. A node tunnel ([class@Zlt.NodeTunnel], a
+ * `[node:NAME]` group) names two nodes: the node called `from` runs an agent that
+ * exposes one of its local services as "node-NAME" on the server of the node called
+ * `to`, which accepts the tunnel's token (the same token file on both nodes) under the
+ * name "node:NAME", allowed to register "node-NAME" only.
+ *
+ * Give every node the same definitions: each node's manager runs its own side of each
+ * (outbound: an agent; inbound: the token, added to its server's validator with
+ * [method@Zlt.Validator.add_token], and the status of the server's tunnel for it) and
+ * ignores the tunnels it is neither end of.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltNodeManager, zlt_node_manager, G_TYPE_OBJECT)
 
 enum
@@ -151,6 +165,7 @@ zlt_node_manager_class_init (ZltNodeManagerClass *klass)
 
   /**
    * ZltNodeManager::node-added:
+   * @self: the node manager
    * @tunnel: the new #ZltNodeTunnel, already activated
    */
   signals[SIGNAL_NODE_ADDED]
@@ -158,6 +173,7 @@ zlt_node_manager_class_init (ZltNodeManagerClass *klass)
                       NULL, G_TYPE_NONE, 1, ZLT_TYPE_NODE_TUNNEL);
   /**
    * ZltNodeManager::node-removed:
+   * @self: the node manager
    * @tunnel: the #ZltNodeTunnel, already stopped
    */
   signals[SIGNAL_NODE_REMOVED]
@@ -173,6 +189,16 @@ zlt_node_manager_init (ZltNodeManager *self)
 
 /* ---- public API ---- */
 
+/**
+ * zlt_node_manager_new:
+ * @node_name: this node's name
+ * @loader: a plugin loader that has loaded its plugins (the outbound agents' transports)
+ * @server: (nullable): this node's server, whose validator accepts the tokens of inbound
+ *   tunnels and whose registry shows their status; %NULL for a node without one (then
+ *   inbound tunnels cannot be added)
+ *
+ * Returns: (transfer full): a new node manager, not started
+ */
 ZltNodeManager *
 zlt_node_manager_new (const char *node_name, ZltPluginLoader *loader, ZltServer *server)
 {
@@ -202,6 +228,12 @@ zlt_node_manager_new (const char *node_name, ZltPluginLoader *loader, ZltServer 
   return self;
 }
 
+/**
+ * zlt_node_manager_get_node_name:
+ * @self: a node manager
+ *
+ * Returns: this node's name
+ */
 const char *
 zlt_node_manager_get_node_name (ZltNodeManager *self)
 {
@@ -209,6 +241,18 @@ zlt_node_manager_get_node_name (ZltNodeManager *self)
   return self->node_name;
 }
 
+/**
+ * zlt_node_manager_add:
+ * @self: a node manager
+ * @tunnel: a node tunnel definition
+ * @error: return location for a #GError
+ *
+ * Activates @tunnel for this node (see zlt_node_tunnel_activate()) and keeps it;
+ * %ZLT_ERROR_DUPLICATE_NAME when the name is taken. Its agent starts at once when the
+ * manager runs. Emits #ZltNodeManager::node-added.
+ *
+ * Returns: %TRUE when the tunnel was added
+ */
 gboolean
 zlt_node_manager_add (ZltNodeManager *self, ZltNodeTunnel *tunnel, GError **error)
 {
@@ -255,6 +299,17 @@ zlt_node_manager_add (ZltNodeManager *self, ZltNodeTunnel *tunnel, GError **erro
   return TRUE;
 }
 
+/**
+ * zlt_node_manager_remove:
+ * @self: a node manager
+ * @name: a node tunnel's name
+ * @error: return location for a #GError
+ *
+ * Stops and forgets the tunnel (its token too); %ZLT_ERROR_NOT_FOUND when unknown.
+ * Emits #ZltNodeManager::node-removed.
+ *
+ * Returns: %TRUE when the tunnel was removed
+ */
 gboolean
 zlt_node_manager_remove (ZltNodeManager *self, const char *name, GError **error)
 {
@@ -276,6 +331,13 @@ zlt_node_manager_remove (ZltNodeManager *self, const char *name, GError **error)
   return TRUE;
 }
 
+/**
+ * zlt_node_manager_lookup:
+ * @self: a node manager
+ * @name: a node tunnel's name
+ *
+ * Returns: (nullable) (transfer none): the node tunnel called @name
+ */
 ZltNodeTunnel *
 zlt_node_manager_lookup (ZltNodeManager *self, const char *name)
 {
@@ -288,6 +350,13 @@ zlt_node_manager_lookup (ZltNodeManager *self, const char *name)
   return idx >= 0 ? g_ptr_array_index (self->tunnels, idx) : NULL;
 }
 
+/**
+ * zlt_node_manager_get_tunnels:
+ * @self: a node manager
+ *
+ * Returns: (transfer container) (element-type ZltNodeTunnel): the tunnels, in the order
+ *   they were added
+ */
 GPtrArray *
 zlt_node_manager_get_tunnels (ZltNodeManager *self)
 {
@@ -301,6 +370,12 @@ zlt_node_manager_get_tunnels (ZltNodeManager *self)
   return list;
 }
 
+/**
+ * zlt_node_manager_refresh_tokens:
+ * @self: a node manager
+ *
+ * Inbound tunnels re-read their token files (a reload).
+ */
 void
 zlt_node_manager_refresh_tokens (ZltNodeManager *self)
 {
@@ -317,6 +392,12 @@ zlt_node_manager_refresh_tokens (ZltNodeManager *self)
     }
 }
 
+/**
+ * zlt_node_manager_start:
+ * @self: a node manager
+ *
+ * Starts the agents of the outbound tunnels, and of those added later.
+ */
 void
 zlt_node_manager_start (ZltNodeManager *self)
 {
@@ -329,6 +410,12 @@ zlt_node_manager_start (ZltNodeManager *self)
     zlt_node_tunnel_start (g_ptr_array_index (self->tunnels, i));
 }
 
+/**
+ * zlt_node_manager_stop:
+ * @self: a node manager
+ *
+ * Stops the agents of the outbound tunnels.
+ */
 void
 zlt_node_manager_stop (ZltNodeManager *self)
 {
@@ -341,6 +428,12 @@ zlt_node_manager_stop (ZltNodeManager *self)
     zlt_node_tunnel_stop (g_ptr_array_index (self->tunnels, i));
 }
 
+/**
+ * zlt_node_manager_get_n_relays:
+ * @self: a node manager
+ *
+ * Returns: the connections the outbound agents still relay
+ */
 guint
 zlt_node_manager_get_n_relays (ZltNodeManager *self)
 {

@@ -62,6 +62,18 @@ struct _ZltNodeTunnel
   gint64 latency_us;
 };
 
+/**
+ * ZltNodeTunnel:
+ * One node-to-node tunnel: its definition (a `[node:NAME]` group: `from`, `to`,
+ * `server`, `local-port`, `remote-port`, `protocol`, `exposure`, `token-file`) and its
+ * live status on this node. The node called `from` runs a dedicated [class@Zlt.Agent]
+ * that exposes one service, "node-NAME", to the server of the node called `to`; that
+ * node registers the token (the same file on both sides) with its validator under the
+ * name "node:NAME", allowed to register "node-NAME" only. The status follows the agent
+ * on the outbound side (state, last error, bytes, heartbeat latency) and the server's
+ * tunnel for the token on the inbound side. A [class@Zlt.NodeManager] runs them.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltNodeTunnel, zlt_node_tunnel, G_TYPE_OBJECT)
 
 enum
@@ -412,20 +424,69 @@ zlt_node_tunnel_class_init (ZltNodeTunnelClass *klass)
   object_class->dispose = zlt_node_tunnel_dispose;
   object_class->finalize = zlt_node_tunnel_finalize;
 
+  /**
+   * ZltNodeTunnel:name:
+   * The tunnel's name, NAME of its `[node:NAME]` group.
+   */
   props[PROP_NAME] = g_param_spec_string ("name", NULL, NULL, NULL, ro);
+  /**
+   * ZltNodeTunnel:from:
+   * The node that runs the agent.
+   */
   props[PROP_FROM] = g_param_spec_string ("from", NULL, NULL, NULL, ro);
+  /**
+   * ZltNodeTunnel:to:
+   * The node whose server the tunnel ends at.
+   */
   props[PROP_TO] = g_param_spec_string ("to", NULL, NULL, NULL, ro);
+  /**
+   * ZltNodeTunnel:local-port:
+   * The port of the service on the `from` node.
+   */
   props[PROP_LOCAL_PORT] = g_param_spec_uint ("local-port", NULL, NULL, 0, G_MAXUINT16, 0, ro);
+  /**
+   * ZltNodeTunnel:remote-port:
+   * The public port asked for on the `to` node; 0 for any.
+   */
   props[PROP_REMOTE_PORT] = g_param_spec_uint ("remote-port", NULL, NULL, 0, G_MAXUINT16, 0, ro);
+  /**
+   * ZltNodeTunnel:protocol:
+   * TCP or UDP.
+   */
   props[PROP_PROTOCOL]
       = g_param_spec_enum ("protocol", NULL, NULL, ZLT_TYPE_PROTOCOL, ZLT_PROTOCOL_TCP, ro);
+  /**
+   * ZltNodeTunnel:exposure:
+   * Whether "node-NAME" gets a public port on the `to` node or is internal.
+   */
   props[PROP_EXPOSURE]
       = g_param_spec_enum ("exposure", NULL, NULL, ZLT_TYPE_EXPOSE, ZLT_EXPOSE_PUBLIC, ro);
+  /**
+   * ZltNodeTunnel:state:
+   * Where the tunnel stands on this node.
+   */
   props[PROP_STATE] = g_param_spec_enum ("state", NULL, NULL, ZLT_TYPE_TUNNEL_STATE,
                                          ZLT_TUNNEL_STATE_PENDING, ro);
+  /**
+   * ZltNodeTunnel:last-error:
+   * The last failure, for people; %NULL when none.
+   */
   props[PROP_LAST_ERROR] = g_param_spec_string ("last-error", NULL, NULL, NULL, ro);
+  /**
+   * ZltNodeTunnel:bytes-in:
+   * Bytes received through the tunnel.
+   */
   props[PROP_BYTES_IN] = g_param_spec_uint64 ("bytes-in", NULL, NULL, 0, G_MAXUINT64, 0, ro);
+  /**
+   * ZltNodeTunnel:bytes-out:
+   * Bytes sent through the tunnel.
+   */
   props[PROP_BYTES_OUT] = g_param_spec_uint64 ("bytes-out", NULL, NULL, 0, G_MAXUINT64, 0, ro);
+  /**
+   * ZltNodeTunnel:latency-us:
+   * The round trip of the last heartbeat in µs; -1 before the first, and on the inbound
+   * side.
+   */
   props[PROP_LATENCY_US] = g_param_spec_int64 ("latency-us", NULL, NULL, -1, G_MAXINT64, -1, ro);
   g_object_class_install_properties (object_class, N_PROPS, props);
 }
@@ -439,6 +500,12 @@ zlt_node_tunnel_init (ZltNodeTunnel *self)
 
 /* ---- the definition ---- */
 
+/**
+ * zlt_node_name_is_valid:
+ * @name: (nullable): a node name
+ *
+ * Returns: whether @name is a node name: 1 to 64 ASCII letters, digits, `-`, `_` or `.`
+ */
 gboolean
 zlt_node_name_is_valid (const char *name)
 {
@@ -470,6 +537,18 @@ definition_fingerprint (GKeyFile *kf, const char *group)
   return g_string_free (g_steal_pointer (&text), FALSE);
 }
 
+/**
+ * zlt_node_tunnel_new_from_keyfile:
+ * @keyfile: a config
+ * @group: the group, `node:NAME`
+ * @base_dir: (nullable): where relative paths start (%NULL: the working directory)
+ * @error: return location for a #GError
+ *
+ * Reads a `[node:NAME]` group.
+ *
+ * Returns: (transfer full): the definition, or %NULL with %ZLT_ERROR_INVALID_CONFIG
+ *   naming the group and key
+ */
 ZltNodeTunnel *
 zlt_node_tunnel_new_from_keyfile (GKeyFile *kf, const char *group, const char *base_dir,
                                   GError **error)
@@ -660,6 +739,15 @@ activate_outbound (ZltNodeTunnel *self, ZltPluginLoader *loader, GError **error)
   return TRUE;
 }
 
+/**
+ * zlt_node_tunnel_refresh_token:
+ * @self: a node tunnel
+ * @error: return location for a #GError
+ *
+ * Inbound side: re-reads the token file and registers its hash again.
+ *
+ * Returns: %TRUE on success
+ */
 gboolean
 zlt_node_tunnel_refresh_token (ZltNodeTunnel *self, GError **error)
 {
@@ -686,6 +774,22 @@ zlt_node_tunnel_refresh_token (ZltNodeTunnel *self, GError **error)
   return ok;
 }
 
+/**
+ * zlt_node_tunnel_activate:
+ * @self: a node tunnel
+ * @node_name: this node's name
+ * @loader: (nullable): the plugin loader the outbound side's agent takes its transports
+ *   from
+ * @validator: (nullable): the validator the inbound side registers the token with
+ * @error: return location for a #GError
+ *
+ * Decides the direction for @node_name: outbound builds the agent (@loader must then be
+ * given), inbound reads the token file and adds its hash to @validator (which must then
+ * be given), and a node that is neither end only shows the definition.
+ * [class@Zlt.NodeManager] calls it.
+ *
+ * Returns: %TRUE on success
+ */
 gboolean
 zlt_node_tunnel_activate (ZltNodeTunnel *self, const char *node_name, ZltPluginLoader *loader,
                           ZltValidator *validator, GError **error)
@@ -730,6 +834,12 @@ zlt_node_tunnel_activate (ZltNodeTunnel *self, const char *node_name, ZltPluginL
   return TRUE;
 }
 
+/**
+ * zlt_node_tunnel_deactivate:
+ * @self: a node tunnel
+ *
+ * Stops the agent or forgets the token, undoing zlt_node_tunnel_activate().
+ */
 void
 zlt_node_tunnel_deactivate (ZltNodeTunnel *self)
 {
@@ -755,6 +865,12 @@ zlt_node_tunnel_deactivate (ZltNodeTunnel *self)
   self->direction = ZLT_NODE_DIRECTION_NONE;
 }
 
+/**
+ * zlt_node_tunnel_start:
+ * @self: a node tunnel
+ *
+ * Starts the outbound side's agent.
+ */
 void
 zlt_node_tunnel_start (ZltNodeTunnel *self)
 {
@@ -767,6 +883,12 @@ zlt_node_tunnel_start (ZltNodeTunnel *self)
     zlt_agent_start (self->agent);
 }
 
+/**
+ * zlt_node_tunnel_stop:
+ * @self: a node tunnel
+ *
+ * Stops the outbound side's agent.
+ */
 void
 zlt_node_tunnel_stop (ZltNodeTunnel *self)
 {
@@ -783,6 +905,14 @@ zlt_node_tunnel_stop (ZltNodeTunnel *self)
     }
 }
 
+/**
+ * zlt_node_tunnel_follow_tunnel:
+ * @self: a node tunnel
+ * @tunnel: (nullable): the server's tunnel for the token, or %NULL
+ *
+ * Inbound side: the status follows @tunnel, the server's tunnel authenticated with this
+ * node tunnel's token.
+ */
 void
 zlt_node_tunnel_follow_tunnel (ZltNodeTunnel *self, ZltTunnel *tunnel)
 {
@@ -807,6 +937,12 @@ zlt_node_tunnel_follow_tunnel (ZltNodeTunnel *self, ZltTunnel *tunnel)
   sync_from_followed (self);
 }
 
+/**
+ * zlt_node_tunnel_get_followed_tunnel:
+ * @self: a node tunnel
+ *
+ * Returns: (nullable) (transfer none): the server's tunnel the inbound side follows
+ */
 ZltTunnel *
 zlt_node_tunnel_get_followed_tunnel (ZltNodeTunnel *self)
 {
@@ -816,6 +952,12 @@ zlt_node_tunnel_get_followed_tunnel (ZltNodeTunnel *self)
 
 /* ---- getters ---- */
 
+/**
+ * zlt_node_tunnel_get_name:
+ * @self: a node tunnel
+ *
+ * Returns: the tunnel's name
+ */
 const char *
 zlt_node_tunnel_get_name (ZltNodeTunnel *self)
 {
@@ -823,6 +965,12 @@ zlt_node_tunnel_get_name (ZltNodeTunnel *self)
   return self->name;
 }
 
+/**
+ * zlt_node_tunnel_get_from:
+ * @self: a node tunnel
+ *
+ * Returns: the node that runs the agent
+ */
 const char *
 zlt_node_tunnel_get_from (ZltNodeTunnel *self)
 {
@@ -830,6 +978,12 @@ zlt_node_tunnel_get_from (ZltNodeTunnel *self)
   return self->from;
 }
 
+/**
+ * zlt_node_tunnel_get_to:
+ * @self: a node tunnel
+ *
+ * Returns: the node whose server the tunnel ends at
+ */
 const char *
 zlt_node_tunnel_get_to (ZltNodeTunnel *self)
 {
@@ -837,6 +991,13 @@ zlt_node_tunnel_get_to (ZltNodeTunnel *self)
   return self->to;
 }
 
+/**
+ * zlt_node_tunnel_get_server:
+ * @self: a node tunnel
+ *
+ * Returns: (nullable): the URL of the `to` node's server; only the outbound side needs
+ *   it
+ */
 const char *
 zlt_node_tunnel_get_server (ZltNodeTunnel *self)
 {
@@ -844,6 +1005,12 @@ zlt_node_tunnel_get_server (ZltNodeTunnel *self)
   return self->server;
 }
 
+/**
+ * zlt_node_tunnel_get_token_file:
+ * @self: a node tunnel
+ *
+ * Returns: the absolute path of the tunnel's token file
+ */
 const char *
 zlt_node_tunnel_get_token_file (ZltNodeTunnel *self)
 {
@@ -851,6 +1018,12 @@ zlt_node_tunnel_get_token_file (ZltNodeTunnel *self)
   return self->token_file;
 }
 
+/**
+ * zlt_node_tunnel_get_local_port:
+ * @self: a node tunnel
+ *
+ * Returns: the port of the service on the `from` node
+ */
 guint16
 zlt_node_tunnel_get_local_port (ZltNodeTunnel *self)
 {
@@ -858,6 +1031,12 @@ zlt_node_tunnel_get_local_port (ZltNodeTunnel *self)
   return self->local_port;
 }
 
+/**
+ * zlt_node_tunnel_get_remote_port:
+ * @self: a node tunnel
+ *
+ * Returns: the public port asked for on the `to` node; 0 for any
+ */
 guint16
 zlt_node_tunnel_get_remote_port (ZltNodeTunnel *self)
 {
@@ -865,6 +1044,12 @@ zlt_node_tunnel_get_remote_port (ZltNodeTunnel *self)
   return self->remote_port;
 }
 
+/**
+ * zlt_node_tunnel_get_protocol:
+ * @self: a node tunnel
+ *
+ * Returns: the service's protocol
+ */
 ZltProtocol
 zlt_node_tunnel_get_protocol (ZltNodeTunnel *self)
 {
@@ -872,6 +1057,12 @@ zlt_node_tunnel_get_protocol (ZltNodeTunnel *self)
   return self->protocol;
 }
 
+/**
+ * zlt_node_tunnel_get_exposure:
+ * @self: a node tunnel
+ *
+ * Returns: whether "node-NAME" gets a public port or is internal
+ */
 ZltExpose
 zlt_node_tunnel_get_exposure (ZltNodeTunnel *self)
 {
@@ -879,6 +1070,12 @@ zlt_node_tunnel_get_exposure (ZltNodeTunnel *self)
   return self->exposure;
 }
 
+/**
+ * zlt_node_tunnel_get_service_name:
+ * @self: a node tunnel
+ *
+ * Returns: the service the tunnel exposes: "node-NAME"
+ */
 const char *
 zlt_node_tunnel_get_service_name (ZltNodeTunnel *self)
 {
@@ -886,6 +1083,13 @@ zlt_node_tunnel_get_service_name (ZltNodeTunnel *self)
   return self->service_name;
 }
 
+/**
+ * zlt_node_tunnel_equal:
+ * @self: a node tunnel
+ * @other: another node tunnel
+ *
+ * Returns: whether the two have the same definition (every key, not the status)
+ */
 gboolean
 zlt_node_tunnel_equal (ZltNodeTunnel *self, ZltNodeTunnel *other)
 {
@@ -895,6 +1099,12 @@ zlt_node_tunnel_equal (ZltNodeTunnel *self, ZltNodeTunnel *other)
          && g_str_equal (self->fingerprint, other->fingerprint);
 }
 
+/**
+ * zlt_node_tunnel_get_direction:
+ * @self: a node tunnel
+ *
+ * Returns: which side of the tunnel this node is, once activated
+ */
 ZltNodeDirection
 zlt_node_tunnel_get_direction (ZltNodeTunnel *self)
 {
@@ -902,6 +1112,12 @@ zlt_node_tunnel_get_direction (ZltNodeTunnel *self)
   return self->direction;
 }
 
+/**
+ * zlt_node_tunnel_get_state:
+ * @self: a node tunnel
+ *
+ * Returns: where the tunnel stands on this node
+ */
 ZltTunnelState
 zlt_node_tunnel_get_state (ZltNodeTunnel *self)
 {
@@ -909,6 +1125,12 @@ zlt_node_tunnel_get_state (ZltNodeTunnel *self)
   return self->state;
 }
 
+/**
+ * zlt_node_tunnel_get_last_error:
+ * @self: a node tunnel
+ *
+ * Returns: (nullable): the last failure, for people
+ */
 const char *
 zlt_node_tunnel_get_last_error (ZltNodeTunnel *self)
 {
@@ -916,6 +1138,12 @@ zlt_node_tunnel_get_last_error (ZltNodeTunnel *self)
   return self->last_error;
 }
 
+/**
+ * zlt_node_tunnel_get_bytes_in:
+ * @self: a node tunnel
+ *
+ * Returns: bytes received through the tunnel
+ */
 guint64
 zlt_node_tunnel_get_bytes_in (ZltNodeTunnel *self)
 {
@@ -923,6 +1151,12 @@ zlt_node_tunnel_get_bytes_in (ZltNodeTunnel *self)
   return self->bytes_in;
 }
 
+/**
+ * zlt_node_tunnel_get_bytes_out:
+ * @self: a node tunnel
+ *
+ * Returns: bytes sent through the tunnel
+ */
 guint64
 zlt_node_tunnel_get_bytes_out (ZltNodeTunnel *self)
 {
@@ -930,6 +1164,13 @@ zlt_node_tunnel_get_bytes_out (ZltNodeTunnel *self)
   return self->bytes_out;
 }
 
+/**
+ * zlt_node_tunnel_get_latency_us:
+ * @self: a node tunnel
+ *
+ * Returns: the round trip of the last heartbeat in µs; -1 before the first (and on the
+ *   inbound side)
+ */
 gint64
 zlt_node_tunnel_get_latency_us (ZltNodeTunnel *self)
 {
@@ -937,6 +1178,12 @@ zlt_node_tunnel_get_latency_us (ZltNodeTunnel *self)
   return self->latency_us;
 }
 
+/**
+ * zlt_node_tunnel_get_agent:
+ * @self: a node tunnel
+ *
+ * Returns: (nullable) (transfer none): the outbound side's agent
+ */
 ZltAgent *
 zlt_node_tunnel_get_agent (ZltNodeTunnel *self)
 {

@@ -36,6 +36,20 @@ struct _ZltPluginLoader
   GPtrArray *pending_validators;
 };
 
+/**
+ * ZltPluginLoader:
+ * Finds, checks and loads transport and validator plugins: shared modules named
+ * `libzlt-NAME.so`. Each is checked before it is opened (a regular file, owned by root
+ * or the current user, not writable by group or others), opened with
+ * %G_MODULE_BIND_LOCAL, checked for the ABI version it was built for
+ * (%ZLT_PLUGIN_ABI_VERSION) and made resident; then its one entry point registers its
+ * types (ZLT_PLUGIN_DEFINE()). A file that fails is skipped, with the reason kept
+ * (zlt_plugin_loader_get_skipped()).
+ *
+ * Hosts with built-in types add them with zlt_plugin_loader_add_transport_type() and
+ * zlt_plugin_loader_add_validator_type() instead.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltPluginLoader, zlt_plugin_loader, G_TYPE_OBJECT)
 
 /* Modules are resident, so a plugin's static types live as long as the process. Another
@@ -536,6 +550,13 @@ zlt_plugin_loader_get_transport_type (ZltPluginLoader *self, const char *name)
   return klass != NULL ? G_TYPE_FROM_CLASS (klass) : G_TYPE_INVALID;
 }
 
+/**
+ * zlt_plugin_loader_get_validator_type:
+ * @self: a plugin loader
+ * @name: a validator name
+ *
+ * Returns: the type registered as @name, or %G_TYPE_INVALID
+ */
 GType
 zlt_plugin_loader_get_validator_type (ZltPluginLoader *self, const char *name)
 {
@@ -681,6 +702,20 @@ zlt_plugin_loader_new_validator_full (ZltPluginLoader *self, const char *name, G
   return g_steal_pointer (&validator);
 }
 
+/**
+ * zlt_plugin_loader_new_tunnel_transports:
+ * @self: a plugin loader
+ * @control: (out) (transfer full): the control channel's transport ("websocket")
+ * @tcp: (out) (transfer full): the "tcp" transport
+ * @udp: (out) (transfer full) (nullable): the "udp" transport, %NULL when that plugin is
+ *   not there
+ * @error: return location for a #GError
+ *
+ * Makes the transports both ends of a tunnel need, as zlt_server_new_full() and
+ * zlt_agent_new_full() take them.
+ *
+ * Returns: %TRUE when the websocket and tcp transports are there
+ */
 gboolean
 zlt_plugin_loader_new_tunnel_transports (ZltPluginLoader *self, ZltControlTransport **control,
                                          ZltTransport **tcp, ZltTransport **udp, GError **error)

@@ -44,6 +44,16 @@ enum
 
 static GParamSpec *properties[N_PROPS];
 
+/**
+ * ZltPortPool:
+ * The public ports a server may hand out, from one or more ranges ("20000-20999,
+ * 8080"): which are allocated, which the OS refused to bind, and which were given up
+ * moments ago and are kept for their previous holder, so a port one tenant lets go of
+ * is not at once someone else's (clients that still have the old address would reach a
+ * stranger's service). Allocation finds the lowest free port quickly, also in pools of
+ * tens of thousands.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltPortPool, zlt_port_pool, G_TYPE_OBJECT)
 
 typedef struct
@@ -582,6 +592,13 @@ zlt_port_pool_clear_unusable (ZltPortPool *self)
   return n;
 }
 
+/**
+ * zlt_port_pool_contains:
+ * @self: a port pool
+ * @port: a port
+ *
+ * Returns: whether @port is one of the pool's
+ */
 gboolean
 zlt_port_pool_contains (ZltPortPool *self, guint16 port)
 {
@@ -589,6 +606,13 @@ zlt_port_pool_contains (ZltPortPool *self, guint16 port)
   return port_index (self, port) >= 0;
 }
 
+/**
+ * zlt_port_pool_is_allocated:
+ * @self: a port pool
+ * @port: a port
+ *
+ * Returns: whether @port is one of the pool's and allocated
+ */
 gboolean
 zlt_port_pool_is_allocated (ZltPortPool *self, guint16 port)
 {
@@ -599,6 +623,14 @@ zlt_port_pool_is_allocated (ZltPortPool *self, guint16 port)
   return i >= 0 && bit_get (self->allocated, (guint) i);
 }
 
+/**
+ * zlt_port_pool_is_unusable:
+ * @self: a port pool
+ * @port: a port
+ *
+ * Returns: whether @port is one of the pool's and marked unusable
+ *   (zlt_port_pool_mark_unusable())
+ */
 gboolean
 zlt_port_pool_is_unusable (ZltPortPool *self, guint16 port)
 {
@@ -609,6 +641,12 @@ zlt_port_pool_is_unusable (ZltPortPool *self, guint16 port)
   return i >= 0 && bit_get (self->unusable, (guint) i);
 }
 
+/**
+ * zlt_port_pool_get_n_total:
+ * @self: a port pool
+ *
+ * Returns: how many ports the pool holds
+ */
 guint
 zlt_port_pool_get_n_total (ZltPortPool *self)
 {
@@ -616,6 +654,12 @@ zlt_port_pool_get_n_total (ZltPortPool *self)
   return self->n_total;
 }
 
+/**
+ * zlt_port_pool_get_n_free:
+ * @self: a port pool
+ *
+ * Returns: how many ports are free now
+ */
 guint
 zlt_port_pool_get_n_free (ZltPortPool *self)
 {

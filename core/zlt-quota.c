@@ -26,6 +26,14 @@ typedef struct
   guint total; /* of held[], so an empty account is dropped */
 } Usage;
 
+/**
+ * ZltQuota:
+ * What each principal (a grant's name: tokens of one name share one account) may hold
+ * of the server's shared pools, per #ZltQuotaKind. The server's global limits are
+ * shared by every tenant; without a share each, one token could take them all. Only
+ * principals that hold something are kept.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltQuota, zlt_quota, G_TYPE_OBJECT)
 
 static const char *
@@ -95,6 +103,11 @@ zlt_quota_init (ZltQuota *self)
   self->usage = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 }
 
+/**
+ * zlt_quota_new:
+ *
+ * Returns: (transfer full): a quota without limits
+ */
 ZltQuota *
 zlt_quota_new (void)
 {
@@ -116,6 +129,13 @@ zlt_quota_set_limit (ZltQuota *self, ZltQuotaKind kind, guint limit)
   self->limits[kind] = limit;
 }
 
+/**
+ * zlt_quota_get_limit:
+ * @self: a quota
+ * @kind: what is counted
+ *
+ * Returns: each principal's share of @kind; 0 for no limit
+ */
 guint
 zlt_quota_get_limit (ZltQuota *self, ZltQuotaKind kind)
 {
@@ -194,6 +214,14 @@ zlt_quota_acquire (ZltQuota *self, const char *principal, ZltQuotaKind kind, GEr
   return TRUE;
 }
 
+/**
+ * zlt_quota_release:
+ * @self: a quota
+ * @principal: a grant's name
+ * @kind: what is counted
+ *
+ * Gives back one @kind that @principal acquired.
+ */
 void
 zlt_quota_release (ZltQuota *self, const char *principal, ZltQuotaKind kind)
 {
@@ -212,6 +240,14 @@ zlt_quota_release (ZltQuota *self, const char *principal, ZltQuotaKind kind)
     g_hash_table_remove (self->usage, principal);
 }
 
+/**
+ * zlt_quota_get_usage:
+ * @self: a quota
+ * @principal: a grant's name
+ * @kind: what is counted
+ *
+ * Returns: how much of @kind @principal holds now
+ */
 guint
 zlt_quota_get_usage (ZltQuota *self, const char *principal, ZltQuotaKind kind)
 {
@@ -224,7 +260,12 @@ zlt_quota_get_usage (ZltQuota *self, const char *principal, ZltQuotaKind kind)
   return usage != NULL ? usage->held[kind] : 0;
 }
 
-/* Principals that hold anything at all: 0 once every account is settled. */
+/**
+ * zlt_quota_get_n_principals:
+ * @self: a quota
+ *
+ * Returns: how many principals hold something now: 0 once every account is settled
+ */
 guint
 zlt_quota_get_n_principals (ZltQuota *self)
 {

@@ -107,6 +107,14 @@ enum
 
 static guint signals[N_SIGNALS];
 
+/**
+ * ZltRegistry:
+ * The server's state: its tunnels (held ones included, waiting for a resume), their
+ * services, the port pools public ports come from, and who holds which service name.
+ * A server makes its own from the config's `port-range` (zlt_server_get_registry());
+ * watch its signals to follow agents and services as they come and go.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltRegistry, zlt_registry, G_TYPE_OBJECT)
 
 #define PORT_KEY(protocol, port) GUINT_TO_POINTER (((guint) (protocol) << 16) | (guint) (port))
@@ -459,32 +467,52 @@ zlt_registry_class_init (ZltRegistryClass *klass)
    */
   properties[PROP_MAX_SERVICES_PER_TUNNEL]
       = g_param_spec_uint ("max-services-per-tunnel", NULL, NULL, 0, G_MAXUINT, 0, rw);
+  /**
+   * ZltRegistry:n-tunnels:
+   * How many tunnels are listed, held ones included.
+   */
   properties[PROP_N_TUNNELS]
       = g_param_spec_uint ("n-tunnels", NULL, NULL, 0, G_MAXUINT, 0,
                            G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
+  /**
+   * ZltRegistry::tunnel-added:
+   * @self: the registry
+   * @tunnel: the tunnel, already listed
+   *
+   * An agent authenticated: its tunnel is listed.
+   */
   signals[SIGNAL_TUNNEL_ADDED]
       = g_signal_new ("tunnel-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       g_cclosure_marshal_VOID__OBJECT, G_TYPE_NONE, 1, ZLT_TYPE_TUNNEL);
   /**
    * ZltRegistry::tunnel-removed:
+   * @self: the registry
    * @tunnel: the tunnel, already unlisted and without services
+   *
+   * A tunnel ended (and will not be resumed).
    */
   signals[SIGNAL_TUNNEL_REMOVED]
       = g_signal_new ("tunnel-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       g_cclosure_marshal_VOID__OBJECT, G_TYPE_NONE, 1, ZLT_TYPE_TUNNEL);
   /**
    * ZltRegistry::service-added:
+   * @self: the registry
    * @service: the service; zlt_service_get_tunnel() names its tunnel
+   *
+   * A service was registered, with its public port (zlt_service_get_assigned_port()).
    */
   signals[SIGNAL_SERVICE_ADDED]
       = g_signal_new ("service-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       g_cclosure_marshal_VOID__OBJECT, G_TYPE_NONE, 1, ZLT_TYPE_SERVICE);
   /**
    * ZltRegistry::service-removed:
+   * @self: the registry
    * @service: the service; zlt_service_get_tunnel() still names its tunnel and its port
    *   is still reserved until the emission ends
+   *
+   * A service was unregistered, or its tunnel ended.
    */
   signals[SIGNAL_SERVICE_REMOVED]
       = g_signal_new ("service-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
@@ -562,6 +590,12 @@ zlt_registry_get_port_pool (ZltRegistry *self, ZltProtocol protocol)
   return pool_for (self, protocol);
 }
 
+/**
+ * zlt_registry_get_max_tunnels:
+ * @self: a registry
+ *
+ * Returns: how many tunnels may be listed at once; 0 for no limit
+ */
 guint
 zlt_registry_get_max_tunnels (ZltRegistry *self)
 {
@@ -586,6 +620,12 @@ zlt_registry_set_max_tunnels (ZltRegistry *self, guint max_tunnels)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_TUNNELS]);
 }
 
+/**
+ * zlt_registry_get_max_services_per_tunnel:
+ * @self: a registry
+ *
+ * Returns: how many services one tunnel may register; 0 for no limit
+ */
 guint
 zlt_registry_get_max_services_per_tunnel (ZltRegistry *self)
 {
@@ -610,6 +650,12 @@ zlt_registry_set_max_services_per_tunnel (ZltRegistry *self, guint max_services)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_SERVICES_PER_TUNNEL]);
 }
 
+/**
+ * zlt_registry_get_n_tunnels:
+ * @self: a registry
+ *
+ * Returns: how many tunnels are listed, held ones included
+ */
 guint
 zlt_registry_get_n_tunnels (ZltRegistry *self)
 {

@@ -1606,6 +1606,7 @@ zlt_relay_class_init (ZltRelayClass *klass)
 
   /**
    * ZltRelay::finished:
+   * @self: the relay
    * @error: (nullable): %NULL for a clean end, otherwise why it failed
    *
    * Emitted exactly once, after both streams have been asked to close. See
@@ -1789,6 +1790,12 @@ zlt_relay_close (ZltRelay *self)
   relay_finish (self, error);
 }
 
+/**
+ * zlt_relay_get_stream_b:
+ * @self: a relay
+ *
+ * Returns: (transfer none): the second stream
+ */
 GIOStream *
 zlt_relay_get_stream_b (ZltRelay *self)
 {

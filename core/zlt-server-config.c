@@ -100,6 +100,13 @@ derive_shares (ZltServerConfig *self)
     *pending = MAX_PENDING_TOTAL / 4;
 }
 
+/**
+ * ZltServerConfig:
+ * The `[server]` group of a config (zlayer-tunnel.conf(5)), checked: every key known,
+ * every value in range, errors naming the group and key. It keeps the whole key file
+ * too, for the validator's own group `[validator:NAME]`. Immutable once made.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltServerConfig, zlt_server_config, G_TYPE_OBJECT)
 
 static const char *const known_keys[] = {
@@ -491,6 +498,13 @@ zlt_server_config_get_listen_address (ZltServerConfig *self)
   return self->listen_address;
 }
 
+/**
+ * zlt_server_config_get_listen_port:
+ * @self: a server config
+ *
+ * Returns: the control port to listen on; 0 = any free port (zlt_server_get_port() then
+ *   says which)
+ */
 guint16
 zlt_server_config_get_listen_port (ZltServerConfig *self)
 {
@@ -531,6 +545,12 @@ zlt_server_config_get_tls_key (ZltServerConfig *self)
   return self->tls_key;
 }
 
+/**
+ * zlt_server_config_get_use_tls:
+ * @self: a server config
+ *
+ * Returns: whether the control channel is TLS (wss://): a certificate is configured
+ */
 gboolean
 zlt_server_config_get_use_tls (ZltServerConfig *self)
 {
@@ -553,6 +573,12 @@ zlt_server_config_get_port_range (ZltServerConfig *self, guint16 *min, guint16 *
     *max = self->port_max;
 }
 
+/**
+ * zlt_server_config_get_max_tunnels:
+ * @self: a server config
+ *
+ * Returns: how many tunnels may be open at once
+ */
 guint
 zlt_server_config_get_max_tunnels (ZltServerConfig *self)
 {
@@ -560,6 +586,12 @@ zlt_server_config_get_max_tunnels (ZltServerConfig *self)
   return self->max_tunnels;
 }
 
+/**
+ * zlt_server_config_get_max_services_per_tunnel:
+ * @self: a server config
+ *
+ * Returns: how many services one tunnel may register
+ */
 guint
 zlt_server_config_get_max_services_per_tunnel (ZltServerConfig *self)
 {
@@ -578,6 +610,12 @@ zlt_server_config_get_heartbeat_interval (ZltServerConfig *self)
   return self->heartbeat_interval;
 }
 
+/**
+ * zlt_server_config_get_heartbeat_timeout:
+ * @self: a server config
+ *
+ * Returns: seconds without a frame from an agent after which its tunnel is dropped
+ */
 guint
 zlt_server_config_get_heartbeat_timeout (ZltServerConfig *self)
 {
@@ -585,6 +623,12 @@ zlt_server_config_get_heartbeat_timeout (ZltServerConfig *self)
   return self->heartbeat_timeout;
 }
 
+/**
+ * zlt_server_config_get_auth_timeout:
+ * @self: a server config
+ *
+ * Returns: seconds a new control connection has to authenticate
+ */
 guint
 zlt_server_config_get_auth_timeout (ZltServerConfig *self)
 {
@@ -592,6 +636,12 @@ zlt_server_config_get_auth_timeout (ZltServerConfig *self)
   return self->auth_timeout;
 }
 
+/**
+ * zlt_server_config_get_connect_timeout:
+ * @self: a server config
+ *
+ * Returns: seconds a public connection waits for its data connection
+ */
 guint
 zlt_server_config_get_connect_timeout (ZltServerConfig *self)
 {
@@ -599,6 +649,13 @@ zlt_server_config_get_connect_timeout (ZltServerConfig *self)
   return self->connect_timeout;
 }
 
+/**
+ * zlt_server_config_get_resume_grace:
+ * @self: a server config
+ *
+ * Returns: seconds a tunnel whose control channel ended is held for its agent to resume
+ *   it
+ */
 guint
 zlt_server_config_get_resume_grace (ZltServerConfig *self)
 {
@@ -617,6 +674,12 @@ zlt_server_config_get_udp_idle_timeout (ZltServerConfig *self)
   return self->udp_idle_timeout;
 }
 
+/**
+ * zlt_server_config_get_allow_legacy_auth:
+ * @self: a server config
+ *
+ * Returns: whether v1 agents (raw-token authentication) are let in
+ */
 gboolean
 zlt_server_config_get_allow_legacy_auth (ZltServerConfig *self)
 {
@@ -635,6 +698,12 @@ zlt_server_config_get_validator (ZltServerConfig *self)
   return self->validator;
 }
 
+/**
+ * zlt_server_config_get_insecure:
+ * @self: a server config
+ *
+ * Returns: whether `insecure=true`: a validator that lets anyone in may run
+ */
 gboolean
 zlt_server_config_get_insecure (ZltServerConfig *self)
 {
@@ -653,6 +722,13 @@ zlt_server_config_get_validator_group (ZltServerConfig *self)
   return self->validator_group;
 }
 
+/**
+ * zlt_server_config_get_config_directory:
+ * @self: a server config
+ *
+ * Returns: (nullable): the config file's directory, where relative paths start; %NULL:
+ *   the working directory
+ */
 const char *
 zlt_server_config_get_config_directory (ZltServerConfig *self)
 {

@@ -57,6 +57,22 @@ struct _ZltServer
   gboolean running;
 };
 
+/**
+ * ZltServer:
+ * The public end of the tunnel: it accepts agents on a control channel
+ * (`ws://` or `wss://` on `/tunnel/v1`), asks its [class@Zlt.Validator] about each
+ * one's credential, gives each registered service a public port from the configured
+ * port range, and joins every public connection to a data connection its agent opens
+ * back.
+ *
+ * Build one from a [class@Zlt.ServerConfig] with zlt_server_new(), which takes the
+ * validator and transports the config names from a [class@Zlt.PluginLoader], or with
+ * zlt_server_new_full() from parts you made. Then zlt_server_start(); the server runs on
+ * the thread-default main context until zlt_server_stop(). Its state (tunnels, services,
+ * port pools) is in its [class@Zlt.Registry], whose signals report agents and services
+ * as they come and go.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltServer, zlt_server, G_TYPE_OBJECT)
 
 /* What a connection counts against: the service owner's share of waiting or live
@@ -1088,6 +1104,18 @@ on_validator_changed (ZltValidator *validator, gpointer user_data)
 
 /* ---- public API ---- */
 
+/**
+ * zlt_server_start:
+ * @self: a server
+ * @error: return location for a #GError
+ *
+ * Listens on the config's control address: with TLS when the config names a
+ * certificate. Fails with %ZLT_ERROR_INSECURE for a validator that lets everyone in
+ * unless the config says `insecure=true`, or with the error of loading the certificate
+ * or of binding. The actual port is zlt_server_get_port().
+ *
+ * Returns: %TRUE when the server listens
+ */
 gboolean
 zlt_server_start (ZltServer *self, GError **error)
 {
@@ -1142,6 +1170,13 @@ zlt_server_start (ZltServer *self, GError **error)
   return TRUE;
 }
 
+/**
+ * zlt_server_stop:
+ * @self: a server
+ *
+ * Disconnects every agent (Disconnect "server shutting down"), removes every tunnel,
+ * closes every public port and relayed connection. Does nothing when not running.
+ */
 void
 zlt_server_stop (ZltServer *self)
 {
@@ -1182,6 +1217,13 @@ zlt_server_stop (ZltServer *self)
   zlt_resume_book_clear (self->resume_book);
 }
 
+/**
+ * zlt_server_get_port:
+ * @self: a server
+ *
+ * Returns: the control port actually bound (useful when the config asked for port 0);
+ *   0 before zlt_server_start()
+ */
 guint16
 zlt_server_get_port (ZltServer *self)
 {
@@ -1189,24 +1231,49 @@ zlt_server_get_port (ZltServer *self)
   return self->control_listener ? zlt_listener_get_port (ZLT_LISTENER (self->control_listener)) : 0;
 }
 
+/**
+ * zlt_server_get_config:
+ * @self: a server
+ *
+ * Returns: (transfer none): the server's config
+ */
 ZltServerConfig *
 zlt_server_get_config (ZltServer *self)
 {
   return self->config;
 }
 
+/**
+ * zlt_server_get_registry:
+ * @self: a server
+ *
+ * Returns: (transfer none): the server's tunnels, services and port pools
+ */
 ZltRegistry *
 zlt_server_get_registry (ZltServer *self)
 {
   return self->registry;
 }
 
+/**
+ * zlt_server_get_validator:
+ * @self: a server
+ *
+ * Returns: (transfer none): the server's validator
+ */
 ZltValidator *
 zlt_server_get_validator (ZltServer *self)
 {
   return self->validator;
 }
 
+/**
+ * zlt_server_supports_protocol:
+ * @self: a server
+ * @protocol: a protocol
+ *
+ * Returns: whether services of @protocol can be registered (UDP needs the udp plugin)
+ */
 gboolean
 zlt_server_supports_protocol (ZltServer *self, ZltProtocol protocol)
 {
@@ -1214,6 +1281,12 @@ zlt_server_supports_protocol (ZltServer *self, ZltProtocol protocol)
   return protocol == ZLT_PROTOCOL_TCP || (protocol == ZLT_PROTOCOL_UDP && self->udp != NULL);
 }
 
+/**
+ * zlt_server_get_n_peers:
+ * @self: a server
+ *
+ * Returns: the control connections open right now, authenticated or not
+ */
 guint
 zlt_server_get_n_peers (ZltServer *self)
 {
@@ -1222,6 +1295,7 @@ zlt_server_get_n_peers (ZltServer *self)
 
 /**
  * zlt_server_get_auth_failures:
+ * @self: a server
  * @code: a reason code
  *
  * Returns: logins refused with @code since the server was made (a bad or expired
@@ -1234,18 +1308,36 @@ zlt_server_get_auth_failures (ZltServer *self, ZltReasonCode code)
   return (guint) code <= ZLT_REASON_MAX ? self->auth_failures[code] : 0;
 }
 
+/**
+ * zlt_server_get_n_pending:
+ * @self: a server
+ *
+ * Returns: the public connections waiting for their data connection
+ */
 guint
 zlt_server_get_n_pending (ZltServer *self)
 {
   return g_hash_table_size (self->pending);
 }
 
+/**
+ * zlt_server_get_n_relays:
+ * @self: a server
+ *
+ * Returns: the connections being relayed
+ */
 guint
 zlt_server_get_n_relays (ZltServer *self)
 {
   return g_hash_table_size (self->relays);
 }
 
+/**
+ * zlt_server_get_n_standby:
+ * @self: a server
+ *
+ * Returns: the standby data connections parked now, of every tunnel (PROTOCOL-v2.md §8)
+ */
 guint
 zlt_server_get_n_standby (ZltServer *self)
 {
@@ -1253,6 +1345,12 @@ zlt_server_get_n_standby (ZltServer *self)
   return zlt_standby_pool_get_n_parked (self->standby, NULL);
 }
 
+/**
+ * zlt_server_get_n_connects_sent:
+ * @self: a server
+ *
+ * Returns: the Connect frames sent for public connections since the server started
+ */
 guint64
 zlt_server_get_n_connects_sent (ZltServer *self)
 {
@@ -1260,6 +1358,13 @@ zlt_server_get_n_connects_sent (ZltServer *self)
   return self->n_connects_sent;
 }
 
+/**
+ * zlt_server_get_n_standby_joins:
+ * @self: a server
+ *
+ * Returns: the public connections joined to a standby connection (instead of a
+ *   Connect) since the server started
+ */
 guint64
 zlt_server_get_n_standby_joins (ZltServer *self)
 {
@@ -1267,6 +1372,12 @@ zlt_server_get_n_standby_joins (ZltServer *self)
   return self->n_standby_joins;
 }
 
+/**
+ * zlt_server_get_n_standby_retired:
+ * @self: a server
+ *
+ * Returns: the standby connections closed unused at the end of their lifetime so far
+ */
 guint64
 zlt_server_get_n_standby_retired (ZltServer *self)
 {
@@ -1274,6 +1385,14 @@ zlt_server_get_n_standby_retired (ZltServer *self)
   return zlt_standby_pool_get_n_retired (self->standby);
 }
 
+/**
+ * zlt_server_set_standby_lifetime:
+ * @self: a server
+ * @lifetime_ms: milliseconds, more than 0
+ *
+ * Sets how long a standby connection stays parked at most (a minute by default), for
+ * tests. Applies at once, to the connections parked now too.
+ */
 void
 zlt_server_set_standby_lifetime (ZltServer *self, guint lifetime_ms)
 {
@@ -1282,6 +1401,19 @@ zlt_server_set_standby_lifetime (ZltServer *self, guint lifetime_ms)
   zlt_standby_pool_set_lifetime (self->standby, lifetime_ms);
 }
 
+/**
+ * zlt_server_disconnect_tunnel:
+ * @self: a server
+ * @tunnel_id: the tunnel to end
+ * @reason: (nullable): why, sent to the agent in a Disconnect; %NULL: "disconnected"
+ * @error: return location for a #GError
+ *
+ * Ends a tunnel as an operator would: its agent is told why and the tunnel is removed
+ * with its services, without a chance to resume. Fails with %ZLT_ERROR_NOT_FOUND when
+ * there is no such tunnel.
+ *
+ * Returns: %TRUE when the tunnel was ended
+ */
 gboolean
 zlt_server_disconnect_tunnel (ZltServer *self, const ZltUuid *tunnel_id, const char *reason,
                               GError **error)
@@ -1365,6 +1497,18 @@ zlt_server_init (ZltServer *self)
                                                  (GDestroyNotify) access_request_free);
 }
 
+/**
+ * zlt_server_new_full:
+ * @config: the server's config; its validator and plugin settings are not used
+ * @validator: the validator, configured
+ * @control: the control channel's transport ("websocket")
+ * @tcp: the transport of TCP services' public listeners
+ * @udp: (nullable): the transport of UDP services' public listeners; %NULL: no UDP
+ *
+ * The same as zlt_server_new() with every part given (embedders, tests).
+ *
+ * Returns: (transfer full): a new server, not started
+ */
 ZltServer *
 zlt_server_new_full (ZltServerConfig *config, ZltValidator *validator, ZltControlTransport *control,
                      ZltTransport *tcp, ZltTransport *udp)
@@ -1411,6 +1555,17 @@ zlt_server_new_full (ZltServerConfig *config, ZltValidator *validator, ZltContro
   return self;
 }
 
+/**
+ * zlt_server_new:
+ * @config: the server's config
+ * @loader: a plugin loader that has loaded its plugins
+ * @error: return location for a #GError
+ *
+ * Builds a server from its config, taking the validator (configured from the config's
+ * `[validator:NAME]` group) and the transports from @loader.
+ *
+ * Returns: (transfer full): a new server, not started, or %NULL on error
+ */
 ZltServer *
 zlt_server_new (ZltServerConfig *config, ZltPluginLoader *loader, GError **error)
 {

@@ -53,6 +53,15 @@ enum
 
 static GParamSpec *properties[N_PROPS];
 
+/**
+ * ZltService:
+ * One TCP or UDP service an agent exposes: its name, protocol, the local port it
+ * listens on at the agent, the public port asked for and the one the server gave
+ * (none for an internal service, reachable only through access sessions), and
+ * counters of its connections and bytes. The server's registry and the agent's tunnel
+ * each hold their own #ZltService for a registered service.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltService, zlt_service, G_TYPE_OBJECT)
 
 static void
@@ -197,11 +206,27 @@ zlt_service_class_init (ZltServiceClass *klass)
    * an agent replaces it with the id from RegisterOk.
    */
   properties[PROP_ID] = g_param_spec_string ("id", NULL, NULL, NULL, rw | G_PARAM_CONSTRUCT);
+  /**
+   * ZltService:name:
+   * The service name: 1 to %ZLT_SERVICE_NAME_MAX ASCII letters, digits, `-` or `_`.
+   */
   properties[PROP_NAME] = g_param_spec_string ("name", NULL, NULL, NULL, co);
+  /**
+   * ZltService:protocol:
+   * TCP or UDP.
+   */
   properties[PROP_PROTOCOL]
       = g_param_spec_enum ("protocol", NULL, NULL, ZLT_TYPE_PROTOCOL, ZLT_PROTOCOL_TCP, co);
+  /**
+   * ZltService:expose:
+   * Whether the service has a public port or is internal.
+   */
   properties[PROP_EXPOSE]
       = g_param_spec_enum ("expose", NULL, NULL, ZLT_TYPE_EXPOSE, ZLT_EXPOSE_PUBLIC, co);
+  /**
+   * ZltService:local-port:
+   * The port the service listens on at the agent.
+   */
   properties[PROP_LOCAL_PORT] = g_param_spec_uint ("local-port", NULL, NULL, 0, G_MAXUINT16, 0, rw);
   /**
    * ZltService:requested-port:
@@ -233,8 +258,16 @@ zlt_service_class_init (ZltServiceClass *klass)
    * The tunnel the service belongs to; a weak back pointer, %NULL when detached.
    */
   properties[PROP_TUNNEL] = g_param_spec_object ("tunnel", NULL, NULL, ZLT_TYPE_TUNNEL, ro);
+  /**
+   * ZltService:active-connections:
+   * Connections relayed now.
+   */
   properties[PROP_ACTIVE_CONNECTIONS]
       = g_param_spec_uint ("active-connections", NULL, NULL, 0, G_MAXUINT, 0, ro);
+  /**
+   * ZltService:total-connections:
+   * Connections relayed since the service was made.
+   */
   properties[PROP_TOTAL_CONNECTIONS]
       = g_param_spec_uint64 ("total-connections", NULL, NULL, 0, G_MAXUINT64, 0, ro);
   /**
@@ -275,6 +308,12 @@ zlt_service_new (const char *name, ZltProtocol protocol, guint16 local_port, Zlt
                        (guint) local_port, "expose", expose, NULL);
 }
 
+/**
+ * zlt_service_get_id:
+ * @self: a service
+ *
+ * Returns: (transfer none): the service id
+ */
 const ZltUuid *
 zlt_service_get_id (ZltService *self)
 {
@@ -282,6 +321,12 @@ zlt_service_get_id (ZltService *self)
   return &self->id;
 }
 
+/**
+ * zlt_service_dup_id_string:
+ * @self: a service
+ *
+ * Returns: (transfer full): the service id as a UUID string (#ZltService:id)
+ */
 char *
 zlt_service_dup_id_string (ZltService *self)
 {
@@ -289,6 +334,13 @@ zlt_service_dup_id_string (ZltService *self)
   return zlt_uuid_to_string (&self->id);
 }
 
+/**
+ * zlt_service_set_id:
+ * @self: a service
+ * @id: the new id
+ *
+ * Replaces the id, as an agent does with the one from RegisterOk.
+ */
 void
 zlt_service_set_id (ZltService *self, const ZltUuid *id)
 {
@@ -301,6 +353,12 @@ zlt_service_set_id (ZltService *self, const ZltUuid *id)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_ID]);
 }
 
+/**
+ * zlt_service_get_name:
+ * @self: a service
+ *
+ * Returns: the service name
+ */
 const char *
 zlt_service_get_name (ZltService *self)
 {
@@ -308,6 +366,12 @@ zlt_service_get_name (ZltService *self)
   return self->name;
 }
 
+/**
+ * zlt_service_get_protocol:
+ * @self: a service
+ *
+ * Returns: the service's protocol
+ */
 ZltProtocol
 zlt_service_get_protocol (ZltService *self)
 {
@@ -315,6 +379,12 @@ zlt_service_get_protocol (ZltService *self)
   return self->protocol;
 }
 
+/**
+ * zlt_service_get_expose:
+ * @self: a service
+ *
+ * Returns: whether the service has a public port or is internal
+ */
 ZltExpose
 zlt_service_get_expose (ZltService *self)
 {
@@ -322,6 +392,12 @@ zlt_service_get_expose (ZltService *self)
   return self->expose;
 }
 
+/**
+ * zlt_service_get_local_port:
+ * @self: a service
+ *
+ * Returns: the port the service listens on at the agent
+ */
 guint16
 zlt_service_get_local_port (ZltService *self)
 {
@@ -329,6 +405,13 @@ zlt_service_get_local_port (ZltService *self)
   return self->local_port;
 }
 
+/**
+ * zlt_service_set_local_port:
+ * @self: a service
+ * @port: a port
+ *
+ * Sets #ZltService:local-port.
+ */
 void
 zlt_service_set_local_port (ZltService *self, guint16 port)
 {
@@ -340,6 +423,12 @@ zlt_service_set_local_port (ZltService *self, guint16 port)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOCAL_PORT]);
 }
 
+/**
+ * zlt_service_get_state:
+ * @self: a service
+ *
+ * Returns: where the service stands with the server
+ */
 ZltServiceState
 zlt_service_get_state (ZltService *self)
 {
@@ -349,6 +438,7 @@ zlt_service_get_state (ZltService *self)
 
 /**
  * zlt_service_get_last_error:
+ * @self: a service
  *
  * Returns: (nullable): why the server refused the service the last time, %NULL once it
  *   is registered
@@ -362,6 +452,7 @@ zlt_service_get_last_error (ZltService *self)
 
 /**
  * zlt_service_set_state:
+ * @self: a service
  * @state: the new state
  * @error: (nullable): for %ZLT_SERVICE_STATE_REFUSED, the server's reason
  *
@@ -388,6 +479,12 @@ zlt_service_set_state (ZltService *self, ZltServiceState state, const char *erro
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
 }
 
+/**
+ * zlt_service_get_requested_port:
+ * @self: a service
+ *
+ * Returns: the public port the agent asked for; 0 for any
+ */
 guint16
 zlt_service_get_requested_port (ZltService *self)
 {
@@ -395,6 +492,13 @@ zlt_service_get_requested_port (ZltService *self)
   return self->requested_port;
 }
 
+/**
+ * zlt_service_set_requested_port:
+ * @self: a service
+ * @port: a port, 0 for any
+ *
+ * Sets #ZltService:requested-port.
+ */
 void
 zlt_service_set_requested_port (ZltService *self, guint16 port)
 {
@@ -406,6 +510,13 @@ zlt_service_set_requested_port (ZltService *self, guint16 port)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_REQUESTED_PORT]);
 }
 
+/**
+ * zlt_service_get_assigned_port:
+ * @self: a service
+ *
+ * Returns: the public port the server chose; 0 for none (internal services, or not yet
+ *   known)
+ */
 guint16
 zlt_service_get_assigned_port (ZltService *self)
 {
@@ -413,6 +524,13 @@ zlt_service_get_assigned_port (ZltService *self)
   return self->assigned_port;
 }
 
+/**
+ * zlt_service_set_assigned_port:
+ * @self: a service
+ * @port: a port, 0 for none
+ *
+ * Sets #ZltService:assigned-port.
+ */
 void
 zlt_service_set_assigned_port (ZltService *self, guint16 port)
 {
@@ -455,6 +573,12 @@ zlt_service_set_tunnel (ZltService *self, ZltTunnel *tunnel)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TUNNEL]);
 }
 
+/**
+ * zlt_service_get_active_connections:
+ * @self: a service
+ *
+ * Returns: the connections relayed now
+ */
 guint
 zlt_service_get_active_connections (ZltService *self)
 {
@@ -462,6 +586,12 @@ zlt_service_get_active_connections (ZltService *self)
   return self->active_connections;
 }
 
+/**
+ * zlt_service_get_total_connections:
+ * @self: a service
+ *
+ * Returns: the connections relayed since the service was made
+ */
 guint64
 zlt_service_get_total_connections (ZltService *self)
 {
@@ -469,6 +599,12 @@ zlt_service_get_total_connections (ZltService *self)
   return self->total_connections;
 }
 
+/**
+ * zlt_service_get_bytes_in:
+ * @self: a service
+ *
+ * Returns: bytes received from public peers
+ */
 guint64
 zlt_service_get_bytes_in (ZltService *self)
 {
@@ -476,6 +612,12 @@ zlt_service_get_bytes_in (ZltService *self)
   return self->bytes_in;
 }
 
+/**
+ * zlt_service_get_bytes_out:
+ * @self: a service
+ *
+ * Returns: bytes sent to public peers
+ */
 guint64
 zlt_service_get_bytes_out (ZltService *self)
 {

@@ -62,6 +62,13 @@ enum
 
 static guint signals[N_SIGNALS];
 
+/**
+ * ZltSession:
+ * One on-demand access session of a [class@Zlt.AccessManager]: a local address that
+ * leads to a remote service through a server until the session expires, with counters
+ * of its connections and bytes and the last error of a connection through it.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltSession, zlt_session, G_TYPE_OBJECT)
 
 static void arm_expiry (ZltSession *self);
@@ -255,8 +262,16 @@ zlt_session_class_init (ZltSessionClass *klass)
    * re-arms the timer, also after the session expired.
    */
   properties[PROP_EXPIRES] = g_param_spec_int64 ("expires", NULL, NULL, 0, G_MAXINT64, 0, rw);
+  /**
+   * ZltSession:active-connections:
+   * Connections through the session now.
+   */
   properties[PROP_ACTIVE_CONNECTIONS]
       = g_param_spec_uint ("active-connections", NULL, NULL, 0, G_MAXUINT, 0, ro);
+  /**
+   * ZltSession:total-connections:
+   * Connections through the session since it began.
+   */
   properties[PROP_TOTAL_CONNECTIONS]
       = g_param_spec_uint64 ("total-connections", NULL, NULL, 0, G_MAXUINT64, 0, ro);
   /**
@@ -280,6 +295,8 @@ zlt_session_class_init (ZltSessionClass *klass)
 
   /**
    * ZltSession::expired:
+   * @self: the session
+   *
    * Emitted once, from the main loop, when the expiry time has come.
    */
   signals[SIGNAL_EXPIRED] = g_signal_new ("expired", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
@@ -319,6 +336,12 @@ zlt_session_new (const char *endpoint, const char *local_address, const char *re
   return self;
 }
 
+/**
+ * zlt_session_get_id:
+ * @self: a session
+ *
+ * Returns: (transfer none): the session id
+ */
 const ZltUuid *
 zlt_session_get_id (ZltSession *self)
 {
@@ -326,6 +349,12 @@ zlt_session_get_id (ZltSession *self)
   return &self->id;
 }
 
+/**
+ * zlt_session_dup_id_string:
+ * @self: a session
+ *
+ * Returns: (transfer full): the session id as a UUID string (#ZltSession:id)
+ */
 char *
 zlt_session_dup_id_string (ZltSession *self)
 {
@@ -333,6 +362,12 @@ zlt_session_dup_id_string (ZltSession *self)
   return zlt_uuid_to_string (&self->id);
 }
 
+/**
+ * zlt_session_get_endpoint:
+ * @self: a session
+ *
+ * Returns: the server the session goes through
+ */
 const char *
 zlt_session_get_endpoint (ZltSession *self)
 {
@@ -340,6 +375,12 @@ zlt_session_get_endpoint (ZltSession *self)
   return self->endpoint;
 }
 
+/**
+ * zlt_session_get_local_address:
+ * @self: a session
+ *
+ * Returns: (nullable): where the session listens locally, e.g. "127.0.0.1:8022"
+ */
 const char *
 zlt_session_get_local_address (ZltSession *self)
 {
@@ -347,6 +388,13 @@ zlt_session_get_local_address (ZltSession *self)
   return self->local_address;
 }
 
+/**
+ * zlt_session_set_local_address:
+ * @self: a session
+ * @local_address: (nullable): "host:port"
+ *
+ * Sets #ZltSession:local-address.
+ */
 void
 zlt_session_set_local_address (ZltSession *self, const char *local_address)
 {
@@ -359,6 +407,12 @@ zlt_session_set_local_address (ZltSession *self, const char *local_address)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOCAL_ADDRESS]);
 }
 
+/**
+ * zlt_session_get_remote_service:
+ * @self: a session
+ *
+ * Returns: the name of the service the session reaches
+ */
 const char *
 zlt_session_get_remote_service (ZltSession *self)
 {
@@ -366,6 +420,12 @@ zlt_session_get_remote_service (ZltSession *self)
   return self->remote_service;
 }
 
+/**
+ * zlt_session_get_created:
+ * @self: a session
+ *
+ * Returns: when the session was made, in µs since the Unix epoch
+ */
 gint64
 zlt_session_get_created (ZltSession *self)
 {
@@ -373,6 +433,12 @@ zlt_session_get_created (ZltSession *self)
   return self->created;
 }
 
+/**
+ * zlt_session_get_expires:
+ * @self: a session
+ *
+ * Returns: when the session ends, in µs since the Unix epoch; 0 for never
+ */
 gint64
 zlt_session_get_expires (ZltSession *self)
 {
@@ -437,6 +503,12 @@ zlt_session_is_expired (ZltSession *self)
   return self->expired;
 }
 
+/**
+ * zlt_session_get_active_connections:
+ * @self: a session
+ *
+ * Returns: the connections through the session now
+ */
 guint
 zlt_session_get_active_connections (ZltSession *self)
 {
@@ -444,6 +516,12 @@ zlt_session_get_active_connections (ZltSession *self)
   return self->active_connections;
 }
 
+/**
+ * zlt_session_get_total_connections:
+ * @self: a session
+ *
+ * Returns: the connections through the session since it began
+ */
 guint64
 zlt_session_get_total_connections (ZltSession *self)
 {
@@ -451,6 +529,12 @@ zlt_session_get_total_connections (ZltSession *self)
   return self->total_connections;
 }
 
+/**
+ * zlt_session_get_bytes_in:
+ * @self: a session
+ *
+ * Returns: bytes received from the remote service
+ */
 guint64
 zlt_session_get_bytes_in (ZltSession *self)
 {
@@ -458,6 +542,12 @@ zlt_session_get_bytes_in (ZltSession *self)
   return self->bytes_in;
 }
 
+/**
+ * zlt_session_get_bytes_out:
+ * @self: a session
+ *
+ * Returns: bytes sent to the remote service
+ */
 guint64
 zlt_session_get_bytes_out (ZltSession *self)
 {
@@ -465,6 +555,12 @@ zlt_session_get_bytes_out (ZltSession *self)
   return self->bytes_out;
 }
 
+/**
+ * zlt_session_connection_opened:
+ * @self: a session
+ *
+ * Counts a new connection through the session.
+ */
 void
 zlt_session_connection_opened (ZltSession *self)
 {
@@ -476,6 +572,12 @@ zlt_session_connection_opened (ZltSession *self)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TOTAL_CONNECTIONS]);
 }
 
+/**
+ * zlt_session_connection_closed:
+ * @self: a session
+ *
+ * Counts the end of a connection through the session.
+ */
 void
 zlt_session_connection_closed (ZltSession *self)
 {
@@ -524,6 +626,12 @@ zlt_session_add_bytes (ZltSession *self, guint64 bytes_in, guint64 bytes_out)
     }
 }
 
+/**
+ * zlt_session_get_last_error:
+ * @self: a session
+ *
+ * Returns: (nullable): why the last connection through the session failed, or %NULL
+ */
 const char *
 zlt_session_get_last_error (ZltSession *self)
 {

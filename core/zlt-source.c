@@ -3,6 +3,18 @@
 
 #include "zlt-source.h"
 
+/**
+ * zlt_timeout_source_attach:
+ * @interval_ms: the interval in milliseconds
+ * @func: (scope forever): called every @interval_ms until it returns %G_SOURCE_REMOVE
+ *   or the source is destroyed
+ * @data: (closure func): data for @func
+ *
+ * A timeout attached to the thread-default context (not the global default one, so
+ * servers run in a pushed context keep their timers there).
+ *
+ * Returns: (transfer full): the attached source; destroy it with zlt_source_clear()
+ */
 GSource *
 zlt_timeout_source_attach (guint interval_ms, GSourceFunc func, gpointer data)
 {
@@ -13,6 +25,13 @@ zlt_timeout_source_attach (guint interval_ms, GSourceFunc func, gpointer data)
   return source;
 }
 
+/**
+ * zlt_source_clear:
+ * @source: (inout) (nullable): a source, or %NULL
+ *
+ * Destroys and unrefs *@source if set, and sets it to %NULL; safe from the source's own
+ * callback.
+ */
 void
 zlt_source_clear (GSource **source)
 {

@@ -9,6 +9,12 @@
 #include "zlt-error.h"
 #include "zlt-tls.h"
 
+/**
+ * zlt_tls_options_copy: (skip)
+ * @options: TLS options
+ *
+ * Returns: (transfer full): a deep copy of @options
+ */
 ZltTlsOptions *
 zlt_tls_options_copy (const ZltTlsOptions *options)
 {
@@ -24,6 +30,12 @@ zlt_tls_options_copy (const ZltTlsOptions *options)
   return copy;
 }
 
+/**
+ * zlt_tls_options_free:
+ * @options: (nullable) (transfer full): TLS options
+ *
+ * Frees @options; %NULL is ignored.
+ */
 void
 zlt_tls_options_free (ZltTlsOptions *options)
 {
@@ -34,6 +46,15 @@ zlt_tls_options_free (ZltTlsOptions *options)
   g_free (options);
 }
 
+/**
+ * zlt_tls_parse_pin:
+ * @text: a pin as users write it: 64 hex digits, in either case, optionally in openssl's
+ *   "AB:CD:…" form or after its "sha256 Fingerprint=" label
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): the 64 lowercase hex digits, or %NULL with
+ *   %ZLT_ERROR_INVALID_CONFIG
+ */
 char *
 zlt_tls_parse_pin (const char *text, GError **error)
 {
@@ -74,6 +95,13 @@ zlt_tls_parse_pin (const char *text, GError **error)
   return g_string_free (g_steal_pointer (&hex), FALSE);
 }
 
+/**
+ * zlt_tls_certificate_fingerprint:
+ * @certificate: a certificate
+ *
+ * Returns: (transfer full): the lowercase hex SHA-256 of the certificate's DER bytes, as
+ *   `tls-pinned-sha256=` takes it
+ */
 char *
 zlt_tls_certificate_fingerprint (GTlsCertificate *certificate)
 {
@@ -97,6 +125,17 @@ pin_matches (const ZltTlsOptions *options, GTlsCertificate *certificate)
   return fingerprint != NULL && zlt_secure_str_equal (fingerprint, options->pinned_sha256);
 }
 
+/**
+ * zlt_tls_accept_certificate:
+ * @options: (nullable): how to trust the server
+ * @certificate: the server's certificate
+ * @errors: what the TLS library found wrong with it
+ *
+ * The decision for a certificate the TLS library could not validate by itself
+ * (#GTlsConnection::accept-certificate).
+ *
+ * Returns: whether to accept @certificate anyway
+ */
 gboolean
 zlt_tls_accept_certificate (const ZltTlsOptions *options, GTlsCertificate *certificate,
                             GTlsCertificateFlags errors)
@@ -134,6 +173,18 @@ describe_flags (GTlsCertificateFlags errors)
   return g_string_free (g_steal_pointer (&text), FALSE);
 }
 
+/**
+ * zlt_tls_rejection_error:
+ * @options: (nullable): how to trust the server
+ * @certificate: the refused certificate
+ * @errors: what the TLS library found wrong with it
+ *
+ * The error (%ZLT_ERROR_TLS) that says why zlt_tls_accept_certificate() refused the
+ * certificate: a pin mismatch (with the fingerprint it presented), or which checks it
+ * failed, and how to trust it.
+ *
+ * Returns: (transfer full): the error
+ */
 GError *
 zlt_tls_rejection_error (const ZltTlsOptions *options, GTlsCertificate *certificate,
                          GTlsCertificateFlags errors)
@@ -176,6 +227,13 @@ on_accept_certificate (GTlsConnection *connection, GTlsCertificate *certificate,
   return FALSE;
 }
 
+/**
+ * zlt_tls_explain_rejection:
+ * @connection: a connection set up with zlt_tls_setup_client() whose handshake failed
+ * @error: the handshake's error
+ *
+ * When the certificate was refused, replaces *@error with one that says why.
+ */
 void
 zlt_tls_explain_rejection (GTlsConnection *connection, GError **error)
 {
@@ -190,6 +248,16 @@ zlt_tls_explain_rejection (GTlsConnection *connection, GError **error)
   *error = g_error_copy (rejected);
 }
 
+/**
+ * zlt_tls_setup_client:
+ * @connection: a client connection
+ * @options: (nullable): how to trust the server, %NULL for the system CAs
+ * @error: return location for a #GError
+ *
+ * Applies @options to a client connection: database, certificate checks.
+ *
+ * Returns: %TRUE on success
+ */
 gboolean
 zlt_tls_setup_client (GTlsClientConnection *connection, const ZltTlsOptions *options,
                       GError **error)
@@ -214,6 +282,19 @@ zlt_tls_setup_client (GTlsClientConnection *connection, const ZltTlsOptions *opt
   return TRUE;
 }
 
+/**
+ * zlt_tls_client_connection_new:
+ * @base: the connection to wrap
+ * @identity: (nullable): the server's identity, for the certificate check
+ * @options: (nullable): how to trust the server
+ * @error: return location for a #GError
+ *
+ * A client connection for @options. When the system CAs play no part (a pin, a CA file,
+ * or verification off), the connection gets no default database: glib-networking would
+ * otherwise parse the whole system CA bundle for every connection.
+ *
+ * Returns: (transfer full): a TLS client connection, or %NULL with @error set
+ */
 GIOStream *
 zlt_tls_client_connection_new (GIOStream *base, GSocketConnectable *identity,
                                const ZltTlsOptions *options, GError **error)
@@ -235,6 +316,16 @@ zlt_tls_client_connection_new (GIOStream *base, GSocketConnectable *identity,
   return g_steal_pointer (&tls);
 }
 
+/**
+ * zlt_tls_server_connection_new:
+ * @base: the connection to wrap
+ * @certificate: the server's certificate and key
+ * @error: return location for a #GError
+ *
+ * A server connection; servers do not check client certificates, so no CA database.
+ *
+ * Returns: (transfer full): a TLS server connection, or %NULL with @error set
+ */
 GIOStream *
 zlt_tls_server_connection_new (GIOStream *base, GTlsCertificate *certificate, GError **error)
 {
@@ -245,6 +336,16 @@ zlt_tls_server_connection_new (GIOStream *base, GTlsCertificate *certificate, GE
                          NULL);
 }
 
+/**
+ * zlt_tls_check_peer:
+ * @options: (nullable): how to trust the server
+ * @peer: (nullable): the certificate the server presented
+ * @error: return location for a #GError
+ *
+ * After the handshake: enforces the pin even for CA-valid certificates.
+ *
+ * Returns: %TRUE when the peer passes
+ */
 gboolean
 zlt_tls_check_peer (const ZltTlsOptions *options, GTlsCertificate *peer, GError **error)
 {
@@ -259,6 +360,16 @@ zlt_tls_check_peer (const ZltTlsOptions *options, GTlsCertificate *peer, GError 
   return TRUE;
 }
 
+/**
+ * zlt_tls_load_server_certificate:
+ * @cert_file: a PEM certificate (chain)
+ * @key_file: its PEM key
+ * @error: return location for a #GError
+ *
+ * Loads a server certificate and key (PEM files).
+ *
+ * Returns: (transfer full): the certificate, or %NULL with @error set
+ */
 GTlsCertificate *
 zlt_tls_load_server_certificate (const char *cert_file, const char *key_file, GError **error)
 {

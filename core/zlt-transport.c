@@ -6,6 +6,16 @@
 #include "zlt-error.h"
 #include "zlt-transport.h"
 
+/**
+ * ZltTransport:
+ * The plugin base of how the bytes of a service protocol are listened for and dialed:
+ * the server listens for public connections with its TCP (or UDP) transport, and an
+ * agent dials its local services with it. A transport plugin subclasses #ZltTransport,
+ * sets #ZltTransportClass.name and #ZltTransportClass.protocol, implements `listen`,
+ * `dial_async` and `dial_finish`, and registers the type with
+ * zlt_plugin_loader_add_transport_type().
+ */
+
 G_DEFINE_ABSTRACT_TYPE (ZltTransport, zlt_transport, G_TYPE_OBJECT)
 
 static GIOStream *
@@ -30,6 +40,8 @@ zlt_transport_init (ZltTransport *self)
 
 /**
  * zlt_transport_get_name:
+ * @self: a transport
+ *
  * Returns: the class's name, e.g. "tcp"
  */
 const char *
@@ -40,6 +52,12 @@ zlt_transport_get_name (ZltTransport *self)
   return ZLT_TRANSPORT_GET_CLASS (self)->name;
 }
 
+/**
+ * zlt_transport_get_protocol:
+ * @self: a transport
+ *
+ * Returns: the service protocol the transport carries
+ */
 ZltProtocol
 zlt_transport_get_protocol (ZltTransport *self)
 {
@@ -50,10 +68,12 @@ zlt_transport_get_protocol (ZltTransport *self)
 
 /**
  * zlt_transport_listen:
+ * @self: a transport
  * @bind_address: an IP address literal ("0.0.0.0", "::", "127.0.0.1")
  * @port: the port, 0 for any (read the result from zlt_listener_get_port())
+ * @error: return location for a #GError
  *
- * Returns: (transfer full): a listener that is already accepting, or NULL with @error set
+ * Returns: (transfer full): a listener that is already accepting, or %NULL with @error set
  */
 ZltListener *
 zlt_transport_listen (ZltTransport *self, const char *bind_address, guint16 port, GError **error)
@@ -88,6 +108,13 @@ zlt_transport_listen (ZltTransport *self, const char *bind_address, guint16 port
 
 /**
  * zlt_transport_dial_async:
+ * @self: a transport
+ * @host: a host name or address
+ * @port: a port
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when connected, or not
+ * @user_data: data for @callback
+ *
  * Connects to @host:@port; finish with zlt_transport_dial_finish().
  */
 void
@@ -113,7 +140,11 @@ zlt_transport_dial_async (ZltTransport *self, const char *host, guint16 port,
 
 /**
  * zlt_transport_dial_finish:
- * Returns: (transfer full): the connected stream, or NULL with @error set
+ * @self: a transport
+ * @result: the result given to the callback
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): the connected stream, or %NULL with @error set
  */
 GIOStream *
 zlt_transport_dial_finish (ZltTransport *self, GAsyncResult *result, GError **error)

@@ -61,6 +61,18 @@ enum
 
 static guint signals[N_SIGNALS];
 
+/**
+ * ZltTunnel:
+ * One agent's control session, seen from the server (in its [class@Zlt.Registry]) or
+ * from the agent (zlt_agent_get_tunnel()): its id, state, peer, the token's name, byte
+ * counters, and its services. Its signals report services as they come and go, and
+ * every connection relayed to one of them.
+ *
+ * Byte counters and the last activity change often; their notify signals are coalesced
+ * and come at most every %ZLT_NOTIFY_INTERVAL_MS, on the main context that was the
+ * thread default when the tunnel was made.
+ */
+
 G_DEFINE_FINAL_TYPE (ZltTunnel, zlt_tunnel, G_TYPE_OBJECT)
 
 static void
@@ -209,11 +221,23 @@ zlt_tunnel_class_init (ZltTunnelClass *klass)
    * An agent replaces it with the id from AuthOk.
    */
   properties[PROP_ID] = g_param_spec_string ("id", NULL, NULL, NULL, rw | G_PARAM_CONSTRUCT);
+  /**
+   * ZltTunnel:role:
+   * Which end the tunnel is seen from.
+   */
   properties[PROP_ROLE]
       = g_param_spec_enum ("role", NULL, NULL, ZLT_TYPE_ROLE, ZLT_ROLE_SERVER,
                            G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltTunnel:state:
+   * Where the tunnel stands.
+   */
   properties[PROP_STATE] = g_param_spec_enum ("state", NULL, NULL, ZLT_TYPE_TUNNEL_STATE,
                                               ZLT_TUNNEL_STATE_PENDING, rw);
+  /**
+   * ZltTunnel:peer-address:
+   * The other end's address, "host:port"; %NULL until known.
+   */
   properties[PROP_PEER_ADDRESS] = g_param_spec_string ("peer-address", NULL, NULL, NULL, rw);
   /**
    * ZltTunnel:client-id:
@@ -247,34 +271,52 @@ zlt_tunnel_class_init (ZltTunnelClass *klass)
    * Bytes sent through the tunnel. Notified at most every %ZLT_NOTIFY_INTERVAL_MS.
    */
   properties[PROP_BYTES_OUT] = g_param_spec_uint64 ("bytes-out", NULL, NULL, 0, G_MAXUINT64, 0, ro);
+  /**
+   * ZltTunnel:n-services:
+   * How many services the tunnel lists.
+   */
   properties[PROP_N_SERVICES] = g_param_spec_uint ("n-services", NULL, NULL, 0, G_MAXUINT, 0, ro);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /**
    * ZltTunnel::service-added:
+   * @self: the tunnel
    * @service: the service, already listed by the tunnel
+   *
+   * A service was added (on the server: registered).
    */
   signals[SIGNAL_SERVICE_ADDED]
       = g_signal_new ("service-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       g_cclosure_marshal_VOID__OBJECT, G_TYPE_NONE, 1, ZLT_TYPE_SERVICE);
   /**
    * ZltTunnel::service-removed:
+   * @self: the tunnel
    * @service: the service, no longer listed; zlt_service_get_tunnel() still returns this
    *   tunnel until the emission ends
+   *
+   * A service was removed.
    */
   signals[SIGNAL_SERVICE_REMOVED]
       = g_signal_new ("service-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
                       NULL, g_cclosure_marshal_VOID__OBJECT, G_TYPE_NONE, 1, ZLT_TYPE_SERVICE);
   /**
    * ZltTunnel::connection-opened:
+   * @self: the tunnel
    * @service: the service that got a connection (see zlt_service_connection_opened())
+   *
+   * A connection to one of the tunnel's services is being relayed: on the server, a
+   * public client joined to its data connection; on the agent, a data connection joined
+   * to the local service.
    */
   signals[SIGNAL_CONNECTION_OPENED]
       = g_signal_new ("connection-opened", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
                       NULL, g_cclosure_marshal_VOID__OBJECT, G_TYPE_NONE, 1, ZLT_TYPE_SERVICE);
   /**
    * ZltTunnel::connection-closed:
+   * @self: the tunnel
    * @service: the service that lost a connection (see zlt_service_connection_closed())
+   *
+   * A relayed connection of one of the tunnel's services ended.
    */
   signals[SIGNAL_CONNECTION_CLOSED]
       = g_signal_new ("connection-closed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
@@ -304,6 +346,12 @@ zlt_tunnel_new (ZltRole role)
   return g_object_new (ZLT_TYPE_TUNNEL, "role", role, NULL);
 }
 
+/**
+ * zlt_tunnel_get_id:
+ * @self: a tunnel
+ *
+ * Returns: (transfer none): the tunnel id
+ */
 const ZltUuid *
 zlt_tunnel_get_id (ZltTunnel *self)
 {
@@ -311,6 +359,12 @@ zlt_tunnel_get_id (ZltTunnel *self)
   return &self->id;
 }
 
+/**
+ * zlt_tunnel_dup_id_string:
+ * @self: a tunnel
+ *
+ * Returns: (transfer full): the tunnel id as a UUID string (#ZltTunnel:id)
+ */
 char *
 zlt_tunnel_dup_id_string (ZltTunnel *self)
 {
@@ -318,6 +372,13 @@ zlt_tunnel_dup_id_string (ZltTunnel *self)
   return zlt_uuid_to_string (&self->id);
 }
 
+/**
+ * zlt_tunnel_set_id:
+ * @self: a tunnel
+ * @id: the new id
+ *
+ * Replaces the id, as an agent does with the one from AuthOk.
+ */
 void
 zlt_tunnel_set_id (ZltTunnel *self, const ZltUuid *id)
 {
@@ -330,6 +391,12 @@ zlt_tunnel_set_id (ZltTunnel *self, const ZltUuid *id)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_ID]);
 }
 
+/**
+ * zlt_tunnel_get_role:
+ * @self: a tunnel
+ *
+ * Returns: which end the tunnel is seen from
+ */
 ZltRole
 zlt_tunnel_get_role (ZltTunnel *self)
 {
@@ -337,6 +404,12 @@ zlt_tunnel_get_role (ZltTunnel *self)
   return self->role;
 }
 
+/**
+ * zlt_tunnel_get_state:
+ * @self: a tunnel
+ *
+ * Returns: where the tunnel stands (#ZltTunnel:state)
+ */
 ZltTunnelState
 zlt_tunnel_get_state (ZltTunnel *self)
 {
@@ -344,6 +417,13 @@ zlt_tunnel_get_state (ZltTunnel *self)
   return self->state;
 }
 
+/**
+ * zlt_tunnel_set_state:
+ * @self: a tunnel
+ * @state: the new state
+ *
+ * Sets #ZltTunnel:state.
+ */
 void
 zlt_tunnel_set_state (ZltTunnel *self, ZltTunnelState state)
 {
@@ -355,6 +435,12 @@ zlt_tunnel_set_state (ZltTunnel *self, ZltTunnelState state)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
 }
 
+/**
+ * zlt_tunnel_get_peer_address:
+ * @self: a tunnel
+ *
+ * Returns: (nullable): the other end's address, "host:port"
+ */
 const char *
 zlt_tunnel_get_peer_address (ZltTunnel *self)
 {
@@ -362,6 +448,13 @@ zlt_tunnel_get_peer_address (ZltTunnel *self)
   return self->peer_address;
 }
 
+/**
+ * zlt_tunnel_set_peer_address:
+ * @self: a tunnel
+ * @peer_address: (nullable): "host:port"
+ *
+ * Sets #ZltTunnel:peer-address.
+ */
 void
 zlt_tunnel_set_peer_address (ZltTunnel *self, const char *peer_address)
 {
@@ -371,6 +464,12 @@ zlt_tunnel_set_peer_address (ZltTunnel *self, const char *peer_address)
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PEER_ADDRESS]);
 }
 
+/**
+ * zlt_tunnel_get_client_id:
+ * @self: a tunnel
+ *
+ * Returns: (nullable): the agent's client id from Auth, as a UUID string
+ */
 const char *
 zlt_tunnel_get_client_id (ZltTunnel *self)
 {
@@ -378,6 +477,13 @@ zlt_tunnel_get_client_id (ZltTunnel *self)
   return self->client_id;
 }
 
+/**
+ * zlt_tunnel_set_client_id:
+ * @self: a tunnel
+ * @client_id: (nullable): a UUID string
+ *
+ * Sets #ZltTunnel:client-id.
+ */
 void
 zlt_tunnel_set_client_id (ZltTunnel *self, const char *client_id)
 {
@@ -387,6 +493,13 @@ zlt_tunnel_set_client_id (ZltTunnel *self, const char *client_id)
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CLIENT_ID]);
 }
 
+/**
+ * zlt_tunnel_get_token_name:
+ * @self: a tunnel
+ *
+ * Returns: (nullable): the name of the token that opened the tunnel (never the token
+ *   itself)
+ */
 const char *
 zlt_tunnel_get_token_name (ZltTunnel *self)
 {
@@ -394,6 +507,13 @@ zlt_tunnel_get_token_name (ZltTunnel *self)
   return self->token_name;
 }
 
+/**
+ * zlt_tunnel_set_token_name:
+ * @self: a tunnel
+ * @token_name: (nullable): the grant's name
+ *
+ * Sets #ZltTunnel:token-name.
+ */
 void
 zlt_tunnel_set_token_name (ZltTunnel *self, const char *token_name)
 {
@@ -403,6 +523,12 @@ zlt_tunnel_set_token_name (ZltTunnel *self, const char *token_name)
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TOKEN_NAME]);
 }
 
+/**
+ * zlt_tunnel_get_created:
+ * @self: a tunnel
+ *
+ * Returns: when the tunnel was made (or restarted), in µs since the Unix epoch
+ */
 gint64
 zlt_tunnel_get_created (ZltTunnel *self)
 {
@@ -410,6 +536,12 @@ zlt_tunnel_get_created (ZltTunnel *self)
   return self->created;
 }
 
+/**
+ * zlt_tunnel_get_last_activity:
+ * @self: a tunnel
+ *
+ * Returns: when the peer was last heard from, in µs since the Unix epoch
+ */
 gint64
 zlt_tunnel_get_last_activity (ZltTunnel *self)
 {
@@ -417,6 +549,12 @@ zlt_tunnel_get_last_activity (ZltTunnel *self)
   return self->last_activity;
 }
 
+/**
+ * zlt_tunnel_get_bytes_in:
+ * @self: a tunnel
+ *
+ * Returns: bytes received through the tunnel
+ */
 guint64
 zlt_tunnel_get_bytes_in (ZltTunnel *self)
 {
@@ -424,6 +562,12 @@ zlt_tunnel_get_bytes_in (ZltTunnel *self)
   return self->bytes_in;
 }
 
+/**
+ * zlt_tunnel_get_bytes_out:
+ * @self: a tunnel
+ *
+ * Returns: bytes sent through the tunnel
+ */
 guint64
 zlt_tunnel_get_bytes_out (ZltTunnel *self)
 {
@@ -433,6 +577,7 @@ zlt_tunnel_get_bytes_out (ZltTunnel *self)
 
 /**
  * zlt_tunnel_flush_notify:
+ * @self: a tunnel
  *
  * Emits the pending notify signals of bytes-in, bytes-out and last-activity now instead
  * of at the end of the coalescing interval. Emits nothing when none of them changed.
@@ -446,6 +591,7 @@ zlt_tunnel_flush_notify (ZltTunnel *self)
 
 /**
  * zlt_tunnel_restart:
+ * @self: a tunnel
  *
  * For an agent's tunnel, which outlives its sessions: a new one began (not a resume), so
  * #ZltTunnel:created and #ZltTunnel:last-activity are now.
@@ -463,6 +609,7 @@ zlt_tunnel_restart (ZltTunnel *self)
 
 /**
  * zlt_tunnel_touch:
+ * @self: a tunnel
  *
  * Records activity now (any frame from the peer). Cheap: last-activity is notified
  * within %ZLT_NOTIFY_INTERVAL_MS or at zlt_tunnel_flush_notify().
@@ -618,6 +765,12 @@ zlt_tunnel_lookup_service_by_id (ZltTunnel *self, const ZltUuid *id)
   return NULL;
 }
 
+/**
+ * zlt_tunnel_get_n_services:
+ * @self: a tunnel
+ *
+ * Returns: how many services the tunnel lists
+ */
 guint
 zlt_tunnel_get_n_services (ZltTunnel *self)
 {

@@ -3,6 +3,57 @@
 
 #include "zlt-types.h"
 
+/**
+ * ZltProtocol:
+ * @ZLT_PROTOCOL_TCP: TCP (0 on the wire)
+ * @ZLT_PROTOCOL_UDP: UDP (1 on the wire)
+ *
+ * The protocol of a service, as the protocol byte of a Register.
+ */
+
+/**
+ * ZltExpose:
+ * @ZLT_EXPOSE_PUBLIC: a public port on the server
+ * @ZLT_EXPOSE_INTERNAL: no public port: reachable only through access sessions
+ *
+ * Whether a service gets a public listener or is reachable only by access sessions.
+ */
+
+/**
+ * ZltTunnelState:
+ * @ZLT_TUNNEL_STATE_PENDING: not started
+ * @ZLT_TUNNEL_STATE_CONNECTING: dialing or authenticating
+ * @ZLT_TUNNEL_STATE_CONNECTED: authenticated; services can be registered
+ * @ZLT_TUNNEL_STATE_DISCONNECTED: the control channel is gone (an agent retries)
+ * @ZLT_TUNNEL_STATE_FAILED: given up, or refused for good
+ *
+ * The life of a tunnel, at either end.
+ */
+
+/**
+ * ZltServiceState:
+ * @ZLT_SERVICE_STATE_REGISTERING: an agent's service until the server answers, and
+ *   again after each reconnect
+ * @ZLT_SERVICE_STATE_REGISTERED: the server took it (a server's services always are)
+ * @ZLT_SERVICE_STATE_REFUSED: the server refused it; #ZltService:last-error says why
+ *
+ * Where a service stands with the server.
+ */
+
+/**
+ * ZltRole:
+ * @ZLT_ROLE_SERVER: the public end
+ * @ZLT_ROLE_AGENT: the end behind NAT that dials out
+ *
+ * Which end of the control channel an object describes.
+ */
+
+/**
+ * zlt_protocol_to_string:
+ * @protocol: a protocol
+ *
+ * Returns: "tcp", "udp", or "unknown"
+ */
 const char *
 zlt_protocol_to_string (ZltProtocol protocol)
 {
@@ -17,6 +68,13 @@ zlt_protocol_to_string (ZltProtocol protocol)
     }
 }
 
+/**
+ * zlt_protocol_from_string:
+ * @str: (nullable): "tcp" or "udp"
+ * @out: (out): the protocol
+ *
+ * Returns: %TRUE when @str names a protocol
+ */
 gboolean
 zlt_protocol_from_string (const char *str, ZltProtocol *out)
 {

@@ -6,9 +6,21 @@
 #include "zlt-crypto.h"
 #include "zlt-uuid.h"
 
-/* A version 4 UUID from the kernel's CSPRNG. Tunnel and connection ids are guessed
- * by nobody: g_uuid_string_random() draws from GRand (a Mersenne Twister), whose
- * output can be predicted from enough earlier ids. */
+/**
+ * ZltUuid:
+ * @bytes: the 16 bytes, in the wire's (big-endian) order
+ *
+ * A 16-byte UUID as carried on the wire: tunnel, service, connection and client ids.
+ */
+
+/**
+ * zlt_uuid_generate:
+ * @uuid: (out caller-allocates): where the new UUID goes
+ *
+ * Makes a version 4 UUID from the kernel's CSPRNG. Tunnel and connection ids are
+ * guessed by nobody: g_uuid_string_random() draws from a generator whose output can be
+ * predicted from enough earlier ids.
+ */
 void
 zlt_uuid_generate (ZltUuid *uuid)
 {
@@ -18,6 +30,13 @@ zlt_uuid_generate (ZltUuid *uuid)
   uuid->bytes[8] = (uuid->bytes[8] & 0x3f) | 0x80; /* RFC 4122 variant */
 }
 
+/**
+ * zlt_uuid_parse:
+ * @str: (nullable): a UUID in the 8-4-4-4-12 hex form
+ * @uuid: (out caller-allocates): the parsed UUID
+ *
+ * Returns: %TRUE when @str is a UUID; @uuid is left as it was otherwise
+ */
 gboolean
 zlt_uuid_parse (const char *str, ZltUuid *uuid)
 {
@@ -41,6 +60,13 @@ zlt_uuid_parse (const char *str, ZltUuid *uuid)
   return i == ZLT_UUID_SIZE;
 }
 
+/**
+ * zlt_uuid_format: (skip)
+ * @uuid: a UUID
+ * @out: 37 bytes the text and its NUL go to
+ *
+ * Writes @uuid in the 8-4-4-4-12 lowercase hex form without allocating.
+ */
 void
 zlt_uuid_format (const ZltUuid *uuid, char out[ZLT_UUID_STRING_LEN + 1])
 {
@@ -57,6 +83,12 @@ zlt_uuid_format (const ZltUuid *uuid, char out[ZLT_UUID_STRING_LEN + 1])
   out[o] = '\0';
 }
 
+/**
+ * zlt_uuid_to_string:
+ * @uuid: a UUID
+ *
+ * Returns: (transfer full): @uuid in the 8-4-4-4-12 lowercase hex form
+ */
 char *
 zlt_uuid_to_string (const ZltUuid *uuid)
 {
@@ -67,12 +99,25 @@ zlt_uuid_to_string (const ZltUuid *uuid)
   return g_strdup (buf);
 }
 
+/**
+ * zlt_uuid_equal:
+ * @a: a UUID
+ * @b: another UUID
+ *
+ * Returns: %TRUE when @a and @b are the same UUID
+ */
 gboolean
 zlt_uuid_equal (const ZltUuid *a, const ZltUuid *b)
 {
   return memcmp (a->bytes, b->bytes, ZLT_UUID_SIZE) == 0;
 }
 
+/**
+ * zlt_uuid_is_nil:
+ * @uuid: a UUID
+ *
+ * Returns: %TRUE when every byte of @uuid is zero
+ */
 gboolean
 zlt_uuid_is_nil (const ZltUuid *uuid)
 {
@@ -80,6 +125,14 @@ zlt_uuid_is_nil (const ZltUuid *uuid)
   return zlt_uuid_equal (uuid, &nil);
 }
 
+/**
+ * zlt_uuid_hash:
+ * @uuid: (type ZltUuid): a UUID
+ *
+ * A #GHashFunc for tables keyed by #ZltUuid pointers.
+ *
+ * Returns: the hash of @uuid
+ */
 guint
 zlt_uuid_hash (gconstpointer uuid)
 {
@@ -91,6 +144,15 @@ zlt_uuid_hash (gconstpointer uuid)
   return h;
 }
 
+/**
+ * zlt_uuid_equal_func:
+ * @a: (type ZltUuid): a UUID
+ * @b: (type ZltUuid): another UUID
+ *
+ * A #GEqualFunc for tables keyed by #ZltUuid pointers.
+ *
+ * Returns: %TRUE when @a and @b are the same UUID
+ */
 gboolean
 zlt_uuid_equal_func (gconstpointer a, gconstpointer b)
 {

@@ -11,6 +11,24 @@ typedef struct
   char *config_directory;
 } ZltValidatorPrivate;
 
+/**
+ * ZltValidator:
+ * The base class of token validators: the server asks its validator whether a
+ * credential may open a tunnel, and gets a #ZltGrant back (or an error).
+ *
+ * A validator plugin subclasses #ZltValidator, sets #ZltValidatorClass.name in its
+ * class_init, implements #ZltValidatorClass.validate (no I/O) or
+ * #ZltValidatorClass.validate_async and #ZltValidatorClass.validate_finish (I/O), and
+ * usually #ZltValidatorClass.configure, which reads the validator's own group
+ * `[validator:NAME]` of the server's config. It registers the type from its plugin entry
+ * point with zlt_plugin_loader_add_validator_type(). The writing-a-validator page of this
+ * reference walks through a whole one.
+ *
+ * The credential a validator receives is a hash-challenge credential (see
+ * #ZltCredential): look the token up by zlt_credential_get_lookup_key() and accept it
+ * only when zlt_credential_matches_hash() matches the SHA-256 you store.
+ */
+
 G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (ZltValidator, zlt_validator, G_TYPE_OBJECT)
 
 enum
@@ -123,6 +141,26 @@ zlt_validator_init (ZltValidator *self)
 {
 }
 
+/**
+ * ZltValidatorClass::validate:
+ * @self: the validator
+ * @credential: what the agent presented; copy it to keep it
+ * @error: return location for a #GError
+ *
+ * Checks @credential without I/O; the default #ZltValidatorClass.validate_async runs
+ * it.
+ *
+ * Returns: (transfer full) (nullable): the grant, or %NULL with %ZLT_ERROR_BAD_TOKEN
+ *   or %ZLT_ERROR_EXPIRED_TOKEN
+ */
+
+/**
+ * zlt_validator_get_config_directory:
+ * @self: a validator
+ *
+ * Returns: (nullable): the directory relative paths of the validator's group start at
+ *   (#ZltValidator:config-directory)
+ */
 const char *
 zlt_validator_get_config_directory (ZltValidator *self)
 {
@@ -133,6 +171,14 @@ zlt_validator_get_config_directory (ZltValidator *self)
   return priv->config_directory;
 }
 
+/**
+ * zlt_validator_set_config_directory:
+ * @self: a validator
+ * @directory: (nullable): a directory; made absolute at once
+ *
+ * Sets #ZltValidator:config-directory. The plugin loader sets it from the config file's
+ * directory before configuring the validator.
+ */
 void
 zlt_validator_set_config_directory (ZltValidator *self, const char *directory)
 {
@@ -151,6 +197,7 @@ zlt_validator_set_config_directory (ZltValidator *self, const char *directory)
 
 /**
  * zlt_validator_resolve_path:
+ * @self: a validator
  * @path: a path from the validator's group
  *
  * Returns: (transfer full): @path made absolute: a relative one starts at the config's
@@ -165,6 +212,12 @@ zlt_validator_resolve_path (ZltValidator *self, const char *path)
   return g_canonicalize_filename (path, zlt_validator_get_config_directory (self));
 }
 
+/**
+ * zlt_validator_get_name:
+ * @self: a validator
+ *
+ * Returns: the validator's name, as configs name it (#ZltValidatorClass.name)
+ */
 const char *
 zlt_validator_get_name (ZltValidator *self)
 {
@@ -175,7 +228,9 @@ zlt_validator_get_name (ZltValidator *self)
 
 /**
  * zlt_validator_is_insecure:
- * Returns: TRUE for validators that let anyone in (development only)
+ * @self: a validator
+ *
+ * Returns: %TRUE for validators that let anyone in (development only)
  */
 gboolean
 zlt_validator_is_insecure (ZltValidator *self)
@@ -201,11 +256,16 @@ zlt_validator_config_says_insecure (GKeyFile *config, const char *group)
 
 /**
  * zlt_validator_configure:
+ * @self: a validator
  * @config: the whole config; the validator reads @group and nothing it does not own
  * @group: the validator's group, usually `validator:<name>`
+ * @error: return location for a #GError
  *
- * An insecure validator is refused with %ZLT_ERROR_INSECURE unless @config says
- * `insecure=true` in [server] or in @group.
+ * Configures the validator from its group (#ZltValidatorClass.configure). An insecure
+ * validator is refused with %ZLT_ERROR_INSECURE unless @config says `insecure=true` in
+ * [server] or in @group.
+ *
+ * Returns: %TRUE on success
  */
 gboolean
 zlt_validator_configure (ZltValidator *self, GKeyFile *config, const char *group, GError **error)
@@ -237,7 +297,11 @@ zlt_validator_configure (ZltValidator *self, GKeyFile *config, const char *group
 
 /**
  * zlt_validator_validate_async:
+ * @self: a validator
  * @credential: what the agent presented; copied if the validator needs it later
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the check is done
+ * @user_data: data for @callback
  *
  * Checks @credential; finish with zlt_validator_validate_finish().
  */
@@ -256,11 +320,14 @@ zlt_validator_validate_async (ZltValidator *self, const ZltCredential *credentia
 
 /**
  * zlt_validator_validate_finish:
+ * @self: a validator
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
  *
  * A grant that has already expired is turned into %ZLT_ERROR_EXPIRED_TOKEN here, so a
  * validator that forgets to check cannot let it through.
  *
- * Returns: (transfer full): the grant, or NULL with %ZLT_ERROR_BAD_TOKEN,
+ * Returns: (transfer full): the grant, or %NULL with %ZLT_ERROR_BAD_TOKEN,
  *   %ZLT_ERROR_EXPIRED_TOKEN or another error
  */
 ZltGrant *
@@ -292,12 +359,18 @@ zlt_validator_validate_finish (ZltValidator *self, GAsyncResult *result, GError 
 
 /**
  * zlt_validator_add_token:
+ * @self: a validator
  * @name: a name for the token, unique within the validator
- * @hash: SHA-256 of the token
- * @services: (nullable): the services it may register or reach; NULL = all
+ * @hash: (array fixed-size=32): SHA-256 of the token
+ * @services: (nullable) (array zero-terminated=1): the services it may register or reach;
+ *   %NULL = all
  * @expiry: unix time in seconds; 0 = never
+ * @error: return location for a #GError
  *
- * Registers a token at runtime, as node tunnels do for their own tokens.
+ * Registers a token at runtime, as node tunnels do for their own tokens. Fails with
+ * %ZLT_ERROR_FAILED when the validator cannot (#ZltValidatorClass.add_token unset).
+ *
+ * Returns: %TRUE on success
  */
 gboolean
 zlt_validator_add_token (ZltValidator *self, const char *name, const guint8 hash[ZLT_HASH_SIZE],
@@ -323,8 +396,14 @@ zlt_validator_add_token (ZltValidator *self, const char *name, const guint8 hash
 
 /**
  * zlt_validator_remove_token:
+ * @self: a validator
+ * @name: the token's name
+ * @error: return location for a #GError
+ *
  * Forgets a token added with zlt_validator_add_token(); %ZLT_ERROR_NOT_FOUND when
  * there is none by that name.
+ *
+ * Returns: %TRUE on success
  */
 gboolean
 zlt_validator_remove_token (ZltValidator *self, const char *name, GError **error)
@@ -347,10 +426,11 @@ zlt_validator_remove_token (ZltValidator *self, const char *name, GError **error
 
 /**
  * zlt_validator_lookup_owner:
+ * @self: a validator
  * @service: a service name
  *
  * Returns: (transfer full) (nullable): the name of the grant that reserves @service,
- *   NULL when none does
+ *   %NULL when none does
  */
 char *
 zlt_validator_lookup_owner (ZltValidator *self, const char *service)
