@@ -910,7 +910,16 @@ raw_thread (gpointer user_data)
   if (r->request != NULL
       && !g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)), r->request,
                                      strlen (r->request), NULL, NULL, &error))
-    goto out;
+    {
+      /* a reset that came before the request was written is still a reset */
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED)
+          || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE))
+        {
+          r->reset = r->closed = TRUE;
+          g_clear_error (&error);
+        }
+      goto out;
+    }
   while (TRUE)
     {
       char buf[4096];
