@@ -121,6 +121,53 @@ test_sigterm_says_goodbye (Fixture *f, gconstpointer data)
   zlt_test_process_stop (again, WAIT_MS);
 }
 
+static void
+on_line_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  char **line = user_data;
+  g_autoptr (GError) error = NULL;
+
+  *line = g_data_input_stream_read_line_finish_utf8 (G_DATA_INPUT_STREAM (source), result, NULL,
+                                                     &error);
+  if (*line == NULL)
+    *line = g_strdup (error != NULL ? error->message : "(end of output)");
+}
+
+/* What the agent prints for scripts ("echo is reachable at ...") goes through a pipe
+ * when it happens, not when the process ends. */
+static void
+test_prints_as_it_happens (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GKeyFile) config = agent_config (f, f->h.token);
+  g_autofree char *path = g_build_filename (f->h.tmpdir, "piped.conf", NULL);
+  g_autofree char *cli
+      = g_test_build_filename (G_TEST_BUILT, "..", "daemon", "zlayer-tunnel", NULL);
+  g_autoptr (GSubprocess) agent = NULL;
+  g_autoptr (GDataInputStream) out = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *line = NULL;
+  g_autofree char *expected = NULL;
+  ZltService *service = NULL;
+
+  g_key_file_set_integer (config, "service:echo", "local-port", zlt_test_echo_get_port (f->h.echo));
+  g_key_file_save_to_file (config, path, &error);
+  g_assert_no_error (error);
+  agent = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, cli, "agent", "-c", path, NULL);
+  g_assert_no_error (error);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (agent));
+  g_data_input_stream_read_line_async (out, G_PRIORITY_DEFAULT, NULL, on_line_read, &line);
+  ZLT_TEST_WAIT_FOR (line != NULL, WAIT_MS);
+  /* still running: the line came through the pipe, not with the exit */
+  g_assert_nonnull (g_subprocess_get_identifier (agent));
+  service
+      = zlt_registry_lookup_service_by_name (zlt_server_get_registry (f->h.server), "echo", NULL);
+  g_assert_nonnull (service);
+  expected = g_strdup_printf ("echo is reachable at 127.0.0.1:%u",
+                              zlt_service_get_assigned_port (service));
+  g_assert_cmpstr (line, ==, expected);
+  zlt_test_process_stop (agent, WAIT_MS);
+}
+
 /* Lets @ms pass with the main loop (and so the in-process server) running: for windows
  * in which something must NOT happen, or a stopped process must stay stopped. */
 static void
@@ -188,6 +235,7 @@ main (int argc, char **argv)
   ADD ("fatal-exits", test_fatal_exits);
   ADD ("retry-forever", test_retry_forever);
   ADD ("sigterm-says-goodbye", test_sigterm_says_goodbye);
+  ADD ("prints-as-it-happens", test_prints_as_it_happens);
   ADD ("stopped-agent-blames-itself", test_stopped_agent_blames_itself);
 #undef ADD
   return g_test_run ();
