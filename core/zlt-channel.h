@@ -35,6 +35,11 @@ const char *zlt_channel_get_peer_address (ZltChannel *self);
 /* the challenge nonce of the handshake (ZLT_NONCE_SIZE bytes), or NULL if the
  * peer sent none (a v1 server) */
 GBytes *zlt_channel_get_nonce (ZltChannel *self);
+/* the server asked for a bearer credential in the handshake (PROTOCOL-v2.md §2a) */
+gboolean zlt_channel_get_bearer_wanted (ZltChannel *self);
+/* the channel runs over TLS whose certificate the transport verified (CA or pin);
+ * FALSE unless the transport said so */
+gboolean zlt_channel_get_peer_verified (ZltChannel *self);
 
 /* the peer authenticated: it leaves the listener's count of connections waiting to */
 void zlt_channel_end_admission (ZltChannel *self);
@@ -42,6 +47,8 @@ void zlt_channel_end_admission (ZltChannel *self);
 /* for implementations */
 void zlt_channel_set_admission (ZltChannel *self, GDestroyNotify end, gpointer data);
 void zlt_channel_set_nonce (ZltChannel *self, GBytes *nonce);
+void zlt_channel_set_bearer_wanted (ZltChannel *self, gboolean wanted);
+void zlt_channel_set_peer_verified (ZltChannel *self, gboolean verified);
 void zlt_channel_emit_message (ZltChannel *self, GBytes *message);
 void zlt_channel_emit_closed (ZltChannel *self, const GError *error);
 
