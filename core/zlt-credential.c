@@ -12,6 +12,7 @@ struct _ZltCredential
   ZltCredentialKind kind;
   char *key_id;
   char *token;                      /* BEARER */
+  char *peer_address;               /* where it came from, if the server said */
   guint8 token_hash[ZLT_HASH_SIZE]; /* TOKEN, BEARER */
   guint8 nonce[ZLT_NONCE_SIZE];     /* PROOF, BEARER */
   ZltUuid client_id;                /* PROOF, BEARER */
@@ -108,6 +109,7 @@ zlt_credential_copy (const ZltCredential *credential)
   copy = g_memdup2 (credential, sizeof (ZltCredential));
   copy->key_id = g_strdup (credential->key_id);
   copy->token = g_strdup (credential->token);
+  copy->peer_address = g_strdup (credential->peer_address);
   return copy;
 }
 
@@ -117,6 +119,7 @@ zlt_credential_free (ZltCredential *credential)
   if (credential == NULL)
     return;
   g_free (credential->key_id);
+  g_free (credential->peer_address);
   if (credential->token != NULL)
     {
       explicit_bzero (credential->token, strlen (credential->token));
@@ -203,6 +206,34 @@ zlt_credential_get_token_hash (const ZltCredential *credential)
   g_return_val_if_fail (credential != NULL, NULL);
 
   return credential->kind == ZLT_CREDENTIAL_KIND_PROOF ? NULL : credential->token_hash;
+}
+
+/**
+ * zlt_credential_get_peer_address:
+ * Returns: (nullable): the address the credential came from ("203.0.113.7:51000",
+ *   "[2001:db8::1]:443"), as the server saw it, or NULL when it did not say
+ */
+const char *
+zlt_credential_get_peer_address (const ZltCredential *credential)
+{
+  g_return_val_if_fail (credential != NULL, NULL);
+
+  return credential->peer_address;
+}
+
+/**
+ * zlt_credential_set_peer_address:
+ * @peer_address: (nullable): where the credential came from
+ *
+ * For the server: validators may log the address or send it on (a web hook).
+ */
+void
+zlt_credential_set_peer_address (ZltCredential *credential, const char *peer_address)
+{
+  g_return_if_fail (credential != NULL);
+
+  g_free (credential->peer_address);
+  credential->peer_address = g_strdup (peer_address);
 }
 
 /**

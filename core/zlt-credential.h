@@ -53,6 +53,8 @@ const ZltUuid *zlt_credential_get_client_id (const ZltCredential *credential);
 const guint8 *zlt_credential_get_nonce (const ZltCredential *credential);
 const char *zlt_credential_get_token (const ZltCredential *credential);
 const guint8 *zlt_credential_get_token_hash (const ZltCredential *credential);
+const char *zlt_credential_get_peer_address (const ZltCredential *credential);
+void zlt_credential_set_peer_address (ZltCredential *credential, const char *peer_address);
 gboolean zlt_credential_matches_hash (const ZltCredential *credential,
                                       const guint8 hash[ZLT_HASH_SIZE]);
 

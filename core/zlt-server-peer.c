@@ -559,6 +559,7 @@ handle_auth (ZltServerPeer *self, const ZltMessage *msg)
         }
       credential = zlt_credential_new_token (msg->token);
     }
+  zlt_credential_set_peer_address (credential, zlt_channel_get_peer_address (self->channel));
   self->state = PEER_AUTHENTICATING;
   self->credential = zlt_credential_copy (credential);
   d = g_new0 (AuthData, 1);
