@@ -395,6 +395,9 @@ class Prober:
             return self.server(extra_server=line + "\n")
         if group == "validator:token-file":
             return self.server(extra_validator=line + "\n")
+        if group == "validator:webhook":
+            return ("[server]\nlisten=127.0.0.1:0\nvalidator=webhook\n[validator:webhook]\n"
+                    "url=https://127.0.0.1:9/hook\n%s\n" % line)
         if group == "validator:allow-all":
             return ("[server]\nlisten=127.0.0.1:0\nvalidator=allow-all\ninsecure=true\n"
                     "allow-legacy-auth=true\n[validator:allow-all]\n%s\n" % line)
