@@ -23,6 +23,7 @@ struct _TestBearerValidator
   GPtrArray *seen;    /* char*: the raw tokens of the bearer credentials it was given */
   guint n_validated;  /* credentials of any kind */
   guint n_not_bearer; /* credentials that were not bearer ones */
+  char *peer_address; /* of the last credential */
 };
 
 G_DEFINE_FINAL_TYPE (TestBearerValidator, test_bearer_validator, ZLT_TYPE_VALIDATOR)
@@ -35,6 +36,8 @@ test_bearer_validator_validate (ZltValidator *validator, const ZltCredential *cr
   const char *token = zlt_credential_get_token (credential);
 
   self->n_validated++;
+  g_free (self->peer_address);
+  self->peer_address = g_strdup (zlt_credential_get_peer_address (credential));
   if (zlt_credential_get_kind (credential) != ZLT_CREDENTIAL_KIND_BEARER || token == NULL)
     {
       self->n_not_bearer++;
@@ -57,6 +60,7 @@ test_bearer_validator_finalize (GObject *object)
   TestBearerValidator *self = TEST_BEARER_VALIDATOR (object);
 
   g_free (self->accept);
+  g_free (self->peer_address);
   g_ptr_array_unref (self->seen);
   G_OBJECT_CLASS (test_bearer_validator_parent_class)->finalize (object);
 }
@@ -263,6 +267,7 @@ assert_bearer_session (Fixture *f)
   g_assert_cmpuint (f->validator->n_not_bearer, ==, 0);
   g_assert_cmpuint (f->validator->seen->len, >=, 1);
   g_assert_cmpstr (g_ptr_array_index (f->validator->seen, 0), ==, f->h.token);
+  g_assert_true (g_str_has_prefix (f->validator->peer_address, "127.0.0.1:"));
   /* on the wire: the token in the token field, BEARER in CAPS, no proof */
   auths = wire_auths (&f->wire);
   g_assert_cmpuint (auths->len, >=, 1);
