@@ -314,8 +314,8 @@ parse_grant (ZltWebhookValidator *self, const ZltCredential *credential, GBytes 
   if (have_reach && !have_register)
     register_patterns = g_new0 (char *, 1);
 
-  /* challenge: the hook knows the hash, the proof is checked here */
-  if (zlt_credential_get_kind (credential) == ZLT_CREDENTIAL_KIND_PROOF)
+  /* challenge: the hook knows the hash, the proof (or a v1 token) is checked here */
+  if (zlt_validator_get_credential_mode (ZLT_VALIDATOR (self)) == ZLT_CREDENTIAL_MODE_CHALLENGE)
     {
       node = json_object_get_member (object, "token_sha256");
       if (node == NULL || !JSON_NODE_HOLDS_VALUE (node)
@@ -508,8 +508,9 @@ on_response (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   cache_store (self, r->cache_key, grant, NULL);
-  /* a challenge credential still has to prove the token behind the hook's hash */
-  if (zlt_credential_get_kind (r->credential) == ZLT_CREDENTIAL_KIND_PROOF
+  /* with credential=challenge the hook vouched for a key id only: the proof (or v1
+   * token) must still match the hash it gave */
+  if (zlt_validator_get_credential_mode (ZLT_VALIDATOR (self)) == ZLT_CREDENTIAL_MODE_CHALLENGE
       && !zlt_credential_matches_hash (r->credential, zlt_grant_get_token_hash (grant)))
     {
       g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_BAD_TOKEN, _ ("invalid token"));
@@ -598,7 +599,7 @@ zlt_webhook_validator_validate_async (ZltValidator *validator, const ZltCredenti
     {
       if (cached->error != NULL)
         g_task_return_error (task, g_error_copy (cached->error));
-      else if (kind == ZLT_CREDENTIAL_KIND_PROOF
+      else if (!bearer
                && !zlt_credential_matches_hash (credential,
                                                 zlt_grant_get_token_hash (cached->grant)))
         g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_BAD_TOKEN, _ ("invalid token"));
