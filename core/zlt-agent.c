@@ -7,6 +7,8 @@
  * requested explicitly and is free on the fresh server). */
 #include "config.h"
 
+#include <string.h>
+
 #include <glib/gi18n-lib.h>
 
 #include "zlt-agent.h"
@@ -38,7 +40,8 @@ struct _ZltAgent
 
   guint8 token_hash[ZLT_HASH_SIZE];
   char *key_id;
-  char *legacy_token; /* only when the config allows raw-token auth */
+  char *token; /* sent only as §2a allows, or with legacy-auth=true */
+  gboolean legacy_auth;
   ZltUuid client_id;
 
   gboolean running;
@@ -840,6 +843,30 @@ wants_standby (ZltAgent *self)
          && zlt_control_transport_can_open_standby (self->control);
 }
 
+/* Why the raw token may not go to this server although it asked for it
+ * (PROTOCOL-v2.md §2a), or NULL when it may: only over TLS whose certificate was
+ * verified, by our config and by the transport's own word. */
+static char *
+bearer_refusal (ZltAgent *self)
+{
+  const char *url = zlt_client_config_get_server_url (self->config);
+
+  if (g_ascii_strcasecmp (g_uri_get_scheme (self->url), "wss") != 0)
+    return g_strdup_printf (_ ("the server asks for the token itself (bearer credential), and "
+                               "%s is not TLS: refusing to send it; use wss://"),
+                            url);
+  if (!zlt_tls_options_verify_peer (self->tls))
+    return g_strdup (_ ("the server asks for the token itself (bearer credential), and "
+                        "certificate verification is off (tls-insecure=true): refusing to send "
+                        "it to a server nobody verified; set tls-ca-file or tls-pinned-sha256"));
+  if (!zlt_channel_get_peer_verified (self->channel))
+    return g_strdup_printf (_ ("the server asks for the token itself (bearer credential), and "
+                               "the control transport did not verify %s's certificate: refusing "
+                               "to send it"),
+                            url);
+  return NULL;
+}
+
 static void
 send_auth (ZltAgent *self)
 {
@@ -849,13 +876,32 @@ send_auth (ZltAgent *self)
   if (nonce != NULL)
     {
       guint8 proof[ZLT_HASH_SIZE];
+      guint32 caps = ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP | ZLT_CAP_ACCESS
+                     | (wants_standby (self) ? ZLT_CAP_STANDBY : 0);
       self->v2 = TRUE;
-      auth = zlt_message_new_auth (self->key_id, &self->client_id);
-      zlt_auth_proof (self->token_hash, g_bytes_get_data (nonce, NULL), &self->client_id, proof);
+      if (zlt_channel_get_bearer_wanted (self->channel))
+        {
+          g_autofree char *why = bearer_refusal (self);
+          if (why != NULL)
+            {
+              /* nothing of the token has left: the server keeps asking, so this is fatal */
+              self->fatal = TRUE;
+              session_end (self, why);
+              return;
+            }
+          auth = zlt_message_new_auth (self->token, &self->client_id);
+          caps |= ZLT_CAP_BEARER;
+        }
+      else
+        {
+          auth = zlt_message_new_auth (self->key_id, &self->client_id);
+          zlt_auth_proof (self->token_hash, g_bytes_get_data (nonce, NULL), &self->client_id,
+                          proof);
+          zlt_message_set_proof (auth, proof);
+          explicit_bzero (proof, sizeof proof);
+        }
       zlt_message_set_version (auth, ZLT_PROTOCOL_VERSION);
-      zlt_message_set_caps (auth, ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP | ZLT_CAP_ACCESS
-                                      | (wants_standby (self) ? ZLT_CAP_STANDBY : 0));
-      zlt_message_set_proof (auth, proof);
+      zlt_message_set_caps (auth, caps);
       /* an access client says when it means to stop; the server holds it to that.
        * Rounded up: a server that cut it a fraction of a second early would end the
        * session before the client's own timer does */
@@ -871,10 +917,10 @@ send_auth (ZltAgent *self)
           zlt_message_set_resume (auth, &self->resume_id, mac);
         }
     }
-  else if (self->legacy_token != NULL)
+  else if (self->legacy_auth)
     {
       self->v2 = FALSE;
-      auth = zlt_message_new_auth (self->legacy_token, &self->client_id);
+      auth = zlt_message_new_auth (self->token, &self->client_id);
     }
   else
     {
@@ -1497,9 +1543,9 @@ zlt_agent_finalize (GObject *object)
   g_clear_pointer (&self->url, g_uri_unref);
   zlt_tls_options_free (self->tls);
   g_free (self->key_id);
-  if (self->legacy_token != NULL)
-    memset (self->legacy_token, 0, strlen (self->legacy_token));
-  g_free (self->legacy_token);
+  if (self->token != NULL)
+    explicit_bzero (self->token, strlen (self->token));
+  g_free (self->token);
   memset (self->token_hash, 0, sizeof self->token_hash);
   g_free (self->last_error);
   G_OBJECT_CLASS (zlt_agent_parent_class)->finalize (object);
@@ -1636,8 +1682,8 @@ zlt_agent_new_full (ZltClientConfig *config, const char *token, ZltControlTransp
 
   zlt_token_hash_raw (token, self->token_hash);
   self->key_id = zlt_token_key_id (token);
-  if (zlt_client_config_get_legacy_auth (config))
-    self->legacy_token = g_strdup (token);
+  self->token = g_strdup (token);
+  self->legacy_auth = zlt_client_config_get_legacy_auth (config);
 
   self->heartbeat = zlt_heartbeat_new (zlt_client_config_get_heartbeat_interval (config) * 1000,
                                        zlt_client_config_get_heartbeat_timeout (config) * 1000);

@@ -7,6 +7,8 @@ typedef struct
 {
   char *peer_address;
   GBytes *nonce;
+  gboolean bearer_wanted;
+  gboolean peer_verified;
   gboolean closed;
   /* the listener's count of not-yet-authenticated connections this one is in */
   GDestroyNotify admission_end;
@@ -160,6 +162,53 @@ zlt_channel_set_nonce (ZltChannel *self, GBytes *nonce)
   g_clear_pointer (&priv->nonce, g_bytes_unref);
   if (nonce != NULL)
     priv->nonce = g_bytes_ref (nonce);
+}
+
+/**
+ * zlt_channel_get_bearer_wanted:
+ * Returns: whether the server's handshake asked for the raw token (`X-Zlt-Auth: bearer`,
+ *   PROTOCOL-v2.md §2a)
+ */
+gboolean
+zlt_channel_get_bearer_wanted (ZltChannel *self)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
+
+  g_return_val_if_fail (ZLT_IS_CHANNEL (self), FALSE);
+  return priv->bearer_wanted;
+}
+
+void
+zlt_channel_set_bearer_wanted (ZltChannel *self, gboolean wanted)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
+
+  g_return_if_fail (ZLT_IS_CHANNEL (self));
+  priv->bearer_wanted = wanted;
+}
+
+/**
+ * zlt_channel_get_peer_verified:
+ * Returns: whether the transport said the channel runs over TLS whose certificate it
+ *   verified (a CA, the system's or a file, or a pin); never for plain connections or
+ *   with verification off
+ */
+gboolean
+zlt_channel_get_peer_verified (ZltChannel *self)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
+
+  g_return_val_if_fail (ZLT_IS_CHANNEL (self), FALSE);
+  return priv->peer_verified;
+}
+
+void
+zlt_channel_set_peer_verified (ZltChannel *self, gboolean verified)
+{
+  ZltChannelPrivate *priv = zlt_channel_get_instance_private (self);
+
+  g_return_if_fail (ZLT_IS_CHANNEL (self));
+  priv->peer_verified = verified;
 }
 
 /**

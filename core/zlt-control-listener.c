@@ -35,6 +35,7 @@ typedef struct
   guint max_pending_per_source;
   guint n_pending;
   guint64 n_refused;
+  gboolean bearer_auth;
   GHashTable *sources; /* set of ZltPendingSource with n_pending > 0 */
 } ZltControlListenerPrivate;
 
@@ -55,6 +56,7 @@ enum
   PROP_0,
   PROP_MAX_PENDING,
   PROP_MAX_PENDING_PER_SOURCE,
+  PROP_BEARER_AUTH,
   N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -347,6 +349,33 @@ zlt_control_listener_set_max_pending_per_source (ZltControlListener *self, guint
 }
 
 /**
+ * zlt_control_listener_get_bearer_auth:
+ * Returns: whether control upgrades ask agents for their raw token
+ *   (`X-Zlt-Auth: bearer`, PROTOCOL-v2.md §2a)
+ */
+gboolean
+zlt_control_listener_get_bearer_auth (ZltControlListener *self)
+{
+  ZltControlListenerPrivate *priv = zlt_control_listener_get_instance_private (self);
+
+  g_return_val_if_fail (ZLT_IS_CONTROL_LISTENER (self), FALSE);
+  return priv->bearer_auth;
+}
+
+void
+zlt_control_listener_set_bearer_auth (ZltControlListener *self, gboolean bearer_auth)
+{
+  ZltControlListenerPrivate *priv = zlt_control_listener_get_instance_private (self);
+
+  g_return_if_fail (ZLT_IS_CONTROL_LISTENER (self));
+  bearer_auth = !!bearer_auth;
+  if (priv->bearer_auth == bearer_auth)
+    return;
+  priv->bearer_auth = bearer_auth;
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_BEARER_AUTH]);
+}
+
+/**
  * zlt_control_listener_get_n_pending:
  * @self: a control listener
  *
@@ -389,6 +418,9 @@ zlt_control_listener_get_property (GObject *object, guint prop_id, GValue *value
     case PROP_MAX_PENDING_PER_SOURCE:
       g_value_set_uint (value, zlt_control_listener_get_max_pending_per_source (self));
       break;
+    case PROP_BEARER_AUTH:
+      g_value_set_boolean (value, zlt_control_listener_get_bearer_auth (self));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -407,6 +439,9 @@ zlt_control_listener_set_property (GObject *object, guint prop_id, const GValue 
       break;
     case PROP_MAX_PENDING_PER_SOURCE:
       zlt_control_listener_set_max_pending_per_source (self, g_value_get_uint (value));
+      break;
+    case PROP_BEARER_AUTH:
+      zlt_control_listener_set_bearer_auth (self, g_value_get_boolean (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -445,6 +480,14 @@ zlt_control_listener_class_init (ZltControlListenerClass *klass)
    * ZltControlListener:max-pending-per-source:
    * Connections not yet upgraded from one IPv4 address or IPv6 /64, at most.
    */
+  /**
+   * ZltControlListener:bearer-auth:
+   * Whether control upgrades ask agents for their raw token (`X-Zlt-Auth: bearer`,
+   * PROTOCOL-v2.md §2a): the server sets it when its validator needs the token itself.
+   */
+  props[PROP_BEARER_AUTH]
+      = g_param_spec_boolean ("bearer-auth", NULL, NULL, FALSE,
+                              G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   props[PROP_MAX_PENDING_PER_SOURCE]
       = g_param_spec_uint ("max-pending-per-source", NULL, NULL, 1, G_MAXUINT,
                            ZLT_CONTROL_LISTENER_MAX_PENDING_PER_SOURCE,

@@ -33,6 +33,9 @@ ZLT_AVAILABLE_IN_ALL
 guint zlt_control_listener_get_max_pending_per_source (ZltControlListener *self);
 ZLT_AVAILABLE_IN_ALL
 void zlt_control_listener_set_max_pending_per_source (ZltControlListener *self, guint max);
+/* control upgrades ask for the raw token (X-Zlt-Auth: bearer, PROTOCOL-v2.md §2a) */
+gboolean zlt_control_listener_get_bearer_auth (ZltControlListener *self);
+void zlt_control_listener_set_bearer_auth (ZltControlListener *self, gboolean bearer_auth);
 /* connections accepted and not yet upgraded (nor closed) */
 ZLT_AVAILABLE_IN_ALL
 guint zlt_control_listener_get_n_pending (ZltControlListener *self);

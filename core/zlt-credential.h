@@ -9,12 +9,30 @@
 
 G_BEGIN_DECLS
 
-/* PROTOCOL-v2.md §2: a v1 Auth carries the raw token, a v2 Auth a key id and a proof. */
+/* PROTOCOL-v2.md §2: a v1 Auth carries the raw token, a v2 Auth a key id and a proof,
+ * or (§2a, when the validator asks for it) the raw token over verified TLS. */
 typedef enum
 {
-  ZLT_CREDENTIAL_KIND_TOKEN, /*< nick=token >*/
-  ZLT_CREDENTIAL_KIND_PROOF, /*< nick=proof >*/
+  ZLT_CREDENTIAL_KIND_TOKEN,  /*< nick=token >*/
+  ZLT_CREDENTIAL_KIND_PROOF,  /*< nick=proof >*/
+  ZLT_CREDENTIAL_KIND_BEARER, /*< nick=bearer >*/
 } ZltCredentialKind;
+
+/**
+ * ZltCredentialMode:
+ * @ZLT_CREDENTIAL_MODE_CHALLENGE: the v2 challenge (PROTOCOL-v2.md §2): the validator
+ *   gets a key id and a proof, and needs the token's SHA-256 to check it (the default)
+ * @ZLT_CREDENTIAL_MODE_BEARER: the raw token (PROTOCOL-v2.md §2a), which agents send
+ *   only over TLS whose certificate they verified; for validators that must see the
+ *   token itself (JWT, OIDC, LDAP, a web hook)
+ *
+ * What a validator needs to see of a token (zlt_validator_set_credential_mode()).
+ */
+typedef enum
+{
+  ZLT_CREDENTIAL_MODE_CHALLENGE, /*< nick=challenge >*/
+  ZLT_CREDENTIAL_MODE_BEARER,    /*< nick=bearer >*/
+} ZltCredentialMode;
 
 typedef struct _ZltCredential ZltCredential;
 
@@ -29,6 +47,9 @@ ZltCredential *zlt_credential_new_proof (const char *key_id, const guint8 nonce[
                                          const ZltUuid *client_id,
                                          const guint8 proof[ZLT_HASH_SIZE]);
 ZLT_AVAILABLE_IN_ALL
+ZLT_AVAILABLE_IN_ALL
+ZltCredential *zlt_credential_new_bearer (const char *token, const guint8 nonce[ZLT_NONCE_SIZE],
+                                          const ZltUuid *client_id);
 ZltCredential *zlt_credential_copy (const ZltCredential *credential);
 ZLT_AVAILABLE_IN_ALL
 void zlt_credential_free (ZltCredential *credential);
@@ -42,6 +63,14 @@ const ZltUuid *zlt_credential_get_client_id (const ZltCredential *credential);
 ZLT_AVAILABLE_IN_ALL
 const guint8 *zlt_credential_get_nonce (const ZltCredential *credential);
 ZLT_AVAILABLE_IN_ALL
+ZLT_AVAILABLE_IN_ALL
+const char *zlt_credential_get_token (const ZltCredential *credential);
+ZLT_AVAILABLE_IN_ALL
+const guint8 *zlt_credential_get_token_hash (const ZltCredential *credential);
+ZLT_AVAILABLE_IN_ALL
+const char *zlt_credential_get_peer_address (const ZltCredential *credential);
+ZLT_AVAILABLE_IN_ALL
+void zlt_credential_set_peer_address (ZltCredential *credential, const char *peer_address);
 gboolean zlt_credential_matches_hash (const ZltCredential *credential,
                                       const guint8 hash[ZLT_HASH_SIZE]);
 

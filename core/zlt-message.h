@@ -87,6 +87,7 @@ typedef enum
   ZLT_CAP_RESUME = 0x8,
   ZLT_CAP_ACCESS = 0x10,
   ZLT_CAP_STANDBY = 0x20,
+  ZLT_CAP_BEARER = 0x40, /* Auth: the token field is the raw token (PROTOCOL-v2.md §2a) */
 } ZltCapabilities;
 
 /* Machine-readable reasons of the CODE tag; 0 is "no code". */
@@ -143,7 +144,7 @@ typedef struct
 {
   ZltMessageType type;
 
-  char *token;       /* Auth: raw token (v1) or key id (v2) */
+  char *token;       /* Auth: raw token (v1, v2 bearer) or key id (v2 challenge) */
   char *reason;      /* AuthFail, RegisterFail, ConnectFail, Disconnect */
   char *name;        /* Register (str8) */
   char *client_addr; /* Connect */

@@ -32,6 +32,7 @@ struct _ZltServerPeer
   ZltGrant *grant;
   ZltCredential *credential; /* kept to check again when the tokens change */
   gboolean v2;
+  gboolean bearer; /* authenticated with the raw token (PROTOCOL-v2.md §2a) */
   guint32 caps;
   guint standby_max; /* granted in AuthOk; 0 = no standby connections */
   guint8 session_key[ZLT_HASH_SIZE];
@@ -284,6 +285,16 @@ protocol_error (ZltServerPeer *self, const char *what)
 
 /* ---- authentication ---- */
 
+/* What the session key, the server proof and resumes derive from: the token's SHA-256,
+ * which a challenge validator holds and a bearer credential brings (PROTOCOL-v2.md §2a) */
+static const guint8 *
+key_hash (ZltServerPeer *self)
+{
+  if (self->bearer)
+    return zlt_credential_get_token_hash (self->credential);
+  return zlt_grant_get_token_hash (self->grant);
+}
+
 static void
 send_auth_ok (ZltServerPeer *self, gboolean resumed, const ZltUuid *client_id)
 {
@@ -294,7 +305,7 @@ send_auth_ok (ZltServerPeer *self, gboolean resumed, const ZltUuid *client_id)
     {
       guint8 secret[ZLT_HASH_SIZE], proof[ZLT_HASH_SIZE];
       GBytes *nonce = zlt_channel_get_nonce (self->channel);
-      guint32 caps = server_caps (self->grant);
+      guint32 caps = server_caps (self->grant) | (self->bearer ? ZLT_CAP_BEARER : 0);
 
       zlt_message_set_version (ok, ZLT_PROTOCOL_VERSION);
       /* standby connections only for an agent that asked (PROTOCOL-v2.md §8): the
@@ -314,17 +325,16 @@ send_auth_ok (ZltServerPeer *self, gboolean resumed, const ZltUuid *client_id)
       zlt_message_set_heartbeat_ms (ok, zlt_server_config_get_heartbeat_interval (config) * 1000);
       if (resumed)
         zlt_message_set_resumed (ok, TRUE);
-      zlt_session_key (zlt_grant_get_token_hash (self->grant), g_bytes_get_data (nonce, NULL),
+      zlt_session_key (key_hash (self), g_bytes_get_data (nonce, NULL),
                        zlt_tunnel_get_id (self->tunnel), self->session_key);
       /* the agent checks that we hold its token's hash (PROTOCOL-v2.md §2) */
-      zlt_server_proof (zlt_grant_get_token_hash (self->grant), g_bytes_get_data (nonce, NULL),
-                        client_id, zlt_tunnel_get_id (self->tunnel), proof);
+      zlt_server_proof (key_hash (self), g_bytes_get_data (nonce, NULL), client_id,
+                        zlt_tunnel_get_id (self->tunnel), proof);
       zlt_message_set_server_proof (ok, proof);
       if (self->caps & ZLT_CAP_RESUME)
         {
           zlt_resume_book_issue (zlt_server_get_resume_book (self->server), self->tunnel,
-                                 zlt_grant_get_token_hash (self->grant), self->credential,
-                                 self->access_deadline, secret);
+                                 key_hash (self), self->credential, self->access_deadline, secret);
           zlt_message_set_resume_secret (ok, secret);
           explicit_bzero (secret, sizeof secret);
         }
@@ -385,7 +395,7 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
       auth_refused (self, ZLT_REASON_EXPIRED_TOKEN, "token expired", _ ("token expired"));
       goto out;
     }
-  if (self->v2 && zlt_grant_get_token_hash (grant) == NULL)
+  if (self->v2 && !self->bearer && zlt_grant_get_token_hash (grant) == NULL)
     {
       /* no hash, no session key: such a validator can only serve v1 agents */
       auth_refused (self, ZLT_REASON_BAD_TOKEN, "validator cannot check v2 proofs",
@@ -399,9 +409,9 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
     {
       GBytes *nonce = zlt_channel_get_nonce (self->channel);
       gint64 access_deadline = 0;
-      ZltTunnel *held = zlt_resume_book_redeem (
-          zlt_server_get_resume_book (self->server), &d->resume_id, g_bytes_get_data (nonce, NULL),
-          d->resume_mac, zlt_grant_get_token_hash (self->grant), &access_deadline);
+      ZltTunnel *held = zlt_resume_book_redeem (zlt_server_get_resume_book (self->server),
+                                                &d->resume_id, g_bytes_get_data (nonce, NULL),
+                                                d->resume_mac, key_hash (self), &access_deadline);
       if (held != NULL)
         {
           self->tunnel = g_object_ref (held);
@@ -472,6 +482,9 @@ handle_auth (ZltServerPeer *self, const ZltMessage *msg)
 {
   ZltServerConfig *config = zlt_server_get_config (self->server);
   g_autoptr (ZltCredential) credential = NULL;
+  gboolean bearer_wanted
+      = zlt_validator_get_credential_mode (zlt_server_get_validator (self->server))
+        == ZLT_CREDENTIAL_MODE_BEARER;
   AuthData *d;
 
   if (self->state != PEER_AWAIT_AUTH)
@@ -488,6 +501,14 @@ handle_auth (ZltServerPeer *self, const ZltMessage *msg)
           zlt_server_peer_disconnect (self, ZLT_REASON_PROTOCOL, _ ("no challenge was issued"));
           return;
         }
+      /* an agent that does not know §2a: it cannot be let in, and should not retry */
+      if (bearer_wanted)
+        {
+          auth_refused (self, ZLT_REASON_BAD_TOKEN, "challenge proof to a bearer validator",
+                        _ ("this server's validator needs the token itself (bearer credential, "
+                           "over verified TLS); this agent sent a challenge proof: update it"));
+          return;
+        }
       /* a key id is 16 lowercase hex digits: anything else names no token, and is not
        * worth a validator's (or a plugin's database's) time */
       if (!key_id_is_valid (msg->token))
@@ -499,6 +520,32 @@ handle_auth (ZltServerPeer *self, const ZltMessage *msg)
                                              &msg->client_id, msg->ext.proof);
       if (zlt_message_has_ext_fields (msg, ZLT_EXT_CAPS))
         self->caps = msg->ext.caps;
+    }
+  else if (zlt_message_has_ext_fields (msg, ZLT_EXT_CAPS) && (msg->ext.caps & ZLT_CAP_BEARER))
+    {
+      /* the raw token, sent because we asked (PROTOCOL-v2.md §2a); never logged */
+      GBytes *nonce = zlt_channel_get_nonce (self->channel);
+      self->v2 = TRUE;
+      if (nonce == NULL || g_bytes_get_size (nonce) != ZLT_NONCE_SIZE)
+        {
+          zlt_server_peer_disconnect (self, ZLT_REASON_PROTOCOL, _ ("no challenge was issued"));
+          return;
+        }
+      if (!bearer_wanted)
+        {
+          auth_refused (self, ZLT_REASON_PROTOCOL, "bearer credential not asked for",
+                        _ ("this server did not ask for a bearer credential"));
+          return;
+        }
+      if (msg->token == NULL || *msg->token == '\0')
+        {
+          auth_refused (self, ZLT_REASON_BAD_TOKEN, "empty bearer token", _ ("unknown token"));
+          return;
+        }
+      self->bearer = TRUE;
+      self->caps = msg->ext.caps;
+      credential
+          = zlt_credential_new_bearer (msg->token, g_bytes_get_data (nonce, NULL), &msg->client_id);
     }
   else
     {
@@ -512,6 +559,7 @@ handle_auth (ZltServerPeer *self, const ZltMessage *msg)
         }
       credential = zlt_credential_new_token (msg->token);
     }
+  zlt_credential_set_peer_address (credential, zlt_channel_get_peer_address (self->channel));
   self->state = PEER_AUTHENTICATING;
   self->credential = zlt_credential_copy (credential);
   d = g_new0 (AuthData, 1);

@@ -1152,6 +1152,15 @@ zlt_server_start (ZltServer *self, GError **error)
   zlt_control_listener_set_max_pending (self->control_listener, limits->max_preauth);
   zlt_control_listener_set_max_pending_per_source (self->control_listener,
                                                    limits->max_preauth_per_source);
+  /* a validator that must see the token asks for it in the upgrade (PROTOCOL-v2.md §2a) */
+  if (zlt_validator_get_credential_mode (self->validator) == ZLT_CREDENTIAL_MODE_BEARER)
+    {
+      zlt_control_listener_set_bearer_auth (self->control_listener, TRUE);
+      if (certificate == NULL)
+        g_message ("validator %s needs agents' raw tokens and this server has no TLS: agents "
+                   "send them only to a TLS front end whose certificate they verify",
+                   zlt_validator_get_name (self->validator));
+    }
   g_signal_connect_object (self->control_listener, "channel", G_CALLBACK (on_channel), self, 0);
   g_signal_connect_object (self->control_listener, "data-request", G_CALLBACK (on_data_request),
                            self, 0);

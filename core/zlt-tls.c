@@ -137,6 +137,12 @@ pin_matches (const ZltTlsOptions *options, GTlsCertificate *certificate)
  * Returns: whether to accept @certificate anyway
  */
 gboolean
+zlt_tls_options_verify_peer (const ZltTlsOptions *options)
+{
+  return options == NULL || options->pinned_sha256 != NULL || !options->insecure;
+}
+
+gboolean
 zlt_tls_accept_certificate (const ZltTlsOptions *options, GTlsCertificate *certificate,
                             GTlsCertificateFlags errors)
 {

@@ -27,6 +27,11 @@ ZLT_AVAILABLE_IN_ALL
 void zlt_tls_options_free (ZltTlsOptions *options);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZltTlsOptions, zlt_tls_options_free)
 
+/* Whether connections set up with @options (NULL: the system CAs) accept only
+ * certificates that were verified: against CAs or a pin, not waved through by
+ * @insecure (a pin is checked even then). */
+gboolean zlt_tls_options_verify_peer (const ZltTlsOptions *options);
+
 /* Lowercase hex SHA-256 of the certificate's DER bytes. */
 ZLT_AVAILABLE_IN_ALL
 char *zlt_tls_certificate_fingerprint (GTlsCertificate *certificate);

@@ -9,6 +9,7 @@
 typedef struct
 {
   char *config_directory;
+  ZltCredentialMode credential_mode;
 } ZltValidatorPrivate;
 
 /**
@@ -210,6 +211,43 @@ zlt_validator_resolve_path (ZltValidator *self, const char *path)
   g_return_val_if_fail (path != NULL, NULL);
 
   return g_canonicalize_filename (path, zlt_validator_get_config_directory (self));
+}
+
+/**
+ * zlt_validator_get_credential_mode:
+ *
+ * Returns: what the validator needs: %ZLT_CREDENTIAL_MODE_CHALLENGE (the default) or
+ *   %ZLT_CREDENTIAL_MODE_BEARER
+ */
+ZltCredentialMode
+zlt_validator_get_credential_mode (ZltValidator *self)
+{
+  ZltValidatorPrivate *priv;
+
+  g_return_val_if_fail (ZLT_IS_VALIDATOR (self), ZLT_CREDENTIAL_MODE_CHALLENGE);
+  priv = zlt_validator_get_instance_private (self);
+  return priv->credential_mode;
+}
+
+/**
+ * zlt_validator_set_credential_mode:
+ * @mode: %ZLT_CREDENTIAL_MODE_BEARER for a validator that must see the raw token
+ *
+ * A bearer validator gets %ZLT_CREDENTIAL_KIND_BEARER credentials from v2 agents
+ * (zlt_credential_get_token()), which send the token only over TLS whose certificate
+ * they verified (PROTOCOL-v2.md §2a); v1 agents still send %ZLT_CREDENTIAL_KIND_TOKEN
+ * credentials where the server allows raw-token authentication. The server reads the
+ * mode when it starts.
+ */
+void
+zlt_validator_set_credential_mode (ZltValidator *self, ZltCredentialMode mode)
+{
+  ZltValidatorPrivate *priv;
+
+  g_return_if_fail (ZLT_IS_VALIDATOR (self));
+  g_return_if_fail (mode == ZLT_CREDENTIAL_MODE_CHALLENGE || mode == ZLT_CREDENTIAL_MODE_BEARER);
+  priv = zlt_validator_get_instance_private (self);
+  priv->credential_mode = mode;
 }
 
 /**

@@ -56,6 +56,12 @@ const char *zlt_validator_get_name (ZltValidator *self);
 ZLT_AVAILABLE_IN_ALL
 gboolean zlt_validator_is_insecure (ZltValidator *self);
 
+/* What the validator needs to see of a token: the v2 challenge (the default) or the
+ * raw token (bearer, PROTOCOL-v2.md §2a). Set it in init or configure, before the
+ * server starts. */
+ZltCredentialMode zlt_validator_get_credential_mode (ZltValidator *self);
+void zlt_validator_set_credential_mode (ZltValidator *self, ZltCredentialMode mode);
+
 /* Where relative paths in the validator's group start (the loader sets it before
  * configure from the config file's directory); plugins resolve their paths with
  * zlt_validator_resolve_path(). */

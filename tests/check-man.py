@@ -398,6 +398,9 @@ class Prober:
         if group == "validator:postgres":
             return ("[server]\nlisten=127.0.0.1:0\nvalidator=postgres\n[validator:postgres]\n"
                     "conninfo=hostaddr=127.0.0.1 port=9 dbname=probe\n%s\n" % line)
+        if group == "validator:webhook":
+            return ("[server]\nlisten=127.0.0.1:0\nvalidator=webhook\n[validator:webhook]\n"
+                    "url=https://127.0.0.1:9/hook\n%s\n" % line)
         if group == "validator:allow-all":
             return ("[server]\nlisten=127.0.0.1:0\nvalidator=allow-all\ninsecure=true\n"
                     "allow-legacy-auth=true\n[validator:allow-all]\n%s\n" % line)

@@ -82,6 +82,7 @@ control_connected (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (SoupWebsocketConnection) ws = NULL;
   g_autoptr (GBytes) nonce = NULL;
   const char *nonce_hex;
+  g_autofree char *auth = NULL;
   ZltChannel *channel;
 
   ws = soup_session_websocket_connect_finish (SOUP_SESSION (source), result, &error);
@@ -119,6 +120,14 @@ control_connected (GObject *source, GAsyncResult *result, gpointer user_data)
       nonce = g_bytes_new (raw, sizeof raw);
     }
   channel = zlt_ws_channel_new (ws, d->peer, nonce);
+  /* verified: TLS, and its certificate checked against CAs or a pin (the handshake
+   * and zlt_tls_check_peer() above refused anything else), not waved through */
+  zlt_channel_set_peer_verified (channel, is_tls_url (soup_message_get_uri (d->msg))
+                                              && zlt_tls_options_verify_peer (d->tls));
+  auth = g_strdup (
+      soup_message_headers_get_one (soup_message_get_response_headers (d->msg), "X-Zlt-Auth"));
+  zlt_channel_set_bearer_wanted (
+      channel, auth != NULL && g_ascii_strcasecmp (g_strstrip (auth), "bearer") == 0);
   g_task_return_pointer (task, channel, g_object_unref);
 }
 

@@ -653,6 +653,10 @@ handle_control (ZltWsListener *self, SoupServerMessage *msg)
   nonce_hex = zlt_hex_encode (nonce, sizeof nonce);
   soup_message_headers_replace (soup_server_message_get_response_headers (msg), "X-Zlt-Nonce",
                                 nonce_hex);
+  /* the validator needs the token itself (PROTOCOL-v2.md §2a) */
+  if (zlt_control_listener_get_bearer_auth (ZLT_CONTROL_LISTENER (self)))
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg), "X-Zlt-Auth",
+                                  "bearer");
   g_object_set_data_full (G_OBJECT (msg), "zlt-nonce", g_bytes_new (nonce, sizeof nonce),
                           (GDestroyNotify) g_bytes_unref);
   g_signal_connect_object (msg, "wrote-informational", G_CALLBACK (control_upgrade_written), self,

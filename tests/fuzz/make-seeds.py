@@ -121,6 +121,8 @@ def message_seeds():
         "v1-unregister": frame(UNREGISTER, SERVICE_ID),
         "v2-auth": auth("0123456789abcdef", block(VERSION(), CAPS(0x1F), PROOF())),
         "v2-auth-resume": auth("0123456789abcdef", block(VERSION(), CAPS(0x0B), PROOF(), RESUME())),
+        # §2a: the raw token in the token field, BEARER (0x40) in CAPS, no PROOF
+        "v2-auth-bearer": auth("zlt_bearer_0123456789abcdef", block(VERSION(), CAPS(0x4F))),
         "v2-auth-ok": frame(AUTH_OK, TUNNEL_ID + block(VERSION(), CAPS(0x1D), RESUME_SECRET(),
                                                         HEARTBEAT_MS(15000), RESUMED())),
         "v2-auth-fail-code": frame(AUTH_FAIL, str16("bad token") + block(CODE(1))),
@@ -188,6 +190,8 @@ def ext_seeds():
     w("auth-ok-standby", "auth-ok", VERSION() + CAPS(0x3D) + SERVER_PROOF() + STANDBY_MAX(64))
     w("standby-max-long", "auth-ok", CAPS(0x20) + entry(0x10, b"\x00\x00\x40"))
     w("standby-max-on-auth", "auth", VERSION() + CAPS(0x20) + PROOF() + STANDBY_MAX(8))
+    w("auth-bearer", "auth", VERSION() + CAPS(0x4F) + RESUME())
+    w("auth-ok-bearer", "auth-ok", VERSION() + CAPS(0x5D) + SERVER_PROOF())
 
 
 # ---- upgrade: raw HTTP requests ----
@@ -338,6 +342,8 @@ def peer_seeds():
         "nologin-bad-token": (F_NO_LOGIN, [auth("zlt_wrong")]),
         "nologin-register-first": (F_NO_LOGIN, [register("ssh")]),
         "nologin-v2-no-proof": (F_NO_LOGIN, [auth("0123456789abcdef", block(VERSION(), CAPS(1)))]),
+        # a bearer Auth (§2a) to a server whose validator (the token file) did not ask
+        "nologin-v2-bearer-unasked": (F_NO_LOGIN, [auth(TOKEN, block(VERSION(), CAPS(0x41)))]),
         "nologin-auth-and-register": (F_NO_LOGIN, [auth(TOKEN) + register("ssh")]),
     }
     for name, (flags, messages) in seeds.items():
