@@ -45,9 +45,11 @@ const char *zlt_channel_get_peer_address (ZltChannel *self);
 ZLT_AVAILABLE_IN_ALL
 GBytes *zlt_channel_get_nonce (ZltChannel *self);
 /* the server asked for a bearer credential in the handshake (PROTOCOL-v2.md §2a) */
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_channel_get_bearer_wanted (ZltChannel *self);
 /* the channel runs over TLS whose certificate the transport verified (CA or pin);
  * FALSE unless the transport said so */
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_channel_get_peer_verified (ZltChannel *self);
 
 /* the peer authenticated: it leaves the listener's count of connections waiting to */
@@ -60,10 +62,10 @@ void zlt_channel_set_admission (ZltChannel *self, GDestroyNotify end, gpointer d
 ZLT_AVAILABLE_IN_ALL
 void zlt_channel_set_nonce (ZltChannel *self, GBytes *nonce);
 ZLT_AVAILABLE_IN_ALL
-ZLT_AVAILABLE_IN_ALL
 void zlt_channel_set_bearer_wanted (ZltChannel *self, gboolean wanted);
 ZLT_AVAILABLE_IN_ALL
 void zlt_channel_set_peer_verified (ZltChannel *self, gboolean verified);
+ZLT_AVAILABLE_IN_ALL
 void zlt_channel_emit_message (ZltChannel *self, GBytes *message);
 ZLT_AVAILABLE_IN_ALL
 void zlt_channel_emit_closed (ZltChannel *self, const GError *error);

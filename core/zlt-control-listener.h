@@ -34,7 +34,9 @@ guint zlt_control_listener_get_max_pending_per_source (ZltControlListener *self)
 ZLT_AVAILABLE_IN_ALL
 void zlt_control_listener_set_max_pending_per_source (ZltControlListener *self, guint max);
 /* control upgrades ask for the raw token (X-Zlt-Auth: bearer, PROTOCOL-v2.md §2a) */
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_control_listener_get_bearer_auth (ZltControlListener *self);
+ZLT_AVAILABLE_IN_ALL
 void zlt_control_listener_set_bearer_auth (ZltControlListener *self, gboolean bearer_auth);
 /* connections accepted and not yet upgraded (nor closed) */
 ZLT_AVAILABLE_IN_ALL

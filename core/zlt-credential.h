@@ -47,9 +47,9 @@ ZltCredential *zlt_credential_new_proof (const char *key_id, const guint8 nonce[
                                          const ZltUuid *client_id,
                                          const guint8 proof[ZLT_HASH_SIZE]);
 ZLT_AVAILABLE_IN_ALL
-ZLT_AVAILABLE_IN_ALL
 ZltCredential *zlt_credential_new_bearer (const char *token, const guint8 nonce[ZLT_NONCE_SIZE],
                                           const ZltUuid *client_id);
+ZLT_AVAILABLE_IN_ALL
 ZltCredential *zlt_credential_copy (const ZltCredential *credential);
 ZLT_AVAILABLE_IN_ALL
 void zlt_credential_free (ZltCredential *credential);
@@ -63,7 +63,6 @@ const ZltUuid *zlt_credential_get_client_id (const ZltCredential *credential);
 ZLT_AVAILABLE_IN_ALL
 const guint8 *zlt_credential_get_nonce (const ZltCredential *credential);
 ZLT_AVAILABLE_IN_ALL
-ZLT_AVAILABLE_IN_ALL
 const char *zlt_credential_get_token (const ZltCredential *credential);
 ZLT_AVAILABLE_IN_ALL
 const guint8 *zlt_credential_get_token_hash (const ZltCredential *credential);
@@ -71,6 +70,7 @@ ZLT_AVAILABLE_IN_ALL
 const char *zlt_credential_get_peer_address (const ZltCredential *credential);
 ZLT_AVAILABLE_IN_ALL
 void zlt_credential_set_peer_address (ZltCredential *credential, const char *peer_address);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_credential_matches_hash (const ZltCredential *credential,
                                       const guint8 hash[ZLT_HASH_SIZE]);
 

@@ -30,6 +30,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZltTlsOptions, zlt_tls_options_free)
 /* Whether connections set up with @options (NULL: the system CAs) accept only
  * certificates that were verified: against CAs or a pin, not waved through by
  * @insecure (a pin is checked even then). */
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_tls_options_verify_peer (const ZltTlsOptions *options);
 
 /* Lowercase hex SHA-256 of the certificate's DER bytes. */

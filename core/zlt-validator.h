@@ -59,7 +59,9 @@ gboolean zlt_validator_is_insecure (ZltValidator *self);
 /* What the validator needs to see of a token: the v2 challenge (the default) or the
  * raw token (bearer, PROTOCOL-v2.md §2a). Set it in init or configure, before the
  * server starts. */
+ZLT_AVAILABLE_IN_ALL
 ZltCredentialMode zlt_validator_get_credential_mode (ZltValidator *self);
+ZLT_AVAILABLE_IN_ALL
 void zlt_validator_set_credential_mode (ZltValidator *self, ZltCredentialMode mode);
 
 /* Where relative paths in the validator's group start (the loader sets it before
