@@ -17,7 +17,7 @@
  */
 #include <string.h>
 
-#include <zlayer-tunnel.h>
+#include <zlt-plugin.h>
 
 #define EXAMPLE_TYPE_LIST_VALIDATOR (example_list_validator_get_type ())
 G_DECLARE_FINAL_TYPE (ExampleListValidator, example_list_validator, EXAMPLE, LIST_VALIDATOR,
