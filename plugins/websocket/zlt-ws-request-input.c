@@ -132,7 +132,7 @@ read_internal (ZltWsRequestInput *self, void *buffer, gsize count, gboolean bloc
   if (self->n_head >= self->max_head)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
-                   _ ("request head larger than %" G_GSIZE_FORMAT " bytes"), self->max_head);
+                   _ ("request head larger than %lu bytes"), (gulong) self->max_head);
       return -1;
     }
   n = g_pollable_stream_read (base_of (self), buffer, MIN (count, self->max_head - self->n_head),
