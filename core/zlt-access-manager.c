@@ -13,7 +13,7 @@
 #include "zlt-access-manager.h"
 #include "zlt-error.h"
 #include "zlt-net.h"
-#include "zlt-relay.h"
+#include "zlt-relay-counted.h"
 #include "zlt-util.h"
 
 struct _ZltAccessManager
@@ -218,20 +218,13 @@ on_session_expired (ZltSession *session, gpointer user_data)
 /* ---- local connections ---- */
 
 static void
-count_bytes (guint64 a_to_b, guint64 b_to_a, gpointer user_data)
-{
-  /* a = local client, b = access stream: a→b goes out to the service */
-  zlt_session_add_bytes (user_data, b_to_a, a_to_b);
-}
-
-static void
 on_relay_finished (ZltRelay *relay, const GError *error, gpointer user_data)
 {
   SessionState *state = user_data;
 
   g_signal_handlers_disconnect_by_data (relay, state);
-  if (g_hash_table_remove (state->relays, relay))
-    zlt_session_connection_closed (state->session);
+  /* the session counts the connection closed after this (zlt-relay-counted.c) */
+  g_hash_table_remove (state->relays, relay);
 }
 
 static char *
@@ -277,16 +270,13 @@ access_opened (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
 
-  relay = zlt_relay_new (conn->local, data);
-  if (prefix != NULL && g_bytes_get_size (prefix) > 0)
-    zlt_relay_set_prefix (relay, ZLT_RELAY_B_TO_A, prefix);
-  zlt_relay_set_counter_func (relay, count_bytes, g_object_ref (state->session), g_object_unref);
+  /* a = local client, b = access stream: b→a comes in from the service */
+  relay = zlt_relay_counted_new (conn->local, data, ZLT_RELAY_B_TO_A, prefix, state->session);
   g_signal_connect (relay, "finished", G_CALLBACK (on_relay_finished), state);
   g_hash_table_add (state->relays, g_object_ref (relay));
-  zlt_session_connection_opened (state->session);
   g_clear_object (&conn->local); /* the relay has it now */
   local_conn_free (conn);
-  zlt_relay_start (relay);
+  zlt_relay_counted_start (relay);
 }
 
 static gboolean

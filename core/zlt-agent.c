@@ -18,7 +18,7 @@
 #include "zlt-heartbeat.h"
 #include "zlt-message.h"
 #include "zlt-net.h"
-#include "zlt-relay.h"
+#include "zlt-relay-counted.h"
 #include "zlt-source.h"
 #include "zlt-standby-keeper.h"
 #include "zlt-util.h"
@@ -247,22 +247,11 @@ connect_data_free (ConnectData *d)
 }
 
 static void
-count_bytes (guint64 a_to_b, guint64 b_to_a, gpointer user_data)
-{
-  /* a = data connection (from the public side), b = local service; the tunnel's
-   * counters follow the service's */
-  zlt_service_add_bytes (user_data, a_to_b, b_to_a);
-}
-
-static void
 on_relay_finished (ZltRelay *relay, const GError *error, gpointer user_data)
 {
   ZltAgent *self = user_data;
-  ZltService *service = g_hash_table_lookup (self->relays, relay);
 
-  if (service == NULL)
-    return;
-  zlt_service_connection_closed (service);
+  /* the service counts the connection closed after this (zlt-relay-counted.c) */
   g_hash_table_remove (self->relays, relay);
 }
 
@@ -300,17 +289,15 @@ connect_join (ConnectData *d)
     return;
   if (d->local != NULL && d->data != NULL)
     {
-      relay = zlt_relay_new (d->data, d->local);
-      if (d->prefix != NULL && g_bytes_get_size (d->prefix) > 0)
-        zlt_relay_set_prefix (relay, ZLT_RELAY_A_TO_B, d->prefix);
-      zlt_relay_set_counter_func (relay, count_bytes, d->service, NULL);
+      /* a = data connection (from the public side), b = local service; the tunnel's
+       * counters follow the service's */
+      relay = zlt_relay_counted_new (d->data, d->local, ZLT_RELAY_A_TO_B, d->prefix, d->service);
       g_signal_connect_object (relay, "finished", G_CALLBACK (on_relay_finished), self, 0);
       g_hash_table_insert (self->relays, g_object_ref (relay), g_object_ref (d->service));
-      zlt_service_connection_opened (d->service);
       /* the relay owns the streams now */
       g_clear_object (&d->local);
       g_clear_object (&d->data);
-      zlt_relay_start (relay);
+      zlt_relay_counted_start (relay);
     }
   if (d->ack_late)
     {
