@@ -117,6 +117,7 @@ static guint signals[N_SIGNALS];
 
 static void connect_now (ZltAgent *self);
 static void session_end (ZltAgent *self, const char *why);
+static void session_end_full (ZltAgent *self, const char *why, gboolean auth_failed);
 static void access_flush (ZltAgent *self, const char *why);
 
 static void
@@ -145,6 +146,13 @@ set_state (ZltAgent *self, ZltTunnelState state)
     return;
   zlt_tunnel_set_state (self->tunnel, state);
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_STATE]);
+}
+
+/* The server as the log's PEER field names it. */
+static const char *
+server_url (ZltAgent *self)
+{
+  return zlt_client_config_get_server_url (self->config);
 }
 
 static gboolean
@@ -773,14 +781,18 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
     }
   if (msg->type == ZLT_MESSAGE_REGISTER_OK)
     {
+      g_autofree char *tid = zlt_tunnel_dup_id_string (self->tunnel);
+
       zlt_service_set_id (service, &msg->service_id);
       if (zlt_message_has_ext_fields (msg, ZLT_EXT_ASSIGNED_PORT))
         zlt_service_set_assigned_port (service, msg->ext.assigned_port);
       else if (zlt_service_get_requested_port (service) != 0)
         zlt_service_set_assigned_port (service, zlt_service_get_requested_port (service));
       zlt_service_set_state (service, ZLT_SERVICE_STATE_REGISTERED, NULL);
-      g_message ("service %s registered, public port %u", zlt_service_get_name (service),
-                 zlt_service_get_assigned_port (service));
+      zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_SERVICE_REGISTERED, tid,
+                     zlt_service_get_name (service), server_url (self),
+                     "service %s registered, public port %u", zlt_service_get_name (service),
+                     zlt_service_get_assigned_port (service));
       /* standby connections once there is something for them to carry */
       if (self->standby != NULL)
         zlt_standby_keeper_start (self->standby);
@@ -810,7 +822,12 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
           register_service (self, service);
           return;
         }
-      g_message ("%s", error->message);
+      {
+        g_autofree char *tid = zlt_tunnel_dup_id_string (self->tunnel);
+
+        zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_SERVICE_REFUSED, tid,
+                       zlt_service_get_name (service), server_url (self), "%s", error->message);
+      }
       set_last_error (self, error->message);
       zlt_service_set_state (service, ZLT_SERVICE_STATE_REFUSED, error->message);
       g_signal_emit (self, signals[SIGNAL_REGISTER_FAILED], 0, service, error);
@@ -944,8 +961,10 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
           || !zlt_secure_equal (expected, sizeof expected, msg->ext.server_proof, ZLT_HASH_SIZE))
         {
           self->fatal = TRUE;
-          session_end (self, _ ("the server did not prove it knows our token: an impostor, or "
-                                "a server older than this agent"));
+          session_end_full (self,
+                            _ ("the server did not prove it knows our token: an impostor, or "
+                               "a server older than this agent"),
+                            TRUE);
           return;
         }
     }
@@ -974,7 +993,8 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
         zlt_client_config_get_standby_connections (self->config), msg->ext.standby_max,
         on_standby_bound, self);
   zlt_uuid_format (&msg->tunnel_id, id);
-  g_message ("tunnel %s %s", id, resumed ? "resumed" : "established");
+  zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_UP, id, NULL,
+                 server_url (self), "tunnel %s %s", id, resumed ? "resumed" : "established");
   set_last_error (self, NULL);
   set_fatal (self, FALSE);
   self->retry_delay_ms = 0;
@@ -1014,7 +1034,7 @@ handle_refusal (ZltAgent *self, const ZltMessage *msg)
   text = g_strdup_printf (msg->type == ZLT_MESSAGE_AUTH_FAIL ? _ ("authentication failed: %s")
                                                              : _ ("server disconnected us: %s"),
                           reason);
-  session_end (self, text);
+  session_end_full (self, text, msg->type == ZLT_MESSAGE_AUTH_FAIL);
 }
 
 static void
@@ -1129,20 +1149,29 @@ on_heartbeat_timeout (ZltHeartbeat *heartbeat, gpointer user_data)
   session_end (user_data, _ ("server stopped answering (heartbeat timeout)"));
 }
 
-/* Ends the current session (if any) and schedules the next attempt. */
+/* Ends the current session (if any) and schedules the next attempt. @why: what ended
+ * it (NULL: a deliberate stop); @auth_failed: the server refused our credentials. */
 static void
-session_end (ZltAgent *self, const char *why)
+session_end_full (ZltAgent *self, const char *why, gboolean auth_failed)
 {
   g_autoptr (ZltChannel) channel = g_steal_pointer (&self->channel);
+  g_autofree char *tid = zlt_tunnel_dup_id_string (self->tunnel);
+  gboolean was_up = zlt_tunnel_get_state (self->tunnel) == ZLT_TUNNEL_STATE_CONNECTED;
 
   /* before the error and the state: whoever follows those sees the flag too */
   if (self->fatal)
     set_fatal (self, TRUE);
+  if (auth_failed)
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL,
+                   server_url (self), "%s", why);
+  else if (was_up)
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_DOWN, tid, NULL,
+                   server_url (self), "%s",
+                   why != NULL ? why : "tunnel closed: the agent was stopped");
+  else if (why != NULL)
+    g_message ("%s", why);
   if (why != NULL)
-    {
-      g_message ("%s", why);
-      set_last_error (self, why);
-    }
+    set_last_error (self, why);
   zlt_heartbeat_stop (self->heartbeat);
   zlt_source_clear (&self->auth_deadline);
   /* standby connections belong to the session: the server drops its end too */
@@ -1167,6 +1196,12 @@ session_end (ZltAgent *self, const char *why)
       set_state (self, ZLT_TUNNEL_STATE_DISCONNECTED);
       schedule_retry (self);
     }
+}
+
+static void
+session_end (ZltAgent *self, const char *why)
+{
+  session_end_full (self, why, FALSE);
 }
 
 static gboolean

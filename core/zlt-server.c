@@ -1017,10 +1017,12 @@ zlt_server_log_auth_failure (ZltServer *self, const char *peer, ZltReasonCode co
     return;
   shown = zlt_log_escape (reason, 200);
   if (suppressed > 0)
-    g_message ("authentication failed for %s: %s (%u more failed logins not logged)", peer, shown,
-               suppressed);
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL, peer,
+                   "authentication failed for %s: %s (%u more failed logins not logged)", peer,
+                   shown, suppressed);
   else
-    g_message ("authentication failed for %s: %s", peer, shown);
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL, peer,
+                   "authentication failed for %s: %s", peer, shown);
 }
 
 void
