@@ -1164,10 +1164,12 @@ session_end_full (ZltAgent *self, const char *why, gboolean auth_failed)
   if (auth_failed)
     zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL,
                    server_url (self), "%s", why);
+  else if (was_up && why != NULL)
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_DOWN, tid, NULL,
+                   server_url (self), "%s", why);
   else if (was_up)
     zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_DOWN, tid, NULL,
-                   server_url (self), "%s",
-                   why != NULL ? why : "tunnel closed: the agent was stopped");
+                   server_url (self), "tunnel %s closed: the agent was stopped", tid);
   else if (why != NULL)
     g_message ("%s", why);
   if (why != NULL)

@@ -807,11 +807,9 @@ handle_message (ZltServerPeer *self, const ZltMessage *msg)
       {
         /* an agent that stops on purpose says goodbye: nothing is held for it */
         g_autofree char *reason = zlt_log_escape (msg->reason, 200);
-        g_autofree char *why = NULL;
+        g_autofree char *why = g_strdup_printf ("the agent is leaving: %s", reason);
 
-        g_message ("tunnel %s: %s is leaving: %s", self->id,
-                   zlt_channel_get_peer_address (self->channel), reason);
-        why = g_strdup_printf ("the agent left: %s", reason);
+        /* logged as the tunnel's end */
         peer_finish (self, FALSE, why);
       }
       break;
@@ -900,8 +898,7 @@ on_heartbeat_timeout (ZltHeartbeat *heartbeat, gpointer user_data)
 {
   ZltServerPeer *self = user_data;
 
-  g_message ("tunnel %s: no heartbeat from %s, dropping it", self->id,
-             zlt_channel_get_peer_address (self->channel));
+  /* logged as the tunnel's end */
   zlt_server_peer_disconnect (self, ZLT_REASON_TIMEOUT, _ ("heartbeat timeout"));
 }
 
