@@ -115,6 +115,8 @@ static void
 set_state (ZltNodeTunnel *self, ZltTunnelState state)
 {
   g_autoptr (GEnumClass) klass = NULL;
+  /* the other node's server, where this node dials it */
+  const char *peer = self->direction == ZLT_NODE_DIRECTION_OUTBOUND ? self->server : NULL;
   GEnumValue *value;
 
   if (self->state == state)
@@ -125,11 +127,11 @@ set_state (ZltNodeTunnel *self, ZltTunnelState state)
   if ((state == ZLT_TUNNEL_STATE_DISCONNECTED || state == ZLT_TUNNEL_STATE_FAILED)
       && self->last_error != NULL)
     zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_NODE_STATE, NULL,
-                   self->service_name, self->server, "node tunnel %s: %s: %s", self->name,
+                   self->service_name, peer, "node tunnel %s: %s: %s", self->name,
                    value != NULL ? value->value_nick : "?", self->last_error);
   else
     zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_NODE_STATE, NULL,
-                   self->service_name, self->server, "node tunnel %s: %s", self->name,
+                   self->service_name, peer, "node tunnel %s: %s", self->name,
                    value != NULL ? value->value_nick : "?");
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_STATE]);
 }

@@ -332,6 +332,26 @@ test_access (Fixture *f, gconstpointer data)
   g_assert_cmpuint (count_events (ZLT_LOG_EVENT_ACCESS_ENDED), ==, 2);
 }
 
+/* Every MESSAGE_ID is documented where an operator looks: zlayer-tunneld(8). */
+static void
+test_documented (void)
+{
+  g_autofree char *page
+      = g_test_build_filename (G_TEST_DIST, "..", "doc", "zlayer-tunneld.8.scd.in", NULL);
+  g_autofree char *text = NULL;
+  g_autoptr (GError) error = NULL;
+
+  g_file_get_contents (page, &text, NULL, &error);
+  g_assert_no_error (error);
+  for (ZltLogEvent e = 0; e < ZLT_LOG_EVENT_N; e++)
+    {
+      g_autofree char *entry = g_strdup_printf ("\n*%s*\n\t", zlt_log_event_id (e));
+
+      if (strstr (text, entry) == NULL)
+        g_error ("MESSAGE_ID %s has no entry under LOGGING in %s", zlt_log_event_id (e), page);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -348,6 +368,7 @@ main (int argc, char **argv)
   g_test_add ("/log-events/service-refused", Fixture, NULL, fixture_setup, test_service_refused,
               fixture_teardown);
   g_test_add ("/log-events/access", Fixture, NULL, fixture_setup, test_access, fixture_teardown);
+  g_test_add_func ("/log-events/documented", test_documented);
   ret = g_test_run ();
   g_ptr_array_unref (records);
   return ret;
