@@ -332,6 +332,46 @@ test_access (Fixture *f, gconstpointer data)
   g_assert_cmpuint (count_events (ZLT_LOG_EVENT_ACCESS_ENDED), ==, 2);
 }
 
+/* A node tunnel whose token the other node's server does not know: connecting, then
+ * failed with the refusal, each a NODE_STATE event naming the link's service. */
+static void
+test_node_state (Fixture *f, gconstpointer data)
+{
+  g_autofree char *token_path = g_build_filename (f->h.tmpdir, "node-token", NULL);
+  g_autoptr (GKeyFile) keyfile = g_key_file_new ();
+  g_autoptr (ZltNodeTunnel) node = NULL;
+  g_autoptr (GHashTable) connecting = NULL;
+  g_autoptr (GHashTable) failed = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *url = NULL;
+
+  zlt_test_harness_start_server (&f->h);
+  url = g_key_file_get_string (f->h.agent_keyfile, "agent", "server", NULL);
+  g_file_set_contents_full (token_path, "zlt_00112233445566778899aabbccddeeff0011223344556677", -1,
+                            G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error);
+  g_assert_no_error (error);
+  g_key_file_set_string (keyfile, "node:link", "from", "a");
+  g_key_file_set_string (keyfile, "node:link", "to", "b");
+  g_key_file_set_string (keyfile, "node:link", "server", url);
+  g_key_file_set_string (keyfile, "node:link", "token-file", token_path);
+  g_key_file_set_integer (keyfile, "node:link", "local-port", zlt_test_echo_get_port (f->h.echo));
+  node = zlt_node_tunnel_new_from_keyfile (keyfile, "node:link", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (zlt_node_tunnel_activate (node, "a", f->h.loader, NULL, &error));
+  g_assert_no_error (error);
+  zlt_node_tunnel_start (node);
+
+  connecting = wait_event (ZLT_LOG_EVENT_NODE_STATE, "node tunnel link: connecting");
+  assert_field (connecting, "SERVICE", "node-link");
+  assert_field (connecting, "PEER", url);
+  failed = wait_event (ZLT_LOG_EVENT_NODE_STATE, "node tunnel link: failed: ");
+  assert_field (failed, "SERVICE", "node-link");
+  g_assert_nonnull (strstr (g_hash_table_lookup (failed, "MESSAGE"), "unknown token"));
+  g_assert_cmpint (zlt_node_tunnel_get_state (node), ==, ZLT_TUNNEL_STATE_FAILED);
+  zlt_node_tunnel_stop (node);
+  zlt_node_tunnel_deactivate (node);
+}
+
 /* Every MESSAGE_ID is documented where an operator looks: zlayer-tunneld(8). */
 static void
 test_documented (void)
@@ -368,6 +408,8 @@ main (int argc, char **argv)
   g_test_add ("/log-events/service-refused", Fixture, NULL, fixture_setup, test_service_refused,
               fixture_teardown);
   g_test_add ("/log-events/access", Fixture, NULL, fixture_setup, test_access, fixture_teardown);
+  g_test_add ("/log-events/node-state", Fixture, NULL, fixture_setup, test_node_state,
+              fixture_teardown);
   g_test_add_func ("/log-events/documented", test_documented);
   ret = g_test_run ();
   g_ptr_array_unref (records);
