@@ -2,6 +2,7 @@
  * real loopback sockets */
 #include "config.h"
 
+#include <dirent.h>
 #include <string.h>
 
 #include "zlt-relay-counted.h"
@@ -243,6 +244,78 @@ test_close_before_start (Fixture *f, gconstpointer data)
   g_assert_cmpuint (zlt_service_get_total_connections (service), ==, 0);
 }
 
+static guint
+count_fds (void)
+{
+  DIR *dir = opendir ("/proc/self/fd");
+  struct dirent *entry;
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while ((entry = readdir (dir)) != NULL)
+    if (entry->d_name[0] != '.')
+      n++;
+  closedir (dir);
+  return n;
+}
+
+static guint
+parked (ZltTestHarness *h)
+{
+  return zlt_agent_get_n_standby (h->agent) + zlt_server_get_n_standby (h->server);
+}
+
+/* Through a real server and agent, on standby connections (@data TRUE) or on the
+ * Connect path: once the connections ended, every relay is gone on both ends and so
+ * are its sockets (a parked standby connection is one socket on each end). */
+static void
+test_tunnel_releases (gconstpointer data)
+{
+  gboolean standby = GPOINTER_TO_INT (data);
+  ZltTestHarness h;
+  ZltTestTransfer t = { 0 };
+  ZltService *service;
+  GThread *thread;
+  guint16 port;
+  guint baseline, parked_before;
+
+  zlt_test_harness_init (&h, "29150-29199");
+  if (!standby)
+    g_key_file_set_integer (h.agent_keyfile, "agent", "standby-connections", 0);
+  zlt_test_harness_start_server (&h);
+  zlt_test_harness_add_service (&h, "echo", zlt_test_echo_get_port (h.echo), 0);
+  zlt_test_harness_start_agent (&h);
+  port = zlt_test_harness_wait_registered (&h, "echo");
+  service = zlt_tunnel_lookup_service (zlt_agent_get_tunnel (h.agent), "echo");
+  if (standby)
+    ZLT_TEST_WAIT_FOR (zlt_server_get_n_standby (h.server) > 0, 10000);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  baseline = count_fds ();
+  parked_before = parked (&h);
+
+  t.port = port;
+  t.n_bytes = 4096;
+  t.n_connections = 32;
+  thread = zlt_test_transfer_start (&t);
+  zlt_test_transfer_finish (thread, &t, 30000);
+  g_assert_null (t.error);
+  g_assert_true (t.ok);
+  ZLT_TEST_WAIT_FOR (zlt_server_get_n_relays (h.server) == 0
+                         && zlt_agent_get_n_relays (h.agent) == 0
+                         && zlt_service_get_active_connections (service) == 0,
+                     10000);
+  g_assert_cmpuint (zlt_service_get_total_connections (service), ==, 32);
+  if (standby)
+    g_assert_cmpuint (zlt_server_get_n_standby_joins (h.server), >, 0);
+  else
+    g_assert_cmpuint (zlt_server_get_n_standby_joins (h.server), ==, 0);
+  /* the data and public connections are closed, not held by relays nobody owns */
+  ZLT_TEST_WAIT_FOR (count_fds () <= baseline + MAX (parked (&h), parked_before) - parked_before,
+                     10000);
+  zlt_test_harness_clear (&h);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -256,6 +329,10 @@ main (int argc, char **argv)
               fixture_teardown);
   g_test_add ("/relay-counted/close-before-start", Fixture, NULL, fixture_setup,
               test_close_before_start, fixture_teardown);
+  g_test_add_data_func ("/relay-counted/tunnel-releases/standby", GINT_TO_POINTER (TRUE),
+                        test_tunnel_releases);
+  g_test_add_data_func ("/relay-counted/tunnel-releases/connect", GINT_TO_POINTER (FALSE),
+                        test_tunnel_releases);
   ret = g_test_run ();
   g_clear_object (&listener);
   g_clear_object (&listen_address);
