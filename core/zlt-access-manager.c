@@ -13,7 +13,7 @@
 #include "zlt-access-manager.h"
 #include "zlt-error.h"
 #include "zlt-net.h"
-#include "zlt-relay.h"
+#include "zlt-relay-counted.h"
 #include "zlt-util.h"
 
 struct _ZltAccessManager
@@ -73,6 +73,7 @@ typedef struct
   GHashTable *relays;  /* ZltRelay* (owned) */
   GHashTable *opening; /* LocalConn* (unowned: each frees itself in its callback) */
   gboolean stopped;
+  char *end_message; /* the log's words for the end, when it is not a plain stop */
 } SessionState;
 
 typedef struct
@@ -92,6 +93,7 @@ session_state_clear (SessionState *state)
     g_signal_handlers_disconnect_by_data (relay, state);
   g_clear_pointer (&state->relays, g_hash_table_unref);
   g_clear_pointer (&state->opening, g_hash_table_unref);
+  g_clear_pointer (&state->end_message, g_free);
   g_clear_object (&state->listener);
   g_clear_object (&state->cancellable);
   g_clear_object (&state->session);
@@ -192,8 +194,15 @@ session_stop (ZltAccessManager *self, SessionState *state)
     zlt_relay_close (g_ptr_array_index (relays, i));
   zlt_session_flush_notify (session);
 
-  g_debug ("access session to %s on port %u ended", zlt_session_get_remote_service (session),
-           state->port);
+  if (state->end_message != NULL)
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_ACCESS_ENDED, NULL,
+                   zlt_session_get_remote_service (session), zlt_session_get_endpoint (session),
+                   "%s", state->end_message);
+  else
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_ACCESS_ENDED, NULL,
+                   zlt_session_get_remote_service (session), zlt_session_get_endpoint (session),
+                   "access session to %s on port %u ended",
+                   zlt_session_get_remote_service (session), state->port);
   if (find_state (self, session, &index) != NULL)
     g_ptr_array_remove_index (self->sessions, index);
   state->manager = NULL;
@@ -209,8 +218,9 @@ on_session_expired (ZltSession *session, gpointer user_data)
 {
   SessionState *state = user_data;
 
-  g_message ("access session to %s on port %u expired", zlt_session_get_remote_service (session),
-             state->port);
+  if (state->end_message == NULL)
+    state->end_message = g_strdup_printf ("access session to %s on port %u expired",
+                                          zlt_session_get_remote_service (session), state->port);
   if (state->manager != NULL)
     session_stop (state->manager, state);
 }
@@ -218,20 +228,13 @@ on_session_expired (ZltSession *session, gpointer user_data)
 /* ---- local connections ---- */
 
 static void
-count_bytes (guint64 a_to_b, guint64 b_to_a, gpointer user_data)
-{
-  /* a = local client, b = access stream: a→b goes out to the service */
-  zlt_session_add_bytes (user_data, b_to_a, a_to_b);
-}
-
-static void
 on_relay_finished (ZltRelay *relay, const GError *error, gpointer user_data)
 {
   SessionState *state = user_data;
 
   g_signal_handlers_disconnect_by_data (relay, state);
-  if (g_hash_table_remove (state->relays, relay))
-    zlt_session_connection_closed (state->session);
+  /* the session counts the connection closed after this (zlt-relay-counted.c) */
+  g_hash_table_remove (state->relays, relay);
 }
 
 static char *
@@ -277,16 +280,13 @@ access_opened (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
 
-  relay = zlt_relay_new (conn->local, data);
-  if (prefix != NULL && g_bytes_get_size (prefix) > 0)
-    zlt_relay_set_prefix (relay, ZLT_RELAY_B_TO_A, prefix);
-  zlt_relay_set_counter_func (relay, count_bytes, g_object_ref (state->session), g_object_unref);
+  /* a = local client, b = access stream: b→a comes in from the service */
+  relay = zlt_relay_counted_new (conn->local, data, ZLT_RELAY_B_TO_A, prefix, state->session);
   g_signal_connect (relay, "finished", G_CALLBACK (on_relay_finished), state);
   g_hash_table_add (state->relays, g_object_ref (relay));
-  zlt_session_connection_opened (state->session);
   g_clear_object (&conn->local); /* the relay has it now */
   local_conn_free (conn);
-  zlt_relay_start (relay);
+  zlt_relay_counted_start (relay);
 }
 
 static gboolean
@@ -328,7 +328,9 @@ probed (GObject *source, GAsyncResult *result, gpointer user_data)
   if (state->manager == NULL || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
   why = describe_refusal (zlt_session_get_remote_service (state->session), error);
-  g_message ("%s", why);
+  /* logged as the session's end, whoever ends it */
+  if (state->end_message == NULL)
+    state->end_message = g_strdup (why);
   zlt_session_set_last_error (state->session, why);
   g_prefix_error (&error, "%s: ", zlt_session_get_remote_service (state->session));
   g_signal_emit (state->manager, signals[SIGNAL_SESSION_REFUSED], 0, state->session, error);
@@ -410,7 +412,8 @@ zlt_access_manager_start_session (ZltAccessManager *self, const char *service, g
   g_ptr_array_add (self->sessions, state);
   g_socket_service_start (state->listener);
 
-  g_message ("access session to %s on %s", service, local_address);
+  zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_ACCESS_STARTED, NULL, service,
+                 self->endpoint, "access session to %s on %s", service, local_address);
   update_expires (self);
   zlt_agent_start (self->agent);
   zlt_agent_probe_access_async (self->agent, service, state->cancellable, probed,
@@ -583,8 +586,10 @@ on_agent_last_error (ZltAgent *agent, GParamSpec *pspec, gpointer user_data)
     {
       SessionState *state = g_ptr_array_index (doomed, i);
 
-      g_message ("access session to %s ended: %s", zlt_session_get_remote_service (state->session),
-                 error);
+      if (state->end_message == NULL)
+        state->end_message
+            = g_strdup_printf ("access session to %s ended: %s",
+                               zlt_session_get_remote_service (state->session), error);
       session_stop (self, state);
     }
 }

@@ -18,7 +18,7 @@
 #include "zlt-heartbeat.h"
 #include "zlt-message.h"
 #include "zlt-net.h"
-#include "zlt-relay.h"
+#include "zlt-relay-counted.h"
 #include "zlt-source.h"
 #include "zlt-standby-keeper.h"
 #include "zlt-util.h"
@@ -117,6 +117,7 @@ static guint signals[N_SIGNALS];
 
 static void connect_now (ZltAgent *self);
 static void session_end (ZltAgent *self, const char *why);
+static void session_end_full (ZltAgent *self, const char *why, gboolean auth_failed);
 static void access_flush (ZltAgent *self, const char *why);
 
 static void
@@ -145,6 +146,13 @@ set_state (ZltAgent *self, ZltTunnelState state)
     return;
   zlt_tunnel_set_state (self->tunnel, state);
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_STATE]);
+}
+
+/* The server as the log's PEER field names it. */
+static const char *
+server_url (ZltAgent *self)
+{
+  return zlt_client_config_get_server_url (self->config);
 }
 
 static gboolean
@@ -247,22 +255,11 @@ connect_data_free (ConnectData *d)
 }
 
 static void
-count_bytes (guint64 a_to_b, guint64 b_to_a, gpointer user_data)
-{
-  /* a = data connection (from the public side), b = local service; the tunnel's
-   * counters follow the service's */
-  zlt_service_add_bytes (user_data, a_to_b, b_to_a);
-}
-
-static void
 on_relay_finished (ZltRelay *relay, const GError *error, gpointer user_data)
 {
   ZltAgent *self = user_data;
-  ZltService *service = g_hash_table_lookup (self->relays, relay);
 
-  if (service == NULL)
-    return;
-  zlt_service_connection_closed (service);
+  /* the service counts the connection closed after this (zlt-relay-counted.c) */
   g_hash_table_remove (self->relays, relay);
 }
 
@@ -300,17 +297,15 @@ connect_join (ConnectData *d)
     return;
   if (d->local != NULL && d->data != NULL)
     {
-      relay = zlt_relay_new (d->data, d->local);
-      if (d->prefix != NULL && g_bytes_get_size (d->prefix) > 0)
-        zlt_relay_set_prefix (relay, ZLT_RELAY_A_TO_B, d->prefix);
-      zlt_relay_set_counter_func (relay, count_bytes, d->service, NULL);
+      /* a = data connection (from the public side), b = local service; the tunnel's
+       * counters follow the service's */
+      relay = zlt_relay_counted_new (d->data, d->local, ZLT_RELAY_A_TO_B, d->prefix, d->service);
       g_signal_connect_object (relay, "finished", G_CALLBACK (on_relay_finished), self, 0);
       g_hash_table_insert (self->relays, g_object_ref (relay), g_object_ref (d->service));
-      zlt_service_connection_opened (d->service);
       /* the relay owns the streams now */
       g_clear_object (&d->local);
       g_clear_object (&d->data);
-      zlt_relay_start (relay);
+      zlt_relay_counted_start (relay);
     }
   if (d->ack_late)
     {
@@ -786,14 +781,18 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
     }
   if (msg->type == ZLT_MESSAGE_REGISTER_OK)
     {
+      g_autofree char *tid = zlt_tunnel_dup_id_string (self->tunnel);
+
       zlt_service_set_id (service, &msg->service_id);
       if (zlt_message_has_ext_fields (msg, ZLT_EXT_ASSIGNED_PORT))
         zlt_service_set_assigned_port (service, msg->ext.assigned_port);
       else if (zlt_service_get_requested_port (service) != 0)
         zlt_service_set_assigned_port (service, zlt_service_get_requested_port (service));
       zlt_service_set_state (service, ZLT_SERVICE_STATE_REGISTERED, NULL);
-      g_message ("service %s registered, public port %u", zlt_service_get_name (service),
-                 zlt_service_get_assigned_port (service));
+      zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_SERVICE_REGISTERED, tid,
+                     zlt_service_get_name (service), server_url (self),
+                     "service %s registered, public port %u", zlt_service_get_name (service),
+                     zlt_service_get_assigned_port (service));
       /* standby connections once there is something for them to carry */
       if (self->standby != NULL)
         zlt_standby_keeper_start (self->standby);
@@ -823,7 +822,12 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
           register_service (self, service);
           return;
         }
-      g_message ("%s", error->message);
+      {
+        g_autofree char *tid = zlt_tunnel_dup_id_string (self->tunnel);
+
+        zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_SERVICE_REFUSED, tid,
+                       zlt_service_get_name (service), server_url (self), "%s", error->message);
+      }
       set_last_error (self, error->message);
       zlt_service_set_state (service, ZLT_SERVICE_STATE_REFUSED, error->message);
       g_signal_emit (self, signals[SIGNAL_REGISTER_FAILED], 0, service, error);
@@ -957,8 +961,10 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
           || !zlt_secure_equal (expected, sizeof expected, msg->ext.server_proof, ZLT_HASH_SIZE))
         {
           self->fatal = TRUE;
-          session_end (self, _ ("the server did not prove it knows our token: an impostor, or "
-                                "a server older than this agent"));
+          session_end_full (self,
+                            _ ("the server did not prove it knows our token: an impostor, or "
+                               "a server older than this agent"),
+                            TRUE);
           return;
         }
     }
@@ -987,7 +993,8 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
         zlt_client_config_get_standby_connections (self->config), msg->ext.standby_max,
         on_standby_bound, self);
   zlt_uuid_format (&msg->tunnel_id, id);
-  g_message ("tunnel %s %s", id, resumed ? "resumed" : "established");
+  zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_UP, id, NULL,
+                 server_url (self), "tunnel %s %s", id, resumed ? "resumed" : "established");
   set_last_error (self, NULL);
   set_fatal (self, FALSE);
   self->retry_delay_ms = 0;
@@ -1027,7 +1034,7 @@ handle_refusal (ZltAgent *self, const ZltMessage *msg)
   text = g_strdup_printf (msg->type == ZLT_MESSAGE_AUTH_FAIL ? _ ("authentication failed: %s")
                                                              : _ ("server disconnected us: %s"),
                           reason);
-  session_end (self, text);
+  session_end_full (self, text, msg->type == ZLT_MESSAGE_AUTH_FAIL);
 }
 
 static void
@@ -1142,20 +1149,31 @@ on_heartbeat_timeout (ZltHeartbeat *heartbeat, gpointer user_data)
   session_end (user_data, _ ("server stopped answering (heartbeat timeout)"));
 }
 
-/* Ends the current session (if any) and schedules the next attempt. */
+/* Ends the current session (if any) and schedules the next attempt. @why: what ended
+ * it (NULL: a deliberate stop); @auth_failed: the server refused our credentials. */
 static void
-session_end (ZltAgent *self, const char *why)
+session_end_full (ZltAgent *self, const char *why, gboolean auth_failed)
 {
   g_autoptr (ZltChannel) channel = g_steal_pointer (&self->channel);
+  g_autofree char *tid = zlt_tunnel_dup_id_string (self->tunnel);
+  gboolean was_up = zlt_tunnel_get_state (self->tunnel) == ZLT_TUNNEL_STATE_CONNECTED;
 
   /* before the error and the state: whoever follows those sees the flag too */
   if (self->fatal)
     set_fatal (self, TRUE);
+  if (auth_failed)
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL,
+                   server_url (self), "%s", why);
+  else if (was_up && why != NULL)
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_DOWN, tid, NULL,
+                   server_url (self), "%s", why);
+  else if (was_up)
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_DOWN, tid, NULL,
+                   server_url (self), "tunnel %s closed: the agent was stopped", tid);
+  else if (why != NULL)
+    g_message ("%s", why);
   if (why != NULL)
-    {
-      g_message ("%s", why);
-      set_last_error (self, why);
-    }
+    set_last_error (self, why);
   zlt_heartbeat_stop (self->heartbeat);
   zlt_source_clear (&self->auth_deadline);
   /* standby connections belong to the session: the server drops its end too */
@@ -1180,6 +1198,12 @@ session_end (ZltAgent *self, const char *why)
       set_state (self, ZLT_TUNNEL_STATE_DISCONNECTED);
       schedule_retry (self);
     }
+}
+
+static void
+session_end (ZltAgent *self, const char *why)
+{
+  session_end_full (self, why, FALSE);
 }
 
 static gboolean

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "zlt-control-listener.h"
+#include "zlt-enum-types.h"
 
 struct _ZltPendingSource
 {
@@ -107,12 +108,12 @@ zlt_control_listener_emit_data_request (ZltControlListener *self, const char *tu
                                         const char *service, gboolean probe)
 {
   /* nobody listening: nothing is waiting for it */
-  guint verdict = ZLT_DATA_FORBIDDEN;
+  ZltDataVerdict verdict = ZLT_DATA_FORBIDDEN;
 
   g_return_val_if_fail (ZLT_IS_CONTROL_LISTENER (self), ZLT_DATA_FORBIDDEN);
   g_signal_emit (self, signals[SIGNAL_DATA_REQUEST], 0, tunnel_id, connection_id, mac, service,
                  probe, &verdict);
-  return (ZltDataVerdict) verdict;
+  return verdict;
 }
 
 /**
@@ -148,11 +149,11 @@ zlt_control_listener_emit_standby_request (ZltControlListener *self, const char 
                                            const char *standby_id, const char *mac)
 {
   /* nobody listening: nobody parks it */
-  guint verdict = ZLT_DATA_FORBIDDEN;
+  ZltDataVerdict verdict = ZLT_DATA_FORBIDDEN;
 
   g_return_val_if_fail (ZLT_IS_CONTROL_LISTENER (self), ZLT_DATA_FORBIDDEN);
   g_signal_emit (self, signals[SIGNAL_STANDBY_REQUEST], 0, tunnel_id, standby_id, mac, &verdict);
-  return (ZltDataVerdict) verdict;
+  return verdict;
 }
 
 /**
@@ -516,8 +517,8 @@ zlt_control_listener_class_init (ZltControlListenerClass *klass)
    */
   signals[SIGNAL_DATA_REQUEST]
       = g_signal_new ("data-request", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
-                      g_signal_accumulator_first_wins, NULL, NULL, G_TYPE_UINT, 5, G_TYPE_STRING,
-                      G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_BOOLEAN);
+                      g_signal_accumulator_first_wins, NULL, NULL, ZLT_TYPE_DATA_VERDICT, 5,
+                      G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_BOOLEAN);
   /**
    * ZltControlListener::data-stream:
    * @self: the listener
@@ -542,8 +543,8 @@ zlt_control_listener_class_init (ZltControlListenerClass *klass)
    */
   signals[SIGNAL_STANDBY_REQUEST]
       = g_signal_new ("standby-request", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
-                      g_signal_accumulator_first_wins, NULL, NULL, G_TYPE_UINT, 3, G_TYPE_STRING,
-                      G_TYPE_STRING, G_TYPE_STRING);
+                      g_signal_accumulator_first_wins, NULL, NULL, ZLT_TYPE_DATA_VERDICT, 3,
+                      G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING);
   /**
    * ZltControlListener::standby-stream:
    * @self: the listener

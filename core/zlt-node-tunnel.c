@@ -21,6 +21,7 @@
 #include "zlt-error.h"
 #include "zlt-node-tunnel.h"
 #include "zlt-source.h"
+#include "zlt-util.h"
 
 /* how often the heartbeat latency is re-read while connected */
 #define LATENCY_REFRESH_MS 1000
@@ -109,12 +110,29 @@ static const char *const agent_passthrough_keys[] = {
 
 /* ---- status ---- */
 
+/* Each change is an event in the log (set the last error first: it says why). */
 static void
 set_state (ZltNodeTunnel *self, ZltTunnelState state)
 {
+  g_autoptr (GEnumClass) klass = NULL;
+  /* the other node's server, where this node dials it */
+  const char *peer = self->direction == ZLT_NODE_DIRECTION_OUTBOUND ? self->server : NULL;
+  GEnumValue *value;
+
   if (self->state == state)
     return;
   self->state = state;
+  klass = g_type_class_ref (ZLT_TYPE_TUNNEL_STATE);
+  value = g_enum_get_value (klass, state);
+  if ((state == ZLT_TUNNEL_STATE_DISCONNECTED || state == ZLT_TUNNEL_STATE_FAILED)
+      && self->last_error != NULL)
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_NODE_STATE, NULL,
+                   self->service_name, peer, "node tunnel %s: %s: %s", self->name,
+                   value != NULL ? value->value_nick : "?", self->last_error);
+  else
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_NODE_STATE, NULL,
+                   self->service_name, peer, "node tunnel %s: %s", self->name,
+                   value != NULL ? value->value_nick : "?");
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_STATE]);
 }
 

@@ -43,7 +43,8 @@ struct _ZltServerPeer
   gdouble frame_tokens;
   gint64 frame_refilled; /* monotonic µs */
   guint owed_answers;
-  gboolean dropping; /* inside the drop for a full queue: no second one */
+  gboolean dropping;       /* inside the drop for a full queue: no second one */
+  ZltLogLimit refusal_log; /* refused registrations */
 
   GSource *expiry_timer;  /* the grant's expiry */
   GSource *access_timer;  /* the access session's end */
@@ -53,7 +54,7 @@ struct _ZltServerPeer
 
 G_DEFINE_FINAL_TYPE (ZltServerPeer, zlt_server_peer, G_TYPE_OBJECT)
 
-static void peer_finish (ZltServerPeer *self, gboolean hold);
+static void peer_finish (ZltServerPeer *self, gboolean hold, const char *why);
 static void peer_end (ZltServerPeer *self, ZltReasonCode code, const char *reason, gboolean hold);
 static void arm_grant_timers (ZltServerPeer *self);
 
@@ -266,7 +267,7 @@ peer_end (ZltServerPeer *self, ZltReasonCode code, const char *reason, gboolean 
   zlt_server_peer_send (self, msg);
   zlt_channel_close (self->channel, 1000, NULL);
   /* a peer that never answers our close must not keep anything alive */
-  peer_finish (self, hold && self->state == PEER_READY);
+  peer_finish (self, hold && self->state == PEER_READY, reason);
 }
 
 /* Only a peer that went silent (heartbeat timeout) may come back to its tunnel. */
@@ -458,9 +459,11 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
   arm_grant_timers (self);
   zlt_heartbeat_start (self->heartbeat);
   zlt_uuid_format (zlt_tunnel_get_id (self->tunnel), self->id);
-  g_message ("tunnel %s %s for %s (%s)", self->id, resumed ? "resumed" : "opened",
-             zlt_channel_get_peer_address (self->channel),
-             zlt_grant_get_name (self->grant) ? zlt_grant_get_name (self->grant) : "unnamed token");
+  zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_UP, self->id, NULL,
+                 zlt_channel_get_peer_address (self->channel), "tunnel %s %s for %s (%s)", self->id,
+                 resumed ? "resumed" : "opened", zlt_channel_get_peer_address (self->channel),
+                 zlt_grant_get_name (self->grant) ? zlt_grant_get_name (self->grant)
+                                                  : "unnamed token");
   zlt_server_peer_ready (self->server, self);
 out:
   auth_data_free (d);
@@ -594,9 +597,24 @@ on_auth_deadline (gpointer user_data)
 /* ---- registrations ---- */
 
 static void
-register_fail (ZltServerPeer *self, ZltReasonCode code, const char *reason)
+register_fail (ZltServerPeer *self, const char *name, ZltReasonCode code, const char *reason)
 {
   g_autoptr (ZltMessage) fail = zlt_message_new_register_fail (reason);
+  guint suppressed = 0;
+
+  /* an agent asking in a loop must not fill the log */
+  if (zlt_log_limit_allow (&self->refusal_log, &suppressed))
+    {
+      g_autofree char *shown_name = zlt_log_escape (name, 80);
+      g_autofree char *shown = zlt_log_escape (reason, 200);
+      g_autofree char *more
+          = suppressed > 0 ? g_strdup_printf (" (%u more refusals not logged)", suppressed) : NULL;
+
+      zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_SERVICE_REFUSED, self->id,
+                     shown_name, zlt_channel_get_peer_address (self->channel),
+                     "tunnel %s: service %s refused: %s%s", self->id, shown_name, shown,
+                     more != NULL ? more : "");
+    }
 
   if (self->v2)
     zlt_message_set_code (fail, code);
@@ -605,7 +623,7 @@ register_fail (ZltServerPeer *self, ZltReasonCode code, const char *reason)
 
 /* A v1 peer gets the text only, so the text names what the code would say. */
 static void
-register_fail_error (ZltServerPeer *self, const GError *error)
+register_fail_error (ZltServerPeer *self, const char *name, const GError *error)
 {
   g_autofree char *reason = NULL;
 
@@ -613,12 +631,12 @@ register_fail_error (ZltServerPeer *self, const GError *error)
     {
       /* a failure path that forgot its GError is our bug: refuse, never crash */
       g_critical ("tunnel %s: registration failed without a reason", self->id);
-      register_fail (self, ZLT_REASON_INTERNAL, _ ("internal error"));
+      register_fail (self, name, ZLT_REASON_INTERNAL, _ ("internal error"));
       return;
     }
   if (g_error_matches (error, ZLT_ERROR, ZLT_ERROR_PORTS_EXHAUSTED))
     reason = g_strdup_printf (_ ("port range exhausted: %s"), error->message);
-  register_fail (self, zlt_reason_code_from_error (error), reason ? reason : error->message);
+  register_fail (self, name, zlt_reason_code_from_error (error), reason ? reason : error->message);
 }
 
 static void
@@ -648,13 +666,13 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
     {
       g_autofree char *shown = zlt_log_escape (msg->name, 80);
       g_debug ("tunnel %s: refusing service name “%s”", self->id, shown);
-      register_fail (self, ZLT_REASON_INVALID,
+      register_fail (self, msg->name, ZLT_REASON_INVALID,
                      _ ("invalid service name: use 1 to 64 letters, digits, '-' or '_'"));
       return;
     }
   if (msg->local_port == 0)
     {
-      register_fail (self, ZLT_REASON_INVALID, _ ("invalid local port 0"));
+      register_fail (self, msg->name, ZLT_REASON_INVALID, _ ("invalid local port 0"));
       return;
     }
   if (zlt_grant_is_expired (self->grant, g_get_real_time () / G_USEC_PER_SEC))
@@ -666,7 +684,7 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
     {
       g_autofree char *reason
           = g_strdup_printf (_ ("token is not allowed to register service “%s”"), msg->name);
-      register_fail (self, ZLT_REASON_NOT_ALLOWED, reason);
+      register_fail (self, msg->name, ZLT_REASON_NOT_ALLOWED, reason);
       return;
     }
   /* a name the token file reserves to another token is not ours to take, even while
@@ -676,7 +694,7 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
     {
       g_autofree char *reason
           = g_strdup_printf (_ ("service name “%s” is reserved to another token"), msg->name);
-      register_fail (self, ZLT_REASON_NOT_ALLOWED, reason);
+      register_fail (self, msg->name, ZLT_REASON_NOT_ALLOWED, reason);
       return;
     }
   /* a new service (not one held over a resume) counts toward the token's share */
@@ -684,12 +702,12 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
       && !zlt_quota_check (zlt_server_get_quota (self->server), zlt_grant_get_name (self->grant),
                            ZLT_QUOTA_SERVICES, &error))
     {
-      register_fail_error (self, error);
+      register_fail_error (self, msg->name, error);
       return;
     }
   if (!zlt_server_supports_protocol (self->server, msg->protocol))
     {
-      register_fail (self, ZLT_REASON_NOT_ALLOWED,
+      register_fail (self, msg->name, ZLT_REASON_NOT_ALLOWED,
                      _ ("this server has no udp transport plugin: UDP services are not available"));
       return;
     }
@@ -699,13 +717,13 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
                                            msg->local_port, msg->remote_port, expose, &error);
   if (service == NULL)
     {
-      register_fail_error (self, error);
+      register_fail_error (self, msg->name, error);
       return;
     }
   if (!zlt_server_open_service (self->server, service, &error))
     {
       zlt_registry_unregister_service (registry, service, NULL);
-      register_fail_error (self, error);
+      register_fail_error (self, msg->name, error);
       return;
     }
   /* the owner's own limits for its service, within the server's */
@@ -713,8 +731,10 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
       self->server, service,
       zlt_message_has_ext_fields (msg, ZLT_EXT_MAX_CONNECTIONS) ? msg->ext.max_connections : 0,
       zlt_message_has_ext_fields (msg, ZLT_EXT_IDLE_TIMEOUT) ? msg->ext.idle_timeout : 0);
-  g_message ("tunnel %s: service %s on port %u", self->id, msg->name,
-             zlt_service_get_assigned_port (service));
+  zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_SERVICE_REGISTERED, self->id,
+                 msg->name, zlt_channel_get_peer_address (self->channel),
+                 "tunnel %s: service %s on port %u", self->id, msg->name,
+                 zlt_service_get_assigned_port (service));
   register_ok (self, service);
 }
 
@@ -787,9 +807,10 @@ handle_message (ZltServerPeer *self, const ZltMessage *msg)
       {
         /* an agent that stops on purpose says goodbye: nothing is held for it */
         g_autofree char *reason = zlt_log_escape (msg->reason, 200);
-        g_message ("tunnel %s: %s is leaving: %s", self->id,
-                   zlt_channel_get_peer_address (self->channel), reason);
-        peer_finish (self, FALSE);
+        g_autofree char *why = g_strdup_printf ("the agent is leaving: %s", reason);
+
+        /* logged as the tunnel's end */
+        peer_finish (self, FALSE, why);
       }
       break;
     case ZLT_MESSAGE_AUTH_OK:
@@ -856,7 +877,8 @@ on_channel_closed (ZltChannel *channel, const GError *error, gpointer user_data)
     g_debug ("control channel of %s closed: %s", zlt_channel_get_peer_address (channel),
              error->message);
   /* a vanished v2 agent gets its tunnel held for a resume */
-  peer_finish (self, self->state == PEER_READY);
+  peer_finish (self, self->state == PEER_READY,
+               error != NULL ? error->message : "the control channel closed");
 }
 
 static void
@@ -876,14 +898,14 @@ on_heartbeat_timeout (ZltHeartbeat *heartbeat, gpointer user_data)
 {
   ZltServerPeer *self = user_data;
 
-  g_message ("tunnel %s: no heartbeat from %s, dropping it", self->id,
-             zlt_channel_get_peer_address (self->channel));
+  /* logged as the tunnel's end */
   zlt_server_peer_disconnect (self, ZLT_REASON_TIMEOUT, _ ("heartbeat timeout"));
 }
 
-/* Ends the peer once; the server decides what happens to its tunnel. */
+/* Ends the peer once; the server decides what happens to its tunnel. @why: what ended
+ * it, for the log. */
 static void
-peer_finish (ZltServerPeer *self, gboolean hold)
+peer_finish (ZltServerPeer *self, gboolean hold, const char *why)
 {
   gboolean was_ready = self->state == PEER_READY;
 
@@ -898,11 +920,22 @@ peer_finish (ZltServerPeer *self, gboolean hold)
   g_signal_handlers_disconnect_by_data (self->channel, self);
   if (!zlt_channel_is_closed (self->channel))
     zlt_channel_close (self->channel, 1000, NULL);
+  hold = hold && was_ready && self->v2 && (self->caps & ZLT_CAP_RESUME);
   if (self->tunnel != NULL && was_ready)
-    zlt_tunnel_set_state (self->tunnel, ZLT_TUNNEL_STATE_DISCONNECTED);
+    {
+      g_autofree char *shown = zlt_log_escape (why, 200);
+      const char *peer = zlt_channel_get_peer_address (self->channel);
+
+      if (hold)
+        zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_DOWN, self->id, NULL,
+                       peer, "tunnel %s of %s held for a resume: %s", self->id, peer, shown);
+      else
+        zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_DOWN, self->id, NULL,
+                       peer, "tunnel %s closed for %s: %s", self->id, peer, shown);
+      zlt_tunnel_set_state (self->tunnel, ZLT_TUNNEL_STATE_DISCONNECTED);
+    }
   /* may drop the server's last reference to us */
-  zlt_server_peer_gone (self->server, self,
-                        hold && was_ready && self->v2 && (self->caps & ZLT_CAP_RESUME));
+  zlt_server_peer_gone (self->server, self, hold);
 }
 
 /* After the grant changed: what it no longer covers ends now, not at the next
@@ -1014,6 +1047,7 @@ zlt_server_peer_init (ZltServerPeer *self)
 {
   self->cancellable = g_cancellable_new ();
   g_strlcpy (self->id, "-", sizeof self->id);
+  self->refusal_log = (ZltLogLimit) ZLT_LOG_LIMIT_INIT (10, 60);
 }
 
 ZltServerPeer *

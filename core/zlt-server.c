@@ -20,7 +20,7 @@
 
 #include "zlt-binding.h"
 #include "zlt-net.h"
-#include "zlt-relay.h"
+#include "zlt-relay-counted.h"
 #include "zlt-server-private.h"
 #include "zlt-source.h"
 #include "zlt-standby-pool.h"
@@ -742,15 +742,6 @@ on_standby_stream (ZltControlListener *listener, const char *tunnel_id, const ch
   zlt_standby_pool_park (self->standby, peer, id, stream);
 }
 
-static void
-count_bytes (guint64 a_to_b, guint64 b_to_a, gpointer user_data)
-{
-  RelayInfo *info = user_data;
-
-  /* a = public client, b = agent: a→b flows into the service */
-  zlt_service_add_bytes (info->service, a_to_b, b_to_a); /* the tunnel's count too */
-}
-
 /* The access stream's request was accepted: it becomes a new connection of the
  * service, looked up again (it may have gone in between). */
 static void
@@ -804,7 +795,7 @@ on_relay_finished (ZltRelay *relay, const GError *error, gpointer user_data)
       g_queue_push_tail (&self->unanswered, u);
       unanswered_expire (self);
     }
-  zlt_service_connection_closed (info->service); /* and the tunnel's signal */
+  /* the service counts the connection closed after this (zlt-relay-counted.c) */
   g_hash_table_remove (self->relays, relay);
 }
 
@@ -817,7 +808,9 @@ start_relay (ZltServer *self, GIOStream *public, GIOStream *agent, GBytes *prefi
              const ZltUuid *cid, ZltService *service, ZltTunnel *tunnel, ZltTunnel *access_tunnel,
              Account *account, gboolean standby)
 {
-  g_autoptr (ZltRelay) relay = zlt_relay_new (public, agent);
+  /* a = public client, b = agent: a→b flows into the service */
+  g_autoptr (ZltRelay) relay
+      = zlt_relay_counted_new (public, agent, ZLT_RELAY_A_TO_B, prefix, service);
   RelayInfo *info = g_new0 (RelayInfo, 1);
 
   info->standby = standby;
@@ -838,15 +831,11 @@ start_relay (ZltServer *self, GIOStream *public, GIOStream *agent, GBytes *prefi
       info->account.owner_kind = ZLT_QUOTA_CONNECTIONS;
       info->account.owner_counted = TRUE;
     }
-  if (prefix != NULL)
-    zlt_relay_set_prefix (relay, ZLT_RELAY_A_TO_B, prefix);
 
   g_hash_table_insert (self->relays, g_object_ref (relay), info);
   zlt_relay_set_idle_timeout (relay, idle_timeout_ms (self, info->service));
-  zlt_relay_set_counter_func (relay, count_bytes, info, NULL);
   g_signal_connect_object (relay, "finished", G_CALLBACK (on_relay_finished), self, 0);
-  zlt_service_connection_opened (info->service);
-  zlt_relay_start (relay);
+  zlt_relay_counted_start (relay);
 }
 
 /* Binds a parked standby connection of @peer's session to a new connection of
@@ -1028,10 +1017,12 @@ zlt_server_log_auth_failure (ZltServer *self, const char *peer, ZltReasonCode co
     return;
   shown = zlt_log_escape (reason, 200);
   if (suppressed > 0)
-    g_message ("authentication failed for %s: %s (%u more failed logins not logged)", peer, shown,
-               suppressed);
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL, peer,
+                   "authentication failed for %s: %s (%u more failed logins not logged)", peer,
+                   shown, suppressed);
   else
-    g_message ("authentication failed for %s: %s", peer, shown);
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL, peer,
+                   "authentication failed for %s: %s", peer, shown);
 }
 
 void
