@@ -75,6 +75,7 @@ struct _ZltAgent
   char *last_error;
   guint n_sessions;
   GHashTable *relays;                 /* ZltRelay* (owned) → ZltService* (owned) */
+  guint64 n_relay_errors;             /* relays that ended with a failure */
   ZltStandbyKeeper *standby;          /* the session's standby connections, if any */
   ZltLogLimit connection_failure_log; /* a dead local service fails every connection */
 };
@@ -259,6 +260,8 @@ on_relay_finished (ZltRelay *relay, const GError *error, gpointer user_data)
 {
   ZltAgent *self = user_data;
 
+  if (zlt_relay_error_is_failure (error))
+    self->n_relay_errors++;
   /* the service counts the connection closed after this (zlt-relay-counted.c) */
   g_hash_table_remove (self->relays, relay);
 }
@@ -1409,6 +1412,21 @@ zlt_agent_get_latency_us (ZltAgent *self)
 {
   g_return_val_if_fail (ZLT_IS_AGENT (self), -1);
   return zlt_heartbeat_get_latency_us (self->heartbeat);
+}
+
+/**
+ * zlt_agent_get_n_relay_errors:
+ * @self: an agent
+ *
+ * Returns: relayed connections that ended with a failure (a reset, an I/O error, an
+ *   idle timeout; not a close of either end nor one the agent made) since the agent was
+ *   made
+ */
+guint64
+zlt_agent_get_n_relay_errors (ZltAgent *self)
+{
+  g_return_val_if_fail (ZLT_IS_AGENT (self), 0);
+  return self->n_relay_errors;
 }
 
 /**

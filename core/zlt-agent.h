@@ -52,6 +52,9 @@ ZLT_AVAILABLE_IN_ALL
 gint64 zlt_agent_get_latency_us (ZltAgent *self);
 ZLT_AVAILABLE_IN_ALL
 guint zlt_agent_get_n_relays (ZltAgent *self);
+/* Relayed connections that ended with a failure since the agent was made. */
+ZLT_AVAILABLE_IN_ALL
+guint64 zlt_agent_get_n_relay_errors (ZltAgent *self);
 ZLT_AVAILABLE_IN_ALL
 guint zlt_agent_get_n_standby (ZltAgent *self);
 

@@ -71,4 +71,12 @@ guint64 zlt_relay_get_bytes_a_to_b (ZltRelay *self);
 guint64 zlt_relay_get_bytes_b_to_a (ZltRelay *self);
 gsize zlt_relay_get_buffered_bytes (ZltRelay *self);
 
+/* Whether a ::finished @error is a failure worth counting: not %NULL (both ends closed
+ * in order) nor %G_IO_ERROR_CANCELLED (closed on purpose) */
+static inline gboolean
+zlt_relay_error_is_failure (const GError *error)
+{
+  return error != NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+}
+
 G_END_DECLS

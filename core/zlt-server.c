@@ -53,6 +53,7 @@ struct _ZltServer
   guint64 n_standby_joins; /* public connections joined to a standby connection */
   ZltLogLimit auth_failure_log;
   guint64 auth_failures[ZLT_REASON_MAX + 1]; /* by reason code, since start */
+  guint64 n_relay_errors;                    /* relays that ended with a failure, since start */
   ZltLogLimit connection_failure_log;        /* public connections that could not be carried */
   gboolean running;
 };
@@ -783,6 +784,8 @@ on_relay_finished (ZltRelay *relay, const GError *error, gpointer user_data)
 
   if (info == NULL)
     return;
+  if (zlt_relay_error_is_failure (error))
+    self->n_relay_errors++;
   if (info->standby && error != NULL && zlt_relay_get_bytes_b_to_a (relay) == 0
       && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     {
@@ -1306,6 +1309,21 @@ zlt_server_get_auth_failures (ZltServer *self, ZltReasonCode code)
 {
   g_return_val_if_fail (ZLT_IS_SERVER (self), 0);
   return (guint) code <= ZLT_REASON_MAX ? self->auth_failures[code] : 0;
+}
+
+/**
+ * zlt_server_get_n_relay_errors:
+ * @self: a server
+ *
+ * Returns: relayed connections that ended with a failure (a reset, an I/O error, an
+ *   idle timeout; not a close of either end nor one the server made) since the server
+ *   was made
+ */
+guint64
+zlt_server_get_n_relay_errors (ZltServer *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER (self), 0);
+  return self->n_relay_errors;
 }
 
 /**

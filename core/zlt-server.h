@@ -52,6 +52,9 @@ guint zlt_server_get_n_pending (ZltServer *self);
 /* Relayed connections. */
 ZLT_AVAILABLE_IN_ALL
 guint zlt_server_get_n_relays (ZltServer *self);
+/* Relayed connections that ended with a failure since the server was made. */
+ZLT_AVAILABLE_IN_ALL
+guint64 zlt_server_get_n_relay_errors (ZltServer *self);
 /* Logins refused with a reason code since the server was made. */
 ZLT_AVAILABLE_IN_ALL
 guint64 zlt_server_get_auth_failures (ZltServer *self, ZltReasonCode code);

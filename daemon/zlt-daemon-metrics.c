@@ -218,6 +218,15 @@ zlt_daemon_metrics_render (ZltDaemonMetrics *self)
   if (agent != NULL)
     g_string_append_printf (out, "zlt_relays{role=\"agent\"} %u\n", zlt_agent_get_n_relays (agent));
 
+  metric_head (out, "zlt_relay_errors_total", "counter",
+               "Relayed connections that ended with a failure (a reset, an I/O error, an idle "
+               "timeout), by role.");
+  if (server != NULL)
+    g_string_append_printf (out, "zlt_relay_errors_total{role=\"server\"} %" G_GUINT64_FORMAT "\n",
+                            zlt_server_get_n_relay_errors (server));
+  if (agent != NULL)
+    g_string_append_printf (out, "zlt_relay_errors_total{role=\"agent\"} %" G_GUINT64_FORMAT "\n",
+                            zlt_agent_get_n_relay_errors (agent));
   metric_head (out, "zlt_agent_connected", "gauge", "1 while the agent role's tunnel is up.");
   if (agent != NULL)
     g_string_append_printf (out, "zlt_agent_connected %d\n",

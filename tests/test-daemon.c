@@ -823,6 +823,33 @@ assert_exposition_format (const char *text)
     }
 }
 
+static gint reset_done;
+
+/* Connects to the port, has one byte echoed, then resets: NULL, or what went wrong */
+static gpointer
+echo_then_reset_thread (gpointer data)
+{
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GSocketConnection) conn = NULL;
+  g_autoptr (GError) error = NULL;
+  char byte = 'x';
+  gpointer result = NULL;
+
+  g_socket_client_set_timeout (client, 10);
+  conn = g_socket_client_connect_to_host (client, "127.0.0.1", GPOINTER_TO_UINT (data), NULL,
+                                          &error);
+  if (conn == NULL
+      || !g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)), &byte, 1,
+                                     NULL, NULL, &error)
+      || !g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (conn)), &byte, 1,
+                                   NULL, NULL, &error))
+    result = g_strdup (error->message);
+  else
+    zlt_net_close_with_reset (G_IO_STREAM (conn));
+  g_atomic_int_set (&reset_done, 1);
+  return result;
+}
+
 /* The Prometheus endpoint answers what the roles say, and its counters grow with the
  * connections carried. */
 static void
@@ -861,6 +888,28 @@ test_metrics (Fixture *f, gconstpointer data)
   g_assert_cmpfloat (sample (after, "zlt_bytes_total{role=\"server\",direction=\"in\"}"), >=,
                      2 * 64 * 1024);
   g_assert_cmpfloat (sample (after, "zlt_connections_active{role=\"agent\"}"), ==, 0);
+
+  /* a public client that resets its connection mid-relay is a relay error */
+  {
+    double errors_before = sample (after, "zlt_relay_errors_total{role=\"server\"}");
+    double errors_now = errors_before;
+    gint64 until = g_get_monotonic_time () + timeout_ms (10000) * 1000;
+    guint port = zlt_dbus_service_get_assigned_port (server_echo);
+    GThread *resetter;
+
+    g_assert_cmpfloat (errors_before, >=, 0);
+    /* in a thread: the echo service runs on this main loop */
+    resetter = g_thread_new ("reset", echo_then_reset_thread, GUINT_TO_POINTER (port));
+    ZLT_TEST_WAIT_FOR (g_atomic_int_get (&reset_done), timeout_ms (10000));
+    g_assert_null (g_thread_join (resetter));
+    while (errors_now < errors_before + 1 && g_get_monotonic_time () < until)
+      {
+        g_clear_pointer (&after, g_free);
+        g_assert_cmpuint (scrape (f, "/metrics", &after, NULL), ==, 200);
+        errors_now = sample (after, "zlt_relay_errors_total{role=\"server\"}");
+      }
+    g_assert_cmpfloat (errors_now, ==, errors_before + 1);
+  }
 
   /* a refused login is counted by its reason (raw tokens are off by default) */
   g_assert_cmpfloat (sample (after, "zlt_auth_failures_total{reason=\"bad_token\"}"), ==, 0);
