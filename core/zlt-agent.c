@@ -828,7 +828,7 @@ handle_register_reply (ZltAgent *self, const ZltMessage *msg)
       {
         g_autofree char *tid = zlt_tunnel_dup_id_string (self->tunnel);
 
-        zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_SERVICE_REFUSED, tid,
+        zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_SERVICE_REFUSED, tid,
                        zlt_service_get_name (service), server_url (self), "%s", error->message);
       }
       set_last_error (self, error->message);
@@ -1165,10 +1165,10 @@ session_end_full (ZltAgent *self, const char *why, gboolean auth_failed)
   if (self->fatal)
     set_fatal (self, TRUE);
   if (auth_failed)
-    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL,
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL,
                    server_url (self), "%s", why);
   else if (was_up && why != NULL)
-    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_DOWN, tid, NULL,
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_TUNNEL_DOWN, tid, NULL,
                    server_url (self), "%s", why);
   else if (was_up)
     zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_DOWN, tid, NULL,

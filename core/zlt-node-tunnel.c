@@ -126,7 +126,7 @@ set_state (ZltNodeTunnel *self, ZltTunnelState state)
   value = g_enum_get_value (klass, state);
   if ((state == ZLT_TUNNEL_STATE_DISCONNECTED || state == ZLT_TUNNEL_STATE_FAILED)
       && self->last_error != NULL)
-    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_NODE_STATE, NULL,
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_NODE_STATE, NULL,
                    self->service_name, peer, "node tunnel %s: %s: %s", self->name,
                    value != NULL ? value->value_nick : "?", self->last_error);
   else

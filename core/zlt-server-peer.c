@@ -610,7 +610,7 @@ register_fail (ZltServerPeer *self, const char *name, ZltReasonCode code, const 
       g_autofree char *more
           = suppressed > 0 ? g_strdup_printf (" (%u more refusals not logged)", suppressed) : NULL;
 
-      zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_SERVICE_REFUSED, self->id,
+      zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_SERVICE_REFUSED, self->id,
                      shown_name, zlt_channel_get_peer_address (self->channel),
                      "tunnel %s: service %s refused: %s%s", self->id, shown_name, shown,
                      more != NULL ? more : "");
@@ -926,8 +926,9 @@ peer_finish (ZltServerPeer *self, gboolean hold, const char *why)
       g_autofree char *shown = zlt_log_escape (why, 200);
       const char *peer = zlt_channel_get_peer_address (self->channel);
 
+      /* held: the agent went without a goodbye (a failure); closed: a goodbye or a cut */
       if (hold)
-        zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_DOWN, self->id, NULL,
+        zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_TUNNEL_DOWN, self->id, NULL,
                        peer, "tunnel %s of %s held for a resume: %s", self->id, peer, shown);
       else
         zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_TUNNEL_DOWN, self->id, NULL,

@@ -1020,11 +1020,11 @@ zlt_server_log_auth_failure (ZltServer *self, const char *peer, ZltReasonCode co
     return;
   shown = zlt_log_escape (reason, 200);
   if (suppressed > 0)
-    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL, peer,
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL, peer,
                    "authentication failed for %s: %s (%u more failed logins not logged)", peer,
                    shown, suppressed);
   else
-    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL, peer,
+    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL, peer,
                    "authentication failed for %s: %s", peer, shown);
 }
 

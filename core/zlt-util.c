@@ -199,12 +199,17 @@ zlt_log_event (const char *domain, GLogLevelFlags level, ZltLogEvent event, cons
                const char *service, const char *peer, const char *format, ...)
 {
   g_autofree char *message = NULL;
-  GLogField fields[6];
+  GLogField fields[7];
   gsize n = 0;
   va_list args;
 
   g_return_if_fail (event < ZLT_LOG_EVENT_N);
 
+  if (level & G_LOG_LEVEL_WARNING)
+    {
+      fields[n++] = (GLogField){ "ZLT_PRIORITY", "4", -1 };
+      level = G_LOG_LEVEL_MESSAGE;
+    }
   va_start (args, format);
   message = g_strdup_vprintf (format, args);
   va_end (args);
@@ -219,4 +224,21 @@ zlt_log_event (const char *domain, GLogLevelFlags level, ZltLogEvent event, cons
   if (peer != NULL)
     fields[n++] = (GLogField){ "PEER", peer, -1 };
   g_log_structured_array (level, fields, n);
+}
+
+int
+zlt_log_record_priority (GLogLevelFlags level, const GLogField *fields, gsize n_fields)
+{
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_strcmp0 (fields[i].key, "ZLT_PRIORITY") == 0 && fields[i].length < 0)
+      return (int) g_ascii_strtoll (fields[i].value, NULL, 10);
+  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+    return 3;
+  if (level & G_LOG_LEVEL_WARNING)
+    return 4;
+  if (level & G_LOG_LEVEL_MESSAGE)
+    return 5;
+  if (level & G_LOG_LEVEL_INFO)
+    return 6;
+  return 7;
 }

@@ -72,9 +72,18 @@ typedef enum
 const char *zlt_log_event_id (ZltLogEvent event);
 
 /* Logs MESSAGE (printf @format) at @level in @domain with the event's MESSAGE_ID and
- * the fields given (%NULL ones are left out). */
+ * the fields given (%NULL ones are left out). A failure a tunnel meets at run time (a
+ * refused login, a lost connection) is logged with %G_LOG_LEVEL_WARNING: it reaches
+ * GLib as a message (GLib's warnings mean bugs, and G_DEBUG=fatal-warnings aborts on
+ * them) carrying ZLT_PRIORITY=4, which the daemon's writer gives to the journal as the
+ * record's priority (zlt_log_record_priority()). */
 void zlt_log_event (const char *domain, GLogLevelFlags level, ZltLogEvent event,
                     const char *tunnel_id, const char *service, const char *peer,
                     const char *format, ...) G_GNUC_PRINTF (7, 8);
+
+/* The syslog priority of a record: its ZLT_PRIORITY field where it has one, else
+ * what GLib's own writers give @level (3 error/critical, 4 warning, 5 message, 6 info,
+ * 7 debug). */
+int zlt_log_record_priority (GLogLevelFlags level, const GLogField *fields, gsize n_fields);
 
 G_END_DECLS

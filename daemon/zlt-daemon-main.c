@@ -62,6 +62,9 @@ log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpoin
   /* --verbose: our own debug messages, not every library's */
   if ((level & G_LOG_LEVEL_DEBUG) && !(opt_verbose && zlt_log_domain_is_ours (domain)))
     return G_LOG_WRITER_HANDLED;
+  /* a tunnel's failures are GLib messages that ask for warning (zlt_log_event()) */
+  if (zlt_log_record_priority (level, fields, n_fields) == 4 && !(level & G_LOG_LEVEL_WARNING))
+    level = (level & ~G_LOG_LEVEL_MASK) | G_LOG_LEVEL_WARNING;
   if (log_to_journal
       && g_log_writer_journald (level, fields, n_fields, data) == G_LOG_WRITER_HANDLED)
     return G_LOG_WRITER_HANDLED;

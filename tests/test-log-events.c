@@ -213,6 +213,8 @@ test_tunnel_up_down (Fixture *f, gconstpointer data)
   expected_down = g_strdup_printf ("tunnel %s closed: the agent was stopped", tunnel_id);
   assert_field (agent_down, "MESSAGE", expected_down);
   assert_field (agent_down, "PEER", f->url);
+  /* a deliberate stop is not a failure */
+  g_assert_false (g_hash_table_contains (agent_down, "ZLT_PRIORITY"));
   server_down = wait_event (ZLT_LOG_EVENT_TUNNEL_DOWN, " closed for ");
   assert_field (server_down, "TUNNEL_ID", tunnel_id);
   assert_loopback_peer (server_down);
@@ -239,8 +241,11 @@ test_auth_failed (Fixture *f, gconstpointer data)
   /* nothing of the token reaches the log */
   g_assert_null (strstr (message, "0123456789abcdef0123"));
 
+  /* failures ask the journal for warning priority, on both ends */
+  assert_field (server_failed, "ZLT_PRIORITY", "4");
   agent_failed = wait_event (ZLT_LOG_EVENT_AUTH_FAILED, "authentication failed: ");
   assert_field (agent_failed, "PEER", f->url);
+  assert_field (agent_failed, "ZLT_PRIORITY", "4");
   g_assert_cmpuint (count_events (ZLT_LOG_EVENT_TUNNEL_UP), ==, 0);
 }
 

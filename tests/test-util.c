@@ -97,11 +97,31 @@ test_log_event (void)
   g_assert_cmpstr (g_hash_table_lookup (last_fields, "GLIB_DOMAIN"), ==, "zlt");
   g_assert_false (g_hash_table_contains (last_fields, "SERVICE"));
 
+  g_assert_false (g_hash_table_contains (last_fields, "ZLT_PRIORITY"));
+
+  /* a run-time failure: a GLib message (not a GLib warning, which aborts under
+   * fatal-warnings) that asks the journal for warning priority */
   zlt_log_event ("zlt", G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_SERVICE_REFUSED, NULL, "db", NULL,
                  "refused");
-  g_assert_cmpint (last_level, ==, G_LOG_LEVEL_WARNING);
+  g_assert_cmpint (last_level, ==, G_LOG_LEVEL_MESSAGE);
+  g_assert_cmpstr (g_hash_table_lookup (last_fields, "ZLT_PRIORITY"), ==, "4");
   g_assert_cmpstr (g_hash_table_lookup (last_fields, "SERVICE"), ==, "db");
   g_assert_false (g_hash_table_contains (last_fields, "TUNNEL_ID"));
+}
+
+/* The priority the daemon's writer gives the journal: the event's own, else GLib's */
+static void
+test_log_priority (void)
+{
+  const GLogField failure[] = { { "MESSAGE", "x", -1 }, { "ZLT_PRIORITY", "4", -1 } };
+  const GLogField plain[] = { { "MESSAGE", "x", -1 } };
+
+  g_assert_cmpint (zlt_log_record_priority (G_LOG_LEVEL_MESSAGE, failure, 2), ==, 4);
+  g_assert_cmpint (zlt_log_record_priority (G_LOG_LEVEL_MESSAGE, plain, 1), ==, 5);
+  g_assert_cmpint (zlt_log_record_priority (G_LOG_LEVEL_WARNING, plain, 1), ==, 4);
+  g_assert_cmpint (zlt_log_record_priority (G_LOG_LEVEL_CRITICAL, plain, 1), ==, 3);
+  g_assert_cmpint (zlt_log_record_priority (G_LOG_LEVEL_INFO, plain, 1), ==, 6);
+  g_assert_cmpint (zlt_log_record_priority (G_LOG_LEVEL_DEBUG, plain, 1), ==, 7);
 }
 
 int
@@ -113,5 +133,6 @@ main (int argc, char **argv)
   g_test_add_func ("/util/log-escape", test_log_escape);
   g_test_add_func ("/util/log-limit", test_log_limit);
   g_test_add_func ("/util/log-event", test_log_event);
+  g_test_add_func ("/util/log-priority", test_log_priority);
   return g_test_run ();
 }
