@@ -57,6 +57,16 @@ zlt_addresses_decode (const guint8 in[ZLT_ADDRESSES_SIZE], ZltAddresses *address
   addresses->destination_port = get_be16 (in + 35);
 }
 
+gboolean
+zlt_addresses_equal (const ZltAddresses *a, const ZltAddresses *b)
+{
+  g_return_val_if_fail (a != NULL && b != NULL, FALSE);
+
+  return a->family == b->family && memcmp (a->source, b->source, 16) == 0
+         && memcmp (a->destination, b->destination, 16) == 0 && a->source_port == b->source_port
+         && a->destination_port == b->destination_port;
+}
+
 static gboolean
 all_zero (const guint8 *data, gsize len)
 {

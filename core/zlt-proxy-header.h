@@ -19,6 +19,8 @@ G_BEGIN_DECLS
  * destination port (ports big-endian). */
 void zlt_addresses_encode (const ZltAddresses *addresses, guint8 out[ZLT_ADDRESSES_SIZE]);
 void zlt_addresses_decode (const guint8 in[ZLT_ADDRESSES_SIZE], ZltAddresses *addresses);
+/* Field by field (the struct has padding). */
+gboolean zlt_addresses_equal (const ZltAddresses *a, const ZltAddresses *b);
 /* A known family, and for IPv4 the unused 12 bytes of each address zero. */
 gboolean zlt_addresses_is_valid (const ZltAddresses *addresses);
 /* "203.0.113.7:51234 > 198.51.100.1:8080", "[::1]:51234 > [::1]:8080", for logs */

@@ -131,11 +131,14 @@ test_addresses_from_sockets (void)
   g_autofree char *text6 = NULL;
 
   g_assert_true (zlt_addresses_from_socket_addresses (src4, dst4, &got));
-  g_assert_cmpmem (&got, sizeof got, &v4, sizeof v4);
+  g_assert_true (zlt_addresses_equal (&got, &v4));
   g_assert_true (zlt_addresses_from_socket_addresses (src_mapped, dst_mapped, &got));
-  g_assert_cmpmem (&got, sizeof got, &v4, sizeof v4);
+  g_assert_true (zlt_addresses_equal (&got, &v4));
   g_assert_true (zlt_addresses_from_socket_addresses (src6, dst6, &got));
-  g_assert_cmpmem (&got, sizeof got, &v6, sizeof v6);
+  g_assert_true (zlt_addresses_equal (&got, &v6));
+  g_assert_false (zlt_addresses_equal (&v4, &v6));
+  got.destination_port++;
+  g_assert_false (zlt_addresses_equal (&got, &v6));
   /* mixed families cannot be one connection */
   g_assert_false (zlt_addresses_from_socket_addresses (src4, dst6, &got));
   g_assert_false (zlt_addresses_from_socket_addresses (src4, NULL, &got));
@@ -187,7 +190,7 @@ test_addresses_tag (void)
   back = zlt_message_decode (data, len, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (zlt_message_has_ext_fields (back, ZLT_EXT_ADDRESSES));
-  g_assert_cmpmem (&back->ext.addresses, sizeof v4, &v4, sizeof v4);
+  g_assert_true (zlt_addresses_equal (&back->ext.addresses, &v4));
   g_assert_cmpstr (back->client_addr, ==, "203.0.113.7:51234");
   text = zlt_message_to_string (back);
   g_assert_nonnull (strstr (text, "addresses=203.0.113.7:51234 > 198.51.100.1:8080"));
@@ -200,7 +203,7 @@ test_addresses_tag (void)
   data = g_bytes_get_data (frame, &len);
   back6 = zlt_message_decode (data, len, NULL, &error);
   g_assert_no_error (error);
-  g_assert_cmpmem (&back6->ext.addresses, sizeof v6, &v6, sizeof v6);
+  g_assert_true (zlt_addresses_equal (&back6->ext.addresses, &v6));
 
   /* a Connect's tag only */
   zlt_message_set_addresses (heartbeat, &v4);
@@ -258,7 +261,7 @@ test_binding_addresses (void)
                    ZLT_BINDING_COMPLETE);
   g_assert_cmpuint (consumed, ==, len);
   g_assert_true (binding.has_addresses);
-  g_assert_cmpmem (&binding.addresses, sizeof v4, &v4, sizeof v4);
+  g_assert_true (zlt_addresses_equal (&binding.addresses, &v4));
   g_assert_cmpstr (binding.client_addr, ==, "203.0.113.7:443");
 
   /* format 1 still decodes, without addresses */
