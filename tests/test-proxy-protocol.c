@@ -643,6 +643,69 @@ test_haproxy_none (Fixture *f, gconstpointer data)
   zlt_test_raw_clear (&raw);
 }
 
+/* An access session's stream reaches an internal service like a public connection: the
+ * header names the access client's connection to the server (its control port) */
+static void
+test_haproxy_access (Fixture *f, gconstpointer data)
+{
+  g_autofree char *haproxy = find_haproxy ();
+  g_autofree char *expires = NULL;
+  g_autofree char *fields = NULL;
+  g_autofree char *token = NULL;
+  g_autofree char *token_path = NULL;
+  g_autofree char *agent_data = NULL;
+  g_autofree char *local = NULL;
+  g_autofree char *body = NULL;
+  g_autofree char *expected = NULL;
+  g_autoptr (GKeyFile) keyfile = g_key_file_new ();
+  g_autoptr (ZltClientConfig) config = NULL;
+  g_autoptr (ZltAccessManager) manager = NULL;
+  g_autoptr (ZltSession) session = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (haproxy == NULL)
+    {
+      g_test_skip ("haproxy is not installed (.ci/deps installs it)");
+      return;
+    }
+  start_haproxy (f);
+  expires = g_strdup_printf ("%" G_GINT64_FORMAT, g_get_real_time () / G_USEC_PER_SEC + 3600);
+  fields = g_strdup_printf ("name=access reach=web expires=%s", expires);
+  token = zlt_test_harness_add_token (&f->h, fields);
+  token_path = g_build_filename (f->h.tmpdir, "access-token", NULL);
+  g_file_set_contents_full (token_path, token, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error);
+  g_assert_no_error (error);
+
+  zlt_test_harness_start_server (&f->h);
+  zlt_test_harness_add_service (&f->h, "web", f->haproxy_port, 0);
+  g_key_file_set_string (f->h.agent_keyfile, "service:web", "expose", "internal");
+  g_key_file_set_string (f->h.agent_keyfile, "service:web", "proxy-protocol", "v2");
+  zlt_test_harness_start_agent (&f->h);
+  ZLT_TEST_WAIT_FOR (
+      zlt_registry_lookup_service_by_name (zlt_server_get_registry (f->h.server), "web", NULL)
+          != NULL,
+      10000);
+
+  /* the access client: the agent's settings with its own token */
+  agent_data = g_key_file_to_data (f->h.agent_keyfile, NULL, NULL);
+  g_assert_true (
+      g_key_file_load_from_data (keyfile, agent_data, (gsize) -1, G_KEY_FILE_NONE, &error));
+  g_key_file_set_string (keyfile, "agent", "token-file", token_path);
+  config = zlt_client_config_new_from_keyfile (keyfile, &error);
+  g_assert_no_error (error);
+  manager = zlt_access_manager_new (config, f->h.loader, &error);
+  g_assert_no_error (error);
+  session = zlt_access_manager_start_session (manager, "web", 0, 3600, &error);
+  g_assert_no_error (error);
+
+  body = ask (zlt_access_manager_get_local_port (manager, session), &local);
+  expected = g_strdup_printf (" %s:%u", zlt_test_loopback (), zlt_server_get_port (f->h.server));
+  g_assert_true (g_str_has_prefix (body, "127.0.0.1:"));
+  g_assert_true (g_str_has_suffix (body, expected));
+  /* the server's port, not HAProxy's own (the agent's connection) */
+  g_assert_cmpuint (zlt_server_get_port (f->h.server), !=, f->haproxy_port);
+}
+
 static const Case case_v1_ipv4 = { FALSE, ZLT_PROXY_PROTOCOL_V1, TRUE, TRUE };
 static const Case case_v1_ipv6 = { TRUE, ZLT_PROXY_PROTOCOL_V1, TRUE, TRUE };
 static const Case case_v2_ipv4 = { FALSE, ZLT_PROXY_PROTOCOL_V2, TRUE, TRUE };
@@ -676,6 +739,7 @@ main (int argc, char **argv)
   ADD ("/proxy-protocol/haproxy/v1/old-server", case_v1_old, test_haproxy);
   ADD ("/proxy-protocol/haproxy/v2/old-server", case_v2_old, test_haproxy);
   ADD ("/proxy-protocol/haproxy/none", case_none, test_haproxy_none);
+  ADD ("/proxy-protocol/haproxy/access", case_none, test_haproxy_access);
 #undef ADD
   {
     int ret = g_test_run ();
