@@ -228,9 +228,10 @@ typedef struct
   guint pending; /* of the two operations */
   GIOStream *local;
   GIOStream *data;
-  GBytes *prefix;         /* bytes that followed the data connection's 101 */
-  gboolean ack_late;      /* ConnectAck once the relay runs: the first bytes go first */
-  gboolean has_addresses; /* the server said where the connection came from */
+  GBytes *prefix;    /* bytes that followed the data connection's 101 */
+  gboolean ack_late; /* ConnectAck once the relay runs: the first bytes go first */
+  /* where the connection came from, when the server said (PROTOCOL-v2.md §9) */
+  gboolean has_addresses;
   ZltAddresses addresses;
 } ConnectData;
 

@@ -19,8 +19,8 @@
 #include <glib/gi18n-lib.h>
 
 #include "zlt-binding.h"
-#include "zlt-proxy-header.h"
 #include "zlt-net.h"
+#include "zlt-proxy-header.h"
 #include "zlt-relay.h"
 #include "zlt-server-private.h"
 #include "zlt-source.h"
