@@ -18,6 +18,7 @@
 #include "zlt-heartbeat.h"
 #include "zlt-message.h"
 #include "zlt-net.h"
+#include "zlt-proxy-header.h"
 #include "zlt-relay-counted.h"
 #include "zlt-source.h"
 #include "zlt-standby-keeper.h"
@@ -78,6 +79,7 @@ struct _ZltAgent
   guint64 n_relay_errors;             /* relays that ended with a failure */
   ZltStandbyKeeper *standby;          /* the session's standby connections, if any */
   ZltLogLimit connection_failure_log; /* a dead local service fails every connection */
+  gboolean proxy_unknown_logged;      /* PROXY header without the client's address, once */
 };
 
 /**
@@ -237,6 +239,9 @@ typedef struct
   GIOStream *data;
   GBytes *prefix;    /* bytes that followed the data connection's 101 */
   gboolean ack_late; /* ConnectAck once the relay runs: the first bytes go first */
+  /* where the connection came from, when the server said (PROTOCOL-v2.md §9) */
+  gboolean has_addresses;
+  ZltAddresses addresses;
 } ConnectData;
 
 static void
@@ -289,6 +294,41 @@ connect_fail (ZltAgent *self, const ZltUuid *connection_id, const char *reason)
   send_message (self, fail);
 }
 
+/* The PROXY protocol header @d's service wants before the client's first bytes
+ * (PROTOCOL-v2.md §9), followed by those bytes; @d's prefix as it is when the service
+ * wants none. */
+static GBytes *
+proxy_prefix (ZltAgent *self, ConnectData *d)
+{
+  const ZltServiceConfig *sc
+      = zlt_client_config_lookup_service (self->config, zlt_service_get_name (d->service));
+  const ZltAddresses *addresses = NULL;
+  g_autoptr (GBytes) header = NULL;
+  g_autoptr (GByteArray) all = NULL;
+
+  if (sc == NULL || sc->proxy_protocol == ZLT_PROXY_PROTOCOL_NONE)
+    return d->prefix != NULL ? g_bytes_ref (d->prefix) : NULL;
+  if (d->has_addresses && zlt_addresses_is_valid (&d->addresses))
+    addresses = &d->addresses;
+  else if (!self->proxy_unknown_logged)
+    {
+      /* an older server, or one that could not tell: the service hears "unknown" */
+      self->proxy_unknown_logged = TRUE;
+      g_message ("the server sends no client addresses: %s gets PROXY headers without them "
+                 "(v1 UNKNOWN, v2 LOCAL)",
+                 zlt_service_get_name (d->service));
+    }
+  header
+      = zlt_proxy_header_new (sc->proxy_protocol, zlt_service_get_protocol (d->service), addresses);
+  if (d->prefix == NULL || g_bytes_get_size (d->prefix) == 0)
+    return g_steal_pointer (&header);
+  all = g_byte_array_sized_new ((guint) (g_bytes_get_size (header) + g_bytes_get_size (d->prefix)));
+  g_byte_array_append (all, g_bytes_get_data (header, NULL), (guint) g_bytes_get_size (header));
+  g_byte_array_append (all, g_bytes_get_data (d->prefix, NULL),
+                       (guint) g_bytes_get_size (d->prefix));
+  return g_byte_array_free_to_bytes (g_steal_pointer (&all));
+}
+
 /* Both operations have finished: relay, or give up (closing whatever opened). */
 static void
 connect_join (ConnectData *d)
@@ -300,9 +340,12 @@ connect_join (ConnectData *d)
     return;
   if (d->local != NULL && d->data != NULL)
     {
+      g_autoptr (GBytes) prefix = proxy_prefix (self, d);
+
       /* a = data connection (from the public side), b = local service; the tunnel's
-       * counters follow the service's */
-      relay = zlt_relay_counted_new (d->data, d->local, ZLT_RELAY_A_TO_B, d->prefix, d->service);
+       * counters follow the service's; a PROXY header (when the service asks for one)
+       * goes before the first byte */
+      relay = zlt_relay_counted_new (d->data, d->local, ZLT_RELAY_A_TO_B, prefix, d->service);
       g_signal_connect_object (relay, "finished", G_CALLBACK (on_relay_finished), self, 0);
       g_hash_table_insert (self->relays, g_object_ref (relay), g_object_ref (d->service));
       /* the relay owns the streams now */
@@ -419,6 +462,8 @@ on_standby_bound (GIOStream *stream, GBytes *rest, const ZltBinding *binding, gp
   d->connection_id = binding->connection_id;
   d->data = stream;
   d->prefix = g_bytes_ref (rest);
+  d->has_addresses = binding->has_addresses;
+  d->addresses = binding->addresses;
   d->pending = 1;
   dial_local (self, d);
 }
@@ -446,6 +491,8 @@ handle_connect (ZltAgent *self, const ZltMessage *msg)
   d->agent = g_object_ref (self);
   d->service = g_object_ref (service);
   d->connection_id = msg->connection_id;
+  d->has_addresses = zlt_message_has_ext_fields (msg, ZLT_EXT_ADDRESSES);
+  d->addresses = msg->ext.addresses;
   d->pending = 2;
   dial_local (self, d);
 
@@ -884,7 +931,7 @@ send_auth (ZltAgent *self)
     {
       guint8 proof[ZLT_HASH_SIZE];
       guint32 caps = ZLT_CAP_DATA_RAW | ZLT_CAP_RESUME | ZLT_CAP_UDP | ZLT_CAP_ACCESS
-                     | (wants_standby (self) ? ZLT_CAP_STANDBY : 0);
+                     | ZLT_CAP_ADDRESSES | (wants_standby (self) ? ZLT_CAP_STANDBY : 0);
       self->v2 = TRUE;
       if (zlt_channel_get_bearer_wanted (self->channel))
         {
@@ -975,6 +1022,7 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
   zlt_source_clear (&self->auth_deadline);
   self->session_started = g_get_monotonic_time ();
   self->n_sessions++;
+  self->proxy_unknown_logged = FALSE; /* this server may tell, or not */
   zlt_tunnel_set_id (self->tunnel, &msg->tunnel_id);
   /* the tunnel object outlives sessions: its age is this session's, unless resumed */
   if (!resumed)

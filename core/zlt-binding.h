@@ -4,6 +4,7 @@
 
 #include <glib.h>
 
+#include "zlt-message.h"
 #include "zlt-uuid.h"
 
 G_BEGIN_DECLS
@@ -18,9 +19,12 @@ G_BEGIN_DECLS
 #define ZLT_STANDBY_AGENT_LIMIT_MS (ZLT_STANDBY_LIFETIME_MS + 15 * 1000)
 
 #define ZLT_BINDING_MAGIC 0xB1 /* a binding, format 1 */
+/* format 2: format 1 and the ADDRESSES value (PROTOCOL-v2.md §9), for agents with the
+ * ADDRESSES capability */
+#define ZLT_BINDING_MAGIC_ADDRESSES 0xB2
 #define ZLT_BINDING_FIXED_SIZE (1 + 2 * ZLT_UUID_SIZE + 1)
 #define ZLT_BINDING_ADDR_MAX 255
-#define ZLT_BINDING_MAX_SIZE (ZLT_BINDING_FIXED_SIZE + ZLT_BINDING_ADDR_MAX)
+#define ZLT_BINDING_MAX_SIZE (ZLT_BINDING_FIXED_SIZE + ZLT_BINDING_ADDR_MAX + ZLT_ADDRESSES_SIZE)
 
 /* A decoded binding. */
 typedef struct
@@ -28,6 +32,8 @@ typedef struct
   ZltUuid connection_id;
   ZltUuid service_id;
   char client_addr[ZLT_BINDING_ADDR_MAX + 1]; /* as in Connect; NUL-terminated */
+  gboolean has_addresses;                     /* format 2 */
+  ZltAddresses addresses;                     /* as on the wire: check before use */
 } ZltBinding;
 
 typedef enum
@@ -42,6 +48,10 @@ typedef enum
  * returns its size. */
 gsize zlt_binding_encode (const ZltUuid *connection_id, const ZltUuid *service_id,
                           const char *client_addr, guint8 out[ZLT_BINDING_MAX_SIZE]);
+/* The same with @addresses: a binding of format 2 (NULL: format 1). */
+gsize zlt_binding_encode_full (const ZltUuid *connection_id, const ZltUuid *service_id,
+                               const char *client_addr, const ZltAddresses *addresses,
+                               guint8 out[ZLT_BINDING_MAX_SIZE]);
 /* Decodes a binding from the first @len bytes that arrived on a standby connection. */
 ZltBindingStatus zlt_binding_decode (const guint8 *data, gsize len, ZltBinding *binding,
                                      gsize *consumed);

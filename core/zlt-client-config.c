@@ -63,8 +63,8 @@ static const char *const agent_keys[] = {
 };
 
 static const char *const service_keys[] = {
-  "protocol", "local-host",      "local-port",   "remote-port",
-  "expose",   "max-connections", "idle-timeout", NULL,
+  "protocol",        "local-host",   "local-port",     "remote-port", "expose",
+  "max-connections", "idle-timeout", "proxy-protocol", NULL,
 };
 
 /* ZltServiceConfig */
@@ -114,6 +114,7 @@ zlt_service_config_copy (const ZltServiceConfig *service)
                                  service->local_port, service->remote_port, service->expose);
   copy->max_connections = service->max_connections;
   copy->idle_timeout = service->idle_timeout;
+  copy->proxy_protocol = service->proxy_protocol;
   return copy;
 }
 
@@ -174,6 +175,21 @@ zlt_service_config_validate (const ZltServiceConfig *service, GError **error)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
                    _ ("[service:%s] expose: must be public or internal"), service->name);
+      return FALSE;
+    }
+  if (service->proxy_protocol > ZLT_PROXY_PROTOCOL_V2)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                   _ ("[service:%s] proxy-protocol: must be none, v1 or v2"), service->name);
+      return FALSE;
+    }
+  /* a header in front of a flow's first datagram only is lost with it, and one in
+   * front of every datagram is not what most UDP services read: none (PROTOCOL-v2.md §9) */
+  if (service->protocol == ZLT_PROTOCOL_UDP && service->proxy_protocol != ZLT_PROXY_PROTOCOL_NONE)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                   _ ("[service:%s] proxy-protocol: only tcp services get a PROXY header"),
+                   service->name);
       return FALSE;
     }
   if (service->expose == ZLT_EXPOSE_INTERNAL && service->remote_port != 0)
@@ -424,6 +440,7 @@ zlt_client_config_parse_service (GKeyFile *kf, const char *group, GError **error
   g_autofree char *protocol = NULL;
   g_autofree char *expose = NULL;
   g_autofree char *local_host = NULL;
+  g_autofree char *proxy = NULL;
   guint local_port = 0;
   guint remote_port = 0;
 
@@ -476,6 +493,15 @@ zlt_client_config_parse_service (GKeyFile *kf, const char *group, GError **error
   else if (expose != NULL && g_strcmp0 (expose, "public") != 0)
     {
       zlt_config_error (error, group, "expose", _ ("must be public or internal, not ‘%s’"), expose);
+      return NULL;
+    }
+  proxy = zlt_config_get_string (kf, group, "proxy-protocol", error);
+  if (*error != NULL)
+    return NULL;
+  if (proxy != NULL && !zlt_proxy_protocol_from_string (proxy, &service->proxy_protocol))
+    {
+      zlt_config_error (error, group, "proxy-protocol", _ ("must be none, v1 or v2, not ‘%s’"),
+                        proxy);
       return NULL;
     }
   if (!zlt_service_config_validate (service, error))
@@ -626,6 +652,8 @@ zlt_client_config_write_service (GKeyFile *kf, const ZltServiceConfig *service)
                          service->expose == ZLT_EXPOSE_INTERNAL ? "internal" : "public");
   g_key_file_set_uint64 (kf, group, "max-connections", service->max_connections);
   g_key_file_set_uint64 (kf, group, "idle-timeout", service->idle_timeout);
+  g_key_file_set_string (kf, group, "proxy-protocol",
+                         zlt_proxy_protocol_to_string (service->proxy_protocol));
 }
 
 /**

@@ -26,6 +26,8 @@ G_BEGIN_DECLS
  * @max_connections: live connections the server lets through at once, 0 = its own limit
  * @idle_timeout: seconds a connection may move no byte before it is cut, 0 = the
  *   server's
+ * @proxy_protocol: the PROXY protocol header the agent writes to the service before
+ *   the first byte of each connection (none, v1 or v2; PROTOCOL-v2.md §9)
  *
  * One service the agent exposes, as configured. A plain boxed struct.
  */
@@ -39,6 +41,7 @@ typedef struct
   ZltExpose expose;
   guint max_connections;
   guint idle_timeout;
+  ZltProxyProtocol proxy_protocol;
 } ZltServiceConfig;
 
 #define ZLT_TYPE_SERVICE_CONFIG (zlt_service_config_get_type ())

@@ -8,14 +8,15 @@
 #include <string.h>
 
 #include "zlt-message.h"
+#include "zlt-proxy-header.h"
 
 #define EXT_ENTRY_HEADER 3 /* u8 tag, u16 length */
-#define EXT_TAG_MAX ZLT_EXT_TAG_STANDBY_MAX
+#define EXT_TAG_MAX ZLT_EXT_TAG_ADDRESSES
 #define EXT_KNOWN_FLAGS                                                                            \
   (ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_PROOF | ZLT_EXT_RESUME | ZLT_EXT_RESUME_SECRET         \
    | ZLT_EXT_HEARTBEAT_MS | ZLT_EXT_RESUMED | ZLT_EXT_ASSIGNED_PORT | ZLT_EXT_EXPOSE               \
    | ZLT_EXT_CODE | ZLT_EXT_SERVER_PROOF | ZLT_EXT_ACCESS_TTL | ZLT_EXT_MAX_CONNECTIONS            \
-   | ZLT_EXT_IDLE_TIMEOUT | ZLT_EXT_TIMESTAMP_US | ZLT_EXT_STANDBY_MAX)
+   | ZLT_EXT_IDLE_TIMEOUT | ZLT_EXT_TIMESTAMP_US | ZLT_EXT_STANDBY_MAX | ZLT_EXT_ADDRESSES)
 
 typedef struct
 {
@@ -41,6 +42,7 @@ static const ExtTagInfo ext_tags[EXT_TAG_MAX + 1] = {
   [ZLT_EXT_TAG_IDLE_TIMEOUT] = { "IDLE_TIMEOUT", 4 },
   [ZLT_EXT_TAG_TIMESTAMP_US] = { "TIMESTAMP_US", 8 },
   [ZLT_EXT_TAG_STANDBY_MAX] = { "STANDBY_MAX", 2 },
+  [ZLT_EXT_TAG_ADDRESSES] = { "ADDRESSES", ZLT_ADDRESSES_SIZE },
 };
 
 /**
@@ -81,6 +83,27 @@ static const ExtTagInfo ext_tags[EXT_TAG_MAX + 1] = {
  */
 
 /**
+ * ZltAddressFamily:
+ * @ZLT_ADDRESS_FAMILY_IPV4: IPv4 addresses (4 bytes each)
+ * @ZLT_ADDRESS_FAMILY_IPV6: IPv6 addresses (16 bytes each)
+ *
+ * The family byte of the ADDRESSES tag (PROTOCOL-v2.md §9).
+ */
+
+/**
+ * ZltAddresses:
+ * @family: a #ZltAddressFamily; kept as on the wire
+ * @source: the public client's address (IPv4: the first 4 bytes, the rest zero)
+ * @destination: the server's end of the public connection (same layout)
+ * @source_port: the client's port
+ * @destination_port: the server's (public) port
+ *
+ * The value of the ADDRESSES tag: a public connection's two ends as the server saw
+ * them, which an agent passes to its service in a PROXY protocol header
+ * (PROTOCOL-v2.md §9).
+ */
+
+/**
  * ZltMessageExt:
  * @present: which fields are set: one #ZltExtFlags bit per tag
  * @version: VERSION: the protocol version the sender speaks
@@ -100,6 +123,7 @@ static const ExtTagInfo ext_tags[EXT_TAG_MAX + 1] = {
  * @idle_timeout: IDLE_TIMEOUT: Register: seconds a relayed connection may stay silent
  * @timestamp_us: TIMESTAMP_US: Heartbeat(Ack): the same moment as the v1 field, in µs
  * @standby_max: STANDBY_MAX: AuthOk: standby data connections the server parks, at most
+ * @addresses: ADDRESSES: Connect: the public connection's ends as the server saw them
  *
  * The values of a v2 extension block (PROTOCOL-v2.md §1). Only the fields whose bit is
  * set in @present are meaningful; the others are zero. The `zlt_message_set_*()`
@@ -143,6 +167,7 @@ static const ExtTagInfo ext_tags[EXT_TAG_MAX + 1] = {
  * @ZLT_EXT_TAG_IDLE_TIMEOUT: seconds a relayed connection may stay silent (u32)
  * @ZLT_EXT_TAG_TIMESTAMP_US: a heartbeat's time in µs (u64)
  * @ZLT_EXT_TAG_STANDBY_MAX: standby connections parked at most (u16)
+ * @ZLT_EXT_TAG_ADDRESSES: a connection's client and server addresses (37 bytes)
  *
  * The tags of a v2 extension block, as on the wire (PROTOCOL-v2.md §1).
  */
@@ -165,6 +190,7 @@ static const ExtTagInfo ext_tags[EXT_TAG_MAX + 1] = {
  * @ZLT_EXT_IDLE_TIMEOUT: #ZltMessageExt.idle_timeout is set
  * @ZLT_EXT_TIMESTAMP_US: #ZltMessageExt.timestamp_us is set
  * @ZLT_EXT_STANDBY_MAX: #ZltMessageExt.standby_max is set
+ * @ZLT_EXT_ADDRESSES: #ZltMessageExt.addresses is set
  *
  * The bits of #ZltMessageExt.present: bit number = tag.
  */
@@ -177,6 +203,8 @@ static const ExtTagInfo ext_tags[EXT_TAG_MAX + 1] = {
  * @ZLT_CAP_RESUME: tunnel resumption after a reconnect
  * @ZLT_CAP_ACCESS: on-demand access sessions (PROTOCOL-v2.md §6)
  * @ZLT_CAP_STANDBY: standby data connections (PROTOCOL-v2.md §8)
+ * @ZLT_CAP_BEARER: Auth: the token field is the raw token (PROTOCOL-v2.md §2a)
+ * @ZLT_CAP_ADDRESSES: ADDRESSES in Connect and bindings of format 2 (PROTOCOL-v2.md §9)
  *
  * The capability bits of the CAPS tag: what each end supports.
  */
@@ -330,6 +358,8 @@ ext_flags_for_type (ZltMessageType type)
     case ZLT_MESSAGE_HEARTBEAT:
     case ZLT_MESSAGE_HEARTBEAT_ACK:
       return ZLT_EXT_TIMESTAMP_US;
+    case ZLT_MESSAGE_CONNECT:
+      return ZLT_EXT_ADDRESSES;
     default:
       return 0;
     }
@@ -858,6 +888,21 @@ zlt_message_set_standby_max (ZltMessage *msg, guint16 standby_max)
 }
 
 /**
+ * zlt_message_set_addresses:
+ * @msg: a Connect
+ * @addresses: the public connection's client and server ends as the server saw them
+ *
+ * Sets the ADDRESSES tag (PROTOCOL-v2.md §9).
+ */
+void
+zlt_message_set_addresses (ZltMessage *msg, const ZltAddresses *addresses)
+{
+  g_return_if_fail (msg != NULL && addresses != NULL);
+  msg->ext.addresses = *addresses;
+  ext_mark (msg, ZLT_EXT_ADDRESSES);
+}
+
+/**
  * zlt_message_set_idle_timeout:
  * @msg: a message
  * @seconds: how long a relayed connection may stay silent
@@ -1072,6 +1117,9 @@ put_ext (Writer *w, const ZltMessage *msg, GError **error)
         case ZLT_EXT_TAG_STANDBY_MAX:
           buf[0] = (guint8) (ext->standby_max >> 8);
           buf[1] = (guint8) ext->standby_max;
+          break;
+        case ZLT_EXT_TAG_ADDRESSES:
+          zlt_addresses_encode (&ext->addresses, buf);
           break;
         default:
           continue;
@@ -1395,6 +1443,9 @@ ext_store (ZltMessageExt *ext, ZltExtTag tag, const guint8 *v)
       break;
     case ZLT_EXT_TAG_STANDBY_MAX:
       ext->standby_max = be16 (v);
+      break;
+    case ZLT_EXT_TAG_ADDRESSES:
+      zlt_addresses_decode (v, &ext->addresses);
       break;
     default:
       break;
@@ -1787,6 +1838,11 @@ zlt_message_to_string (const ZltMessage *msg)
     g_string_append_printf (s, " timestamp_us=%" G_GUINT64_FORMAT, ext->timestamp_us);
   if (ext->present & ZLT_EXT_STANDBY_MAX)
     g_string_append_printf (s, " standby_max=%u", ext->standby_max);
+  if (ext->present & ZLT_EXT_ADDRESSES)
+    {
+      g_autofree char *addresses = zlt_addresses_to_string (&ext->addresses);
+      g_string_append_printf (s, " addresses=%s", addresses);
+    }
   g_string_append (s, " }");
   return g_string_free (s, FALSE);
 }

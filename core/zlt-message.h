@@ -54,6 +54,7 @@ typedef enum
   ZLT_EXT_TAG_IDLE_TIMEOUT = 0x0E,
   ZLT_EXT_TAG_TIMESTAMP_US = 0x0F,
   ZLT_EXT_TAG_STANDBY_MAX = 0x10,
+  ZLT_EXT_TAG_ADDRESSES = 0x11,
 } ZltExtTag;
 
 /* Bits of ZltMessageExt.present: one per tag, bit number = tag. */
@@ -76,6 +77,7 @@ typedef enum
   ZLT_EXT_IDLE_TIMEOUT = ZLT_EXT_FLAG (ZLT_EXT_TAG_IDLE_TIMEOUT),
   ZLT_EXT_TIMESTAMP_US = ZLT_EXT_FLAG (ZLT_EXT_TAG_TIMESTAMP_US),
   ZLT_EXT_STANDBY_MAX = ZLT_EXT_FLAG (ZLT_EXT_TAG_STANDBY_MAX),
+  ZLT_EXT_ADDRESSES = ZLT_EXT_FLAG (ZLT_EXT_TAG_ADDRESSES),
 } ZltExtFlags;
 
 /* Capability bits of the CAPS tag. */
@@ -87,7 +89,8 @@ typedef enum
   ZLT_CAP_RESUME = 0x8,
   ZLT_CAP_ACCESS = 0x10,
   ZLT_CAP_STANDBY = 0x20,
-  ZLT_CAP_BEARER = 0x40, /* Auth: the token field is the raw token (PROTOCOL-v2.md §2a) */
+  ZLT_CAP_BEARER = 0x40,    /* Auth: the token field is the raw token (PROTOCOL-v2.md §2a) */
+  ZLT_CAP_ADDRESSES = 0x80, /* ADDRESSES in Connect, bindings of format 2 (PROTOCOL-v2.md §9) */
 } ZltCapabilities;
 
 /* Machine-readable reasons of the CODE tag; 0 is "no code". */
@@ -114,6 +117,23 @@ typedef enum
 /* the highest reason code this build knows; peers may send higher ones */
 #define ZLT_REASON_MAX ZLT_REASON_INVALID
 
+/* The ADDRESSES tag: a public connection's two ends as the server saw them. */
+#define ZLT_ADDRESSES_SIZE 37
+typedef enum
+{
+  ZLT_ADDRESS_FAMILY_IPV4 = 4,
+  ZLT_ADDRESS_FAMILY_IPV6 = 6,
+} ZltAddressFamily;
+
+typedef struct
+{
+  guint8 family;          /* ZltAddressFamily; kept as on the wire */
+  guint8 source[16];      /* the client; IPv4: the first 4 bytes, the rest zero */
+  guint8 destination[16]; /* the server's end of the connection (its public port) */
+  guint16 source_port;
+  guint16 destination_port;
+} ZltAddresses;
+
 /* The values of a v2 extension block. Only the fields whose bit is set in present are
  * meaningful; the others are zero. */
 typedef struct
@@ -136,6 +156,7 @@ typedef struct
   guint32 idle_timeout;    /* Register: seconds a relayed connection may stay silent */
   guint64 timestamp_us;    /* Heartbeat(Ack): the same moment as the v1 field, in µs */
   guint16 standby_max;     /* AuthOk: standby data connections the server parks, at most */
+  ZltAddresses addresses;  /* Connect: the public connection's ends as the server saw them */
 } ZltMessageExt;
 
 /* One decoded (or to be encoded) frame. Which fields a type uses is in PROTOCOL.md §1.3;
@@ -245,6 +266,8 @@ ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_timestamp_us (ZltMessage *msg, guint64 timestamp_us);
 ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_standby_max (ZltMessage *msg, guint16 standby_max);
+ZLT_AVAILABLE_IN_ALL
+void zlt_message_set_addresses (ZltMessage *msg, const ZltAddresses *addresses);
 /* TRUE when every tag in flags (ZltExtFlags) was present. */
 ZLT_AVAILABLE_IN_ALL
 gboolean zlt_message_has_ext_fields (const ZltMessage *msg, guint32 flags);

@@ -308,6 +308,9 @@ send_auth_ok (ZltServerPeer *self, gboolean resumed, const ZltUuid *client_id)
       GBytes *nonce = zlt_channel_get_nonce (self->channel);
       guint32 caps = server_caps (self->grant) | (self->bearer ? ZLT_CAP_BEARER : 0);
 
+      /* client addresses (PROTOCOL-v2.md §9) go to an agent that understands them */
+      caps |= self->caps & ZLT_CAP_ADDRESSES;
+
       zlt_message_set_version (ok, ZLT_PROTOCOL_VERSION);
       /* standby connections only for an agent that asked (PROTOCOL-v2.md §8): the
        * others get the AuthOk they always had */

@@ -51,6 +51,10 @@ void zlt_server_rights_changed (ZltServer *self, ZltServerPeer *peer);
 /* closes every access stream a tunnel's client holds (its time to live ran out) */
 void zlt_server_end_access (ZltServer *self, ZltTunnel *access_tunnel);
 
+/* Tests: whether client addresses (PROTOCOL-v2.md §9) go to the agents that understand
+ * them (the default), or to none, as from a server older than them. */
+void zlt_server_set_send_addresses (ZltServer *self, gboolean send);
+
 /* v2 sessions that may come back (zlt-resume-book.h) */
 ZltResumeBook *zlt_server_get_resume_book (ZltServer *self);
 

@@ -20,6 +20,7 @@
 
 #include "zlt-binding.h"
 #include "zlt-net.h"
+#include "zlt-proxy-header.h"
 #include "zlt-relay-counted.h"
 #include "zlt-server-private.h"
 #include "zlt-source.h"
@@ -51,6 +52,7 @@ struct _ZltServer
   ZltStandbyPool *standby; /* parked standby connections, per peer */
   guint64 n_connects_sent; /* Connect frames for public connections */
   guint64 n_standby_joins; /* public connections joined to a standby connection */
+  gboolean no_addresses;   /* tests: send no client addresses (PROTOCOL-v2.md §9) */
   ZltLogLimit auth_failure_log;
   guint64 auth_failures[ZLT_REASON_MAX + 1]; /* by reason code, since start */
   guint64 n_relay_errors;                    /* relays that ended with a failure, since start */
@@ -377,7 +379,8 @@ may_connect (ZltServer *self, ZltService *service, const char *owner)
 }
 
 static gboolean join_standby (ZltServer *self, ZltServerPeer *peer, ZltService *service,
-                              GIOStream *stream, const char *client_addr, ZltTunnel *access_tunnel,
+                              GIOStream *stream, const char *client_addr,
+                              const ZltAddresses *addresses, ZltTunnel *access_tunnel,
                               Account *account);
 
 static void
@@ -388,6 +391,8 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const
   ZltServerPeer *peer = tunnel ? g_hash_table_lookup (self->peer_by_tunnel, tunnel) : NULL;
   ZltGrant *grant;
   g_autoptr (ZltMessage) connect = NULL;
+  ZltAddresses addresses_buf;
+  const ZltAddresses *addresses = NULL;
   Pending *p;
 
   if (peer == NULL || g_hash_table_size (self->pending) >= MAX_PENDING)
@@ -405,8 +410,12 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const
       zlt_net_close_with_reset (stream);
       return;
     }
+  /* the client's and our addresses, for the service's PROXY header (PROTOCOL-v2.md §9) */
+  if ((zlt_server_peer_get_caps (peer) & ZLT_CAP_ADDRESSES) && !self->no_addresses
+      && zlt_addresses_from_stream (stream, &addresses_buf))
+    addresses = &addresses_buf;
   /* a parked standby connection carries it at once; none left: the Connect path */
-  if (join_standby (self, peer, service, stream, client_addr, access_tunnel, account))
+  if (join_standby (self, peer, service, stream, client_addr, addresses, access_tunnel, account))
     return;
 
   p = g_new0 (Pending, 1);
@@ -435,6 +444,8 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const
 
   connect = zlt_message_new_connect (zlt_service_get_id (service), &p->id,
                                      client_addr ? client_addr : "");
+  if (addresses != NULL)
+    zlt_message_set_addresses (connect, addresses);
   if (!zlt_server_peer_send (peer, connect))
     g_hash_table_remove (self->pending, &p->id);
   else
@@ -848,7 +859,8 @@ start_relay (ZltServer *self, GIOStream *public, GIOStream *agent, GBytes *prefi
  * FALSE when none is left: the connection takes the Connect path. */
 static gboolean
 join_standby (ZltServer *self, ZltServerPeer *peer, ZltService *service, GIOStream *stream,
-              const char *client_addr, ZltTunnel *access_tunnel, Account *account)
+              const char *client_addr, const ZltAddresses *addresses, ZltTunnel *access_tunnel,
+              Account *account)
 {
   ZltGrant *grant = zlt_server_peer_get_grant (peer);
   guint8 binding[ZLT_BINDING_MAX_SIZE];
@@ -866,7 +878,8 @@ join_standby (ZltServer *self, ZltServerPeer *peer, ZltService *service, GIOStre
       gssize written = 0;
 
       zlt_uuid_generate (&cid);
-      len = zlt_binding_encode (&cid, zlt_service_get_id (service), client_addr, binding);
+      len = zlt_binding_encode_full (&cid, zlt_service_get_id (service), client_addr, addresses,
+                                     binding);
       /* an idle connection takes a few dozen bytes at once; what it does not take
        * goes first through the relay */
       if (G_IS_POLLABLE_OUTPUT_STREAM (out))
@@ -1401,6 +1414,13 @@ zlt_server_get_n_standby_retired (ZltServer *self)
 {
   g_return_val_if_fail (ZLT_IS_SERVER (self), 0);
   return zlt_standby_pool_get_n_retired (self->standby);
+}
+
+void
+zlt_server_set_send_addresses (ZltServer *self, gboolean send)
+{
+  g_return_if_fail (ZLT_IS_SERVER (self));
+  self->no_addresses = !send;
 }
 
 /**

@@ -20,6 +20,17 @@
  */
 
 /**
+ * ZltProxyProtocol:
+ * @ZLT_PROXY_PROTOCOL_NONE: the service gets the public client's bytes only
+ * @ZLT_PROXY_PROTOCOL_V1: a PROXY protocol v1 header (text) comes first
+ * @ZLT_PROXY_PROTOCOL_V2: a PROXY protocol v2 header (binary) comes first
+ *
+ * The PROXY protocol header (HAProxy's specification) an agent writes to a service
+ * before the first byte of each connection, carrying the public client's address and
+ * port and the server's public address and port (PROTOCOL-v2.md §9).
+ */
+
+/**
  * ZltTunnelState:
  * @ZLT_TUNNEL_STATE_PENDING: not started
  * @ZLT_TUNNEL_STATE_CONNECTING: dialing or authenticating
@@ -82,6 +93,49 @@ zlt_protocol_from_string (const char *str, ZltProtocol *out)
     *out = ZLT_PROTOCOL_TCP;
   else if (g_strcmp0 (str, "udp") == 0)
     *out = ZLT_PROTOCOL_UDP;
+  else
+    return FALSE;
+  return TRUE;
+}
+
+/**
+ * zlt_proxy_protocol_to_string:
+ * @proxy: a PROXY protocol version
+ *
+ * Returns: "none", "v1", "v2", or "unknown"
+ */
+const char *
+zlt_proxy_protocol_to_string (ZltProxyProtocol proxy)
+{
+  switch (proxy)
+    {
+    case ZLT_PROXY_PROTOCOL_NONE:
+      return "none";
+    case ZLT_PROXY_PROTOCOL_V1:
+      return "v1";
+    case ZLT_PROXY_PROTOCOL_V2:
+      return "v2";
+    default:
+      return "unknown";
+    }
+}
+
+/**
+ * zlt_proxy_protocol_from_string:
+ * @str: (nullable): "none", "v1" or "v2"
+ * @out: (out): the version
+ *
+ * Returns: %TRUE when @str names a PROXY protocol version
+ */
+gboolean
+zlt_proxy_protocol_from_string (const char *str, ZltProxyProtocol *out)
+{
+  if (g_strcmp0 (str, "none") == 0)
+    *out = ZLT_PROXY_PROTOCOL_NONE;
+  else if (g_strcmp0 (str, "v1") == 0)
+    *out = ZLT_PROXY_PROTOCOL_V1;
+  else if (g_strcmp0 (str, "v2") == 0)
+    *out = ZLT_PROXY_PROTOCOL_V2;
   else
     return FALSE;
   return TRUE;

@@ -25,6 +25,15 @@ typedef enum
   ZLT_EXPOSE_INTERNAL = 1, /*< nick=internal >*/
 } ZltExpose;
 
+/* The PROXY protocol header (HAProxy's) an agent writes to a service before its first
+ * byte, carrying the public client's address (PROTOCOL-v2.md §9). */
+typedef enum
+{
+  ZLT_PROXY_PROTOCOL_NONE = 0, /*< nick=none >*/
+  ZLT_PROXY_PROTOCOL_V1 = 1,   /*< nick=v1 >*/
+  ZLT_PROXY_PROTOCOL_V2 = 2,   /*< nick=v2 >*/
+} ZltProxyProtocol;
+
 typedef enum
 {
   ZLT_TUNNEL_STATE_PENDING,      /*< nick=pending >*/
@@ -79,5 +88,9 @@ ZLT_AVAILABLE_IN_ALL
 const char *zlt_protocol_to_string (ZltProtocol protocol);
 ZLT_AVAILABLE_IN_ALL
 gboolean zlt_protocol_from_string (const char *str, ZltProtocol *out);
+ZLT_AVAILABLE_IN_ALL
+const char *zlt_proxy_protocol_to_string (ZltProxyProtocol proxy);
+ZLT_AVAILABLE_IN_ALL
+gboolean zlt_proxy_protocol_from_string (const char *str, ZltProxyProtocol *out);
 
 G_END_DECLS

@@ -219,6 +219,7 @@ static const ZltCliJsonKey service_keys[] = {
   { "BytesIn", "bytes_in" },
   { "BytesOut", "bytes_out" },
   { "Tunnel", "tunnel" },
+  { "ProxyProtocol", "proxy_protocol" },
 };
 
 static const ZltCliJsonKey session_keys[] = {

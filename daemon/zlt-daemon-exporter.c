@@ -257,6 +257,20 @@ sync_tunnel (ZltDaemonExporter *self, Mirror *mirror)
   zlt_dbus_tunnel_set_last_error (iface, or_empty (last_error));
 }
 
+/* The PROXY header the agent writes for @service; none for a server's services. */
+static ZltProxyProtocol
+proxy_protocol_of (ZltDaemonExporter *self, ZltService *service)
+{
+  ZltClientConfig *config = self->daemon ? zlt_daemon_get_agent_config (self->daemon) : NULL;
+  const ZltServiceConfig *sc;
+
+  if (config == NULL || agent_tunnel (self) == NULL
+      || zlt_service_get_tunnel (service) != agent_tunnel (self))
+    return ZLT_PROXY_PROTOCOL_NONE;
+  sc = zlt_client_config_lookup_service (config, zlt_service_get_name (service));
+  return sc != NULL ? sc->proxy_protocol : ZLT_PROXY_PROTOCOL_NONE;
+}
+
 static void
 sync_service (ZltDaemonExporter *self, Mirror *mirror)
 {
@@ -283,6 +297,8 @@ sync_service (ZltDaemonExporter *self, Mirror *mirror)
   zlt_dbus_service_set_bytes_out (iface, zlt_service_get_bytes_out (service));
   /* "/" is the D-Bus spelling of "none" */
   zlt_dbus_service_set_tunnel (iface, tunnel != NULL ? tunnel->path : "/");
+  zlt_dbus_service_set_proxy_protocol (
+      iface, zlt_proxy_protocol_to_string (proxy_protocol_of (self, service)));
 }
 
 static const char *
@@ -751,7 +767,8 @@ authorize (ZltDaemonExporter *self, GDBusMethodInvocation *invocation, Authorize
 
 static gboolean
 parse_expose_options (GVariant *options, ZltProtocol *protocol, char **local_host,
-                      guint16 *remote_port, ZltExpose *expose, GError **error)
+                      guint16 *remote_port, ZltExpose *expose, ZltProxyProtocol *proxy,
+                      GError **error)
 {
   GVariantIter iter;
   const char *key;
@@ -806,6 +823,17 @@ parse_expose_options (GVariant *options, ZltProtocol *protocol, char **local_hos
                                _ ("option expose: must be public or internal"));
                   return FALSE;
                 }
+            }
+        }
+      else if (g_str_equal (key, "proxy-protocol"))
+        {
+          type = "s";
+          if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING)
+              && !zlt_proxy_protocol_from_string (g_variant_get_string (value, NULL), proxy))
+            {
+              g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
+                           _ ("option proxy-protocol: must be none, v1 or v2"));
+              return FALSE;
             }
         }
       else
@@ -932,18 +960,21 @@ do_expose (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
   ZltProtocol protocol = ZLT_PROTOCOL_TCP;
   guint16 remote_port = 0;
   ZltExpose expose = ZLT_EXPOSE_PUBLIC;
+  ZltProxyProtocol proxy = ZLT_PROXY_PROTOCOL_NONE;
   ZltAgent *agent;
   ZltService *service;
   PendingExpose *pending;
 
   g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(&sq@a{sv})", &name,
                  &local_port, &options);
-  if (!parse_expose_options (options, &protocol, &local_host, &remote_port, &expose, &error))
+  if (!parse_expose_options (options, &protocol, &local_host, &remote_port, &expose, &proxy,
+                             &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
       return;
     }
   sc = zlt_service_config_new (name, protocol, local_host, local_port, remote_port, expose);
+  sc->proxy_protocol = proxy;
   if (!zlt_daemon_expose (self->daemon, sc, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);

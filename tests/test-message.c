@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "zlt-proxy-header.h"
+
 #include "zlayer-tunnel.h"
 
 #define CLIENT_ID "550e8400-e29b-41d4-a716-446655440000"
@@ -158,6 +160,8 @@ assert_ext_equal (const ZltMessageExt *a, const ZltMessageExt *b)
     g_assert_cmpuint (a->timestamp_us, ==, b->timestamp_us);
   if (a->present & ZLT_EXT_STANDBY_MAX)
     g_assert_cmpuint (a->standby_max, ==, b->standby_max);
+  if (a->present & ZLT_EXT_ADDRESSES)
+    g_assert_true (zlt_addresses_equal (&a->addresses, &b->addresses));
 }
 
 /* NULL and "" are the same on the wire */
@@ -281,6 +285,8 @@ allowed_tags (ZltMessageType type)
     case ZLT_MESSAGE_HEARTBEAT:
     case ZLT_MESSAGE_HEARTBEAT_ACK:
       return ZLT_EXT_TIMESTAMP_US;
+    case ZLT_MESSAGE_CONNECT:
+      return ZLT_EXT_ADDRESSES;
     default:
       return 0;
     }
@@ -345,6 +351,15 @@ set_tag (ZltMessage *msg, guint32 flag)
       break;
     case ZLT_EXT_STANDBY_MAX:
       zlt_message_set_standby_max (msg, 0xfe01);
+      break;
+    case ZLT_EXT_ADDRESSES:
+      {
+        ZltAddresses addresses = { ZLT_ADDRESS_FAMILY_IPV6, { 0 }, { 0 }, 0xc822, 0x01bb };
+
+        memcpy (addresses.source, h, 16);
+        memcpy (addresses.destination, h + 16, 16);
+        zlt_message_set_addresses (msg, &addresses);
+      }
       break;
     default:
       g_assert_not_reached ();
@@ -590,7 +605,7 @@ test_message_roundtrip_ext (void)
       }
 
       /* each tag alone, then all of them */
-      for (guint tag = 1; tag <= ZLT_EXT_TAG_STANDBY_MAX; tag++)
+      for (guint tag = 1; tag <= ZLT_EXT_TAG_ADDRESSES; tag++)
         {
           g_autoptr (ZltMessage) msg = sample (type);
           g_autoptr (ZltMessage) back = NULL;
@@ -607,7 +622,7 @@ test_message_roundtrip_ext (void)
         }
       {
         g_autoptr (ZltMessage) msg = sample (type);
-        for (guint tag = 1; tag <= ZLT_EXT_TAG_STANDBY_MAX; tag++)
+        for (guint tag = 1; tag <= ZLT_EXT_TAG_ADDRESSES; tag++)
           if (allowed & ZLT_EXT_FLAG (tag))
             set_tag (msg, ZLT_EXT_FLAG (tag));
         roundtrip (msg);

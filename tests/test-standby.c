@@ -254,7 +254,7 @@ test_binding_invalid (void)
   g_assert_cmpint (zlt_binding_decode ((const guint8 *) "HTTP/1.1 200", 12, &binding, &consumed),
                    ==, ZLT_BINDING_INVALID);
   len = zlt_binding_encode (&id, &id, "[::1]:5", out);
-  out[0] = 0xB2;
+  out[0] = 0xB3; /* 0xB2 is format 2 (PROTOCOL-v2.md §9) */
   g_assert_cmpint (zlt_binding_decode (out, len, &binding, &consumed), ==, ZLT_BINDING_INVALID);
   /* an address with a NUL, or that is not UTF-8 */
   len = zlt_binding_encode (&id, &id, "[::1]:5", out);

@@ -159,10 +159,21 @@ def full(c, extra_port):
     c.om.connect("object-removed", lambda om, obj: removed.append(obj.get_object_path()))
     local_port = prop(c.service("echo", "agent"), "LocalPort")
     path = c.call("Expose", GLib.Variant("(sqa{sv})", ("py-extra", local_port, {
-        "remote-port": GLib.Variant("q", extra_port)}))).unpack()[0]
+        "remote-port": GLib.Variant("q", extra_port),
+        "proxy-protocol": GLib.Variant("s", "none")}))).unpack()[0]
     wait_for(lambda: c.service("py-extra", "server") is not None
              and prop(c.service("py-extra", "server"), "AssignedPort") == extra_port)
     check(path in added or c.om.get_object(path) is not None, "Expose made the service object")
+    check(prop(c.service("py-extra", "agent"), "ProxyProtocol") == "none",
+          "ProxyProtocol follows the proxy-protocol option")
+    check(prop(c.service("echo", "server"), "ProxyProtocol") == "none",
+          "a server's service writes no PROXY header")
+    c.call("Expose", GLib.Variant("(sqa{sv})", ("py-proxied", local_port, {
+        "proxy-protocol": GLib.Variant("s", "v1")})))
+    wait_for(lambda: c.service("py-proxied", "agent") is not None)
+    check(prop(c.service("py-proxied", "agent"), "ProxyProtocol") == "v1",
+          "Expose with proxy-protocol v1: ProxyProtocol is v1")
+    c.call("Unexpose", GLib.Variant("(s)", ("py-proxied",)))
     check(c.service("py-extra", "server") is not None, "the server's view appeared too")
     thread, result = echo_through(extra_port, b"hello from python")
     wait_for(lambda: "done" in result, 30)
@@ -180,6 +191,12 @@ def full(c, extra_port):
           == ERROR + "NotFound", "Unexpose of an unknown service: NotFound")
     check(remote_error(lambda: c.call("Expose", GLib.Variant("(sqa{sv})", ("echo", 1, {}))))
           == ERROR + "DuplicateName", "Expose of a taken name: DuplicateName")
+    check(remote_error(lambda: c.call("Expose", GLib.Variant("(sqa{sv})", ("py-pp", 1, {
+        "proxy-protocol": GLib.Variant("s", "v3")})))) == "org.freedesktop.DBus.Error.InvalidArgs",
+        "Expose with proxy-protocol v3: InvalidArgs")
+    check(remote_error(lambda: c.call("Expose", GLib.Variant("(sqa{sv})", ("py-pp", 1, {
+        "protocol": GLib.Variant("s", "udp"), "proxy-protocol": GLib.Variant("s", "v2")}))))
+          == ERROR + "InvalidConfig", "Expose of a udp service with proxy-protocol: InvalidConfig")
     check(remote_error(lambda: c.call("StartAccess", GLib.Variant("(sa{sv})", ("bad name!", {}))))
           == ERROR + "InvalidConfig", "StartAccess of an invalid name: InvalidConfig")
     check(remote_error(lambda: c.call("StartAccess", GLib.Variant("(sa{sv})", ("echo", {

@@ -33,7 +33,8 @@ static GBytes *prefix_bytes[10];
 /* ---- the model: PROTOCOL-v2.md §1, independently of core/zlt-message.c ---- */
 
 /* tag → exact size; 0 = unknown tag */
-static const guint16 model_sizes[17] = { 0, 2, 4, 32, 48, 32, 4, 1, 2, 1, 2, 32, 4, 4, 4, 8, 2 };
+static const guint16 model_sizes[18]
+    = { 0, 2, 4, 32, 48, 32, 4, 1, 2, 1, 2, 32, 4, 4, 4, 8, 2, 37 };
 
 /* the "used in" column of the table */
 static guint32
@@ -56,6 +57,8 @@ model_used (ZltMessageType type)
     case ZLT_MESSAGE_REGISTER_FAIL:
     case ZLT_MESSAGE_DISCONNECT:
       return 1u << 10;
+    case ZLT_MESSAGE_CONNECT:
+      return 1u << 17;
     default:
       return 0;
     }
@@ -155,6 +158,14 @@ model_parse (ZltMessageType type, const guint8 *b, gsize len, ZltMessageExt *ext
           break;
         case 16:
           ext->standby_max = (guint16) model_be (v, 2);
+          break;
+        case 17:
+          /* family, source, destination (16 bytes each), source port, destination port */
+          ext->addresses.family = v[0];
+          memcpy (ext->addresses.source, v + 1, 16);
+          memcpy (ext->addresses.destination, v + 17, 16);
+          ext->addresses.source_port = (guint16) model_be (v + 33, 2);
+          ext->addresses.destination_port = (guint16) model_be (v + 35, 2);
           break;
         default:
           break;

@@ -71,6 +71,9 @@ MAX_CONNECTIONS = lambda n: entry(0x0D, struct.pack(">I", n))
 IDLE_TIMEOUT = lambda s: entry(0x0E, struct.pack(">I", s))
 TIMESTAMP_US = lambda us: entry(0x0F, struct.pack(">Q", us))
 STANDBY_MAX = lambda n: entry(0x10, struct.pack(">H", n))
+# family (4 or 6), source and destination (16 bytes each, IPv4 in the first 4), ports
+ADDRESSES = lambda fam, src, dst, sport, dport: entry(
+    0x11, bytes([fam]) + src.ljust(16, b"\0") + dst.ljust(16, b"\0") + struct.pack(">HH", sport, dport))
 
 
 def auth(token, ext=b""):
@@ -192,6 +195,13 @@ def ext_seeds():
     w("standby-max-on-auth", "auth", VERSION() + CAPS(0x20) + PROOF() + STANDBY_MAX(8))
     w("auth-bearer", "auth", VERSION() + CAPS(0x4F) + RESUME())
     w("auth-ok-bearer", "auth-ok", VERSION() + CAPS(0x5D) + SERVER_PROOF())
+    w("connect-addresses", "connect",
+      ADDRESSES(4, bytes([203, 0, 113, 7]), bytes([198, 51, 100, 1]), 51234, 8080))
+    w("connect-addresses-v6", "connect",
+      ADDRESSES(6, b"\x20\x01\x0d\xb8" + b"\0" * 11 + b"\x01", b"\0" * 15 + b"\x01", 51234, 443))
+    w("addresses-short", "connect", entry(0x11, b"\x04" * 36))
+    w("addresses-on-register", "register", EXPOSE(0) + ADDRESSES(4, b"\x7f\0\0\x01", b"\x7f\0\0\x01", 1, 2))
+    w("auth-addresses-cap", "auth", VERSION() + CAPS(0x9F) + PROOF())
 
 
 # ---- upgrade: raw HTTP requests ----

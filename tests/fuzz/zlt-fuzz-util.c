@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "zlt-fuzz.h"
+#include "zlt-proxy-header.h"
 
 void
 zlt_fuzz_fail (const char *where, const char *cond, const char *format, ...)
@@ -104,6 +105,8 @@ zlt_fuzz_message_equal (const ZltMessage *a, const ZltMessage *b)
   if ((x->present & ZLT_EXT_TIMESTAMP_US) && x->timestamp_us != y->timestamp_us)
     return FALSE;
   if ((x->present & ZLT_EXT_STANDBY_MAX) && x->standby_max != y->standby_max)
+    return FALSE;
+  if ((x->present & ZLT_EXT_ADDRESSES) && !zlt_addresses_equal (&x->addresses, &y->addresses))
     return FALSE;
   return TRUE;
 }
