@@ -716,6 +716,7 @@ zlt_cli_expose (int argc, char **argv)
   g_autofree char *local_host = NULL;
   gint remote_port = 0;
   gboolean internal = FALSE;
+  g_autofree char *proxy_protocol = NULL;
   const GOptionEntry entries[]
       = { { "remote-port", 'r', 0, G_OPTION_ARG_INT, &remote_port,
             N_ ("Public port to ask the server for (default: any)"), N_ ("PORT") },
@@ -725,6 +726,10 @@ zlt_cli_expose (int argc, char **argv)
             N_ ("Host the service listens on (default 127.0.0.1)"), N_ ("HOST") },
           { "internal", 0, 0, G_OPTION_ARG_NONE, &internal,
             N_ ("Reachable only through access sessions, not on a public port"), NULL },
+          { "proxy-protocol", 0, 0, G_OPTION_ARG_STRING, &proxy_protocol,
+            N_ ("Tell the service each client's address: a PROXY header, v1 or v2 (default "
+                "none)"),
+            N_ ("PROXY") },
           { NULL } };
   g_auto (DaemonClient) client = { 0 };
   g_autoptr (GError) error = NULL;
@@ -755,6 +760,10 @@ zlt_cli_expose (int argc, char **argv)
                          g_variant_new_uint16 ((guint16) remote_port));
   g_variant_builder_add (&options, "{sv}", "expose",
                          g_variant_new_string (internal ? "internal" : "public"));
+  /* the daemon checks the value (and that the service is tcp) */
+  if (proxy_protocol != NULL)
+    g_variant_builder_add (&options, "{sv}", "proxy-protocol",
+                           g_variant_new_string (proxy_protocol));
 
   rc = daemon_client_connect (&client);
   if (rc != EXIT_OK)

@@ -91,7 +91,7 @@ has_owner() {
     --method org.freedesktop.DBus.NameHasOwner "$name" 2>/dev/null | grep -q true
 }
 
-echo "1..47"
+echo "1..50"
 
 # ---- no daemon ----
 
@@ -112,7 +112,7 @@ result $? "expose --session without a daemon exits 4 (got $rc)" "$tmp/err"
 # ---- with the daemon ----
 
 if [ -z "$daemon" ] || [ ! -x "$daemon" ]; then
-  while [ $n -lt 47 ]; do
+  while [ $n -lt 50 ]; do
     skip "zlayer-tunneld is not built"
   done
   exit $fail
@@ -217,8 +217,15 @@ cli_json "$tmp/services.json" services
 result $? "services --json is JSON" "$tmp/services.json.err"
 
 # expose and unexpose change what services --json shows
-"$cli" expose extra "$port" --remote-port 0 --protocol tcp >"$tmp/out" 2>&1
+"$cli" expose extra "$port" --remote-port 0 --protocol tcp --proxy-protocol v2 >"$tmp/out" 2>&1
 result $? "expose extra exits 0" "$tmp/out"
+# the agent is connected: the answer waited for the server's, and says the port
+grep -q "^exposed extra (local port $port) on public port [0-9]*$" "$tmp/out"
+result $? "expose says the public port" "$tmp/out"
+"$cli" expose bad "$port" --proxy-protocol v3 >"$tmp/out" 2>&1
+rc=$?
+[ "$rc" -ne 0 ]
+result $? "expose --proxy-protocol v3 fails (got $rc)" "$tmp/out"
 extra_registered() {
   cli_json "$tmp/services.json" services &&
     json "$tmp/services.json" 'sorted(s["assigned_port"] > 0 for s in d["services"]
@@ -229,6 +236,11 @@ result $? "services --json shows extra, registered" "$tmp/services.json"
 json "$tmp/services.json" 'all(s["expose"] == "public" and s["protocol"] == "tcp"
                                for s in d["services"] if s["name"] == "extra")'
 result $? "extra is public tcp" "$tmp/services.json"
+json "$tmp/services.json" '[s["proxy_protocol"] for s in d["services"] if s["name"] == "extra"
+                            and s["state"] == "registered"] != []
+                           and all(s["state"] == "registered" for s in d["services"]
+                                   if s["name"] == "extra")'
+result $? "extra is registered, and the agent's says v2" "$tmp/services.json"
 
 "$cli" unexpose extra >"$tmp/out" 2>&1
 result $? "unexpose extra exits 0" "$tmp/out"
