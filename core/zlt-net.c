@@ -11,6 +11,7 @@
 
 #include "zlt-error.h"
 #include "zlt-net.h"
+#include "zlt-throttled-stream.h"
 
 /**
  * zlt_net_join_host_port:
@@ -218,8 +219,8 @@ zlt_net_clear_socket_timeout (GIOStream *stream)
  *   stream owns one (it closes the socket when it is closed), %NULL otherwise
  *
  * Returns: the descriptor of the socket under @stream: a socket connection's own, a TLS
- *   connection's base connection's, or that of an output stream which writes a socket
- *   directly (a socket's stream inside a #GSimpleIOStream); -1 when there is none
+ *   connection's base connection's (a rate-limited stream's base's), or that of an output
+ *   stream which writes a socket directly (a socket's stream inside a #GSimpleIOStream); -1 when there is none
  */
 int
 zlt_net_stream_socket_fd (GIOStream *stream, GSocket **socket)
@@ -248,6 +249,9 @@ zlt_net_stream_socket_fd (GIOStream *stream, GSocket **socket)
       g_object_get (stream, "base-io-stream", &base, NULL);
       return base != NULL ? zlt_net_stream_socket_fd (base, socket) : -1;
     }
+  if (ZLT_IS_THROTTLED_STREAM (stream)) /* a rate-limited stream: the socket under it */
+    return zlt_net_stream_socket_fd (
+        zlt_throttled_stream_get_base_stream (ZLT_THROTTLED_STREAM (stream)), socket);
   out = g_io_stream_get_output_stream (stream);
   if (G_IS_FILE_DESCRIPTOR_BASED (out))
     {
