@@ -22,6 +22,7 @@
 #include "zlt-relay-counted.h"
 #include "zlt-source.h"
 #include "zlt-standby-keeper.h"
+#include "zlt-throttled-stream.h"
 #include "zlt-util.h"
 #include "zlt-enum-types.h"
 
@@ -329,6 +330,40 @@ proxy_prefix (ZltAgent *self, ConnectData *d)
   return g_byte_array_free_to_bytes (g_steal_pointer (&all));
 }
 
+/* The bucket of @service for @key, made (or remade for a new @rate) on first use and
+ * kept on the service, so all its connections share it. NULL when @rate is 0. */
+static ZltRateBucket *
+service_bucket (ZltService *service, const char *key, guint64 rate)
+{
+  ZltRateBucket *bucket = g_object_get_data (G_OBJECT (service), key);
+
+  if (rate == 0)
+    return NULL;
+  if (bucket != NULL && zlt_rate_bucket_get_rate (bucket) == rate)
+    return bucket;
+  bucket = zlt_rate_bucket_new (rate);
+  g_object_set_data_full (G_OBJECT (service), key, bucket, g_object_unref);
+  return bucket;
+}
+
+/* @d's local stream, behind the service's rate limits when it has any: writes to the
+ * service take from its "in" bucket, reads from it from its "out" bucket. Unlimited
+ * services keep the plain stream, and the relay its zero-copy path. */
+static GIOStream *
+limited_local (ZltAgent *self, ConnectData *d)
+{
+  const ZltServiceConfig *sc
+      = zlt_client_config_lookup_service (self->config, zlt_service_get_name (d->service));
+  ZltRateBucket *in;
+  ZltRateBucket *out;
+
+  if (sc == NULL || (sc->rate_limit_in == 0 && sc->rate_limit_out == 0))
+    return g_object_ref (d->local);
+  in = service_bucket (d->service, "zlt-rate-bucket-in", sc->rate_limit_in);
+  out = service_bucket (d->service, "zlt-rate-bucket-out", sc->rate_limit_out);
+  return zlt_throttled_stream_new (d->local, out, in);
+}
+
 /* Both operations have finished: relay, or give up (closing whatever opened). */
 static void
 connect_join (ConnectData *d)
@@ -341,11 +376,12 @@ connect_join (ConnectData *d)
   if (d->local != NULL && d->data != NULL)
     {
       g_autoptr (GBytes) prefix = proxy_prefix (self, d);
+      g_autoptr (GIOStream) local = limited_local (self, d);
 
       /* a = data connection (from the public side), b = local service; the tunnel's
        * counters follow the service's; a PROXY header (when the service asks for one)
-       * goes before the first byte */
-      relay = zlt_relay_counted_new (d->data, d->local, ZLT_RELAY_A_TO_B, prefix, d->service);
+       * goes before the first byte; rate limits hold the local side */
+      relay = zlt_relay_counted_new (d->data, local, ZLT_RELAY_A_TO_B, prefix, d->service);
       g_signal_connect_object (relay, "finished", G_CALLBACK (on_relay_finished), self, 0);
       g_hash_table_insert (self->relays, g_object_ref (relay), g_object_ref (d->service));
       /* the relay owns the streams now */

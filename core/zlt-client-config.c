@@ -13,6 +13,7 @@
 #include "zlt-config-private.h"
 #include "zlt-error.h"
 #include "zlt-client-config.h"
+#include "zlt-rate-bucket.h"
 #include "zlt-tls.h"
 #include "zlt-util.h" /* zlt_config_directory */
 
@@ -63,8 +64,8 @@ static const char *const agent_keys[] = {
 };
 
 static const char *const service_keys[] = {
-  "protocol",        "local-host",   "local-port",     "remote-port", "expose",
-  "max-connections", "idle-timeout", "proxy-protocol", NULL,
+  "protocol",     "local-host",     "local-port",    "remote-port",    "expose", "max-connections",
+  "idle-timeout", "proxy-protocol", "rate-limit-in", "rate-limit-out", NULL,
 };
 
 /* ZltServiceConfig */
@@ -115,6 +116,8 @@ zlt_service_config_copy (const ZltServiceConfig *service)
   copy->max_connections = service->max_connections;
   copy->idle_timeout = service->idle_timeout;
   copy->proxy_protocol = service->proxy_protocol;
+  copy->rate_limit_in = service->rate_limit_in;
+  copy->rate_limit_out = service->rate_limit_out;
   return copy;
 }
 
@@ -190,6 +193,13 @@ zlt_service_config_validate (const ZltServiceConfig *service, GError **error)
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
                    _ ("[service:%s] proxy-protocol: only tcp services get a PROXY header"),
                    service->name);
+      return FALSE;
+    }
+  if (service->rate_limit_in > ZLT_RATE_BUCKET_MAX_RATE
+      || service->rate_limit_out > ZLT_RATE_BUCKET_MAX_RATE)
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                   _ ("[service:%s] rate-limit-in, rate-limit-out: too large"), service->name);
       return FALSE;
     }
   if (service->expose == ZLT_EXPOSE_INTERNAL && service->remote_port != 0)
@@ -432,6 +442,25 @@ zlt_client_config_parse_agent (ZltClientConfig *self, GKeyFile *kf, const char *
   return TRUE;
 }
 
+/* A rate key (bytes per second, k/M/G suffixes of 1000); absent is 0, no limit. */
+static gboolean
+get_rate (GKeyFile *kf, const char *group, const char *key, guint64 *out, GError **error)
+{
+  g_autofree char *text = zlt_config_get_string (kf, group, key, error);
+
+  if (error != NULL && *error != NULL)
+    return FALSE;
+  if (text == NULL)
+    return TRUE;
+  if (!zlt_rate_parse (text, out))
+    {
+      zlt_config_error (error, group, key,
+                        _ ("must be bytes per second, optionally with k, M or G, not ‘%s’"), text);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static ZltServiceConfig *
 zlt_client_config_parse_service (GKeyFile *kf, const char *group, GError **error)
 {
@@ -504,6 +533,9 @@ zlt_client_config_parse_service (GKeyFile *kf, const char *group, GError **error
                         proxy);
       return NULL;
     }
+  if (!get_rate (kf, group, "rate-limit-in", &service->rate_limit_in, error)
+      || !get_rate (kf, group, "rate-limit-out", &service->rate_limit_out, error))
+    return NULL;
   if (!zlt_service_config_validate (service, error))
     return NULL;
   return g_steal_pointer (&service);
@@ -654,6 +686,8 @@ zlt_client_config_write_service (GKeyFile *kf, const ZltServiceConfig *service)
   g_key_file_set_uint64 (kf, group, "idle-timeout", service->idle_timeout);
   g_key_file_set_string (kf, group, "proxy-protocol",
                          zlt_proxy_protocol_to_string (service->proxy_protocol));
+  g_key_file_set_uint64 (kf, group, "rate-limit-in", service->rate_limit_in);
+  g_key_file_set_uint64 (kf, group, "rate-limit-out", service->rate_limit_out);
 }
 
 /**

@@ -28,6 +28,9 @@ G_BEGIN_DECLS
  *   server's
  * @proxy_protocol: the PROXY protocol header the agent writes to the service before
  *   the first byte of each connection (none, v1 or v2; PROTOCOL-v2.md §9)
+ * @rate_limit_in: bytes per second toward the service (public clients to the service),
+ *   summed over the service's connections and enforced by the agent, 0 = no limit
+ * @rate_limit_out: bytes per second from the service to its public clients, 0 = no limit
  *
  * One service the agent exposes, as configured. A plain boxed struct.
  */
@@ -42,6 +45,8 @@ typedef struct
   guint max_connections;
   guint idle_timeout;
   ZltProxyProtocol proxy_protocol;
+  guint64 rate_limit_in;
+  guint64 rate_limit_out;
 } ZltServiceConfig;
 
 #define ZLT_TYPE_SERVICE_CONFIG (zlt_service_config_get_type ())
