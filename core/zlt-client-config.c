@@ -202,6 +202,15 @@ zlt_service_config_validate (const ZltServiceConfig *service, GError **error)
                    _ ("[service:%s] rate-limit-in, rate-limit-out: too large"), service->name);
       return FALSE;
     }
+  /* a read cut to what the bucket allows would split a datagram */
+  if (service->protocol == ZLT_PROTOCOL_UDP
+      && (service->rate_limit_in != 0 || service->rate_limit_out != 0))
+    {
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                   _ ("[service:%s] rate-limit-in, rate-limit-out: only tcp services are limited"),
+                   service->name);
+      return FALSE;
+    }
   if (service->expose == ZLT_EXPOSE_INTERNAL && service->remote_port != 0)
     {
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,

@@ -220,6 +220,8 @@ static const ZltCliJsonKey service_keys[] = {
   { "BytesOut", "bytes_out" },
   { "Tunnel", "tunnel" },
   { "ProxyProtocol", "proxy_protocol" },
+  { "RateLimitIn", "rate_limit_in" },
+  { "RateLimitOut", "rate_limit_out" },
 };
 
 static const ZltCliJsonKey session_keys[] = {

@@ -257,18 +257,16 @@ sync_tunnel (ZltDaemonExporter *self, Mirror *mirror)
   zlt_dbus_tunnel_set_last_error (iface, or_empty (last_error));
 }
 
-/* The PROXY header the agent writes for @service; none for a server's services. */
-static ZltProxyProtocol
-proxy_protocol_of (ZltDaemonExporter *self, ZltService *service)
+/* The agent's config of @service; NULL for a server's services. */
+static const ZltServiceConfig *
+service_config_of (ZltDaemonExporter *self, ZltService *service)
 {
   ZltClientConfig *config = self->daemon ? zlt_daemon_get_agent_config (self->daemon) : NULL;
-  const ZltServiceConfig *sc;
 
   if (config == NULL || agent_tunnel (self) == NULL
       || zlt_service_get_tunnel (service) != agent_tunnel (self))
-    return ZLT_PROXY_PROTOCOL_NONE;
-  sc = zlt_client_config_lookup_service (config, zlt_service_get_name (service));
-  return sc != NULL ? sc->proxy_protocol : ZLT_PROXY_PROTOCOL_NONE;
+    return NULL;
+  return zlt_client_config_lookup_service (config, zlt_service_get_name (service));
 }
 
 static void
@@ -278,6 +276,7 @@ sync_service (ZltDaemonExporter *self, Mirror *mirror)
   ZltDbusService *iface = ZLT_DBUS_SERVICE (mirror->iface);
   g_autofree char *id = zlt_service_dup_id_string (service);
   Mirror *tunnel = tunnel_mirror (self, zlt_service_get_tunnel (service));
+  const ZltServiceConfig *sc = service_config_of (self, service);
 
   zlt_dbus_service_set_id (iface, or_empty (id));
   zlt_dbus_service_set_name (iface, zlt_service_get_name (service));
@@ -298,7 +297,11 @@ sync_service (ZltDaemonExporter *self, Mirror *mirror)
   /* "/" is the D-Bus spelling of "none" */
   zlt_dbus_service_set_tunnel (iface, tunnel != NULL ? tunnel->path : "/");
   zlt_dbus_service_set_proxy_protocol (
-      iface, zlt_proxy_protocol_to_string (proxy_protocol_of (self, service)));
+      iface,
+      zlt_proxy_protocol_to_string (sc != NULL ? sc->proxy_protocol : ZLT_PROXY_PROTOCOL_NONE));
+  /* bytes/s, 0 = none; a server's services: 0 */
+  zlt_dbus_service_set_rate_limit_in (iface, sc != NULL ? sc->rate_limit_in : 0);
+  zlt_dbus_service_set_rate_limit_out (iface, sc != NULL ? sc->rate_limit_out : 0);
 }
 
 static const char *

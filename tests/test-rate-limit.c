@@ -188,6 +188,15 @@ test_config_keys (void)
   g_assert_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG);
   g_assert_nonnull (strstr (error->message, "rate-limit-in"));
   g_assert_nonnull (strstr (error->message, "fast"));
+  g_clear_error (&error);
+
+  /* a datagram service is not limited: refused, not silently unlimited */
+  g_key_file_set_string (kf, "service:web", "protocol", "udp");
+  g_clear_object (&config_bad);
+  config_bad = zlt_client_config_new_from_keyfile (kf, &error);
+  g_assert_null (config_bad);
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG);
+  g_assert_nonnull (strstr (error->message, "only tcp"));
 }
 
 /* ---- the throttled stream over a socket pair ---- */
