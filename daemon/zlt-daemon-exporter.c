@@ -271,6 +271,37 @@ proxy_protocol_of (ZltDaemonExporter *self, ZltService *service)
   return sc != NULL ? sc->proxy_protocol : ZLT_PROXY_PROTOCOL_NONE;
 }
 
+/* A server's service and its replicas (agents whose tokens own the name, sharing its
+ * port); an agent's service is one. */
+static GPtrArray *
+replicas_of (ZltDaemonExporter *self, ZltService *service)
+{
+  ZltServer *server = zlt_daemon_get_server (self->daemon);
+  ZltTunnel *tunnel = zlt_service_get_tunnel (service);
+  GPtrArray *one;
+
+  if (server != NULL && tunnel != NULL && zlt_tunnel_get_role (tunnel) == ZLT_ROLE_SERVER)
+    return zlt_registry_get_replicas (zlt_server_get_registry (server), service);
+  one = g_ptr_array_new_with_free_func (g_object_unref);
+  g_ptr_array_add (one, g_object_ref (service));
+  return one;
+}
+
+/* the other replicas' counts change with this one */
+static void
+poke_replicas (ZltDaemonExporter *self, ZltService *service)
+{
+  g_autoptr (GPtrArray) replicas = replicas_of (self, service);
+
+  for (guint i = 0; i < replicas->len; i++)
+    {
+      Mirror *mirror = g_hash_table_lookup (self->services, g_ptr_array_index (replicas, i));
+
+      if (mirror != NULL && mirror->core != (GObject *) service)
+        throttle_poke (&mirror->sync);
+    }
+}
+
 static void
 sync_service (ZltDaemonExporter *self, Mirror *mirror)
 {
@@ -299,6 +330,11 @@ sync_service (ZltDaemonExporter *self, Mirror *mirror)
   zlt_dbus_service_set_tunnel (iface, tunnel != NULL ? tunnel->path : "/");
   zlt_dbus_service_set_proxy_protocol (
       iface, zlt_proxy_protocol_to_string (proxy_protocol_of (self, service)));
+  {
+    g_autoptr (GPtrArray) replicas = replicas_of (self, service);
+
+    zlt_dbus_service_set_replicas (iface, MAX (replicas->len, 1));
+  }
 }
 
 static const char *
@@ -475,6 +511,7 @@ add_service (ZltDaemonExporter *self, ZltService *service)
   g_hash_table_insert (self->services, service, mirror);
 
   sync_service (self, mirror);
+  poke_replicas (self, service);
   mirror->notify_id = g_signal_connect (service, "notify", G_CALLBACK (on_core_notify), mirror);
   g_dbus_object_manager_server_export (self->manager, G_DBUS_OBJECT_SKELETON (mirror->object));
   tunnel = tunnel_mirror (self, zlt_service_get_tunnel (service));
@@ -494,6 +531,7 @@ remove_service (ZltDaemonExporter *self, ZltService *service)
 
   if (mirror == NULL)
     return;
+  poke_replicas (self, service);
   g_dbus_object_manager_server_unexport (self->manager, mirror->path);
   g_hash_table_remove (self->services, service);
   tunnel = tunnel_mirror (self, zlt_service_get_tunnel (service));
