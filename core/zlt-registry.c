@@ -44,6 +44,7 @@ typedef struct
   ZltProtocol protocol;
   guint16 port;       /* allocated from the registry's pool by the registry; 0 for none */
   gboolean unclaimed; /* held over a resume, not registered again yet */
+  gboolean replica;   /* registered by zlt_registry_register_replica(): may share its port */
   char *owner;        /* the registering tunnel's principal; NULL: nobody's */
   gulong id_notify_id;
 } ServiceEntry;
@@ -247,6 +248,22 @@ remember_bound (ZltRegistry *self)
     g_hash_table_iter_remove (&iter);
 }
 
+/* Another service on @entry's public port: a replica of the same name. */
+static ServiceEntry *
+find_port_sharer (ZltRegistry *self, ServiceEntry *entry)
+{
+  GPtrArray *same_name = g_hash_table_lookup (self->by_name, zlt_service_get_name (entry->service));
+
+  for (guint i = 0; same_name != NULL && i < same_name->len; i++)
+    {
+      ServiceEntry *other = g_ptr_array_index (same_name, i);
+
+      if (other != entry && other->port == entry->port && other->protocol == entry->protocol)
+        return other;
+    }
+  return NULL;
+}
+
 static void
 unindex_service (ZltRegistry *self, ServiceEntry *entry)
 {
@@ -275,10 +292,20 @@ unindex_service (ZltRegistry *self, ServiceEntry *entry)
     }
   if (entry->port != 0)
     {
-      if (g_hash_table_lookup (self->by_port, PORT_KEY (entry->protocol, entry->port)) == entry)
-        g_hash_table_remove (self->by_port, PORT_KEY (entry->protocol, entry->port));
-      zlt_port_pool_release_for (pool_for (self, entry->protocol), entry->port, entry->owner,
-                                 self->port_hold_ms);
+      ServiceEntry *sibling = find_port_sharer (self, entry);
+
+      if (sibling != NULL)
+        {
+          /* another replica keeps the port (and its listener) */
+          g_hash_table_insert (self->by_port, PORT_KEY (entry->protocol, entry->port), sibling);
+        }
+      else
+        {
+          if (g_hash_table_lookup (self->by_port, PORT_KEY (entry->protocol, entry->port)) == entry)
+            g_hash_table_remove (self->by_port, PORT_KEY (entry->protocol, entry->port));
+          zlt_port_pool_release_for (pool_for (self, entry->protocol), entry->port, entry->owner,
+                                     self->port_hold_ms);
+        }
     }
   g_hash_table_remove (self->services, &entry->key);
 }
@@ -829,6 +856,10 @@ take_over_held (ZltRegistry *self, ZltTunnel *tunnel, const char *name, const ch
     }
 }
 
+static ZltService *register_full (ZltRegistry *self, ZltTunnel *tunnel, const char *name,
+                                  ZltProtocol protocol, guint16 local_port, guint16 requested_port,
+                                  ZltExpose expose, gboolean replica, GError **error);
+
 /**
  * zlt_registry_register_service:
  * @tunnel: a listed tunnel
@@ -859,6 +890,63 @@ zlt_registry_register_service (ZltRegistry *self, ZltTunnel *tunnel, const char 
                                ZltProtocol protocol, guint16 local_port, guint16 requested_port,
                                ZltExpose expose, GError **error)
 {
+  return register_full (self, tunnel, name, protocol, local_port, requested_port, expose, FALSE,
+                        error);
+}
+
+/**
+ * zlt_registry_register_replica:
+ * @tunnel: a listed tunnel whose token owns @name (the token file's `owns=`)
+ * @name: the service name
+ * @protocol: TCP or UDP
+ * @local_port: the port on the agent's side
+ * @requested_port: the public port asked for, 0 for any
+ * @expose: public or internal
+ * @error: return location for an error
+ *
+ * Like zlt_registry_register_service(), but when another tunnel of the same owner has a
+ * service of @name that was registered as a replica too, the new service is one more
+ * replica of it: it shares that service's public port (no port is taken from the pool,
+ * and the port goes back only when the last replica goes). A replica must ask for the
+ * same protocol and exposure, and for port 0 or the shared port; otherwise it is refused
+ * with %ZLT_ERROR_IN_USE and the reason. A held service of the name is not taken over:
+ * it stays a replica, waiting for its resume.
+ *
+ * Returns: (transfer none) (nullable): the service, owned by @tunnel, or %NULL on error
+ */
+ZltService *
+zlt_registry_register_replica (ZltRegistry *self, ZltTunnel *tunnel, const char *name,
+                               ZltProtocol protocol, guint16 local_port, guint16 requested_port,
+                               ZltExpose expose, GError **error)
+{
+  return register_full (self, tunnel, name, protocol, local_port, requested_port, expose, TRUE,
+                        error);
+}
+
+/* A replica of @name that a new replica registered by @owner in @tunnel joins. */
+static ServiceEntry *
+find_replica_group (ZltRegistry *self, ZltTunnel *tunnel, const char *name, const char *owner)
+{
+  GPtrArray *same_name = g_hash_table_lookup (self->by_name, name);
+
+  for (guint i = 0; same_name != NULL && i < same_name->len; i++)
+    {
+      ServiceEntry *entry = g_ptr_array_index (same_name, i);
+
+      if (entry->replica && g_strcmp0 (entry->owner, owner) == 0
+          && zlt_service_get_tunnel (entry->service) != tunnel
+          && (entry->port != 0 || zlt_service_get_expose (entry->service) == ZLT_EXPOSE_INTERNAL))
+        return entry;
+    }
+  return NULL;
+}
+
+static ZltService *
+register_full (ZltRegistry *self, ZltTunnel *tunnel, const char *name, ZltProtocol protocol,
+               guint16 local_port, guint16 requested_port, ZltExpose expose, gboolean replica,
+               GError **error)
+{
+  ServiceEntry *group = NULL;
   ZltService *existing;
   g_autoptr (ZltService) service = NULL;
   g_autoptr (GError) local_error = NULL;
@@ -927,7 +1015,27 @@ zlt_registry_register_service (ZltRegistry *self, ZltTunnel *tunnel, const char 
       return NULL;
     }
   owner = zlt_tunnel_get_token_name (tunnel);
-  if (owner != NULL)
+  if (replica && owner != NULL)
+    group = find_replica_group (self, tunnel, name, owner);
+  if (group != NULL)
+    {
+      ZltService *other = group->service;
+
+      if (zlt_service_get_protocol (other) != protocol || zlt_service_get_expose (other) != expose
+          || (expose == ZLT_EXPOSE_PUBLIC && requested_port != 0 && requested_port != group->port))
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_IN_USE,
+                       _ ("service “%s” has replicas as %s %s (port %u): a replica must ask "
+                          "for the same protocol, exposure and port"),
+                       name, zlt_protocol_to_string (zlt_service_get_protocol (other)),
+                       zlt_service_get_expose (other) == ZLT_EXPOSE_INTERNAL ? "internal"
+                                                                             : "public",
+                       group->port);
+          return NULL;
+        }
+      port = group->port;
+    }
+  else if (owner != NULL)
     take_over_held (self, tunnel, name, owner);
   current_owner = zlt_registry_get_name_owner (self, name);
   if (owner != NULL && current_owner != NULL && g_strcmp0 (owner, current_owner) != 0)
@@ -937,7 +1045,7 @@ zlt_registry_register_service (ZltRegistry *self, ZltTunnel *tunnel, const char 
       return NULL;
     }
 
-  if (expose == ZLT_EXPOSE_PUBLIC)
+  if (expose == ZLT_EXPOSE_PUBLIC && group == NULL)
     {
       Released *last = g_hash_table_lookup (self->released, name);
 
@@ -964,6 +1072,7 @@ zlt_registry_register_service (ZltRegistry *self, ZltTunnel *tunnel, const char 
   /* filed with its port before the tunnel announces it, so handlers see it complete */
   g_hash_table_remove (self->released, name);
   entry = index_service (self, service, port, owner);
+  entry->replica = replica && owner != NULL;
   if (!zlt_tunnel_add_service (tunnel, service, &local_error))
     {
       /* not reachable with the checks above, but never leak the port */
@@ -1104,11 +1213,68 @@ zlt_registry_lookup_service_by_name (ZltRegistry *self, const char *name, GError
     }
   if (same_name->len > 1)
     {
+      ServiceEntry *first = g_ptr_array_index (same_name, 0);
+      ZltService *connected = NULL;
+      gboolean one_group = first->replica;
+
+      /* replicas are one service: any of them whose agent is here will do */
+      for (guint i = 0; one_group && i < same_name->len; i++)
+        {
+          ServiceEntry *entry = g_ptr_array_index (same_name, i);
+          ZltTunnel *tunnel = zlt_service_get_tunnel (entry->service);
+
+          one_group = entry->replica && g_strcmp0 (entry->owner, first->owner) == 0
+                      && entry->port == first->port && entry->protocol == first->protocol;
+          if (connected == NULL && tunnel != NULL && !zlt_registry_is_held (self, tunnel))
+            connected = entry->service;
+        }
+      if (one_group)
+        return connected != NULL ? connected : first->service;
       g_set_error (error, ZLT_ERROR, ZLT_ERROR_DUPLICATE_NAME,
                    _ ("%u tunnels have a service named “%s”"), same_name->len, name);
       return NULL;
     }
   return ((ServiceEntry *) g_ptr_array_index (same_name, 0))->service;
+}
+
+/**
+ * zlt_registry_get_replicas:
+ * @service: a listed service
+ *
+ * The replicas of @service (zlt_registry_register_replica()): the services of its name
+ * and owner, in any tunnel (held ones included), that share its public port. A service
+ * that is no replica is alone in its list.
+ *
+ * Returns: (transfer full) (element-type ZltService): @service and its replicas; empty
+ *   for a service the registry does not list
+ */
+GPtrArray *
+zlt_registry_get_replicas (ZltRegistry *self, ZltService *service)
+{
+  GPtrArray *out;
+  ServiceEntry *entry;
+  GPtrArray *same_name;
+
+  g_return_val_if_fail (ZLT_IS_REGISTRY (self), NULL);
+  g_return_val_if_fail (ZLT_IS_SERVICE (service), NULL);
+
+  out = g_ptr_array_new_with_free_func (g_object_unref);
+  entry = find_service_entry (self, service);
+  if (entry == NULL)
+    return out;
+  g_ptr_array_add (out, g_object_ref (service));
+  if (!entry->replica)
+    return out;
+  same_name = g_hash_table_lookup (self->by_name, zlt_service_get_name (service));
+  for (guint i = 0; same_name != NULL && i < same_name->len; i++)
+    {
+      ServiceEntry *other = g_ptr_array_index (same_name, i);
+
+      if (other != entry && other->replica && g_strcmp0 (other->owner, entry->owner) == 0
+          && other->port == entry->port && other->protocol == entry->protocol)
+        g_ptr_array_add (out, g_object_ref (other->service));
+    }
+  return out;
 }
 
 /**

@@ -49,6 +49,13 @@ ZltService *zlt_registry_register_service (ZltRegistry *self, ZltTunnel *tunnel,
                                            guint16 requested_port, ZltExpose expose,
                                            GError **error);
 ZLT_AVAILABLE_IN_ALL
+ZltService *zlt_registry_register_replica (ZltRegistry *self, ZltTunnel *tunnel, const char *name,
+                                           ZltProtocol protocol, guint16 local_port,
+                                           guint16 requested_port, ZltExpose expose,
+                                           GError **error);
+ZLT_AVAILABLE_IN_ALL
+GPtrArray *zlt_registry_get_replicas (ZltRegistry *self, ZltService *service);
+ZLT_AVAILABLE_IN_ALL
 gboolean zlt_registry_unregister_service (ZltRegistry *self, ZltService *service, GError **error);
 ZLT_AVAILABLE_IN_ALL
 guint16 zlt_registry_reassign_port (ZltRegistry *self, ZltService *service, GError **error);

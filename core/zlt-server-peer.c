@@ -715,9 +715,14 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
       return;
     }
 
-  /* on a resumed tunnel the registry hands back the held service, port and all */
-  service = zlt_registry_register_service (registry, self->tunnel, msg->name, msg->protocol,
-                                           msg->local_port, msg->remote_port, expose, &error);
+  /* on a resumed tunnel the registry hands back the held service, port and all; a name
+   * the token owns may run behind several agents, as replicas sharing one public port */
+  if (zlt_grant_owns (self->grant, msg->name))
+    service = zlt_registry_register_replica (registry, self->tunnel, msg->name, msg->protocol,
+                                             msg->local_port, msg->remote_port, expose, &error);
+  else
+    service = zlt_registry_register_service (registry, self->tunnel, msg->name, msg->protocol,
+                                             msg->local_port, msg->remote_port, expose, &error);
   if (service == NULL)
     {
       register_fail_error (self, msg->name, error);

@@ -115,6 +115,8 @@ typedef struct
   GIOStream *stream;
   GSource *timeout;
   Account account;
+  char *client_addr; /* for a retry on another replica */
+  guint attempt;     /* replicas tried before this one */
 } Pending;
 
 typedef struct
@@ -177,7 +179,21 @@ typedef struct
   guint max_connections; /* 0 = the server's */
   guint idle_timeout_s;  /* 0 = the server's */
   guint n_pending;
+  gint64 failed_until; /* monotonic µs: a replica that just failed a Connect rests until then */
 } ServiceLimits;
+
+/* How long a replica that failed a Connect (ConnectFail, or no data connection in time)
+ * gets no new connections while other replicas can take them. */
+#define REPLICA_BACKOFF_US (5 * G_USEC_PER_SEC)
+
+/* A public listener's port: its connections go to whichever replica the registry lists
+ * on it. */
+typedef struct
+{
+  ZltProtocol protocol;
+  guint16 port;
+  guint next; /* round robin over the replicas */
+} PublicPort;
 
 /* Bound on public connections that wait for an agent at once, per server; past it new
  * ones are closed at once rather than piling up (a flood must not exhaust memory). */
@@ -211,6 +227,7 @@ pending_free (Pending *p)
   g_clear_object (&p->tunnel);
   g_clear_object (&p->access_tunnel);
   account_settle (&p->account);
+  g_free (p->client_addr);
   g_free (p);
 }
 
@@ -261,6 +278,28 @@ zlt_server_peer_ready (ZltServer *self, ZltServerPeer *peer)
   g_hash_table_insert (self->peer_by_tunnel, tunnel, peer);
 }
 
+static gboolean retry_on_replica (ZltServer *self, Pending *p);
+
+static void
+retry_pending_of (ZltServer *self, ZltTunnel *tunnel)
+{
+  g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (ZltUuid));
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->pending);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (((Pending *) value)->tunnel == tunnel && ((Pending *) value)->access_tunnel == NULL)
+      g_array_append_val (ids, ((Pending *) value)->id);
+  for (guint i = 0; i < ids->len; i++)
+    {
+      Pending *p = g_hash_table_lookup (self->pending, &g_array_index (ids, ZltUuid, i));
+
+      if (p != NULL)
+        retry_on_replica (self, p);
+    }
+}
+
 void
 zlt_server_peer_gone (ZltServer *self, ZltServerPeer *peer, gboolean hold)
 {
@@ -269,6 +308,9 @@ zlt_server_peer_gone (ZltServer *self, ZltServerPeer *peer, gboolean hold)
   /* parked connections belong to the session: whatever happens to the tunnel, they
    * cannot be bound without a control channel to answer on */
   zlt_standby_pool_close_session (self->standby, peer);
+  /* connections that wait for this agent go to another replica, if there is one */
+  if (tunnel != NULL)
+    retry_pending_of (self, tunnel);
   if (tunnel != NULL && g_hash_table_lookup (self->peer_by_tunnel, tunnel) == peer)
     {
       g_hash_table_remove (self->peer_by_tunnel, tunnel);
@@ -337,6 +379,8 @@ on_pending_timeout (gpointer user_data)
   Pending *p = user_data;
 
   zlt_source_clear (&p->timeout);
+  if (retry_on_replica (p->server, p))
+    return G_SOURCE_REMOVE;
   log_connection_failure (p->server,
                           "connection to %s dropped: the agent opened no data connection "
                           "within %u s",
@@ -385,7 +429,7 @@ static gboolean join_standby (ZltServer *self, ZltServerPeer *peer, ZltService *
 
 static void
 start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const char *client_addr,
-                  ZltTunnel *access_tunnel, Account *account)
+                  ZltTunnel *access_tunnel, Account *account, guint attempt)
 {
   ZltTunnel *tunnel = zlt_service_get_tunnel (service);
   ZltServerPeer *peer = tunnel ? g_hash_table_lookup (self->peer_by_tunnel, tunnel) : NULL;
@@ -425,6 +469,8 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const
   p->tunnel = g_object_ref (tunnel);
   p->access_tunnel = access_tunnel ? g_object_ref (access_tunnel) : NULL;
   p->stream = g_object_ref (stream);
+  p->client_addr = g_strdup (client_addr);
+  p->attempt = attempt;
   /* an access stream brings its client's account along */
   if (account != NULL)
     {
@@ -452,17 +498,125 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const
     self->n_connects_sent++;
 }
 
+static gboolean
+replica_is_connected (ZltServer *self, ZltService *service)
+{
+  ZltTunnel *tunnel = zlt_service_get_tunnel (service);
+
+  return tunnel != NULL && g_hash_table_contains (self->peer_by_tunnel, tunnel);
+}
+
+static gboolean
+replica_is_resting (ZltServer *self, ZltService *service, gint64 now)
+{
+  ServiceLimits *limits = g_hash_table_lookup (self->service_limits, service);
+
+  return limits != NULL && limits->failed_until > now;
+}
+
+/* The replica of @service (itself when it has none) a new public connection goes to:
+ * round robin over those whose agent is connected and that did not just fail a
+ * Connect. A @retry takes only such a one, or none; a first attempt falls back to any
+ * connected replica, then to @service itself (which refuses it when its agent is away). */
+static ZltService *
+pick_replica (ZltServer *self, ZltService *service, PublicPort *pp, gboolean retry)
+{
+  g_autoptr (GPtrArray) replicas = zlt_registry_get_replicas (self->registry, service);
+  g_autoptr (GPtrArray) ready = NULL;
+  gint64 now = g_get_monotonic_time ();
+  ZltService *fallback = NULL;
+
+  if (replicas->len <= 1)
+    return retry ? NULL : service;
+  /* round robin over the ready ones only, so a replica that is away does not double
+   * the share of the one after it */
+  ready = g_ptr_array_sized_new (replicas->len);
+  for (guint i = 0; i < replicas->len; i++)
+    {
+      ZltService *candidate = g_ptr_array_index (replicas, i);
+
+      if (!replica_is_connected (self, candidate))
+        continue;
+      if (!replica_is_resting (self, candidate, now))
+        g_ptr_array_add (ready, candidate);
+      else if (fallback == NULL)
+        fallback = candidate;
+    }
+  if (ready->len > 0)
+    return g_ptr_array_index (ready, (pp != NULL ? pp->next++ : g_random_int ()) % ready->len);
+  if (retry)
+    return NULL;
+  return fallback != NULL ? fallback : service;
+}
+
+/* A public connection whose replica failed it before any byte was relayed (its
+ * ConnectFail, or no data connection in time): that replica rests, and the connection
+ * goes to the next one, once per replica at most. Returns FALSE (and leaves @p alone)
+ * when there is none to try. */
+static gboolean
+retry_on_replica (ZltServer *self, Pending *p)
+{
+  g_autoptr (ZltService) failed = g_object_ref (p->service);
+  g_autoptr (GIOStream) stream = NULL;
+  g_autoptr (GPtrArray) replicas = NULL;
+  g_autofree char *client_addr = NULL;
+  ZltService *next;
+  guint attempt = p->attempt + 1;
+
+  if (p->access_tunnel != NULL || p->stream == NULL)
+    return FALSE;
+  replicas = zlt_registry_get_replicas (self->registry, failed);
+  if (replicas->len <= 1 || attempt >= replicas->len)
+    return FALSE;
+  service_limits (self, failed)->failed_until = g_get_monotonic_time () + REPLICA_BACKOFF_US;
+  next = pick_replica (self, failed, NULL, TRUE);
+  if (next == NULL)
+    return FALSE;
+  g_debug ("connection to %s: a replica failed it, trying the next one",
+           zlt_service_get_name (failed));
+  stream = g_steal_pointer (&p->stream);
+  client_addr = g_strdup (p->client_addr);
+  g_hash_table_remove (self->pending, &p->id);
+  start_connection (self, next, stream, client_addr, NULL, NULL, attempt);
+  return TRUE;
+}
+
 static void
 on_public_incoming (ZltListener *listener, GIOStream *stream, GSocketAddress *address,
                     gpointer user_data)
 {
-  ZltService *service = user_data;
-  ZltServer *self = g_object_get_data (G_OBJECT (listener), "zlt-server");
+  ZltServer *self = user_data;
+  PublicPort *pp = g_object_get_data (G_OBJECT (listener), "zlt-public-port");
+  ZltService *service
+      = zlt_registry_lookup_service_by_port (self->registry, pp->protocol, pp->port);
   g_autofree char *client_addr = zlt_net_format_address (address);
 
+  if (service == NULL)
+    {
+      zlt_net_close_with_reset (stream);
+      return;
+    }
   if (G_IS_SOCKET_CONNECTION (stream))
     zlt_net_set_nodelay (G_SOCKET_CONNECTION (stream));
-  start_connection (self, service, stream, client_addr, NULL, NULL);
+  start_connection (self, pick_replica (self, service, pp, FALSE), stream, client_addr, NULL, NULL,
+                    0);
+}
+
+/* A listener another replica of @service opened already. */
+static ZltListener *
+replica_listener (ZltServer *self, ZltService *service)
+{
+  g_autoptr (GPtrArray) replicas = zlt_registry_get_replicas (self->registry, service);
+
+  for (guint i = 0; i < replicas->len; i++)
+    {
+      ZltListener *listener
+          = g_hash_table_lookup (self->listeners, g_ptr_array_index (replicas, i));
+
+      if (listener != NULL)
+        return listener;
+    }
+  return NULL;
 }
 
 /* A port can be free in our pool and still be held by some other program; a
@@ -477,9 +631,19 @@ zlt_server_open_service (ZltServer *self, ZltService *service, GError **error)
   g_autoptr (GError) local_error = NULL;
 
   /* internal services have no port; a resumed one still has its listener */
+  PublicPort *pp;
+  ZltListener *shared;
+
   if (zlt_service_get_expose (service) == ZLT_EXPOSE_INTERNAL
       || g_hash_table_contains (self->listeners, service))
     return TRUE;
+  /* a replica shares the port its first replica listens on */
+  shared = replica_listener (self, service);
+  if (shared != NULL)
+    {
+      g_hash_table_insert (self->listeners, g_object_ref (service), g_object_ref (shared));
+      return TRUE;
+    }
   for (guint attempt = 0; listener == NULL; attempt++)
     {
       g_clear_error (&local_error);
@@ -502,8 +666,11 @@ zlt_server_open_service (ZltServer *self, ZltService *service, GError **error)
   /* UDP flows end by themselves when idle; TCP connections when their peers end them */
   zlt_listener_set_idle_timeout (listener,
                                  zlt_server_config_get_udp_idle_timeout (self->config) * 1000);
-  g_object_set_data (G_OBJECT (listener), "zlt-server", self);
-  g_signal_connect_object (listener, "incoming", G_CALLBACK (on_public_incoming), service, 0);
+  pp = g_new0 (PublicPort, 1);
+  pp->protocol = zlt_service_get_protocol (service);
+  pp->port = zlt_service_get_assigned_port (service);
+  g_object_set_data_full (G_OBJECT (listener), "zlt-public-port", pp, g_free);
+  g_signal_connect_object (listener, "incoming", G_CALLBACK (on_public_incoming), self, 0);
   g_hash_table_insert (self->listeners, g_object_ref (service), g_steal_pointer (&listener));
   return TRUE;
 }
@@ -514,8 +681,22 @@ zlt_server_close_service (ZltServer *self, ZltService *service)
   GHashTableIter iter;
   gpointer key, value;
   g_autoptr (GPtrArray) doomed = g_ptr_array_new_with_free_func (g_object_unref);
+  ZltListener *listener = NULL;
+  gpointer stolen_key = NULL;
 
-  g_hash_table_remove (self->listeners, service);
+  /* the port stays open while another replica uses its listener */
+  if (g_hash_table_steal_extended (self->listeners, service, &stolen_key, (gpointer *) &listener))
+    {
+      gboolean shared = FALSE;
+
+      g_hash_table_iter_init (&iter, self->listeners);
+      while (!shared && g_hash_table_iter_next (&iter, NULL, &value))
+        shared = value == listener;
+      if (!shared)
+        zlt_listener_close (listener);
+      g_object_unref (listener);
+      g_object_unref (stolen_key);
+    }
 
   g_hash_table_iter_init (&iter, self->pending);
   while (g_hash_table_iter_next (&iter, &key, &value))
@@ -542,6 +723,8 @@ zlt_server_connect_failed (ZltServer *self, ZltServerPeer *peer, const ZltUuid *
 
   if (p != NULL && p->tunnel == tunnel)
     {
+      if (retry_on_replica (self, p))
+        return;
       log_connection_failure (self, "connection to %s failed: the agent could not reach it: %s",
                               zlt_service_get_name (p->service), shown);
       g_hash_table_remove (self->pending, connection_id);
@@ -771,7 +954,7 @@ access_stream (ZltServer *self, AccessRequest *r, GIOStream *stream)
     }
   g_debug ("access stream to %s from %s", r->service_name, client_addr ? client_addr : "?");
   start_connection (self, service, stream, client_addr ? client_addr : "", r->access_tunnel,
-                    &r->account);
+                    &r->account, 0);
 }
 
 /* The server's idle-timeout and the owner's own (from its Register), the shorter one;

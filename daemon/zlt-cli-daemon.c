@@ -222,6 +222,7 @@ static const ZltCliJsonKey service_keys[] = {
   { "ProxyProtocol", "proxy_protocol" },
   { "RateLimitIn", "rate_limit_in" },
   { "RateLimitOut", "rate_limit_out" },
+  { "Replicas", "replicas" },
 };
 
 static const ZltCliJsonKey session_keys[] = {
@@ -340,9 +341,10 @@ print_services_table (DaemonClient *client, GPtrArray *services)
 {
   /* TRANSLATORS: column titles of `zlayer-tunnel services`; LOCAL and PUBLIC are ports */
   const char *headers[]
-      = { _ ("NAME"),   _ ("ROLE"),   _ ("PROTOCOL"), _ ("EXPOSE"), _ ("STATE"), _ ("LOCAL"),
-          _ ("PUBLIC"), _ ("ACTIVE"), _ ("TOTAL"),    _ ("IN"),     _ ("OUT"),   NULL };
-  g_autoptr (ZltCliTable) table = zlt_cli_table_new (headers, 0x7e0);
+      = { _ ("NAME"),   _ ("ROLE"),     _ ("PROTOCOL"), _ ("EXPOSE"), _ ("STATE"), _ ("LOCAL"),
+          _ ("PUBLIC"), _ ("REPLICAS"), _ ("ACTIVE"),   _ ("TOTAL"),  _ ("IN"),    _ ("OUT"),
+          NULL };
+  g_autoptr (ZltCliTable) table = zlt_cli_table_new (headers, 0xfe0);
 
   for (guint i = 0; i < services->len; i++)
     {
@@ -357,6 +359,8 @@ print_services_table (DaemonClient *client, GPtrArray *services)
       zlt_cli_table_add (table, zlt_cli_prop_string (service, "State"));
       zlt_cli_table_add (table, zlt_cli_format_port (zlt_cli_prop_int (service, "LocalPort")));
       zlt_cli_table_add (table, zlt_cli_format_port (zlt_cli_prop_int (service, "AssignedPort")));
+      zlt_cli_table_add (
+          table, g_strdup_printf ("%" G_GINT64_FORMAT, zlt_cli_prop_int (service, "Replicas")));
       zlt_cli_table_add (table, g_strdup_printf ("%" G_GINT64_FORMAT,
                                                  zlt_cli_prop_int (service, "ActiveConnections")));
       zlt_cli_table_add (table, g_strdup_printf ("%" G_GINT64_FORMAT,

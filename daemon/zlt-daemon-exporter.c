@@ -269,6 +269,37 @@ service_config_of (ZltDaemonExporter *self, ZltService *service)
   return zlt_client_config_lookup_service (config, zlt_service_get_name (service));
 }
 
+/* A server's service and its replicas (agents whose tokens own the name, sharing its
+ * port); an agent's service is one. */
+static GPtrArray *
+replicas_of (ZltDaemonExporter *self, ZltService *service)
+{
+  ZltServer *server = zlt_daemon_get_server (self->daemon);
+  ZltTunnel *tunnel = zlt_service_get_tunnel (service);
+  GPtrArray *one;
+
+  if (server != NULL && tunnel != NULL && zlt_tunnel_get_role (tunnel) == ZLT_ROLE_SERVER)
+    return zlt_registry_get_replicas (zlt_server_get_registry (server), service);
+  one = g_ptr_array_new_with_free_func (g_object_unref);
+  g_ptr_array_add (one, g_object_ref (service));
+  return one;
+}
+
+/* the other replicas' counts change with this one */
+static void
+poke_replicas (ZltDaemonExporter *self, ZltService *service)
+{
+  g_autoptr (GPtrArray) replicas = replicas_of (self, service);
+
+  for (guint i = 0; i < replicas->len; i++)
+    {
+      Mirror *mirror = g_hash_table_lookup (self->services, g_ptr_array_index (replicas, i));
+
+      if (mirror != NULL && mirror->core != (GObject *) service)
+        throttle_poke (&mirror->sync);
+    }
+}
+
 static void
 sync_service (ZltDaemonExporter *self, Mirror *mirror)
 {
@@ -302,6 +333,11 @@ sync_service (ZltDaemonExporter *self, Mirror *mirror)
   /* bytes/s, 0 = none; a server's services: 0 */
   zlt_dbus_service_set_rate_limit_in (iface, sc != NULL ? sc->rate_limit_in : 0);
   zlt_dbus_service_set_rate_limit_out (iface, sc != NULL ? sc->rate_limit_out : 0);
+  {
+    g_autoptr (GPtrArray) replicas = replicas_of (self, service);
+
+    zlt_dbus_service_set_replicas (iface, MAX (replicas->len, 1));
+  }
 }
 
 static const char *
@@ -478,6 +514,7 @@ add_service (ZltDaemonExporter *self, ZltService *service)
   g_hash_table_insert (self->services, service, mirror);
 
   sync_service (self, mirror);
+  poke_replicas (self, service);
   mirror->notify_id = g_signal_connect (service, "notify", G_CALLBACK (on_core_notify), mirror);
   g_dbus_object_manager_server_export (self->manager, G_DBUS_OBJECT_SKELETON (mirror->object));
   tunnel = tunnel_mirror (self, zlt_service_get_tunnel (service));
@@ -497,6 +534,7 @@ remove_service (ZltDaemonExporter *self, ZltService *service)
 
   if (mirror == NULL)
     return;
+  poke_replicas (self, service);
   g_dbus_object_manager_server_unexport (self->manager, mirror->path);
   g_hash_table_remove (self->services, service);
   tunnel = tunnel_mirror (self, zlt_service_get_tunnel (service));
