@@ -807,9 +807,7 @@ authorize (ZltDaemonExporter *self, GDBusMethodInvocation *invocation, Authorize
 /* ---- Manager methods ---- */
 
 static gboolean
-parse_expose_options (GVariant *options, ZltProtocol *protocol, char **local_host,
-                      guint16 *remote_port, ZltExpose *expose, ZltProxyProtocol *proxy,
-                      GError **error)
+parse_expose_options (GVariant *options, ZltServiceConfig *sc, GError **error)
 {
   GVariantIter iter;
   const char *key;
@@ -825,7 +823,7 @@ parse_expose_options (GVariant *options, ZltProtocol *protocol, char **local_hos
         {
           type = "s";
           if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING)
-              && !zlt_protocol_from_string (g_variant_get_string (value, NULL), protocol))
+              && !zlt_protocol_from_string (g_variant_get_string (value, NULL), &sc->protocol))
             {
               g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
                            _ ("option protocol: must be tcp or udp"));
@@ -837,15 +835,15 @@ parse_expose_options (GVariant *options, ZltProtocol *protocol, char **local_hos
           type = "s";
           if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
             {
-              g_free (*local_host);
-              *local_host = g_variant_dup_string (value, NULL);
+              g_free (sc->local_host);
+              sc->local_host = g_variant_dup_string (value, NULL);
             }
         }
       else if (g_str_equal (key, "remote-port"))
         {
           type = "q";
           if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT16))
-            *remote_port = g_variant_get_uint16 (value);
+            sc->remote_port = g_variant_get_uint16 (value);
         }
       else if (g_str_equal (key, "expose"))
         {
@@ -855,9 +853,9 @@ parse_expose_options (GVariant *options, ZltProtocol *protocol, char **local_hos
               const char *s = g_variant_get_string (value, NULL);
 
               if (g_str_equal (s, "public"))
-                *expose = ZLT_EXPOSE_PUBLIC;
+                sc->expose = ZLT_EXPOSE_PUBLIC;
               else if (g_str_equal (s, "internal"))
-                *expose = ZLT_EXPOSE_INTERNAL;
+                sc->expose = ZLT_EXPOSE_INTERNAL;
               else
                 {
                   g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
@@ -870,12 +868,22 @@ parse_expose_options (GVariant *options, ZltProtocol *protocol, char **local_hos
         {
           type = "s";
           if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING)
-              && !zlt_proxy_protocol_from_string (g_variant_get_string (value, NULL), proxy))
+              && !zlt_proxy_protocol_from_string (g_variant_get_string (value, NULL),
+                                                  &sc->proxy_protocol))
             {
               g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
                            _ ("option proxy-protocol: must be none, v1 or v2"));
               return FALSE;
             }
+        }
+      else if (g_str_equal (key, "rate-limit-in") || g_str_equal (key, "rate-limit-out"))
+        {
+          type = "t";
+          if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64)
+              && g_str_equal (key, "rate-limit-in"))
+            sc->rate_limit_in = g_variant_get_uint64 (value);
+          else if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64))
+            sc->rate_limit_out = g_variant_get_uint64 (value);
         }
       else
         {
@@ -997,25 +1005,19 @@ do_expose (ZltDaemonExporter *self, GDBusMethodInvocation *invocation)
   g_autoptr (GVariant) options = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (ZltServiceConfig) sc = NULL;
-  g_autofree char *local_host = NULL;
-  ZltProtocol protocol = ZLT_PROTOCOL_TCP;
-  guint16 remote_port = 0;
-  ZltExpose expose = ZLT_EXPOSE_PUBLIC;
-  ZltProxyProtocol proxy = ZLT_PROXY_PROTOCOL_NONE;
   ZltAgent *agent;
   ZltService *service;
   PendingExpose *pending;
 
   g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(&sq@a{sv})", &name,
                  &local_port, &options);
-  if (!parse_expose_options (options, &protocol, &local_host, &remote_port, &expose, &proxy,
-                             &error))
+  /* the defaults, which the options change */
+  sc = zlt_service_config_new (name, ZLT_PROTOCOL_TCP, NULL, local_port, 0, ZLT_EXPOSE_PUBLIC);
+  if (!parse_expose_options (options, sc, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
       return;
     }
-  sc = zlt_service_config_new (name, protocol, local_host, local_port, remote_port, expose);
-  sc->proxy_protocol = proxy;
   if (!zlt_daemon_expose (self->daemon, sc, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);

@@ -174,6 +174,18 @@ def full(c, extra_port):
     check(prop(c.service("py-proxied", "agent"), "ProxyProtocol") == "v1",
           "Expose with proxy-protocol v1: ProxyProtocol is v1")
     c.call("Unexpose", GLib.Variant("(s)", ("py-proxied",)))
+    c.call("Expose", GLib.Variant("(sqa{sv})", ("py-limited", local_port, {
+        "rate-limit-in": GLib.Variant("t", 4000000),
+        "rate-limit-out": GLib.Variant("t", 1000000)})))
+    wait_for(lambda: c.service("py-limited", "agent") is not None)
+    check(prop(c.service("py-limited", "agent"), "RateLimitIn") == 4000000
+          and prop(c.service("py-limited", "agent"), "RateLimitOut") == 1000000,
+          "Expose with rate limits: RateLimitIn and RateLimitOut follow them")
+    check(prop(c.service("echo", "agent"), "RateLimitIn") == 0, "no limit: RateLimitIn is 0")
+    check(prop(c.service("echo", "server"), "Replicas") == 1
+          and prop(c.service("echo", "agent"), "Replicas") == 1,
+          "one agent serves echo: Replicas is 1 on both ends")
+    c.call("Unexpose", GLib.Variant("(s)", ("py-limited",)))
     check(c.service("py-extra", "server") is not None, "the server's view appeared too")
     thread, result = echo_through(extra_port, b"hello from python")
     wait_for(lambda: "done" in result, 30)
