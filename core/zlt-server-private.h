@@ -37,6 +37,9 @@ void zlt_server_peer_ready (ZltServer *self, ZltServerPeer *peer);
 void zlt_server_peer_gone (ZltServer *self, ZltServerPeer *peer, gboolean hold);
 gboolean zlt_server_open_service (ZltServer *self, ZltService *service, GError **error);
 void zlt_server_close_service (ZltServer *self, ZltService *service);
+/* routes a shared port's connections for @hostname to @service until it is closed;
+ * FALSE when another service has it */
+gboolean zlt_server_add_hostname (ZltServer *self, const char *hostname, ZltService *service);
 void zlt_server_connect_failed (ZltServer *self, ZltServerPeer *peer, const ZltUuid *connection_id,
                                 const char *reason);
 ZltQuota *zlt_server_get_quota (ZltServer *self);
