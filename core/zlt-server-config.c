@@ -190,8 +190,8 @@ zlt_server_config_init (ZltServerConfig *self)
 
 /* http-listen, tls-listen: "ADDR:PORT", an IP address and a port (0 = any free one) */
 static gboolean
-zlt_server_config_parse_shared_listen (GKeyFile *kf, const char *key, char **address,
-                                       guint16 *port, GError **error)
+zlt_server_config_parse_shared_listen (GKeyFile *kf, const char *key, char **address, guint16 *port,
+                                       GError **error)
 {
   g_autofree char *value = zlt_config_get_string (kf, GROUP, key, error);
   g_autoptr (GError) error_local = NULL;
