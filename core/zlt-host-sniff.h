@@ -5,6 +5,8 @@
 
 #include <glib.h>
 
+#include "zlt-grant.h"
+
 G_BEGIN_DECLS
 
 /* the longest request head the shared HTTP port reads before it gives up */
@@ -34,10 +36,7 @@ ZltSniffResult zlt_sniff_tls_sni (const guint8 *data, gsize len, char **host);
  * (also '_', seen in practice), at most 253 bytes, one trailing dot dropped;
  * lowercased. NULL when it is not one. */
 char *zlt_hostname_normalize (const char *name, gssize len);
-/* A hostname, or "*." and a hostname: every name under it (any depth, not itself). */
-gboolean zlt_hostname_pattern_is_valid (const char *pattern);
-/* @host: normalized */
-gboolean zlt_hostname_pattern_matches (const char *pattern, const char *host);
+/* zlt_hostname_pattern_is_valid(), zlt_hostname_pattern_matches(): zlt-grant.h */
 gboolean zlt_hostname_patterns_match (const char *const *patterns, const char *host);
 
 G_END_DECLS
