@@ -28,6 +28,8 @@ G_BEGIN_DECLS
  *   server's
  * @proxy_protocol: the PROXY protocol header the agent writes to the service before
  *   the first byte of each connection (none, v1 or v2; PROTOCOL-v2.md §9)
+ * @hostname: a hostname to be reached by on the server's shared HTTP and TLS ports
+ *   instead of a port of its own (PROTOCOL-v2.md §10); %NULL = none
  *
  * One service the agent exposes, as configured. A plain boxed struct.
  */
@@ -42,6 +44,7 @@ typedef struct
   guint max_connections;
   guint idle_timeout;
   ZltProxyProtocol proxy_protocol;
+  char *hostname;
 } ZltServiceConfig;
 
 #define ZLT_TYPE_SERVICE_CONFIG (zlt_service_config_get_type ())
