@@ -1597,6 +1597,16 @@ zlt_server_set_send_addresses (ZltServer *self, gboolean send)
   self->no_addresses = !send;
 }
 
+void
+zlt_server_set_host_sniff_timeout (ZltServer *self, guint timeout_ms)
+{
+  g_return_if_fail (ZLT_IS_SERVER (self));
+  if (self->http_listener != NULL)
+    zlt_host_listener_set_timeout (self->http_listener, timeout_ms);
+  if (self->tls_listener != NULL)
+    zlt_host_listener_set_timeout (self->tls_listener, timeout_ms);
+}
+
 /**
  * zlt_server_set_standby_lifetime:
  * @self: a server
