@@ -452,8 +452,10 @@ parse_line (char *line, GError **error)
       eq = strchr (field, '=');
       if (eq == NULL || eq == field)
         {
-          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                       _ ("field %u is not key=value (name, register, reach, owns or expires)"), n);
+          g_set_error (
+              error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+              _ ("field %u is not key=value (name, register, reach, owns, hostnames or expires)"),
+              n);
           return NULL;
         }
       *eq = '\0';
@@ -536,16 +538,17 @@ parse_line (char *line, GError **error)
         }
       else if (key_is_printable (field))
         {
-          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                       _ ("unknown key ‘%s’ (expected name, register, reach, owns or expires)"),
-                       field);
+          g_set_error (
+              error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+              _ ("unknown key ‘%s’ (expected name, register, reach, owns, hostnames or expires)"),
+              field);
           return NULL;
         }
       else
         {
           g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                       _ ("field %u has an unknown key (expected name, register, reach, owns or "
-                          "expires)"),
+                       _ ("field %u has an unknown key (expected name, register, reach, owns, "
+                          "hostnames or expires)"),
                        n);
           return NULL;
         }
