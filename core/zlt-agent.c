@@ -793,6 +793,9 @@ register_service (ZltAgent *self, ZltService *service)
     zlt_message_set_max_connections (reg, sc->max_connections);
   if (self->v2 && sc != NULL && sc->idle_timeout != 0)
     zlt_message_set_idle_timeout (reg, sc->idle_timeout);
+  /* reached by name on the server's shared ports, not by a port of its own */
+  if (self->v2 && sc != NULL && sc->hostname != NULL)
+    zlt_message_set_hostname (reg, sc->hostname);
   zlt_service_set_state (service, ZLT_SERVICE_STATE_REGISTERING, NULL);
   if (send_message (self, reg))
     g_queue_push_tail (&self->register_queue, g_object_ref (service));

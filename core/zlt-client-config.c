@@ -12,6 +12,7 @@
 
 #include "zlt-config-private.h"
 #include "zlt-error.h"
+#include "zlt-host-sniff.h"
 #include "zlt-client-config.h"
 #include "zlt-rate-bucket.h"
 #include "zlt-tls.h"
@@ -64,8 +65,9 @@ static const char *const agent_keys[] = {
 };
 
 static const char *const service_keys[] = {
-  "protocol",     "local-host",     "local-port",    "remote-port",    "expose", "max-connections",
-  "idle-timeout", "proxy-protocol", "rate-limit-in", "rate-limit-out", NULL,
+  "protocol",      "local-host",      "local-port",   "remote-port",
+  "expose",        "max-connections", "idle-timeout", "proxy-protocol",
+  "rate-limit-in", "rate-limit-out",  "hostname",     NULL,
 };
 
 /* ZltServiceConfig */
@@ -118,6 +120,7 @@ zlt_service_config_copy (const ZltServiceConfig *service)
   copy->proxy_protocol = service->proxy_protocol;
   copy->rate_limit_in = service->rate_limit_in;
   copy->rate_limit_out = service->rate_limit_out;
+  copy->hostname = g_strdup (service->hostname);
   return copy;
 }
 
@@ -134,6 +137,7 @@ zlt_service_config_free (ZltServiceConfig *service)
     return;
   g_free (service->name);
   g_free (service->local_host);
+  g_free (service->hostname);
   g_free (service);
 }
 
@@ -210,6 +214,26 @@ zlt_service_config_validate (const ZltServiceConfig *service, GError **error)
                    _ ("[service:%s] rate-limit-in, rate-limit-out: only tcp services are limited"),
                    service->name);
       return FALSE;
+    }
+  if (service->hostname != NULL)
+    {
+      g_autofree char *norm = zlt_hostname_normalize (service->hostname, -1);
+
+      if (norm == NULL || !g_str_equal (norm, service->hostname))
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                       _ ("[service:%s] hostname: must be a lowercase hostname"), service->name);
+          return FALSE;
+        }
+      if (service->protocol != ZLT_PROTOCOL_TCP || service->remote_port != 0
+          || service->expose != ZLT_EXPOSE_PUBLIC)
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                       _ ("[service:%s] hostname: only for a public tcp service without "
+                          "remote-port"),
+                       service->name);
+          return FALSE;
+        }
     }
   if (service->expose == ZLT_EXPOSE_INTERNAL && service->remote_port != 0)
     {
@@ -545,6 +569,16 @@ zlt_client_config_parse_service (GKeyFile *kf, const char *group, GError **error
   if (!get_rate (kf, group, "rate-limit-in", &service->rate_limit_in, error)
       || !get_rate (kf, group, "rate-limit-out", &service->rate_limit_out, error))
     return NULL;
+  service->hostname = zlt_config_get_string (kf, group, "hostname", error);
+  if (*error != NULL)
+    return NULL;
+  if (service->hostname != NULL)
+    {
+      char *lower = g_ascii_strdown (service->hostname, -1);
+
+      g_free (service->hostname);
+      service->hostname = lower;
+    }
   if (!zlt_service_config_validate (service, error))
     return NULL;
   return g_steal_pointer (&service);
@@ -697,6 +731,8 @@ zlt_client_config_write_service (GKeyFile *kf, const ZltServiceConfig *service)
                          zlt_proxy_protocol_to_string (service->proxy_protocol));
   g_key_file_set_uint64 (kf, group, "rate-limit-in", service->rate_limit_in);
   g_key_file_set_uint64 (kf, group, "rate-limit-out", service->rate_limit_out);
+  if (service->hostname != NULL)
+    g_key_file_set_string (kf, group, "hostname", service->hostname);
 }
 
 /**

@@ -31,6 +31,8 @@ G_BEGIN_DECLS
  * @rate_limit_in: bytes per second toward the service (public clients to the service),
  *   summed over the service's connections and enforced by the agent, 0 = no limit
  * @rate_limit_out: bytes per second from the service to its public clients, 0 = no limit
+ * @hostname: a hostname to be reached by on the server's shared HTTP and TLS ports
+ *   instead of a port of its own (PROTOCOL-v2.md §10); %NULL = none
  *
  * One service the agent exposes, as configured. A plain boxed struct.
  */
@@ -47,6 +49,7 @@ typedef struct
   ZltProxyProtocol proxy_protocol;
   guint64 rate_limit_in;
   guint64 rate_limit_out;
+  char *hostname;
 } ZltServiceConfig;
 
 #define ZLT_TYPE_SERVICE_CONFIG (zlt_service_config_get_type ())

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "zlt-grant.h"
+#include "zlt-host-sniff.h"
 #include "zlt-service.h"
 
 struct _ZltGrant
@@ -11,10 +12,11 @@ struct _ZltGrant
   GObject parent_instance;
 
   char *name;
-  GStrv services; /* may register: patterns, NULL = every service */
-  GStrv reach;    /* may reach through access sessions: patterns, NULL = none */
-  GStrv owns;     /* names (patterns) nobody else may register, NULL = none */
-  gint64 expiry;  /* unix seconds, 0 = never */
+  GStrv services;  /* may register: patterns, NULL = every service */
+  GStrv reach;     /* may reach through access sessions: patterns, NULL = none */
+  GStrv owns;      /* names (patterns) nobody else may register, NULL = none */
+  GStrv hostnames; /* hostname patterns services may claim, NULL = none */
+  gint64 expiry;   /* unix seconds, 0 = never */
   gboolean has_token_hash;
   guint8 token_hash[ZLT_HASH_SIZE];
 };
@@ -39,6 +41,7 @@ enum
   PROP_REACH,
   PROP_OWNS,
   PROP_EXPIRY,
+  PROP_HOSTNAMES,
   N_PROPS
 };
 
@@ -65,6 +68,9 @@ zlt_grant_get_property (GObject *object, guint prop_id, GValue *value, GParamSpe
       break;
     case PROP_EXPIRY:
       g_value_set_int64 (value, self->expiry);
+      break;
+    case PROP_HOSTNAMES:
+      g_value_set_boxed (value, self->hostnames);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -98,6 +104,9 @@ zlt_grant_set_property (GObject *object, guint prop_id, const GValue *value, GPa
     case PROP_EXPIRY:
       self->expiry = g_value_get_int64 (value);
       break;
+    case PROP_HOSTNAMES:
+      zlt_grant_set_hostnames (self, g_value_get_boxed (value));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -113,6 +122,7 @@ zlt_grant_finalize (GObject *object)
   g_strfreev (self->services);
   g_strfreev (self->reach);
   g_strfreev (self->owns);
+  g_strfreev (self->hostnames);
 
   G_OBJECT_CLASS (zlt_grant_parent_class)->finalize (object);
 }
@@ -164,6 +174,14 @@ zlt_grant_class_init (ZltGrantClass *klass)
   properties[PROP_EXPIRY]
       = g_param_spec_int64 ("expiry", NULL, NULL, 0, G_MAXINT64, 0,
                             G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltGrant:hostnames:
+   * Hostnames a service of this grant may ask for on the server's shared ports, as
+   * hostname patterns (`app.example.test`, `*.apps.example.test`). %NULL or empty: none.
+   */
+  properties[PROP_HOSTNAMES]
+      = g_param_spec_boxed ("hostnames", NULL, NULL, G_TYPE_STRV,
+                            G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -460,4 +478,55 @@ zlt_grant_is_expired (ZltGrant *self, gint64 now)
   g_return_val_if_fail (ZLT_IS_GRANT (self), TRUE);
 
   return self->expiry != 0 && now >= self->expiry;
+}
+
+/**
+ * zlt_grant_set_hostnames:
+ * @self: a grant
+ * @hostnames: (nullable) (array zero-terminated=1): hostname patterns; %NULL: none
+ *
+ * Sets which hostnames services of this grant may claim (#ZltGrant:hostnames).
+ * Validators set it before they hand the grant out.
+ */
+void
+zlt_grant_set_hostnames (ZltGrant *self, const char *const *hostnames)
+{
+  g_return_if_fail (ZLT_IS_GRANT (self));
+
+  if (hostnames == NULL && self->hostnames == NULL)
+    return;
+  if (hostnames != NULL && self->hostnames != NULL
+      && g_strv_equal (hostnames, (const char *const *) self->hostnames))
+    return;
+  g_strfreev (self->hostnames);
+  self->hostnames = g_strdupv ((char **) hostnames);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HOSTNAMES]);
+}
+
+/**
+ * zlt_grant_get_hostnames:
+ * @self: a grant
+ *
+ * Returns: (nullable) (transfer none): the hostname patterns services may claim
+ */
+const char *const *
+zlt_grant_get_hostnames (ZltGrant *self)
+{
+  g_return_val_if_fail (ZLT_IS_GRANT (self), NULL);
+  return (const char *const *) self->hostnames;
+}
+
+/**
+ * zlt_grant_may_claim_hostname:
+ * @self: a grant
+ * @hostname: a normalized hostname
+ *
+ * Returns: %TRUE when one of the grant's hostname patterns covers @hostname
+ */
+gboolean
+zlt_grant_may_claim_hostname (ZltGrant *self, const char *hostname)
+{
+  g_return_val_if_fail (ZLT_IS_GRANT (self), FALSE);
+  g_return_val_if_fail (hostname != NULL, FALSE);
+  return zlt_hostname_patterns_match ((const char *const *) self->hostnames, hostname);
 }

@@ -19,6 +19,13 @@ gboolean zlt_service_pattern_is_valid (const char *pattern);
 ZLT_AVAILABLE_IN_ALL
 gboolean zlt_service_pattern_matches (const char *pattern, const char *service);
 
+/* A hostname pattern: a hostname ("app.example.test") or "*." and a hostname (every
+ * name under it, at any depth, not itself); hostnames are compared ignoring case. */
+ZLT_AVAILABLE_IN_ALL
+gboolean zlt_hostname_pattern_is_valid (const char *pattern);
+ZLT_AVAILABLE_IN_ALL
+gboolean zlt_hostname_pattern_matches (const char *pattern, const char *hostname);
+
 ZLT_AVAILABLE_IN_ALL
 ZltGrant *zlt_grant_new (const char *name, const guint8 token_hash[ZLT_HASH_SIZE],
                          const char *const *services, gint64 expiry);
@@ -50,6 +57,14 @@ ZLT_AVAILABLE_IN_ALL
 gboolean zlt_grant_owns (ZltGrant *self, const char *service);
 ZLT_AVAILABLE_IN_ALL
 gboolean zlt_grant_is_expired (ZltGrant *self, gint64 now);
+
+/* Hostnames its services may claim on the shared ports: patterns "host" or "*.domain". */
+ZLT_AVAILABLE_IN_ALL
+void zlt_grant_set_hostnames (ZltGrant *self, const char *const *hostnames);
+ZLT_AVAILABLE_IN_ALL
+const char *const *zlt_grant_get_hostnames (ZltGrant *self);
+ZLT_AVAILABLE_IN_ALL
+gboolean zlt_grant_may_claim_hostname (ZltGrant *self, const char *hostname);
 
 /* What zlt_grant_may_register() was called before rights were split in two. */
 ZLT_AVAILABLE_IN_ALL

@@ -11,12 +11,13 @@
 #include "zlt-proxy-header.h"
 
 #define EXT_ENTRY_HEADER 3 /* u8 tag, u16 length */
-#define EXT_TAG_MAX ZLT_EXT_TAG_ADDRESSES
+#define EXT_TAG_MAX ZLT_EXT_TAG_HOSTNAME
 #define EXT_KNOWN_FLAGS                                                                            \
   (ZLT_EXT_VERSION | ZLT_EXT_CAPS | ZLT_EXT_PROOF | ZLT_EXT_RESUME | ZLT_EXT_RESUME_SECRET         \
    | ZLT_EXT_HEARTBEAT_MS | ZLT_EXT_RESUMED | ZLT_EXT_ASSIGNED_PORT | ZLT_EXT_EXPOSE               \
    | ZLT_EXT_CODE | ZLT_EXT_SERVER_PROOF | ZLT_EXT_ACCESS_TTL | ZLT_EXT_MAX_CONNECTIONS            \
-   | ZLT_EXT_IDLE_TIMEOUT | ZLT_EXT_TIMESTAMP_US | ZLT_EXT_STANDBY_MAX | ZLT_EXT_ADDRESSES)
+   | ZLT_EXT_IDLE_TIMEOUT | ZLT_EXT_TIMESTAMP_US | ZLT_EXT_STANDBY_MAX | ZLT_EXT_ADDRESSES         \
+   | ZLT_EXT_HOSTNAME)
 
 typedef struct
 {
@@ -43,6 +44,8 @@ static const ExtTagInfo ext_tags[EXT_TAG_MAX + 1] = {
   [ZLT_EXT_TAG_TIMESTAMP_US] = { "TIMESTAMP_US", 8 },
   [ZLT_EXT_TAG_STANDBY_MAX] = { "STANDBY_MAX", 2 },
   [ZLT_EXT_TAG_ADDRESSES] = { "ADDRESSES", ZLT_ADDRESSES_SIZE },
+  /* the one tag of variable size: 1 to ZLT_EXT_HOSTNAME_MAX bytes */
+  [ZLT_EXT_TAG_HOSTNAME] = { "HOSTNAME", 0 },
 };
 
 /**
@@ -62,6 +65,7 @@ static const ExtTagInfo ext_tags[EXT_TAG_MAX + 1] = {
  * @timestamp: Heartbeat, HeartbeatAck: Unix epoch in milliseconds
  * @has_ext: whether a v2 extension block is (to be) present, even an empty one
  * @ext: the extension block's values
+ * @hostname: Register: the HOSTNAME tag, a hostname asked for instead of a port
  *
  * One frame of the control channel, decoded or to be encoded: a type byte, a 32-bit
  * big-endian payload length, the payload (PROTOCOL.md §1) and, in protocol v2, an
@@ -352,7 +356,7 @@ ext_flags_for_type (ZltMessageType type)
     case ZLT_MESSAGE_DISCONNECT:
       return ZLT_EXT_CODE;
     case ZLT_MESSAGE_REGISTER:
-      return ZLT_EXT_EXPOSE | ZLT_EXT_MAX_CONNECTIONS | ZLT_EXT_IDLE_TIMEOUT;
+      return ZLT_EXT_EXPOSE | ZLT_EXT_MAX_CONNECTIONS | ZLT_EXT_IDLE_TIMEOUT | ZLT_EXT_HOSTNAME;
     case ZLT_MESSAGE_REGISTER_OK:
       return ZLT_EXT_ASSIGNED_PORT;
     case ZLT_MESSAGE_HEARTBEAT:
@@ -403,6 +407,7 @@ zlt_message_copy (const ZltMessage *msg)
   copy->reason = g_strdup (msg->reason);
   copy->name = g_strdup (msg->name);
   copy->client_addr = g_strdup (msg->client_addr);
+  copy->hostname = g_strdup (msg->hostname);
   return copy;
 }
 
@@ -424,6 +429,7 @@ zlt_message_free (ZltMessage *msg)
   g_free (msg->reason);
   g_free (msg->name);
   g_free (msg->client_addr);
+  g_free (msg->hostname);
   explicit_bzero (msg, sizeof *msg);
   g_free (msg);
 }
@@ -903,6 +909,22 @@ zlt_message_set_addresses (ZltMessage *msg, const ZltAddresses *addresses)
 }
 
 /**
+ * zlt_message_set_hostname:
+ * @msg: a Register
+ * @hostname: the hostname the service asks for instead of a port, 1 to 253 bytes
+ *
+ * Sets the HOSTNAME tag (PROTOCOL-v2.md §10).
+ */
+void
+zlt_message_set_hostname (ZltMessage *msg, const char *hostname)
+{
+  g_return_if_fail (msg != NULL && hostname != NULL);
+  g_free (msg->hostname);
+  msg->hostname = g_strdup (hostname);
+  ext_mark (msg, ZLT_EXT_HOSTNAME);
+}
+
+/**
  * zlt_message_set_idle_timeout:
  * @msg: a message
  * @seconds: how long a relayed connection may stay silent
@@ -1062,6 +1084,22 @@ put_ext (Writer *w, const ZltMessage *msg, GError **error)
 
       if ((ext->present & ZLT_EXT_FLAG (tag)) == 0)
         continue;
+      if (tag == ZLT_EXT_TAG_HOSTNAME)
+        {
+          gsize n = msg->hostname != NULL ? strlen (msg->hostname) : 0;
+
+          if (n == 0 || n > ZLT_EXT_HOSTNAME_MAX)
+            {
+              g_set_error (error, ZLT_ERROR, ZLT_ERROR_ENCODE,
+                           "HOSTNAME has %" G_GSIZE_FORMAT " bytes (must be 1 to %u)", n,
+                           (guint) ZLT_EXT_HOSTNAME_MAX);
+              return FALSE;
+            }
+          put_u8 (w, (guint8) tag);
+          put_u16 (w, (guint16) n);
+          put (w, msg->hostname, n);
+          continue;
+        }
       switch ((ZltExtTag) tag)
         {
         case ZLT_EXT_TAG_VERSION:
@@ -1500,7 +1538,17 @@ get_ext (Reader *r, ZltMessage *msg, GError **error)
 
       if (tag == 0 || tag > EXT_TAG_MAX)
         continue; /* unknown: skipped for forward compatibility */
-      if (size != ext_tags[tag].size)
+      if (tag == ZLT_EXT_TAG_HOSTNAME)
+        {
+          if (size == 0 || size > ZLT_EXT_HOSTNAME_MAX || memchr (value, '\0', size) != NULL)
+            {
+              g_set_error (error, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+                           "extension field HOSTNAME has %u bytes (must be 1 to %u, no NUL)", size,
+                           (guint) ZLT_EXT_HOSTNAME_MAX);
+              return FALSE;
+            }
+        }
+      else if (size != ext_tags[tag].size)
         {
           g_set_error (error, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
                        "extension field %s has %u bytes (must be %u)", ext_tags[tag].name, size,
@@ -1516,7 +1564,10 @@ get_ext (Reader *r, ZltMessage *msg, GError **error)
       seen |= ZLT_EXT_FLAG (tag);
       if ((allowed & ZLT_EXT_FLAG (tag)) == 0)
         continue; /* known, but not used by this type: skipped as well */
-      ext_store (&msg->ext, (ZltExtTag) tag, value);
+      if (tag == ZLT_EXT_TAG_HOSTNAME)
+        msg->hostname = g_strndup ((const char *) value, size);
+      else
+        ext_store (&msg->ext, (ZltExtTag) tag, value);
       msg->ext.present |= ZLT_EXT_FLAG (tag);
     }
   msg->has_ext = TRUE;
@@ -1838,6 +1889,8 @@ zlt_message_to_string (const ZltMessage *msg)
     g_string_append_printf (s, " timestamp_us=%" G_GUINT64_FORMAT, ext->timestamp_us);
   if (ext->present & ZLT_EXT_STANDBY_MAX)
     g_string_append_printf (s, " standby_max=%u", ext->standby_max);
+  if (ext->present & ZLT_EXT_HOSTNAME)
+    append_str (s, "hostname", msg->hostname);
   if (ext->present & ZLT_EXT_ADDRESSES)
     {
       g_autofree char *addresses = zlt_addresses_to_string (&ext->addresses);

@@ -55,6 +55,7 @@ typedef enum
   ZLT_EXT_TAG_TIMESTAMP_US = 0x0F,
   ZLT_EXT_TAG_STANDBY_MAX = 0x10,
   ZLT_EXT_TAG_ADDRESSES = 0x11,
+  ZLT_EXT_TAG_HOSTNAME = 0x12,
 } ZltExtTag;
 
 /* Bits of ZltMessageExt.present: one per tag, bit number = tag. */
@@ -78,6 +79,7 @@ typedef enum
   ZLT_EXT_TIMESTAMP_US = ZLT_EXT_FLAG (ZLT_EXT_TAG_TIMESTAMP_US),
   ZLT_EXT_STANDBY_MAX = ZLT_EXT_FLAG (ZLT_EXT_TAG_STANDBY_MAX),
   ZLT_EXT_ADDRESSES = ZLT_EXT_FLAG (ZLT_EXT_TAG_ADDRESSES),
+  ZLT_EXT_HOSTNAME = ZLT_EXT_FLAG (ZLT_EXT_TAG_HOSTNAME),
 } ZltExtFlags;
 
 /* Capability bits of the CAPS tag. */
@@ -182,7 +184,11 @@ typedef struct
 
   gboolean has_ext; /* an extension block is (to be) present, even an empty one */
   ZltMessageExt ext;
+  char *hostname; /* Register: HOSTNAME, the hostname asked for instead of a port */
 } ZltMessage;
+
+/* the HOSTNAME tag's value: 1 to this many bytes */
+#define ZLT_EXT_HOSTNAME_MAX 253
 
 #define ZLT_TYPE_MESSAGE (zlt_message_get_type ())
 ZLT_AVAILABLE_IN_ALL
@@ -268,6 +274,8 @@ ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_standby_max (ZltMessage *msg, guint16 standby_max);
 ZLT_AVAILABLE_IN_ALL
 void zlt_message_set_addresses (ZltMessage *msg, const ZltAddresses *addresses);
+ZLT_AVAILABLE_IN_ALL
+void zlt_message_set_hostname (ZltMessage *msg, const char *hostname);
 /* TRUE when every tag in flags (ZltExtFlags) was present. */
 ZLT_AVAILABLE_IN_ALL
 gboolean zlt_message_has_ext_fields (const ZltMessage *msg, guint32 flags);

@@ -8,6 +8,7 @@
 
 #include "zlt-config-private.h"
 #include "zlt-error.h"
+#include "zlt-host-sniff.h"
 #include "zlt-net.h"
 #include "zlt-server-config.h"
 #include "zlt-util.h" /* zlt_config_directory */
@@ -40,6 +41,12 @@ struct _ZltServerConfig
   char *config_directory;
   gboolean insecure;
   ZltServerLimits limits;
+  /* shared ports routed by hostname; NULL address = off */
+  char *http_listen_address;
+  guint16 http_listen_port;
+  char *tls_listen_address;
+  guint16 tls_listen_port;
+  GStrv hostname_domains; /* hostname patterns services may claim; NULL = none */
 };
 
 /* The limit keys: one table for parsing, writing out and documenting them. A default
@@ -112,6 +119,9 @@ G_DEFINE_FINAL_TYPE (ZltServerConfig, zlt_server_config, G_TYPE_OBJECT)
 static const char *const known_keys[] = {
   "listen",
   "public-bind-address",
+  "http-listen",
+  "tls-listen",
+  "hostname-domains",
   "tls-certificate",
   "tls-key",
   "port-range",
@@ -153,6 +163,9 @@ zlt_server_config_finalize (GObject *object)
   g_clear_pointer (&self->keyfile, g_key_file_unref);
   g_free (self->listen_address);
   g_free (self->public_bind_address);
+  g_free (self->http_listen_address);
+  g_free (self->tls_listen_address);
+  g_strfreev (self->hostname_domains);
   g_free (self->tls_certificate);
   g_free (self->tls_key);
   g_free (self->validator);
@@ -173,6 +186,27 @@ zlt_server_config_class_init (ZltServerConfigClass *klass)
 static void
 zlt_server_config_init (ZltServerConfig *self)
 {
+}
+
+/* http-listen, tls-listen: "ADDR:PORT", an IP address and a port (0 = any free one) */
+static gboolean
+zlt_server_config_parse_shared_listen (GKeyFile *kf, const char *key, char **address, guint16 *port,
+                                       GError **error)
+{
+  g_autofree char *value = zlt_config_get_string (kf, GROUP, key, error);
+  g_autoptr (GError) error_local = NULL;
+  g_autofree char *host = NULL;
+
+  if (value == NULL)
+    return *error == NULL;
+  if (!zlt_net_parse_host_port (value, NULL, &host, port, &error_local) || host == NULL
+      || !g_hostname_is_ip_address (host))
+    {
+      zlt_config_error (error, GROUP, key, _ ("‘%s’ is not an IP address:port"), value);
+      return FALSE;
+    }
+  *address = g_steal_pointer (&host);
+  return TRUE;
 }
 
 static gboolean
@@ -261,6 +295,45 @@ zlt_server_config_parse (GKeyFile *kf, const char *base_dir, GError **error)
       zlt_config_error (error, GROUP, "public-bind-address", _ ("‘%s’ is not an IP address"),
                         self->public_bind_address);
       return NULL;
+    }
+
+  /* http-listen, tls-listen, hostname-domains */
+  if (!zlt_server_config_parse_shared_listen (kf, "http-listen", &self->http_listen_address,
+                                              &self->http_listen_port, error)
+      || !zlt_server_config_parse_shared_listen (kf, "tls-listen", &self->tls_listen_address,
+                                                 &self->tls_listen_port, error))
+    return NULL;
+  if (g_key_file_has_key (kf, GROUP, "hostname-domains", NULL))
+    {
+      g_autoptr (GError) error_local = NULL;
+      g_auto (GStrv) domains
+          = g_key_file_get_string_list (kf, GROUP, "hostname-domains", NULL, &error_local);
+      g_autoptr (GPtrArray) kept = g_ptr_array_new_with_free_func (g_free);
+
+      if (domains == NULL)
+        {
+          zlt_config_error (error, GROUP, "hostname-domains", "%s", error_local->message);
+          return NULL;
+        }
+      for (guint i = 0; domains[i] != NULL; i++)
+        {
+          g_autofree char *domain = g_ascii_strdown (g_strstrip (domains[i]), -1);
+
+          if (*domain == '\0')
+            continue;
+          if (!zlt_hostname_pattern_is_valid (domain))
+            {
+              zlt_config_error (error, GROUP, "hostname-domains",
+                                _ ("‘%s’ is not a hostname or *.hostname"), domain);
+              return NULL;
+            }
+          g_ptr_array_add (kept, g_steal_pointer (&domain));
+        }
+      if (kept->len > 0)
+        {
+          g_ptr_array_add (kept, NULL);
+          self->hostname_domains = (GStrv) g_ptr_array_free (g_steal_pointer (&kept), FALSE);
+        }
     }
 
   /* tls-certificate, tls-key */
@@ -463,6 +536,22 @@ zlt_server_config_to_keyfile (ZltServerConfig *self)
 
   g_key_file_set_string (kf, GROUP, "listen", listen);
   g_key_file_set_string (kf, GROUP, "public-bind-address", self->public_bind_address);
+  if (self->http_listen_address != NULL)
+    {
+      g_autofree char *where
+          = zlt_net_join_host_port (self->http_listen_address, self->http_listen_port);
+      g_key_file_set_string (kf, GROUP, "http-listen", where);
+    }
+  if (self->tls_listen_address != NULL)
+    {
+      g_autofree char *where
+          = zlt_net_join_host_port (self->tls_listen_address, self->tls_listen_port);
+      g_key_file_set_string (kf, GROUP, "tls-listen", where);
+    }
+  if (self->hostname_domains != NULL)
+    g_key_file_set_string_list (kf, GROUP, "hostname-domains",
+                                (const char *const *) self->hostname_domains,
+                                g_strv_length (self->hostname_domains));
   if (self->tls_certificate != NULL)
     {
       g_key_file_set_string (kf, GROUP, "tls-certificate", self->tls_certificate);
@@ -521,6 +610,53 @@ zlt_server_config_get_public_bind_address (ZltServerConfig *self)
 {
   g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
   return self->public_bind_address;
+}
+
+/**
+ * zlt_server_config_get_http_listen:
+ * @self: a server config
+ * @port: (out) (optional): the port; 0 = any free one
+ *
+ * Returns: (nullable): the IP address of the shared HTTP port routed by Host header
+ *   (`http-listen`), %NULL when there is none
+ */
+const char *
+zlt_server_config_get_http_listen (ZltServerConfig *self, guint16 *port)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
+  if (port != NULL)
+    *port = self->http_listen_port;
+  return self->http_listen_address;
+}
+
+/**
+ * zlt_server_config_get_tls_listen:
+ * @self: a server config
+ * @port: (out) (optional): the port; 0 = any free one
+ *
+ * Returns: (nullable): the IP address of the shared TLS port routed by SNI
+ *   (`tls-listen`), %NULL when there is none
+ */
+const char *
+zlt_server_config_get_tls_listen (ZltServerConfig *self, guint16 *port)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
+  if (port != NULL)
+    *port = self->tls_listen_port;
+  return self->tls_listen_address;
+}
+
+/**
+ * zlt_server_config_get_hostname_domains:
+ *
+ * Returns: (nullable) (transfer none): the hostname patterns (`example.test`,
+ *   `*.apps.example.test`) services may claim hostnames under; %NULL = none
+ */
+const char *const *
+zlt_server_config_get_hostname_domains (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), NULL);
+  return (const char *const *) self->hostname_domains;
 }
 
 /**

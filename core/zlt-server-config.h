@@ -73,6 +73,12 @@ guint16 zlt_server_config_get_listen_port (ZltServerConfig *self);
 ZLT_AVAILABLE_IN_ALL
 const char *zlt_server_config_get_public_bind_address (ZltServerConfig *self);
 ZLT_AVAILABLE_IN_ALL
+const char *zlt_server_config_get_http_listen (ZltServerConfig *self, guint16 *port);
+ZLT_AVAILABLE_IN_ALL
+const char *zlt_server_config_get_tls_listen (ZltServerConfig *self, guint16 *port);
+ZLT_AVAILABLE_IN_ALL
+const char *const *zlt_server_config_get_hostname_domains (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_server_config_get_tls_certificate (ZltServerConfig *self);
 ZLT_AVAILABLE_IN_ALL
 const char *zlt_server_config_get_tls_key (ZltServerConfig *self);

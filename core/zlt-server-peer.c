@@ -5,6 +5,7 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "zlt-host-sniff.h"
 #include "zlt-server-private.h"
 #include "zlt-source.h"
 #include "zlt-util.h"
@@ -652,6 +653,48 @@ register_ok (ZltServerPeer *self, ZltService *service)
   zlt_server_peer_send (self, ok);
 }
 
+/* Whether @hostname is one this server routes and this peer's token may claim, and
+ * free or already @name's on this tunnel (a resumed service); refuses otherwise. */
+static gboolean
+may_claim_hostname (ZltServerPeer *self, const char *name, const char *hostname)
+{
+  ZltServerConfig *config = zlt_server_get_config (self->server);
+  ZltService *holder;
+
+  if (zlt_server_config_get_http_listen (config, NULL) == NULL
+      && zlt_server_config_get_tls_listen (config, NULL) == NULL)
+    {
+      register_fail (self, name, ZLT_REASON_NOT_ALLOWED,
+                     _ ("this server has no shared HTTP or TLS port for hostnames"));
+      return FALSE;
+    }
+  if (!zlt_hostname_patterns_match (zlt_server_config_get_hostname_domains (config), hostname))
+    {
+      g_autofree char *reason = g_strdup_printf (
+          _ ("hostname “%s” is not under a domain this server serves"), hostname);
+      register_fail (self, name, ZLT_REASON_NOT_ALLOWED, reason);
+      return FALSE;
+    }
+  if (!zlt_grant_may_claim_hostname (self->grant, hostname))
+    {
+      g_autofree char *reason
+          = g_strdup_printf (_ ("token is not allowed to claim hostname “%s”"), hostname);
+      register_fail (self, name, ZLT_REASON_NOT_ALLOWED, reason);
+      return FALSE;
+    }
+  holder = zlt_server_lookup_hostname (self->server, hostname);
+  if (holder != NULL
+      && (zlt_service_get_tunnel (holder) != self->tunnel
+          || g_strcmp0 (zlt_service_get_name (holder), name) != 0))
+    {
+      g_autofree char *reason
+          = g_strdup_printf (_ ("hostname “%s” is taken by another service"), hostname);
+      register_fail (self, name, ZLT_REASON_DUPLICATE_NAME, reason);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static void
 handle_register (ZltServerPeer *self, const ZltMessage *msg)
 {
@@ -659,10 +702,26 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
   g_autoptr (GError) error = NULL;
   g_autofree char *owner = NULL;
   ZltExpose expose = ZLT_EXPOSE_PUBLIC;
+  g_autofree char *hostname = NULL;
   ZltService *service;
 
   if (zlt_message_has_ext_fields (msg, ZLT_EXT_EXPOSE))
     expose = msg->ext.expose == ZLT_EXPOSE_INTERNAL ? ZLT_EXPOSE_INTERNAL : ZLT_EXPOSE_PUBLIC;
+  if (zlt_message_has_ext_fields (msg, ZLT_EXT_HOSTNAME) && msg->hostname != NULL)
+    {
+      /* a hostname instead of a port: routed from the shared ports (PROTOCOL-v2.md §10) */
+      hostname = zlt_hostname_normalize (msg->hostname, -1);
+      if (hostname == NULL || msg->protocol != ZLT_PROTOCOL_TCP)
+        {
+          register_fail (self, msg->name, ZLT_REASON_INVALID,
+                         hostname == NULL
+                             ? _ ("invalid hostname: use letters, digits and '-' in dot-separated "
+                                  "labels")
+                             : _ ("a hostname is for TCP services only"));
+          return;
+        }
+      expose = ZLT_EXPOSE_INTERNAL;
+    }
   /* the config's rules, applied where the name enters: it reaches logs, the D-Bus view
    * and access requests */
   if (!zlt_service_name_is_valid (msg->name))
@@ -700,6 +759,8 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
       register_fail (self, msg->name, ZLT_REASON_NOT_ALLOWED, reason);
       return;
     }
+  if (hostname != NULL && !may_claim_hostname (self, msg->name, hostname))
+    return;
   /* a new service (not one held over a resume) counts toward the token's share */
   if (zlt_tunnel_lookup_service (self->tunnel, msg->name) == NULL
       && !zlt_quota_check (zlt_server_get_quota (self->server), zlt_grant_get_name (self->grant),
@@ -734,6 +795,14 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
       register_fail_error (self, msg->name, error);
       return;
     }
+  if (hostname != NULL && !zlt_server_add_hostname (self->server, hostname, service))
+    {
+      g_autofree char *reason
+          = g_strdup_printf (_ ("hostname “%s” is taken by another service"), hostname);
+      zlt_registry_unregister_service (registry, service, NULL);
+      register_fail (self, msg->name, ZLT_REASON_DUPLICATE_NAME, reason);
+      return;
+    }
   /* the owner's own limits for its service, within the server's */
   zlt_server_set_service_limits (
       self->server, service,
@@ -741,8 +810,9 @@ handle_register (ZltServerPeer *self, const ZltMessage *msg)
       zlt_message_has_ext_fields (msg, ZLT_EXT_IDLE_TIMEOUT) ? msg->ext.idle_timeout : 0);
   zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, ZLT_LOG_EVENT_SERVICE_REGISTERED, self->id,
                  msg->name, zlt_channel_get_peer_address (self->channel),
-                 "tunnel %s: service %s on port %u", self->id, msg->name,
-                 zlt_service_get_assigned_port (service));
+                 "tunnel %s: service %s on port %u%s%s", self->id, msg->name,
+                 zlt_service_get_assigned_port (service), hostname ? " as " : "",
+                 hostname ? hostname : "");
   register_ok (self, service);
 }
 

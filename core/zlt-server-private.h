@@ -37,6 +37,9 @@ void zlt_server_peer_ready (ZltServer *self, ZltServerPeer *peer);
 void zlt_server_peer_gone (ZltServer *self, ZltServerPeer *peer, gboolean hold);
 gboolean zlt_server_open_service (ZltServer *self, ZltService *service, GError **error);
 void zlt_server_close_service (ZltServer *self, ZltService *service);
+/* routes a shared port's connections for @hostname to @service until it is closed;
+ * FALSE when another service has it */
+gboolean zlt_server_add_hostname (ZltServer *self, const char *hostname, ZltService *service);
 void zlt_server_connect_failed (ZltServer *self, ZltServerPeer *peer, const ZltUuid *connection_id,
                                 const char *reason);
 ZltQuota *zlt_server_get_quota (ZltServer *self);
@@ -54,6 +57,8 @@ void zlt_server_end_access (ZltServer *self, ZltTunnel *access_tunnel);
 /* Tests: whether client addresses (PROTOCOL-v2.md §9) go to the agents that understand
  * them (the default), or to none, as from a server older than them. */
 void zlt_server_set_send_addresses (ZltServer *self, gboolean send);
+/* Tests: how long the shared ports wait for a connection to name its host. */
+void zlt_server_set_host_sniff_timeout (ZltServer *self, guint timeout_ms);
 
 /* v2 sessions that may come back (zlt-resume-book.h) */
 ZltResumeBook *zlt_server_get_resume_book (ZltServer *self);

@@ -19,6 +19,8 @@
 #include <glib/gi18n-lib.h>
 
 #include "zlt-binding.h"
+#include "zlt-host-listener.h"
+#include "zlt-host-sniff.h"
 #include "zlt-net.h"
 #include "zlt-proxy-header.h"
 #include "zlt-relay-counted.h"
@@ -57,6 +59,9 @@ struct _ZltServer
   guint64 auth_failures[ZLT_REASON_MAX + 1]; /* by reason code, since start */
   guint64 n_relay_errors;                    /* relays that ended with a failure, since start */
   ZltLogLimit connection_failure_log;        /* public connections that could not be carried */
+  ZltHostListener *http_listener;            /* shared port routed by Host header, or NULL */
+  ZltHostListener *tls_listener;             /* shared port routed by SNI, or NULL */
+  GHashTable *hostnames;                     /* hostname → ZltService* (owned) */
   gboolean running;
 };
 
@@ -113,6 +118,7 @@ typedef struct
   ZltTunnel *tunnel;
   ZltTunnel *access_tunnel; /* the access client's, NULL for a public connection */
   GIOStream *stream;
+  GBytes *prefix; /* what a shared port read from the client: relayed first */
   GSource *timeout;
   Account account;
   char *client_addr; /* for a retry on another replica */
@@ -223,6 +229,7 @@ pending_free (Pending *p)
   if (p->stream != NULL)
     zlt_net_close_with_reset (p->stream);
   g_clear_object (&p->stream);
+  g_clear_pointer (&p->prefix, g_bytes_unref);
   g_clear_object (&p->service);
   g_clear_object (&p->tunnel);
   g_clear_object (&p->access_tunnel);
@@ -423,13 +430,15 @@ may_connect (ZltServer *self, ZltService *service, const char *owner)
 }
 
 static gboolean join_standby (ZltServer *self, ZltServerPeer *peer, ZltService *service,
-                              GIOStream *stream, const char *client_addr,
+                              GIOStream *stream, GBytes *prefix, const char *client_addr,
                               const ZltAddresses *addresses, ZltTunnel *access_tunnel,
                               Account *account);
 
+/* @prefix: (nullable): bytes already read from @stream (a shared port's), relayed first */
 static void
-start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const char *client_addr,
-                  ZltTunnel *access_tunnel, Account *account, guint attempt)
+start_connection (ZltServer *self, ZltService *service, GIOStream *stream, GBytes *prefix,
+                  const char *client_addr, ZltTunnel *access_tunnel, Account *account,
+                  guint attempt)
 {
   ZltTunnel *tunnel = zlt_service_get_tunnel (service);
   ZltServerPeer *peer = tunnel ? g_hash_table_lookup (self->peer_by_tunnel, tunnel) : NULL;
@@ -459,7 +468,8 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const
       && zlt_addresses_from_stream (stream, &addresses_buf))
     addresses = &addresses_buf;
   /* a parked standby connection carries it at once; none left: the Connect path */
-  if (join_standby (self, peer, service, stream, client_addr, addresses, access_tunnel, account))
+  if (join_standby (self, peer, service, stream, prefix, client_addr, addresses, access_tunnel,
+                    account))
     return;
 
   p = g_new0 (Pending, 1);
@@ -471,6 +481,7 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, const
   p->stream = g_object_ref (stream);
   p->client_addr = g_strdup (client_addr);
   p->attempt = attempt;
+  p->prefix = prefix != NULL ? g_bytes_ref (prefix) : NULL;
   /* an access stream brings its client's account along */
   if (account != NULL)
     {
@@ -560,6 +571,7 @@ retry_on_replica (ZltServer *self, Pending *p)
   g_autoptr (GIOStream) stream = NULL;
   g_autoptr (GPtrArray) replicas = NULL;
   g_autofree char *client_addr = NULL;
+  g_autoptr (GBytes) prefix = NULL;
   ZltService *next;
   guint attempt = p->attempt + 1;
 
@@ -575,10 +587,63 @@ retry_on_replica (ZltServer *self, Pending *p)
   g_debug ("connection to %s: a replica failed it, trying the next one",
            zlt_service_get_name (failed));
   stream = g_steal_pointer (&p->stream);
+  prefix = g_steal_pointer (&p->prefix);
   client_addr = g_strdup (p->client_addr);
   g_hash_table_remove (self->pending, &p->id);
-  start_connection (self, next, stream, client_addr, NULL, NULL, attempt);
+  start_connection (self, next, stream, prefix, client_addr, NULL, NULL, attempt);
   return TRUE;
+}
+
+/* A connection on a shared port that named @host: the service registered under it
+ * takes it as one of its public connections, the bytes read so far first. */
+static gboolean
+on_host_route (ZltHostListener *listener, const char *host, GIOStream *stream, GBytes *prefix,
+               const char *client_addr, gpointer user_data)
+{
+  ZltServer *self = user_data;
+  ZltService *service = g_hash_table_lookup (self->hostnames, host);
+
+  if (service == NULL)
+    return FALSE;
+  start_connection (self, service, stream, prefix, client_addr, NULL, NULL, 0);
+  return TRUE;
+}
+
+/**
+ * zlt_server_lookup_hostname:
+ * @self: a server
+ * @hostname: a normalized hostname
+ *
+ * Returns: (nullable) (transfer none): the service registered under @hostname
+ */
+ZltService *
+zlt_server_lookup_hostname (ZltServer *self, const char *hostname)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER (self), NULL);
+  return hostname != NULL ? g_hash_table_lookup (self->hostnames, hostname) : NULL;
+}
+
+/* Routes @hostname to @service until the service is closed; FALSE when another
+ * service has it. */
+gboolean
+zlt_server_add_hostname (ZltServer *self, const char *hostname, ZltService *service)
+{
+  ZltService *holder = g_hash_table_lookup (self->hostnames, hostname);
+
+  if (holder != NULL)
+    return holder == service;
+  g_hash_table_insert (self->hostnames, g_strdup (hostname), g_object_ref (service));
+  g_object_set_data_full (G_OBJECT (service), "zlt-hostname", g_strdup (hostname), g_free);
+  return TRUE;
+}
+
+static void
+remove_hostname (ZltServer *self, ZltService *service)
+{
+  const char *hostname = g_object_get_data (G_OBJECT (service), "zlt-hostname");
+
+  if (hostname != NULL && g_hash_table_lookup (self->hostnames, hostname) == service)
+    g_hash_table_remove (self->hostnames, hostname);
 }
 
 static void
@@ -598,8 +663,8 @@ on_public_incoming (ZltListener *listener, GIOStream *stream, GSocketAddress *ad
     }
   if (G_IS_SOCKET_CONNECTION (stream))
     zlt_net_set_nodelay (G_SOCKET_CONNECTION (stream));
-  start_connection (self, pick_replica (self, service, pp, FALSE), stream, client_addr, NULL, NULL,
-                    0);
+  start_connection (self, pick_replica (self, service, pp, FALSE), stream, NULL, client_addr, NULL,
+                    NULL, 0);
 }
 
 /* A listener another replica of @service opened already. */
@@ -684,6 +749,7 @@ zlt_server_close_service (ZltServer *self, ZltService *service)
   ZltListener *listener = NULL;
   gpointer stolen_key = NULL;
 
+  remove_hostname (self, service);
   /* the port stays open while another replica uses its listener */
   if (g_hash_table_steal_extended (self->listeners, service, &stolen_key, (gpointer *) &listener))
     {
@@ -953,7 +1019,7 @@ access_stream (ZltServer *self, AccessRequest *r, GIOStream *stream)
       return;
     }
   g_debug ("access stream to %s from %s", r->service_name, client_addr ? client_addr : "?");
-  start_connection (self, service, stream, client_addr ? client_addr : "", r->access_tunnel,
+  start_connection (self, service, stream, NULL, client_addr ? client_addr : "", r->access_tunnel,
                     &r->account, 0);
 }
 
@@ -1042,8 +1108,8 @@ start_relay (ZltServer *self, GIOStream *public, GIOStream *agent, GBytes *prefi
  * FALSE when none is left: the connection takes the Connect path. */
 static gboolean
 join_standby (ZltServer *self, ZltServerPeer *peer, ZltService *service, GIOStream *stream,
-              const char *client_addr, const ZltAddresses *addresses, ZltTunnel *access_tunnel,
-              Account *account)
+              GBytes *prefix, const char *client_addr, const ZltAddresses *addresses,
+              ZltTunnel *access_tunnel, Account *account)
 {
   ZltGrant *grant = zlt_server_peer_get_grant (peer);
   guint8 binding[ZLT_BINDING_MAX_SIZE];
@@ -1075,8 +1141,18 @@ join_standby (ZltServer *self, ZltServerPeer *peer, ZltService *service, GIOStre
           zlt_net_close_with_reset (agent);
           continue;
         }
-      if (written < (gssize) len)
-        rest = g_bytes_new (binding + MAX (written, 0), len - (gsize) MAX (written, 0));
+      if (written < (gssize) len || prefix != NULL)
+        {
+          /* the binding's unwritten rest, then what a shared port read from the client */
+          GByteArray *first = g_byte_array_new ();
+
+          g_byte_array_append (first, binding + MAX (written, 0),
+                               (guint) (len - (gsize) MAX (written, 0)));
+          if (prefix != NULL)
+            g_byte_array_append (first, g_bytes_get_data (prefix, NULL),
+                                 (guint) g_bytes_get_size (prefix));
+          rest = g_byte_array_free_to_bytes (first);
+        }
       /* an access stream brings its client's account along */
       if (account != NULL)
         {
@@ -1121,7 +1197,7 @@ on_data_stream (ZltControlListener *listener, const char *connection_id, GIOStre
       return;
     }
   /* from waiting to live: the owner's account moves with it */
-  start_relay (self, p->stream, stream, NULL, &cid, p->service, p->tunnel, p->access_tunnel,
+  start_relay (self, p->stream, stream, p->prefix, &cid, p->service, p->tunnel, p->access_tunnel,
                &p->account, FALSE);
   g_clear_object (&p->stream); /* the relay has it now */
   g_hash_table_remove (self->pending, &cid);
@@ -1294,6 +1370,64 @@ on_validator_changed (ZltValidator *validator, gpointer user_data)
 
 /* ---- public API ---- */
 
+static void
+stop_host_listeners (ZltServer *self)
+{
+  if (self->http_listener != NULL)
+    zlt_host_listener_close (self->http_listener);
+  if (self->tls_listener != NULL)
+    zlt_host_listener_close (self->tls_listener);
+  g_clear_object (&self->http_listener);
+  g_clear_object (&self->tls_listener);
+}
+
+static ZltHostListener *
+open_host_listener (ZltServer *self, ZltHostListenerKind kind, const char *address, guint16 port,
+                    GError **error)
+{
+  g_autoptr (ZltHostListener) listener = NULL;
+  g_autofree char *where = NULL;
+
+  listener = zlt_host_listener_new (kind, address, port, error);
+  if (listener == NULL)
+    {
+      g_prefix_error (error, _ ("cannot open the shared %s port: "),
+                      kind == ZLT_HOST_LISTENER_HTTP ? "HTTP" : "TLS");
+      return NULL;
+    }
+  zlt_host_listener_start (listener, on_host_route, self);
+  where = zlt_net_join_host_port (address, zlt_host_listener_get_port (listener));
+  g_message ("routing %s by %s on %s", kind == ZLT_HOST_LISTENER_HTTP ? "http" : "tls",
+             kind == ZLT_HOST_LISTENER_HTTP ? "host header" : "sni", where);
+  return g_steal_pointer (&listener);
+}
+
+/* the shared ports of http-listen and tls-listen, when set */
+static gboolean
+start_host_listeners (ZltServer *self, GError **error)
+{
+  guint16 port = 0;
+  const char *address = zlt_server_config_get_http_listen (self->config, &port);
+
+  if (address != NULL)
+    {
+      self->http_listener = open_host_listener (self, ZLT_HOST_LISTENER_HTTP, address, port, error);
+      if (self->http_listener == NULL)
+        return FALSE;
+    }
+  address = zlt_server_config_get_tls_listen (self->config, &port);
+  if (address != NULL)
+    {
+      self->tls_listener = open_host_listener (self, ZLT_HOST_LISTENER_TLS, address, port, error);
+      if (self->tls_listener == NULL)
+        {
+          stop_host_listeners (self);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
 /**
  * zlt_server_start:
  * @self: a server
@@ -1351,6 +1485,12 @@ zlt_server_start (ZltServer *self, GError **error)
                    "send them only to a TLS front end whose certificate they verify",
                    zlt_validator_get_name (self->validator));
     }
+  if (!start_host_listeners (self, error))
+    {
+      zlt_listener_close (ZLT_LISTENER (self->control_listener));
+      g_clear_object (&self->control_listener);
+      return FALSE;
+    }
   g_signal_connect_object (self->control_listener, "channel", G_CALLBACK (on_channel), self, 0);
   g_signal_connect_object (self->control_listener, "data-request", G_CALLBACK (on_data_request),
                            self, 0);
@@ -1392,6 +1532,7 @@ zlt_server_stop (ZltServer *self)
            self->n_standby_joins, self->n_connects_sent,
            zlt_standby_pool_get_n_retired (self->standby));
   self->running = FALSE;
+  stop_host_listeners (self);
   if (self->control_listener != NULL)
     zlt_listener_close (ZLT_LISTENER (self->control_listener));
   g_clear_object (&self->control_listener);
@@ -1412,6 +1553,7 @@ zlt_server_stop (ZltServer *self)
   g_hash_table_remove_all (self->access_requests);
   g_hash_table_remove_all (self->pending);
   g_hash_table_remove_all (self->listeners);
+  g_hash_table_remove_all (self->hostnames);
   zlt_standby_pool_clear (self->standby);
   zlt_resume_book_clear (self->resume_book);
 }
@@ -1428,6 +1570,34 @@ zlt_server_get_port (ZltServer *self)
 {
   g_return_val_if_fail (ZLT_IS_SERVER (self), 0);
   return self->control_listener ? zlt_listener_get_port (ZLT_LISTENER (self->control_listener)) : 0;
+}
+
+/**
+ * zlt_server_get_http_port:
+ * @self: a server
+ *
+ * Returns: the shared HTTP port routed by Host header (`http-listen`) actually bound;
+ *   0 when there is none or the server is not running
+ */
+guint16
+zlt_server_get_http_port (ZltServer *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER (self), 0);
+  return self->http_listener ? zlt_host_listener_get_port (self->http_listener) : 0;
+}
+
+/**
+ * zlt_server_get_tls_port:
+ * @self: a server
+ *
+ * Returns: the shared TLS port routed by SNI (`tls-listen`) actually bound; 0 when
+ *   there is none or the server is not running
+ */
+guint16
+zlt_server_get_tls_port (ZltServer *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER (self), 0);
+  return self->tls_listener ? zlt_host_listener_get_port (self->tls_listener) : 0;
 }
 
 /**
@@ -1606,6 +1776,16 @@ zlt_server_set_send_addresses (ZltServer *self, gboolean send)
   self->no_addresses = !send;
 }
 
+void
+zlt_server_set_host_sniff_timeout (ZltServer *self, guint timeout_ms)
+{
+  g_return_if_fail (ZLT_IS_SERVER (self));
+  if (self->http_listener != NULL)
+    zlt_host_listener_set_timeout (self->http_listener, timeout_ms);
+  if (self->tls_listener != NULL)
+    zlt_host_listener_set_timeout (self->tls_listener, timeout_ms);
+}
+
 /**
  * zlt_server_set_standby_lifetime:
  * @self: a server
@@ -1672,6 +1852,7 @@ zlt_server_dispose (GObject *object)
   g_clear_pointer (&self->relays, g_hash_table_unref);
   g_queue_clear_full (&self->unanswered, (GDestroyNotify) unanswered_free);
   g_clear_pointer (&self->listeners, g_hash_table_unref);
+  g_clear_pointer (&self->hostnames, g_hash_table_unref);
   if (self->resume_book != NULL)
     g_signal_handlers_disconnect_by_data (self->resume_book, self);
   g_clear_object (&self->resume_book);
@@ -1711,6 +1892,7 @@ zlt_server_init (ZltServer *self)
   self->relays
       = g_hash_table_new_full (NULL, NULL, g_object_unref, (GDestroyNotify) relay_info_free);
   self->service_limits = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  self->hostnames = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->quota = zlt_quota_new ();
   self->auth_failure_log = (ZltLogLimit) ZLT_LOG_LIMIT_INIT (AUTH_FAILURE_LOG_MAX, 60);
   self->connection_failure_log = (ZltLogLimit) ZLT_LOG_LIMIT_INIT (AUTH_FAILURE_LOG_MAX, 60);

@@ -35,6 +35,12 @@ void zlt_server_stop (ZltServer *self);
 ZLT_AVAILABLE_IN_ALL
 guint16 zlt_server_get_port (ZltServer *self);
 ZLT_AVAILABLE_IN_ALL
+guint16 zlt_server_get_http_port (ZltServer *self);
+ZLT_AVAILABLE_IN_ALL
+guint16 zlt_server_get_tls_port (ZltServer *self);
+ZLT_AVAILABLE_IN_ALL
+ZltService *zlt_server_lookup_hostname (ZltServer *self, const char *hostname);
+ZLT_AVAILABLE_IN_ALL
 ZltServerConfig *zlt_server_get_config (ZltServer *self);
 ZLT_AVAILABLE_IN_ALL
 ZltRegistry *zlt_server_get_registry (ZltServer *self);

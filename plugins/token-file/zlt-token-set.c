@@ -3,12 +3,14 @@
  * The file holds one token per line:
  *
  *   <64 lowercase hex digits: sha256 of the token>  [name=N] [register=P,..|*]
- *       [reach=P,..|*] [owns=P,..] [expires=T]
+ *       [reach=P,..|*] [owns=P,..] [hostnames=H,..] [expires=T]
  *
  * P is a service pattern: a service name, or a prefix ending in '*'. services= is the
  * older name of register=. Without reach= a token reaches nothing through access
  * sessions; without register= it may register any name nobody else owns, unless it
- * has reach= (an access client's line), then nothing.
+ * has reach= (an access client's line), then nothing. H is a hostname pattern
+ * (app.example.test, *.apps.example.test): the hostnames its services may ask for on
+ * the server's shared ports; without hostnames= none.
  *
  * T is ISO 8601 with a time zone (2027-01-01T00:00:00Z) or unix seconds. Blank lines and
  * lines starting with '#' are ignored, as is everything from a field starting with '#'.
@@ -62,6 +64,7 @@ zlt_token_entry_free (ZltTokenEntry *entry)
   g_strfreev (entry->services);
   g_strfreev (entry->reach);
   g_strfreev (entry->owns);
+  g_strfreev (entry->hostnames);
   g_free (entry);
 }
 
@@ -249,9 +252,41 @@ zlt_token_set_lookup_owner (ZltTokenSet *set, const char *service)
 ZltGrant *
 zlt_token_entry_to_grant (const ZltTokenEntry *entry)
 {
-  return zlt_grant_new_full (entry->name, entry->hash, (const char *const *) entry->services,
-                             (const char *const *) entry->reach, (const char *const *) entry->owns,
-                             entry->expiry);
+  ZltGrant *grant = zlt_grant_new_full (
+      entry->name, entry->hash, (const char *const *) entry->services,
+      (const char *const *) entry->reach, (const char *const *) entry->owns, entry->expiry);
+
+  zlt_grant_set_hostnames (grant, (const char *const *) entry->hostnames);
+  return grant;
+}
+
+/* A comma-separated list of hostname patterns. */
+static gboolean
+parse_hostnames (const char *value, GStrv *out, GError **error)
+{
+  g_auto (GStrv) patterns = g_strsplit (value, ",", -1);
+
+  if (*value == '\0')
+    {
+      g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                           _ ("hostnames: empty; list hostnames or *.domain patterns"));
+      return FALSE;
+    }
+  for (guint i = 0; patterns[i] != NULL; i++)
+    {
+      char *lower = g_ascii_strdown (patterns[i], -1);
+
+      g_free (patterns[i]);
+      patterns[i] = lower;
+      if (!zlt_hostname_pattern_is_valid (patterns[i]))
+        {
+          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                       _ ("hostnames: entry %u is not a hostname or *. followed by one"), i + 1);
+          return FALSE;
+        }
+    }
+  *out = g_steal_pointer (&patterns);
+  return TRUE;
 }
 
 /* ---- parsing ---- */
@@ -381,6 +416,7 @@ parse_line (char *line, GError **error)
   g_auto (GStrv) services = NULL;
   g_auto (GStrv) reach = NULL;
   g_auto (GStrv) owns = NULL;
+  g_auto (GStrv) hostnames = NULL;
   gboolean have_services = FALSE;
   gboolean have_reach = FALSE;
   gboolean have_owns = FALSE;
@@ -416,8 +452,10 @@ parse_line (char *line, GError **error)
       eq = strchr (field, '=');
       if (eq == NULL || eq == field)
         {
-          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                       _ ("field %u is not key=value (name, register, reach, owns or expires)"), n);
+          g_set_error (
+              error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+              _ ("field %u is not key=value (name, register, reach, owns, hostnames or expires)"),
+              n);
           return NULL;
         }
       *eq = '\0';
@@ -475,6 +513,17 @@ parse_line (char *line, GError **error)
             return NULL;
           have_owns = TRUE;
         }
+      else if (g_str_equal (field, "hostnames"))
+        {
+          if (hostnames != NULL)
+            {
+              g_set_error_literal (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                                   _ ("hostnames given twice"));
+              return NULL;
+            }
+          if (!parse_hostnames (eq + 1, &hostnames, error))
+            return NULL;
+        }
       else if (g_str_equal (field, "expires"))
         {
           if (have_expiry)
@@ -489,16 +538,17 @@ parse_line (char *line, GError **error)
         }
       else if (key_is_printable (field))
         {
-          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                       _ ("unknown key ‘%s’ (expected name, register, reach, owns or expires)"),
-                       field);
+          g_set_error (
+              error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+              _ ("unknown key ‘%s’ (expected name, register, reach, owns, hostnames or expires)"),
+              field);
           return NULL;
         }
       else
         {
           g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                       _ ("field %u has an unknown key (expected name, register, reach, owns or "
-                          "expires)"),
+                       _ ("field %u has an unknown key (expected name, register, reach, owns, "
+                          "hostnames or expires)"),
                        n);
           return NULL;
         }
@@ -515,6 +565,7 @@ parse_line (char *line, GError **error)
   entry = zlt_token_entry_new (name, hash, (const char *const *) services, expiry);
   entry->reach = g_steal_pointer (&reach);
   entry->owns = g_steal_pointer (&owns);
+  entry->hostnames = g_steal_pointer (&hostnames);
   return entry;
 }
 

@@ -32,9 +32,10 @@ static GBytes *prefix_bytes[10];
 
 /* ---- the model: PROTOCOL-v2.md §1, independently of core/zlt-message.c ---- */
 
-/* tag → exact size; 0 = unknown tag */
-static const guint16 model_sizes[18]
-    = { 0, 2, 4, 32, 48, 32, 4, 1, 2, 1, 2, 32, 4, 4, 4, 8, 2, 37 };
+/* tag → exact size; 0 = unknown tag; HOSTNAME (18) is 1 to 253 bytes without NUL (§10) */
+#define MODEL_HOSTNAME 18
+static const guint16 model_sizes[19]
+    = { 0, 2, 4, 32, 48, 32, 4, 1, 2, 1, 2, 32, 4, 4, 4, 8, 2, 37, 253 };
 
 /* the "used in" column of the table */
 static guint32
@@ -49,7 +50,7 @@ model_used (ZltMessageType type)
     case ZLT_MESSAGE_REGISTER_OK:
       return 1u << 8;
     case ZLT_MESSAGE_REGISTER:
-      return 1u << 9 | 1u << 13 | 1u << 14;
+      return 1u << 9 | 1u << 13 | 1u << 14 | 1u << MODEL_HOSTNAME;
     case ZLT_MESSAGE_HEARTBEAT:
     case ZLT_MESSAGE_HEARTBEAT_ACK:
       return 1u << 15;
@@ -77,12 +78,13 @@ model_be (const guint8 *p, guint n)
 /* Fills @ext (present = the used tags seen) and returns whether the block is
  * well-formed. */
 static gboolean
-model_parse (ZltMessageType type, const guint8 *b, gsize len, ZltMessageExt *ext)
+model_parse (ZltMessageType type, const guint8 *b, gsize len, ZltMessageExt *ext, char **hostname)
 {
   guint32 seen = 0;
   gsize p = 1;
 
   memset (ext, 0, sizeof *ext);
+  g_clear_pointer (hostname, g_free);
   if (len == 0 || b[0] != 0x02)
     return FALSE;
   while (p < len)
@@ -102,7 +104,11 @@ model_parse (ZltMessageType type, const guint8 *b, gsize len, ZltMessageExt *ext
       p += size;
       if (tag == 0 || tag >= G_N_ELEMENTS (model_sizes))
         continue;
-      if (size != model_sizes[tag] || (seen & (1u << tag)) != 0)
+      if (tag == MODEL_HOSTNAME
+              ? (size == 0 || size > model_sizes[tag] || memchr (v, 0, size) != NULL)
+              : size != model_sizes[tag])
+        return FALSE;
+      if ((seen & (1u << tag)) != 0)
         return FALSE;
       seen |= 1u << tag;
       if ((model_used (type) & (1u << tag)) == 0)
@@ -158,6 +164,9 @@ model_parse (ZltMessageType type, const guint8 *b, gsize len, ZltMessageExt *ext
           break;
         case 16:
           ext->standby_max = (guint16) model_be (v, 2);
+          break;
+        case MODEL_HOSTNAME:
+          *hostname = g_strndup ((const char *) v, size);
           break;
         case 17:
           /* family, source, destination (16 bytes each), source port, destination port */
@@ -228,6 +237,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_autoptr (ZltMessage) msg = NULL;
   g_autoptr (ZltMessage) v1 = NULL;
   ZltMessageExt expected;
+  g_autofree char *expected_hostname = NULL;
   guint kind;
   gsize prefix_len, payload_len, consumed = 0;
   const guint8 *prefix;
@@ -255,7 +265,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   /* an empty block after the v1 fields means "no block", which is well-formed too */
   well_formed
       = payload_len <= ZLT_MAX_PAYLOAD
-        && (block->len == 0 || model_parse (ext_types[kind], block->data, block->len, &expected));
+        && (block->len == 0 || model_parse (ext_types[kind], block->data, block->len, &expected,
+                                           &expected_hostname));
   if (block->len == 0)
     memset (&expected, 0, sizeof expected);
 
@@ -283,12 +294,15 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     a->has_ext = b->has_ext = TRUE;
     a->ext = msg->ext;
     b->ext = expected;
+    a->hostname = g_strdup (msg->hostname);
+    b->hostname = g_strdup (expected_hostname);
     ZLT_FUZZ_CHECK (zlt_fuzz_message_equal (a, b), "the decoder and the model disagree on a field");
   }
   /* the v1 fields are untouched by whatever follows them */
   v1 = zlt_message_copy (msg);
   v1->has_ext = FALSE;
   memset (&v1->ext, 0, sizeof v1->ext);
+  g_clear_pointer (&v1->hostname, g_free);
   ZLT_FUZZ_CHECK (zlt_fuzz_message_equal (v1, prefix_msg[kind]), "the v1 fields of %s changed",
                   zlt_message_type_to_string (msg->type));
   zlt_fuzz_check_roundtrip (msg, consumed);

@@ -200,6 +200,9 @@ def ext_seeds():
     w("connect-addresses-v6", "connect",
       ADDRESSES(6, b"\x20\x01\x0d\xb8" + b"\0" * 11 + b"\x01", b"\0" * 15 + b"\x01", 51234, 443))
     w("addresses-short", "connect", entry(0x11, b"\x04" * 36))
+    w("register-hostname", "register", entry(0x12, b"a.apps.example.test"))
+    w("register-hostname-nul", "register", entry(0x12, b"a\0b.test"))
+    w("register-hostname-empty", "register", entry(0x12, b""))
     w("addresses-on-register", "register", EXPOSE(0) + ADDRESSES(4, b"\x7f\0\0\x01", b"\x7f\0\0\x01", 1, 2))
     w("auth-addresses-cap", "auth", VERSION() + CAPS(0x9F) + PROOF())
 
