@@ -1549,6 +1549,7 @@ service_from_config (const ZltServiceConfig *sc)
   ZltService *service = zlt_service_new (sc->name, sc->protocol, sc->local_port, sc->expose);
 
   zlt_service_set_requested_port (service, sc->remote_port);
+  zlt_service_set_hostname (service, sc->hostname);
   return service;
 }
 

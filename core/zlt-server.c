@@ -633,14 +633,14 @@ zlt_server_add_hostname (ZltServer *self, const char *hostname, ZltService *serv
   if (holder != NULL)
     return holder == service;
   g_hash_table_insert (self->hostnames, g_strdup (hostname), g_object_ref (service));
-  g_object_set_data_full (G_OBJECT (service), "zlt-hostname", g_strdup (hostname), g_free);
+  zlt_service_set_hostname (service, hostname);
   return TRUE;
 }
 
 static void
 remove_hostname (ZltServer *self, ZltService *service)
 {
-  const char *hostname = g_object_get_data (G_OBJECT (service), "zlt-hostname");
+  const char *hostname = zlt_service_get_hostname (service);
 
   if (hostname != NULL && g_hash_table_lookup (self->hostnames, hostname) == service)
     g_hash_table_remove (self->hostnames, hostname);

@@ -19,6 +19,7 @@ struct _ZltService
   guint16 assigned_port;
   ZltServiceState state;
   char *last_error;  /* the last refusal; NULL once registered */
+  char *hostname;    /* reached by on the server's shared ports; NULL: none */
   ZltTunnel *tunnel; /* not a reference: the tunnel owns us and clears this */
 
   guint active_connections;
@@ -43,6 +44,7 @@ enum
   PROP_ASSIGNED_PORT,
   PROP_STATE,
   PROP_LAST_ERROR,
+  PROP_HOSTNAME,
   PROP_TUNNEL,
   PROP_ACTIVE_CONNECTIONS,
   PROP_TOTAL_CONNECTIONS,
@@ -146,6 +148,9 @@ zlt_service_get_property (GObject *object, guint prop_id, GValue *value, GParamS
     case PROP_LAST_ERROR:
       g_value_set_string (value, self->last_error);
       break;
+    case PROP_HOSTNAME:
+      g_value_set_string (value, self->hostname);
+      break;
     case PROP_TUNNEL:
       g_value_set_object (value, self->tunnel);
       break;
@@ -183,6 +188,7 @@ zlt_service_finalize (GObject *object)
 
   g_free (self->name);
   g_free (self->last_error);
+  g_free (self->hostname);
   g_main_context_unref (self->context);
   G_OBJECT_CLASS (zlt_service_parent_class)->finalize (object);
 }
@@ -253,6 +259,13 @@ zlt_service_class_init (ZltServiceClass *klass)
    * Why the server refused the service the last time; %NULL once it is registered.
    */
   properties[PROP_LAST_ERROR] = g_param_spec_string ("last-error", NULL, NULL, NULL, ro);
+  /**
+   * ZltService:hostname:
+   * The hostname the service is reached by on the server's shared HTTP and TLS ports
+   * (PROTOCOL-v2.md §10), %NULL for none: on the agent the one it asks for, on the
+   * server the one it was given.
+   */
+  properties[PROP_HOSTNAME] = g_param_spec_string ("hostname", NULL, NULL, NULL, ro);
   /**
    * ZltService:tunnel:
    * The tunnel the service belongs to; a weak back pointer, %NULL when detached.
@@ -485,6 +498,37 @@ zlt_service_set_state (ZltService *self, ZltServiceState state, const char *erro
  *
  * Returns: the public port the agent asked for; 0 for any
  */
+/**
+ * zlt_service_get_hostname:
+ * @self: a service
+ *
+ * Returns: (nullable): the hostname the service is reached by on the server's shared
+ *   ports, %NULL for none
+ */
+const char *
+zlt_service_get_hostname (ZltService *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVICE (self), NULL);
+  return self->hostname;
+}
+
+/**
+ * zlt_service_set_hostname:
+ * @self: a service
+ * @hostname: (nullable): a normalized hostname, %NULL for none
+ */
+void
+zlt_service_set_hostname (ZltService *self, const char *hostname)
+{
+  g_return_if_fail (ZLT_IS_SERVICE (self));
+
+  if (g_strcmp0 (self->hostname, hostname) == 0)
+    return;
+  g_free (self->hostname);
+  self->hostname = g_strdup (hostname);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HOSTNAME]);
+}
+
 guint16
 zlt_service_get_requested_port (ZltService *self)
 {

@@ -58,6 +58,10 @@ const char *zlt_service_get_last_error (ZltService *self);
 ZLT_AVAILABLE_IN_ALL
 void zlt_service_set_state (ZltService *self, ZltServiceState state, const char *error);
 ZLT_AVAILABLE_IN_ALL
+const char *zlt_service_get_hostname (ZltService *self);
+ZLT_AVAILABLE_IN_ALL
+void zlt_service_set_hostname (ZltService *self, const char *hostname);
+ZLT_AVAILABLE_IN_ALL
 ZltTunnel *zlt_service_get_tunnel (ZltService *self);
 ZLT_AVAILABLE_IN_ALL
 void zlt_service_set_tunnel (ZltService *self, ZltTunnel *tunnel);

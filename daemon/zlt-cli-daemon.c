@@ -223,6 +223,7 @@ static const ZltCliJsonKey service_keys[] = {
   { "RateLimitIn", "rate_limit_in" },
   { "RateLimitOut", "rate_limit_out" },
   { "Replicas", "replicas" },
+  { "Hostname", "hostname" },
 };
 
 static const ZltCliJsonKey session_keys[] = {

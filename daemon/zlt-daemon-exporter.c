@@ -330,6 +330,7 @@ sync_service (ZltDaemonExporter *self, Mirror *mirror)
   zlt_dbus_service_set_proxy_protocol (
       iface,
       zlt_proxy_protocol_to_string (sc != NULL ? sc->proxy_protocol : ZLT_PROXY_PROTOCOL_NONE));
+  zlt_dbus_service_set_hostname (iface, or_empty (zlt_service_get_hostname (service)));
   /* bytes/s, 0 = none; a server's services: 0 */
   zlt_dbus_service_set_rate_limit_in (iface, sc != NULL ? sc->rate_limit_in : 0);
   zlt_dbus_service_set_rate_limit_out (iface, sc != NULL ? sc->rate_limit_out : 0);

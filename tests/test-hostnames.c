@@ -435,6 +435,13 @@ test_route_by_host (Fixture *f, gconstpointer data)
   g_assert_cmpuint (zlt_service_get_assigned_port (
                         zlt_tunnel_lookup_service (zlt_agent_get_tunnel (f->h.agent), "a")),
                     ==, 0);
+  /* both ends know the name (D-Bus shows it as Hostname) */
+  g_assert_cmpstr (
+      zlt_service_get_hostname (zlt_tunnel_lookup_service (zlt_agent_get_tunnel (f->h.agent), "a")),
+      ==, "a.apps.example.test");
+  g_assert_cmpstr (
+      zlt_service_get_hostname (zlt_server_lookup_hostname (f->h.server, "a.apps.example.test")),
+      ==, "a.apps.example.test");
   g_assert_cmpint (run_curl ("a.apps.example.test", port, url_a, &out, NULL), ==, 0);
   g_assert_cmpstr (out, ==, "origin a saw a host\n200");
   g_clear_pointer (&out, g_free);
