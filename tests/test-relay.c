@@ -1753,6 +1753,105 @@ test_perf (void)
     }
 }
 
+/* ---------------------------------------------------------------------------------
+ * many idle relays beside a busy one: what a wakeup costs when the context holds many
+ * relays (perf only: prints round trips per second with 0 and with N idle relays) */
+
+static gint echo_stop;
+
+static gpointer
+echo_thread (gpointer data)
+{
+  int fd = GPOINTER_TO_INT (data);
+
+  /* the socket is non-blocking (GSocket's): wait with poll, until told to stop */
+  while (!g_atomic_int_get (&echo_stop))
+    {
+      struct pollfd pfd = { .fd = fd, .events = POLLIN };
+      char c;
+
+      if (poll (&pfd, 1, 100) != 1)
+        continue;
+      if (recv (fd, &c, 1, MSG_DONTWAIT) != 1 || send (fd, &c, 1, MSG_NOSIGNAL) != 1)
+        break;
+    }
+  return NULL;
+}
+
+static double
+crowd_round_trips (guint n_idle, guint rounds)
+{
+  Fixture busy = { 0 };
+  g_autofree Fixture *idle = g_new0 (Fixture, MAX (n_idle, 1));
+  g_autoptr (GThread) echo = NULL;
+  int client_fd;
+  gint64 start;
+  double elapsed;
+
+  for (guint i = 0; i < n_idle; i++)
+    {
+      fixture_init (&idle[i], MODE_ZERO_COPY, 0);
+      fixture_start (&idle[i]);
+    }
+  fixture_init (&busy, MODE_ZERO_COPY, 0);
+  fixture_start (&busy);
+  echo = g_thread_new ("echo", echo_thread,
+                       GINT_TO_POINTER (g_socket_get_fd (conn_socket (busy.server))));
+  client_fd = g_socket_get_fd (conn_socket (busy.client));
+  g_atomic_int_set (&echo_stop, 0);
+  start = g_get_monotonic_time ();
+  for (guint i = 0; i < rounds; i++)
+    {
+      char c = 'x';
+      gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+
+      g_assert_cmpint (send (client_fd, &c, 1, MSG_NOSIGNAL), ==, 1);
+      /* the relay's wakeups end each wait; the deadline is checked between them */
+      while (recv (client_fd, &c, 1, MSG_DONTWAIT) != 1)
+        {
+          if (g_get_monotonic_time () > deadline)
+            g_error ("no echo within %d s", DEADLINE_S);
+          g_main_context_iteration (NULL, TRUE);
+        }
+    }
+  elapsed = (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC;
+  g_atomic_int_set (&echo_stop, 1);
+  zlt_relay_close (busy.relay);
+  g_thread_join (g_steal_pointer (&echo));
+  fixture_clear (&busy);
+  for (guint i = 0; i < n_idle; i++)
+    {
+      g_assert_cmpuint (idle[i].finished, ==, 0);
+      zlt_relay_close (idle[i].relay);
+      fixture_clear (&idle[i]);
+    }
+  return rounds / elapsed;
+}
+
+static void
+test_perf_crowd (void)
+{
+  static const guint crowds[] = { 0, 1000, 3000 };
+  double alone = 0;
+
+  if (!g_test_perf ())
+    {
+      g_test_skip ("only with -m perf");
+      return;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (crowds); i++)
+    {
+      double rate = crowd_round_trips (crowds[i], 3000);
+
+      if (i == 0)
+        alone = rate;
+      g_test_message ("%5u idle relays: %8.0f round trips/s (%.2fx alone)", crowds[i], rate,
+                      rate / alone);
+      g_printerr ("%5u idle relays: %8.0f round trips/s (%.2fx alone)\n", crowds[i], rate,
+                  rate / alone);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1830,6 +1929,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/relay/concurrent/pollable", GINT_TO_POINTER (MODE_POLLABLE),
                         test_concurrent);
   g_test_add_func ("/relay/perf/throughput", test_perf);
+  g_test_add_func ("/relay/perf/idle-crowd", test_perf_crowd);
   ret = g_test_run ();
 
   if (listener != NULL)
