@@ -8,8 +8,10 @@
 /**
  * zlt_init:
  *
- * Binds the library's text domain. Safe to call more than once; every program and
- * plugin host calls it before using the library.
+ * Binds the library's text domain and chooses the TLS cipher preference
+ * (zlt_tls_init_priority(): set G_TLS_GNUTLS_PRIORITY first to choose another). Safe
+ * to call more than once; every program and plugin host calls it before using the
+ * library, while it has no other threads.
  *
  * The catalogs are looked up in `$ZLT_LOCALEDIR` when it is set (the build tree's
  * `po/` directory, so the tests can run uninstalled binaries in another language),
@@ -29,6 +31,7 @@ zlt_init (void)
         localedir = LOCALEDIR;
       bindtextdomain (GETTEXT_PACKAGE, localedir);
       bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+      zlt_tls_init_priority ();
       g_once_init_leave (&once, 1);
     }
 }

@@ -2,6 +2,10 @@
 #include "config.h"
 
 #include <string.h>
+#if defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 #include <glib/gi18n-lib.h>
 
@@ -386,4 +390,48 @@ zlt_tls_load_server_certificate (const char *cert_file, const char *key_file, GE
   if (certificate == NULL)
     g_prefix_error (error, _ ("failed to load TLS certificate %s: "), cert_file);
   return certificate;
+}
+
+/* ---- the cipher preference ---- */
+
+/* TLS 1.3's AES-128-GCM first, then the rest of GnuTLS's usual order (%COMPAT as
+ * glib-networking's own default has it). */
+#define ZLT_TLS_PRIORITY                                                                           \
+  "NORMAL:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-CCM:+AES-256-CCM:"     \
+  "+AES-256-CBC:+AES-128-CBC:%COMPAT"
+
+static gboolean
+cpu_has_aes (void)
+{
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+  return __builtin_cpu_supports ("aes") && __builtin_cpu_supports ("pclmul");
+#elif defined(__aarch64__) && defined(__linux__)
+  return (getauxval (AT_HWCAP) & HWCAP_AES) != 0 && (getauxval (AT_HWCAP) & HWCAP_PMULL) != 0;
+#else
+  return FALSE;
+#endif
+}
+
+const char *
+zlt_tls_default_priority (void)
+{
+  static const char *const policies[]
+      = { "/etc/gnutls/config", "/etc/crypto-policies/back-ends/gnutls.config" };
+
+  if (g_getenv ("G_TLS_GNUTLS_PRIORITY") != NULL
+      || g_getenv ("GNUTLS_SYSTEM_PRIORITY_FILE") != NULL)
+    return NULL;
+  for (gsize i = 0; i < G_N_ELEMENTS (policies); i++)
+    if (g_file_test (policies[i], G_FILE_TEST_EXISTS))
+      return NULL;
+  return cpu_has_aes () ? ZLT_TLS_PRIORITY : NULL;
+}
+
+void
+zlt_tls_init_priority (void)
+{
+  const char *priority = zlt_tls_default_priority ();
+
+  if (priority != NULL)
+    g_setenv ("G_TLS_GNUTLS_PRIORITY", priority, FALSE);
 }

@@ -231,10 +231,83 @@ test_plain_agent (Fixture *f, gconstpointer data)
   g_assert_cmpuint (zlt_server_get_n_pending (f->h.server), ==, 0);
 }
 
+/* what G_TLS_GNUTLS_PRIORITY was before zlt_init() (NULL unless the caller set it), and
+ * what zlt_tls_default_priority() said then */
+static char *priority_before;
+static char *priority_chosen;
+
+static void
+on_handshake (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GError **error = user_data;
+
+  if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, error)
+      && *error == NULL)
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "handshake failed");
+  if (*error == NULL)
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "done");
+}
+
+/* zlt_init() chose the cipher preference: where the CPU has AES instructions (and no
+ * system policy decides), a client made by zlt_tls_client_connection_new() and our
+ * server negotiate TLS 1.3's AES-128-GCM; a G_TLS_GNUTLS_PRIORITY set before is left
+ * as it was, and is then what zlt_tls_default_priority() defers to. */
+static void
+test_cipher_preference (Fixture *f, gconstpointer data)
+{
+  g_autofree char *url = NULL;
+  g_autoptr (GUri) uri = NULL;
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GSocketConnection) conn = NULL;
+  g_autoptr (GIOStream) tls = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GError) done = NULL;
+  g_autofree char *suite = NULL;
+  ZltTlsOptions options = { .pinned_sha256 = f->fingerprint };
+
+  if (priority_before != NULL)
+    {
+      g_assert_cmpstr (g_getenv ("G_TLS_GNUTLS_PRIORITY"), ==, priority_before);
+      g_assert_null (zlt_tls_default_priority ());
+      g_test_skip ("G_TLS_GNUTLS_PRIORITY was set by the caller");
+      return;
+    }
+  if (priority_chosen == NULL)
+    {
+      g_test_skip ("no AES instructions, or a system-wide GnuTLS policy");
+      return;
+    }
+  g_assert_cmpstr (g_getenv ("G_TLS_GNUTLS_PRIORITY"), ==, priority_chosen);
+  /* set now: nothing more to choose */
+  g_assert_null (zlt_tls_default_priority ());
+
+  start_tls_server (f);
+  url = g_key_file_get_string (f->h.agent_keyfile, "agent", "server", NULL);
+  uri = g_uri_parse (url, G_URI_FLAGS_NONE, &error);
+  g_assert_no_error (error);
+  conn = g_socket_client_connect_to_host (client, "127.0.0.1", g_uri_get_port (uri), NULL, &error);
+  g_assert_no_error (error);
+  tls = zlt_tls_client_connection_new (G_IO_STREAM (conn), NULL, &options, &error);
+  g_assert_no_error (error);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT, NULL, on_handshake,
+                                    &done);
+  ZLT_TEST_WAIT_FOR (done != NULL, 10000);
+  g_assert_error (done, G_IO_ERROR, G_IO_ERROR_EXISTS);
+  suite = g_tls_connection_get_ciphersuite_name (G_TLS_CONNECTION (tls));
+  g_assert_cmpint (g_tls_connection_get_protocol_version (G_TLS_CONNECTION (tls)), ==,
+                   G_TLS_PROTOCOL_VERSION_TLS_1_3);
+  g_assert_cmpstr (suite, ==, "TLS_AES_128_GCM_SHA256");
+  g_io_stream_close (tls, NULL, NULL);
+}
+
 int
 main (int argc, char **argv)
 {
+  int ret;
+
   g_test_init (&argc, &argv, NULL);
+  priority_before = g_strdup (g_getenv ("G_TLS_GNUTLS_PRIORITY"));
+  priority_chosen = g_strdup (zlt_tls_default_priority ());
   zlt_init ();
   g_test_add ("/tls/ca-file", Fixture, NULL, fixture_setup, test_ca_file, fixture_teardown);
   g_test_add ("/tls/pinned", Fixture, NULL, fixture_setup, test_pinned, fixture_teardown);
@@ -244,5 +317,10 @@ main (int argc, char **argv)
   g_test_add ("/tls/untrusted", Fixture, NULL, fixture_setup, test_untrusted, fixture_teardown);
   g_test_add ("/tls/insecure", Fixture, NULL, fixture_setup, test_insecure, fixture_teardown);
   g_test_add ("/tls/plain-agent", Fixture, NULL, fixture_setup, test_plain_agent, fixture_teardown);
-  return g_test_run ();
+  g_test_add ("/tls/cipher-preference", Fixture, NULL, fixture_setup, test_cipher_preference,
+              fixture_teardown);
+  ret = g_test_run ();
+  g_free (priority_before);
+  g_free (priority_chosen);
+  return ret;
 }

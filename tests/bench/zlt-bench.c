@@ -761,6 +761,9 @@ main (int argc, char **argv)
   gint64 rss_base;
   guint idle_n;
 
+  /* as the programs do: the TLS probe of --processes then negotiates what the agent does,
+   * and the children inherit the same TLS priority */
+  zlt_init ();
   context = g_option_context_new ("- measure the tunnel against direct loopback connections");
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
