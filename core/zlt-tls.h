@@ -86,18 +86,9 @@ ZLT_AVAILABLE_IN_ALL
 GTlsCertificate *zlt_tls_load_server_certificate (const char *cert_file, const char *key_file,
                                                   GError **error);
 
-/* The GnuTLS priority the programs give glib-networking (G_TLS_GNUTLS_PRIORITY): TLS
- * 1.3's AES-128-GCM before AES-256-GCM where the CPU has AES instructions (about 10 %
- * less CPU per byte relayed over wss:// than GnuTLS's default order, measured), the
- * rest of GnuTLS's usual set after it. NULL when it is not ours to choose: the variable
- * is set already (whoever set it wins), a system-wide GnuTLS policy exists
- * (/etc/gnutls/config, crypto-policies, GNUTLS_SYSTEM_PRIORITY_FILE), or the CPU has
- * no AES instructions. */
+ZLT_AVAILABLE_IN_ALL
 const char *zlt_tls_default_priority (void);
-/* Sets G_TLS_GNUTLS_PRIORITY to zlt_tls_default_priority() when that is not NULL.
- * glib-networking reads the variable once, at the first TLS connection, so this must
- * run before (zlt_init() calls it) and, as it changes the environment, while the
- * process has no other threads. */
+ZLT_AVAILABLE_IN_ALL
 void zlt_tls_init_priority (void);
 
 G_END_DECLS
