@@ -263,10 +263,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_byte_array_append (frame, block->data, block->len);
 
   /* an empty block after the v1 fields means "no block", which is well-formed too */
-  well_formed
-      = payload_len <= ZLT_MAX_PAYLOAD
-        && (block->len == 0 || model_parse (ext_types[kind], block->data, block->len, &expected,
-                                           &expected_hostname));
+  well_formed = payload_len <= ZLT_MAX_PAYLOAD
+                && (block->len == 0
+                    || model_parse (ext_types[kind], block->data, block->len, &expected,
+                                    &expected_hostname));
   if (block->len == 0)
     memset (&expected, 0, sizeof expected);
 

@@ -63,8 +63,7 @@ zlt_fuzz_message_equal (const ZltMessage *a, const ZltMessage *b)
 
   if (a->type != b->type || !str_equal (a->token, b->token) || !str_equal (a->reason, b->reason)
       || !str_equal (a->name, b->name) || !str_equal (a->client_addr, b->client_addr)
-      || !str_equal (a->hostname, b->hostname)
-      || !zlt_uuid_equal (&a->client_id, &b->client_id)
+      || !str_equal (a->hostname, b->hostname) || !zlt_uuid_equal (&a->client_id, &b->client_id)
       || !zlt_uuid_equal (&a->tunnel_id, &b->tunnel_id)
       || !zlt_uuid_equal (&a->service_id, &b->service_id)
       || !zlt_uuid_equal (&a->connection_id, &b->connection_id) || a->protocol != b->protocol
