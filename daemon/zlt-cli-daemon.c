@@ -256,8 +256,11 @@ static const ZltCliJsonKey node_keys[] = {
   { "LatencyUs", "latency_us" },
 };
 
+/* Writers of one object into a JSON array; @client for the ones that follow links */
+typedef void (*JsonAddFunc) (JsonBuilder *builder, DaemonClient *client, GDBusProxy *object);
+
 static void
-json_add_node (JsonBuilder *builder, GDBusProxy *node)
+json_add_node (JsonBuilder *builder, DaemonClient *client, GDBusProxy *node)
 {
   json_builder_begin_object (builder);
   zlt_cli_json_add_properties (builder, node, node_keys, G_N_ELEMENTS (node_keys));
@@ -265,10 +268,18 @@ json_add_node (JsonBuilder *builder, GDBusProxy *node)
 }
 
 static void
-json_add_service (JsonBuilder *builder, GDBusProxy *service)
+json_add_service (JsonBuilder *builder, DaemonClient *client, GDBusProxy *service)
 {
   json_builder_begin_object (builder);
   zlt_cli_json_add_properties (builder, service, service_keys, G_N_ELEMENTS (service_keys));
+  json_builder_end_object (builder);
+}
+
+static void
+json_add_session (JsonBuilder *builder, DaemonClient *client, GDBusProxy *session)
+{
+  json_builder_begin_object (builder);
+  zlt_cli_json_add_properties (builder, session, session_keys, G_N_ELEMENTS (session_keys));
   json_builder_end_object (builder);
 }
 
@@ -304,9 +315,25 @@ json_add_tunnel (JsonBuilder *builder, DaemonClient *client, GDBusProxy *tunnel)
   json_builder_set_member_name (builder, "services");
   json_builder_begin_array (builder);
   for (guint i = 0; i < services->len; i++)
-    json_add_service (builder, g_ptr_array_index (services, i));
+    json_add_service (builder, client, g_ptr_array_index (services, i));
   json_builder_end_array (builder);
   json_builder_end_object (builder);
+}
+
+/* `{"MEMBER": [...]}` of @objects, each written by @add */
+static void
+print_json_list (DaemonClient *client, const char *member, GPtrArray *objects, JsonAddFunc add)
+{
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, member);
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < objects->len; i++)
+    add (builder, client, g_ptr_array_index (objects, i));
+  json_builder_end_array (builder);
+  json_builder_end_object (builder);
+  zlt_cli_json_print (builder);
 }
 
 static void
@@ -522,7 +549,7 @@ zlt_cli_status (int argc, char **argv)
       json_builder_set_member_name (builder, "nodes");
       json_builder_begin_array (builder);
       for (guint i = 0; i < nodes->len; i++)
-        json_add_node (builder, g_ptr_array_index (nodes, i));
+        json_add_node (builder, &client, g_ptr_array_index (nodes, i));
       json_builder_end_array (builder);
       json_builder_end_object (builder);
       zlt_cli_json_print (builder);
@@ -588,18 +615,7 @@ zlt_cli_tunnels (int argc, char **argv)
     return rc;
   tunnels = daemon_client_list (&client, IFACE_TUNNEL);
   if (opt_json)
-    {
-      g_autoptr (JsonBuilder) builder = json_builder_new ();
-
-      json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "tunnels");
-      json_builder_begin_array (builder);
-      for (guint i = 0; i < tunnels->len; i++)
-        json_add_tunnel (builder, &client, g_ptr_array_index (tunnels, i));
-      json_builder_end_array (builder);
-      json_builder_end_object (builder);
-      zlt_cli_json_print (builder);
-    }
+    print_json_list (&client, "tunnels", tunnels, json_add_tunnel);
   else if (tunnels->len == 0)
     g_print (_ ("no tunnels\n"));
   else
@@ -623,18 +639,7 @@ zlt_cli_services (int argc, char **argv)
     return rc;
   services = daemon_client_list (&client, IFACE_SERVICE);
   if (opt_json)
-    {
-      g_autoptr (JsonBuilder) builder = json_builder_new ();
-
-      json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "services");
-      json_builder_begin_array (builder);
-      for (guint i = 0; i < services->len; i++)
-        json_add_service (builder, g_ptr_array_index (services, i));
-      json_builder_end_array (builder);
-      json_builder_end_object (builder);
-      zlt_cli_json_print (builder);
-    }
+    print_json_list (&client, "services", services, json_add_service);
   else if (services->len == 0)
     g_print (_ ("no services\n"));
   else
@@ -658,24 +663,7 @@ zlt_cli_sessions (int argc, char **argv)
     return rc;
   sessions = daemon_client_list (&client, IFACE_SESSION);
   if (opt_json)
-    {
-      g_autoptr (JsonBuilder) builder = json_builder_new ();
-
-      json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "sessions");
-      json_builder_begin_array (builder);
-      for (guint i = 0; i < sessions->len; i++)
-        {
-          GDBusProxy *session = g_ptr_array_index (sessions, i);
-
-          json_builder_begin_object (builder);
-          zlt_cli_json_add_properties (builder, session, session_keys, G_N_ELEMENTS (session_keys));
-          json_builder_end_object (builder);
-        }
-      json_builder_end_array (builder);
-      json_builder_end_object (builder);
-      zlt_cli_json_print (builder);
-    }
+    print_json_list (&client, "sessions", sessions, json_add_session);
   else if (sessions->len == 0)
     g_print (_ ("no access sessions\n"));
   else
@@ -842,18 +830,7 @@ zlt_cli_nodes (int argc, char **argv)
     return rc;
   nodes = daemon_client_list (&client, IFACE_NODE);
   if (opt_json)
-    {
-      g_autoptr (JsonBuilder) builder = json_builder_new ();
-
-      json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "nodes");
-      json_builder_begin_array (builder);
-      for (guint i = 0; i < nodes->len; i++)
-        json_add_node (builder, g_ptr_array_index (nodes, i));
-      json_builder_end_array (builder);
-      json_builder_end_object (builder);
-      zlt_cli_json_print (builder);
-    }
+    print_json_list (&client, "nodes", nodes, json_add_node);
   else if (nodes->len == 0)
     g_print (_ ("no node tunnels\n"));
   else
