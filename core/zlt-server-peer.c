@@ -1028,8 +1028,10 @@ apply_rights (ZltServerPeer *self)
   for (guint i = 0; i < services->len; i++)
     {
       ZltService *service = g_ptr_array_index (services, i);
+      const char *hostname = zlt_service_get_hostname (service);
 
-      if (zlt_grant_may_register (self->grant, zlt_service_get_name (service)))
+      if (zlt_grant_may_register (self->grant, zlt_service_get_name (service))
+          && (hostname == NULL || zlt_grant_may_claim_hostname (self->grant, hostname)))
         continue;
       g_message ("tunnel %s: token no longer covers service %s, removing it", self->id,
                  zlt_service_get_name (service));

@@ -458,6 +458,8 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, GByte
   grant = zlt_server_peer_get_grant (peer);
   if (zlt_grant_is_expired (grant, g_get_real_time () / G_USEC_PER_SEC)
       || !zlt_grant_may_register (grant, zlt_service_get_name (service))
+      || (zlt_service_get_hostname (service) != NULL
+          && !zlt_grant_may_claim_hostname (grant, zlt_service_get_hostname (service)))
       || !may_connect (self, service, zlt_grant_get_name (grant)))
     {
       zlt_net_close_with_reset (stream);

@@ -388,7 +388,7 @@ fixture_setup (Fixture *f, gconstpointer data)
   g_autoptr (GError) error = NULL;
   ZltTestHarness *h = &f->h;
 
-  zlt_test_harness_init (h, "43000-43100");
+  zlt_test_harness_init (h, "29600-29649");
   g_assert_true (zlt_test_make_certificate (h->tmpdir, &cert, &key));
   f->certificate = g_tls_certificate_new_from_files (cert, key, &error);
   g_assert_no_error (error);
@@ -450,6 +450,42 @@ test_route_by_host (Fixture *f, gconstpointer data)
   g_clear_pointer (&out, g_free);
   g_assert_cmpint (g_atomic_int_get (&f->http_a->n_served), ==, 1);
   g_assert_cmpint (g_atomic_int_get (&f->http_b->n_served), ==, 1);
+}
+
+/* A token that loses the right to a hostname loses the route at once (the token file
+ * re-read), not at the next registration. */
+static void
+test_right_withdrawn (Fixture *f, gconstpointer data)
+{
+  guint16 port = zlt_server_get_http_port (f->h.server);
+  g_autofree char *url = g_strdup_printf ("http://a.apps.example.test:%u/", port);
+  g_autofree char *token = NULL;
+  g_autofree char *hash = NULL;
+  g_autofree char *line = NULL;
+  g_autofree char *out = NULL;
+  g_autoptr (GError) error = NULL;
+  gboolean ok = FALSE;
+
+  /* the agent's token ("apps"), as the fixture wrote it */
+  g_file_get_contents (f->h.agent_token_file, &token, NULL, &error);
+  g_assert_no_error (error);
+  hash = zlt_token_hash_hex (g_strstrip (token));
+
+  g_assert_nonnull (zlt_server_lookup_hostname (f->h.server, "a.apps.example.test"));
+  /* the same token, its register right kept, its hostnames narrowed to b.* */
+  line = g_strdup_printf ("%s name=apps register=* hostnames=b.apps.example.test\n", hash);
+  g_file_set_contents_full (f->h.token_file, line, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
+                            &error);
+  g_assert_no_error (error);
+  g_signal_emit_by_name (zlt_server_get_validator (f->h.server), "reload", &ok);
+  g_assert_true (ok);
+  ZLT_TEST_WAIT_FOR (zlt_server_lookup_hostname (f->h.server, "a.apps.example.test") == NULL,
+                     10000);
+  g_assert_cmpint (run_curl ("a.apps.example.test", port, url, &out, NULL), ==, 0);
+  g_assert_true (g_str_has_suffix (out, "\n404"));
+  g_assert_cmpint (g_atomic_int_get (&f->http_a->n_served), ==, 0);
+  /* what the token still may claim stays */
+  g_assert_nonnull (zlt_server_lookup_hostname (f->h.server, "b.apps.example.test"));
 }
 
 static void
@@ -584,7 +620,7 @@ test_refused (void)
   g_autofree char *token = NULL;
   ZltService *service;
 
-  zlt_test_harness_init (&h, "43200-43300");
+  zlt_test_harness_init (&h, "29650-29699");
   g_key_file_set_string (h.server_keyfile, "server", "http-listen", "127.0.0.1:0");
   g_key_file_set_string (h.server_keyfile, "server", "hostname-domains", "*.apps.example.test");
   /* the right covers other names only */
@@ -611,6 +647,8 @@ main (int argc, char **argv)
   g_test_add_func ("/hostnames/patterns", test_patterns);
   g_test_add_func ("/hostnames/register-tag", test_register_tag);
   g_test_add ("/hostnames/route-by-host", Fixture, NULL, fixture_setup, test_route_by_host,
+              fixture_teardown);
+  g_test_add ("/hostnames/right-withdrawn", Fixture, NULL, fixture_setup, test_right_withdrawn,
               fixture_teardown);
   g_test_add ("/hostnames/route-by-sni", Fixture, NULL, fixture_setup, test_route_by_sni,
               fixture_teardown);
