@@ -231,6 +231,13 @@ test_spread_and_failover (Fixture *f, gconstpointer data)
   b = replica_agent (f, f->token[1], 1);
   c = replica_process (f, f->token[0], 2);
   ZLT_TEST_WAIT_FOR (n_connected (f) == 3, WAIT_MS);
+  /* connected is not yet registered: wait for the in-process replicas' answers */
+  ZLT_TEST_WAIT_FOR (
+      zlt_service_get_state (zlt_tunnel_lookup_service (zlt_agent_get_tunnel (a), "web"))
+              == ZLT_SERVICE_STATE_REGISTERED
+          && zlt_service_get_state (zlt_tunnel_lookup_service (zlt_agent_get_tunnel (b), "web"))
+                 == ZLT_SERVICE_STATE_REGISTERED,
+      WAIT_MS);
   port
       = zlt_service_get_assigned_port (zlt_tunnel_lookup_service (zlt_agent_get_tunnel (a), "web"));
   g_assert_cmpuint (port, !=, 0);
