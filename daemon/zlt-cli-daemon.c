@@ -838,6 +838,29 @@ zlt_cli_nodes (int argc, char **argv)
   return EXIT_OK;
 }
 
+/* A command with verbs (`node add`, `session stop`): runs the one argv[1] names, which
+ * becomes the program name; --help prints @help, anything else fails with @usage */
+typedef struct
+{
+  const char *name;
+  int (*run) (int argc, char **argv);
+} Verb;
+
+static int
+dispatch_verb (int argc, char **argv, const Verb *verbs, gsize n_verbs, const char *help,
+               const char *usage)
+{
+  for (gsize i = 0; argc >= 2 && i < n_verbs; i++)
+    if (g_str_equal (argv[1], verbs[i].name))
+      return verbs[i].run (argc - 1, argv + 1);
+  if (argc >= 2 && (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h")))
+    {
+      g_print ("%s", help);
+      return EXIT_OK;
+    }
+  return zlt_cli_fail (EXIT_USAGE, "%s", usage);
+}
+
 static int
 node_add (int argc, char **argv)
 {
@@ -940,17 +963,12 @@ node_remove (int argc, char **argv)
 int
 zlt_cli_node (int argc, char **argv)
 {
-  if (argc >= 2 && g_str_equal (argv[1], "add"))
-    return node_add (argc - 1, argv + 1);
-  if (argc >= 2 && g_str_equal (argv[1], "remove"))
-    return node_remove (argc - 1, argv + 1);
-  if (argc >= 2 && (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h")))
-    {
-      g_print ("%s", _ ("usage: zlayer-tunnel node add NAME --from NODE --to NODE … | node "
-                        "remove NAME\n"));
-      return EXIT_OK;
-    }
-  return zlt_cli_fail (EXIT_USAGE, _ ("usage: zlayer-tunnel node add|remove NAME …"));
+  static const Verb verbs[] = { { "add", node_add }, { "remove", node_remove } };
+
+  return dispatch_verb (argc, argv, verbs, G_N_ELEMENTS (verbs),
+                        _ ("usage: zlayer-tunnel node add NAME --from NODE --to NODE … | node "
+                           "remove NAME\n"),
+                        _ ("usage: zlayer-tunnel node add|remove NAME …"));
 }
 
 /* ---- access sessions through the daemon ---- */
@@ -1073,17 +1091,12 @@ session_stop (int argc, char **argv)
 int
 zlt_cli_session (int argc, char **argv)
 {
-  if (argc >= 2 && g_str_equal (argv[1], "start"))
-    return session_start (argc - 1, argv + 1);
-  if (argc >= 2 && g_str_equal (argv[1], "stop"))
-    return session_stop (argc - 1, argv + 1);
-  if (argc >= 2 && (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h")))
-    {
-      g_print ("%s", _ ("usage: zlayer-tunnel session start SERVICE [--ttl D] [--local-port N] "
-                        "| session stop ID\n"));
-      return EXIT_OK;
-    }
-  return zlt_cli_fail (EXIT_USAGE, _ ("usage: zlayer-tunnel session start|stop …"));
+  static const Verb verbs[] = { { "start", session_start }, { "stop", session_stop } };
+
+  return dispatch_verb (argc, argv, verbs, G_N_ELEMENTS (verbs),
+                        _ ("usage: zlayer-tunnel session start SERVICE [--ttl D] [--local-port N] "
+                           "| session stop ID\n"),
+                        _ ("usage: zlayer-tunnel session start|stop …"));
 }
 
 /* ---- disconnect ---- */
