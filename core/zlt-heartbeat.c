@@ -7,7 +7,11 @@
  * Silence is only the peer's fault if we were listening. A process that was stopped
  * (SIGSTOP, a debugger) or a machine that slept finds its timers overdue and the peer's
  * frames still unread in the socket: then the peer gets a fresh timeout instead of the
- * blame, and ::stalled says how long we were away. */
+ * blame, and ::stalled says how long we were away.
+ *
+ * Before the peer is declared dead it may be late: a heartbeat we sent got no frame
+ * back within a margin (a quarter of the interval, 1 to 5 s). :late says so, and turns
+ * off with the next frame; it costs one timer per heartbeat sent. */
 #include "config.h"
 
 #include "zlt-heartbeat.h"
@@ -22,9 +26,12 @@ struct _ZltHeartbeat
   gint64 last_rx;       /* monotonic µs */
   gint64 last_run_mono; /* when our tick or deadline last ran: monotonic µs */
   gint64 last_run_real; /* the same in wall-clock µs (it keeps counting during a sleep) */
+  gint64 last_tx;       /* when we last sent a heartbeat: monotonic µs */
   gint64 latency_us;
+  gboolean late;
   GSource *tick;
   GSource *deadline;
+  GSource *late_check; /* armed after each heartbeat sent, while not late */
 };
 
 G_DEFINE_FINAL_TYPE (ZltHeartbeat, zlt_heartbeat, G_TYPE_OBJECT)
@@ -33,6 +40,7 @@ enum
 {
   PROP_0,
   PROP_LATENCY_US,
+  PROP_LATE,
   N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -76,13 +84,46 @@ check_stalled (ZltHeartbeat *self)
   return TRUE;
 }
 
+/* How long after a heartbeat we sent the peer may stay silent before it is late. */
+static gint64
+late_margin_us (ZltHeartbeat *self)
+{
+  return CLAMP ((gint64) self->interval_ms * 1000 / 4, G_USEC_PER_SEC, 5 * G_USEC_PER_SEC);
+}
+
+static void
+set_late (ZltHeartbeat *self, gboolean late)
+{
+  if (self->late == late)
+    return;
+  self->late = late;
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_LATE]);
+}
+
 static gboolean
 on_tick (gpointer user_data)
 {
   ZltHeartbeat *self = user_data;
 
   check_stalled (self);
+  self->last_tx = g_get_monotonic_time ();
+  if (!self->late && self->late_check != NULL)
+    g_source_set_ready_time (self->late_check, self->last_tx + late_margin_us (self));
   g_signal_emit (self, signals[SIGNAL_SEND], 0, (guint64) g_get_real_time ());
+  return G_SOURCE_CONTINUE;
+}
+
+/* The margin after a heartbeat we sent is over: nothing since then makes the peer late
+ * (unless we were away ourselves and have its frames still to read). */
+static gboolean
+on_late_check (gpointer user_data)
+{
+  ZltHeartbeat *self = user_data;
+
+  g_source_set_ready_time (self->late_check, -1);
+  check_stalled (self);
+  if (self->last_rx < self->last_tx)
+    set_late (self, TRUE);
   return G_SOURCE_CONTINUE;
 }
 
@@ -131,6 +172,11 @@ zlt_heartbeat_start (ZltHeartbeat *self)
   g_source_set_callback (self->deadline, on_deadline, self, NULL);
   g_source_set_ready_time (self->deadline, self->last_rx + (gint64) self->timeout_ms * 1000);
   g_source_attach (self->deadline, g_main_context_get_thread_default ());
+
+  self->late_check = g_source_new (&deadline_funcs, sizeof (GSource));
+  g_source_set_callback (self->late_check, on_late_check, self, NULL);
+  g_source_attach (self->late_check, g_main_context_get_thread_default ());
+  set_late (self, FALSE);
 }
 
 void
@@ -139,12 +185,23 @@ zlt_heartbeat_stop (ZltHeartbeat *self)
   g_return_if_fail (ZLT_IS_HEARTBEAT (self));
   zlt_source_clear (&self->tick);
   zlt_source_clear (&self->deadline);
+  zlt_source_clear (&self->late_check);
 }
 
 void
 zlt_heartbeat_received (ZltHeartbeat *self)
 {
   self->last_rx = g_get_monotonic_time ();
+  if (G_UNLIKELY (self->late))
+    set_late (self, FALSE);
+}
+
+/* Whether a heartbeat we sent went unanswered past its margin (and no frame came since). */
+gboolean
+zlt_heartbeat_is_late (ZltHeartbeat *self)
+{
+  g_return_val_if_fail (ZLT_IS_HEARTBEAT (self), FALSE);
+  return self->late;
 }
 
 void
@@ -205,6 +262,9 @@ zlt_heartbeat_get_property (GObject *object, guint prop_id, GValue *value, GPara
     case PROP_LATENCY_US:
       g_value_set_int64 (value, self->latency_us);
       break;
+    case PROP_LATE:
+      g_value_set_boolean (value, self->late);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -228,6 +288,13 @@ zlt_heartbeat_class_init (ZltHeartbeatClass *klass)
   props[PROP_LATENCY_US]
       = g_param_spec_int64 ("latency-us", NULL, NULL, -1, G_MAXINT64, -1,
                             G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltHeartbeat:late:
+   * A heartbeat we sent got no frame back within its margin; off again at the next frame.
+   */
+  props[PROP_LATE]
+      = g_param_spec_boolean ("late", NULL, NULL, FALSE,
+                              G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, props);
 
   /**

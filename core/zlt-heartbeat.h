@@ -19,6 +19,9 @@ void zlt_heartbeat_acked (ZltHeartbeat *self, guint64 timestamp);
 void zlt_heartbeat_acked_us (ZltHeartbeat *self, guint64 timestamp_us);
 /* Round-trip time of the last acknowledged heartbeat in µs, -1 before the first. */
 gint64 zlt_heartbeat_get_latency_us (ZltHeartbeat *self);
+/* Whether the peer is late: a heartbeat we sent got no frame back within a margin (a
+ * quarter of the interval, 1 to 5 s); :late notifies when it changes. */
+gboolean zlt_heartbeat_is_late (ZltHeartbeat *self);
 guint zlt_heartbeat_get_interval_ms (ZltHeartbeat *self);
 guint zlt_heartbeat_get_timeout_ms (ZltHeartbeat *self);
 

@@ -7,6 +7,7 @@
 #include <glib/gi18n-lib.h>
 
 #include "zlt-config-private.h"
+#include "zlt-enum-types.h"
 #include "zlt-error.h"
 #include "zlt-host-sniff.h"
 #include "zlt-net.h"
@@ -47,6 +48,7 @@ struct _ZltServerConfig
   char *tls_listen_address;
   guint16 tls_listen_port;
   GStrv hostname_domains; /* hostname patterns services may claim; NULL = none */
+  ZltReplicaBalance replica_balance;
 };
 
 /* The limit keys: one table for parsing, writing out and documenting them. A default
@@ -129,6 +131,7 @@ static const char *const known_keys[] = {
   "max-services-per-tunnel",
   "heartbeat-interval",
   "heartbeat-timeout",
+  "replica-balance",
   "auth-timeout",
   "connect-timeout",
   "resume-grace",
@@ -394,6 +397,28 @@ zlt_server_config_parse (GKeyFile *kf, const char *base_dir, GError **error)
       return NULL;
     }
 
+  /* replica-balance: one rule for the whole server, not each agent's to choose (its
+   * replicas could disagree, and the port's load is the server's to spread) */
+  {
+    g_autoptr (GError) error_local = NULL;
+    g_autofree char *balance = zlt_config_get_string (kf, GROUP, "replica-balance", &error_local);
+    g_autoptr (GEnumClass) klass = g_type_class_ref (ZLT_TYPE_REPLICA_BALANCE);
+    GEnumValue *value = balance != NULL ? g_enum_get_value_by_nick (klass, balance) : NULL;
+
+    if (error_local != NULL)
+      {
+        g_propagate_error (error, g_steal_pointer (&error_local));
+        return NULL;
+      }
+    if (balance != NULL && value == NULL)
+      {
+        zlt_config_error (error, GROUP, "replica-balance",
+                          _ ("must be round-robin or least-connections, not ‘%s’"), balance);
+        return NULL;
+      }
+    self->replica_balance = value != NULL ? value->value : ZLT_REPLICA_BALANCE_ROUND_ROBIN;
+  }
+
   /* auth */
   if (!zlt_config_get_bool (kf, GROUP, "allow-legacy-auth", FALSE, &self->allow_legacy_auth, error)
       || !zlt_config_get_bool (kf, GROUP, "insecure", FALSE, &self->insecure, error))
@@ -562,6 +587,12 @@ zlt_server_config_to_keyfile (ZltServerConfig *self)
   g_key_file_set_uint64 (kf, GROUP, "max-services-per-tunnel", self->max_services_per_tunnel);
   g_key_file_set_uint64 (kf, GROUP, "heartbeat-interval", self->heartbeat_interval);
   g_key_file_set_uint64 (kf, GROUP, "heartbeat-timeout", self->heartbeat_timeout);
+  {
+    g_autoptr (GEnumClass) klass = g_type_class_ref (ZLT_TYPE_REPLICA_BALANCE);
+
+    g_key_file_set_string (kf, GROUP, "replica-balance",
+                           g_enum_get_value (klass, self->replica_balance)->value_nick);
+  }
   g_key_file_set_uint64 (kf, GROUP, "auth-timeout", self->auth_timeout);
   g_key_file_set_uint64 (kf, GROUP, "connect-timeout", self->connect_timeout);
   g_key_file_set_uint64 (kf, GROUP, "resume-grace", self->resume_grace);
@@ -757,6 +788,20 @@ zlt_server_config_get_heartbeat_timeout (ZltServerConfig *self)
 {
   g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), 0);
   return self->heartbeat_timeout;
+}
+
+/**
+ * zlt_server_config_get_replica_balance:
+ * @self: a server config
+ *
+ * Returns: how new public connections are spread over a service's replicas
+ *   (`replica-balance`, round robin by default)
+ */
+ZltReplicaBalance
+zlt_server_config_get_replica_balance (ZltServerConfig *self)
+{
+  g_return_val_if_fail (ZLT_IS_SERVER_CONFIG (self), ZLT_REPLICA_BALANCE_ROUND_ROBIN);
+  return self->replica_balance;
 }
 
 /**

@@ -5,6 +5,7 @@
 
 #include "zlt-version.h"
 #include "zlt-quota.h"
+#include "zlt-types.h"
 
 G_BEGIN_DECLS
 
@@ -94,6 +95,8 @@ ZLT_AVAILABLE_IN_ALL
 guint zlt_server_config_get_heartbeat_interval (ZltServerConfig *self);
 ZLT_AVAILABLE_IN_ALL
 guint zlt_server_config_get_heartbeat_timeout (ZltServerConfig *self);
+ZLT_AVAILABLE_IN_ALL
+ZltReplicaBalance zlt_server_config_get_replica_balance (ZltServerConfig *self);
 ZLT_AVAILABLE_IN_ALL
 guint zlt_server_config_get_auth_timeout (ZltServerConfig *self);
 ZLT_AVAILABLE_IN_ALL

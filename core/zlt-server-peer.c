@@ -682,10 +682,13 @@ may_claim_hostname (ZltServerPeer *self, const char *name, const char *hostname)
       register_fail (self, name, ZLT_REASON_NOT_ALLOWED, reason);
       return FALSE;
     }
+  /* a replica of the holder (same name, owned) shares it: zlt_server_add_hostname()
+   * checks they are one group once it is registered */
   holder = zlt_server_lookup_hostname (self->server, hostname);
   if (holder != NULL
-      && (zlt_service_get_tunnel (holder) != self->tunnel
-          || g_strcmp0 (zlt_service_get_name (holder), name) != 0))
+      && (g_strcmp0 (zlt_service_get_name (holder), name) != 0
+          || (zlt_service_get_tunnel (holder) != self->tunnel
+              && !zlt_grant_owns (self->grant, name))))
     {
       g_autofree char *reason
           = g_strdup_printf (_ ("hostname “%s” is taken by another service"), hostname);
@@ -971,6 +974,27 @@ on_heartbeat_send (ZltHeartbeat *heartbeat, guint64 timestamp_us, gpointer user_
   zlt_server_peer_send (self, hb);
 }
 
+/* a late agent's replicas get no new connections while another one is ready */
+static void
+on_heartbeat_late (ZltHeartbeat *heartbeat, GParamSpec *pspec, gpointer user_data)
+{
+  ZltServerPeer *self = user_data;
+
+  if (self->state != PEER_READY)
+    return;
+  if (zlt_heartbeat_is_late (heartbeat))
+    g_debug ("tunnel %s: heartbeat late", self->id);
+  else
+    g_debug ("tunnel %s: heartbeat on time again", self->id);
+  zlt_server_peer_late_changed (self->server, self);
+}
+
+gboolean
+zlt_server_peer_is_late (ZltServerPeer *self)
+{
+  return self->state == PEER_READY && zlt_heartbeat_is_late (self->heartbeat);
+}
+
 static void
 on_heartbeat_timeout (ZltHeartbeat *heartbeat, gpointer user_data)
 {
@@ -1144,6 +1168,7 @@ zlt_server_peer_new (ZltServer *server, ZltChannel *channel)
   self->heartbeat = zlt_heartbeat_new (interval * 1000, timeout * 1000);
   g_signal_connect (self->heartbeat, "send", G_CALLBACK (on_heartbeat_send), self);
   g_signal_connect (self->heartbeat, "timeout", G_CALLBACK (on_heartbeat_timeout), self);
+  g_signal_connect (self->heartbeat, "notify::late", G_CALLBACK (on_heartbeat_late), self);
   g_signal_connect (channel, "message", G_CALLBACK (on_channel_message), self);
   g_signal_connect (channel, "closed", G_CALLBACK (on_channel_closed), self);
 

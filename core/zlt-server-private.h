@@ -31,10 +31,14 @@ void zlt_server_peer_owe_answer (ZltServerPeer *self);
 guint zlt_server_peer_get_standby_max (ZltServerPeer *self);
 void zlt_server_peer_disconnect (ZltServerPeer *self, ZltReasonCode code, const char *reason);
 void zlt_server_peer_recheck (ZltServerPeer *self);
+/* Whether the agent's heartbeat is overdue (zlt_heartbeat_is_late()): its replicas rest. */
+gboolean zlt_server_peer_is_late (ZltServerPeer *self);
 
 /* server side services the peer calls */
 void zlt_server_peer_ready (ZltServer *self, ZltServerPeer *peer);
 void zlt_server_peer_gone (ZltServer *self, ZltServerPeer *peer, gboolean hold);
+/* the peer turned late or on time again (zlt_server_peer_is_late()) */
+void zlt_server_peer_late_changed (ZltServer *self, ZltServerPeer *peer);
 gboolean zlt_server_open_service (ZltServer *self, ZltService *service, GError **error);
 void zlt_server_close_service (ZltServer *self, ZltService *service);
 /* routes a shared port's connections for @hostname to @service until it is closed;

@@ -65,6 +65,13 @@ struct _ZltServer
   gboolean running;
 };
 
+enum
+{
+  SIGNAL_REPLICA_CHANGED,
+  N_SIGNALS
+};
+static guint signals[N_SIGNALS];
+
 /**
  * ZltServer:
  * The public end of the tunnel: it accepts agents on a control channel
@@ -186,7 +193,18 @@ typedef struct
   guint idle_timeout_s;  /* 0 = the server's */
   guint n_pending;
   gint64 failed_until; /* monotonic µs: a replica that just failed a Connect rests until then */
+  GSource *rest_end;   /* says when the rest is over (::replica-changed) */
+  guint next;          /* round robin over a hostname's replicas, when this one holds it */
+  ZltServer *server;   /* unowned, as the service: for rest_end */
+  ZltService *service;
 } ServiceLimits;
+
+static void
+service_limits_free (ServiceLimits *limits)
+{
+  zlt_source_clear (&limits->rest_end);
+  g_free (limits);
+}
 
 /* How long a replica that failed a Connect (ConnectFail, or no data connection in time)
  * gets no new connections while other replicas can take them. */
@@ -213,6 +231,8 @@ service_limits (ZltServer *self, ZltService *service)
   if (limits == NULL)
     {
       limits = g_new0 (ServiceLimits, 1);
+      limits->server = self;
+      limits->service = service;
       g_hash_table_insert (self->service_limits, service, limits);
     }
   return limits;
@@ -511,55 +531,136 @@ start_connection (ZltServer *self, ZltService *service, GIOStream *stream, GByte
     self->n_connects_sent++;
 }
 
-static gboolean
-replica_is_connected (ZltServer *self, ZltService *service)
+/**
+ * zlt_server_get_replica_state:
+ * @self: a server
+ * @service: one of its services (one replica of a name, or a service without replicas)
+ *
+ * Where @service stands for new public connections: a late or resting replica gets
+ * them only while no other replica of its name is ready.
+ *
+ * Returns: the replica's state
+ */
+ZltReplicaState
+zlt_server_get_replica_state (ZltServer *self, ZltService *service)
 {
-  ZltTunnel *tunnel = zlt_service_get_tunnel (service);
+  ZltTunnel *tunnel;
+  ZltServerPeer *peer;
+  ServiceLimits *limits;
 
-  return tunnel != NULL && g_hash_table_contains (self->peer_by_tunnel, tunnel);
+  g_return_val_if_fail (ZLT_IS_SERVER (self), ZLT_REPLICA_STATE_AWAY);
+  g_return_val_if_fail (ZLT_IS_SERVICE (service), ZLT_REPLICA_STATE_AWAY);
+
+  tunnel = zlt_service_get_tunnel (service);
+  peer = tunnel != NULL ? g_hash_table_lookup (self->peer_by_tunnel, tunnel) : NULL;
+  if (peer == NULL)
+    return ZLT_REPLICA_STATE_AWAY;
+  if (zlt_server_peer_is_late (peer))
+    return ZLT_REPLICA_STATE_LATE;
+  limits = g_hash_table_lookup (self->service_limits, service);
+  if (limits != NULL && limits->failed_until > g_get_monotonic_time ())
+    return ZLT_REPLICA_STATE_RESTING;
+  return ZLT_REPLICA_STATE_READY;
+}
+
+static void
+replica_changed (ZltServer *self, ZltService *service)
+{
+  g_signal_emit (self, signals[SIGNAL_REPLICA_CHANGED], 0, service);
+}
+
+void
+zlt_server_peer_late_changed (ZltServer *self, ZltServerPeer *peer)
+{
+  ZltTunnel *tunnel = zlt_server_peer_get_tunnel (peer);
+  g_autoptr (GPtrArray) services = tunnel != NULL ? zlt_tunnel_get_services (tunnel) : NULL;
+
+  for (guint i = 0; services != NULL && i < services->len; i++)
+    replica_changed (self, g_ptr_array_index (services, i));
 }
 
 static gboolean
-replica_is_resting (ZltServer *self, ZltService *service, gint64 now)
+on_rest_end (gpointer user_data)
+{
+  ServiceLimits *limits = user_data;
+
+  zlt_source_clear (&limits->rest_end);
+  replica_changed (limits->server, limits->service);
+  return G_SOURCE_REMOVE;
+}
+
+/* @service failed a Connect: it rests for REPLICA_BACKOFF_US. */
+static void
+replica_rest (ZltServer *self, ZltService *service)
+{
+  ServiceLimits *limits = service_limits (self, service);
+
+  limits->failed_until = g_get_monotonic_time () + REPLICA_BACKOFF_US;
+  zlt_source_clear (&limits->rest_end);
+  limits->rest_end = zlt_timeout_source_attach (REPLICA_BACKOFF_US / 1000, on_rest_end, limits);
+  replica_changed (self, service);
+}
+
+/* A replica's open and waiting connections, for least-connections. */
+static guint
+replica_load (ZltServer *self, ZltService *service)
 {
   ServiceLimits *limits = g_hash_table_lookup (self->service_limits, service);
 
-  return limits != NULL && limits->failed_until > now;
+  return zlt_service_get_active_connections (service) + (limits != NULL ? limits->n_pending : 0);
 }
 
 /* The replica of @service (itself when it has none) a new public connection goes to:
- * round robin over those whose agent is connected and that did not just fail a
- * Connect. A @retry takes only such a one, or none; a first attempt falls back to any
- * connected replica, then to @service itself (which refuses it when its agent is away). */
+ * one of the ready replicas, in turn (@next: the turn, NULL for a random one) or, with
+ * least-connections, the least loaded (ties in turn). A @retry takes only a ready one,
+ * or none; a first attempt falls back to a resting replica, then a late one, then to
+ * @service itself (which refuses it when its agent is away). */
 static ZltService *
-pick_replica (ZltServer *self, ZltService *service, PublicPort *pp, gboolean retry)
+pick_replica (ZltServer *self, ZltService *service, guint *next, gboolean retry)
 {
   g_autoptr (GPtrArray) replicas = zlt_registry_get_replicas (self->registry, service);
   g_autoptr (GPtrArray) ready = NULL;
-  gint64 now = g_get_monotonic_time ();
-  ZltService *fallback = NULL;
+  gboolean least = zlt_server_config_get_replica_balance (self->config)
+                   == ZLT_REPLICA_BALANCE_LEAST_CONNECTIONS;
+  ZltService *resting = NULL, *late = NULL;
+  guint min_load = G_MAXUINT;
 
   if (replicas->len <= 1)
     return retry ? NULL : service;
-  /* round robin over the ready ones only, so a replica that is away does not double
-   * the share of the one after it */
+  /* in turn over the ready ones only, so a replica that is away does not double the
+   * share of the one after it */
   ready = g_ptr_array_sized_new (replicas->len);
   for (guint i = 0; i < replicas->len; i++)
     {
       ZltService *candidate = g_ptr_array_index (replicas, i);
+      guint load;
 
-      if (!replica_is_connected (self, candidate))
-        continue;
-      if (!replica_is_resting (self, candidate, now))
-        g_ptr_array_add (ready, candidate);
-      else if (fallback == NULL)
-        fallback = candidate;
+      switch (zlt_server_get_replica_state (self, candidate))
+        {
+        case ZLT_REPLICA_STATE_READY:
+          load = least ? replica_load (self, candidate) : 0;
+          if (load < min_load)
+            g_ptr_array_set_size (ready, 0);
+          min_load = MIN (min_load, load);
+          if (load == min_load)
+            g_ptr_array_add (ready, candidate);
+          break;
+        case ZLT_REPLICA_STATE_RESTING:
+          resting = resting != NULL ? resting : candidate;
+          break;
+        case ZLT_REPLICA_STATE_LATE:
+          late = late != NULL ? late : candidate;
+          break;
+        case ZLT_REPLICA_STATE_AWAY:
+        default:
+          break;
+        }
     }
   if (ready->len > 0)
-    return g_ptr_array_index (ready, (pp != NULL ? pp->next++ : g_random_int ()) % ready->len);
+    return g_ptr_array_index (ready, (next != NULL ? (*next)++ : g_random_int ()) % ready->len);
   if (retry)
     return NULL;
-  return fallback != NULL ? fallback : service;
+  return resting != NULL ? resting : late != NULL ? late : service;
 }
 
 /* A public connection whose replica failed it before any byte was relayed (its
@@ -582,7 +683,7 @@ retry_on_replica (ZltServer *self, Pending *p)
   replicas = zlt_registry_get_replicas (self->registry, failed);
   if (replicas->len <= 1 || attempt >= replicas->len)
     return FALSE;
-  service_limits (self, failed)->failed_until = g_get_monotonic_time () + REPLICA_BACKOFF_US;
+  replica_rest (self, failed);
   next = pick_replica (self, failed, NULL, TRUE);
   if (next == NULL)
     return FALSE;
@@ -607,7 +708,10 @@ on_host_route (ZltHostListener *listener, const char *host, GIOStream *stream, G
 
   if (service == NULL)
     return FALSE;
-  start_connection (self, service, stream, prefix, client_addr, NULL, NULL, 0);
+  /* the holder's replicas take the hostname's connections in turn */
+  start_connection (self,
+                    pick_replica (self, service, &service_limits (self, service)->next, FALSE),
+                    stream, prefix, client_addr, NULL, NULL, 0);
   return TRUE;
 }
 
@@ -626,26 +730,52 @@ zlt_server_lookup_hostname (ZltServer *self, const char *hostname)
 }
 
 /* Routes @hostname to @service until the service is closed; FALSE when another
- * service has it. */
+ * service has it. A replica of the holder shares it. */
 gboolean
 zlt_server_add_hostname (ZltServer *self, const char *hostname, ZltService *service)
 {
   ZltService *holder = g_hash_table_lookup (self->hostnames, hostname);
 
+  if (holder != NULL && holder != service)
+    {
+      g_autoptr (GPtrArray) replicas = zlt_registry_get_replicas (self->registry, service);
+      guint index;
+
+      if (!g_ptr_array_find (replicas, holder, &index))
+        return FALSE;
+      zlt_service_set_hostname (service, hostname);
+      return TRUE;
+    }
   if (holder != NULL)
-    return holder == service;
+    return TRUE;
   g_hash_table_insert (self->hostnames, g_strdup (hostname), g_object_ref (service));
   zlt_service_set_hostname (service, hostname);
   return TRUE;
 }
 
+/* @service goes: its hostname goes too, or to another replica that claimed it. */
 static void
 remove_hostname (ZltServer *self, ZltService *service)
 {
   const char *hostname = zlt_service_get_hostname (service);
+  g_autoptr (GPtrArray) tunnels = NULL;
 
-  if (hostname != NULL && g_hash_table_lookup (self->hostnames, hostname) == service)
-    g_hash_table_remove (self->hostnames, hostname);
+  if (hostname == NULL || g_hash_table_lookup (self->hostnames, hostname) != service)
+    return;
+  tunnels = zlt_registry_get_tunnels (self->registry);
+  for (guint i = 0; i < tunnels->len; i++)
+    {
+      ZltService *heir = zlt_tunnel_lookup_service (g_ptr_array_index (tunnels, i),
+                                                    zlt_service_get_name (service));
+
+      if (heir != NULL && heir != service
+          && g_strcmp0 (zlt_service_get_hostname (heir), hostname) == 0)
+        {
+          g_hash_table_insert (self->hostnames, g_strdup (hostname), g_object_ref (heir));
+          return;
+        }
+    }
+  g_hash_table_remove (self->hostnames, hostname);
 }
 
 static void
@@ -665,8 +795,8 @@ on_public_incoming (ZltListener *listener, GIOStream *stream, GSocketAddress *ad
     }
   if (G_IS_SOCKET_CONNECTION (stream))
     zlt_net_set_nodelay (G_SOCKET_CONNECTION (stream));
-  start_connection (self, pick_replica (self, service, pp, FALSE), stream, NULL, client_addr, NULL,
-                    NULL, 0);
+  start_connection (self, pick_replica (self, service, &pp->next, FALSE), stream, NULL, client_addr,
+                    NULL, NULL, 0);
 }
 
 /* A listener another replica of @service opened already. */
@@ -1881,6 +2011,17 @@ static void
 zlt_server_class_init (ZltServerClass *klass)
 {
   G_OBJECT_CLASS (klass)->dispose = zlt_server_dispose;
+
+  /**
+   * ZltServer::replica-changed:
+   * @self: the server
+   * @service: the service whose zlt_server_get_replica_state() may have changed
+   *
+   * A replica turned late or on time again, or began or ended a rest.
+   */
+  signals[SIGNAL_REPLICA_CHANGED]
+      = g_signal_new ("replica-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+                      NULL, NULL, G_TYPE_NONE, 1, ZLT_TYPE_SERVICE);
 }
 
 static void
@@ -1893,7 +2034,8 @@ zlt_server_init (ZltServer *self)
                                          (GDestroyNotify) pending_free);
   self->relays
       = g_hash_table_new_full (NULL, NULL, g_object_unref, (GDestroyNotify) relay_info_free);
-  self->service_limits = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  self->service_limits
+      = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) service_limits_free);
   self->hostnames = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->quota = zlt_quota_new ();
   self->auth_failure_log = (ZltLogLimit) ZLT_LOG_LIMIT_INIT (AUTH_FAILURE_LOG_MAX, 60);

@@ -40,6 +40,9 @@ ZLT_AVAILABLE_IN_ALL
 guint16 zlt_server_get_tls_port (ZltServer *self);
 ZLT_AVAILABLE_IN_ALL
 ZltService *zlt_server_lookup_hostname (ZltServer *self, const char *hostname);
+/* Whether one replica of a service takes new connections now (::replica-changed). */
+ZLT_AVAILABLE_IN_ALL
+ZltReplicaState zlt_server_get_replica_state (ZltServer *self, ZltService *service);
 ZLT_AVAILABLE_IN_ALL
 ZltServerConfig *zlt_server_get_config (ZltServer *self);
 ZLT_AVAILABLE_IN_ALL

@@ -59,6 +59,27 @@ typedef enum
   ZLT_ROLE_AGENT,  /*< nick=agent >*/
 } ZltRole;
 
+/* How a server spreads a service's new public connections over its replicas
+ * (`[server] replica-balance`): in turn, or to the one with the fewest open and waiting
+ * connections (ties in turn). */
+typedef enum
+{
+  ZLT_REPLICA_BALANCE_ROUND_ROBIN = 0,       /*< nick=round-robin >*/
+  ZLT_REPLICA_BALANCE_LEAST_CONNECTIONS = 1, /*< nick=least-connections >*/
+} ZltReplicaBalance;
+
+/* Whether one replica of a server's service takes new public connections: ready; away
+ * (its agent is not connected: gone, or held for a resume); late (its agent's heartbeat
+ * is overdue, it is not yet declared dead); resting (it just failed a Connect). A late
+ * or resting replica gets connections only while no other one is ready. */
+typedef enum
+{
+  ZLT_REPLICA_STATE_READY = 0,   /*< nick=ready >*/
+  ZLT_REPLICA_STATE_AWAY = 1,    /*< nick=away >*/
+  ZLT_REPLICA_STATE_LATE = 2,    /*< nick=late >*/
+  ZLT_REPLICA_STATE_RESTING = 3, /*< nick=resting >*/
+} ZltReplicaState;
+
 /**
  * ZltDataVerdict:
  * @ZLT_DATA_ACCEPT: take the connection (a data connection or an access stream)

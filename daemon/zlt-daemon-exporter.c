@@ -339,6 +339,32 @@ sync_service (ZltDaemonExporter *self, Mirror *mirror)
 
     zlt_dbus_service_set_replicas (iface, MAX (replicas->len, 1));
   }
+  {
+    ZltServer *server = zlt_daemon_get_server (self->daemon);
+    ZltTunnel *owner = zlt_service_get_tunnel (service);
+    gboolean served
+        = server != NULL && owner != NULL && zlt_tunnel_get_role (owner) == ZLT_ROLE_SERVER;
+
+    zlt_dbus_service_set_replica_balance (
+        iface, served ? enum_nick (ZLT_TYPE_REPLICA_BALANCE, zlt_server_config_get_replica_balance (
+                                                                 zlt_server_get_config (server)))
+                      : "");
+    zlt_dbus_service_set_replica_state (
+        iface,
+        served ? enum_nick (ZLT_TYPE_REPLICA_STATE, zlt_server_get_replica_state (server, service))
+               : "");
+  }
+}
+
+/* a replica turned late or on time, or began or ended a rest */
+static void
+on_replica_changed (ZltServer *server, ZltService *service, gpointer user_data)
+{
+  ZltDaemonExporter *self = user_data;
+  Mirror *mirror = g_hash_table_lookup (self->services, service);
+
+  if (mirror != NULL)
+    throttle_poke (&mirror->sync);
 }
 
 static const char *
@@ -1624,6 +1650,7 @@ zlt_daemon_exporter_new (ZltDaemon *daemon, GDBusConnection *connection, gboolea
       g_signal_connect (registry, "tunnel-removed", G_CALLBACK (on_tunnel_removed), self);
       g_signal_connect (registry, "service-added", G_CALLBACK (on_server_service_added), self);
       g_signal_connect (registry, "service-removed", G_CALLBACK (on_service_removed), self);
+      g_signal_connect (server, "replica-changed", G_CALLBACK (on_replica_changed), self);
     }
   {
     ZltNodeManager *nodes = zlt_daemon_get_node_manager (daemon);
@@ -1667,8 +1694,11 @@ zlt_daemon_exporter_unexport (ZltDaemonExporter *self)
   if (self->access != NULL)
     g_signal_handlers_disconnect_by_data (self->access, self);
   if (zlt_daemon_get_server (self->daemon) != NULL)
-    g_signal_handlers_disconnect_by_data (
-        zlt_server_get_registry (zlt_daemon_get_server (self->daemon)), self);
+    {
+      g_signal_handlers_disconnect_by_data (
+          zlt_server_get_registry (zlt_daemon_get_server (self->daemon)), self);
+      g_signal_handlers_disconnect_by_data (zlt_daemon_get_server (self->daemon), self);
+    }
 
   if (self->manager != NULL)
     {
