@@ -420,6 +420,53 @@ test_backoff_bounds (void)
   assert_jittered (zlt_backoff_max (&b), G_MAXUINT);
 }
 
+static void
+on_late_notify (GObject *object, GParamSpec *pspec, gpointer user_data)
+{
+  (*(guint *) user_data)++;
+}
+
+/* A heartbeat we send that gets no frame back within its margin (1 s at this interval)
+ * makes the peer late, long before it is dead; the next frame makes it on time again. */
+static void
+test_late (void)
+{
+  Counts c = { .feed = TRUE };
+  g_autoptr (ZltHeartbeat) hb = make_heartbeat (100, 60 * 1000, &c);
+  guint n_notify = 0;
+  gint64 unfed, late_at;
+
+  g_signal_connect (hb, "notify::late", G_CALLBACK (on_late_notify), &n_notify);
+  zlt_heartbeat_start (hb);
+  /* answered at once: 25 sends (two and a half margins), never late */
+  WAIT_FOR (c.n_sends >= 25, 10000);
+  g_assert_false (zlt_heartbeat_is_late (hb));
+  g_assert_cmpuint (n_notify, ==, 0);
+
+  /* silent from now */
+  c.feed = FALSE;
+  unfed = g_get_monotonic_time ();
+  WAIT_FOR (zlt_heartbeat_is_late (hb), 10000);
+  late_at = g_get_monotonic_time ();
+  g_test_message ("late %.0f ms after the peer fell silent", (late_at - unfed) / 1000.0);
+  g_assert_cmpint (late_at - unfed, >=, G_USEC_PER_SEC);
+  g_assert_cmpuint (n_notify, ==, 1);
+  g_assert_cmpuint (c.n_timeouts, ==, 0);
+
+  /* any frame: on time again at once */
+  zlt_heartbeat_received (hb);
+  g_assert_false (zlt_heartbeat_is_late (hb));
+  g_assert_cmpuint (n_notify, ==, 2);
+  /* and late again after the next unanswered heartbeat */
+  WAIT_FOR (zlt_heartbeat_is_late (hb), 10000);
+  g_assert_cmpuint (n_notify, ==, 3);
+  /* a restart begins on time */
+  zlt_heartbeat_start (hb);
+  g_assert_false (zlt_heartbeat_is_late (hb));
+  zlt_heartbeat_stop (hb);
+  g_assert_cmpuint (c.n_timeouts, ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -431,6 +478,7 @@ main (int argc, char **argv)
   g_test_add_func ("/heartbeat/stop-cancels", test_stop_cancels);
   g_test_add_func ("/heartbeat/dispose-while-running", test_dispose_while_running);
   g_test_add_func ("/heartbeat/latency", test_latency);
+  g_test_add_func ("/heartbeat/late", test_late);
   g_test_add_func ("/backoff/growth-and-cap", test_backoff_growth_and_cap);
   g_test_add_func ("/backoff/jitter", test_backoff_jitter);
   g_test_add_func ("/backoff/reset-and-max", test_backoff_reset_and_max);

@@ -1,11 +1,13 @@
 /* test-replicas.c: several agents serve one service name behind one public port
  *
  * Agents whose tokens own a name (the token file's owns=) register it as replicas: the
- * server gives them one public port, spreads new connections over the replicas whose
- * agent is connected, and keeps the port while any replica remains.
+ * server gives them one public port (or one hostname on the shared HTTP port), spreads
+ * new connections over the replicas whose agent is connected and on time (round robin,
+ * or least connections), and keeps the port while any replica remains.
  */
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
 
 #include "zlayer-tunnel.h"
@@ -114,14 +116,44 @@ typedef struct
   char *token[3];
 } Fixture;
 
+/* What a test needs of the server beyond the harness's defaults. */
+typedef enum
+{
+  SETUP_DEFAULT = 0,
+  SETUP_LEAST_CONNECTIONS = 1 << 0, /* replica-balance=least-connections */
+  SETUP_PATIENT = 1 << 1,           /* heartbeats late long before they are dead */
+  SETUP_HOSTNAMES = 1 << 2,         /* a shared HTTP port, hostnames under apps.example.test */
+} Setup;
+
+#define HOSTNAME "web.apps.example.test"
+
 static void
 fixture_setup (Fixture *f, gconstpointer data)
 {
+  Setup setup = GPOINTER_TO_UINT (data);
+  const char *owner = setup & SETUP_HOSTNAMES
+                          ? "name=acme register=web owns=web hostnames=*.apps.example.test"
+                          : "name=acme register=web owns=web";
+
   zlt_test_harness_init (&f->h, "29400-29419");
   /* two tokens of one principal that owns the name; the harness's own does not */
-  f->token[0] = zlt_test_harness_add_token (&f->h, "name=acme register=web owns=web");
-  f->token[1] = zlt_test_harness_add_token (&f->h, "name=acme register=web owns=web");
+  f->token[0] = zlt_test_harness_add_token (&f->h, owner);
+  f->token[1] = zlt_test_harness_add_token (&f->h, owner);
   f->token[2] = zlt_test_harness_add_token (&f->h, "name=plain register=web2");
+  if (setup & SETUP_LEAST_CONNECTIONS)
+    g_key_file_set_string (f->h.server_keyfile, "server", "replica-balance", "least-connections");
+  if (setup & SETUP_PATIENT)
+    {
+      /* late after 1 s of heartbeat plus a 1 s margin; dead only after 60 s */
+      g_key_file_set_integer (f->h.server_keyfile, "server", "heartbeat-timeout", 60);
+      g_key_file_set_integer (f->h.agent_keyfile, "agent", "heartbeat-timeout", 60);
+    }
+  if (setup & SETUP_HOSTNAMES)
+    {
+      g_key_file_set_string (f->h.server_keyfile, "server", "http-listen", "127.0.0.1:0");
+      g_key_file_set_string (f->h.server_keyfile, "server", "hostname-domains",
+                             "*.apps.example.test");
+    }
   zlt_test_harness_start_server (&f->h);
   for (guint i = 0; i < 3; i++)
     f->echo[i] = zlt_test_echo_new ();
@@ -314,6 +346,386 @@ test_spread_and_failover (Fixture *f, gconstpointer data)
   g_assert_true (zlt_test_connect_refused (port));
 }
 
+/* The server's side of the replica whose agent serves @local_port. */
+static ZltService *
+server_replica (Fixture *f, guint16 local_port)
+{
+  g_autoptr (GPtrArray) tunnels = zlt_registry_get_tunnels (zlt_server_get_registry (f->h.server));
+
+  for (guint i = 0; i < tunnels->len; i++)
+    {
+      ZltService *service = zlt_tunnel_lookup_service (g_ptr_array_index (tunnels, i), "web");
+
+      if (service != NULL && zlt_service_get_local_port (service) == local_port)
+        return service;
+    }
+  return NULL;
+}
+
+static ZltReplicaState
+replica_state (Fixture *f, guint i)
+{
+  ZltService *service = server_replica (f, zlt_test_echo_get_port (f->echo[i]));
+
+  return service != NULL ? zlt_server_get_replica_state (f->h.server, service)
+                         : ZLT_REPLICA_STATE_AWAY;
+}
+
+static guint64
+relayed_by (Fixture *f, guint i)
+{
+  ZltService *service = server_replica (f, zlt_test_echo_get_port (f->echo[i]));
+
+  return service != NULL ? zlt_service_get_total_connections (service) : 0;
+}
+
+static guint
+open_at (Fixture *f, guint i)
+{
+  ZltService *service = server_replica (f, zlt_test_echo_get_port (f->echo[i]));
+
+  return service != NULL ? zlt_service_get_active_connections (service) : 0;
+}
+
+static gboolean
+agent_registered (ZltAgent *agent)
+{
+  ZltService *service = zlt_tunnel_lookup_service (zlt_agent_get_tunnel (agent), "web");
+
+  return service != NULL && zlt_service_get_state (service) == ZLT_SERVICE_STATE_REGISTERED;
+}
+
+/* A replica whose agent stops answering heartbeats (its process stopped with SIGSTOP)
+ * is late long before it is dead: from the moment the server notices, new connections
+ * go to the other two only; it serves again as soon as its heartbeats come back. */
+static void
+test_late_heartbeat (Fixture *f, gconstpointer data)
+{
+  g_autoptr (ZltAgent) a = replica_agent (f, f->token[0], 0);
+  g_autoptr (ZltAgent) b = replica_agent (f, f->token[1], 1);
+  g_autoptr (GSubprocess) c = replica_process (f, f->token[0], 2);
+  ZltTestTransfer t;
+  guint64 before_ab, before_c;
+  gint64 stopped, resumed;
+  guint16 port;
+
+  ZLT_TEST_WAIT_FOR (n_connected (f) == 3 && agent_registered (a) && agent_registered (b)
+                         && replica_state (f, 2) == ZLT_REPLICA_STATE_READY,
+                     WAIT_MS);
+  port
+      = zlt_service_get_assigned_port (zlt_tunnel_lookup_service (zlt_agent_get_tunnel (a), "web"));
+  transfer (port, 30, &t);
+  g_assert_true (t.ok);
+  g_free (t.error);
+  g_assert_cmpuint (relayed_by (f, 2), >, 0);
+
+  /* the agent process stops (SIGSTOP to the process we started): its socket stays
+   * open, only its heartbeats stop */
+  before_c = relayed_by (f, 2);
+  g_subprocess_send_signal (c, SIGSTOP);
+  stopped = g_get_monotonic_time ();
+  ZLT_TEST_WAIT_FOR (replica_state (f, 2) == ZLT_REPLICA_STATE_LATE, WAIT_MS);
+  g_test_message ("late %.0f ms after SIGSTOP (heartbeat 1 s, margin 1 s)",
+                  (g_get_monotonic_time () - stopped) / 1000.0);
+
+  /* connections keep coming: every one is relayed by the two on time */
+  before_ab = relayed_by (f, 0) + relayed_by (f, 1);
+  for (guint round = 0; round < 3; round++)
+    {
+      transfer (port, 10, &t);
+      if (!t.ok)
+        g_error ("round %u while a replica is late: %s", round, t.error);
+      g_free (t.error);
+    }
+  g_assert_cmpuint (relayed_by (f, 0) + relayed_by (f, 1) - before_ab, ==, 30);
+  g_assert_cmpuint (relayed_by (f, 2), ==, before_c);
+  g_assert_cmpuint (zlt_server_get_n_pending (f->h.server), ==, 0);
+  /* late is not dead: it is still a connected replica */
+  g_assert_cmpint (replica_state (f, 2), ==, ZLT_REPLICA_STATE_LATE);
+  g_assert_cmpuint (n_connected (f), ==, 3);
+
+  /* it resumes: its answer to the heartbeats makes it ready, and it serves again */
+  g_subprocess_send_signal (c, SIGCONT);
+  resumed = g_get_monotonic_time ();
+  ZLT_TEST_WAIT_FOR (replica_state (f, 2) == ZLT_REPLICA_STATE_READY, WAIT_MS);
+  g_test_message ("ready %.0f ms after SIGCONT", (g_get_monotonic_time () - resumed) / 1000.0);
+  transfer (port, 30, &t);
+  g_assert_true (t.ok);
+  g_free (t.error);
+  g_test_message ("after it resumed it relayed %" G_GUINT64_FORMAT " of 30",
+                  relayed_by (f, 2) - before_c);
+  g_assert_cmpuint (relayed_by (f, 2), >, before_c);
+
+  g_subprocess_force_exit (c);
+  g_assert_true (zlt_test_process_wait (c, WAIT_MS));
+  zlt_agent_stop (a);
+  zlt_agent_stop (b);
+}
+
+/* Connections a thread opens one after the other (each echoes a byte before the next
+ * is opened) and holds until it is told to let go. */
+typedef struct
+{
+  guint16 port;
+  guint n;
+  /* results */
+  gint opened;
+  char *error;
+  /* the main thread's word */
+  GMutex mutex;
+  GCond cond;
+  gboolean release;
+  GThread *thread;
+} Holder;
+
+static gpointer
+holder_thread (gpointer data)
+{
+  Holder *h = data;
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GPtrArray) held = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr (GError) error = NULL;
+  gint64 deadline;
+
+  g_socket_client_set_timeout (client, 10);
+  for (guint i = 0; i < h->n && error == NULL; i++)
+    {
+      g_autoptr (GSocketConnection) conn
+          = g_socket_client_connect_to_host (client, "127.0.0.1", h->port, NULL, &error);
+      char c = 'x';
+      gsize n = 0;
+
+      if (conn == NULL)
+        break;
+      if (g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)), &c, 1,
+                                     NULL, NULL, &error)
+          && g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (conn)), &c, 1, &n,
+                                      NULL, &error)
+          && n == 1)
+        {
+          g_ptr_array_add (held, g_steal_pointer (&conn));
+          g_atomic_int_inc (&h->opened);
+        }
+      else if (error == NULL)
+        g_set_error_literal (&error, G_IO_ERROR, G_IO_ERROR_CLOSED, "closed before the echo");
+    }
+  if (error != NULL)
+    g_atomic_pointer_set (&h->error, g_strdup (error->message));
+  /* bounded: a test lets go within seconds */
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  g_mutex_lock (&h->mutex);
+  while (!h->release)
+    if (!g_cond_wait_until (&h->cond, &h->mutex, deadline))
+      break;
+  g_mutex_unlock (&h->mutex);
+  return NULL; /* closes them */
+}
+
+static void
+holder_start (Holder *h, guint16 port, guint n)
+{
+  memset (h, 0, sizeof *h);
+  h->port = port;
+  h->n = n;
+  g_mutex_init (&h->mutex);
+  g_cond_init (&h->cond);
+  h->thread = g_thread_new ("holder", holder_thread, h);
+  ZLT_TEST_WAIT_FOR ((guint) g_atomic_int_get (&h->opened) == n
+                         || g_atomic_pointer_get (&h->error) != NULL,
+                     WAIT_MS);
+  if (h->error != NULL)
+    g_error ("holding %u connections: %s", n, h->error);
+}
+
+static void
+holder_release (Holder *h)
+{
+  if (h->thread == NULL)
+    return;
+  g_mutex_lock (&h->mutex);
+  h->release = TRUE;
+  g_cond_signal (&h->cond);
+  g_mutex_unlock (&h->mutex);
+  /* it closes what it holds on the way out; the server sees those ends on this loop */
+  g_thread_join (g_steal_pointer (&h->thread));
+  g_mutex_clear (&h->mutex);
+  g_cond_clear (&h->cond);
+  g_free (h->error);
+}
+
+/* least-connections: with long-held connections on one replica, new ones go to the
+ * others until they carry as many (ties in turn), and to it again once it is free. */
+static void
+test_least_connections (Fixture *f, gconstpointer data)
+{
+  g_autoptr (ZltAgent) a = replica_agent (f, f->token[0], 0);
+  g_autoptr (ZltAgent) b = NULL;
+  g_autoptr (ZltAgent) c = NULL;
+  Holder first, second, third;
+  guint16 port;
+
+  g_assert_cmpint (zlt_server_config_get_replica_balance (zlt_server_get_config (f->h.server)), ==,
+                   ZLT_REPLICA_BALANCE_LEAST_CONNECTIONS);
+  ZLT_TEST_WAIT_FOR (agent_registered (a), WAIT_MS);
+  port
+      = zlt_service_get_assigned_port (zlt_tunnel_lookup_service (zlt_agent_get_tunnel (a), "web"));
+  /* four long connections on the only replica */
+  holder_start (&first, port, 4);
+  ZLT_TEST_WAIT_FOR (open_at (f, 0) == 4, WAIT_MS);
+
+  b = replica_agent (f, f->token[1], 1);
+  c = replica_agent (f, f->token[0], 2);
+  ZLT_TEST_WAIT_FOR (n_connected (f) == 3 && agent_registered (b) && agent_registered (c), WAIT_MS);
+  /* six more: the other two get three each, the busy one none */
+  holder_start (&second, port, 6);
+  ZLT_TEST_WAIT_FOR (open_at (f, 1) + open_at (f, 2) == 6, WAIT_MS);
+  g_test_message ("open: %u, %u, %u", open_at (f, 0), open_at (f, 1), open_at (f, 2));
+  g_assert_cmpuint (open_at (f, 0), ==, 4);
+  g_assert_cmpuint (open_at (f, 1), ==, 3);
+  g_assert_cmpuint (open_at (f, 2), ==, 3);
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->echo[0]), ==, 4);
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->echo[1]), ==, 3);
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->echo[2]), ==, 3);
+
+  /* the first four end: the least loaded is now the first replica, for three more */
+  holder_release (&first);
+  ZLT_TEST_WAIT_FOR (open_at (f, 0) == 0, WAIT_MS);
+  holder_start (&third, port, 3);
+  ZLT_TEST_WAIT_FOR (open_at (f, 0) == 3, WAIT_MS);
+  g_assert_cmpuint (open_at (f, 1), ==, 3);
+  g_assert_cmpuint (open_at (f, 2), ==, 3);
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->echo[0]), ==, 7);
+
+  holder_release (&second);
+  holder_release (&third);
+  ZLT_TEST_WAIT_FOR (open_at (f, 0) + open_at (f, 1) + open_at (f, 2) == 0, WAIT_MS);
+  zlt_agent_stop (a);
+  zlt_agent_stop (b);
+  zlt_agent_stop (c);
+}
+
+/* Requests by hand to the shared HTTP port, one after the other, each echoed whole by
+ * whichever replica's echo service takes it. */
+typedef struct
+{
+  guint16 port;
+  guint n;
+  guint ok;
+  char *error;
+  gint done;
+} HostRequests;
+
+static gpointer
+host_requests_thread (gpointer data)
+{
+  HostRequests *r = data;
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  const char *request = "GET / HTTP/1.1\r\nHost: " HOSTNAME "\r\n\r\n";
+
+  g_socket_client_set_timeout (client, 10);
+  for (guint i = 0; i < r->n && r->error == NULL; i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GSocketConnection) conn
+          = g_socket_client_connect_to_host (client, "127.0.0.1", r->port, NULL, &error);
+      char reply[256];
+      gsize n = 0;
+
+      if (conn != NULL
+          && g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)), request,
+                                        strlen (request), NULL, NULL, &error)
+          && g_socket_shutdown (g_socket_connection_get_socket (conn), FALSE, TRUE, &error)
+          && g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (conn)), reply,
+                                      sizeof reply, &n, NULL, &error))
+        {
+          if (n == strlen (request) && memcmp (reply, request, n) == 0)
+            r->ok++;
+          else
+            r->error = g_strdup_printf ("request %u: %zu bytes back, not the echo", i, n);
+        }
+      else
+        r->error = g_strdup_printf ("request %u: %s", i, error->message);
+    }
+  g_atomic_int_set (&r->done, 1);
+  return NULL;
+}
+
+static void
+host_requests (Fixture *f, guint n)
+{
+  HostRequests r = { .port = zlt_server_get_http_port (f->h.server), .n = n };
+  GThread *thread = g_thread_new ("requests", host_requests_thread, &r);
+
+  ZLT_TEST_WAIT_FOR (g_atomic_int_get (&r.done), WAIT_MS * 2);
+  g_thread_join (thread);
+  if (r.error != NULL)
+    g_error ("%s", r.error);
+  g_assert_cmpuint (r.ok, ==, n);
+}
+
+/* Two agents of one owner claim the same hostname: both serve it as replicas on the
+ * shared HTTP port, and when the one that claimed it first is killed, the other keeps
+ * serving it, before and after the killed one's resume grace. */
+static void
+test_hostname (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GSubprocess) first = NULL;
+  g_autoptr (ZltAgent) second = NULL;
+  ZltService *holder;
+  guint before[2];
+  g_autofree char *unknown = NULL;
+
+  /* one [service:web] with the hostname; each agent points it at its own echo */
+  zlt_test_harness_add_service (&f->h, "web", zlt_test_echo_get_port (f->echo[0]), 0);
+  g_key_file_set_string (f->h.agent_keyfile, "service:web", "hostname", HOSTNAME);
+  first = replica_process (f, f->token[0], 1);
+  ZLT_TEST_WAIT_FOR (zlt_server_lookup_hostname (f->h.server, HOSTNAME) != NULL, WAIT_MS);
+  holder = zlt_server_lookup_hostname (f->h.server, HOSTNAME);
+  g_assert_cmpuint (zlt_service_get_local_port (holder), ==, zlt_test_echo_get_port (f->echo[1]));
+  second = zlt_test_harness_new_agent (&f->h, f->token[1], NULL);
+  zlt_agent_start (second);
+  ZLT_TEST_WAIT_FOR (agent_registered (second), WAIT_MS);
+  g_assert_cmpuint (n_replicas (f, NULL), ==, 2);
+  g_assert_cmpstr (
+      zlt_service_get_hostname (server_replica (f, zlt_test_echo_get_port (f->echo[0]))), ==,
+      HOSTNAME);
+
+  /* spread: both replicas serve the hostname */
+  host_requests (f, 20);
+  g_test_message ("20 requests: %u and %u", zlt_test_echo_get_n_accepted (f->echo[0]),
+                  zlt_test_echo_get_n_accepted (f->echo[1]));
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->echo[0]), >, 0);
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->echo[1]), >, 0);
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->echo[0])
+                        + zlt_test_echo_get_n_accepted (f->echo[1]),
+                    ==, 20);
+
+  /* the holder's agent is killed: once the server noticed, the other serves all */
+  g_subprocess_force_exit (first);
+  g_assert_true (zlt_test_process_wait (first, WAIT_MS));
+  ZLT_TEST_WAIT_FOR (n_connected (f) == 1, WAIT_MS);
+  before[0] = zlt_test_echo_get_n_accepted (f->echo[0]);
+  before[1] = zlt_test_echo_get_n_accepted (f->echo[1]);
+  host_requests (f, 10);
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->echo[0]) - before[0], ==, 10);
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->echo[1]), ==, before[1]);
+
+  /* its resume grace ends: the hostname passes to the replica that remains */
+  ZLT_TEST_WAIT_FOR (n_replicas (f, NULL) == 1, WAIT_MS);
+  holder = zlt_server_lookup_hostname (f->h.server, HOSTNAME);
+  g_assert_nonnull (holder);
+  g_assert_cmpuint (zlt_service_get_local_port (holder), ==, zlt_test_echo_get_port (f->echo[0]));
+  host_requests (f, 10);
+  g_assert_cmpuint (zlt_test_echo_get_n_accepted (f->echo[0]) - before[0], ==, 20);
+
+  /* the last one leaves: the hostname is unknown again */
+  zlt_agent_stop (second);
+  ZLT_TEST_WAIT_FOR (zlt_server_lookup_hostname (f->h.server, HOSTNAME) == NULL, WAIT_MS);
+  unknown = g_strdup ("GET / HTTP/1.1\r\nHost: " HOSTNAME "\r\n\r\n");
+  g_assert_cmpuint (zlt_test_http_status (zlt_server_get_http_port (f->h.server), unknown, WAIT_MS),
+                    ==, 404);
+}
+
 /* A name the token does not own stays today's: each agent gets a port of its own. */
 static void
 test_not_owned (Fixture *f, gconstpointer data)
@@ -341,9 +753,13 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   zlt_init ();
   g_test_add_func ("/replicas/registry", test_registry);
-#define ADD(path, func)                                                                            \
-  g_test_add ("/replicas/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
-  ADD ("spread-and-failover", test_spread_and_failover);
-  ADD ("not-owned", test_not_owned);
+#define ADD(path, setup, func)                                                                     \
+  g_test_add ("/replicas/" path, Fixture, GUINT_TO_POINTER (setup), fixture_setup, func,           \
+              fixture_teardown)
+  ADD ("spread-and-failover", SETUP_DEFAULT, test_spread_and_failover);
+  ADD ("not-owned", SETUP_DEFAULT, test_not_owned);
+  ADD ("late-heartbeat", SETUP_PATIENT, test_late_heartbeat);
+  ADD ("least-connections", SETUP_LEAST_CONNECTIONS, test_least_connections);
+  ADD ("hostname", SETUP_HOSTNAMES, test_hostname);
   return g_test_run ();
 }

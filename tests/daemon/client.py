@@ -185,6 +185,12 @@ def full(c, extra_port):
     check(prop(c.service("echo", "server"), "Replicas") == 1
           and prop(c.service("echo", "agent"), "Replicas") == 1,
           "one agent serves echo: Replicas is 1 on both ends")
+    check(prop(c.service("echo", "server"), "ReplicaBalance") == "round-robin"
+          and prop(c.service("echo", "server"), "ReplicaState") == "ready"
+          and prop(c.service("echo", "agent"), "ReplicaBalance") == ""
+          and prop(c.service("echo", "agent"), "ReplicaState") == "",
+          "the server's echo: ReplicaBalance round-robin (the default), ReplicaState ready; "
+          "the agent's: empty")
     c.call("Unexpose", GLib.Variant("(s)", ("py-limited",)))
     check(c.service("py-extra", "server") is not None, "the server's view appeared too")
     thread, result = echo_through(extra_port, b"hello from python")
