@@ -26,12 +26,12 @@ struct _ZltHeartbeat
   gint64 last_rx;       /* monotonic µs */
   gint64 last_run_mono; /* when our tick or deadline last ran: monotonic µs */
   gint64 last_run_real; /* the same in wall-clock µs (it keeps counting during a sleep) */
-  gint64 last_tx;       /* when we last sent a heartbeat: monotonic µs */
+  gint64 unanswered; /* first heartbeat sent since the peer's last frame: monotonic µs, 0 = none */
   gint64 latency_us;
   gboolean late;
   GSource *tick;
   GSource *deadline;
-  GSource *late_check; /* armed after each heartbeat sent, while not late */
+  GSource *late_check; /* due a margin after the first unanswered heartbeat */
 };
 
 G_DEFINE_FINAL_TYPE (ZltHeartbeat, zlt_heartbeat, G_TYPE_OBJECT)
@@ -105,10 +105,13 @@ on_tick (gpointer user_data)
 {
   ZltHeartbeat *self = user_data;
 
-  check_stalled (self);
-  self->last_tx = g_get_monotonic_time ();
-  if (!self->late && self->late_check != NULL)
-    g_source_set_ready_time (self->late_check, self->last_tx + late_margin_us (self));
+  if (check_stalled (self))
+    self->unanswered = 0;
+  if (self->unanswered == 0)
+    {
+      self->unanswered = g_get_monotonic_time ();
+      g_source_set_ready_time (self->late_check, self->unanswered + late_margin_us (self));
+    }
   g_signal_emit (self, signals[SIGNAL_SEND], 0, (guint64) g_get_real_time ());
   return G_SOURCE_CONTINUE;
 }
@@ -121,8 +124,9 @@ on_late_check (gpointer user_data)
   ZltHeartbeat *self = user_data;
 
   g_source_set_ready_time (self->late_check, -1);
-  check_stalled (self);
-  if (self->last_rx < self->last_tx)
+  if (check_stalled (self))
+    self->unanswered = 0;
+  if (self->unanswered != 0)
     set_late (self, TRUE);
   return G_SOURCE_CONTINUE;
 }
@@ -176,6 +180,7 @@ zlt_heartbeat_start (ZltHeartbeat *self)
   self->late_check = g_source_new (&deadline_funcs, sizeof (GSource));
   g_source_set_callback (self->late_check, on_late_check, self, NULL);
   g_source_attach (self->late_check, g_main_context_get_thread_default ());
+  self->unanswered = 0;
   set_late (self, FALSE);
 }
 
@@ -192,6 +197,7 @@ void
 zlt_heartbeat_received (ZltHeartbeat *self)
 {
   self->last_rx = g_get_monotonic_time ();
+  self->unanswered = 0;
   if (G_UNLIKELY (self->late))
     set_late (self, FALSE);
 }

@@ -223,6 +223,8 @@ static const ZltCliJsonKey service_keys[] = {
   { "RateLimitIn", "rate_limit_in" },
   { "RateLimitOut", "rate_limit_out" },
   { "Replicas", "replicas" },
+  { "ReplicaBalance", "replica_balance" },
+  { "ReplicaState", "replica_state" },
   { "Hostname", "hostname" },
 };
 

@@ -65,6 +65,8 @@ assert_server_defaults (ZltServerConfig *config)
   g_assert_cmpuint (zlt_server_config_get_auth_timeout (config), ==, 10);
   g_assert_cmpuint (zlt_server_config_get_connect_timeout (config), ==, 10);
   g_assert_cmpuint (zlt_server_config_get_resume_grace (config), ==, 30);
+  g_assert_cmpint (zlt_server_config_get_replica_balance (config), ==,
+                   ZLT_REPLICA_BALANCE_ROUND_ROBIN);
   g_assert_false (zlt_server_config_get_allow_legacy_auth (config));
   g_assert_cmpstr (zlt_server_config_get_validator (config), ==, "token-file");
   g_assert_cmpstr (zlt_server_config_get_validator_group (config), ==, "validator:token-file");
@@ -116,6 +118,9 @@ static const BadCase server_bad[] = {
   { "[server]\nlisten-port=1\n", "[server] listen-port: unknown key" },
   { "[server]\nstandby-connections=1025\n", "[server] standby-connections:" },
   { "[server]\ntoken-max-standby=-1\n", "[server] token-max-standby:" },
+  { "[server]\nreplica-balance=random\n",
+    "[server] replica-balance: must be round-robin or least-connections, not ‘random’" },
+  { "[server]\nreplica-balance=\n", "[server] replica-balance: must not be empty" },
 };
 
 static void
@@ -151,6 +156,7 @@ static const char server_full[] = "# a full server config\n"
                                   "auth-timeout=3\n"
                                   "connect-timeout=4\n"
                                   "resume-grace=0\n"
+                                  "replica-balance=least-connections\n"
                                   "allow-legacy-auth=true\n"
                                   "validator=allow-all\n"
                                   "insecure=true\n"
@@ -187,6 +193,8 @@ assert_server_full (ZltServerConfig *config, const char *dir)
   g_assert_cmpuint (zlt_server_config_get_auth_timeout (config), ==, 3);
   g_assert_cmpuint (zlt_server_config_get_connect_timeout (config), ==, 4);
   g_assert_cmpuint (zlt_server_config_get_resume_grace (config), ==, 0);
+  g_assert_cmpint (zlt_server_config_get_replica_balance (config), ==,
+                   ZLT_REPLICA_BALANCE_LEAST_CONNECTIONS);
   g_assert_true (zlt_server_config_get_allow_legacy_auth (config));
   g_assert_cmpstr (zlt_server_config_get_validator (config), ==, "allow-all");
   g_assert_cmpstr (zlt_server_config_get_validator_group (config), ==, "validator:allow-all");
