@@ -767,9 +767,14 @@ remove_hostname (ZltServer *self, ZltService *service)
     {
       ZltService *heir = zlt_tunnel_lookup_service (g_ptr_array_index (tunnels, i),
                                                     zlt_service_get_name (service));
+      g_autoptr (GPtrArray) group = NULL;
 
-      if (heir != NULL && heir != service
-          && g_strcmp0 (zlt_service_get_hostname (heir), hostname) == 0)
+      if (heir == NULL || heir == service
+          || g_strcmp0 (zlt_service_get_hostname (heir), hostname) != 0)
+        continue;
+      /* still registered (a server that stops removes them all) */
+      group = zlt_registry_get_replicas (self->registry, heir);
+      if (group->len > 0)
         {
           g_hash_table_insert (self->hostnames, g_strdup (hostname), g_object_ref (heir));
           return;
