@@ -94,6 +94,49 @@ bad:
   return FALSE;
 }
 
+gboolean
+zlt_parse_rate (const char *text, guint64 *rate)
+{
+  guint64 value = 0;
+  guint64 unit = 1;
+  const char *p = text;
+
+  g_return_val_if_fail (rate != NULL, FALSE);
+
+  if (text == NULL || !g_ascii_isdigit (*p))
+    return FALSE;
+  for (; g_ascii_isdigit (*p); p++)
+    {
+      if (value > (G_MAXUINT64 - 9) / 10)
+        return FALSE;
+      value = value * 10 + (guint64) (*p - '0');
+    }
+  switch (*p)
+    {
+    case '\0':
+      break;
+    case 'k':
+    case 'K':
+      unit = 1000;
+      p++;
+      break;
+    case 'M':
+      unit = 1000 * 1000;
+      p++;
+      break;
+    case 'G':
+      unit = 1000 * 1000 * 1000;
+      p++;
+      break;
+    default:
+      return FALSE;
+    }
+  if (*p != '\0' || value > ZLT_RATE_MAX / unit)
+    return FALSE;
+  *rate = value * unit;
+  return TRUE;
+}
+
 char *
 zlt_log_escape (const char *text, gsize max_len)
 {
