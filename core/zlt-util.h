@@ -88,6 +88,13 @@ const char *zlt_log_event_id (ZltLogEvent event);
 void zlt_log_event (const char *domain, GLogLevelFlags level, ZltLogEvent event,
                     const char *tunnel_id, const char *service, const char *peer,
                     const char *format, ...) G_GNUC_PRINTF (7, 8);
+/* zlt_log_event() with the field REASON too (%NULL: left out): the machine-readable
+ * cause of an auth failure, the protocol's reason code in lowercase ("bad_token",
+ * "expired_token", ...) or, on an agent, "server_proof" and "unknown" (a v1 server's
+ * refusal carries no code). */
+void zlt_log_event_reason (const char *domain, GLogLevelFlags level, ZltLogEvent event,
+                           const char *tunnel_id, const char *service, const char *peer,
+                           const char *reason, const char *format, ...) G_GNUC_PRINTF (8, 9);
 
 /* The syslog priority of a record: its ZLT_PRIORITY field where it has one, else
  * what GLib's own writers give @level (3 error/critical, 4 warning, 5 message, 6 info,
