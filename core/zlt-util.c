@@ -237,6 +237,11 @@ zlt_log_event_id (ZltLogEvent event)
   return event_ids[event];
 }
 
+static void log_event_valist (const char *domain, GLogLevelFlags level, ZltLogEvent event,
+                              const char *tunnel_id, const char *service, const char *peer,
+                              const char *reason, const char *format, va_list args)
+    G_GNUC_PRINTF (8, 0);
+
 static void
 log_event_valist (const char *domain, GLogLevelFlags level, ZltLogEvent event,
                   const char *tunnel_id, const char *service, const char *peer, const char *reason,
