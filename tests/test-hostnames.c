@@ -942,6 +942,37 @@ test_bounds (Fixture *f, gconstpointer data)
   raw_run (&junk);
   g_assert_cmpuint (junk.got->len, ==, 0);
 
+  /* a ClientHello split over records that stops halfway: closed at the sniff timeout */
+  {
+    g_autoptr (GByteArray) hello = client_hello ("secure.apps.example.test");
+    gsize sizes[1] = { 20 };
+    g_autoptr (GByteArray) split = split_records (hello, sizes, 1);
+    Raw half = { 0 };
+
+    half.port = zlt_server_get_tls_port (f->h.server);
+    half.send = g_bytes_new (split->data, split->len / 2);
+    raw_run (&half);
+    g_assert_cmpuint (half.got->len, ==, 0);
+    g_assert_cmpint (half.elapsed_us, >=, 400 * 1000);
+    g_assert_cmpint (half.elapsed_us, <, 10 * G_USEC_PER_SEC);
+    g_string_free (half.got, TRUE);
+    g_bytes_unref (half.send);
+  }
+  /* one past both bounds (a record per byte of a 6 KB hello): refused, nothing relayed */
+  {
+    g_autoptr (GByteArray) padded = client_hello_padded ("secure.apps.example.test", 6000);
+    gsize one[1] = { 1 };
+    g_autoptr (GByteArray) tiny = split_records (padded, one, 1);
+    Raw huge = { 0 };
+
+    huge.port = zlt_server_get_tls_port (f->h.server);
+    huge.send = g_bytes_new (tiny->data, tiny->len);
+    raw_run (&huge);
+    g_assert_cmpuint (huge.got->len, ==, 0);
+    g_string_free (huge.got, TRUE);
+    g_bytes_unref (huge.send);
+  }
+
   /* none reached a service */
   g_assert_cmpint (g_atomic_int_get (&f->http_a->n_served), ==, 0);
   g_assert_cmpint (g_atomic_int_get (&f->tls_a->n_served), ==, 0);
