@@ -245,9 +245,12 @@ describe_refusal (const char *service, const GError *error)
                                "(reach= in the server's token file), or it expired"),
                             service);
   if (g_error_matches (error, ZLT_ERROR, ZLT_ERROR_NOT_FOUND))
-    return g_strdup_printf (_ ("the server has no service “%s” (404)"), service);
+    return g_strdup_printf (
+        _ ("the server has no service “%s”: no agent has registered it, or it went away"), service);
   if (g_error_matches (error, ZLT_ERROR, ZLT_ERROR_DUPLICATE_NAME))
-    return g_strdup_printf (_ ("several tunnels have a service named “%s” (409)"), service);
+    return g_strdup_printf (_ ("the server cannot tell which service “%s” to reach: several "
+                               "tunnels have a service of that name"),
+                            service);
   return g_strdup_printf (_ ("cannot reach “%s”: %s"), service, error->message);
 }
 

@@ -121,7 +121,7 @@ static guint signals[N_SIGNALS];
 
 static void connect_now (ZltAgent *self);
 static void session_end (ZltAgent *self, const char *why);
-static void session_end_full (ZltAgent *self, const char *why, gboolean auth_failed);
+static void session_end_full (ZltAgent *self, const char *why, const char *auth_reason);
 static void access_flush (ZltAgent *self, const char *why);
 
 static void
@@ -1053,7 +1053,7 @@ handle_auth_ok (ZltAgent *self, const ZltMessage *msg)
           session_end_full (self,
                             _ ("the server did not prove it knows our token: an impostor, or "
                                "a server older than this agent"),
-                            TRUE);
+                            "server_proof");
           return;
         }
     }
@@ -1124,7 +1124,16 @@ handle_refusal (ZltAgent *self, const ZltMessage *msg)
   text = g_strdup_printf (msg->type == ZLT_MESSAGE_AUTH_FAIL ? _ ("authentication failed: %s")
                                                              : _ ("server disconnected us: %s"),
                           reason);
-  session_end_full (self, text, msg->type == ZLT_MESSAGE_AUTH_FAIL);
+  if (msg->type != ZLT_MESSAGE_AUTH_FAIL)
+    session_end_full (self, text, NULL);
+  else if (has_code)
+    {
+      g_autofree char *code_name = g_ascii_strdown (zlt_reason_code_to_string (msg->ext.code), -1);
+
+      session_end_full (self, text, code_name);
+    }
+  else
+    session_end_full (self, text, "unknown");
 }
 
 static void
@@ -1240,9 +1249,10 @@ on_heartbeat_timeout (ZltHeartbeat *heartbeat, gpointer user_data)
 }
 
 /* Ends the current session (if any) and schedules the next attempt. @why: what ended
- * it (NULL: a deliberate stop); @auth_failed: the server refused our credentials. */
+ * it (NULL: a deliberate stop); @auth_reason: set when the server refused our
+ * credentials, the REASON of the log event (zlt_log_event_reason()). */
 static void
-session_end_full (ZltAgent *self, const char *why, gboolean auth_failed)
+session_end_full (ZltAgent *self, const char *why, const char *auth_reason)
 {
   g_autoptr (ZltChannel) channel = g_steal_pointer (&self->channel);
   g_autofree char *tid = zlt_tunnel_dup_id_string (self->tunnel);
@@ -1251,9 +1261,9 @@ session_end_full (ZltAgent *self, const char *why, gboolean auth_failed)
   /* before the error and the state: whoever follows those sees the flag too */
   if (self->fatal)
     set_fatal (self, TRUE);
-  if (auth_failed)
-    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL,
-                   server_url (self), "%s", why);
+  if (auth_reason != NULL)
+    zlt_log_event_reason (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL,
+                          server_url (self), auth_reason, "%s", why);
   else if (was_up && why != NULL)
     zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_TUNNEL_DOWN, tid, NULL,
                    server_url (self), "%s", why);
@@ -1293,7 +1303,7 @@ session_end_full (ZltAgent *self, const char *why, gboolean auth_failed)
 static void
 session_end (ZltAgent *self, const char *why)
 {
-  session_end_full (self, why, FALSE);
+  session_end_full (self, why, NULL);
 }
 
 static gboolean

@@ -255,45 +255,11 @@ parse_server_name (Cursor ext, char **host)
   return ZLT_SNIFF_NO_HOST;
 }
 
-ZltSniffResult
-zlt_sniff_tls_sni (const guint8 *data, gsize len, char **host)
+/* The ClientHello's body (after its 4-byte handshake header): the server_name. */
+static ZltSniffResult
+parse_client_hello (Cursor hello, char **host)
 {
-  Cursor c = { data, len };
-  Cursor hello, skip, exts;
-  const guint8 *hs;
-  guint type, major, minor, record_len, hs_type, hs_len;
-
-  g_return_val_if_fail (host != NULL, ZLT_SNIFF_BAD);
-  *host = NULL;
-
-  /* the record header, checked as far as it has come */
-  if (len >= 1 && data[0] != TLS_CONTENT_HANDSHAKE)
-    return ZLT_SNIFF_BAD;
-  if (len >= 2 && data[1] != 3)
-    return ZLT_SNIFF_BAD;
-  if (len < 5)
-    return ZLT_SNIFF_NEED_MORE;
-  take_u8 (&c, &type);
-  take_u8 (&c, &major);
-  take_u8 (&c, &minor);
-  take_u16 (&c, &record_len);
-  if (record_len == 0 || record_len > 16384)
-    return ZLT_SNIFF_BAD;
-  if (c.left < record_len)
-    return ZLT_SNIFF_NEED_MORE;
-  c.left = record_len;
-
-  /* the handshake message: a ClientHello that fits in this record (a ClientHello split
-   * over records is not followed: it has no name for us) */
-  if (!take_u8 (&c, &hs_type) || hs_type != TLS_HANDSHAKE_CLIENT_HELLO)
-    return ZLT_SNIFF_BAD;
-  if (!take (&c, 3, &hs))
-    return ZLT_SNIFF_BAD;
-  hs_len = (guint) hs[0] << 16 | (guint) hs[1] << 8 | hs[2];
-  if (hs_len > c.left)
-    return ZLT_SNIFF_NO_HOST;
-  hello.p = c.p;
-  hello.left = hs_len;
+  Cursor skip, exts;
 
   if (!take (&hello, 2 + 32, NULL)        /* legacy_version, random */
       || !take_vector (&hello, 1, &skip)  /* legacy_session_id */
@@ -315,4 +281,143 @@ zlt_sniff_tls_sni (const guint8 *data, gsize len, char **host)
         return parse_server_name (ext, host);
     }
   return ZLT_SNIFF_NO_HOST;
+}
+
+/* The handshake message as it comes in over records: in place while it lies in one
+ * record's fragment (the common case), else copied into @joined as it is reassembled. */
+typedef struct
+{
+  const guint8 *p;
+  gsize have;
+  gboolean known; /* the 4-byte header has come: @need is the whole message */
+  gsize need;
+  guint8 *joined; /* owned, ZLT_SNIFF_TLS_HELLO_MAX bytes; NULL while in place */
+} Message;
+
+/* Checks what has come of the header; FALSE with @verdict once there is one. */
+static gboolean
+message_check_header (Message *m, ZltSniffResult *verdict)
+{
+  gsize hs_len;
+
+  /* a client's first handshake message is its ClientHello */
+  if (m->have >= 1 && m->p[0] != TLS_HANDSHAKE_CLIENT_HELLO)
+    {
+      *verdict = ZLT_SNIFF_BAD;
+      return FALSE;
+    }
+  if (m->known || m->have < 4)
+    return TRUE;
+  hs_len = (gsize) m->p[1] << 16 | (gsize) m->p[2] << 8 | m->p[3];
+  if (4 + hs_len > ZLT_SNIFF_TLS_HELLO_MAX)
+    {
+      *verdict = ZLT_SNIFF_TOO_LARGE;
+      return FALSE;
+    }
+  m->known = TRUE;
+  m->need = 4 + hs_len;
+  return TRUE;
+}
+
+/* Adds a record's fragment (or what has come of it); FALSE with @verdict once there is
+ * one: ZLT_SNIFF_FOUND means the message is whole. */
+static gboolean
+message_add (Message *m, const guint8 *fragment, gsize n, ZltSniffResult *verdict)
+{
+  if (n == 0)
+    return TRUE;
+  if (m->have == 0)
+    {
+      /* the first fragment: read where it is */
+      m->p = fragment;
+      m->have = n;
+      if (!message_check_header (m, verdict))
+        return FALSE;
+      if (m->known)
+        m->have = MIN (m->have, m->need); /* what follows the hello is not ours */
+    }
+  else
+    {
+      if (m->joined == NULL)
+        {
+          /* m->have is under 4, or under m->need <= ZLT_SNIFF_TLS_HELLO_MAX */
+          m->joined = g_malloc (ZLT_SNIFF_TLS_HELLO_MAX);
+          memcpy (m->joined, m->p, m->have);
+          m->p = m->joined;
+        }
+      /* the header first (it may come a byte a record), then the rest */
+      while (n > 0 && (!m->known || m->have < m->need))
+        {
+          gsize copy = MIN (n, (m->known ? m->need : 4) - m->have);
+
+          memcpy (m->joined + m->have, fragment, copy);
+          m->have += copy;
+          fragment += copy;
+          n -= copy;
+          if (!message_check_header (m, verdict))
+            return FALSE;
+        }
+    }
+  if (m->known && m->have >= m->need)
+    {
+      *verdict = ZLT_SNIFF_FOUND;
+      return FALSE;
+    }
+  return TRUE;
+}
+
+ZltSniffResult
+zlt_sniff_tls_sni (const guint8 *data, gsize len, char **host)
+{
+  Message m = { NULL, 0, FALSE, 0, NULL };
+  ZltSniffResult verdict = ZLT_SNIFF_NEED_MORE;
+  gsize pos = 0;
+
+  g_return_val_if_fail (host != NULL, ZLT_SNIFF_BAD);
+  *host = NULL;
+
+  /* Record after record, each header checked as far as it has come, their fragments
+   * joined into the handshake message (RFC 8446 §5.1: a handshake message may span
+   * records, and records may be cut anywhere by TCP): the ClientHello is read once it
+   * is whole, however the client split it. */
+  while (pos < len)
+    {
+      gsize record_len, n;
+
+      if (data[pos] != TLS_CONTENT_HANDSHAKE)
+        {
+          verdict = ZLT_SNIFF_BAD; /* not TLS, or an alert or data before the hello's end */
+          break;
+        }
+      if (len - pos >= 2 && data[pos + 1] != 3)
+        {
+          verdict = ZLT_SNIFF_BAD;
+          break;
+        }
+      if (len - pos < 5)
+        break;
+      record_len = (gsize) data[pos + 3] << 8 | data[pos + 4];
+      /* no empty handshake fragments (§5.1), none past 2^14 */
+      if (record_len == 0 || record_len > 16384)
+        {
+          verdict = ZLT_SNIFF_BAD;
+          break;
+        }
+      n = MIN (record_len, len - pos - 5);
+      if (!message_add (&m, data + pos + 5, n, &verdict))
+        break;
+      if (n < record_len)
+        break; /* the rest of this record is still to come */
+      pos += 5 + record_len;
+    }
+  if (verdict == ZLT_SNIFF_FOUND)
+    {
+      Cursor hello = { m.p + 4, m.need - 4 };
+
+      verdict = parse_client_hello (hello, host);
+    }
+  else if (verdict == ZLT_SNIFF_NEED_MORE && len >= ZLT_SNIFF_TLS_MAX)
+    verdict = ZLT_SNIFF_TOO_LARGE;
+  g_free (m.joined);
+  return verdict;
 }

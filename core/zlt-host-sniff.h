@@ -11,8 +11,12 @@ G_BEGIN_DECLS
 
 /* the longest request head the shared HTTP port reads before it gives up */
 #define ZLT_SNIFF_HTTP_MAX (16 * 1024)
-/* one TLS record: 5 header bytes and at most 2^14 bytes of plaintext */
-#define ZLT_SNIFF_TLS_MAX (5 + 16384)
+/* the longest ClientHello (its handshake header included) the shared TLS port
+ * reassembles from the records it came in */
+#define ZLT_SNIFF_TLS_HELLO_MAX (16 * 1024)
+/* the most bytes the shared TLS port reads for it, record headers included (a hello
+ * cut into records of under 5 bytes each can be refused) */
+#define ZLT_SNIFF_TLS_MAX (32 * 1024)
 /* a DNS name, without the trailing dot */
 #define ZLT_HOSTNAME_MAX 253
 
@@ -28,8 +32,8 @@ typedef enum
 /* The Host header of the request head in @data (up to its empty line), port stripped,
  * lowercased. */
 ZltSniffResult zlt_sniff_http_host (const guint8 *data, gsize len, char **host);
-/* The host_name of the server_name extension of the ClientHello in the first TLS
- * record of @data, lowercased. */
+/* The host_name of the server_name extension of the ClientHello that the TLS records
+ * at the start of @data carry (one record or several), lowercased. */
 ZltSniffResult zlt_sniff_tls_sni (const guint8 *data, gsize len, char **host);
 
 /* @len bytes of @name as a hostname: letters, digits, '-' in labels of 1 to 63 bytes

@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include "zlt-rate-bucket.h"
+#include "zlt-util.h" /* zlt_parse_rate */
 
 struct _ZltRateBucket
 {
@@ -257,42 +258,9 @@ zlt_rate_bucket_delay (ZltRateBucket *self, gsize want)
 gboolean
 zlt_rate_parse (const char *text, guint64 *out)
 {
-  guint64 value = 0;
-  guint64 unit = 1;
-  const char *p = text;
+  /* one parser for the config and the CLI (zlt-util.c is built into both) */
+  G_STATIC_ASSERT (ZLT_RATE_MAX == ZLT_RATE_BUCKET_MAX_RATE);
 
   g_return_val_if_fail (out != NULL, FALSE);
-
-  if (text == NULL || !g_ascii_isdigit (*p))
-    return FALSE;
-  for (; g_ascii_isdigit (*p); p++)
-    {
-      if (value > (G_MAXUINT64 - 9) / 10)
-        return FALSE;
-      value = value * 10 + (guint64) (*p - '0');
-    }
-  switch (*p)
-    {
-    case '\0':
-      break;
-    case 'k':
-    case 'K':
-      unit = 1000;
-      p++;
-      break;
-    case 'M':
-      unit = 1000 * 1000;
-      p++;
-      break;
-    case 'G':
-      unit = 1000 * 1000 * 1000;
-      p++;
-      break;
-    default:
-      return FALSE;
-    }
-  if (*p != '\0' || value > ZLT_RATE_BUCKET_MAX_RATE / unit)
-    return FALSE;
-  *out = value * unit;
-  return TRUE;
+  return zlt_parse_rate (text, out);
 }

@@ -1421,6 +1421,7 @@ zlt_server_log_auth_failure (ZltServer *self, const char *peer, ZltReasonCode co
                              const char *reason)
 {
   g_autofree char *shown = NULL;
+  g_autofree char *code_name = NULL;
   guint suppressed = 0;
 
   self->auth_failures[MIN ((guint) code, ZLT_REASON_MAX)]++;
@@ -1428,13 +1429,16 @@ zlt_server_log_auth_failure (ZltServer *self, const char *peer, ZltReasonCode co
   if (!zlt_log_limit_allow (&self->auth_failure_log, &suppressed))
     return;
   shown = zlt_log_escape (reason, 200);
+  /* REASON: the code's name as the metrics label it (zlt_auth_failures_total) */
+  code_name = g_ascii_strdown (zlt_reason_code_to_string (code), -1);
   if (suppressed > 0)
-    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL, peer,
-                   "authentication failed for %s: %s (%u more failed logins not logged)", peer,
-                   shown, suppressed);
+    zlt_log_event_reason (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL,
+                          peer, code_name,
+                          "authentication failed for %s: %s (%u more failed logins not logged)",
+                          peer, shown, suppressed);
   else
-    zlt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL, peer,
-                   "authentication failed for %s: %s", peer, shown);
+    zlt_log_event_reason (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, ZLT_LOG_EVENT_AUTH_FAILED, NULL, NULL,
+                          peer, code_name, "authentication failed for %s: %s", peer, shown);
 }
 
 void

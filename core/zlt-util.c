@@ -94,6 +94,49 @@ bad:
   return FALSE;
 }
 
+gboolean
+zlt_parse_rate (const char *text, guint64 *rate)
+{
+  guint64 value = 0;
+  guint64 unit = 1;
+  const char *p = text;
+
+  g_return_val_if_fail (rate != NULL, FALSE);
+
+  if (text == NULL || !g_ascii_isdigit (*p))
+    return FALSE;
+  for (; g_ascii_isdigit (*p); p++)
+    {
+      if (value > (G_MAXUINT64 - 9) / 10)
+        return FALSE;
+      value = value * 10 + (guint64) (*p - '0');
+    }
+  switch (*p)
+    {
+    case '\0':
+      break;
+    case 'k':
+    case 'K':
+      unit = 1000;
+      p++;
+      break;
+    case 'M':
+      unit = 1000 * 1000;
+      p++;
+      break;
+    case 'G':
+      unit = 1000 * 1000 * 1000;
+      p++;
+      break;
+    default:
+      return FALSE;
+    }
+  if (*p != '\0' || value > ZLT_RATE_MAX / unit)
+    return FALSE;
+  *rate = value * unit;
+  return TRUE;
+}
+
 char *
 zlt_log_escape (const char *text, gsize max_len)
 {
@@ -194,14 +237,19 @@ zlt_log_event_id (ZltLogEvent event)
   return event_ids[event];
 }
 
-void
-zlt_log_event (const char *domain, GLogLevelFlags level, ZltLogEvent event, const char *tunnel_id,
-               const char *service, const char *peer, const char *format, ...)
+static void log_event_valist (const char *domain, GLogLevelFlags level, ZltLogEvent event,
+                              const char *tunnel_id, const char *service, const char *peer,
+                              const char *reason, const char *format, va_list args)
+    G_GNUC_PRINTF (8, 0);
+
+static void
+log_event_valist (const char *domain, GLogLevelFlags level, ZltLogEvent event,
+                  const char *tunnel_id, const char *service, const char *peer, const char *reason,
+                  const char *format, va_list args)
 {
   g_autofree char *message = NULL;
-  GLogField fields[7];
+  GLogField fields[8];
   gsize n = 0;
-  va_list args;
 
   g_return_if_fail (event < ZLT_LOG_EVENT_N);
 
@@ -210,9 +258,7 @@ zlt_log_event (const char *domain, GLogLevelFlags level, ZltLogEvent event, cons
       fields[n++] = (GLogField){ "ZLT_PRIORITY", "4", -1 };
       level = G_LOG_LEVEL_MESSAGE;
     }
-  va_start (args, format);
   message = g_strdup_vprintf (format, args);
-  va_end (args);
   fields[n++] = (GLogField){ "MESSAGE", message, -1 };
   fields[n++] = (GLogField){ "MESSAGE_ID", event_ids[event], -1 };
   if (domain != NULL)
@@ -223,7 +269,32 @@ zlt_log_event (const char *domain, GLogLevelFlags level, ZltLogEvent event, cons
     fields[n++] = (GLogField){ "SERVICE", service, -1 };
   if (peer != NULL)
     fields[n++] = (GLogField){ "PEER", peer, -1 };
+  if (reason != NULL)
+    fields[n++] = (GLogField){ "REASON", reason, -1 };
   g_log_structured_array (level, fields, n);
+}
+
+void
+zlt_log_event (const char *domain, GLogLevelFlags level, ZltLogEvent event, const char *tunnel_id,
+               const char *service, const char *peer, const char *format, ...)
+{
+  va_list args;
+
+  va_start (args, format);
+  log_event_valist (domain, level, event, tunnel_id, service, peer, NULL, format, args);
+  va_end (args);
+}
+
+void
+zlt_log_event_reason (const char *domain, GLogLevelFlags level, ZltLogEvent event,
+                      const char *tunnel_id, const char *service, const char *peer,
+                      const char *reason, const char *format, ...)
+{
+  va_list args;
+
+  va_start (args, format);
+  log_event_valist (domain, level, event, tunnel_id, service, peer, reason, format, args);
+  va_end (args);
 }
 
 int

@@ -16,6 +16,14 @@ char *zlt_config_directory (const char *config_path);
 /* "90", "90s", "30m", "2h", "1d", "1h30m": whole seconds (at most G_MAXUINT). */
 gboolean zlt_parse_duration (const char *text, guint *seconds, GError **error);
 
+/* The largest rate (about 9 TB/s): rate × 1 s in µs stays within 64 bits. */
+#define ZLT_RATE_MAX (G_MAXUINT64 / G_USEC_PER_SEC / 2)
+
+/* "0" (no limit), "250000", "512k", "4M", "1G": bytes per second, k, M and G powers of
+ * 1000, at most ZLT_RATE_MAX ([service:NAME] rate-limit-in and the CLI's
+ * --rate-limit-in read it alike). */
+gboolean zlt_parse_rate (const char *text, guint64 *rate);
+
 /* A string a peer sent, made safe for a log line: control and format characters,
  * backslashes and bytes that are not UTF-8 escaped as \xNN (so a newline cannot forge a
  * line, nor an escape sequence repaint a terminal, nor a bidi override reorder it);
@@ -80,6 +88,13 @@ const char *zlt_log_event_id (ZltLogEvent event);
 void zlt_log_event (const char *domain, GLogLevelFlags level, ZltLogEvent event,
                     const char *tunnel_id, const char *service, const char *peer,
                     const char *format, ...) G_GNUC_PRINTF (7, 8);
+/* zlt_log_event() with the field REASON too (%NULL: left out): the machine-readable
+ * cause of an auth failure, the protocol's reason code in lowercase ("bad_token",
+ * "expired_token", ...) or, on an agent, "server_proof" and "unknown" (a v1 server's
+ * refusal carries no code). */
+void zlt_log_event_reason (const char *domain, GLogLevelFlags level, ZltLogEvent event,
+                           const char *tunnel_id, const char *service, const char *peer,
+                           const char *reason, const char *format, ...) G_GNUC_PRINTF (8, 9);
 
 /* The syslog priority of a record: its ZLT_PRIORITY field where it has one, else
  * what GLib's own writers give @level (3 error/critical, 4 warning, 5 message, 6 info,

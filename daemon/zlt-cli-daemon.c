@@ -11,7 +11,7 @@
 #include "zlt-cli.h"
 #include "zlt-daemon-error.h"
 #include "zlt-dbus-generated.h"
-#include "zlt-util.h" /* zlt_parse_duration */
+#include "zlt-util.h" /* zlt_parse_duration, zlt_parse_rate */
 
 #define DAEMON_BUS_NAME "org.zlayer.Tunnel1"
 #define DAEMON_MANAGER_PATH "/org/zlayer/Tunnel1"
@@ -682,6 +682,7 @@ print_exposed (DaemonClient *client, const char *path, const char *name, guint l
   g_autoptr (GVariant) props = NULL;
   g_autoptr (GError) error = NULL;
   const char *state = "";
+  const char *hostname = "";
   guint16 port = 0;
 
   props = g_dbus_connection_call_sync (
@@ -694,8 +695,13 @@ print_exposed (DaemonClient *client, const char *path, const char *name, guint l
 
       g_variant_lookup (dict, "State", "&s", &state);
       g_variant_lookup (dict, "AssignedPort", "q", &port);
+      g_variant_lookup (dict, "Hostname", "&s", &hostname);
     }
-  if (g_str_equal (state, "registered") && port != 0)
+  /* a hostname takes the place of a public port */
+  if (g_str_equal (state, "registered") && hostname[0] != '\0')
+    g_print (_ ("exposed %s (local port %u) as %s on the server's shared HTTP and TLS ports\n"),
+             name, local_port, hostname);
+  else if (g_str_equal (state, "registered") && port != 0)
     g_print (_ ("exposed %s (local port %u) on public port %u\n"), name, local_port, port);
   else if (g_str_equal (state, "registered"))
     g_print (_ ("exposed %s (local port %u), reachable through access sessions\n"), name,
@@ -714,6 +720,9 @@ zlt_cli_expose (int argc, char **argv)
   gint remote_port = 0;
   gboolean internal = FALSE;
   g_autofree char *proxy_protocol = NULL;
+  g_autofree char *rate_in_text = NULL;
+  g_autofree char *rate_out_text = NULL;
+  g_autofree char *hostname = NULL;
   const GOptionEntry entries[]
       = { { "remote-port", 'r', 0, G_OPTION_ARG_INT, &remote_port,
             N_ ("Public port to ask the server for (default: any)"), N_ ("PORT") },
@@ -727,10 +736,24 @@ zlt_cli_expose (int argc, char **argv)
             N_ ("Tell the service each client's address: a PROXY header, v1 or v2 (default "
                 "none)"),
             N_ ("PROXY") },
+          { "rate-limit-in", 0, 0, G_OPTION_ARG_STRING, &rate_in_text,
+            N_ ("Limit the bytes per second toward the service, e.g. 500k, 4M (default 0: "
+                "none)"),
+            N_ ("RATE") },
+          { "rate-limit-out", 0, 0, G_OPTION_ARG_STRING, &rate_out_text,
+            N_ ("Limit the bytes per second from the service to its clients (default 0: "
+                "none)"),
+            N_ ("RATE") },
+          { "hostname", 0, 0, G_OPTION_ARG_STRING, &hostname,
+            N_ ("Be reached by this hostname on the server's shared HTTP and TLS ports "
+                "instead of a public port of its own"),
+            N_ ("HOST") },
           { NULL } };
   g_auto (DaemonClient) client = { 0 };
   g_autoptr (GError) error = NULL;
   g_autofree char *service_path = NULL;
+  guint64 rate_in = 0;
+  guint64 rate_out = 0;
   g_auto (GVariantBuilder) options = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
   guint64 local_port;
   int rc;
@@ -748,6 +771,16 @@ zlt_cli_expose (int argc, char **argv)
     return zlt_cli_fail (EXIT_USAGE, _ ("--remote-port must be from 0 to 65535"));
   if (protocol != NULL && !g_str_equal (protocol, "tcp") && !g_str_equal (protocol, "udp"))
     return zlt_cli_fail (EXIT_USAGE, _ ("--protocol must be tcp or udp, not “%s”"), protocol);
+  if (rate_in_text != NULL && !zlt_parse_rate (rate_in_text, &rate_in))
+    return zlt_cli_fail (EXIT_USAGE,
+                         _ ("--rate-limit-in must be bytes per second, optionally with k, M or "
+                            "G, not “%s”"),
+                         rate_in_text);
+  if (rate_out_text != NULL && !zlt_parse_rate (rate_out_text, &rate_out))
+    return zlt_cli_fail (EXIT_USAGE,
+                         _ ("--rate-limit-out must be bytes per second, optionally with k, M or "
+                            "G, not “%s”"),
+                         rate_out_text);
 
   g_variant_builder_add (&options, "{sv}", "protocol",
                          g_variant_new_string (protocol != NULL ? protocol : "tcp"));
@@ -761,6 +794,13 @@ zlt_cli_expose (int argc, char **argv)
   if (proxy_protocol != NULL)
     g_variant_builder_add (&options, "{sv}", "proxy-protocol",
                            g_variant_new_string (proxy_protocol));
+  if (rate_in_text != NULL)
+    g_variant_builder_add (&options, "{sv}", "rate-limit-in", g_variant_new_uint64 (rate_in));
+  if (rate_out_text != NULL)
+    g_variant_builder_add (&options, "{sv}", "rate-limit-out", g_variant_new_uint64 (rate_out));
+  /* the daemon checks the name (and that the service is public tcp without a port) */
+  if (hostname != NULL)
+    g_variant_builder_add (&options, "{sv}", "hostname", g_variant_new_string (hostname));
 
   rc = daemon_client_connect (&client);
   if (rc != EXIT_OK)

@@ -912,6 +912,18 @@ parse_expose_options (GVariant *options, ZltServiceConfig *sc, GError **error)
           else if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64))
             sc->rate_limit_out = g_variant_get_uint64 (value);
         }
+      else if (g_str_equal (key, "hostname"))
+        {
+          type = "s";
+          /* lowercased as in a config file; zlt_daemon_expose() checks the name; ""
+           * is none, as in the Hostname property */
+          if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING)
+              && g_variant_get_string (value, NULL)[0] != '\0')
+            {
+              g_free (sc->hostname);
+              sc->hostname = g_ascii_strdown (g_variant_get_string (value, NULL), -1);
+            }
+        }
       else
         {
           g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS, _ ("unknown option “%s”"),

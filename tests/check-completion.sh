@@ -183,6 +183,15 @@ check "zlayer-tunnel node add web --<TAB>: the verb's options" \
   "$(complete_line 'zlayer-tunnel node add web --')"
 check "zlayer-tunnel session start db --<TAB>" "--help --json --local-port --session --system --ttl" \
   "$(complete_line 'zlayer-tunnel session start db --')"
+check "zlayer-tunnel expose web 80 --<TAB>: the issue-13 options too" \
+  "--help --hostname --internal --local-host --protocol --proxy-protocol --rate-limit-in --rate-limit-out --remote-port --session --system" \
+  "$(complete_line 'zlayer-tunnel expose web 80 --')"
+check "zlayer-tunnel expose web 80 --rate<TAB>" "--rate-limit-in --rate-limit-out" \
+  "$(complete_line 'zlayer-tunnel expose web 80 --rate')"
+check "zlayer-tunnel expose web 80 --rate-limit-in <TAB>: no files for a rate" "" \
+  "$(complete_line 'zlayer-tunnel expose web 80 --rate-limit-in ')"
+check "zlayer-tunnel expose web 80 --proxy-protocol <TAB>" "none v1 v2" \
+  "$(complete_line 'zlayer-tunnel expose web 80 --proxy-protocol ')"
 check "zlayer-tunnel token new --<TAB>" "--expires --help --name --output --owns --reach --register" \
   "$(complete_line 'zlayer-tunnel token new --')"
 check "zlayer-tunnel agent --config x.conf --re<TAB>: past an option's argument" \

@@ -269,7 +269,9 @@ static void
 test_unknown_service (Fixture *f, gconstpointer data)
 {
   start (f, "name=access reach=* expires=%e");
-  assert_refused_at_start (f, "nosuch", "no service “nosuch”");
+  /* in words: the core speaks no HTTP, so no "(404)" */
+  assert_refused_at_start (f, "nosuch",
+                           "the server has no service “nosuch”: no agent has registered it");
 }
 
 /* (4) an expired grant: the access client never authenticates, the session ends */

@@ -8,6 +8,8 @@
  * and a silent client are closed. */
 #include "config.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 
 #include "zlt-host-listener.h"
@@ -67,9 +69,10 @@ test_http_parser (void)
 
 /* A ClientHello record with @sni (NULL: no server_name extension), as a client would
  * send it: a session id, two suites, one compression method, an extension before the
- * server_name one. */
+ * server_name one; @pad bytes of a padding extension (RFC 7685) before that when not 0
+ * (the record's length field is then only right up to 2^14). */
 static GByteArray *
-client_hello (const char *sni)
+client_hello_padded (const char *sni, gsize pad)
 {
   GByteArray *body = g_byte_array_new ();
   GByteArray *exts = g_byte_array_new ();
@@ -87,6 +90,14 @@ client_hello (const char *sni)
   g_byte_array_append (body, (const guint8 *) "\x01\x00", 2);
   /* supported_versions: 2 bytes of list length 2, TLS 1.3 */
   g_byte_array_append (exts, (const guint8 *) "\x00\x2b\x00\x03\x02\x03\x04", 7);
+  if (pad > 0)
+    {
+      guint8 e[4] = { 0x00, 0x15, (guint8) (pad >> 8), (guint8) pad };
+      g_autofree guint8 *zeros = g_malloc0 (pad);
+
+      g_byte_array_append (exts, e, 4);
+      g_byte_array_append (exts, zeros, (guint) pad);
+    }
   if (sni != NULL)
     {
       guint16 n = (guint16) strlen (sni);
@@ -109,12 +120,193 @@ client_hello (const char *sni)
   head[0] = 0x16, head[1] = 0x03, head[2] = 0x01;
   head[3] = (guint8) ((body->len + 4) >> 8), head[4] = (guint8) (body->len + 4);
   g_byte_array_append (rec, head, 5);
-  head[0] = 0x01, head[1] = 0, head[2] = (guint8) (body->len >> 8), head[3] = (guint8) body->len;
+  head[0] = 0x01, head[1] = (guint8) (body->len >> 16), head[2] = (guint8) (body->len >> 8),
+  head[3] = (guint8) body->len;
   g_byte_array_append (rec, head, 4);
   g_byte_array_append (rec, body->data, body->len);
   g_byte_array_unref (body);
   g_byte_array_unref (exts);
   return rec;
+}
+
+static GByteArray *
+client_hello (const char *sni)
+{
+  return client_hello_padded (sni, 0);
+}
+
+/* The handshake message of @hello (a record from client_hello_padded()) cut into
+ * records whose fragments take the sizes of @sizes in turn, the last one repeated. */
+static GByteArray *
+split_records (GByteArray *hello, const gsize *sizes, gsize n_sizes)
+{
+  GByteArray *out = g_byte_array_new ();
+  const guint8 *msg = hello->data + 5;
+  gsize left = hello->len - 5;
+
+  for (gsize i = 0; left > 0; i++)
+    {
+      gsize n = MIN (sizes[MIN (i, n_sizes - 1)], left);
+      guint8 head[5] = { 0x16, 0x03, 0x01, (guint8) (n >> 8), (guint8) n };
+
+      g_byte_array_append (out, head, 5);
+      g_byte_array_append (out, msg, (guint) n);
+      msg += n;
+      left -= n;
+    }
+  return out;
+}
+
+static ZltSniffResult
+tls (GByteArray *data, gsize len, char **host)
+{
+  g_clear_pointer (host, g_free);
+  return zlt_sniff_tls_sni (data->data, MIN (len, data->len), host);
+}
+
+/* A ClientHello split over records, however the records are cut: the name is found
+ * once the message is whole, and nothing is a verdict before. */
+static void
+test_tls_parser_split (void)
+{
+  g_autoptr (GByteArray) hello = client_hello ("Split.Apps.Example.Test");
+  g_autofree char *host = NULL;
+  gsize msg_len = hello->len - 5;
+
+  /* two records, cut at every byte of the message (the 4-byte header too) */
+  for (gsize cut = 1; cut < msg_len; cut++)
+    {
+      gsize sizes[2] = { cut, msg_len };
+      g_autoptr (GByteArray) two = split_records (hello, sizes, 2);
+
+      g_assert_cmpint (tls (two, two->len, &host), ==, ZLT_SNIFF_FOUND);
+      g_assert_cmpstr (host, ==, "split.apps.example.test");
+      /* the first record alone, or part of the second: read more */
+      g_assert_cmpint (tls (two, 5 + cut, &host), ==, ZLT_SNIFF_NEED_MORE);
+      g_assert_null (host);
+      g_assert_cmpint (tls (two, two->len - 1, &host), ==, ZLT_SNIFF_NEED_MORE);
+      g_assert_null (host);
+    }
+
+  /* a record per byte, as TCP might deliver it in any pieces: every prefix is "read
+   * more", the whole is found */
+  {
+    gsize one = 1;
+    g_autoptr (GByteArray) bytes = split_records (hello, &one, 1);
+
+    g_assert_cmpuint (bytes->len, ==, msg_len * 6);
+    for (gsize len = 0; len < bytes->len; len++)
+      {
+        g_assert_cmpint (tls (bytes, len, &host), ==, ZLT_SNIFF_NEED_MORE);
+        g_assert_null (host);
+      }
+    g_assert_cmpint (tls (bytes, bytes->len, &host), ==, ZLT_SNIFF_FOUND);
+    g_assert_cmpstr (host, ==, "split.apps.example.test");
+  }
+
+  /* what follows the hello (more records, the client's next flight) is not read */
+  {
+    g_autoptr (GByteArray) more = g_byte_array_new ();
+
+    g_byte_array_append (more, hello->data, hello->len);
+    g_byte_array_append (more, (const guint8 *) "\x14\x03\x03\x00\x01\x01", 6);
+    g_assert_cmpint (tls (more, more->len, &host), ==, ZLT_SNIFF_FOUND);
+    g_assert_cmpstr (host, ==, "split.apps.example.test");
+  }
+
+  /* a large hello (a padding extension before server_name) over three records */
+  {
+    g_autoptr (GByteArray) big = client_hello_padded ("big.apps.example.test", 12000);
+    gsize sizes[1] = { 5000 };
+    g_autoptr (GByteArray) three = split_records (big, sizes, 1);
+
+    g_assert_cmpuint (big->len - 5, >, 2 * 5000);
+    g_assert_cmpint (tls (three, three->len, &host), ==, ZLT_SNIFF_FOUND);
+    g_assert_cmpstr (host, ==, "big.apps.example.test");
+  }
+}
+
+/* Malformed or unbounded splits: refused cleanly, never read past. */
+static void
+test_tls_parser_split_bad (void)
+{
+  g_autoptr (GByteArray) hello = client_hello ("split.apps.example.test");
+  g_autofree char *host = NULL;
+  gsize sizes[2] = { 10, 16384 };
+  g_autoptr (GByteArray) two = split_records (hello, sizes, 2);
+
+  /* an alert between the fragments */
+  {
+    g_autoptr (GByteArray) alert = g_byte_array_new ();
+
+    g_byte_array_append (alert, two->data, 5 + 10);
+    g_byte_array_append (alert, (const guint8 *) "\x15\x03\x03\x00\x02\x02\x28", 7);
+    g_byte_array_append (alert, two->data + 15, two->len - 15);
+    g_assert_cmpint (tls (alert, alert->len, &host), ==, ZLT_SNIFF_BAD);
+    /* told apart from its first byte */
+    g_assert_cmpint (tls (alert, 16, &host), ==, ZLT_SNIFF_BAD);
+    g_assert_null (host);
+  }
+  /* the second record's version is not TLS's */
+  two->data[15 + 1] = 0x02;
+  g_assert_cmpint (tls (two, two->len, &host), ==, ZLT_SNIFF_BAD);
+  two->data[15 + 1] = 0x03;
+  /* an empty handshake record (RFC 8446 §5.1 forbids them) */
+  {
+    g_autoptr (GByteArray) empty = g_byte_array_new ();
+
+    g_byte_array_append (empty, two->data, 5 + 10);
+    g_byte_array_append (empty, (const guint8 *) "\x16\x03\x01\x00\x00", 5);
+    g_byte_array_append (empty, two->data + 15, two->len - 15);
+    g_assert_cmpint (tls (empty, empty->len, &host), ==, ZLT_SNIFF_BAD);
+  }
+  /* a handshake message that is not a ClientHello, split after its type */
+  {
+    gsize one[1] = { 1 };
+    g_autoptr (GByteArray) bytes = split_records (hello, one, 1);
+
+    bytes->data[5] = 0x02; /* ServerHello */
+    g_assert_cmpint (tls (bytes, 6, &host), ==, ZLT_SNIFF_BAD);
+  }
+  /* an inner length past the reassembled message: bad, not a read past it */
+  {
+    g_autoptr (GByteArray) copy = g_byte_array_new ();
+
+    g_byte_array_append (copy, two->data, two->len);
+    /* the session id length: message offset 4 + 2 + 32, in the second record */
+    copy->data[5 + 10 + 5 + (4 + 2 + 32 - 10)] = 0xff;
+    g_assert_cmpint (tls (copy, copy->len, &host), ==, ZLT_SNIFF_BAD);
+    g_assert_null (host);
+  }
+  /* a hello longer than the bound: refused as soon as its header says so */
+  {
+    const guint8 header[9] = { 0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0x00, 0x40, 0x01 };
+    g_autoptr (GByteArray) large = g_byte_array_new ();
+
+    g_byte_array_append (large, header, sizeof header); /* 16385 + 4 bytes > 16 KiB */
+    g_assert_cmpint (tls (large, large->len, &host), ==, ZLT_SNIFF_TOO_LARGE);
+  }
+  {
+    g_autoptr (GByteArray) padded
+        = client_hello_padded ("big.apps.example.test", ZLT_SNIFF_TLS_HELLO_MAX);
+    gsize max[1] = { 16384 };
+    g_autoptr (GByteArray) split = split_records (padded, max, 1);
+
+    g_assert_cmpint (tls (split, split->len, &host), ==, ZLT_SNIFF_TOO_LARGE);
+    g_assert_null (host);
+  }
+  /* a hello within the bound, but in records so small that their headers take the
+   * bytes past ZLT_SNIFF_TLS_MAX: refused at the bound, "read more" before it */
+  {
+    g_autoptr (GByteArray) padded = client_hello_padded ("big.apps.example.test", 6000);
+    gsize one[1] = { 1 };
+    g_autoptr (GByteArray) tiny = split_records (padded, one, 1);
+
+    g_assert_cmpuint (tiny->len, >, ZLT_SNIFF_TLS_MAX);
+    g_assert_cmpint (tls (tiny, ZLT_SNIFF_TLS_MAX - 1, &host), ==, ZLT_SNIFF_NEED_MORE);
+    g_assert_cmpint (tls (tiny, ZLT_SNIFF_TLS_MAX, &host), ==, ZLT_SNIFF_TOO_LARGE);
+    g_assert_null (host);
+  }
 }
 
 static void
@@ -500,6 +692,155 @@ test_route_by_sni (Fixture *f, gconstpointer data)
   g_assert_cmpint (g_atomic_int_get (&f->tls_a->n_served), ==, 1);
 }
 
+/* A proxy in a thread between curl and the shared TLS port: the client's first record
+ * (its ClientHello) goes on re-cut into records of 1, 2, 3, then 16 bytes, each
+ * header and fragment written on its own with TCP_NODELAY, so the server reads the
+ * handshake message in pieces; then everything is relayed both ways as it comes. */
+typedef struct
+{
+  GSocket *listener;
+  guint16 port;
+  guint16 target;
+  guint n_records; /* the records the ClientHello went in */
+  GThread *thread;
+} SplitProxy;
+
+static gboolean
+read_exactly (GSocket *socket, guint8 *buf, gsize n)
+{
+  for (gsize got = 0; got < n;)
+    {
+      gssize r = g_socket_receive (socket, (char *) buf + got, n - got, NULL, NULL);
+
+      if (r <= 0)
+        return FALSE;
+      got += (gsize) r;
+    }
+  return TRUE;
+}
+
+static gboolean
+send_all (GSocket *socket, const guint8 *buf, gsize n)
+{
+  for (gsize sent = 0; sent < n;)
+    {
+      gssize r = g_socket_send (socket, (const char *) buf + sent, n - sent, NULL, NULL);
+
+      if (r <= 0)
+        return FALSE;
+      sent += (gsize) r;
+    }
+  return TRUE;
+}
+
+static gpointer
+split_proxy_thread (gpointer data)
+{
+  SplitProxy *p = data;
+  g_autoptr (GSocket) client = g_socket_accept (p->listener, NULL, NULL);
+  g_autoptr (GSocket) server = NULL;
+  g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) target = g_inet_socket_address_new (loopback, p->target);
+  g_autofree guint8 *fragment = NULL;
+  guint8 head[5];
+  gsize len, pos = 0;
+  static const gsize sizes[] = { 1, 2, 3, 16 };
+
+  if (client == NULL)
+    return NULL;
+  g_socket_set_timeout (client, 20);
+  server = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  g_socket_set_timeout (server, 20);
+  g_socket_set_option (server, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+  if (!g_socket_connect (server, target, NULL, NULL) || !read_exactly (client, head, 5)
+      || head[0] != 0x16)
+    return NULL;
+  len = (gsize) head[3] << 8 | head[4];
+  fragment = g_malloc (len);
+  if (!read_exactly (client, fragment, len))
+    return NULL;
+  for (guint i = 0; pos < len; i++)
+    {
+      gsize n = MIN (sizes[MIN (i, G_N_ELEMENTS (sizes) - 1)], len - pos);
+      guint8 rec[5] = { head[0], head[1], head[2], (guint8) (n >> 8), (guint8) n };
+
+      if (!send_all (server, rec, 5) || !send_all (server, fragment + pos, n))
+        return NULL;
+      pos += n;
+      p->n_records++;
+    }
+  /* the rest as it comes, until either side ends (bounded by the sockets' timeouts) */
+  for (guint turns = 0; turns < 10000; turns++)
+    {
+      GPollFD fds[2]
+          = { { g_socket_get_fd (client), G_IO_IN, 0 }, { g_socket_get_fd (server), G_IO_IN, 0 } };
+      char buf[16384];
+
+      if (g_poll (fds, 2, 20000) <= 0)
+        break;
+      for (guint i = 0; i < 2; i++)
+        {
+          GSocket *from = i == 0 ? client : server;
+          GSocket *to = i == 0 ? server : client;
+          gssize r;
+
+          if (fds[i].revents == 0)
+            continue;
+          r = g_socket_receive (from, buf, sizeof buf, NULL, NULL);
+          if (r <= 0 || !send_all (to, (const guint8 *) buf, (gsize) r))
+            return NULL;
+        }
+    }
+  return NULL;
+}
+
+static void
+split_proxy_start (SplitProxy *p, guint16 target)
+{
+  g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr (GSocketAddress) bound = NULL;
+  g_autoptr (GError) error = NULL;
+
+  p->target = target;
+  p->listener
+      = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_socket_set_timeout (p->listener, 20);
+  g_socket_bind (p->listener, any, TRUE, &error);
+  g_assert_no_error (error);
+  g_socket_listen (p->listener, &error);
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (p->listener, &error);
+  g_assert_no_error (error);
+  p->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  p->thread = g_thread_new ("split-proxy", split_proxy_thread, p);
+}
+
+/* curl's ClientHello cut into many records on its way: the shared TLS port reassembles
+ * it, routes by its SNI, and the service (which reassembles it too) answers. */
+static void
+test_route_by_sni_split (Fixture *f, gconstpointer data)
+{
+  SplitProxy proxy = { 0 };
+  g_autofree char *url = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  split_proxy_start (&proxy, zlt_server_get_tls_port (f->h.server));
+  url = g_strdup_printf ("https://secure.apps.example.test:%u/", proxy.port);
+  g_assert_cmpint (run_curl ("secure.apps.example.test", proxy.port, url, &out, &err), ==, 0);
+  g_test_message ("curl: %s", err);
+  g_assert_cmpstr (out, ==, "origin secure saw a host\n200");
+  g_thread_join (proxy.thread);
+  g_clear_object (&proxy.listener);
+  /* a ClientHello of a few hundred bytes: dozens of records */
+  g_test_message ("the ClientHello went in %u records", proxy.n_records);
+  g_assert_cmpuint (proxy.n_records, >, 20);
+  /* the origin counts once it has answered */
+  ZLT_TEST_WAIT_FOR (g_atomic_int_get (&f->tls_a->n_served) == 1, 10000);
+}
+
 static void
 test_unknown_host (Fixture *f, gconstpointer data)
 {
@@ -601,6 +942,37 @@ test_bounds (Fixture *f, gconstpointer data)
   raw_run (&junk);
   g_assert_cmpuint (junk.got->len, ==, 0);
 
+  /* a ClientHello split over records that stops halfway: closed at the sniff timeout */
+  {
+    g_autoptr (GByteArray) hello = client_hello ("secure.apps.example.test");
+    gsize sizes[1] = { 20 };
+    g_autoptr (GByteArray) split = split_records (hello, sizes, 1);
+    Raw half = { 0 };
+
+    half.port = zlt_server_get_tls_port (f->h.server);
+    half.send = g_bytes_new (split->data, split->len / 2);
+    raw_run (&half);
+    g_assert_cmpuint (half.got->len, ==, 0);
+    g_assert_cmpint (half.elapsed_us, >=, 400 * 1000);
+    g_assert_cmpint (half.elapsed_us, <, 10 * G_USEC_PER_SEC);
+    g_string_free (half.got, TRUE);
+    g_bytes_unref (half.send);
+  }
+  /* one past both bounds (a record per byte of a 6 KB hello): refused, nothing relayed */
+  {
+    g_autoptr (GByteArray) padded = client_hello_padded ("secure.apps.example.test", 6000);
+    gsize one[1] = { 1 };
+    g_autoptr (GByteArray) tiny = split_records (padded, one, 1);
+    Raw huge = { 0 };
+
+    huge.port = zlt_server_get_tls_port (f->h.server);
+    huge.send = g_bytes_new (tiny->data, tiny->len);
+    raw_run (&huge);
+    g_assert_cmpuint (huge.got->len, ==, 0);
+    g_string_free (huge.got, TRUE);
+    g_bytes_unref (huge.send);
+  }
+
   /* none reached a service */
   g_assert_cmpint (g_atomic_int_get (&f->http_a->n_served), ==, 0);
   g_assert_cmpint (g_atomic_int_get (&f->tls_a->n_served), ==, 0);
@@ -644,6 +1016,8 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/hostnames/http-parser", test_http_parser);
   g_test_add_func ("/hostnames/tls-parser", test_tls_parser);
+  g_test_add_func ("/hostnames/tls-parser/split", test_tls_parser_split);
+  g_test_add_func ("/hostnames/tls-parser/split-bad", test_tls_parser_split_bad);
   g_test_add_func ("/hostnames/patterns", test_patterns);
   g_test_add_func ("/hostnames/register-tag", test_register_tag);
   g_test_add ("/hostnames/route-by-host", Fixture, NULL, fixture_setup, test_route_by_host,
@@ -652,6 +1026,8 @@ main (int argc, char **argv)
               fixture_teardown);
   g_test_add ("/hostnames/route-by-sni", Fixture, NULL, fixture_setup, test_route_by_sni,
               fixture_teardown);
+  g_test_add ("/hostnames/route-by-sni/split-records", Fixture, NULL, fixture_setup,
+              test_route_by_sni_split, fixture_teardown);
   g_test_add ("/hostnames/unknown-host", Fixture, NULL, fixture_setup, test_unknown_host,
               fixture_teardown);
   g_test_add ("/hostnames/bounds", Fixture, NULL, fixture_setup, test_bounds, fixture_teardown);

@@ -247,6 +247,27 @@ test_auth_failed (Fixture *f, gconstpointer data)
   assert_field (agent_failed, "PEER", f->url);
   assert_field (agent_failed, "ZLT_PRIORITY", "4");
   g_assert_cmpuint (count_events (ZLT_LOG_EVENT_TUNNEL_UP), ==, 0);
+
+  /* the reason as a field of its own, machine-readable: the protocol's code (as the
+   * metrics label it), the same on both ends */
+  assert_field (server_failed, "REASON", "bad_token");
+  assert_field (agent_failed, "REASON", "bad_token");
+}
+
+/* An expired token: REASON says so, where the message is prose. */
+static void
+test_auth_failed_expired (Fixture *f, gconstpointer data)
+{
+  g_autofree char *token
+      = zlt_test_harness_add_token (&f->h, "name=old expires=2000-01-01T00:00:00Z");
+  g_autoptr (GHashTable) server_failed = NULL;
+  g_autoptr (GHashTable) agent_failed = NULL;
+
+  start (f, token);
+  server_failed = wait_event (ZLT_LOG_EVENT_AUTH_FAILED, "authentication failed for ");
+  assert_field (server_failed, "REASON", "expired_token");
+  agent_failed = wait_event (ZLT_LOG_EVENT_AUTH_FAILED, "authentication failed: ");
+  assert_field (agent_failed, "REASON", "expired_token");
 }
 
 /* A name the token may not register: refused, on both ends, with SERVICE. */
@@ -264,6 +285,8 @@ test_service_refused (Fixture *f, gconstpointer data)
   tunnel_id = g_hash_table_lookup (up, "TUNNEL_ID");
   server_refused = wait_event (ZLT_LOG_EVENT_SERVICE_REFUSED, "tunnel ");
   assert_field (server_refused, "SERVICE", "echo");
+  /* REASON is the auth failure's field only */
+  g_assert_false (g_hash_table_contains (server_refused, "REASON"));
   assert_field (server_refused, "TUNNEL_ID", tunnel_id);
   assert_loopback_peer (server_refused);
   g_assert_nonnull (
@@ -410,6 +433,8 @@ main (int argc, char **argv)
               fixture_teardown);
   g_test_add ("/log-events/auth-failed", Fixture, NULL, fixture_setup, test_auth_failed,
               fixture_teardown);
+  g_test_add ("/log-events/auth-failed/expired", Fixture, NULL, fixture_setup,
+              test_auth_failed_expired, fixture_teardown);
   g_test_add ("/log-events/service-refused", Fixture, NULL, fixture_setup, test_service_refused,
               fixture_teardown);
   g_test_add ("/log-events/access", Fixture, NULL, fixture_setup, test_access, fixture_teardown);

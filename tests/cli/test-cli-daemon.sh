@@ -7,7 +7,9 @@
 # Without a daemon the CLI must say so and exit 4 (always checked). With ZLAYER_TUNNELD
 # it starts the daemon with server and agent roles on 127.0.0.1; the agent exposes
 # "ctl", which is the daemon's own server control port (a real TCP service). Then it
-# checks status/tunnels/services/sessions (tables and --json), expose/unexpose, reload,
+# checks status/tunnels/services/sessions (tables and --json), expose/unexpose (each
+# expose option on the D-Bus Service object and in --json; a hostname routed on the
+# server's shared HTTP port), reload,
 # nodes and node add/remove, session start/stop, disconnect, monitor, a refused reload
 # (exit 3), errors without the GDBus prefix, and "not running" again once the daemon is
 # stopped.
@@ -86,12 +88,29 @@ cli_json() {
   "$cli" "$@" --json >"$out" 2>"$out.err" && "$py" -m json.tool "$out" >/dev/null 2>&1
 }
 
+plan=69
+
+# prop PATH NAME: a property of the daemon's Service object at PATH, as gdbus prints it
+prop() {
+  gdbus call --session --dest "$name" --object-path "$1" \
+    --method org.freedesktop.DBus.Properties.Get org.zlayer.Tunnel1.Service "$2" 2>&1
+}
+
+# agent_path FILE SERVICE: the object path of the agent's SERVICE in services --json FILE
+agent_path() {
+  "$py" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+agent = [t["path"] for t in json.load(open(sys.argv[3]))["tunnels"] if t["role"] == "agent"]
+print([s["path"] for s in d["services"] if s["name"] == sys.argv[2] and s["tunnel"] in agent][0])' \
+    "$1" "$2" "$tmp/status.json" 2>/dev/null
+}
+
 has_owner() {
   gdbus call --session --dest org.freedesktop.DBus --object-path /org/freedesktop/DBus \
     --method org.freedesktop.DBus.NameHasOwner "$name" 2>/dev/null | grep -q true
 }
 
-echo "1..50"
+echo "1..$plan"
 
 # ---- no daemon ----
 
@@ -112,7 +131,7 @@ result $? "expose --session without a daemon exits 4 (got $rc)" "$tmp/err"
 # ---- with the daemon ----
 
 if [ -z "$daemon" ] || [ ! -x "$daemon" ]; then
-  while [ $n -lt 50 ]; do
+  while [ $n -lt $plan ]; do
     skip "zlayer-tunneld is not built"
   done
   exit $fail
@@ -121,11 +140,15 @@ fi
 # a token, the server's token file with its hash, a free control port, a public range
 "$cli" token new --name cli-test --output "$tmp/agent.token" >"$tmp/token.out" 2>&1
 # the token may also reach services through access sessions (session start)
-(umask 077 && echo "$(tail -n 1 "$tmp/token.out") register=* reach=*" >"$tmp/tokens")
-port=$("$py" -c 'import socket
+(umask 077 && echo "$(tail -n 1 "$tmp/token.out") register=* reach=* hostnames=*.cli.test" >"$tmp/tokens")
+free_port() {
+  "$py" -c 'import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])')
+print(s.getsockname()[1])'
+}
+port=$(free_port)
+http_port=$(free_port)
 lo=$((20000 + ($$ % 40) * 100)) # 20000-23999: clear of every other test's range
 hi=$((lo + 99))
 cat >"$tmp/daemon.conf" <<CONF
@@ -137,6 +160,8 @@ listen=127.0.0.1:$port
 public-bind-address=127.0.0.1
 port-range=$lo-$hi
 validator=token-file
+http-listen=127.0.0.1:$http_port
+hostname-domains=*.cli.test
 
 [validator:token-file]
 path=$tmp/tokens
@@ -241,6 +266,96 @@ json "$tmp/services.json" '[s["proxy_protocol"] for s in d["services"] if s["nam
                            and all(s["state"] == "registered" for s in d["services"]
                                    if s["name"] == "extra")'
 result $? "extra is registered, and the agent's says v2" "$tmp/services.json"
+extra_path=$(agent_path "$tmp/services.json" extra)
+prop "$extra_path" ProxyProtocol >"$tmp/out"
+grep -qF "(<'v2'>,)" "$tmp/out"
+result $? "--proxy-protocol v2 reached the agent's Service.ProxyProtocol ($extra_path)" "$tmp/out"
+
+# the issue-13 options: rate limits in the config's units, a hostname (lowercased)
+"$cli" expose limited "$port" --rate-limit-in 4M --rate-limit-out 512k \
+  --hostname Web.CLI.test >"$tmp/out" 2>&1
+result $? "expose limited --rate-limit-in 4M --rate-limit-out 512k --hostname exits 0" "$tmp/out"
+grep -q "^exposed limited (local port $port) as web.cli.test on the server's shared HTTP and TLS ports$" "$tmp/out"
+result $? "expose says the hostname" "$tmp/out"
+limited_registered() {
+  cli_json "$tmp/services.json" services &&
+    json "$tmp/services.json" '[s["state"] for s in d["services"] if s["name"] == "limited"]
+                               == ["registered", "registered"]'
+}
+poll 20 limited_registered
+result $? "services --json: limited registered on both ends" "$tmp/services.json"
+limited_path=$(agent_path "$tmp/services.json" limited)
+prop "$limited_path" RateLimitIn >"$tmp/out" && grep -qF "(<uint64 4000000>,)" "$tmp/out"
+result $? "--rate-limit-in 4M reached Service.RateLimitIn as 4000000" "$tmp/out"
+prop "$limited_path" RateLimitOut >"$tmp/out" && grep -qF "(<uint64 512000>,)" "$tmp/out"
+result $? "--rate-limit-out 512k reached Service.RateLimitOut as 512000" "$tmp/out"
+prop "$limited_path" Hostname >"$tmp/out" && grep -qF "(<'web.cli.test'>,)" "$tmp/out"
+result $? "--hostname reached Service.Hostname, lowercased" "$tmp/out"
+json "$tmp/services.json" '[(s["rate_limit_in"], s["rate_limit_out"], s["hostname"],
+  s["proxy_protocol"], s["replicas"], s["state"], s["last_error"], s["assigned_port"])
+  for s in d["services"] if s["path"] == "'"$limited_path"'"]
+  == [(4000000, 512000, "web.cli.test", "none", 1, "registered", "", 0)]'
+result $? "services --json: the agent's limited: limits, hostname (no public port), replicas, state" \
+  "$tmp/services.json"
+json "$tmp/services.json" '[(s["hostname"], s["replicas"], s["rate_limit_in"])
+  for s in d["services"] if s["name"] == "limited" and s["path"] != "'"$limited_path"'"]
+  == [("web.cli.test", 1, 0)]'
+result $? "services --json: the server's limited has the hostname, 1 replica, no limit of its own" \
+  "$tmp/services.json"
+cli_json "$tmp/tunnels.json" tunnels &&
+  json "$tmp/tunnels.json" '[(s["rate_limit_in"], s["rate_limit_out"], s["hostname"])
+  for t in d["tunnels"] if t["role"] == "agent" for s in t["services"]
+  if s["name"] == "limited"] == [(4000000, 512000, "web.cli.test")]
+  and all(set(s) >= {"proxy_protocol", "replicas", "hostname", "rate_limit_in",
+      "rate_limit_out", "state", "last_error"} for t in d["tunnels"] for s in t["services"])'
+result $? "tunnels --json: every service carries the issue-13 keys" "$tmp/tunnels.json"
+# the hostname routes: a request with that Host on the shared HTTP port reaches the
+# service (the daemon's own control port answers it), an unknown host gets the 404 page
+http_get() {
+  "$py" -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET / HTTP/1.1\r\nHost: " + sys.argv[2].encode() + b"\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print(data.decode("utf-8", "replace"))' "$http_port" "$1" 2>&1
+}
+http_get web.cli.test >"$tmp/out"
+head -n 1 "$tmp/out" | grep -q "^HTTP/1.1 " && ! grep -q "no tunnel for" "$tmp/out"
+result $? "the shared HTTP port routes Host: web.cli.test to limited" "$tmp/out"
+http_get other.cli.test >"$tmp/out"
+head -n 1 "$tmp/out" | grep -q "^HTTP/1.1 404" && grep -q "no tunnel for other.cli.test" "$tmp/out"
+result $? "an unknown host gets the 404 page" "$tmp/out"
+
+# bad values: a usage error before the daemon is asked, or its refusal; nothing kept
+"$cli" expose bad "$port" --rate-limit-in 4X >"$tmp/out" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q -- "--rate-limit-in" "$tmp/out"
+result $? "expose --rate-limit-in 4X is a usage error naming the option (got $rc)" "$tmp/out"
+"$cli" expose bad "$port" --rate-limit-out 99999999999G >"$tmp/out" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q -- "--rate-limit-out" "$tmp/out"
+result $? "expose --rate-limit-out past the largest rate is a usage error (got $rc)" "$tmp/out"
+"$cli" expose bad "$port" --protocol udp --rate-limit-in 1M >"$tmp/out" 2>&1
+rc=$?
+[ $rc -ne 0 ] && grep -q "only tcp services are limited" "$tmp/out"
+result $? "expose udp with a rate limit: the daemon's refusal (got $rc)" "$tmp/out"
+"$cli" expose bad "$port" --hostname web2.cli.test --remote-port "$hi" >"$tmp/out" 2>&1
+rc=$?
+[ $rc -ne 0 ] && grep -q "hostname" "$tmp/out"
+result $? "expose --hostname with --remote-port: refused (got $rc)" "$tmp/out"
+"$cli" expose bad "$port" --hostname 'bad!host' >"$tmp/out" 2>&1
+rc=$?
+[ $rc -ne 0 ] && grep -q "hostname" "$tmp/out"
+result $? "expose --hostname 'bad!host': refused (got $rc)" "$tmp/out"
+cli_json "$tmp/services.json" services &&
+  json "$tmp/services.json" '"bad" not in [s["name"] for s in d["services"]]'
+result $? "no refused expose left a service behind" "$tmp/services.json"
+"$cli" unexpose limited >"$tmp/out" 2>&1
+result $? "unexpose limited exits 0" "$tmp/out"
 
 "$cli" unexpose extra >"$tmp/out" 2>&1
 result $? "unexpose extra exits 0" "$tmp/out"

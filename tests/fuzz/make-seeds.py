@@ -401,8 +401,60 @@ def peer_seeds():
         write("server-peer", name, bytes([flags]) + msgs(*messages))
 
 
+def client_hello(sni=None, pad=0):
+    """A ClientHello handshake message (its 4-byte header included), as tests/test-hostnames.c
+    builds it: session id, two suites, null compression, supported_versions, optional
+    padding (RFC 7685), optional server_name"""
+    body = b"\x03\x03" + bytes(32) + b"\x04abcd" + b"\x00\x04\x13\x01\x13\x02" + b"\x01\x00"
+    exts = b"\x00\x2b\x00\x03\x02\x03\x04"
+    if pad:
+        exts += struct.pack(">HH", 0x15, pad) + bytes(pad)
+    if sni is not None:
+        name = sni.encode()
+        exts += struct.pack(">HHHBH", 0, len(name) + 5, len(name) + 3, 0, len(name)) + name
+    body += struct.pack(">H", len(exts)) + exts
+    return struct.pack(">B", 1) + struct.pack(">I", len(body))[1:] + body
+
+
+def records(message, size, content=0x16):
+    out = b""
+    for i in range(0, len(message), size):
+        part = message[i:i + size]
+        out += struct.pack(">BBBH", content, 3, 1, len(part)) + part
+    return out
+
+
+def host_sniff_seeds():
+    # mode 0: a connection's first bytes to both parsers
+    hello = client_hello("b.apps.example.test")
+    plain = {
+        "tls-one-record": records(hello, 16384),
+        "tls-split-2": records(hello, 2),
+        "tls-split-7": records(hello, 7),
+        "tls-no-sni": records(client_hello(), 16384),
+        "tls-padded-split": records(client_hello("big.apps.example.test", 3000), 1000),
+        "tls-alert-between": records(hello[:10], 16384) + b"\x15\x03\x03\x00\x02\x02\x28"
+        + records(hello[10:], 16384),
+        "tls-empty-record": records(hello[:10], 16384) + b"\x16\x03\x01\x00\x00"
+        + records(hello[10:], 16384),
+        "tls-too-large": b"\x16\x03\x01\x00\x04\x01\x00\x40\x01",
+        "http-host": b"GET / HTTP/1.1\r\nHost: a.apps.example.test:80\r\n\r\n",
+        "http-two-hosts": b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
+        "http-bare-lf": b"POST /x HTTP/1.1\nhost: A.Example.Test\n\n",
+    }
+    for name, data in plain.items():
+        write("host-sniff", name, b"\x00" + data)
+    # mode 1: a handshake message, framed in one record and in records of (byte & 0x3f) + 1
+    for name, size, message in (("reframe-1", 0, hello), ("reframe-5", 4, hello),
+                                ("reframe-64", 63, client_hello("c.example.test", 200)),
+                                ("reframe-short", 2, hello[:40]),
+                                ("reframe-not-hello", 3, b"\x02" + hello[1:])):
+        write("host-sniff", name, bytes([1, size]) + message)
+
+
 if __name__ == "__main__":
     message_seeds()
     ext_seeds()
     upgrade_seeds()
     peer_seeds()
+    host_sniff_seeds()
