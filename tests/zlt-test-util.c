@@ -399,7 +399,6 @@ void
 zlt_test_harness_init (ZltTestHarness *h, const char *port_range)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *url = NULL;
 
   memset (h, 0, sizeof *h);
   h->tmpdir = g_dir_make_tmp ("zlt-test-XXXXXX", &error);
