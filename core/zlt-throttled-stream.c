@@ -84,6 +84,23 @@ take_blocking (ZltRateBucket *bucket, gsize want, GCancellable *cancellable, GEr
     }
 }
 
+static gboolean
+child_ready (gpointer user_data)
+{
+  return G_SOURCE_CONTINUE; /* the parent's dispatch, which comes with it, does the work */
+}
+
+/* Makes @child (the refill timer or the base stream's own source) wake @source, as
+ * g_pollable_source_new_full() would; but that gives the child a dummy closure, which a
+ * source without GSourceFuncs.closure_callback (the udp plugin's flows) refuses. */
+static GSource *
+with_child (GSource *source, GSource *child)
+{
+  g_source_set_callback (child, child_ready, NULL, NULL);
+  g_source_add_child_source (source, child);
+  return source;
+}
+
 static void
 set_would_block (GError **error)
 {
@@ -170,7 +187,7 @@ zlt_throttled_input_create_source (GPollableInputStream *stream, GCancellable *c
 
   if (child == NULL)
     child = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (self->base), NULL);
-  source = g_pollable_source_new_full (self, child, cancellable);
+  source = with_child (g_pollable_source_new_full (self, NULL, cancellable), child);
   g_source_set_static_name (source, "zlt-throttled-input");
   return g_steal_pointer (&source);
 }
@@ -340,7 +357,7 @@ zlt_throttled_output_create_source (GPollableOutputStream *stream, GCancellable 
 
   if (child == NULL)
     child = g_pollable_output_stream_create_source (G_POLLABLE_OUTPUT_STREAM (self->base), NULL);
-  source = g_pollable_source_new_full (self, child, cancellable);
+  source = with_child (g_pollable_source_new_full (self, NULL, cancellable), child);
   g_source_set_static_name (source, "zlt-throttled-output");
   return g_steal_pointer (&source);
 }

@@ -155,11 +155,12 @@ iperf_run_done (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 /* iperf3 -c to 127.0.0.1:@port for 1 s of warm-up (the buckets' initial burst, slow
- * start; not counted) and @seconds measured; @reverse: the server sends (-R);
- * @bandwidth: iperf3's own pacing (-b), NULL for none. Runs while the main context
+ * start; not counted) and @seconds measured; @reverse: the server sends (-R); @udp:
+ * datagrams (-u), to the UDP port of the same number; @bandwidth: iperf3's own pacing
+ * (-b), NULL for none (for UDP iperf3's default, 1 Mbit/s). Runs while the main context
  * spins; iperf_run_finish() reads the report. */
 static void
-iperf_run_start (IperfRun *run, guint16 port, guint seconds, gboolean reverse,
+iperf_run_start (IperfRun *run, guint16 port, guint seconds, gboolean reverse, gboolean udp,
                  const char *bandwidth)
 {
   g_autofree char *iperf3 = find_iperf3 ();
@@ -183,6 +184,13 @@ iperf_run_start (IperfRun *run, guint16 port, guint seconds, gboolean reverse,
       g_ptr_array_add (argv, (gpointer) "-R");
       g_ptr_array_add (argv, (gpointer) "--rcv-timeout");
       g_ptr_array_add (argv, (gpointer) "10000");
+    }
+  if (udp)
+    {
+      /* datagrams of 1400 bytes (a frame of the tunnel's flow adds 2) */
+      g_ptr_array_add (argv, (gpointer) "-u");
+      g_ptr_array_add (argv, (gpointer) "-l");
+      g_ptr_array_add (argv, (gpointer) "1400");
     }
   if (bandwidth != NULL)
     {
@@ -472,9 +480,9 @@ test_iperf3_token (gconstpointer data)
    * the limit) so as not to take the whole of a shared machine */
   g_object_set_data (G_OBJECT (h.server), "test-samples", &samples);
   sampler = g_timeout_add (100, sample_relays, &h);
-  iperf_run_start (&runs[0], ports[0], 2, reverse, NULL);
-  iperf_run_start (&runs[1], ports[1], 2, reverse, NULL);
-  iperf_run_start (&runs[2], ports[2], 2, reverse, "1G");
+  iperf_run_start (&runs[0], ports[0], 2, reverse, FALSE, NULL);
+  iperf_run_start (&runs[1], ports[1], 2, reverse, FALSE, NULL);
+  iperf_run_start (&runs[2], ports[2], 2, reverse, FALSE, "1G");
   ZLT_TEST_WAIT_FOR (iperf_run_is_done (&runs[0]) && iperf_run_is_done (&runs[1])
                          && iperf_run_is_done (&runs[2]),
                      30000);
@@ -533,10 +541,65 @@ test_iperf3_service (gconstpointer data)
   zlt_test_harness_start_agent (&h);
   port = zlt_test_harness_wait_registered (&h, "limited");
 
-  iperf_run_start (&run, port, 2, reverse, NULL);
+  iperf_run_start (&run, port, 2, reverse, FALSE, NULL);
   ZLT_TEST_WAIT_FOR (iperf_run_is_done (&run), 30000);
   iperf_run_finish (&run, "limited");
   g_test_message ("%s: service limited to %.1f Mbit/s: %.2f Mbit/s (%.1f %% of the limit)",
+                  reverse ? "out (-R)" : "in", mbit (LIMIT), mbit (run.bytes_per_s),
+                  100.0 * run.bytes_per_s / LIMIT);
+  g_assert_cmpfloat (run.bytes_per_s, <=, LIMIT * 1.10);
+  g_assert_cmpfloat (run.bytes_per_s, >=, LIMIT * 0.5);
+
+  zlt_test_harness_clear (&h);
+  iperf_server_stop (&server);
+}
+
+/* ---- iperf3: UDP flows of a limited token ---- */
+
+/* A port of the public range free for TCP and UDP, so that iperf3's control connection
+ * and its datagrams reach one port number (two services of the same remote port). */
+static guint16
+free_public_port (void)
+{
+  for (guint16 port = 30449; port >= 30420; port--)
+    if (port_is_free (port))
+      return port;
+  g_error ("no free public port for TCP and UDP in 30420-30449");
+}
+
+static void
+test_iperf3_udp (gconstpointer data)
+{
+  gboolean reverse = GPOINTER_TO_INT (data);
+  ZltTestHarness h;
+  g_autofree char *token = NULL;
+  IperfServer server = { 0 };
+  IperfRun run;
+  guint16 port;
+
+  if (!require_iperf3 ())
+    return;
+  iperf_server_start (&server);
+  zlt_test_harness_init (&h, PORT_RANGE);
+  token = zlt_test_harness_add_token (&h, "name=metered register=* rate-limit-in=" LIMIT_TEXT
+                                          " rate-limit-out=" LIMIT_TEXT);
+  zlt_test_harness_set_agent_token (&h, token);
+  zlt_test_harness_start_server (&h);
+  port = free_public_port ();
+  /* iperf3's control connection (TCP) and its datagrams (UDP) on one port number */
+  zlt_test_harness_add_service (&h, "ctl", server.port, port);
+  zlt_test_harness_add_service (&h, "dgram", server.port, port);
+  g_key_file_set_string (h.agent_keyfile, "service:dgram", "protocol", "udp");
+  zlt_test_harness_start_agent (&h);
+  g_assert_cmpuint (zlt_test_harness_wait_registered (&h, "ctl"), ==, port);
+  g_assert_cmpuint (zlt_test_harness_wait_registered (&h, "dgram"), ==, port);
+
+  /* 100 Mbit/s offered, two and a half times the limit: the rest is dropped, as UDP */
+  iperf_run_start (&run, port, 2, reverse, TRUE, "100M");
+  ZLT_TEST_WAIT_FOR (iperf_run_is_done (&run), 30000);
+  iperf_run_finish (&run, "dgram");
+  g_test_message ("%s: UDP of a token limited to %.1f Mbit/s: %.2f Mbit/s received (%.1f %% of "
+                  "the limit) of 100 Mbit/s sent",
                   reverse ? "out (-R)" : "in", mbit (LIMIT), mbit (run.bytes_per_s),
                   100.0 * run.bytes_per_s / LIMIT);
   g_assert_cmpfloat (run.bytes_per_s, <=, LIMIT * 1.10);
@@ -556,6 +619,8 @@ main (int argc, char **argv)
   g_test_add_func ("/token-rate/limit-changes", test_limit_changes);
   g_test_add_data_func ("/token-rate/iperf3/token/in", GINT_TO_POINTER (FALSE), test_iperf3_token);
   g_test_add_data_func ("/token-rate/iperf3/token/out", GINT_TO_POINTER (TRUE), test_iperf3_token);
+  g_test_add_data_func ("/token-rate/iperf3/udp/in", GINT_TO_POINTER (FALSE), test_iperf3_udp);
+  g_test_add_data_func ("/token-rate/iperf3/udp/out", GINT_TO_POINTER (TRUE), test_iperf3_udp);
   g_test_add_data_func ("/token-rate/iperf3/service/in", GINT_TO_POINTER (FALSE),
                         test_iperf3_service);
   g_test_add_data_func ("/token-rate/iperf3/service/out", GINT_TO_POINTER (TRUE),
