@@ -19,6 +19,12 @@
 /* ---- the bucket ---- */
 
 static void
+increment (guint *count)
+{
+  (*count)++;
+}
+
+static void
 test_bucket_burst (void)
 {
   g_autoptr (ZltRateBucket) slow = zlt_rate_bucket_new (1000);
@@ -96,6 +102,31 @@ test_bucket_fraction (void)
     }
   /* 10 s more at 3 bytes/s */
   g_assert_cmpuint (total, ==, 30);
+}
+
+/* a new rate holds at once for everything sharing the bucket; what it holds is kept, up
+ * to the new burst */
+static void
+test_bucket_set_rate (void)
+{
+  g_autoptr (ZltRateBucket) bucket = zlt_rate_bucket_new (10 * 1000 * 1000); /* burst 1 MB */
+  guint notified = 0;
+
+  g_signal_connect_swapped (bucket, "notify::rate", G_CALLBACK (increment), &notified);
+  g_assert_cmpuint (zlt_rate_bucket_take (bucket, 400 * 1000), ==, 400 * 1000);
+  zlt_rate_bucket_set_rate (bucket, 1000 * 1000); /* burst 100 kB */
+  g_assert_cmpuint (notified, ==, 1);
+  g_assert_cmpuint (zlt_rate_bucket_get_rate (bucket), ==, 1000 * 1000);
+  g_assert_cmpuint (zlt_rate_bucket_get_burst (bucket), ==, 100 * 1000);
+  g_assert_cmpuint (zlt_rate_bucket_take (bucket, G_MAXSIZE), <=, 100 * 1000);
+  /* the same rate again changes nothing */
+  zlt_rate_bucket_set_rate (bucket, 1000 * 1000);
+  g_assert_cmpuint (notified, ==, 1);
+  /* a larger rate: the burst grows, the bucket fills from what it held */
+  zlt_rate_bucket_set_rate (bucket, 20 * 1000 * 1000);
+  g_assert_cmpuint (zlt_rate_bucket_get_burst (bucket), ==, 2 * 1000 * 1000);
+  g_assert_cmpuint (zlt_rate_bucket_take (bucket, G_MAXSIZE), <, 2 * 1000 * 1000);
+  g_assert_cmpuint (notified, ==, 2);
 }
 
 static void
@@ -473,6 +504,7 @@ main (int argc, char **argv)
   g_test_add_func ("/rate-limit/bucket/burst", test_bucket_burst);
   g_test_add_func ("/rate-limit/bucket/refill", test_bucket_refill);
   g_test_add_func ("/rate-limit/bucket/fraction", test_bucket_fraction);
+  g_test_add_func ("/rate-limit/bucket/set-rate", test_bucket_set_rate);
   g_test_add_func ("/rate-limit/parse", test_rate_parse);
   g_test_add_func ("/rate-limit/config", test_config_keys);
   g_test_add_func ("/rate-limit/throttled-stream", test_throttled_stream);
