@@ -5,18 +5,23 @@
 
 #include "zlt-grant.h"
 #include "zlt-host-sniff.h"
+#include "zlt-rate-bucket.h"
 #include "zlt-service.h"
+
+G_STATIC_ASSERT (ZLT_GRANT_RATE_MAX == ZLT_RATE_BUCKET_MAX_RATE);
 
 struct _ZltGrant
 {
   GObject parent_instance;
 
   char *name;
-  GStrv services;  /* may register: patterns, NULL = every service */
-  GStrv reach;     /* may reach through access sessions: patterns, NULL = none */
-  GStrv owns;      /* names (patterns) nobody else may register, NULL = none */
-  GStrv hostnames; /* hostname patterns services may claim, NULL = none */
-  gint64 expiry;   /* unix seconds, 0 = never */
+  GStrv services;         /* may register: patterns, NULL = every service */
+  GStrv reach;            /* may reach through access sessions: patterns, NULL = none */
+  GStrv owns;             /* names (patterns) nobody else may register, NULL = none */
+  GStrv hostnames;        /* hostname patterns services may claim, NULL = none */
+  gint64 expiry;          /* unix seconds, 0 = never */
+  guint64 rate_limit_in;  /* bytes/s toward its services, summed, 0 = none */
+  guint64 rate_limit_out; /* bytes/s toward their clients, summed, 0 = none */
   gboolean has_token_hash;
   guint8 token_hash[ZLT_HASH_SIZE];
 };
@@ -42,6 +47,8 @@ enum
   PROP_OWNS,
   PROP_EXPIRY,
   PROP_HOSTNAMES,
+  PROP_RATE_LIMIT_IN,
+  PROP_RATE_LIMIT_OUT,
   N_PROPS
 };
 
@@ -71,6 +78,12 @@ zlt_grant_get_property (GObject *object, guint prop_id, GValue *value, GParamSpe
       break;
     case PROP_HOSTNAMES:
       g_value_set_boxed (value, self->hostnames);
+      break;
+    case PROP_RATE_LIMIT_IN:
+      g_value_set_uint64 (value, self->rate_limit_in);
+      break;
+    case PROP_RATE_LIMIT_OUT:
+      g_value_set_uint64 (value, self->rate_limit_out);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -106,6 +119,12 @@ zlt_grant_set_property (GObject *object, guint prop_id, const GValue *value, GPa
       break;
     case PROP_HOSTNAMES:
       zlt_grant_set_hostnames (self, g_value_get_boxed (value));
+      break;
+    case PROP_RATE_LIMIT_IN:
+      zlt_grant_set_rate_limits (self, g_value_get_uint64 (value), self->rate_limit_out);
+      break;
+    case PROP_RATE_LIMIT_OUT:
+      zlt_grant_set_rate_limits (self, self->rate_limit_in, g_value_get_uint64 (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -182,6 +201,23 @@ zlt_grant_class_init (ZltGrantClass *klass)
   properties[PROP_HOSTNAMES]
       = g_param_spec_boxed ("hostnames", NULL, NULL, G_TYPE_STRV,
                             G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltGrant:rate-limit-in:
+   * The token's bandwidth toward its services, in bytes per second, shared by every
+   * public connection of every service of its principal on the server (in the direction
+   * from the public client to the service); 0: no limit. The server enforces it.
+   */
+  properties[PROP_RATE_LIMIT_IN]
+      = g_param_spec_uint64 ("rate-limit-in", NULL, NULL, 0, ZLT_GRANT_RATE_MAX, 0,
+                             G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltGrant:rate-limit-out:
+   * The token's bandwidth from its services toward their public clients, in bytes per
+   * second, shared like #ZltGrant:rate-limit-in; 0: no limit.
+   */
+  properties[PROP_RATE_LIMIT_OUT]
+      = g_param_spec_uint64 ("rate-limit-out", NULL, NULL, 0, ZLT_GRANT_RATE_MAX, 0,
+                             G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -529,4 +565,79 @@ zlt_grant_may_claim_hostname (ZltGrant *self, const char *hostname)
   g_return_val_if_fail (ZLT_IS_GRANT (self), FALSE);
   g_return_val_if_fail (hostname != NULL, FALSE);
   return zlt_hostname_patterns_match ((const char *const *) self->hostnames, hostname);
+}
+
+/**
+ * zlt_grant_set_rate_limits:
+ * @self: a grant
+ * @rate_in: bytes per second from public clients toward the token's services, at most
+ *   %ZLT_GRANT_RATE_MAX; 0: no limit
+ * @rate_out: bytes per second from the services toward their clients; 0: no limit
+ *
+ * Sets the token's bandwidth limits (#ZltGrant:rate-limit-in, #ZltGrant:rate-limit-out),
+ * which the server holds all public connections of the token's principal to, together.
+ * Validators set them before they hand the grant out.
+ */
+void
+zlt_grant_set_rate_limits (ZltGrant *self, guint64 rate_in, guint64 rate_out)
+{
+  g_return_if_fail (ZLT_IS_GRANT (self));
+  g_return_if_fail (rate_in <= ZLT_GRANT_RATE_MAX && rate_out <= ZLT_GRANT_RATE_MAX);
+
+  g_object_freeze_notify (G_OBJECT (self));
+  if (self->rate_limit_in != rate_in)
+    {
+      self->rate_limit_in = rate_in;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RATE_LIMIT_IN]);
+    }
+  if (self->rate_limit_out != rate_out)
+    {
+      self->rate_limit_out = rate_out;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RATE_LIMIT_OUT]);
+    }
+  g_object_thaw_notify (G_OBJECT (self));
+}
+
+/**
+ * zlt_grant_get_rate_limit_in:
+ * @self: a grant
+ *
+ * Returns: bytes per second from public clients toward the token's services; 0: no limit
+ */
+guint64
+zlt_grant_get_rate_limit_in (ZltGrant *self)
+{
+  g_return_val_if_fail (ZLT_IS_GRANT (self), 0);
+  return self->rate_limit_in;
+}
+
+/**
+ * zlt_grant_get_rate_limit_out:
+ * @self: a grant
+ *
+ * Returns: bytes per second from the token's services toward their clients; 0: no limit
+ */
+guint64
+zlt_grant_get_rate_limit_out (ZltGrant *self)
+{
+  g_return_val_if_fail (ZLT_IS_GRANT (self), 0);
+  return self->rate_limit_out;
+}
+
+/**
+ * zlt_grant_parse_rate:
+ * @text: a rate in bytes per second: digits, then optionally `k`, `M` or `G` (powers of
+ *   1000: `5M` is 5000000 bytes/s, 40 Mbit/s); `0` is no limit
+ * @rate: (out): the rate
+ *
+ * Parses a rate as the `rate-limit-in` and `rate-limit-out` keys of services and tokens
+ * write it, for validators that read token limits.
+ *
+ * Returns: %TRUE when @text is such a rate, at most %ZLT_GRANT_RATE_MAX
+ */
+gboolean
+zlt_grant_parse_rate (const char *text, guint64 *rate)
+{
+  g_return_val_if_fail (rate != NULL, FALSE);
+  return zlt_rate_parse (text, rate);
 }

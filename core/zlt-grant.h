@@ -66,6 +66,20 @@ const char *const *zlt_grant_get_hostnames (ZltGrant *self);
 ZLT_AVAILABLE_IN_ALL
 gboolean zlt_grant_may_claim_hostname (ZltGrant *self, const char *hostname);
 
+/* The largest rate limit in bytes per second (about 9 TB/s; as ZLT_RATE_BUCKET_MAX_RATE). */
+#define ZLT_GRANT_RATE_MAX (G_MAXUINT64 / G_USEC_PER_SEC / 2)
+
+/* Bandwidth of all the principal's public connections on a server, per direction (in:
+ * toward its services, out: toward their clients), bytes per second; 0: no limit. */
+ZLT_AVAILABLE_IN_ALL
+void zlt_grant_set_rate_limits (ZltGrant *self, guint64 rate_in, guint64 rate_out);
+ZLT_AVAILABLE_IN_ALL
+guint64 zlt_grant_get_rate_limit_in (ZltGrant *self);
+ZLT_AVAILABLE_IN_ALL
+guint64 zlt_grant_get_rate_limit_out (ZltGrant *self);
+ZLT_AVAILABLE_IN_ALL
+gboolean zlt_grant_parse_rate (const char *text, guint64 *rate);
+
 /* What zlt_grant_may_register() was called before rights were split in two. */
 ZLT_AVAILABLE_IN_ALL
 gboolean zlt_grant_allows_service (ZltGrant *self, const char *service);

@@ -94,9 +94,7 @@ zlt_rate_bucket_set_property (GObject *object, guint prop_id, const GValue *valu
   switch (prop_id)
     {
     case PROP_RATE:
-      self->rate = MAX (g_value_get_uint64 (value), 1);
-      self->burst = MAX (self->rate / 10, ZLT_RATE_BUCKET_MIN_BURST);
-      self->tokens = self->burst; /* a new bucket starts full */
+      zlt_rate_bucket_set_rate (self, g_value_get_uint64 (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -124,10 +122,11 @@ zlt_rate_bucket_class_init (ZltRateBucketClass *klass)
   /**
    * ZltRateBucket:rate:
    *
-   * Bytes per second the bucket lets through, at least 1.
+   * Bytes per second the bucket lets through, at least 1. A change applies at once to
+   * every connection that shares the bucket.
    */
   props[PROP_RATE] = g_param_spec_uint64 ("rate", NULL, NULL, 1, ZLT_RATE_BUCKET_MAX_RATE, 1,
-                                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY
+                                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT
                                               | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   g_object_class_install_properties (object_class, N_PROPS, props);
 }
@@ -149,6 +148,47 @@ zlt_rate_bucket_new (guint64 rate)
 {
   g_return_val_if_fail (rate > 0 && rate <= ZLT_RATE_BUCKET_MAX_RATE, NULL);
   return g_object_new (ZLT_TYPE_RATE_BUCKET, "rate", rate, NULL);
+}
+
+/**
+ * zlt_rate_bucket_set_rate:
+ * @self: a bucket
+ * @rate: bytes per second, 1 to %ZLT_RATE_BUCKET_MAX_RATE
+ *
+ * Changes the rate (and with it the burst) for every connection sharing the bucket:
+ * what it holds is kept, up to the new burst. A new bucket starts full.
+ */
+void
+zlt_rate_bucket_set_rate (ZltRateBucket *self, guint64 rate)
+{
+  gboolean changed;
+
+  g_return_if_fail (ZLT_IS_RATE_BUCKET (self));
+  g_return_if_fail (rate <= ZLT_RATE_BUCKET_MAX_RATE);
+
+  rate = MAX (rate, 1);
+  g_mutex_lock (&self->lock);
+  changed = self->rate != rate;
+  if (self->burst == 0)
+    {
+      /* constructing: a new bucket starts full */
+      self->rate = rate;
+      self->burst = MAX (rate / 10, ZLT_RATE_BUCKET_MIN_BURST);
+      self->tokens = self->burst;
+      changed = FALSE;
+    }
+  else if (changed)
+    {
+      /* bring the count up to date at the old rate, then go on at the new one */
+      zlt_rate_bucket_refill (self, g_get_monotonic_time ());
+      self->rate = rate;
+      self->burst = MAX (rate / 10, ZLT_RATE_BUCKET_MIN_BURST);
+      self->tokens = MIN (self->tokens, self->burst);
+      self->remainder = 0;
+    }
+  g_mutex_unlock (&self->lock);
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), props[PROP_RATE]);
 }
 
 guint64

@@ -16,6 +16,7 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (ZltRateBucket, zlt_rate_bucket, ZLT, RATE_BUCKET, GObject)
 
 ZltRateBucket *zlt_rate_bucket_new (guint64 rate);
+void zlt_rate_bucket_set_rate (ZltRateBucket *self, guint64 rate);
 guint64 zlt_rate_bucket_get_rate (ZltRateBucket *self);
 guint64 zlt_rate_bucket_get_burst (ZltRateBucket *self);
 gsize zlt_rate_bucket_take_at (ZltRateBucket *self, gsize want, gint64 now_us);

@@ -452,6 +452,8 @@ validated (GObject *source, GAsyncResult *result, gpointer user_data)
   zlt_tunnel_set_peer_address (self->tunnel, zlt_channel_get_peer_address (self->channel));
   zlt_tunnel_set_client_id (self->tunnel, d->client_id);
   zlt_tunnel_set_token_name (self->tunnel, zlt_grant_get_name (self->grant));
+  zlt_tunnel_set_rate_limits (self->tunnel, zlt_grant_get_rate_limit_in (self->grant),
+                              zlt_grant_get_rate_limit_out (self->grant));
   zlt_tunnel_set_state (self->tunnel, ZLT_TUNNEL_STATE_CONNECTED);
 
   zlt_source_clear (&self->auth_deadline);
@@ -1082,6 +1084,8 @@ rechecked (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   g_set_object (&self->grant, grant);
+  zlt_tunnel_set_rate_limits (self->tunnel, zlt_grant_get_rate_limit_in (grant),
+                              zlt_grant_get_rate_limit_out (grant));
   apply_rights (self);
 }
 

@@ -61,6 +61,9 @@ void zlt_server_end_access (ZltServer *self, ZltTunnel *access_tunnel);
 /* Tests: whether client addresses (PROTOCOL-v2.md §9) go to the agents that understand
  * them (the default), or to none, as from a server older than them. */
 void zlt_server_set_send_addresses (ZltServer *self, gboolean send);
+/* Tests: how many live relays splice (zero copy), and how many a token's bandwidth
+ * limits hold (their public side is throttled). */
+void zlt_server_count_relays (ZltServer *self, guint *n_zero_copy, guint *n_limited);
 /* Tests: how long the shared ports wait for a connection to name its host. */
 void zlt_server_set_host_sniff_timeout (ZltServer *self, guint timeout_ms);
 

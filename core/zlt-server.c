@@ -27,6 +27,7 @@
 #include "zlt-server-private.h"
 #include "zlt-source.h"
 #include "zlt-standby-pool.h"
+#include "zlt-throttled-stream.h"
 #include "zlt-util.h"
 
 struct _ZltServer
@@ -62,6 +63,7 @@ struct _ZltServer
   ZltHostListener *http_listener;            /* shared port routed by Host header, or NULL */
   ZltHostListener *tls_listener;             /* shared port routed by SNI, or NULL */
   GHashTable *hostnames;                     /* hostname → ZltService* (owned) */
+  GHashTable *token_rates;                   /* principal → TokenRate*: tokens' buckets */
   gboolean running;
 };
 
@@ -132,6 +134,16 @@ typedef struct
   guint attempt;     /* replicas tried before this one */
 } Pending;
 
+/* A token's bandwidth limits (rate-limit-in=, rate-limit-out= of its grant) on this
+ * server: one bucket per direction, shared by every public connection of its principal,
+ * whichever tunnel, service or replica carries it. */
+typedef struct
+{
+  ZltRateBucket *in;  /* reads from the public clients; NULL: no limit */
+  ZltRateBucket *out; /* writes to them; NULL: no limit */
+  guint n_relays;     /* live relays whose public side holds the buckets */
+} TokenRate;
+
 typedef struct
 {
   ZltUuid id; /* the connection's, as in Connect */
@@ -140,6 +152,7 @@ typedef struct
   ZltTunnel *access_tunnel;
   Account account;
   gboolean standby; /* joined to a standby connection: no Connect was sent */
+  TokenRate *rate;  /* the token's buckets its public side takes from, or NULL */
 } RelayInfo;
 
 /* A connection joined to a standby connection whose relay failed before the agent
@@ -265,6 +278,8 @@ relay_info_free (RelayInfo *info)
   g_clear_object (&info->tunnel);
   g_clear_object (&info->access_tunnel);
   account_settle (&info->account);
+  if (info->rate != NULL)
+    info->rate->n_relays--;
   g_free (info);
 }
 
@@ -1199,6 +1214,88 @@ on_relay_finished (ZltRelay *relay, const GError *error, gpointer user_data)
   g_hash_table_remove (self->relays, relay);
 }
 
+static void
+token_rate_free (TokenRate *rate)
+{
+  g_clear_object (&rate->in);
+  g_clear_object (&rate->out);
+  g_free (rate);
+}
+
+/* Gives @bucket its token's new @rate: the connections that share it follow at once. A
+ * limit that went away leaves them unlimited (the bucket stays theirs, at the largest
+ * rate) and the next connections without a bucket. */
+static void
+token_bucket_update (ZltRateBucket **bucket, guint64 rate)
+{
+  if (rate == 0 && *bucket != NULL)
+    {
+      zlt_rate_bucket_set_rate (*bucket, ZLT_RATE_BUCKET_MAX_RATE);
+      g_clear_object (bucket);
+    }
+  else if (rate != 0 && *bucket == NULL)
+    *bucket = zlt_rate_bucket_new (rate);
+  else if (rate != 0)
+    zlt_rate_bucket_set_rate (*bucket, rate);
+}
+
+/* A bucket nobody uses that is full again is what a new one would be: forgetting it
+ * costs nothing, while forgetting one that is not full would give a fresh burst. */
+static gboolean
+token_rate_is_idle (gpointer key, gpointer value, gpointer user_data)
+{
+  TokenRate *rate = value;
+
+  return rate->n_relays == 0
+         && (rate->in == NULL || zlt_rate_bucket_delay (rate->in, G_MAXSIZE) == 0)
+         && (rate->out == NULL || zlt_rate_bucket_delay (rate->out, G_MAXSIZE) == 0);
+}
+
+/* The grant's limits for its principal's buckets, when it has buckets here or limits. */
+static TokenRate *
+token_rate_apply (ZltServer *self, ZltGrant *grant)
+{
+  const char *principal = zlt_grant_get_name (grant);
+  TokenRate *rate = g_hash_table_lookup (self->token_rates, principal);
+  guint64 in = zlt_grant_get_rate_limit_in (grant);
+  guint64 out = zlt_grant_get_rate_limit_out (grant);
+
+  if (rate == NULL && in == 0 && out == 0)
+    return NULL;
+  if (rate == NULL)
+    {
+      g_hash_table_foreach_remove (self->token_rates, token_rate_is_idle, NULL);
+      rate = g_new0 (TokenRate, 1);
+      g_hash_table_insert (self->token_rates, g_strdup (principal), rate);
+    }
+  token_bucket_update (&rate->in, in);
+  token_bucket_update (&rate->out, out);
+  return rate;
+}
+
+/* @public behind the bandwidth limits of @principal's token, when it has any (the grant
+ * of @tunnel's peer; without a peer, the buckets the principal already has): reads from
+ * the client take from the "in" bucket, writes to it from the "out" one. An unlimited
+ * token's connection keeps its plain stream, and the relay its zero-copy path. */
+static GIOStream *
+limited_public (ZltServer *self, GIOStream *public, ZltTunnel *tunnel, const char *principal,
+                TokenRate **rate_out)
+{
+  ZltServerPeer *peer = g_hash_table_lookup (self->peer_by_tunnel, tunnel);
+  TokenRate *rate;
+
+  if (peer != NULL)
+    rate = token_rate_apply (self, zlt_server_peer_get_grant (peer));
+  else
+    rate = principal != NULL ? g_hash_table_lookup (self->token_rates, principal) : NULL;
+  *rate_out = NULL;
+  if (rate == NULL || (rate->in == NULL && rate->out == NULL))
+    return g_object_ref (public);
+  rate->n_relays++;
+  *rate_out = rate;
+  return zlt_throttled_stream_new (public, rate->in, rate->out);
+}
+
 /* Relays @public to @agent's data connection (@prefix first, when set, toward the
  * agent) as connection @cid of @service; @account (its owner's share counted as
  * waiting, or not at all yet) moves into the relay's books as a live connection.
@@ -1208,10 +1305,11 @@ start_relay (ZltServer *self, GIOStream *public, GIOStream *agent, GBytes *prefi
              const ZltUuid *cid, ZltService *service, ZltTunnel *tunnel, ZltTunnel *access_tunnel,
              Account *account, gboolean standby)
 {
+  RelayInfo *info = g_new0 (RelayInfo, 1);
+  g_autoptr (GIOStream) client = limited_public (self, public, tunnel, account->owner, &info->rate);
   /* a = public client, b = agent: a→b flows into the service */
   g_autoptr (ZltRelay) relay
-      = zlt_relay_counted_new (public, agent, ZLT_RELAY_A_TO_B, prefix, service);
-  RelayInfo *info = g_new0 (RelayInfo, 1);
+      = zlt_relay_counted_new (client, agent, ZLT_RELAY_A_TO_B, prefix, service);
 
   info->standby = standby;
   info->id = *cid;
@@ -1385,6 +1483,8 @@ zlt_server_rights_changed (ZltServer *self, ZltServerPeer *peer)
   gpointer key, value;
   g_autoptr (GPtrArray) doomed = g_ptr_array_new_with_free_func (g_object_unref);
 
+  /* a new bandwidth limit holds the token's live connections too */
+  token_rate_apply (self, grant);
   g_hash_table_iter_init (&iter, self->access_requests);
   while (g_hash_table_iter_next (&iter, &key, &value))
     if (((AccessRequest *) value)->access_tunnel == tunnel
@@ -1857,6 +1957,25 @@ zlt_server_get_n_relays (ZltServer *self)
   return g_hash_table_size (self->relays);
 }
 
+/* Tests: the live relays that splice, and those a token's limits hold. */
+void
+zlt_server_count_relays (ZltServer *self, guint *n_zero_copy, guint *n_limited)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+
+  *n_zero_copy = 0;
+  *n_limited = 0;
+  g_hash_table_iter_init (&iter, self->relays);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      if (zlt_relay_is_zero_copy (key))
+        (*n_zero_copy)++;
+      if (((RelayInfo *) value)->rate != NULL)
+        (*n_limited)++;
+    }
+}
+
 /**
  * zlt_server_get_n_standby:
  * @self: a server
@@ -1991,6 +2110,7 @@ zlt_server_dispose (GObject *object)
   g_clear_pointer (&self->access_requests, g_hash_table_unref);
   g_clear_pointer (&self->pending, g_hash_table_unref);
   g_clear_pointer (&self->relays, g_hash_table_unref);
+  g_clear_pointer (&self->token_rates, g_hash_table_unref); /* after the relays using them */
   g_queue_clear_full (&self->unanswered, (GDestroyNotify) unanswered_free);
   g_clear_pointer (&self->listeners, g_hash_table_unref);
   g_clear_pointer (&self->hostnames, g_hash_table_unref);
@@ -2046,6 +2166,8 @@ zlt_server_init (ZltServer *self)
   self->service_limits
       = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) service_limits_free);
   self->hostnames = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->token_rates
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) token_rate_free);
   self->quota = zlt_quota_new ();
   self->auth_failure_log = (ZltLogLimit) ZLT_LOG_LIMIT_INIT (AUTH_FAILURE_LOG_MAX, 60);
   self->connection_failure_log = (ZltLogLimit) ZLT_LOG_LIMIT_INIT (AUTH_FAILURE_LOG_MAX, 60);

@@ -5,7 +5,9 @@
  * stream; what the base did not move goes back to the bucket. An empty bucket makes a
  * nonblocking read or write fail with %G_IO_ERROR_WOULD_BLOCK, and the pollable source
  * is then a timer that fires when the bucket holds a quarter of its burst again, so a
- * relay's pollable path carries a throttled connection without knowing it. Blocking
+ * relay's pollable path carries a throttled connection without knowing it. Connections
+ * that share a bucket take turns: a nonblocking read or write takes at most an eighth
+ * of the burst, and only once until the stream's next source is made (take_batch()). Blocking
  * reads and writes (a worker thread's) sleep until the bucket refills.
  *
  * The wrapper's streams are not file-descriptor based, so a relay never splices them:
@@ -32,8 +34,25 @@ wake_want (ZltRateBucket *bucket)
   return (gsize) (zlt_rate_bucket_get_burst (bucket) / WAKE_DIVISOR);
 }
 
-/* A child source for a pollable source: the timer until @bucket refills, or NULL when it
- * already holds enough and the base stream's own source is the one to wait on. */
+/* What a read or write of @count bytes may move now: nothing (0) until the bucket holds
+ * a sixteenth of its burst (or @count, if less), and at most an eighth of it. Taking
+ * whatever trickled in since the last call would let a relay spin on reads of a few
+ * hundred bytes, each as long as the time it takes to refill, never waiting on the
+ * refill timer. Taking all of it would starve the other connections of a shared bucket:
+ * their timers fire together (when a quarter of the burst is back), and the first one
+ * dispatched would take everything, every time; an eighth leaves the next one its share.
+ * For the same reason a stream takes once per wake-up (once per source made): the
+ * relay's pump, reading until it would block, would otherwise take every eighth. */
+static gsize
+take_batch (ZltRateBucket *bucket, gsize count)
+{
+  guint64 burst = zlt_rate_bucket_get_burst (bucket);
+
+  if (zlt_rate_bucket_delay (bucket, (gsize) MIN ((guint64) count, burst / 16)) > 0)
+    return 0;
+  return zlt_rate_bucket_take (bucket, (gsize) MIN ((guint64) count, burst / 8));
+}
+
 static GSource *
 refill_source (ZltRateBucket *bucket)
 {
@@ -53,7 +72,7 @@ take_blocking (ZltRateBucket *bucket, gsize want, GCancellable *cancellable, GEr
 {
   for (;;)
     {
-      gsize got = zlt_rate_bucket_take (bucket, want);
+      gsize got = take_batch (bucket, want);
       gint64 delay;
 
       if (got > 0)
@@ -63,6 +82,23 @@ take_blocking (ZltRateBucket *bucket, gsize want, GCancellable *cancellable, GEr
       delay = zlt_rate_bucket_delay (bucket, MIN (want, wake_want (bucket)));
       g_usleep ((gulong) CLAMP (delay, 1000, 50000)); /* wakes to see a cancellation */
     }
+}
+
+static gboolean
+child_ready (gpointer user_data)
+{
+  return G_SOURCE_CONTINUE; /* the parent's dispatch, which comes with it, does the work */
+}
+
+/* Makes @child (the refill timer or the base stream's own source) wake @source, as
+ * g_pollable_source_new_full() would; but that gives the child a dummy closure, which a
+ * source without GSourceFuncs.closure_callback (the udp plugin's flows) refuses. */
+static GSource *
+with_child (GSource *source, GSource *child)
+{
+  g_source_set_callback (child, child_ready, NULL, NULL);
+  g_source_add_child_source (source, child);
+  return source;
 }
 
 static void
@@ -82,6 +118,7 @@ struct _ZltThrottledInput
   GInputStream parent_instance;
   GInputStream *base;    /* owned */
   ZltRateBucket *bucket; /* owned, nullable */
+  gboolean spent;        /* took from the bucket since its last source was made */
 };
 
 static void zlt_throttled_input_pollable_iface_init (GPollableInputStreamInterface *iface);
@@ -132,7 +169,8 @@ zlt_throttled_input_is_readable (GPollableInputStream *stream)
 {
   ZltThrottledInput *self = ZLT_THROTTLED_INPUT (stream);
 
-  if (self->bucket != NULL && zlt_rate_bucket_delay (self->bucket, 1) > 0)
+  if (self->bucket != NULL
+      && zlt_rate_bucket_delay (self->bucket, zlt_rate_bucket_get_burst (self->bucket) / 16) > 0)
     return FALSE;
   return g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (self->base));
 }
@@ -141,12 +179,15 @@ static GSource *
 zlt_throttled_input_create_source (GPollableInputStream *stream, GCancellable *cancellable)
 {
   ZltThrottledInput *self = ZLT_THROTTLED_INPUT (stream);
-  g_autoptr (GSource) child = refill_source (self->bucket);
+  g_autoptr (GSource) child = NULL;
   g_autoptr (GSource) source = NULL;
+
+  self->spent = FALSE; /* its turn comes again when the source fires */
+  child = refill_source (self->bucket);
 
   if (child == NULL)
     child = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (self->base), NULL);
-  source = g_pollable_source_new_full (self, child, cancellable);
+  source = with_child (g_pollable_source_new_full (self, NULL, cancellable), child);
   g_source_set_static_name (source, "zlt-throttled-input");
   return g_steal_pointer (&source);
 }
@@ -163,7 +204,7 @@ zlt_throttled_input_read_nonblocking (GPollableInputStream *stream, void *buffer
     return 0;
   if (self->bucket != NULL)
     {
-      allowed = zlt_rate_bucket_take (self->bucket, count);
+      allowed = self->spent ? 0 : take_batch (self->bucket, count);
       if (allowed == 0)
         {
           set_would_block (error);
@@ -173,7 +214,10 @@ zlt_throttled_input_read_nonblocking (GPollableInputStream *stream, void *buffer
   n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (self->base), buffer,
                                                 allowed, NULL, error);
   if (self->bucket != NULL)
-    zlt_rate_bucket_give_back (self->bucket, n > 0 ? allowed - (gsize) n : allowed);
+    {
+      zlt_rate_bucket_give_back (self->bucket, n > 0 ? allowed - (gsize) n : allowed);
+      self->spent = n > 0;
+    }
   return n;
 }
 
@@ -224,6 +268,7 @@ struct _ZltThrottledOutput
   GIOStream *base_stream; /* unowned: the wrapper holds it */
   GOutputStream *base;    /* owned */
   ZltRateBucket *bucket;  /* owned, nullable */
+  gboolean spent;         /* took from the bucket since its last source was made */
 };
 
 static void zlt_throttled_output_pollable_iface_init (GPollableOutputStreamInterface *iface);
@@ -294,7 +339,8 @@ zlt_throttled_output_is_writable (GPollableOutputStream *stream)
 {
   ZltThrottledOutput *self = ZLT_THROTTLED_OUTPUT (stream);
 
-  if (self->bucket != NULL && zlt_rate_bucket_delay (self->bucket, 1) > 0)
+  if (self->bucket != NULL
+      && zlt_rate_bucket_delay (self->bucket, zlt_rate_bucket_get_burst (self->bucket) / 16) > 0)
     return FALSE;
   return g_pollable_output_stream_is_writable (G_POLLABLE_OUTPUT_STREAM (self->base));
 }
@@ -303,12 +349,15 @@ static GSource *
 zlt_throttled_output_create_source (GPollableOutputStream *stream, GCancellable *cancellable)
 {
   ZltThrottledOutput *self = ZLT_THROTTLED_OUTPUT (stream);
-  g_autoptr (GSource) child = refill_source (self->bucket);
+  g_autoptr (GSource) child = NULL;
   g_autoptr (GSource) source = NULL;
+
+  self->spent = FALSE; /* its turn comes again when the source fires */
+  child = refill_source (self->bucket);
 
   if (child == NULL)
     child = g_pollable_output_stream_create_source (G_POLLABLE_OUTPUT_STREAM (self->base), NULL);
-  source = g_pollable_source_new_full (self, child, cancellable);
+  source = with_child (g_pollable_source_new_full (self, NULL, cancellable), child);
   g_source_set_static_name (source, "zlt-throttled-output");
   return g_steal_pointer (&source);
 }
@@ -325,7 +374,7 @@ zlt_throttled_output_write_nonblocking (GPollableOutputStream *stream, const voi
     return 0;
   if (self->bucket != NULL)
     {
-      allowed = zlt_rate_bucket_take (self->bucket, count);
+      allowed = self->spent ? 0 : take_batch (self->bucket, count);
       if (allowed == 0)
         {
           set_would_block (error);
@@ -335,7 +384,10 @@ zlt_throttled_output_write_nonblocking (GPollableOutputStream *stream, const voi
   n = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (self->base), buffer,
                                                   allowed, NULL, error);
   if (self->bucket != NULL)
-    zlt_rate_bucket_give_back (self->bucket, n > 0 ? allowed - (gsize) n : allowed);
+    {
+      zlt_rate_bucket_give_back (self->bucket, n > 0 ? allowed - (gsize) n : allowed);
+      self->spent = n > 0;
+    }
   return n;
 }
 

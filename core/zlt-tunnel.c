@@ -22,6 +22,8 @@ struct _ZltTunnel
   gint64 last_activity; /* unix time, µs */
   guint64 bytes_in;
   guint64 bytes_out;
+  guint64 rate_limit_in;  /* the token's, bytes/s, 0 = none (server role) */
+  guint64 rate_limit_out; /* the token's, bytes/s, 0 = none (server role) */
 
   GPtrArray *services; /* (element-type ZltService) (owned), in order of addition */
   GHashTable *by_name; /* service name (borrowed from the service) → ZltService */
@@ -45,6 +47,8 @@ enum
   PROP_BYTES_IN,
   PROP_BYTES_OUT,
   PROP_N_SERVICES,
+  PROP_RATE_LIMIT_IN,
+  PROP_RATE_LIMIT_OUT,
   N_PROPS
 };
 
@@ -170,6 +174,12 @@ zlt_tunnel_get_property (GObject *object, guint prop_id, GValue *value, GParamSp
     case PROP_N_SERVICES:
       g_value_set_uint (value, self->services->len);
       break;
+    case PROP_RATE_LIMIT_IN:
+      g_value_set_uint64 (value, self->rate_limit_in);
+      break;
+    case PROP_RATE_LIMIT_OUT:
+      g_value_set_uint64 (value, self->rate_limit_out);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -276,6 +286,21 @@ zlt_tunnel_class_init (ZltTunnelClass *klass)
    * How many services the tunnel lists.
    */
   properties[PROP_N_SERVICES] = g_param_spec_uint ("n-services", NULL, NULL, 0, G_MAXUINT, 0, ro);
+  /**
+   * ZltTunnel:rate-limit-in:
+   * On the server: the bandwidth limit of the tunnel's token toward its services, in
+   * bytes per second, shared by all public connections of the token's principal; 0 for
+   * none (and on an agent's tunnel).
+   */
+  properties[PROP_RATE_LIMIT_IN]
+      = g_param_spec_uint64 ("rate-limit-in", NULL, NULL, 0, G_MAXUINT64, 0, ro);
+  /**
+   * ZltTunnel:rate-limit-out:
+   * On the server: the token's bandwidth limit from its services toward their clients,
+   * in bytes per second, as #ZltTunnel:rate-limit-in; 0 for none.
+   */
+  properties[PROP_RATE_LIMIT_OUT]
+      = g_param_spec_uint64 ("rate-limit-out", NULL, NULL, 0, G_MAXUINT64, 0, ro);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /**
@@ -521,6 +546,60 @@ zlt_tunnel_set_token_name (ZltTunnel *self, const char *token_name)
 
   if (set_string (&self->token_name, token_name))
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TOKEN_NAME]);
+}
+
+/**
+ * zlt_tunnel_set_rate_limits:
+ * @self: a tunnel
+ * @rate_in: bytes per second toward the services, 0 = none
+ * @rate_out: bytes per second from them, 0 = none
+ *
+ * Sets #ZltTunnel:rate-limit-in and #ZltTunnel:rate-limit-out: the limits of the
+ * tunnel's token, which the server enforces (it sets them from the token's grant).
+ */
+void
+zlt_tunnel_set_rate_limits (ZltTunnel *self, guint64 rate_in, guint64 rate_out)
+{
+  g_return_if_fail (ZLT_IS_TUNNEL (self));
+
+  g_object_freeze_notify (G_OBJECT (self));
+  if (self->rate_limit_in != rate_in)
+    {
+      self->rate_limit_in = rate_in;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RATE_LIMIT_IN]);
+    }
+  if (self->rate_limit_out != rate_out)
+    {
+      self->rate_limit_out = rate_out;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RATE_LIMIT_OUT]);
+    }
+  g_object_thaw_notify (G_OBJECT (self));
+}
+
+/**
+ * zlt_tunnel_get_rate_limit_in:
+ * @self: a tunnel
+ *
+ * Returns: the token's limit toward its services in bytes per second, 0 = none
+ */
+guint64
+zlt_tunnel_get_rate_limit_in (ZltTunnel *self)
+{
+  g_return_val_if_fail (ZLT_IS_TUNNEL (self), 0);
+  return self->rate_limit_in;
+}
+
+/**
+ * zlt_tunnel_get_rate_limit_out:
+ * @self: a tunnel
+ *
+ * Returns: the token's limit from its services in bytes per second, 0 = none
+ */
+guint64
+zlt_tunnel_get_rate_limit_out (ZltTunnel *self)
+{
+  g_return_val_if_fail (ZLT_IS_TUNNEL (self), 0);
+  return self->rate_limit_out;
 }
 
 /**

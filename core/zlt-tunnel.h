@@ -42,6 +42,12 @@ const char *zlt_tunnel_get_token_name (ZltTunnel *self);
 ZLT_AVAILABLE_IN_ALL
 void zlt_tunnel_set_token_name (ZltTunnel *self, const char *token_name);
 ZLT_AVAILABLE_IN_ALL
+void zlt_tunnel_set_rate_limits (ZltTunnel *self, guint64 rate_in, guint64 rate_out);
+ZLT_AVAILABLE_IN_ALL
+guint64 zlt_tunnel_get_rate_limit_in (ZltTunnel *self);
+ZLT_AVAILABLE_IN_ALL
+guint64 zlt_tunnel_get_rate_limit_out (ZltTunnel *self);
+ZLT_AVAILABLE_IN_ALL
 gint64 zlt_tunnel_get_created (ZltTunnel *self);
 ZLT_AVAILABLE_IN_ALL
 gint64 zlt_tunnel_get_last_activity (ZltTunnel *self);

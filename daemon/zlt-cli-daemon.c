@@ -202,6 +202,8 @@ static const ZltCliJsonKey tunnel_keys[] = {
   { "BytesIn", "bytes_in" },
   { "BytesOut", "bytes_out" },
   { "LastError", "last_error" },
+  { "RateLimitIn", "rate_limit_in" },
+  { "RateLimitOut", "rate_limit_out" },
 };
 
 static const ZltCliJsonKey service_keys[] = {

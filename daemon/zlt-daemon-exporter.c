@@ -255,6 +255,8 @@ sync_tunnel (ZltDaemonExporter *self, Mirror *mirror)
   zlt_dbus_tunnel_set_bytes_out (iface, zlt_tunnel_get_bytes_out (tunnel));
   zlt_dbus_tunnel_set_services (iface, (const char *const *) paths->pdata);
   zlt_dbus_tunnel_set_last_error (iface, or_empty (last_error));
+  zlt_dbus_tunnel_set_rate_limit_in (iface, zlt_tunnel_get_rate_limit_in (tunnel));
+  zlt_dbus_tunnel_set_rate_limit_out (iface, zlt_tunnel_get_rate_limit_out (tunnel));
 }
 
 /* The agent's config of @service; NULL for a server's services. */

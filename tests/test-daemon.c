@@ -1700,6 +1700,38 @@ test_access_no_agent (Fixture *f, gconstpointer data)
   expect_error (&error, ERROR_PREFIX "NotFound");
 }
 
+/* The server tunnel shows its token's bandwidth limits (Tunnel.RateLimitIn/Out), and a
+ * limit the token file gains on Reload at once; the agent's own tunnel shows none. */
+static void
+test_token_rate_limits (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *tokens = NULL;
+  g_autoptr (GString) limited = NULL;
+
+  g_assert_cmpuint (zlt_dbus_tunnel_get_rate_limit_in (find_tunnel (f, "server")), ==, 0);
+  g_assert_cmpuint (zlt_dbus_tunnel_get_rate_limit_out (find_tunnel (f, "server")), ==, 0);
+
+  g_file_get_contents (f->h.token_file, &tokens, NULL, &error);
+  g_assert_no_error (error);
+  limited = g_string_new (tokens);
+  g_assert_cmpuint (g_string_replace (limited, "name=test ",
+                                      "name=test rate-limit-in=5M "
+                                      "rate-limit-out=512k ",
+                                      1),
+                    ==, 1);
+  g_file_set_contents_full (f->h.token_file, limited->str, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
+                            &error);
+  g_assert_no_error (error);
+  zlt_dbus_manager_call_reload_sync (f->manager, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_no_error (error);
+  ZLT_TEST_WAIT_FOR (zlt_dbus_tunnel_get_rate_limit_in (find_tunnel (f, "server")) == 5000000
+                         && zlt_dbus_tunnel_get_rate_limit_out (find_tunnel (f, "server"))
+                                == 512000,
+                     timeout_ms (10000));
+  g_assert_cmpuint (zlt_dbus_tunnel_get_rate_limit_in (find_tunnel (f, "agent")), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1717,6 +1749,7 @@ main (int argc, char **argv)
   ADD ("/daemon/reload", test_reload);
   ADD ("/daemon/external-clients", test_external_clients);
   ADD ("/daemon/permission", test_permission);
+  ADD ("/daemon/token-rate-limits", test_token_rate_limits);
 #undef ADD
 #define ADD_ACCESS(path, func)                                                                     \
   g_test_add (path, Fixture, access_service, fixture_setup, func, fixture_teardown)

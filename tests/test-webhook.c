@@ -288,6 +288,28 @@ test_rights (Fixture *f, gconstpointer data)
   iso = validate (validator, d, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpint (zlt_grant_get_expiry (iso), ==, 4102444800);
+  g_assert_cmpuint (zlt_grant_get_rate_limit_in (iso), ==, 0);
+  g_assert_cmpuint (zlt_grant_get_rate_limit_out (iso), ==, 0);
+}
+
+/* Bandwidth limits: bytes per second as numbers, or strings as the token file writes
+ * them. */
+static void
+test_rate_limits (Fixture *f, gconstpointer data)
+{
+  g_autoptr (ZltValidator) validator = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltGrant) grant = NULL;
+  g_autoptr (ZltCredential) credential = bearer ("zlt_metered");
+
+  g_key_file_set_integer (f->config, GROUP, "cache-seconds", 0);
+  validator = configured (f);
+  answer (f, SOUP_STATUS_OK,
+          "{\"name\": \"metered\", \"rate_limit_in\": 5000000, \"rate_limit_out\": \"512k\"}");
+  grant = validate (validator, credential, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (zlt_grant_get_rate_limit_in (grant), ==, 5000000);
+  g_assert_cmpuint (zlt_grant_get_rate_limit_out (grant), ==, 512000);
 }
 
 static void
@@ -432,6 +454,9 @@ test_fail_closed (Fixture *f, gconstpointer data)
     { SOUP_STATUS_OK, "{\"register\": [\"bad name!\"]}" },
     { SOUP_STATUS_OK, "{\"name\": 7}" },
     { SOUP_STATUS_OK, "{\"expires\": \"tomorrow\"}" },
+    { SOUP_STATUS_OK, "{\"rate_limit_in\": -1}" },
+    { SOUP_STATUS_OK, "{\"rate_limit_out\": \"fast\"}" },
+    { SOUP_STATUS_OK, "{\"rate_limit_in\": 1.5}" },
     { SOUP_STATUS_NOT_FOUND, "" },
     { SOUP_STATUS_MOVED_PERMANENTLY, "" },
   };
@@ -679,6 +704,7 @@ main (int argc, char **argv)
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("/webhook/accept", test_accept);
   ADD ("/webhook/rights", test_rights);
+  ADD ("/webhook/rate-limits", test_rate_limits);
   ADD ("/webhook/refuse", test_refuse);
   ADD ("/webhook/cache", test_cache);
   ADD ("/webhook/timeout", test_timeout);

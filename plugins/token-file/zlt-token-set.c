@@ -4,13 +4,17 @@
  *
  *   <64 lowercase hex digits: sha256 of the token>  [name=N] [register=P,..|*]
  *       [reach=P,..|*] [owns=P,..] [hostnames=H,..] [expires=T]
+ *       [rate-limit-in=R] [rate-limit-out=R]
  *
  * P is a service pattern: a service name, or a prefix ending in '*'. services= is the
  * older name of register=. Without reach= a token reaches nothing through access
  * sessions; without register= it may register any name nobody else owns, unless it
  * has reach= (an access client's line), then nothing. H is a hostname pattern
  * (app.example.test, *.apps.example.test): the hostnames its services may ask for on
- * the server's shared ports; without hostnames= none.
+ * the server's shared ports; without hostnames= none. R is a rate in bytes per second
+ * (digits, then optionally k, M or G: 5M is 40 Mbit/s; 0 = none): what all public
+ * connections of the token's principal on a server may carry together, toward its
+ * services (in) and toward their clients (out); the server holds them to it.
  *
  * T is ISO 8601 with a time zone (2027-01-01T00:00:00Z) or unix seconds. Blank lines and
  * lines starting with '#' are ignored, as is everything from a field starting with '#'.
@@ -257,6 +261,7 @@ zlt_token_entry_to_grant (const ZltTokenEntry *entry)
       (const char *const *) entry->reach, (const char *const *) entry->owns, entry->expiry);
 
   zlt_grant_set_hostnames (grant, (const char *const *) entry->hostnames);
+  zlt_grant_set_rate_limits (grant, entry->rate_limit_in, entry->rate_limit_out);
   return grant;
 }
 
@@ -423,6 +428,8 @@ parse_line (char *line, GError **error)
   gint64 expiry = 0;
   ZltTokenEntry *entry;
   gboolean have_expiry = FALSE;
+  guint64 rate[2] = { 0, 0 }; /* in, out */
+  gboolean have_rate[2] = { FALSE, FALSE };
   guint8 hash[ZLT_HASH_SIZE] = { 0 };
   guint n = 0;
 
@@ -454,7 +461,8 @@ parse_line (char *line, GError **error)
         {
           g_set_error (
               error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-              _ ("field %u is not key=value (name, register, reach, owns, hostnames or expires)"),
+              _ ("field %u is not key=value (name, register, reach, owns, hostnames, expires, "
+                 "rate-limit-in or rate-limit-out)"),
               n);
           return NULL;
         }
@@ -536,11 +544,32 @@ parse_line (char *line, GError **error)
             return NULL;
           have_expiry = TRUE;
         }
+      else if (g_str_equal (field, "rate-limit-in") || g_str_equal (field, "rate-limit-out"))
+        {
+          guint dir = g_str_equal (field, "rate-limit-in") ? 0 : 1;
+
+          if (have_rate[dir])
+            {
+              g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG, _ ("%s given twice"), field);
+              return NULL;
+            }
+          /* the value is not repeated: a mistake here could be a pasted token */
+          if (!zlt_grant_parse_rate (eq + 1, &rate[dir]))
+            {
+              g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                           _ ("%s: not a rate in bytes per second (digits, then optionally k, M "
+                              "or G: 5M is 40 Mbit/s; 0 for none)"),
+                           field);
+              return NULL;
+            }
+          have_rate[dir] = TRUE;
+        }
       else if (key_is_printable (field))
         {
           g_set_error (
               error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-              _ ("unknown key ‘%s’ (expected name, register, reach, owns, hostnames or expires)"),
+              _ ("unknown key ‘%s’ (expected name, register, reach, owns, hostnames, expires, "
+                 "rate-limit-in or rate-limit-out)"),
               field);
           return NULL;
         }
@@ -548,7 +577,7 @@ parse_line (char *line, GError **error)
         {
           g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
                        _ ("field %u has an unknown key (expected name, register, reach, owns, "
-                          "hostnames or expires)"),
+                          "hostnames, expires, rate-limit-in or rate-limit-out)"),
                        n);
           return NULL;
         }
@@ -566,6 +595,8 @@ parse_line (char *line, GError **error)
   entry->reach = g_steal_pointer (&reach);
   entry->owns = g_steal_pointer (&owns);
   entry->hostnames = g_steal_pointer (&hostnames);
+  entry->rate_limit_in = rate[0];
+  entry->rate_limit_out = rate[1];
   return entry;
 }
 

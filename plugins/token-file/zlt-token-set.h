@@ -11,12 +11,14 @@ typedef struct
   char *name;
   char key_id[ZLT_KEY_ID_LEN + 1]; /* the first 16 hex digits of the hash */
   guint8 hash[ZLT_HASH_SIZE];
-  GStrv services;  /* may register: service patterns, NULL = every service */
-  GStrv reach;     /* may reach through access sessions: patterns, NULL = none */
-  GStrv owns;      /* reserved to this name: patterns, NULL = none */
-  GStrv hostnames; /* hostname patterns its services may claim, NULL = none */
-  gint64 expiry;   /* unix seconds, 0 = never */
-  guint line;      /* where it came from in the file; 0 for runtime tokens */
+  GStrv services;         /* may register: service patterns, NULL = every service */
+  GStrv reach;            /* may reach through access sessions: patterns, NULL = none */
+  GStrv owns;             /* reserved to this name: patterns, NULL = none */
+  GStrv hostnames;        /* hostname patterns its services may claim, NULL = none */
+  gint64 expiry;          /* unix seconds, 0 = never */
+  guint64 rate_limit_in;  /* bytes/s toward the principal's services, 0 = none */
+  guint64 rate_limit_out; /* bytes/s from them toward their clients, 0 = none */
+  guint line;             /* where it came from in the file; 0 for runtime tokens */
 } ZltTokenEntry;
 
 ZltTokenEntry *zlt_token_entry_new (const char *name, const guint8 hash[ZLT_HASH_SIZE],

@@ -264,6 +264,31 @@ read_expiry (JsonObject *object, gint64 *expiry, GError **error)
   return FALSE;
 }
 
+/* A rate limit: bytes per second as a number, or a string as rate-limit-in= takes it
+ * ("5M"); absent or null: none. */
+static gboolean
+read_rate (JsonObject *object, const char *member, guint64 *rate, GError **error)
+{
+  JsonNode *node = json_object_get_member (object, member);
+
+  *rate = 0;
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_INT64
+      && json_node_get_int (node) >= 0 && (guint64) json_node_get_int (node) <= ZLT_GRANT_RATE_MAX)
+    {
+      *rate = (guint64) json_node_get_int (node);
+      return TRUE;
+    }
+  if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING
+      && zlt_grant_parse_rate (json_node_get_string (node), rate))
+    return TRUE;
+  g_set_error (error, ZLT_ERROR, ZLT_ERROR_FAILED,
+               "%s is not a rate in bytes per second (a number, or a string such as \"5M\")",
+               member);
+  return FALSE;
+}
+
 /* A grant as token-file lines give them: register= absent means any name nobody else
  * owns, unless reach= is there (an access client's grant), then nothing. */
 static ZltGrant *
@@ -275,7 +300,9 @@ parse_grant (ZltWebhookValidator *self, const ZltCredential *credential, GBytes 
   g_auto (GStrv) register_patterns = NULL;
   g_auto (GStrv) reach = NULL;
   gboolean have_register, have_reach;
+  guint64 rate_in, rate_out;
   guint8 hash[ZLT_HASH_SIZE];
+  ZltGrant *grant;
   const guint8 *token_hash = zlt_credential_get_token_hash (credential);
   const char *name = zlt_credential_get_lookup_key (credential);
   JsonObject *object;
@@ -309,7 +336,9 @@ parse_grant (ZltWebhookValidator *self, const ZltCredential *credential, GBytes 
     }
   if (!read_patterns (object, "register", &have_register, &register_patterns, error)
       || !read_patterns (object, "reach", &have_reach, &reach, error)
-      || !read_expiry (object, &expiry, error))
+      || !read_expiry (object, &expiry, error)
+      || !read_rate (object, "rate_limit_in", &rate_in, error)
+      || !read_rate (object, "rate_limit_out", &rate_out, error))
     return NULL;
   if (have_reach && !have_register)
     register_patterns = g_new0 (char *, 1);
@@ -329,8 +358,10 @@ parse_grant (ZltWebhookValidator *self, const ZltCredential *credential, GBytes 
         }
       token_hash = hash;
     }
-  return zlt_grant_new_full (name, token_hash, (const char *const *) register_patterns,
-                             (const char *const *) reach, NULL, expiry);
+  grant = zlt_grant_new_full (name, token_hash, (const char *const *) register_patterns,
+                              (const char *const *) reach, NULL, expiry);
+  zlt_grant_set_rate_limits (grant, rate_in, rate_out);
+  return grant;
 }
 
 /* ---- one request ---- */

@@ -211,7 +211,7 @@ and d["agent"]["state"] == "connected" and d["agent"]["last_error"] == ""'
 result $? "status --json: agent server, state and last error" "$tmp/status.json"
 json "$tmp/status.json" 'all(set(t) >= {"path", "id", "role", "state", "peer_address",
   "client_id", "token_name", "created_us", "last_activity_us", "bytes_in", "bytes_out",
-  "services"} and all(set(s) >= {"name", "protocol", "expose", "local_port",
+  "rate_limit_in", "rate_limit_out", "services"} and all(set(s) >= {"name", "protocol", "expose", "local_port",
   "requested_port", "assigned_port", "active_connections", "total_connections",
   "bytes_in", "bytes_out", "tunnel"} for s in t["services"]) for t in d["tunnels"])
 and any(s["local_port"] == '"$port"' for t in d["tunnels"] for s in t["services"])'
