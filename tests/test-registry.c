@@ -484,10 +484,12 @@ static void
 test_registry_resume_changed_terms (Fixture *f, gconstpointer data)
 {
   ZltTunnel *tunnel = add_tunnel (f);
-  ZltService *web, *web2;
+  g_autoptr (ZltService) web = NULL;
+  ZltService *web2;
   ZltUuid tunnel_id = *zlt_tunnel_get_id (tunnel);
 
-  web = register_ok (f, tunnel, "web", ZLT_PROTOCOL_TCP, 0, ZLT_EXPOSE_PUBLIC);
+  /* held, so the replacement cannot be allocated at the same address */
+  web = g_object_ref (register_ok (f, tunnel, "web", ZLT_PROTOCOL_TCP, 0, ZLT_EXPOSE_PUBLIC));
   g_assert_cmpuint (zlt_service_get_assigned_port (web), ==, 30000);
   g_assert_true (zlt_registry_hold_tunnel (f->registry, tunnel, 60 * 1000));
   g_assert_nonnull (zlt_registry_resume_tunnel (f->registry, &tunnel_id, NULL));
