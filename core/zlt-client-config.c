@@ -16,7 +16,7 @@
 #include "zlt-client-config.h"
 #include "zlt-rate-bucket.h"
 #include "zlt-tls.h"
-#include "zlt-util.h" /* zlt_config_directory */
+#include "zlt-util.h" /* zlt_config_directory, zlt_parse_rate */
 
 #define GROUP ZLT_CLIENT_CONFIG_GROUP
 #define TOKEN_MAX_SIZE 4096
@@ -485,7 +485,7 @@ get_rate (GKeyFile *kf, const char *group, const char *key, guint64 *out, GError
     return FALSE;
   if (text == NULL)
     return TRUE;
-  if (!zlt_rate_parse (text, out))
+  if (!zlt_parse_rate (text, out))
     {
       zlt_config_error (error, group, key,
                         _ ("must be bytes per second, optionally with k, M or G, not ‘%s’"), text);

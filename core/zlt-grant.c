@@ -6,6 +6,7 @@
 #include "zlt-grant.h"
 #include "zlt-host-sniff.h"
 #include "zlt-rate-bucket.h"
+#include "zlt-util.h" /* zlt_parse_rate */
 #include "zlt-service.h"
 
 G_STATIC_ASSERT (ZLT_GRANT_RATE_MAX == ZLT_RATE_BUCKET_MAX_RATE);
@@ -639,5 +640,5 @@ gboolean
 zlt_grant_parse_rate (const char *text, guint64 *rate)
 {
   g_return_val_if_fail (rate != NULL, FALSE);
-  return zlt_rate_parse (text, rate);
+  return zlt_parse_rate (text, rate);
 }

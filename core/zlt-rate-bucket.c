@@ -287,20 +287,5 @@ zlt_rate_bucket_delay (ZltRateBucket *self, gsize want)
   return zlt_rate_bucket_delay_at (self, want, g_get_monotonic_time ());
 }
 
-/**
- * zlt_rate_parse:
- * @text: a rate in bytes per second: digits, then optionally k, M or G (powers of
- *   1000: "4M" is 4000000 bytes/s); "0" is no limit
- * @out: (out): the rate
- *
- * Returns: %TRUE when @text is such a rate, at most %ZLT_RATE_BUCKET_MAX_RATE
- */
-gboolean
-zlt_rate_parse (const char *text, guint64 *out)
-{
-  /* one parser for the config and the CLI (zlt-util.c is built into both) */
-  G_STATIC_ASSERT (ZLT_RATE_MAX == ZLT_RATE_BUCKET_MAX_RATE);
-
-  g_return_val_if_fail (out != NULL, FALSE);
-  return zlt_parse_rate (text, out);
-}
+/* one rate parser for the config, the grants and the CLI (zlt-util.c is built into all) */
+G_STATIC_ASSERT (ZLT_RATE_MAX == ZLT_RATE_BUCKET_MAX_RATE);

@@ -25,6 +25,4 @@ void zlt_rate_bucket_give_back (ZltRateBucket *self, gsize unused);
 gint64 zlt_rate_bucket_delay_at (ZltRateBucket *self, gsize want, gint64 now_us);
 gint64 zlt_rate_bucket_delay (ZltRateBucket *self, gsize want);
 
-gboolean zlt_rate_parse (const char *text, guint64 *out);
-
 G_END_DECLS

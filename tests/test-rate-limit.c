@@ -10,6 +10,7 @@
 #include <gio/gfiledescriptorbased.h>
 
 #include "zlt-rate-bucket.h"
+#include "zlt-util.h" /* zlt_parse_rate */
 #include "zlt-throttled-stream.h"
 #include "zlt-test-util.h"
 
@@ -151,12 +152,12 @@ test_rate_parse (void)
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       guint64 value = 12345;
-      gboolean ok = zlt_rate_parse (cases[i].text, &value);
+      gboolean ok = zlt_parse_rate (cases[i].text, &value);
 
       g_assert_cmpint (ok, ==, cases[i].ok);
       g_assert_cmpuint (value, ==, cases[i].ok ? cases[i].value : 12345);
     }
-  g_assert_false (zlt_rate_parse (NULL, &(guint64){ 0 }));
+  g_assert_false (zlt_parse_rate (NULL, &(guint64){ 0 }));
 }
 
 static GKeyFile *
