@@ -1387,6 +1387,56 @@ test_old_schema (void)
   g_signal_handlers_disconnect_by_data (validator, &changed);
 }
 
+/* Columns of a type the validator cannot read are left out (and said so); a column
+ * dropped while the validator is connected (no NOTIFY comes of it) fails no login: the
+ * lookup is made again for the columns that are left. */
+static void
+test_odd_columns (void)
+{
+  g_autoptr (ZltPluginLoader) loader = NULL;
+  g_autoptr (ZltValidator) odd = NULL;
+  g_autoptr (ZltValidator) validator = NULL;
+  g_autofree char *odd_db = NULL;
+  g_autofree char *db = NULL;
+  g_autofree char *alice = new_token ();
+  g_autofree char *bob = new_token ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltGrant) grant = NULL;
+  guint first_log = log_lines->len;
+
+  if (!pg_available ())
+    return;
+  odd_db = pg_new_old_database ();
+  pg_exec (odd_db, "ALTER TABLE zlt_tokens ADD COLUMN hostnames text, "
+                   "ADD COLUMN rate_limit_in boolean");
+  add_token (odd_db, alice, "alice", ", hostnames, rate_limit_in", ", 'web.example.test', true");
+  loader = new_loader ();
+  odd = new_validator (loader, odd_db, 0, 0);
+  assert_accepted (odd, alice, "alice");
+  grant = validate (odd, alice, TRUE, &error);
+  g_assert_no_error (error);
+  assert_no_rights (grant);
+  g_clear_object (&grant);
+  g_assert_cmpuint (count_logged (first_log, "not reading hostnames: not text[], rate_limit_in: "
+                                             "not an integer, rate_limit_out: no such column"),
+                    ==, 1);
+
+  db = pg_new_database ();
+  add_token (db, bob, "bob", ", rate_limit_in, rate_limit_out", ", 1000000, 2000000");
+  validator = new_validator (loader, db, 0, 0);
+  grant = validate (validator, bob, TRUE, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (zlt_grant_get_rate_limit_in (grant), ==, 1000000);
+  g_clear_object (&grant);
+  pg_exec (db, "ALTER TABLE zlt_tokens DROP COLUMN rate_limit_in");
+  grant = validate (validator, bob, TRUE, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (zlt_grant_get_rate_limit_in (grant), ==, 0);
+  g_assert_cmpuint (zlt_grant_get_rate_limit_out (grant), ==, 2000000);
+  g_assert_cmpuint (count_logged (first_log, "not reading rate_limit_in: no such column"), ==, 1);
+  assert_accepted (validator, bob, "bob");
+}
+
 static ZltService *
 wait_agent_service (ZltTestHarness *h, const char *name, ZltServiceState state)
 {
@@ -1488,6 +1538,7 @@ main (int argc, char **argv)
   g_test_add_func ("/postgres/rights", test_rights);
   g_test_add_func ("/postgres/rights/bad", test_bad_rights);
   g_test_add_func ("/postgres/rights/old-schema", test_old_schema);
+  g_test_add_func ("/postgres/rights/odd-columns", test_odd_columns);
   g_test_add_func ("/postgres/rights/live", test_rights_live);
   ret = g_test_run ();
   pg_shutdown ();

@@ -106,6 +106,7 @@ typedef struct
 {
   GTask *task;
   ZltCredential *credential;
+  gboolean retried; /* sent again once after the columns were looked at again */
 } Lookup;
 
 typedef struct
@@ -908,6 +909,7 @@ zlt_postgres_validator_handle_result (ZltPostgresValidator *self, PGresult *resu
       const char *sqlstate = PQresultErrorField (result, PG_DIAG_SQLSTATE);
       g_autofree char *why = one_line (PQresultErrorMessage (result));
       g_autoptr (GPtrArray) failed = NULL;
+      gboolean retry;
 
       /* the server going away (class 57, operator intervention; 08, connection): an
        * outage, not an answer */
@@ -922,16 +924,28 @@ zlt_postgres_validator_handle_result (ZltPostgresValidator *self, PGresult *resu
         }
       g_message ("token lookup in %s failed: %s", self->table, why);
       /* a column gone or its right taken away (undefined column or function,
-       * insufficient privilege): look at the columns again before the next lookup */
-      if (g_str_equal (sqlstate, "42703") || g_str_equal (sqlstate, "42883")
-          || g_str_equal (sqlstate, "42501"))
+       * insufficient privilege): look at the columns again, and ask once more with a
+       * lookup made for what is there now, so such a change fails no login */
+      retry = g_str_equal (sqlstate, "42703") || g_str_equal (sqlstate, "42883")
+              || g_str_equal (sqlstate, "42501");
+      if (retry)
         self->columns_stale = TRUE;
       failed = g_steal_pointer (&self->in_flight);
       self->in_flight = g_ptr_array_new ();
-      for (guint i = 0; i < failed->len; i++)
-        lookup_return_error (g_ptr_array_index (failed, i),
-                             g_error_new_literal (ZLT_ERROR, ZLT_ERROR_FAILED,
-                                                  _ ("the token store failed to answer")));
+      for (guint i = failed->len; i > 0; i--)
+        {
+          Lookup *lookup = g_ptr_array_index (failed, i - 1);
+
+          if (retry && !lookup->retried)
+            {
+              lookup->retried = TRUE;
+              g_queue_push_head (&self->pending, lookup);
+              continue;
+            }
+          lookup_return_error (lookup,
+                               g_error_new_literal (ZLT_ERROR, ZLT_ERROR_FAILED,
+                                                    _ ("the token store failed to answer")));
+        }
       return TRUE;
     }
 
