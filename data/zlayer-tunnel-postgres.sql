@@ -21,6 +21,18 @@
 --   owns        service patterns reserved to this name, even while it is away
 --   expires     when the token stops working; NULL = never
 --   revoked     true ends the token at once on every server
+--   hostnames   hostname patterns its services may claim on the server's shared HTTP
+--               and TLS ports (app.example.org, or *.apps.example.org for every name
+--               under it); NULL = none
+--   rate_limit_in, rate_limit_out
+--               bytes per second of all the name's public connections on a server,
+--               toward its services (in) and back to their clients (out); NULL or 0 =
+--               no limit
+--
+-- Applying this file to a table made by an older version adds the columns that are
+-- missing (ALTER TABLE ... ADD COLUMN IF NOT EXISTS); servers that connected before
+-- see them at the next change of a row. A server reading a table without them gives
+-- every token no hostnames and no rate limits, and logs that once.
 --
 -- Every change of a row NOTIFYs the channel named like the table (the row's key id as
 -- payload): each server LISTENs on it and re-checks its live tunnels, so a revocation
@@ -44,6 +56,19 @@ CREATE OR REPLACE FUNCTION zlt_service_patterns_valid (patterns text[])
        WHERE p IS NULL OR p !~ '^(\*|[A-Za-z0-9_-]{1,64}\*?)$')
   $$;
 
+-- a hostname (labels of letters, digits, '-' and '_', at most 63 bytes each, 253 in
+-- all) or "*." and one; case does not matter, the servers compare in lowercase
+CREATE OR REPLACE FUNCTION zlt_hostname_patterns_valid (patterns text[])
+  RETURNS boolean
+  LANGUAGE sql IMMUTABLE
+  AS $$
+    SELECT patterns IS NULL OR NOT EXISTS (
+      SELECT 1 FROM unnest(patterns) AS p
+       WHERE p IS NULL
+          OR octet_length(regexp_replace(p, '^\*\.', '')) > 253
+          OR p !~ '^(\*\.)?[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*$')
+  $$;
+
 CREATE TABLE IF NOT EXISTS zlt_tokens (
   token_hash text PRIMARY KEY CHECK (token_hash ~ '^[0-9a-f]{64}$'),
   key_id text GENERATED ALWAYS AS (substr(token_hash, 1, 16)) STORED,
@@ -57,6 +82,18 @@ CREATE TABLE IF NOT EXISTS zlt_tokens (
   created timestamptz NOT NULL DEFAULT now(),
   comment text
 );
+
+-- rights added after the first version: ADD COLUMN IF NOT EXISTS, so applying this file
+-- upgrades an older table in place (the largest rate is ZLT_GRANT_RATE_MAX, ~9 TB/s)
+ALTER TABLE zlt_tokens
+  ADD COLUMN IF NOT EXISTS hostnames text[]
+    CONSTRAINT zlt_tokens_hostnames_check CHECK (zlt_hostname_patterns_valid (hostnames)),
+  ADD COLUMN IF NOT EXISTS rate_limit_in bigint
+    CONSTRAINT zlt_tokens_rate_limit_in_check
+    CHECK (rate_limit_in BETWEEN 0 AND 9223372036854),
+  ADD COLUMN IF NOT EXISTS rate_limit_out bigint
+    CONSTRAINT zlt_tokens_rate_limit_out_check
+    CHECK (rate_limit_out BETWEEN 0 AND 9223372036854);
 
 CREATE INDEX IF NOT EXISTS zlt_tokens_key_id ON zlt_tokens (key_id);
 

@@ -47,6 +47,32 @@ typedef struct
 
 static Pg pg;
 
+/* every log line of this process, to check what is logged once and that no token is */
+static GPtrArray *log_lines;
+
+static GLogWriterOutput
+capture_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_strcmp0 (fields[i].key, "MESSAGE") == 0)
+      g_ptr_array_add (log_lines, fields[i].length < 0
+                                      ? g_strdup (fields[i].value)
+                                      : g_strndup (fields[i].value, fields[i].length));
+  return g_log_writer_default (level, fields, n_fields, user_data);
+}
+
+/* lines logged since @first that hold @needle */
+static guint
+count_logged (guint first, const char *needle)
+{
+  guint n = 0;
+
+  for (guint i = first; i < log_lines->len; i++)
+    if (strstr (g_ptr_array_index (log_lines, i), needle) != NULL)
+      n++;
+  return n;
+}
+
 /* ---- the PostgreSQL server ---- */
 
 static void
@@ -326,20 +352,27 @@ pg_exec (const char *dbname, const char *sql)
   PQfinish (conn);
 }
 
+static void
+pg_apply_schema (const char *dbname)
+{
+  g_autofree char *schema = NULL;
+  g_autoptr (GError) error = NULL;
+
+  g_file_get_contents (ZLT_POSTGRES_SCHEMA, &schema, NULL, &error);
+  g_assert_no_error (error);
+  pg_exec (dbname, schema);
+}
+
 /* A fresh database with the shipped schema; returns its name. */
 static char *
 pg_new_database (void)
 {
   g_autofree char *name = g_strdup_printf ("zlt_test_%u", ++pg.n_databases);
   g_autofree char *create = g_strdup_printf ("CREATE DATABASE %s", name);
-  g_autofree char *schema = NULL;
-  g_autoptr (GError) error = NULL;
 
   pg_ensure ();
   pg_exec ("postgres", create);
-  g_file_get_contents (ZLT_POSTGRES_SCHEMA, &schema, NULL, &error);
-  g_assert_no_error (error);
-  pg_exec (name, schema);
+  pg_apply_schema (name);
   return g_steal_pointer (&name);
 }
 
@@ -364,6 +397,33 @@ add_token (const char *dbname, const char *token, const char *name, const char *
   g_autofree char *sql
       = g_strdup_printf ("INSERT INTO zlt_tokens (token_hash, name%s) VALUES ('%s', '%s'%s)",
                          columns != NULL ? columns : "", hash, name, values != NULL ? values : "");
+
+  pg_exec (dbname, sql);
+}
+
+/* what the administrator's psql would say to @sql: NULL when it worked */
+static char *
+pg_try_exec (const char *dbname, const char *sql)
+{
+  PGconn *conn = pg_connect (dbname);
+  PGresult *result = PQexec (conn, sql);
+  ExecStatusType status = PQresultStatus (result);
+  char *error = NULL;
+
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+    error = g_strdup (PQresultErrorMessage (result));
+  PQclear (result);
+  PQfinish (conn);
+  return error;
+}
+
+/* UPDATE the row of @token: @set is the SQL after SET */
+static void
+update_token (const char *dbname, const char *token, const char *set)
+{
+  g_autofree char *hash = zlt_token_hash_hex (token);
+  g_autofree char *sql
+      = g_strdup_printf ("UPDATE zlt_tokens SET %s WHERE token_hash = '%s'", set, hash);
 
   pg_exec (dbname, sql);
 }
@@ -1056,6 +1116,408 @@ test_query_timeout (void)
   assert_accepted (validator, token, "alice");
 }
 
+/* ---- the rights added after the first schema ---- */
+
+/* The table as the first schema made it: no hostnames, rate_limit_in, rate_limit_out. */
+static const char old_schema[]
+    = "CREATE TABLE zlt_tokens ("
+      "  token_hash text PRIMARY KEY CHECK (token_hash ~ '^[0-9a-f]{64}$'),"
+      "  key_id text GENERATED ALWAYS AS (substr(token_hash, 1, 16)) STORED,"
+      "  name text NOT NULL, register text[], reach text[], owns text[],"
+      "  expires timestamptz, revoked boolean NOT NULL DEFAULT false,"
+      "  created timestamptz NOT NULL DEFAULT now(), comment text);"
+      "CREATE INDEX zlt_tokens_key_id ON zlt_tokens (key_id);"
+      "CREATE FUNCTION zlt_tokens_notify () RETURNS trigger LANGUAGE plpgsql AS $$"
+      "  BEGIN"
+      "    IF TG_OP IN ('UPDATE', 'DELETE') THEN PERFORM pg_notify(TG_TABLE_NAME, OLD.key_id);"
+      "    END IF;"
+      "    IF TG_OP IN ('INSERT', 'UPDATE') THEN PERFORM pg_notify(TG_TABLE_NAME, NEW.key_id);"
+      "    END IF;"
+      "    RETURN NULL;"
+      "  END $$;"
+      "CREATE TRIGGER zlt_tokens_notify AFTER INSERT OR UPDATE OR DELETE ON zlt_tokens"
+      "  FOR EACH ROW EXECUTE FUNCTION zlt_tokens_notify ();";
+
+static char *
+pg_new_old_database (void)
+{
+  g_autofree char *name = g_strdup_printf ("zlt_test_%u", ++pg.n_databases);
+  g_autofree char *create = g_strdup_printf ("CREATE DATABASE %s", name);
+
+  pg_ensure ();
+  pg_exec ("postgres", create);
+  pg_exec (name, old_schema);
+  return g_steal_pointer (&name);
+}
+
+static void
+assert_no_rights (ZltGrant *grant)
+{
+  g_assert_null (zlt_grant_get_hostnames (grant));
+  g_assert_cmpuint (zlt_grant_get_rate_limit_in (grant), ==, 0);
+  g_assert_cmpuint (zlt_grant_get_rate_limit_out (grant), ==, 0);
+}
+
+/* The rights columns reach the grant: hostnames (in lowercase) and rate limits; NULL,
+ * an empty array and 0 are none. The schema's checks refuse bad values. */
+static void
+test_rights (void)
+{
+  g_autoptr (ZltPluginLoader) loader = NULL;
+  g_autoptr (ZltValidator) validator = NULL;
+  g_autofree char *db = NULL;
+  g_autofree char *apps = new_token ();
+  g_autofree char *plain = new_token ();
+  g_autofree char *zero = new_token ();
+  g_autofree char *bad_hash = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltGrant) grant = NULL;
+  static const char *const refused[] = {
+    "'{web}', -1, NULL",
+    "'{web}', NULL, 9223372036855",
+    "'{\"bad host\"}', NULL, NULL",
+    "'{a.example.test.}', NULL, NULL",
+    "'{*}', NULL, NULL",
+  };
+
+  if (!pg_available ())
+    return;
+  db = pg_new_database ();
+  add_token (db, apps, "apps", ", hostnames, rate_limit_in, rate_limit_out",
+             ", '{*.apps.example.test,API.Example.Test}', 1000000, 512000");
+  add_token (db, plain, "plain", NULL, NULL);
+  add_token (db, zero, "zero", ", hostnames, rate_limit_in, rate_limit_out", ", '{}', 0, 0");
+  /* the largest rate there is fits */
+  update_token (db, zero, "rate_limit_out = 9223372036854");
+  update_token (db, zero, "rate_limit_out = 0");
+  bad_hash = zlt_token_hash_hex ("zlt_never_stored");
+  for (guint i = 0; i < G_N_ELEMENTS (refused); i++)
+    {
+      g_autofree char *sql = g_strdup_printf (
+          "INSERT INTO zlt_tokens (token_hash, name, hostnames, rate_limit_in, rate_limit_out) "
+          "VALUES ('%s', 'bad', %s)",
+          bad_hash, refused[i]);
+      g_autofree char *complaint = pg_try_exec (db, sql);
+
+      if (complaint == NULL || strstr (complaint, "zlt_tokens_") == NULL)
+        g_error ("the schema let in %s: %s", refused[i], complaint);
+    }
+
+  loader = new_loader ();
+  validator = new_validator (loader, db, 0, 0);
+  for (guint v2 = 0; v2 < 2; v2++)
+    {
+      grant = validate (validator, apps, v2, &error);
+      g_assert_no_error (error);
+      g_assert_nonnull (zlt_grant_get_hostnames (grant));
+      g_assert_cmpuint (g_strv_length ((char **) zlt_grant_get_hostnames (grant)), ==, 2);
+      g_assert_true (zlt_grant_may_claim_hostname (grant, "web.apps.example.test"));
+      g_assert_true (zlt_grant_may_claim_hostname (grant, "api.example.test"));
+      g_assert_false (zlt_grant_may_claim_hostname (grant, "apps.example.test"));
+      g_assert_false (zlt_grant_may_claim_hostname (grant, "web.example.test"));
+      g_assert_cmpuint (zlt_grant_get_rate_limit_in (grant), ==, 1000000);
+      g_assert_cmpuint (zlt_grant_get_rate_limit_out (grant), ==, 512000);
+      /* the rights that were there before are as they were */
+      g_assert_true (zlt_grant_may_register (grant, "web"));
+      g_clear_object (&grant);
+    }
+  grant = validate (validator, plain, TRUE, &error);
+  g_assert_no_error (error);
+  assert_no_rights (grant);
+  g_clear_object (&grant);
+  grant = validate (validator, zero, TRUE, &error);
+  g_assert_no_error (error);
+  assert_no_rights (grant);
+  g_clear_object (&grant);
+}
+
+/* Values the schema would refuse, in a table without its checks (made by hand, or the
+ * checks dropped): each refuses that token's logins with its name and the column,
+ * never the token; tokens asked about in the same query are answered as usual. */
+static void
+test_bad_rights (void)
+{
+  static const struct
+  {
+    const char *columns;
+    const char *values;
+    const char *words;
+  } bad[] = {
+    { ", rate_limit_in", ", -1", "rate_limit_in" },
+    { ", rate_limit_out", ", 9223372036855", "rate_limit_out" },
+    { ", rate_limit_in", ", -9223372036854775808", "rate_limit_in" },
+    { ", hostnames", ", '{\"bad host\"}'", "hostnames" },
+    { ", hostnames", ", '{a.example.test.}'", "hostnames" },
+    { ", hostnames", ", '{\"a.example.test,b.example.test\"}'", "hostnames" },
+    { ", hostnames", ", '{a.example.test,NULL}'", "hostnames" },
+    { ", hostnames", ", '{\"\"}'", "hostnames" },
+    { ", hostnames", ", '{*}'", "hostnames" },
+  };
+  enum
+  {
+    N_BAD = G_N_ELEMENTS (bad)
+  };
+  g_autoptr (ZltPluginLoader) loader = NULL;
+  g_autoptr (ZltValidator) validator = NULL;
+  g_autofree char *db = NULL;
+  g_autofree char *good = new_token ();
+  char *tokens[N_BAD];
+  Answer answers[2 * N_BAD + 1] = { { 0 } };
+  guint first_log = log_lines->len;
+
+  if (!pg_available ())
+    return;
+  db = pg_new_database ();
+  pg_exec (db, "ALTER TABLE zlt_tokens DROP CONSTRAINT zlt_tokens_hostnames_check, "
+               "DROP CONSTRAINT zlt_tokens_rate_limit_in_check, "
+               "DROP CONSTRAINT zlt_tokens_rate_limit_out_check");
+  add_token (db, good, "good", ", rate_limit_in", ", 2000000");
+  for (guint i = 0; i < N_BAD; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("bad%u", i);
+
+      tokens[i] = new_token ();
+      add_token (db, tokens[i], name, bad[i].columns, bad[i].values);
+    }
+  loader = new_loader ();
+  validator = new_validator (loader, db, 0, 0);
+
+  /* all at once (one query), v1 and v2, with a good one among them */
+  for (guint i = 0; i < 2 * N_BAD; i++)
+    {
+      g_autoptr (ZltCredential) credential = credential_for (tokens[i % N_BAD], i >= N_BAD);
+
+      zlt_validator_validate_async (validator, credential, NULL, answered, &answers[i]);
+    }
+  {
+    g_autoptr (ZltCredential) credential = credential_for (good, TRUE);
+
+    zlt_validator_validate_async (validator, credential, NULL, answered, &answers[2 * N_BAD]);
+  }
+  ZLT_TEST_WAIT_FOR (count_done (answers, G_N_ELEMENTS (answers)) == G_N_ELEMENTS (answers), 20000);
+  for (guint i = 0; i < 2 * N_BAD; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("token bad%u ", i % N_BAD);
+      g_autofree char *hash = zlt_token_hash_hex (tokens[i % N_BAD]);
+
+      g_assert_null (answers[i].grant);
+      g_assert_error (answers[i].error, ZLT_ERROR, ZLT_ERROR_BAD_TOKEN);
+      if (strstr (answers[i].error->message, name) == NULL
+          || strstr (answers[i].error->message, bad[i % N_BAD].words) == NULL)
+        g_error ("‘%s’ does not name %s and %s", answers[i].error->message, name,
+                 bad[i % N_BAD].words);
+      g_assert_null (strstr (answers[i].error->message, tokens[i % N_BAD]));
+      g_assert_null (strstr (answers[i].error->message, hash));
+      g_clear_error (&answers[i].error);
+    }
+  g_assert_no_error (answers[2 * N_BAD].error);
+  g_assert_cmpuint (zlt_grant_get_rate_limit_in (answers[2 * N_BAD].grant), ==, 2000000);
+  g_clear_object (&answers[2 * N_BAD].grant);
+  /* the validator is unharmed: the good one again, alone */
+  assert_accepted (validator, good, "good");
+
+  /* the log says which token and column, and holds no token nor hash */
+  g_assert_cmpuint (count_logged (first_log, "token bad0 has an invalid rate_limit_in"), >, 0);
+  g_assert_cmpuint (count_logged (first_log, "token bad3 has an invalid hostnames"), >, 0);
+  for (guint i = 0; i < N_BAD; i++)
+    {
+      g_autofree char *hash = zlt_token_hash_hex (tokens[i]);
+
+      g_assert_cmpuint (count_logged (first_log, tokens[i]), ==, 0);
+      g_assert_cmpuint (count_logged (first_log, hash), ==, 0);
+      g_free (tokens[i]);
+    }
+}
+
+/* A table of the first schema keeps working: tokens get in with what they had, no
+ * hostnames and no rate limits, and that is logged once. Applying the shipped schema
+ * (twice: it is idempotent) upgrades it in place, and the next change of a row makes
+ * the connected validator read the new columns. */
+static void
+test_old_schema (void)
+{
+  g_autoptr (ZltPluginLoader) loader = NULL;
+  g_autoptr (ZltValidator) validator = NULL;
+  g_autofree char *db = NULL;
+  g_autofree char *alice = new_token ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltGrant) grant = NULL;
+  guint first_log = log_lines->len;
+  guint changed = 0;
+
+  if (!pg_available ())
+    return;
+  db = pg_new_old_database ();
+  add_token (db, alice, "alice", ", register", ", '{web}'");
+  loader = new_loader ();
+  validator = new_validator (loader, db, 0, 0);
+  g_signal_connect (validator, "changed", G_CALLBACK (count_changed), &changed);
+
+  for (guint i = 0; i < 3; i++)
+    assert_accepted (validator, alice, "alice");
+  grant = validate (validator, alice, TRUE, &error);
+  g_assert_no_error (error);
+  g_assert_true (zlt_grant_may_register (grant, "web"));
+  g_assert_false (zlt_grant_may_register (grant, "db"));
+  assert_no_rights (grant);
+  g_clear_object (&grant);
+  /* a change of a row looks at the columns again: still missing, not logged again */
+  update_token (db, alice, "comment = 'touched'");
+  ZLT_TEST_WAIT_FOR (changed > 0, 10000);
+  assert_accepted (validator, alice, "alice");
+  g_assert_cmpuint (count_logged (first_log, "not reading hostnames: no such column, "
+                                             "rate_limit_in: no such column, rate_limit_out: "
+                                             "no such column"),
+                    ==, 1);
+
+  /* the upgrade, applied twice */
+  pg_apply_schema (db);
+  pg_apply_schema (db);
+  assert_accepted (validator, alice, "alice");
+  changed = 0;
+  update_token (db, alice, "rate_limit_in = 3000000, hostnames = '{web.example.test}'");
+  ZLT_TEST_WAIT_FOR (changed > 0, 10000);
+  grant = validate (validator, alice, TRUE, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (zlt_grant_get_rate_limit_in (grant), ==, 3000000);
+  g_assert_cmpuint (zlt_grant_get_rate_limit_out (grant), ==, 0);
+  g_assert_true (zlt_grant_may_claim_hostname (grant, "web.example.test"));
+  g_assert_true (zlt_grant_may_register (grant, "web"));
+  g_assert_cmpuint (count_logged (first_log, "reading the hostnames and rate limits"), ==, 1);
+  g_signal_handlers_disconnect_by_data (validator, &changed);
+}
+
+/* Columns of a type the validator cannot read are left out (and said so); a column
+ * dropped while the validator is connected (no NOTIFY comes of it) fails no login: the
+ * lookup is made again for the columns that are left. */
+static void
+test_odd_columns (void)
+{
+  g_autoptr (ZltPluginLoader) loader = NULL;
+  g_autoptr (ZltValidator) odd = NULL;
+  g_autoptr (ZltValidator) validator = NULL;
+  g_autofree char *odd_db = NULL;
+  g_autofree char *db = NULL;
+  g_autofree char *alice = new_token ();
+  g_autofree char *bob = new_token ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ZltGrant) grant = NULL;
+  guint first_log = log_lines->len;
+
+  if (!pg_available ())
+    return;
+  odd_db = pg_new_old_database ();
+  pg_exec (odd_db, "ALTER TABLE zlt_tokens ADD COLUMN hostnames text, "
+                   "ADD COLUMN rate_limit_in boolean");
+  add_token (odd_db, alice, "alice", ", hostnames, rate_limit_in", ", 'web.example.test', true");
+  loader = new_loader ();
+  odd = new_validator (loader, odd_db, 0, 0);
+  assert_accepted (odd, alice, "alice");
+  grant = validate (odd, alice, TRUE, &error);
+  g_assert_no_error (error);
+  assert_no_rights (grant);
+  g_clear_object (&grant);
+  g_assert_cmpuint (count_logged (first_log, "not reading hostnames: not text[], rate_limit_in: "
+                                             "not an integer, rate_limit_out: no such column"),
+                    ==, 1);
+
+  db = pg_new_database ();
+  add_token (db, bob, "bob", ", rate_limit_in, rate_limit_out", ", 1000000, 2000000");
+  validator = new_validator (loader, db, 0, 0);
+  grant = validate (validator, bob, TRUE, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (zlt_grant_get_rate_limit_in (grant), ==, 1000000);
+  g_clear_object (&grant);
+  pg_exec (db, "ALTER TABLE zlt_tokens DROP COLUMN rate_limit_in");
+  grant = validate (validator, bob, TRUE, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (zlt_grant_get_rate_limit_in (grant), ==, 0);
+  g_assert_cmpuint (zlt_grant_get_rate_limit_out (grant), ==, 2000000);
+  g_assert_cmpuint (count_logged (first_log, "not reading rate_limit_in: no such column"), ==, 1);
+  assert_accepted (validator, bob, "bob");
+}
+
+static ZltService *
+wait_agent_service (ZltTestHarness *h, const char *name, ZltServiceState state)
+{
+  ZltService *service = zlt_tunnel_lookup_service (zlt_agent_get_tunnel (h->agent), name);
+
+  g_assert_nonnull (service);
+  ZLT_TEST_WAIT_FOR (zlt_service_get_state (service) == state, 10000);
+  return service;
+}
+
+static ZltTunnel *
+server_tunnel_of (ZltTestHarness *h, const char *name)
+{
+  g_autoptr (GPtrArray) tunnels = zlt_registry_get_tunnels (zlt_server_get_registry (h->server));
+
+  for (guint i = 0; i < tunnels->len; i++)
+    if (g_strcmp0 (zlt_tunnel_get_token_name (g_ptr_array_index (tunnels, i)), name) == 0)
+      return g_ptr_array_index (tunnels, i); /* the registry keeps it */
+  return NULL;
+}
+
+/* A server with the postgres validator holds a token to the rights of its row: the
+ * rate limits show on its tunnel, a hostname it may claim is routed, one it may not is
+ * refused. An UPDATE of the row reaches the live tunnel through NOTIFY: the new limits
+ * show, and a hostname no longer covered loses its route. */
+static void
+test_rights_live (void)
+{
+  ZltTestHarness h;
+  g_autofree char *db = NULL;
+  ZltService *service;
+  ZltTunnel *tunnel;
+  gint64 start;
+
+  if (!pg_available ())
+    return;
+  db = pg_new_database ();
+  zlt_test_harness_init (&h, PORT_RANGE_A);
+  use_postgres (&h, db);
+  g_key_file_set_string (h.server_keyfile, "server", "http-listen", "127.0.0.1:0");
+  g_key_file_set_string (h.server_keyfile, "server", "hostname-domains", "*.apps.example.test");
+  add_token (db, h.token, "apps", ", hostnames, rate_limit_in, rate_limit_out",
+             ", '{a.apps.example.test,c.apps.example.test}', 1000000, 512000");
+  zlt_test_harness_add_service (&h, "a", zlt_test_echo_get_port (h.echo), 0);
+  g_key_file_set_string (h.agent_keyfile, "service:a", "hostname", "a.apps.example.test");
+  zlt_test_harness_add_service (&h, "b", zlt_test_echo_get_port (h.echo), 0);
+  g_key_file_set_string (h.agent_keyfile, "service:b", "hostname", "b.apps.example.test");
+  zlt_test_harness_add_service (&h, "c", zlt_test_echo_get_port (h.echo), 0);
+  g_key_file_set_string (h.agent_keyfile, "service:c", "hostname", "c.apps.example.test");
+  zlt_test_harness_start_server (&h);
+  wait_server_connected (&h);
+  zlt_test_harness_start_agent (&h);
+  wait_agent_service (&h, "a", ZLT_SERVICE_STATE_REGISTERED);
+  wait_agent_service (&h, "c", ZLT_SERVICE_STATE_REGISTERED);
+  service = wait_agent_service (&h, "b", ZLT_SERVICE_STATE_REFUSED);
+  g_assert_nonnull (strstr (zlt_service_get_last_error (service), "not allowed to claim hostname"));
+  g_assert_nonnull (zlt_server_lookup_hostname (h.server, "a.apps.example.test"));
+  g_assert_null (zlt_server_lookup_hostname (h.server, "b.apps.example.test"));
+  tunnel = server_tunnel_of (&h, "apps");
+  g_assert_nonnull (tunnel);
+  g_assert_cmpuint (zlt_tunnel_get_rate_limit_in (tunnel), ==, 1000000);
+  g_assert_cmpuint (zlt_tunnel_get_rate_limit_out (tunnel), ==, 512000);
+
+  /* one UPDATE: new limits, a.* no longer covered, c.* still */
+  update_token (db, h.token,
+                "rate_limit_in = 2000000, rate_limit_out = NULL, "
+                "hostnames = '{c.apps.example.test}'");
+  start = g_get_monotonic_time ();
+  ZLT_TEST_WAIT_FOR (zlt_tunnel_get_rate_limit_in (tunnel) == 2000000
+                         && zlt_server_lookup_hostname (h.server, "a.apps.example.test") == NULL,
+                     10000);
+  g_test_message ("the UPDATE reached the live tunnel %.1f ms after the commit",
+                  (g_get_monotonic_time () - start) / 1000.0);
+  g_assert_cmpuint (zlt_tunnel_get_rate_limit_out (tunnel), ==, 0);
+  g_assert_nonnull (zlt_server_lookup_hostname (h.server, "c.apps.example.test"));
+  /* the tunnel itself stays */
+  g_assert_true (server_tunnel_of (&h, "apps") == tunnel);
+  g_assert_cmpint (zlt_agent_get_state (h.agent), ==, ZLT_TUNNEL_STATE_CONNECTED);
+  zlt_test_harness_clear (&h);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1063,6 +1525,8 @@ main (int argc, char **argv)
 
   g_test_init (&argc, &argv, NULL);
   zlt_init ();
+  log_lines = g_ptr_array_new_with_free_func (g_free);
+  g_log_set_writer_func (capture_writer, NULL, NULL);
   pg.bindir = pg_find_bindir ();
   g_test_add_func ("/postgres/config", test_config);
   g_test_add_func ("/postgres/validate", test_validate);
@@ -1071,7 +1535,13 @@ main (int argc, char **argv)
   g_test_add_func ("/postgres/outage", test_outage);
   g_test_add_func ("/postgres/revoked-while-away", test_revoked_while_away);
   g_test_add_func ("/postgres/query-timeout", test_query_timeout);
+  g_test_add_func ("/postgres/rights", test_rights);
+  g_test_add_func ("/postgres/rights/bad", test_bad_rights);
+  g_test_add_func ("/postgres/rights/old-schema", test_old_schema);
+  g_test_add_func ("/postgres/rights/odd-columns", test_odd_columns);
+  g_test_add_func ("/postgres/rights/live", test_rights_live);
   ret = g_test_run ();
   pg_shutdown ();
+  g_ptr_array_unref (log_lines);
   return ret;
 }

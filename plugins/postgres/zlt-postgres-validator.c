@@ -17,10 +17,18 @@
  * configured the validator (PQsocket watched with a GSource): it never blocks the loop,
  * except for a host name lookup in PQconnectStart (use hostaddr= or a unix socket to
  * avoid even that). On connecting it LISTENs on the channel named like the table (the
- * schema's trigger NOTIFYs it on every change of a row), loads the names tokens own
- * (owns=, for zlt_validator_lookup_owner(), which must answer at once), then answers
- * lookups, many in one query (key_id = ANY($1)). A NOTIFY reloads the owners and emits
- * "changed": the server re-checks its live tunnels, and a revoked token's end.
+ * schema's trigger NOTIFYs it on every change of a row), looks which of the columns
+ * added after the first schema (hostnames, rate_limit_in, rate_limit_out) the table has
+ * and the role may read, loads the names tokens own (owns=, for
+ * zlt_validator_lookup_owner(), which must answer at once), then answers lookups, many
+ * in one query (key_id = ANY($1)). A NOTIFY looks at the columns again, reloads the
+ * owners and emits "changed": the server re-checks its live tunnels, and a revoked
+ * token's end, a changed right or rate limit applies to them.
+ *
+ * A table of the first schema (without those columns) keeps working: its tokens get no
+ * hostnames and no rate limits, which is logged once. A value the validator cannot use
+ * (a negative rate or one above ZLT_GRANT_RATE_MAX, a malformed hostname) refuses that
+ * token's logins, naming the token's name and the column.
  *
  * A lost connection is retried with exponential backoff. Meanwhile logins fail closed
  * (ZLT_ERROR_FAILED, which agents retry) unless offline-grace allows them; live tunnels
@@ -63,6 +71,18 @@
 #define ZLT_POSTGRES_CONNINFO_FILE_MAX (16 * 1024)
 #define ZLT_POSTGRES_TOKEN_NAME_MAX 128
 
+/* the columns of the rights added after the first schema, each optional */
+typedef enum
+{
+  RIGHT_HOSTNAMES,
+  RIGHT_RATE_IN,
+  RIGHT_RATE_OUT,
+  N_RIGHTS
+} Right;
+
+static const char *const right_columns[N_RIGHTS]
+    = { "hostnames", "rate_limit_in", "rate_limit_out" };
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PGresult, PQclear)
 
 typedef enum
@@ -77,6 +97,7 @@ typedef enum
 {
   STEP_NONE,
   STEP_LISTEN,
+  STEP_COLUMNS,
   STEP_OWNERS,
   STEP_LOOKUP,
 } Step;
@@ -85,6 +106,7 @@ typedef struct
 {
   GTask *task;
   ZltCredential *credential;
+  gboolean retried; /* sent again once after the columns were looked at again */
 } Lookup;
 
 typedef struct
@@ -117,9 +139,11 @@ struct _ZltPostgresValidator
   /* configuration */
   char *conninfo; /* may hold a password: never logged */
   char *table;
-  char *channel; /* the table's name without schema: what its trigger NOTIFYs */
-  char *lookup_sql;
+  char *channel;    /* the table's name without schema: what its trigger NOTIFYs */
+  char *lookup_sql; /* made for the columns the table has (STEP_COLUMNS) */
+  char *columns_sql;
   char *owners_sql;
+  char *columns_note; /* why columns are not read, as last logged; NULL = not logged */
   guint offline_grace_s;
   guint timeout_ms;
 
@@ -136,6 +160,7 @@ struct _ZltPostgresValidator
 
   Step step;
   gboolean listening;
+  gboolean columns_stale;
   gboolean owners_stale;
   gboolean changed_pending;
   GQueue pending;       /* Lookup *, not sent yet */
@@ -476,8 +501,67 @@ enum
   COL_OWNS,
   COL_EXPIRES,
   COL_REVOKED,
+  COL_HOSTNAMES,   /* array_to_string(hostnames, ','), or NULL without the column */
+  COL_N_HOSTNAMES, /* cardinality(hostnames): a comma inside an entry shows */
+  COL_RATE_IN,
+  COL_RATE_OUT,
   N_COLS
 };
+
+/* The lookup for a table with the rights of @have; the missing ones read as NULL. */
+static char *
+make_lookup_sql (const char *table, const gboolean have[N_RIGHTS])
+{
+  return g_strdup_printf ("SELECT token_hash, name, array_to_string(register, ','), "
+                          "array_to_string(reach, ','), array_to_string(owns, ','), "
+                          "extract(epoch FROM expires)::float8, revoked, %s, %s, %s "
+                          "FROM %s WHERE key_id = ANY ($1::text[])",
+                          have[RIGHT_HOSTNAMES]
+                              ? "array_to_string(hostnames, ','), cardinality(hostnames)"
+                              : "NULL, NULL",
+                          have[RIGHT_RATE_IN] ? "rate_limit_in::text" : "NULL",
+                          have[RIGHT_RATE_OUT] ? "rate_limit_out::text" : "NULL", table);
+}
+
+/* "a.example.org,*.apps.example.org" as array_to_string() made it, @count entries
+ * (cardinality()); NULL stays NULL (none). FALSE for an entry that is NULL, holds a
+ * comma (the counts differ then) or is not a hostname pattern. */
+static gboolean
+parse_hostnames (const char *text, const char *count_text, GStrv *out)
+{
+  g_auto (GStrv) patterns = NULL;
+  guint64 count = 0;
+
+  *out = NULL;
+  if (text == NULL)
+    return count_text == NULL;
+  if (count_text == NULL || !g_ascii_string_to_unsigned (count_text, 10, 0, 65536, &count, NULL))
+    return FALSE;
+  patterns = *text == '\0' ? g_new0 (char *, 1) : g_strsplit (text, ",", -1);
+  if (g_strv_length (patterns) != count)
+    return FALSE;
+  for (guint i = 0; patterns[i] != NULL; i++)
+    {
+      char *lower = g_ascii_strdown (patterns[i], -1);
+
+      g_free (patterns[i]);
+      patterns[i] = lower;
+      if (!zlt_hostname_pattern_is_valid (patterns[i]))
+        return FALSE;
+    }
+  /* an empty array: none, as NULL */
+  if (patterns[0] != NULL)
+    *out = g_steal_pointer (&patterns);
+  return TRUE;
+}
+
+/* bytes per second as the column holds it; NULL (or 0) = no limit */
+static gboolean
+parse_rate (const char *text, guint64 *rate)
+{
+  *rate = 0;
+  return text == NULL || zlt_grant_parse_rate (text, rate);
+}
 
 /* epoch seconds as extract() gives them: NULL = never; a moment at or before 1970
  * (or -infinity) is long past, +infinity never comes */
@@ -507,6 +591,8 @@ row_to_grant (ZltPostgresValidator *self, PGresult *result, int row, const guint
   g_auto (GStrv) register_patterns = NULL;
   g_auto (GStrv) reach = NULL;
   g_auto (GStrv) owns = NULL;
+  g_auto (GStrv) hostnames = NULL;
+  guint64 rate[N_RIGHTS] = { 0 };
   gint64 expiry = parse_expiry (result_value (result, row, COL_EXPIRES));
 
   if (!token_name_is_valid (name))
@@ -523,6 +609,32 @@ row_to_grant (ZltPostgresValidator *self, PGresult *result, int row, const guint
       return g_error_new (ZLT_ERROR, ZLT_ERROR_BAD_TOKEN, _ ("token %s has an invalid entry"),
                           name);
     }
+  if (!parse_hostnames (result_value (result, row, COL_HOSTNAMES),
+                        result_value (result, row, COL_N_HOSTNAMES), &hostnames))
+    {
+      g_message ("table %s: token %s has an invalid hostnames entry, refusing it", self->table,
+                 name);
+      return g_error_new (ZLT_ERROR, ZLT_ERROR_BAD_TOKEN,
+                          _ ("token %s has an invalid hostnames entry: not a hostname or *. "
+                             "followed by one"),
+                          name);
+    }
+  for (Right right = RIGHT_RATE_IN; right <= RIGHT_RATE_OUT; right++)
+    {
+      int column = right == RIGHT_RATE_IN ? COL_RATE_IN : COL_RATE_OUT;
+      g_autofree char *max = NULL;
+
+      if (parse_rate (result_value (result, row, column), &rate[right]))
+        continue;
+      /* the value is not repeated: whatever it is, it is not for the log */
+      g_message ("table %s: token %s has an invalid %s, refusing it", self->table, name,
+                 right_columns[right]);
+      max = g_strdup_printf ("%" G_GUINT64_FORMAT, (guint64) ZLT_GRANT_RATE_MAX);
+      return g_error_new (ZLT_ERROR, ZLT_ERROR_BAD_TOKEN,
+                          _ ("token %s has an invalid %s: not a number of bytes per second "
+                             "from 0 to %s"),
+                          name, right_columns[right], max);
+    }
   if (g_strcmp0 (revoked, "f") != 0)
     return g_error_new (ZLT_ERROR, ZLT_ERROR_BAD_TOKEN, _ ("token %s has been revoked"), name);
   if (expiry != 0 && g_get_real_time () / G_USEC_PER_SEC >= expiry)
@@ -538,6 +650,8 @@ row_to_grant (ZltPostgresValidator *self, PGresult *result, int row, const guint
     register_patterns = g_new0 (char *, 1);
   *grant_out = zlt_grant_new_full (name, hash, (const char *const *) register_patterns,
                                    (const char *const *) reach, (const char *const *) owns, expiry);
+  zlt_grant_set_hostnames (*grant_out, (const char *const *) hostnames);
+  zlt_grant_set_rate_limits (*grant_out, rate[RIGHT_RATE_IN], rate[RIGHT_RATE_OUT]);
   return NULL;
 }
 
@@ -606,6 +720,64 @@ zlt_postgres_validator_load_owners (ZltPostgresValidator *self, PGresult *result
   self->owners = g_steal_pointer (&owners);
 }
 
+/* Which rights columns the table has, of a type that can be read and with the right to
+ * read them (rows: name, type, may select); the lookup is made for those. What is
+ * missing is logged once, and again only when that changes. */
+static void
+zlt_postgres_validator_load_columns (ZltPostgresValidator *self, PGresult *result)
+{
+  g_autoptr (GString) note = g_string_new (NULL);
+  gboolean have[N_RIGHTS] = { FALSE };
+
+  for (Right right = 0; right < N_RIGHTS; right++)
+    {
+      const char *why = "no such column";
+
+      for (int row = 0; row < PQntuples (result); row++)
+        {
+          const char *type = result_value (result, row, 1);
+
+          if (g_strcmp0 (result_value (result, row, 0), right_columns[right]) != 0)
+            continue;
+          if (right == RIGHT_HOSTNAMES && g_strcmp0 (type, "text[]") != 0
+              && g_strcmp0 (type, "character varying[]") != 0)
+            why = "not text[]";
+          else if (right != RIGHT_HOSTNAMES && g_strcmp0 (type, "bigint") != 0
+                   && g_strcmp0 (type, "integer") != 0 && g_strcmp0 (type, "smallint") != 0
+                   && g_strcmp0 (type, "numeric") != 0)
+            why = "not an integer";
+          else if (g_strcmp0 (result_value (result, row, 2), "t") != 0)
+            why = "no right to read it";
+          else
+            {
+              why = NULL;
+              have[right] = TRUE;
+            }
+        }
+      if (why != NULL)
+        g_string_append_printf (note, "%s%s: %s", note->len > 0 ? ", " : "", right_columns[right],
+                                why);
+    }
+  g_free (self->lookup_sql);
+  self->lookup_sql = make_lookup_sql (self->table, have);
+  if (note->len == 0)
+    {
+      if (self->columns_note != NULL && *self->columns_note != '\0')
+        g_message ("table %s: reading the hostnames and rate limits of its tokens now",
+                   self->table);
+      g_free (self->columns_note);
+      self->columns_note = g_strdup ("");
+      return;
+    }
+  if (g_strcmp0 (self->columns_note, note->str) == 0)
+    return;
+  g_message ("table %s: not reading %s; its tokens get none of these rights (applying "
+             "zlayer-tunnel-postgres.sql adds the columns)",
+             self->table, note->str);
+  g_free (self->columns_note);
+  self->columns_note = g_string_free (g_steal_pointer (&note), FALSE);
+}
+
 /* ---- the steps on the connection ---- */
 
 static gboolean
@@ -651,6 +823,12 @@ zlt_postgres_validator_kick (ZltPostgresValidator *self)
     {
       listen = g_strdup_printf ("LISTEN %s", self->channel);
       zlt_postgres_validator_send (self, STEP_LISTEN, listen, NULL);
+      return;
+    }
+  if (self->columns_stale)
+    {
+      self->columns_stale = FALSE;
+      zlt_postgres_validator_send (self, STEP_COLUMNS, self->columns_sql, self->table);
       return;
     }
   if (self->owners_stale)
@@ -731,6 +909,7 @@ zlt_postgres_validator_handle_result (ZltPostgresValidator *self, PGresult *resu
       const char *sqlstate = PQresultErrorField (result, PG_DIAG_SQLSTATE);
       g_autofree char *why = one_line (PQresultErrorMessage (result));
       g_autoptr (GPtrArray) failed = NULL;
+      gboolean retry;
 
       /* the server going away (class 57, operator intervention; 08, connection): an
        * outage, not an answer */
@@ -744,12 +923,29 @@ zlt_postgres_validator_handle_result (ZltPostgresValidator *self, PGresult *resu
           return FALSE;
         }
       g_message ("token lookup in %s failed: %s", self->table, why);
+      /* a column gone or its right taken away (undefined column or function,
+       * insufficient privilege): look at the columns again, and ask once more with a
+       * lookup made for what is there now, so such a change fails no login */
+      retry = g_str_equal (sqlstate, "42703") || g_str_equal (sqlstate, "42883")
+              || g_str_equal (sqlstate, "42501");
+      if (retry)
+        self->columns_stale = TRUE;
       failed = g_steal_pointer (&self->in_flight);
       self->in_flight = g_ptr_array_new ();
-      for (guint i = 0; i < failed->len; i++)
-        lookup_return_error (g_ptr_array_index (failed, i),
-                             g_error_new_literal (ZLT_ERROR, ZLT_ERROR_FAILED,
-                                                  _ ("the token store failed to answer")));
+      for (guint i = failed->len; i > 0; i--)
+        {
+          Lookup *lookup = g_ptr_array_index (failed, i - 1);
+
+          if (retry && !lookup->retried)
+            {
+              lookup->retried = TRUE;
+              g_queue_push_head (&self->pending, lookup);
+              continue;
+            }
+          lookup_return_error (lookup,
+                               g_error_new_literal (ZLT_ERROR, ZLT_ERROR_FAILED,
+                                                    _ ("the token store failed to answer")));
+        }
       return TRUE;
     }
 
@@ -757,6 +953,9 @@ zlt_postgres_validator_handle_result (ZltPostgresValidator *self, PGresult *resu
     {
     case STEP_LISTEN:
       self->listening = TRUE;
+      break;
+    case STEP_COLUMNS:
+      zlt_postgres_validator_load_columns (self, result);
       break;
     case STEP_OWNERS:
       zlt_postgres_validator_load_owners (self, result);
@@ -798,6 +997,8 @@ zlt_postgres_validator_drain_notifies (ZltPostgresValidator *self)
             grace_clear (self);
           else
             grace_forget (self, notify->extra);
+          /* ALTER TABLE notifies nothing: a table upgraded meanwhile is seen now */
+          self->columns_stale = TRUE;
           self->owners_stale = TRUE;
           self->changed_pending = TRUE;
         }
@@ -856,6 +1057,7 @@ zlt_postgres_validator_connect_poll (ZltPostgresValidator *self)
       clear_source (&self->timer);
       self->state = STATE_CONNECTED;
       self->listening = FALSE;
+      self->columns_stale = TRUE;
       self->owners_stale = TRUE;
       zlt_postgres_validator_watch (self, G_IO_IN);
       zlt_postgres_validator_kick (self);
@@ -1204,11 +1406,14 @@ zlt_postgres_validator_configure (ZltValidator *validator, GKeyFile *config, con
   g_free (self->channel);
   self->channel = g_strdup (channel != NULL ? channel + 1 : self->table);
   g_free (self->lookup_sql);
-  self->lookup_sql = g_strdup_printf ("SELECT token_hash, name, array_to_string(register, ','), "
-                                      "array_to_string(reach, ','), array_to_string(owns, ','), "
-                                      "extract(epoch FROM expires)::float8, revoked "
-                                      "FROM %s WHERE key_id = ANY ($1::text[])",
-                                      self->table);
+  self->lookup_sql = NULL; /* made once the columns are known */
+  g_free (self->columns_sql);
+  self->columns_sql = g_strdup (
+      "SELECT a.attname, format_type(a.atttypid, NULL), "
+      "has_column_privilege(a.attrelid, a.attnum, 'SELECT') FROM pg_catalog.pg_attribute a "
+      "WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+      "AND a.attname IN ('hostnames', 'rate_limit_in', 'rate_limit_out')");
+  g_clear_pointer (&self->columns_note, g_free);
   g_free (self->owners_sql);
   self->owners_sql = g_strdup_printf ("SELECT name, array_to_string(owns, ',') FROM %s "
                                       "WHERE NOT revoked AND cardinality(owns) > 0 ORDER BY name",
@@ -1412,6 +1617,8 @@ zlt_postgres_validator_finalize (GObject *object)
   g_free (self->table);
   g_free (self->channel);
   g_free (self->lookup_sql);
+  g_free (self->columns_sql);
+  g_free (self->columns_note);
   g_free (self->owners_sql);
   g_clear_pointer (&self->in_flight, g_ptr_array_unref);
   g_clear_pointer (&self->owners, g_ptr_array_unref);
