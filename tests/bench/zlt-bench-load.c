@@ -358,6 +358,18 @@ accept_thread (gpointer data)
   return NULL;
 }
 
+/* Leaves the epoll set before closing. close() alone leaves it only when no other
+ * descriptor shares the socket, and a child the bench is spawning holds a copy of every
+ * descriptor until its exec: the set then kept reporting the old socket under a number
+ * the bench had reused meanwhile (a child's stdout pipe, GLib's worker wakeup), and this
+ * thread closed that instead, losing the child's output and its signals. */
+static void
+echo_drop (BenchServices *s, int fd)
+{
+  epoll_ctl (s->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+  close (fd);
+}
+
 /* echo: one epoll thread for any number of connections (no memory per connection, so
  * thousands of idle ones cost nothing here) */
 static gpointer
@@ -395,12 +407,12 @@ echo_thread (gpointer data)
                    * socket buffer; anything else ends the connection */
                   if (send (fd, buf, (gsize) r, MSG_NOSIGNAL | MSG_DONTWAIT) == r)
                     continue;
-                  close (fd);
+                  echo_drop (s, fd);
                   break;
                 }
               if (r < 0 && (errno == EAGAIN || errno == EINTR))
                 break;
-              close (fd); /* EOF or error; close also leaves the epoll set */
+              echo_drop (s, fd); /* EOF or error */
               break;
             }
         }
