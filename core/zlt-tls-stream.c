@@ -332,8 +332,7 @@ certificate_flags_from_status (unsigned int status, GTlsCertificateFlags *flags)
 {
   *flags = 0;
   if (status
-      & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA | GNUTLS_CERT_SIGNATURE_FAILURE
-         | GNUTLS_CERT_INVALID))
+      & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA | GNUTLS_CERT_SIGNATURE_FAILURE))
     *flags |= G_TLS_CERTIFICATE_UNKNOWN_CA;
   if (status & GNUTLS_CERT_UNEXPECTED_OWNER)
     *flags |= G_TLS_CERTIFICATE_BAD_IDENTITY;
@@ -345,8 +344,9 @@ certificate_flags_from_status (unsigned int status, GTlsCertificateFlags *flags)
     *flags |= G_TLS_CERTIFICATE_REVOKED;
   if (status & GNUTLS_CERT_INSECURE_ALGORITHM)
     *flags |= G_TLS_CERTIFICATE_INSECURE;
+  /* GNUTLS_CERT_INVALID comes with any of the above; alone, the chain did not verify */
   if (*flags == 0)
-    *flags = G_TLS_CERTIFICATE_GENERIC_ERROR;
+    *flags = G_TLS_CERTIFICATE_UNKNOWN_CA;
 }
 
 /* A certificate object for the refusal's message only (it names the fingerprint). */
@@ -884,6 +884,10 @@ handshake_step (ZltTlsStream *self, GIOCondition *condition, GError **error)
       *condition = gnutls_record_get_direction (self->session) ? G_IO_OUT : G_IO_IN;
       return 0;
     }
+  /* tell the peer (a refused certificate, a protocol error), so that it does not wait
+   * for the rest of the handshake; best effort, never waiting */
+  if (!socket_gone (self) && rc != GNUTLS_E_PUSH_ERROR && rc != GNUTLS_E_PULL_ERROR)
+    gnutls_alert_send_appropriate (self->session, rc);
   if (self->rejected != NULL)
     {
       g_propagate_error (error, g_steal_pointer (&self->rejected));
