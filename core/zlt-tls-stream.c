@@ -1285,6 +1285,21 @@ stream_new (GSocketConnection *base, gboolean is_server, GError **error)
                      gnutls_strerror (rc));
         return NULL;
       }
+    /* the client says "data connection" in its ClientHello, so that a server can pick
+     * this TLS for it before the handshake (zlt_tls_stream_is_data_hello()) */
+    if (rc == 0)
+      {
+        gnutls_datum_t alpn
+            = { (unsigned char *) ZLT_TLS_DATA_ALPN, (unsigned int) strlen (ZLT_TLS_DATA_ALPN) };
+
+        rc = gnutls_alpn_set_protocols (self->session, &alpn, 1, 0);
+      }
+    if (rc < 0)
+      {
+        g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC, _ ("TLS error: %s"),
+                     gnutls_strerror (rc));
+        return NULL;
+      }
     gnutls_session_set_ptr (self->session, self);
     gnutls_transport_set_ptr (self->session, self);
     gnutls_transport_set_pull_function (self->session, pull_func);
@@ -1370,5 +1385,86 @@ zlt_tls_stream_new_server (GSocketConnection *base, GTlsCertificate *certificate
 #else
   g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "built without GnuTLS");
   return NULL;
+#endif
+}
+
+/* ---------------------------------------------------------------------------------
+ * telling a data connection by its ClientHello */
+
+#ifdef HAVE_GNUTLS
+
+#define TLS_RECORD_HANDSHAKE 0x16
+#define TLS_HANDSHAKE_CLIENT_HELLO 0x01
+#define TLS_EXTENSION_ALPN 16
+
+static int
+on_hello_extension (void *ctx, unsigned int tls_id, const unsigned char *data,
+                    unsigned int data_size)
+{
+  gboolean *found = ctx;
+  gsize want = strlen (ZLT_TLS_DATA_ALPN);
+  gsize list_len, off;
+
+  if (tls_id != TLS_EXTENSION_ALPN)
+    return 0;
+  /* ProtocolNameList: a 2-byte length, then names of a 1-byte length each */
+  if (data_size < 2)
+    return 0;
+  list_len = (gsize) data[0] << 8 | data[1];
+  if (list_len > data_size - 2)
+    return 0;
+  for (off = 2; off < 2 + list_len;)
+    {
+      gsize name_len = data[off];
+
+      if (name_len == 0 || off + 1 + name_len > 2 + list_len)
+        break;
+      if (name_len == want && memcmp (data + off + 1, ZLT_TLS_DATA_ALPN, want) == 0)
+        *found = TRUE;
+      off += 1 + name_len;
+    }
+  return 0;
+}
+
+#endif
+
+/**
+ * zlt_tls_stream_is_data_hello:
+ * @record: the first TLS record a client sent, whole (a server peeks it before the
+ *   handshake)
+ * @len: its length
+ *
+ * Whether @record is a ClientHello that offers %ZLT_TLS_DATA_ALPN: a data connection
+ * dialled with zlt_tls_stream_new_client(). Anything else, malformed or truncated
+ * included, is not.
+ *
+ * Returns: %TRUE for a data connection's ClientHello
+ */
+gboolean
+zlt_tls_stream_is_data_hello (const guint8 *record, gsize len)
+{
+#ifdef HAVE_GNUTLS
+  gsize record_len, hello_len;
+  gnutls_datum_t body;
+  gboolean found = FALSE;
+
+  /* record header: type, version (2), length (2); handshake header: type, length (3) */
+  if (record == NULL || len < 5 + 4 || record[0] != TLS_RECORD_HANDSHAKE || record[1] != 3)
+    return FALSE;
+  record_len = (gsize) record[3] << 8 | record[4];
+  if (record_len > len - 5 || record_len < 4 || record[5] != TLS_HANDSHAKE_CLIENT_HELLO)
+    return FALSE;
+  hello_len = (gsize) record[6] << 16 | (gsize) record[7] << 8 | record[8];
+  /* a ClientHello split over records is not ours: ours fits in one */
+  if (hello_len > record_len - 4)
+    return FALSE;
+  body.data = (unsigned char *) record + 9;
+  body.size = (unsigned int) hello_len;
+  if (gnutls_ext_raw_parse (&found, on_hello_extension, &body, GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO)
+      < 0)
+    return FALSE;
+  return found;
+#else
+  return FALSE;
 #endif
 }

@@ -15,4 +15,6 @@ GIOStream *zlt_tls_stream_new_client (GSocketConnection *base, const char *host,
 GIOStream *zlt_tls_stream_new_server (GSocketConnection *base, GTlsCertificate *certificate,
                                       GError **error);
 
+gboolean zlt_tls_stream_is_data_hello (const guint8 *record, gsize len);
+
 G_END_DECLS

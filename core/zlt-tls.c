@@ -402,6 +402,24 @@ zlt_tls_data_server_new (GSocketConnection *base, GTlsCertificate *certificate, 
 }
 
 /**
+ * zlt_tls_is_data_client_hello:
+ * @record: (array length=len): the whole first TLS record a client sent
+ * @len: its length
+ *
+ * Whether @record is the ClientHello of a data connection made with
+ * zlt_tls_data_client_new() (it offers %ZLT_TLS_DATA_ALPN): a server that peeks it
+ * before the handshake may serve it with zlt_tls_data_server_new(). %FALSE for anything
+ * else, malformed or truncated input included, and without GnuTLS at build time.
+ *
+ * Returns: whether it is a data connection's ClientHello
+ */
+gboolean
+zlt_tls_is_data_client_hello (const guint8 *record, gsize len)
+{
+  return zlt_tls_stream_is_data_hello (record, len);
+}
+
+/**
  * zlt_tls_client_handshake_finish:
  * @connection: a client connection from zlt_tls_client_connection_new() or
  *   zlt_tls_data_client_new()

@@ -91,6 +91,17 @@ GIOStream *zlt_tls_data_client_new (GSocketConnection *base, const char *host,
 ZLT_AVAILABLE_IN_ALL
 GIOStream *zlt_tls_data_server_new (GSocketConnection *base, GTlsCertificate *certificate,
                                     GError **error);
+/* The ALPN protocol data connections offer (zlt_tls_data_client_new()): a server tells
+ * them by it before the handshake (zlt_tls_is_data_client_hello()). */
+#define ZLT_TLS_DATA_ALPN "zlt-data/1"
+
+/* Whether @record, the whole first TLS record a client sent (peeked before the
+ * handshake), is the ClientHello of a data connection made with
+ * zlt_tls_data_client_new(): such a connection may be served with
+ * zlt_tls_data_server_new(). FALSE for anything else, malformed input included. */
+ZLT_AVAILABLE_IN_ALL
+gboolean zlt_tls_is_data_client_hello (const guint8 *record, gsize len);
+
 /* Finishes the handshake of a client connection made by zlt_tls_client_connection_new()
  * or zlt_tls_data_client_new() with @options: a refused certificate gives the error that
  * says why, and the pin is enforced (zlt_tls_check_peer()). */

@@ -592,6 +592,92 @@ test_close_after_socket (void)
   g_io_stream_close (server, NULL, NULL);
 }
 
+/* The first record @client sends when it starts its handshake (the server's end peeks
+ * it, as the listener does). */
+static GBytes *
+first_record_of (GIOStream *client, GSocketConnection *server_end, GError **handshake_error)
+{
+  GSocket *socket = g_socket_connection_get_socket (server_end);
+  guint8 *buf = g_malloc (17000);
+  gssize n = 0;
+
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (client), G_PRIORITY_DEFAULT, NULL,
+                                    on_handshake, handshake_error);
+  ZLT_TEST_WAIT_FOR (g_socket_condition_check (socket, G_IO_IN) != 0, DEADLINE_MS);
+  /* the whole record: its header says how long it is */
+  ZLT_TEST_WAIT_FOR ((n = recv (g_socket_get_fd (socket), buf, 17000, MSG_PEEK)) >= 5
+                         && n >= 5 + (buf[3] << 8 | buf[4]),
+                     DEADLINE_MS);
+  return g_bytes_new_take (buf, (gsize) (5 + (buf[3] << 8 | buf[4])));
+}
+
+/* A server tells a data connection's ClientHello (it offers ZLT_TLS_DATA_ALPN) from any
+ * other before the handshake; anything malformed is not one, and does no harm. */
+static void
+test_data_hello (void)
+{
+  g_autoptr (GSocketConnection) c1 = NULL;
+  g_autoptr (GSocketConnection) s1 = NULL;
+  g_autoptr (GSocketConnection) c2 = NULL;
+  g_autoptr (GSocketConnection) s2 = NULL;
+  g_autoptr (GIOStream) ours = NULL;
+  g_autoptr (GIOStream) theirs = NULL;
+  g_autoptr (GBytes) hello = NULL;
+  g_autoptr (GBytes) other = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GError) ours_error = NULL;
+  g_autoptr (GError) theirs_error = NULL;
+  g_autofree guint8 *copy = NULL;
+  ZltTlsOptions options = { NULL, pin, FALSE };
+  const guint8 *data;
+  gsize len;
+  guint n_true = 0;
+
+  socket_pair (&c1, &s1);
+  ours = zlt_tls_data_client_new (c1, "127.0.0.1", &options, &error);
+  g_assert_no_error (error);
+  hello = first_record_of (ours, s1, &ours_error);
+  data = g_bytes_get_data (hello, &len);
+  g_test_message ("a data connection's ClientHello: %" G_GSIZE_FORMAT " bytes", len);
+  g_assert_true (zlt_tls_is_data_client_hello (data, len));
+
+  /* glib-networking's (the control channel's, an older agent's) is not */
+  socket_pair (&c2, &s2);
+  theirs = zlt_tls_client_connection_new (G_IO_STREAM (c2), NULL, &options, &error);
+  g_assert_no_error (error);
+  other = first_record_of (theirs, s2, &theirs_error);
+  g_assert_false (
+      zlt_tls_is_data_client_hello (g_bytes_get_data (other, NULL), g_bytes_get_size (other)));
+
+  /* every truncation (whatever the record header claims) */
+  g_assert_false (zlt_tls_is_data_client_hello (NULL, 0));
+  for (gsize i = 0; i < len; i++)
+    g_assert_false (zlt_tls_is_data_client_hello (data, i));
+  /* every byte changed in turn: no crash, and the record is not taken for one when its
+   * headers no longer hold together */
+  copy = g_memdup2 (data, len);
+  for (gsize i = 0; i < len; i++)
+    {
+      copy[i] ^= 0xff;
+      n_true += zlt_tls_is_data_client_hello (copy, len);
+      if (i < 9 && i != 2)
+        g_assert_false (zlt_tls_is_data_client_hello (copy, len));
+      copy[i] = data[i];
+    }
+  g_test_message ("%u of %" G_GSIZE_FORMAT " one-byte changes still offer the protocol", n_true,
+                  len);
+  g_assert_true (zlt_tls_is_data_client_hello (copy, len));
+
+  /* no server answers: the handshakes fail once the server ends go */
+  g_io_stream_close (G_IO_STREAM (s1), NULL, NULL);
+  g_io_stream_close (G_IO_STREAM (s2), NULL, NULL);
+  ZLT_TEST_WAIT_FOR (ours_error != NULL && theirs_error != NULL, DEADLINE_MS);
+  g_assert_false (g_error_matches (ours_error, G_IO_ERROR, G_IO_ERROR_EXISTS));
+  g_assert_false (g_error_matches (theirs_error, G_IO_ERROR, G_IO_ERROR_EXISTS));
+  g_io_stream_close (ours, NULL, NULL);
+  g_io_stream_close (theirs, NULL, NULL);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -621,6 +707,7 @@ main (int argc, char **argv)
   g_test_add_func ("/tls-stream/not-tls", test_not_tls);
   g_test_add_func ("/tls-stream/peer-vanishes", test_peer_vanishes);
   g_test_add_func ("/tls-stream/close-after-socket", test_close_after_socket);
+  g_test_add_func ("/tls-stream/data-hello", test_data_hello);
   ret = g_test_run ();
 
   g_clear_object (&certificate);
