@@ -428,6 +428,7 @@ set_gnutls_error (ZltTlsStream *self, int rc, GError **error)
 
 #endif /* HAVE_GNUTLS */
 
+#ifdef HAVE_GNUTLS
 static gboolean
 check_usable (ZltTlsStream *self, GError **error)
 {
@@ -443,6 +444,7 @@ check_usable (ZltTlsStream *self, GError **error)
     }
   return TRUE;
 }
+#endif
 
 /* Reads one record's worth: @blocking waits for the socket, else
  * %G_IO_ERROR_WOULD_BLOCK. 0 at the peer's close_notify. */
@@ -1260,6 +1262,7 @@ zlt_tls_stream_init (ZltTlsStream *self)
 /* ---------------------------------------------------------------------------------
  * making one */
 
+#ifdef HAVE_GNUTLS
 static ZltTlsStream *
 stream_new (GSocketConnection *base, gboolean is_server, GError **error)
 {
@@ -1270,7 +1273,6 @@ stream_new (GSocketConnection *base, gboolean is_server, GError **error)
   if (self == NULL)
     return NULL;
   self->is_server = is_server;
-#ifdef HAVE_GNUTLS
   {
     gnutls_priority_t priority = shared_priority ();
     int rc = gnutls_init (&self->session, (is_server ? GNUTLS_SERVER : GNUTLS_CLIENT)
@@ -1306,9 +1308,9 @@ stream_new (GSocketConnection *base, gboolean is_server, GError **error)
     gnutls_transport_set_pull_timeout_function (self->session, pull_timeout_func);
     gnutls_transport_set_vec_push_function (self->session, push_func);
   }
-#endif
   return g_steal_pointer (&self);
 }
+#endif
 
 /**
  * zlt_tls_stream_new_client:
