@@ -357,7 +357,8 @@ zlt_tls_server_connection_new (GIOStream *base, GTlsCertificate *certificate, GE
  * A client TLS connection for a data connection: GnuTLS on @base's socket, with
  * credentials shared per process, the server's certificate checked during the handshake
  * as @options say and not kept (a fraction of glib-networking's memory per connection).
- * Without GnuTLS at build time, zlt_tls_client_connection_new(). Handshake it with
+ * Without GnuTLS at build time, or over a proxy (a #GTcpWrapperConnection),
+ * zlt_tls_client_connection_new(). Handshake it with
  * g_tls_connection_handshake_async() and zlt_tls_client_handshake_finish().
  *
  * Returns: (transfer full): a #GTlsConnection, or %NULL with @error set
@@ -368,14 +369,15 @@ zlt_tls_data_client_new (GSocketConnection *base, const char *host, const ZltTls
 {
   g_return_val_if_fail (G_IS_SOCKET_CONNECTION (base), NULL);
 #ifdef HAVE_GNUTLS
-  return zlt_tls_stream_new_client (base, host, options, error);
-#else
+  /* through a proxy, bytes go through the proxy's stream rather than the socket's own */
+  if (!G_IS_TCP_WRAPPER_CONNECTION (base))
+    return zlt_tls_stream_new_client (base, host, options, error);
+#endif
   {
     g_autoptr (GSocketConnectable) identity = host != NULL ? g_network_address_new (host, 0) : NULL;
 
     return zlt_tls_client_connection_new (G_IO_STREAM (base), identity, options, error);
   }
-#endif
 }
 
 /**

@@ -80,7 +80,7 @@ GIOStream *zlt_tls_server_connection_new (GIOStream *base, GTlsCertificate *cert
 /* A client TLS connection for a data connection (a #GTlsConnection to handshake with
  * g_tls_connection_handshake_async()): GnuTLS on @base's socket with credentials
  * shared per process, the server's certificate checked during the handshake as
- * @options say and not kept. Without GnuTLS at build time, the same as
+ * @options say and not kept. Without GnuTLS at build time, or over a proxy, the same as
  * zlt_tls_client_connection_new(). Finish its handshake with
  * zlt_tls_client_handshake_finish(). */
 ZLT_AVAILABLE_IN_ALL
