@@ -11,6 +11,7 @@
 
 #include "zlt-crypto.h"
 #include "zlt-error.h"
+#include "zlt-tls-stream.h"
 #include "zlt-tls.h"
 
 /**
@@ -344,6 +345,110 @@ zlt_tls_server_connection_new (GIOStream *base, GTlsCertificate *certificate, GE
   return g_initable_new (g_tls_backend_get_server_connection_type (backend), NULL, error,
                          "base-io-stream", base, "certificate", certificate, "database", NULL,
                          NULL);
+}
+
+/**
+ * zlt_tls_data_client_new:
+ * @base: the TCP connection to the server
+ * @host: the server's name or address as dialled (its certificate's identity, and SNI)
+ * @options: (nullable): how to trust the server
+ * @error: return location for a #GError
+ *
+ * A client TLS connection for a data connection: GnuTLS on @base's socket, with
+ * credentials shared per process, the server's certificate checked during the handshake
+ * as @options say and not kept (a fraction of glib-networking's memory per connection).
+ * Without GnuTLS at build time, or over a proxy (a #GTcpWrapperConnection),
+ * zlt_tls_client_connection_new(). Handshake it with
+ * g_tls_connection_handshake_async() and zlt_tls_client_handshake_finish().
+ *
+ * Returns: (transfer full): a #GTlsConnection, or %NULL with @error set
+ */
+GIOStream *
+zlt_tls_data_client_new (GSocketConnection *base, const char *host, const ZltTlsOptions *options,
+                         GError **error)
+{
+  g_return_val_if_fail (G_IS_SOCKET_CONNECTION (base), NULL);
+#ifdef HAVE_GNUTLS
+  /* through a proxy, bytes go through the proxy's stream rather than the socket's own */
+  if (!G_IS_TCP_WRAPPER_CONNECTION (base))
+    return zlt_tls_stream_new_client (base, host, options, error);
+#endif
+  {
+    g_autoptr (GSocketConnectable) identity = host != NULL ? g_network_address_new (host, 0) : NULL;
+
+    return zlt_tls_client_connection_new (G_IO_STREAM (base), identity, options, error);
+  }
+}
+
+/**
+ * zlt_tls_data_server_new:
+ * @base: the TCP connection from the client
+ * @certificate: the server's certificate and key
+ * @error: return location for a #GError
+ *
+ * The server's side of a data connection (see zlt_tls_data_client_new()); the GnuTLS
+ * credentials for @certificate are made once and kept with it. Without GnuTLS at build
+ * time, zlt_tls_server_connection_new().
+ *
+ * Returns: (transfer full): a #GTlsConnection, or %NULL with @error set
+ */
+GIOStream *
+zlt_tls_data_server_new (GSocketConnection *base, GTlsCertificate *certificate, GError **error)
+{
+  g_return_val_if_fail (G_IS_SOCKET_CONNECTION (base), NULL);
+#ifdef HAVE_GNUTLS
+  return zlt_tls_stream_new_server (base, certificate, error);
+#else
+  return zlt_tls_server_connection_new (G_IO_STREAM (base), certificate, error);
+#endif
+}
+
+/**
+ * zlt_tls_is_data_client_hello:
+ * @record: (array length=len): the whole first TLS record a client sent
+ * @len: its length
+ *
+ * Whether @record is the ClientHello of a data connection made with
+ * zlt_tls_data_client_new() (it offers %ZLT_TLS_DATA_ALPN): a server that peeks it
+ * before the handshake may serve it with zlt_tls_data_server_new(). %FALSE for anything
+ * else, malformed or truncated input included, and without GnuTLS at build time.
+ *
+ * Returns: whether it is a data connection's ClientHello
+ */
+gboolean
+zlt_tls_is_data_client_hello (const guint8 *record, gsize len)
+{
+  return zlt_tls_stream_is_data_hello (record, len);
+}
+
+/**
+ * zlt_tls_client_handshake_finish:
+ * @connection: a client connection from zlt_tls_client_connection_new() or
+ *   zlt_tls_data_client_new()
+ * @result: the handshake's result
+ * @options: (nullable): the options it was made with
+ * @error: return location for a #GError
+ *
+ * Finishes the handshake: a refused certificate gives the error that says why
+ * (zlt_tls_explain_rejection()), and the pin is enforced even for a CA-valid
+ * certificate (zlt_tls_check_peer(); a data connection checked it in the handshake).
+ *
+ * Returns: %TRUE when the connection is up and trusted
+ */
+gboolean
+zlt_tls_client_handshake_finish (GTlsConnection *connection, GAsyncResult *result,
+                                 const ZltTlsOptions *options, GError **error)
+{
+  g_return_val_if_fail (G_IS_TLS_CONNECTION (connection), FALSE);
+
+  if (!g_tls_connection_handshake_finish (connection, result, error))
+    {
+      zlt_tls_explain_rejection (connection, error);
+      return FALSE;
+    }
+  if (ZLT_IS_TLS_STREAM (connection))
+    return TRUE;
+  return zlt_tls_check_peer (options, g_tls_connection_get_peer_certificate (connection), error);
 }
 
 /**

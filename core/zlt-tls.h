@@ -77,6 +77,38 @@ ZLT_AVAILABLE_IN_ALL
 GIOStream *zlt_tls_server_connection_new (GIOStream *base, GTlsCertificate *certificate,
                                           GError **error);
 
+/* A client TLS connection for a data connection (a #GTlsConnection to handshake with
+ * g_tls_connection_handshake_async()): GnuTLS on @base's socket with credentials
+ * shared per process, the server's certificate checked during the handshake as
+ * @options say and not kept. Without GnuTLS at build time, or over a proxy, the same as
+ * zlt_tls_client_connection_new(). Finish its handshake with
+ * zlt_tls_client_handshake_finish(). */
+ZLT_AVAILABLE_IN_ALL
+GIOStream *zlt_tls_data_client_new (GSocketConnection *base, const char *host,
+                                    const ZltTlsOptions *options, GError **error);
+/* The server's side of a data connection (zlt_tls_data_client_new()); @certificate's
+ * GnuTLS credentials are made once and kept with it. */
+ZLT_AVAILABLE_IN_ALL
+GIOStream *zlt_tls_data_server_new (GSocketConnection *base, GTlsCertificate *certificate,
+                                    GError **error);
+/* The ALPN protocol data connections offer (zlt_tls_data_client_new()): a server tells
+ * them by it before the handshake (zlt_tls_is_data_client_hello()). */
+#define ZLT_TLS_DATA_ALPN "zlt-data/1"
+
+/* Whether @record, the whole first TLS record a client sent (peeked before the
+ * handshake), is the ClientHello of a data connection made with
+ * zlt_tls_data_client_new(): such a connection may be served with
+ * zlt_tls_data_server_new(). FALSE for anything else, malformed input included. */
+ZLT_AVAILABLE_IN_ALL
+gboolean zlt_tls_is_data_client_hello (const guint8 *record, gsize len);
+
+/* Finishes the handshake of a client connection made by zlt_tls_client_connection_new()
+ * or zlt_tls_data_client_new() with @options: a refused certificate gives the error that
+ * says why, and the pin is enforced (zlt_tls_check_peer()). */
+ZLT_AVAILABLE_IN_ALL
+gboolean zlt_tls_client_handshake_finish (GTlsConnection *connection, GAsyncResult *result,
+                                          const ZltTlsOptions *options, GError **error);
+
 /* After the handshake: enforces the pin even for CA-valid certificates. */
 ZLT_AVAILABLE_IN_ALL
 gboolean zlt_tls_check_peer (const ZltTlsOptions *options, GTlsCertificate *peer, GError **error);

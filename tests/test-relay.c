@@ -24,9 +24,13 @@ typedef enum
   MODE_MIXED,     /* a's input behind a GBufferedInputStream: async one way, pollable back */
   MODE_ASYNC,     /* both inputs buffered: async both ways */
   MODE_TLS,       /* b a TLS connection (the server's end speaks TLS): pollable, over fds */
+  MODE_DATA_TLS,  /* as MODE_TLS, both TLS ends data connections' own (zlt-tls-stream.c) */
 } Mode;
 
-static const char *const mode_names[] = { "zero-copy", "pollable", "mixed", "async", "tls" };
+static const char *const mode_names[]
+    = { "zero-copy", "pollable", "mixed", "async", "tls", "data-tls" };
+
+#define MODE_IS_TLS(m) ((m) == MODE_TLS || (m) == MODE_DATA_TLS)
 
 /* ---------------------------------------------------------------------------------
  * main context helpers: wait on conditions, never sleep */
@@ -330,6 +334,30 @@ tls_pair (GSocketConnection *client_conn, GSocketConnection *server_conn, GIOStr
   SPIN_UNTIL (n_done == 2);
 }
 
+static char *tls_pin; /* the test certificate's SHA-256 */
+
+/* The same with the data connections' TLS on both ends (GnuTLS on the sockets), the
+ * client trusting the certificate by its pin. */
+static void
+data_tls_pair (GSocketConnection *client_conn, GSocketConnection *server_conn, GIOStream **client,
+               GIOStream **server)
+{
+  g_autoptr (GError) error = NULL;
+  ZltTlsOptions options = { NULL, tls_pin, FALSE };
+  guint n_done = 0;
+
+  *client = zlt_tls_data_client_new (client_conn, "127.0.0.1", &options, &error);
+  g_assert_no_error (error);
+  *server = zlt_tls_data_server_new (server_conn, tls_certificate, &error);
+  g_assert_no_error (error);
+  g_assert_true (G_IS_TLS_CONNECTION (*client));
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (*client), G_PRIORITY_DEFAULT, NULL,
+                                    handshake_done, &n_done);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (*server), G_PRIORITY_DEFAULT, NULL,
+                                    handshake_done, &n_done);
+  SPIN_UNTIL (n_done == 2);
+}
+
 /* ---------------------------------------------------------------------------------
  * an endpoint: sends some bytes, reads to the end, hashes what it got */
 
@@ -622,6 +650,10 @@ fixture_init (Fixture *f, Mode mode, int buffer_size)
       f->a = g_object_ref (G_IO_STREAM (f->relay_a));
       tls_pair (f->relay_b, f->server, &f->b, &f->server_stream);
       break;
+    case MODE_DATA_TLS:
+      f->a = g_object_ref (G_IO_STREAM (f->relay_a));
+      data_tls_pair (f->relay_b, f->server, &f->b, &f->server_stream);
+      break;
     default:
       g_assert_not_reached ();
     }
@@ -629,7 +661,7 @@ fixture_init (Fixture *f, Mode mode, int buffer_size)
     f->server_stream = g_object_ref (G_IO_STREAM (f->server));
   if (f->count_writes)
     {
-      g_assert_true (mode == MODE_POLLABLE || mode == MODE_TLS);
+      g_assert_true (mode == MODE_POLLABLE || MODE_IS_TLS (mode));
       g_clear_object (&f->a);
       f->a_out = counting_output_new (g_io_stream_get_output_stream (G_IO_STREAM (f->relay_a)));
       f->a = g_simple_io_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (f->relay_a)),
@@ -675,7 +707,7 @@ fixture_clear (Fixture *f)
   spin_until_quiet (10);
 }
 
-/* An endpoint on the server's end of the fixture (TLS in MODE_TLS). */
+/* An endpoint on the server's end of the fixture (TLS in the TLS modes). */
 static Endpoint *
 server_endpoint_new (Fixture *f, GBytes *send)
 {
@@ -860,7 +892,7 @@ test_backpressure_back (gconstpointer data)
  * source would block, then written at once: records queued before the relay starts
  * reach the plain side in a few writes, not one each. */
 static void
-test_tls_batching (void)
+test_tls_batching (gconstpointer mode_data)
 {
   Fixture f = { .count_writes = TRUE };
   gsize n_records = 24;
@@ -875,7 +907,7 @@ test_tls_batching (void)
   gsize queued = 0;
   guint max_writes;
 
-  fixture_init (&f, MODE_TLS, 1024 * 1024);
+  fixture_init (&f, GPOINTER_TO_INT (mode_data), 1024 * 1024);
   /* all of it into the kernel's buffers before the relay runs (what does not fit goes
    * once it runs) */
   out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (f.server_stream));
@@ -1891,30 +1923,31 @@ main (int argc, char **argv)
   g_assert_true (zlt_test_make_certificate (tls_dir, &cert_file, &key_file));
   tls_certificate = g_tls_certificate_new_from_files (cert_file, key_file, NULL);
   g_assert_nonnull (tls_certificate);
+  tls_pin = zlt_tls_certificate_fingerprint (tls_certificate);
 
   for (guint t = 0; t < G_N_ELEMENTS (tests); t++)
-    for (int m = MODE_ZERO_COPY; m <= MODE_TLS; m++)
+    for (int m = MODE_ZERO_COPY; m <= MODE_DATA_TLS; m++)
       {
         g_autofree char *path = g_strdup_printf ("/relay/%s/%s", tests[t], mode_names[m]);
 
-        if (m == MODE_TLS && !tls_ok[t])
+        if (MODE_IS_TLS (m) && !tls_ok[t])
           continue;
         g_test_add_data_func (path, GINT_TO_POINTER (m), funcs[t]);
       }
   g_test_add_func ("/relay/close-before-start", test_close_before_start);
-  for (int m = MODE_ZERO_COPY; m <= MODE_TLS; m++)
+  for (int m = MODE_ZERO_COPY; m <= MODE_DATA_TLS; m++)
     {
       g_autofree char *path = g_strdup_printf ("/relay/socket-timeout/%s", mode_names[m]);
 
       g_test_add_data_func (path, GINT_TO_POINTER (m), test_socket_timeout);
     }
-  for (int m = MODE_ZERO_COPY; m <= MODE_TLS; m++)
+  for (int m = MODE_ZERO_COPY; m <= MODE_DATA_TLS; m++)
     {
       g_autofree char *path = g_strdup_printf ("/relay/backpressure-back/%s", mode_names[m]);
 
       g_test_add_data_func (path, GINT_TO_POINTER (m), test_backpressure_back);
     }
-  for (int m = MODE_ZERO_COPY; m <= MODE_TLS; m++)
+  for (int m = MODE_ZERO_COPY; m <= MODE_DATA_TLS; m++)
     {
       g_autofree char *path = NULL;
 
@@ -1923,7 +1956,9 @@ main (int argc, char **argv)
       path = g_strdup_printf ("/relay/no-source-churn/%s", mode_names[m]);
       g_test_add_data_func (path, GINT_TO_POINTER (m), test_no_source_churn);
     }
-  g_test_add_func ("/relay/tls-batching", test_tls_batching);
+  g_test_add_data_func ("/relay/tls-batching/tls", GINT_TO_POINTER (MODE_TLS), test_tls_batching);
+  g_test_add_data_func ("/relay/tls-batching/data-tls", GINT_TO_POINTER (MODE_DATA_TLS),
+                        test_tls_batching);
   g_test_add_data_func ("/relay/concurrent/zero-copy", GINT_TO_POINTER (MODE_ZERO_COPY),
                         test_concurrent);
   g_test_add_data_func ("/relay/concurrent/pollable", GINT_TO_POINTER (MODE_POLLABLE),
@@ -1937,6 +1972,7 @@ main (int argc, char **argv)
   g_clear_object (&listener);
   g_clear_object (&listen_address);
   g_clear_object (&tls_certificate);
+  g_free (tls_pin);
   g_unlink (cert_file);
   g_unlink (key_file);
   cert_cfg = g_build_filename (tls_dir, "cert.cfg", NULL);

@@ -104,6 +104,7 @@ typedef struct
   GSource *watch;
   guint lowat;
   GTlsConnection *tls;
+  gboolean data_tls; /* its ClientHello is a data connection's: GnuTLS on the socket */
   GCancellable *cancellable;
   ZltWsStream *stream;
   char *peer;
@@ -306,7 +307,11 @@ start_handshake (ZltWsListener *self, ZltWsConn *conn)
   g_autoptr (GError) error = NULL;
   GIOStream *tls;
 
-  tls = zlt_tls_server_connection_new (G_IO_STREAM (conn->connection), self->certificate, &error);
+  /* a data connection's TLS costs a fraction of glib-networking's memory per connection */
+  if (conn->data_tls)
+    tls = zlt_tls_data_server_new (conn->connection, self->certificate, &error);
+  else
+    tls = zlt_tls_server_connection_new (G_IO_STREAM (conn->connection), self->certificate, &error);
   if (tls == NULL)
     {
       g_debug ("cannot start TLS: %s", error->message);
@@ -346,6 +351,17 @@ pump_handshakes (ZltWsListener *self)
       g_object_notify_by_pspec (G_OBJECT (self), props[PROP_N_HANDSHAKES]);
       g_object_notify_by_pspec (G_OBJECT (self), props[PROP_N_HANDSHAKES_QUEUED]);
     }
+}
+
+/* Whether the first record (@len bytes, all in the kernel) is a data connection's
+ * ClientHello (zlt_tls_is_data_client_hello()). */
+static gboolean
+first_record_is_data (ZltWsConn *conn, guint len)
+{
+  g_autofree guint8 *record = g_malloc (len);
+  gssize n = recv (conn_fd (conn), record, len, MSG_PEEK);
+
+  return n == (gssize) len && zlt_tls_is_data_client_hello (record, len);
 }
 
 /* Waits (in the kernel) for the whole first TLS record, then queues the handshake. */
@@ -390,6 +406,7 @@ on_first_record (GSocket *socket, GIOCondition condition, gpointer user_data)
       return G_SOURCE_CONTINUE;
     }
   conn_set_lowat (conn, 1);
+  conn->data_tls = first_record_is_data (conn, needed);
   g_clear_pointer (&conn->watch, g_source_unref);
   conn->state = CONN_QUEUED;
   g_queue_push_tail_link (&self->handshake_queue, &conn->queue_link);

@@ -1,0 +1,724 @@
+/* test-tls-stream.c: the data connections' TLS (GnuTLS on the socket, zlt-tls-stream.c)
+ * over real loopback sockets: who it trusts, what it refuses and why, half-close, and
+ * peers that are not TLS or vanish mid-record. Its relaying is test-relay's data-tls
+ * mode. */
+#include "config.h"
+
+#include <string.h>
+#include <sys/socket.h>
+
+#include <glib/gstdio.h>
+
+#include "zlt-test-util.h"
+#include "zlayer-tunnel.h"
+
+#define DEADLINE_MS 20000
+
+static char *tmpdir;
+static char *cert_file;
+static char *key_file;
+static char *pin;
+static GTlsCertificate *certificate;
+
+/* ---- loopback pairs ---- */
+
+static void
+socket_pair (GSocketConnection **client, GSocketConnection **server)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocket) listener
+      = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr (GSocketAddress) bound = NULL;
+  g_autoptr (GSocket) c = NULL;
+  g_autoptr (GSocket) s = NULL;
+
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (listener, any, TRUE, &error));
+  g_assert_true (g_socket_listen (listener, &error));
+  bound = g_socket_get_local_address (listener, &error);
+  g_assert_no_error (error);
+  c = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_connect (c, bound, NULL, &error));
+  s = g_socket_accept (listener, NULL, &error);
+  g_assert_no_error (error);
+  *client = g_socket_connection_factory_create_connection (c);
+  *server = g_socket_connection_factory_create_connection (s);
+}
+
+static void
+on_handshake (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GError **error = user_data;
+
+  if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, error)
+      && *error == NULL)
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "failed without an error");
+  if (*error == NULL)
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "done");
+}
+
+typedef struct
+{
+  const ZltTlsOptions *options;
+  GError *error;
+  gboolean done;
+} ClientDone;
+
+static void
+on_client_handshake (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  ClientDone *d = user_data;
+
+  zlt_tls_client_handshake_finish (G_TLS_CONNECTION (source), result, d->options, &d->error);
+  d->done = TRUE;
+}
+
+/* Handshakes @client (with @options) against @server; returns the client's error. */
+static GError *
+handshake_pair (GIOStream *client, GIOStream *server, const ZltTlsOptions *options,
+                GError **server_error)
+{
+  ClientDone d = { options, NULL, FALSE };
+  GError *server_result = NULL;
+
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (client), G_PRIORITY_DEFAULT, NULL,
+                                    on_client_handshake, &d);
+  if (server != NULL)
+    g_tls_connection_handshake_async (G_TLS_CONNECTION (server), G_PRIORITY_DEFAULT, NULL,
+                                      on_handshake, &server_result);
+  ZLT_TEST_WAIT_FOR (d.done && (server == NULL || server_result != NULL), DEADLINE_MS);
+  if (server != NULL)
+    {
+      if (g_error_matches (server_result, G_IO_ERROR, G_IO_ERROR_EXISTS))
+        g_clear_error (&server_result);
+      if (server_error != NULL)
+        *server_error = server_result;
+      else
+        g_clear_error (&server_result);
+    }
+  return d.error;
+}
+
+/* ---- reading and writing through the main loop ---- */
+
+typedef struct
+{
+  GByteArray *got;
+  gboolean eof;
+  GError *error;
+  guint8 buf[8192];
+} Reader;
+
+static void
+on_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Reader *r = user_data;
+  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &r->error);
+
+  if (n < 0)
+    return;
+  if (n == 0)
+    {
+      r->eof = TRUE;
+      return;
+    }
+  g_byte_array_append (r->got, r->buf, (guint) n);
+  g_input_stream_read_async (G_INPUT_STREAM (source), r->buf, sizeof r->buf, G_PRIORITY_DEFAULT,
+                             NULL, on_read, r);
+}
+
+/* Reads @stream to its end (or an error), through the main loop. */
+static void
+read_to_end (GIOStream *stream, Reader *r)
+{
+  r->got = g_byte_array_new ();
+  g_input_stream_read_async (g_io_stream_get_input_stream (stream), r->buf, sizeof r->buf,
+                             G_PRIORITY_DEFAULT, NULL, on_read, r);
+  ZLT_TEST_WAIT_FOR (r->eof || r->error != NULL, DEADLINE_MS);
+}
+
+static void
+reader_clear (Reader *r)
+{
+  g_clear_pointer (&r->got, g_byte_array_unref);
+  g_clear_error (&r->error);
+}
+
+typedef struct
+{
+  gboolean done;
+  GError *error;
+} Op;
+
+static void
+on_written (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Op *op = user_data;
+
+  g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &op->error);
+  op->done = TRUE;
+}
+
+static void
+on_closed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Op *op = user_data;
+
+  g_output_stream_close_finish (G_OUTPUT_STREAM (source), result, &op->error);
+  op->done = TRUE;
+}
+
+/* Writes @data then closes the output (close_notify), through the main loop; @op says
+ * when both are done. The caller waits. */
+static void
+write_and_shut (GIOStream *stream, GBytes *data, Op *write_op, Op *close_op)
+{
+  GOutputStream *out = g_io_stream_get_output_stream (stream);
+  gsize len;
+  const guint8 *bytes = g_bytes_get_data (data, &len);
+
+  g_output_stream_write_all_async (out, bytes, len, G_PRIORITY_DEFAULT, NULL, on_written, write_op);
+  ZLT_TEST_WAIT_FOR (write_op->done, DEADLINE_MS);
+  g_assert_no_error (write_op->error);
+  g_output_stream_close_async (out, G_PRIORITY_DEFAULT, NULL, on_closed, close_op);
+}
+
+static GBytes *
+pattern (gsize len, guint8 seed)
+{
+  guint8 *data = g_malloc (len);
+
+  for (gsize i = 0; i < len; i++)
+    data[i] = (guint8) (i * 31 + seed + i / 7919);
+  return g_bytes_new_take (data, len);
+}
+
+/* Both ways, each side half-closing after its bytes: the other still reads them all,
+ * then its end; the half-closed side still reads the answer. */
+static void
+assert_carries_both_ways (GIOStream *client, GIOStream *server)
+{
+  g_autoptr (GBytes) up = pattern (3 * 1024 * 1024 + 17, 1);
+  g_autoptr (GBytes) down = pattern (1024 * 1024 + 5, 2);
+  g_autoptr (GBytes) got_up = NULL;
+  g_autoptr (GBytes) got_down = NULL;
+  Reader server_reader = { 0 };
+  Reader client_reader = { 0 };
+  Op w1 = { 0 }, c1 = { 0 }, w2 = { 0 }, c2 = { 0 };
+
+  /* the client sends everything and shuts its side; the server reads to the end */
+  server_reader.got = g_byte_array_new ();
+  g_input_stream_read_async (g_io_stream_get_input_stream (server), server_reader.buf,
+                             sizeof server_reader.buf, G_PRIORITY_DEFAULT, NULL, on_read,
+                             &server_reader);
+  write_and_shut (client, up, &w1, &c1);
+  ZLT_TEST_WAIT_FOR (c1.done && (server_reader.eof || server_reader.error != NULL), DEADLINE_MS);
+  g_assert_no_error (c1.error);
+  g_assert_no_error (server_reader.error);
+  got_up = g_byte_array_free_to_bytes (g_steal_pointer (&server_reader.got));
+  g_assert_true (g_bytes_equal (got_up, up));
+
+  /* then the server answers over the half that is still open */
+  client_reader.got = g_byte_array_new ();
+  g_input_stream_read_async (g_io_stream_get_input_stream (client), client_reader.buf,
+                             sizeof client_reader.buf, G_PRIORITY_DEFAULT, NULL, on_read,
+                             &client_reader);
+  write_and_shut (server, down, &w2, &c2);
+  ZLT_TEST_WAIT_FOR (c2.done && (client_reader.eof || client_reader.error != NULL), DEADLINE_MS);
+  g_assert_no_error (c2.error);
+  g_assert_no_error (client_reader.error);
+  got_down = g_byte_array_free_to_bytes (g_steal_pointer (&client_reader.got));
+  g_assert_true (g_bytes_equal (got_down, down));
+  reader_clear (&server_reader);
+  reader_clear (&client_reader);
+}
+
+/* ---- tests ---- */
+
+static void
+test_pinned (void)
+{
+  g_autoptr (GSocketConnection) c = NULL;
+  g_autoptr (GSocketConnection) s = NULL;
+  g_autoptr (GIOStream) client = NULL;
+  g_autoptr (GIOStream) server = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GError) server_error = NULL;
+  g_autoptr (GIOStream) base = NULL;
+  g_autofree char *suite = NULL;
+  GTlsProtocolVersion version;
+  ZltTlsOptions options = { NULL, pin, FALSE };
+
+  socket_pair (&c, &s);
+  client = zlt_tls_data_client_new (c, "127.0.0.1", &options, &error);
+  g_assert_no_error (error);
+  server = zlt_tls_data_server_new (s, certificate, &error);
+  g_assert_no_error (error);
+  /* a TLS connection to whatever looks under one (the relay, resets, PROXY addresses) */
+  g_assert_true (G_IS_TLS_CONNECTION (client));
+  g_object_get (client, "base-io-stream", &base, NULL);
+  g_assert_true (base == G_IO_STREAM (c));
+  g_assert_cmpint (zlt_net_stream_socket_fd (client, NULL), ==,
+                   g_socket_get_fd (g_socket_connection_get_socket (c)));
+
+  error = handshake_pair (client, server, &options, &server_error);
+  g_assert_no_error (error);
+  g_assert_no_error (server_error);
+  g_object_get (client, "protocol-version", &version, "ciphersuite-name", &suite, NULL);
+  g_test_message ("negotiated %s", suite);
+  g_assert_cmpint (version, ==, G_TLS_PROTOCOL_VERSION_TLS_1_3);
+  /* nothing of the server's certificate is kept */
+  g_assert_null (g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (client)));
+  assert_carries_both_ways (client, server);
+  g_assert_true (g_io_stream_close (client, NULL, NULL));
+  g_assert_true (g_io_stream_close (server, NULL, NULL));
+}
+
+/* Either end talks to glib-networking's. */
+static void
+test_interop (void)
+{
+  for (guint ours_is_client = 0; ours_is_client < 2; ours_is_client++)
+    {
+      g_autoptr (GSocketConnection) c = NULL;
+      g_autoptr (GSocketConnection) s = NULL;
+      g_autoptr (GIOStream) client = NULL;
+      g_autoptr (GIOStream) server = NULL;
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GError) server_error = NULL;
+      ZltTlsOptions options = { NULL, pin, FALSE };
+
+      socket_pair (&c, &s);
+      if (ours_is_client)
+        {
+          client = zlt_tls_data_client_new (c, "127.0.0.1", &options, &error);
+          g_assert_no_error (error);
+          server = zlt_tls_server_connection_new (G_IO_STREAM (s), certificate, &error);
+        }
+      else
+        {
+          client = zlt_tls_client_connection_new (G_IO_STREAM (c), NULL, &options, &error);
+          g_assert_no_error (error);
+          server = zlt_tls_data_server_new (s, certificate, &error);
+        }
+      g_assert_no_error (error);
+      error = handshake_pair (client, server, &options, &server_error);
+      g_assert_no_error (error);
+      g_assert_no_error (server_error);
+      assert_carries_both_ways (client, server);
+      g_io_stream_close (client, NULL, NULL);
+      g_io_stream_close (server, NULL, NULL);
+    }
+}
+
+/* The client's verdict for @options against our server; returns the client's error. */
+static GError *
+try_client (const ZltTlsOptions *options, const char *host, GTlsCertificate *server_cert)
+{
+  g_autoptr (GSocketConnection) c = NULL;
+  g_autoptr (GSocketConnection) s = NULL;
+  g_autoptr (GIOStream) client = NULL;
+  g_autoptr (GIOStream) server = NULL;
+  g_autoptr (GError) server_error = NULL;
+  GError *error = NULL;
+
+  socket_pair (&c, &s);
+  client = zlt_tls_data_client_new (c, host, options, &error);
+  if (client == NULL)
+    return error;
+  server = zlt_tls_data_server_new (s, server_cert, &error);
+  g_assert_no_error (error);
+  error = handshake_pair (client, server, options, &server_error);
+  if (error != NULL)
+    {
+      /* the server learns of it too, and neither end can move bytes */
+      g_assert_nonnull (server_error);
+      g_test_message ("server saw: %s", server_error->message);
+      g_assert_false (
+          g_output_stream_write (g_io_stream_get_output_stream (client), "x", 1, NULL, NULL) == 1);
+    }
+  g_io_stream_close (client, NULL, NULL);
+  g_io_stream_close (server, NULL, NULL);
+  return error;
+}
+
+static void
+test_wrong_pin (void)
+{
+  g_autofree char *wrong = g_strdup (pin);
+  ZltTlsOptions options = { NULL, wrong, FALSE };
+  g_autoptr (GError) error = NULL;
+
+  wrong[5] = wrong[5] == '0' ? '1' : '0';
+  error = try_client (&options, "127.0.0.1", certificate);
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_TLS);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "does not match the pinned SHA-256 fingerprint"));
+  /* what it presented, to compare with the pin */
+  g_assert_nonnull (strstr (error->message, pin));
+}
+
+/* a pin wins over verification being off: it is still checked */
+static void
+test_wrong_pin_insecure (void)
+{
+  g_autofree char *wrong = g_strdup (pin);
+  ZltTlsOptions options = { NULL, wrong, TRUE };
+  g_autoptr (GError) error = NULL;
+
+  wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
+  error = try_client (&options, "127.0.0.1", certificate);
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_TLS);
+}
+
+static void
+test_untrusted (void)
+{
+  g_autoptr (GError) error = NULL;
+
+  /* the system CAs do not know the test certificate */
+  error = try_client (NULL, "127.0.0.1", certificate);
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_TLS);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "server certificate is not trusted"));
+  g_assert_nonnull (strstr (error->message, "issuer unknown"));
+}
+
+static void
+test_insecure (void)
+{
+  ZltTlsOptions options = { NULL, NULL, TRUE };
+  g_autoptr (GError) error = try_client (&options, "127.0.0.1", certificate);
+
+  g_assert_no_error (error);
+}
+
+static void
+test_ca_file (void)
+{
+  ZltTlsOptions options = { cert_file, NULL, FALSE };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GError) other_host = NULL;
+
+  error = try_client (&options, "127.0.0.1", certificate);
+  g_assert_no_error (error);
+  /* the same certificate for a name it was not issued for */
+  other_host = try_client (&options, "example.com", certificate);
+  g_assert_error (other_host, ZLT_ERROR, ZLT_ERROR_TLS);
+  g_test_message ("%s", other_host->message);
+  g_assert_nonnull (strstr (other_host->message, "issued for another host"));
+  g_assert_null (strstr (other_host->message, "issuer unknown"));
+}
+
+static void
+test_bad_ca_file (void)
+{
+  g_autofree char *missing = g_build_filename (tmpdir, "no-such-ca.pem", NULL);
+  ZltTlsOptions options = { missing, NULL, FALSE };
+  g_autoptr (GError) error = try_client (&options, "127.0.0.1", certificate);
+
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_TLS);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "failed to load CA file"));
+}
+
+static void
+test_expired (void)
+{
+  g_autofree char *cfg = g_build_filename (tmpdir, "expired.cfg", NULL);
+  g_autofree char *key = g_build_filename (tmpdir, "expired-key.pem", NULL);
+  g_autofree char *cert = g_build_filename (tmpdir, "expired.pem", NULL);
+  g_autofree char *cmd1 = NULL, *cmd2 = NULL;
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr (GTlsCertificate) expired = NULL;
+  g_autoptr (GError) error = NULL;
+  ZltTlsOptions options = { cert, NULL, FALSE };
+  gint status = 0;
+
+  g_assert_true (g_file_set_contents (cfg,
+                                      "cn = 127.0.0.1\n"
+                                      "ip_address = 127.0.0.1\n"
+                                      "activation_date = \"2001-01-01 00:00:00\"\n"
+                                      "expiration_date = \"2002-01-01 00:00:00\"\n"
+                                      "tls_www_server\nsigning_key\nencryption_key\n",
+                                      -1, NULL));
+  cmd1 = g_strdup_printf ("certtool --generate-privkey --key-type=ecdsa --outfile %s", key);
+  cmd2 = g_strdup_printf ("certtool --generate-self-signed --load-privkey %s --template %s "
+                          "--outfile %s",
+                          key, cfg, cert);
+  g_assert_true (g_spawn_command_line_sync (cmd1, &out, &err, &status, NULL) && status == 0);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_true (g_spawn_command_line_sync (cmd2, &out, &err, &status, NULL) && status == 0);
+  expired = g_tls_certificate_new_from_files (cert, key, &error);
+  g_assert_no_error (error);
+
+  /* trusted by its CA file, for the right address, but out of date */
+  error = try_client (&options, "127.0.0.1", expired);
+  g_assert_error (error, ZLT_ERROR, ZLT_ERROR_TLS);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "expired"));
+  g_assert_null (strstr (error->message, "issuer unknown"));
+  g_unlink (cfg);
+  g_unlink (key);
+  g_unlink (cert);
+}
+
+/* A server that answers in plain HTTP: the handshake fails at once, it does not hang. */
+static void
+test_not_tls (void)
+{
+  g_autoptr (GSocketConnection) c = NULL;
+  g_autoptr (GSocketConnection) s = NULL;
+  g_autoptr (GIOStream) client = NULL;
+  g_autoptr (GError) error = NULL;
+  ZltTlsOptions options = { NULL, pin, FALSE };
+  const char answer[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+
+  socket_pair (&c, &s);
+  client = zlt_tls_data_client_new (c, "127.0.0.1", &options, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (
+      g_socket_send (g_socket_connection_get_socket (s), answer, strlen (answer), NULL, &error), ==,
+      (gssize) strlen (answer));
+  g_assert_no_error (error);
+  g_io_stream_close (G_IO_STREAM (s), NULL, NULL);
+  error = handshake_pair (client, NULL, &options, NULL);
+  g_assert_nonnull (error);
+  g_test_message ("%s", error->message);
+  g_io_stream_close (client, NULL, NULL);
+}
+
+/* After the handshake the server's process vanishes: mid-record (a header that promises
+ * more than comes), or between records without close_notify. The client's read fails
+ * (neither a clean end nor a hang), and nothing is left to leak. */
+static void
+test_peer_vanishes (void)
+{
+  for (guint mid_record = 0; mid_record < 2; mid_record++)
+    {
+      g_autoptr (GSocketConnection) c = NULL;
+      g_autoptr (GSocketConnection) s = NULL;
+      g_autoptr (GIOStream) client = NULL;
+      g_autoptr (GIOStream) server = NULL;
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GError) server_error = NULL;
+      ZltTlsOptions options = { NULL, pin, FALSE };
+      GSocket *raw = NULL;
+      Reader r = { 0 };
+      Op w = { 0 };
+      g_autoptr (GBytes) some = pattern (40000, 3);
+
+      socket_pair (&c, &s);
+      client = zlt_tls_data_client_new (c, "127.0.0.1", &options, &error);
+      g_assert_no_error (error);
+      server = zlt_tls_data_server_new (s, certificate, &error);
+      g_assert_no_error (error);
+      error = handshake_pair (client, server, &options, &server_error);
+      g_assert_no_error (error);
+      g_assert_no_error (server_error);
+
+      /* whole records first: they arrive */
+      g_output_stream_write_all_async (g_io_stream_get_output_stream (server),
+                                       g_bytes_get_data (some, NULL), g_bytes_get_size (some),
+                                       G_PRIORITY_DEFAULT, NULL, on_written, &w);
+      ZLT_TEST_WAIT_FOR (w.done, DEADLINE_MS);
+      g_assert_no_error (w.error);
+      raw = g_socket_connection_get_socket (s);
+      if (mid_record)
+        {
+          /* application data, 16 KiB promised, 100 bytes sent */
+          guint8 partial[5 + 100] = { 0x17, 0x03, 0x03, 0x40, 0x11 };
+
+          memset (partial + 5, 0xa5, sizeof partial - 5);
+          g_assert_cmpint (g_socket_send (raw, (const char *) partial, sizeof partial, NULL, NULL),
+                           ==, (gssize) sizeof partial);
+        }
+      /* FIN without close_notify */
+      g_assert_true (g_socket_shutdown (raw, FALSE, TRUE, NULL));
+
+      read_to_end (client, &r);
+      g_assert_cmpuint (r.got->len, ==, g_bytes_get_size (some));
+      g_assert_false (r.eof);
+      g_assert_nonnull (r.error);
+      g_test_message ("%s: %s", mid_record ? "mid-record" : "between records", r.error->message);
+      g_assert_true (r.error->domain == G_TLS_ERROR || r.error->domain == G_IO_ERROR);
+      reader_clear (&r);
+      g_io_stream_close (client, NULL, NULL);
+      g_io_stream_close (server, NULL, NULL);
+    }
+}
+
+/* The relay's reset closes the socket under a live stream first: closing the stream
+ * then sends nothing (the fd number may be someone else's by then) and fails nothing. */
+static void
+test_close_after_socket (void)
+{
+  g_autoptr (GSocketConnection) c = NULL;
+  g_autoptr (GSocketConnection) s = NULL;
+  g_autoptr (GIOStream) client = NULL;
+  g_autoptr (GIOStream) server = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GError) server_error = NULL;
+  ZltTlsOptions options = { NULL, pin, FALSE };
+  GSocket *under;
+  int fds[2];
+  char byte;
+
+  socket_pair (&c, &s);
+  client = zlt_tls_data_client_new (c, "127.0.0.1", &options, &error);
+  g_assert_no_error (error);
+  server = zlt_tls_data_server_new (s, certificate, &error);
+  g_assert_no_error (error);
+  error = handshake_pair (client, server, &options, &server_error);
+  g_assert_no_error (error);
+  g_assert_no_error (server_error);
+
+  under = g_socket_connection_get_socket (c);
+  g_assert_true (g_socket_close (under, NULL));
+  /* the fd number the stream had is taken again at once */
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM, 0, fds), ==, 0);
+  g_assert_true (g_io_stream_close (client, NULL, NULL));
+  g_assert_false (g_output_stream_write (g_io_stream_get_output_stream (client), "x", 1, NULL, NULL)
+                  == 1);
+  /* nothing reached whatever now has that number */
+  g_assert_cmpint (recv (fds[1], &byte, 1, MSG_DONTWAIT), <, 0);
+  g_assert_cmpint (recv (fds[0], &byte, 1, MSG_DONTWAIT), <, 0);
+  close (fds[0]);
+  close (fds[1]);
+  g_io_stream_close (server, NULL, NULL);
+}
+
+/* The first record @client sends when it starts its handshake (the server's end peeks
+ * it, as the listener does). */
+static GBytes *
+first_record_of (GIOStream *client, GSocketConnection *server_end, GError **handshake_error)
+{
+  GSocket *socket = g_socket_connection_get_socket (server_end);
+  guint8 *buf = g_malloc (17000);
+  gssize n = 0;
+
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (client), G_PRIORITY_DEFAULT, NULL,
+                                    on_handshake, handshake_error);
+  ZLT_TEST_WAIT_FOR (g_socket_condition_check (socket, G_IO_IN) != 0, DEADLINE_MS);
+  /* the whole record: its header says how long it is */
+  ZLT_TEST_WAIT_FOR ((n = recv (g_socket_get_fd (socket), buf, 17000, MSG_PEEK)) >= 5
+                         && n >= 5 + (buf[3] << 8 | buf[4]),
+                     DEADLINE_MS);
+  return g_bytes_new_take (buf, (gsize) (5 + (buf[3] << 8 | buf[4])));
+}
+
+/* A server tells a data connection's ClientHello (it offers ZLT_TLS_DATA_ALPN) from any
+ * other before the handshake; anything malformed is not one, and does no harm. */
+static void
+test_data_hello (void)
+{
+  g_autoptr (GSocketConnection) c1 = NULL;
+  g_autoptr (GSocketConnection) s1 = NULL;
+  g_autoptr (GSocketConnection) c2 = NULL;
+  g_autoptr (GSocketConnection) s2 = NULL;
+  g_autoptr (GIOStream) ours = NULL;
+  g_autoptr (GIOStream) theirs = NULL;
+  g_autoptr (GBytes) hello = NULL;
+  g_autoptr (GBytes) other = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GError) ours_error = NULL;
+  g_autoptr (GError) theirs_error = NULL;
+  g_autofree guint8 *copy = NULL;
+  ZltTlsOptions options = { NULL, pin, FALSE };
+  const guint8 *data;
+  gsize len;
+  guint n_true = 0;
+
+  socket_pair (&c1, &s1);
+  ours = zlt_tls_data_client_new (c1, "127.0.0.1", &options, &error);
+  g_assert_no_error (error);
+  hello = first_record_of (ours, s1, &ours_error);
+  data = g_bytes_get_data (hello, &len);
+  g_test_message ("a data connection's ClientHello: %" G_GSIZE_FORMAT " bytes", len);
+  g_assert_true (zlt_tls_is_data_client_hello (data, len));
+
+  /* glib-networking's (the control channel's, an older agent's) is not */
+  socket_pair (&c2, &s2);
+  theirs = zlt_tls_client_connection_new (G_IO_STREAM (c2), NULL, &options, &error);
+  g_assert_no_error (error);
+  other = first_record_of (theirs, s2, &theirs_error);
+  g_assert_false (
+      zlt_tls_is_data_client_hello (g_bytes_get_data (other, NULL), g_bytes_get_size (other)));
+
+  /* every truncation (whatever the record header claims) */
+  g_assert_false (zlt_tls_is_data_client_hello (NULL, 0));
+  for (gsize i = 0; i < len; i++)
+    g_assert_false (zlt_tls_is_data_client_hello (data, i));
+  /* every byte changed in turn: no crash, and the record is not taken for one when its
+   * headers no longer hold together */
+  copy = g_memdup2 (data, len);
+  for (gsize i = 0; i < len; i++)
+    {
+      copy[i] ^= 0xff;
+      n_true += zlt_tls_is_data_client_hello (copy, len);
+      if (i < 9 && i != 2)
+        g_assert_false (zlt_tls_is_data_client_hello (copy, len));
+      copy[i] = data[i];
+    }
+  g_test_message ("%u of %" G_GSIZE_FORMAT " one-byte changes still offer the protocol", n_true,
+                  len);
+  g_assert_true (zlt_tls_is_data_client_hello (copy, len));
+
+  /* no server answers: the handshakes fail once the server ends go */
+  g_io_stream_close (G_IO_STREAM (s1), NULL, NULL);
+  g_io_stream_close (G_IO_STREAM (s2), NULL, NULL);
+  ZLT_TEST_WAIT_FOR (ours_error != NULL && theirs_error != NULL, DEADLINE_MS);
+  g_assert_false (g_error_matches (ours_error, G_IO_ERROR, G_IO_ERROR_EXISTS));
+  g_assert_false (g_error_matches (theirs_error, G_IO_ERROR, G_IO_ERROR_EXISTS));
+  g_io_stream_close (ours, NULL, NULL);
+  g_io_stream_close (theirs, NULL, NULL);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *cfg = NULL;
+  int ret;
+
+  zlt_init ();
+  g_test_init (&argc, &argv, NULL);
+
+  tmpdir = g_dir_make_tmp ("test-tls-stream-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_assert_true (zlt_test_make_certificate (tmpdir, &cert_file, &key_file));
+  certificate = g_tls_certificate_new_from_files (cert_file, key_file, &error);
+  g_assert_no_error (error);
+  pin = zlt_tls_certificate_fingerprint (certificate);
+
+  g_test_add_func ("/tls-stream/pinned", test_pinned);
+  g_test_add_func ("/tls-stream/interop", test_interop);
+  g_test_add_func ("/tls-stream/wrong-pin", test_wrong_pin);
+  g_test_add_func ("/tls-stream/wrong-pin-insecure", test_wrong_pin_insecure);
+  g_test_add_func ("/tls-stream/untrusted", test_untrusted);
+  g_test_add_func ("/tls-stream/insecure", test_insecure);
+  g_test_add_func ("/tls-stream/ca-file", test_ca_file);
+  g_test_add_func ("/tls-stream/bad-ca-file", test_bad_ca_file);
+  g_test_add_func ("/tls-stream/expired", test_expired);
+  g_test_add_func ("/tls-stream/not-tls", test_not_tls);
+  g_test_add_func ("/tls-stream/peer-vanishes", test_peer_vanishes);
+  g_test_add_func ("/tls-stream/close-after-socket", test_close_after_socket);
+  g_test_add_func ("/tls-stream/data-hello", test_data_hello);
+  ret = g_test_run ();
+
+  g_clear_object (&certificate);
+  g_unlink (cert_file);
+  g_unlink (key_file);
+  cfg = g_build_filename (tmpdir, "cert.cfg", NULL);
+  g_unlink (cfg);
+  g_rmdir (tmpdir);
+  g_free (cert_file);
+  g_free (key_file);
+  g_free (pin);
+  g_free (tmpdir);
+  return ret;
+}
