@@ -398,6 +398,9 @@ verify_server (gnutls_session_t session)
     }
   if (options != NULL && options->insecure)
     return 0;
+  /* without a name, GnuTLS would check the chain but not whom it was issued for */
+  if (self->host == NULL)
+    return reject (self, &peers[0], G_TLS_CERTIFICATE_BAD_IDENTITY);
   if (gnutls_certificate_verify_peers3 (session, self->host, &status) < 0)
     status = GNUTLS_CERT_INVALID;
   if (status == 0)
