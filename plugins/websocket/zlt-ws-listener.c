@@ -85,7 +85,7 @@ struct _ZltWsListener
   GHashTable *by_peer;
   /* data and standby upgrades: read and answered here, not by libsoup */
   gboolean own_upgrades;
-  guint64 n_own_upgrades;
+  guint64 n_own_requests;
   /* the Date of our answers, as libsoup writes it, made once a second */
   char *date;
   gint64 date_second;
@@ -101,7 +101,7 @@ enum
   PROP_N_HANDSHAKES,
   PROP_N_HANDSHAKES_QUEUED,
   PROP_OWN_UPGRADES,
-  PROP_N_OWN_UPGRADES,
+  PROP_N_OWN_REQUESTS,
   N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -950,6 +950,7 @@ conn_answer_own (ZltWsConn *conn, const ZltWsUpgradeHead *head)
   g_autoptr (GIOStream) base = NULL;
   ZltDataVerdict verdict;
 
+  self->n_own_requests++;
   if (head->standby_id != NULL)
     verdict = zlt_control_listener_emit_standby_request (listener, head->tunnel_id,
                                                          head->standby_id, head->mac);
@@ -974,7 +975,6 @@ conn_answer_own (ZltWsConn *conn, const ZltWsUpgradeHead *head)
       conn_close (conn);
       return;
     }
-  self->n_own_upgrades++;
   /* no longer pending; nothing was read past its head */
   base = g_object_ref (conn_base (conn));
   conn_free (conn, FALSE);
@@ -1173,8 +1173,8 @@ zlt_ws_listener_get_property (GObject *object, guint prop_id, GValue *value, GPa
     case PROP_OWN_UPGRADES:
       g_value_set_boolean (value, self->own_upgrades);
       break;
-    case PROP_N_OWN_UPGRADES:
-      g_value_set_uint64 (value, self->n_own_upgrades);
+    case PROP_N_OWN_REQUESTS:
+      g_value_set_uint64 (value, self->n_own_requests);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1254,11 +1254,12 @@ zlt_ws_listener_class_init (ZltWsListenerClass *klass)
       = g_param_spec_boolean ("own-upgrades", NULL, NULL, TRUE,
                               G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   /**
-   * ZltWsListener:n-own-upgrades:
-   * Data and standby connections upgraded by the listener itself so far (not notified).
+   * ZltWsListener:n-own-requests:
+   * Data and standby requests the listener read and answered itself so far, upgraded or
+   * refused (not notified).
    */
-  props[PROP_N_OWN_UPGRADES]
-      = g_param_spec_uint64 ("n-own-upgrades", NULL, NULL, 0, G_MAXUINT64, 0,
+  props[PROP_N_OWN_REQUESTS]
+      = g_param_spec_uint64 ("n-own-requests", NULL, NULL, 0, G_MAXUINT64, 0,
                              G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, props);
 }
