@@ -156,6 +156,9 @@ conn_watch (ZltWsConn *conn, GSocketSourceFunc func)
   conn->watch
       = g_socket_create_source (g_socket_connection_get_socket (conn->connection), G_IO_IN, NULL);
   g_source_set_callback (conn->watch, G_SOURCE_FUNC (func), conn, NULL);
+  /* GLib blocks a source that cannot recurse while it dispatches: its fd leaves the
+   * poll set and comes back, each a write to the context's wakeup fd */
+  g_source_set_can_recurse (conn->watch, TRUE);
   g_source_attach (conn->watch, g_main_context_get_thread_default ());
 }
 
@@ -1001,7 +1004,8 @@ conn_read_head (ZltWsConn *conn)
     {
       g_autoptr (GError) error = NULL;
       gssize n = g_pollable_input_stream_read_nonblocking (
-          input, buffer, ZLT_WS_MAX_REQUEST_HEAD - conn->head->len, NULL, &error);
+          input, buffer, ZLT_WS_MAX_REQUEST_HEAD - (conn->head ? conn->head->len : 0), NULL,
+          &error);
 
       if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
         {
@@ -1009,6 +1013,7 @@ conn_read_head (ZltWsConn *conn)
             {
               conn->watch = g_pollable_input_stream_create_source (input, NULL);
               g_source_set_callback (conn->watch, G_SOURCE_FUNC (on_head_readable), conn, NULL);
+              g_source_set_can_recurse (conn->watch, TRUE);
               g_source_attach (conn->watch, g_main_context_get_thread_default ());
             }
           return TRUE;
@@ -1019,6 +1024,9 @@ conn_read_head (ZltWsConn *conn)
           conn_close (conn);
           return FALSE;
         }
+      /* made with the first bytes: a silent connection holds none */
+      if (conn->head == NULL)
+        conn->head = g_byte_array_sized_new (MAX ((guint) n, 512));
       g_byte_array_append (conn->head, buffer, n);
       kind = zlt_ws_upgrade_head_parse (conn->head->data, conn->head->len, ZLT_WS_MAX_REQUEST_HEAD,
                                         &head);
@@ -1056,7 +1064,6 @@ conn_start_request (ZltWsConn *conn)
       return;
     }
   conn->state = CONN_HEAD;
-  conn->head = g_byte_array_sized_new (512);
   conn_read_head (conn);
 }
 
