@@ -73,9 +73,8 @@ check_with_libsoup (const guint8 *data, const ZltWsUpgradeHead *head)
   check_same (headers, "X-Zlt-Mac", head->mac);
   check_same (headers, "X-Zlt-Service", head->service);
   ZLT_FUZZ_CHECK (head->tunnel_id != NULL && head->mac != NULL, "required headers");
-  ZLT_FUZZ_CHECK (head->standby_id != NULL
-                      ? head->connection_id == NULL && head->service == NULL
-                      : head->connection_id != NULL,
+  ZLT_FUZZ_CHECK (head->standby_id != NULL ? head->connection_id == NULL && head->service == NULL
+                                           : head->connection_id != NULL,
                   "standby or data");
 }
 
