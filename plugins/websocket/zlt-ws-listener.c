@@ -916,9 +916,8 @@ refused_closed (GObject *source, GAsyncResult *result, gpointer user_data)
 /* Answers a refusal as libsoup's path does (reply_text(), then "Connection: close"
  * and the close) and lets go of @conn. */
 static void
-conn_refuse (ZltWsConn *conn, guint status, const char *text)
+conn_refuse (ZltWsListener *self, ZltWsConn *conn, guint status, const char *text)
 {
-  ZltWsListener *self = conn->self;
   g_autofree char *answer = g_strdup_printf ("HTTP/1.1 %u %s\r\n"
                                              "Date: %s\r\n"
                                              "Content-Type: text/plain\r\n"
@@ -947,13 +946,16 @@ conn_refuse (ZltWsConn *conn, guint status, const char *text)
 static void
 conn_answer_own (ZltWsConn *conn, const ZltWsUpgradeHead *head)
 {
-  ZltWsListener *self = conn->self;
+  g_autoptr (ZltWsListener) self = g_object_ref (conn->self);
   ZltControlListener *listener = ZLT_CONTROL_LISTENER (self);
   g_autofree char *answer = NULL;
   g_autoptr (GIOStream) base = NULL;
   ZltDataVerdict verdict;
 
   self->n_own_requests++;
+  /* no longer pending: whatever the server's handlers do (even close this listener)
+   * leaves it to us */
+  conn_detach (conn);
   if (head->standby_id != NULL)
     verdict = zlt_control_listener_emit_standby_request (listener, head->tunnel_id,
                                                          head->standby_id, head->mac);
@@ -962,7 +964,7 @@ conn_answer_own (ZltWsConn *conn, const ZltWsUpgradeHead *head)
         listener, head->tunnel_id, head->connection_id, head->mac, head->service, FALSE);
   if (verdict != ZLT_DATA_ACCEPT)
     {
-      conn_refuse (conn, status_of_verdict (verdict),
+      conn_refuse (self, conn, status_of_verdict (verdict),
                    head->standby_id != NULL ? "standby connection refused"
                                             : "data connection refused");
       return;
