@@ -57,6 +57,9 @@ watch_socket (ZltAcceptLoop *self)
 {
   self->watch = g_socket_create_source (self->socket, G_IO_IN, NULL);
   g_source_set_callback (self->watch, G_SOURCE_FUNC (on_ready), self, NULL);
+  /* GLib blocks a source that cannot recurse while it dispatches: its fd leaves the
+   * poll set and comes back, each a write to the context's wakeup fd */
+  g_source_set_can_recurse (self->watch, TRUE);
   g_source_attach (self->watch, self->context);
 }
 

@@ -966,6 +966,29 @@ relay_io_dispatch (ZltRelay *self, const GIOCondition revents[2])
     relay_finish (self, error);
 }
 
+/* Writes a zero-copy direction's prefix now, as far as the socket takes it at once: a
+ * peer waits for these first bytes (the public client's, behind a standby binding), and
+ * the first pump comes an iteration later. Only writes: a failure, like the rest, is
+ * the first pump's to find, so nothing ends inside zlt_relay_start(). */
+static void
+dir_prefix_now (RelayDir *d)
+{
+#ifdef HAVE_SPLICE
+  while (d->mode == DIR_SPLICE && d->dst_fd >= 0 && d->prefix != NULL)
+    {
+      const guint8 *data;
+      gsize len;
+      gssize n;
+
+      dir_pending (d, &data, &len);
+      n = send (d->dst_fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n <= 0)
+        return;
+      dir_consume (d, (gsize) n);
+    }
+#endif
+}
+
 /* Directions that use fds start at the next iteration: a read or a write at once,
  * whatever the fds say (a prefix waits, a source may have bytes already: a TLS
  * connection may hold application data from its handshake). */
@@ -2024,6 +2047,8 @@ zlt_relay_start (ZltRelay *self)
       relay_start_io (self, self->io_fds[0], self->io_fds[1]);
       if (self->finished)
         return;
+      for (guint i = 0; i < 2; i++)
+        dir_prefix_now (&self->dirs[i]);
     }
   relay_idle_arm (self);
   for (guint i = 0; i < 2; i++)

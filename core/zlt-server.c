@@ -16,6 +16,8 @@
  * binding goes out on it, and it is relayed at once, without a Connect. */
 #include "config.h"
 
+#include <sys/socket.h>
+
 #include <glib/gi18n-lib.h>
 
 #include "zlt-binding.h"
@@ -1336,6 +1338,24 @@ start_relay (ZltServer *self, GIOStream *public, GIOStream *agent, GBytes *prefi
   zlt_relay_counted_start (relay);
 }
 
+/* a public client's first request (an HTTP request head, a TLS ClientHello) fits */
+#define EARLY_READ_MAX 4096
+
+/* What a public client sent before its connection was joined, as far as it is in
+ * already (at most @size bytes, none unless @stream is a plain socket). A reset or an
+ * end is left for the relay to find. */
+static gsize
+read_early (GIOStream *stream, guint8 *buf, gsize size)
+{
+  gssize n;
+
+  if (!G_IS_SOCKET_CONNECTION (stream))
+    return 0;
+  n = recv (g_socket_get_fd (g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream))), buf,
+            size, MSG_DONTWAIT);
+  return n > 0 ? (gsize) n : 0;
+}
+
 /* Binds a parked standby connection of @peer's session to a new connection of
  * @service (PROTOCOL-v2.md §8): the binding goes out first, the relay starts at once,
  * and the public client's early bytes follow the binding. A parked connection that
@@ -1348,6 +1368,7 @@ join_standby (ZltServer *self, ZltServerPeer *peer, ZltService *service, GIOStre
 {
   ZltGrant *grant = zlt_server_peer_get_grant (peer);
   guint8 binding[ZLT_BINDING_MAX_SIZE];
+  guint8 early_buf[EARLY_READ_MAX];
   GIOStream *parked;
 
   while ((parked = zlt_standby_pool_take (self->standby, peer)) != NULL)
@@ -1358,7 +1379,7 @@ join_standby (ZltServer *self, ZltServerPeer *peer, ZltService *service, GIOStre
       GOutputStream *out = g_io_stream_get_output_stream (agent);
       Account moved = { 0 };
       ZltUuid cid;
-      gsize len;
+      gsize len, early;
       gssize written = 0;
 
       zlt_uuid_generate (&cid);
@@ -1376,7 +1397,10 @@ join_standby (ZltServer *self, ZltServerPeer *peer, ZltService *service, GIOStre
           zlt_net_close_with_reset (agent);
           continue;
         }
-      if (written < (gssize) len || prefix != NULL)
+      /* what the client sent already goes right behind the binding, written as the
+       * relay starts, so the agent finds both in one read */
+      early = read_early (stream, early_buf, sizeof early_buf);
+      if (written < (gssize) len || prefix != NULL || early > 0)
         {
           /* the binding's unwritten rest, then what a shared port read from the client */
           GByteArray *first = g_byte_array_new ();
@@ -1386,6 +1410,7 @@ join_standby (ZltServer *self, ZltServerPeer *peer, ZltService *service, GIOStre
           if (prefix != NULL)
             g_byte_array_append (first, g_bytes_get_data (prefix, NULL),
                                  (guint) g_bytes_get_size (prefix));
+          g_byte_array_append (first, early_buf, (guint) early);
           rest = g_byte_array_free_to_bytes (first);
         }
       /* an access stream brings its client's account along */

@@ -40,7 +40,8 @@ typedef struct
   gsize head_len;
   GBytes *extra; /* what came with the 101 beyond head */
   GSource *limit;
-  GList link; /* in keeper->standbys */
+  GSource *watch; /* parked: waits for the binding (and holds a reference to the keeper) */
+  GList link;     /* in keeper->standbys */
 } Standby;
 
 struct _ZltStandbyKeeper
@@ -168,13 +169,11 @@ take_bytes (Standby *s)
   self->func (stream, rest, &binding, self->user_data);
 }
 
+/* The end of a read of what the server sent: @n bytes, or @error. */
 static void
-binding_read (GObject *source, GAsyncResult *result, gpointer user_data)
+binding_read (Standby *s, gssize n, const GError *error)
 {
-  Standby *s = user_data;
   ZltStandbyKeeper *self = s->keeper;
-  g_autoptr (GError) error = NULL;
-  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
 
   if (!self->running)
     standby_free (s, TRUE);
@@ -197,18 +196,65 @@ binding_read (GObject *source, GAsyncResult *result, gpointer user_data)
       s->head_len += (gsize) n;
       take_bytes (s);
     }
+}
+
+static gboolean
+on_binding_readable (GObject *stream, gpointer user_data)
+{
+  Standby *s = user_data;
+  ZltStandbyKeeper *self = s->keeper;
+  g_autoptr (GError) error = NULL;
+  gssize n = -1;
+
+  if (!g_cancellable_set_error_if_cancelled (s->cancellable, &error))
+    {
+      n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (stream),
+                                                    s->head + s->head_len,
+                                                    sizeof s->head - s->head_len, NULL, &error);
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        return G_SOURCE_CONTINUE;
+    }
+  zlt_source_clear (&s->watch);
+  binding_read (s, n, error);
+  g_object_unref (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+binding_read_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Standby *s = user_data;
+  ZltStandbyKeeper *self = s->keeper;
+  g_autoptr (GError) error = NULL;
+  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+
+  binding_read (s, n, error);
   g_object_unref (self);
 }
 
-/* Reads what the server sends first; never more than a binding can be, so little of
- * the public client's data passes through here. */
+/* Waits for what the server sends first, and reads never more than a binding can be,
+ * so little of the public client's data passes through here. On a pollable stream (a
+ * socket, TLS) with a source of our own rather than g_input_stream_read_async(): no
+ * task per read, and a source that can recurse (GLib blocks and unblocks any other
+ * while it dispatches, each time two writes to the context's wakeup fd). */
 static void
 read_binding (Standby *s)
 {
+  GInputStream *input = g_io_stream_get_input_stream (s->stream);
+
   g_object_ref (s->keeper);
-  g_input_stream_read_async (g_io_stream_get_input_stream (s->stream), s->head + s->head_len,
-                             sizeof s->head - s->head_len, G_PRIORITY_DEFAULT, s->cancellable,
-                             binding_read, s);
+  if (!G_IS_POLLABLE_INPUT_STREAM (input)
+      || !g_pollable_input_stream_can_poll (G_POLLABLE_INPUT_STREAM (input)))
+    {
+      g_input_stream_read_async (input, s->head + s->head_len, sizeof s->head - s->head_len,
+                                 G_PRIORITY_DEFAULT, s->cancellable, binding_read_done, s);
+      return;
+    }
+  s->watch
+      = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (input), s->cancellable);
+  g_source_set_can_recurse (s->watch, TRUE);
+  g_source_set_callback (s->watch, G_SOURCE_FUNC (on_binding_readable), s, NULL);
+  g_source_attach (s->watch, g_main_context_get_thread_default ());
 }
 
 static gboolean

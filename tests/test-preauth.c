@@ -326,6 +326,8 @@ typedef struct
   GTlsCertificate *certificate;
   GPtrArray *channels;
   GPtrArray *data_streams;
+  GPtrArray *standby_streams;
+  GPtrArray *requests; /* what the verdict handlers were asked, as text */
   ZltDataVerdict data_verdict;
 } Fixture;
 
@@ -341,7 +343,32 @@ static guint
 on_data_request (ZltControlListener *listener, const char *tunnel_id, const char *connection_id,
                  const char *mac, const char *service, gboolean probe, gpointer user_data)
 {
-  return ((Fixture *) user_data)->data_verdict;
+  Fixture *f = user_data;
+
+  g_ptr_array_add (f->requests,
+                   g_strdup_printf ("data [%s] [%s] [%s] [%s] %d", tunnel_id, connection_id, mac,
+                                    service ? service : "(none)", probe));
+  return f->data_verdict;
+}
+
+static guint
+on_standby_request (ZltControlListener *listener, const char *tunnel_id, const char *standby_id,
+                    const char *mac, gpointer user_data)
+{
+  Fixture *f = user_data;
+
+  g_ptr_array_add (f->requests,
+                   g_strdup_printf ("standby [%s] [%s] [%s]", tunnel_id, standby_id, mac));
+  return f->data_verdict;
+}
+
+static void
+on_standby_stream (ZltControlListener *listener, const char *tunnel_id, const char *standby_id,
+                   GIOStream *stream, gpointer user_data)
+{
+  Fixture *f = user_data;
+
+  g_ptr_array_add (f->standby_streams, g_object_ref (stream));
 }
 
 static void
@@ -372,6 +399,8 @@ fixture_setup (Fixture *f, gconstpointer data)
   g_assert_no_error (error);
   f->channels = g_ptr_array_new_with_free_func (g_object_unref);
   f->data_streams = g_ptr_array_new_with_free_func (g_object_unref);
+  f->standby_streams = g_ptr_array_new_with_free_func (g_object_unref);
+  f->requests = g_ptr_array_new_with_free_func (g_free);
   f->data_verdict = ZLT_DATA_NO_SUCH_SERVICE;
 }
 
@@ -386,6 +415,8 @@ fixture_teardown (Fixture *f, gconstpointer data)
   g_clear_object (&f->listener);
   g_ptr_array_unref (f->channels);
   g_ptr_array_unref (f->data_streams);
+  g_ptr_array_unref (f->standby_streams);
+  g_ptr_array_unref (f->requests);
   g_clear_object (&f->transport);
   g_clear_object (&f->loader);
   g_clear_object (&f->certificate);
@@ -415,6 +446,8 @@ start_listener (Fixture *f, gboolean tls, guint timeout_ms)
   g_signal_connect (f->listener, "channel", G_CALLBACK (on_channel), f);
   g_signal_connect (f->listener, "data-request", G_CALLBACK (on_data_request), f);
   g_signal_connect (f->listener, "data-stream", G_CALLBACK (on_data_stream), f);
+  g_signal_connect (f->listener, "standby-request", G_CALLBACK (on_standby_request), f);
+  g_signal_connect (f->listener, "standby-stream", G_CALLBACK (on_standby_stream), f);
   return zlt_listener_get_port (ZLT_LISTENER (f->listener));
 }
 
@@ -886,6 +919,294 @@ test_data_upgrade (Fixture *f, gconstpointer data)
   check_data_upgrade (f, port, "early bytes");
 }
 
+/* ---- data and standby heads read by the listener itself ---- */
+
+#define UPGRADE_START                                                                              \
+  "GET /tunnel/v1/data HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"                     \
+  "Upgrade: zlt-data/2\r\n"
+#define STANDBY_REQUEST UPGRADE_START "X-Zlt-Tunnel: t\r\nX-Zlt-Standby: 7\r\nX-Zlt-Mac: m\r\n\r\n"
+
+typedef struct
+{
+  const char *request;
+  gboolean ours; /* read and answered by the listener itself, not by libsoup */
+} Head;
+
+static const Head heads[] = {
+  { DATA_REQUEST, TRUE },
+  { STANDBY_REQUEST, TRUE },
+  /* an access stream, an IPv6 Host, a header nobody reads */
+  { "GET /tunnel/v1/data HTTP/1.1\r\nHost: [::1]:3679\r\nConnection: Upgrade\r\n"
+    "Upgrade: zlt-data/2\r\nX-Zlt-Tunnel: t\r\nX-Zlt-Connection: c\r\nX-Zlt-Mac: m\r\n"
+    "X-Zlt-Service: web\r\nUser-Agent: zlayer-tunnel/1\r\n\r\n",
+    TRUE },
+  /* other spellings of a standby request: names in lower case, lists, white space */
+  { "GET /tunnel/v1/data HTTP/1.1\r\nhost:127.0.0.1\r\nconnection: keep-alive, upgrade\r\n"
+    "upgrade:  h2c, ZLT-DATA/2 \r\nx-zlt-tunnel:\tt \r\nx-zlt-standby: 7\r\nx-zlt-mac: m\r\n\r\n",
+    TRUE },
+  /* an empty value is a value (the server's verdict refuses it) */
+  { UPGRADE_START "X-Zlt-Tunnel: t\r\nX-Zlt-Standby: 7\r\nX-Zlt-Mac:\r\n\r\n", TRUE },
+  /* libsoup's to answer: missing headers */
+  { UPGRADE_START "X-Zlt-Tunnel: t\r\nX-Zlt-Connection: c\r\n\r\n", FALSE },
+  { UPGRADE_START "X-Zlt-Connection: c\r\nX-Zlt-Mac: m\r\n\r\n", FALSE },
+  { UPGRADE_START "X-Zlt-Tunnel: t\r\nX-Zlt-Standby: 7\r\n\r\n", FALSE },
+  { "GET /tunnel/v1/data HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+    "X-Zlt-Tunnel: t\r\nX-Zlt-Connection: c\r\nX-Zlt-Mac: m\r\n\r\n",
+    FALSE },
+  { "GET /tunnel/v1/data HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: zlt-data/2\r\n"
+    "X-Zlt-Tunnel: t\r\nX-Zlt-Connection: c\r\nX-Zlt-Mac: m\r\n\r\n",
+    FALSE },
+  /* headers that do not go together, or not with us */
+  { UPGRADE_START "X-Zlt-Tunnel: t\r\nX-Zlt-Standby: 7\r\nX-Zlt-Connection: c\r\n"
+                  "X-Zlt-Mac: m\r\n\r\n",
+    FALSE },
+  { UPGRADE_START "X-Zlt-Tunnel: t\r\nX-Zlt-Standby: 7\r\nX-Zlt-Service: web\r\n"
+                  "X-Zlt-Mac: m\r\n\r\n",
+    FALSE },
+  { UPGRADE_START "X-Zlt-Tunnel: t\r\nX-Zlt-Connection: c\r\nX-Zlt-Mac: m\r\n"
+                  "X-Zlt-Service: web\r\nX-Zlt-Probe: 1\r\n\r\n",
+    FALSE },
+  { UPGRADE_START "X-Zlt-Tunnel: t\r\nX-Zlt-Standby: 7\r\nX-Zlt-Mac: m\r\nX-Zlt-Mac: n\r\n\r\n",
+    FALSE },
+  { UPGRADE_START
+    "X-Zlt-Tunnel: t\r\nX-Zlt-Standby: 7\r\nX-Zlt-Mac: m\r\nContent-Length: 0\r\n\r\n",
+    FALSE },
+  /* another method, version, target, upgrade */
+  { "POST /tunnel/v1/data HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+    "Upgrade: zlt-data/2\r\nX-Zlt-Tunnel: t\r\nX-Zlt-Standby: 7\r\nX-Zlt-Mac: m\r\n\r\n",
+    FALSE },
+  { "GET /tunnel/v1/data HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+    "Upgrade: zlt-data/2\r\nX-Zlt-Tunnel: t\r\nX-Zlt-Standby: 7\r\nX-Zlt-Mac: m\r\n\r\n",
+    FALSE },
+  { "GET /tunnel/v1/data?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+    "Upgrade: zlt-data/2\r\nX-Zlt-Tunnel: t\r\nX-Zlt-Standby: 7\r\nX-Zlt-Mac: m\r\n\r\n",
+    FALSE },
+  { "GET /tunnel/v1/data HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+    "Upgrade: h2c\r\nX-Zlt-Tunnel: t\r\nX-Zlt-Standby: 7\r\nX-Zlt-Mac: m\r\n\r\n",
+    FALSE },
+  /* odd forms: bare LF line ends, a folded line, bytes outside ASCII */
+  { "GET /tunnel/v1/data HTTP/1.1\nHost: 127.0.0.1\nConnection: Upgrade\n"
+    "Upgrade: zlt-data/2\nX-Zlt-Tunnel: t\nX-Zlt-Standby: 7\nX-Zlt-Mac: m\n\n",
+    FALSE },
+  { UPGRADE_START "X-Zlt-Tunnel: t\r\nX-Zlt-Standby: 7\r\nX-Zlt-Mac:\r\n m\r\n\r\n", FALSE },
+  { UPGRADE_START "X-Zlt-Tunnel: t\r\nX-Zlt-Standby: 7\r\nX-Zlt-Mac: m\r\n"
+                  "User-Agent: caf\xc3\xa9\r\n\r\n",
+    FALSE },
+};
+
+static guint64
+n_own_requests (Fixture *f)
+{
+  guint64 n = 0;
+
+  g_object_get (f->listener, "n-own-requests", &n, NULL);
+  return n;
+}
+
+/* The answer without its Date line (the only part that may differ between two). */
+static char *
+answer_without_date (const GString *reply)
+{
+  g_autoptr (GRegex) date = g_regex_new ("\r\nDate: [^\r]*", 0, 0, NULL);
+
+  return g_regex_replace_literal (date, reply->str, reply->len, 0, "", 0, NULL);
+}
+
+/* Every head, under every refusal, answered by the listener's own reader and by
+ * libsoup: the same bytes (but the Date), the same questions to the server, and the
+ * reader takes exactly the heads it should. */
+static void
+test_own_heads (Fixture *f, gconstpointer data)
+{
+  guint16 port = start_listener (f, FALSE, 5000);
+  const ZltDataVerdict verdicts[]
+      = { ZLT_DATA_MALFORMED, ZLT_DATA_FORBIDDEN, ZLT_DATA_NO_SUCH_SERVICE, ZLT_DATA_CONFLICT,
+          ZLT_DATA_UNAVAILABLE };
+
+  for (guint v = 0; v < G_N_ELEMENTS (verdicts); v++)
+    for (guint i = 0; i < G_N_ELEMENTS (heads); i++)
+      {
+        g_autofree char *answers[2] = { NULL, NULL };
+        g_autofree char *asked[2] = { NULL, NULL };
+
+        f->data_verdict = verdicts[v];
+        for (guint own = 0; own < 2; own++)
+          {
+            g_autoptr (GString) reply = NULL;
+            guint64 before;
+
+            g_object_set (f->listener, "own-upgrades", (gboolean) own, NULL);
+            before = n_own_requests (f);
+            g_ptr_array_set_size (f->requests, 0);
+            reply = http_exchange (port, heads[i].request, strlen (heads[i].request), NULL);
+            g_assert_true (g_str_has_prefix (reply->str, "HTTP/1."));
+            g_assert_cmpuint (n_own_requests (f) - before, ==, own && heads[i].ours ? 1 : 0);
+            answers[own] = answer_without_date (reply);
+            g_ptr_array_add (f->requests, NULL);
+            asked[own] = g_strjoinv ("; ", (char **) f->requests->pdata);
+            g_ptr_array_set_size (f->requests, 0);
+          }
+        if (g_strcmp0 (answers[0], answers[1]) != 0 || g_strcmp0 (asked[0], asked[1]) != 0)
+          g_test_message ("head %u, verdict %u:\nlibsoup: %s\n(%s)\nours: %s\n(%s)", i, verdicts[v],
+                          answers[0], asked[0], answers[1], asked[1]);
+        g_assert_cmpstr (answers[1], ==, answers[0]);
+        g_assert_cmpstr (asked[1], ==, asked[0]);
+        /* a head of ours reached the server's verdict */
+        if (heads[i].ours)
+          g_assert_cmpstr (asked[1], !=, "");
+      }
+  ZLT_TEST_WAIT_FOR (zlt_control_listener_get_n_pending (f->listener) == 0, 5000);
+}
+
+/* Upgraded both ways: the same 101, and the plain socket handed on. */
+static void
+test_own_upgrade (Fixture *f, gconstpointer data)
+{
+  guint16 port = start_listener (f, FALSE, 5000);
+  const char *requests[] = { DATA_REQUEST, STANDBY_REQUEST };
+
+  f->data_verdict = ZLT_DATA_ACCEPT;
+  for (guint i = 0; i < G_N_ELEMENTS (requests); i++)
+    {
+      g_autofree char *answers[2] = { NULL, NULL };
+
+      for (guint own = 0; own < 2; own++)
+        {
+          GPtrArray *streams = i == 0 ? f->data_streams : f->standby_streams;
+          g_autoptr (GString) reply = g_string_new (NULL);
+          int fd = raw_connect ("127.0.0.1", port);
+          guint64 before;
+
+          g_object_set (f->listener, "own-upgrades", (gboolean) own, NULL);
+          before = n_own_requests (f);
+          g_ptr_array_set_size (streams, 0);
+          raw_send (fd, requests[i], strlen (requests[i]));
+          ZLT_TEST_WAIT_FOR (streams->len == 1, 5000);
+          ZLT_TEST_WAIT_FOR ((raw_read (fd, reply), strstr (reply->str, "\r\n\r\n") != NULL), 5000);
+          g_assert_cmpuint (n_own_requests (f) - before, ==, own);
+          g_assert_true (G_IS_SOCKET_CONNECTION (g_ptr_array_index (streams, 0)));
+          g_assert_cmpuint (zlt_control_listener_get_n_pending (f->listener), ==, 0);
+          answers[own] = answer_without_date (reply);
+          g_ptr_array_set_size (streams, 0);
+          close (fd);
+        }
+      g_assert_cmpstr (answers[0], ==,
+                       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: zlt-data/2\r\n"
+                       "Connection: Upgrade\r\n\r\n");
+      g_assert_cmpstr (answers[1], ==, answers[0]);
+    }
+}
+
+/* Sends @len bytes of @data in pieces of @piece bytes, letting the listener read each
+ * before the next. */
+static void
+send_in_pieces (int fd, const char *data, gsize len, gsize piece)
+{
+  for (gsize sent = 0; sent < len; sent += piece)
+    {
+      raw_send (fd, data + sent, MIN (piece, len - sent));
+      /* loopback delivers at once: one pass over the context reads it */
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+    }
+}
+
+/* A head split over many reads is the same head; one that stops halfway is closed at
+ * the deadline; one over the limit is cut off at once; none costs a verdict. */
+static void
+test_own_split (Fixture *f, gconstpointer data)
+{
+  guint16 port = start_listener (f, FALSE, 1500);
+  g_autoptr (GString) huge = padded_request ("/tunnel/v1/data", 20 * 1024, FALSE);
+  const gsize pieces[] = { 1, 7, 64 };
+  g_autoptr (GString) reply = NULL;
+  gint64 started, elapsed_ms;
+  int fd;
+
+  f->data_verdict = ZLT_DATA_ACCEPT;
+  for (guint i = 0; i < G_N_ELEMENTS (pieces); i++)
+    {
+      guint64 before = n_own_requests (f);
+
+      reply = g_string_new (NULL);
+      g_ptr_array_set_size (f->standby_streams, 0);
+      fd = raw_connect ("127.0.0.1", port);
+      send_in_pieces (fd, STANDBY_REQUEST, strlen (STANDBY_REQUEST), pieces[i]);
+      ZLT_TEST_WAIT_FOR (f->standby_streams->len == 1, 5000);
+      ZLT_TEST_WAIT_FOR ((raw_read (fd, reply), strstr (reply->str, "\r\n\r\n") != NULL), 5000);
+      g_assert_true (g_str_has_prefix (reply->str, "HTTP/1.1 101 "));
+      g_assert_cmpuint (n_own_requests (f) - before, ==, 1);
+      g_assert_true (G_IS_SOCKET_CONNECTION (g_ptr_array_index (f->standby_streams, 0)));
+      close (fd);
+      g_string_free (g_steal_pointer (&reply), TRUE);
+    }
+
+  /* half a head, then nothing: closed at the deadline, without an answer or a verdict */
+  g_ptr_array_set_size (f->requests, 0);
+  reply = g_string_new (NULL);
+  fd = raw_connect ("127.0.0.1", port);
+  started = g_get_monotonic_time ();
+  send_in_pieces (fd, STANDBY_REQUEST, strlen (STANDBY_REQUEST) / 2, 5);
+  g_assert_cmpuint (zlt_control_listener_get_n_pending (f->listener), ==, 1);
+  ZLT_TEST_WAIT_FOR (!raw_read (fd, reply), 6000);
+  elapsed_ms = (g_get_monotonic_time () - started) / 1000;
+  g_test_message ("half a head closed after %" G_GINT64_FORMAT " ms", elapsed_ms);
+  g_assert_cmpint (elapsed_ms, >=, 1400);
+  g_assert_cmpuint (reply->len, ==, 0);
+  g_assert_cmpuint (f->requests->len, ==, 0);
+  close (fd);
+  g_string_free (g_steal_pointer (&reply), TRUE);
+
+  /* 20 KiB of data-path head without an end, in 1 KiB pieces: cut off at 16 KiB,
+   * long before the deadline */
+  fd = raw_connect ("127.0.0.1", port);
+  reply = g_string_new (NULL);
+  started = g_get_monotonic_time ();
+  send_in_pieces (fd, huge->str, 16 * 1024, 1024);
+  raw_send (fd, huge->str + 16 * 1024, huge->len - 16 * 1024);
+  ZLT_TEST_WAIT_FOR (!raw_read (fd, reply), 6000);
+  elapsed_ms = (g_get_monotonic_time () - started) / 1000;
+  g_assert_cmpint (elapsed_ms, <, 1400);
+  g_assert_false (g_str_has_prefix (reply->str, "HTTP/1.1 1"));
+  g_assert_false (g_str_has_prefix (reply->str, "HTTP/1.1 2"));
+  g_assert_cmpuint (f->requests->len, ==, 0);
+  close (fd);
+  ZLT_TEST_WAIT_FOR (zlt_control_listener_get_n_pending (f->listener) == 0, 5000);
+}
+
+/* On TLS too: the head is read from the TLS stream, the TLS connection handed on. */
+static void
+test_own_upgrade_tls (Fixture *f, gconstpointer data)
+{
+  guint16 port = start_listener (f, TRUE, 5000);
+  TlsClient c = { .port = port, .source = "127.0.0.1", .request = STANDBY_REQUEST };
+  TlsClient refused = { .port = port, .source = "127.0.0.1", .request = DATA_REQUEST };
+  GThread *thread;
+
+  f->data_verdict = ZLT_DATA_ACCEPT;
+  thread = tls_client_start (&c);
+  ZLT_TEST_WAIT_FOR (f->standby_streams->len == 1, 10000);
+  g_assert_true (G_IS_TLS_CONNECTION (g_ptr_array_index (f->standby_streams, 0)));
+  g_assert_cmpuint (n_own_requests (f), ==, 1);
+  /* the client reads until the end: give it one */
+  g_io_stream_close (g_ptr_array_index (f->standby_streams, 0), NULL, NULL);
+  tls_client_finish (thread, &c, 10000);
+  g_assert_null (c.error);
+  g_assert_cmpuint (c.status, ==, 101);
+
+  /* a refusal ends with the answer, and the TLS session closed in order */
+  f->data_verdict = ZLT_DATA_FORBIDDEN;
+  thread = tls_client_start (&refused);
+  tls_client_finish (thread, &refused, 10000);
+  g_assert_null (refused.error);
+  g_assert_cmpuint (refused.status, ==, 403);
+  g_assert_true (g_str_has_suffix (refused.reply->str, "\r\n\r\ndata connection refused"));
+  g_assert_cmpuint (n_own_requests (f), ==, 2);
+  tls_client_clear (&c);
+  tls_client_clear (&refused);
+  ZLT_TEST_WAIT_FOR (zlt_control_listener_get_n_pending (f->listener) == 0, 5000);
+}
+
 /* ---- the control channel's queue ---- */
 
 #define CONTROL_UPGRADE                                                                            \
@@ -1125,6 +1446,10 @@ main (int argc, char **argv)
   ADD ("body-refused", test_body_refused);
   ADD ("request-head", test_request_head);
   ADD ("data-upgrade", test_data_upgrade);
+  ADD ("own-heads", test_own_heads);
+  ADD ("own-upgrade", test_own_upgrade);
+  ADD ("own-split", test_own_split);
+  ADD ("own-upgrade-tls", test_own_upgrade_tls);
   ADD ("pending-bytes", test_pending_bytes);
   ADD ("channel-dropped", test_channel_dropped);
 #undef ADD

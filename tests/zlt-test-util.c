@@ -903,7 +903,16 @@ raw_thread (gpointer user_data)
   g_socket_client_set_timeout (client, 60);
   conn = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, &error);
   if (conn == NULL)
-    goto out;
+    {
+      /* accepted and reset before this thread saw its connect complete (GSocket checks
+       * SO_ERROR after poll): a reset too */
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
+        {
+          r->reset = r->closed = TRUE;
+          g_clear_error (&error);
+        }
+      goto out;
+    }
   r->connected = TRUE;
   start = g_get_monotonic_time ();
   if (r->request != NULL

@@ -190,6 +190,7 @@ typedef struct
   GByteArray *head;
   GBytes *prefix;
   GSource *timeout;
+  GSource *watch;       /* waits for the answer (holds a reference to the task) */
   gboolean probe;       /* X-Zlt-Probe: the answer is 204 or a refusal, no upgrade */
   GCancellable *parent; /* the caller's, linked to the task's own until it ends */
   gulong parent_handler;
@@ -209,6 +210,8 @@ data_open_free (DataOpen *d)
   g_free (d->request);
   g_byte_array_unref (d->head);
   g_clear_pointer (&d->prefix, g_bytes_unref);
+  /* a source still attached holds the task, so none is left by now */
+  g_clear_pointer (&d->watch, g_source_unref);
   if (d->timeout != NULL)
     {
       g_source_destroy (d->timeout);
@@ -217,8 +220,119 @@ data_open_free (DataOpen *d)
   g_free (d);
 }
 
-static void read_head (GTask *task);
+/* Acts on the answer's head once it is complete: the task's result. Returns FALSE while
+ * it is not. */
+static gboolean
+head_complete (GTask *task)
+{
+  DataOpen *d = g_task_get_task_data (task);
+  g_autoptr (SoupMessageHeaders) headers = NULL;
+  const guint8 *end;
+  gsize head_len;
+  guint status = 0;
+  g_autofree char *reason = NULL;
 
+  end = memmem (d->head->data, d->head->len, "\r\n\r\n", 4);
+  if (end == NULL)
+    {
+      if (d->head->len <= MAX_RESPONSE_HEAD)
+        return FALSE;
+      g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+                               _ ("data upgrade response too large"));
+      return TRUE;
+    }
+  head_len = (gsize) (end - d->head->data) + 4;
+  headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_RESPONSE);
+  if (!soup_headers_parse_response ((const char *) d->head->data, (int) head_len, headers, NULL,
+                                    &status, &reason))
+    {
+      g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
+                               _ ("malformed data upgrade response"));
+      return TRUE;
+    }
+  if (d->probe && status == SOUP_STATUS_NO_CONTENT)
+    {
+      g_task_return_boolean (task, TRUE);
+      return TRUE;
+    }
+  if (status != SOUP_STATUS_SWITCHING_PROTOCOLS)
+    {
+      g_task_return_new_error (task, ZLT_ERROR,
+                               status == 403                    ? ZLT_ERROR_NOT_ALLOWED
+                               : status == 404 || status == 410 ? ZLT_ERROR_NOT_FOUND
+                               : status == 409                  ? ZLT_ERROR_DUPLICATE_NAME
+                                                                : ZLT_ERROR_PROTOCOL,
+                               _ ("server refused the data connection: %u %s"), status,
+                               reason ? reason : "");
+      return TRUE;
+    }
+  /* bytes of the public connection may already follow the 101 */
+  d->prefix = g_bytes_new (d->head->data + head_len, d->head->len - head_len);
+  g_task_return_pointer (task, g_object_ref (d->stream), g_object_unref);
+  return TRUE;
+}
+
+/* Reads what came of the answer. A source of our own rather than read_bytes_async():
+ * one source for all the reads, no task per read, and one that can recurse (GLib blocks
+ * and unblocks any other while it dispatches, each time two writes to the context's
+ * wakeup fd). */
+static gboolean
+on_head_readable (GObject *stream, gpointer user_data)
+{
+  GTask *task = user_data;
+  DataOpen *d = g_task_get_task_data (task);
+  g_autoptr (GError) error = NULL;
+  guint8 buffer[4096];
+  gssize n;
+
+  if (g_cancellable_set_error_if_cancelled (g_task_get_cancellable (task), &error))
+    n = -1;
+  else
+    {
+      n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (stream), buffer,
+                                                    sizeof buffer, NULL, &error);
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        return G_SOURCE_CONTINUE;
+    }
+  if (n < 0)
+    g_task_return_error (task, g_steal_pointer (&error));
+  else if (n == 0)
+    g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_CLOSED,
+                             _ ("server closed the data connection during the upgrade"));
+  else
+    {
+      g_byte_array_append (d->head, buffer, (guint) n);
+      if (!head_complete (task))
+        return G_SOURCE_CONTINUE;
+    }
+  /* the source's reference to the task goes with it */
+  g_clear_pointer (&d->watch, g_source_unref);
+  return G_SOURCE_REMOVE;
+}
+
+static void head_read (GObject *source, GAsyncResult *result, gpointer user_data);
+
+static void
+read_head (GTask *task)
+{
+  DataOpen *d = g_task_get_task_data (task);
+  GInputStream *input = g_io_stream_get_input_stream (d->stream);
+
+  if (!G_IS_POLLABLE_INPUT_STREAM (input)
+      || !g_pollable_input_stream_can_poll (G_POLLABLE_INPUT_STREAM (input)))
+    {
+      g_input_stream_read_bytes_async (input, 4096, G_PRIORITY_DEFAULT,
+                                       g_task_get_cancellable (task), head_read, task);
+      return;
+    }
+  d->watch = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (input),
+                                                    g_task_get_cancellable (task));
+  g_source_set_can_recurse (d->watch, TRUE);
+  g_source_set_callback (d->watch, G_SOURCE_FUNC (on_head_readable), task, g_object_unref);
+  g_source_attach (d->watch, g_main_context_get_thread_default ());
+}
+
+/* The same, for a stream that cannot poll. */
 static void
 head_read (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -226,11 +340,6 @@ head_read (GObject *source, GAsyncResult *result, gpointer user_data)
   DataOpen *d = g_task_get_task_data (task);
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) chunk = NULL;
-  g_autoptr (SoupMessageHeaders) headers = NULL;
-  const guint8 *end;
-  gsize head_len;
-  guint status = 0;
-  g_autofree char *reason = NULL;
 
   chunk = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), result, &error);
   if (chunk == NULL)
@@ -245,54 +354,8 @@ head_read (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   g_byte_array_append (d->head, g_bytes_get_data (chunk, NULL), g_bytes_get_size (chunk));
-  end = memmem (d->head->data, d->head->len, "\r\n\r\n", 4);
-  if (end == NULL)
-    {
-      if (d->head->len > MAX_RESPONSE_HEAD)
-        g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
-                                 _ ("data upgrade response too large"));
-      else
-        read_head (g_steal_pointer (&task));
-      return;
-    }
-  head_len = (gsize) (end - d->head->data) + 4;
-  headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_RESPONSE);
-  if (!soup_headers_parse_response ((const char *) d->head->data, (int) head_len, headers, NULL,
-                                    &status, &reason))
-    {
-      g_task_return_new_error (task, ZLT_ERROR, ZLT_ERROR_PROTOCOL,
-                               _ ("malformed data upgrade response"));
-      return;
-    }
-  if (d->probe && status == SOUP_STATUS_NO_CONTENT)
-    {
-      g_task_return_boolean (task, TRUE);
-      return;
-    }
-  if (status != SOUP_STATUS_SWITCHING_PROTOCOLS)
-    {
-      g_task_return_new_error (task, ZLT_ERROR,
-                               status == 403                    ? ZLT_ERROR_NOT_ALLOWED
-                               : status == 404 || status == 410 ? ZLT_ERROR_NOT_FOUND
-                               : status == 409                  ? ZLT_ERROR_DUPLICATE_NAME
-                                                                : ZLT_ERROR_PROTOCOL,
-                               _ ("server refused the data connection: %u %s"), status,
-                               reason ? reason : "");
-      return;
-    }
-  /* bytes of the public connection may already follow the 101 */
-  d->prefix = g_bytes_new (d->head->data + head_len, d->head->len - head_len);
-  g_task_return_pointer (task, g_object_ref (d->stream), g_object_unref);
-}
-
-static void
-read_head (GTask *task)
-{
-  DataOpen *d = g_task_get_task_data (task);
-
-  g_input_stream_read_bytes_async (g_io_stream_get_input_stream (d->stream), 4096,
-                                   G_PRIORITY_DEFAULT, g_task_get_cancellable (task), head_read,
-                                   task);
+  if (!head_complete (task))
+    read_head (g_steal_pointer (&task));
 }
 
 static void
@@ -309,13 +372,37 @@ request_written (GObject *source, GAsyncResult *result, gpointer user_data)
   read_head (g_steal_pointer (&task));
 }
 
+/* Sends the request: on a new connection the socket takes it at once, so a plain
+ * write (what it does not take goes asynchronously), then the answer. */
 static void
 send_request (GTask *task)
 {
   DataOpen *d = g_task_get_task_data (task);
+  GOutputStream *output = g_io_stream_get_output_stream (d->stream);
+  gsize len = strlen (d->request);
+  gssize n = 0;
 
-  g_output_stream_write_all_async (g_io_stream_get_output_stream (d->stream), d->request,
-                                   strlen (d->request), G_PRIORITY_DEFAULT,
+  if (G_IS_POLLABLE_OUTPUT_STREAM (output)
+      && g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (output)))
+    {
+      g_autoptr (GError) error = NULL;
+
+      n = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (output), d->request,
+                                                      len, NULL, &error);
+      if (n < 0 && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          g_task_return_error (task, g_steal_pointer (&error));
+          g_object_unref (task);
+          return;
+        }
+      if (n == (gssize) len)
+        {
+          read_head (task);
+          return;
+        }
+      n = MAX (n, 0);
+    }
+  g_output_stream_write_all_async (output, d->request + n, len - (gsize) n, G_PRIORITY_DEFAULT,
                                    g_task_get_cancellable (task), request_written, task);
 }
 

@@ -17,6 +17,11 @@
  * - a TLS handshake runs in a GLib worker thread (glib-networking's only way), so only
  *   max-handshakes run at once, and at most max-handshakes-per-source from one source;
  *   the others wait their turn in arrival order;
+ * - the request head of a data or standby connection (the form our agents send) we read
+ *   ourselves (zlt-ws-upgrade-head.c), to at most ZLT_WS_MAX_REQUEST_HEAD bytes, and
+ *   answer it ourselves: the same verdicts, statuses and texts as libsoup's path below,
+ *   for a fifth of the server's CPU per public connection; any other head, or anything
+ *   odd, goes to libsoup with the bytes read so far;
  * - libsoup gets a ZltWsStream: exactly one request head of at most
  *   ZLT_WS_MAX_REQUEST_HEAD bytes, nothing after it until answered, and a request with
  *   a body is answered 413 (and the connection closed) before a byte of the body is read;
@@ -37,6 +42,7 @@
 #include "zlt-ws-channel.h"
 #include "zlt-ws-listener.h"
 #include "zlt-ws-stream.h"
+#include "zlt-ws-upgrade-head.h"
 
 #define TLS_RECORD_HEADER 5
 #define TLS_RECORD_HANDSHAKE 0x16
@@ -50,6 +56,7 @@ typedef enum
   CONN_WAITING,     /* accepted; waiting for its first bytes (TLS: its first record) */
   CONN_QUEUED,      /* TLS: the ClientHello is in; waiting for a handshake slot */
   CONN_HANDSHAKING, /* TLS: handshake in a worker thread */
+  CONN_HEAD,        /* we read its request head: a data or standby upgrade of ours? */
   CONN_HTTP,        /* libsoup reads its request */
   CONN_LINGER,      /* answered 413 and shut for writing; reading the rest away */
 } ConnState;
@@ -76,6 +83,12 @@ struct _ZltWsListener
   GHashTable *handshakes_by_source;
   /* peer address → ZltWsConn, in CONN_HTTP */
   GHashTable *by_peer;
+  /* data and standby upgrades: read and answered here, not by libsoup */
+  gboolean own_upgrades;
+  guint64 n_own_requests;
+  /* the Date of our answers, as libsoup writes it, made once a second */
+  char *date;
+  gint64 date_second;
 };
 
 G_DEFINE_FINAL_TYPE (ZltWsListener, zlt_ws_listener, ZLT_TYPE_CONTROL_LISTENER)
@@ -87,6 +100,8 @@ enum
   PROP_MAX_HANDSHAKES_PER_SOURCE,
   PROP_N_HANDSHAKES,
   PROP_N_HANDSHAKES_QUEUED,
+  PROP_OWN_UPGRADES,
+  PROP_N_OWN_REQUESTS,
   N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -109,9 +124,11 @@ typedef struct
   ZltWsStream *stream;
   char *peer;
   gsize discarded;
+  GByteArray *head; /* CONN_HEAD: what the peer sent so far */
 } ZltWsConn;
 
-static void conn_start_http (ZltWsConn *conn);
+static void conn_start_http (ZltWsConn *conn, GBytes *read_ahead);
+static void conn_start_request (ZltWsConn *conn);
 static void pump_handshakes (ZltWsListener *self);
 
 static int
@@ -140,6 +157,9 @@ conn_watch (ZltWsConn *conn, GSocketSourceFunc func)
   conn->watch
       = g_socket_create_source (g_socket_connection_get_socket (conn->connection), G_IO_IN, NULL);
   g_source_set_callback (conn->watch, G_SOURCE_FUNC (func), conn, NULL);
+  /* GLib blocks a source that cannot recurse while it dispatches: its fd leaves the
+   * poll set and comes back, each a write to the context's wakeup fd */
+  g_source_set_can_recurse (conn->watch, TRUE);
   g_source_attach (conn->watch, g_main_context_get_thread_default ());
 }
 
@@ -197,6 +217,7 @@ conn_free (ZltWsConn *conn, gboolean close)
   g_clear_object (&conn->tls);
   g_clear_object (&conn->cancellable);
   g_clear_object (&conn->connection);
+  g_clear_pointer (&conn->head, g_byte_array_unref);
   g_free (conn->peer);
   g_free (conn);
 }
@@ -296,7 +317,7 @@ handshake_done (GObject *object, GAsyncResult *result, gpointer user_data)
       conn_close (conn);
     }
   else
-    conn_start_http (conn);
+    conn_start_request (conn);
   pump_handshakes (self);
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_N_HANDSHAKES]);
 }
@@ -430,7 +451,7 @@ on_first_byte (GSocket *socket, GIOCondition condition, gpointer user_data)
   if (n <= 0)
     conn_close (conn);
   else
-    conn_start_http (conn);
+    conn_start_request (conn);
   return G_SOURCE_REMOVE;
 }
 
@@ -447,7 +468,7 @@ on_stream_closed (ZltWsStream *stream, gpointer user_data)
 }
 
 static void
-conn_start_http (ZltWsConn *conn)
+conn_start_http (ZltWsConn *conn, GBytes *read_ahead)
 {
   ZltWsListener *self = conn->self;
   g_autoptr (GError) error = NULL;
@@ -464,7 +485,7 @@ conn_start_http (ZltWsConn *conn)
       return;
     }
   conn->state = CONN_HTTP;
-  conn->stream = zlt_ws_stream_new (base, ZLT_WS_MAX_REQUEST_HEAD);
+  conn->stream = zlt_ws_stream_new (base, ZLT_WS_MAX_REQUEST_HEAD, read_ahead);
   g_signal_connect (conn->stream, "closed", G_CALLBACK (on_stream_closed), conn);
   g_hash_table_replace (self->by_peer, conn->peer, conn);
   if (!soup_server_accept_iostream (self->soup, G_IO_STREAM (conn->stream), local, remote, &error))
@@ -858,6 +879,213 @@ server_callback (SoupServer *server, SoupServerMessage *msg, const char *path, G
     reply_text (msg, SOUP_STATUS_NOT_FOUND, "not found");
 }
 
+/* ---- data and standby upgrades, read and answered here ---- */
+
+static GIOStream *
+conn_base (ZltWsConn *conn)
+{
+  return conn->tls ? G_IO_STREAM (conn->tls) : G_IO_STREAM (conn->connection);
+}
+
+/* The Date header's value, as libsoup writes it on its answers. */
+static const char *
+http_date (ZltWsListener *self)
+{
+  gint64 second = g_get_real_time () / G_USEC_PER_SEC;
+
+  if (self->date == NULL || second != self->date_second)
+    {
+      g_autoptr (GDateTime) now = g_date_time_new_from_unix_utc (second);
+
+      g_free (self->date);
+      self->date = soup_date_time_to_string (now, SOUP_DATE_HTTP);
+      self->date_second = second;
+    }
+  return self->date;
+}
+
+/* Writes @answer (a few hundred bytes on a connection that never sent anything: the
+ * socket takes them at once). */
+static gboolean
+conn_write_answer (ZltWsConn *conn, const char *answer)
+{
+  GOutputStream *output = g_io_stream_get_output_stream (conn_base (conn));
+  g_autoptr (GError) error = NULL;
+  gsize len = strlen (answer);
+  gssize n = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (output), answer,
+                                                         len, NULL, &error);
+
+  if (n != (gssize) len)
+    {
+      g_debug ("cannot answer an upgrade: %s", error ? error->message : "short write");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+refused_closed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_io_stream_close_finish (G_IO_STREAM (source), result, NULL);
+  g_object_unref (source);
+}
+
+/* Answers a refusal as libsoup's path does (reply_text(), then "Connection: close"
+ * and the close) and lets go of @conn. */
+static void
+conn_refuse (ZltWsListener *self, ZltWsConn *conn, guint status, const char *text)
+{
+  g_autofree char *answer = g_strdup_printf ("HTTP/1.1 %u %s\r\n"
+                                             "Date: %s\r\n"
+                                             "Content-Type: text/plain\r\n"
+                                             "Connection: close\r\n"
+                                             "Content-Length: %zu\r\n"
+                                             "\r\n"
+                                             "%s",
+                                             status, soup_status_get_phrase (status),
+                                             http_date (self), strlen (text), text);
+  GIOStream *base;
+
+  if (!conn_write_answer (conn, answer))
+    {
+      conn_close (conn);
+      return;
+    }
+  /* closed as libsoup closes it: on TLS with a close_notify */
+  base = g_object_ref (conn_base (conn));
+  conn_free (conn, FALSE);
+  g_io_stream_close_async (base, G_PRIORITY_DEFAULT, NULL, refused_closed, NULL);
+}
+
+/* Answers a head of ours: the server's verdict, then the 101 and the connection
+ * handed on as data_upgrade_written() and standby_upgrade_written() hand it, or the
+ * refusal handle_data() and handle_standby() give. */
+static void
+conn_answer_own (ZltWsConn *conn, const ZltWsUpgradeHead *head)
+{
+  g_autoptr (ZltWsListener) self = g_object_ref (conn->self);
+  ZltControlListener *listener = ZLT_CONTROL_LISTENER (self);
+  g_autofree char *answer = NULL;
+  g_autoptr (GIOStream) base = NULL;
+  ZltDataVerdict verdict;
+
+  self->n_own_requests++;
+  /* no longer pending: whatever the server's handlers do (even close this listener)
+   * leaves it to us */
+  conn_detach (conn);
+  if (head->standby_id != NULL)
+    verdict = zlt_control_listener_emit_standby_request (listener, head->tunnel_id,
+                                                         head->standby_id, head->mac);
+  else
+    verdict = zlt_control_listener_emit_data_request (
+        listener, head->tunnel_id, head->connection_id, head->mac, head->service, FALSE);
+  if (verdict != ZLT_DATA_ACCEPT)
+    {
+      conn_refuse (self, conn, status_of_verdict (verdict),
+                   head->standby_id != NULL ? "standby connection refused"
+                                            : "data connection refused");
+      return;
+    }
+  answer = g_strdup_printf ("HTTP/1.1 101 Switching Protocols\r\n"
+                            "Date: %s\r\n"
+                            "Upgrade: " ZLT_WS_DATA_UPGRADE "\r\n"
+                            "Connection: Upgrade\r\n"
+                            "\r\n",
+                            http_date (self));
+  if (!conn_write_answer (conn, answer))
+    {
+      conn_close (conn);
+      return;
+    }
+  /* no longer pending; nothing was read past its head */
+  base = g_object_ref (conn_base (conn));
+  conn_free (conn, FALSE);
+  if (head->standby_id != NULL)
+    zlt_control_listener_emit_standby_stream (listener, head->tunnel_id, head->standby_id, base);
+  else
+    zlt_control_listener_emit_data_stream (listener, head->connection_id, base);
+}
+
+static gboolean on_head_readable (GObject *stream, gpointer user_data);
+
+/* Reads what the peer sent; answers a head of ours, hands anything else to libsoup
+ * with what was read. Returns TRUE while it waits for more. */
+static gboolean
+conn_read_head (ZltWsConn *conn)
+{
+  GPollableInputStream *input
+      = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (conn_base (conn)));
+  g_auto (ZltWsUpgradeHead) head = { 0 };
+  guint8 buffer[ZLT_WS_MAX_REQUEST_HEAD];
+  ZltWsHeadKind kind = ZLT_WS_HEAD_INCOMPLETE;
+
+  while (kind == ZLT_WS_HEAD_INCOMPLETE)
+    {
+      g_autoptr (GError) error = NULL;
+      gssize n = g_pollable_input_stream_read_nonblocking (
+          input, buffer, ZLT_WS_MAX_REQUEST_HEAD - (conn->head ? conn->head->len : 0), NULL,
+          &error);
+
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          if (conn->watch == NULL)
+            {
+              conn->watch = g_pollable_input_stream_create_source (input, NULL);
+              g_source_set_callback (conn->watch, G_SOURCE_FUNC (on_head_readable), conn, NULL);
+              g_source_set_can_recurse (conn->watch, TRUE);
+              g_source_attach (conn->watch, g_main_context_get_thread_default ());
+            }
+          return TRUE;
+        }
+      if (n <= 0)
+        {
+          /* closed, reset or broken before its head was complete */
+          conn_close (conn);
+          return FALSE;
+        }
+      /* made with the first bytes: a silent connection holds none */
+      if (conn->head == NULL)
+        conn->head = g_byte_array_sized_new (MAX ((guint) n, 512));
+      g_byte_array_append (conn->head, buffer, n);
+      kind = zlt_ws_upgrade_head_parse (conn->head->data, conn->head->len, ZLT_WS_MAX_REQUEST_HEAD,
+                                        &head);
+    }
+  conn_unwatch (conn);
+  /* with bytes after the head (a peer that did not wait for the 101), libsoup's path
+   * keeps them for the relay, or refuses the standby connection */
+  if (kind == ZLT_WS_HEAD_OURS && head.head_len == conn->head->len)
+    conn_answer_own (conn, &head);
+  else
+    {
+      g_autoptr (GBytes) read_ahead = g_byte_array_free_to_bytes (g_steal_pointer (&conn->head));
+
+      conn_start_http (conn, read_ahead);
+    }
+  return FALSE;
+}
+
+static gboolean
+on_head_readable (GObject *stream, gpointer user_data)
+{
+  ZltWsConn *conn = user_data;
+
+  /* whatever ends the wait (conn_free(), libsoup) destroyed our source */
+  return conn_read_head (conn) ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+/* The first bytes are in (on TLS: the handshake is done). */
+static void
+conn_start_request (ZltWsConn *conn)
+{
+  if (!conn->self->own_upgrades)
+    {
+      conn_start_http (conn, NULL);
+      return;
+    }
+  conn->state = CONN_HEAD;
+  conn_read_head (conn);
+}
+
 /* ---- accepting ---- */
 
 static void
@@ -945,6 +1173,7 @@ zlt_ws_listener_finalize (GObject *object)
 
   g_hash_table_unref (self->by_peer);
   g_hash_table_unref (self->handshakes_by_source);
+  g_free (self->date);
   G_OBJECT_CLASS (zlt_ws_listener_parent_class)->finalize (object);
 }
 
@@ -967,6 +1196,12 @@ zlt_ws_listener_get_property (GObject *object, guint prop_id, GValue *value, GPa
     case PROP_N_HANDSHAKES_QUEUED:
       g_value_set_uint (value, g_queue_get_length (&self->handshake_queue));
       break;
+    case PROP_OWN_UPGRADES:
+      g_value_set_boolean (value, self->own_upgrades);
+      break;
+    case PROP_N_OWN_REQUESTS:
+      g_value_set_uint64 (value, self->n_own_requests);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -977,19 +1212,23 @@ zlt_ws_listener_set_property (GObject *object, guint prop_id, const GValue *valu
                               GParamSpec *pspec)
 {
   ZltWsListener *self = ZLT_WS_LISTENER (object);
-  guint v = g_value_get_uint (value);
 
   switch (prop_id)
     {
     case PROP_MAX_HANDSHAKES:
-      if (self->max_handshakes == v)
+      if (self->max_handshakes == g_value_get_uint (value))
         return;
-      self->max_handshakes = v;
+      self->max_handshakes = g_value_get_uint (value);
       break;
     case PROP_MAX_HANDSHAKES_PER_SOURCE:
-      if (self->max_handshakes_per_source == v)
+      if (self->max_handshakes_per_source == g_value_get_uint (value))
         return;
-      self->max_handshakes_per_source = v;
+      self->max_handshakes_per_source = g_value_get_uint (value);
+      break;
+    case PROP_OWN_UPGRADES:
+      if (self->own_upgrades == g_value_get_boolean (value))
+        return;
+      self->own_upgrades = g_value_get_boolean (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1031,6 +1270,23 @@ zlt_ws_listener_class_init (ZltWsListenerClass *klass)
   props[PROP_N_HANDSHAKES_QUEUED]
       = g_param_spec_uint ("n-handshakes-queued", NULL, NULL, 0, G_MAXUINT, 0,
                            G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltWsListener:own-upgrades:
+   * Whether data and standby upgrades in the form our agents send are read and
+   * answered by the listener itself (the default) rather than by libsoup; the
+   * answers are the same (tests compare both ways).
+   */
+  props[PROP_OWN_UPGRADES]
+      = g_param_spec_boolean ("own-upgrades", NULL, NULL, TRUE,
+                              G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * ZltWsListener:n-own-requests:
+   * Data and standby requests the listener read and answered itself so far, upgraded or
+   * refused (not notified).
+   */
+  props[PROP_N_OWN_REQUESTS]
+      = g_param_spec_uint64 ("n-own-requests", NULL, NULL, 0, G_MAXUINT64, 0,
+                             G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, props);
 }
 
@@ -1039,6 +1295,7 @@ zlt_ws_listener_init (ZltWsListener *self)
 {
   self->max_handshakes = ZLT_WS_MAX_HANDSHAKES;
   self->max_handshakes_per_source = ZLT_WS_MAX_HANDSHAKES_PER_SOURCE;
+  self->own_upgrades = TRUE;
   self->by_peer = g_hash_table_new (g_str_hash, g_str_equal);
   self->handshakes_by_source = g_hash_table_new (NULL, NULL);
   self->deadline = g_source_new (&deadline_funcs, sizeof (GSource));

@@ -7,7 +7,8 @@
  * max_head bytes of it; past the head it reads nothing more (not readable, its sources
  * do not fire) until zlt_ws_request_input_open(). Bytes the base delivered past the head
  * in the same read are kept and passed on first after the opening, so nothing a peer
- * sent before our 101 is lost. */
+ * sent before our 101 is lost. Bytes the listener read itself before handing the connection
+ * over (its own look at the head) come first, through the same gate as the base's. */
 #include "config.h"
 
 #include <string.h>
@@ -33,6 +34,8 @@ struct _ZltWsRequestInput
   gsize n_head;
   GBytes *held; /* read past the head, passed on after the opening */
   gsize held_offset;
+  GBytes *ahead; /* read from the base before us: passed first, as if read now */
+  gsize ahead_offset;
   /* cancelled (and replaced) on opening and on close: wakes our sources so whoever
    * waits on them reads again */
   GCancellable *wake;
@@ -106,6 +109,37 @@ scan_head (ZltWsRequestInput *self, const guint8 *data, gsize n)
   return n;
 }
 
+/* Passes read-ahead bytes as head bytes; once the head ends in them, the rest of them is
+ * held like bytes read past the head. */
+static gssize
+read_ahead (ZltWsRequestInput *self, void *buffer, gsize count)
+{
+  gsize size;
+  const guint8 *data = g_bytes_get_data (self->ahead, &size);
+  gsize n = MIN (count, size - self->ahead_offset);
+  gsize offset = self->ahead_offset;
+
+  memcpy (buffer, data + offset, n);
+  n = scan_head (self, buffer, n);
+  self->n_head += n;
+  self->ahead_offset += n;
+  if (self->state == STATE_HELD)
+    {
+      /* scan_head() kept what followed in this chunk; hold all that followed instead */
+      g_clear_pointer (&self->held, g_bytes_unref);
+      if (self->ahead_offset < size)
+        self->held
+            = g_bytes_new_from_bytes (self->ahead, self->ahead_offset, size - self->ahead_offset);
+      self->ahead_offset = size;
+    }
+  if (self->ahead_offset == size)
+    {
+      g_clear_pointer (&self->ahead, g_bytes_unref);
+      self->ahead_offset = 0;
+    }
+  return n;
+}
+
 /* The shared part of blocking and non-blocking reads. */
 static gssize
 read_internal (ZltWsRequestInput *self, void *buffer, gsize count, gboolean blocking,
@@ -135,6 +169,8 @@ read_internal (ZltWsRequestInput *self, void *buffer, gsize count, gboolean bloc
                    _ ("request head larger than %lu bytes"), (gulong) self->max_head);
       return -1;
     }
+  if (self->ahead != NULL)
+    return read_ahead (self, buffer, MIN (count, self->max_head - self->n_head));
   n = g_pollable_stream_read (base_of (self), buffer, MIN (count, self->max_head - self->n_head),
                               blocking, cancellable, error);
   if (n <= 0)
@@ -187,7 +223,7 @@ zlt_ws_request_input_is_readable (GPollableInputStream *stream)
     return TRUE; /* a read fails at once */
   if (self->state == STATE_HELD)
     return FALSE;
-  if (self->held != NULL)
+  if (self->held != NULL || self->ahead != NULL)
     return TRUE;
   return g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (base_of (self)));
 }
@@ -199,7 +235,7 @@ zlt_ws_request_input_create_source (GPollableInputStream *stream, GCancellable *
   g_autoptr (GSource) base_source = NULL;
   GSource *source;
 
-  if (self->state != STATE_HELD && self->held == NULL
+  if (self->state != STATE_HELD && self->held == NULL && self->ahead == NULL
       && !g_input_stream_is_closed (G_INPUT_STREAM (self)))
     base_source
         = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (base_of (self)), NULL);
@@ -224,6 +260,7 @@ zlt_ws_request_input_close (GInputStream *stream, GCancellable *cancellable, GEr
 
   /* the base is closed with the GIOStream it belongs to */
   g_clear_pointer (&self->held, g_bytes_unref);
+  g_clear_pointer (&self->ahead, g_bytes_unref);
   wake_sources (self);
   return TRUE;
 }
@@ -255,6 +292,7 @@ zlt_ws_request_input_finalize (GObject *object)
   ZltWsRequestInput *self = ZLT_WS_REQUEST_INPUT (object);
 
   g_clear_pointer (&self->held, g_bytes_unref);
+  g_clear_pointer (&self->ahead, g_bytes_unref);
   g_clear_object (&self->wake);
   G_OBJECT_CLASS (zlt_ws_request_input_parent_class)->finalize (object);
 }
@@ -286,7 +324,7 @@ zlt_ws_request_input_init (ZltWsRequestInput *self)
 }
 
 GInputStream *
-zlt_ws_request_input_new (GInputStream *base, gsize max_head)
+zlt_ws_request_input_new (GInputStream *base, gsize max_head, GBytes *read_ahead)
 {
   ZltWsRequestInput *self;
 
@@ -295,5 +333,7 @@ zlt_ws_request_input_new (GInputStream *base, gsize max_head)
   self = g_object_new (ZLT_TYPE_WS_REQUEST_INPUT, "base-stream", base, "close-base-stream", FALSE,
                        NULL);
   self->max_head = max_head;
+  if (read_ahead != NULL && g_bytes_get_size (read_ahead) > 0)
+    self->ahead = g_bytes_ref (read_ahead);
   return G_INPUT_STREAM (self);
 }

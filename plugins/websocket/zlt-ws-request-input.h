@@ -9,8 +9,10 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (ZltWsRequestInput, zlt_ws_request_input, ZLT, WS_REQUEST_INPUT,
                       GFilterInputStream)
 
-/* @base must be a pollable input stream; it is not closed with this one. */
-GInputStream *zlt_ws_request_input_new (GInputStream *base, gsize max_head);
+/* @base must be a pollable input stream; it is not closed with this one. @read_ahead
+ * (nullable): bytes already read from @base, passed first (they count against
+ * @max_head like any other head bytes). */
+GInputStream *zlt_ws_request_input_new (GInputStream *base, gsize max_head, GBytes *read_ahead);
 /* After the answer to the request: everything passes, read-ahead bytes first. */
 void zlt_ws_request_input_open (ZltWsRequestInput *self);
 /* bytes read from the base past the request head and not yet passed on */

@@ -170,7 +170,7 @@ zlt_ws_stream_init (ZltWsStream *self)
 }
 
 ZltWsStream *
-zlt_ws_stream_new (GIOStream *base, gsize max_request_head)
+zlt_ws_stream_new (GIOStream *base, gsize max_request_head, GBytes *read_ahead)
 {
   ZltWsStream *self;
 
@@ -178,7 +178,8 @@ zlt_ws_stream_new (GIOStream *base, gsize max_request_head)
 
   self = g_object_new (ZLT_TYPE_WS_STREAM, NULL);
   self->base = g_object_ref (base);
-  self->input = zlt_ws_request_input_new (g_io_stream_get_input_stream (base), max_request_head);
+  self->input = zlt_ws_request_input_new (g_io_stream_get_input_stream (base), max_request_head,
+                                          read_ahead);
   self->output = zlt_ws_counting_output_new (g_io_stream_get_output_stream (base));
   return self;
 }

@@ -8,8 +8,9 @@ G_BEGIN_DECLS
 #define ZLT_TYPE_WS_STREAM (zlt_ws_stream_get_type ())
 G_DECLARE_FINAL_TYPE (ZltWsStream, zlt_ws_stream, ZLT, WS_STREAM, GIOStream)
 
-/* @base: a socket or TLS connection (pollable both ways); closed with this stream */
-ZltWsStream *zlt_ws_stream_new (GIOStream *base, gsize max_request_head);
+/* @base: a socket or TLS connection (pollable both ways); closed with this stream;
+ * @read_ahead (nullable): what was read from it already, passed on first */
+ZltWsStream *zlt_ws_stream_new (GIOStream *base, gsize max_request_head, GBytes *read_ahead);
 GIOStream *zlt_ws_stream_get_base (ZltWsStream *self);
 /* The request is answered: input passes through from now on. */
 void zlt_ws_stream_open (ZltWsStream *self);

@@ -312,6 +312,37 @@ def upgrade_seeds():
     }
     for name, data in seeds.items():
         write("upgrade", name, data)
+    upgrade_head_seeds(seeds)
+
+
+def upgrade_head_seeds(upgrade):
+    # the listener's own head reader: the same requests, and the edges of its form
+    seeds = dict(upgrade)
+    ok = standby_headers()
+    seeds.update({
+        "head-lowercase-names": request(headers=[h.split(": ", 1)[0].lower() + ": "
+                                                 + h.split(": ", 1)[1] for h in ok]),
+        "head-spaces-around-values": request(headers=[h.replace(": ", ":  \t") + " \t"
+                                                      for h in ok]),
+        "head-no-space": request(headers=[h.replace(": ", ":") for h in ok]),
+        "head-empty-mac": request(headers=ok[:-1] + ["X-Zlt-Mac:"]),
+        "head-token-lists": request(headers=["Connection: keep-alive, Upgrade",
+                                             "Upgrade: h2c, zlt-data/2"] + ok[2:]),
+        "head-host-ipv6": request(headers=ok).replace(b"Host: 127.0.0.1", b"Host: [::1]:3679"),
+        "head-no-host": request(headers=ok).replace(b"Host: 127.0.0.1\r\n", b""),
+        "head-twice-mac": request(headers=ok + ["X-Zlt-Mac: " + "00" * 32]),
+        "head-folded": request(headers=ok[:-1] + ["X-Zlt-Mac:", " " + ok[-1].split(": ")[1]]),
+        "head-bare-lf": request(headers=ok).replace(b"\r\n", b"\n"),
+        "head-obs-text": request(headers=ok + ["User-Agent: caf\u00e9"]),
+        "head-user-agent": request(headers=ok + ["User-Agent: zlayer-tunnel/1"]),
+        "head-content-length-0": request(headers=ok + ["Content-Length: 0"]),
+        "head-expect": request(headers=ok + ["Expect: 100-continue"]),
+        "head-probe-0": request(headers=data_headers() + ["X-Zlt-Service: web", "X-Zlt-Probe: 0"]),
+        "head-nul": request(headers=ok).replace(b"zlt-data/2", b"zlt-data/2\0"),
+        "head-query": request(path="/tunnel/v1/data?x=1", headers=ok),
+    })
+    for name, data in seeds.items():
+        write("upgrade-head", name, data)
 
 
 # ---- server-peer: flags, then u16-length-prefixed channel messages ----
