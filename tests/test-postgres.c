@@ -1447,17 +1447,6 @@ wait_agent_service (ZltTestHarness *h, const char *name, ZltServiceState state)
   return service;
 }
 
-static ZltTunnel *
-server_tunnel_of (ZltTestHarness *h, const char *name)
-{
-  g_autoptr (GPtrArray) tunnels = zlt_registry_get_tunnels (zlt_server_get_registry (h->server));
-
-  for (guint i = 0; i < tunnels->len; i++)
-    if (g_strcmp0 (zlt_tunnel_get_token_name (g_ptr_array_index (tunnels, i)), name) == 0)
-      return g_ptr_array_index (tunnels, i); /* the registry keeps it */
-  return NULL;
-}
-
 /* A server with the postgres validator holds a token to the rights of its row: the
  * rate limits show on its tunnel, a hostname it may claim is routed, one it may not is
  * refused. An UPDATE of the row reaches the live tunnel through NOTIFY: the new limits
@@ -1495,7 +1484,7 @@ test_rights_live (void)
   g_assert_nonnull (strstr (zlt_service_get_last_error (service), "not allowed to claim hostname"));
   g_assert_nonnull (zlt_server_lookup_hostname (h.server, "a.apps.example.test"));
   g_assert_null (zlt_server_lookup_hostname (h.server, "b.apps.example.test"));
-  tunnel = server_tunnel_of (&h, "apps");
+  tunnel = zlt_test_harness_server_tunnel_of (&h, "apps");
   g_assert_nonnull (tunnel);
   g_assert_cmpuint (zlt_tunnel_get_rate_limit_in (tunnel), ==, 1000000);
   g_assert_cmpuint (zlt_tunnel_get_rate_limit_out (tunnel), ==, 512000);
@@ -1513,7 +1502,7 @@ test_rights_live (void)
   g_assert_cmpuint (zlt_tunnel_get_rate_limit_out (tunnel), ==, 0);
   g_assert_nonnull (zlt_server_lookup_hostname (h.server, "c.apps.example.test"));
   /* the tunnel itself stays */
-  g_assert_true (server_tunnel_of (&h, "apps") == tunnel);
+  g_assert_true (zlt_test_harness_server_tunnel_of (&h, "apps") == tunnel);
   g_assert_cmpint (zlt_agent_get_state (h.agent), ==, ZLT_TUNNEL_STATE_CONNECTED);
   zlt_test_harness_clear (&h);
 }

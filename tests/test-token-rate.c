@@ -250,18 +250,6 @@ iperf_run_finish (IperfRun *run, const char *what)
 
 /* ---- helpers ---- */
 
-/* The server's tunnel of the token named @name (NULL when none). */
-static ZltTunnel *
-server_tunnel_of (ZltTestHarness *h, const char *name)
-{
-  g_autoptr (GPtrArray) tunnels = zlt_registry_get_tunnels (zlt_server_get_registry (h->server));
-
-  for (guint i = 0; i < tunnels->len; i++)
-    if (g_strcmp0 (zlt_tunnel_get_token_name (g_ptr_array_index (tunnels, i)), name) == 0)
-      return g_ptr_array_index (tunnels, i); /* the registry keeps it */
-  return NULL;
-}
-
 static void
 replace_in_token_file (ZltTestHarness *h, const char *from, const char *to)
 {
@@ -312,7 +300,7 @@ test_token_keys (void)
   zlt_test_harness_start_agent (&h);
   zlt_test_harness_wait_registered (&h, "web");
   /* the server's tunnel shows the token's limits (D-Bus Tunnel.RateLimitIn/Out) */
-  tunnel = server_tunnel_of (&h, "metered");
+  tunnel = zlt_test_harness_server_tunnel_of (&h, "metered");
   g_assert_nonnull (tunnel);
   g_assert_cmpuint (zlt_tunnel_get_rate_limit_in (tunnel), ==, 5000000);
   g_assert_cmpuint (zlt_tunnel_get_rate_limit_out (tunnel), ==, 512000);
@@ -387,7 +375,7 @@ test_limit_changes (void)
   zlt_test_harness_add_service (&h, "echo", zlt_test_echo_get_port (h.echo), 0);
   zlt_test_harness_start_agent (&h);
   port = zlt_test_harness_wait_registered (&h, "echo");
-  tunnel = server_tunnel_of (&h, "flex");
+  tunnel = zlt_test_harness_server_tunnel_of (&h, "flex");
   g_assert_nonnull (tunnel);
   g_assert_cmpuint (zlt_tunnel_get_rate_limit_in (tunnel), ==, 0);
 

@@ -536,6 +536,19 @@ zlt_test_harness_wait_registered (ZltTestHarness *h, const char *name)
   return zlt_service_get_assigned_port (service);
 }
 
+/* The server's tunnel of the token named @name, or NULL when it has none (the registry
+ * keeps it). */
+ZltTunnel *
+zlt_test_harness_server_tunnel_of (ZltTestHarness *h, const char *name)
+{
+  g_autoptr (GPtrArray) tunnels = zlt_registry_get_tunnels (zlt_server_get_registry (h->server));
+
+  for (guint i = 0; i < tunnels->len; i++)
+    if (g_strcmp0 (zlt_tunnel_get_token_name (g_ptr_array_index (tunnels, i)), name) == 0)
+      return g_ptr_array_index (tunnels, i);
+  return NULL;
+}
+
 void
 zlt_test_harness_clear (ZltTestHarness *h)
 {

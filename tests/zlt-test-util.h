@@ -101,6 +101,7 @@ void zlt_test_harness_set_agent_token (ZltTestHarness *h, const char *token);
 void zlt_test_harness_set_agent_url (ZltTestHarness *h, const char *url);
 /* Waits until the agent registered @name and returns its public port. */
 guint16 zlt_test_harness_wait_registered (ZltTestHarness *h, const char *name);
+ZltTunnel *zlt_test_harness_server_tunnel_of (ZltTestHarness *h, const char *name);
 void zlt_test_harness_clear (ZltTestHarness *h);
 
 /* A self-signed certificate for 127.0.0.1/localhost made with certtool, in @dir. */
