@@ -402,8 +402,9 @@ struct _ZltTlsStream
   gboolean kept_ticket;    /* client: the server's ticket of this session is kept */
   gboolean resumed;
   gboolean handshaken;
-  gboolean closing;  /* the whole stream is being closed: no waiting */
-  gboolean sent_bye; /* close_notify is out */
+  gboolean ticket_due; /* server: the handshake is done but for our session ticket */
+  gboolean closing;    /* the whole stream is being closed: no waiting */
+  gboolean sent_bye;   /* close_notify is out */
 };
 
 static void zlt_tls_stream_initable_iface_init (GInitableIface *iface);
@@ -1073,11 +1074,25 @@ handshake_step (ZltTlsStream *self, GIOCondition *condition, GError **error)
   do
     {
       self->io_errno = 0;
-      rc = gnutls_handshake (self->session);
+      if (self->ticket_due)
+        rc = gnutls_session_ticket_send (self->session, 1, 0);
+      else
+        rc = gnutls_handshake (self->session);
     }
   while (rc == GNUTLS_E_INTERRUPTED || rc == GNUTLS_E_WARNING_ALERT_RECEIVED);
+  /* the server sends one ticket after a full handshake and none after a resumed one (the
+   * agent keeps using the ticket it has, until it is an hour old): less for both to make
+   * and carry per connection */
+  if (rc == 0 && self->is_server && !self->ticket_due
+      && gnutls_session_is_resumed (self->session) == 0
+      && gnutls_protocol_get_version (self->session) == GNUTLS_TLS1_3)
+    {
+      self->ticket_due = TRUE;
+      return handshake_step (self, condition, error);
+    }
   if (rc == 0)
     {
+      self->ticket_due = FALSE;
       self->handshaken = TRUE;
       self->resumed = gnutls_session_is_resumed (self->session) != 0;
       return 1;
@@ -1478,7 +1493,8 @@ stream_new (GSocketConnection *base, gboolean is_server, GError **error)
   {
     gnutls_priority_t priority = shared_priority ();
     int rc = gnutls_init (&self->session,
-                          (is_server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK);
+                          (is_server ? GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET : GNUTLS_CLIENT)
+                              | GNUTLS_NONBLOCK);
 
     if (rc == 0)
       rc = priority != NULL ? gnutls_priority_set (self->session, priority)

@@ -786,7 +786,8 @@ resume_connect (GSocket *listener, const char *host, const ZltTlsOptions *option
 }
 
 /* The second data connection to a server resumes the first's session, and carries
- * bytes both ways; so does the third, with the ticket the second brought. */
+ * bytes both ways; so does the third, with the same ticket (the server issues one after
+ * a full handshake only). */
 static void
 test_resume (void)
 {
