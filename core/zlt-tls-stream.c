@@ -144,10 +144,10 @@ client_credentials_for (const ZltTlsOptions *options, GError **error)
 /* What a server certificate's data connections share: its GnuTLS credentials and the
  * master key of its session tickets. The key is random, made with the credentials and
  * only ever in this process's memory (never written, never logged): a server's tickets
- * are good until it restarts or loads its certificate again, and GnuTLS derives the
- * keys that encrypt them from it per period, so they rotate. A server with one
- * certificate (zlayer-tunnel server) has one key per process; a test with two
- * certificate objects has two servers. */
+ * are good until it restarts or loads its certificate again. GnuTLS uses it as the master
+ * key of time-based keys that encrypt the tickets, rotated with the tickets' lifetime
+ * (TICKET_LIFETIME_S). A server with one certificate (zlayer-tunnel server) has one key
+ * per process; a test with two certificate objects has two servers. */
 typedef struct
 {
   gnutls_certificate_credentials_t creds;
@@ -248,6 +248,31 @@ server_credentials_for (GTlsCertificate *certificate, GError **error)
  * connection with all of them equal. A server that cannot decrypt the ticket (another
  * server, or the same one after a restart) answers with a full handshake, and the full
  * verification runs as on any connection. */
+
+/* GnuTLS 3.6.4 to 3.6.13 did not bind the ticket key to the one given
+ * (GNUTLS-SA-2020-06-03: TLS 1.3 authentication bypass): no tickets with those */
+#define TICKETS_MIN_GNUTLS "3.6.14"
+#if GNUTLS_VERSION_NUMBER >= 0x03060e
+#define HAVE_TICKETS 1
+#endif
+
+static gboolean
+tickets_usable (void)
+{
+#ifdef HAVE_TICKETS
+  static gsize once = 0;
+  static gboolean usable = FALSE;
+
+  if (g_once_init_enter (&once))
+    {
+      usable = gnutls_check_version (TICKETS_MIN_GNUTLS) != NULL;
+      g_once_init_leave (&once, 1);
+    }
+  return usable;
+#else
+  return FALSE;
+#endif
+}
 
 #define TICKETS_MAX 4
 /* a ticket is dropped this long after it came, whatever the server's lifetime for it */
@@ -360,6 +385,22 @@ tickets_keep (const char *key, gnutls_datum_t *data)
 }
 
 #endif /* HAVE_GNUTLS */
+
+/**
+ * zlt_tls_stream_can_resume:
+ *
+ * Returns: whether data connections resume sessions: GnuTLS at build time, and at least
+ *   %TICKETS_MIN_GNUTLS at run time
+ */
+gboolean
+zlt_tls_stream_can_resume (void)
+{
+#ifdef HAVE_GNUTLS
+  return tickets_usable ();
+#else
+  return FALSE;
+#endif
+}
 
 /**
  * zlt_tls_stream_forget_tickets:
@@ -1074,16 +1115,18 @@ handshake_step (ZltTlsStream *self, GIOCondition *condition, GError **error)
   do
     {
       self->io_errno = 0;
+#ifdef HAVE_TICKETS
       if (self->ticket_due)
         rc = gnutls_session_ticket_send (self->session, 1, 0);
       else
+#endif
         rc = gnutls_handshake (self->session);
     }
   while (rc == GNUTLS_E_INTERRUPTED || rc == GNUTLS_E_WARNING_ALERT_RECEIVED);
   /* the server sends one ticket after a full handshake and none after a resumed one (the
    * agent keeps using the ticket it has, until it is an hour old): less for both to make
    * and carry per connection */
-  if (rc == 0 && self->is_server && !self->ticket_due
+  if (rc == 0 && self->is_server && !self->ticket_due && tickets_usable ()
       && gnutls_session_is_resumed (self->session) == 0
       && gnutls_protocol_get_version (self->session) == GNUTLS_TLS1_3)
     {
@@ -1492,9 +1535,17 @@ stream_new (GSocketConnection *base, gboolean is_server, GError **error)
   self->is_server = is_server;
   {
     gnutls_priority_t priority = shared_priority ();
-    int rc = gnutls_init (&self->session,
-                          (is_server ? GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET : GNUTLS_CLIENT)
-                              | GNUTLS_NONBLOCK);
+    unsigned int flags = (is_server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK;
+    int rc;
+
+#ifdef HAVE_TICKETS
+    /* a server sends its ticket itself (handshake_step()) */
+    if (tickets_usable () && is_server)
+      flags |= GNUTLS_NO_AUTO_SEND_TICKET;
+#endif
+    if (!tickets_usable ())
+      flags |= GNUTLS_NO_TICKETS;
+    rc = gnutls_init (&self->session, flags);
 
     if (rc == 0)
       rc = priority != NULL ? gnutls_priority_set (self->session, priority)
@@ -1560,7 +1611,7 @@ zlt_tls_stream_new_client (GSocketConnection *base, const char *host, const ZltT
   if (rc == 0 && host != NULL && !g_hostname_is_ip_address (host))
     rc = gnutls_server_name_set (self->session, GNUTLS_NAME_DNS, host, strlen (host));
   /* resume where a ticket is kept for this very host, port and trust setting */
-  self->ticket_key = ticket_key_for (base, host, options);
+  self->ticket_key = tickets_usable () ? ticket_key_for (base, host, options) : NULL;
   if (rc == 0 && self->ticket_key != NULL)
     self->offered_ticket = tickets_offer (self->ticket_key, self->session);
   if (rc < 0)
@@ -1601,10 +1652,11 @@ zlt_tls_stream_new_server (GSocketConnection *base, GTlsCertificate *certificate
     return NULL;
   rc = gnutls_credentials_set (self->session, GNUTLS_CRD_CERTIFICATE, sc->creds);
   /* session tickets: an agent's next data connection skips the certificate */
-  if (rc == 0)
-    rc = gnutls_session_ticket_enable_server (self->session, &sc->ticket_key);
-  if (rc == 0)
-    gnutls_db_set_cache_expiration (self->session, TICKET_LIFETIME_S);
+  if (rc == 0 && tickets_usable ())
+    {
+      rc = gnutls_session_ticket_enable_server (self->session, &sc->ticket_key);
+      gnutls_db_set_cache_expiration (self->session, TICKET_LIFETIME_S);
+    }
   if (rc < 0)
     {
       g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC, _ ("TLS error: %s"), gnutls_strerror (rc));
