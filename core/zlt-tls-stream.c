@@ -8,8 +8,10 @@
  * tests/bench/zlt-tls-bench --sessions). Here the credentials and the priority cache are
  * made once per process (per trust setting, per server certificate) and shared, the
  * client checks the server's certificate during the handshake on its DER bytes and keeps
- * nothing of it, and the session gets no session tickets (data connections are not
- * resumed).
+ * nothing of it. The server issues TLS 1.3 session tickets and the client offers the
+ * newest one it kept for the same server and trust setting, so that a replacement standby
+ * connection skips the certificate's signature and verification (see "the client's
+ * session tickets" for why that keeps the trust decision).
  *
  * It is a #GTlsConnection, so what looks under a TLS connection finds the socket as
  * before ("base-io-stream": the relay's fd wait, reset on close, socket timeouts, PROXY
@@ -139,25 +141,48 @@ client_credentials_for (const ZltTlsOptions *options, GError **error)
 
 #define SERVER_CREDENTIALS_KEY "zlt-tls-stream-credentials"
 
-static void
-free_credentials (gpointer creds)
-{
-  gnutls_certificate_free_credentials (creds);
-}
-
-/* The server's credentials, made once per certificate and kept on it. */
-static gnutls_certificate_credentials_t
-server_credentials_for (GTlsCertificate *certificate, GError **error)
+/* What a server certificate's data connections share: its GnuTLS credentials and the
+ * master key of its session tickets. The key is random, made with the credentials and
+ * only ever in this process's memory (never written, never logged): a server's tickets
+ * are good until it restarts or loads its certificate again. GnuTLS uses it as the master
+ * key of time-based keys that encrypt the tickets, rotated with the tickets' lifetime
+ * (TICKET_LIFETIME_S). A server with one certificate (zlayer-tunnel server) has one key
+ * per process; a test with two certificate objects has two servers. */
+typedef struct
 {
   gnutls_certificate_credentials_t creds;
+  gnutls_datum_t ticket_key;
+} ServerCredentials;
+
+static void
+server_credentials_free (gpointer data)
+{
+  ServerCredentials *sc = data;
+
+  gnutls_certificate_free_credentials (sc->creds);
+  if (sc->ticket_key.data != NULL)
+    {
+      explicit_bzero (sc->ticket_key.data, sc->ticket_key.size);
+      gnutls_free (sc->ticket_key.data);
+    }
+  g_free (sc);
+}
+
+/* The server's credentials and ticket key, made once per certificate and kept on it. */
+static ServerCredentials *
+server_credentials_for (GTlsCertificate *certificate, GError **error)
+{
+  ServerCredentials *sc;
 
   G_LOCK (credentials);
-  creds = g_object_get_data (G_OBJECT (certificate), SERVER_CREDENTIALS_KEY);
-  if (creds == NULL)
+  sc = g_object_get_data (G_OBJECT (certificate), SERVER_CREDENTIALS_KEY);
+  if (sc == NULL)
     {
       g_autoptr (GString) chain = g_string_new (NULL);
       g_autofree char *key_pem = NULL;
+      gnutls_certificate_credentials_t creds = NULL;
       gnutls_datum_t cert_datum, key_datum;
+      gnutls_datum_t ticket_key = { NULL, 0 };
       int rc;
 
       /* the certificate and its issuers, as the server presents them */
@@ -186,6 +211,8 @@ server_credentials_for (GTlsCertificate *certificate, GError **error)
         rc = gnutls_certificate_set_x509_key_mem2 (creds, &cert_datum, &key_datum,
                                                    GNUTLS_X509_FMT_PEM, NULL, 0);
       explicit_bzero (key_pem, strlen (key_pem));
+      if (rc >= 0)
+        rc = gnutls_session_ticket_key_generate (&ticket_key);
       if (rc < 0)
         {
           G_UNLOCK (credentials);
@@ -195,14 +222,201 @@ server_credentials_for (GTlsCertificate *certificate, GError **error)
                        gnutls_strerror (rc));
           return NULL;
         }
-      g_object_set_data_full (G_OBJECT (certificate), SERVER_CREDENTIALS_KEY, creds,
-                              free_credentials);
+      sc = g_new0 (ServerCredentials, 1);
+      sc->creds = creds;
+      sc->ticket_key = ticket_key;
+      g_object_set_data_full (G_OBJECT (certificate), SERVER_CREDENTIALS_KEY, sc,
+                              server_credentials_free);
     }
   G_UNLOCK (credentials);
-  return creds;
+  return sc;
+}
+
+/* ---------------------------------------------------------------------------------
+ * the client's session tickets
+ *
+ * A data connection's full handshake costs both ends a certificate signature, its
+ * verification and a key exchange; a resumed one (TLS 1.3, a ticket the server issued
+ * earlier) skips the certificate. The agent keeps the newest ticket per server and trust
+ * setting and offers it on its next data connection.
+ *
+ * On resumption no certificate is sent, so verify_server() does not run: neither the pin
+ * nor the CAs are checked again. That is sound only because the ticket was issued over
+ * a connection whose full handshake passed that same check, to that same identity: a
+ * ticket is kept under the host name as dialled, the port, and the whole trust setting
+ * (the pin itself, or the CA file, or the system's CAs, or none), and offered only to a
+ * connection with all of them equal. A server that cannot decrypt the ticket (another
+ * server, or the same one after a restart) answers with a full handshake, and the full
+ * verification runs as on any connection. */
+
+/* GnuTLS 3.6.4 to 3.6.13 did not bind the ticket key to the one given
+ * (GNUTLS-SA-2020-06-03: TLS 1.3 authentication bypass): no tickets with those */
+#define TICKETS_MIN_GNUTLS "3.6.14"
+#if GNUTLS_VERSION_NUMBER >= 0x03060e
+#define HAVE_TICKETS 1
+#endif
+
+static gboolean
+tickets_usable (void)
+{
+#ifdef HAVE_TICKETS
+  static gsize once = 0;
+  static gboolean usable = FALSE;
+
+  if (g_once_init_enter (&once))
+    {
+      usable = gnutls_check_version (TICKETS_MIN_GNUTLS) != NULL;
+      g_once_init_leave (&once, 1);
+    }
+  return usable;
+#else
+  return FALSE;
+#endif
+}
+
+#define TICKETS_MAX 4
+/* a ticket is dropped this long after it came, whatever the server's lifetime for it */
+#define TICKET_MAX_AGE_US ((gint64) G_USEC_PER_SEC * 3600)
+/* how long this server's tickets live (GnuTLS's default is 6 h) */
+#define TICKET_LIFETIME_S (2 * 3600)
+
+typedef struct
+{
+  char *key; /* host, port and trust setting */
+  gnutls_datum_t data;
+  gint64 stored_us;
+} Ticket;
+
+G_LOCK_DEFINE_STATIC (tickets);
+static GQueue tickets = G_QUEUE_INIT; /* of Ticket, newest first */
+
+static void
+ticket_free (Ticket *t)
+{
+  if (t->data.data != NULL)
+    {
+      explicit_bzero (t->data.data, t->data.size);
+      gnutls_free (t->data.data);
+    }
+  g_free (t->key);
+  g_free (t);
+}
+
+/* the identity and trust a ticket is bound to, or %NULL where none is kept */
+static char *
+ticket_key_for (GSocketConnection *base, const char *host, const ZltTlsOptions *options)
+{
+  g_autoptr (GSocketAddress) remote = g_socket_connection_get_remote_address (base, NULL);
+  gboolean pinned = options != NULL && options->pinned_sha256 != NULL;
+  const char *ca_file = options != NULL && !pinned ? options->ca_file : NULL;
+  gboolean insecure = options != NULL && !pinned && options->insecure;
+
+  if (host == NULL || !G_IS_INET_SOCKET_ADDRESS (remote))
+    return NULL;
+  return g_strdup_printf ("%s\n%u\n%c\n%s", host,
+                          (guint) g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (remote)),
+                          pinned     ? 'p'
+                          : insecure ? 'i'
+                          : ca_file  ? 'f'
+                                     : 's',
+                          pinned            ? options->pinned_sha256
+                          : ca_file != NULL ? ca_file
+                                            : "");
+}
+
+static GList *
+tickets_find (const char *key)
+{
+  for (GList *l = tickets.head; l != NULL; l = l->next)
+    if (g_str_equal (((Ticket *) l->data)->key, key))
+      return l;
+  return NULL;
+}
+
+/* Offers @key's ticket to @session, if one is kept and fresh; whether it did. */
+static gboolean
+tickets_offer (const char *key, gnutls_session_t session)
+{
+  gboolean offered = FALSE;
+  GList *l;
+
+  G_LOCK (tickets);
+  l = tickets_find (key);
+  if (l != NULL)
+    {
+      Ticket *t = l->data;
+
+      if (g_get_monotonic_time () - t->stored_us < TICKET_MAX_AGE_US
+          && gnutls_session_set_data (session, t->data.data, t->data.size) == 0)
+        offered = TRUE;
+      else
+        {
+          g_queue_delete_link (&tickets, l);
+          ticket_free (t);
+        }
+    }
+  G_UNLOCK (tickets);
+  return offered;
+}
+
+/* Keeps @data (taken) as @key's ticket, the newest; the oldest goes beyond TICKETS_MAX. */
+static void
+tickets_keep (const char *key, gnutls_datum_t *data)
+{
+  Ticket *t = g_new0 (Ticket, 1);
+  GList *l;
+
+  t->key = g_strdup (key);
+  t->data = *data;
+  t->stored_us = g_get_monotonic_time ();
+  data->data = NULL;
+  data->size = 0;
+  G_LOCK (tickets);
+  l = tickets_find (key);
+  if (l != NULL)
+    {
+      ticket_free (l->data);
+      g_queue_delete_link (&tickets, l);
+    }
+  g_queue_push_head (&tickets, t);
+  while (tickets.length > TICKETS_MAX)
+    ticket_free (g_queue_pop_tail (&tickets));
+  G_UNLOCK (tickets);
 }
 
 #endif /* HAVE_GNUTLS */
+
+/**
+ * zlt_tls_stream_can_resume:
+ *
+ * Returns: whether data connections resume sessions: GnuTLS at build time, and at least
+ *   %TICKETS_MIN_GNUTLS at run time
+ */
+gboolean
+zlt_tls_stream_can_resume (void)
+{
+#ifdef HAVE_GNUTLS
+  return tickets_usable ();
+#else
+  return FALSE;
+#endif
+}
+
+/**
+ * zlt_tls_stream_forget_tickets:
+ *
+ * Drops the session tickets this process keeps for data connections (each next data
+ * connection then does a full handshake).
+ */
+void
+zlt_tls_stream_forget_tickets (void)
+{
+#ifdef HAVE_GNUTLS
+  G_LOCK (tickets);
+  g_queue_clear_full (&tickets, (GDestroyNotify) ticket_free);
+  G_UNLOCK (tickets);
+#endif
+}
 
 /* ---------------------------------------------------------------------------------
  * the connection */
@@ -222,11 +436,16 @@ struct _ZltTlsStream
 #ifdef HAVE_GNUTLS
   gnutls_session_t session;
 #endif
-  int io_errno;     /* the socket error behind GnuTLS's last push or pull error */
-  GError *rejected; /* client: why the server's certificate was refused */
+  int io_errno;            /* the socket error behind GnuTLS's last push or pull error */
+  GError *rejected;        /* client: why the server's certificate was refused */
+  char *ticket_key;        /* client: where its session ticket is kept (see "session tickets") */
+  gboolean offered_ticket; /* client: a kept ticket went out in the ClientHello */
+  gboolean kept_ticket;    /* client: the server's ticket of this session is kept */
+  gboolean resumed;
   gboolean handshaken;
-  gboolean closing;  /* the whole stream is being closed: no waiting */
-  gboolean sent_bye; /* close_notify is out */
+  gboolean ticket_due; /* server: the handshake is done but for our session ticket */
+  gboolean closing;    /* the whole stream is being closed: no waiting */
+  gboolean sent_bye;   /* close_notify is out */
 };
 
 static void zlt_tls_stream_initable_iface_init (GInitableIface *iface);
@@ -432,6 +651,24 @@ set_gnutls_error (ZltTlsStream *self, int rc, GError **error)
 #endif /* HAVE_GNUTLS */
 
 #ifdef HAVE_GNUTLS
+/* In TLS 1.3 the server's ticket comes after the handshake, as a record the client reads
+ * past on its way to data: once GnuTLS has taken one, keep it for the next connection.
+ * It came over this connection, whose handshake verified the server as ticket_key says
+ * (a full handshake), or resumed a session that one did. */
+static void
+keep_ticket (ZltTlsStream *self)
+{
+  gnutls_datum_t data = { NULL, 0 };
+
+  if ((gnutls_session_get_flags (self->session) & GNUTLS_SFLAGS_SESSION_TICKET) == 0)
+    return;
+  self->kept_ticket = TRUE;
+  if (gnutls_session_get_data2 (self->session, &data) == 0 && data.size > 0)
+    tickets_keep (self->ticket_key, &data);
+  else if (data.data != NULL)
+    gnutls_free (data.data);
+}
+
 static gboolean
 check_usable (ZltTlsStream *self, GError **error)
 {
@@ -466,6 +703,8 @@ stream_read (ZltTlsStream *self, void *buffer, gsize count, gboolean blocking,
         return -1;
       self->io_errno = 0;
       n = gnutls_record_recv (self->session, buffer, count);
+      if (self->ticket_key != NULL && !self->kept_ticket)
+        keep_ticket (self);
       if (n >= 0)
         return n;
       if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_WARNING_ALERT_RECEIVED)
@@ -876,12 +1115,29 @@ handshake_step (ZltTlsStream *self, GIOCondition *condition, GError **error)
   do
     {
       self->io_errno = 0;
-      rc = gnutls_handshake (self->session);
+#ifdef HAVE_TICKETS
+      if (self->ticket_due)
+        rc = gnutls_session_ticket_send (self->session, 1, 0);
+      else
+#endif
+        rc = gnutls_handshake (self->session);
     }
   while (rc == GNUTLS_E_INTERRUPTED || rc == GNUTLS_E_WARNING_ALERT_RECEIVED);
+  /* the server sends one ticket after a full handshake and none after a resumed one (the
+   * agent keeps using the ticket it has, until it is an hour old): less for both to make
+   * and carry per connection */
+  if (rc == 0 && self->is_server && !self->ticket_due && tickets_usable ()
+      && gnutls_session_is_resumed (self->session) == 0
+      && gnutls_protocol_get_version (self->session) == GNUTLS_TLS1_3)
+    {
+      self->ticket_due = TRUE;
+      return handshake_step (self, condition, error);
+    }
   if (rc == 0)
     {
+      self->ticket_due = FALSE;
       self->handshaken = TRUE;
+      self->resumed = gnutls_session_is_resumed (self->session) != 0;
       return 1;
     }
   if (rc == GNUTLS_E_AGAIN)
@@ -1207,6 +1463,7 @@ zlt_tls_stream_finalize (GObject *object)
   g_clear_object (&self->base);
   zlt_tls_options_free (self->options);
   g_free (self->host);
+  g_free (self->ticket_key);
   g_clear_error (&self->rejected);
   G_OBJECT_CLASS (zlt_tls_stream_parent_class)->finalize (object);
 }
@@ -1278,8 +1535,17 @@ stream_new (GSocketConnection *base, gboolean is_server, GError **error)
   self->is_server = is_server;
   {
     gnutls_priority_t priority = shared_priority ();
-    int rc = gnutls_init (&self->session, (is_server ? GNUTLS_SERVER : GNUTLS_CLIENT)
-                                              | GNUTLS_NONBLOCK | GNUTLS_NO_TICKETS);
+    unsigned int flags = (is_server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK;
+    int rc;
+
+#ifdef HAVE_TICKETS
+    /* a server sends its ticket itself (handshake_step()) */
+    if (tickets_usable () && is_server)
+      flags |= GNUTLS_NO_AUTO_SEND_TICKET;
+#endif
+    if (!tickets_usable ())
+      flags |= GNUTLS_NO_TICKETS;
+    rc = gnutls_init (&self->session, flags);
 
     if (rc == 0)
       rc = priority != NULL ? gnutls_priority_set (self->session, priority)
@@ -1344,6 +1610,10 @@ zlt_tls_stream_new_client (GSocketConnection *base, const char *host, const ZltT
   rc = gnutls_credentials_set (self->session, GNUTLS_CRD_CERTIFICATE, creds);
   if (rc == 0 && host != NULL && !g_hostname_is_ip_address (host))
     rc = gnutls_server_name_set (self->session, GNUTLS_NAME_DNS, host, strlen (host));
+  /* resume where a ticket is kept for this very host, port and trust setting */
+  self->ticket_key = tickets_usable () ? ticket_key_for (base, host, options) : NULL;
+  if (rc == 0 && self->ticket_key != NULL)
+    self->offered_ticket = tickets_offer (self->ticket_key, self->session);
   if (rc < 0)
     {
       g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC, _ ("TLS error: %s"), gnutls_strerror (rc));
@@ -1370,17 +1640,23 @@ zlt_tls_stream_new_server (GSocketConnection *base, GTlsCertificate *certificate
 {
 #ifdef HAVE_GNUTLS
   g_autoptr (ZltTlsStream) self = NULL;
-  gnutls_certificate_credentials_t creds;
+  ServerCredentials *sc;
   int rc;
 
   g_return_val_if_fail (G_IS_TLS_CERTIFICATE (certificate), NULL);
-  creds = server_credentials_for (certificate, error);
-  if (creds == NULL)
+  sc = server_credentials_for (certificate, error);
+  if (sc == NULL)
     return NULL;
   self = stream_new (base, TRUE, error);
   if (self == NULL)
     return NULL;
-  rc = gnutls_credentials_set (self->session, GNUTLS_CRD_CERTIFICATE, creds);
+  rc = gnutls_credentials_set (self->session, GNUTLS_CRD_CERTIFICATE, sc->creds);
+  /* session tickets: an agent's next data connection skips the certificate */
+  if (rc == 0 && tickets_usable ())
+    {
+      rc = gnutls_session_ticket_enable_server (self->session, &sc->ticket_key);
+      gnutls_db_set_cache_expiration (self->session, TICKET_LIFETIME_S);
+    }
   if (rc < 0)
     {
       g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC, _ ("TLS error: %s"), gnutls_strerror (rc));
@@ -1391,6 +1667,34 @@ zlt_tls_stream_new_server (GSocketConnection *base, GTlsCertificate *certificate
   g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "built without GnuTLS");
   return NULL;
 #endif
+}
+
+/**
+ * zlt_tls_stream_is_resumed:
+ * @self: a data TLS connection, handshaken
+ *
+ * Returns: whether its handshake resumed an earlier session with a ticket (no
+ *   certificate was sent or checked: see "the client's session tickets")
+ */
+gboolean
+zlt_tls_stream_is_resumed (ZltTlsStream *self)
+{
+  g_return_val_if_fail (ZLT_IS_TLS_STREAM (self), FALSE);
+  return self->resumed;
+}
+
+/**
+ * zlt_tls_stream_offered_ticket:
+ * @self: a client data TLS connection
+ *
+ * Returns: whether its ClientHello offered a kept session ticket (the server may still
+ *   refuse it and do a full handshake)
+ */
+gboolean
+zlt_tls_stream_offered_ticket (ZltTlsStream *self)
+{
+  g_return_val_if_fail (ZLT_IS_TLS_STREAM (self), FALSE);
+  return self->offered_ticket;
 }
 
 /* ---------------------------------------------------------------------------------

@@ -17,4 +17,9 @@ GIOStream *zlt_tls_stream_new_server (GSocketConnection *base, GTlsCertificate *
 
 gboolean zlt_tls_stream_is_data_hello (const guint8 *record, gsize len);
 
+gboolean zlt_tls_stream_is_resumed (ZltTlsStream *self);
+gboolean zlt_tls_stream_offered_ticket (ZltTlsStream *self);
+gboolean zlt_tls_stream_can_resume (void);
+void zlt_tls_stream_forget_tickets (void);
+
 G_END_DECLS

@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 
 #include "zlt-test-util.h"
+#include "zlt-tls-stream.h" /* private */
 #include "zlayer-tunnel.h"
 
 #define DEADLINE_MS 20000
@@ -678,6 +679,258 @@ test_data_hello (void)
   g_io_stream_close (theirs, NULL, NULL);
 }
 
+/* ---- session resumption ---- */
+
+/* A listening socket that stays: its connections share a host and port, as an agent's
+ * successive data connections to one server do. */
+static GSocket *
+resume_listener (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocket) listener
+      = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (listener, any, TRUE, &error));
+  g_assert_true (g_socket_listen (listener, &error));
+  return g_steal_pointer (&listener);
+}
+
+typedef struct
+{
+  gboolean offered; /* the client offered a kept ticket */
+  gboolean resumed; /* the client's handshake resumed */
+  gboolean server_resumed;
+  GError *error; /* the client's */
+  GError *server_error;
+} Resumption;
+
+static void
+resumption_clear (Resumption *r)
+{
+  g_clear_error (&r->error);
+  g_clear_error (&r->server_error);
+}
+
+/* A small exchange both ways: the client reads past the server's ticket to get here. */
+static void
+assert_round_trip (GIOStream *client, GIOStream *server)
+{
+  g_autoptr (GError) error = NULL;
+  char buf[16] = { 0 };
+  gsize got = 0;
+
+  g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (client), "ping", 4, NULL,
+                                            NULL, &error));
+  g_assert_true (
+      g_input_stream_read_all (g_io_stream_get_input_stream (server), buf, 4, &got, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (buf, got, "ping", 4);
+  g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (server), "pong!", 5,
+                                            NULL, NULL, &error));
+  g_assert_true (
+      g_input_stream_read_all (g_io_stream_get_input_stream (client), buf, 5, &got, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (buf, got, "pong!", 5);
+}
+
+/* One data connection through @listener to a server with @server_cert, the client
+ * trusting as @options say; when it handshakes, bytes go both ways (@bulk: megabytes,
+ * with half-closes, else a small exchange). */
+static Resumption
+resume_connect (GSocket *listener, const char *host, const ZltTlsOptions *options,
+                GTlsCertificate *server_cert, gboolean bulk)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocketAddress) bound = g_socket_get_local_address (listener, &error);
+  g_autoptr (GSocket) cs
+      = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_autoptr (GSocket) ss = NULL;
+  g_autoptr (GSocketConnection) c = NULL;
+  g_autoptr (GSocketConnection) s = NULL;
+  g_autoptr (GIOStream) client = NULL;
+  g_autoptr (GIOStream) server = NULL;
+  Resumption r = { 0 };
+
+  g_assert_no_error (error);
+  g_assert_true (g_socket_connect (cs, bound, NULL, &error));
+  ss = g_socket_accept (listener, NULL, &error);
+  g_assert_no_error (error);
+  c = g_socket_connection_factory_create_connection (cs);
+  s = g_socket_connection_factory_create_connection (ss);
+  client = zlt_tls_data_client_new (c, host, options, &error);
+  g_assert_no_error (error);
+  server = zlt_tls_data_server_new (s, server_cert, &error);
+  g_assert_no_error (error);
+  r.offered = zlt_tls_stream_offered_ticket (ZLT_TLS_STREAM (client));
+  r.error = handshake_pair (client, server, options, &r.server_error);
+  if (r.error == NULL)
+    {
+      g_assert_no_error (r.server_error);
+      r.resumed = zlt_tls_stream_is_resumed (ZLT_TLS_STREAM (client));
+      r.server_resumed = zlt_tls_stream_is_resumed (ZLT_TLS_STREAM (server));
+      /* both ends agree on what happened */
+      g_assert_cmpint (r.resumed, ==, r.server_resumed);
+      if (bulk)
+        assert_carries_both_ways (client, server);
+      else
+        assert_round_trip (client, server);
+    }
+  else
+    g_assert_nonnull (r.server_error);
+  g_io_stream_close (client, NULL, NULL);
+  g_io_stream_close (server, NULL, NULL);
+  return r;
+}
+
+/* The second data connection to a server resumes the first's session, and carries
+ * bytes both ways; so does the third, with the same ticket (the server issues one after
+ * a full handshake only). */
+static void
+test_resume (void)
+{
+  g_autoptr (GSocket) listener = resume_listener ();
+  ZltTlsOptions options = { NULL, pin, FALSE };
+  Resumption r;
+
+  if (!zlt_tls_stream_can_resume ())
+    {
+      g_test_skip ("data connections do not resume with this GnuTLS");
+      return;
+    }
+
+  zlt_tls_stream_forget_tickets ();
+  r = resume_connect (listener, "127.0.0.1", &options, certificate, FALSE);
+  g_assert_no_error (r.error);
+  g_assert_false (r.offered);
+  g_assert_false (r.resumed);
+  for (guint i = 0; i < 2; i++)
+    {
+      r = resume_connect (listener, "127.0.0.1", &options, certificate, i == 0);
+      g_assert_no_error (r.error);
+      g_assert_true (r.offered);
+      g_assert_true (r.resumed);
+    }
+  /* forgotten: a full handshake again */
+  zlt_tls_stream_forget_tickets ();
+  r = resume_connect (listener, "127.0.0.1", &options, certificate, FALSE);
+  g_assert_no_error (r.error);
+  g_assert_false (r.offered);
+  g_assert_false (r.resumed);
+}
+
+/* Another server at the same address (another process, or a restart: another ticket key)
+ * cannot take the ticket: a full handshake, fully verified. The same identity passes; a
+ * certificate the pin does not match is refused, ticket or not. */
+static void
+test_resume_other_server (void)
+{
+  g_autoptr (GSocket) listener = resume_listener ();
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_build_filename (tmpdir, "other", NULL);
+  g_autofree char *other_cert = NULL;
+  g_autofree char *other_key = NULL;
+  g_autofree char *other_cfg = g_build_filename (dir, "cert.cfg", NULL);
+  g_autoptr (GTlsCertificate) restarted = NULL;
+  g_autoptr (GTlsCertificate) impostor = NULL;
+  ZltTlsOptions options = { NULL, pin, FALSE };
+  Resumption r;
+
+  if (!zlt_tls_stream_can_resume ())
+    {
+      g_test_skip ("data connections do not resume with this GnuTLS");
+      return;
+    }
+
+  /* the same certificate loaded again: a new server with its own ticket key */
+  restarted = g_tls_certificate_new_from_files (cert_file, key_file, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
+  g_assert_true (zlt_test_make_certificate (dir, &other_cert, &other_key));
+  impostor = g_tls_certificate_new_from_files (other_cert, other_key, &error);
+  g_assert_no_error (error);
+
+  zlt_tls_stream_forget_tickets ();
+  r = resume_connect (listener, "127.0.0.1", &options, certificate, FALSE);
+  g_assert_no_error (r.error);
+  g_assert_false (r.resumed);
+  r = resume_connect (listener, "127.0.0.1", &options, restarted, TRUE);
+  g_assert_no_error (r.error);
+  g_assert_true (r.offered);
+  g_assert_false (r.resumed);
+  /* the ticket now kept is the restarted server's; the impostor cannot use it either,
+   * and its certificate is checked against the pin */
+  r = resume_connect (listener, "127.0.0.1", &options, impostor, FALSE);
+  g_assert_true (r.offered);
+  g_assert_error (r.error, ZLT_ERROR, ZLT_ERROR_TLS);
+  g_test_message ("%s", r.error->message);
+  g_assert_nonnull (strstr (r.error->message, "does not match the pinned SHA-256 fingerprint"));
+  resumption_clear (&r);
+  /* and the refusal did not cost the good ticket */
+  r = resume_connect (listener, "127.0.0.1", &options, restarted, FALSE);
+  g_assert_no_error (r.error);
+  g_assert_true (r.resumed);
+
+  g_unlink (other_cert);
+  g_unlink (other_key);
+  g_unlink (other_cfg);
+  g_rmdir (dir);
+}
+
+/* A ticket goes only to the host, port and trust setting it came from. */
+static void
+test_resume_trust_setting (void)
+{
+  g_autoptr (GSocket) listener = resume_listener ();
+  g_autoptr (GSocket) other_port = resume_listener ();
+  g_autofree char *wrong = g_strdup (pin);
+  ZltTlsOptions pinned = { NULL, pin, FALSE };
+  ZltTlsOptions wrong_pin = { NULL, wrong, FALSE };
+  ZltTlsOptions by_ca = { cert_file, NULL, FALSE };
+  ZltTlsOptions insecure = { NULL, NULL, TRUE };
+  Resumption r;
+
+  if (!zlt_tls_stream_can_resume ())
+    {
+      g_test_skip ("data connections do not resume with this GnuTLS");
+      return;
+    }
+
+  wrong[7] = wrong[7] == '0' ? '1' : '0';
+  zlt_tls_stream_forget_tickets ();
+  r = resume_connect (listener, "127.0.0.1", &pinned, certificate, FALSE);
+  g_assert_no_error (r.error);
+  g_assert_false (r.offered);
+
+  /* another pin: not offered, and refused on the certificate */
+  r = resume_connect (listener, "127.0.0.1", &wrong_pin, certificate, FALSE);
+  g_assert_false (r.offered);
+  g_assert_error (r.error, ZLT_ERROR, ZLT_ERROR_TLS);
+  resumption_clear (&r);
+  /* CAs instead of the pin, verification off, another name for the host, another port:
+   * each a full handshake of its own */
+  r = resume_connect (listener, "127.0.0.1", &by_ca, certificate, FALSE);
+  g_assert_no_error (r.error);
+  g_assert_false (r.offered);
+  g_assert_false (r.resumed);
+  r = resume_connect (listener, "127.0.0.1", &insecure, certificate, FALSE);
+  g_assert_no_error (r.error);
+  g_assert_false (r.offered);
+  r = resume_connect (listener, "localhost", &pinned, certificate, FALSE);
+  g_assert_no_error (r.error);
+  g_assert_false (r.offered);
+  r = resume_connect (other_port, "127.0.0.1", &pinned, certificate, FALSE);
+  g_assert_no_error (r.error);
+  g_assert_false (r.offered);
+  /* and each setting resumes with its own */
+  r = resume_connect (listener, "127.0.0.1", &by_ca, certificate, FALSE);
+  g_assert_no_error (r.error);
+  g_assert_true (r.offered);
+  g_assert_true (r.resumed);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -708,6 +961,9 @@ main (int argc, char **argv)
   g_test_add_func ("/tls-stream/peer-vanishes", test_peer_vanishes);
   g_test_add_func ("/tls-stream/close-after-socket", test_close_after_socket);
   g_test_add_func ("/tls-stream/data-hello", test_data_hello);
+  g_test_add_func ("/tls-stream/resume", test_resume);
+  g_test_add_func ("/tls-stream/resume-other-server", test_resume_other_server);
+  g_test_add_func ("/tls-stream/resume-trust-setting", test_resume_trust_setting);
   ret = g_test_run ();
 
   g_clear_object (&certificate);
