@@ -6,7 +6,8 @@
 static void
 echo_spliced_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (GSocketConnection) connection = user_data;
+  /* dropped once the echo is done */
+  g_autoptr (GSocketConnection) connection G_GNUC_UNUSED = user_data;
 
   g_output_stream_splice_finish (G_OUTPUT_STREAM (source), result, NULL);
 }

@@ -173,7 +173,7 @@ flow_wake_readers (ZltUdpFlowStream *self)
 static void
 flow_end (ZltUdpFlowStream *self)
 {
-  g_autoptr (ZltUdpFlowStream) keep = NULL;
+  g_autoptr (ZltUdpFlowStream) keep G_GNUC_UNUSED = NULL;
   ZltUdpListener *listener;
 
   if (self->ended)
@@ -223,7 +223,7 @@ on_idle_deadline (gpointer user_data)
     }
   g_debug ("udp flow idle for %u ms, ending it", self->idle_timeout_ms);
   {
-    g_autoptr (ZltUdpFlowStream) keep = g_object_ref (self);
+    g_autoptr (ZltUdpFlowStream) keep G_GNUC_UNUSED = g_object_ref (self);
 
     flow_end (self);
   }
@@ -300,7 +300,7 @@ static gboolean
 on_socket_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
 {
   ZltUdpFlowStream *self = user_data;
-  g_autoptr (ZltUdpFlowStream) keep = g_object_ref (self);
+  g_autoptr (ZltUdpFlowStream) keep G_GNUC_UNUSED = g_object_ref (self);
   guint8 *buf = zlt_udp_scratch_get ();
   gint64 now = g_get_monotonic_time ();
   int fd = g_socket_get_fd (socket);
@@ -541,7 +541,7 @@ zlt_udp_flow_stream_close_fn (GIOStream *stream, GCancellable *cancellable, GErr
 
   if (!self->closed)
     {
-      g_autoptr (ZltUdpFlowStream) keep = g_object_ref (self);
+      g_autoptr (ZltUdpFlowStream) keep G_GNUC_UNUSED = g_object_ref (self);
 
       self->closed = TRUE;
       flow_wake_readers (self);

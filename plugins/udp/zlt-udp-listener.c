@@ -52,7 +52,7 @@ static gboolean
 on_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
 {
   ZltUdpListener *self = user_data;
-  g_autoptr (ZltUdpListener) keep = g_object_ref (self);
+  g_autoptr (ZltUdpListener) keep G_GNUC_UNUSED = g_object_ref (self);
   gint64 now = g_get_monotonic_time ();
   int fd = g_socket_get_fd (socket);
 
