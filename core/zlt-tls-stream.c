@@ -686,6 +686,22 @@ check_usable (ZltTlsStream *self, GError **error)
 }
 #endif
 
+#ifdef HAVE_GNUTLS
+/* After GNUTLS_E_AGAIN: whether to try again (the socket is ready for @condition), or
+ * FALSE with G_IO_ERROR_WOULD_BLOCK when not @blocking, or the wait's error. */
+static gboolean
+wait_again (ZltTlsStream *self, GIOCondition condition, gboolean blocking,
+            GCancellable *cancellable, GError **error)
+{
+  if (!blocking)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "operation would block");
+      return FALSE;
+    }
+  return g_socket_condition_wait (self->socket, condition, cancellable, error);
+}
+#endif
+
 /* Reads one record's worth: @blocking waits for the socket, else
  * %G_IO_ERROR_WOULD_BLOCK. 0 at the peer's close_notify. */
 static gssize
@@ -711,13 +727,7 @@ stream_read (ZltTlsStream *self, void *buffer, gsize count, gboolean blocking,
         continue;
       if (n == GNUTLS_E_AGAIN)
         {
-          if (!blocking)
-            {
-              g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
-                                   "operation would block");
-              return -1;
-            }
-          if (!g_socket_condition_wait (self->socket, G_IO_IN, cancellable, error))
+          if (!wait_again (self, G_IO_IN, blocking, cancellable, error))
             return -1;
           continue;
         }
@@ -753,13 +763,7 @@ stream_write (ZltTlsStream *self, const void *buffer, gsize count, gboolean bloc
         continue;
       if (n == GNUTLS_E_AGAIN)
         {
-          if (!blocking)
-            {
-              g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
-                                   "operation would block");
-              return -1;
-            }
-          if (!g_socket_condition_wait (self->socket, G_IO_OUT, cancellable, error))
+          if (!wait_again (self, G_IO_OUT, blocking, cancellable, error))
             return -1;
           continue;
         }
