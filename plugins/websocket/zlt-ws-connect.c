@@ -28,6 +28,12 @@ url_port (GUri *url)
   return is_tls_url (url) ? 443 : 80;
 }
 
+char *
+zlt_ws_url_authority (GUri *url)
+{
+  return zlt_net_join_host_port (g_uri_get_host (url), url_port (url));
+}
+
 /* ---- control channel ---- */
 
 typedef struct
@@ -37,6 +43,7 @@ typedef struct
   ZltTlsOptions *tls;
   char *peer;
   GError *rejected; /* why our accept-certificate verdict refused the server */
+  gboolean proxied; /* reached through a proxy: its address is not the server's */
 } ControlData;
 
 static void
@@ -68,6 +75,10 @@ static void
 on_network_event (SoupMessage *msg, GSocketClientEvent event, GIOStream *connection,
                   gpointer user_data)
 {
+  ControlData *d = user_data;
+
+  if (event == G_SOCKET_CLIENT_PROXY_NEGOTIATING)
+    d->proxied = TRUE;
   /* small control frames (Heartbeat, ConnectAck) must leave at once */
   if (event == G_SOCKET_CLIENT_CONNECTED && G_IS_SOCKET_CONNECTION (connection))
     zlt_net_set_nodelay (G_SOCKET_CONNECTION (connection));
@@ -144,7 +155,7 @@ zlt_ws_connect_control_async (GUri *url, const ZltTlsOptions *tls, guint timeout
   g_task_set_source_tag (task, zlt_ws_connect_control_async);
   g_task_set_task_data (task, d, (GDestroyNotify) control_data_free);
   d->tls = zlt_tls_options_copy (tls);
-  d->peer = zlt_net_join_host_port (g_uri_get_host (url), url_port (url));
+  d->peer = zlt_ws_url_authority (url);
   d->session = soup_session_new_with_options ("timeout", (timeout_ms + 999) / 1000, "user-agent",
                                               "zlayer-tunnel/" PACKAGE_VERSION, NULL);
   if (tls != NULL && tls->ca_file != NULL)
@@ -167,15 +178,26 @@ zlt_ws_connect_control_async (GUri *url, const ZltTlsOptions *tls, guint timeout
   http_url = g_uri_to_string (http);
   d->msg = soup_message_new_from_uri (SOUP_METHOD_GET, http);
   g_signal_connect (d->msg, "accept-certificate", G_CALLBACK (on_accept_certificate), d);
-  g_signal_connect (d->msg, "network-event", G_CALLBACK (on_network_event), NULL);
+  g_signal_connect (d->msg, "network-event", G_CALLBACK (on_network_event), d);
   soup_session_websocket_connect_async (d->session, d->msg, NULL, NULL, G_PRIORITY_DEFAULT,
                                         cancellable, control_connected, g_steal_pointer (&task));
 }
 
 ZltChannel *
-zlt_ws_connect_control_finish (GAsyncResult *result, GError **error)
+zlt_ws_connect_control_finish (GAsyncResult *result, GSocketAddress **server, GError **error)
 {
-  return g_task_propagate_pointer (G_TASK (result), error);
+  ControlData *d = g_task_get_task_data (G_TASK (result));
+  ZltChannel *channel = g_task_propagate_pointer (G_TASK (result), error);
+
+  if (server != NULL)
+    {
+      GSocketAddress *remote = NULL;
+
+      if (channel != NULL && !d->proxied)
+        remote = soup_message_get_remote_address (d->msg);
+      *server = G_IS_INET_SOCKET_ADDRESS (remote) ? g_object_ref (remote) : NULL;
+    }
+  return channel;
 }
 
 /* ---- data connections ---- */
@@ -485,10 +507,11 @@ data_timeout (gpointer user_data)
 }
 
 void
-zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *tls,
-                        const char *tunnel_id, const char *connection_id, const char *standby_id,
-                        const char *mac, const char *service, gboolean probe, guint timeout_ms,
-                        GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+zlt_ws_open_data_async (GSocketClient *client, GUri *url, GSocketAddress *server,
+                        const ZltTlsOptions *tls, const char *tunnel_id, const char *connection_id,
+                        const char *standby_id, const char *mac, const char *service,
+                        gboolean probe, guint timeout_ms, GCancellable *cancellable,
+                        GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr (GCancellable) own = g_cancellable_new ();
   g_autoptr (GTask) task = NULL;
@@ -531,10 +554,14 @@ zlt_ws_open_data_async (GSocketClient *client, GUri *url, const ZltTlsOptions *t
       g_source_set_callback (d->timeout, data_timeout, task, NULL);
       g_source_attach (d->timeout, g_main_context_get_thread_default ());
     }
-  /* an address and no proxy to ask: one connect(), not GSocketClient's several steps */
-  inet
-      = g_socket_client_get_enable_proxy (client) ? NULL : g_inet_address_new_from_string (d->host);
-  if (inet != NULL)
+  /* an address and no proxy to ask: one connect(), not GSocketClient's several steps;
+   * the host name stays for the Host header and TLS (SNI, verification) */
+  if (server != NULL)
+    zlt_net_dial_async (server, 0, own, address_connected, g_steal_pointer (&task));
+  else if ((inet = g_socket_client_get_enable_proxy (client)
+                       ? NULL
+                       : g_inet_address_new_from_string (d->host))
+           != NULL)
     {
       g_autoptr (GSocketAddress) address = g_inet_socket_address_new (inet, d->port);
 

@@ -16,7 +16,21 @@ struct _ZltWsTransport
    * URL rather than by a proxy lookup per connection */
   GSocketClient *data_client;
   char *proxy_checked_for;
+  /* ControlPeer*: the open control channels and the server address each reached */
+  GPtrArray *control_peers;
 };
+
+/* Data connections go where their tunnel's control channel went, not wherever the
+ * name resolves to now: with DNS round robin or a changed record another server would
+ * not know the tunnel (core/FLEET.md). Kept per open channel, so agents sharing this
+ * transport and URL but reaching different servers fall back to resolving. */
+typedef struct
+{
+  ZltWsTransport *transport; /* unowned: the transport outlives its entries or clears them */
+  ZltChannel *channel;       /* weak */
+  char *authority;           /* the URL's "host:port" */
+  GSocketAddress *server;
+} ControlPeer;
 
 G_DEFINE_FINAL_TYPE (ZltWsTransport, zlt_ws_transport, ZLT_TYPE_CONTROL_TRANSPORT)
 
@@ -68,11 +82,73 @@ zlt_ws_transport_connect_control_async (ZltControlTransport *transport, GUri *ur
   zlt_ws_connect_control_async (url, tls, timeout_ms, cancellable, callback, user_data);
 }
 
+static void
+control_peer_free (ControlPeer *peer)
+{
+  g_free (peer->authority);
+  g_object_unref (peer->server);
+  g_free (peer);
+}
+
+static void
+control_peer_gone (gpointer data, GObject *where_the_channel_was)
+{
+  ControlPeer *peer = data;
+
+  g_ptr_array_remove_fast (peer->transport->control_peers, peer);
+}
+
 static ZltChannel *
 zlt_ws_transport_connect_control_finish (ZltControlTransport *transport, GAsyncResult *result,
                                          GError **error)
 {
-  return zlt_ws_connect_control_finish (result, error);
+  ZltWsTransport *self = ZLT_WS_TRANSPORT (transport);
+  g_autoptr (GSocketAddress) server = NULL;
+  ZltChannel *channel = zlt_ws_connect_control_finish (result, &server, error);
+  ControlPeer *peer;
+
+  if (channel == NULL || server == NULL)
+    return channel;
+  peer = g_new0 (ControlPeer, 1);
+  peer->transport = self;
+  peer->channel = channel;
+  peer->authority = g_strdup (zlt_channel_get_peer_address (channel));
+  peer->server = g_steal_pointer (&server);
+  g_object_weak_ref (G_OBJECT (channel), control_peer_gone, peer);
+  g_ptr_array_add (self->control_peers, peer);
+  return channel;
+}
+
+static gboolean
+same_address (GSocketAddress *a, GSocketAddress *b)
+{
+  GInetSocketAddress *ia = G_INET_SOCKET_ADDRESS (a);
+  GInetSocketAddress *ib = G_INET_SOCKET_ADDRESS (b);
+
+  return g_inet_socket_address_get_port (ia) == g_inet_socket_address_get_port (ib)
+         && g_inet_address_equal (g_inet_socket_address_get_address (ia),
+                                  g_inet_socket_address_get_address (ib));
+}
+
+/* The address every open control channel to @url reached; NULL when there is none
+ * or they disagree. */
+static GSocketAddress *
+server_for (ZltWsTransport *self, GUri *url)
+{
+  g_autofree char *authority = zlt_ws_url_authority (url);
+  GSocketAddress *found = NULL;
+
+  for (guint i = 0; i < self->control_peers->len; i++)
+    {
+      ControlPeer *peer = g_ptr_array_index (self->control_peers, i);
+
+      if (!g_str_equal (peer->authority, authority))
+        continue;
+      if (found != NULL && !same_address (found, peer->server))
+        return NULL;
+      found = peer->server;
+    }
+  return found;
 }
 
 static void
@@ -82,7 +158,8 @@ zlt_ws_transport_open_data_async (ZltControlTransport *transport, GUri *url,
                                   GCancellable *cancellable, GAsyncReadyCallback callback,
                                   gpointer user_data)
 {
-  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id,
+  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url,
+                          server_for (ZLT_WS_TRANSPORT (transport), url), tls, tunnel_id,
                           connection_id, NULL, mac, NULL, FALSE, timeout_ms, cancellable, callback,
                           user_data);
 }
@@ -94,7 +171,8 @@ zlt_ws_transport_open_access_async (ZltControlTransport *transport, GUri *url,
                                     guint timeout_ms, GCancellable *cancellable,
                                     GAsyncReadyCallback callback, gpointer user_data)
 {
-  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id,
+  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url,
+                          server_for (ZLT_WS_TRANSPORT (transport), url), tls, tunnel_id,
                           connection_id, NULL, mac, service, FALSE, timeout_ms, cancellable,
                           callback, user_data);
 }
@@ -107,7 +185,8 @@ zlt_ws_transport_probe_access_async (ZltControlTransport *transport, GUri *url,
                                      GCancellable *cancellable, GAsyncReadyCallback callback,
                                      gpointer user_data)
 {
-  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id,
+  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url,
+                          server_for (ZLT_WS_TRANSPORT (transport), url), tls, tunnel_id,
                           connection_id, NULL, mac, service, TRUE, timeout_ms, cancellable,
                           callback, user_data);
 }
@@ -119,7 +198,8 @@ zlt_ws_transport_open_standby_async (ZltControlTransport *transport, GUri *url,
                                      GCancellable *cancellable, GAsyncReadyCallback callback,
                                      gpointer user_data)
 {
-  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url, tls, tunnel_id, NULL,
+  zlt_ws_open_data_async (ZLT_WS_TRANSPORT (transport)->data_client, url,
+                          server_for (ZLT_WS_TRANSPORT (transport), url), tls, tunnel_id, NULL,
                           standby_id, mac, NULL, FALSE, timeout_ms, cancellable, callback,
                           user_data);
 }
@@ -145,6 +225,13 @@ zlt_ws_transport_finalize (GObject *object)
 
   g_clear_object (&self->data_client);
   g_free (self->proxy_checked_for);
+  for (guint i = 0; i < self->control_peers->len; i++)
+    {
+      ControlPeer *peer = g_ptr_array_index (self->control_peers, i);
+
+      g_object_weak_unref (G_OBJECT (peer->channel), control_peer_gone, peer);
+    }
+  g_ptr_array_unref (self->control_peers);
   G_OBJECT_CLASS (zlt_ws_transport_parent_class)->finalize (object);
 }
 
@@ -173,6 +260,7 @@ static void
 zlt_ws_transport_init (ZltWsTransport *self)
 {
   self->data_client = g_socket_client_new ();
+  self->control_peers = g_ptr_array_new_with_free_func ((GDestroyNotify) control_peer_free);
 }
 
 static gboolean
