@@ -431,14 +431,16 @@ struct _ZltTlsStream
   GInputStream *input;
   GOutputStream *output;
   gboolean is_server;
-  ZltTlsOptions *options; /* client */
-  char *host;             /* client: for the certificate's identity and SNI */
+  ZltTlsOptions *options; /* client, until the handshake is done */
+  char *host;             /* client: for the certificate's identity and SNI, as options */
+  gboolean system_certdb; /* client: trusts the system's CAs ("use-system-certdb") */
 #ifdef HAVE_GNUTLS
   gnutls_session_t session;
 #endif
   int io_errno;            /* the socket error behind GnuTLS's last push or pull error */
   GError *rejected;        /* client: why the server's certificate was refused */
-  char *ticket_key;        /* client: where its session ticket is kept (see "session tickets") */
+  char *ticket_key;        /* client: where its session ticket is kept (see "session tickets"),
+                            * until it is kept or none will come */
   gboolean offered_ticket; /* client: a kept ticket went out in the ClientHello */
   gboolean kept_ticket;    /* client: the server's ticket of this session is kept */
   gboolean resumed;
@@ -667,6 +669,21 @@ keep_ticket (ZltTlsStream *self)
     tickets_keep (self->ticket_key, &data);
   else if (data.data != NULL)
     gnutls_free (data.data);
+  g_clear_pointer (&self->ticket_key, g_free);
+}
+
+/* What a client needs only until its handshake is done: the trust setting and the name
+ * (verify_server() runs during the handshake; a TLS 1.3 server cannot ask for it again),
+ * and, when the session was resumed, where to keep a ticket (a server issues none after
+ * a resumed handshake: see handshake_step()). An idle data connection holds the rest. */
+static void
+drop_handshake_state (ZltTlsStream *self)
+{
+  g_clear_pointer (&self->options, zlt_tls_options_free);
+  g_clear_pointer (&self->host, g_free);
+  g_clear_error (&self->rejected);
+  if (self->resumed)
+    g_clear_pointer (&self->ticket_key, g_free);
 }
 
 static gboolean
@@ -1142,6 +1159,8 @@ handshake_step (ZltTlsStream *self, GIOCondition *condition, GError **error)
       self->ticket_due = FALSE;
       self->handshaken = TRUE;
       self->resumed = gnutls_session_is_resumed (self->session) != 0;
+      if (!self->is_server)
+        drop_handshake_state (self);
       return 1;
     }
   if (rc == GNUTLS_E_AGAIN)
@@ -1334,10 +1353,7 @@ zlt_tls_stream_get_property (GObject *object, guint prop_id, GValue *value, GPar
       g_value_set_enum (value, G_TLS_REHANDSHAKE_NEVER);
       break;
     case PROP_USE_SYSTEM_CERTDB:
-      g_value_set_boolean (value, !self->is_server && zlt_tls_options_verify_peer (self->options)
-                                      && (self->options == NULL
-                                          || (self->options->ca_file == NULL
-                                              && self->options->pinned_sha256 == NULL)));
+      g_value_set_boolean (value, self->system_certdb);
       break;
     case PROP_DATABASE:
     case PROP_INTERACTION:
@@ -1561,8 +1577,10 @@ stream_new (GSocketConnection *base, gboolean is_server, GError **error)
         return NULL;
       }
     /* the client says "data connection" in its ClientHello, so that a server can pick
-     * this TLS for it before the handshake (zlt_tls_stream_is_data_hello()) */
-    if (rc == 0)
+     * this TLS for it before the handshake (zlt_tls_stream_is_data_hello()); the server
+     * chose on it already and does not answer it (GnuTLS would keep about 330 bytes of
+     * ALPN state for each of its connections' lives) */
+    if (rc == 0 && !is_server)
       {
         gnutls_datum_t alpn
             = { (unsigned char *) ZLT_TLS_DATA_ALPN, (unsigned int) strlen (ZLT_TLS_DATA_ALPN) };
@@ -1611,6 +1629,9 @@ zlt_tls_stream_new_client (GSocketConnection *base, const char *host, const ZltT
     return NULL;
   self->options = zlt_tls_options_copy (options);
   self->host = g_strdup (host);
+  self->system_certdb
+      = zlt_tls_options_verify_peer (options)
+        && (options == NULL || (options->ca_file == NULL && options->pinned_sha256 == NULL));
   rc = gnutls_credentials_set (self->session, GNUTLS_CRD_CERTIFICATE, creds);
   if (rc == 0 && host != NULL && !g_hostname_is_ip_address (host))
     rc = gnutls_server_name_set (self->session, GNUTLS_NAME_DNS, host, strlen (host));

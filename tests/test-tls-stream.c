@@ -315,6 +315,96 @@ test_interop (void)
     }
 }
 
+/* After its handshake a client keeps neither its trust setting nor the server's name
+ * (they are only needed during it): what it answers about them stays the same, and
+ * bytes still go both ways. The server serves a client that offers the data ALPN but
+ * does not answer it (it chose on the ClientHello already and keeps no ALPN state). */
+static void
+test_after_handshake (void)
+{
+  ZltTlsOptions pinned = { NULL, pin, FALSE };
+  ZltTlsOptions by_ca = { cert_file, NULL, FALSE };
+  const ZltTlsOptions *cases[] = { &pinned, &by_ca };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (GSocketConnection) c = NULL;
+      g_autoptr (GSocketConnection) s = NULL;
+      g_autoptr (GIOStream) client = NULL;
+      g_autoptr (GIOStream) server = NULL;
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GError) server_error = NULL;
+      gboolean system_before = TRUE, system_after = TRUE;
+
+      socket_pair (&c, &s);
+      client = zlt_tls_data_client_new (c, "127.0.0.1", cases[i], &error);
+      g_assert_no_error (error);
+      server = zlt_tls_data_server_new (s, certificate, &error);
+      g_assert_no_error (error);
+      g_object_get (client, "use-system-certdb", &system_before, NULL);
+      error = handshake_pair (client, server, cases[i], &server_error);
+      g_assert_no_error (error);
+      g_assert_no_error (server_error);
+      g_object_get (client, "use-system-certdb", &system_after, NULL);
+      g_assert_false (system_before);
+      g_assert_false (system_after);
+      assert_carries_both_ways (client, server);
+      g_io_stream_close (client, NULL, NULL);
+      g_io_stream_close (server, NULL, NULL);
+    }
+
+  /* the system's CAs: said so before and after (the handshake itself fails here: the
+   * test certificate is self-signed) */
+  {
+    g_autoptr (GSocketConnection) c = NULL;
+    g_autoptr (GSocketConnection) s = NULL;
+    g_autoptr (GIOStream) client = NULL;
+    g_autoptr (GIOStream) server = NULL;
+    g_autoptr (GError) error = NULL;
+    g_autoptr (GError) server_error = NULL;
+    gboolean system_before = FALSE, system_after = FALSE;
+
+    socket_pair (&c, &s);
+    client = zlt_tls_data_client_new (c, "127.0.0.1", NULL, &error);
+    g_assert_no_error (error);
+    server = zlt_tls_data_server_new (s, certificate, &error);
+    g_assert_no_error (error);
+    g_object_get (client, "use-system-certdb", &system_before, NULL);
+    error = handshake_pair (client, server, NULL, &server_error);
+    g_assert_error (error, ZLT_ERROR, ZLT_ERROR_TLS);
+    g_object_get (client, "use-system-certdb", &system_after, NULL);
+    g_assert_true (system_before);
+    g_assert_true (system_after);
+    g_io_stream_close (client, NULL, NULL);
+    g_io_stream_close (server, NULL, NULL);
+  }
+
+  /* glib-networking's client offering the data ALPN: served, with no ALPN answer */
+  {
+    g_autoptr (GSocketConnection) c = NULL;
+    g_autoptr (GSocketConnection) s = NULL;
+    g_autoptr (GIOStream) client = NULL;
+    g_autoptr (GIOStream) server = NULL;
+    g_autoptr (GError) error = NULL;
+    g_autoptr (GError) server_error = NULL;
+    const char *const protocols[] = { ZLT_TLS_DATA_ALPN, NULL };
+
+    socket_pair (&c, &s);
+    client = zlt_tls_client_connection_new (G_IO_STREAM (c), NULL, &pinned, &error);
+    g_assert_no_error (error);
+    g_tls_connection_set_advertised_protocols (G_TLS_CONNECTION (client), protocols);
+    server = zlt_tls_data_server_new (s, certificate, &error);
+    g_assert_no_error (error);
+    error = handshake_pair (client, server, &pinned, &server_error);
+    g_assert_no_error (error);
+    g_assert_no_error (server_error);
+    g_assert_null (g_tls_connection_get_negotiated_protocol (G_TLS_CONNECTION (client)));
+    assert_carries_both_ways (client, server);
+    g_io_stream_close (client, NULL, NULL);
+    g_io_stream_close (server, NULL, NULL);
+  }
+}
+
 /* The client's verdict for @options against our server; returns the client's error. */
 static GError *
 try_client (const ZltTlsOptions *options, const char *host, GTlsCertificate *server_cert)
@@ -950,6 +1040,7 @@ main (int argc, char **argv)
 
   g_test_add_func ("/tls-stream/pinned", test_pinned);
   g_test_add_func ("/tls-stream/interop", test_interop);
+  g_test_add_func ("/tls-stream/after-handshake", test_after_handshake);
   g_test_add_func ("/tls-stream/wrong-pin", test_wrong_pin);
   g_test_add_func ("/tls-stream/wrong-pin-insecure", test_wrong_pin_insecure);
   g_test_add_func ("/tls-stream/untrusted", test_untrusted);
