@@ -594,6 +594,10 @@ zlt_server_peer_late_changed (ZltServer *self, ZltServerPeer *peer)
 
   for (guint i = 0; services != NULL && i < services->len; i++)
     replica_changed (self, g_ptr_array_index (services, i));
+  /* connections announced to it and not answered yet go to a replica on time now,
+   * rather than when connect-timeout runs out (a late answer then finds nothing) */
+  if (tunnel != NULL && zlt_server_peer_is_late (peer))
+    retry_pending_of (self, tunnel);
 }
 
 static gboolean

@@ -123,6 +123,8 @@ typedef enum
   SETUP_LEAST_CONNECTIONS = 1 << 0, /* replica-balance=least-connections */
   SETUP_PATIENT = 1 << 1,           /* heartbeats late long before they are dead */
   SETUP_HOSTNAMES = 1 << 2,         /* a shared HTTP port, hostnames under apps.example.test */
+  SETUP_CONNECT_ONLY = 1 << 3,      /* no standby connections: each by Connect; a patient
+                                       connect-timeout */
 } Setup;
 
 #define HOSTNAME "web.apps.example.test"
@@ -147,6 +149,11 @@ fixture_setup (Fixture *f, gconstpointer data)
       /* late after 1 s of heartbeat plus a 1 s margin; dead only after 60 s */
       g_key_file_set_integer (f->h.server_keyfile, "server", "heartbeat-timeout", 60);
       g_key_file_set_integer (f->h.agent_keyfile, "agent", "heartbeat-timeout", 60);
+    }
+  if (setup & SETUP_CONNECT_ONLY)
+    {
+      g_key_file_set_integer (f->h.server_keyfile, "server", "connect-timeout", 60);
+      g_key_file_set_integer (f->h.agent_keyfile, "agent", "standby-connections", 0);
     }
   if (setup & SETUP_HOSTNAMES)
     {
@@ -462,6 +469,51 @@ test_late_heartbeat (Fixture *f, gconstpointer data)
   zlt_agent_stop (b);
 }
 
+/* Connections announced to a replica whose agent then turns out late (stopped before
+ * it answered) are not left to wait out connect-timeout (60 s here): once the server
+ * sees the heartbeat late, they go to the replicas on time. */
+static void
+test_late_pending (Fixture *f, gconstpointer data)
+{
+  g_autoptr (ZltAgent) a = replica_agent (f, f->token[0], 0);
+  g_autoptr (ZltAgent) b = replica_agent (f, f->token[1], 1);
+  g_autoptr (GSubprocess) c = replica_process (f, f->token[0], 2);
+  ZltTestTransfer t;
+  guint64 before_c;
+  gint64 stopped;
+  guint16 port;
+
+  ZLT_TEST_WAIT_FOR (n_connected (f) == 3 && agent_registered (a) && agent_registered (b)
+                         && replica_state (f, 2) == ZLT_REPLICA_STATE_READY,
+                     WAIT_MS);
+  port
+      = zlt_service_get_assigned_port (zlt_tunnel_lookup_service (zlt_agent_get_tunnel (a), "web"));
+  transfer (port, 9, &t);
+  g_assert_true (t.ok);
+  g_free (t.error);
+  before_c = relayed_by (f, 2);
+  g_assert_cmpuint (before_c, >, 0);
+
+  /* stopped, and at once 9 connections in turn: a third are announced to it */
+  g_subprocess_send_signal (c, SIGSTOP);
+  stopped = g_get_monotonic_time ();
+  transfer (port, 9, &t);
+  if (!t.ok)
+    g_error ("connections while a replica stopped: %s", t.error);
+  g_free (t.error);
+  g_test_message ("all 9 echoed %.0f ms after SIGSTOP (heartbeat 1 s, margin 1 s)",
+                  (g_get_monotonic_time () - stopped) / 1000.0);
+  g_assert_cmpint (replica_state (f, 2), ==, ZLT_REPLICA_STATE_LATE);
+  g_assert_cmpuint (relayed_by (f, 2), ==, before_c);
+  g_assert_cmpuint (zlt_server_get_n_pending (f->h.server), ==, 0);
+
+  g_subprocess_send_signal (c, SIGCONT);
+  g_subprocess_force_exit (c);
+  g_assert_true (zlt_test_process_wait (c, WAIT_MS));
+  zlt_agent_stop (a);
+  zlt_agent_stop (b);
+}
+
 /* Connections a thread opens one after the other (each echoes a byte before the next
  * is opened) and holds until it is told to let go. */
 typedef struct
@@ -759,6 +811,7 @@ main (int argc, char **argv)
   ADD ("spread-and-failover", SETUP_DEFAULT, test_spread_and_failover);
   ADD ("not-owned", SETUP_DEFAULT, test_not_owned);
   ADD ("late-heartbeat", SETUP_PATIENT, test_late_heartbeat);
+  ADD ("late-pending", SETUP_PATIENT | SETUP_CONNECT_ONLY, test_late_pending);
   ADD ("least-connections", SETUP_LEAST_CONNECTIONS, test_least_connections);
   ADD ("hostname", SETUP_HOSTNAMES, test_hostname);
   return g_test_run ();
