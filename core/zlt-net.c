@@ -444,6 +444,10 @@ zlt_net_dial_async (GSocketAddress *address, guint timeout_s, GCancellable *canc
   task = g_task_new (NULL, cancellable, callback, user_data);
   d = g_new0 (Dial, 1);
   g_task_set_source_tag (task, zlt_net_dial_async);
+  /* a dial that ends inside this call (loopback, a refusal) still calls back from the
+   * main loop, through an idle; at high priority that idle runs in the very next
+   * iteration, before anything else that is ready and without a poll(2) */
+  g_task_set_priority (task, G_PRIORITY_HIGH);
   g_task_set_task_data (task, d, (GDestroyNotify) dial_free);
   if (g_task_return_error_if_cancelled (task))
     {
