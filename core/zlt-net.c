@@ -511,3 +511,85 @@ zlt_net_dial_finish (GAsyncResult *result, GError **error)
 
   return g_task_propagate_pointer (G_TASK (result), error);
 }
+
+/* ---- watching a stream's input ---- */
+
+typedef struct
+{
+  GSource source;
+  GInputStream *input;
+} InputSource;
+
+static gboolean
+input_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  GPollableSourceFunc func = (GPollableSourceFunc) (void (*) (void)) callback;
+
+  g_return_val_if_fail (func != NULL, G_SOURCE_REMOVE);
+  return func (G_OBJECT (((InputSource *) source)->input), user_data);
+}
+
+static void
+input_source_finalize (GSource *source)
+{
+  g_clear_object (&((InputSource *) source)->input);
+}
+
+static GSourceFuncs input_source_funcs = {
+  .dispatch = input_source_dispatch,
+  .finalize = input_source_finalize,
+};
+
+/**
+ * zlt_net_input_source_new:
+ * @stream: a stream whose input stream is pollable
+ * @cancellable: (nullable): a #GCancellable that also makes the source fire
+ *
+ * A source that fires when the input stream of @stream is readable or @cancellable is
+ * cancelled, as g_pollable_input_stream_create_source() makes one: set its callback, a
+ * #GPollableSourceFunc called with the input stream, with g_source_set_callback(). It
+ * can recurse (see g_source_set_can_recurse()). On a #GSocketConnection it watches the
+ * socket's descriptor itself rather than through a child source: GLib takes the
+ * descriptors of a dispatching source that cannot recurse out of the poll set and puts
+ * them back (a wakeup of the context each), and the socket source under a pollable
+ * stream's source is such a child.
+ *
+ * Returns: (transfer full): a new source, not attached
+ */
+GSource *
+zlt_net_input_source_new (GIOStream *stream, GCancellable *cancellable)
+{
+  GInputStream *input;
+  GSocket *socket;
+  InputSource *watch;
+  GSource *source;
+
+  g_return_val_if_fail (G_IS_IO_STREAM (stream), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+
+  input = g_io_stream_get_input_stream (stream);
+  g_return_val_if_fail (G_IS_POLLABLE_INPUT_STREAM (input), NULL);
+  socket = G_IS_SOCKET_CONNECTION (stream)
+               ? g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream))
+               : NULL;
+  if (socket == NULL || g_socket_is_closed (socket) || g_input_stream_is_closed (input))
+    {
+      source = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (input), cancellable);
+      g_source_set_can_recurse (source, TRUE);
+      return source;
+    }
+  source = g_source_new (&input_source_funcs, sizeof (InputSource));
+  watch = (InputSource *) source;
+  watch->input = g_object_ref (input);
+  g_source_set_static_name (source, "zlt-input-source");
+  g_source_add_unix_fd (source, g_socket_get_fd (socket), G_IO_IN | G_IO_HUP | G_IO_ERR);
+  if (cancellable != NULL)
+    {
+      g_autoptr (GSource) cancelled = g_cancellable_source_new (cancellable);
+
+      g_source_set_dummy_callback (cancelled);
+      g_source_add_child_source (source, cancelled);
+    }
+  g_source_set_can_recurse (source, TRUE);
+  return source;
+}

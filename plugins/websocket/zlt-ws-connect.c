@@ -325,9 +325,8 @@ read_head (GTask *task)
                                        g_task_get_cancellable (task), head_read, task);
       return;
     }
-  d->watch = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (input),
-                                                    g_task_get_cancellable (task));
-  g_source_set_can_recurse (d->watch, TRUE);
+  /* can recurse, and on a socket has no child source that cannot */
+  d->watch = zlt_net_input_source_new (d->stream, g_task_get_cancellable (task));
   g_source_set_callback (d->watch, G_SOURCE_FUNC (on_head_readable), task, g_object_unref);
   g_source_attach (d->watch, g_main_context_get_thread_default ());
 }

@@ -1030,9 +1030,8 @@ conn_read_head (ZltWsConn *conn)
         {
           if (conn->watch == NULL)
             {
-              conn->watch = g_pollable_input_stream_create_source (input, NULL);
+              conn->watch = zlt_net_input_source_new (conn_base (conn), NULL);
               g_source_set_callback (conn->watch, G_SOURCE_FUNC (on_head_readable), conn, NULL);
-              g_source_set_can_recurse (conn->watch, TRUE);
               g_source_attach (conn->watch, g_main_context_get_thread_default ());
             }
           return TRUE;
