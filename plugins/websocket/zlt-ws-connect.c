@@ -432,7 +432,6 @@ connected (GTask *task, GSocketConnection *connection, GError *error)
       g_object_unref (task);
       return;
     }
-  zlt_net_set_nodelay (connection);
   if (d->tls != NULL)
     {
       /* GnuTLS on the socket: a fraction of glib-networking's memory per connection */
@@ -461,6 +460,9 @@ client_connected (GObject *source, GAsyncResult *result, gpointer user_data)
   GSocketConnection *connection
       = g_socket_client_connect_to_host_finish (G_SOCKET_CLIENT (source), result, &error);
 
+  /* zlt_net_dial_async() sets it on its own connections */
+  if (connection != NULL)
+    zlt_net_set_nodelay (connection);
   connected (user_data, connection, error);
 }
 
