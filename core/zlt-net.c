@@ -318,7 +318,7 @@ zlt_net_close_with_reset (GIOStream *stream)
 typedef struct
 {
   GSocket *socket;
-  char *where; /* host:port, for errors */
+  GSocketAddress *address; /* formatted only for an error */
   GSource *sources[3];
 } Dial;
 
@@ -338,8 +338,16 @@ dial_free (Dial *d)
 {
   dial_stop_sources (d);
   g_clear_object (&d->socket);
-  g_free (d->where);
+  g_clear_object (&d->address);
   g_free (d);
+}
+
+static void
+dial_prefix_error (Dial *d, GError **error)
+{
+  g_autofree char *where = zlt_net_format_address (d->address);
+
+  g_prefix_error (error, _ ("cannot connect to %s: "), where);
 }
 
 /* Ends the dial of @task: connected, or the socket's error (or @error). */
@@ -352,7 +360,7 @@ dial_done (GTask *task, GError *error)
   g_object_ref (task);
   dial_stop_sources (d);
   if (error == NULL && !g_socket_check_connect_result (d->socket, &error))
-    g_prefix_error (&error, _ ("cannot connect to %s: "), d->where);
+    dial_prefix_error (d, &error);
   if (error != NULL)
     {
       g_socket_close (d->socket, NULL);
@@ -454,7 +462,7 @@ zlt_net_dial_async (GSocketAddress *address, guint timeout_s, GCancellable *canc
       g_object_unref (task);
       return;
     }
-  d->where = zlt_net_format_address (address);
+  d->address = g_object_ref (address);
   d->socket = g_socket_new (g_socket_address_get_family (address), G_SOCKET_TYPE_STREAM,
                             G_SOCKET_PROTOCOL_TCP, &error);
   if (d->socket == NULL)
@@ -472,7 +480,7 @@ zlt_net_dial_async (GSocketAddress *address, guint timeout_s, GCancellable *canc
     }
   if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PENDING))
     {
-      g_prefix_error (&error, _ ("cannot connect to %s: "), d->where);
+      dial_prefix_error (d, &error);
       g_socket_close (d->socket, NULL);
       g_task_return_error (task, g_steal_pointer (&error));
       g_object_unref (task);
