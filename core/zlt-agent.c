@@ -81,6 +81,8 @@ struct _ZltAgent
   ZltStandbyKeeper *standby;          /* the session's standby connections, if any */
   ZltLogLimit connection_failure_log; /* a dead local service fails every connection */
   gboolean proxy_unknown_logged;      /* PROXY header without the client's address, once */
+  GArray *acks;                       /* ZltUuid: ConnectAcks that wait for acks_flush */
+  GSource *acks_flush;                /* low-priority idle that sends them */
 };
 
 /**
@@ -288,6 +290,63 @@ log_connection_failure (ZltAgent *self, const char *reason)
     g_message ("%s", reason);
 }
 
+/* ConnectAcks of connections whose relay runs already go out once the loop has
+ * nothing more urgent: the first bytes of those connections (already read, or arriving
+ * now) move before the control channel's write, and a burst's acks go out together.
+ * The server only counts them (its frame budget), so late is fine; a bound keeps a
+ * loop that is never idle from holding them long. */
+#define ACKS_MAX 64
+
+static void
+acks_send (ZltAgent *self)
+{
+  for (guint i = 0; i < self->acks->len; i++)
+    {
+      g_autoptr (ZltMessage) ack
+          = zlt_message_new_connect_ack (&g_array_index (self->acks, ZltUuid, i));
+      send_message (self, ack);
+    }
+  g_array_set_size (self->acks, 0);
+}
+
+static gboolean
+on_acks_flush (gpointer user_data)
+{
+  ZltAgent *self = user_data;
+
+  zlt_source_clear (&self->acks_flush);
+  acks_send (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+queue_ack (ZltAgent *self, const ZltUuid *connection_id)
+{
+  g_array_append_val (self->acks, *connection_id);
+  if (self->acks->len >= ACKS_MAX)
+    {
+      zlt_source_clear (&self->acks_flush);
+      acks_send (self);
+      return;
+    }
+  if (self->acks_flush != NULL)
+    return;
+  self->acks_flush = g_idle_source_new ();
+  g_source_set_priority (self->acks_flush, G_PRIORITY_LOW);
+  g_source_set_static_name (self->acks_flush, "zlt-agent-acks");
+  g_source_set_callback (self->acks_flush, on_acks_flush, self, NULL);
+  g_source_attach (self->acks_flush, g_main_context_get_thread_default ());
+}
+
+/* Acks of a session that ended are for no one. */
+static void
+acks_drop (ZltAgent *self)
+{
+  zlt_source_clear (&self->acks_flush);
+  if (self->acks != NULL)
+    g_array_set_size (self->acks, 0);
+}
+
 static void
 connect_fail (ZltAgent *self, const ZltUuid *connection_id, const char *reason)
 {
@@ -390,10 +449,7 @@ connect_join (ConnectData *d)
       zlt_relay_counted_start (relay);
     }
   if (d->ack_late)
-    {
-      g_autoptr (ZltMessage) ack = zlt_message_new_connect_ack (&d->connection_id);
-      send_message (self, ack);
-    }
+    queue_ack (self, &d->connection_id);
   connect_data_free (d);
 }
 
@@ -1276,6 +1332,7 @@ session_end_full (ZltAgent *self, const char *why, const char *auth_reason)
     set_last_error (self, why);
   zlt_heartbeat_stop (self->heartbeat);
   zlt_source_clear (&self->auth_deadline);
+  acks_drop (self);
   /* standby connections belong to the session: the server drops its end too */
   if (self->standby != NULL)
     zlt_standby_keeper_stop (self->standby);
@@ -1667,6 +1724,8 @@ zlt_agent_dispose (GObject *object)
     g_signal_handlers_disconnect_by_data (self->network, self);
   g_clear_object (&self->network);
   g_clear_pointer (&self->relays, g_hash_table_unref);
+  acks_drop (self);
+  g_clear_pointer (&self->acks, g_array_unref);
   g_clear_object (&self->tunnel);
   g_clear_object (&self->control);
   g_clear_object (&self->tcp);
@@ -1765,6 +1824,7 @@ zlt_agent_init (ZltAgent *self)
 {
   self->tunnel = zlt_tunnel_new (ZLT_ROLE_AGENT);
   self->relays = g_hash_table_new_full (NULL, NULL, g_object_unref, g_object_unref);
+  self->acks = g_array_new (FALSE, FALSE, sizeof (ZltUuid));
   g_queue_init (&self->register_queue);
   self->refused = g_ptr_array_new_with_free_func (g_object_unref);
   g_queue_init (&self->access_waiting);

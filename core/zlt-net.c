@@ -318,7 +318,7 @@ zlt_net_close_with_reset (GIOStream *stream)
 typedef struct
 {
   GSocket *socket;
-  char *where; /* host:port, for errors */
+  GSocketAddress *address; /* formatted only for an error */
   GSource *sources[3];
 } Dial;
 
@@ -338,8 +338,16 @@ dial_free (Dial *d)
 {
   dial_stop_sources (d);
   g_clear_object (&d->socket);
-  g_free (d->where);
+  g_clear_object (&d->address);
   g_free (d);
+}
+
+static void
+dial_prefix_error (Dial *d, GError **error)
+{
+  g_autofree char *where = zlt_net_format_address (d->address);
+
+  g_prefix_error (error, _ ("cannot connect to %s: "), where);
 }
 
 /* Ends the dial of @task: connected, or the socket's error (or @error). */
@@ -352,7 +360,7 @@ dial_done (GTask *task, GError *error)
   g_object_ref (task);
   dial_stop_sources (d);
   if (error == NULL && !g_socket_check_connect_result (d->socket, &error))
-    g_prefix_error (&error, _ ("cannot connect to %s: "), d->where);
+    dial_prefix_error (d, &error);
   if (error != NULL)
     {
       g_socket_close (d->socket, NULL);
@@ -444,13 +452,17 @@ zlt_net_dial_async (GSocketAddress *address, guint timeout_s, GCancellable *canc
   task = g_task_new (NULL, cancellable, callback, user_data);
   d = g_new0 (Dial, 1);
   g_task_set_source_tag (task, zlt_net_dial_async);
+  /* a dial that ends inside this call (loopback, a refusal) still calls back from the
+   * main loop, through an idle; at high priority that idle runs in the very next
+   * iteration, before anything else that is ready and without a poll(2) */
+  g_task_set_priority (task, G_PRIORITY_HIGH);
   g_task_set_task_data (task, d, (GDestroyNotify) dial_free);
   if (g_task_return_error_if_cancelled (task))
     {
       g_object_unref (task);
       return;
     }
-  d->where = zlt_net_format_address (address);
+  d->address = g_object_ref (address);
   d->socket = g_socket_new (g_socket_address_get_family (address), G_SOCKET_TYPE_STREAM,
                             G_SOCKET_PROTOCOL_TCP, &error);
   if (d->socket == NULL)
@@ -468,7 +480,7 @@ zlt_net_dial_async (GSocketAddress *address, guint timeout_s, GCancellable *canc
     }
   if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PENDING))
     {
-      g_prefix_error (&error, _ ("cannot connect to %s: "), d->where);
+      dial_prefix_error (d, &error);
       g_socket_close (d->socket, NULL);
       g_task_return_error (task, g_steal_pointer (&error));
       g_object_unref (task);
@@ -506,4 +518,86 @@ zlt_net_dial_finish (GAsyncResult *result, GError **error)
   g_return_val_if_fail (g_async_result_is_tagged (result, zlt_net_dial_async), NULL);
 
   return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* ---- watching a stream's input ---- */
+
+typedef struct
+{
+  GSource source;
+  GInputStream *input;
+} InputSource;
+
+static gboolean
+input_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  GPollableSourceFunc func = (GPollableSourceFunc) (void (*) (void)) callback;
+
+  g_return_val_if_fail (func != NULL, G_SOURCE_REMOVE);
+  return func (G_OBJECT (((InputSource *) source)->input), user_data);
+}
+
+static void
+input_source_finalize (GSource *source)
+{
+  g_clear_object (&((InputSource *) source)->input);
+}
+
+static GSourceFuncs input_source_funcs = {
+  .dispatch = input_source_dispatch,
+  .finalize = input_source_finalize,
+};
+
+/**
+ * zlt_net_input_source_new:
+ * @stream: a stream whose input stream is pollable
+ * @cancellable: (nullable): a #GCancellable that also makes the source fire
+ *
+ * A source that fires when the input stream of @stream is readable or @cancellable is
+ * cancelled, as g_pollable_input_stream_create_source() makes one: set its callback, a
+ * #GPollableSourceFunc called with the input stream, with g_source_set_callback(). It
+ * can recurse (see g_source_set_can_recurse()). On a #GSocketConnection it watches the
+ * socket's descriptor itself rather than through a child source: GLib takes the
+ * descriptors of a dispatching source that cannot recurse out of the poll set and puts
+ * them back (a wakeup of the context each), and the socket source under a pollable
+ * stream's source is such a child.
+ *
+ * Returns: (transfer full): a new source, not attached
+ */
+GSource *
+zlt_net_input_source_new (GIOStream *stream, GCancellable *cancellable)
+{
+  GInputStream *input;
+  GSocket *socket;
+  InputSource *watch;
+  GSource *source;
+
+  g_return_val_if_fail (G_IS_IO_STREAM (stream), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+
+  input = g_io_stream_get_input_stream (stream);
+  g_return_val_if_fail (G_IS_POLLABLE_INPUT_STREAM (input), NULL);
+  socket = G_IS_SOCKET_CONNECTION (stream)
+               ? g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream))
+               : NULL;
+  if (socket == NULL || g_socket_is_closed (socket) || g_input_stream_is_closed (input))
+    {
+      source = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (input), cancellable);
+      g_source_set_can_recurse (source, TRUE);
+      return source;
+    }
+  source = g_source_new (&input_source_funcs, sizeof (InputSource));
+  watch = (InputSource *) source;
+  watch->input = g_object_ref (input);
+  g_source_set_static_name (source, "zlt-input-source");
+  g_source_add_unix_fd (source, g_socket_get_fd (socket), G_IO_IN | G_IO_HUP | G_IO_ERR);
+  if (cancellable != NULL)
+    {
+      g_autoptr (GSource) cancelled = g_cancellable_source_new (cancellable);
+
+      g_source_set_dummy_callback (cancelled);
+      g_source_add_child_source (source, cancelled);
+    }
+  g_source_set_can_recurse (source, TRUE);
+  return source;
 }

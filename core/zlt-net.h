@@ -58,4 +58,13 @@ void zlt_net_dial_async (GSocketAddress *address, guint timeout_s, GCancellable 
 ZLT_AVAILABLE_IN_ALL
 GSocketConnection *zlt_net_dial_finish (GAsyncResult *result, GError **error);
 
+/* A source that fires when @stream's input is readable (or @cancellable is cancelled),
+ * as g_pollable_input_stream_create_source() makes, its callback a GPollableSourceFunc
+ * given the input stream; one that can recurse. On a socket connection it watches the
+ * socket's fd itself: GLib 2.74 takes the fds of a dispatching source that cannot
+ * recurse out of the poll set and puts them back (a write to the context's wakeup fd
+ * each), and a pollable stream's source watches through a child source that cannot. */
+ZLT_AVAILABLE_IN_ALL
+GSource *zlt_net_input_source_new (GIOStream *stream, GCancellable *cancellable);
+
 G_END_DECLS

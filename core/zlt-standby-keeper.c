@@ -235,8 +235,9 @@ binding_read_done (GObject *source, GAsyncResult *result, gpointer user_data)
 /* Waits for what the server sends first, and reads never more than a binding can be,
  * so little of the public client's data passes through here. On a pollable stream (a
  * socket, TLS) with a source of our own rather than g_input_stream_read_async(): no
- * task per read, and a source that can recurse (GLib blocks and unblocks any other
- * while it dispatches, each time two writes to the context's wakeup fd). */
+ * task per read, and a source that can recurse, on a socket without a child source
+ * (GLib blocks and unblocks any other while it dispatches, each time two writes to the
+ * context's wakeup fd: zlt_net_input_source_new()). */
 static void
 read_binding (Standby *s)
 {
@@ -250,9 +251,7 @@ read_binding (Standby *s)
                                  G_PRIORITY_DEFAULT, s->cancellable, binding_read_done, s);
       return;
     }
-  s->watch
-      = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (input), s->cancellable);
-  g_source_set_can_recurse (s->watch, TRUE);
+  s->watch = zlt_net_input_source_new (s->stream, s->cancellable);
   g_source_set_callback (s->watch, G_SOURCE_FUNC (on_binding_readable), s, NULL);
   g_source_attach (s->watch, g_main_context_get_thread_default ());
 }

@@ -282,10 +282,9 @@ zlt_standby_pool_park (ZltStandbyPool *self, gconstpointer session, guint64 stan
   parked->place = p;
   parked->stream = g_object_ref (stream);
   parked->link.data = parked;
-  parked->watch = g_pollable_input_stream_create_source (
-      G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream)), NULL);
+  /* no block and unblock (see zlt-accept-loop.c), of a child source either */
+  parked->watch = zlt_net_input_source_new (stream, NULL);
   g_source_set_callback (parked->watch, G_SOURCE_FUNC (on_parked_readable), parked, NULL);
-  g_source_set_can_recurse (parked->watch, TRUE); /* no block and unblock: see zlt-accept-loop.c */
   g_source_attach (parked->watch, g_main_context_get_thread_default ());
   parked->lifetime = zlt_timeout_source_attach (random_lifetime (self), on_parked_lifetime, parked);
   g_queue_push_tail_link (&p->parked, &parked->link);

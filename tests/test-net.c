@@ -221,6 +221,125 @@ test_dial_timeout (void)
   g_assert_cmpint (g_get_monotonic_time () - start, >=, G_USEC_PER_SEC / 2);
 }
 
+typedef struct
+{
+  guint fired;
+  GObject *stream;
+  gchar got;
+  gboolean cancelled;
+} InputWatch;
+
+static gboolean
+on_input (GObject *stream, gpointer user_data)
+{
+  InputWatch *w = user_data;
+  g_autoptr (GError) error = NULL;
+  gssize n;
+
+  w->fired++;
+  w->stream = stream;
+  n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (stream), &w->got, 1, NULL,
+                                                &error);
+  if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    w->cancelled = TRUE; /* fired without a byte: only the cancellable can do that */
+  else
+    g_assert_cmpint (n, ==, 1);
+  return G_SOURCE_CONTINUE;
+}
+
+/* Whether any descriptor @context polls is ready now (its wakeup fd included). */
+static gboolean
+context_fds_ready (GMainContext *context)
+{
+  GPollFD fds[16];
+  gint timeout;
+  gint n;
+
+  g_assert_true (g_main_context_acquire (context));
+  n = g_main_context_query (context, G_MAXINT, &timeout, fds, G_N_ELEMENTS (fds));
+  g_main_context_release (context);
+  g_assert_cmpint (n, <=, (gint) G_N_ELEMENTS (fds));
+  for (gint i = 0; i < n; i++)
+    fds[i].revents = 0;
+  return g_poll (fds, (guint) n, 0) > 0;
+}
+
+/* zlt_net_input_source_new() fires for a readable socket connection with its input
+ * stream, and for a cancelled cancellable; it can recurse, and dispatching it leaves
+ * the context quiet: no descriptor taken out of the poll set and put back (which GLib
+ * does for a source that cannot recurse, a pollable stream's child socket source among
+ * them, with a write to the context's wakeup fd each time). A stream that is not a
+ * socket connection gets a pollable stream's source, which works the same. */
+static void
+test_input_source (void)
+{
+  g_autoptr (GMainContext) context = g_main_context_new ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocketListener) listener = g_socket_listener_new ();
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GSocketConnection) near = NULL;
+  g_autoptr (GSocketConnection) far = NULL;
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr (GSource) source = NULL;
+  g_autoptr (GIOStream) wrapped = NULL;
+  InputWatch w = { 0 };
+  guint16 port;
+
+  g_main_context_push_thread_default (context);
+  port = g_socket_listener_add_any_inet_port (listener, NULL, &error);
+  g_assert_no_error (error);
+  g_socket_client_set_enable_proxy (client, FALSE);
+  near = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, &error);
+  g_assert_no_error (error);
+  far = g_socket_listener_accept (listener, NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  source = zlt_net_input_source_new (G_IO_STREAM (near), cancellable);
+  g_assert_true (g_source_get_can_recurse (source));
+  g_source_set_callback (source, G_SOURCE_FUNC (on_input), &w, NULL);
+  g_source_attach (source, context);
+  /* the attach changed the poll set: one iteration takes that wakeup */
+  while (g_main_context_iteration (context, FALSE))
+    ;
+  g_main_context_iteration (context, FALSE);
+  g_assert_false (context_fds_ready (context));
+  g_assert_cmpuint (w.fired, ==, 0);
+
+  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (far)), "x", 1, NULL, NULL,
+                             &error);
+  g_assert_no_error (error);
+  while (w.fired == 0)
+    g_main_context_iteration (context, TRUE);
+  g_assert_cmpuint (w.fired, ==, 1);
+  g_assert_true (w.stream == G_OBJECT (g_io_stream_get_input_stream (G_IO_STREAM (near))));
+  g_assert_cmpint (w.got, ==, 'x');
+  g_assert_false (w.cancelled);
+  g_assert_false (context_fds_ready (context));
+
+  g_cancellable_cancel (cancellable);
+  while (!w.cancelled)
+    g_main_context_iteration (context, TRUE);
+  g_source_destroy (source);
+  g_clear_pointer (&source, g_source_unref);
+
+  /* not a socket connection: a pollable stream's source */
+  wrapped = g_simple_io_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (near)),
+                                    g_io_stream_get_output_stream (G_IO_STREAM (near)));
+  w = (InputWatch){ 0 };
+  source = zlt_net_input_source_new (wrapped, NULL);
+  g_assert_true (g_source_get_can_recurse (source));
+  g_source_set_callback (source, G_SOURCE_FUNC (on_input), &w, NULL);
+  g_source_attach (source, context);
+  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (far)), "y", 1, NULL, NULL,
+                             &error);
+  g_assert_no_error (error);
+  while (w.fired == 0)
+    g_main_context_iteration (context, TRUE);
+  g_assert_cmpint (w.got, ==, 'y');
+  g_source_destroy (source);
+  g_main_context_pop_thread_default (context);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -230,5 +349,6 @@ main (int argc, char **argv)
   g_test_add_func ("/net/dial", test_dial);
   g_test_add_func ("/net/dial-loopback-at-once", test_dial_loopback_at_once);
   g_test_add_func ("/net/dial-timeout", test_dial_timeout);
+  g_test_add_func ("/net/input-source", test_input_source);
   return g_test_run ();
 }

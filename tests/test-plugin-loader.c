@@ -431,6 +431,152 @@ test_tcp_dial_leaves_no_timeout (void)
   g_clear_object (&state.peer);
 }
 
+static gboolean
+flag_cb (gpointer user_data)
+{
+  gboolean *flag = user_data;
+
+  *flag = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Dials @host:@port with the tcp transport while a default-priority source is ready, and runs
+ * one non-blocking iteration: a dial that completes at once (loopback, a refusal) calls
+ * back in it, ahead of the idle, never inside zlt_transport_dial_async(). */
+static void
+dial_at_once (ZltTransport *transport, const char *host, guint16 port, DialState *state)
+{
+  gboolean idle_ran = FALSE;
+  g_autoptr (GSource) idle = g_idle_source_new ();
+
+  /* as urgent as a socket that is ready (an idle's own default is lower) */
+  g_source_set_priority (idle, G_PRIORITY_DEFAULT);
+  g_source_set_callback (idle, flag_cb, &idle_ran, NULL);
+  g_source_attach (idle, NULL);
+  state->dial_done = FALSE;
+  zlt_transport_dial_async (transport, host, port, NULL, dial_cb, state);
+  g_assert_false (state->dial_done);
+  g_main_context_iteration (NULL, FALSE);
+  g_assert_true (state->dial_done);
+  g_assert_false (idle_ran);
+  g_source_destroy (idle);
+}
+
+/* A port on @lo that nothing listens on (bound, then closed). */
+static guint16
+closed_port (GInetAddress *lo)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocket) probe = g_socket_new (g_inet_address_get_family (lo), G_SOCKET_TYPE_STREAM,
+                                            G_SOCKET_PROTOCOL_TCP, &error);
+  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (lo, 0);
+  g_autoptr (GSocketAddress) bound = NULL;
+
+  g_assert_no_error (error);
+  g_socket_bind (probe, any, FALSE, &error);
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (probe, &error);
+  g_assert_no_error (error);
+  g_socket_close (probe, NULL);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+/* The tcp transport dials an address on loopback with a connect() that completes at
+ * once: connected, refused (with the address in the message) or cancelled, each in
+ * the next iteration and ahead of what else is ready, on 127.0.0.1 and on ::1. A
+ * cancel after the connect completed still ends in G_IO_ERROR_CANCELLED, and the
+ * connection made is closed, not leaked. A host name still goes through the resolver. */
+static void
+test_tcp_dial_at_once (void)
+{
+  g_autoptr (ZltPluginLoader) loader = zlt_plugin_loader_new (NULL);
+  g_autoptr (ZltTransport) transport = NULL;
+  g_autoptr (GError) error = NULL;
+  const char *hosts[] = { "127.0.0.1", "::1" };
+  guint timeout_id = g_timeout_add_seconds (20, timeout_cb, NULL);
+
+  g_assert_true (zlt_plugin_loader_load_all (loader, &error));
+  g_assert_no_error (error);
+  transport = zlt_plugin_loader_new_transport (loader, "tcp", &error);
+  g_assert_no_error (error);
+
+  for (guint i = 0; i < G_N_ELEMENTS (hosts); i++)
+    {
+      g_autoptr (GInetAddress) lo = g_inet_address_new_from_string (hosts[i]);
+      g_autoptr (ZltListener) listener = NULL;
+      g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+      g_autofree char *where = NULL;
+      DialState state = { 0 };
+      guint8 byte;
+      guint16 port;
+      gssize n;
+
+      listener = zlt_transport_listen (transport, hosts[i], 0, &error);
+      if (listener == NULL && i > 0)
+        {
+          g_test_message ("no %s here: %s", hosts[i], error->message);
+          g_clear_error (&error);
+          continue;
+        }
+      g_assert_no_error (error);
+      g_signal_connect (listener, "incoming", G_CALLBACK (incoming_cb), &state);
+      port = zlt_listener_get_port (listener);
+
+      /* connected */
+      dial_at_once (transport, hosts[i], port, &state);
+      g_assert_no_error (state.dial_error);
+      g_assert_true (G_IS_SOCKET_CONNECTION (state.dialed));
+      g_assert_true (g_socket_connection_is_connected (G_SOCKET_CONNECTION (state.dialed)));
+      g_clear_object (&state.dialed);
+      while (state.accepted == NULL)
+        g_main_context_iteration (NULL, TRUE);
+      g_clear_object (&state.accepted);
+
+      /* refused */
+      port = closed_port (lo);
+      dial_at_once (transport, hosts[i], port, &state);
+      g_assert_null (state.dialed);
+      g_assert_error (state.dial_error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
+      where = i == 0 ? g_strdup_printf ("127.0.0.1:%u", port) : g_strdup_printf ("[::1]:%u", port);
+      g_assert_nonnull (strstr (state.dial_error->message, where));
+      g_clear_error (&state.dial_error);
+
+      /* cancelled after the connect completed, before the callback: the connection
+       * that was made is dropped, closed (its peer reads the end) */
+      state.dial_done = FALSE;
+      zlt_transport_dial_async (transport, hosts[i], zlt_listener_get_port (listener), cancellable,
+                                dial_cb, &state);
+      g_cancellable_cancel (cancellable);
+      while (!state.dial_done || state.accepted == NULL)
+        g_main_context_iteration (NULL, TRUE);
+      g_assert_null (state.dialed);
+      g_assert_error (state.dial_error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+      g_clear_error (&state.dial_error);
+      n = g_input_stream_read (g_io_stream_get_input_stream (state.accepted), &byte, 1, NULL,
+                               &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (n, ==, 0);
+      g_clear_object (&state.accepted);
+
+      /* a host name: the resolver, then the same connection */
+      if (i == 0)
+        {
+          state.dial_done = FALSE;
+          zlt_transport_dial_async (transport, "localhost", zlt_listener_get_port (listener), NULL,
+                                    dial_cb, &state);
+          while (!state.dial_done || state.accepted == NULL)
+            g_main_context_iteration (NULL, TRUE);
+          g_assert_no_error (state.dial_error);
+          g_assert_true (G_IS_SOCKET_CONNECTION (state.dialed));
+          g_clear_object (&state.dialed);
+          g_clear_object (&state.accepted);
+        }
+      zlt_listener_close (listener);
+      g_clear_object (&state.peer);
+    }
+  g_source_remove (timeout_id);
+}
+
 static void
 test_plugin_loader_transport (void)
 {
@@ -697,6 +843,7 @@ main (int argc, char **argv)
 
   g_test_add_func ("/plugin-loader/load", test_plugin_loader_load);
   g_test_add_func ("/plugin-loader/tcp-dial-leaves-no-timeout", test_tcp_dial_leaves_no_timeout);
+  g_test_add_func ("/plugin-loader/tcp-dial-at-once", test_tcp_dial_at_once);
   g_test_add_func ("/plugin-loader/second-loader", test_plugin_loader_second_loader);
   g_test_add_func ("/plugin-loader/duplicate-copy", test_plugin_loader_duplicate_copy);
   g_test_add_func ("/plugin-loader/unsafe-files", test_plugin_loader_unsafe_files);

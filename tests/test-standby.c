@@ -324,6 +324,60 @@ test_refill (Fixture *f, gconstpointer data)
   g_assert_cmpuint (zlt_server_get_n_connects_sent (f->h.server), ==, 0);
 }
 
+/* The ConnectAcks the agent sends, seen on their way out of its WebSocket channel (the
+ * channel class's send, wrapped for one test: only an agent sends ConnectAck). */
+static GArray *sent_acks;
+static gboolean (*real_send) (ZltChannel *self, GBytes *message, GError **error);
+
+static gboolean
+recording_send (ZltChannel *self, GBytes *message, GError **error)
+{
+  gsize len;
+  const guint8 *data = g_bytes_get_data (message, &len);
+  g_autoptr (ZltMessage) msg = zlt_message_decode (data, len, NULL, NULL);
+
+  if (msg != NULL && msg->type == ZLT_MESSAGE_CONNECT_ACK)
+    g_array_append_val (sent_acks, msg->connection_id);
+  return real_send (self, message, error);
+}
+
+/* The agent answers every binding with one ConnectAck (sent once its relay runs, from
+ * an idle, a burst's together): as many as connections joined, each id once. */
+static void
+test_acks (Fixture *f, gconstpointer data)
+{
+  ZltChannelClass *klass;
+  guint16 port;
+
+  set_agent (f, "standby-connections", 3);
+  port = start_echo (f, 3);
+  klass = g_type_class_ref (g_type_from_name ("ZltWsChannel"));
+  sent_acks = g_array_new (FALSE, FALSE, sizeof (ZltUuid));
+  real_send = klass->send;
+  klass->send = recording_send;
+
+  for (guint i = 0; i < 6; i++)
+    {
+      transfer (port, 4096, 1);
+      ZLT_TEST_WAIT_FOR (zlt_server_get_n_standby (f->h.server) == 3, 10000);
+    }
+  transfer (port, 4096, 3);
+  g_assert_cmpuint (zlt_server_get_n_connects_sent (f->h.server), ==, 0);
+  g_assert_cmpuint (zlt_server_get_n_standby_joins (f->h.server), ==, 9);
+  ZLT_TEST_WAIT_FOR (sent_acks->len >= 9 && zlt_agent_get_n_relays (f->h.agent) == 0
+                         && zlt_server_get_n_relays (f->h.server) == 0,
+                     10000);
+  g_assert_cmpuint (sent_acks->len, ==, 9);
+  for (guint i = 0; i < sent_acks->len; i++)
+    for (guint j = i + 1; j < sent_acks->len; j++)
+      g_assert_false (zlt_uuid_equal (&g_array_index (sent_acks, ZltUuid, i),
+                                      &g_array_index (sent_acks, ZltUuid, j)));
+
+  klass->send = real_send;
+  g_type_class_unref (klass);
+  g_clear_pointer (&sent_acks, g_array_unref);
+}
+
 /* A pool larger than the keeper opens at once fills all the same, and refills after a
  * burst that takes all of it. */
 static void
@@ -762,6 +816,7 @@ main (int argc, char **argv)
   ADD ("join", test_join, FALSE);
   ADD ("join/ipv6", test_join, TRUE);
   ADD ("refill", test_refill, FALSE);
+  ADD ("acks", test_acks, FALSE);
   ADD ("large-pool", test_large_pool, FALSE);
   ADD ("fallback-and-growth", test_fallback_and_growth, FALSE);
   ADD ("lifetime", test_lifetime, FALSE);

@@ -347,9 +347,8 @@ read_head (GTask *task)
                                        g_task_get_cancellable (task), head_read, task);
       return;
     }
-  d->watch = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (input),
-                                                    g_task_get_cancellable (task));
-  g_source_set_can_recurse (d->watch, TRUE);
+  /* can recurse, and on a socket has no child source that cannot */
+  d->watch = zlt_net_input_source_new (d->stream, g_task_get_cancellable (task));
   g_source_set_callback (d->watch, G_SOURCE_FUNC (on_head_readable), task, g_object_unref);
   g_source_attach (d->watch, g_main_context_get_thread_default ());
 }
@@ -455,7 +454,6 @@ connected (GTask *task, GSocketConnection *connection, GError *error)
       g_object_unref (task);
       return;
     }
-  zlt_net_set_nodelay (connection);
   if (d->tls != NULL)
     {
       /* GnuTLS on the socket: a fraction of glib-networking's memory per connection */
@@ -484,6 +482,9 @@ client_connected (GObject *source, GAsyncResult *result, gpointer user_data)
   GSocketConnection *connection
       = g_socket_client_connect_to_host_finish (G_SOCKET_CLIENT (source), result, &error);
 
+  /* zlt_net_dial_async() sets it on its own connections */
+  if (connection != NULL)
+    zlt_net_set_nodelay (connection);
   connected (user_data, connection, error);
 }
 

@@ -1030,9 +1030,8 @@ conn_read_head (ZltWsConn *conn)
         {
           if (conn->watch == NULL)
             {
-              conn->watch = g_pollable_input_stream_create_source (input, NULL);
+              conn->watch = zlt_net_input_source_new (conn_base (conn), NULL);
               g_source_set_callback (conn->watch, G_SOURCE_FUNC (on_head_readable), conn, NULL);
-              g_source_set_can_recurse (conn->watch, TRUE);
               g_source_attach (conn->watch, g_main_context_get_thread_default ());
             }
           return TRUE;
@@ -1113,7 +1112,12 @@ on_accepted (ZltAcceptLoop *loop, GSocketConnection *connection, gpointer user_d
   conn->queue_link.data = conn;
   conn->lowat = 1;
   g_queue_push_tail_link (&self->conns, &conn->link);
-  if (self->conns.length == 1)
+  /* a deadline armed for a connection gone since is earlier than this one: it fires
+   * first and arms the next (arming on every connection would cost a write to the
+   * context's wakeup fd each) */
+  if (self->conns.length == 1
+      && (g_source_get_ready_time (self->deadline) == -1
+          || g_source_get_ready_time (self->deadline) > conn->deadline))
     arm_deadline (self);
   if (self->certificate != NULL)
     {

@@ -39,6 +39,7 @@ struct _ZltWsRequestInput
   /* cancelled (and replaced) on opening and on close: wakes our sources so whoever
    * waits on them reads again */
   GCancellable *wake;
+  GSocket *socket; /* the one base reads directly, if known */
 };
 
 static void zlt_ws_request_input_pollable_init (GPollableInputStreamInterface *iface);
@@ -234,13 +235,25 @@ zlt_ws_request_input_create_source (GPollableInputStream *stream, GCancellable *
   ZltWsRequestInput *self = ZLT_WS_REQUEST_INPUT (stream);
   g_autoptr (GSource) base_source = NULL;
   GSource *source;
+  int fd = -1;
 
   if (self->state != STATE_HELD && self->held == NULL && self->ahead == NULL
       && !g_input_stream_is_closed (G_INPUT_STREAM (self)))
-    base_source
-        = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (base_of (self)), NULL);
+    {
+      /* on a socket, its descriptor on this source itself: libsoup makes a source for
+       * every read of a WebSocket (every control message), and GLib takes the fds of
+       * a dispatching source's children (a pollable stream's own source, its socket
+       * source) out of the poll set and puts them back, a wakeup-fd write each time */
+      if (self->socket != NULL && !g_socket_is_closed (self->socket))
+        fd = g_socket_get_fd (self->socket);
+      else
+        base_source = g_pollable_input_stream_create_source (
+            G_POLLABLE_INPUT_STREAM (base_of (self)), NULL);
+    }
   /* held: only a wake (opening, closing) or the caller's cancellable fires it */
   source = g_pollable_source_new_full (self, base_source, self->wake);
+  if (fd >= 0)
+    g_source_add_unix_fd (source, fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
   if (cancellable != NULL)
     {
       g_autoptr (GSource) cancelled = g_cancellable_source_new (cancellable);
@@ -248,7 +261,9 @@ zlt_ws_request_input_create_source (GPollableInputStream *stream, GCancellable *
       g_source_set_dummy_callback (cancelled);
       g_source_add_child_source (source, cancelled);
     }
-  if (zlt_ws_request_input_is_readable (stream))
+  /* what the base's socket has is the descriptor's to report (no poll(2) here) */
+  if (fd >= 0 ? g_input_stream_is_closed (G_INPUT_STREAM (self))
+              : zlt_ws_request_input_is_readable (stream))
     g_source_set_ready_time (source, 0);
   return source;
 }
@@ -276,6 +291,15 @@ zlt_ws_request_input_open (ZltWsRequestInput *self)
   wake_sources (self);
 }
 
+void
+zlt_ws_request_input_set_socket (ZltWsRequestInput *self, GSocket *socket)
+{
+  g_return_if_fail (ZLT_IS_WS_REQUEST_INPUT (self));
+  g_return_if_fail (socket == NULL || G_IS_SOCKET (socket));
+
+  g_set_object (&self->socket, socket);
+}
+
 gsize
 zlt_ws_request_input_get_n_buffered (ZltWsRequestInput *self)
 {
@@ -294,6 +318,7 @@ zlt_ws_request_input_finalize (GObject *object)
   g_clear_pointer (&self->held, g_bytes_unref);
   g_clear_pointer (&self->ahead, g_bytes_unref);
   g_clear_object (&self->wake);
+  g_clear_object (&self->socket);
   G_OBJECT_CLASS (zlt_ws_request_input_parent_class)->finalize (object);
 }
 

@@ -180,6 +180,9 @@ zlt_ws_stream_new (GIOStream *base, gsize max_request_head, GBytes *read_ahead)
   self->base = g_object_ref (base);
   self->input = zlt_ws_request_input_new (g_io_stream_get_input_stream (base), max_request_head,
                                           read_ahead);
+  if (G_IS_SOCKET_CONNECTION (base))
+    zlt_ws_request_input_set_socket (ZLT_WS_REQUEST_INPUT (self->input),
+                                     g_socket_connection_get_socket (G_SOCKET_CONNECTION (base)));
   self->output = zlt_ws_counting_output_new (g_io_stream_get_output_stream (base));
   return self;
 }
