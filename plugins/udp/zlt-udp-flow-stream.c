@@ -781,6 +781,8 @@ zlt_udp_flow_stream_new_connected (GSocket *socket, GSocketAddress *peer)
   self->peer = g_object_ref (peer);
   self->watch = g_socket_create_source (socket, G_IO_IN, NULL);
   g_source_set_static_name (self->watch, "zlt-udp-flow");
+  /* as the listener's: no fd churn per dispatch, and nothing here nests a main loop */
+  g_source_set_can_recurse (self->watch, TRUE);
   g_source_set_callback (self->watch, G_SOURCE_FUNC (on_socket_readable), self, NULL);
   g_source_attach (self->watch, self->context);
   flow_arm_idle (self);

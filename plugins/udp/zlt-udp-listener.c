@@ -380,6 +380,10 @@ zlt_udp_listener_new (const char *bind_address, guint16 port, GError **error)
   self->context = g_main_context_ref_thread_default ();
   self->source = g_socket_create_source (self->socket, G_IO_IN, NULL);
   g_source_set_static_name (self->source, "zlt-udp-listener");
+  /* GLib 2.74 takes a non-recursive source's fd out of the poll set for its dispatch
+   * and puts it back: two eventfd writes per batch of datagrams. Nothing here runs a
+   * nested main loop. */
+  g_source_set_can_recurse (self->source, TRUE);
   g_source_set_callback (self->source, G_SOURCE_FUNC (on_readable), self, NULL);
   g_source_attach (self->source, self->context);
   return ZLT_LISTENER (g_steal_pointer (&self));
