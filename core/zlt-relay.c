@@ -1097,10 +1097,14 @@ engine_set_deadline (ZltRelay *self, gint64 deadline)
  *
  * A direction whose source and destination sit over fds (a socket, or the socket under
  * a TLS connection) waits on the relay's io source; any other pollable stream on a
- * source of its own, made for each wait. Waiting on the fd is enough for TLS: the
- * relay reads until glib-networking says it would block, which means GnuTLS has no
+ * source of its own, made for each wait. A direction whose source is over an fd but
+ * whose destination is not (a UDP flow's output) waits on the io source for input and
+ * on the destination's own source for output. Waiting on the fd is enough for TLS: the
+ * relay reads until the TLS connection says it would block, which means GnuTLS has no
  * whole record left (only part of one, whose rest the socket brings), and always
- * with room for a whole record, so no decrypted bytes stay behind in GnuTLS. */
+ * with room for a whole record, so no decrypted bytes stay behind in GnuTLS; our data
+ * TLS reads ahead, so after a short record it is asked whether whole records wait in
+ * it (zlt_tls_stream_has_buffered()). */
 
 /* Largest plaintext of one TLS record (RFC 8446 5.1; TLS 1.2 the same). */
 #define TLS_RECORD_MAX 16384
@@ -1223,7 +1227,9 @@ dir_poll_write (RelayDir *d, const guint8 *data, gsize len, gsize *n_written, GE
  * waits for the fd instead of reading once more for a "would block" (request and
  * response traffic saves one read per message). That wait is safe: a short record was
  * a whole record (the room asked for holds the largest), so GnuTLS keeps nothing back,
- * and the fd polls readable when more has come meanwhile. */
+ * and the fd polls readable when more has come meanwhile; our data TLS may hold whole
+ * records it read ahead with that one, which are read on (batched into the buffer)
+ * before the direction waits. */
 static gboolean
 dir_poll_read (RelayDir *d, guint8 *buf, gsize *n_read, gboolean *drained, GError **error)
 {

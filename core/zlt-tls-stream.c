@@ -20,9 +20,13 @@
  * block the main loop, and neither does the handshake, which runs on the main context
  * driven by the socket's readiness (glib-networking runs it in a worker thread).
  *
- * Reads ask GnuTLS for what it has: one record per call, and GnuTLS reads from the
- * socket only what the record needs (its header, then its body), so when it says it
- * would block no whole record waits in it and the socket's readiness is the stream's.
+ * Reads ask GnuTLS for what it has: one record per call. GnuTLS asks for what the
+ * record needs (its header, then its body), and gets it from a read-ahead buffer that
+ * one recv() filled with as much as the socket had, up to two large records (see
+ * pull_func): a burst of small records costs one recv() instead of two per record.
+ * So a whole record may wait in the stream while the socket is not readable: the
+ * stream says readable then, its source is ready at once, and the relay asks
+ * zlt_tls_stream_has_buffered() before it waits on the fd.
  * A write encrypts one record (16 KiB of plaintext at most) per call; when it would
  * block, GnuTLS keeps the encrypted record and the next write must start with the same
  * bytes (it sends the kept record and counts it): the relay retries with the bytes it
