@@ -299,7 +299,8 @@ zlt_udp_flow_stream_deliver (ZltUdpFlowStream *self, const guint8 *data, gsize l
   self->bytes_in += len;
 }
 
-/* Dialed flows: takes what the connected socket has, a bounded batch per dispatch. */
+/* Dialed flows: takes what the connected socket has, a bounded batch per dispatch:
+ * ZLT_UDP_RECV_MMSG datagrams per recvmmsg() where there is one. */
 static gboolean
 on_socket_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
 {
@@ -308,11 +309,33 @@ on_socket_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
   guint8 *buf = zlt_udp_scratch_get ();
   gint64 now = g_get_monotonic_time ();
   int fd = g_socket_get_fd (socket);
+#ifdef __linux__
+  struct mmsghdr msgs[ZLT_UDP_RECV_MMSG];
+  struct iovec iov[ZLT_UDP_RECV_MMSG];
+#endif
 
-  for (guint i = 0; i < ZLT_UDP_RECV_BATCH && !self->ended; i++)
+  for (guint i = 0; i < ZLT_UDP_RECV_BATCH && !self->ended;)
     {
-      gssize n = recv (fd, buf, ZLT_UDP_RECV_BUFFER, MSG_DONTWAIT | MSG_TRUNC);
+      guint want = 1;
+      int got = 1;
+      gssize n = 0;
 
+#ifdef __linux__
+      want = MIN (ZLT_UDP_RECV_MMSG, ZLT_UDP_RECV_BATCH - i);
+      for (guint k = 0; k < want; k++)
+        {
+          iov[k].iov_base = buf + (gsize) k * ZLT_UDP_RECV_BUFFER;
+          iov[k].iov_len = ZLT_UDP_RECV_BUFFER;
+          memset (&msgs[k].msg_hdr, 0, sizeof msgs[k].msg_hdr);
+          msgs[k].msg_hdr.msg_iov = &iov[k];
+          msgs[k].msg_hdr.msg_iovlen = 1;
+        }
+      got = recvmmsg (fd, msgs, want, MSG_DONTWAIT | MSG_TRUNC, NULL);
+      if (got < 0)
+        n = -1;
+#else
+      n = recv (fd, buf, ZLT_UDP_RECV_BUFFER, MSG_DONTWAIT | MSG_TRUNC);
+#endif
       if (n < 0)
         {
           int errsv = errno;
@@ -321,6 +344,7 @@ on_socket_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
             continue;
           if (errsv == EAGAIN || errsv == EWOULDBLOCK)
             break;
+          i++;
           if (zlt_udp_errno_is_drop (errsv))
             {
               /* an ICMP error for an earlier datagram: the service is not there (yet) */
@@ -331,13 +355,23 @@ on_socket_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
           flow_end (self);
           break;
         }
-      if (n > ZLT_UDP_MAX_DATAGRAM)
+      for (int k = 0; k < got && !self->ended; k++)
         {
-          self->last_activity = now;
-          self->dropped++;
-          continue;
+#ifdef __linux__
+          n = (gssize) msgs[k].msg_len;
+#endif
+          if (n > ZLT_UDP_MAX_DATAGRAM)
+            {
+              self->last_activity = now;
+              self->dropped++;
+              continue;
+            }
+          zlt_udp_flow_stream_deliver (self, buf + (gsize) k * ZLT_UDP_RECV_BUFFER, (gsize) n, now);
         }
-      zlt_udp_flow_stream_deliver (self, buf, (gsize) n, now);
+      i += (guint) got;
+      /* fewer than asked for: the socket has no more now */
+      if ((guint) got < want)
+        break;
     }
   return self->ended ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
 }
