@@ -68,6 +68,7 @@
 
 #include "zlt-net.h"
 #include "zlt-relay.h"
+#include "zlt-tls-stream.h"
 
 /* bytes one direction moves per main-loop dispatch before letting others run */
 #define RELAY_BUDGET (4 * 1024 * 1024)
@@ -110,8 +111,11 @@ typedef struct
   guint64 total;
   guint64 delta; /* not yet reported to the counter func */
 
-  /* watched by the relay's io source (zero copy, and pollable streams over fds) */
+  /* watched by the relay's io source (zero copy, and pollable streams over fds): the
+   * source's fd, and the destination's where dst_fd_ready (else the destination's own
+   * pollable source, made for each wait: a UDP flow's, say) */
   gboolean use_fds;
+  gboolean out_by_fd;
   gboolean want_in;  /* wait for the source's fd to be readable */
   gboolean want_out; /* wait for the destination's fd to be writable */
   gboolean again;    /* pump at the next iteration, whatever the fds say */
@@ -125,6 +129,7 @@ typedef struct
   /* pollable: the source yields one TLS record per read, so reads go on until the
    * buffer is full or the source would block */
   gboolean batch_reads;
+  ZltTlsStream *src_tls; /* the source when it is our data TLS (it reads ahead), unowned */
 
   /* userspace: bytes buf[buf_off, buf_len) are waiting for the destination */
   guint8 *buf;
@@ -900,10 +905,10 @@ relay_io_update (ZltRelay *self, GError **error)
 {
   RelayDir *ab = &self->dirs[0];
   RelayDir *ba = &self->dirs[1];
-  GIOCondition ea
-      = (ab->use_fds && ab->want_in ? G_IO_IN : 0) | (ba->use_fds && ba->want_out ? G_IO_OUT : 0);
-  GIOCondition eb
-      = (ba->use_fds && ba->want_in ? G_IO_IN : 0) | (ab->use_fds && ab->want_out ? G_IO_OUT : 0);
+  GIOCondition ea = (ab->use_fds && ab->want_in ? G_IO_IN : 0)
+                    | (ba->use_fds && ba->out_by_fd && ba->want_out ? G_IO_OUT : 0);
+  GIOCondition eb = (ba->use_fds && ba->want_in ? G_IO_IN : 0)
+                    | (ab->use_fds && ab->out_by_fd && ab->want_out ? G_IO_OUT : 0);
 
   if (ab->again || ba->again)
     relay_queue_again (self);
@@ -1092,10 +1097,14 @@ engine_set_deadline (ZltRelay *self, gint64 deadline)
  *
  * A direction whose source and destination sit over fds (a socket, or the socket under
  * a TLS connection) waits on the relay's io source; any other pollable stream on a
- * source of its own, made for each wait. Waiting on the fd is enough for TLS: the
- * relay reads until glib-networking says it would block, which means GnuTLS has no
+ * source of its own, made for each wait. A direction whose source is over an fd but
+ * whose destination is not (a UDP flow's output) waits on the io source for input and
+ * on the destination's own source for output. Waiting on the fd is enough for TLS: the
+ * relay reads until the TLS connection says it would block, which means GnuTLS has no
  * whole record left (only part of one, whose rest the socket brings), and always
- * with room for a whole record, so no decrypted bytes stay behind in GnuTLS. */
+ * with room for a whole record, so no decrypted bytes stay behind in GnuTLS; our data
+ * TLS reads ahead, so after a short record it is asked whether whole records wait in
+ * it (zlt_tls_stream_has_buffered()). */
 
 /* Largest plaintext of one TLS record (RFC 8446 5.1; TLS 1.2 the same). */
 #define TLS_RECORD_MAX 16384
@@ -1136,13 +1145,20 @@ dir_poll_wait (RelayDir *d, gboolean for_output)
 {
   GSource *source;
 
-  if (d->use_fds)
+  if (d->use_fds && !for_output)
     {
-      if (for_output)
-        d->want_out = TRUE;
-      else
-        d->want_in = TRUE;
+      d->want_in = TRUE;
       return;
+    }
+  if (d->use_fds && d->out_by_fd)
+    {
+      d->want_out = TRUE;
+      return;
+    }
+  if (d->wait != NULL) /* a direction over fds pumped for a hang-up while it waited */
+    {
+      g_source_destroy (d->wait);
+      g_clear_pointer (&d->wait, g_source_unref);
     }
   if (for_output)
     source = g_pollable_output_stream_create_source (G_POLLABLE_OUTPUT_STREAM (d->out), NULL);
@@ -1211,7 +1227,9 @@ dir_poll_write (RelayDir *d, const guint8 *data, gsize len, gsize *n_written, GE
  * waits for the fd instead of reading once more for a "would block" (request and
  * response traffic saves one read per message). That wait is safe: a short record was
  * a whole record (the room asked for holds the largest), so GnuTLS keeps nothing back,
- * and the fd polls readable when more has come meanwhile. */
+ * and the fd polls readable when more has come meanwhile; our data TLS may hold whole
+ * records it read ahead with that one, which are read on (batched into the buffer)
+ * before the direction waits. */
 static gboolean
 dir_poll_read (RelayDir *d, guint8 *buf, gsize *n_read, gboolean *drained, GError **error)
 {
@@ -1251,6 +1269,13 @@ dir_poll_read (RelayDir *d, guint8 *buf, gsize *n_read, gboolean *drained, GErro
         }
       if ((gsize) n < TLS_RECORD_MAX)
         {
+          /* our TLS reads ahead: more whole records may wait in it, not on the socket */
+          if (d->src_tls != NULL && zlt_tls_stream_has_buffered (d->src_tls))
+            {
+              if (ZLT_RELAY_CHUNK_SIZE - len >= TLS_RECORD_MAX)
+                continue;
+              break;
+            }
           *drained = d->use_fds;
           break;
         }
@@ -1353,6 +1378,10 @@ dir_poll_ready (GObject *stream, gpointer user_data)
     relay_finish (self, error);
   else
     relay_after_io (self);
+  /* a direction over fds that waited on its destination's source: the engine's events
+   * follow what it wants now */
+  if (d->use_fds && !self->finished && !relay_io_update (self, &error))
+    relay_finish (self, error);
   return G_SOURCE_REMOVE;
 }
 
@@ -1776,6 +1805,7 @@ zlt_relay_constructed (GObject *object)
     {
       self->dirs[0].mode = self->dirs[1].mode = DIR_SPLICE;
       self->dirs[0].use_fds = self->dirs[1].use_fds = TRUE;
+      self->dirs[0].out_by_fd = self->dirs[1].out_by_fd = TRUE;
       self->io_fds[0] = self->dirs[0].src_fd = self->dirs[1].dst_fd = g_socket_get_fd (sa);
       self->io_fds[1] = self->dirs[1].src_fd = self->dirs[0].dst_fd = g_socket_get_fd (sb);
       return;
@@ -1792,8 +1822,13 @@ zlt_relay_constructed (GObject *object)
 
       if (d->mode != DIR_POLL)
         continue;
-      d->use_fds = self->io_fds[0] >= 0 && self->io_fds[1] >= 0;
+      /* the source's fd is enough: a destination without one (a UDP flow's output) is
+       * waited for on its own pollable source */
+      d->use_fds = self->io_fds[i] >= 0;
+      d->out_by_fd = self->io_fds[1 - i] >= 0;
       d->batch_reads = G_IS_TLS_CONNECTION (i == 0 ? self->a : self->b);
+      if (ZLT_IS_TLS_STREAM (i == 0 ? self->a : self->b))
+        d->src_tls = ZLT_TLS_STREAM (i == 0 ? self->a : self->b);
     }
 }
 

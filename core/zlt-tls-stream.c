@@ -20,9 +20,13 @@
  * block the main loop, and neither does the handshake, which runs on the main context
  * driven by the socket's readiness (glib-networking runs it in a worker thread).
  *
- * Reads ask GnuTLS for what it has: one record per call, and GnuTLS reads from the
- * socket only what the record needs (its header, then its body), so when it says it
- * would block no whole record waits in it and the socket's readiness is the stream's.
+ * Reads ask GnuTLS for what it has: one record per call. GnuTLS asks for what the
+ * record needs (its header, then its body), and gets it from a read-ahead buffer that
+ * one recv() filled with as much as the socket had, up to two large records (see
+ * pull_func): a burst of small records costs one recv() instead of two per record.
+ * So a whole record may wait in the stream while the socket is not readable: the
+ * stream says readable then, its source is ready at once, and the relay asks
+ * zlt_tls_stream_has_buffered() before it waits on the fd.
  * A write encrypts one record (16 KiB of plaintext at most) per call; when it would
  * block, GnuTLS keeps the encrypted record and the next write must start with the same
  * bytes (it sends the kept record and counts it): the relay retries with the bytes it
@@ -448,6 +452,12 @@ struct _ZltTlsStream
   gboolean ticket_due; /* server: the handshake is done but for our session ticket */
   gboolean closing;    /* the whole stream is being closed: no waiting */
   gboolean sent_bye;   /* close_notify is out */
+
+  /* read-ahead under GnuTLS (see pull_func): raw bytes ahead[ahead_off, ahead_len) came
+   * off the socket and GnuTLS has not asked for them yet; NULL whenever empty */
+  guint8 *ahead;
+  gsize ahead_off;
+  gsize ahead_len;
 };
 
 static void zlt_tls_stream_initable_iface_init (GInitableIface *iface);
@@ -486,27 +496,92 @@ socket_gone (ZltTlsStream *self)
   return self->socket == NULL || g_socket_is_closed (self->socket);
 }
 
+/* How much pull_func() takes off the socket at once: two records of the largest size
+ * (16 KiB of plaintext and its overhead), so that a burst of small records costs one
+ * recv() for many, and a large record one recv() instead of two (its header, then its
+ * body). */
+#define READ_AHEAD_SIZE (2 * (16384 + 256 + 5))
+
+static void
+ahead_clear (ZltTlsStream *self)
+{
+  g_clear_pointer (&self->ahead, g_free);
+  self->ahead_off = self->ahead_len = 0;
+}
+
+/* GnuTLS reads what a record needs (its 5-byte header, then its body): served from a
+ * read-ahead buffer that one recv() of up to READ_AHEAD_SIZE filled. The buffer exists
+ * only while it holds bytes (an idle connection holds none). Two rules keep the socket's
+ * readiness meaningful: a recv() happens only when the buffer is empty, so GnuTLS sees
+ * "would block" only with nothing buffered; and what stays buffered after a read starts
+ * at a record's start (GnuTLS takes whole records), so stream_has_record() can tell
+ * whether a whole record waits here without the socket. */
 static ssize_t
 pull_func (gnutls_transport_ptr_t ptr, void *data, size_t size)
 {
   ZltTlsStream *self = ptr;
+  gsize n_copy;
   ssize_t n;
 
-  if (socket_gone (self))
+  if (self->ahead == NULL)
     {
-      self->io_errno = EBADF;
-      gnutls_transport_set_errno (self->session, EBADF);
-      return -1;
+      if (socket_gone (self))
+        {
+          self->io_errno = EBADF;
+          gnutls_transport_set_errno (self->session, EBADF);
+          return -1;
+        }
+      /* a read as large as GnuTLS's goes straight to it */
+      if (size >= READ_AHEAD_SIZE)
+        {
+          do
+            n = recv (self->fd, data, size, 0);
+          while (n < 0 && errno == EINTR);
+          if (n < 0)
+            {
+              self->io_errno = errno;
+              gnutls_transport_set_errno (self->session, errno);
+            }
+          return n;
+        }
+      self->ahead = g_malloc (READ_AHEAD_SIZE);
+      do
+        n = recv (self->fd, self->ahead, READ_AHEAD_SIZE, 0);
+      while (n < 0 && errno == EINTR);
+      if (n <= 0)
+        {
+          if (n < 0)
+            {
+              self->io_errno = errno;
+              gnutls_transport_set_errno (self->session, errno);
+            }
+          ahead_clear (self);
+          return n;
+        }
+      self->ahead_off = 0;
+      self->ahead_len = (gsize) n;
     }
-  do
-    n = recv (self->fd, data, size, 0);
-  while (n < 0 && errno == EINTR);
-  if (n < 0)
-    {
-      self->io_errno = errno;
-      gnutls_transport_set_errno (self->session, errno);
-    }
-  return n;
+  n_copy = MIN (size, self->ahead_len - self->ahead_off);
+  memcpy (data, self->ahead + self->ahead_off, n_copy);
+  self->ahead_off += n_copy;
+  if (self->ahead_off == self->ahead_len)
+    ahead_clear (self);
+  return (ssize_t) n_copy;
+}
+
+/* Whether the read-ahead buffer holds a whole record (it starts at one): a read gets it
+ * without the socket. A part of one is not: its rest comes with the socket's readiness. */
+static gboolean
+stream_has_record (ZltTlsStream *self)
+{
+  const guint8 *p;
+  gsize avail;
+
+  if (self->ahead == NULL)
+    return FALSE;
+  p = self->ahead + self->ahead_off;
+  avail = self->ahead_len - self->ahead_off;
+  return avail >= 5 && avail - 5 >= ((gsize) p[3] << 8 | p[4]);
 }
 
 static ssize_t
@@ -742,6 +817,10 @@ stream_read (ZltTlsStream *self, void *buffer, gsize count, gboolean blocking,
         return n;
       if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_WARNING_ALERT_RECEIVED)
         continue;
+      /* GnuTLS says "again" after a record that carried no data (a session ticket),
+       * even with the next one in our read-ahead: read that first */
+      if (n == GNUTLS_E_AGAIN && stream_has_record (self))
+        continue;
       if (n == GNUTLS_E_AGAIN)
         {
           if (!wait_again (self, G_IO_IN, blocking, cancellable, error))
@@ -793,13 +872,24 @@ stream_write (ZltTlsStream *self, const void *buffer, gsize count, gboolean bloc
 #endif
 }
 
+/* Whether a read returns something without waiting for the socket: decrypted bytes
+ * GnuTLS holds, or a whole record in the read-ahead buffer. */
+static gboolean
+stream_has_buffered (ZltTlsStream *self)
+{
+#ifdef HAVE_GNUTLS
+  if (self->handshaken && !socket_gone (self)
+      && (stream_has_record (self) || gnutls_record_check_pending (self->session) > 0))
+    return TRUE;
+#endif
+  return FALSE;
+}
+
 static gboolean
 stream_readable (ZltTlsStream *self)
 {
-#ifdef HAVE_GNUTLS
-  if (self->handshaken && !socket_gone (self) && gnutls_record_check_pending (self->session) > 0)
+  if (stream_has_buffered (self))
     return TRUE;
-#endif
   return self->socket == NULL || g_socket_is_closed (self->socket)
          || g_socket_condition_check (self->socket, G_IO_IN | G_IO_HUP | G_IO_ERR) != 0;
 }
@@ -1143,7 +1233,11 @@ handshake_step (ZltTlsStream *self, GIOCondition *condition, GError **error)
 #endif
         rc = gnutls_handshake (self->session);
     }
-  while (rc == GNUTLS_E_INTERRUPTED || rc == GNUTLS_E_WARNING_ALERT_RECEIVED);
+  /* GnuTLS may say "again" for a record it took and has no use for yet, with the next
+   * one in our read-ahead (see pull_func): the socket would not tell */
+  while (rc == GNUTLS_E_INTERRUPTED || rc == GNUTLS_E_WARNING_ALERT_RECEIVED
+         || (rc == GNUTLS_E_AGAIN && gnutls_record_get_direction (self->session) == 0
+             && stream_has_record (self)));
   /* the server sends one ticket after a full handshake and none after a resumed one (the
    * agent keeps using the ticket it has, until it is an hour old): less for both to make
    * and carry per connection */
@@ -1485,6 +1579,9 @@ zlt_tls_stream_finalize (GObject *object)
   g_free (self->host);
   g_free (self->ticket_key);
   g_clear_error (&self->rejected);
+#ifdef HAVE_GNUTLS
+  ahead_clear (self);
+#endif
   G_OBJECT_CLASS (zlt_tls_stream_parent_class)->finalize (object);
 }
 
@@ -1706,6 +1803,24 @@ zlt_tls_stream_is_resumed (ZltTlsStream *self)
 {
   g_return_val_if_fail (ZLT_IS_TLS_STREAM (self), FALSE);
   return self->resumed;
+}
+
+/**
+ * zlt_tls_stream_has_buffered:
+ * @self: a data TLS connection
+ *
+ * Whether a read would return bytes now without the socket being readable: a whole
+ * record that came off the socket with an earlier one (the read-ahead under GnuTLS),
+ * or decrypted bytes GnuTLS holds. The relay asks this before it waits on the socket
+ * after a short read.
+ *
+ * Returns: %TRUE when bytes wait in the stream itself
+ */
+gboolean
+zlt_tls_stream_has_buffered (ZltTlsStream *self)
+{
+  g_return_val_if_fail (ZLT_IS_TLS_STREAM (self), FALSE);
+  return stream_has_buffered (self);
 }
 
 /**

@@ -19,6 +19,7 @@ gboolean zlt_tls_stream_is_data_hello (const guint8 *record, gsize len);
 
 gboolean zlt_tls_stream_is_resumed (ZltTlsStream *self);
 gboolean zlt_tls_stream_offered_ticket (ZltTlsStream *self);
+gboolean zlt_tls_stream_has_buffered (ZltTlsStream *self);
 gboolean zlt_tls_stream_can_resume (void);
 void zlt_tls_stream_forget_tickets (void);
 

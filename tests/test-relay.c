@@ -16,6 +16,8 @@
 
 #define DEADLINE_S 60
 
+static gboolean under_valgrind;
+
 /* How the relay's two streams are presented, which decides its modes. */
 typedef enum
 {
@@ -564,6 +566,7 @@ typedef struct
   GIOStream *a;
   GIOStream *b;
   gboolean count_writes; /* a's output counts the writes (set before fixture_init) */
+  gboolean a_no_fd;      /* a's input is not over an fd (a UDP flow's shape; ditto) */
   CountingOutput *a_out; /* then that output */
   ZltRelay *relay;       /* a weak pointer once started */
   guint finished;
@@ -666,6 +669,17 @@ fixture_init (Fixture *f, Mode mode, int buffer_size)
       f->a_out = counting_output_new (g_io_stream_get_output_stream (G_IO_STREAM (f->relay_a)));
       f->a = g_simple_io_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (f->relay_a)),
                                      G_OUTPUT_STREAM (f->a_out));
+    }
+  if (f->a_no_fd)
+    {
+      g_autoptr (GInputStream) bin
+          = g_buffered_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (f->relay_a)));
+      GOutputStream *out = f->a_out != NULL
+                               ? G_OUTPUT_STREAM (f->a_out)
+                               : g_io_stream_get_output_stream (G_IO_STREAM (f->relay_a));
+
+      g_clear_object (&f->a);
+      f->a = g_simple_io_stream_new (bin, out);
     }
   f->relay = zlt_relay_new (f->a, f->b);
   g_assert_cmpint (zlt_relay_is_zero_copy (f->relay), ==, mode == MODE_ZERO_COPY);
@@ -951,6 +965,110 @@ test_tls_batching (gconstpointer mode_data)
   fixture_clear (&f);
 }
 
+/* Many small TLS records both ways, queued before the relay starts so that they come
+ * off the sockets many at a time: nothing is lost or reordered. Our data TLS reads
+ * ahead (many records per recv) and the relay reads on while whole records wait in it,
+ * so the records reach the plain side in a few large writes, also when that side has no
+ * fd (a UDP flow's shape: the relay waits on the TLS socket's fd for input and on the
+ * plain side's own source for output). glib-networking's reads a record at a time. */
+typedef enum
+{
+  SMALL_DATA_TLS,       /* our TLS, both sides over fds */
+  SMALL_DATA_TLS_NO_FD, /* our TLS, the plain side without an fd */
+  SMALL_TLS,            /* glib-networking's, both over fds */
+} SmallVariant;
+
+static GBytes *
+small_messages (guint n, guint seed, GArray *sizes)
+{
+  g_autoptr (GByteArray) all = g_byte_array_new ();
+
+  for (guint i = 0; i < n; i++)
+    {
+      guint len = 1 + (i * 37 + seed) % 300;
+
+      g_array_append_val (sizes, len);
+      for (guint k = 0; k < len; k++)
+        {
+          guint8 b = (guint8) (i * 7 + k + seed);
+
+          g_byte_array_append (all, &b, 1);
+        }
+    }
+  return g_byte_array_free_to_bytes (g_steal_pointer (&all));
+}
+
+static void
+test_small_records (gconstpointer data)
+{
+  SmallVariant variant = GPOINTER_TO_INT (data);
+  Fixture f = { .count_writes = variant != SMALL_DATA_TLS_NO_FD,
+                .a_no_fd = variant == SMALL_DATA_TLS_NO_FD };
+  guint n = under_valgrind ? 300 : 2000;
+  g_autoptr (GArray) down_sizes = g_array_new (FALSE, FALSE, sizeof (guint));
+  g_autoptr (GArray) up_sizes = g_array_new (FALSE, FALSE, sizeof (guint));
+  g_autoptr (GBytes) down = small_messages (n, 3, down_sizes);
+  g_autoptr (GBytes) up = small_messages (n, 11, up_sizes);
+  g_autofree char *want_down = sha256_of (NULL, down);
+  g_autofree char *want_up = sha256_of (NULL, up);
+  g_autoptr (Endpoint) client = NULL;
+  g_autoptr (Endpoint) server = NULL;
+  GPollableOutputStream *out;
+  const guint8 *p;
+  gsize off;
+
+  fixture_init (&f, variant == SMALL_TLS ? MODE_TLS : MODE_DATA_TLS, 1024 * 1024);
+  /* one record per message from the server's end, one send per message from the client */
+  out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (f.server_stream));
+  p = g_bytes_get_data (down, NULL);
+  off = 0;
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr (GError) error = NULL;
+      guint len = g_array_index (down_sizes, guint, i);
+      gssize w = g_pollable_output_stream_write_nonblocking (out, p + off, len, NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpint (w, ==, len);
+      off += len;
+    }
+  p = g_bytes_get_data (up, NULL);
+  off = 0;
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr (GError) error = NULL;
+      guint len = g_array_index (up_sizes, guint, i);
+      gssize w = g_socket_send (conn_socket (f.client), (const char *) p + off, len, NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpint (w, ==, len);
+      off += len;
+    }
+  client = endpoint_new (f.client, NULL);
+  server = server_endpoint_new (&f, NULL);
+  endpoint_start (client);
+  endpoint_start (server);
+  fixture_start (&f);
+
+  SPIN_UNTIL (server->eof && client->eof && f.finished > 0);
+  g_assert_no_error (f.error);
+  g_assert_no_error (client->error);
+  g_assert_no_error (server->error);
+  g_assert_cmpuint (client->received, ==, g_bytes_get_size (down));
+  g_assert_cmpstr (g_checksum_get_string (client->sum), ==, want_down);
+  g_assert_cmpuint (server->received, ==, g_bytes_get_size (up));
+  g_assert_cmpstr (g_checksum_get_string (server->sum), ==, want_up);
+  if (f.a_out != NULL)
+    {
+      g_assert_cmpuint (f.a_out->written, ==, g_bytes_get_size (down));
+      g_test_message ("%u records in %u writes", n, f.a_out->n_writes);
+      if (variant != SMALL_TLS)
+        g_assert_cmpuint (f.a_out->n_writes, <=, n / 8);
+    }
+
+  fixture_clear (&f);
+}
+
 /* Busy-waits (the main context iterating, nothing else attached) for @len bytes. */
 static void
 stream_read_exact (GIOStream *stream, gsize len)
@@ -1203,8 +1321,6 @@ test_concurrent (gconstpointer data)
 /* ---------------------------------------------------------------------------------
  * how a relay ends, as the peers see it: FIN after a clean end, a TCP reset after a
  * failure (a peer's reset, zlt_relay_close(), the idle timeout) */
-
-static gboolean under_valgrind;
 
 static int
 conn_fd (GSocketConnection *conn)
@@ -1959,6 +2075,12 @@ main (int argc, char **argv)
   g_test_add_data_func ("/relay/tls-batching/tls", GINT_TO_POINTER (MODE_TLS), test_tls_batching);
   g_test_add_data_func ("/relay/tls-batching/data-tls", GINT_TO_POINTER (MODE_DATA_TLS),
                         test_tls_batching);
+  g_test_add_data_func ("/relay/small-records/data-tls", GINT_TO_POINTER (SMALL_DATA_TLS),
+                        test_small_records);
+  g_test_add_data_func ("/relay/small-records/data-tls-no-fd",
+                        GINT_TO_POINTER (SMALL_DATA_TLS_NO_FD), test_small_records);
+  g_test_add_data_func ("/relay/small-records/tls", GINT_TO_POINTER (SMALL_TLS),
+                        test_small_records);
   g_test_add_data_func ("/relay/concurrent/zero-copy", GINT_TO_POINTER (MODE_ZERO_COPY),
                         test_concurrent);
   g_test_add_data_func ("/relay/concurrent/pollable", GINT_TO_POINTER (MODE_POLLABLE),

@@ -4,7 +4,10 @@
  * mode. */
 #include "config.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <glib/gstdio.h>
@@ -1021,6 +1024,171 @@ test_resume_trust_setting (void)
   g_assert_true (r.resumed);
 }
 
+/* ---- reading ahead ---- */
+
+static gsize
+queued_on (GSocketConnection *conn)
+{
+  int queued = 0;
+
+  g_assert_cmpint (
+      ioctl (g_socket_get_fd (g_socket_connection_get_socket (conn)), FIONREAD, &queued), ==, 0);
+  return (gsize) queued;
+}
+
+/* Waits (the main context turning) until @conn's socket has @len bytes queued. */
+static void
+wait_queued (GSocketConnection *conn, gsize len)
+{
+  int fd = g_socket_get_fd (g_socket_connection_get_socket (conn));
+  int queued = 0;
+
+  ZLT_TEST_WAIT_FOR ((ioctl (fd, FIONREAD, &queued) == 0 && (gsize) queued >= len), DEADLINE_MS);
+  g_assert_cmpuint ((gsize) queued, >=, len);
+}
+
+static gboolean
+on_ready_count (GObject *stream, gpointer user_data)
+{
+  guint *n = user_data;
+
+  (*n)++;
+  return G_SOURCE_REMOVE;
+}
+
+/* Reads @want from @stream without blocking and without the socket: the record must be
+ * in the stream already. */
+static void
+read_buffered_record (GIOStream *stream, GSocketConnection *base, const char *want)
+{
+  GPollableInputStream *in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream));
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSource) source = NULL;
+  char buf[64] = { 0 };
+  guint dispatched = 0;
+  gssize n;
+
+  /* nothing left on the socket: what follows is in the read-ahead */
+  g_assert_cmpint (g_socket_condition_check (g_socket_connection_get_socket (base), G_IO_IN), ==,
+                   0);
+  g_assert_true (zlt_tls_stream_has_buffered (ZLT_TLS_STREAM (stream)));
+  g_assert_true (g_pollable_input_stream_is_readable (in));
+  /* a source made now is ready at once: one iteration dispatches it, no fd event needed */
+  source = g_pollable_input_stream_create_source (in, NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (on_ready_count), &dispatched, NULL);
+  g_source_attach (source, NULL);
+  for (guint i = 0; i < 3 && dispatched == 0; i++)
+    g_main_context_iteration (NULL, FALSE);
+  g_source_destroy (source);
+  g_assert_cmpuint (dispatched, ==, 1);
+  n = g_pollable_input_stream_read_nonblocking (in, buf, sizeof buf, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (buf, n, want, strlen (want));
+}
+
+/* Records that come off the socket together (one recv() of the read-ahead) are read one
+ * by one, and each after the first is there without a further fd event: the stream says
+ * readable and its source is ready at once. From the server to the client the first
+ * record behind the handshake is the session ticket, which GnuTLS takes without data. */
+static void
+test_read_ahead (void)
+{
+  g_autoptr (GSocketConnection) c = NULL;
+  g_autoptr (GSocketConnection) s = NULL;
+  g_autoptr (GIOStream) client = NULL;
+  g_autoptr (GIOStream) server = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GError) server_error = NULL;
+  static const char *const words[] = { "one", "two", "three" };
+  ZltTlsOptions options = { NULL, pin, FALSE };
+  gsize records;
+
+  socket_pair (&c, &s);
+  /* each record its own segment at once (no Nagle waiting for an ACK), as the data
+   * connections send */
+  for (guint i = 0; i < 2; i++)
+    {
+      g_socket_set_option (g_socket_connection_get_socket (i == 0 ? c : s), IPPROTO_TCP,
+                           TCP_NODELAY, 1, &error);
+      g_assert_no_error (error);
+    }
+  client = zlt_tls_data_client_new (c, "127.0.0.1", &options, &error);
+  g_assert_no_error (error);
+  server = zlt_tls_data_server_new (s, certificate, &error);
+  g_assert_no_error (error);
+  error = handshake_pair (client, server, &options, &server_error);
+  g_assert_no_error (error);
+  g_assert_no_error (server_error);
+  g_assert_false (zlt_tls_stream_has_buffered (ZLT_TLS_STREAM (server)));
+
+  for (guint dir = 0; dir < 2; dir++)
+    {
+      GIOStream *from = dir == 0 ? client : server;
+      GIOStream *to = dir == 0 ? server : client;
+      GSocketConnection *to_base = dir == 0 ? s : c;
+      GPollableInputStream *in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (to));
+      char buf[64];
+      gssize n;
+
+      records = queued_on (to_base); /* the client: the server's ticket */
+      for (guint i = 0; i < G_N_ELEMENTS (words); i++)
+        {
+          gsize len = strlen (words[i]);
+
+          g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (from), words[i],
+                                                    len, NULL, NULL, &error));
+          g_assert_no_error (error);
+          records += 5 + len + 1 + 16; /* header, text, content type, AES-GCM tag */
+        }
+      wait_queued (to_base, records);
+      /* the first read takes them all off the socket (and the client its ticket) */
+      n = g_pollable_input_stream_read_nonblocking (in, buf, sizeof buf, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpmem (buf, n, words[0], strlen (words[0]));
+      read_buffered_record (to, to_base, words[1]);
+      read_buffered_record (to, to_base, words[2]);
+      /* now nothing waits anywhere, and the read-ahead is gone */
+      g_assert_false (zlt_tls_stream_has_buffered (ZLT_TLS_STREAM (to)));
+      g_assert_false (g_pollable_input_stream_is_readable (in));
+      n = g_pollable_input_stream_read_nonblocking (in, buf, sizeof buf, NULL, &error);
+      g_assert_cmpint (n, ==, -1);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+      g_clear_error (&error);
+    }
+
+  /* a record split by the read-ahead's end: its head buffered, its tail on the socket
+   * later; the stream is not readable until the tail comes, then it is */
+  {
+    GPollableInputStream *in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (server));
+    g_autofree char *big = g_malloc (16384);
+    g_autofree char *got = g_malloc (16384);
+    gsize total = 0;
+
+    memset (big, 'x', 16384);
+    /* three full records (about 48 KiB) are more than one read-ahead takes */
+    for (guint i = 0; i < 3; i++)
+      g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (client), big, 16384,
+                                                NULL, NULL, &error));
+    g_assert_no_error (error);
+    wait_queued (s, 3 * (16384 + 5 + 1 + 16));
+    while (total < 3 * 16384)
+      {
+        gssize n;
+
+        ZLT_TEST_WAIT_FOR (g_pollable_input_stream_is_readable (in), DEADLINE_MS);
+        n = g_pollable_input_stream_read_nonblocking (in, got, 16384, NULL, &error);
+        g_assert_no_error (error);
+        g_assert_cmpint (n, >, 0);
+        g_assert_cmpmem (got, n, big, n);
+        total += (gsize) n;
+      }
+    g_assert_cmpuint (total, ==, 3 * 16384);
+    g_assert_false (zlt_tls_stream_has_buffered (ZLT_TLS_STREAM (server)));
+  }
+  g_assert_true (g_io_stream_close (client, NULL, NULL));
+  g_assert_true (g_io_stream_close (server, NULL, NULL));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1052,6 +1220,7 @@ main (int argc, char **argv)
   g_test_add_func ("/tls-stream/peer-vanishes", test_peer_vanishes);
   g_test_add_func ("/tls-stream/close-after-socket", test_close_after_socket);
   g_test_add_func ("/tls-stream/data-hello", test_data_hello);
+  g_test_add_func ("/tls-stream/read-ahead", test_read_ahead);
   g_test_add_func ("/tls-stream/resume", test_resume);
   g_test_add_func ("/tls-stream/resume-other-server", test_resume_other_server);
   g_test_add_func ("/tls-stream/resume-trust-setting", test_resume_trust_setting);

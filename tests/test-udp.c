@@ -494,6 +494,35 @@ test_framing (Fixture *f, gconstpointer data)
   g_assert_no_error (error);
 }
 
+/* Many whole frames in one write go out as that many datagrams, in order (the flow
+ * sends them in batches), and come back from the echo. */
+static void
+test_many_frames (Fixture *f, gconstpointer data)
+{
+  const guint n = 200;
+  g_autoptr (GIOStream) flow = dial (f, "127.0.0.1", f->echo_port);
+  g_autoptr (GByteArray) wire = g_byte_array_new ();
+  g_autoptr (GByteArray) acc = g_byte_array_new ();
+  g_autoptr (GError) error = NULL;
+  gsize written = 0;
+
+  for (guint i = 0; i < n; i++)
+    append_frame (wire, 1 + (i * 13) % 200, i);
+  g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (flow), wire->data,
+                                            wire->len, &written, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (written, ==, wire->len);
+  g_assert_cmpuint (get_u64 (flow, "datagrams-out"), ==, n);
+  g_assert_cmpuint (get_u64 (flow, "bytes-out"), ==, wire->len - 2 * n);
+  g_assert_cmpuint (get_u64 (flow, "dropped"), ==, 0);
+  ZLT_TEST_WAIT_FOR ((pump_input (flow, acc), acc->len >= wire->len), WAIT_MS);
+  g_assert_cmpuint (acc->len, ==, wire->len);
+  g_assert_cmpuint (count_frames (acc), ==, n);
+  g_assert_true (memcmp (acc->data, wire->data, wire->len) == 0);
+  g_assert_true (g_io_stream_close (flow, NULL, &error));
+  g_assert_no_error (error);
+}
+
 /* (b) one flow per peer, each peer's datagrams framed in its flow, replies to the right
  * peer only */
 static void
@@ -994,6 +1023,7 @@ main (int argc, char **argv)
 
   g_test_add ("/udp/transport", Fixture, NULL, fixture_setup, test_transport, fixture_teardown);
   g_test_add ("/udp/framing", Fixture, NULL, fixture_setup, test_framing, fixture_teardown);
+  g_test_add ("/udp/many-frames", Fixture, NULL, fixture_setup, test_many_frames, fixture_teardown);
   g_test_add ("/udp/listener", Fixture, NULL, fixture_setup, test_listener, fixture_teardown);
   g_test_add ("/udp/listener-idle-timeout", Fixture, NULL, fixture_setup,
               test_listener_idle_timeout, fixture_teardown);

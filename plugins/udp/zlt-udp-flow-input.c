@@ -28,14 +28,31 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (ZltUdpFlowInput, zlt_udp_flow_input, G_TYPE_INPUT
 
 /* The pollable source. It is ready while the input is readable, without polling for it
  * on every main-loop iteration: the flow wakes the sources waiting on its input
- * (zlt_udp_flow_input_wake()) when it becomes readable, which sets their ready time,
- * and a dispatch that leaves the input readable sets it again. Its callback is a
+ * (zlt_udp_flow_input_wake()) when it becomes readable, which sets their flag, and a
+ * dispatch that leaves the input readable sets it again. prepare() reads the flag: no
+ * ready time, because GLib 2.74's g_source_set_ready_time() writes the context's
+ * eventfd on every change, two writes per datagram; the context is woken only when the
+ * wake comes from a thread that is not running it. Its callback is a
  * GPollableSourceFunc. */
 typedef struct
 {
   GSource source;
   ZltUdpFlowInput *input;
+  gboolean ready;
 } ReadySource;
+
+static gboolean
+ready_source_prepare (GSource *source, gint *timeout)
+{
+  *timeout = -1;
+  return ((ReadySource *) source)->ready;
+}
+
+static gboolean
+ready_source_check (GSource *source)
+{
+  return ((ReadySource *) source)->ready;
+}
 
 static gboolean
 ready_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
@@ -44,14 +61,25 @@ ready_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data
   GPollableSourceFunc func = (GPollableSourceFunc) (void (*) (void)) callback;
   gboolean again;
 
-  g_source_set_ready_time (source, -1);
+  rs->ready = FALSE;
   if (func == NULL)
     return G_SOURCE_REMOVE;
   again = func (G_OBJECT (rs->input), user_data);
   if (again && !g_source_is_destroyed (source)
       && g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (rs->input)))
-    g_source_set_ready_time (source, 0);
+    rs->ready = TRUE;
   return again;
+}
+
+static void
+ready_source_wake (ReadySource *rs)
+{
+  GMainContext *context;
+
+  rs->ready = TRUE;
+  context = g_source_get_context (&rs->source);
+  if (context != NULL && !g_main_context_is_owner (context))
+    g_main_context_wakeup (context);
 }
 
 static void
@@ -64,6 +92,8 @@ ready_source_finalize (GSource *source)
 }
 
 static GSourceFuncs ready_source_funcs = {
+  .prepare = ready_source_prepare,
+  .check = ready_source_check,
   .dispatch = ready_source_dispatch,
   .finalize = ready_source_finalize,
 };
@@ -106,8 +136,7 @@ zlt_udp_flow_input_create_source (GPollableInputStream *stream, GCancellable *ca
   g_source_set_static_name (source, "zlt-udp-flow-readable");
   ((ReadySource *) source)->input = g_object_ref (self);
   self->sources = g_slist_prepend (self->sources, source);
-  if (zlt_udp_flow_input_is_readable (stream))
-    g_source_set_ready_time (source, 0);
+  ((ReadySource *) source)->ready = zlt_udp_flow_input_is_readable (stream);
   /* as g_pollable_source_new_full() does: a cancelled cancellable makes it ready */
   if (cancellable != NULL)
     {
@@ -203,7 +232,7 @@ zlt_udp_flow_input_wake (ZltUdpFlowInput *self)
   g_return_if_fail (ZLT_IS_UDP_FLOW_INPUT (self));
 
   for (GSList *l = self->sources; l != NULL; l = l->next)
-    g_source_set_ready_time (l->data, 0);
+    ready_source_wake (l->data);
 }
 
 /* The flow is going away: from now on reads report a closed stream. */

@@ -28,6 +28,10 @@
  * made. */
 #include "config.h"
 
+#ifdef __linux__
+#define _GNU_SOURCE /* sendmmsg */
+#endif
+
 #include <errno.h>
 #include <string.h>
 
@@ -295,7 +299,8 @@ zlt_udp_flow_stream_deliver (ZltUdpFlowStream *self, const guint8 *data, gsize l
   self->bytes_in += len;
 }
 
-/* Dialed flows: takes what the connected socket has, a bounded batch per dispatch. */
+/* Dialed flows: takes what the connected socket has, a bounded batch per dispatch:
+ * ZLT_UDP_RECV_MMSG datagrams per recvmmsg() where there is one. */
 static gboolean
 on_socket_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
 {
@@ -304,11 +309,33 @@ on_socket_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
   guint8 *buf = zlt_udp_scratch_get ();
   gint64 now = g_get_monotonic_time ();
   int fd = g_socket_get_fd (socket);
+#ifdef __linux__
+  struct mmsghdr msgs[ZLT_UDP_RECV_MMSG];
+  struct iovec iov[ZLT_UDP_RECV_MMSG];
+#endif
 
-  for (guint i = 0; i < ZLT_UDP_RECV_BATCH && !self->ended; i++)
+  for (guint i = 0; i < ZLT_UDP_RECV_BATCH && !self->ended;)
     {
-      gssize n = recv (fd, buf, ZLT_UDP_RECV_BUFFER, MSG_DONTWAIT | MSG_TRUNC);
+      guint want = 1;
+      int got = 1;
+      gssize n = 0;
 
+#ifdef __linux__
+      want = MIN (ZLT_UDP_RECV_MMSG, ZLT_UDP_RECV_BATCH - i);
+      for (guint k = 0; k < want; k++)
+        {
+          iov[k].iov_base = buf + (gsize) k * ZLT_UDP_RECV_BUFFER;
+          iov[k].iov_len = ZLT_UDP_RECV_BUFFER;
+          memset (&msgs[k].msg_hdr, 0, sizeof msgs[k].msg_hdr);
+          msgs[k].msg_hdr.msg_iov = &iov[k];
+          msgs[k].msg_hdr.msg_iovlen = 1;
+        }
+      got = recvmmsg (fd, msgs, want, MSG_DONTWAIT | MSG_TRUNC, NULL);
+      if (got < 0)
+        n = -1;
+#else
+      n = recv (fd, buf, ZLT_UDP_RECV_BUFFER, MSG_DONTWAIT | MSG_TRUNC);
+#endif
       if (n < 0)
         {
           int errsv = errno;
@@ -317,6 +344,7 @@ on_socket_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
             continue;
           if (errsv == EAGAIN || errsv == EWOULDBLOCK)
             break;
+          i++;
           if (zlt_udp_errno_is_drop (errsv))
             {
               /* an ICMP error for an earlier datagram: the service is not there (yet) */
@@ -327,13 +355,23 @@ on_socket_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
           flow_end (self);
           break;
         }
-      if (n > ZLT_UDP_MAX_DATAGRAM)
+      for (int k = 0; k < got && !self->ended; k++)
         {
-          self->last_activity = now;
-          self->dropped++;
-          continue;
+#ifdef __linux__
+          n = (gssize) msgs[k].msg_len;
+#endif
+          if (n > ZLT_UDP_MAX_DATAGRAM)
+            {
+              self->last_activity = now;
+              self->dropped++;
+              continue;
+            }
+          zlt_udp_flow_stream_deliver (self, buf + (gsize) k * ZLT_UDP_RECV_BUFFER, (gsize) n, now);
         }
-      zlt_udp_flow_stream_deliver (self, buf, (gsize) n, now);
+      i += (guint) got;
+      /* fewer than asked for: the socket has no more now */
+      if ((guint) got < want)
+        break;
     }
   return self->ended ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
 }
@@ -431,6 +469,103 @@ flow_send (ZltUdpFlowStream *self, const guint8 *data, gsize len, GError **error
   return TRUE;
 }
 
+/* The whole frames of one write, sent together: one sendmmsg() for up to
+ * SEND_BATCH datagrams where there is one (the relay hands over every frame it read
+ * at once, many when datagrams come faster than a main-loop iteration). */
+#define SEND_BATCH 64
+
+typedef struct
+{
+  guint n;
+  struct iovec iov[SEND_BATCH];
+#ifdef __linux__
+  struct mmsghdr msgs[SEND_BATCH];
+#endif
+} SendBatch;
+
+static gboolean
+send_batch_flush (ZltUdpFlowStream *self, SendBatch *b, GError **error)
+{
+#ifdef __linux__
+  guint i = 0;
+
+  while (i < b->n)
+    {
+      int r;
+
+      if (self->socket == NULL || g_socket_is_closed (self->socket))
+        {
+          b->n = 0;
+          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
+                               _ ("The UDP socket is closed"));
+          return FALSE;
+        }
+      for (guint k = i; k < b->n; k++)
+        {
+          struct msghdr *h = &b->msgs[k].msg_hdr;
+
+          memset (h, 0, sizeof *h);
+          h->msg_iov = &b->iov[k];
+          h->msg_iovlen = 1;
+          if (!self->connected)
+            {
+              h->msg_name = &self->peer_native;
+              h->msg_namelen = self->peer_native_len;
+            }
+        }
+      r = sendmmsg (g_socket_get_fd (self->socket), b->msgs + i, b->n - i,
+                    MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (r > 0)
+        {
+          for (guint k = i; k < i + (guint) r; k++)
+            {
+              self->datagrams_out++;
+              self->bytes_out += b->iov[k].iov_len;
+            }
+          i += (guint) r;
+          continue;
+        }
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r == 0 || zlt_udp_errno_is_drop (errno))
+        {
+          /* as flow_send(): the one the kernel would not take is dropped */
+          self->dropped++;
+          i++;
+          continue;
+        }
+      {
+        int errsv = errno;
+
+        b->n = 0;
+        g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                     _ ("Failed to send a datagram: %s"), g_strerror (errsv));
+        return FALSE;
+      }
+    }
+  b->n = 0;
+  return TRUE;
+#else
+  for (guint k = 0; k < b->n; k++)
+    if (!flow_send (self, b->iov[k].iov_base, b->iov[k].iov_len, error))
+      {
+        b->n = 0;
+        return FALSE;
+      }
+  b->n = 0;
+  return TRUE;
+#endif
+}
+
+static gboolean
+send_batch_add (ZltUdpFlowStream *self, SendBatch *b, const guint8 *data, gsize len, GError **error)
+{
+  b->iov[b->n].iov_base = (void *) data;
+  b->iov[b->n].iov_len = len;
+  b->n++;
+  return b->n < SEND_BATCH || send_batch_flush (self, b, error);
+}
+
 static void
 flow_frame_invalid (ZltUdpFlowStream *self, GError **error)
 {
@@ -446,9 +581,11 @@ zlt_udp_flow_stream_write (ZltUdpFlowStream *self, const guint8 *buffer, gsize c
 {
   const guint8 *p = buffer;
   const guint8 *end = buffer + count;
+  SendBatch batch;
 
   g_return_val_if_fail (ZLT_IS_UDP_FLOW_STREAM (self), -1);
 
+  batch.n = 0;
   if (self->closed)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED, _ ("Stream is already closed"));
@@ -477,6 +614,9 @@ zlt_udp_flow_stream_write (ZltUdpFlowStream *self, const guint8 *buffer, gsize c
           self->frame_len = 0;
           if (self->frame_size > ZLT_UDP_MAX_DATAGRAM)
             {
+              /* the frames before it go out, as they would have one by one */
+              if (!send_batch_flush (self, &batch, error))
+                return -1;
               flow_frame_invalid (self, error);
               return -1;
             }
@@ -485,12 +625,15 @@ zlt_udp_flow_stream_write (ZltUdpFlowStream *self, const guint8 *buffer, gsize c
       if (self->frame == NULL && (gsize) (end - p) >= want)
         {
           /* the whole frame is here: send it from the caller's buffer */
-          if (!flow_send (self, p, want, error))
+          if (!send_batch_add (self, &batch, p, want, error))
             return -1;
           p += want;
           self->header_len = 0;
           continue;
         }
+      /* a frame that spans writes: what is batched goes first */
+      if (!send_batch_flush (self, &batch, error))
+        return -1;
       if (self->frame == NULL)
         self->frame = g_malloc (MAX (self->frame_size, 1));
       n = MIN (want, (gsize) (end - p));
@@ -507,6 +650,8 @@ zlt_udp_flow_stream_write (ZltUdpFlowStream *self, const guint8 *buffer, gsize c
             return -1;
         }
     }
+  if (!send_batch_flush (self, &batch, error))
+    return -1;
   return (gssize) count;
 }
 
@@ -781,6 +926,8 @@ zlt_udp_flow_stream_new_connected (GSocket *socket, GSocketAddress *peer)
   self->peer = g_object_ref (peer);
   self->watch = g_socket_create_source (socket, G_IO_IN, NULL);
   g_source_set_static_name (self->watch, "zlt-udp-flow");
+  /* as the listener's: no fd churn per dispatch, and nothing here nests a main loop */
+  g_source_set_can_recurse (self->watch, TRUE);
   g_source_set_callback (self->watch, G_SOURCE_FUNC (on_socket_readable), self, NULL);
   g_source_attach (self->watch, self->context);
   flow_arm_idle (self);

@@ -66,7 +66,7 @@ zlt_udp_scratch_get (void)
 
   if (scratch == NULL)
     {
-      scratch = g_malloc (ZLT_UDP_RECV_BUFFER);
+      scratch = g_malloc ((gsize) ZLT_UDP_RECV_MMSG * ZLT_UDP_RECV_BUFFER);
       g_private_set (&scratch_key, scratch);
     }
   return scratch;

@@ -13,6 +13,10 @@ G_BEGIN_DECLS
 #define ZLT_UDP_RECV_BUFFER 65536
 /* Datagrams taken from a socket per main-loop dispatch before letting others run. */
 #define ZLT_UDP_RECV_BATCH 64
+/* Datagrams taken per recvmmsg() where there is one: as many receive buffers (the
+ * listener's and each thread's scratch hold that many; only the pages datagrams land
+ * on are touched). */
+#define ZLT_UDP_RECV_MMSG 8
 /* A flow's inbound queue: whichever bound is reached first, later datagrams are dropped. */
 #define ZLT_UDP_QUEUE_MAX_DATAGRAMS 256
 #define ZLT_UDP_QUEUE_MAX_BYTES (1024 * 1024)
