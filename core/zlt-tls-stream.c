@@ -910,7 +910,12 @@ stream_create_source (ZltTlsStream *self, GObject *pollable, GIOCondition condit
   if ((condition & G_IO_IN) ? stream_readable (self) : stream_writable (self))
     child = g_timeout_source_new (0);
   else
-    child = g_socket_create_source (self->socket, condition, NULL);
+    {
+      child = g_socket_create_source (self->socket, condition, NULL);
+      /* it only wakes its parent: blocking it for its dispatch would make GLib 2.74
+       * take its fd out of the poll set and put it back, a wakeup-fd write each */
+      g_source_set_can_recurse (child, TRUE);
+    }
   return g_pollable_source_new_full (pollable, child, cancellable);
 }
 
