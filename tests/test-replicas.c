@@ -402,6 +402,27 @@ agent_registered (ZltAgent *agent)
   return service != NULL && zlt_service_get_state (service) == ZLT_SERVICE_STATE_REGISTERED;
 }
 
+/* Waits until the three replicas (@a and @b in this process, the third a process of
+ * its own) serve, and warms them with @n connections of which the third relays some.
+ * Returns the shared public port. */
+static guint16
+three_replicas_ready (Fixture *f, ZltAgent *a, ZltAgent *b, guint n)
+{
+  ZltTestTransfer t;
+  guint16 port;
+
+  ZLT_TEST_WAIT_FOR (n_connected (f) == 3 && agent_registered (a) && agent_registered (b)
+                         && replica_state (f, 2) == ZLT_REPLICA_STATE_READY,
+                     WAIT_MS);
+  port
+      = zlt_service_get_assigned_port (zlt_tunnel_lookup_service (zlt_agent_get_tunnel (a), "web"));
+  transfer (port, n, &t);
+  g_assert_true (t.ok);
+  g_free (t.error);
+  g_assert_cmpuint (relayed_by (f, 2), >, 0);
+  return port;
+}
+
 /* A replica whose agent stops answering heartbeats (its process stopped with SIGSTOP)
  * is late long before it is dead: from the moment the server notices, new connections
  * go to the other two only; it serves again as soon as its heartbeats come back. */
@@ -416,15 +437,7 @@ test_late_heartbeat (Fixture *f, gconstpointer data)
   gint64 stopped, resumed;
   guint16 port;
 
-  ZLT_TEST_WAIT_FOR (n_connected (f) == 3 && agent_registered (a) && agent_registered (b)
-                         && replica_state (f, 2) == ZLT_REPLICA_STATE_READY,
-                     WAIT_MS);
-  port
-      = zlt_service_get_assigned_port (zlt_tunnel_lookup_service (zlt_agent_get_tunnel (a), "web"));
-  transfer (port, 30, &t);
-  g_assert_true (t.ok);
-  g_free (t.error);
-  g_assert_cmpuint (relayed_by (f, 2), >, 0);
+  port = three_replicas_ready (f, a, b, 30);
 
   /* the agent process stops (SIGSTOP to the process we started): its socket stays
    * open, only its heartbeats stop */
@@ -483,16 +496,8 @@ test_late_pending (Fixture *f, gconstpointer data)
   gint64 stopped;
   guint16 port;
 
-  ZLT_TEST_WAIT_FOR (n_connected (f) == 3 && agent_registered (a) && agent_registered (b)
-                         && replica_state (f, 2) == ZLT_REPLICA_STATE_READY,
-                     WAIT_MS);
-  port
-      = zlt_service_get_assigned_port (zlt_tunnel_lookup_service (zlt_agent_get_tunnel (a), "web"));
-  transfer (port, 9, &t);
-  g_assert_true (t.ok);
-  g_free (t.error);
+  port = three_replicas_ready (f, a, b, 9);
   before_c = relayed_by (f, 2);
-  g_assert_cmpuint (before_c, >, 0);
 
   /* stopped, and at once 9 connections in turn: a third are announced to it */
   g_subprocess_send_signal (c, SIGSTOP);
