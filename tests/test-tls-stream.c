@@ -52,6 +52,21 @@ socket_pair (GSocketConnection **client, GSocketConnection **server)
   *server = g_socket_connection_factory_create_connection (s);
 }
 
+/* A connected pair: our data client (to "127.0.0.1", with @options) and our data server
+ * (the test certificate), their sockets in @c and @s; no handshake yet. */
+static void
+data_pair (const ZltTlsOptions *options, GSocketConnection **c, GSocketConnection **s,
+           GIOStream **client, GIOStream **server)
+{
+  g_autoptr (GError) error = NULL;
+
+  socket_pair (c, s);
+  *client = zlt_tls_data_client_new (*c, "127.0.0.1", options, &error);
+  g_assert_no_error (error);
+  *server = zlt_tls_data_server_new (*s, certificate, &error);
+  g_assert_no_error (error);
+}
+
 static void
 on_handshake (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -256,11 +271,7 @@ test_pinned (void)
   GTlsProtocolVersion version;
   ZltTlsOptions options = { NULL, pin, FALSE };
 
-  socket_pair (&c, &s);
-  client = zlt_tls_data_client_new (c, "127.0.0.1", &options, &error);
-  g_assert_no_error (error);
-  server = zlt_tls_data_server_new (s, certificate, &error);
-  g_assert_no_error (error);
+  data_pair (&options, &c, &s, &client, &server);
   /* a TLS connection to whatever looks under one (the relay, resets, PROXY addresses) */
   g_assert_true (G_IS_TLS_CONNECTION (client));
   g_object_get (client, "base-io-stream", &base, NULL);
@@ -339,11 +350,7 @@ test_after_handshake (void)
       g_autoptr (GError) server_error = NULL;
       gboolean system_before = TRUE, system_after = TRUE;
 
-      socket_pair (&c, &s);
-      client = zlt_tls_data_client_new (c, "127.0.0.1", cases[i], &error);
-      g_assert_no_error (error);
-      server = zlt_tls_data_server_new (s, certificate, &error);
-      g_assert_no_error (error);
+      data_pair (cases[i], &c, &s, &client, &server);
       g_object_get (client, "use-system-certdb", &system_before, NULL);
       error = handshake_pair (client, server, cases[i], &server_error);
       g_assert_no_error (error);
@@ -367,11 +374,7 @@ test_after_handshake (void)
     g_autoptr (GError) server_error = NULL;
     gboolean system_before = FALSE, system_after = FALSE;
 
-    socket_pair (&c, &s);
-    client = zlt_tls_data_client_new (c, "127.0.0.1", NULL, &error);
-    g_assert_no_error (error);
-    server = zlt_tls_data_server_new (s, certificate, &error);
-    g_assert_no_error (error);
+    data_pair (NULL, &c, &s, &client, &server);
     g_object_get (client, "use-system-certdb", &system_before, NULL);
     error = handshake_pair (client, server, NULL, &server_error);
     g_assert_error (error, ZLT_ERROR, ZLT_ERROR_TLS);
@@ -606,11 +609,7 @@ test_peer_vanishes (void)
       Op w = { 0 };
       g_autoptr (GBytes) some = pattern (40000, 3);
 
-      socket_pair (&c, &s);
-      client = zlt_tls_data_client_new (c, "127.0.0.1", &options, &error);
-      g_assert_no_error (error);
-      server = zlt_tls_data_server_new (s, certificate, &error);
-      g_assert_no_error (error);
+      data_pair (&options, &c, &s, &client, &server);
       error = handshake_pair (client, server, &options, &server_error);
       g_assert_no_error (error);
       g_assert_no_error (server_error);
@@ -662,11 +661,7 @@ test_close_after_socket (void)
   int fds[2];
   char byte;
 
-  socket_pair (&c, &s);
-  client = zlt_tls_data_client_new (c, "127.0.0.1", &options, &error);
-  g_assert_no_error (error);
-  server = zlt_tls_data_server_new (s, certificate, &error);
-  g_assert_no_error (error);
+  data_pair (&options, &c, &s, &client, &server);
   error = handshake_pair (client, server, &options, &server_error);
   g_assert_no_error (error);
   g_assert_no_error (server_error);
