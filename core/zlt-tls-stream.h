@@ -22,5 +22,6 @@ gboolean zlt_tls_stream_offered_ticket (ZltTlsStream *self);
 gboolean zlt_tls_stream_has_buffered (ZltTlsStream *self);
 gboolean zlt_tls_stream_can_resume (void);
 void zlt_tls_stream_forget_tickets (void);
+void zlt_tls_stream_age_tickets (gint64 by_us);
 
 G_END_DECLS

@@ -909,6 +909,46 @@ test_resume (void)
   g_assert_false (r.resumed);
 }
 
+/* A ticket is offered for an hour after it came, never later (whatever lifetime the
+ * server gave it): an older one is dropped, the connection does a full handshake, and
+ * the ticket that one brings is offered again. */
+static void
+test_resume_expiry (void)
+{
+  g_autoptr (GSocket) listener = resume_listener ();
+  ZltTlsOptions options = { NULL, pin, FALSE };
+  const gint64 hour = (gint64) G_USEC_PER_SEC * 3600;
+  Resumption r;
+
+  if (!zlt_tls_stream_can_resume ())
+    {
+      g_test_skip ("data connections do not resume with this GnuTLS");
+      return;
+    }
+
+  zlt_tls_stream_forget_tickets ();
+  r = resume_connect (listener, "127.0.0.1", &options, certificate, FALSE);
+  g_assert_no_error (r.error);
+  g_assert_false (r.offered);
+  /* a minute short of the hour: still offered, and resumed */
+  zlt_tls_stream_age_tickets (hour - 60 * G_USEC_PER_SEC);
+  r = resume_connect (listener, "127.0.0.1", &options, certificate, FALSE);
+  g_assert_no_error (r.error);
+  g_assert_true (r.offered);
+  g_assert_true (r.resumed);
+  /* the hour is up: not offered, a full handshake (fully verified) */
+  zlt_tls_stream_age_tickets (60 * G_USEC_PER_SEC);
+  r = resume_connect (listener, "127.0.0.1", &options, certificate, FALSE);
+  g_assert_no_error (r.error);
+  g_assert_false (r.offered);
+  g_assert_false (r.resumed);
+  /* that handshake's ticket is fresh */
+  r = resume_connect (listener, "127.0.0.1", &options, certificate, FALSE);
+  g_assert_no_error (r.error);
+  g_assert_true (r.offered);
+  g_assert_true (r.resumed);
+}
+
 /* Another server at the same address (another process, or a restart: another ticket key)
  * cannot take the ticket: a full handshake, fully verified. The same identity passes; a
  * certificate the pin does not match is refused, ticket or not. */
@@ -1217,6 +1257,7 @@ main (int argc, char **argv)
   g_test_add_func ("/tls-stream/data-hello", test_data_hello);
   g_test_add_func ("/tls-stream/read-ahead", test_read_ahead);
   g_test_add_func ("/tls-stream/resume", test_resume);
+  g_test_add_func ("/tls-stream/resume-expiry", test_resume_expiry);
   g_test_add_func ("/tls-stream/resume-other-server", test_resume_other_server);
   g_test_add_func ("/tls-stream/resume-trust-setting", test_resume_trust_setting);
   ret = g_test_run ();
