@@ -25,6 +25,10 @@ ZLT_AVAILABLE_IN_ALL
 gboolean zlt_hostname_pattern_is_valid (const char *pattern);
 ZLT_AVAILABLE_IN_ALL
 gboolean zlt_hostname_pattern_matches (const char *pattern, const char *hostname);
+/* Lower-cases each of @patterns in place, as validators store them; the index of the
+ * first that is not a hostname pattern, or -1 when all are. */
+ZLT_AVAILABLE_IN_ALL
+int zlt_hostname_patterns_normalize (char **patterns);
 
 ZLT_AVAILABLE_IN_ALL
 ZltGrant *zlt_grant_new (const char *name, const guint8 token_hash[ZLT_HASH_SIZE],

@@ -56,6 +56,35 @@ zlt_hostname_pattern_is_valid (const char *pattern)
   return norm != NULL && g_str_equal (norm, pattern);
 }
 
+/**
+ * zlt_hostname_patterns_normalize:
+ * @patterns: (array zero-terminated=1) (inout): hostname patterns as a token store gave
+ *   them
+ *
+ * Lower-cases each pattern in place (hostnames are compared ignoring case; grants keep
+ * them in lowercase) and checks it with zlt_hostname_pattern_is_valid(), so that token
+ * stores read hostnames= the same way.
+ *
+ * Returns: the index of the first entry that is not a hostname pattern, or -1 when all
+ *   are (also for an empty list)
+ */
+int
+zlt_hostname_patterns_normalize (char **patterns)
+{
+  g_return_val_if_fail (patterns != NULL, -1);
+
+  for (int i = 0; patterns[i] != NULL; i++)
+    {
+      char *lower = g_ascii_strdown (patterns[i], -1);
+
+      g_free (patterns[i]);
+      patterns[i] = lower;
+      if (!zlt_hostname_pattern_is_valid (lower))
+        return i;
+    }
+  return -1;
+}
+
 gboolean
 zlt_hostname_pattern_matches (const char *pattern, const char *host)
 {

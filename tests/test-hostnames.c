@@ -352,6 +352,19 @@ test_patterns (void)
   g_assert_false (zlt_hostname_pattern_matches ("*.apps.example.test", "aapps.example.test"));
   g_assert_true (zlt_hostname_pattern_matches ("example.test", "example.test"));
   g_assert_false (zlt_hostname_pattern_matches ("example.test", "a.example.test"));
+
+  /* what token stores do with hostnames=: lower-case in place, name the first bad one */
+  {
+    g_auto (GStrv) good = g_strsplit ("App.Example.TEST,*.Apps.example.test", ",", -1);
+    g_auto (GStrv) bad = g_strsplit ("a.example.test,*,b.example.test", ",", -1);
+    g_auto (GStrv) none = g_new0 (char *, 1);
+
+    g_assert_cmpint (zlt_hostname_patterns_normalize (good), ==, -1);
+    g_assert_cmpstr (good[0], ==, "app.example.test");
+    g_assert_cmpstr (good[1], ==, "*.apps.example.test");
+    g_assert_cmpint (zlt_hostname_patterns_normalize (bad), ==, 1);
+    g_assert_cmpint (zlt_hostname_patterns_normalize (none), ==, -1);
+  }
 }
 
 /* PROTOCOL-v2.md §10's test vector: Register "web" tcp 8080 → any port, HOSTNAME */

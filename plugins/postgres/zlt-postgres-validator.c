@@ -540,15 +540,8 @@ parse_hostnames (const char *text, const char *count_text, GStrv *out)
   patterns = *text == '\0' ? g_new0 (char *, 1) : g_strsplit (text, ",", -1);
   if (g_strv_length (patterns) != count)
     return FALSE;
-  for (guint i = 0; patterns[i] != NULL; i++)
-    {
-      char *lower = g_ascii_strdown (patterns[i], -1);
-
-      g_free (patterns[i]);
-      patterns[i] = lower;
-      if (!zlt_hostname_pattern_is_valid (patterns[i]))
-        return FALSE;
-    }
+  if (zlt_hostname_patterns_normalize (patterns) >= 0)
+    return FALSE;
   /* an empty array: none, as NULL */
   if (patterns[0] != NULL)
     *out = g_steal_pointer (&patterns);

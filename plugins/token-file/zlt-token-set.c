@@ -270,6 +270,7 @@ static gboolean
 parse_hostnames (const char *value, GStrv *out, GError **error)
 {
   g_auto (GStrv) patterns = g_strsplit (value, ",", -1);
+  int bad;
 
   if (*value == '\0')
     {
@@ -277,18 +278,13 @@ parse_hostnames (const char *value, GStrv *out, GError **error)
                            _ ("hostnames: empty; list hostnames or *.domain patterns"));
       return FALSE;
     }
-  for (guint i = 0; patterns[i] != NULL; i++)
+  bad = zlt_hostname_patterns_normalize (patterns);
+  if (bad >= 0)
     {
-      char *lower = g_ascii_strdown (patterns[i], -1);
-
-      g_free (patterns[i]);
-      patterns[i] = lower;
-      if (!zlt_hostname_pattern_is_valid (patterns[i]))
-        {
-          g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
-                       _ ("hostnames: entry %u is not a hostname or *. followed by one"), i + 1);
-          return FALSE;
-        }
+      g_set_error (error, ZLT_ERROR, ZLT_ERROR_INVALID_CONFIG,
+                   _ ("hostnames: entry %u is not a hostname or *. followed by one"),
+                   (guint) bad + 1);
+      return FALSE;
     }
   *out = g_steal_pointer (&patterns);
   return TRUE;
