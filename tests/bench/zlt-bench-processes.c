@@ -13,11 +13,13 @@
 #include "config.h"
 
 #include <math.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -28,10 +30,13 @@
 #include "zlt-bench-processes.h"
 #include "zlt-test-util.h"
 
-/* public ports of the two servers: outside the in-process bench's 30800-30899, the
- * tests' ranges and the ephemeral range */
-#define WS_PORT_RANGE "30900-30949"
-#define WSS_PORT_RANGE "30950-30999"
+/* public ports of the two servers: a block of PORT_BLOCK picked among PORT_BLOCKS
+ * from PORT_BLOCK_FIRST on, below the ephemeral range and the tests' ranges (28600 and
+ * up), that nothing holds when the bench starts, so that two benches on one machine
+ * take different ones; ws:// the first half, wss:// the second */
+#define PORT_BLOCK_FIRST 20000
+#define PORT_BLOCK 100
+#define PORT_BLOCKS 80
 #define START_TIMEOUT_S 15.0
 #define STOP_TIMEOUT_MS 5000
 #define SETTLE_TIMEOUT_S 5.0
@@ -324,7 +329,45 @@ typedef struct
   char *hashes_file; /* the server's token file: its SHA-256 (0600) */
   char *cert, *key, *pin;
   char *cli, *plugin_dir;
+  guint port_base; /* the public ports' block */
 } Setup;
+
+/* Whether @port is free on 127.0.0.1 for @type (bound and let go at once). */
+static gboolean
+port_free (guint16 port, int type)
+{
+  struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons (port) };
+  int fd = socket (AF_INET, type | SOCK_CLOEXEC, 0);
+  gboolean ok;
+
+  if (fd < 0)
+    return FALSE;
+  sin.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  ok = bind (fd, (struct sockaddr *) &sin, sizeof sin) == 0;
+  close (fd);
+  return ok;
+}
+
+/* The first block, starting from one the PID picks, whose TCP and UDP ports are all
+ * free now; 0 when none is. */
+static guint
+free_port_block (void)
+{
+  guint first = (guint) getpid () % PORT_BLOCKS;
+
+  for (guint i = 0; i < PORT_BLOCKS; i++)
+    {
+      guint base = PORT_BLOCK_FIRST + PORT_BLOCK * ((first + i) % PORT_BLOCKS);
+      guint port = base;
+
+      while (port < base + PORT_BLOCK && port_free (port, SOCK_STREAM)
+             && port_free (port, SOCK_DGRAM))
+        port++;
+      if (port == base + PORT_BLOCK)
+        return base;
+    }
+  return 0;
+}
 
 static gboolean
 setup_init (Setup *s, gboolean tls, GError **error)
@@ -341,6 +384,15 @@ setup_init (Setup *s, gboolean tls, GError **error)
       return FALSE;
     }
   s->plugin_dir = find_plugin_dir (s->cli);
+  s->port_base = free_port_block ();
+  if (s->port_base == 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
+                   "no block of %u free ports on 127.0.0.1 between %u and %u", PORT_BLOCK,
+                   PORT_BLOCK_FIRST, PORT_BLOCK_FIRST + PORT_BLOCK * PORT_BLOCKS - 1);
+      return FALSE;
+    }
+  bench_note ("public ports %u-%u", s->port_base, s->port_base + PORT_BLOCK - 1);
   s->dir = g_dir_make_tmp ("zlt-bench-XXXXXX", error);
   if (s->dir == NULL)
     return FALSE;
@@ -484,6 +536,8 @@ pair_start (Pair *p, PMode mode, const Setup *s, const BenchServices *services)
 {
   g_autofree char *listen_line = NULL, *url = NULL, *role = NULL;
   g_autofree char *e_sink = NULL, *e_echo = NULL, *e_http = NULL, *e_udp = NULL;
+  guint half = s->port_base + (mode == PM_WSS ? PORT_BLOCK / 2 : 0);
+  g_autofree char *port_range = g_strdup_printf ("%u-%u", half, half + PORT_BLOCK / 2 - 1);
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_autoptr (GError) error = NULL;
   const char *names[] = { "sink", "echo", "http", "uecho" };
@@ -509,7 +563,7 @@ pair_start (Pair *p, PMode mode, const Setup *s, const BenchServices *services)
   g_ptr_array_add (argv, (char *) "--token-file");
   g_ptr_array_add (argv, s->hashes_file);
   g_ptr_array_add (argv, (char *) "--port-range");
-  g_ptr_array_add (argv, (char *) (mode == PM_WSS ? WSS_PORT_RANGE : WS_PORT_RANGE));
+  g_ptr_array_add (argv, port_range);
   g_ptr_array_add (argv, (char *) "--public-bind");
   g_ptr_array_add (argv, (char *) "127.0.0.1");
   if (mode == PM_WSS)
