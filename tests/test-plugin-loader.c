@@ -175,10 +175,10 @@ test_plugin_loader_second_loader (void)
 static void
 test_plugin_loader_duplicate_copy (void)
 {
-  g_autoptr (ZltPluginLoader) first = load_good_dir ();
+  G_GNUC_UNUSED g_autoptr (ZltPluginLoader) first = load_good_dir ();
   g_autoptr (ZltPluginLoader) loader = NULL;
   g_autofree char *dir = make_dir ();
-  g_autofree char *copy = stage (dir, "libzlt-test.so", NULL, 0644);
+  G_GNUC_UNUSED g_autofree char *copy = stage (dir, "libzlt-test.so", NULL, 0644);
 
   /* another file of the same name would register the same type names again */
   loader = zlt_plugin_loader_new (dir);
@@ -193,10 +193,13 @@ test_plugin_loader_unsafe_files (void)
 {
   g_autoptr (ZltPluginLoader) loader = NULL;
   g_autofree char *dir = make_dir ();
-  g_autofree char *ww = stage (dir, "libzlt-test.so", "libzlt-world-writable.so", 0666);
-  g_autofree char *gw = stage (dir, "libzlt-test.so", "libzlt-group-writable.so", 0664);
+  G_GNUC_UNUSED g_autofree char *ww
+      = stage (dir, "libzlt-test.so", "libzlt-world-writable.so", 0666);
+  G_GNUC_UNUSED g_autofree char *gw
+      = stage (dir, "libzlt-test.so", "libzlt-group-writable.so", 0664);
   g_autofree char *subdir = g_build_filename (dir, "libzlt-directory.so", NULL);
-  g_autofree char *ignored = stage (dir, "libzlt-test.so", "zlt-not-named-right.so", 0644);
+  G_GNUC_UNUSED g_autofree char *ignored
+      = stage (dir, "libzlt-test.so", "zlt-not-named-right.so", 0644);
   gboolean check_owner = geteuid () == 0;
 
   g_assert_cmpint (g_mkdir (subdir, 0755), ==, 0);
@@ -229,7 +232,7 @@ test_plugin_loader_env (void)
 {
   g_autofree char *saved = g_strdup (g_getenv ("ZLT_PLUGIN_DIR"));
   g_autofree char *dir = make_dir ();
-  g_autofree char *ww = stage (dir, "libzlt-test.so", "libzlt-env.so", 0666);
+  G_GNUC_UNUSED g_autofree char *ww = stage (dir, "libzlt-test.so", "libzlt-env.so", 0666);
   g_autoptr (ZltPluginLoader) from_env = NULL;
   g_autoptr (ZltPluginLoader) from_arg = NULL;
   g_autoptr (ZltPluginLoader) fallback = NULL;
@@ -262,7 +265,8 @@ test_plugin_loader_search_path (void)
 {
   g_autofree char *saved = g_strdup (g_getenv ("ZLT_PLUGIN_DIR"));
   g_autofree char *first = make_dir ();
-  g_autofree char *shadow = stage (first, "libzlt-badabi.so", "libzlt-garbage.so", 0644);
+  G_GNUC_UNUSED g_autofree char *shadow
+      = stage (first, "libzlt-badabi.so", "libzlt-garbage.so", 0644);
   g_autofree char *path = g_strjoin (G_SEARCHPATH_SEPARATOR_S, first, "", plugin_dir, first, NULL);
   g_autofree char *missing_path
       = g_strjoin (G_SEARCHPATH_SEPARATOR_S, plugin_dir, "/nonexistent/zlt-plugins", NULL);

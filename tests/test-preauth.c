@@ -1296,7 +1296,6 @@ static void
 test_hostile_load (void)
 {
   ZltTestHarness h;
-  g_autoptr (GError) error = NULL;
   g_autofree char *cert_file = NULL;
   g_autofree char *key_file = NULL;
   g_autoptr (GBytes) hello = NULL;

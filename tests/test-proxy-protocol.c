@@ -423,7 +423,6 @@ static void
 start_haproxy (Fixture *f)
 {
   g_autofree char *path = g_build_filename (f->h.tmpdir, "haproxy.cfg", NULL);
-  g_autofree char *port = NULL;
   g_autofree char *cfg = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (GSubprocessLauncher) launcher = NULL;

@@ -251,7 +251,6 @@ static void
 fixture_setup (Fixture *f, gconstpointer data)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GSocketAddress) local = NULL;
 
   f->loader = zlt_plugin_loader_new (NULL);
   g_assert_true (zlt_plugin_loader_load_all (f->loader, &error));

@@ -643,7 +643,7 @@ test_config (Fixture *f, gconstpointer data)
   f->loader = zlt_plugin_loader_new (NULL);
   zlt_plugin_loader_load_all (f->loader, NULL);
   {
-    g_autoptr (ZltValidator) validator = configured (f);
+    G_GNUC_UNUSED g_autoptr (ZltValidator) validator = configured (f);
   }
 }
 
@@ -653,8 +653,6 @@ static void
 test_server (Fixture *f, gconstpointer data)
 {
   ZltTestHarness h;
-  g_autoptr (ZltClientConfig) config = NULL;
-  g_autoptr (GError) error = NULL;
   ZltTestTransfer t = { 0 };
   GThread *thread;
   ZltService *refused;
