@@ -331,11 +331,7 @@ queue_ack (ZltAgent *self, const ZltUuid *connection_id)
     }
   if (self->acks_flush != NULL)
     return;
-  self->acks_flush = g_idle_source_new ();
-  g_source_set_priority (self->acks_flush, G_PRIORITY_LOW);
-  g_source_set_static_name (self->acks_flush, "zlt-agent-acks");
-  g_source_set_callback (self->acks_flush, on_acks_flush, self, NULL);
-  g_source_attach (self->acks_flush, g_main_context_get_thread_default ());
+  self->acks_flush = zlt_low_idle_source_attach (on_acks_flush, self, "zlt-agent-acks");
 }
 
 /* Acks of a session that ended are for no one. */

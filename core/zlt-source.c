@@ -26,6 +26,31 @@ zlt_timeout_source_attach (guint interval_ms, GSourceFunc func, gpointer data)
 }
 
 /**
+ * zlt_low_idle_source_attach:
+ * @func: (scope forever): called when the context has nothing more urgent to dispatch,
+ *   until it returns %G_SOURCE_REMOVE or the source is destroyed
+ * @data: (closure func): data for @func
+ * @name: (nullable): a static name for the source, for profiles
+ *
+ * A %G_PRIORITY_LOW idle attached to the thread-default context: work that may wait
+ * until what is ready now (first bytes, relays) has run.
+ *
+ * Returns: (transfer full): the attached source; destroy it with zlt_source_clear()
+ */
+GSource *
+zlt_low_idle_source_attach (GSourceFunc func, gpointer data, const char *name)
+{
+  GSource *source = g_idle_source_new ();
+
+  g_source_set_priority (source, G_PRIORITY_LOW);
+  if (name != NULL)
+    g_source_set_static_name (source, name);
+  g_source_set_callback (source, func, data, NULL);
+  g_source_attach (source, g_main_context_get_thread_default ());
+  return source;
+}
+
+/**
  * zlt_source_clear:
  * @source: (inout) (nullable): a source, or %NULL
  *

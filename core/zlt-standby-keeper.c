@@ -350,10 +350,7 @@ schedule_fill (ZltStandbyKeeper *self)
 {
   if (self->fill != NULL || !self->running)
     return;
-  self->fill = g_idle_source_new ();
-  g_source_set_priority (self->fill, G_PRIORITY_LOW);
-  g_source_set_callback (self->fill, on_fill, self, NULL);
-  g_source_attach (self->fill, g_main_context_get_thread_default ());
+  self->fill = zlt_low_idle_source_attach (on_fill, self, "zlt-standby-fill");
 }
 
 void
