@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -1431,11 +1432,15 @@ test_linger (gconstpointer data)
   g_autoptr (Endpoint) server = NULL;
   g_autofree char *want = sha256_of (NULL, up);
   struct linger lg;
-  int small = 4096;
+  /* small enough that the upload cannot all be in the server's receive queue, large
+   * enough that TCP's window opens by whole segments: a few KiB against loopback's 64 KiB
+   * MSS left the sender in zero-window probes, 6 s per case */
+  int small = 65536;
+  int queued_at_server = 0;
 
   fixture_init (&f, mode, 0);
-  /* the server takes almost nothing until resumed: the upload ends up queued in the
-   * relay's socket to it when the relay ends */
+  /* the server takes nothing until resumed: the upload ends up queued in the relay's
+   * socket to it when the relay ends */
   g_socket_set_option (conn_socket (f.server), SOL_SOCKET, SO_RCVBUF, small, NULL);
   g_socket_set_option (conn_socket (f.relay_b), SOL_SOCKET, SO_SNDBUF, 4 * 1024 * 1024, NULL);
   lg = get_linger (f.relay_a);
@@ -1459,6 +1464,12 @@ test_linger (gconstpointer data)
   g_assert_no_error (f.error);
   g_assert_cmpuint (f.final_ab, ==, size);
   g_assert_cmpuint (server->received, <, size);
+  /* what the server's kernel holds is less than the upload: the rest was still queued
+   * in the relay's socket when the relay ended, and must arrive all the same */
+  g_assert_cmpint (ioctl (conn_fd (f.server), FIONREAD, &queued_at_server), ==, 0);
+  g_test_message ("at the relay's end the server held %d of %" G_GSIZE_FORMAT " bytes",
+                  queued_at_server, size);
+  g_assert_cmpuint (server->received + queued_at_server, <, size);
   /* the sockets the relay did not close itself have linger off again */
   if (mode != MODE_ZERO_COPY)
     {
